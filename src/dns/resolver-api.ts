@@ -1,0 +1,51 @@
+// Public types of the in-process resolver API (`Resolver.resolve`), kept apart from the
+// implementation so the policy service and the CLI can depend on the contract alone.
+import type { Name, ResourceRecord } from './wire/types.js';
+
+/** One answer record in typed form (rdata decoded through dns/wire). */
+export interface TypedRecord {
+  /** Owner name, escaped presentation form with trailing dot. */
+  name: Name;
+  /** Mnemonic type ("A", "TXT", "TYPE65534"). */
+  type: string;
+  ttl: number;
+  /**
+   * Decoded rdata: A/AAAA -> address string; TXT -> string[] (one per character-string, latin1);
+   * NS/CNAME/PTR/DNAME -> name string; MX -> { preference, exchange }; SOA -> { mname, rname,
+   * serial, refresh, retry, expire, minimum }; SRV -> { priority, weight, port, target };
+   * other types -> the presentation text of the rdata.
+   */
+  data: unknown;
+}
+
+/** Where an answer came from. */
+export type AnswerSource = 'cache' | 'recursion' | 'local' | 'stale';
+
+export interface ResolveOptions {
+  /** Total time budget for this resolution in milliseconds; SERVFAIL with reason 'deadline' after it. */
+  deadlineMs?: number;
+  /** false: never answer from stale data for this call (DNSBL/DNSWL lookups). Default: config. */
+  allowStale?: boolean;
+}
+
+/**
+ * Result of a resolution. NXDOMAIN and NODATA are values (rcode 3, or rcode 0 with no records of
+ * the type), never exceptions. On failure rcode is SERVFAIL (2) and `failure` says why.
+ */
+export interface ResolveResult {
+  rcode: number;
+  /** Records of the asked type at the end of any CNAME/DNAME chain, typed. */
+  records: TypedRecord[];
+  /** The whole answer section (CNAME/DNAME chain included), wire form. */
+  answers: ResourceRecord[];
+  /** Authority section for negative answers (the SOA), wire form. */
+  authorities: ResourceRecord[];
+  /** Smallest TTL in the answer (negative TTL for NXDOMAIN/NODATA), seconds. */
+  ttlSec: number;
+  source: AnswerSource;
+  /** Why the answer is SERVFAIL: 'deadline', 'limit-cname', 'limit-referrals', 'limit-queries', 'no-servers', 'lame', ... */
+  failure?: string;
+}
+
+/** The function shape the policy service depends on. */
+export type ResolveFn = (name: string, type: string | number, opts?: ResolveOptions) => Promise<ResolveResult>;

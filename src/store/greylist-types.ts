@@ -1,0 +1,89 @@
+// The greylist store contract: the records the policy service keeps and the interface it reaches
+// the store through. Records are mergeable state (DESIGN.md s4), so replicas converge whatever the
+// order, duplication or replay of updates: first = min, last = max, per-node counters = max per node.
+
+/** Greylist triplet state (client net, normalised sender, recipient). Times are Clock ms. */
+export interface TripletRecord {
+  /** Earliest time any node saw this triplet (merge: min). */
+  firstSeenMs: number;
+  /** Latest time any node saw this triplet (merge: max). */
+  lastSeenMs: number;
+  /** Earliest time a retry was accepted after the delay, or 0 when never (merge: min over non-zero). */
+  passedAtMs: number;
+  /** Accepted retries counted per node id (merge: max per node); total = sum. */
+  passes: Record<string, number>;
+}
+
+/** Client auto-whitelist state, per full client IP. */
+export interface ClientRecord {
+  firstSeenMs: number;
+  lastSeenMs: number;
+  /** Last time this node counted a pass for this client (postgrey counts at most one per hour), merge: max. */
+  lastCountedMs: number;
+  /** Passes counted per node id (merge: max per node); auto-whitelisted when the sum reaches N. */
+  passes: Record<string, number>;
+}
+
+/** What one decision wants to write; both optional. */
+export interface GreylistUpdate {
+  triplet?: TripletRecord;
+  client?: ClientRecord;
+}
+
+/**
+ * The policy service's view of the store. Contract: `transact` reads both records, calls `decide`
+ * synchronously, and writes what it returns (plus the replication log entries) in ONE LMDB
+ * transaction; it resolves with decide's result. Any store failure (cannot open, map full, I/O
+ * error, corrupt record) rejects with a StoreError (STORE_ERR_*): the caller fails open. Writes
+ * are durable at the next background sync, never fsync'd per decision.
+ */
+export interface GreylistStore {
+  transact<T>(
+    tripletKey: string,
+    clientKey: string,
+    decide: (triplet: TripletRecord | undefined, client: ClientRecord | undefined) => { update: GreylistUpdate; result: T },
+  ): Promise<T>;
+  /** Read-only lookup for `mxsentry check` and the CLI. */
+  read(tripletKey: string, clientKey: string): Promise<{ triplet: TripletRecord | undefined; client: ClientRecord | undefined }>;
+  /** True while the store is open and healthy; false after a failure until it recovers. */
+  isHealthy(): boolean;
+}
+
+/** Merge two triplet records (commutative, associative, idempotent). */
+export function mergeTriplet(a: TripletRecord, b: TripletRecord): TripletRecord {
+  return {
+    firstSeenMs: Math.min(a.firstSeenMs, b.firstSeenMs),
+    lastSeenMs: Math.max(a.lastSeenMs, b.lastSeenMs),
+    passedAtMs: minNonZero(a.passedAtMs, b.passedAtMs),
+    passes: mergeCounters(a.passes, b.passes),
+  };
+}
+
+/** Merge two client records (commutative, associative, idempotent). */
+export function mergeClient(a: ClientRecord, b: ClientRecord): ClientRecord {
+  return {
+    firstSeenMs: Math.min(a.firstSeenMs, b.firstSeenMs),
+    lastSeenMs: Math.max(a.lastSeenMs, b.lastSeenMs),
+    lastCountedMs: Math.max(a.lastCountedMs, b.lastCountedMs),
+    passes: mergeCounters(a.passes, b.passes),
+  };
+}
+
+/** Sum of per-node counters. */
+export function totalPasses(passes: Record<string, number>): number {
+  let sum = 0;
+  for (const n of Object.values(passes)) sum += n;
+  return sum;
+}
+
+function minNonZero(a: number, b: number): number {
+  if (a === 0) return b;
+  if (b === 0) return a;
+  return Math.min(a, b);
+}
+
+function mergeCounters(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = { ...a };
+  for (const [node, n] of Object.entries(b)) out[node] = Math.max(out[node] ?? 0, n);
+  return out;
+}
