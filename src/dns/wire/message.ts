@@ -1,0 +1,554 @@
+// The DNS message codec: our own structural walk of RFC 1035 section 4 (decode), an encoder with
+// name compression and truncation, FORMERR/REFUSED replies built from raw bytes, and the packet
+// cache's fast query key. Called by dns/server, dns/transport, dns/cache and dns/iterator.
+// Must never allocate from header counts, never throw anything but DnsError on network input, and
+// never compress names inside rdata of types other than the RFC 1035 ones (RFC 3597 section 4).
+import { DnsError } from '../../util/errors.js';
+import { canonicalName, ESCAPED_LOWER, labelStarts, readWireName, wireLength } from './name.js';
+import type { EncodedMessage, Flags, Message, Name, QueryKey, Question, ResourceRecord } from './types.js';
+
+const HEADER = 12;
+const TYPE_OPT = 41;
+const MAX_MESSAGE = 65535;
+/** Compression pointers carry 14 bits of offset. */
+const MAX_POINTER_TARGET = 0x3fff;
+/** Default EDNS buffer we advertise in error replies (DNS flag day 2020). */
+const ERROR_REPLY_UDP_SIZE = 1232;
+
+/**
+ * Layout of rdata that contains domain names: 'n' is a name, a number is that many fixed bytes.
+ * RFC 1035 types plus those RFC 3597 section 4 says receivers should decompress (RP, AFSDB, RT,
+ * PX, SRV, DNAME (RFC 6672), KX (RFC 2230)).
+ */
+const NAME_LAYOUTS: ReadonlyMap<number, readonly ('n' | number)[]> = new Map<number, ('n' | number)[]>([
+  [2, ['n']], // NS
+  [3, ['n']], // MD
+  [4, ['n']], // MF
+  [5, ['n']], // CNAME
+  [6, ['n', 'n', 20]], // SOA
+  [7, ['n']], // MB
+  [8, ['n']], // MG
+  [9, ['n']], // MR
+  [12, ['n']], // PTR
+  [14, ['n', 'n']], // MINFO
+  [15, [2, 'n']], // MX
+  [17, ['n', 'n']], // RP
+  [18, [2, 'n']], // AFSDB
+  [21, [2, 'n']], // RT
+  [26, [2, 'n', 'n']], // PX
+  [33, [6, 'n']], // SRV
+  [36, [2, 'n']], // KX
+  [39, ['n']], // DNAME
+]);
+
+/** RFC 1035 types whose rdata names may be compressed on output (RFC 3597 section 4). */
+const COMPRESSIBLE_RDATA = new Set([2, 3, 4, 5, 6, 7, 8, 9, 12, 14, 15]);
+
+function formerr(message: string, cause?: unknown): DnsError {
+  return new DnsError('DNS_ERR_FORMERR', message, cause === undefined ? undefined : { cause });
+}
+
+function flagsFromWord(w: number): Flags {
+  return {
+    qr: (w & 0x8000) !== 0,
+    opcode: (w >> 11) & 0xf,
+    aa: (w & 0x0400) !== 0,
+    tc: (w & 0x0200) !== 0,
+    rd: (w & 0x0100) !== 0,
+    ra: (w & 0x0080) !== 0,
+    z: (w & 0x0040) !== 0,
+    ad: (w & 0x0020) !== 0,
+    cd: (w & 0x0010) !== 0,
+  };
+}
+
+function flagsToWord(f: Flags, rcode: number): number {
+  return (
+    (f.qr ? 0x8000 : 0) |
+    ((f.opcode & 0xf) << 11) |
+    (f.aa ? 0x0400 : 0) |
+    (f.tc ? 0x0200 : 0) |
+    (f.rd ? 0x0100 : 0) |
+    (f.ra ? 0x0080 : 0) |
+    (f.z ? 0x0040 : 0) |
+    (f.ad ? 0x0020 : 0) |
+    (f.cd ? 0x0010 : 0) |
+    (rcode & 0xf)
+  );
+}
+
+function u16(buf: Uint8Array, off: number): number {
+  return ((buf[off] as number) << 8) | (buf[off + 1] as number);
+}
+
+function u32(buf: Uint8Array, off: number): number {
+  return (((buf[off] as number) << 24) | ((buf[off + 1] as number) << 16) | ((buf[off + 2] as number) << 8) | (buf[off + 3] as number)) >>> 0;
+}
+
+/** Header fields, or null when the buffer is shorter than a header. `rcode` is the 4 header bits. */
+export function peekHeader(buf: Uint8Array): {
+  id: number;
+  flags: Flags;
+  rcode: number;
+  qdcount: number;
+  ancount: number;
+  nscount: number;
+  arcount: number;
+} | null {
+  if (buf.length < HEADER) return null;
+  const w = u16(buf, 2);
+  return {
+    id: u16(buf, 0),
+    flags: flagsFromWord(w),
+    rcode: w & 0xf,
+    qdcount: u16(buf, 4),
+    ancount: u16(buf, 6),
+    nscount: u16(buf, 8),
+    arcount: u16(buf, 10),
+  };
+}
+
+/** Validates the (code, length, data)* option list of an OPT record (RFC 6891 section 6.1.2). */
+function optionsWellFormed(buf: Uint8Array, start: number, end: number): boolean {
+  let pos = start;
+  while (pos < end) {
+    if (pos + 4 > end) return false;
+    pos += 4 + u16(buf, pos + 2);
+  }
+  return pos === end;
+}
+
+/**
+ * Re-emits name-bearing rdata uncompressed (names expanded, case kept) and checks it has exactly
+ * the type's structure; names may point anywhere earlier in the message.
+ */
+function expandRdata(buf: Uint8Array, start: number, end: number, layout: readonly ('n' | number)[], type: number): Buffer {
+  const parts: Buffer[] = [];
+  let pos = start;
+  for (const field of layout) {
+    if (field === 'n') {
+      const { name, end: nameEnd } = readWireName(buf, pos);
+      if (nameEnd > end) throw formerr(`name in rdata of type ${type} at ${pos} runs past the rdata`);
+      const wl = wireLength(name);
+      // Uncompressed as received: copy the bytes; otherwise rebuild from the expanded name.
+      parts.push(nameEnd - pos === wl ? Buffer.from(buf.subarray(pos, nameEnd)) : nameWire(name, wl));
+      pos = nameEnd;
+    } else {
+      if (pos + field > end) throw formerr(`rdata of type ${type} at ${start} is too short`);
+      parts.push(Buffer.from(buf.subarray(pos, pos + field)));
+      pos += field;
+    }
+  }
+  if (pos !== end) throw formerr(`rdata of type ${type} at ${start} has ${end - pos} extra bytes`);
+  return parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
+}
+
+/** Wire form of a Name produced by readWireName (trusted, so no validation). */
+function nameWire(name: Name, length: number): Buffer {
+  const out = Buffer.allocUnsafe(length);
+  const w = new Writer(out);
+  w.writeName(name, false, false);
+  return out;
+}
+
+/**
+ * Decodes a whole message with our own walk of the wire format.
+ * RR TTLs with the top bit set are read as 0 (RFC 2181 section 8).
+ * @throws DnsError DNS_ERR_FORMERR with a precise message on anything malformed: counts that
+ *   cannot fit, truncated or bad names, bad rdata structure, misplaced/duplicate/non-root OPT,
+ *   malformed OPT options, trailing bytes after the last record.
+ */
+export function decodeMessage(buf: Uint8Array): Message {
+  const h = peekHeader(buf);
+  if (!h) throw formerr(`message of ${buf.length} bytes is shorter than the 12-byte header`);
+  const rrCount = h.ancount + h.nscount + h.arcount;
+  // Smallest question: root name + type + class = 5 bytes; smallest RR: 11 bytes.
+  if (h.qdcount * 5 + rrCount * 11 > buf.length - HEADER) {
+    throw formerr(`header counts (qd=${h.qdcount} an=${h.ancount} ns=${h.nscount} ar=${h.arcount}) cannot fit in ${buf.length} bytes`);
+  }
+  let pos = HEADER;
+  const questions: Question[] = [];
+  for (let i = 0; i < h.qdcount; i++) {
+    const { name, end } = readWireName(buf, pos);
+    if (end + 4 > buf.length) throw formerr(`question ${i} is truncated`);
+    questions.push({ name, type: u16(buf, end), class: u16(buf, end + 2) });
+    pos = end + 4;
+  }
+  const answers: ResourceRecord[] = [];
+  const authorities: ResourceRecord[] = [];
+  const additionals: ResourceRecord[] = [];
+  let edns: Message['edns'] = null;
+  let rcode = h.rcode;
+  for (let i = 0; i < rrCount; i++) {
+    const section = i < h.ancount ? answers : i < h.ancount + h.nscount ? authorities : additionals;
+    const { name, end } = readWireName(buf, pos);
+    if (end + 10 > buf.length) throw formerr(`record ${i} header is truncated`);
+    const type = u16(buf, end);
+    const klass = u16(buf, end + 2);
+    const ttlRaw = u32(buf, end + 4);
+    const rdlen = u16(buf, end + 8);
+    const rdStart = end + 10;
+    const rdEnd = rdStart + rdlen;
+    if (rdEnd > buf.length) throw formerr(`rdata of record ${i} (type ${type}) runs past the end of the message`);
+    pos = rdEnd;
+    if (type === TYPE_OPT) {
+      // RFC 6891 section 6.1.1: one OPT, in the additional section, owned by the root.
+      if (section !== additionals) throw formerr('OPT record outside the additional section');
+      if (edns) throw formerr('more than one OPT record');
+      if (name !== '.') throw formerr('OPT record with a non-root owner name');
+      if (!optionsWellFormed(buf, rdStart, rdEnd)) throw formerr('malformed EDNS options in OPT record');
+      rcode = ((ttlRaw >>> 24) << 4) | h.rcode;
+      edns = {
+        udpSize: klass,
+        version: (ttlRaw >>> 16) & 0xff,
+        dnssecOk: (ttlRaw & 0x8000) !== 0,
+        options: Buffer.from(buf.subarray(rdStart, rdEnd)),
+      };
+      continue;
+    }
+    const layout = NAME_LAYOUTS.get(type);
+    const rdata = layout ? expandRdata(buf, rdStart, rdEnd, layout, type) : Buffer.from(buf.subarray(rdStart, rdEnd));
+    section.push({ name, type, class: klass, ttl: ttlRaw > 0x7fffffff ? 0 : ttlRaw, rdata });
+  }
+  if (pos !== buf.length) throw formerr(`${buf.length - pos} bytes of trailing data after the last record`);
+  return { id: h.id, flags: h.flags, rcode, questions, answers, authorities, additionals, edns };
+}
+
+/** Output buffer with name compression state (canonical suffix -> offset). */
+class Writer {
+  off = 0;
+  private readonly comp = new Map<string, number>();
+  constructor(readonly buf: Buffer) {}
+
+  u8(v: number): void {
+    this.buf[this.off++] = v;
+  }
+  u16(v: number): void {
+    this.buf.writeUInt16BE(v & 0xffff, this.off);
+    this.off += 2;
+  }
+  u32(v: number): void {
+    this.buf.writeUInt32BE(v >>> 0, this.off);
+    this.off += 4;
+  }
+  bytes(b: Uint8Array): void {
+    this.buf.set(b, this.off);
+    this.off += b.length;
+  }
+
+  /**
+   * Writes an escaped Name. With `compress`, the longest already-written suffix (matched on the
+   * canonical form, RFC 1035 section 4.1.4 and RFC 4343) becomes a pointer; with `register`,
+   * suffixes written here become pointer targets.
+   */
+  writeName(name: Name, compress: boolean, register: boolean): void {
+    if (name === '.') {
+      this.u8(0);
+      return;
+    }
+    const starts = labelStarts(name);
+    const canon = compress || register ? canonicalName(name) : name;
+    for (let li = 0; li < starts.length; li++) {
+      const start = starts[li] as number;
+      if (compress || register) {
+        const suffix = canon.slice(start);
+        if (compress) {
+          const target = this.comp.get(suffix);
+          if (target !== undefined) {
+            this.u16(0xc000 | target);
+            return;
+          }
+        }
+        if (register && this.off <= MAX_POINTER_TARGET && !this.comp.has(suffix)) this.comp.set(suffix, this.off);
+      }
+      const stop = li + 1 < starts.length ? (starts[li + 1] as number) - 1 : name.length - 1;
+      this.writeLabel(name, start, stop);
+    }
+    this.u8(0);
+  }
+
+  /** Writes one escaped label (name[start, stop)) as length + bytes. */
+  private writeLabel(name: Name, start: number, stop: number): void {
+    const lenAt = this.off++;
+    for (let i = start; i < stop; i++) {
+      const c = name.charCodeAt(i);
+      if (c === 0x5c) {
+        const next = name.charCodeAt(i + 1);
+        if (next >= 0x30 && next <= 0x39) {
+          this.buf[this.off++] = Number(name.slice(i + 1, i + 4));
+          i += 3;
+        } else {
+          this.buf[this.off++] = next;
+          i += 1;
+        }
+      } else {
+        this.buf[this.off++] = c;
+      }
+    }
+    const len = this.off - lenAt - 1;
+    if (len === 0 || len > 63) throw new DnsError('DNS_ERR_BAD_NAME', `cannot encode name ${JSON.stringify(name)}: label of ${len} bytes`);
+    this.buf[lenAt] = len;
+  }
+
+  /**
+   * Writes rdata. Name-bearing types are walked so their names can be compressed (RFC 1035
+   * types only) or at least be pointer targets; anything else is copied verbatim.
+   */
+  writeRdata(type: number, rdata: Buffer): void {
+    const layout = COMPRESSIBLE_RDATA.has(type) ? NAME_LAYOUTS.get(type) : undefined;
+    if (!layout) {
+      this.bytes(rdata);
+      return;
+    }
+    const names: (Name | null)[] = [];
+    let pos = 0;
+    try {
+      for (const field of layout) {
+        if (field === 'n') {
+          const r = readWireName(rdata, pos, { allowPointers: false });
+          names.push(r.name);
+          pos = r.end;
+        } else {
+          names.push(null);
+          pos += field;
+        }
+      }
+    } catch (err) {
+      // rdata that does not have its type's structure cannot be compressed: it goes out
+      // verbatim, exactly as it came in (the decoder never produces such rdata).
+      if (!(err instanceof DnsError)) throw err;
+      this.bytes(rdata);
+      return;
+    }
+    if (pos !== rdata.length) {
+      this.bytes(rdata);
+      return;
+    }
+    pos = 0;
+    for (let i = 0; i < layout.length; i++) {
+      const field = layout[i] as 'n' | number;
+      if (field === 'n') {
+        const name = names[i] as Name;
+        this.writeName(name, true, true);
+        pos += wireLength(name);
+      } else {
+        this.bytes(rdata.subarray(pos, pos + field));
+        pos += field;
+      }
+    }
+  }
+}
+
+function checkedWireLength(name: Name): number {
+  const n = wireLength(name);
+  if (n > 255) throw new DnsError('DNS_ERR_BAD_NAME', `cannot encode name ${JSON.stringify(name)}: ${n} bytes in wire form`);
+  return n;
+}
+
+interface EncodeParts {
+  withAdditional: boolean;
+  withRecords: boolean;
+}
+
+function encodeParts(msg: Message, parts: EncodeParts, tc: boolean): { bytes: Buffer; ttlOffsets: number[] } {
+  const answers = parts.withRecords ? msg.answers : [];
+  const authorities = parts.withRecords ? msg.authorities : [];
+  const additionals = parts.withRecords && parts.withAdditional ? msg.additionals : [];
+  let bound = HEADER;
+  for (const q of msg.questions) bound += checkedWireLength(q.name) + 4;
+  for (const list of [answers, authorities, additionals]) {
+    for (const rr of list) bound += checkedWireLength(rr.name) + 10 + rr.rdata.length;
+  }
+  if (msg.edns) bound += 11 + msg.edns.options.length;
+  const arcount = additionals.length + (msg.edns ? 1 : 0);
+  for (const [what, n] of [['questions', msg.questions.length], ['answers', answers.length], ['authorities', authorities.length], ['additionals', arcount]] as const) {
+    if (n > 0xffff) throw new DnsError('DNS_ERR_TOO_BIG', `cannot encode ${n} ${what} (at most 65535)`);
+  }
+  if (msg.rcode > 0xf && !msg.edns) {
+    throw new DnsError('DNS_ERR_BAD_RCODE', `rcode ${msg.rcode} needs EDNS (RFC 6891 extended rcode) but the message has none`);
+  }
+  if (msg.rcode < 0 || msg.rcode > 0xfff) throw new DnsError('DNS_ERR_BAD_RCODE', `rcode ${msg.rcode} out of range`);
+
+  const w = new Writer(Buffer.allocUnsafe(bound));
+  w.u16(msg.id);
+  w.u16(flagsToWord({ ...msg.flags, tc: msg.flags.tc || tc }, msg.rcode));
+  w.u16(msg.questions.length);
+  w.u16(answers.length);
+  w.u16(authorities.length);
+  w.u16(arcount);
+  for (const q of msg.questions) {
+    w.writeName(q.name, true, true);
+    w.u16(q.type);
+    w.u16(q.class);
+  }
+  const ttlOffsets: number[] = [];
+  for (const list of [answers, authorities, additionals]) {
+    for (const rr of list) {
+      w.writeName(rr.name, true, true);
+      w.u16(rr.type);
+      w.u16(rr.class);
+      ttlOffsets.push(w.off);
+      // RFC 2181 section 8: TTLs are 0..2^31-1.
+      w.u32(Math.min(Math.max(Math.floor(rr.ttl), 0), 0x7fffffff));
+      const lenAt = w.off;
+      w.off += 2;
+      w.writeRdata(rr.type, rr.rdata);
+      const rdlen = w.off - lenAt - 2;
+      if (rdlen > 0xffff) throw new DnsError('DNS_ERR_TOO_BIG', `rdata of ${rdlen} bytes`);
+      w.buf.writeUInt16BE(rdlen, lenAt);
+    }
+  }
+  if (msg.edns) {
+    const e = msg.edns;
+    w.u8(0);
+    w.u16(TYPE_OPT);
+    w.u16(e.udpSize);
+    // RFC 6891 section 6.1.3: EXTENDED-RCODE (upper 8 of 12 bits), VERSION, DO, Z.
+    w.u32((((msg.rcode >> 4) & 0xff) << 24) | ((e.version & 0xff) << 16) | (e.dnssecOk ? 0x8000 : 0));
+    w.u16(e.options.length);
+    w.bytes(e.options);
+  }
+  return { bytes: Buffer.from(w.buf.subarray(0, w.off)), ttlOffsets };
+}
+
+/**
+ * Encodes a message with name compression. With `maxSize` (and always at 65535), an oversized
+ * message first loses its additional section (OPT kept, no TC, RFC 2181 section 9); if still
+ * too big, only header, question and OPT remain and TC is set.
+ * @throws DnsError DNS_ERR_BAD_NAME (unencodable name), DNS_ERR_TOO_BIG (section over 65535
+ *   records), DNS_ERR_BAD_RCODE (rcode > 15 without EDNS).
+ */
+export function encodeMessage(msg: Message, opts?: { maxSize?: number }): EncodedMessage {
+  const maxSize = Math.min(opts?.maxSize ?? MAX_MESSAGE, MAX_MESSAGE);
+  const full = encodeParts(msg, { withAdditional: true, withRecords: true }, false);
+  if (full.bytes.length <= maxSize) return { ...full, truncated: false };
+  if (msg.additionals.length > 0) {
+    const lean = encodeParts(msg, { withAdditional: false, withRecords: true }, false);
+    if (lean.bytes.length <= maxSize) return { ...lean, truncated: false };
+  }
+  const cut = encodeParts(msg, { withAdditional: false, withRecords: false }, true);
+  return { ...cut, truncated: true };
+}
+
+/**
+ * Builds a reply to a query that could not be (or will not be) answered: FORMERR, REFUSED,
+ * NOTIMP, SERVFAIL, BADVERS. Copies ID, opcode, RD and CD, sets QR; carries the question when
+ * qdcount is 1 and it is readable; carries an OPT (udp 1232) when the query had a readable one
+ * (always when the rcode needs extended bits). Null when the header is unreadable or QR=1.
+ */
+export function encodeErrorResponse(query: Uint8Array, rcode: number): Buffer | null {
+  const h = peekHeader(query);
+  if (!h || h.flags.qr) return null;
+  let question: Question | null = null;
+  let questionEnd = -1;
+  if (h.qdcount === 1) {
+    try {
+      const { name, end } = readWireName(query, HEADER);
+      if (end + 4 <= query.length) {
+        question = { name, type: u16(query, end), class: u16(query, end + 2) };
+        questionEnd = end + 4;
+      }
+    } catch (err) {
+      // An unreadable question is expected here (this builds FORMERR replies): answer without it.
+      if (!(err instanceof DnsError)) throw err;
+    }
+  }
+  const hasOpt = queryHasReadableOpt(query, h, questionEnd);
+  const msg: Message = {
+    id: h.id,
+    flags: { qr: true, opcode: h.flags.opcode, aa: false, tc: false, rd: h.flags.rd, ra: false, z: false, ad: false, cd: h.flags.cd },
+    rcode,
+    questions: question ? [question] : [],
+    answers: [],
+    authorities: [],
+    additionals: [],
+    edns: hasOpt || rcode > 0xf ? { udpSize: ERROR_REPLY_UDP_SIZE, version: 0, dnssecOk: false, options: Buffer.alloc(0) } : null,
+  };
+  return encodeMessage(msg).bytes;
+}
+
+/**
+ * Whether the query carries a readable OPT: the common shape (one question, then the OPT ending
+ * the packet) is read directly; any other shape (e.g. a cookie-only query with QDCOUNT 0, RFC 7873
+ * section 5.4) takes a full decode, and a query that does not decode has no readable OPT.
+ */
+function queryHasReadableOpt(query: Uint8Array, h: NonNullable<ReturnType<typeof peekHeader>>, questionEnd: number): boolean {
+  if (h.arcount === 0) return false;
+  if (questionEnd > 0 && h.ancount === 0 && h.nscount === 0 && h.arcount === 1 && readOpt(query, questionEnd)) return true;
+  try {
+    return decodeMessage(query).edns !== null;
+  } catch (err) {
+    if (!(err instanceof DnsError)) throw err;
+    return false;
+  }
+}
+
+/** Reads an OPT RR at `pos` that must end the packet; null unless it is well-formed. */
+function readOpt(buf: Uint8Array, pos: number): { udpSize: number; ttl: number } | null {
+  if (pos + 11 > buf.length) return null;
+  if (buf[pos] !== 0 || u16(buf, pos + 1) !== TYPE_OPT) return null;
+  const rdStart = pos + 11;
+  if (rdStart + u16(buf, pos + 9) !== buf.length) return null;
+  if (!optionsWellFormed(buf, rdStart, buf.length)) return null;
+  return { udpSize: u16(buf, pos + 3), ttl: u32(buf, pos + 5) };
+}
+
+/**
+ * The packet-cache hot path: reads the question of a plain query without a full decode. Null for
+ * anything the slow path must handle: QR=1, opcode not QUERY, counts other than qd=1 an=0 ns=0
+ * ar<=1, a compressed or malformed qname, trailing bytes, or an OPT that is not well-formed,
+ * not directly after the question, not the end of the packet, or not EDNS version 0.
+ */
+export function readQueryKey(buf: Uint8Array): QueryKey | null {
+  const len = buf.length;
+  if (len < HEADER + 5) return null;
+  const b2 = buf[2] as number;
+  // QR=0 and opcode QUERY(0): the top five bits of byte 2 are zero.
+  if ((b2 & 0xf8) !== 0) return null;
+  if (buf[4] !== 0 || buf[5] !== 1 || buf[6] !== 0 || buf[7] !== 0 || buf[8] !== 0 || buf[9] !== 0 || buf[10] !== 0) return null;
+  const arcount = buf[11] as number;
+  if (arcount > 1) return null;
+  let pos = HEADER;
+  let qname = '';
+  for (;;) {
+    if (pos >= len) return null;
+    const l = buf[pos] as number;
+    if (l === 0) {
+      pos++;
+      break;
+    }
+    if (l > 63) return null; // pointer or reserved label type
+    if (pos + 1 + l > len || pos + 1 + l - HEADER >= 255) return null;
+    for (let i = pos + 1; i <= pos + l; i++) qname += ESCAPED_LOWER[buf[i] as number];
+    qname += '.';
+    pos += l + 1;
+  }
+  const qnameEnd = pos;
+  const questionEnd = pos + 4;
+  if (questionEnd > len) return null;
+  const qtype = u16(buf, qnameEnd);
+  const qclass = u16(buf, qnameEnd + 2);
+  let ednsUdpSize: number | null = null;
+  let dnssecOk = false;
+  if (arcount === 0) {
+    if (questionEnd !== len) return null;
+  } else {
+    const opt = readOpt(buf, questionEnd);
+    if (!opt) return null;
+    if (((opt.ttl >>> 16) & 0xff) !== 0) return null; // EDNS version > 0: BADVERS on the slow path
+    ednsUdpSize = opt.udpSize;
+    dnssecOk = (opt.ttl & 0x8000) !== 0;
+  }
+  return {
+    id: u16(buf, 0),
+    key: (qname === '' ? '.' : qname) + '|' + qtype + '|' + qclass,
+    qtype,
+    qclass,
+    qnameEnd,
+    questionEnd,
+    rd: (b2 & 0x01) !== 0,
+    cd: ((buf[3] as number) & 0x10) !== 0,
+    ednsUdpSize,
+    dnssecOk,
+  };
+}
