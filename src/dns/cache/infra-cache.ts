@@ -1,0 +1,325 @@
+// Per upstream server facts for the iterator, like Unbound's infra cache: smoothed RTT and RTO
+// (RFC 6298), timeouts with exponential backoff, down/probe state, lameness per zone, EDNS support.
+// The iterator asks it which server to try first and with what timeout, and reports every outcome.
+// It does no I/O and reads time only from the injected Clock; randomness only from the injected source.
+import type { Clock } from '../../util/clock.js';
+import { canonicalName } from '../wire/name.js';
+import type { Name } from '../wire/types.js';
+import { LruBudget } from './lru-budget.js';
+
+/** RTO assumed for a server never measured (Unbound's UNKNOWN_SERVER_NICENESS). */
+export const UNKNOWN_SERVER_RTO_MS = 376;
+/** Lower and upper clamp of any RTO. */
+export const MIN_RTO_MS = 50;
+export const MAX_RTO_MS = 12_000;
+/** Servers whose RTO is within this of the fastest are chosen among at random (Unbound's RTT band). */
+export const RTT_BAND_MS = 400;
+
+/** Options of {@link InfraCache}. */
+export interface InfraCacheOptions {
+  clock: Clock;
+  /** Most hosts remembered; least recently used go first. Default 10000 (Unbound infra-cache-numhosts). */
+  maxHosts?: number;
+  /** How long measurements, lameness and EDNS facts are kept. Default 900 (Unbound infra-host-ttl). */
+  hostTtlSec?: number;
+  /** Consecutive timeouts after which a server counts as down. Default 3. */
+  downAfterTimeouts?: number;
+  /** First probe interval of a down server; doubles after each failed probe. Default 5000. */
+  probeMinMs?: number;
+  /** Cap of the probe interval. Default 120000. */
+  probeMaxMs?: number;
+  /** Chance that selectOrder puts a slower server first to re-measure it. Default 0.02. */
+  probeProbability?: number;
+  /** Uniform random in [0, 1); inject a seeded one in tests. Default Math.random. */
+  random?: () => number;
+}
+
+/** One row of {@link InfraCache.dump}. */
+export interface InfraDumpRow {
+  address: string;
+  /** Smoothed RTT; -1 when never measured. */
+  srttMs: number;
+  rtoMs: number;
+  /** Consecutive timeouts since the last answer. */
+  timeouts: number;
+  backedOff: boolean;
+  edns: 'unknown' | 'ok' | 'noedns';
+  lameZones: Name[];
+}
+
+interface Host {
+  // Measurement epoch: like Unbound, measurements are forgotten hostTtl after they began, which
+  // re-probes slow servers and lets a long-dead server be tried afresh.
+  rttExpiresAtMs: number;
+  srttMs: number;
+  rttvarMs: number;
+  measured: boolean;
+  rtoMs: number;
+  timeouts: number;
+  down: boolean;
+  probeIntervalMs: number;
+  nextProbeAtMs: number;
+  edns: 'ok' | 'noedns' | null;
+  ednsExpiresAtMs: number;
+  /** canonical zone -> expiry */
+  lame: Map<Name, number>;
+}
+
+/** RFC 6298 s2 gains. */
+const ALPHA = 1 / 8;
+const BETA = 1 / 4;
+
+/**
+ * Upstream server facts keyed by address string (as the transport uses it, e.g. "192.0.2.1" or
+ * "2001:db8::1"). Unknown or forgotten servers behave as never measured.
+ */
+export class InfraCache {
+  private readonly clock: Clock;
+  private readonly hostTtlMs: number;
+  private readonly downAfter: number;
+  private readonly probeMinMs: number;
+  private readonly probeMaxMs: number;
+  private readonly probeProbability: number;
+  private readonly random: () => number;
+  private readonly hosts: LruBudget<Host>;
+
+  constructor(opts: InfraCacheOptions) {
+    this.clock = opts.clock;
+    this.hostTtlMs = Math.max(1, Math.floor(opts.hostTtlSec ?? 900)) * 1000;
+    this.downAfter = Math.max(1, Math.floor(opts.downAfterTimeouts ?? 3));
+    this.probeMinMs = Math.max(1, opts.probeMinMs ?? 5_000);
+    this.probeMaxMs = Math.max(this.probeMinMs, opts.probeMaxMs ?? 120_000);
+    this.probeProbability = Math.min(1, Math.max(0, opts.probeProbability ?? 0.02));
+    this.random = opts.random ?? Math.random;
+    // Each host costs 1 unit, so the byte budget is simply the host count.
+    this.hosts = new LruBudget<Host>({
+      maxBytes: Math.max(1, Math.floor(opts.maxHosts ?? 10_000)),
+      isExpired: (h) => this.isForgotten(h, this.clock.nowMs()),
+    });
+  }
+
+  /**
+   * Retransmission timeout for the next query to this server: SRTT + 4 * RTTVAR (RFC 6298 s2),
+   * doubled after each timeout (s5.5), clamped to [50, 12000] ms; 376 ms when never measured.
+   */
+  rtoMs(address: string): number {
+    const h = this.liveRtt(address, this.clock.nowMs());
+    return h === undefined ? UNKNOWN_SERVER_RTO_MS : h.rtoMs;
+  }
+
+  /** Records an answer received after rttMs. Clears timeouts and any down state. */
+  recordRtt(address: string, rttMs: number): void {
+    const h = this.touch(address);
+    const r = Math.max(0, rttMs);
+    if (!h.measured) {
+      // RFC 6298 s2.2: first measurement.
+      h.srttMs = r;
+      h.rttvarMs = r / 2;
+      h.measured = true;
+    } else {
+      // RFC 6298 s2.3: RTTVAR uses the SRTT before this update.
+      h.rttvarMs = (1 - BETA) * h.rttvarMs + BETA * Math.abs(h.srttMs - r);
+      h.srttMs = (1 - ALPHA) * h.srttMs + ALPHA * r;
+    }
+    h.rtoMs = clampRto(h.srttMs + 4 * h.rttvarMs);
+    h.timeouts = 0;
+    h.down = false;
+    h.probeIntervalMs = this.probeMinMs;
+    h.nextProbeAtMs = 0;
+  }
+
+  /**
+   * Records a query that got no answer within its RTO: the RTO doubles (RFC 6298 s5.5), and after
+   * downAfterTimeouts consecutive timeouts the server is down until its next probe slot; each
+   * failed probe doubles the probe interval up to probeMaxMs.
+   */
+  recordTimeout(address: string): void {
+    const now = this.clock.nowMs();
+    const h = this.touch(address);
+    h.rtoMs = clampRto(h.rtoMs * 2);
+    h.timeouts++;
+    if (h.timeouts < this.downAfter) return;
+    if (h.down) h.probeIntervalMs = Math.min(this.probeMaxMs, h.probeIntervalMs * 2);
+    else {
+      h.down = true;
+      h.probeIntervalMs = this.probeMinMs;
+    }
+    h.nextProbeAtMs = now + h.probeIntervalMs;
+  }
+
+  /**
+   * True while the server is down and its probe slot is not due. When the slot is due this returns
+   * false once and claims the slot (the next one opens a probe interval later), so call it only
+   * right before sending: exactly one query per interval goes to a down server. An answer
+   * (recordRtt) clears the down state; a timeout of the probe lengthens the interval.
+   */
+  isBackedOff(address: string): boolean {
+    const now = this.clock.nowMs();
+    const h = this.liveRtt(address, now);
+    if (h === undefined || !h.down) return false;
+    if (now < h.nextProbeAtMs) return true;
+    h.nextProbeAtMs = now + h.probeIntervalMs;
+    return false;
+  }
+
+  /**
+   * Orders candidate addresses for a query, like Unbound's server selection: the servers whose RTO
+   * is within 400 ms of the fastest come first in random order (unknown servers count as 376 ms so
+   * they get measured), then the slower ones by RTO, then down servers (those with a due probe slot
+   * first). With probeProbability one slower or due-for-probe server is moved to the front to be
+   * re-measured. Duplicates are removed. Does not claim probe slots.
+   */
+  selectOrder(addresses: string[]): string[] {
+    const now = this.clock.nowMs();
+    const up: { address: string; rto: number }[] = [];
+    const downDue: { address: string; at: number }[] = [];
+    const downWaiting: { address: string; at: number }[] = [];
+    const seen = new Set<string>();
+    for (const address of addresses) {
+      if (seen.has(address)) continue;
+      seen.add(address);
+      const h = this.liveRtt(address, now);
+      if (h !== undefined && h.down) {
+        (now >= h.nextProbeAtMs ? downDue : downWaiting).push({ address, at: h.nextProbeAtMs });
+      } else {
+        up.push({ address, rto: h === undefined ? UNKNOWN_SERVER_RTO_MS : h.rtoMs });
+      }
+    }
+    up.sort((a, b) => a.rto - b.rto);
+    const fastest = up[0]?.rto ?? 0;
+    let bandEnd = 0;
+    while (bandEnd < up.length && (up[bandEnd]?.rto ?? Infinity) <= fastest + RTT_BAND_MS) bandEnd++;
+    const band = up.slice(0, bandEnd).map((s) => s.address);
+    this.shuffle(band);
+    const slower = up.slice(bandEnd).map((s) => s.address);
+    downDue.sort((a, b) => a.at - b.at);
+    downWaiting.sort((a, b) => a.at - b.at);
+    const order = [...band, ...slower, ...downDue.map((s) => s.address), ...downWaiting.map((s) => s.address)];
+
+    const probeCandidates = slower.length + downDue.length;
+    if (probeCandidates > 0 && band.length > 0 && this.random() < this.probeProbability) {
+      const pick = Math.min(probeCandidates - 1, Math.floor(this.random() * probeCandidates));
+      const from = band.length + pick;
+      const [probe] = order.splice(from, 1);
+      if (probe !== undefined) order.unshift(probe);
+    }
+    return order;
+  }
+
+  /** Marks the server lame for the zone (it answered without authority for it) for hostTtlSec. */
+  markLame(address: string, zone: Name): void {
+    const h = this.touch(address);
+    h.lame.set(canonicalName(zone), this.clock.nowMs() + this.hostTtlMs);
+  }
+
+  /** True when the server was marked lame for exactly this zone within hostTtlSec. */
+  isLame(address: string, zone: Name): boolean {
+    const h = this.hosts.peek(address);
+    if (h === undefined) return false;
+    const key = canonicalName(zone);
+    const until = h.lame.get(key);
+    if (until === undefined) return false;
+    if (this.clock.nowMs() < until) return true;
+    h.lame.delete(key);
+    return false;
+  }
+
+  /** What the server is known to do with EDNS (RFC 6891 s6.2.2 fallback), kept for hostTtlSec. */
+  ednsStatus(address: string): 'unknown' | 'ok' | 'noedns' {
+    const h = this.hosts.peek(address);
+    if (h === undefined || h.edns === null || this.clock.nowMs() >= h.ednsExpiresAtMs) return 'unknown';
+    return h.edns;
+  }
+
+  setEdnsStatus(address: string, s: 'ok' | 'noedns'): void {
+    const h = this.touch(address);
+    h.edns = s;
+    h.ednsExpiresAtMs = this.clock.nowMs() + this.hostTtlMs;
+  }
+
+  /** Forgets everything (CLI "flush infra"). */
+  flush(): void {
+    this.hosts.clear();
+  }
+
+  stats(): { hosts: number } {
+    return { hosts: this.hosts.size };
+  }
+
+  /** Current facts per known host, least recently used first. */
+  *dump(): IterableIterator<InfraDumpRow> {
+    const now = this.clock.nowMs();
+    for (const [address, h] of this.hosts.entries()) {
+      if (this.isForgotten(h, now)) continue;
+      const rttLive = now < h.rttExpiresAtMs;
+      const lameZones: Name[] = [];
+      for (const [zone, until] of h.lame) if (now < until) lameZones.push(zone);
+      yield {
+        address,
+        srttMs: rttLive && h.measured ? Math.round(h.srttMs) : -1,
+        rtoMs: rttLive ? h.rtoMs : UNKNOWN_SERVER_RTO_MS,
+        timeouts: rttLive ? h.timeouts : 0,
+        backedOff: rttLive && h.down && now < h.nextProbeAtMs,
+        edns: h.edns !== null && now < h.ednsExpiresAtMs ? h.edns : 'unknown',
+        lameZones,
+      };
+    }
+  }
+
+  /** The host with its measurement epoch renewed if it had lapsed; created when missing; promoted. */
+  private touch(address: string): Host {
+    const now = this.clock.nowMs();
+    let h = this.hosts.get(address);
+    if (h === undefined) {
+      h = {
+        rttExpiresAtMs: 0, srttMs: 0, rttvarMs: 0, measured: false, rtoMs: UNKNOWN_SERVER_RTO_MS, timeouts: 0,
+        down: false, probeIntervalMs: this.probeMinMs, nextProbeAtMs: 0, edns: null, ednsExpiresAtMs: 0,
+        lame: new Map(),
+      };
+      // Initialised before insertion: an unset epoch would look forgotten to the eviction scan.
+      this.resetRtt(h, now);
+      this.hosts.set(address, h, 1);
+    } else if (now >= h.rttExpiresAtMs) {
+      this.resetRtt(h, now);
+    }
+    return h;
+  }
+
+  private resetRtt(h: Host, now: number): void {
+    h.rttExpiresAtMs = now + this.hostTtlMs;
+    h.srttMs = 0;
+    h.rttvarMs = 0;
+    h.measured = false;
+    h.rtoMs = UNKNOWN_SERVER_RTO_MS;
+    h.timeouts = 0;
+    h.down = false;
+    h.probeIntervalMs = this.probeMinMs;
+    h.nextProbeAtMs = 0;
+  }
+
+  /** The host when its RTT facts are still current (a host with only lame/EDNS facts counts as unmeasured). */
+  private liveRtt(address: string, now: number): Host | undefined {
+    const h = this.hosts.peek(address);
+    return h !== undefined && now < h.rttExpiresAtMs ? h : undefined;
+  }
+
+  private isForgotten(h: Host, now: number): boolean {
+    if (now < h.rttExpiresAtMs || (h.edns !== null && now < h.ednsExpiresAtMs)) return false;
+    for (const until of h.lame.values()) if (now < until) return false;
+    return true;
+  }
+
+  /** Fisher-Yates with the injected random source. */
+  private shuffle(list: string[]): void {
+    for (let i = list.length - 1; i > 0; i--) {
+      const j = Math.min(i, Math.floor(this.random() * (i + 1)));
+      const a = list[i] as string;
+      list[i] = list[j] as string;
+      list[j] = a;
+    }
+  }
+}
+
+function clampRto(ms: number): number {
+  return Math.min(MAX_RTO_MS, Math.max(MIN_RTO_MS, Math.round(ms)));
+}

@@ -1,0 +1,245 @@
+// The packet cache: whole encoded answers keyed by the client's question and EDNS facts, so the DNS
+// server can answer a repeated query by copying bytes and patching ID, flags, qname case and TTLs.
+// The server calls answer() before the resolver and the resolver's caller calls store() after it.
+// It must never decode on the hot path, never serve stale data, and read time only from the Clock.
+import type { Clock } from '../../util/clock.js';
+import { describeError } from '../../util/errors.js';
+import { createSilentLogger, type Logger } from '../../util/logger.js';
+import { encodeMessage } from '../wire/message.js';
+import { canonicalName, isSubdomain, wireLength } from '../wire/name.js';
+import { Rcode, type Message, type Name, type QueryKey } from '../wire/types.js';
+import { LruBudget } from './lru-budget.js';
+
+/** The question handed to the prefetch hook. */
+export interface PrefetchQuestion {
+  /** Canonical (lower-case) qname. */
+  name: Name;
+  type: number;
+  class: number;
+}
+
+/** Options of {@link PacketCache}. */
+export interface PacketCacheOptions {
+  clock: Clock;
+  /** Memory budget in approximate bytes. */
+  maxBytes: number;
+  /**
+   * Called (synchronously, at most once per stored answer) when a hit finds the answer in the last
+   * `prefetchFraction` of its TTL and the answer has been hit at least twice. The resolver
+   * rate-limits and refreshes it; the hook must not throw (a throw is logged and counted).
+   */
+  onNearExpiry?: (q: PrefetchQuestion) => void;
+  /** Fraction of the original TTL that counts as near expiry. Default 0.1 (Unbound prefetch). */
+  prefetchFraction?: number;
+  /** For hook failures; default silent. */
+  logger?: Logger;
+}
+
+/** Statistics of {@link PacketCache}. */
+export interface PacketCacheStats {
+  entries: number;
+  bytes: number;
+  maxBytes: number;
+  hits: number;
+  misses: number;
+}
+
+interface Packet {
+  canonQname: Name;
+  qtype: number;
+  qclass: number;
+  bytes: Buffer;
+  ttlOffsets: number[];
+  /** Where the qname sits: from byte 12 to qnameEnd. */
+  qnameEnd: number;
+  storedAtMs: number;
+  expiresAtMs: number;
+  originalTtlSec: number;
+  hits: number;
+  prefetchFired: boolean;
+}
+
+const HEADER = 12;
+// Map slot, LRU slot, entry object and the ttlOffsets array header, roughly, on 64-bit V8.
+const ENTRY_OVERHEAD_BYTES = 240;
+
+/**
+ * Encoded answers for the hot path. The key is the QueryKey's canonical question plus whether the
+ * client sent EDNS, its DO bit and its CD bit, since each changes the answer's bytes or content.
+ */
+export class PacketCache {
+  private readonly clock: Clock;
+  private readonly lru: LruBudget<Packet>;
+  private readonly onNearExpiry: ((q: PrefetchQuestion) => void) | undefined;
+  private readonly prefetchFraction: number;
+  private readonly logger: Logger;
+  private hitCount = 0;
+  private missCount = 0;
+  private hookErrors = 0;
+
+  constructor(opts: PacketCacheOptions) {
+    this.clock = opts.clock;
+    this.onNearExpiry = opts.onNearExpiry;
+    this.prefetchFraction = Math.min(1, Math.max(0, opts.prefetchFraction ?? 0.1));
+    this.logger = opts.logger ?? createSilentLogger();
+    this.lru = new LruBudget<Packet>({
+      maxBytes: opts.maxBytes,
+      isExpired: (p) => this.clock.nowMs() >= p.expiresAtMs,
+    });
+  }
+
+  /**
+   * Stores a response for this query. Encodes once (no size limit), with the question in
+   * canonical case and ID 0. Expires at now + the smallest TTL in the message. Not stored when that
+   * is 0, when there are no records to take a TTL from, when the rcode is anything but NOERROR or
+   * NXDOMAIN (SERVFAIL and refusals are per-moment decisions), when TC is set, when the response's
+   * question is not the query's, or when the response has an OPT record and the query had none or
+   * the other way round (RFC 6891 s7: OPT only in reply to OPT).
+   */
+  store(query: QueryKey, response: Message): void {
+    if (response.rcode !== Rcode.NOERROR && response.rcode !== Rcode.NXDOMAIN) return;
+    if (response.flags.tc) return;
+    if ((query.ednsUdpSize !== null) !== (response.edns !== null)) return;
+    const q = response.questions[0];
+    if (q === undefined || response.questions.length !== 1) return;
+    const canonQname = canonicalName(q.name);
+    if (`${canonQname}|${q.type}|${q.class}` !== query.key) return;
+
+    let minTtl = Infinity;
+    for (const list of [response.answers, response.authorities, response.additionals]) {
+      for (const rr of list) minTtl = Math.min(minTtl, wireTtl(rr.ttl));
+    }
+    if (!Number.isFinite(minTtl) || minTtl <= 0) return;
+
+    const encoded = encodeMessage({ ...response, id: 0, questions: [{ name: canonQname, type: q.type, class: q.class }] });
+    if (encoded.truncated) return;
+    const now = this.clock.nowMs();
+    const key = packetKey(query);
+    const packet: Packet = {
+      canonQname,
+      qtype: q.type,
+      qclass: q.class,
+      bytes: encoded.bytes,
+      ttlOffsets: encoded.ttlOffsets,
+      qnameEnd: HEADER + wireLength(canonQname),
+      storedAtMs: now,
+      expiresAtMs: now + minTtl * 1000,
+      originalTtlSec: minTtl,
+      hits: 0,
+      prefetchFired: false,
+    };
+    const cost = ENTRY_OVERHEAD_BYTES + encoded.bytes.length + encoded.ttlOffsets.length * 8 + key.length + canonQname.length;
+    this.lru.set(key, packet, cost);
+  }
+
+  /**
+   * Hot path. Returns a ready-to-send response for this raw client query, or null (miss, expired,
+   * or larger than maxUdpSize). Copies the stored bytes, sets the client's ID, copies the RD and CD
+   * bits from the query, overwrites the qname bytes with the client's bytes (so the client's
+   * letter case comes back, RFC 1035 s7.3 / 0x20 clients), and lowers every TTL by the seconds
+   * elapsed since storing. No full decode.
+   */
+  answer(raw: Uint8Array, query: QueryKey, maxUdpSize: number): Buffer | null {
+    const key = packetKey(query);
+    const p = this.lru.peek(key);
+    const now = this.clock.nowMs();
+    if (p === undefined) {
+      this.missCount++;
+      return null;
+    }
+    if (now >= p.expiresAtMs) {
+      this.lru.delete(key);
+      this.missCount++;
+      return null;
+    }
+    // Same canonical qname means the same wire length; anything else would be a caller bug, and
+    // patching the wrong bytes must never happen.
+    if (p.bytes.length > maxUdpSize || p.qnameEnd !== query.qnameEnd || raw.length < query.qnameEnd) {
+      this.missCount++;
+      return null;
+    }
+    this.lru.get(key);
+    this.hitCount++;
+    p.hits++;
+
+    const out = Buffer.from(p.bytes);
+    out.writeUInt16BE(query.id, 0);
+    out[2] = ((out[2] as number) & ~0x01) | (query.rd ? 0x01 : 0);
+    out[3] = ((out[3] as number) & ~0x10) | (query.cd ? 0x10 : 0);
+    out.set(raw.subarray(HEADER, query.qnameEnd), HEADER);
+    const elapsedSec = Math.floor((now - p.storedAtMs) / 1000);
+    if (elapsedSec > 0) {
+      for (const off of p.ttlOffsets) {
+        out.writeUInt32BE(Math.max(0, p.bytes.readUInt32BE(off) - elapsedSec), off);
+      }
+    }
+
+    const remainingMs = p.expiresAtMs - now;
+    if (!p.prefetchFired && p.hits >= 2 && this.onNearExpiry !== undefined &&
+        remainingMs < this.prefetchFraction * p.originalTtlSec * 1000) {
+      p.prefetchFired = true;
+      this.firePrefetch(p);
+    }
+    return out;
+  }
+
+  /** Removes every answer whose qname is exactly `name`; returns how many. */
+  flushName(name: Name): number {
+    const canon = canonicalName(name);
+    return this.removeWhere((p) => p.canonQname === canon);
+  }
+
+  /** Removes every answer whose qname is at or below `zone`; returns how many. */
+  flushZone(zone: Name): number {
+    const canon = canonicalName(zone);
+    return this.removeWhere((p) => isSubdomain(p.canonQname, canon));
+  }
+
+  flushAll(): void {
+    this.lru.clear();
+  }
+
+  /** Changes the memory budget (config reload) without dropping what fits. */
+  resize(maxBytes: number): void {
+    this.lru.resize(maxBytes);
+  }
+
+  stats(): PacketCacheStats {
+    return { entries: this.lru.size, bytes: this.lru.bytes, maxBytes: this.lru.maxBytes, hits: this.hitCount, misses: this.missCount };
+  }
+
+  /** Number of prefetch hook calls that threw. */
+  get prefetchHookErrors(): number {
+    return this.hookErrors;
+  }
+
+  private firePrefetch(p: Packet): void {
+    const hook = this.onNearExpiry;
+    if (hook === undefined) return;
+    try {
+      hook({ name: p.canonQname, type: p.qtype, class: p.qclass });
+    } catch (err) {
+      // The hook belongs to the resolver; a bug there must not fail an answer that is ready.
+      this.hookErrors++;
+      this.logger.error({ qname: p.canonQname, qtype: p.qtype, err: describeError(err) }, 'packet cache prefetch hook failed');
+    }
+  }
+
+  private removeWhere(pred: (p: Packet) => boolean): number {
+    const doomed: string[] = [];
+    for (const [key, p] of this.lru.entries()) if (pred(p)) doomed.push(key);
+    for (const key of doomed) this.lru.delete(key);
+    return doomed.length;
+  }
+}
+
+/** Cache key: question, then EDNS present / DO / CD as 0|1 flags. */
+function packetKey(q: QueryKey): string {
+  return `${q.key}|${q.ednsUdpSize !== null ? 1 : 0}${q.dnssecOk ? 1 : 0}${q.cd ? 1 : 0}`;
+}
+
+// RFC 2181 s8: TTLs with the top bit set count as 0; the encoder writes floor(ttl) clamped.
+function wireTtl(ttl: number): number {
+  if (!Number.isFinite(ttl) || ttl <= 0 || ttl > 0x7fffffff) return 0;
+  return Math.floor(ttl);
+}

@@ -1,0 +1,203 @@
+// Tests of the infrastructure cache: RFC 6298 RTO, backoff after timeouts, down/probe/recovery,
+// Unbound-like server selection with a seeded random source, lameness, EDNS status, host TTL.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { InfraCache, UNKNOWN_SERVER_RTO_MS } from '../../../src/dns/cache/infra-cache.js';
+import { ManualClock } from '../../../src/util/clock.js';
+
+/** mulberry32: a tiny deterministic PRNG for reproducible selection tests. */
+function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const s = suite('dns/cache/infra-cache');
+
+s('unknown server: 376 ms; first and later RTTs per RFC 6298', () => {
+  const infra = new InfraCache({ clock: new ManualClock() });
+  assert.is(infra.rtoMs('192.0.2.1'), UNKNOWN_SERVER_RTO_MS);
+  assert.is(UNKNOWN_SERVER_RTO_MS, 376);
+  infra.recordRtt('192.0.2.1', 100);
+  assert.is(infra.rtoMs('192.0.2.1'), 300, 'SRTT 100 + 4 * RTTVAR 50');
+  infra.recordRtt('192.0.2.1', 100);
+  assert.is(infra.rtoMs('192.0.2.1'), 250, 'RTTVAR 37.5');
+  infra.recordRtt('192.0.2.1', 500);
+  // RTTVAR = .75*37.5 + .25*400 = 128.125; SRTT = 150; RTO = 662.5
+  assert.is(infra.rtoMs('192.0.2.1'), 663);
+  const row = [...infra.dump()][0];
+  assert.is(row?.srttMs, 150);
+});
+
+s('RTO is clamped to [50, 12000]', () => {
+  const infra = new InfraCache({ clock: new ManualClock() });
+  infra.recordRtt('a', 1);
+  assert.is(infra.rtoMs('a'), 50);
+  infra.recordRtt('b', 9000);
+  assert.is(infra.rtoMs('b'), 12_000);
+});
+
+s('each timeout doubles the RTO up to the cap; an answer restores it', () => {
+  const infra = new InfraCache({ clock: new ManualClock(), downAfterTimeouts: 100 });
+  infra.recordRtt('a', 100);
+  const seen: number[] = [];
+  for (let i = 0; i < 8; i++) {
+    infra.recordTimeout('a');
+    seen.push(infra.rtoMs('a'));
+  }
+  assert.equal(seen, [600, 1200, 2400, 4800, 9600, 12_000, 12_000, 12_000]);
+  infra.recordRtt('a', 100);
+  assert.ok(infra.rtoMs('a') < 600);
+  infra.recordTimeout('unknown');
+  assert.is(infra.rtoMs('unknown'), 752, 'an unmeasured server backs off from 376');
+});
+
+s('down after 3 consecutive timeouts; one probe per growing interval; success recovers', () => {
+  const clock = new ManualClock();
+  const infra = new InfraCache({ clock, probeMinMs: 5000, probeMaxMs: 20_000 });
+  infra.recordTimeout('a');
+  infra.recordTimeout('a');
+  assert.not.ok(infra.isBackedOff('a'), 'two timeouts: not yet down');
+  infra.recordTimeout('a');
+  assert.ok(infra.isBackedOff('a'));
+  clock.advanceMs(4999);
+  assert.ok(infra.isBackedOff('a'));
+  clock.advanceMs(1);
+  assert.not.ok(infra.isBackedOff('a'), 'probe slot due: one query may go');
+  assert.ok(infra.isBackedOff('a'), 'the slot was claimed');
+  infra.recordTimeout('a'); // the probe failed: interval 10 s
+  clock.advanceMs(9999);
+  assert.ok(infra.isBackedOff('a'));
+  clock.advanceMs(1);
+  assert.not.ok(infra.isBackedOff('a'));
+  infra.recordTimeout('a'); // 20 s
+  infra.recordTimeout('a'); // capped at 20 s
+  clock.advanceMs(19_999);
+  assert.ok(infra.isBackedOff('a'));
+  clock.advanceMs(1);
+  assert.not.ok(infra.isBackedOff('a'));
+  infra.recordRtt('a', 80);
+  assert.not.ok(infra.isBackedOff('a'), 'an answer ends the outage');
+  assert.not.ok(infra.isBackedOff('a'));
+  assert.is([...infra.dump()][0]?.timeouts, 0);
+  infra.recordTimeout('a');
+  infra.recordTimeout('a');
+  assert.not.ok(infra.isBackedOff('a'), 'the count starts again after recovery');
+});
+
+s('measurements are forgotten after the host TTL (recovery of a long-dead server)', () => {
+  const clock = new ManualClock();
+  const infra = new InfraCache({ clock, hostTtlSec: 900 });
+  for (let i = 0; i < 3; i++) infra.recordTimeout('a');
+  assert.ok(infra.isBackedOff('a'));
+  clock.advanceSec(900);
+  assert.not.ok(infra.isBackedOff('a'));
+  assert.is(infra.rtoMs('a'), 376);
+  assert.is(infra.stats().hosts, 1, 'still held until evicted, but as unknown');
+});
+
+s('selectOrder: fast band first in random order, then slower, then down servers last', () => {
+  const infra = new InfraCache({ clock: new ManualClock(), random: seeded(1), probeProbability: 0 });
+  infra.recordRtt('fast', 20); // RTO 60
+  infra.recordRtt('near', 100); // RTO 300, within 400 of 60
+  infra.recordRtt('slow', 1000); // RTO 3000
+  infra.recordRtt('slower', 2000); // RTO 6000
+  for (let i = 0; i < 3; i++) infra.recordTimeout('dead');
+  const firsts = new Map<string, number>();
+  for (let i = 0; i < 200; i++) {
+    const order = infra.selectOrder(['dead', 'slower', 'slow', 'new', 'near', 'fast', 'fast']);
+    assert.is(order.length, 6, 'duplicates removed');
+    assert.equal(new Set(order.slice(0, 3)), new Set(['fast', 'near', 'new']), 'unknown (376) is in the band');
+    assert.equal(order.slice(3), ['slow', 'slower', 'dead']);
+    firsts.set(order[0] as string, (firsts.get(order[0] as string) ?? 0) + 1);
+  }
+  for (const name of ['fast', 'near', 'new']) assert.ok((firsts.get(name) ?? 0) > 30, `${name} chosen first sometimes`);
+});
+
+s('selectOrder: the same seed gives the same order', () => {
+  const mk = () => {
+    const infra = new InfraCache({ clock: new ManualClock(), random: seeded(42) });
+    for (const [a, r] of [['a', 10], ['b', 20], ['c', 30], ['d', 40]] as const) infra.recordRtt(a, r);
+    return infra;
+  };
+  const x = mk();
+  const y = mk();
+  for (let i = 0; i < 20; i++) assert.equal(x.selectOrder(['a', 'b', 'c', 'd']), y.selectOrder(['a', 'b', 'c', 'd']));
+});
+
+s('selectOrder: occasional probe puts a slower or due-for-probe server first', () => {
+  const clock = new ManualClock();
+  const infra = new InfraCache({ clock, random: seeded(7), probeProbability: 1, probeMinMs: 1000 });
+  infra.recordRtt('fast', 20);
+  infra.recordRtt('slow', 2000);
+  assert.is(infra.selectOrder(['fast', 'slow'])[0], 'slow');
+  for (let i = 0; i < 3; i++) infra.recordTimeout('dead');
+  const probed = new Set<string>();
+  for (let i = 0; i < 50; i++) probed.add(infra.selectOrder(['fast', 'dead'])[0] as string);
+  assert.equal([...probed], ['fast'], 'a down server whose slot is not due is never probed');
+  clock.advanceMs(1000);
+  assert.equal(infra.selectOrder(['fast', 'dead']), ['dead', 'fast']);
+
+  const rare = new InfraCache({ clock, random: seeded(3), probeProbability: 0.05 });
+  rare.recordRtt('fast', 20);
+  rare.recordRtt('slow', 2000);
+  let slowFirst = 0;
+  for (let i = 0; i < 1000; i++) if (rare.selectOrder(['fast', 'slow'])[0] === 'slow') slowFirst++;
+  assert.ok(slowFirst > 10 && slowFirst < 120, `probe rate near 5% (${slowFirst}/1000)`);
+});
+
+s('all servers down: ordered by the next probe slot', () => {
+  const clock = new ManualClock();
+  const infra = new InfraCache({ clock, probeProbability: 0, probeMinMs: 1000 });
+  for (let i = 0; i < 3; i++) infra.recordTimeout('b');
+  clock.advanceMs(100);
+  for (let i = 0; i < 3; i++) infra.recordTimeout('a');
+  assert.equal(infra.selectOrder(['a', 'b']), ['b', 'a']);
+});
+
+s('lameness is per zone, case-insensitive, and lasts the host TTL', () => {
+  const clock = new ManualClock();
+  const infra = new InfraCache({ clock, hostTtlSec: 60 });
+  infra.markLame('192.0.2.1', 'Example.COM.');
+  assert.ok(infra.isLame('192.0.2.1', 'example.com.'));
+  assert.not.ok(infra.isLame('192.0.2.1', 'com.'));
+  assert.not.ok(infra.isLame('192.0.2.1', 'www.example.com.'));
+  assert.not.ok(infra.isLame('192.0.2.2', 'example.com.'));
+  assert.equal([...infra.dump()][0]?.lameZones, ['example.com.']);
+  clock.advanceSec(60);
+  assert.not.ok(infra.isLame('192.0.2.1', 'example.com.'));
+});
+
+s('EDNS status is remembered for the host TTL', () => {
+  const clock = new ManualClock();
+  const infra = new InfraCache({ clock, hostTtlSec: 60 });
+  assert.is(infra.ednsStatus('a'), 'unknown');
+  infra.setEdnsStatus('a', 'noedns');
+  assert.is(infra.ednsStatus('a'), 'noedns');
+  infra.setEdnsStatus('a', 'ok');
+  assert.is(infra.ednsStatus('a'), 'ok');
+  assert.is([...infra.dump()][0]?.edns, 'ok');
+  clock.advanceSec(61);
+  assert.is(infra.ednsStatus('a'), 'unknown');
+});
+
+s('maxHosts bounds the table; flush empties it; dump shows state', () => {
+  const infra = new InfraCache({ clock: new ManualClock(), maxHosts: 3 });
+  for (const a of ['a', 'b', 'c', 'd']) infra.recordRtt(a, 50);
+  assert.is(infra.stats().hosts, 3);
+  assert.is(infra.rtoMs('a'), 376, 'the least recently used host was dropped');
+  for (let i = 0; i < 3; i++) infra.recordTimeout('d');
+  const d = [...infra.dump()].find((r) => r.address === 'd');
+  assert.ok(d?.backedOff);
+  assert.is(d?.timeouts, 3);
+  infra.flush();
+  assert.is(infra.stats().hosts, 0);
+  assert.equal([...infra.dump()], []);
+});
+
+s.run();

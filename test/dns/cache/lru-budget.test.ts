@@ -1,0 +1,138 @@
+// Tests of the byte-budget LRU: recency order, byte accounting, expired-first then LRU eviction,
+// the bounded expired scan, oversized entries and resizing.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { LruBudget, type EvictReason } from '../../../src/dns/cache/lru-budget.js';
+import { DnsError } from '../../../src/util/errors.js';
+
+interface V {
+  id: string;
+  dead: boolean;
+}
+
+function make(maxBytes: number, scan?: number): { lru: LruBudget<V>; evicted: [string, EvictReason][] } {
+  const evicted: [string, EvictReason][] = [];
+  const lru = new LruBudget<V>({
+    maxBytes,
+    isExpired: (v) => v.dead,
+    onEvict: (k, _v, reason) => evicted.push([k, reason]),
+    ...(scan === undefined ? {} : { expiredScanLimit: scan }),
+  });
+  return { lru, evicted };
+}
+
+const v = (id: string, dead = false): V => ({ id, dead });
+
+const s = suite('dns/cache/lru-budget');
+
+s('set/get/peek/delete keep size and bytes exact', () => {
+  const { lru } = make(1000);
+  lru.set('a', v('a'), 10);
+  lru.set('b', v('b'), 20);
+  assert.is(lru.size, 2);
+  assert.is(lru.bytes, 30);
+  assert.is(lru.get('a')?.id, 'a');
+  assert.is(lru.peek('b')?.id, 'b');
+  assert.is(lru.get('zz'), undefined);
+  lru.set('a', v('a2'), 5);
+  assert.is(lru.bytes, 25, 'replacement replaces the cost');
+  assert.is(lru.peek('a')?.id, 'a2');
+  assert.ok(lru.delete('a'));
+  assert.not.ok(lru.delete('a'));
+  assert.is(lru.size, 1);
+  assert.is(lru.bytes, 20);
+  lru.clear();
+  assert.is(lru.size, 0);
+  assert.is(lru.bytes, 0);
+});
+
+s('iteration is least recently used first; get promotes, peek does not', () => {
+  const { lru } = make(1000);
+  for (const k of ['a', 'b', 'c']) lru.set(k, v(k), 1);
+  lru.get('a');
+  lru.peek('b');
+  assert.equal([...lru.keys()], ['b', 'c', 'a']);
+  assert.equal([...lru].map(([k]) => k), ['b', 'c', 'a']);
+  assert.equal([...lru.values()].map((x) => x.id), ['b', 'c', 'a']);
+});
+
+s('over budget: the least recently used entry goes', () => {
+  const { lru, evicted } = make(30);
+  lru.set('a', v('a'), 10);
+  lru.set('b', v('b'), 10);
+  lru.set('c', v('c'), 10);
+  lru.get('a');
+  lru.set('d', v('d'), 10);
+  assert.equal([...lru.keys()], ['c', 'a', 'd']);
+  assert.equal(evicted, [['b', 'lru']]);
+  assert.is(lru.bytes, 30);
+});
+
+s('expired entries go before live ones, even recently used ones', () => {
+  const { lru, evicted } = make(30);
+  lru.set('a', v('a'), 10);
+  lru.set('b', v('b'), 10);
+  lru.set('c', v('c', true), 10);
+  lru.set('d', v('d'), 10);
+  assert.equal([...lru.keys()], ['a', 'b', 'd']);
+  assert.equal(evicted, [['c', 'expired']]);
+});
+
+s('an eviction pass drops every expired entry in its window, then LRU if still needed', () => {
+  const { lru, evicted } = make(40);
+  lru.set('x1', v('x1', true), 5);
+  lru.set('a', v('a'), 10);
+  lru.set('x2', v('x2', true), 5);
+  lru.set('b', v('b'), 10);
+  lru.set('c', v('c'), 10);
+  // 40 used; adding 25 needs 25 freed: both expired (10) then a and b (LRU).
+  lru.set('d', v('d'), 25);
+  assert.equal([...lru.keys()], ['c', 'd']);
+  assert.equal(evicted, [['x1', 'expired'], ['x2', 'expired'], ['a', 'lru'], ['b', 'lru']]);
+  assert.is(lru.bytes, 35);
+});
+
+s('the expired scan is bounded: beyond the window plain LRU applies', () => {
+  const { lru, evicted } = make(30, 2);
+  lru.set('a', v('a'), 10);
+  lru.set('b', v('b'), 10);
+  lru.set('c', v('c', true), 10);
+  lru.set('d', v('d'), 10);
+  assert.equal(evicted, [['a', 'lru']]);
+  assert.equal([...lru.keys()], ['b', 'c', 'd']);
+});
+
+s('an entry larger than the whole budget is refused and removes the old value', () => {
+  const { lru } = make(30);
+  lru.set('a', v('a'), 10);
+  assert.not.ok(lru.set('a', v('big'), 31));
+  assert.is(lru.peek('a'), undefined);
+  assert.is(lru.bytes, 0);
+  assert.ok(lru.set('b', v('b'), 30));
+});
+
+s('resize evicts down to the new budget; evictExpired sweeps the LRU window', () => {
+  const { lru } = make(100);
+  for (let i = 0; i < 10; i++) lru.set(`k${i}`, v(`k${i}`, i % 2 === 0), 10);
+  assert.is(lru.evictExpired(4), 2, 'k0 and k2 among the first four');
+  lru.resize(30);
+  assert.ok(lru.bytes <= 30);
+  assert.equal([...lru.keys()], ['k5', 'k7', 'k9'], 'expired k4, k6, k8 first, then LRU k1, k3');
+  assert.throws(() => lru.resize(-1), (err: unknown) => err instanceof DnsError && err.code === 'DNS_ERR_CACHE_SIZE');
+  assert.throws(() => make(Number.NaN), (err: unknown) => err instanceof DnsError && err.code === 'DNS_ERR_CACHE_SIZE');
+});
+
+s('bounded fill: the budget holds at every step and the newest entries survive', () => {
+  const { lru } = make(10_000);
+  for (let i = 0; i < 20_000; i++) {
+    lru.set(`key-${i}`, v(`key-${i}`, i % 7 === 0), 50 + (i % 50));
+    assert.ok(lru.bytes <= 10_000);
+  }
+  assert.ok(lru.has('key-19999'));
+  assert.not.ok(lru.has('key-0'));
+  let sum = 0;
+  for (const x of lru.values()) sum += 50 + (Number(x.id.slice(4)) % 50);
+  assert.is(sum, lru.bytes, 'accounting matches the entries held');
+});
+
+s.run();
