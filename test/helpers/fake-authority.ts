@@ -1,0 +1,656 @@
+// A fake authoritative DNS server on one loopback address (UDP and TCP on the same port), driven by
+// zone data and a switchable misbehaviour, in the spirit of Unbound's replay scenarios: a case is data.
+// Used by the transport, iterator, resolver, e2e and bench runs. It deliberately uses dns-packet and
+// never our own codec, so the codec is tested against an independent implementation; it must never
+// bind or send to anything but loopback.
+import dgram from 'node:dgram';
+import net from 'node:net';
+import * as dnsPacket from 'dns-packet';
+import { systemClock, type Clock } from '../../src/util/clock.js';
+
+/** One zone: its origin and zone-file lines ('www 300 IN A 192.0.2.1', '@ 3600 IN SOA ...'). */
+export interface FakeZone {
+  origin: string;
+  /**
+   * Lines `owner [ttl] [IN] TYPE rdata`. Owner '@' is the origin, names without a trailing dot are
+   * relative to it. Delegations are NS records at a non-apex owner plus glue A/AAAA records. Types:
+   * A, AAAA, NS, CNAME, DNAME, PTR, MX, TXT ("quoted" strings), SOA (on one line), SRV, DS (hex digest).
+   */
+  records: string[];
+}
+
+/**
+ * How the server (mis)behaves. Several can be combined in an array, e.g. ['no-aa', { delayMs: 50 }].
+ * - 'normal': RFC 1034 section 4.3.2 authoritative answers.
+ * - 'refused' / 'servfail': that rcode to every query.
+ * - 'drop': never answers (the query is still logged).
+ * - 'closed': the port is not listening: UDP gets ICMP port unreachable, TCP a RST.
+ * - 'truncate-udp': TC=1 with no records over UDP, the full answer over TCP.
+ * - 'formerr-edns' / 'notimp-edns': FORMERR / NOTIMP, without OPT, to any query carrying an OPT.
+ * - 'no-aa': answers without the AA bit.
+ * - 'upward-referral': a referral to the root for every query (a lame server).
+ * - 'wrong-id': the answer carries another ID.
+ * - 'wrong-port': the answer comes from another socket (another source port), UDP only.
+ * - 'wrong-question': the answer carries another qname.
+ * - 'case-mismatch': the question in the reply is lower-cased, over UDP only.
+ * - 'out-of-bailiwick': adds poisoned A records for names outside the server's zones in the
+ *   authority and additional sections (see POISON_ADDRESS).
+ * - 'nxdomain-ent': NXDOMAIN for empty non-terminals, as rbldnsd does.
+ * - { delayMs }: answers after that many milliseconds (real time).
+ */
+export type Behaviour =
+  | 'normal'
+  | 'refused'
+  | 'servfail'
+  | 'drop'
+  | 'closed'
+  | 'truncate-udp'
+  | 'formerr-edns'
+  | 'notimp-edns'
+  | 'no-aa'
+  | 'upward-referral'
+  | 'wrong-id'
+  | 'wrong-port'
+  | 'wrong-question'
+  | 'case-mismatch'
+  | 'out-of-bailiwick'
+  | 'nxdomain-ent'
+  | { delayMs: number };
+
+export interface FakeServerSpec {
+  /** 127.x.y.z (or ::1); each server binds its own address. */
+  address: string;
+  zones: FakeZone[];
+  behaviour?: Behaviour | Behaviour[];
+  /** Port to bind; default 0 (the kernel picks one). */
+  port?: number;
+  /** NS names used for 'upward-referral'; default a. and b.root-servers.net. */
+  rootNs?: string[];
+  /** Records added by 'out-of-bailiwick' (absolute zone lines); default POISON_RECORDS. */
+  poison?: string[];
+}
+
+/** One query as the server saw it. */
+export interface FakeQuery {
+  /** qname as received (case kept), with a trailing dot. */
+  name: string;
+  /** Mnemonic qtype ('A', 'NS', ...; dns-packet's 'UNKNOWN_n' for others). */
+  type: string;
+  tcp: boolean;
+  edns: boolean;
+  /** Clock time of arrival. */
+  at: number;
+  id: number;
+  /** The RD bit of the query (a resolver's iterative queries have it clear). */
+  rd: boolean;
+  clientAddress: string;
+  clientPort: number;
+}
+
+/** The address every poisoned record points to: loopback, never listening. */
+export const POISON_ADDRESS = '127.53.255.66';
+
+/** Default 'out-of-bailiwick' payload: names of the standard tree a poisoner would want. */
+export const POISON_RECORDS = [
+  `www.example.net. 86400 IN A ${POISON_ADDRESS}`,
+  `ns2.example.net. 86400 IN A ${POISON_ADDRESS}`,
+  `www.example.com. 86400 IN A ${POISON_ADDRESS}`,
+  `a.root-servers.net. 86400 IN A ${POISON_ADDRESS}`,
+];
+
+const DEFAULT_ROOT_NS = ['a.root-servers.net.', 'b.root-servers.net.'];
+const SERVER_EDNS_SIZE = 1232;
+const MAX_CHASE = 8;
+
+/** A parsed zone record in dns-packet's answer shape, plus the canonical owner. */
+export interface FakeRecord {
+  /** Owner as written (absolute, trailing dot). */
+  name: string;
+  /** Lower-case owner, for lookups. */
+  key: string;
+  type: string;
+  ttl: number;
+  data: unknown;
+}
+
+/** Lower-case, absolute, trailing dot; '.' is the root. */
+export function canonical(name: string): string {
+  const n = name.toLowerCase();
+  return n.endsWith('.') ? n : `${n}.`;
+}
+
+/** True when `name` equals `zone` or lies below it (both canonical). */
+export function isUnder(name: string, zone: string): boolean {
+  if (zone === '.') return true;
+  return name === zone || name.endsWith(`.${zone}`);
+}
+
+function parentOf(name: string): string | null {
+  if (name === '.') return null;
+  const i = name.indexOf('.');
+  const rest = name.slice(i + 1);
+  return rest === '' ? '.' : rest;
+}
+
+function absolute(token: string, origin: string): string {
+  if (token === '@') return origin;
+  if (token.endsWith('.')) return token;
+  return origin === '.' ? `${token}.` : `${token}.${origin}`;
+}
+
+/** Splits a zone line into tokens; "quoted strings" stay one token (quotes kept). */
+function tokenize(line: string): string[] {
+  const out: string[] = [];
+  const re = /"((?:[^"\\]|\\.)*)"|(\S+)/g;
+  let m: RegExpExecArray | null;
+  while ((m = re.exec(line)) !== null) out.push(m[1] !== undefined ? `"${m[1]}` : (m[2] ?? ''));
+  return out;
+}
+
+function rdataFrom(type: string, rd: string[], origin: string, line: string): unknown {
+  const need = (n: number): void => {
+    if (rd.length !== n) throw new Error(`fake zone ${origin}: ${type} needs ${n} rdata fields: '${line}'`);
+  };
+  switch (type) {
+    case 'A':
+    case 'AAAA':
+      need(1);
+      if (net.isIP(rd[0] ?? '') !== (type === 'A' ? 4 : 6)) throw new Error(`fake zone ${origin}: bad address in '${line}'`);
+      return rd[0];
+    case 'NS':
+    case 'CNAME':
+    case 'DNAME':
+    case 'PTR':
+      need(1);
+      return absolute(rd[0] ?? '', origin);
+    case 'MX':
+      need(2);
+      return { preference: Number(rd[0]), exchange: absolute(rd[1] ?? '', origin) };
+    case 'SRV':
+      need(4);
+      return { priority: Number(rd[0]), weight: Number(rd[1]), port: Number(rd[2]), target: absolute(rd[3] ?? '', origin) };
+    case 'SOA': {
+      need(7);
+      const [mname, rname, serial, refresh, retry, expire, minimum] = rd as [string, string, string, string, string, string, string];
+      return {
+        mname: absolute(mname, origin), rname: absolute(rname, origin), serial: Number(serial), refresh: Number(refresh),
+        retry: Number(retry), expire: Number(expire), minimum: Number(minimum),
+      };
+    }
+    case 'TXT':
+      if (rd.length === 0) throw new Error(`fake zone ${origin}: TXT needs a string: '${line}'`);
+      return rd.map((t) => Buffer.from(t.startsWith('"') ? t.slice(1).replace(/\\(.)/g, '$1') : t, 'latin1'));
+    case 'DS':
+      need(4);
+      return { keyTag: Number(rd[0]), algorithm: Number(rd[1]), digestType: Number(rd[2]), digest: Buffer.from(rd[3] ?? '', 'hex') };
+    default:
+      throw new Error(`fake zone ${origin}: unsupported type ${type} in '${line}'`);
+  }
+}
+
+/** Parses a FakeZone's lines; throws on syntax errors and on owners outside the zone. */
+export function parseFakeZone(zone: FakeZone): FakeRecord[] {
+  const origin = canonical(zone.origin);
+  const out: FakeRecord[] = [];
+  for (const raw of zone.records) {
+    const line = raw.replace(/;.*$/, '').trim();
+    if (line === '') continue;
+    const tokens = tokenize(line);
+    let i = 0;
+    const owner = absolute(tokens[i++] ?? '', origin);
+    let ttl = 3600;
+    if (/^\d+$/.test(tokens[i] ?? '')) ttl = Number(tokens[i++]);
+    if ((tokens[i] ?? '').toUpperCase() === 'IN') i++;
+    if (/^\d+$/.test(tokens[i] ?? '')) ttl = Number(tokens[i++]);
+    const type = (tokens[i++] ?? '').toUpperCase();
+    const key = canonical(owner);
+    if (!isUnder(key, origin)) throw new Error(`fake zone ${origin}: owner ${owner} is outside the zone: '${raw}'`);
+    out.push({ name: owner, key, type, ttl, data: rdataFrom(type, tokens.slice(i), origin, raw) });
+  }
+  return out;
+}
+
+type PacketRecord = dnsPacket.Answer;
+
+/** One zone's data indexed for the RFC 1034 section 4.3.2 lookup. */
+class ZoneIndex {
+  readonly origin: string;
+  private readonly nodes = new Map<string, FakeRecord[]>();
+  /** Names that exist: owners and every ancestor up to the origin (empty non-terminals). */
+  private readonly existing = new Set<string>();
+
+  constructor(zone: FakeZone) {
+    this.origin = canonical(zone.origin);
+    for (const rec of parseFakeZone(zone)) {
+      const list = this.nodes.get(rec.key) ?? [];
+      list.push(rec);
+      this.nodes.set(rec.key, list);
+      for (let n: string | null = rec.key; n !== null && isUnder(n, this.origin); n = parentOf(n)) {
+        this.existing.add(n);
+        if (n === this.origin) break;
+      }
+    }
+    if (!this.soa()) throw new Error(`fake zone ${this.origin}: no SOA at the apex`);
+  }
+
+  records(name: string, type?: string): FakeRecord[] {
+    const all = this.nodes.get(name) ?? [];
+    return type === undefined ? all : all.filter((r) => r.type === type);
+  }
+
+  hasNode(name: string): boolean {
+    return (this.nodes.get(name)?.length ?? 0) > 0;
+  }
+
+  exists(name: string): boolean {
+    return this.existing.has(name);
+  }
+
+  soa(): FakeRecord | undefined {
+    return this.records(this.origin, 'SOA')[0];
+  }
+}
+
+interface LookupResult {
+  rcode: number;
+  aa: boolean;
+  answers: PacketRecord[];
+  authorities: PacketRecord[];
+  additionals: PacketRecord[];
+}
+
+function toPacket(rec: FakeRecord, owner?: string): PacketRecord {
+  return { name: owner ?? rec.name, type: rec.type, class: 'IN', ttl: rec.ttl, data: rec.data } as PacketRecord;
+}
+
+/** RFC 2308 section 3: the negative answer's SOA with TTL min(SOA TTL, SOA MINIMUM). */
+function negativeSoa(zone: ZoneIndex): PacketRecord {
+  const soa = zone.soa();
+  if (!soa) throw new Error(`fake zone ${zone.origin}: no SOA`);
+  const minimum = (soa.data as { minimum: number }).minimum;
+  return { name: soa.name, type: 'SOA', class: 'IN', ttl: Math.min(soa.ttl, minimum), data: soa.data } as PacketRecord;
+}
+
+/** A/AAAA for the given names found anywhere in the zone's data (glue included). */
+function addressesFor(zone: ZoneIndex, names: string[]): PacketRecord[] {
+  const out: PacketRecord[] = [];
+  for (const name of names) {
+    const key = canonical(name);
+    if (!isUnder(key, zone.origin)) continue;
+    for (const rec of zone.records(key)) if (rec.type === 'A' || rec.type === 'AAAA') out.push(toPacket(rec));
+  }
+  return out;
+}
+
+/** The authoritative lookup of RFC 1034 section 4.3.2 (steps 3a-3c) within one zone. */
+function lookupInZone(zone: ZoneIndex, qname: string, qtype: string, nxdomainEnt: boolean, depth = 0): LookupResult {
+  const key = canonical(qname);
+  // Walk down from just below the apex to qname: a zone cut (NS not at the apex) means a referral,
+  // a DNAME strictly above qname means substitution (RFC 6672 section 2.3).
+  const below = key === zone.origin ? [] : ancestorsBelow(key, zone.origin);
+  for (const n of below) {
+    const ns = n === zone.origin ? [] : zone.records(n, 'NS');
+    if (ns.length > 0 && !(n === key && qtype === 'DS')) {
+      const targets = ns.map((r) => r.data as string);
+      return { rcode: 0, aa: false, answers: [], authorities: ns.map((r) => toPacket(r)), additionals: addressesFor(zone, targets) };
+    }
+    const dname = n === key ? undefined : zone.records(n, 'DNAME')[0];
+    if (dname) {
+      const target = dname.data as string;
+      const prefix = qname.slice(0, qname.length - n.length);
+      const synthesized = target === '.' ? prefix : `${prefix}${target}`;
+      const cname: PacketRecord = { name: qname, type: 'CNAME', class: 'IN', ttl: dname.ttl, data: synthesized } as PacketRecord;
+      if (synthesized.length > 254) return { rcode: 6 /* YXDOMAIN, RFC 6672 section 2.2 */, aa: true, answers: [toPacket(dname)], authorities: [], additionals: [] };
+      return chase(zone, [toPacket(dname), cname], synthesized, qtype, nxdomainEnt, depth);
+    }
+  }
+  if (zone.hasNode(key)) return answerAt(zone, key, qname, qtype, nxdomainEnt, depth);
+  if (zone.exists(key)) {
+    // An empty non-terminal exists (RFC 8020 section 2): NODATA, unless mimicking rbldnsd.
+    return { rcode: nxdomainEnt ? 3 : 0, aa: true, answers: [], authorities: [negativeSoa(zone)], additionals: [] };
+  }
+  // RFC 4592: the wildcard at the closest encloser, if any.
+  let encloser: string | null = parentOf(key);
+  while (encloser !== null && !zone.exists(encloser)) encloser = parentOf(encloser);
+  if (encloser !== null && zone.hasNode(`*.${encloser === '.' ? '' : encloser}`)) {
+    return answerAt(zone, `*.${encloser === '.' ? '' : encloser}`, qname, qtype, nxdomainEnt, depth);
+  }
+  return { rcode: 3, aa: true, answers: [], authorities: [negativeSoa(zone)], additionals: [] };
+}
+
+/** Names from just below `origin` down to `name` inclusive, top first. */
+function ancestorsBelow(name: string, origin: string): string[] {
+  const out: string[] = [];
+  for (let n: string | null = name; n !== null && n !== origin; n = parentOf(n)) out.unshift(n);
+  return out;
+}
+
+/** Answer at an existing node `key`, owner names written as `owner` (the query's case or the wildcard's expansion). */
+function answerAt(zone: ZoneIndex, key: string, owner: string, qtype: string, nxdomainEnt: boolean, depth: number): LookupResult {
+  const cname = zone.records(key, 'CNAME')[0];
+  if (cname && qtype !== 'CNAME') {
+    return chase(zone, [toPacket(cname, owner)], cname.data as string, qtype, nxdomainEnt, depth);
+  }
+  const matching = qtype === 'ANY' ? zone.records(key) : zone.records(key, qtype);
+  if (matching.length === 0) {
+    return { rcode: 0, aa: true, answers: [], authorities: [negativeSoa(zone)], additionals: [] };
+  }
+  const answers = matching.map((r) => toPacket(r, owner));
+  const targets: string[] = [];
+  for (const r of matching) {
+    if (r.type === 'NS') targets.push(r.data as string);
+    if (r.type === 'MX') targets.push((r.data as { exchange: string }).exchange);
+    if (r.type === 'SRV') targets.push((r.data as { target: string }).target);
+  }
+  return { rcode: 0, aa: true, answers, authorities: [], additionals: addressesFor(zone, targets) };
+}
+
+/** Follows a CNAME (or synthesized CNAME) within the same zone, as authoritative servers do. */
+function chase(zone: ZoneIndex, chain: PacketRecord[], target: string, qtype: string, nxdomainEnt: boolean, depth: number): LookupResult {
+  if (depth >= MAX_CHASE || !isUnder(canonical(target), zone.origin)) {
+    return { rcode: 0, aa: true, answers: chain, authorities: [], additionals: [] };
+  }
+  const next = lookupInZone(zone, target, qtype, nxdomainEnt, depth + 1);
+  if (!next.aa) return { rcode: 0, aa: true, answers: chain, authorities: [], additionals: [] };
+  // RFC 6604: the rcode is that of the last name in the chain.
+  return { rcode: next.rcode, aa: true, answers: [...chain, ...next.answers], authorities: next.authorities, additionals: next.additionals };
+}
+
+function behaviourList(b: Behaviour | Behaviour[] | undefined): Behaviour[] {
+  if (b === undefined) return ['normal'];
+  return Array.isArray(b) ? b : [b];
+}
+
+/** A fake authoritative server; see the file header. */
+export class FakeAuthority {
+  /** Every query received, in arrival order (also those that get no answer). */
+  readonly queries: FakeQuery[] = [];
+  /** Packets that dns-packet could not decode, or that were not queries. */
+  malformed = 0;
+  readonly address: string;
+  private readonly zones: ZoneIndex[];
+  private readonly rootNs: string[];
+  private readonly poison: FakeRecord[];
+  private readonly clock: Clock;
+  private behaviours: Behaviour[];
+  private portNumber: number;
+  private udp: dgram.Socket | null = null;
+  private altUdp: dgram.Socket | null = null;
+  private tcp: net.Server | null = null;
+  private readonly connections = new Set<net.Socket>();
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private started = false;
+
+  constructor(spec: FakeServerSpec, opts: { clock?: Clock } = {}) {
+    const loopback = net.isIPv4(spec.address) ? spec.address.startsWith('127.') : spec.address === '::1';
+    if (!loopback) throw new Error(`fake authority: ${spec.address} is not a loopback address`);
+    this.address = spec.address;
+    this.zones = spec.zones.map((z) => new ZoneIndex(z));
+    this.rootNs = spec.rootNs ?? DEFAULT_ROOT_NS;
+    this.poison = parseFakeZone({ origin: '.', records: spec.poison ?? POISON_RECORDS });
+    this.behaviours = behaviourList(spec.behaviour);
+    this.portNumber = spec.port ?? 0;
+    this.clock = opts.clock ?? systemClock;
+  }
+
+  /** The port (UDP and TCP); 0 before start(). Stays the same across 'closed' and back. */
+  get port(): number {
+    return this.portNumber;
+  }
+
+  /** Binds UDP and TCP on the same port (retrying a few random ports if TCP's is taken). */
+  async start(): Promise<void> {
+    if (this.started) return;
+    const wanted = this.portNumber;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.openListeners(wanted);
+        break;
+      } catch (err) {
+        await this.closeListeners();
+        const inUse = (err as NodeJS.ErrnoException).code === 'EADDRINUSE';
+        if (!inUse || wanted !== 0 || attempt >= 5) throw err;
+      }
+    }
+    this.started = true;
+    if (this.has('closed')) await this.closeListeners();
+  }
+
+  /** Closes everything: sockets, connections, pending delayed answers. */
+  async stop(): Promise<void> {
+    this.started = false;
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    await this.closeListeners();
+  }
+
+  /** Switches behaviour; await it when switching to or from 'closed' (the port is closed or reopened). */
+  async setBehaviour(b: Behaviour | Behaviour[]): Promise<void> {
+    this.behaviours = behaviourList(b);
+    if (!this.started) return;
+    const listening = this.udp !== null;
+    if (this.has('closed') && listening) await this.closeListeners();
+    if (!this.has('closed') && !listening) await this.openListeners(this.portNumber);
+  }
+
+  /** Forgets the query log. */
+  clearQueries(): void {
+    this.queries.length = 0;
+  }
+
+  private has(b: Behaviour): boolean {
+    return this.behaviours.includes(b);
+  }
+
+  private delayMs(): number {
+    let ms = 0;
+    for (const b of this.behaviours) if (typeof b === 'object') ms = Math.max(ms, b.delayMs);
+    return ms;
+  }
+
+  private async openListeners(port: number): Promise<void> {
+    const type = net.isIPv6(this.address) ? 'udp6' : 'udp4';
+    const udp = dgram.createSocket(type);
+    this.udp = udp;
+    udp.on('message', (msg, rinfo) => this.onUdp(msg, rinfo));
+    udp.on('error', (err) => {
+      // A fake server's socket error is a test environment problem; make it visible.
+      console.error(`fake authority ${this.address}: udp error: ${err.message}`);
+    });
+    await new Promise<void>((resolve, reject) => {
+      udp.once('error', reject);
+      udp.bind({ port, address: this.address, exclusive: true }, () => {
+        udp.off('error', reject);
+        resolve();
+      });
+    });
+    this.portNumber = udp.address().port;
+    const alt = dgram.createSocket(type);
+    this.altUdp = alt;
+    alt.on('error', (err) => console.error(`fake authority ${this.address}: alt udp error: ${err.message}`));
+    await new Promise<void>((resolve, reject) => {
+      alt.once('error', reject);
+      alt.bind({ port: 0, address: this.address, exclusive: true }, () => {
+        alt.off('error', reject);
+        resolve();
+      });
+    });
+    const server = net.createServer((sock) => this.onTcpConnection(sock));
+    this.tcp = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ port: this.portNumber, host: this.address, exclusive: true }, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  private async closeListeners(): Promise<void> {
+    const udp = this.udp;
+    const alt = this.altUdp;
+    const tcp = this.tcp;
+    this.udp = null;
+    this.altUdp = null;
+    this.tcp = null;
+    for (const c of this.connections) c.destroy();
+    this.connections.clear();
+    const closing: Array<Promise<void>> = [];
+    for (const s of [udp, alt]) {
+      if (s) closing.push(new Promise<void>((resolve) => closeDgram(s, resolve)));
+    }
+    if (tcp && tcp.listening) closing.push(new Promise<void>((resolve) => tcp.close(() => resolve())));
+    await Promise.all(closing);
+  }
+
+  private onUdp(msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    const socket = this.udp;
+    if (!socket) return;
+    const reply = this.handle(msg, false, rinfo.address, rinfo.port);
+    if (!reply) return;
+    const from = this.has('wrong-port') && this.altUdp ? this.altUdp : socket;
+    this.later(() => {
+      if (this.udp === null) return;
+      from.send(reply, rinfo.port, rinfo.address);
+    });
+  }
+
+  private onTcpConnection(sock: net.Socket): void {
+    this.connections.add(sock);
+    sock.on('close', () => this.connections.delete(sock));
+    sock.on('error', () => {
+      // Client resets are normal (a transport that timed out destroys its socket); just drop it.
+      sock.destroy();
+    });
+    let pending: Buffer = Buffer.alloc(0);
+    sock.on('data', (chunk: Buffer) => {
+      pending = Buffer.concat([pending, chunk]);
+      while (pending.length >= 2) {
+        const len = pending.readUInt16BE(0);
+        if (pending.length < 2 + len) break;
+        const query = pending.subarray(2, 2 + len);
+        pending = pending.subarray(2 + len);
+        const reply = this.handle(query, true, sock.remoteAddress ?? '', sock.remotePort ?? 0);
+        if (!reply) continue;
+        const framed = Buffer.concat([Buffer.from([reply.length >> 8, reply.length & 0xff]), reply]);
+        this.later(() => {
+          if (!sock.destroyed) sock.write(framed);
+        });
+      }
+    });
+  }
+
+  /** Runs fn now or after the configured delay; the timer is cancelled by stop(). */
+  private later(fn: () => void): void {
+    const ms = this.delayMs();
+    if (ms <= 0) {
+      fn();
+      return;
+    }
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      fn();
+    }, ms);
+    this.timers.add(t);
+  }
+
+  /** Decodes, logs and answers one query; null means no answer. */
+  private handle(buf: Buffer, tcp: boolean, clientAddress: string, clientPort: number): Buffer | null {
+    let query: dnsPacket.Packet;
+    try {
+      query = dnsPacket.decode(buf);
+    } catch (err) {
+      this.malformed++;
+      if (process.env.FAKE_AUTHORITY_DEBUG) console.error(`fake authority ${this.address}: undecodable query: ${(err as Error).message}`);
+      return null;
+    }
+    const q = query.questions?.[0];
+    const opt = (query.additionals ?? []).find((r) => r.type === 'OPT') as dnsPacket.OptAnswer | undefined;
+    if (query.type !== 'query' || !q) {
+      this.malformed++;
+      return null;
+    }
+    const qname = q.name === '.' || q.name === '' ? '.' : `${q.name}.`;
+    const rd = ((query.flags ?? 0) >> 8) & 1;
+    this.queries.push({
+      name: qname, type: q.type, tcp, edns: opt !== undefined, at: this.clock.nowMs(), id: query.id ?? 0, rd: rd === 1, clientAddress, clientPort,
+    });
+    if (this.has('drop')) return null;
+
+    let rcode = 0;
+    let aa = false;
+    let result: LookupResult = { rcode: 0, aa: false, answers: [], authorities: [], additionals: [] };
+    let withOpt = opt !== undefined;
+    if (opt && this.has('formerr-edns')) {
+      rcode = 1;
+      withOpt = false;
+    } else if (opt && this.has('notimp-edns')) {
+      rcode = 4;
+      withOpt = false;
+    } else if (this.has('refused')) rcode = 5;
+    else if (this.has('servfail')) rcode = 2;
+    else if ((query.questions?.length ?? 0) !== 1) rcode = 1;
+    else if (q.class !== 'IN') rcode = 5;
+    else if (this.has('upward-referral')) {
+      result.authorities = this.rootNs.map((ns) => ({ name: '.', type: 'NS', class: 'IN', ttl: 518400, data: ns }) as PacketRecord);
+    } else {
+      const zone = this.zoneFor(canonical(qname), q.type);
+      if (!zone) rcode = 5;
+      else {
+        result = lookupInZone(zone, qname, q.type, this.has('nxdomain-ent'));
+        rcode = result.rcode;
+        aa = result.aa;
+      }
+    }
+    if (this.has('no-aa')) aa = false;
+    if (this.has('out-of-bailiwick') && rcode === 0) {
+      const outside = this.poison.filter((p) => !this.zones.some((z) => isUnder(p.key, z.origin)));
+      result.authorities = [...result.authorities, ...outside.map((p) => toPacket(p))];
+      result.additionals = [...result.additionals, ...outside.map((p) => toPacket(p))];
+    }
+
+    let questionName = qname;
+    if (this.has('wrong-question')) questionName = `x-wrong.${qname}`;
+    else if (this.has('case-mismatch') && !tcp) questionName = qname.toLowerCase();
+    let id = query.id ?? 0;
+    if (this.has('wrong-id')) id = (id + 1) & 0xffff;
+
+    const flagsFor = (tc: boolean): number => (1 << 15) | (aa ? 1 << 10 : 0) | (tc ? 1 << 9 : 0) | (rd << 8) | (rcode & 15);
+    const optRecord = (): PacketRecord[] =>
+      withOpt ? [{ name: '.', type: 'OPT', udpPayloadSize: SERVER_EDNS_SIZE, extendedRcode: 0, ednsVersion: 0, flags: 0, flag_do: false, options: [] }] : [];
+    const question = { name: questionName, type: q.type, class: q.class };
+    const full = {
+      id, type: 'response' as const, flags: flagsFor(false), questions: [question],
+      answers: result.answers, authorities: result.authorities, additionals: [...result.additionals, ...optRecord()],
+    };
+    const truncated = {
+      id, type: 'response' as const, flags: flagsFor(true), questions: [question], answers: [], authorities: [], additionals: optRecord(),
+    };
+    if (!tcp && this.has('truncate-udp')) return dnsPacket.encode(truncated);
+    const bytes = dnsPacket.encode(full);
+    if (tcp) return bytes;
+    // RFC 6891 section 6.2.5 / RFC 1035 section 4.2.1: fit the client's UDP size or set TC.
+    const limit = opt ? Math.max(512, Math.min(opt.udpPayloadSize ?? 512, 4096)) : 512;
+    return bytes.length > limit ? dnsPacket.encode(truncated) : bytes;
+  }
+
+  /** The most specific zone this server has for qname; for DS at a zone apex, the parent side. */
+  private zoneFor(qname: string, qtype: string): ZoneIndex | undefined {
+    let best: ZoneIndex | undefined;
+    for (const z of this.zones) {
+      if (!isUnder(qname, z.origin)) continue;
+      if (qtype === 'DS' && qname === z.origin && qname !== '.') continue;
+      if (!best || z.origin.length > best.origin.length) best = z;
+    }
+    return best;
+  }
+}
+
+function closeDgram(s: dgram.Socket, done: () => void): void {
+  try {
+    s.close(done);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ERR_SOCKET_DGRAM_NOT_RUNNING') throw err;
+    done();
+  }
+}
