@@ -1,6 +1,6 @@
 // Public types of the in-process resolver API (`Resolver.resolve`), kept apart from the
 // implementation so the policy service and the CLI can depend on the contract alone.
-import type { Name, ResourceRecord } from './wire/types.js';
+import type { Name, Question, ResourceRecord } from './wire/types.js';
 
 /** One answer record in typed form (rdata decoded through dns/wire). */
 export interface TypedRecord {
@@ -49,3 +49,23 @@ export interface ResolveResult {
 
 /** The function shape the policy service depends on. */
 export type ResolveFn = (name: string, type: string | number, opts?: ResolveOptions) => Promise<ResolveResult>;
+
+/** What the DNS server gets back for one client question. */
+export interface QueryAnswer {
+  rcode: number;
+  answers: ResourceRecord[];
+  authorities: ResourceRecord[];
+  additionals: ResourceRecord[];
+  source: AnswerSource;
+  /** May go into the packet cache: false for SERVFAIL, stale answers and errors. */
+  cacheable: boolean;
+}
+
+/**
+ * The recursion contract the DNS server depends on. `answerQuery` never rejects (failures are
+ * SERVFAIL) and enforces its own deadline. `prefetch` refreshes a name near expiry (best effort).
+ */
+export interface Recursor {
+  answerQuery(question: Question, opts: { dnssecOk: boolean; checkingDisabled: boolean }): Promise<QueryAnswer>;
+  prefetch?(q: { name: Name; type: number }): void;
+}

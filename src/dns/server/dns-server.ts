@@ -1,0 +1,814 @@
+// The downstream DNS server: UDP and TCP listeners for stub resolvers (Postfix, the host's libc),
+// created by main.ts with the resolver behind the Recursor interface. Flow per query (DESIGN.md s1):
+//   datagram / TCP frame -> peekHeader (unreadable: drop; QR=1: drop, never answer a response)
+//   -> ACL on the client address (outside `allow`: REFUSED, counted)
+//   -> fast path when readQueryKey reads a plain query: local zones (canonical qname), then the
+//      packet cache (ready bytes, client's ID and letter case) -> send on a hit
+//   -> else decodeMessage (FORMERR on a throw) -> opcode != QUERY: NOTIMP; qdcount != 1: FORMERR;
+//      EDNS version > 0: BADVERS; class other than IN (CH, HS, ...): REFUSED; AXFR/IXFR: FORMERR
+//      over UDP, REFUSED over TCP; ANY goes to the recursor like any type (not RFC 8482 minimal)
+//   -> local zones -> recursor.answerQuery -> response (ID, RD and CD copied, QR and RA set, AA only
+//      for local zones, the question as the client sent it, OPT udp 1232 when the client sent OPT)
+//   -> encode within the client's size (UDP: its EDNS size clamped to 512..1232, else 512; TCP:
+//      65535), TC when cut -> send -> packet cache store when cacheable and the query had a key.
+// It never resolves anything itself, never lets one query's failure end the process (every handler
+// is wrapped: an unexpected exception becomes SERVFAIL and one rate-limited log line) and never
+// answers a client outside the allow list with anything but REFUSED.
+import type { QueryAnswer, Recursor } from '../resolver-api.js';
+import dgram from 'node:dgram';
+import net from 'node:net';
+import type { AnswerSource } from '../resolver-api.js';
+import type { CidrSet } from '../../util/cidr.js';
+import type { Clock } from '../../util/clock.js';
+import { DnsError, describeError } from '../../util/errors.js';
+import type { Logger } from '../../util/logger.js';
+import { socketFamily } from '../../util/systemd.js';
+import { decodeMessage, encodeErrorResponse, encodeMessage, peekHeader, readQueryKey } from '../wire/message.js';
+import { rcodeToString } from '../wire/rdata.js';
+import { Opcode, RRClass, RRType, Rcode, type Message, type Question, type QueryKey, type ResourceRecord } from '../wire/types.js';
+import type { LocalAnswer, LocalZones } from './local-zones.js';
+
+/** The part of the packet cache the server uses (src/dns/cache/packet-cache.ts implements it). */
+export interface ServerPacketCache {
+  store(query: QueryKey, response: Message): void;
+  answer(raw: Uint8Array, query: QueryKey, maxUdpSize: number): Buffer | null;
+}
+
+/** Where to listen: an address (UDP and TCP on the same port) or an inherited socket fd. */
+export type ListenEndpoint = { address: string; port: number } | { fd: number; kind: 'udp' | 'tcp' };
+
+/** A bound listener, port 0 resolved. */
+export interface BoundAddress {
+  transport: 'udp' | 'tcp';
+  address: string;
+  port: number;
+  family: 4 | 6;
+}
+
+export interface DnsServerLimits {
+  /** Open TCP connections; at the cap the longest-idle connection is closed for a new one. Default 100. */
+  maxTcpConnections: number;
+  /** A TCP connection with no query in flight is closed after this long (RFC 7766 s6.2.3). Default 10000. */
+  tcpIdleTimeoutMs: number;
+  /** Queries waiting on the recursor at once; beyond it SERVFAIL at once. Default 1000. */
+  maxConcurrentQueries: number;
+  /** Queries in flight on one TCP connection; beyond it the connection is not read. Default 32. */
+  maxTcpPipeline: number;
+  /** How long close() waits for queries in flight before cutting them off. Default 5000. */
+  drainTimeoutMs: number;
+}
+
+export const DEFAULT_DNS_SERVER_LIMITS: Readonly<DnsServerLimits> = {
+  maxTcpConnections: 100,
+  tcpIdleTimeoutMs: 10_000,
+  maxConcurrentQueries: 1000,
+  maxTcpPipeline: 32,
+  drainTimeoutMs: 5000,
+};
+
+export interface DnsServerOptions {
+  recursor: Recursor;
+  /** null: no packet cache (every non-local query goes to the recursor). */
+  packetCache: ServerPacketCache | null;
+  localZones: LocalZones;
+  /** Clients allowed to query (recursion); everyone else gets REFUSED. */
+  allow: CidrSet;
+  logger: Logger;
+  clock: Clock;
+  limits?: Partial<DnsServerLimits>;
+}
+
+type AnswerSourceStat = AnswerSource | 'packet-cache';
+
+/** Counters since start; read with `stats()`. */
+export interface DnsServerStats {
+  queries: { udp: number; tcp: number };
+  /** Responses sent, by rcode mnemonic (NOERROR, NXDOMAIN, SERVFAIL, ...). */
+  rcodes: Record<string, number>;
+  /** Answers by where they came from. */
+  sources: Record<AnswerSourceStat, number>;
+  /** Queries from clients outside the allow list (answered REFUSED). */
+  refused: number;
+  /** Undecodable queries answered FORMERR. */
+  formerr: number;
+  /** Packets not answered at all (unreadable header, QR=1, deny zones, shutting down). */
+  dropped: number;
+  /** Queries answered SERVFAIL because maxConcurrentQueries was reached. */
+  overloaded: number;
+  /** Unexpected exceptions turned into SERVFAIL. */
+  internalErrors: number;
+  tcp: { open: number; accepted: number; rejected: number; idleClosed: number; evicted: number };
+}
+
+type Transport = 'udp' | 'tcp';
+
+/** The most bytes a UDP answer may have: the client's EDNS size clamped (RFC 6891 s6.2.5, DNS flag day 2020). */
+const EDNS_UDP_SIZE = 1232;
+const PLAIN_UDP_SIZE = 512;
+const TCP_MAX_MESSAGE = 65535;
+/** A connection whose unsent replies exceed this is not read until they drain. */
+const TCP_WRITE_HIGH_WATER = 256 * 1024;
+/** One log line per kind of trouble per this interval; the rest are counted into the next line. */
+const LOG_INTERVAL_MS = 10_000;
+const EMPTY = Buffer.alloc(0);
+/** How long close() lets ending TCP connections flush their last replies. */
+const FLUSH_ON_CLOSE_MS = 1000;
+
+interface TcpConn {
+  socket: net.Socket;
+  remote: string;
+  buf: Buffer;
+  inflight: number;
+  lastActiveMs: number;
+  readEnded: boolean;
+  paused: boolean;
+  closed: boolean;
+}
+
+interface UdpListener {
+  kind: 'udp';
+  socket: dgram.Socket;
+  /** Set when close starts; replies after it are dropped (dgram throws on a closed socket). */
+  closed: boolean;
+}
+interface TcpListener {
+  kind: 'tcp';
+  server: net.Server;
+}
+
+/**
+ * The DNS server. One instance serves every listen endpoint; `close()` drains it.
+ * TCP connection cap policy: a new connection over the cap closes the connection that has been idle
+ * longest (no query in flight); when every connection is busy, the new one is refused (closed).
+ */
+export class DnsServer {
+  private readonly recursor: Recursor;
+  private readonly packetCache: ServerPacketCache | null;
+  private localZones: LocalZones;
+  private allow: CidrSet;
+  private readonly logger: Logger;
+  private readonly clock: Clock;
+  private readonly limits: DnsServerLimits;
+  private readonly listeners: Array<UdpListener | TcpListener> = [];
+  private readonly conns = new Set<TcpConn>();
+  private readonly pending = new Set<Promise<void>>();
+  private readonly logState = new Map<string, { lastMs: number; suppressed: number }>();
+  private inflight = 0;
+  private closing = false;
+  private sweepTimer: NodeJS.Timeout | null = null;
+  private readonly counters: DnsServerStats = {
+    queries: { udp: 0, tcp: 0 },
+    rcodes: {},
+    sources: { local: 0, 'packet-cache': 0, cache: 0, recursion: 0, stale: 0 },
+    refused: 0,
+    formerr: 0,
+    dropped: 0,
+    overloaded: 0,
+    internalErrors: 0,
+    tcp: { open: 0, accepted: 0, rejected: 0, idleClosed: 0, evicted: 0 },
+  };
+
+  constructor(opts: DnsServerOptions) {
+    this.recursor = opts.recursor;
+    this.packetCache = opts.packetCache;
+    this.localZones = opts.localZones;
+    this.allow = opts.allow;
+    this.logger = opts.logger;
+    this.clock = opts.clock;
+    this.limits = { ...DEFAULT_DNS_SERVER_LIMITS, ...opts.limits };
+  }
+
+  /**
+   * Binds every endpoint: an address gets a UDP socket and a TCP listener on the same port (with
+   * port 0, the port UDP got); an fd endpoint adopts the inherited socket. On any failure the
+   * listeners opened so far are closed and the error is thrown. Prefer specific addresses to
+   * wildcards ('0.0.0.0', '::'): Node cannot set IP_PKTINFO, so on a multi-homed host a reply from
+   * a wildcard UDP socket may leave from another address than the query reached (Unbound's
+   * interface-automatic problem), and stub resolvers discard such replies.
+   * @throws DnsError DNS_ERR_BIND_PRIVILEGE (port < 1024 without the capability),
+   *   DNS_ERR_BIND_IN_USE, DNS_ERR_BIND_ADDRESS (address not on this host), DNS_ERR_BIND (other).
+   */
+  async listen(endpoints: ListenEndpoint[]): Promise<void> {
+    if (this.closing) throw new DnsError('DNS_ERR_BIND', 'the DNS server is closed');
+    try {
+      for (const ep of endpoints) {
+        if ('fd' in ep) {
+          if (ep.kind === 'udp') this.listeners.push(await this.bindUdpFd(ep.fd));
+          else this.listeners.push(await this.listenTcp({ fd: ep.fd }, `fd ${ep.fd}`));
+        } else {
+          await this.bindPair(ep.address, ep.port);
+        }
+      }
+    } catch (err) {
+      await this.closeListeners();
+      throw err;
+    }
+    if (!this.sweepTimer && this.listeners.some((l) => l.kind === 'tcp')) {
+      const everyMs = Math.max(50, Math.min(1000, Math.floor(this.limits.tcpIdleTimeoutMs / 2)));
+      this.sweepTimer = setInterval(() => this.sweepIdleConnections(), everyMs);
+      this.sweepTimer.unref();
+    }
+  }
+
+  /** SIGHUP reload: later queries use the new local zones; queries in flight are unaffected. */
+  setLocalZones(zones: LocalZones): void {
+    this.localZones = zones;
+  }
+
+  /** SIGHUP reload of the access list. */
+  setAllow(allow: CidrSet): void {
+    this.allow = allow;
+  }
+
+  /** Bound listeners with resolved ports, in listen order. */
+  addresses(): BoundAddress[] {
+    const out: BoundAddress[] = [];
+    for (const l of this.listeners) {
+      const a = l.kind === 'udp' ? l.socket.address() : l.server.address();
+      if (a === null || typeof a === 'string') continue;
+      out.push({ transport: l.kind, address: a.address, port: a.port, family: a.family === 'IPv6' ? 6 : 4 });
+    }
+    return out;
+  }
+
+  /** A snapshot of the counters. */
+  stats(): DnsServerStats {
+    const c = this.counters;
+    return {
+      ...c,
+      queries: { ...c.queries },
+      rcodes: { ...c.rcodes },
+      sources: { ...c.sources },
+      tcp: { ...c.tcp, open: this.conns.size },
+    };
+  }
+
+  /** Queries waiting on the recursor right now. */
+  get queriesInFlight(): number {
+    return this.inflight;
+  }
+
+  /**
+   * Closes TCP connections idle (no query in flight) for tcpIdleTimeoutMs by the injected clock.
+   * Runs on a timer; public so tests can drive it with a ManualClock. Returns how many closed.
+   */
+  sweepIdleConnections(): number {
+    const now = this.clock.nowMs();
+    let n = 0;
+    for (const c of this.conns) {
+      if (!c.closed && c.inflight === 0 && now - c.lastActiveMs >= this.limits.tcpIdleTimeoutMs) {
+        this.counters.tcp.idleClosed++;
+        this.endConn(c);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  /**
+   * Graceful stop: stops accepting, drops new datagrams, lets queries in flight finish (at most
+   * drainTimeoutMs), sends their replies, then closes every socket. Safe to call twice.
+   */
+  async close(): Promise<void> {
+    if (this.closing) {
+      await this.waitPending(this.limits.drainTimeoutMs);
+      return;
+    }
+    this.closing = true;
+    if (this.sweepTimer) {
+      clearInterval(this.sweepTimer);
+      this.sweepTimer = null;
+    }
+    const tcpClosed = this.closeTcpListeners();
+    for (const c of this.conns) if (c.inflight === 0) this.endConn(c);
+    await this.waitPending(this.limits.drainTimeoutMs);
+    await this.waitConnsFlushed(FLUSH_ON_CLOSE_MS);
+    for (const c of [...this.conns]) this.destroyConn(c);
+    await Promise.all([tcpClosed, this.closeUdpListeners()]);
+  }
+
+  // ---- binding ---------------------------------------------------------------------------
+
+  private async bindPair(address: string, port: number): Promise<void> {
+    const family = net.isIP(address);
+    if (family === 0) throw new DnsError('DNS_ERR_BIND_ADDRESS', `DNS listen address "${address}" is not an IP address`);
+    // With port 0 the TCP listener takes the port UDP got, so a TC retry reaches the same server;
+    // when that port is taken for TCP, try again with a fresh one (bounded).
+    const attempts = port === 0 ? 5 : 1;
+    for (let i = 1; ; i++) {
+      const udp = await this.bindUdp(address, port, family === 6 ? 6 : 4);
+      const udpPort = udp.socket.address().port;
+      try {
+        const tcp = await this.listenTcp({ host: address, port: udpPort, ipv6Only: address === '::' }, `${fmtAddr(address, udpPort)}/tcp`);
+        this.listeners.push(udp, tcp);
+        return;
+      } catch (err) {
+        await closeUdp(udp.socket);
+        if (i >= attempts || !(err instanceof DnsError) || err.code !== 'DNS_ERR_BIND_IN_USE') throw err;
+      }
+    }
+  }
+
+  private bindUdp(address: string, port: number, family: 4 | 6): Promise<UdpListener> {
+    const socket = dgram.createSocket({ type: family === 6 ? 'udp6' : 'udp4', ipv6Only: address === '::' });
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error): void => {
+        socket.close();
+        reject(bindError(err, `${fmtAddr(address, port)}/udp`, port));
+      };
+      socket.once('error', onError);
+      socket.bind({ address, port, exclusive: true }, () => {
+        socket.off('error', onError);
+        resolve(this.attachUdp(socket));
+      });
+    });
+  }
+
+  private bindUdpFd(fd: number): Promise<UdpListener> {
+    // The dgram type must match the socket's family or replies fail with EINVAL (see socketFamily).
+    const family = socketFamily(fd, 'udp');
+    if (family === null) {
+      return Promise.reject(new DnsError('DNS_ERR_BIND', `inherited fd ${fd} is not a UDP socket of this process (check the socket unit's ListenDatagram= and FileDescriptorName=)`));
+    }
+    const socket = dgram.createSocket(family === 6 ? 'udp6' : 'udp4');
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error): void => {
+        socket.close();
+        reject(bindError(err, `fd ${fd}/udp`, 0));
+      };
+      socket.once('error', onError);
+      try {
+        socket.bind({ fd }, () => {
+          socket.off('error', onError);
+          resolve(this.attachUdp(socket));
+        });
+      } catch (err) {
+        socket.off('error', onError);
+        reject(new DnsError('DNS_ERR_BIND', `cannot adopt inherited fd ${fd} as a UDP socket: ${describeError(err)}`, { cause: err }));
+      }
+    });
+  }
+
+  private attachUdp(socket: dgram.Socket): UdpListener {
+    const listener: UdpListener = { kind: 'udp', socket, closed: false };
+    socket.on('message', (msg, rinfo) => this.onDatagram(listener, msg, rinfo));
+    socket.on('error', (err) => this.logLimited('udp-socket', 'warn', { err: describeError(err) }, 'DNS UDP socket error'));
+    return listener;
+  }
+
+  private listenTcp(opts: net.ListenOptions | { fd: number }, what: string): Promise<TcpListener> {
+    const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (s) => this.onConnection(s));
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error): void => {
+        server.close();
+        reject(bindError(err, what, 'port' in opts ? (opts.port ?? 0) : 0));
+      };
+      server.once('error', onError);
+      try {
+        server.listen(opts, () => {
+          server.off('error', onError);
+          server.on('error', (err) => this.logLimited('tcp-server', 'warn', { err: describeError(err) }, 'DNS TCP listener error'));
+          resolve({ kind: 'tcp', server });
+        });
+      } catch (err) {
+        server.off('error', onError);
+        reject(new DnsError('DNS_ERR_BIND', `cannot listen on ${what}: ${describeError(err)}`, { cause: err }));
+      }
+    });
+  }
+
+  private async closeListeners(): Promise<void> {
+    await Promise.all([this.closeTcpListeners(), this.closeUdpListeners()]);
+  }
+
+  private closeTcpListeners(): Promise<void> {
+    const tcp = this.listeners.filter((l): l is TcpListener => l.kind === 'tcp');
+    this.removeListeners('tcp');
+    return Promise.all(tcp.map((l) => new Promise<void>((resolve) => l.server.close(() => resolve())))).then(() => undefined);
+  }
+
+  private closeUdpListeners(): Promise<void> {
+    const udp = this.listeners.filter((l): l is UdpListener => l.kind === 'udp');
+    this.removeListeners('udp');
+    return Promise.all(
+      udp.map((l) => {
+        l.closed = true;
+        return closeUdp(l.socket);
+      }),
+    ).then(() => undefined);
+  }
+
+  private removeListeners(kind: 'udp' | 'tcp'): void {
+    for (let i = this.listeners.length - 1; i >= 0; i--) if (this.listeners[i]?.kind === kind) this.listeners.splice(i, 1);
+  }
+
+  /** Gives connections already ending (last replies written) a moment to flush before they are cut. */
+  private async waitConnsFlushed(timeoutMs: number): Promise<void> {
+    const ending = [...this.conns].filter((c) => c.closed && !c.socket.destroyed);
+    if (ending.length === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(ending.map((c) => new Promise<void>((resolve) => c.socket.once('close', () => resolve())))),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, timeoutMs);
+      }),
+    ]);
+    if (timer) clearTimeout(timer);
+  }
+
+  private async waitPending(timeoutMs: number): Promise<void> {
+    if (this.pending.size === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, timeoutMs);
+    });
+    await Promise.race([Promise.allSettled([...this.pending]).then(() => undefined), timeout]);
+    if (timer) clearTimeout(timer);
+  }
+
+  // ---- UDP ---------------------------------------------------------------------------------
+
+  private onDatagram(listener: UdpListener, msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    if (this.closing) {
+      this.counters.dropped++;
+      return;
+    }
+    this.counters.queries.udp++;
+    const send = (bytes: Buffer): void => {
+      if (listener.closed) {
+        this.counters.dropped++;
+        return;
+      }
+      listener.socket.send(bytes, rinfo.port, rinfo.address, (err) => {
+        if (err) this.logLimited('udp-send', 'warn', { err: describeError(err), client: rinfo.address }, 'DNS UDP reply not sent');
+      });
+    };
+    const p = this.processQuery(msg, rinfo.address, 'udp', send);
+    if (p) this.track(p);
+  }
+
+  // ---- TCP (RFC 7766) ------------------------------------------------------------------------
+
+  private onConnection(socket: net.Socket): void {
+    const remote = socket.remoteAddress;
+    if (this.closing || remote === undefined) {
+      socket.destroy();
+      return;
+    }
+    if (this.conns.size >= this.limits.maxTcpConnections && !this.evictIdleConnection()) {
+      this.counters.tcp.rejected++;
+      this.logLimited('tcp-cap', 'warn', { client: remote, max: this.limits.maxTcpConnections }, 'DNS TCP connection refused: every connection is busy');
+      socket.destroy();
+      return;
+    }
+    this.counters.tcp.accepted++;
+    const conn: TcpConn = { socket, remote, buf: EMPTY, inflight: 0, lastActiveMs: this.clock.nowMs(), readEnded: false, paused: false, closed: false };
+    this.conns.add(conn);
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onTcpData(conn, chunk));
+    socket.on('end', () => {
+      // The client half-closed: answer what is in flight, then close (RFC 7766 s6.2.4).
+      conn.readEnded = true;
+      if (conn.inflight === 0) this.endConn(conn);
+    });
+    socket.on('drain', () => this.maybeResume(conn));
+    socket.on('error', (err) => {
+      this.logger.debug({ client: remote, err: describeError(err) }, 'DNS TCP connection error');
+    });
+    socket.on('close', () => {
+      conn.closed = true;
+      this.conns.delete(conn);
+    });
+  }
+
+  /** Closes the connection idle longest; false when none is idle. */
+  private evictIdleConnection(): boolean {
+    let victim: TcpConn | null = null;
+    for (const c of this.conns) {
+      if (c.closed) {
+        // Already closing (flushing its last replies): the cheapest room to make.
+        this.destroyConn(c);
+        return true;
+      }
+      if (c.inflight === 0 && (victim === null || c.lastActiveMs < victim.lastActiveMs)) victim = c;
+    }
+    if (!victim) return false;
+    this.counters.tcp.evicted++;
+    this.destroyConn(victim);
+    return true;
+  }
+
+  private onTcpData(conn: TcpConn, chunk: Buffer): void {
+    if (conn.closed) return;
+    conn.lastActiveMs = this.clock.nowMs();
+    conn.buf = conn.buf.length === 0 ? chunk : Buffer.concat([conn.buf, chunk]);
+    this.drainFrames(conn);
+  }
+
+  /** Hands every complete 2-byte-length-prefixed frame to the query path, within the pipeline bound. */
+  private drainFrames(conn: TcpConn): void {
+    while (!conn.closed && !this.closing && conn.buf.length >= 2) {
+      if (conn.inflight >= this.limits.maxTcpPipeline || conn.socket.writableLength > TCP_WRITE_HIGH_WATER) {
+        this.pauseConn(conn);
+        return;
+      }
+      const len = conn.buf.readUInt16BE(0);
+      if (conn.buf.length < 2 + len) break;
+      // A copy: the frame must not pin the (possibly large) receive buffer it arrived in.
+      const frame = Buffer.from(conn.buf.subarray(2, 2 + len));
+      conn.buf = conn.buf.length === 2 + len ? EMPTY : conn.buf.subarray(2 + len);
+      this.counters.queries.tcp++;
+      const send = (bytes: Buffer): void => this.writeFrame(conn, bytes);
+      const p = this.processQuery(frame, conn.remote, 'tcp', send);
+      if (p) {
+        conn.inflight++;
+        this.track(
+          p.finally(() => {
+            conn.inflight--;
+            conn.lastActiveMs = this.clock.nowMs();
+            if (conn.closed) return;
+            if (conn.inflight === 0 && (conn.readEnded || this.closing)) this.endConn(conn);
+            else this.maybeResume(conn);
+          }),
+        );
+      }
+    }
+    this.maybeResume(conn);
+  }
+
+  private pauseConn(conn: TcpConn): void {
+    if (!conn.paused) {
+      conn.paused = true;
+      conn.socket.pause();
+    }
+  }
+
+  private maybeResume(conn: TcpConn): void {
+    if (!conn.paused || conn.closed) return;
+    if (conn.inflight >= this.limits.maxTcpPipeline || conn.socket.writableLength > TCP_WRITE_HIGH_WATER) return;
+    conn.paused = false;
+    conn.socket.resume();
+    // Frames that arrived before the pause are still buffered.
+    if (conn.buf.length >= 2) this.drainFrames(conn);
+  }
+
+  private writeFrame(conn: TcpConn, bytes: Buffer): void {
+    if (conn.closed || conn.socket.destroyed || !conn.socket.writable) return;
+    const out = Buffer.allocUnsafe(bytes.length + 2);
+    out.writeUInt16BE(bytes.length, 0);
+    bytes.copy(out, 2);
+    conn.socket.write(out);
+    conn.lastActiveMs = this.clock.nowMs();
+  }
+
+  /** Flushes the replies written so far, then closes; stays in `conns` until the socket is gone. */
+  private endConn(conn: TcpConn): void {
+    if (conn.closed) return;
+    conn.closed = true;
+    conn.socket.end(() => conn.socket.destroy());
+    // A peer that never reads would keep the flush waiting forever: bound it by the idle timeout.
+    conn.socket.setTimeout(this.limits.tcpIdleTimeoutMs, () => conn.socket.destroy());
+  }
+
+  private destroyConn(conn: TcpConn): void {
+    conn.closed = true;
+    this.conns.delete(conn);
+    conn.socket.destroy();
+  }
+
+  // ---- the query path ----------------------------------------------------------------------
+
+  private track(p: Promise<void>): void {
+    this.pending.add(p);
+    void p.finally(() => this.pending.delete(p));
+  }
+
+  /**
+   * One query from either transport. Answers synchronously when it can (drop, REFUSED, local zone,
+   * packet cache hit; returns undefined), otherwise returns the promise of the slow path. Never
+   * throws and the promise never rejects.
+   */
+  private processQuery(raw: Buffer, client: string, transport: Transport, send: (b: Buffer) => void): Promise<void> | undefined {
+    try {
+      const header = peekHeader(raw);
+      if (!header || header.flags.qr) {
+        // Unreadable, or a response: never answer one (answering responses enables reflection loops).
+        this.counters.dropped++;
+        return undefined;
+      }
+      if (!this.allow.has(client)) {
+        this.counters.refused++;
+        this.sendError(raw, Rcode.REFUSED, send);
+        return undefined;
+      }
+      const key = readQueryKey(raw);
+      let local: LocalAnswer | null = null;
+      if (key) {
+        if (key.qclass === RRClass.IN) local = this.localZones.lookup(qnameOfKey(key), key.qtype);
+        if (!local && this.packetCache) {
+          const maxSize = transport === 'udp' ? udpLimit(key.ednsUdpSize) : TCP_MAX_MESSAGE;
+          const hit = this.packetCache.answer(raw, key, maxSize);
+          if (hit) {
+            this.counters.sources['packet-cache']++;
+            this.countRcode(hit[3] !== undefined ? hit[3] & 0xf : Rcode.NOERROR);
+            send(hit);
+            return undefined;
+          }
+        }
+      }
+      return this.slowPath(raw, key, local, transport, send).catch((err: unknown) => this.internalError(err, raw, send));
+    } catch (err) {
+      this.internalError(err, raw, send);
+      return undefined;
+    }
+  }
+
+  private async slowPath(raw: Buffer, key: QueryKey | null, fastLocal: LocalAnswer | null, transport: Transport, send: (b: Buffer) => void): Promise<void> {
+    let query: Message;
+    try {
+      query = decodeMessage(raw);
+    } catch (err) {
+      if (!(err instanceof DnsError)) throw err;
+      this.counters.formerr++;
+      this.logger.debug({ err: err.message }, 'DNS query not decodable: FORMERR');
+      this.sendError(raw, Rcode.FORMERR, send);
+      return;
+    }
+    if (query.flags.opcode !== Opcode.QUERY) return this.sendError(raw, Rcode.NOTIMP, send);
+    const question = query.questions[0];
+    if (query.questions.length !== 1 || question === undefined) {
+      this.counters.formerr++;
+      return this.sendError(raw, Rcode.FORMERR, send);
+    }
+    if (query.edns && query.edns.version > 0) {
+      // RFC 6891 s6.1.3: BADVERS, with an OPT of the highest version we support (0).
+      this.sendResponse(query, { rcode: Rcode.BADVERS, answers: [], authorities: [], additionals: [] }, false, transport, send);
+      return;
+    }
+    if (question.class !== RRClass.IN) return this.sendError(raw, Rcode.REFUSED, send);
+    const qtype = question.type;
+    if (qtype === RRType.OPT) {
+      // RFC 6891 s6.1.1: OPT is a pseudo-RR, never a question.
+      this.counters.formerr++;
+      return this.sendError(raw, Rcode.FORMERR, send);
+    }
+    if (qtype === RRType.AXFR || qtype === RRType.IXFR) {
+      // Zone transfers are for authoritative servers: over UDP AXFR is malformed (RFC 5936 s4.2),
+      // over TCP it is a policy refusal.
+      if (transport === 'udp') this.counters.formerr++;
+      return this.sendError(raw, transport === 'udp' ? Rcode.FORMERR : Rcode.REFUSED, send);
+    }
+    if (qtype === RRType.MAILA || qtype === RRType.MAILB || qtype === 249 || qtype === 250) {
+      // MAILA/MAILB are obsolete (RFC 2505); TKEY/TSIG queries need keys this server has none of.
+      return this.sendError(raw, Rcode.NOTIMP, send);
+    }
+    const local = fastLocal ?? this.localZones.lookup(question.name, qtype);
+    if (local) {
+      if (local.drop) {
+        this.counters.dropped++;
+        return;
+      }
+      this.counters.sources.local++;
+      this.sendResponse(query, local, local.authoritative, transport, send);
+      return;
+    }
+    if (this.inflight >= this.limits.maxConcurrentQueries) {
+      this.counters.overloaded++;
+      this.logLimited('overload', 'warn', { max: this.limits.maxConcurrentQueries }, 'DNS query limit reached: answering SERVFAIL');
+      return this.sendError(raw, Rcode.SERVFAIL, send);
+    }
+    this.inflight++;
+    let answer: QueryAnswer;
+    try {
+      answer = await this.recursor.answerQuery(question, { dnssecOk: query.edns?.dnssecOk ?? false, checkingDisabled: query.flags.cd });
+    } finally {
+      this.inflight--;
+    }
+    this.counters.sources[answer.source]++;
+    const response = this.sendResponse(query, answer, false, transport, send);
+    if (answer.cacheable && key && this.packetCache && response) this.packetCache.store(key, response);
+  }
+
+  /** Builds, encodes within the transport's size and sends a response; returns the full message. */
+  private sendResponse(
+    query: Message,
+    body: { rcode: number; answers: ResourceRecord[]; authorities: ResourceRecord[]; additionals: ResourceRecord[] },
+    authoritative: boolean,
+    transport: Transport,
+    send: (b: Buffer) => void,
+  ): Message | null {
+    // An extended rcode cannot be expressed without an OPT record.
+    const rcode = body.rcode > 0xf && !query.edns ? Rcode.SERVFAIL : body.rcode;
+    const response: Message = {
+      id: query.id,
+      flags: { qr: true, opcode: Opcode.QUERY, aa: authoritative, tc: false, rd: query.flags.rd, ra: true, z: false, ad: false, cd: query.flags.cd },
+      rcode,
+      questions: query.questions,
+      answers: body.answers,
+      authorities: body.authorities,
+      additionals: body.additionals,
+      edns: query.edns ? { udpSize: EDNS_UDP_SIZE, version: 0, dnssecOk: query.edns.dnssecOk, options: EMPTY } : null,
+    };
+    const maxSize = transport === 'udp' ? udpLimit(query.edns ? query.edns.udpSize : null) : TCP_MAX_MESSAGE;
+    const encoded = encodeMessage(response, { maxSize });
+    this.countRcode(rcode);
+    send(encoded.bytes);
+    return response;
+  }
+
+  private sendError(raw: Buffer, rcode: number, send: (b: Buffer) => void): void {
+    const bytes = encodeErrorResponse(raw, rcode);
+    if (!bytes) {
+      this.counters.dropped++;
+      return;
+    }
+    this.countRcode(rcode);
+    send(bytes);
+  }
+
+  private internalError(err: unknown, raw: Buffer, send: (b: Buffer) => void): void {
+    this.counters.internalErrors++;
+    this.logLimited('internal', 'error', { err: describeError(err), stack: err instanceof Error ? err.stack : undefined }, 'unexpected error answering a DNS query: SERVFAIL');
+    try {
+      this.sendError(raw, Rcode.SERVFAIL, send);
+    } catch (again) {
+      this.logLimited('internal-reply', 'error', { err: describeError(again) }, 'could not send SERVFAIL after an unexpected error');
+    }
+  }
+
+  private countRcode(rcode: number): void {
+    const name = rcodeToString(rcode);
+    this.counters.rcodes[name] = (this.counters.rcodes[name] ?? 0) + 1;
+  }
+
+  /** At most one line per `kind` per LOG_INTERVAL_MS (by the injected clock); the rest are counted. */
+  private logLimited(kind: string, level: 'warn' | 'error', fields: Record<string, unknown>, msg: string): void {
+    const now = this.clock.nowMs();
+    const st = this.logState.get(kind);
+    if (st && now - st.lastMs < LOG_INTERVAL_MS) {
+      st.suppressed++;
+      return;
+    }
+    const suppressed = st?.suppressed ?? 0;
+    this.logState.set(kind, { lastMs: now, suppressed: 0 });
+    this.logger[level](suppressed > 0 ? { ...fields, suppressed } : fields, msg);
+  }
+}
+
+/** The canonical qname inside a QueryKey ("qname|qtype|qclass"; a qname may itself contain '|'). */
+function qnameOfKey(key: QueryKey): string {
+  const k = key.key;
+  return k.slice(0, k.length - String(key.qtype).length - String(key.qclass).length - 2);
+}
+
+/** UDP answer size: the client's EDNS size clamped to 512..1232, or 512 without EDNS (RFC 1035 s4.2.1). */
+function udpLimit(ednsUdpSize: number | null): number {
+  if (ednsUdpSize === null) return PLAIN_UDP_SIZE;
+  return Math.min(EDNS_UDP_SIZE, Math.max(PLAIN_UDP_SIZE, ednsUdpSize));
+}
+
+function fmtAddr(address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+function closeUdp(socket: dgram.Socket): Promise<void> {
+  return new Promise((resolve) => {
+    try {
+      socket.close(() => resolve());
+    } catch (err) {
+      // ERR_SOCKET_DGRAM_NOT_RUNNING: already closed, which is the goal.
+      if ((err as NodeJS.ErrnoException).code !== 'ERR_SOCKET_DGRAM_NOT_RUNNING') throw err;
+      resolve();
+    }
+  });
+}
+
+/**
+ * Maps a bind/listen errno to an error that tells the admin what to do.
+ * @param what the endpoint as the admin wrote it, e.g. "127.0.0.1:53/udp".
+ */
+export function bindError(err: Error, what: string, port: number): DnsError {
+  const code = (err as NodeJS.ErrnoException).code;
+  if ((code === 'EACCES' || code === 'EPERM') && port > 0 && port < 1024) {
+    return new DnsError(
+      'DNS_ERR_BIND_PRIVILEGE',
+      `cannot listen on ${what}: ports below 1024 need privilege. Run as root, use the systemd unit ` +
+        `(it grants CAP_NET_BIND_SERVICE), grant the capability to node with ` +
+        `setcap cap_net_bind_service=+ep "$(readlink -f "$(command -v node)")", or choose another --dns-listen port`,
+      { cause: err },
+    );
+  }
+  if (code === 'EADDRINUSE') {
+    return new DnsError(
+      'DNS_ERR_BIND_IN_USE',
+      `cannot listen on ${what}: the address is in use. Another DNS server holds it ` +
+        `(on port 53 often systemd-resolved's stub listener, unbound, dnsmasq or bind; see \`ss -lunp 'sport = :${port}'\`); ` +
+        `stop it (for systemd-resolved: DNSStubListener=no) or choose another --dns-listen address`,
+      { cause: err },
+    );
+  }
+  if (code === 'EADDRNOTAVAIL') {
+    return new DnsError('DNS_ERR_BIND_ADDRESS', `cannot listen on ${what}: the address is not configured on this host`, { cause: err });
+  }
+  return new DnsError('DNS_ERR_BIND', `cannot listen on ${what}: ${describeError(err)}`, { cause: err });
+}
