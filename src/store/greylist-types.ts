@@ -12,6 +12,12 @@ export interface TripletRecord {
   passedAtMs: number;
   /** Accepted retries counted per node id (merge: max per node); total = sum. */
   passes: Record<string, number>;
+  /**
+   * Generation of the triplet: bumped when a triplet starts over (retry window missed, max age
+   * passed), so an older generation held by a replica can never bring the old first-seen or
+   * passed-at back. Merge: the higher epoch wins whole; equal epochs merge field by field. Absent = 0.
+   */
+  epoch?: number;
 }
 
 /** Client auto-whitelist state, per full client IP. */
@@ -51,7 +57,11 @@ export interface GreylistStore {
 
 /** Merge two triplet records (commutative, associative, idempotent). */
 export function mergeTriplet(a: TripletRecord, b: TripletRecord): TripletRecord {
+  const ea = a.epoch ?? 0;
+  const eb = b.epoch ?? 0;
+  if (ea !== eb) return ea > eb ? a : b;
   return {
+    ...(ea !== 0 ? { epoch: ea } : {}),
     firstSeenMs: Math.min(a.firstSeenMs, b.firstSeenMs),
     lastSeenMs: Math.max(a.lastSeenMs, b.lastSeenMs),
     passedAtMs: minNonZero(a.passedAtMs, b.passedAtMs),

@@ -36,16 +36,20 @@ export function parseCidr(text: string): Cidr {
   const addrText = slash >= 0 ? t.slice(0, slash) : t;
   const addr = parseAddress(addrText);
   if (!addr) throw new MxError('UTIL_ERR_BAD_CIDR', `not an IP address or network: "${text}"`);
-  const max = addr.family === 4 ? 32 : 128;
-  let prefix = max;
+  // An IPv4-mapped IPv6 network (::ffff:192.0.2.0/120) is written in IPv6 bits but matched as IPv4.
+  const writtenAsV6 = isIP(addrText.replace(/^\[|\]$/g, '').replace(/%.*$/, '')) === 6;
+  const max = writtenAsV6 ? 128 : 32;
+  let prefix = addr.family === 4 ? 32 : 128;
   if (slash >= 0) {
     const p = t.slice(slash + 1);
     if (!/^\d{1,3}$/.test(p) || Number(p) > max) {
       throw new MxError('UTIL_ERR_BAD_CIDR', `bad prefix length in "${text}" (0-${max})`);
     }
     prefix = Number(p);
-    // ::ffff:0:0/96 style prefixes on a mapped address count in IPv4 bits.
-    if (addr.family === 4 && isIP(addrText.replace(/^\[|\]$/g, '')) === 6) prefix = Math.max(0, prefix - 96);
+    if (addr.family === 4 && writtenAsV6) {
+      if (prefix < 96) throw new MxError('UTIL_ERR_BAD_CIDR', `bad prefix length in "${text}": an IPv4-mapped network needs /96 to /128`);
+      prefix -= 96;
+    }
   }
   const bytes = maskBytes(addr.bytes, prefix);
   return { family: addr.family, bytes, prefix, text: `${formatAddress(addr.family, bytes)}/${prefix}` };

@@ -1,0 +1,75 @@
+// Policy steps 7, 8 and 9 (DESIGN.md s3): trusted DNSWL -> DUNNO, DNSBL -> 554 reject, second-tier
+// DNSWL -> DUNNO without greylisting. Built by the pipeline around one shared DnsListChecker, whose
+// lookups for all tiers start in `prepare` and run in parallel; each step awaits only its tier.
+// These checks never throw and never decide on an error answer or a timeout (the checker maps those
+// to "not listed").
+import type { Check, CheckContext, CheckResult } from '../types.js';
+import type { DnsListChecker, DnsListTierResult } from '../dns-lists.js';
+
+/** Step 7: a client listed in the trusted DNSWL tier ends the pipeline with DUNNO. */
+export function createTrustedDnswlCheck(checker: DnsListChecker): Check {
+  return {
+    step: 7,
+    name: 'dnswl-trusted',
+    prepare: (ctx) => checker.prepare(ctx),
+    async run(ctx: CheckContext): Promise<CheckResult | null> {
+      if (checker.listsOf('trusted').length === 0) return null;
+      const t = await checker.tier(ctx, 'trusted');
+      if (!t.reached) return null;
+      return { action: 'DUNNO', reason: `trusted DNSWL ${listNames(t)}${scoreNote(t)}` };
+    },
+  };
+}
+
+/**
+ * Step 8: the sum of the weights of listing DNSBLs reaching the threshold rejects with Postfix's
+ * reject_rbl_client wording and a 554 reply code ("554 5.7.1 Service unavailable; Client host [ip]
+ * blocked using zone; TXT"), naming the first listing list with a positive weight.
+ */
+export function createDnsblCheck(checker: DnsListChecker): Check {
+  return {
+    step: 8,
+    name: 'dnsbl',
+    prepare: (ctx) => checker.prepare(ctx),
+    async run(ctx: CheckContext): Promise<CheckResult | null> {
+      if (checker.listsOf('block').length === 0) return null;
+      const t = await checker.tier(ctx, 'block');
+      if (!t.reached) return null;
+      const first = t.listed.find((r) => r.list.weight > 0) ?? t.listed[0];
+      const zone = first?.list.zone ?? 'DNSBL';
+      const reason = first?.txt ? `; ${first.txt}` : '';
+      return {
+        action: `554 5.7.1 Service unavailable; Client host [${ctx.clientAddress}] blocked using ${zone}${reason}`,
+        reason: `DNSBL ${listNames(t)} (score ${t.score} >= ${t.threshold})`,
+      };
+    },
+  };
+}
+
+/** Step 9: a client listed in the second DNSWL tier skips greylisting (DUNNO). */
+export function createDnswlCheck(checker: DnsListChecker): Check {
+  return {
+    step: 9,
+    name: 'dnswl',
+    prepare: (ctx) => checker.prepare(ctx),
+    async run(ctx: CheckContext): Promise<CheckResult | null> {
+      if (checker.listsOf('allow').length === 0) return null;
+      const t = await checker.tier(ctx, 'allow');
+      if (!t.reached) return null;
+      return { action: 'DUNNO', reason: `DNSWL ${listNames(t)}${scoreNote(t)}, greylisting skipped` };
+    },
+  };
+}
+
+/** Steps 7, 8 and 9 in pipeline order. */
+export function createDnsListChecks(checker: DnsListChecker): Check[] {
+  return [createTrustedDnswlCheck(checker), createDnsblCheck(checker), createDnswlCheck(checker)];
+}
+
+function listNames(t: DnsListTierResult): string {
+  return t.listed.map((r) => `${r.list.name} (${r.matched.join(', ')})`).join(', ');
+}
+
+function scoreNote(t: DnsListTierResult): string {
+  return t.threshold > 1 ? ` (score ${t.score} >= ${t.threshold})` : '';
+}

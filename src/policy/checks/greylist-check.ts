@@ -1,0 +1,169 @@
+// Policy step 10 (DESIGN.md s3): postgrey-style greylisting. Whitelisted client or recipient ->
+// DUNNO; otherwise one store transaction runs decideGreylist (greylist.ts) and the verdict becomes
+// DEFER_IF_PERMIT, DUNNO or a once-per-message PREPEND X-Greylist. Built by the pipeline.
+// It must not throw or hold mail back when the store fails: that is DUNNO ("fail open"), logged and
+// counted, like Postfix's smtpd_policy_service_default_action = DUNNO.
+import type { Logger } from '../../util/logger.js';
+import { describeError } from '../../util/errors.js';
+import { parseAddress } from '../../util/cidr.js';
+import type { GreylistStore } from '../../store/greylist-types.js';
+import type { Check, CheckContext, CheckResult } from '../types.js';
+import { clientKey, decideGreylist, tripletKey, type GreylistConfig, type GreylistDecision } from '../greylist.js';
+import { PostgreyWhitelist } from '../tables/postgrey-whitelist.js';
+
+export interface GreylistCheckOptions {
+  store: GreylistStore;
+  logger: Logger;
+  config: GreylistConfig;
+  /** This node's id for the per-node pass counters (replication). */
+  nodeId: string;
+  /** mxsentry version for the X-Greylist header. */
+  version: string;
+  whitelist?: PostgreyWhitelist;
+  /** Add `X-Greylist: delayed N seconds by mxsentry-<version>; <date>` on a triplet's first pass. */
+  xGreylistHeader?: boolean;
+  /** Message instances remembered to prepend the header once per message; default 1024. */
+  instanceCacheSize?: number;
+}
+
+/** Counters since start. */
+export interface GreylistCheckStats {
+  deferred: number;
+  passed: number;
+  autoWhitelisted: number;
+  whitelisted: number;
+  skipped: number;
+  storeFailures: number;
+}
+
+const FAIL_OPEN_REASON = 'greylist store unavailable: fail open';
+
+/** The step 10 check with its counters. */
+export interface GreylistCheck extends Check {
+  stats(): GreylistCheckStats;
+}
+
+/** Builds step 10 ('greylist'). */
+export function createGreylistCheck(opts: GreylistCheckOptions): GreylistCheck {
+  const whitelist = opts.whitelist ?? PostgreyWhitelist.empty();
+  const instances = new InstanceSet(opts.instanceCacheSize ?? 1024);
+  const stats: GreylistCheckStats = { deferred: 0, passed: 0, autoWhitelisted: 0, whitelisted: 0, skipped: 0, storeFailures: 0 };
+  const { store, logger, config, nodeId } = opts;
+
+  const failOpen = (ctx: CheckContext, err: unknown): CheckResult => {
+    stats.storeFailures++;
+    logger.warn({ clientAddress: ctx.clientAddress, err: err === undefined ? 'store reports unhealthy' : describeError(err) }, FAIL_OPEN_REASON);
+    return { action: 'DUNNO', reason: FAIL_OPEN_REASON };
+  };
+
+  // `mxsentry check` (record false) looks without remembering, so it changes nothing.
+  const isNewInstance = (instance: string | undefined, record: boolean): boolean => {
+    if (instance === undefined || instance === '') return true;
+    return record ? instances.add(instance) : !instances.has(instance);
+  };
+
+  return {
+    step: 10,
+    name: 'greylist',
+    stats: () => ({ ...stats }),
+    async run(ctx: CheckContext): Promise<CheckResult> {
+      const req = ctx.request;
+      const clientName = req['client_name'] ?? '';
+      const recipient = req['recipient'] ?? '';
+      const sender = req['sender'] ?? '';
+      if (!parseAddress(ctx.clientAddress)) {
+        stats.skipped++;
+        return { action: 'DUNNO', reason: 'greylisting skipped: no client IP address' };
+      }
+      if (recipient === '') {
+        stats.skipped++;
+        return { action: 'DUNNO', reason: 'greylisting skipped: no recipient' };
+      }
+      const wlClient = whitelist.matchClient(clientName, ctx.clientAddress);
+      if (wlClient !== undefined) {
+        stats.whitelisted++;
+        return { action: 'DUNNO', reason: `greylist client whitelist: ${wlClient}` };
+      }
+      const wlRecipient = whitelist.matchRecipient(recipient);
+      if (wlRecipient !== undefined) {
+        stats.whitelisted++;
+        return { action: 'DUNNO', reason: `greylist recipient whitelist: ${wlRecipient}` };
+      }
+      if (!store.isHealthy()) return failOpen(ctx, undefined);
+
+      const tKey = tripletKey(ctx.clientAddress, sender, recipient, config);
+      const cKey = clientKey(ctx.clientAddress);
+      let decision: GreylistDecision;
+      try {
+        if (ctx.record) {
+          decision = await store.transact(tKey, cKey, (triplet, client) => {
+            const d = decideGreylist(triplet, client, ctx.nowMs, config, nodeId);
+            return { update: d.update, result: d };
+          });
+        } else {
+          const { triplet, client } = await store.read(tKey, cKey);
+          decision = decideGreylist(triplet, client, ctx.nowMs, config, nodeId);
+        }
+      } catch (err) {
+        return failOpen(ctx, err);
+      }
+
+      if (decision.verdict === 'whitelisted') {
+        stats.autoWhitelisted++;
+        return { action: 'DUNNO', reason: `greylist client auto-whitelisted (${decision.clientPasses} passes)` };
+      }
+      if (decision.verdict === 'defer') {
+        stats.deferred++;
+        return {
+          action: `DEFER_IF_PERMIT 4.2.0 Greylisted by mxsentry, try again in ${decision.retryAfterSec} seconds`,
+          reason: `greylisted ${tKey} (${decision.retryAfterSec}s to wait)`,
+        };
+      }
+      stats.passed++;
+      // postgrey adds the header once per message (is_new_instance): a message to several
+      // recipients has one `instance` value; a missing instance counts as new, as in postgrey.
+      if (opts.xGreylistHeader && decision.firstPass && isNewInstance(req['instance'], ctx.record)) {
+        return {
+          action: `PREPEND X-Greylist: delayed ${decision.delayedSec} seconds by mxsentry-${opts.version}; ${rfc5322Date(ctx.nowMs)}`,
+          reason: `greylist passed ${tKey} after ${decision.delayedSec}s`,
+        };
+      }
+      return {
+        action: 'DUNNO',
+        reason: decision.firstPass ? `greylist passed ${tKey} after ${decision.delayedSec}s` : `greylist triplet known ${tKey}`,
+      };
+    },
+  };
+}
+
+/** A bounded set of recent message instances (insertion order, oldest evicted). */
+class InstanceSet {
+  private readonly seen = new Set<string>();
+  constructor(private readonly capacity: number) {}
+
+  has(instance: string): boolean {
+    return this.seen.has(instance);
+  }
+
+  /** Adds the instance; false when it was already there. */
+  add(instance: string): boolean {
+    if (this.seen.has(instance)) return false;
+    this.seen.add(instance);
+    if (this.seen.size > this.capacity) {
+      const oldest = this.seen.values().next();
+      if (!oldest.done) this.seen.delete(oldest.value);
+    }
+    return true;
+  }
+}
+
+const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+/** RFC 5322 s3.3 date-time in UTC, e.g. "Tue, 14 Nov 2023 22:13:20 +0000". */
+export function rfc5322Date(ms: number): string {
+  const d = new Date(ms);
+  const p = (n: number): string => String(n).padStart(2, '0');
+  return `${DAYS[d.getUTCDay()]}, ${d.getUTCDate()} ${MONTHS[d.getUTCMonth()]} ${d.getUTCFullYear()} ` +
+    `${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())} +0000`;
+}

@@ -1,0 +1,186 @@
+// Pipeline steps 1 and 2: a HELO/EHLO name must be present, and must be a valid hostname or
+// address literal (optionally one that resolves). Built by main.ts; run by policy/pipeline.ts.
+// Pure syntax apart from the optional lookup, which goes through the injected ResolveFn only and
+// fails open (no verdict) on SERVFAIL, timeouts and errors. Reply texts are Postfix's own.
+import { isIPv6 } from 'node:net';
+import type { ResolveFn, ResolveResult } from '../../dns/resolver-api.js';
+import { PolicyError, describeError } from '../../util/errors.js';
+import type { Logger } from '../../util/logger.js';
+import type { Check, CheckContext, CheckResult } from '../types.js';
+
+/** Syntax options shared with the sender check. */
+export interface HostnameSyntaxOptions {
+  /**
+   * Accept "_" in labels. Postfix's valid_hostname() does (Windows hosts send such names), so the
+   * HELO check does; RFC 5321 Domain does not, so the sender check does not.
+   */
+  allowUnderscore?: boolean;
+  /** Accept non-ASCII U-labels (RFC 6531 s3.3, SMTPUTF8 addresses). */
+  allowUtf8?: boolean;
+}
+
+/**
+ * True for a syntactically valid fully-qualified hostname (RFC 1123 s2.1, RFC 5321 s4.1.2): LDH
+ * labels of 1-63 characters not starting or ending with "-", at least two labels, a TLD that is
+ * not all-numeric (so a bare IPv4 address is not a hostname), at most 253 characters. One
+ * trailing dot is accepted.
+ */
+export function isValidHostname(name: string, options: HostnameSyntaxOptions = {}): boolean {
+  const n = name.endsWith('.') ? name.slice(0, -1) : name;
+  if (n.length === 0 || n.length > 253) return false;
+  const labels = n.split('.');
+  if (labels.length < 2) return false;
+  for (const label of labels) if (!isValidLabel(label, options)) return false;
+  return !/^\d+$/.test(labels[labels.length - 1] ?? '');
+}
+
+/** Why `name` is not a valid HELO name, or undefined when it is one (hostname or address literal). */
+export function heloNameProblem(name: string): 'invalid' | 'not-fqdn' | undefined {
+  if (name.startsWith('[')) return isValidAddressLiteral(name) ? undefined : 'invalid';
+  if (isValidHostname(name, { allowUnderscore: true })) return undefined;
+  const n = name.endsWith('.') ? name.slice(0, -1) : name;
+  // A single well-formed label ("localhost", "mailserver") is a syntactically fine name that is
+  // just not fully qualified; Postfix reports it separately (reject_non_fqdn_helo_hostname).
+  if (n.length > 0 && n.length <= 63 && !n.includes('.') && isValidLabel(n, { allowUnderscore: true }) && !/^\d+$/.test(n)) return 'not-fqdn';
+  return 'invalid';
+}
+
+/**
+ * True for an RFC 5321 s4.1.3 address literal with a valid address: "[192.0.2.1]" or
+ * "[IPv6:2001:db8::1]" (the tag is case-insensitive). General address literals with other tags
+ * are refused: none is registered.
+ */
+export function isValidAddressLiteral(text: string): boolean {
+  if (text.length < 3 || !text.startsWith('[') || !text.endsWith(']')) return false;
+  const inner = text.slice(1, -1);
+  if (/^ipv6:/i.test(inner)) {
+    const addr = inner.slice(5);
+    return !addr.includes('%') && isIPv6(addr);
+  }
+  // Snum = 1*3DIGIT representing a decimal integer value in the range 0 through 255.
+  const parts = inner.split('.');
+  return parts.length === 4 && parts.every((p) => /^\d{1,3}$/.test(p) && Number(p) <= 255);
+}
+
+function isValidLabel(label: string, options: HostnameSyntaxOptions): boolean {
+  if (label.length === 0 || label.length > 63) return false;
+  if (label.startsWith('-') || label.endsWith('-')) return false;
+  for (const ch of label) {
+    const c = ch.codePointAt(0) ?? 0;
+    const ok =
+      (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c === 0x2d ||
+      (c === 0x5f && options.allowUnderscore === true) ||
+      (c > 0x7f && options.allowUtf8 === true && !isUnicodeSpaceOrControl(ch));
+    if (!ok) return false;
+  }
+  return true;
+}
+
+function isUnicodeSpaceOrControl(ch: string): boolean {
+  return /[\p{Cc}\p{Cf}\p{Z}]/u.test(ch);
+}
+
+/**
+ * Step 1: reject when the client sent no HELO/EHLO (Postfix passes an empty helo_name). Postfix
+ * prefixes any policy reject text with "<recipient>: Recipient address rejected: "
+ * (smtpd_check.c check_table_result), so the client sees both the recipient and this reason.
+ */
+export class HeloRequiredCheck implements Check {
+  readonly step = 1;
+  readonly name = 'helo-required';
+
+  run(ctx: CheckContext): CheckResult | null {
+    if ((ctx.request.helo_name ?? '') !== '') return null;
+    return { action: 'REJECT 5.5.1 Helo command rejected: send HELO/EHLO first', reason: 'no HELO/EHLO' };
+  }
+}
+
+export interface HeloHostnameOptions {
+  /** Also require the name to exist in DNS (A/AAAA lookup); NXDOMAIN rejects. Default false. */
+  mustResolve?: boolean;
+  /** Required when mustResolve is set. */
+  resolve?: ResolveFn;
+  /** Logs lookup failures (fail open). */
+  logger?: Logger;
+}
+
+type LookupOutcome = 'found' | 'nxdomain' | 'nodata' | 'failed';
+
+const MEMO_KEY = 'helo-check:lookup';
+
+/**
+ * Step 2: the HELO name must be a valid hostname or address literal; with mustResolve, a hostname
+ * that does not exist (NXDOMAIN) is rejected too. NODATA (the name exists without an address) and
+ * lookup failures give no verdict: only a definite "no such name" is worth a permanent reject.
+ */
+export class HeloHostnameCheck implements Check {
+  readonly step = 2;
+  readonly name = 'helo-hostname';
+  private readonly mustResolve: boolean;
+  private readonly resolve: ResolveFn | undefined;
+  private readonly logger: Logger | undefined;
+
+  /** Throws PolicyError POLICY_ERR_CONFIG when mustResolve is set without a resolve function. */
+  constructor(options: HeloHostnameOptions = {}) {
+    this.mustResolve = options.mustResolve ?? false;
+    this.resolve = options.resolve;
+    this.logger = options.logger;
+    if (this.mustResolve && !this.resolve) {
+      throw new PolicyError('POLICY_ERR_CONFIG', 'heloMustResolve needs a resolver');
+    }
+  }
+
+  /** Starts the DNS lookup early so it overlaps with other steps' work. */
+  prepare(ctx: CheckContext): void {
+    const helo = ctx.request.helo_name ?? '';
+    if (!this.mustResolve || helo === '' || heloNameProblem(helo) !== undefined || helo.startsWith('[')) return;
+    ctx.memo.set(MEMO_KEY, this.lookup(helo, ctx));
+  }
+
+  async run(ctx: CheckContext): Promise<CheckResult | null> {
+    const helo = ctx.request.helo_name ?? '';
+    if (helo === '') return null; // step 1's business
+    const problem = heloNameProblem(helo);
+    if (problem === 'not-fqdn') {
+      return { action: `REJECT 5.5.2 <${helo}>: Helo command rejected: need fully-qualified hostname`, reason: `HELO ${helo} is not fully qualified` };
+    }
+    if (problem === 'invalid') {
+      return { action: `REJECT 5.5.2 <${printable(helo)}>: Helo command rejected: Invalid name`, reason: `HELO ${printable(helo)} is not a valid hostname or address literal` };
+    }
+    if (!this.mustResolve || helo.startsWith('[')) return null;
+    const pending = ctx.memo.get(MEMO_KEY) as Promise<LookupOutcome> | undefined;
+    const outcome = await (pending ?? this.lookup(helo, ctx));
+    if (outcome === 'nxdomain') {
+      return { action: `REJECT 5.7.1 <${helo}>: Helo command rejected: Host not found`, reason: `HELO ${helo} does not exist (NXDOMAIN)` };
+    }
+    return null;
+  }
+
+  private async lookup(name: string, ctx: CheckContext): Promise<LookupOutcome> {
+    const resolve = this.resolve as ResolveFn;
+    const deadlineMs = Math.max(1, ctx.deadlineAtMs - ctx.nowMs);
+    // Wrapped so a resolver that throws synchronously still settles (the prepare() promise may
+    // never be awaited when an earlier step decides, and must never reject unobserved).
+    const ask = (type: string): Promise<ResolveResult> => Promise.resolve().then(() => resolve(name, type, { deadlineMs }));
+    const settled = await Promise.allSettled([ask('A'), ask('AAAA')]);
+    const answers = settled.filter((s): s is PromiseFulfilledResult<ResolveResult> => s.status === 'fulfilled').map((s) => s.value);
+    if (answers.some((a) => a.rcode === 0 && a.records.length > 0)) return 'found';
+    // RFC 8020: NXDOMAIN means no name at all, whatever the type asked.
+    if (answers.some((a) => a.rcode === 3)) return 'nxdomain';
+    if (answers.length === 2 && answers.every((a) => a.rcode === 0)) return 'nodata';
+    const why = settled.map((s) => (s.status === 'rejected' ? describeError(s.reason) : `rcode ${s.value.rcode}${s.value.failure ? ` (${s.value.failure})` : ''}`));
+    this.logger?.warn({ helo: name, lookups: why }, 'HELO name lookup failed; no verdict (fail open)');
+    return 'failed';
+  }
+}
+
+/** Steps 1 and 2 in pipeline order. */
+export function createHeloChecks(options: HeloHostnameOptions = {}): [HeloRequiredCheck, HeloHostnameCheck] {
+  return [new HeloRequiredCheck(), new HeloHostnameCheck(options)];
+}
+
+/** Keeps a client-supplied name printable inside a reply and a log line. */
+function printable(text: string): string {
+  const clean = text.replace(/[^\x21-\x7e]/g, '?');
+  return clean.length > 100 ? `${clean.slice(0, 100)}...` : clean;
+}

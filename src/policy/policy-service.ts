@@ -1,0 +1,99 @@
+// Assembles the 11-step decision pipeline (the user's order: HELO, sender, recipients, known
+// networks, SASL, trusted DNSWL, DNSBL, DNSWL, greylisting, accept) from plain settings.
+// Called by src/main.ts at start and on reload; it reads table files but opens no sockets.
+import type { ResolveFn } from '../dns/resolver-api.js';
+import type { GreylistStore } from '../store/greylist-types.js';
+import type { Clock } from '../util/clock.js';
+import type { Logger } from '../util/logger.js';
+import { moduleLogger } from '../util/logger.js';
+import { createHeloChecks } from './checks/helo-check.js';
+import { createDnsListChecks } from './checks/dns-list-checks.js';
+import { createGreylistCheck, type GreylistCheck } from './checks/greylist-check.js';
+import { KnownNetworksCheck } from './checks/known-networks-check.js';
+import { RecipientCheck } from './checks/recipient-check.js';
+import { SaslCheck } from './checks/sasl-check.js';
+import { SenderCheck } from './checks/sender-check.js';
+import { DnsListChecker } from './dns-lists.js';
+import type { GreylistConfig } from './greylist.js';
+import { PolicyPipeline } from './pipeline.js';
+import { CidrTable } from './tables/cidr-table.js';
+import { PostgreyWhitelist } from './tables/postgrey-whitelist.js';
+import { RecipientTable } from './tables/recipient-table.js';
+import type { Check } from './types.js';
+
+export interface PolicySettings {
+  budgetMs: number;
+  heloMustResolve: boolean;
+  recipientFiles: string[];
+  recipientDelimiter: string;
+  knownNetworks: string[];
+  knownNetworkFiles: string[];
+  dnswlTrusted: string[];
+  dnsbl: string[];
+  dnsblThreshold: number;
+  dnswl: string[];
+  dnsListBudgetMs: number;
+  greylist: boolean;
+  greylistConfig: GreylistConfig;
+  whitelistClientFiles: string[];
+  whitelistRecipientFiles: string[];
+  xGreylistHeader: boolean;
+}
+
+export interface PolicyDeps {
+  resolve: ResolveFn;
+  store: GreylistStore;
+  clock: Clock;
+  logger: Logger;
+  nodeId: string;
+  version: string;
+}
+
+export interface PolicyService {
+  pipeline: PolicyPipeline;
+  dnsLists: DnsListChecker;
+  greylistCheck: GreylistCheck | null;
+  checks: Check[];
+}
+
+/** Builds every step from the settings; table files are read here (errors carry file:line). */
+export async function createPolicyService(s: PolicySettings, deps: PolicyDeps): Promise<PolicyService> {
+  const log = (m: string): Logger => moduleLogger(deps.logger, m);
+  const recipientTables = s.recipientFiles.length > 0 ? [await RecipientTable.load(s.recipientFiles)] : [];
+  const inline = CidrTable.parse(s.knownNetworks.map((c) => `${c} OK`).join('\n'), 'known-network');
+  const fromFiles = s.knownNetworkFiles.length > 0 ? await CidrTable.load(s.knownNetworkFiles) : null;
+  const known = fromFiles ? CidrTable.parse([...inline.list(), ...fromFiles.list()].map((e) => `${e.cidr.text} ${e.action}`).join('\n'), 'known-networks') : inline;
+
+  const dnsLists = new DnsListChecker({
+    resolve: deps.resolve,
+    clock: deps.clock,
+    logger: log('policy.dns-lists'),
+    trusted: s.dnswlTrusted,
+    blocklists: s.dnsbl,
+    allowlists: s.dnswl,
+    blockThreshold: s.dnsblThreshold,
+    lookupBudgetMs: Math.min(s.dnsListBudgetMs, Math.max(50, s.budgetMs - 100)),
+  });
+  const greylistCheck = s.greylist
+    ? createGreylistCheck({
+        store: deps.store,
+        logger: log('policy.greylist'),
+        config: s.greylistConfig,
+        nodeId: deps.nodeId,
+        version: deps.version,
+        whitelist: await PostgreyWhitelist.load(s.whitelistClientFiles, s.whitelistRecipientFiles),
+        xGreylistHeader: s.xGreylistHeader,
+      })
+    : null;
+  const checks: Check[] = [
+    ...createHeloChecks({ mustResolve: s.heloMustResolve, resolve: deps.resolve, logger: log('policy.helo') }),
+    new SenderCheck(),
+    new RecipientCheck(recipientTables, { delimiter: s.recipientDelimiter }),
+    new KnownNetworksCheck(known),
+    new SaslCheck(),
+    ...createDnsListChecks(dnsLists),
+    ...(greylistCheck ? [greylistCheck] : []),
+  ];
+  const pipeline = new PolicyPipeline(checks, deps.clock, log('policy'), { budgetMs: s.budgetMs });
+  return { pipeline, dnsLists, greylistCheck, checks };
+}

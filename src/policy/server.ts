@@ -1,0 +1,392 @@
+// TCP server for Postfix's check_policy_service. Policy flow (DESIGN.md s1): socket -> parse
+// attribute lines -> checks in order -> first verdict -> `action=...` -> greylist store (LMDB
+// transaction) -> replication log -> peers. This file owns the socket and protocol ends of it; the
+// injected decide() owns everything between. Called by main.ts; it must not know about checks, the
+// store or DNS, and a misbehaving client must never affect the other connections.
+import { createServer, type Server, type Socket } from 'node:net';
+import { PolicyError, describeError } from '../util/errors.js';
+import type { Logger } from '../util/logger.js';
+import { PolicyRequestParser, formatReply, malformedReason, type PolicyParserLimits } from './protocol.js';
+import type { Decision, PolicyRequest } from './types.js';
+
+/** Decides one request. Should not throw; if it does, the connection is closed without a reply. */
+export type DecideFn = (request: PolicyRequest) => Promise<Decision>;
+
+/** "ADDR:PORT" ("127.0.0.1:10023", "[::1]:10023"), an explicit host/port, or an inherited fd (systemd). */
+export type ListenTarget = string | { host: string; port: number } | { fd: number };
+
+export interface PolicyServerOptions {
+  /** Open connections across all listeners; more are closed at once with a log line. Default 200. */
+  maxConnections?: number;
+  /** A connection with no request for this long is closed. Default 600000 (600 s). */
+  idleTimeoutMs?: number;
+  /** Default deadline of close() for in-flight decisions. Default 10000. */
+  drainTimeoutMs?: number;
+  /** Parsed but unanswered requests per connection before reading pauses. Default 32. */
+  maxPendingRequests?: number;
+  /** Per-connection parser bounds (line, request, attributes). */
+  limits?: PolicyParserLimits;
+}
+
+/** Counters for metrics; plain numbers. */
+export interface PolicyServerStats {
+  connectionsOpen: number;
+  connectionsAccepted: number;
+  /** Refused because maxConnections was reached or the server was closing. */
+  connectionsRefused: number;
+  requests: number;
+  /** Requests answered DUNNO because they were malformed. */
+  malformed: number;
+  /** Connections closed for over-long lines/requests or garbage. */
+  protocolErrors: number;
+  /** decide() threw or produced an unusable action; connection closed without reply. */
+  internalErrors: number;
+  idleTimeouts: number;
+}
+
+/** Parses "ADDR:PORT" / "[v6]:PORT" / "PORT" (loopback). Throws PolicyError POLICY_ERR_BAD_LISTEN. */
+export function parseListenTarget(text: string): { host: string; port: number } {
+  const t = text.trim();
+  let host: string;
+  let portText: string;
+  const v6 = /^\[([^\]]+)\]:(\d+)$/.exec(t);
+  if (v6) {
+    host = v6[1] ?? '';
+    portText = v6[2] ?? '';
+  } else if (/^\d+$/.test(t)) {
+    host = '127.0.0.1';
+    portText = t;
+  } else {
+    const colon = t.lastIndexOf(':');
+    if (colon <= 0 || t.indexOf(':') !== colon) {
+      throw new PolicyError('POLICY_ERR_BAD_LISTEN', `bad listen address "${text}" (expected ADDR:PORT or [IPv6]:PORT)`);
+    }
+    host = t.slice(0, colon);
+    portText = t.slice(colon + 1);
+  }
+  const port = Number(portText);
+  if (!/^\d+$/.test(portText) || port > 65535) {
+    throw new PolicyError('POLICY_ERR_BAD_LISTEN', `bad port in listen address "${text}"`);
+  }
+  return { host, port };
+}
+
+/**
+ * The policy service listener(s). Connections are persistent; each processes its requests strictly
+ * in order (pipelined requests are queued and answered in order), never closes after a reply, and
+ * is closed on protocol abuse, idle timeout, a throwing decide(), or shutdown.
+ */
+export class PolicyServer {
+  private readonly servers: Server[] = [];
+  private readonly connections = new Set<PolicyConnection>();
+  private readonly opts: Required<Omit<PolicyServerOptions, 'limits'>> & { limits: PolicyParserLimits };
+  private closing: Promise<void> | undefined;
+  private nextId = 1;
+  private readonly counters: Omit<PolicyServerStats, 'connectionsOpen'> = {
+    connectionsAccepted: 0,
+    connectionsRefused: 0,
+    requests: 0,
+    malformed: 0,
+    protocolErrors: 0,
+    internalErrors: 0,
+    idleTimeouts: 0,
+  };
+
+  constructor(
+    private readonly decide: DecideFn,
+    private readonly logger: Logger,
+    options: PolicyServerOptions = {},
+  ) {
+    this.opts = {
+      maxConnections: options.maxConnections ?? 200,
+      idleTimeoutMs: options.idleTimeoutMs ?? 600_000,
+      drainTimeoutMs: options.drainTimeoutMs ?? 10_000,
+      maxPendingRequests: options.maxPendingRequests ?? 32,
+      limits: options.limits ?? {},
+    };
+    for (const key of ['maxConnections', 'idleTimeoutMs', 'drainTimeoutMs', 'maxPendingRequests'] as const) {
+      const v = this.opts[key];
+      if (!Number.isInteger(v) || v < 1) {
+        throw new PolicyError('POLICY_ERR_BAD_OPTION', `policy server option ${key} must be a positive integer, got ${v}`);
+      }
+    }
+    // Fail at construction, not on the first connection, when the parser limits are invalid.
+    new PolicyRequestParser(this.opts.limits);
+  }
+
+  /**
+   * Starts listening on every target; resolves with the bound addresses ("127.0.0.1:10023",
+   * "[::1]:10023", "fd:3"). On failure the listeners opened by this call are closed and a
+   * PolicyError POLICY_ERR_LISTEN is thrown.
+   */
+  async listen(targets: readonly ListenTarget[]): Promise<string[]> {
+    if (this.closing) throw new PolicyError('POLICY_ERR_CLOSED', 'policy server is closed');
+    const opened: Server[] = [];
+    const bound: string[] = [];
+    try {
+      for (const target of targets) {
+        const spec = typeof target === 'string' ? parseListenTarget(target) : target;
+        const server = createServer({ allowHalfOpen: true, pauseOnConnect: false }, (socket) => this.accept(socket));
+        server.on('error', (err) => this.logger.error({ err: describeError(err) }, 'policy listener error'));
+        await new Promise<void>((resolve, reject) => {
+          const onError = (err: Error): void => reject(err);
+          server.once('error', onError);
+          const done = (): void => {
+            server.off('error', onError);
+            resolve();
+          };
+          if ('fd' in spec) server.listen({ fd: spec.fd }, done);
+          else server.listen({ host: spec.host, port: spec.port }, done);
+        }).catch((err: unknown) => {
+          throw new PolicyError('POLICY_ERR_LISTEN', `cannot listen on ${describeTarget(spec)}: ${describeError(err)}`, { cause: err });
+        });
+        opened.push(server);
+        const addr = server.address();
+        const text = 'fd' in spec || addr === null || typeof addr === 'string'
+          ? describeTarget(spec)
+          : addr.family === 'IPv6' ? `[${addr.address}]:${addr.port}` : `${addr.address}:${addr.port}`;
+        bound.push(text);
+        this.logger.info({ listen: text }, 'policy service listening');
+      }
+    } catch (err) {
+      await Promise.all(opened.map((s) => closeServer(s)));
+      throw err;
+    }
+    this.servers.push(...opened);
+    return bound;
+  }
+
+  /** Current counters. */
+  stats(): PolicyServerStats {
+    return { connectionsOpen: this.connections.size, ...this.counters };
+  }
+
+  /**
+   * Graceful shutdown: stops accepting, closes idle connections, lets in-flight decisions finish
+   * and answer (queued pipelined requests are dropped), then closes those connections. Whatever is
+   * still open after `deadlineMs` (default drainTimeoutMs) is destroyed. Idempotent.
+   */
+  close(deadlineMs = this.opts.drainTimeoutMs): Promise<void> {
+    this.closing ??= this.drain(deadlineMs);
+    return this.closing;
+  }
+
+  private async drain(deadlineMs: number): Promise<void> {
+    const listeners = Promise.all(this.servers.map((s) => closeServer(s)));
+    const inFlight = [...this.connections].filter((c) => c.isBusy()).length;
+    if (inFlight > 0) this.logger.info({ inFlight, deadlineMs }, 'policy service draining');
+    for (const conn of this.connections) conn.shutdown();
+    if (this.connections.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      const allClosed = Promise.all([...this.connections].map((c) => c.closed));
+      const expired = new Promise<'expired'>((resolve) => {
+        timer = setTimeout(() => resolve('expired'), deadlineMs);
+      });
+      const outcome = await Promise.race([allClosed, expired]);
+      clearTimeout(timer);
+      if (outcome === 'expired') {
+        this.logger.warn({ open: this.connections.size, deadlineMs }, 'policy drain deadline reached; closing remaining connections');
+        for (const conn of this.connections) conn.destroy();
+        await Promise.all([...this.connections].map((c) => c.closed));
+      }
+    }
+    await listeners;
+    this.logger.info('policy service stopped');
+  }
+
+  private accept(socket: Socket): void {
+    const peer = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+    if (this.closing || this.connections.size >= this.opts.maxConnections) {
+      this.counters.connectionsRefused++;
+      // Log the first refusal and then every 100th, so a connection flood cannot flood the log.
+      if (this.counters.connectionsRefused % 100 === 1) {
+        this.logger.warn(
+          { peer, open: this.connections.size, maxConnections: this.opts.maxConnections, refusedTotal: this.counters.connectionsRefused, closing: this.closing !== undefined },
+          this.closing ? 'policy connection refused: shutting down' : 'policy connection refused: too many connections',
+        );
+      }
+      socket.on('error', (err) => this.logger.debug({ peer, err: describeError(err) }, 'refused policy connection error'));
+      socket.destroy();
+      return;
+    }
+    this.counters.connectionsAccepted++;
+    const conn = new PolicyConnection(socket, this.nextId++, peer, {
+      decide: this.decide,
+      logger: this.logger,
+      opts: this.opts,
+      counters: this.counters,
+    });
+    this.connections.add(conn);
+    void conn.closed.then(() => this.connections.delete(conn));
+  }
+}
+
+interface ConnectionDeps {
+  decide: DecideFn;
+  logger: Logger;
+  opts: Required<Omit<PolicyServerOptions, 'limits'>> & { limits: PolicyParserLimits };
+  counters: Omit<PolicyServerStats, 'connectionsOpen'>;
+}
+
+/** One client connection: parser, a FIFO of parsed requests, and one decision at a time. */
+class PolicyConnection {
+  readonly closed: Promise<void>;
+  private readonly parser: PolicyRequestParser;
+  private readonly queue: PolicyRequest[] = [];
+  private busy = false;
+  private paused = false;
+  private readEnded = false;
+  private stopping = false;
+  private isClosed = false;
+  private readonly log: Logger;
+
+  constructor(
+    private readonly socket: Socket,
+    id: number,
+    peer: string,
+    private readonly deps: ConnectionDeps,
+  ) {
+    this.log = deps.logger.child({ conn: id, peer });
+    this.parser = new PolicyRequestParser(deps.opts.limits);
+    this.closed = new Promise((resolve) => {
+      socket.once('close', () => {
+        this.isClosed = true;
+        resolve();
+      });
+    });
+    socket.setNoDelay(true);
+    socket.setTimeout(deps.opts.idleTimeoutMs);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('end', () => this.onEnd());
+    socket.on('timeout', () => this.onIdle());
+    socket.on('error', (err) => this.log.debug({ err: describeError(err) }, 'policy connection error'));
+  }
+
+  isBusy(): boolean {
+    return this.busy;
+  }
+
+  /** Close once the in-flight decision (if any) has been answered. */
+  shutdown(): void {
+    this.stopping = true;
+    this.queue.length = 0;
+    if (!this.busy) this.finish();
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.stopping) return;
+    let requests: PolicyRequest[];
+    try {
+      requests = this.parser.push(chunk);
+    } catch (err) {
+      this.deps.counters.protocolErrors++;
+      this.log.warn({ err: describeError(err), queued: this.queue.length, busy: this.busy }, 'policy protocol violation; closing connection');
+      this.socket.destroy();
+      return;
+    }
+    if (requests.length === 0) return;
+    this.queue.push(...requests);
+    if (!this.paused && this.queue.length >= this.deps.opts.maxPendingRequests) {
+      this.paused = true;
+      this.socket.pause();
+    }
+    void this.pump();
+  }
+
+  private onEnd(): void {
+    this.readEnded = true;
+    if (this.parser.hasPartialRequest()) this.log.debug('policy client closed with an unfinished request');
+    if (!this.busy && this.queue.length === 0) this.finish();
+  }
+
+  private onIdle(): void {
+    if (this.busy || this.queue.length > 0) return;
+    this.deps.counters.idleTimeouts++;
+    this.log.info({ idleTimeoutMs: this.deps.opts.idleTimeoutMs }, 'policy connection idle; closing');
+    this.socket.destroy();
+  }
+
+  /** Answers queued requests one at a time, in arrival order. */
+  private async pump(): Promise<void> {
+    if (this.busy) return;
+    this.busy = true;
+    try {
+      while (this.queue.length > 0 && !this.isClosed && !this.socket.destroyed && !this.stopping) {
+        const request = this.queue.shift() as PolicyRequest;
+        if (this.paused && this.queue.length < Math.ceil(this.deps.opts.maxPendingRequests / 2)) {
+          this.paused = false;
+          this.socket.resume();
+        }
+        const reply = await this.answer(request);
+        if (this.isClosed || this.socket.destroyed) return;
+        if (reply === null) {
+          this.socket.destroy();
+          return;
+        }
+        if (!this.socket.write(reply)) await this.waitDrain();
+      }
+    } finally {
+      this.busy = false;
+    }
+    if (this.stopping || (this.readEnded && this.queue.length === 0)) this.finish();
+  }
+
+  /** The reply text, or null for "close without a reply". */
+  private async answer(request: PolicyRequest): Promise<string | null> {
+    this.deps.counters.requests++;
+    const problem = malformedReason(request);
+    if (problem !== undefined) {
+      this.deps.counters.malformed++;
+      this.log.warn(
+        { problem, state: request.protocol_state, client: request.client_address, queueId: request.queue_id },
+        'malformed policy request; answering DUNNO',
+      );
+      return formatReply('DUNNO');
+    }
+    try {
+      const decision = await this.deps.decide(request);
+      return formatReply(decision.action);
+    } catch (err) {
+      this.deps.counters.internalErrors++;
+      this.log.error({ err: describeError(err), client: request.client_address, queueId: request.queue_id }, 'policy decision failed; closing connection without reply');
+      return null;
+    }
+  }
+
+  private waitDrain(): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        this.socket.off('drain', done);
+        this.socket.off('close', done);
+        resolve();
+      };
+      this.socket.on('drain', done);
+      this.socket.on('close', done);
+    });
+  }
+
+  /** Half-close after pending output is flushed, then release the socket. */
+  private finish(): void {
+    if (this.isClosed || this.socket.destroyed || this.socket.writableEnded) return;
+    this.socket.end(() => this.socket.destroy());
+  }
+}
+
+function describeTarget(spec: { host: string; port: number } | { fd: number }): string {
+  if ('fd' in spec) return `fd:${spec.fd}`;
+  return spec.host.includes(':') ? `[${spec.host}]:${spec.port}` : `${spec.host}:${spec.port}`;
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server.listening) {
+      resolve();
+      return;
+    }
+    server.close(() => resolve());
+  });
+}

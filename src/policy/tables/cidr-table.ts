@@ -1,0 +1,125 @@
+// Postfix `cidr:` table files (cidr_table(5): "network/prefix result" lines, first match in file
+// order) and plain network lists (one CIDR or address per line), for the known-networks step.
+// Loaded by main.ts at start and on SIGHUP; CIDR arithmetic is util/cidr.ts. Errors name file:line
+// and fail the whole load; lookups never throw.
+import { readFile } from 'node:fs/promises';
+import { cidrContains, parseAddress, parseCidr, type Cidr } from '../../util/cidr.js';
+import { PolicyError, describeError } from '../../util/errors.js';
+
+/** One table line. */
+export interface CidrTableEntry {
+  cidr: Cidr;
+  /** The result column; for a plain list line, the table's default action. */
+  action: string;
+  source: string;
+  line: number;
+}
+
+/** A lookup hit: the network (canonical text) and its action. */
+export interface CidrTableMatch {
+  cidr: string;
+  action: string;
+  source: string;
+  line: number;
+}
+
+export interface CidrTableParseOptions {
+  /** Action of plain-list lines (an address or network with no result column). Default "OK". */
+  defaultAction?: string;
+}
+
+/** Ordered CIDR entries; `lookup` returns the first that contains the address, like Postfix. */
+export class CidrTable {
+  private readonly entries: CidrTableEntry[] = [];
+
+  constructor(entries: readonly CidrTableEntry[] = []) {
+    this.entries.push(...entries);
+  }
+
+  /** First matching entry for an IPv4/IPv6 address (IPv4-mapped IPv6 matches as IPv4). */
+  lookup(ip: string): CidrTableMatch | undefined {
+    const addr = parseAddress(ip);
+    if (!addr) return undefined;
+    const hit = this.entries.find((e) => cidrContains(e.cidr, addr));
+    return hit ? { cidr: hit.cidr.text, action: hit.action, source: hit.source, line: hit.line } : undefined;
+  }
+
+  get size(): number {
+    return this.entries.length;
+  }
+
+  list(): readonly CidrTableEntry[] {
+    return this.entries;
+  }
+
+  /**
+   * Parses cidr_table(5) text or a plain list. Lines: `network[/prefix] [result]`; IPv6 networks
+   * may be written in brackets; blank lines and lines whose first non-blank character is "#" are
+   * comments; a line starting with whitespace continues the previous result. As in Postfix, a
+   * network with host bits set ("192.0.2.1/24") is an error. `if`/`endif` blocks are refused
+   * with a clear error rather than misread. Throws PolicyError POLICY_ERR_TABLE_SYNTAX with
+   * source:line.
+   */
+  static parse(text: string, source = '(inline)', options: CidrTableParseOptions = {}): CidrTable {
+    const defaultAction = options.defaultAction ?? 'OK';
+    const entries: CidrTableEntry[] = [];
+    const lines = text.split('\n');
+    for (let i = 0; i < lines.length; i++) {
+      const raw = (lines[i] ?? '').replace(/\r$/, '');
+      const trimmed = raw.trim();
+      const where = `${source}:${i + 1}`;
+      if (trimmed === '' || trimmed.startsWith('#')) continue;
+      if (/^\s/.test(raw)) {
+        const last = entries[entries.length - 1];
+        if (!last) throw new PolicyError('POLICY_ERR_TABLE_SYNTAX', `${where}: continuation line without a preceding entry`);
+        last.action = `${last.action} ${trimmed}`.trim();
+        continue;
+      }
+      const match = /^(\S+)(?:\s+(.*))?$/.exec(trimmed);
+      const pattern = match?.[1] ?? '';
+      const result = (match?.[2] ?? '').trim();
+      if (/^(if|endif)$/i.test(pattern) || pattern.startsWith('!')) {
+        throw new PolicyError('POLICY_ERR_TABLE_SYNTAX', `${where}: "${pattern}" blocks/negation are not supported; list the networks explicitly`);
+      }
+      let cidr: Cidr;
+      try {
+        cidr = parseCidr(pattern);
+      } catch (err) {
+        throw new PolicyError('POLICY_ERR_TABLE_SYNTAX', `${where}: ${describeError(err)}`, { cause: err });
+      }
+      const hostBits = hostBitsProblem(pattern, cidr);
+      if (hostBits) throw new PolicyError('POLICY_ERR_TABLE_SYNTAX', `${where}: ${hostBits}`);
+      entries.push({ cidr, action: result === '' ? defaultAction : result, source, line: i + 1 });
+    }
+    return new CidrTable(entries);
+  }
+
+  /**
+   * Loads files in order into one table (first match across them, in the order given). Throws
+   * PolicyError POLICY_ERR_TABLE_READ for an unreadable file, POLICY_ERR_TABLE_SYNTAX (path:line).
+   */
+  static async load(paths: readonly string[], options: CidrTableParseOptions = {}): Promise<CidrTable> {
+    const entries: CidrTableEntry[] = [];
+    for (const path of paths) {
+      let text: string;
+      try {
+        text = await readFile(path, 'utf8');
+      } catch (err) {
+        throw new PolicyError('POLICY_ERR_TABLE_READ', `cannot read CIDR table ${path}: ${describeError(err)}`, { cause: err });
+      }
+      entries.push(...CidrTable.parse(text, path, options).list());
+    }
+    return new CidrTable(entries);
+  }
+}
+
+/** Postfix: 'non-null host address bits in "192.0.2.1/24", perhaps you should use "192.0.2.0/24"'. */
+function hostBitsProblem(pattern: string, cidr: Cidr): string | undefined {
+  const slash = pattern.lastIndexOf('/');
+  if (slash < 0) return undefined;
+  const addr = parseAddress(pattern.slice(0, slash));
+  if (!addr || addr.family !== cidr.family) return undefined;
+  const same = addr.bytes.every((b, i) => b === cidr.bytes[i]);
+  if (same) return undefined;
+  return `non-null host address bits in "${pattern}", perhaps you mean "${cidr.text}"`;
+}

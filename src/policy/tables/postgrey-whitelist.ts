@@ -1,0 +1,181 @@
+// Client and recipient whitelists in postgrey's file formats (whitelist_clients,
+// whitelist_recipients), so /etc/postgrey/whitelist_clients works unchanged. Loaded at start and
+// on SIGHUP by the wiring; consulted by the greylist check (step 10) before the store.
+// Parsing follows postgrey 1.37's read_clients_whitelists / read_recipients_whitelists; it must not
+// touch the network (client names come from Postfix's reverse lookup, never from us).
+import { readFile } from 'node:fs/promises';
+import { CidrSet, parseCidr, type Cidr } from '../../util/cidr.js';
+import { PolicyError } from '../../util/errors.js';
+
+/** A line postgrey would also have skipped, with where it was. */
+export interface WhitelistWarning {
+  source: string;
+  line: number;
+  message: string;
+}
+
+interface NamedPattern {
+  re: RegExp;
+  /** The entry as written, for the decision log. */
+  entry: string;
+}
+
+/** Parsed whitelists; immutable once built. */
+export class PostgreyWhitelist {
+  private readonly clientNames: NamedPattern[] = [];
+  private readonly clientNets = new CidrSet();
+  private readonly clientNetEntries = new Map<Cidr, string>();
+  private readonly recipients: NamedPattern[] = [];
+  /** Lines skipped while parsing (postgrey warns and goes on). */
+  readonly warnings: WhitelistWarning[] = [];
+
+  /** An empty whitelist (nothing matches). */
+  static empty(): PostgreyWhitelist {
+    return new PostgreyWhitelist();
+  }
+
+  /**
+   * Builds a whitelist from file contents. Throws PolicyError POLICY_ERR_BAD_WHITELIST naming the
+   * source and line for a `/regex/` that does not compile; other odd lines become warnings.
+   */
+  static fromText(clients: readonly { source: string; text: string }[], recipients: readonly { source: string; text: string }[]): PostgreyWhitelist {
+    const w = new PostgreyWhitelist();
+    for (const c of clients) w.addClients(c.text, c.source);
+    for (const r of recipients) w.addRecipients(r.text, r.source);
+    return w;
+  }
+
+  /**
+   * Reads postgrey whitelist files. As in postgrey, a missing file whose name ends in `.local` is
+   * skipped silently; any other unreadable file throws POLICY_ERR_BAD_WHITELIST.
+   */
+  static async load(clientFiles: readonly string[], recipientFiles: readonly string[]): Promise<PostgreyWhitelist> {
+    const read = async (files: readonly string[]): Promise<{ source: string; text: string }[]> => {
+      const out: { source: string; text: string }[] = [];
+      for (const source of files) {
+        try {
+          out.push({ source, text: await readFile(source, 'utf8') });
+        } catch (err) {
+          if (source.endsWith('.local') && (err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+          throw new PolicyError('POLICY_ERR_BAD_WHITELIST', `cannot read whitelist ${source}: ${(err as Error).message}`, { cause: err });
+        }
+      }
+      return out;
+    };
+    return PostgreyWhitelist.fromText(await read(clientFiles), await read(recipientFiles));
+  }
+
+  /** Number of client and recipient entries. */
+  get size(): { clients: number; recipients: number } {
+    return { clients: this.clientNames.length + this.clientNets.size, recipients: this.recipients.length };
+  }
+
+  /**
+   * The entry whitelisting this client, or undefined. Names and regexes match `clientName`
+   * (Postfix's client_name: the verified reverse name, or "unknown"); addresses and networks match
+   * `clientAddress`.
+   */
+  matchClient(clientName: string, clientAddress: string): string | undefined {
+    for (const p of this.clientNames) if (p.re.test(clientName)) return p.entry;
+    const net = this.clientNets.match(clientAddress);
+    return net ? this.clientNetEntries.get(net) : undefined;
+  }
+
+  /** The entry whitelisting this recipient, or undefined. */
+  matchRecipient(recipient: string): string | undefined {
+    for (const p of this.recipients) if (p.re.test(recipient)) return p.entry;
+    return undefined;
+  }
+
+  private addClients(text: string, source: string): void {
+    forEachEntry(text, (entry, line) => {
+      const rx = /^\/(\S+)\/$/.exec(entry);
+      if (rx) {
+        this.clientNames.push({ re: compileRegex(rx[1] ?? '', source, line), entry });
+      } else if (/^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?:\/\d{1,2})?$/.test(entry)) {
+        this.addNet(entry, entry, source, line);
+      } else if (/^\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(entry)) {
+        this.addNet(`${entry}.0/24`, entry, source, line);
+      } else if (/^\d{1,3}\.\d{1,3}$/.test(entry)) {
+        // postgrey's comment says /16; its code builds a wrong /24 from "a.b" (inet_aton "a.0.0.b").
+        this.addNet(`${entry}.0.0/16`, entry, source, line);
+      } else if (/^.*:.*:.*(?:\/\d{1,3})?$/.test(entry)) {
+        this.addNet(entry, entry, source, line);
+      } else if (/^\S+$/.test(entry)) {
+        // A host name or domain: matches itself and any name below it, case-insensitively.
+        this.clientNames.push({ re: new RegExp(`(?:^|\\.)${escapeRegex(entry)}$`, 'i'), entry });
+      } else {
+        this.warnings.push({ source, line, message: `doesn't look like a hostname: "${entry}"` });
+      }
+    });
+  }
+
+  private addNet(cidrText: string, entry: string, source: string, line: number): void {
+    let cidr: Cidr;
+    try {
+      cidr = parseCidr(cidrText);
+    } catch (err) {
+      // postgrey drops an address NetAddr::IP cannot parse; we say so.
+      this.warnings.push({ source, line, message: `not a valid address or network: "${entry}" (${(err as Error).message})` });
+      return;
+    }
+    this.clientNets.add(cidr);
+    this.clientNetEntries.set(cidr, entry);
+  }
+
+  private addRecipients(text: string, source: string): void {
+    forEachEntry(text, (entry, line) => {
+      const rx = /^\/(\S+)\/$/.exec(entry);
+      if (rx) {
+        this.recipients.push({ re: compileRegex(rx[1] ?? '', source, line), entry });
+        return;
+      }
+      if (!/^\S+$/.test(entry)) {
+        this.warnings.push({ source, line, message: `doesn't look like an address: "${entry}"` });
+        return;
+      }
+      const at = entry.indexOf('@');
+      const ext = '(?:\\+[^@]+)?';
+      if (at < 0) {
+        // "domain": the domain and its subdomains.
+        this.recipients.push({ re: new RegExp(`(?:@|\\.)${escapeRegex(entry)}$`, 'i'), entry });
+        return;
+      }
+      const user = entry.slice(0, at);
+      const domain = entry.slice(at + 1);
+      if (user === '') {
+        // "@domain": any user at exactly this domain, as in Postfix access(5). postgrey 1.37 only
+        // matched the literal "@domain" here, which no recipient is.
+        this.recipients.push({ re: new RegExp(`^[^@]*@${escapeRegex(domain)}$`, 'i'), entry });
+      } else if (domain === '') {
+        // "user@": this user (also user+extension) at any domain, e.g. "postmaster@".
+        this.recipients.push({ re: new RegExp(`^${escapeRegex(user)}${ext}@`, 'i'), entry });
+      } else {
+        // "user@domain": also user+extension@domain.
+        this.recipients.push({ re: new RegExp(`^${escapeRegex(user)}${ext}@${escapeRegex(domain)}$`, 'i'), entry });
+      }
+    });
+  }
+}
+
+/** Calls fn for each non-empty line with comments and surrounding blanks removed (postgrey's rules). */
+function forEachEntry(text: string, fn: (entry: string, line: number) => void): void {
+  const lines = text.split(/\r?\n/);
+  lines.forEach((raw, i) => {
+    const entry = raw.replace(/#.*$/, '').trim();
+    if (entry !== '') fn(entry, i + 1);
+  });
+}
+
+function compileRegex(body: string, source: string, line: number): RegExp {
+  try {
+    // postgrey compiles these with Perl's qr{...}i; the common subset is the same in JavaScript.
+    return new RegExp(body, 'i');
+  } catch (err) {
+    throw new PolicyError('POLICY_ERR_BAD_WHITELIST', `${source} line ${line}: bad regular expression /${body}/: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+function escapeRegex(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+}

@@ -1,0 +1,94 @@
+// Recipient tables for step 4, in Postfix table source format (the text postmap reads) or as plain
+// one-address-per-line lists. Loaded by main.ts at start and on SIGHUP; queried by
+// checks/recipient-check.ts. Read-only after loading; a syntax error names file:line and fails the
+// load (never a half-loaded table).
+import { readFile } from 'node:fs/promises';
+import { PolicyError, describeError } from '../../util/errors.js';
+
+/** Where a key came from, for log lines and `mxsentry check`. */
+export interface RecipientTableMatch {
+  /** The table key that matched: "user@domain" or "@domain". */
+  key: string;
+  source: string;
+  line: number;
+}
+
+/**
+ * Known recipients. Keys are "user@domain" (one address) or "@domain" (every address in the
+ * domain), case-insensitive like Postfix's lookup tables. The value column of a Postfix table is
+ * ignored: presence is what counts, as for relay_recipient_maps.
+ */
+export class RecipientTable {
+  private readonly keys = new Map<string, RecipientTableMatch>();
+
+  /** Adds one key; the first definition wins (like postmap, which warns on duplicates). */
+  add(key: string, source = '(inline)', line = 0): void {
+    const k = key.toLowerCase();
+    if (!this.keys.has(k)) this.keys.set(k, { key: k, source, line });
+  }
+
+  /**
+   * Parses table text. Lines: `key [value]`; blank lines and lines whose first non-blank
+   * character is "#" are comments; a line starting with whitespace continues the previous logical
+   * line (Postfix table syntax) and so adds no key. Throws PolicyError POLICY_ERR_TABLE_SYNTAX with
+   * source:line for a key that is neither "user@domain" nor "@domain".
+   */
+  addText(text: string, source: string): void {
+    const lines = text.split('\n');
+    for (let i = 0; i < lines.length; i++) {
+      const raw = (lines[i] ?? '').replace(/\r$/, '');
+      const trimmed = raw.trim();
+      if (trimmed === '' || trimmed.startsWith('#')) continue;
+      if (/^\s/.test(raw)) continue; // continuation of the previous entry's value
+      const key = trimmed.split(/\s+/, 1)[0] ?? '';
+      const problem = recipientKeyProblem(key);
+      if (problem) {
+        throw new PolicyError('POLICY_ERR_TABLE_SYNTAX', `${source}:${i + 1}: ${problem}: "${key.slice(0, 100)}"`);
+      }
+      this.add(key, source, i + 1);
+    }
+  }
+
+  /** Exact key lookup (lower-cased), no extension or domain fallback. */
+  get(key: string): RecipientTableMatch | undefined {
+    return this.keys.get(key.toLowerCase());
+  }
+
+  get size(): number {
+    return this.keys.size;
+  }
+
+  /** Builds a table from text (tests, inline config). */
+  static fromText(text: string, source = '(inline)'): RecipientTable {
+    const table = new RecipientTable();
+    table.addText(text, source);
+    return table;
+  }
+
+  /**
+   * Loads and merges files in order. Throws PolicyError POLICY_ERR_TABLE_READ (with the path) when
+   * a file cannot be read, POLICY_ERR_TABLE_SYNTAX (path:line) for a bad line.
+   */
+  static async load(paths: readonly string[]): Promise<RecipientTable> {
+    const table = new RecipientTable();
+    for (const path of paths) {
+      let text: string;
+      try {
+        text = await readFile(path, 'utf8');
+      } catch (err) {
+        throw new PolicyError('POLICY_ERR_TABLE_READ', `cannot read recipient table ${path}: ${describeError(err)}`, { cause: err });
+      }
+      table.addText(text, path);
+    }
+    return table;
+  }
+}
+
+function recipientKeyProblem(key: string): string | undefined {
+  const at = key.lastIndexOf('@');
+  if (at < 0) return 'expected "user@domain" or "@domain" (a bare domain or user name is not supported)';
+  if (at === key.length - 1) return 'expected "user@domain" or "@domain" ("user@" keys are not supported)';
+  const domain = key.slice(at + 1);
+  if (/^\.|\.\.|\.$/.test(domain)) return 'bad domain in key';
+  return undefined;
+}

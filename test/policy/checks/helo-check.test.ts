@@ -1,0 +1,192 @@
+// Tests for steps 1-2: table-driven valid/invalid HELO names and address literals, and the optional
+// must-resolve lookup against a fake ResolveFn (NXDOMAIN rejects, failures fail open).
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { ResolveFn, ResolveResult } from '../../../src/dns/resolver-api.js';
+import {
+  HeloHostnameCheck,
+  HeloRequiredCheck,
+  createHeloChecks,
+  heloNameProblem,
+  isValidAddressLiteral,
+  isValidHostname,
+} from '../../../src/policy/checks/helo-check.js';
+import { PolicyError } from '../../../src/util/errors.js';
+import { contextFor } from '../fixtures.js';
+
+const s = suite('policy/checks/helo-check');
+
+const VALID = [
+  'mail.example.com',
+  'mail.example.com.',
+  'MX1.Example.ORG',
+  'a.b',
+  '1mail.example.com',
+  '123.example.com',
+  'xn--bcher-kva.example',
+  'mail-out.example.co.uk',
+  'exchange_01.corp.example.com', // underscore: Postfix's valid_hostname() accepts it
+  `${'a'.repeat(63)}.example.com`,
+  '[192.0.2.1]',
+  '[255.255.255.255]',
+  '[IPv6:2001:db8::1]',
+  '[ipv6:::1]',
+  '[IPv6:::ffff:192.0.2.1]',
+];
+
+const INVALID: Array<[string, 'invalid' | 'not-fqdn']> = [
+  ['localhost', 'not-fqdn'],
+  ['mailserver', 'not-fqdn'],
+  ['192.0.2.1', 'invalid'], // a bare address must be written as a literal
+  ['mail.example.123', 'invalid'],
+  ['-mail.example.com', 'invalid'],
+  ['mail-.example.com', 'invalid'],
+  ['mail.example-.com', 'invalid'],
+  ['mail..example.com', 'invalid'],
+  ['.example.com', 'invalid'],
+  ['mail.example.com..', 'invalid'],
+  ['mail example.com', 'invalid'],
+  ['mail@example.com', 'invalid'],
+  ['bücher.example', 'invalid'],
+  [`${'a'.repeat(64)}.example.com`, 'invalid'],
+  [`${'abcdefghi.'.repeat(26)}com`, 'invalid'], // 263 characters
+  ['[192.0.2.256]', 'invalid'],
+  ['[192.0.2]', 'invalid'],
+  ['[2001:db8::1]', 'invalid'], // IPv6 needs the tag
+  ['[IPv6:2001:db8::g]', 'invalid'],
+  ['[IPv6:fe80::1%eth0]', 'invalid'],
+  ['[x-tag:abc]', 'invalid'],
+  ['[192.0.2.1', 'invalid'],
+  ['[]', 'invalid'],
+];
+
+s('valid HELO names pass step 2', async () => {
+  const check = new HeloHostnameCheck();
+  for (const helo of VALID) {
+    assert.is(heloNameProblem(helo), undefined, helo);
+    assert.is(await check.run(contextFor({ helo_name: helo })), null, helo);
+  }
+});
+
+s('invalid HELO names are rejected with Postfix-like texts', async () => {
+  const check = new HeloHostnameCheck();
+  for (const [helo, kind] of INVALID) {
+    assert.is(heloNameProblem(helo), kind, helo);
+    const r = await check.run(contextFor({ helo_name: helo }));
+    assert.ok(r, helo);
+    assert.match(r.action, /^REJECT 5\.5\.2 </, helo);
+    assert.match(r.action, kind === 'not-fqdn' ? /Helo command rejected: need fully-qualified hostname$/ : /Helo command rejected: Invalid name$/, helo);
+    assert.not.match(r.action, /[\r\n]/);
+  }
+});
+
+s('reply text never carries control characters from the client', async () => {
+  const r = await new HeloHostnameCheck().run(contextFor({ helo_name: 'bad\tname\x01.example' }));
+  assert.is(r?.action, 'REJECT 5.5.2 <bad?name?.example>: Helo command rejected: Invalid name');
+});
+
+s('isValidHostname / isValidAddressLiteral options', () => {
+  assert.is(isValidHostname('a_b.example.com'), false, 'no underscore by default (RFC 5321 Domain)');
+  assert.is(isValidHostname('a_b.example.com', { allowUnderscore: true }), true);
+  assert.is(isValidHostname('bücher.example', { allowUtf8: true }), true);
+  assert.is(isValidHostname('bü cher.example', { allowUtf8: true }), false);
+  assert.is(isValidAddressLiteral('[010.000.002.001]'), true, 'Snum allows leading zeros');
+  assert.is(isValidAddressLiteral('[1.2.3.4.5]'), false);
+});
+
+s('step 1: empty helo_name is rejected; any name passes (step 2 judges it)', () => {
+  const check = new HeloRequiredCheck();
+  assert.is(check.step, 1);
+  const r = check.run(contextFor({ helo_name: '' }));
+  assert.equal(r, { action: 'REJECT 5.5.1 Helo command rejected: send HELO/EHLO first', reason: 'no HELO/EHLO' });
+  assert.is(check.run(contextFor({ helo_name: 'localhost' })), null);
+  const noAttr = contextFor();
+  noAttr.request = {};
+  assert.ok(check.run(noAttr), 'missing attribute counts as empty');
+});
+
+function answer(rcode: number, addresses: string[] = []): ResolveResult {
+  return {
+    rcode,
+    records: addresses.map((a) => ({ name: 'x.', type: a.includes(':') ? 'AAAA' : 'A', ttl: 60, data: a })),
+    answers: [],
+    authorities: [],
+    ttlSec: 60,
+    source: 'cache',
+    ...(rcode === 2 ? { failure: 'deadline' } : {}),
+  };
+}
+
+function fakeResolver(table: Record<string, ResolveResult | Error>): { resolve: ResolveFn; calls: string[] } {
+  const calls: string[] = [];
+  const resolve: ResolveFn = async (name, type, opts) => {
+    calls.push(`${name}/${String(type)}/${opts?.deadlineMs ?? '-'}`);
+    const r = table[`${name}/${String(type)}`] ?? answer(3);
+    if (r instanceof Error) throw r;
+    return r;
+  };
+  return { resolve, calls };
+}
+
+s('mustResolve: found passes, NXDOMAIN rejects 5.7.1, NODATA/SERVFAIL/throw give no verdict', async () => {
+  const { resolve, calls } = fakeResolver({
+    'mx.found.example/A': answer(0, ['192.0.2.5']),
+    'mx.found.example/AAAA': answer(0),
+    'v6only.example.net/A': answer(0),
+    'v6only.example.net/AAAA': answer(0, ['2001:db8::5']),
+    'noaddr.example.net/A': answer(0),
+    'noaddr.example.net/AAAA': answer(0),
+    'broken.example.net/A': answer(2),
+    'broken.example.net/AAAA': answer(2),
+    'throws.example.net/A': new Error('resolver down'),
+    'throws.example.net/AAAA': new Error('resolver down'),
+  });
+  const check = new HeloHostnameCheck({ mustResolve: true, resolve });
+  const run = (helo: string) => check.run(contextFor({ helo_name: helo }));
+  assert.is(await run('mx.found.example'), null);
+  assert.is(await run('v6only.example.net'), null);
+  assert.is(await run('noaddr.example.net'), null);
+  assert.is(await run('broken.example.net'), null);
+  assert.is(await run('throws.example.net'), null);
+  const r = await run('nonexistent.example.net');
+  assert.equal(r?.action, 'REJECT 5.7.1 <nonexistent.example.net>: Helo command rejected: Host not found');
+  assert.ok(calls.includes('nonexistent.example.net/A/3000'), 'lookup deadline is the remaining budget');
+  const before = calls.length;
+  assert.is(await run('[192.0.2.1]'), null);
+  assert.ok((await run('bad..name'))?.action.includes('Invalid name'));
+  assert.is(calls.length, before, 'address literals and invalid names are not looked up');
+});
+
+s('mustResolve: prepare() starts the lookup once; run() reuses it', async () => {
+  const { resolve, calls } = fakeResolver({ 'mx.found.example/A': answer(0, ['192.0.2.5']) });
+  const check = new HeloHostnameCheck({ mustResolve: true, resolve });
+  const ctx = contextFor({ helo_name: 'mx.found.example' });
+  check.prepare(ctx);
+  await new Promise((r) => setImmediate(r));
+  assert.is(calls.length, 2);
+  assert.is(await check.run(ctx), null);
+  assert.is(calls.length, 2);
+});
+
+s('mustResolve: a resolver that throws synchronously in prepare() never leaks a rejection', async () => {
+  const resolve: ResolveFn = () => { throw new Error('sync failure'); };
+  const check = new HeloHostnameCheck({ mustResolve: true, resolve });
+  const ctx = contextFor({ helo_name: 'mx.example.net' });
+  check.prepare(ctx); // never awaited here, as when step 1 decides first
+  await new Promise((r) => setImmediate(r));
+  assert.is(await check.run(ctx), null);
+});
+
+s('mustResolve without a resolver is a configuration error; createHeloChecks gives steps 1 and 2', () => {
+  try {
+    new HeloHostnameCheck({ mustResolve: true });
+    assert.unreachable();
+  } catch (err) {
+    assert.instance(err, PolicyError);
+    assert.is((err as PolicyError).code, 'POLICY_ERR_CONFIG');
+  }
+  const [one, two] = createHeloChecks();
+  assert.equal([one.step, one.name, two.step, two.name], [1, 'helo-required', 2, 'helo-hostname']);
+});
+
+s.run();

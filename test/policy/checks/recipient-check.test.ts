@@ -1,0 +1,71 @@
+// Tests for step 4: recipient lookup with +extensions, @domain entries, delimiters, postmaster,
+// lookup order and table reload.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { RecipientCheck, lookupRecipient, stripExtension } from '../../../src/policy/checks/recipient-check.js';
+import { RecipientTable } from '../../../src/policy/tables/recipient-table.js';
+import { contextFor } from '../fixtures.js';
+
+const s = suite('policy/checks/recipient-check');
+
+const users = RecipientTable.fromText('alice@example.org OK\nbob@example.org OK\n', 'users');
+const domains = RecipientTable.fromText('@catchall.example\n', 'domains');
+
+s('no tables configured: the step is skipped', () => {
+  const check = new RecipientCheck();
+  assert.is(check.run(contextFor({ recipient: 'anyone@anywhere.example' })), null);
+});
+
+s('table-driven: known, +extension, whole domain, unknown', () => {
+  const check = new RecipientCheck([users, domains]);
+  const cases: Array<[string, boolean]> = [
+    ['alice@example.org', true],
+    ['ALICE@Example.ORG', true],
+    ['alice+lists@example.org', true],
+    ['alice+a+b@example.org', true],
+    ['bob+@example.org', true],
+    ['anyone@catchall.example', true],
+    ['anyone+x@CATCHALL.example', true],
+    ['postmaster@example.org', true], // RFC 5321 s4.5.1
+    ['Postmaster', true],
+    ['carol@example.org', false],
+    ['alice@example.net', false],
+    ['alice-x@example.org', false], // "-" is not the delimiter by default
+    ['+alice@example.org', false], // a leading delimiter is not an extension
+  ];
+  for (const [recipient, known] of cases) {
+    const r = check.run(contextFor({ recipient }));
+    if (known) assert.is(r, null, recipient);
+    else assert.equal(r?.action, '550 5.1.1 User unknown', recipient);
+  }
+});
+
+s('configurable delimiter: several characters, or none', () => {
+  const multi = new RecipientCheck([users], { delimiter: '+-' });
+  assert.is(multi.run(contextFor({ recipient: 'alice-x@example.org' })), null);
+  assert.is(multi.run(contextFor({ recipient: 'bob+y@example.org' })), null);
+  const none = new RecipientCheck([users], { delimiter: '' });
+  assert.ok(none.run(contextFor({ recipient: 'alice+x@example.org' })));
+  assert.is(stripExtension('user+ext', '+'), 'user');
+  assert.is(stripExtension('user-a+b', '+-'), 'user');
+  assert.is(stripExtension('user', '+'), 'user');
+});
+
+s('lookup order: full address, then without extension, then @domain', () => {
+  const exact = RecipientTable.fromText('alice+special@example.org\n@example.org\nalice@example.org\n', 't');
+  assert.is(lookupRecipient([exact], 'alice+special@example.org')?.key, 'alice+special@example.org');
+  assert.is(lookupRecipient([exact], 'alice+other@example.org')?.key, 'alice@example.org');
+  assert.is(lookupRecipient([exact], 'zed@example.org')?.key, '@example.org');
+});
+
+s('setTables swaps tables (reload) and can turn the step off', () => {
+  const check = new RecipientCheck([users]);
+  assert.ok(check.run(contextFor({ recipient: 'x@catchall.example' })));
+  check.setTables([domains]);
+  assert.is(check.run(contextFor({ recipient: 'x@catchall.example' })), null);
+  check.setTables([]);
+  assert.is(check.run(contextFor({ recipient: 'nobody@nowhere.example' })), null);
+  assert.equal([check.step, check.name], [4, 'recipient-tables']);
+});
+
+s.run();

@@ -1,0 +1,308 @@
+// Tests for DnsListChecker with a scripted resolver and manual timers: query names, filters, error
+// answers, weights, parallel lookups under one budget, TXT, stats, lookupAll and self tests.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { DnsListChecker, dnsListErrorMeaning, dnsListQueryName, type DnsListCheckerOptions } from '../../src/policy/dns-lists.js';
+import type { CheckContext } from '../../src/policy/types.js';
+import { ManualClock } from '../../src/util/clock.js';
+import { createSilentLogger } from '../../src/util/logger.js';
+import { aAnswer, captureLogger, FakeListResolver, flush, ManualTimers, servfail, txtAnswer } from '../helpers/fake-list-resolver.js';
+
+const s = suite('policy/dns-lists');
+
+function setup(opts: Partial<DnsListCheckerOptions> = {}) {
+  const clock = new ManualClock();
+  const timers = new ManualTimers(clock);
+  const dns = new FakeListResolver();
+  const checker = new DnsListChecker({
+    resolve: dns.resolve, clock, timers, logger: createSilentLogger(), lookupBudgetMs: 2000, ...opts,
+  });
+  const ctx = (clientAddress: string): CheckContext => ({
+    request: { client_address: clientAddress }, clientAddress, deadlineAtMs: clock.nowMs() + 10_000,
+    nowMs: clock.nowMs(), record: true, memo: new Map(),
+  });
+  return { clock, timers, dns, checker, ctx };
+}
+
+s('query names: IPv4 reversed, IPv6 32 nibbles (RFC 5782 s2.4), mapped IPv6 as IPv4', () => {
+  assert.is(dnsListQueryName('192.0.2.99', 'zen.spamhaus.org'), '99.2.0.192.zen.spamhaus.org.');
+  assert.is(
+    dnsListQueryName('2001:db8:1:2:3:4:567:89ab', 'Bl.Example.ORG.'),
+    'b.a.9.8.7.6.5.0.4.0.0.0.3.0.0.0.2.0.0.0.1.0.0.0.8.b.d.0.1.0.0.2.bl.example.org.',
+  );
+  assert.is(dnsListQueryName('::ffff:192.0.2.99', 'bl.example.org'), '99.2.0.192.bl.example.org.');
+  assert.is(dnsListQueryName('::1', 'x.example').split('.').length, 32 + 3);
+  assert.throws(() => dnsListQueryName('unknown', 'x.example'), /not an IP address/);
+});
+
+s('listed, filtered, NXDOMAIN; allowStale false and a deadline on every call', async () => {
+  const { dns, checker, ctx } = setup({ blocklists: ['a.example', 'b.example=127.0.0.2', 'c.example'] });
+  dns.set('4.3.2.1.a.example.', 'A', aAnswer('4.3.2.1.a.example.', '127.0.0.3'));
+  dns.set('4.3.2.1.b.example.', 'A', aAnswer('4.3.2.1.b.example.', '127.0.0.3'));
+  const t = await checker.tier(ctx('1.2.3.4'), 'block');
+  assert.equal(t.results.map((r) => r.verdict), ['listed', 'not-listed', 'not-listed']);
+  assert.match(t.results[1]?.detail ?? '', /does not match the filter/);
+  assert.is(t.results[2]?.rcode, 3);
+  assert.is(t.score, 1);
+  assert.ok(t.reached);
+  for (const c of dns.calls) {
+    assert.is(c.opts?.allowStale, false);
+    assert.ok((c.opts?.deadlineMs ?? 0) > 0 && (c.opts?.deadlineMs ?? 0) <= 2000);
+  }
+});
+
+s('IPv6 and loopback clients are looked up too', async () => {
+  const { dns, checker, ctx } = setup({ blocklists: ['bl.example'] });
+  await checker.tier(ctx('2001:db8::1'), 'block');
+  await checker.tier(ctx('127.0.0.1'), 'block');
+  assert.equal(dns.calls.map((c) => c.name), [
+    '1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.bl.example.',
+    '1.0.0.127.bl.example.',
+  ]);
+});
+
+s('error answers are never listings: Spamhaus 127.255.255.x, dnswl 127.0.0.255, outside 127/8', async () => {
+  const { dns, checker, ctx } = setup({ blocklists: ['sh.example', 'dnswl.example', 'dead.example', 'mixed.example'] });
+  const q = (z: string) => `4.3.2.1.${z}.`;
+  dns.set(q('sh.example'), 'A', aAnswer(q('sh.example'), '127.255.255.254'));
+  dns.set(q('dnswl.example'), 'A', aAnswer(q('dnswl.example'), '127.0.0.255'));
+  dns.set(q('dead.example'), 'A', aAnswer(q('dead.example'), '192.0.2.80'));
+  dns.set(q('mixed.example'), 'A', aAnswer(q('mixed.example'), '127.0.0.2', '127.255.255.255'));
+  const t = await checker.tier(ctx('1.2.3.4'), 'block');
+  assert.equal(t.results.map((r) => r.verdict), ['error', 'error', 'error', 'error']);
+  assert.not.ok(t.reached);
+  assert.is(t.score, 0);
+  assert.match(t.results[0]?.detail ?? '', /public or open resolver/);
+  assert.match(t.results[1]?.detail ?? '', /dnswl\.org 127\.0\.0\.255/);
+  assert.match(t.results[2]?.detail ?? '', /outside 127\.0\.0\.0\/8/);
+  assert.equal(checker.stats().map((x) => x.errors), [1, 1, 1, 1]);
+  assert.equal(checker.stats().map((x) => x.listed), [0, 0, 0, 0]);
+  assert.ok(dns.calls.every((c) => c.type === 'A'), 'no TXT lookup for an error');
+  assert.is(dnsListErrorMeaning('127.0.0.2'), undefined);
+  assert.match(dnsListErrorMeaning('127.255.255.252') ?? '', /typo/);
+  assert.match(dnsListErrorMeaning('127.255.255.255') ?? '', /excessive/);
+});
+
+s('error answers are logged at warn with the list name, throttled per list', async () => {
+  const cap = captureLogger();
+  const { dns, checker, ctx, clock } = setup({ blocklists: ['sh.example'], logger: cap.logger });
+  dns.set('4.3.2.1.sh.example.', 'A', aAnswer('4.3.2.1.sh.example.', '127.255.255.254'));
+  await checker.tier(ctx('1.2.3.4'), 'block');
+  await checker.tier(ctx('1.2.3.4'), 'block');
+  clock.advanceSec(61);
+  await checker.tier(ctx('1.2.3.4'), 'block');
+  const warns = cap.lines.filter((l) => l['level'] === 'warn');
+  assert.is(warns.length, 2);
+  assert.is(warns[0]?.['list'], 'sh.example');
+  assert.is(warns[1]?.['suppressedSinceLast'], 1);
+  assert.is(checker.stats()[0]?.errors, 3);
+});
+
+s('SERVFAIL and exceptions are not listings; SERVFAIL counts as a timeout and is logged at info', async () => {
+  const cap = captureLogger();
+  const { dns, checker, ctx } = setup({ blocklists: ['sf.example', 'throw.example'], logger: cap.logger });
+  dns.set('4.3.2.1.sf.example.', 'A', servfail('no-servers'));
+  dns.set('4.3.2.1.throw.example.', 'A', new Error('boom'));
+  const t = await checker.tier(ctx('1.2.3.4'), 'block');
+  assert.equal(t.results.map((r) => r.verdict), ['timeout', 'error']);
+  assert.equal(checker.stats().map((x) => [x.timeouts, x.errors]), [[1, 0], [0, 1]]);
+  const info = cap.lines.find((l) => l['level'] === 'info');
+  assert.match(String(info?.['msg']), /no answer in time/);
+});
+
+s('weights and threshold: postscreen-style sums, negative weights subtract', async () => {
+  const { dns, checker, ctx } = setup({
+    blocklists: ['a.example*2', 'b.example=127.0.0.[2..11]*2', 'wl.example*-3'],
+    blockThreshold: 3,
+  });
+  const set = (zone: string, ip: string, ...codes: string[]) => {
+    const name = dnsListQueryName(ip, zone);
+    dns.set(name, 'A', aAnswer(name, ...codes));
+  };
+  set('a.example', '10.0.0.1', '127.0.0.2');
+  let t = await checker.tier(ctx('10.0.0.1'), 'block');
+  assert.is(t.score, 2);
+  assert.not.ok(t.reached);
+  set('a.example', '10.0.0.2', '127.0.0.2');
+  set('b.example', '10.0.0.2', '127.0.0.4');
+  t = await checker.tier(ctx('10.0.0.2'), 'block');
+  assert.is(t.score, 4);
+  assert.ok(t.reached);
+  set('a.example', '10.0.0.3', '127.0.0.2');
+  set('b.example', '10.0.0.3', '127.0.0.4');
+  set('wl.example', '10.0.0.3', '127.0.0.2');
+  t = await checker.tier(ctx('10.0.0.3'), 'block');
+  assert.is(t.score, 1);
+  assert.not.ok(t.reached);
+});
+
+s('DNSWL tiers use the weight magnitude, so postscreen "*-2" entries work as they are', async () => {
+  const { dns, checker, ctx } = setup({ trusted: ['list.dnswl.example=127.0.[0..255].[2;3]*-2'], trustedThreshold: 2 });
+  const name = dnsListQueryName('10.0.0.1', 'list.dnswl.example');
+  dns.set(name, 'A', aAnswer(name, '127.0.15.3'));
+  const t = await checker.tier(ctx('10.0.0.1'), 'trusted');
+  assert.is(t.score, 2);
+  assert.ok(t.reached);
+});
+
+s('all tiers start in parallel once; a list that never answers delays only its tier, up to the budget', async () => {
+  const { dns, checker, ctx, timers, clock } = setup({
+    trusted: ['wl-hi.example'], blocklists: ['slow.example', 'fast.example'], allowlists: ['wl-lo.example'],
+  });
+  dns.set('4.3.2.1.slow.example.', 'A', 'hang');
+  dns.set('4.3.2.1.fast.example.', 'A', aAnswer('x', '127.0.0.2'));
+  dns.set('4.3.2.1.wl-lo.example.', 'A', aAnswer('x', '127.0.0.2'));
+  const c = ctx('1.2.3.4');
+  checker.prepare(c);
+  checker.prepare(c);
+  assert.equal(dns.calls.map((x) => x.name).sort(), [
+    '4.3.2.1.fast.example.', '4.3.2.1.slow.example.', '4.3.2.1.wl-hi.example.', '4.3.2.1.wl-lo.example.',
+  ]);
+  let blockDone = false;
+  const block = checker.tier(c, 'block').then((t) => { blockDone = true; return t; });
+  const start = clock.nowMs();
+  const trusted = await checker.tier(c, 'trusted');
+  const allow = await checker.tier(c, 'allow');
+  assert.is(clock.nowMs(), start, 'answered tiers need no time to pass');
+  assert.not.ok(trusted.reached);
+  assert.ok(allow.reached);
+  await flush();
+  assert.not.ok(blockDone, 'the hanging list holds its own tier');
+  await timers.advance(1999);
+  assert.not.ok(blockDone);
+  await timers.advance(1);
+  const t = await block;
+  assert.equal(t.results.map((r) => r.verdict), ['timeout', 'listed']);
+  assert.ok(t.reached, 'the answering list still counts');
+  assert.is(timers.size, 0, 'the deadline timer is gone');
+  // TXT was looked up for the DNSBL listing only (fast.example), not for the DNSWLs.
+  assert.equal(dns.calls.filter((x) => x.type === 'TXT').map((x) => x.name), ['4.3.2.1.fast.example.']);
+  assert.equal(dns.calls.length, 5, 'no repeated lookups');
+  dns.releaseHanging();
+});
+
+s('the request deadline caps the budget', async () => {
+  const { dns, checker, clock, timers } = setup({ blocklists: ['slow.example'] });
+  dns.set('4.3.2.1.slow.example.', 'A', 'hang');
+  const c: CheckContext = { request: {}, clientAddress: '1.2.3.4', deadlineAtMs: clock.nowMs() + 300, nowMs: clock.nowMs(), record: true, memo: new Map() };
+  const p = checker.tier(c, 'block');
+  assert.is(dns.calls[0]?.opts?.deadlineMs, 300);
+  await timers.advance(300);
+  assert.is((await p).results[0]?.verdict, 'timeout');
+  dns.releaseHanging();
+});
+
+s('TXT reason: joined, sanitised, bounded; missing TXT is fine', async () => {
+  const { dns, checker, ctx } = setup({ blocklists: ['a.example', 'b.example'] });
+  dns.set('4.3.2.1.a.example.', 'A', aAnswer('x', '127.0.0.2'));
+  dns.set('4.3.2.1.a.example.', 'TXT', txtAnswer('x', ['Listed: see ', 'https://a.example/q?1.2.3.4\r\nInjected: x']));
+  dns.set('4.3.2.1.b.example.', 'A', aAnswer('x', '127.0.0.2'));
+  dns.set('4.3.2.1.b.example.', 'TXT', txtAnswer('x', ['y'.repeat(400)]));
+  const t = await checker.tier(ctx('1.2.3.4'), 'block');
+  assert.is(t.results[0]?.txt, 'Listed: see https://a.example/q?1.2.3.4??Injected: x');
+  assert.is(t.results[1]?.txt?.length, 250);
+  const { dns: dns2, checker: c2, ctx: ctx2 } = setup({ blocklists: ['a.example'] });
+  dns2.set('4.3.2.1.a.example.', 'A', aAnswer('x', '127.0.0.2'));
+  assert.is((await c2.tier(ctx2('1.2.3.4'), 'block')).results[0]?.txt, undefined);
+});
+
+s('a non-IP client address is not looked up and not listed', async () => {
+  const { dns, checker, ctx } = setup({ blocklists: ['a.example'] });
+  const t = await checker.tier(ctx(''), 'block');
+  assert.not.ok(t.reached);
+  assert.is(dns.calls.length, 0);
+  assert.is(checker.stats()[0]?.queries, 0);
+});
+
+s('stats per list and tier', async () => {
+  const { dns, checker, ctx } = setup({ trusted: ['same.example=127.0.0.9'], blocklists: ['same.example=127.0.0.2'] });
+  dns.set('4.3.2.1.same.example.', 'A', aAnswer('x', '127.0.0.2'));
+  const c = ctx('1.2.3.4');
+  await checker.tier(c, 'block');
+  await checker.tier(c, 'trusted');
+  assert.equal(checker.stats(), [
+    { tier: 'trusted', list: 'same.example=127.0.0.9', queries: 1, listed: 0, errors: 0, timeouts: 0 },
+    { tier: 'block', list: 'same.example=127.0.0.2', queries: 1, listed: 1, errors: 0, timeouts: 0 },
+  ]);
+  assert.is(dns.calls.filter((x) => x.type === 'A').length, 1, 'one A lookup per zone and request');
+});
+
+s('lookupAll: every list with raw answers, TXT and verdict; not counted; bad address throws', async () => {
+  const { dns, checker } = setup({ trusted: ['wl.example'], blocklists: ['bl.example=127.0.0.4', 'sh.example'] });
+  dns.set('2.0.0.127.wl.example.', 'A', aAnswer('x', '127.0.10.0'));
+  dns.set('2.0.0.127.bl.example.', 'A', aAnswer('x', '127.0.0.2', '127.0.0.4'));
+  dns.set('2.0.0.127.bl.example.', 'TXT', txtAnswer('x', ['test point']));
+  dns.set('2.0.0.127.sh.example.', 'A', aAnswer('x', '127.255.255.254'));
+  const all = await checker.lookupAll('127.0.0.2');
+  assert.equal(all.map((r) => [r.tier, r.list.zone, r.verdict]), [
+    ['trusted', 'wl.example', 'listed'], ['block', 'bl.example', 'listed'], ['block', 'sh.example', 'error'],
+  ]);
+  assert.equal(all[1]?.addresses, ['127.0.0.2', '127.0.0.4']);
+  assert.equal(all[1]?.matched, ['127.0.0.4']);
+  assert.is(all[1]?.txt, 'test point');
+  assert.is(all[1]?.queryName, '2.0.0.127.bl.example.');
+  assert.equal(dns.calls.filter((c) => c.type === 'TXT').length, 3, 'TXT for every list that answered');
+  assert.ok(checker.stats().every((x) => x.queries === 0));
+  const before = dns.calls.length;
+  await checker.lookupAll('::ffff:127.0.0.2');
+  assert.ok(dns.calls.slice(before).every((c) => c.name.startsWith('2.0.0.127.')), 'mapped IPv6 is looked up as IPv4');
+  try {
+    await checker.lookupAll('not-an-ip');
+    assert.unreachable();
+  } catch (err) {
+    assert.is((err as { code?: string }).code, 'POLICY_ERR_BAD_ADDRESS');
+  }
+});
+
+s('self test: RFC 5782 s5 test points per zone', async () => {
+  const { dns, checker, timers } = setup({
+    trusted: ['good.example=127.0.[0..255].[2;3]'],
+    blocklists: ['good.example', 'wild.example', 'empty.example', 'public.example', 'slow.example'],
+  });
+  dns.set('2.0.0.127.good.example.', 'A', aAnswer('x', '127.0.10.0'));
+  dns.set('2.0.0.127.wild.example.', 'A', aAnswer('x', '127.0.0.2'));
+  dns.set('1.0.0.127.wild.example.', 'A', aAnswer('x', '127.0.0.2'));
+  dns.set('2.0.0.127.public.example.', 'A', aAnswer('x', '127.255.255.254'));
+  dns.set('2.0.0.127.slow.example.', 'A', 'hang');
+  const p = checker.selfTest();
+  await timers.advance(5000);
+  const r = await p;
+  assert.equal(r.map((x) => [x.zone, x.ok]), [
+    ['good.example', true], ['wild.example', false], ['empty.example', false], ['public.example', false], ['slow.example', false],
+  ]);
+  assert.equal(r[0]?.tiers, ['trusted', 'block']);
+  assert.match(r[1]?.problems.join() ?? '', /127\.0\.0\.1 is listed/);
+  assert.match(r[2]?.problems.join() ?? '', /127\.0\.0\.2 is not listed \(NXDOMAIN\)/);
+  assert.match(r[3]?.problems.join() ?? '', /public or open resolver/);
+  assert.match(r[4]?.problems.join() ?? '', /no answer in time/);
+  assert.equal(checker.lastSelfTest(), r);
+  assert.ok(checker.stats().every((x) => x.queries === 0));
+  dns.releaseHanging();
+});
+
+s('startSelfTests runs now and every interval, never overlapping; stop() ends it', async () => {
+  const cap = captureLogger();
+  const { dns, checker, timers } = setup({ blocklists: ['empty.example'], logger: cap.logger });
+  const handle = checker.startSelfTests(60_000);
+  await flush();
+  const perRun = 2;
+  assert.is(dns.calls.length, perRun);
+  assert.ok(cap.lines.some((l) => l['level'] === 'warn' && String(l['msg']).includes('empty.example')));
+  await timers.advance(59_999);
+  assert.is(dns.calls.length, perRun);
+  await timers.advance(1);
+  assert.is(dns.calls.length, 2 * perRun);
+  handle.stop();
+  await timers.advance(120_000);
+  assert.is(dns.calls.length, 2 * perRun);
+  assert.is(timers.size, 0);
+  assert.throws(() => checker.startSelfTests(0), /positive/);
+});
+
+s('bad configuration is refused', () => {
+  assert.throws(() => setup({ blockThreshold: 0 }), /blockThreshold/);
+  assert.throws(() => setup({ lookupBudgetMs: 0 }), /lookupBudgetMs/);
+  assert.throws(() => setup({ blocklists: ['bad'] }), /POLICY_ERR_BAD_LIST_SPEC|bad DNS list/);
+});
+
+s.run();

@@ -1,0 +1,189 @@
+// Tests for the pure greylist rules: triplet keys, sender normalisation and postgrey's decision.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import {
+  checkGreylistConfig, clientKey, clientNetwork, decideGreylist, DEFAULT_GREYLIST_CONFIG, normaliseSender, tripletKey,
+  type GreylistConfig,
+} from '../../src/policy/greylist.js';
+import type { ClientRecord, TripletRecord } from '../../src/store/greylist-types.js';
+
+const s = suite('policy/greylist');
+const cfg: GreylistConfig = { ...DEFAULT_GREYLIST_CONFIG };
+const T0 = 1_700_000_000_000;
+const SEC = 1000;
+const HOUR = 3600 * SEC;
+const DAY = 24 * HOUR;
+
+const senders: [string, string][] = [
+  ['', ''],
+  ['User@Example.COM', 'user@example.com'],
+  ['user+news@example.com', 'user@example.com'],
+  ['user+a+b@example.com', 'user@example.com'],
+  ['bounce-123-4567@lists.example.org', 'bounce-#-#@lists.example.org'],
+  ['123@example.com', '#@example.com'],
+  ['user2@example.com', 'user2@example.com'],
+  ['list-bounces+user=example.com@lists.example.org', 'list-bounces@lists.example.org'],
+  ['prvs=1234abcdef=alice@example.com', 'alice@example.com'],
+  ['PRVS=0123456789=Alice@Example.com', 'alice@example.com'],
+  ['prvs=alice=1234abcdef@example.com', 'alice@example.com'],
+  ['msprvs1=17a6cb1z=bounces-123@mail.example.com', 'bounces-#@mail.example.com'],
+  ['btv1==0b1a2c3d4e5==bob@example.net', 'bob@example.net'],
+  ['SRS0=HHH=TT=orig.example=alice@forwarder.example', 'alice@orig.example'],
+  ['SRS0+xyz1=AB=orig.example=Alice+tag@fwd.example', 'alice@orig.example'],
+  ['SRS1=HHH=first.example==HHH=TT=orig.example=alice@second.example', 'alice@orig.example'],
+  ['SRS0=h=tt=orig.example=prvs=1234abcdef=carol@fwd.example', 'carol@orig.example'],
+  ['postmaster', 'postmaster'],
+];
+for (const [input, want] of senders) {
+  s(`normaliseSender ${JSON.stringify(input)}`, () => {
+    assert.is(normaliseSender(input), want);
+  });
+}
+
+s('client network: IPv4 /24, IPv6 /64, host lookup, mapped IPv4, custom prefixes', () => {
+  const net = { lookupByHost: false };
+  const host = { lookupByHost: true };
+  assert.is(clientNetwork('192.0.2.77', net), '192.0.2.0');
+  assert.is(clientNetwork('192.0.2.77', host), '192.0.2.77');
+  assert.is(clientNetwork('2001:db8:1:2:3:4:5:6', net), '2001:db8:1:2::');
+  assert.is(clientNetwork('2001:DB8:1:2:3:4:5:6', host), '2001:db8:1:2:3:4:5:6');
+  assert.is(clientNetwork('::ffff:192.0.2.77', net), '192.0.2.0');
+  assert.is(clientNetwork('192.0.2.77', { lookupByHost: false, ipv4Prefix: 16 }), '192.0.0.0');
+  assert.is(clientNetwork('2001:db8:1:2:3:4:5:6', { lookupByHost: false, ipv6Prefix: 48 }), '2001:db8:1::');
+  assert.throws(() => clientNetwork('unknown', net), /not an IP address/);
+});
+
+s('tripletKey: neighbours in a /24 share a key unless lookupByHost', () => {
+  const a = tripletKey('192.0.2.1', 'Bounce-42@Example.com', 'Rcpt@Example.NET', { lookupByHost: false });
+  const b = tripletKey('192.0.2.200', 'bounce-43@example.com', 'rcpt@example.net', { lookupByHost: false });
+  assert.is(a, '192.0.2.0/bounce-#@example.com/rcpt@example.net');
+  assert.is(a, b);
+  assert.is.not(tripletKey('192.0.3.1', 'x@y.z', 'r@s.t', { lookupByHost: false }), tripletKey('192.0.2.1', 'x@y.z', 'r@s.t', { lookupByHost: false }));
+  assert.is.not(tripletKey('192.0.2.1', 'x@y.z', 'r@s.t', { lookupByHost: true }), tripletKey('192.0.2.2', 'x@y.z', 'r@s.t', { lookupByHost: true }));
+  assert.is(tripletKey('2001:db8::1', '', 'r@s.t', { lookupByHost: false }), tripletKey('2001:db8::ffff:1', '', 'r@s.t', { lookupByHost: false }));
+  assert.is(clientKey('::FFFF:192.0.2.1'), '192.0.2.1');
+});
+
+s('first seen: defer with the full delay, record first = last = now', () => {
+  const d = decideGreylist(undefined, undefined, T0, cfg, 'n1');
+  assert.is(d.verdict, 'defer');
+  assert.is(d.retryAfterSec, 60);
+  assert.equal(d.update.triplet, { firstSeenMs: T0, lastSeenMs: T0, passedAtMs: 0, passes: {} });
+  assert.is(d.update.client, undefined);
+});
+
+s('early retry: defer with the remaining seconds, last updated, first kept', () => {
+  const t: TripletRecord = { firstSeenMs: T0, lastSeenMs: T0, passedAtMs: 0, passes: {} };
+  const d = decideGreylist(t, undefined, T0 + 25 * SEC + 500, cfg, 'n1');
+  assert.is(d.verdict, 'defer');
+  assert.is(d.retryAfterSec, 35);
+  assert.equal(d.update.triplet, { firstSeenMs: T0, lastSeenMs: T0 + 25_500, passedAtMs: 0, passes: {} });
+  const late = decideGreylist(t, undefined, T0 + 59_999, cfg, 'n1');
+  assert.is(late.verdict, 'defer');
+  assert.is(late.retryAfterSec, 1);
+});
+
+s('after the delay: pass, first pass, delayed seconds, client counted once', () => {
+  const t: TripletRecord = { firstSeenMs: T0, lastSeenMs: T0 + 10 * SEC, passedAtMs: 0, passes: {} };
+  const d = decideGreylist(t, undefined, T0 + 61 * SEC, cfg, 'n1');
+  assert.is(d.verdict, 'pass');
+  assert.ok(d.firstPass);
+  assert.is(d.delayedSec, 61);
+  assert.equal(d.update.triplet, { firstSeenMs: T0, lastSeenMs: T0 + 61 * SEC, passedAtMs: T0 + 61 * SEC, passes: { n1: 1 } });
+  assert.equal(d.update.client, { firstSeenMs: T0 + 61 * SEC, lastSeenMs: T0 + 61 * SEC, lastCountedMs: T0 + 61 * SEC, passes: { n1: 1 } });
+  // Exactly at the delay passes too (postgrey: diff > 0 defers, 0 passes).
+  assert.is(decideGreylist(t, undefined, T0 + 60 * SEC, cfg, 'n1').verdict, 'pass');
+});
+
+s('an already passed triplet passes without counting the client again', () => {
+  const t: TripletRecord = { firstSeenMs: T0, lastSeenMs: T0 + 61 * SEC, passedAtMs: T0 + 61 * SEC, passes: { n1: 1, n2: 3 } };
+  const d = decideGreylist(t, undefined, T0 + DAY, cfg, 'n1');
+  assert.is(d.verdict, 'pass');
+  assert.not.ok(d.firstPass);
+  assert.is(d.delayedSec, 0);
+  assert.equal(d.update.triplet?.passes, { n1: 2, n2: 3 });
+  assert.is(d.update.client, undefined);
+});
+
+s('retry window: a never-passed triplet idle longer than 2 d starts over', () => {
+  const t: TripletRecord = { firstSeenMs: T0, lastSeenMs: T0 + 10 * SEC, passedAtMs: 0, passes: {} };
+  const now = T0 + 10 * SEC + 2 * DAY + SEC;
+  const d = decideGreylist(t, undefined, now, cfg, 'n1');
+  assert.is(d.verdict, 'defer');
+  assert.is(d.retryAfterSec, 60);
+  assert.equal(d.update.triplet, { firstSeenMs: now, lastSeenMs: now, passedAtMs: 0, passes: {}, epoch: 1 }, "a new generation starts");
+  // Just inside the window it still passes.
+  assert.is(decideGreylist(t, undefined, T0 + 10 * SEC + 2 * DAY, cfg, 'n1').verdict, 'pass');
+});
+
+s('retry window does not apply to a triplet that passed; max age (35 d) does', () => {
+  const t: TripletRecord = { firstSeenMs: T0, lastSeenMs: T0 + 61 * SEC, passedAtMs: T0 + 61 * SEC, passes: { n1: 1 } };
+  assert.is(decideGreylist(t, undefined, T0 + 61 * SEC + 30 * DAY, cfg, 'n1').verdict, 'pass');
+  assert.is(decideGreylist(t, undefined, T0 + 61 * SEC + 35 * DAY, cfg, 'n1').verdict, 'pass');
+  const expired = decideGreylist(t, undefined, T0 + 61 * SEC + 35 * DAY + 1, cfg, 'n1');
+  assert.is(expired.verdict, 'defer');
+  assert.is(expired.update.triplet?.passedAtMs, 0);
+});
+
+s('first seen in the future is corrected to now', () => {
+  const t: TripletRecord = { firstSeenMs: T0 + HOUR, lastSeenMs: T0 + HOUR, passedAtMs: 0, passes: {} };
+  const d = decideGreylist(t, undefined, T0, cfg, 'n1');
+  assert.is(d.verdict, 'defer');
+  assert.is(d.retryAfterSec, 60);
+  assert.is(d.update.triplet?.firstSeenMs, T0);
+});
+
+s('auto-whitelist: 5 counted passes whitelist the client; one count per hour at most', () => {
+  let client: ClientRecord | undefined;
+  let now = T0;
+  const passTriplet = (): TripletRecord => ({ firstSeenMs: now - 120 * SEC, lastSeenMs: now - 120 * SEC, passedAtMs: 0, passes: {} });
+  // Two first passes within the same hour count once.
+  let d = decideGreylist(passTriplet(), client, now, cfg, 'n1');
+  client = d.update.client;
+  assert.is(d.clientPasses, 1);
+  now += 30 * 60 * SEC;
+  d = decideGreylist(passTriplet(), client, now, cfg, 'n1');
+  assert.is(d.verdict, 'pass');
+  assert.is(d.update.client, undefined, 'second pass within the hour is not counted');
+  for (let i = 2; i <= 5; i++) {
+    now += HOUR;
+    d = decideGreylist(passTriplet(), client, now, cfg, 'n2');
+    assert.is(d.verdict, 'pass');
+    client = d.update.client;
+    assert.is(d.clientPasses, i);
+  }
+  assert.equal(client?.passes, { n1: 1, n2: 4 });
+  // Now a brand-new triplet from this client passes at once.
+  now += 10 * SEC;
+  d = decideGreylist(undefined, client, now, cfg, 'n1');
+  assert.is(d.verdict, 'whitelisted');
+  assert.is(d.update.triplet, undefined);
+  assert.is(d.update.client, undefined, 'counted less than an hour ago');
+  now += HOUR;
+  d = decideGreylist(undefined, client, now, cfg, 'n1');
+  assert.is(d.verdict, 'whitelisted');
+  assert.is(d.update.client?.lastCountedMs, now);
+  assert.is(d.clientPasses, 6);
+});
+
+s('auto-whitelist off (0) and expired client records', () => {
+  const client: ClientRecord = { firstSeenMs: T0, lastSeenMs: T0, lastCountedMs: T0, passes: { n1: 9 } };
+  assert.is(decideGreylist(undefined, client, T0 + HOUR, { ...cfg, autoWhitelistClients: 0 }, 'n1').verdict, 'defer');
+  assert.is(decideGreylist(undefined, client, T0 + HOUR, cfg, 'n1').verdict, 'whitelisted');
+  assert.is(decideGreylist(undefined, client, T0 + 35 * DAY + 1, cfg, 'n1').verdict, 'defer', 'client older than max age is forgotten');
+});
+
+s('delay 0 passes a new triplet at once', () => {
+  const d = decideGreylist(undefined, undefined, T0, { ...cfg, delaySec: 0 }, 'n1');
+  assert.is(d.verdict, 'pass');
+  assert.ok(d.firstPass);
+});
+
+s('checkGreylistConfig rejects nonsense with the field name', () => {
+  assert.is(checkGreylistConfig(cfg), cfg);
+  assert.throws(() => checkGreylistConfig({ ...cfg, delaySec: -1 }), /delaySec/);
+  assert.throws(() => checkGreylistConfig({ ...cfg, ipv4Prefix: 33 }), /ipv4Prefix/);
+  assert.throws(() => checkGreylistConfig({ ...cfg, retryWindowSec: 10 }), /shorter than delaySec/);
+});
+
+s.run();

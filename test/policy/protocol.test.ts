@@ -1,0 +1,167 @@
+// Tests for the policy protocol parser and reply: a real Postfix 3.7 request split at every byte,
+// pipelined requests, limits, garbage, malformed requests, reply injection.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { PolicyRequestParser, formatReply, malformedReason } from '../../src/policy/protocol.js';
+import { PolicyError } from '../../src/util/errors.js';
+import { POSTFIX_37_ATTRIBUTES, encodeRequest, postfixRequest } from './fixtures.js';
+
+const s = suite('policy/protocol');
+
+function codeOf(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (err) {
+    assert.instance(err, PolicyError);
+    return (err as PolicyError).code;
+  }
+  return undefined;
+}
+
+s('parses a real 29-attribute Postfix 3.7 request', () => {
+  assert.is(POSTFIX_37_ATTRIBUTES.length, 29);
+  const parser = new PolicyRequestParser();
+  const out = parser.push(Buffer.from(encodeRequest(POSTFIX_37_ATTRIBUTES)));
+  assert.is(out.length, 1);
+  const req = out[0]!;
+  assert.equal({ ...req }, postfixRequest());
+  assert.is(Object.keys(req).length, 29);
+  assert.is(req.queue_id, '');
+  assert.is(req.sasl_username, '');
+  assert.is(malformedReason(req), undefined);
+});
+
+s('split across every byte boundary gives the same request', () => {
+  const wire = Buffer.from(encodeRequest(POSTFIX_37_ATTRIBUTES));
+  for (let cut = 1; cut < wire.length; cut++) {
+    const parser = new PolicyRequestParser();
+    const first = parser.push(wire.subarray(0, cut));
+    const second = parser.push(wire.subarray(cut));
+    assert.is(first.length + second.length, 1, `cut at ${cut}`);
+    assert.equal({ ...(first[0] ?? second[0])! }, postfixRequest(), `cut at ${cut}`);
+  }
+});
+
+s('one byte at a time', () => {
+  const wire = Buffer.from(encodeRequest(POSTFIX_37_ATTRIBUTES));
+  const parser = new PolicyRequestParser();
+  const all = [];
+  for (let i = 0; i < wire.length; i++) all.push(...parser.push(wire.subarray(i, i + 1)));
+  assert.is(all.length, 1);
+  assert.is(all[0]!.recipient, 'bob@example.org');
+});
+
+s('several requests in one chunk come out in order; a chunk can end mid-request', () => {
+  const parser = new PolicyRequestParser();
+  const a = encodeRequest(postfixRequest({ recipient: 'one@example.org' }));
+  const b = encodeRequest(postfixRequest({ recipient: 'two@example.org' }));
+  const c = encodeRequest(postfixRequest({ recipient: 'three@example.org' }));
+  const out = parser.push(Buffer.from(a + b + c.slice(0, 40)));
+  assert.equal(out.map((r) => r.recipient), ['one@example.org', 'two@example.org']);
+  const rest = parser.push(Buffer.from(c.slice(40)));
+  assert.equal(rest.map((r) => r.recipient), ['three@example.org']);
+});
+
+s('null sender and missing HELO arrive as empty values; "=" inside values is kept', () => {
+  const parser = new PolicyRequestParser();
+  const [req] = parser.push(Buffer.from('request=smtpd_access_policy\nsender=\nhelo_name=\nccert_subject=CN=mx,O=x\n\n'));
+  assert.is(req!.sender, '');
+  assert.is(req!.helo_name, '');
+  assert.is(req!.ccert_subject, 'CN=mx,O=x');
+  assert.is(malformedReason(req!), undefined);
+});
+
+s('unknown attributes are kept but harmless; a repeated name keeps the last value', () => {
+  const parser = new PolicyRequestParser();
+  const [req] = parser.push(Buffer.from('request=smtpd_access_policy\nmail_version=3.8.1\nsender=a@b.example\nsender=c@d.example\n\n'));
+  assert.is(req!.mail_version, '3.8.1');
+  assert.is(req!.sender, 'c@d.example');
+});
+
+s('CRLF line ends (hand tests with nc/telnet) are accepted', () => {
+  const parser = new PolicyRequestParser();
+  const [req] = parser.push(Buffer.from('request=smtpd_access_policy\r\nprotocol_state=RCPT\r\n\r\n'));
+  assert.is(req!.protocol_state, 'RCPT');
+  assert.is(malformedReason(req!), undefined);
+});
+
+s('a "__proto__" attribute is data, not a prototype change', () => {
+  const parser = new PolicyRequestParser();
+  const [req] = parser.push(Buffer.from('request=smtpd_access_policy\n__proto__=x\n\n'));
+  assert.is(Object.getPrototypeOf(req), Object.prototype);
+  assert.is(Object.getOwnPropertyDescriptor(req, '__proto__')?.value, 'x');
+});
+
+s('a line without "=" makes that request malformed, and the next one is fine', () => {
+  const parser = new PolicyRequestParser();
+  const out = parser.push(Buffer.from('request=smtpd_access_policy\nthis is not an attribute\nsender=a@b.example\n\n' + encodeRequest(postfixRequest())));
+  assert.is(out.length, 2);
+  assert.match(malformedReason(out[0]!) ?? '', /no "="/);
+  assert.is(malformedReason(out[1]!), undefined);
+});
+
+s('empty name, empty request, missing or foreign request type are malformed', () => {
+  const cases: Array<[string, RegExp]> = [
+    ['request=smtpd_access_policy\n=value\n\n', /empty name/],
+    ['\n', /empty request/],
+    ['protocol_state=RCPT\n\n', /missing request=/],
+    ['request=something_else\n\n', /unsupported request type/],
+  ];
+  for (const [wire, why] of cases) {
+    const [req] = new PolicyRequestParser().push(Buffer.from(wire));
+    assert.ok(req, wire);
+    assert.match(malformedReason(req) ?? '', why, wire);
+  }
+});
+
+s('a line over the limit throws LINE_TOO_LONG before its newline arrives, then stays failed', () => {
+  const parser = new PolicyRequestParser({ maxLineBytes: 100 });
+  assert.is(parser.push(Buffer.from(`sender=${'a'.repeat(50)}`)).length, 0);
+  assert.is(codeOf(() => parser.push(Buffer.from('b'.repeat(60)))), 'POLICY_ERR_LINE_TOO_LONG');
+  assert.is(codeOf(() => parser.push(Buffer.from('\n\n'))), 'POLICY_ERR_LINE_TOO_LONG');
+});
+
+s('a line exactly at the limit is accepted (the LF is not counted)', () => {
+  const parser = new PolicyRequestParser({ maxLineBytes: 20 });
+  const line = `request=${'x'.repeat(12)}`; // 20 bytes
+  assert.is(parser.push(Buffer.from(`${line}\n\n`)).length, 1);
+});
+
+s('default limits: 4096-byte line, 64 KiB request, 100 attributes', () => {
+  assert.is(codeOf(() => new PolicyRequestParser().push(Buffer.from(`x=${'a'.repeat(4095)}\n`))), 'POLICY_ERR_LINE_TOO_LONG');
+  assert.is(new PolicyRequestParser().push(Buffer.from(`request=smtpd_access_policy\nx=${'a'.repeat(4094)}\n\n`)).length, 1);
+  const many = Array.from({ length: 101 }, (_, i) => `a${i}=1`).join('\n');
+  assert.is(codeOf(() => new PolicyRequestParser().push(Buffer.from(`${many}\n`))), 'POLICY_ERR_REQUEST_TOO_LARGE');
+  const hundred = Array.from({ length: 99 }, (_, i) => `a${i}=1`).join('\n');
+  assert.is(new PolicyRequestParser().push(Buffer.from(`request=smtpd_access_policy\n${hundred}\n\n`)).length, 1);
+  const big = Array.from({ length: 20 }, (_, i) => `a${i}=${'v'.repeat(4000)}`).join('\n');
+  assert.is(codeOf(() => new PolicyRequestParser().push(Buffer.from(`${big}\n`))), 'POLICY_ERR_REQUEST_TOO_LARGE');
+});
+
+s('request size is counted per request, not per connection', () => {
+  const parser = new PolicyRequestParser({ maxRequestBytes: 700 });
+  const one = encodeRequest(postfixRequest()); // 610 bytes
+  assert.ok(one.length < 700);
+  for (let i = 0; i < 20; i++) assert.is(parser.push(Buffer.from(one)).length, 1);
+});
+
+s('NUL bytes are garbage: MALFORMED (close), even in the middle of a value', () => {
+  assert.is(codeOf(() => new PolicyRequestParser().push(Buffer.from('request=smtpd_acc\0ess_policy\n\n'))), 'POLICY_ERR_MALFORMED');
+  const random = Buffer.from(Array.from({ length: 512 }, (_, i) => (i * 37 + 11) % 256));
+  assert.is(codeOf(() => new PolicyRequestParser().push(random)), 'POLICY_ERR_MALFORMED');
+});
+
+s('invalid limits are refused at construction', () => {
+  assert.is(codeOf(() => new PolicyRequestParser({ maxLineBytes: 0 })), 'POLICY_ERR_BAD_LIMIT');
+  assert.is(codeOf(() => new PolicyRequestParser({ maxAttributes: 1.5 })), 'POLICY_ERR_BAD_LIMIT');
+});
+
+s('formatReply writes action= and the empty line; refuses line injection', () => {
+  assert.is(formatReply('DUNNO'), 'action=DUNNO\n\n');
+  assert.is(formatReply('DEFER_IF_PERMIT 4.7.1 Greylisted, try again in 60 seconds'), 'action=DEFER_IF_PERMIT 4.7.1 Greylisted, try again in 60 seconds\n\n');
+  assert.is(codeOf(() => formatReply('DUNNO\n\naction=OK')), 'POLICY_ERR_BAD_ACTION');
+  assert.is(codeOf(() => formatReply('')), 'POLICY_ERR_BAD_ACTION');
+  assert.is(codeOf(() => formatReply('OK\r')), 'POLICY_ERR_BAD_ACTION');
+});
+
+s.run();

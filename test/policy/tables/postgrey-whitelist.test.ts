@@ -1,0 +1,133 @@
+// Tests for postgrey whitelist files: every client and recipient format, comments, warnings,
+// bad regexes, and loading files (a missing ".local" file is skipped like postgrey does).
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PostgreyWhitelist } from '../../../src/policy/tables/postgrey-whitelist.js';
+
+const s = suite('policy/tables/postgrey-whitelist');
+
+const CLIENTS = `# postgrey whitelist for mail client hostnames
+# --------------------------------------------
+debian.org
+Amazon.COM          # trailing comment
+/^ms-smtp.*\\.rr\\.com$/
+/^mail\\d+\\.telekom\\.de$/
+66.216.126.174
+192.0.2.0/25
+198.51.100
+10.20
+2001:db8:5::/48
+2001:db8:9::1
+not a hostname
+300.1.1.1
+`;
+
+const RECIPIENTS = `postmaster@
+abuse@
+/^spamtrap-[0-9]+@/
+@exact.example
+domain.example
+alice@users.example
+`;
+
+function wl(): PostgreyWhitelist {
+  return PostgreyWhitelist.fromText([{ source: 'whitelist_clients', text: CLIENTS }], [{ source: 'whitelist_recipients', text: RECIPIENTS }]);
+}
+
+const clientCases: [string, string, string | undefined][] = [
+  ['debian.org', '203.0.113.1', 'debian.org'],
+  ['lists.DEBIAN.org', '203.0.113.1', 'debian.org'],
+  ['notdebian.org', '203.0.113.1', undefined],
+  ['debian.org.evil.example', '203.0.113.1', undefined],
+  ['smtp-out.amazon.com', '203.0.113.1', 'Amazon.COM'],
+  ['ms-smtp-03.nyroc.rr.com', '203.0.113.1', '/^ms-smtp.*\\.rr\\.com$/'],
+  ['mail12.telekom.de', '203.0.113.1', '/^mail\\d+\\.telekom\\.de$/'],
+  ['mailx.telekom.de', '203.0.113.1', undefined],
+  ['unknown', '66.216.126.174', '66.216.126.174'],
+  ['unknown', '66.216.126.175', undefined],
+  ['unknown', '192.0.2.127', '192.0.2.0/25'],
+  ['unknown', '192.0.2.128', undefined],
+  ['unknown', '198.51.100.77', '198.51.100'],
+  ['unknown', '10.20.200.1', '10.20'],
+  ['unknown', '10.21.0.1', undefined],
+  ['unknown', '2001:db8:5:ffff::1', '2001:db8:5::/48'],
+  ['unknown', '2001:db8:9::1', '2001:db8:9::1'],
+  ['unknown', '2001:db8:9::2', undefined],
+  ['unknown', '::ffff:66.216.126.174', '66.216.126.174'],
+];
+for (const [name, addr, want] of clientCases) {
+  s(`client ${name} [${addr}] -> ${want ?? 'no match'}`, () => {
+    assert.is(wl().matchClient(name, addr), want);
+  });
+}
+
+const recipientCases: [string, string | undefined][] = [
+  ['postmaster@anything.example', 'postmaster@'],
+  ['Postmaster+tag@x.example', 'postmaster@'],
+  ['postmasterx@x.example', undefined],
+  ['abuse@x.example', 'abuse@'],
+  ['spamtrap-42@x.example', '/^spamtrap-[0-9]+@/'],
+  ['bob@exact.example', '@exact.example'],
+  ['bob@sub.exact.example', undefined],
+  ['bob@domain.example', 'domain.example'],
+  ['bob@mx.domain.example', 'domain.example'],
+  ['bob@otherdomain.example', undefined],
+  ['alice@users.example', 'alice@users.example'],
+  ['ALICE+list@Users.Example', 'alice@users.example'],
+  ['alice@other.example', undefined],
+  ['malice@users.example', undefined],
+];
+for (const [rcpt, want] of recipientCases) {
+  s(`recipient ${rcpt} -> ${want ?? 'no match'}`, () => {
+    assert.is(wl().matchRecipient(rcpt), want);
+  });
+}
+
+s('odd lines become warnings with file and line, like postgrey', () => {
+  const w = wl();
+  assert.equal(w.warnings.map((x) => [x.source, x.line]), [['whitelist_clients', 13], ['whitelist_clients', 14]]);
+  assert.match(w.warnings[0]?.message ?? '', /doesn't look like a hostname/);
+  assert.match(w.warnings[1]?.message ?? '', /300\.1\.1\.1/);
+  assert.equal(w.size, { clients: 10, recipients: 6 });
+});
+
+s('a regex that does not compile is an error naming file and line', () => {
+  assert.throws(
+    () => PostgreyWhitelist.fromText([{ source: 'wl', text: 'ok.example\n/mail(\\d+/\n' }], []),
+    (err: unknown) => (err as { code?: string }).code === 'POLICY_ERR_BAD_WHITELIST' && /wl line 2/.test((err as Error).message),
+  );
+});
+
+s('empty whitelist matches nothing', () => {
+  const w = PostgreyWhitelist.empty();
+  assert.is(w.matchClient('debian.org', '192.0.2.1'), undefined);
+  assert.is(w.matchRecipient('postmaster@x.example'), undefined);
+});
+
+s('load: reads files, skips a missing .local, fails on another missing file', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mxsentry-wl-'));
+  try {
+    writeFileSync(join(dir, 'whitelist_clients'), CLIENTS);
+    writeFileSync(join(dir, 'whitelist_recipients'), RECIPIENTS);
+    const w = await PostgreyWhitelist.load(
+      [join(dir, 'whitelist_clients'), join(dir, 'whitelist_clients.local')],
+      [join(dir, 'whitelist_recipients')],
+    );
+    assert.is(w.matchClient('debian.org', '192.0.2.200'), 'debian.org');
+    assert.is(w.matchRecipient('abuse@x.example'), 'abuse@');
+    try {
+      await PostgreyWhitelist.load([join(dir, 'missing')], []);
+      assert.unreachable();
+    } catch (err) {
+      assert.is((err as { code?: string }).code, 'POLICY_ERR_BAD_WHITELIST');
+      assert.match((err as Error).message, /missing/);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+s.run();

@@ -1,0 +1,75 @@
+// Merge laws of the greylist records (commutative, associative, idempotent) over random records,
+// and the epoch rule that keeps a restarted triplet from being merged back to its old state.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mergeClient, mergeTriplet, type ClientRecord, type TripletRecord } from '../../src/store/greylist-types.js';
+import { decideGreylist, DEFAULT_GREYLIST_CONFIG } from '../../src/policy/greylist.js';
+
+const s = suite('store/greylist-types merge');
+
+function prng(seed: number): () => number {
+  let x = seed >>> 0;
+  return () => {
+    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    return x / 2 ** 32;
+  };
+}
+
+function randomTriplet(r: () => number): TripletRecord {
+  const first = Math.floor(r() * 1e6);
+  const passes: Record<string, number> = {};
+  for (const node of ['a', 'b', 'c']) if (r() < 0.5) passes[node] = Math.floor(r() * 5);
+  const rec: TripletRecord = { firstSeenMs: first, lastSeenMs: first + Math.floor(r() * 1e5), passedAtMs: r() < 0.5 ? 0 : first + Math.floor(r() * 1e5), passes };
+  if (r() < 0.4) rec.epoch = 1 + Math.floor(r() * 2);
+  return rec;
+}
+
+function randomClient(r: () => number): ClientRecord {
+  const first = Math.floor(r() * 1e6);
+  const passes: Record<string, number> = {};
+  for (const node of ['a', 'b', 'c']) if (r() < 0.5) passes[node] = Math.floor(r() * 5);
+  return { firstSeenMs: first, lastSeenMs: first + Math.floor(r() * 1e5), lastCountedMs: first + Math.floor(r() * 1e5), passes };
+}
+
+const norm = (x: unknown): string => JSON.stringify(x, (_k, v: unknown) => (v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort()) : v));
+
+s('triplet merge is commutative, associative and idempotent (2,000 random cases)', () => {
+  const r = prng(20261125);
+  for (let i = 0; i < 2000; i++) {
+    const a = randomTriplet(r);
+    const b = randomTriplet(r);
+    const c = randomTriplet(r);
+    assert.is(norm(mergeTriplet(a, b)), norm(mergeTriplet(b, a)), 'commutative');
+    assert.is(norm(mergeTriplet(mergeTriplet(a, b), c)), norm(mergeTriplet(a, mergeTriplet(b, c))), 'associative');
+    assert.is(norm(mergeTriplet(a, a)), norm(a), 'idempotent');
+  }
+});
+
+s('client merge is commutative, associative and idempotent (2,000 random cases)', () => {
+  const r = prng(7);
+  for (let i = 0; i < 2000; i++) {
+    const a = randomClient(r);
+    const b = randomClient(r);
+    const c = randomClient(r);
+    assert.is(norm(mergeClient(a, b)), norm(mergeClient(b, a)));
+    assert.is(norm(mergeClient(mergeClient(a, b), c)), norm(mergeClient(a, mergeClient(b, c))));
+    assert.is(norm(mergeClient(a, a)), norm(a));
+  }
+});
+
+s('a triplet that starts over is not merged back to its old generation', () => {
+  const cfg = { ...DEFAULT_GREYLIST_CONFIG, delaySec: 60 };
+  const t0 = 1_000_000_000;
+  const old: TripletRecord = { firstSeenMs: t0, lastSeenMs: t0 + 1000, passedAtMs: 0, passes: {} };
+  const later = t0 + 3 * 86_400_000; // past the 2-day retry window, never passed
+  const d = decideGreylist(old, undefined, later, cfg, 'node-a');
+  assert.is(d.verdict, 'defer');
+  const restarted = d.update.triplet!;
+  assert.is(restarted.epoch, 1);
+  const merged = mergeTriplet(old, restarted);
+  assert.is(merged.firstSeenMs, later, 'the replica holding the old record cannot revive its first-seen');
+  const retry = decideGreylist(merged, undefined, later + 5_000, cfg, 'node-a');
+  assert.is(retry.verdict, 'defer', 'an early retry after the restart is still deferred');
+});
+
+s.run();
