@@ -1,0 +1,31 @@
+// Turns the configuration schema into yargs options, so every config key is also a `serve` flag
+// with the same name, and collects the given flags back into loadConfig's input.
+// Flags left out stay undefined: the config file (or the default) applies.
+import type { Argv } from 'yargs';
+import { SCHEMA } from '../config/schema.js';
+
+/** Adds one option per schema key to a yargs command. */
+export function addConfigFlags<T>(y: Argv<T>): Argv<T> {
+  let out = y.option('config', { type: 'string', describe: 'Configuration file (key: value lines)', group: 'General:' });
+  for (const def of SCHEMA) {
+    const group = `${def.group[0]!.toUpperCase()}${def.group.slice(1)}:`;
+    const describe = `${def.description} [default: ${JSON.stringify(def.default)}]`;
+    if (def.kind === 'bool' && !def.list) out = out.option(def.key, { type: 'boolean', describe, group });
+    else if (def.list) out = out.option(def.key, { type: 'string', array: true, describe, group, requiresArg: true });
+    else out = out.option(def.key, { type: 'string', describe, group, requiresArg: true, ...(def.choices ? { choices: [...def.choices] } : {}) });
+  }
+  // postgrey-style negation for the one default-on switch admins turn off most.
+  out = out.option('no-x-greylist-header', { type: 'boolean', describe: 'Same as --x-greylist-header=no', group: 'Greylist:' });
+  return out as Argv<T>;
+}
+
+/** The schema keys present in parsed argv, as loadConfig flag input. */
+export function collectConfigFlags(argv: Record<string, unknown>): Record<string, unknown> {
+  const flags: Record<string, unknown> = {};
+  for (const def of SCHEMA) {
+    const v = argv[def.key];
+    if (v !== undefined) flags[def.key] = v;
+  }
+  if (argv['no-x-greylist-header'] === true) flags['x-greylist-header'] = false;
+  return flags;
+}

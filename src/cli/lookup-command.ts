@@ -1,0 +1,53 @@
+// `mxsentry lookup NAME [TYPE]`: resolves through the same resolver code the daemon runs (a private
+// in-process instance with the configured settings) and prints the answer and where it came from.
+import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { loadConfig } from '../config/load.js';
+import { systemClock } from '../util/clock.js';
+import { createRootLogger, type LogLevel } from '../util/logger.js';
+import type { CliDeps } from './cli.js';
+import { addConfigFlags, collectConfigFlags } from './config-flags.js';
+import { formatRecord, rcodeToString } from './output.js';
+import { printConfigErrors } from './serve-command.js';
+
+interface LookupArgs {
+  name: string;
+  type: string;
+  json?: boolean;
+  config?: string;
+}
+
+export function lookupCommand(deps: CliDeps): CommandModule<object, LookupArgs> {
+  return {
+    command: 'lookup <name> [type]',
+    describe: 'Resolve a name iteratively with the resolver code of the daemon and print the answer',
+    builder: (y: Argv) =>
+      addConfigFlags(
+        y
+          .positional('name', { type: 'string', demandOption: true, describe: 'Domain name' })
+          .positional('type', { type: 'string', default: 'A', describe: 'Record type (A, AAAA, MX, TXT, ...)' })
+          .option('json', { type: 'boolean', describe: 'Print the result as JSON' }),
+      ) as unknown as Argv<LookupArgs>,
+    handler: async (argv: ArgumentsCamelCase<LookupArgs>) => {
+      const loaded = loadConfig({ ...(argv.config ? { file: argv.config } : {}), flags: collectConfigFlags(argv as Record<string, unknown>) });
+      if (loaded.errors.length > 0) {
+        printConfigErrors(loaded.errors);
+        process.exitCode = 2;
+        return;
+      }
+      const logger = createRootLogger((process.env.MXSENTRY_LOG_LEVEL as LogLevel | undefined) ?? 'warn', process.stderr);
+      const stack = deps.createDnsStack(loaded.values, logger, systemClock);
+      const started = Date.now();
+      const r = await stack.resolver.resolve(argv.name, argv.type);
+      const ms = Date.now() - started;
+      if (argv.json) {
+        process.stdout.write(`${JSON.stringify({ rcode: rcodeToString(r.rcode), source: r.source, ms, failure: r.failure, records: r.records }, null, 2)}\n`);
+      } else {
+        process.stdout.write(`;; ${argv.name} ${argv.type.toUpperCase()}: ${rcodeToString(r.rcode)}, from ${r.source}, ${ms} ms${r.failure ? `, failure: ${r.failure}` : ''}\n`);
+        for (const rr of r.answers) process.stdout.write(`${formatRecord(rr)}\n`);
+        if (r.answers.length === 0) for (const rr of r.authorities) process.stdout.write(`;; authority: ${formatRecord(rr)}\n`);
+      }
+      // Exit codes: 0 answer, 1 NXDOMAIN/NODATA, 2 usage/config, 3 SERVFAIL.
+      process.exitCode = r.rcode === 2 ? 3 : r.rcode === 0 && r.records.length > 0 ? 0 : r.rcode === 0 || r.rcode === 3 ? 1 : 3;
+    },
+  };
+}

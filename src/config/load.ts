@@ -1,0 +1,185 @@
+// Loads the configuration: the file (flat "key: value" lines, '#' comments, repeated keys for lists),
+// then command-line flags on top, then ONE validation pass that reports every problem with its key
+// and line. Called by the CLI at start and on SIGHUP; it never exits the process itself.
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { parseCidr } from '../util/cidr.js';
+import { ConfigError, describeError } from '../util/errors.js';
+import { parseName } from '../dns/wire/name.js';
+import { parseDnsListSpec } from '../policy/dns-list-spec.js';
+import { SCHEMA, keyDef, suggestKey, type KeyDef } from './schema.js';
+
+/** A listening address. */
+export interface Endpoint {
+  address: string;
+  port: number;
+  /** As written, normalised: "127.0.0.1:53", "[::1]:53". */
+  text: string;
+}
+
+/** Validated settings, keyed like the file. Values are typed by the schema's kind. */
+export type ConfigValues = Record<string, unknown>;
+
+/** One occurrence of a key, from the file (with line) or a flag. */
+interface RawEntry {
+  key: string;
+  value: string;
+  line?: number;
+  source: string;
+}
+
+export interface LoadResult {
+  values: ConfigValues;
+  errors: ConfigError[];
+  file?: string;
+}
+
+/** Parses a config file's text into raw entries; syntax errors are collected, not thrown. */
+export function parseConfigText(text: string, file: string, errors: ConfigError[]): RawEntry[] {
+  const out: RawEntry[] = [];
+  text.split(/\r?\n/).forEach((raw, i) => {
+    const line = i + 1;
+    const stripped = stripComment(raw).trim();
+    if (stripped === '') return;
+    const m = /^([A-Za-z0-9][A-Za-z0-9_-]*)\s*:\s*(.*)$/.exec(stripped);
+    if (!m) {
+      errors.push(new ConfigError('CONFIG_ERR_SYNTAX', `${file}:${line}: expected "key: value", got "${stripped}"`, { line }));
+      return;
+    }
+    let value = m[2]!.trim();
+    if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1);
+    out.push({ key: m[1]!.toLowerCase(), value, line, source: file });
+  });
+  return out;
+}
+
+function stripComment(line: string): string {
+  let inQuote = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i];
+    if (c === '"') inQuote = !inQuote;
+    else if (c === '#' && !inQuote && (i === 0 || /\s/.test(line[i - 1]!))) return line.slice(0, i);
+  }
+  return line;
+}
+
+/**
+ * Builds the configuration from an optional file and flag values (already split by yargs:
+ * arrays for repeatable keys). Every problem is reported; values fall back to defaults only
+ * where there was no problem, and callers must refuse to start when `errors` is non-empty.
+ */
+export function loadConfig(opts: { file?: string; flags?: Record<string, unknown> }): LoadResult {
+  const errors: ConfigError[] = [];
+  let entries: RawEntry[] = [];
+  if (opts.file) {
+    try {
+      entries = parseConfigText(readFileSync(opts.file, 'utf8'), opts.file, errors);
+    } catch (err) {
+      errors.push(new ConfigError('CONFIG_ERR_READ', `cannot read config file ${opts.file}: ${describeError(err)}`, { cause: err }));
+    }
+  }
+  for (const e of entries) {
+    if (!keyDef(e.key)) {
+      const hint = suggestKey(e.key);
+      errors.push(new ConfigError('CONFIG_ERR_UNKNOWN_KEY', `${e.source}:${e.line}: unknown key "${e.key}"${hint ? ` (did you mean "${hint}"?)` : ''}`, { key: e.key, line: e.line }));
+    }
+  }
+  const values: ConfigValues = {};
+  for (const def of SCHEMA) {
+    const fromFile = entries.filter((e) => e.key === def.key);
+    const flag = opts.flags?.[def.key];
+    let chosen: RawEntry[] = fromFile;
+    if (flag !== undefined && !(Array.isArray(flag) && flag.length === 0)) {
+      const list = Array.isArray(flag) ? flag : [flag];
+      chosen = list.map((v) => ({ key: def.key, value: String(v), source: `--${def.key}` }));
+    }
+    if (!def.list && chosen.length > 1) {
+      const where = chosen.map((c) => (c.line ? `line ${c.line}` : c.source)).join(', ');
+      errors.push(new ConfigError('CONFIG_ERR_REPEATED', `${chosen[0]!.source}:${chosen[1]!.line ?? ''}: "${def.key}" is set more than once (${where})`, { key: def.key, line: chosen[1]!.line }));
+      continue;
+    }
+    if (chosen.length === 0) {
+      values[def.key] = normaliseDefault(def);
+      continue;
+    }
+    const parsed: unknown[] = [];
+    for (const c of chosen) {
+      try {
+        parsed.push(parseValue(def, c.value));
+      } catch (err) {
+        const where = c.line ? `${c.source}:${c.line}` : c.source;
+        errors.push(new ConfigError('CONFIG_ERR_VALUE', `${where}: ${def.key}: ${describeError(err).replace(/^[A-Z_]+: /, '')}`, { key: def.key, line: c.line }));
+      }
+    }
+    values[def.key] = def.list ? parsed : parsed[0] ?? normaliseDefault(def);
+  }
+  return { values, errors, ...(opts.file ? { file: opts.file } : {}) };
+}
+
+function normaliseDefault(def: KeyDef): unknown {
+  if (def.list) return (def.default as unknown[]).map((v) => (typeof v === 'string' ? parseValue(def, v) : v));
+  return def.default;
+}
+
+/** Parses one value of a key; throws with a message that says what is expected. */
+export function parseValue(def: KeyDef, text: string): unknown {
+  const v = text.trim();
+  switch (def.kind) {
+    case 'string':
+      if (v === '') throw new Error('empty value');
+      return v;
+    case 'list-spec':
+      parseDnsListSpec(v); // throws with a precise message; the text is kept as written
+      return v;
+    case 'path':
+      return v;
+    case 'int': {
+      if (!/^-?\d+$/.test(v)) throw new Error(`"${v}" is not a whole number`);
+      return checkRange(def, Number(v));
+    }
+    case 'size': {
+      const m = /^(\d+)\s*([kmg]?)b?$/i.exec(v);
+      if (!m) throw new Error(`"${v}" is not a size (e.g. 64m, 512k, 1g)`);
+      const mult = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2]!.toLowerCase() as '' | 'k' | 'm' | 'g'];
+      return checkRange(def, Number(m[1]) * mult);
+    }
+    case 'bool': {
+      const b = v.toLowerCase();
+      if (['yes', 'true', 'on', '1'].includes(b)) return true;
+      if (['no', 'false', 'off', '0'].includes(b)) return false;
+      throw new Error(`"${v}" is not yes/no`);
+    }
+    case 'enum':
+      if (!def.choices!.includes(v)) throw new Error(`"${v}" is not one of ${def.choices!.join(', ')}`);
+      return v;
+    case 'endpoint':
+      return parseEndpoint(v);
+    case 'duration': {
+      const m = /^(\d+)\s*([smhd]?)$/i.exec(v);
+      if (!m) throw new Error(`"${v}" is not a duration (e.g. 60, 90s, 12h, 2d)`);
+      const unit = (m[2] || def.unit || 's').toLowerCase() as 's' | 'm' | 'h' | 'd';
+      return checkRange(def, Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[unit]);
+    }
+    case 'cidr':
+      return parseCidr(v).text;
+    case 'name':
+      return parseName(v);
+  }
+}
+
+function checkRange(def: KeyDef, n: number): number {
+  if (def.min !== undefined && n < def.min) throw new Error(`${n} is below the minimum ${def.min}`);
+  if (def.max !== undefined && n > def.max) throw new Error(`${n} is above the maximum ${def.max}`);
+  return n;
+}
+
+/** "127.0.0.1:53", "[::1]:53", "[2001:db8::1]:5353". */
+export function parseEndpoint(text: string): Endpoint {
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:[\]]+):(\d+)$/.exec(text);
+  if (!m) throw new Error(`"${text}" is not ADDRESS:PORT (IPv6 as [::1]:53)`);
+  const address = m[1]!;
+  const port = Number(m[2]);
+  if (isIP(address) === 0) throw new Error(`"${address}" is not an IP address`);
+  if (port < 0 || port > 65535) throw new Error(`port ${port} is out of range`);
+  return { address, port, text: isIP(address) === 6 ? `[${address}]:${port}` : `${address}:${port}` };
+}

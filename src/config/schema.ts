@@ -1,0 +1,124 @@
+// The configuration schema: every key, its type, default and meaning, in one table that drives the
+// file parser, the `serve` flags and the documented example file. Pure data plus value parsers.
+// Keys are the flag names (`dns-listen: 127.0.0.1:53` in the file is `--dns-listen 127.0.0.1:53`).
+
+export type ValueKind = 'string' | 'path' | 'int' | 'bool' | 'size' | 'enum' | 'endpoint' | 'cidr' | 'name' | 'list-spec' | 'duration';
+
+export interface KeyDef {
+  key: string;
+  kind: ValueKind;
+  /** Repeatable: each occurrence (file line or flag) adds one value. */
+  list?: boolean;
+  default: unknown;
+  /** For 'int' and 'size'. */
+  min?: number;
+  max?: number;
+  /** For 'enum'. */
+  choices?: readonly string[];
+  /** For 'duration': the unit of a bare number ('s' or 'd', as postgrey's flags); the value is kept in seconds. */
+  unit?: 's' | 'd';
+  group: 'general' | 'dns' | 'limits' | 'policy' | 'lists' | 'greylist';
+  description: string;
+}
+
+/** The schema. Order here is the order of the example file and of `--help`. */
+export const SCHEMA: readonly KeyDef[] = [
+  { key: 'data-dir', kind: 'path', default: './data', group: 'general', description: 'Folder for the LMDB greylist store and other state.' },
+  { key: 'log-level', kind: 'enum', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info', group: 'general', description: 'Log level of the JSON log on stdout.' },
+
+  { key: 'dns-listen', kind: 'endpoint', list: true, default: ['127.0.0.1:53', '[::1]:53'], group: 'dns', description: 'Address:port for DNS over UDP and TCP (IPv6 as [::1]:53). Repeatable.' },
+  { key: 'allow', kind: 'cidr', list: true, default: ['127.0.0.0/8', '::1/128'], group: 'dns', description: 'Networks allowed to query (recursion); everyone else gets REFUSED. Repeatable.' },
+  { key: 'root-hints', kind: 'path', default: '', group: 'dns', description: 'Root hints file (named.root format); empty: zones/named.root shipped with mxsentry.' },
+  { key: 'local-zones-file', kind: 'path', default: '', group: 'dns', description: 'Unbound-style local-zone/local-data file; empty: zones/local-zones.conf shipped with mxsentry.' },
+  { key: 'no-default-zone', kind: 'name', list: true, default: [], group: 'dns', description: 'Turn off one built-in local zone (e.g. test. or home.arpa.), like Unbound\'s "nodefault". Repeatable.' },
+  { key: 'query-loopback', kind: 'bool', default: false, group: 'dns', description: 'Allow upstream servers on 127.0.0.0/8 and ::1 (Unbound: do-not-query-localhost: no).' },
+  { key: 'do-ip4', kind: 'bool', default: true, group: 'dns', description: 'Use IPv4 for upstream queries.' },
+  { key: 'do-ip6', kind: 'bool', default: true, group: 'dns', description: 'Use IPv6 for upstream queries.' },
+  { key: 'qname-minimisation', kind: 'enum', choices: ['off', 'relaxed', 'strict'], default: 'relaxed', group: 'dns', description: 'RFC 9156 QNAME minimisation; relaxed falls back to the full name when servers break.' },
+  { key: 'no-minimisation-zone', kind: 'name', list: true, default: [], group: 'dns', description: 'Zones below which names are never minimised (the DNSBL/DNSWL zones are added automatically). Repeatable.' },
+  { key: 'use-caps-for-id', kind: 'bool', default: true, group: 'dns', description: '0x20 case randomisation of upstream query names, TCP retry on mismatch.' },
+  { key: 'upstream-port', kind: 'int', min: 1, max: 65535, default: 53, group: 'dns', description: 'Destination port of upstream queries (for labs and tests; keep 53).' },
+  { key: 'cache-size', kind: 'size', min: 1 << 20, default: 64 << 20, group: 'dns', description: 'Byte budget of the RRset and negative cache (suffixes k, m, g).' },
+  { key: 'packet-cache-size', kind: 'size', min: 0, default: 16 << 20, group: 'dns', description: 'Byte budget of the encoded-answer cache for the hot path (0 turns it off).' },
+  { key: 'cache-min-ttl', kind: 'int', min: 0, max: 86400, default: 0, group: 'dns', description: 'Lower TTL clamp for cached records, seconds.' },
+  { key: 'cache-max-ttl', kind: 'int', min: 1, max: 604800, default: 86400, group: 'dns', description: 'Upper TTL clamp for cached records, seconds.' },
+  { key: 'cache-max-negative-ttl', kind: 'int', min: 0, max: 86400, default: 3600, group: 'dns', description: 'Upper TTL clamp for NXDOMAIN/NODATA (RFC 2308), seconds.' },
+  { key: 'serve-expired', kind: 'bool', default: true, group: 'dns', description: 'RFC 8767: answer from expired data when fresh resolution fails (never for DNSBL/DNSWL zones).' },
+  { key: 'serve-expired-ttl', kind: 'int', min: 0, max: 604800, default: 86400, group: 'dns', description: 'How long past expiry data may still be served stale, seconds.' },
+  { key: 'serve-expired-reply-ttl', kind: 'int', min: 0, max: 3600, default: 30, group: 'dns', description: 'TTL in stale answers, seconds.' },
+  { key: 'serve-expired-client-timeout', kind: 'int', min: 0, max: 30000, default: 1800, group: 'dns', description: 'Milliseconds after which a slow resolution is answered from stale data (0: only on failure).' },
+  { key: 'prefetch', kind: 'bool', default: true, group: 'dns', description: 'Refresh names hit repeatedly shortly before they expire.' },
+  { key: 'prefetch-rate', kind: 'int', min: 1, max: 100000, default: 100, group: 'dns', description: 'Most prefetches started per second.' },
+
+  { key: 'client-deadline-ms', kind: 'int', min: 100, max: 60000, default: 4500, group: 'limits', description: 'Budget of one client query; SERVFAIL after it.' },
+  { key: 'max-cname-chain', kind: 'int', min: 1, max: 64, default: 11, group: 'limits', description: 'CNAME/DNAME links followed for one query.' },
+  { key: 'max-referrals', kind: 'int', min: 1, max: 256, default: 30, group: 'limits', description: 'Referrals followed for one name.' },
+  { key: 'max-upstream-queries', kind: 'int', min: 1, max: 1024, default: 48, group: 'limits', description: 'Upstream queries for one client query, sub-queries included.' },
+  { key: 'max-subquery-depth', kind: 'int', min: 0, max: 16, default: 4, group: 'limits', description: 'Nesting of NS-name sub-resolutions.' },
+  { key: 'max-subqueries', kind: 'int', min: 0, max: 256, default: 16, group: 'limits', description: 'NS-name sub-resolutions for one client query.' },
+  { key: 'max-concurrent-queries', kind: 'int', min: 1, max: 1000000, default: 1000, group: 'limits', description: 'Resolutions in progress at once; beyond it SERVFAIL at once.' },
+  { key: 'max-tcp-connections', kind: 'int', min: 1, max: 100000, default: 100, group: 'limits', description: 'Open DNS TCP connections.' },
+  { key: 'tcp-idle-timeout-ms', kind: 'int', min: 100, max: 600000, default: 10000, group: 'limits', description: 'Idle DNS TCP connections are closed after this.' },
+
+  { key: 'policy-listen', kind: 'endpoint', list: true, default: ['127.0.0.1:10023'], group: 'policy', description: 'Address:port of the Postfix policy service (check_policy_service inet:...). Repeatable.' },
+  { key: 'policy-budget-ms', kind: 'int', min: 100, max: 60000, default: 3000, group: 'policy', description: 'Time budget of one policy decision (keep well below smtpd_policy_service_timeout); DUNNO after it.' },
+  { key: 'policy-max-connections', kind: 'int', min: 1, max: 100000, default: 200, group: 'policy', description: 'Open policy connections (Postfix opens up to ~100 per instance).' },
+  { key: 'helo-must-resolve', kind: 'bool', default: false, group: 'policy', description: 'Step 2: reject HELO names that do not exist in DNS (NXDOMAIN).' },
+  { key: 'recipients-file', kind: 'path', list: true, default: [], group: 'policy', description: 'Step 4: Postfix table source files of valid recipients (user@domain, @domain); none: step skipped. Repeatable.' },
+  { key: 'recipient-delimiter', kind: 'string', default: '+', group: 'policy', description: 'Step 4: address extension delimiter, as Postfix recipient_delimiter.' },
+  { key: 'known-network', kind: 'cidr', list: true, default: ['127.0.0.1/32', '::1/128'], group: 'policy', description: 'Step 5: clients passed at once (backup MXs, trusted hosts). Repeatable.' },
+  { key: 'known-networks-file', kind: 'path', list: true, default: [], group: 'policy', description: 'Step 5: Postfix cidr: table files or plain CIDR lists. Repeatable.' },
+
+  { key: 'dnswl-trusted', kind: 'list-spec', list: true, default: [], group: 'lists', description: 'Step 7: trusted DNSWL, postscreen dnsbl_sites syntax (list.dnswl.org=127.0.[0..255].[2;3]); listed: pass, skip the rest. Repeatable.' },
+  { key: 'dnsbl', kind: 'list-spec', list: true, default: [], group: 'lists', description: 'Step 8: DNSBL with optional reply filter and weight (zen.spamhaus.org=127.0.0.[2..11]*3). Repeatable.' },
+  { key: 'dnsbl-threshold', kind: 'int', min: 1, max: 1000, default: 1, group: 'lists', description: 'Step 8: total weight of listings that rejects.' },
+  { key: 'dnswl', kind: 'list-spec', list: true, default: [], group: 'lists', description: 'Step 9: DNSWL of verified SMTP servers; listed: pass without greylisting. Repeatable.' },
+  { key: 'dns-list-budget-ms', kind: 'int', min: 50, max: 30000, default: 1500, group: 'lists', description: 'Time for all DNSBL/DNSWL lookups of one decision (in parallel); a list not answering in time counts as not listed.' },
+  { key: 'dns-list-selftest-interval', kind: 'duration', unit: 's', min: 0, max: 604800, default: 3600, group: 'lists', description: 'RFC 5782 test points (127.0.0.2 listed, 127.0.0.1 not) checked at start and this often (0: never).' },
+
+  { key: 'greylist', kind: 'bool', default: true, group: 'greylist', description: 'Step 10: greylisting on or off.' },
+  { key: 'delay', kind: 'duration', unit: 's', min: 0, max: 86400, default: 60, group: 'greylist', description: 'Seconds a new triplet is deferred (postgrey --delay).' },
+  { key: 'retry-window', kind: 'duration', unit: 'd', min: 60, max: 30 * 86400, default: 2 * 86400, group: 'greylist', description: 'How long a deferred sender may take to retry; days, or with h/m/s suffix (postgrey --retry-window).' },
+  { key: 'max-age', kind: 'duration', unit: 'd', min: 86400, max: 3650 * 86400, default: 35 * 86400, group: 'greylist', description: 'Entries unseen this long are deleted; days (postgrey --max-age).' },
+  { key: 'auto-whitelist-clients', kind: 'int', min: 0, max: 1000000, default: 5, group: 'greylist', description: 'Clients passing greylisting this many times skip it (0: off; postgrey --auto-whitelist-clients).' },
+  { key: 'lookup-by-host', kind: 'bool', default: false, group: 'greylist', description: 'Key triplets by the full client address instead of its /24 (/64) (postgrey --lookup-by-host).' },
+  { key: 'whitelist-clients', kind: 'path', list: true, default: [], group: 'greylist', description: 'postgrey whitelist_clients files (hostnames, domains, /regex/, addresses, CIDR). Repeatable.' },
+  { key: 'whitelist-recipients', kind: 'path', list: true, default: [], group: 'greylist', description: 'postgrey whitelist_recipients files (user@domain, @domain, postmaster@, /regex/). Repeatable.' },
+  { key: 'x-greylist-header', kind: 'bool', default: true, group: 'greylist', description: 'Add "X-Greylist: delayed N seconds by mxsentry" to the first accepted retry (off: --no-x-greylist-header).' },
+  { key: 'store-map-size', kind: 'size', min: 1 << 20, default: 1024 ** 3, group: 'greylist', description: 'Largest size of the LMDB greylist store.' },
+];
+
+const BY_KEY = new Map(SCHEMA.map((d) => [d.key, d]));
+
+/** The definition of a key, or undefined. */
+export function keyDef(key: string): KeyDef | undefined {
+  return BY_KEY.get(key);
+}
+
+/** Closest known key to a misspelt one (Levenshtein <= 3), for "did you mean". */
+export function suggestKey(key: string): string | undefined {
+  let best: string | undefined;
+  let bestDist = 4;
+  for (const d of SCHEMA) {
+    const dist = levenshtein(key, d.key);
+    if (dist < bestDist) {
+      best = d.key;
+      bestDist = dist;
+    }
+  }
+  return best;
+}
+
+function levenshtein(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cur = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = cur;
+    }
+  }
+  return row[b.length]!;
+}

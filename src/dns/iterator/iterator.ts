@@ -1,0 +1,530 @@
+// The iterative resolution engine (RFC 1034 s5.3.3): from the closest cached zone cut (or the
+// root hints, primed per RFC 8109) down referrals to an authoritative answer, caching what it learns.
+// Called only by dns/resolver.ts, which adds in-flight merging of client queries, serve-stale and
+// prefetch. It never answers clients itself and never reads the packet cache.
+import { isIP } from 'node:net';
+import { formatAddress } from '../../util/cidr.js';
+import type { Clock } from '../../util/clock.js';
+import { MxError, describeError } from '../../util/errors.js';
+import type { Logger } from '../../util/logger.js';
+import type { InfraCache } from '../cache/infra-cache.js';
+import { Trust, type RRsetCache } from '../cache/rrset-cache.js';
+import type { Transport } from '../transport/transport.js';
+import { canonicalName, isSubdomain, labelCount, nameLabels, nameToWire, parentName, randomizeCase, suffixName } from '../wire/name.js';
+import { rdataNames, soaMinimum } from '../wire/rdata.js';
+import { RRClass, RRType, Rcode, type Message, type Name, type ResourceRecord } from '../wire/types.js';
+import type { IteratorConfig } from './iterator-config.js';
+import { classifyResponse, synthesizeDnameTarget, type Classified } from './response-classifier.js';
+import { rrsetRecords, type RRset } from './rrset.js';
+
+/** Why a resolution ended in SERVFAIL; becomes ResolveResult.failure and a log line. */
+export class ResolutionFailure extends MxError {
+  constructor(readonly reason: string, message: string) {
+    super('DNS_ERR_RESOLUTION', message);
+  }
+}
+
+/** Per-client-query bookkeeping shared by the query and all its sub-queries. */
+export interface ResolutionState {
+  deadlineAtMs: number;
+  upstreamQueries: number;
+  subqueries: number;
+  depth: number;
+  /** "name|type" being resolved on the current path: loop detection for NS-name sub-queries. */
+  active: Set<string>;
+  /** True once any upstream query was sent (the answer is then not "from cache"). */
+  wentUpstream: boolean;
+  /** Skip the cache for the final answer of the top-level name (prefetch refreshes). */
+  bypassCacheFor?: string;
+}
+
+/** Result of a chain resolution: the rcode plus answer and authority records, TTLs as remaining. */
+export interface IterResult {
+  rcode: number;
+  answers: ResourceRecord[];
+  authorities: ResourceRecord[];
+}
+
+interface ZoneCut {
+  zone: Name;
+  nsNames: Name[];
+  /** True for the root hints when no root NS is cached. */
+  fromHints: boolean;
+}
+
+type Step =
+  | { kind: 'answer'; records: ResourceRecord[] }
+  | { kind: 'alias'; records: ResourceRecord[]; target: Name }
+  | { kind: 'negative'; rcode: number; records: ResourceRecord[]; soa: ResourceRecord | null };
+
+/** States of one iteration over zone cuts (Unbound's iter_state, reduced to what we need). */
+const enum IterState {
+  QueryTargets,
+  Classify,
+}
+
+const MAX_MINIMISE_COUNT = 10; // RFC 9156 s2.3
+const STALE_NEG_TTL_FLOOR_SEC = 0;
+
+export interface IteratorDeps {
+  cache: RRsetCache;
+  infra: InfraCache;
+  transport: Transport;
+  clock: Clock;
+  logger: Logger;
+  rootHints: ResourceRecord[];
+  config: IteratorConfig;
+}
+
+/** Counters exported as metrics. */
+export interface IteratorStats {
+  upstreamQueries: number;
+  upstreamTimeouts: number;
+  caseMismatches: number;
+  tcpRetries: number;
+  ednsFallbacks: number;
+  lameServers: number;
+  scrubbedRecords: number;
+  mergedUpstream: number;
+  primings: number;
+}
+
+export class Iterator {
+  readonly stats: IteratorStats = {
+    upstreamQueries: 0, upstreamTimeouts: 0, caseMismatches: 0, tcpRetries: 0, ednsFallbacks: 0,
+    lameServers: 0, scrubbedRecords: 0, mergedUpstream: 0, primings: 0,
+  };
+  private readonly inflight = new Map<string, Promise<Message | null>>();
+  private priming: Promise<void> | null = null;
+  private readonly hintNs: Name[];
+  private readonly hintAddrs = new Map<string, string[]>();
+
+  constructor(private readonly deps: IteratorDeps) {
+    this.hintNs = [];
+    for (const rr of deps.rootHints) {
+      if (rr.type === RRType.NS && rr.name === '.') this.hintNs.push(rdataNames(RRType.NS, rr.rdata)[0] ?? '.');
+      if (rr.type === RRType.A || rr.type === RRType.AAAA) {
+        const key = canonicalName(rr.name);
+        const list = this.hintAddrs.get(key) ?? [];
+        list.push(addressFromRdata(rr.type, rr.rdata));
+        this.hintAddrs.set(key, list);
+      }
+    }
+    if (this.hintNs.length === 0) throw new MxError('DNS_ERR_ROOT_HINTS', 'root hints contain no NS records for "."');
+  }
+
+  get config(): IteratorConfig {
+    return this.deps.config;
+  }
+
+  /**
+   * Resolves qname/qtype following CNAME and DNAME chains (cache first at every link).
+   * Throws ResolutionFailure on limits, deadline or when no server gives a usable answer.
+   */
+  async resolveChain(qname: Name, qtype: number, st: ResolutionState): Promise<IterResult> {
+    const chain: ResourceRecord[] = [];
+    const seen = new Set<string>();
+    let name = qname;
+    for (let restarts = 0; restarts <= this.config.limits.maxCnameChain; restarts++) {
+      const key = canonicalName(name);
+      if (seen.has(key)) throw new ResolutionFailure('cname-loop', `CNAME/DNAME loop at ${name}`);
+      seen.add(key);
+      const bypass = restarts === 0 && st.bypassCacheFor === `${key}|${qtype}`;
+      const step = (bypass ? undefined : this.fromCache(name, qtype)) ?? (await this.iterate(name, qtype, st));
+      chain.push(...step.records);
+      if (step.kind === 'answer') return { rcode: Rcode.NOERROR, answers: chain, authorities: [] };
+      if (step.kind === 'negative') {
+        return { rcode: step.rcode, answers: chain, authorities: step.soa ? [step.soa] : [] };
+      }
+      name = step.target;
+    }
+    throw new ResolutionFailure('limit-cname', `CNAME chain longer than ${this.config.limits.maxCnameChain} from ${qname}`);
+  }
+
+  /** One link of a chain from the cache alone, or undefined on a miss. */
+  private fromCache(name: Name, qtype: number): Step | undefined {
+    const { cache } = this.deps;
+    const hit = cache.getRRset(name, qtype);
+    if (hit) return { kind: 'answer', records: rrsetRecords(hit, hit.ttlSec) };
+    const neg = cache.getNegative(name, qtype);
+    if (neg) {
+      const soa = neg.soa ? { ...neg.soa, ttl: Math.max(STALE_NEG_TTL_FLOOR_SEC, neg.ttlSec) } : null;
+      return { kind: 'negative', rcode: neg.kind === 'nxdomain' ? Rcode.NXDOMAIN : Rcode.NOERROR, records: [], soa };
+    }
+    if (qtype !== RRType.CNAME) {
+      const cname = cache.getRRset(name, RRType.CNAME);
+      if (cname && cname.rdatas[0]) {
+        return { kind: 'alias', records: rrsetRecords(cname, cname.ttlSec), target: rdataNames(RRType.CNAME, cname.rdatas[0])[0] ?? '.' };
+      }
+    }
+    // A cached DNAME at an ancestor redirects the whole subtree (RFC 6672 s3.2).
+    for (let anc = parentName(name); anc && anc !== '.'; anc = parentName(anc)) {
+      const dname = cache.getRRset(anc, RRType.DNAME);
+      if (!dname || !dname.rdatas[0]) continue;
+      const target = synthesizeDnameTarget(name, dname.name, rdataNames(RRType.DNAME, dname.rdatas[0])[0] ?? '.');
+      if (!target) return undefined;
+      const synthesized: ResourceRecord = { name, type: RRType.CNAME, class: RRClass.IN, ttl: dname.ttlSec, rdata: nameRdata(target) };
+      return { kind: 'alias', records: [...rrsetRecords(dname, dname.ttlSec), synthesized], target };
+    }
+    return undefined;
+  }
+
+  /** Iterates from the closest known zone cut for one name (no chain following beyond one response). */
+  private async iterate(qname: Name, qtype: number, st: ResolutionState): Promise<Step> {
+    let cut = await this.findCut(qname, st);
+    let minimise = this.shouldMinimise(qname);
+    let minLabels = labelCount(cut.zone) + 1;
+    let minimisedQueries = 0;
+    let referrals = 0;
+    let state = IterState.QueryTargets;
+    let classified: Classified | null = null;
+    let sendName = qname;
+    let sendType = qtype;
+    const total = labelCount(qname);
+
+    for (;;) {
+      switch (state) {
+        case IterState.QueryTargets: {
+          this.checkDeadline(st, qname);
+          sendName = qname;
+          sendType = qtype;
+          if (minimise && minLabels < total && minimisedQueries < MAX_MINIMISE_COUNT) {
+            sendName = suffixName(qname, minLabels);
+            sendType = RRType.A; // RFC 9156 s3: QTYPE A for the hidden labels' queries
+          }
+          classified = await this.queryServers(cut, sendName, sendType, st);
+          if (!classified) {
+            if (sendName !== qname && this.config.qnameMinimisation === 'relaxed') {
+              minimise = false; // RFC 9156 s3: fall back to the full name when minimised queries fail
+              break;
+            }
+            throw new ResolutionFailure('no-servers', `no server for ${cut.zone} answered ${qname}`);
+          }
+          state = IterState.Classify;
+          break;
+        }
+        case IterState.Classify: {
+          const c = classified!;
+          const minimised = sendName !== qname;
+          state = IterState.QueryTargets;
+          if (c.kind === 'referral') {
+            if (++referrals > this.config.limits.maxReferrals) {
+              throw new ResolutionFailure('limit-referrals', `more than ${this.config.limits.maxReferrals} referrals for ${qname}`);
+            }
+            this.cacheReferral(c);
+            cut = { zone: c.referralZone!, nsNames: nsTargets(c.ns!), fromHints: false };
+            minLabels = labelCount(cut.zone) + 1;
+            break;
+          }
+          if (minimised) {
+            if (c.kind === 'answer' || c.kind === 'nodata') {
+              // The hidden name exists (or is an empty non-terminal): reveal one more label.
+              if (c.kind === 'answer') this.cacheAnswer(c);
+              minLabels++;
+              minimisedQueries++;
+            } else if (c.kind === 'nxdomain' && this.config.qnameMinimisation === 'strict') {
+              // RFC 8020: nothing exists below an NXDOMAIN name.
+              this.cacheNegative('nxdomain', sendName, sendType, c.soa);
+              return { kind: 'negative', rcode: Rcode.NXDOMAIN, records: [], soa: c.soa ?? null };
+            } else {
+              minimise = false; // NXDOMAIN for an ENT from a broken server, or an alias above qname
+            }
+            break;
+          }
+          return this.finish(c, qname, qtype);
+        }
+      }
+    }
+  }
+
+  /** Final classification of a full-name response: cache it and turn it into a chain step. */
+  private finish(c: Classified, qname: Name, qtype: number): Step {
+    switch (c.kind) {
+      case 'answer':
+        this.cacheAnswer(c);
+        return { kind: 'answer', records: c.chain.flatMap((s) => rrsetRecords(s)) };
+      case 'nodata':
+        this.cacheNegative('nodata', qname, qtype, c.soa);
+        if (c.authorityNs) this.deps.cache.putRRset(c.authorityNs, Trust.AuthorityAuth);
+        return { kind: 'negative', rcode: Rcode.NOERROR, records: [], soa: c.soa ?? null };
+      case 'nxdomain':
+        this.cacheNegative('nxdomain', qname, qtype, c.soa);
+        return { kind: 'negative', rcode: Rcode.NXDOMAIN, records: [], soa: c.soa ?? null };
+      case 'cname': {
+        this.cacheAnswer(c);
+        const records = c.chain.flatMap((s) => rrsetRecords(s));
+        const target = c.chainTarget!;
+        if (c.targetNegative) {
+          this.cacheNegative(c.targetNegative, target, qtype, c.soa);
+          return { kind: 'negative', rcode: c.targetNegative === 'nxdomain' ? Rcode.NXDOMAIN : Rcode.NOERROR, records, soa: c.soa ?? null };
+        }
+        return { kind: 'alias', records, target };
+      }
+      default:
+        throw new ResolutionFailure('internal', `unexpected ${c.kind} for ${qname}`);
+    }
+  }
+
+  /** Deepest cached zone cut at or above qname; primes the root when nothing is cached. */
+  private async findCut(qname: Name, st: ResolutionState): Promise<ZoneCut> {
+    const found = this.deps.cache.findZoneCut(qname);
+    if (found) return { zone: found.zone, nsNames: nsTargets(found.ns), fromHints: false };
+    await this.prime(st);
+    const primed = this.deps.cache.findZoneCut(qname);
+    if (primed) return { zone: primed.zone, nsNames: nsTargets(primed.ns), fromHints: false };
+    return { zone: '.', nsNames: this.hintNs, fromHints: true };
+  }
+
+  /** RFC 8109 priming: ". NS" to the hints; concurrent callers share one priming query. */
+  private prime(st: ResolutionState): Promise<void> {
+    if (!this.priming) {
+      this.stats.primings++;
+      const run = async (): Promise<void> => {
+        const hints: ZoneCut = { zone: '.', nsNames: this.hintNs, fromHints: true };
+        const c = await this.queryServers(hints, '.', RRType.NS, st);
+        if (c && c.kind === 'answer') {
+          this.cacheAnswer(c);
+          this.deps.logger.info({ servers: c.chain[0]?.rdatas.length ?? 0 }, 'root priming done');
+        } else {
+          this.deps.logger.warn({ result: c?.kind ?? 'no answer' }, 'root priming failed; using the root hints as they are');
+        }
+      };
+      this.priming = run().finally(() => {
+        this.priming = null;
+      });
+    }
+    return this.priming;
+  }
+
+  /** Asks the servers of one zone cut in SRTT order until one gives a non-lame answer; null when none does. */
+  private async queryServers(cut: ZoneCut, name: Name, type: number, st: ResolutionState): Promise<Classified | null> {
+    const tried = new Set<string>();
+    let targetsResolved = false;
+    for (;;) {
+      this.checkDeadline(st, name);
+      let candidates = this.addressesFor(cut).filter((a) => !tried.has(a));
+      if (candidates.length === 0 && !targetsResolved) {
+        targetsResolved = true;
+        await this.resolveNsTargets(cut, st);
+        candidates = this.addressesFor(cut).filter((a) => !tried.has(a));
+      }
+      if (candidates.length === 0) return null;
+      const notLame = candidates.filter((a) => !this.deps.infra.isLame(a, cut.zone));
+      const ordered = this.deps.infra.selectOrder(notLame.length > 0 ? notLame : candidates);
+      // A server that is down gets one probe per backoff period (isBackedOff takes that slot).
+      const address = ordered.find((a) => !this.deps.infra.isBackedOff(a));
+      if (!address) {
+        for (const a of ordered) tried.add(a);
+        continue;
+      }
+      tried.add(address);
+      if (st.upstreamQueries >= this.config.limits.maxUpstreamQueries) {
+        throw new ResolutionFailure('limit-queries', `more than ${this.config.limits.maxUpstreamQueries} upstream queries for one client query`);
+      }
+      const msg = await this.exchange(address, name, type, st);
+      if (!msg) continue;
+      const c = classifyResponse(msg, name, type, cut.zone);
+      if (c.scrubbed > 0) {
+        this.stats.scrubbedRecords += c.scrubbed;
+        this.deps.logger.debug({ server: address, zone: cut.zone, qname: name, dropped: c.scrubbed }, 'out-of-bailiwick records dropped');
+      }
+      if (c.kind === 'lame') {
+        this.stats.lameServers++;
+        this.deps.infra.markLame(address, cut.zone);
+        this.deps.logger.debug({ server: address, zone: cut.zone, qname: name, reason: c.lameReason }, 'lame server');
+        continue;
+      }
+      return c;
+    }
+  }
+
+  /** Usable upstream addresses of a cut's name servers, from the cache (answers or in-bailiwick glue). */
+  private addressesFor(cut: ZoneCut): string[] {
+    const out: string[] = [];
+    const { doIp4, doIp6 } = this.config;
+    for (const ns of cut.nsNames) {
+      let found = false;
+      for (const type of [RRType.A, RRType.AAAA]) {
+        if ((type === RRType.A && !doIp4) || (type === RRType.AAAA && !doIp6)) continue;
+        const set = this.deps.cache.getRRset(ns, type);
+        for (const rdata of set?.rdatas ?? []) {
+          found = true;
+          out.push(addressFromRdata(type, rdata));
+        }
+      }
+      if (!found && cut.zone === '.') {
+        for (const a of this.hintAddrs.get(canonicalName(ns)) ?? []) {
+          if ((isIP(a) === 4 && doIp4) || (isIP(a) === 6 && doIp6)) out.push(a);
+        }
+      }
+    }
+    return [...new Set(out)].filter((a) => this.isQueryable(a));
+  }
+
+  /** Unbound's do-not-query-address defaults: loopback unless allowed, and unspecified addresses. */
+  private isQueryable(address: string): boolean {
+    if (address === '0.0.0.0' || address === '::' || address.startsWith('0.')) return false;
+    if (!this.config.queryLoopback && (address.startsWith('127.') || address === '::1')) return false;
+    return true;
+  }
+
+  /** Resolves addresses for NS names without any (out-of-bailiwick NS names): sub-queries with loop detection. */
+  private async resolveNsTargets(cut: ZoneCut, st: ResolutionState): Promise<void> {
+    const type = this.config.doIp4 ? RRType.A : RRType.AAAA;
+    for (const ns of cut.nsNames) {
+      // An in-bailiwick NS name without glue can only be found through the very servers we lack.
+      if (isSubdomain(ns, cut.zone) && cut.zone !== '.') continue;
+      const key = `${canonicalName(ns)}|${type}`;
+      if (st.active.has(key)) continue; // loop: we are already resolving this name further up
+      if (this.deps.cache.getNegative(ns, type)) continue;
+      if (st.depth >= this.config.limits.maxSubqueryDepth) {
+        this.deps.logger.debug({ ns, zone: cut.zone }, 'sub-query depth limit reached');
+        return;
+      }
+      if (++st.subqueries > this.config.limits.maxSubqueries) {
+        throw new ResolutionFailure('limit-subqueries', `more than ${this.config.limits.maxSubqueries} NS-name sub-queries`);
+      }
+      st.active.add(key);
+      st.depth++;
+      try {
+        const r = await this.resolveChain(ns, type, st);
+        if (r.answers.some((rr) => rr.type === type)) return;
+      } catch (err) {
+        if (err instanceof ResolutionFailure && (err.reason === 'deadline' || err.reason.startsWith('limit-'))) throw err;
+        this.deps.logger.debug({ ns, zone: cut.zone, err: describeError(err) }, 'NS name did not resolve');
+      } finally {
+        st.depth--;
+        st.active.delete(key);
+      }
+    }
+  }
+
+  /** One upstream exchange with fallbacks; identical in-flight queries (server, name, type) are merged. */
+  private exchange(address: string, name: Name, type: number, st: ResolutionState): Promise<Message | null> {
+    const key = `${address}|${canonicalName(name)}|${type}`;
+    const pending = this.inflight.get(key);
+    if (pending) {
+      this.stats.mergedUpstream++;
+      return pending;
+    }
+    const p = this.sendWithFallbacks(address, name, type, st).finally(() => this.inflight.delete(key));
+    this.inflight.set(key, p);
+    return p;
+  }
+
+  private async sendWithFallbacks(address: string, name: Name, type: number, st: ResolutionState): Promise<Message | null> {
+    const { infra, transport, clock } = this.deps;
+    let edns = infra.ednsStatus(address) !== 'noedns';
+    let tcp = false;
+    const sent = this.config.useCapsForId ? randomizeCase(name) : name;
+    for (let attempt = 0; attempt < 4; attempt++) {
+      const remaining = st.deadlineAtMs - clock.nowMs();
+      if (remaining <= 0 || st.upstreamQueries >= this.config.limits.maxUpstreamQueries) return null;
+      st.upstreamQueries++;
+      st.wentUpstream = true;
+      this.stats.upstreamQueries++;
+      const rto = infra.rtoMs(address);
+      const timeoutMs = Math.max(1, Math.min(tcp ? Math.max(rto * 2, 1000) : rto, remaining));
+      try {
+        const r = await transport.query({ address, port: this.config.upstreamPort }, { name: sent, type, class: RRClass.IN }, { tcp, edns, timeoutMs });
+        infra.recordRtt(address, r.rttMs);
+        const m = r.message;
+        if (m.flags.tc && !tcp) {
+          this.stats.tcpRetries++;
+          tcp = true; // RFC 7766 s5: a truncated UDP answer is retried over TCP
+          continue;
+        }
+        if (edns && !m.edns && (m.rcode === Rcode.FORMERR || m.rcode === Rcode.NOTIMP)) {
+          this.stats.ednsFallbacks++;
+          infra.setEdnsStatus(address, 'noedns'); // RFC 6891 s7: retry without EDNS
+          edns = false;
+          continue;
+        }
+        if (edns && m.edns) infra.setEdnsStatus(address, 'ok');
+        if (sent !== name) restoreCase(m, name);
+        return m;
+      } catch (err) {
+        const code = err instanceof MxError ? err.code : '';
+        if (code === 'DNS_ERR_CASE_MISMATCH') {
+          // 0x20: the case did not come back intact; TCP cannot be spoofed off-path.
+          this.stats.caseMismatches++;
+          tcp = true;
+          continue;
+        }
+        if (code === 'DNS_ERR_TIMEOUT' || code === 'DNS_ERR_NETWORK') {
+          this.stats.upstreamTimeouts++;
+          infra.recordTimeout(address);
+          return null;
+        }
+        this.deps.logger.debug({ server: address, qname: name, err: describeError(err) }, 'upstream query failed');
+        return null;
+      }
+    }
+    return null;
+  }
+
+  private shouldMinimise(qname: Name): boolean {
+    if (this.config.qnameMinimisation === 'off') return false;
+    return !this.config.noMinimisationZones.some((z) => isSubdomain(qname, z));
+  }
+
+  private checkDeadline(st: ResolutionState, name: Name): void {
+    if (this.deps.clock.nowMs() >= st.deadlineAtMs) throw new ResolutionFailure('deadline', `deadline reached resolving ${name}`);
+  }
+
+  private cacheReferral(c: Classified): void {
+    const { cache } = this.deps;
+    if (c.ns) cache.putRRset(c.ns, Trust.AuthorityNonAuth);
+    for (const g of c.glue) cache.putRRset(g, Trust.Glue);
+  }
+
+  private cacheAnswer(c: Classified): void {
+    const { cache } = this.deps;
+    c.chain.forEach((set, i) => {
+      // A CNAME synthesised from the DNAME before it is not cached; the DNAME is (RFC 6672 s3.4).
+      if (set.type === RRType.CNAME && c.chain[i - 1]?.type === RRType.DNAME) return;
+      cache.putRRset(set, Trust.AnswerAuth);
+    });
+    if (c.authorityNs) cache.putRRset(c.authorityNs, Trust.AuthorityAuth);
+    for (const g of c.glue) cache.putRRset(g, Trust.Glue);
+  }
+
+  /** RFC 2308 s5: negative TTL = min(SOA TTL, SOA MINIMUM); without an SOA nothing is cached. */
+  private cacheNegative(kind: 'nxdomain' | 'nodata', name: Name, type: number, soa: ResourceRecord | undefined): void {
+    if (!soa) return;
+    const ttl = Math.min(soa.ttl, soaMinimum(soa.rdata));
+    this.deps.cache.putNegative(kind, name, type, soa, ttl);
+  }
+}
+
+/** NS target names of an NS RRset. */
+function nsTargets(ns: { rdatas: Buffer[] }): Name[] {
+  return ns.rdatas.map((d) => rdataNames(RRType.NS, d)[0]).filter((n): n is Name => n !== undefined);
+}
+
+function addressFromRdata(type: number, rdata: Buffer): string {
+  return formatAddress(type === RRType.A ? 4 : 6, rdata);
+}
+
+/** rdata of a CNAME pointing at target: the uncompressed wire name. */
+function nameRdata(target: Name): Buffer {
+  return nameToWire(target);
+}
+
+/**
+ * Undoes 0x20 randomisation in a response: owner names that are the query name or one of its
+ * ancestors get the original case back, so cached data and client answers never show random case.
+ */
+function restoreCase(msg: Message, original: Name): void {
+  const labels = nameLabels(original);
+  const fix = (rr: ResourceRecord): void => {
+    if (!isSubdomain(original, rr.name)) return;
+    const n = labelCount(rr.name);
+    rr.name = n === 0 ? '.' : `${labels.slice(labels.length - n).join('.')}.`;
+  };
+  msg.answers.forEach(fix);
+  msg.authorities.forEach(fix);
+  msg.additionals.forEach(fix);
+  for (const q of msg.questions) q.name = original;
+}
+

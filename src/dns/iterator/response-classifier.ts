@@ -1,0 +1,160 @@
+// Classifies one upstream response for the iterator (Unbound's iter_classify_response plus the
+// scrubber): drops every record outside the queried server's bailiwick, walks the CNAME/DNAME
+// chain, and says whether the response is an answer, a referral, a negative answer or lame.
+// Pure: no cache, no I/O. RFC 1034 s5.3.3, RFC 2181 s5.4.1, RFC 2308, RFC 6672.
+import { canonicalName, isSubdomain, labelCount, nameLabels, namesEqual, nameToWire, wireLength } from '../wire/name.js';
+import { rdataNames } from '../wire/rdata.js';
+import { Rcode, RRType, type Message, type Name, type ResourceRecord } from '../wire/types.js';
+import { groupRRsets, type RRset } from './rrset.js';
+
+export type ResponseKind = 'answer' | 'cname' | 'referral' | 'nxdomain' | 'nodata' | 'lame';
+
+export interface Classified {
+  kind: ResponseKind;
+  /** The chain from the query name: CNAME/DNAME (DNAME-synthesised CNAMEs included) then the answer. */
+  chain: RRset[];
+  /** For 'cname': where the chain leaves what this server may answer. */
+  chainTarget?: Name;
+  /** For 'cname': the server also answered negatively for the (in-bailiwick) target. */
+  targetNegative?: 'nxdomain' | 'nodata';
+  /** SOA from the authority section for negative answers. */
+  soa?: ResourceRecord;
+  /** For 'referral': the child zone and its NS set. `glue`: in-bailiwick addresses of NS targets (referrals and NS answers). */
+  referralZone?: Name;
+  ns?: RRset;
+  glue: RRset[];
+  /** NS of the zone in the authority section of an authoritative answer (cacheable, lower trust). */
+  authorityNs?: RRset;
+  /** For 'lame': why. */
+  lameReason?: string;
+  /** Number of records dropped as out of bailiwick (spoofing or misconfiguration). */
+  scrubbed: number;
+  authoritative: boolean;
+}
+
+const MAX_CHAIN_IN_RESPONSE = 16;
+
+/**
+ * @param msg the decoded response (already matched to our query by the transport)
+ * @param qname the name we asked (original case)
+ * @param qtype the type we asked
+ * @param zone the zone cut the queried server is authoritative for: its bailiwick
+ */
+export function classifyResponse(msg: Message, qname: Name, qtype: number, zone: Name): Classified {
+  const out: Classified = { kind: 'lame', chain: [], glue: [], scrubbed: 0, authoritative: msg.flags.aa };
+  if (msg.rcode !== Rcode.NOERROR && msg.rcode !== Rcode.NXDOMAIN) {
+    out.lameReason = `rcode ${msg.rcode}`;
+    return out;
+  }
+  const inZone = (rr: ResourceRecord): boolean => {
+    if (isSubdomain(rr.name, zone)) return true;
+    out.scrubbed++;
+    return false;
+  };
+  const answers = groupRRsets(msg.answers.filter(inZone));
+  const authority = groupRRsets(msg.authorities.filter(inZone));
+  const additional = groupRRsets(msg.additionals.filter(inZone));
+
+  // Walk the answer chain from qname (RFC 1034 s4.3.2 step 3, RFC 6672 s3.2 for DNAME).
+  let current = qname;
+  for (let i = 0; i < MAX_CHAIN_IN_RESPONSE; i++) {
+    const direct = answers.find((s) => s.type === qtype && namesEqual(s.name, current));
+    if (direct) {
+      out.chain.push(direct);
+      break;
+    }
+    const dname = answers.find((s) => s.type === RRType.DNAME && isSubdomain(current, s.name) && !namesEqual(current, s.name));
+    if (dname && dname.rdatas[0]) {
+      const target = synthesizeDnameTarget(current, dname.name, rdataNames(RRType.DNAME, dname.rdatas[0])[0] ?? '.');
+      if (!target) break; // RFC 6672 s2.2: would exceed 255 octets (YXDOMAIN); stop the chain here
+      out.chain.push(dname, { name: current, type: RRType.CNAME, class: dname.class, ttl: dname.ttl, rdatas: [cnameRdata(target)] });
+      current = target;
+      continue;
+    }
+    const cname = qtype === RRType.CNAME ? undefined : answers.find((s) => s.type === RRType.CNAME && namesEqual(s.name, current));
+    if (cname && cname.rdatas[0]) {
+      out.chain.push(cname);
+      current = rdataNames(RRType.CNAME, cname.rdatas[0])[0] ?? current;
+      continue;
+    }
+    break;
+  }
+
+  const soa = authority.find((s) => s.type === RRType.SOA && isSubdomain(current, s.name));
+  if (soa && soa.rdatas[0]) out.soa = { name: soa.name, type: soa.type, class: soa.class, ttl: soa.ttl, rdata: soa.rdatas[0] };
+
+  if (out.chain.length > 0) {
+    // RFC 2181 s5.4.1: an answer without AA is not authoritative data; treat the server as lame.
+    if (!msg.flags.aa) return lame(out, 'non-authoritative answer');
+    const last = out.chain[out.chain.length - 1]!;
+    if (last.type === qtype || (qtype === RRType.CNAME && last.type === RRType.CNAME && namesEqual(last.name, qname))) {
+      out.kind = 'answer';
+      out.authorityNs = authority.find((s) => s.type === RRType.NS && isSubdomain(qname, s.name));
+      // Addresses of the name servers named in an NS answer or the authority NS (priming, RFC 8109).
+      const nsSet = last.type === RRType.NS ? last : out.authorityNs;
+      if (nsSet) out.glue = addressesFor(nsSet, additional);
+      return out;
+    }
+    out.kind = 'cname';
+    out.chainTarget = current;
+    if (isSubdomain(current, zone)) {
+      if (msg.rcode === Rcode.NXDOMAIN) out.targetNegative = 'nxdomain';
+      else if (out.soa) out.targetNegative = 'nodata';
+    }
+    return out;
+  }
+
+  if (msg.rcode === Rcode.NXDOMAIN) {
+    if (!msg.flags.aa && !out.soa) return lame(out, 'non-authoritative NXDOMAIN');
+    out.kind = 'nxdomain';
+    return out;
+  }
+
+  // A referral: NS for a zone strictly below the server's zone that contains qname.
+  const nsSets = authority.filter((s) => s.type === RRType.NS);
+  const down = nsSets
+    .filter((s) => isSubdomain(qname, s.name) && labelCount(s.name) > labelCount(zone))
+    .sort((a, b) => labelCount(b.name) - labelCount(a.name))[0];
+  if (down && !out.soa) {
+    out.kind = 'referral';
+    out.referralZone = down.name;
+    out.ns = down;
+    // Glue only for the NS names themselves, and (scrubbed above) only within the referring server's bailiwick.
+    out.glue = addressesFor(down, additional);
+    return out;
+  }
+  if (nsSets.length > 0 && !msg.flags.aa && !out.soa) {
+    return lame(out, nsSets.some((s) => isSubdomain(qname, s.name)) ? 'upward referral' : 'sideways referral');
+  }
+  if (msg.flags.aa || out.soa) {
+    out.kind = 'nodata';
+    out.authorityNs = nsSets.find((s) => isSubdomain(qname, s.name));
+    return out;
+  }
+  return lame(out, 'non-authoritative empty answer');
+}
+
+/** A/AAAA RRsets from `additional` whose owners are targets of the NS set. */
+function addressesFor(ns: RRset, additional: RRset[]): RRset[] {
+  const targets = new Set(ns.rdatas.map((d) => canonicalName(rdataNames(RRType.NS, d)[0] ?? '.')));
+  return additional.filter((s) => (s.type === RRType.A || s.type === RRType.AAAA) && targets.has(canonicalName(s.name)));
+}
+
+function lame(out: Classified, reason: string): Classified {
+  out.kind = 'lame';
+  out.lameReason = reason;
+  return out;
+}
+
+/** RFC 6672 s2.2: replace the DNAME owner suffix of `name` by the DNAME target; null when too long. */
+export function synthesizeDnameTarget(name: Name, owner: Name, target: Name): Name | null {
+  const labels = nameLabels(name);
+  const keep = labels.slice(0, labels.length - labelCount(owner));
+  const result = keep.length === 0 ? target : `${keep.join('.')}.${target === '.' ? '' : target}`;
+  return wireLength(result) > 255 ? null : result;
+}
+
+/** The CNAME rdata is the target in uncompressed wire form (types.ts contract). */
+function cnameRdata(target: Name): Buffer {
+  return nameToWire(target);
+}

@@ -1,0 +1,280 @@
+// The resolver facade: the one entry point to recursion, for the DNS server (answerQuery) and for
+// in-process callers such as the policy service (resolve), so both share one cache and one set of
+// in-flight queries. Flow of a DNS query (DESIGN.md s1):
+//   listener -> decode (FORMERR on garbage) -> ACL (REFUSED) -> local zones -> packet cache hit
+//   (copy, patch ID/TTLs/case, send) -> resolver -> iterator: init -> pick zone cut -> query targets
+//   -> send -> classify response (answer, referral, CNAME, NXDOMAIN/NODATA, lame, error) -> cache what
+//   was learned -> finish -> encode -> truncate to the client's EDNS size (TC) -> send.
+// This file owns: merging identical client queries, deadlines, the concurrency limit, serve-stale
+// (RFC 8767) and prefetch. It never touches sockets.
+import type { Clock } from '../util/clock.js';
+import { describeError } from '../util/errors.js';
+import type { Logger } from '../util/logger.js';
+import { RateLimitedLog } from '../util/rate-limited-log.js';
+import type { RRsetCache } from './cache/rrset-cache.js';
+import { Iterator, ResolutionFailure, type ResolutionState } from './iterator/iterator.js';
+import { rrsetRecords } from './iterator/rrset.js';
+import type { AnswerSource, QueryAnswer, Recursor, ResolveOptions, ResolveResult, TypedRecord } from './resolver-api.js';
+import { canonicalName, isSubdomain, parseName } from './wire/name.js';
+import { rdataNames, rdataToData, typeFromString, typeToString } from './wire/rdata.js';
+import { RRClass, RRType, Rcode, type Name, type Question, type ResourceRecord } from './wire/types.js';
+
+export interface ResolverConfig {
+  /** Budget of one client query; SERVFAIL when it runs out. */
+  clientDeadlineMs: number;
+  /** Resolutions running at once (client queries and in-process calls); beyond: SERVFAIL at once. */
+  maxConcurrentResolutions: number;
+  /** serve-expired (RFC 8767): fresh resolution first, stale data only when it fails or is slow. */
+  serveExpired: boolean;
+  /** TTL given to a stale answer (RFC 8767 s4: 30 s). */
+  serveExpiredReplyTtlSec: number;
+  /** serve-expired-client-timeout: answer stale after this long while resolution goes on (0: only on failure). */
+  serveExpiredClientTimeoutMs: number;
+  /** Zones never answered stale (DNSBL/DNSWL zones: a stale listing is wrong data). */
+  noStaleZones: Name[];
+  /** prefetch: refresh hot names shortly before they expire. */
+  prefetch: boolean;
+  /** Remaining-TTL fraction under which a hit triggers a prefetch (Unbound: 10 %). */
+  prefetchFraction: number;
+  /** Upper bound of prefetches started per second. */
+  prefetchPerSec: number;
+}
+
+interface Outcome {
+  rcode: number;
+  answers: ResourceRecord[];
+  authorities: ResourceRecord[];
+  source: AnswerSource;
+  failure?: string;
+}
+
+export interface ResolverStats {
+  resolutions: number;
+  merged: number;
+  servfail: number;
+  staleServed: number;
+  prefetches: number;
+  prefetchDropped: number;
+  concurrencyRejected: number;
+  inFlight: number;
+  failures: Record<string, number>;
+}
+
+export class Resolver implements Recursor {
+  readonly stats: ResolverStats = {
+    resolutions: 0, merged: 0, servfail: 0, staleServed: 0, prefetches: 0, prefetchDropped: 0,
+    concurrencyRejected: 0, inFlight: 0, failures: {},
+  };
+  private readonly inflight = new Map<string, Promise<Outcome>>();
+  private readonly prefetching = new Set<string>();
+  private prefetchWindowMs = 0;
+  private prefetchInWindow = 0;
+  private readonly failLog: RateLimitedLog;
+
+  constructor(
+    private readonly iterator: Iterator,
+    private readonly cache: RRsetCache,
+    private readonly clock: Clock,
+    private readonly logger: Logger,
+    private config: ResolverConfig,
+  ) {
+    this.failLog = new RateLimitedLog(logger, clock);
+  }
+
+  /** Replaces the settings (SIGHUP reload); caches and in-flight work are kept. */
+  reconfigure(config: ResolverConfig): void {
+    this.config = config;
+  }
+
+  /**
+   * The in-process API (policy service, CLI `lookup`). Accepts presentation names and type
+   * mnemonics or numbers. Never rejects: failures are SERVFAIL with `failure` set.
+   */
+  resolve = async (name: string, type: string | number, opts: ResolveOptions = {}): Promise<ResolveResult> => {
+    let qname: Name;
+    let qtype: number;
+    try {
+      qname = parseName(name);
+      qtype = typeof type === 'number' ? type : typeFromString(type);
+    } catch (err) {
+      return { rcode: Rcode.FORMERR, records: [], answers: [], authorities: [], ttlSec: 0, source: 'recursion', failure: describeError(err) };
+    }
+    const out = await this.run(qname, qtype, opts.deadlineMs ?? this.config.clientDeadlineMs, opts.allowStale ?? true);
+    if (out.source === 'cache') this.maybePrefetch(qname, qtype);
+    return {
+      rcode: out.rcode,
+      records: out.answers.filter((rr) => rr.type === qtype).map(toTyped),
+      answers: out.answers,
+      authorities: out.authorities,
+      ttlSec: minTtl(out),
+      source: out.source,
+      ...(out.failure ? { failure: out.failure } : {}),
+    };
+  };
+
+  /** Recursor contract for the DNS server: never rejects; SERVFAIL and stale answers are not packet-cached. */
+  async answerQuery(question: Question): Promise<QueryAnswer> {
+    if (question.class !== RRClass.IN) {
+      return { rcode: Rcode.REFUSED, answers: [], authorities: [], additionals: [], source: 'recursion', cacheable: false };
+    }
+    const out = await this.run(question.name, question.type, this.config.clientDeadlineMs, true);
+    if (out.source === 'cache') this.maybePrefetch(question.name, question.type);
+    return {
+      rcode: out.rcode,
+      answers: out.answers,
+      authorities: out.authorities,
+      additionals: [],
+      source: out.source,
+      cacheable: out.rcode !== Rcode.SERVFAIL && out.source !== 'stale',
+    };
+  }
+
+  /** Refreshes a name before it expires (called by the packet cache and on near-expiry cache hits). */
+  prefetch(q: { name: Name; type: number }): void {
+    if (!this.config.prefetch) return;
+    const key = `${canonicalName(q.name)}|${q.type}`;
+    if (this.prefetching.has(key)) return;
+    const now = this.clock.nowMs();
+    if (now - this.prefetchWindowMs >= 1000) {
+      this.prefetchWindowMs = now;
+      this.prefetchInWindow = 0;
+    }
+    if (this.prefetchInWindow >= this.config.prefetchPerSec) {
+      this.stats.prefetchDropped++;
+      return;
+    }
+    this.prefetchInWindow++;
+    this.stats.prefetches++;
+    this.prefetching.add(key);
+    const st = this.newState(this.config.clientDeadlineMs);
+    st.bypassCacheFor = key;
+    this.iterator
+      .resolveChain(q.name, q.type, st)
+      .catch((err: unknown) => this.logger.debug({ qname: q.name, qtype: q.type, err: describeError(err) }, 'prefetch failed'))
+      .finally(() => this.prefetching.delete(key));
+  }
+
+  /** Shared resolution with per-caller deadline and serve-stale. */
+  private async run(qname: Name, qtype: number, deadlineMs: number, callerAllowsStale: boolean): Promise<Outcome> {
+    const staleOk = callerAllowsStale && this.config.serveExpired && !this.config.noStaleZones.some((z) => isSubdomain(qname, z));
+    const key = `${canonicalName(qname)}|${qtype}`;
+    let shared = this.inflight.get(key);
+    if (shared) {
+      this.stats.merged++;
+    } else {
+      if (this.stats.inFlight >= this.config.maxConcurrentResolutions) {
+        this.stats.concurrencyRejected++;
+        this.failLog.log('warn', { qname, qtype, limit: this.config.maxConcurrentResolutions }, 'concurrent resolution limit reached: SERVFAIL');
+        return this.fail('limit-concurrency');
+      }
+      shared = this.resolveNow(qname, qtype, deadlineMs);
+      this.inflight.set(key, shared);
+      this.stats.inFlight++;
+      void shared.finally(() => {
+        this.inflight.delete(key);
+        this.stats.inFlight--;
+      });
+    }
+
+    const staleTimerMs = staleOk && this.config.serveExpiredClientTimeoutMs > 0 ? this.config.serveExpiredClientTimeoutMs : 0;
+    const first = await raceWithTimers(shared, deadlineMs, staleTimerMs);
+    if (first === 'stale-timer') {
+      // RFC 8767 s5 "client response timer": answer stale now if there is something, keep resolving.
+      const stale = this.staleAnswer(qname, qtype);
+      if (stale) return stale;
+      const later = await raceWithTimers(shared, Math.max(1, deadlineMs - staleTimerMs), 0);
+      return later === 'deadline' || later === 'stale-timer' ? this.fail('deadline', qname, qtype) : this.orStale(later, staleOk, qname, qtype);
+    }
+    if (first === 'deadline') return (staleOk && this.staleAnswer(qname, qtype)) || this.fail('deadline', qname, qtype);
+    return this.orStale(first, staleOk, qname, qtype);
+  }
+
+  private orStale(out: Outcome, staleOk: boolean, qname: Name, qtype: number): Outcome {
+    if (out.rcode === Rcode.SERVFAIL && staleOk) return this.staleAnswer(qname, qtype) ?? out;
+    return out;
+  }
+
+  private async resolveNow(qname: Name, qtype: number, deadlineMs: number): Promise<Outcome> {
+    this.stats.resolutions++;
+    const st = this.newState(deadlineMs);
+    try {
+      const r = await this.iterator.resolveChain(qname, qtype, st);
+      return { ...r, source: st.wentUpstream ? 'recursion' : 'cache' };
+    } catch (err) {
+      const reason = err instanceof ResolutionFailure ? err.reason : 'internal';
+      if (!(err instanceof ResolutionFailure)) this.logger.error({ qname, qtype, err: describeError(err) }, 'resolver error');
+      return this.fail(reason, qname, qtype, err);
+    }
+  }
+
+  private fail(reason: string, qname?: Name, qtype?: number, err?: unknown): Outcome {
+    this.stats.servfail++;
+    this.stats.failures[reason] = (this.stats.failures[reason] ?? 0) + 1;
+    if (qname !== undefined) {
+      this.failLog.log('info', { qname, qtype: typeToString(qtype ?? 0), reason, detail: err ? describeError(err) : undefined }, 'SERVFAIL');
+    }
+    return { rcode: Rcode.SERVFAIL, answers: [], authorities: [], source: 'recursion', failure: reason };
+  }
+
+  /** A stale answer from the cache (RFC 8767), following cached CNAMEs; TTLs set to the reply TTL. */
+  private staleAnswer(qname: Name, qtype: number): Outcome | null {
+    const ttl = this.config.serveExpiredReplyTtlSec;
+    const answers: ResourceRecord[] = [];
+    let name = qname;
+    for (let i = 0; i <= 8; i++) {
+      const hit = this.cache.getRRset(name, qtype, RRClass.IN, { allowStale: true });
+      if (hit) {
+        answers.push(...rrsetRecords(hit, hit.stale ? ttl : hit.ttlSec));
+        return this.served({ rcode: Rcode.NOERROR, answers, authorities: [], source: 'stale' });
+      }
+      const neg = this.cache.getNegative(name, qtype, { allowStale: true });
+      if (neg) {
+        const authorities = neg.soa ? [{ ...neg.soa, ttl }] : [];
+        return this.served({ rcode: neg.kind === 'nxdomain' ? Rcode.NXDOMAIN : Rcode.NOERROR, answers, authorities, source: 'stale' });
+      }
+      const cname = qtype === RRType.CNAME ? undefined : this.cache.getRRset(name, RRType.CNAME, RRClass.IN, { allowStale: true });
+      if (!cname || !cname.rdatas[0]) return null;
+      answers.push(...rrsetRecords(cname, cname.stale ? ttl : cname.ttlSec));
+      name = rdataNames(RRType.CNAME, cname.rdatas[0])[0] ?? '.';
+    }
+    return null;
+  }
+
+  private served(out: Outcome): Outcome {
+    this.stats.staleServed++;
+    return out;
+  }
+
+  private maybePrefetch(qname: Name, qtype: number): void {
+    if (!this.config.prefetch) return;
+    const hit = this.cache.getRRset(qname, qtype);
+    if (hit && hit.hits >= 2 && hit.ttlSec < hit.originalTtlSec * this.config.prefetchFraction) this.prefetch({ name: qname, type: qtype });
+  }
+
+  private newState(deadlineMs: number): ResolutionState {
+    return { deadlineAtMs: this.clock.nowMs() + deadlineMs, upstreamQueries: 0, subqueries: 0, depth: 0, active: new Set(), wentUpstream: false };
+  }
+}
+
+/** Waits for the promise, a deadline, and optionally an earlier "stale" timer; timers are always cleared. */
+function raceWithTimers<T>(p: Promise<T>, deadlineMs: number, staleMs: number): Promise<T | 'deadline' | 'stale-timer'> {
+  return new Promise((resolve) => {
+    const deadline = setTimeout(() => done('deadline'), deadlineMs);
+    const stale = staleMs > 0 && staleMs < deadlineMs ? setTimeout(() => done('stale-timer'), staleMs) : null;
+    function done(v: T | 'deadline' | 'stale-timer'): void {
+      clearTimeout(deadline);
+      if (stale) clearTimeout(stale);
+      resolve(v);
+    }
+    p.then(done, () => done('deadline'));
+  });
+}
+
+function minTtl(out: Outcome): number {
+  const ttls = (out.answers.length > 0 ? out.answers : out.authorities).map((r) => r.ttl);
+  return ttls.length > 0 ? Math.min(...ttls) : 0;
+}
+
+function toTyped(rr: ResourceRecord): TypedRecord {
+  return { name: rr.name, type: typeToString(rr.type), ttl: rr.ttl, data: rdataToData(rr.type, rr.rdata) };
+}

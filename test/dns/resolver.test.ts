@@ -1,0 +1,345 @@
+// Resolver scenarios against fake authoritative hierarchies on loopback (Unbound replay spirit):
+// each case is a tree (the standard one, or a variation) plus behaviours, and asserts the answer,
+// where it came from and what went upstream.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { ManualClock } from '../../src/util/clock.js';
+import { RRType, Rcode } from '../../src/dns/wire/types.js';
+import { startHarness, type Harness } from '../helpers/resolver-harness.js';
+import { standardTree } from '../helpers/fake-hierarchy.js';
+
+const A = (r: { records: Array<{ data: unknown }> }): unknown[] => r.records.map((x) => x.data);
+
+const basic = suite('resolver: basic iteration');
+let hx: Harness;
+basic.before.each(async () => {
+  hx = await startHarness();
+});
+basic.after.each(async () => {
+  await hx.stop();
+});
+
+basic('resolves an A record from the root down and then answers from cache', async () => {
+  const r = await hx.stack.resolver.resolve('www.example.com', 'A');
+  assert.is(r.rcode, Rcode.NOERROR);
+  assert.equal(A(r), ['192.0.2.1']);
+  assert.is(r.source, 'recursion');
+  const before = hx.counting.total;
+  assert.ok(before >= 3, `root, com and example.com were asked (${before})`);
+  const again = await hx.stack.resolver.resolve('WWW.Example.COM.', 'A');
+  assert.equal(A(again), ['192.0.2.1']);
+  assert.is(again.source, 'cache');
+  assert.is(hx.counting.total, before, 'no upstream query for a cached answer');
+  assert.ok(again.ttlSec <= 300 && again.ttlSec > 0);
+});
+
+basic('iterative queries carry RD=0 and EDNS', async () => {
+  await hx.stack.resolver.resolve('www.example.com', 'A');
+  const qs = hx.h.allQueries();
+  assert.ok(qs.length > 0);
+  assert.ok(qs.every((q) => !q.rd), 'RD bit clear on every upstream query');
+  assert.ok(qs.some((q) => q.edns), 'EDNS used');
+});
+
+basic('follows a CNAME chain inside a zone', async () => {
+  const r = await hx.stack.resolver.resolve('alias.example.com', 'A');
+  assert.is(r.rcode, Rcode.NOERROR);
+  assert.equal(A(r), ['192.0.2.1']);
+  assert.equal(r.answers.map((x) => x.type), [RRType.CNAME, RRType.CNAME, RRType.A]);
+});
+
+basic('follows a CNAME into another zone', async () => {
+  const r = await hx.stack.resolver.resolve('ext.example.com', 'A');
+  assert.equal(A(r), ['192.0.2.20']);
+  assert.equal(r.answers.map((x) => x.type), [RRType.CNAME, RRType.A]);
+});
+
+basic('answers through a DNAME with a synthesized CNAME (RFC 6672)', async () => {
+  const r = await hx.stack.resolver.resolve('www.legacy.example.com', 'A');
+  assert.is(r.rcode, Rcode.NOERROR);
+  assert.equal(A(r), ['192.0.2.20']);
+  assert.equal(r.answers.map((x) => x.type), [RRType.DNAME, RRType.CNAME, RRType.A]);
+  // A second name under the DNAME is synthesized from the cached DNAME.
+  const r2 = await hx.stack.resolver.resolve('ns1.legacy.example.com', 'A');
+  assert.equal(A(r2), ['127.53.3.1']);
+});
+
+basic('NXDOMAIN with the SOA, negatively cached per RFC 2308', async () => {
+  const r = await hx.stack.resolver.resolve('nope.example.com', 'A');
+  assert.is(r.rcode, Rcode.NXDOMAIN);
+  assert.is(r.authorities[0]?.type, RRType.SOA);
+  assert.ok(r.ttlSec <= 300);
+  const n = hx.counting.total;
+  const again = await hx.stack.resolver.resolve('nope.example.com', 'AAAA');
+  assert.is(again.rcode, Rcode.NXDOMAIN, 'NXDOMAIN covers every type of the name');
+  assert.is(again.source, 'cache');
+  assert.is(hx.counting.total, n);
+});
+
+basic('NODATA is cached per type', async () => {
+  const r = await hx.stack.resolver.resolve('www.example.com', 'MX');
+  assert.is(r.rcode, Rcode.NOERROR);
+  assert.is(r.records.length, 0);
+  assert.is(r.authorities[0]?.type, RRType.SOA);
+  const a = await hx.stack.resolver.resolve('www.example.com', 'A');
+  assert.equal(A(a), ['192.0.2.1'], 'NODATA for MX does not hide A');
+});
+
+basic('an empty non-terminal under QNAME minimisation', async () => {
+  const r = await hx.stack.resolver.resolve('host.ent.example.com', 'A');
+  assert.equal(A(r), ['192.0.2.30']);
+});
+
+basic('out-of-bailiwick NS name is resolved as a sub-query when the in-bailiwick server is dead', async () => {
+  await hx.h.server('127.53.2.1').setBehaviour('closed');
+  const r = await hx.stack.resolver.resolve('mail.example.com', 'A');
+  assert.equal(A(r), ['192.0.2.25']);
+  assert.ok(hx.counting.countFor('127.53.2.2') >= 1, 'ns2.example.net (no glue) was found and asked');
+});
+
+basic('MX and TXT typed data', async () => {
+  const mx = await hx.stack.resolver.resolve('example.com', 'MX');
+  assert.equal(A(mx), [{ preference: 10, exchange: 'mail.example.com.' }]);
+  const txt = await hx.stack.resolver.resolve('example.com', 'TXT');
+  assert.equal(A(txt), [['v=spf1 mx -all']]);
+});
+
+basic('identical concurrent client queries are merged into one resolution', async () => {
+  await hx.stack.resolver.resolve('example.com', 'NS'); // warm the delegation
+  hx.counting.reset();
+  const rs = await Promise.all(Array.from({ length: 20 }, () => hx.stack.resolver.resolve('mail.example.com', 'A')));
+  assert.ok(rs.every((r) => (r.records[0]?.data as string) === '192.0.2.25'));
+  assert.is(hx.counting.countForName('mail.example.com.', RRType.A), 1);
+  assert.ok(hx.stack.resolver.stats.merged >= 19);
+});
+
+basic('one upstream query per fresh name under a cached zone', async () => {
+  await hx.stack.resolver.resolve('www.example.com', 'A');
+  hx.counting.reset();
+  for (let i = 0; i < 50; i++) await hx.stack.resolver.resolve(`cold${i}.example.com`, 'A');
+  assert.is(hx.counting.total, 50);
+});
+
+basic.run();
+
+const faults = suite('resolver: lame, dead and broken servers');
+faults.after.each(async () => {
+  await hx.stop();
+});
+
+faults('a lame (REFUSED) server is marked and another one answers', async () => {
+  hx = await startHarness();
+  await hx.h.server('127.53.2.1').setBehaviour('refused');
+  const r = await hx.stack.resolver.resolve('www.example.com', 'A');
+  assert.equal(A(r), ['192.0.2.1']);
+  assert.ok(hx.stack.iterator.stats.lameServers >= 1 || hx.counting.countFor('127.53.2.1') === 0);
+});
+
+faults('upward referral and non-authoritative answers count as lame', async () => {
+  hx = await startHarness();
+  await hx.h.server('127.53.2.1').setBehaviour('upward-referral');
+  await hx.h.server('127.53.2.2').setBehaviour('no-aa');
+  const r = await hx.stack.resolver.resolve('www.example.com', 'A');
+  assert.is(r.rcode, Rcode.SERVFAIL);
+  assert.ok(hx.stack.iterator.stats.lameServers >= 2);
+});
+
+faults('a never-answering server times out and the other server answers', async () => {
+  hx = await startHarness();
+  await hx.h.server('127.53.1.1').setBehaviour('drop');
+  const started = Date.now();
+  const r = await hx.stack.resolver.resolve('www.example.com', 'A');
+  assert.equal(A(r), ['192.0.2.1']);
+  assert.ok(Date.now() - started < 3000);
+});
+
+faults('all servers silent: SERVFAIL at the deadline, never silence', async () => {
+  hx = await startHarness({ flags: { 'client-deadline-ms': 600, 'serve-expired': false } });
+  for (const a of ['127.53.2.1', '127.53.2.2']) await hx.h.server(a).setBehaviour('drop');
+  const started = Date.now();
+  const r = await hx.stack.resolver.resolve('www.example.com', 'A');
+  const took = Date.now() - started;
+  assert.is(r.rcode, Rcode.SERVFAIL);
+  assert.ok(took >= 500 && took < 2000, `took ${took} ms`);
+});
+
+faults('TC over UDP is retried over TCP', async () => {
+  hx = await startHarness();
+  await hx.h.server('127.53.2.1').setBehaviour('truncate-udp');
+  await hx.h.server('127.53.2.2').setBehaviour('truncate-udp');
+  const r = await hx.stack.resolver.resolve('www.example.com', 'A');
+  assert.equal(A(r), ['192.0.2.1']);
+  assert.ok(hx.counting.log.some((q) => q.tcp), 'a TCP query was made');
+});
+
+faults('an EDNS-intolerant server (FORMERR) is asked again without EDNS', async () => {
+  hx = await startHarness();
+  for (const a of ['127.53.2.1', '127.53.2.2']) await hx.h.server(a).setBehaviour('formerr-edns');
+  const r = await hx.stack.resolver.resolve('www.example.com', 'A');
+  assert.equal(A(r), ['192.0.2.1']);
+  assert.ok(hx.counting.log.some((q) => !q.edns && q.name === 'www.example.com.'));
+  assert.ok(hx.stack.iterator.stats.ednsFallbacks >= 1);
+});
+
+faults('NOTIMP to EDNS also falls back', async () => {
+  hx = await startHarness();
+  for (const a of ['127.53.2.1', '127.53.2.2']) await hx.h.server(a).setBehaviour('notimp-edns');
+  const r = await hx.stack.resolver.resolve('www.example.com', 'A');
+  assert.equal(A(r), ['192.0.2.1']);
+});
+
+for (const forge of ['wrong-id', 'wrong-port', 'wrong-question'] as const) {
+  faults(`forged answers (${forge}) are ignored; the genuine server answers`, async () => {
+    hx = await startHarness();
+    await hx.h.server('127.53.2.1').setBehaviour(forge);
+    const r = await hx.stack.resolver.resolve('www.example.com', 'A');
+    assert.equal(A(r), ['192.0.2.1']);
+  });
+}
+
+faults('out-of-bailiwick records are dropped and never cached', async () => {
+  hx = await startHarness();
+  for (const a of ['127.53.2.1', '127.53.2.2']) await hx.h.server(a).setBehaviour('out-of-bailiwick');
+  const r = await hx.stack.resolver.resolve('www.example.com', 'A');
+  assert.equal(A(r), ['192.0.2.1']);
+  assert.ok(hx.stack.iterator.stats.scrubbedRecords > 0, 'poison was seen and dropped');
+  for (const row of hx.stack.cache.dump()) {
+    assert.ok(!/example\.org|victim|poison/i.test(row.name) || row.kind !== 'rrset', `poisoned name cached: ${row.name}`);
+  }
+});
+
+faults('0x20: a reply with the wrong letter case is retried over TCP', async () => {
+  hx = await startHarness({ flags: { 'use-caps-for-id': true } });
+  for (const a of ['127.53.2.1', '127.53.2.2']) await hx.h.server(a).setBehaviour('case-mismatch');
+  const r = await hx.stack.resolver.resolve('www.example.com', 'A');
+  assert.equal(A(r), ['192.0.2.1']);
+  assert.ok(hx.stack.iterator.stats.caseMismatches >= 1);
+  assert.ok(hx.counting.log.some((q) => q.tcp));
+});
+
+faults('0x20 randomises the case of upstream query names', async () => {
+  hx = await startHarness({ flags: { 'use-caps-for-id': true } });
+  for (let i = 0; i < 10; i++) await hx.stack.resolver.resolve(`casetest${i}.example.com`, 'A');
+  const names = hx.h.allQueries().map((q) => q.name).filter((n) => /casetest/i.test(n));
+  assert.ok(names.some((n) => n !== n.toLowerCase()), `some upper case seen in ${names.slice(0, 3).join(',')}`);
+});
+
+faults.run();
+
+const time = suite('resolver: cache expiry, serve-stale, limits (virtual time)');
+let clock: ManualClock;
+time.before.each(() => {
+  clock = new ManualClock(Date.now());
+});
+time.after.each(async () => {
+  await hx.stop();
+});
+
+time('an expired answer is fetched again', async () => {
+  hx = await startHarness({ clock });
+  await hx.stack.resolver.resolve('www.example.com', 'A');
+  const n = hx.counting.total;
+  clock.advanceSec(200);
+  assert.is((await hx.stack.resolver.resolve('www.example.com', 'A')).source, 'cache');
+  clock.advanceSec(101);
+  const r = await hx.stack.resolver.resolve('www.example.com', 'A');
+  assert.is(r.source, 'recursion');
+  assert.ok(hx.counting.total > n);
+});
+
+time('serve-stale: fresh resolution first, the stale answer only on failure, TTL 30', async () => {
+  hx = await startHarness({ clock, flags: { 'serve-expired-client-timeout': 0, 'client-deadline-ms': 800 } });
+  await hx.stack.resolver.resolve('www.example.com', 'A');
+  clock.advanceSec(400);
+  for (const a of ['127.53.2.1', '127.53.2.2']) await hx.h.server(a).setBehaviour('servfail');
+  const n = hx.counting.total;
+  const r = await hx.stack.resolver.resolve('www.example.com', 'A');
+  assert.ok(hx.counting.total > n, 'a fresh resolution was tried first');
+  assert.is(r.rcode, Rcode.NOERROR);
+  assert.is(r.source, 'stale');
+  assert.is(r.ttlSec, 30);
+  assert.equal(A(r), ['192.0.2.1']);
+});
+
+time('serve-stale is bounded by serve-expired-ttl', async () => {
+  hx = await startHarness({ clock, flags: { 'serve-expired-client-timeout': 0, 'client-deadline-ms': 800, 'serve-expired-ttl': 600 } });
+  await hx.stack.resolver.resolve('www.example.com', 'A');
+  clock.advanceSec(300 + 601);
+  for (const a of ['127.53.2.1', '127.53.2.2']) await hx.h.server(a).setBehaviour('servfail');
+  const r = await hx.stack.resolver.resolve('www.example.com', 'A');
+  assert.is(r.rcode, Rcode.SERVFAIL);
+});
+
+time('never stale for DNSBL zones', async () => {
+  hx = await startHarness({ clock, flags: { 'serve-expired-client-timeout': 0, 'client-deadline-ms': 800 }, listZones: ['dnsbl.example.net.'] });
+  const first = await hx.stack.resolver.resolve('2.0.0.127.dnsbl.example.net', 'A');
+  assert.equal(A(first), ['127.0.0.2']);
+  clock.advanceSec(301);
+  await hx.h.server('127.53.4.1').setBehaviour('servfail');
+  const r = await hx.stack.resolver.resolve('2.0.0.127.dnsbl.example.net', 'A');
+  assert.is(r.rcode, Rcode.SERVFAIL);
+});
+
+time('DNSBL zone: no minimisation below it, listed and unlisted answers', async () => {
+  hx = await startHarness({ clock, listZones: ['dnsbl.example.net.'] });
+  const listed = await hx.stack.resolver.resolve('2.0.0.127.dnsbl.example.net', 'A');
+  assert.equal(A(listed), ['127.0.0.2']);
+  const txt = await hx.stack.resolver.resolve('2.0.0.127.dnsbl.example.net', 'TXT');
+  assert.match(String((txt.records[0]?.data as string[])[0]), /Listed/);
+  const clean = await hx.stack.resolver.resolve('1.0.0.127.dnsbl.example.net', 'A');
+  assert.is(clean.rcode, Rcode.NXDOMAIN);
+  const asked = hx.h.server('127.53.4.1').queries.map((q) => q.name.toLowerCase());
+  assert.ok(!asked.includes('127.dnsbl.example.net.'), `no minimised query below the list zone: ${asked.join(' ')}`);
+});
+
+time('relaxed minimisation survives an rbldnsd-style NXDOMAIN for an empty non-terminal', async () => {
+  hx = await startHarness({ clock });
+  const listed = await hx.stack.resolver.resolve('2.0.0.127.dnsbl.example.net', 'A');
+  assert.equal(A(listed), ['127.0.0.2']);
+});
+
+time('CNAME loop ends in SERVFAIL', async () => {
+  const spec = standardTree();
+  spec.zones['example.com.']!.records.push('loop1 300 IN CNAME loop2', 'loop2 300 IN CNAME loop1');
+  hx = await startHarness({ clock, spec });
+  const r = await hx.stack.resolver.resolve('loop1.example.com', 'A');
+  assert.is(r.rcode, Rcode.SERVFAIL);
+});
+
+time('CNAME chain limit', async () => {
+  const spec = standardTree();
+  for (let i = 0; i < 20; i++) spec.zones['example.net.']!.records.push(`c${i} 300 IN CNAME c${i + 1}.example.com.`);
+  for (let i = 0; i < 20; i++) spec.zones['example.com.']!.records.push(`c${i} 300 IN CNAME c${i + 1}.example.net.`);
+  hx = await startHarness({ clock, spec, flags: { 'max-cname-chain': 5 } });
+  const r = await hx.stack.resolver.resolve('c0.example.net', 'A');
+  assert.is(r.rcode, Rcode.SERVFAIL);
+  assert.is(r.failure, 'limit-cname');
+});
+
+time('upstream query limit per client query', async () => {
+  hx = await startHarness({ clock, flags: { 'max-upstream-queries': 2 } });
+  const r = await hx.stack.resolver.resolve('www.example.com', 'A');
+  assert.is(r.rcode, Rcode.SERVFAIL);
+  assert.is(r.failure, 'limit-queries');
+  assert.ok(hx.counting.total <= 2);
+});
+
+time('referral loop (NS names only resolvable through themselves) ends in SERVFAIL', async () => {
+  const spec = standardTree();
+  // example.org: NS ns.example.org without glue: unresolvable, must not loop.
+  spec.zones['.']!.records.push('org. 172800 IN NS a.gtld-servers.net.');
+  spec.zones['org.'] = { records: ['@ 3600 IN SOA a.gtld-servers.net. h.example. 1 2 3 4 300', '@ 3600 IN NS a.gtld-servers.net.', 'example 3600 IN NS ns.example.org.'] };
+  spec.servers[2]!.zones.push('org.');
+  hx = await startHarness({ clock, spec });
+  const r = await hx.stack.resolver.resolve('www.example.org', 'A');
+  assert.is(r.rcode, Rcode.SERVFAIL);
+});
+
+time('concurrency limit answers SERVFAIL at once', async () => {
+  hx = await startHarness({ clock, flags: { 'max-concurrent-queries': 2 } });
+  const rs = await Promise.all([1, 2, 3, 4].map((i) => hx.stack.resolver.resolve(`n${i}.example.com`, 'A')));
+  assert.ok(rs.some((r) => r.failure === 'limit-concurrency'));
+  assert.ok(rs.some((r) => r.rcode === Rcode.NXDOMAIN));
+});
+
+time.run();
