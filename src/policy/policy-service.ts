@@ -45,7 +45,8 @@ export interface PolicyDeps {
   store: GreylistStore;
   clock: Clock;
   logger: Logger;
-  nodeId: string;
+  /** This node's id, or a getter when it is known only once the store opens. */
+  nodeId: string | (() => string);
   version: string;
 }
 

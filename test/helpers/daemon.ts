@@ -223,7 +223,9 @@ export async function spawnDaemon(opts: SpawnDaemonOptions): Promise<RunningDaem
   const attempts = opts.listenPort === undefined ? 3 : 1;
   for (let attempt = 1; ; attempt++) {
     const port = opts.listenPort ?? (await freeLoopbackPort());
-    const daemon = launch(port, opts);
+    // Every daemon also runs the policy service: give it a free port unless the test chose one.
+    const policyArgs = (opts.args ?? []).includes('--policy-listen') ? [] : ['--policy-listen', `${DAEMON_ADDRESS}:${await freeLoopbackPort()}`];
+    const daemon = launch(port, { ...opts, args: [...policyArgs, ...(opts.args ?? [])] });
     try {
       await waitUntilAnswering(daemon, opts.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS);
       return daemon;

@@ -16,7 +16,7 @@ export interface GreylistCheckOptions {
   logger: Logger;
   config: GreylistConfig;
   /** This node's id for the per-node pass counters (replication). */
-  nodeId: string;
+  nodeId: string | (() => string);
   /** mxsentry version for the X-Greylist header. */
   version: string;
   whitelist?: PostgreyWhitelist;
@@ -48,7 +48,9 @@ export function createGreylistCheck(opts: GreylistCheckOptions): GreylistCheck {
   const whitelist = opts.whitelist ?? PostgreyWhitelist.empty();
   const instances = new InstanceSet(opts.instanceCacheSize ?? 1024);
   const stats: GreylistCheckStats = { deferred: 0, passed: 0, autoWhitelisted: 0, whitelisted: 0, skipped: 0, storeFailures: 0 };
-  const { store, logger, config, nodeId } = opts;
+  const { store, logger, config } = opts;
+  // The node id may only be known once the store has opened (it lives in the store's meta table).
+  const nodeIdOf = typeof opts.nodeId === 'function' ? opts.nodeId : (): string => opts.nodeId as string;
 
   const failOpen = (ctx: CheckContext, err: unknown): CheckResult => {
     stats.storeFailures++;
@@ -97,12 +99,12 @@ export function createGreylistCheck(opts: GreylistCheckOptions): GreylistCheck {
       try {
         if (ctx.record) {
           decision = await store.transact(tKey, cKey, (triplet, client) => {
-            const d = decideGreylist(triplet, client, ctx.nowMs, config, nodeId);
+            const d = decideGreylist(triplet, client, ctx.nowMs, config, nodeIdOf());
             return { update: d.update, result: d };
           });
         } else {
           const { triplet, client } = await store.read(tKey, cKey);
-          decision = decideGreylist(triplet, client, ctx.nowMs, config, nodeId);
+          decision = decideGreylist(triplet, client, ctx.nowMs, config, nodeIdOf());
         }
       } catch (err) {
         return failOpen(ctx, err);

@@ -1,0 +1,401 @@
+// The one LMDB environment under <dataDir>/greylist and the one place lmdb errors become StoreErrors
+// (translateLmdbError, after Knot Resolver's cdb_lmdb error translation). Opened by
+// lmdb-greylist-store.ts; nothing outside src/store/ sees lmdb. It must not decide greylisting.
+// Durability: lmdb-js's default batched async commits with overlappingSync. Every write of one event
+// turn is one LMDB transaction run on lmdb's write thread; its fsync happens after the commit, off the
+// main thread, so no policy decision waits for a disk flush. The last batch survives a process crash
+// (the OS has the pages) and at most the last unflushed batch is lost on power loss. noSync is never
+// used: it risks a corrupt file. flush() waits for the disk at shutdown.
+import { accessSync, closeSync, constants as fsConstants, fstatSync, mkdirSync, openSync, readSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { open, type Database, type RootDatabase } from 'lmdb';
+import { StoreError } from '../util/errors.js';
+import type { Logger } from '../util/logger.js';
+import { decodeMetaValue, encodeMetaValue, isNodeId } from './record-codec.js';
+import { StoreErrorCode } from './store-error-code.js';
+
+/** Default size limit of the environment: 1 GiB (address space; the file grows as data is written). */
+export const DEFAULT_MAP_SIZE_BYTES = 1024 * 1024 * 1024;
+
+/** Smallest accepted size limit: the empty environment already uses a few pages. */
+export const MIN_MAP_SIZE_BYTES = 64 * 1024;
+
+/** Layout version of the databases below, kept in `meta`. An environment from a newer layout is refused. */
+export const STORE_SCHEMA_VERSION = 1;
+
+/**
+ * Upper bound of new pages one small put can make the B-tree allocate (a split on every level of a
+ * tree at most a few levels deep, a new root, free-list growth), before the value's own pages. Used
+ * to skip the exact size measurement while the environment is far below its limit.
+ */
+const PAGE_BOUND_PER_PUT = 16;
+
+/** Names of the databases in the environment (DESIGN.md s4). */
+export type DbName = 'triplets' | 'clients' | 'replog' | 'cursors' | 'meta';
+
+/** Thrown from inside a write callback to abort it and reject write() with `original`, untranslated. */
+export class CallerError extends Error {
+  constructor(readonly original: unknown) {
+    super('caller callback failed');
+  }
+}
+
+/** Options for LmdbEnv.open. */
+export interface LmdbEnvOptions {
+  /** The daemon's state directory; the environment lives in `<dataDir>/greylist`. */
+  dataDir: string;
+  logger: Logger;
+  /**
+   * Hard limit of the data in the environment, bytes (default 1 GiB, min 64 KiB). lmdb-js grows its
+   * map on demand (its mdb_page_alloc resizes instead of returning MDB_MAP_FULL, and no option turns
+   * that off), so the limit is enforced here: a write transaction that would leave more pages in use
+   * than the limit is aborted with STORE_ERR_FULL, like MDB_MAP_FULL in plain LMDB. Deletes are
+   * always allowed, so purging frees room.
+   */
+  mapSizeBytes?: number;
+}
+
+/** Node errno values lmdb reports as positive codes. */
+const ENOSPC = 28;
+const EDQUOT = 122;
+/** LMDB's own error codes (lmdb.h). */
+const MDB_MAP_FULL = -30792;
+const MDB_CORRUPTED = -30796;
+const MDB_PANIC = -30795;
+const MDB_INVALID = -30793;
+const MDB_VERSION_MISMATCH = -30794;
+
+/**
+ * The error boundary: maps anything lmdb (or the file system under it) throws to a StoreError.
+ * StoreErrors pass through unchanged. `operation` names what was being done, for the message.
+ */
+export function translateLmdbError(err: unknown, operation: string): StoreError {
+  if (err instanceof StoreError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  const code = (err as { code?: unknown } | null)?.code;
+  const what = `${operation}: ${message}`;
+  if (code === MDB_MAP_FULL || code === ENOSPC || code === EDQUOT || code === 'ENOSPC' || code === 'EDQUOT' || /MDB_MAP_FULL/.test(message)) {
+    return new StoreError(StoreErrorCode.FULL, what, { cause: err });
+  }
+  if (code === MDB_CORRUPTED || code === MDB_PANIC || code === MDB_INVALID || code === MDB_VERSION_MISMATCH) {
+    return new StoreError(StoreErrorCode.CORRUPT, what, { cause: err });
+  }
+  if (/closed/i.test(message)) return new StoreError(StoreErrorCode.CLOSED, what, { cause: err });
+  if (/key (is )?(larger|too large)|key size/i.test(message)) return new StoreError(StoreErrorCode.INVALID, what, { cause: err });
+  return new StoreError(StoreErrorCode.IO, what, { cause: err });
+}
+
+/**
+ * Waits (one event-loop turn at most) for lmdb-js's real reason behind "Commit failed": it rejects
+ * the write's promise with a generic error whose `commitError` promise carries the LMDB error.
+ * Handling that promise here also keeps it from becoming an unhandled rejection.
+ */
+async function commitFailureReason(err: unknown): Promise<unknown> {
+  const inner = (err as { commitError?: unknown } | null)?.commitError;
+  if (!inner || typeof (inner as Promise<unknown>).then !== 'function') return err;
+  const reason = await Promise.race([
+    (inner as Promise<unknown>).then(
+      () => err,
+      (e: unknown) => e,
+    ),
+    new Promise<unknown>((resolve) => setImmediate(() => resolve(err))),
+  ]);
+  return reason;
+}
+
+/** The open environment with its five databases; values are raw bytes (see record-codec.ts). */
+export class LmdbEnv {
+  private closed = false;
+  private closing: Promise<void> | undefined;
+  private readonly inflight = new Set<Promise<unknown>>();
+  private readonly limitPages: number;
+  private readonly pageSize: number;
+  /** Pages in use at the last exact measurement, and the bound of what was added since. */
+  private measuredPages = 0;
+  private pagesSinceMeasure = 0;
+
+  private constructor(
+    /** Absolute path of the environment directory. */
+    readonly path: string,
+    private readonly root: RootDatabase,
+    readonly triplets: Database<Buffer, string>,
+    readonly clients: Database<Buffer, string>,
+    readonly replog: Database<Buffer, number>,
+    readonly cursors: Database<Buffer, string>,
+    readonly meta: Database<Buffer, string>,
+    /** This node's id: random on first open, then kept in `meta`. */
+    readonly nodeId: string,
+    /** The enforced size limit, bytes. */
+    readonly limitBytes: number,
+    private readonly logger: Logger,
+  ) {
+    const stats = triplets.getStats() as { pageSize?: number };
+    this.pageSize = stats.pageSize ?? 4096;
+    this.limitPages = Math.floor(limitBytes / this.pageSize);
+    this.measuredPages = this.measurePages();
+  }
+
+  /**
+   * Opens (creating when needed) the environment. Rejects with StoreError(STORE_ERR_OPEN) naming the
+   * directory when it cannot be created or written, or when the files are not a usable environment.
+   */
+  static async open(opts: LmdbEnvOptions): Promise<LmdbEnv> {
+    const limitBytes = opts.mapSizeBytes ?? DEFAULT_MAP_SIZE_BYTES;
+    if (!Number.isSafeInteger(limitBytes) || limitBytes < MIN_MAP_SIZE_BYTES) {
+      throw new StoreError(StoreErrorCode.OPEN, `mapSizeBytes must be an integer >= ${MIN_MAP_SIZE_BYTES}, got ${limitBytes}`);
+    }
+    const path = join(opts.dataDir, 'greylist');
+    try {
+      mkdirSync(path, { recursive: true, mode: 0o700 });
+      accessSync(path, fsConstants.W_OK | fsConstants.R_OK | fsConstants.X_OK);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? 'error';
+      throw new StoreError(StoreErrorCode.OPEN, `greylist directory ${path} is not usable (${code}): create it writable for the mxsentry user`, {
+        cause: err,
+      });
+    }
+    checkDataFile(join(path, 'data.mdb'));
+    let root: RootDatabase | undefined;
+    try {
+      root = open({ path, maxDbs: 8, mapSize: limitBytes, encoding: 'binary' });
+      const dbs = {
+        triplets: root.openDB<Buffer, string>({ name: 'triplets', encoding: 'binary' }),
+        clients: root.openDB<Buffer, string>({ name: 'clients', encoding: 'binary' }),
+        replog: root.openDB<Buffer, number>({ name: 'replog', encoding: 'binary' }),
+        cursors: root.openDB<Buffer, string>({ name: 'cursors', encoding: 'binary' }),
+        meta: root.openDB<Buffer, string>({ name: 'meta', encoding: 'binary' }),
+      };
+      const nodeId = initMeta(dbs.meta, path);
+      const env = new LmdbEnv(path, root, dbs.triplets, dbs.clients, dbs.replog, dbs.cursors, dbs.meta, nodeId, limitBytes, opts.logger);
+      opts.logger.info({ path, nodeId, limitBytes }, 'greylist store opened');
+      return env;
+    } catch (err) {
+      if (root) {
+        await root.close().catch((closeErr: unknown) => {
+          opts.logger.warn({ path, err: closeErr }, 'closing a half-opened greylist environment failed');
+        });
+      }
+      const translated = err instanceof StoreError ? err : translateLmdbError(err, `opening ${path}`);
+      if (translated.code === StoreErrorCode.OPEN) throw translated;
+      throw new StoreError(StoreErrorCode.OPEN, `cannot open greylist environment ${path}: ${translated.message}`, { cause: translated });
+    }
+  }
+
+  /** True once close() was called. */
+  isClosed(): boolean {
+    return this.closed;
+  }
+
+  /**
+   * Runs `fn` as one abortable child transaction of lmdb-js's next batched async write transaction
+   * and resolves with its result once that transaction is committed. Callbacks run one at a time on
+   * the main thread, so each sees the writes of those before it: two decisions on one key never lose
+   * an update. Everything `fn` wrote is rolled back when it throws. A CallerError rejects with its
+   * original error; anything else becomes a StoreError. With `grows`, the size limit is checked
+   * before the transaction is allowed to commit (see LmdbEnvOptions.mapSizeBytes).
+   */
+  write<T>(operation: string, fn: (tx: WriteScope) => T, opts: { grows: boolean }): Promise<T> {
+    if (this.closed) return Promise.reject(new StoreError(StoreErrorCode.CLOSED, `${operation}: the greylist store is closed`));
+    const scope = new WriteScope(this);
+    let pending: Promise<T>;
+    try {
+      pending = this.root.childTransaction(() => {
+        const result = fn(scope);
+        if (opts.grows) this.enforceLimit(scope.pageBound);
+        return result;
+      });
+    } catch (err) {
+      return Promise.reject(translateLmdbError(err, operation));
+    }
+    const settled = pending.then(
+      (value) => value,
+      async (err: unknown) => {
+        if (err instanceof CallerError) throw err.original;
+        throw translateLmdbError(await commitFailureReason(err), operation);
+      },
+    );
+    this.inflight.add(settled);
+    const forget = (): void => {
+      this.inflight.delete(settled);
+    };
+    settled.then(forget, forget);
+    return settled;
+  }
+
+  /** Runs synchronous reads, translating lmdb errors; rejects (throws) STORE_ERR_CLOSED after close(). */
+  read<T>(operation: string, fn: () => T): T {
+    if (this.closed) throw new StoreError(StoreErrorCode.CLOSED, `${operation}: the greylist store is closed`);
+    try {
+      return fn();
+    } catch (err) {
+      if (err instanceof CallerError) throw err.original;
+      throw translateLmdbError(err, operation);
+    }
+  }
+
+  /** Bytes in pages currently in use by the databases (not the file size, which keeps freed pages). */
+  usedBytes(): number {
+    return this.read('measuring the environment', () => this.measurePages() * this.pageSize);
+  }
+
+  /** Resolves when everything written so far is committed and flushed to disk (for shutdown). */
+  async flush(): Promise<void> {
+    if (this.closed) return;
+    try {
+      await Promise.allSettled([...this.inflight]);
+      await this.root.committed;
+      await this.root.flushed;
+    } catch (err) {
+      throw translateLmdbError(err, 'flushing the greylist store');
+    }
+  }
+
+  /** Waits for pending writes, flushes and closes the environment; idempotent. */
+  close(): Promise<void> {
+    if (!this.closing) {
+      this.closed = true;
+      this.closing = (async () => {
+        await Promise.allSettled([...this.inflight]);
+        try {
+          await this.root.flushed;
+          await this.root.close();
+        } catch (err) {
+          throw translateLmdbError(err, `closing ${this.path}`);
+        }
+        this.logger.info({ path: this.path }, 'greylist store closed');
+      })();
+    }
+    return this.closing;
+  }
+
+  /** Exact count of pages in use: the five databases, the main DB that names them, and the free list. */
+  private measurePages(): number {
+    let pages = 0;
+    let extra = 0;
+    for (const db of [this.triplets, this.clients, this.replog, this.cursors, this.meta]) {
+      const s = db.getStats() as PageStats & { root?: PageStats; free?: PageStats };
+      pages += pageCount(s);
+      if (s.root && s.free) extra = pageCount(s.root) + pageCount(s.free);
+    }
+    return pages + extra;
+  }
+
+  private enforceLimit(addedPageBound: number): void {
+    this.pagesSinceMeasure += addedPageBound;
+    if (this.measuredPages + this.pagesSinceMeasure < this.limitPages) return;
+    const used = this.measurePages();
+    this.measuredPages = used;
+    this.pagesSinceMeasure = 0;
+    if (used > this.limitPages) {
+      throw new StoreError(
+        StoreErrorCode.FULL,
+        `greylist store is full: ${used * this.pageSize} bytes in use would exceed the limit of ${this.limitBytes} bytes (raise store map size or purge)`,
+      );
+    }
+  }
+
+  /** @internal page size, for WriteScope's bound. */
+  get pageBytes(): number {
+    return this.pageSize;
+  }
+}
+
+interface PageStats {
+  treeBranchPageCount: number;
+  treeLeafPageCount: number;
+  overflowPages: number;
+}
+
+function pageCount(s: PageStats): number {
+  return (s.treeBranchPageCount ?? 0) + (s.treeLeafPageCount ?? 0) + (s.overflowPages ?? 0);
+}
+
+/** What a write callback may do: puts and removes inside the current transaction, counted for the size guard. */
+export class WriteScope {
+  /** Upper bound of pages the puts so far may have added. */
+  pageBound = 0;
+
+  constructor(private readonly env: LmdbEnv) {}
+
+  put<K extends string | number>(db: Database<Buffer, K>, key: K, value: Buffer): void {
+    this.pageBound += PAGE_BOUND_PER_PUT + Math.ceil(value.byteLength / this.env.pageBytes);
+    db.putSync(key, value);
+  }
+
+  remove<K extends string | number>(db: Database<Buffer, K>, key: K): boolean {
+    return db.removeSync(key);
+  }
+}
+
+/** LMDB's meta page layout (mdb.c, MDB_meta after the 24-byte page header of lmdb-js's LMDB 1.0). */
+const MDB_MAGIC = 0xbeefc0de;
+const MDB_DATA_VERSION = 2;
+const META_MAGIC_OFFSET = 24;
+const META_VERSION_OFFSET = 28;
+const META_PAGE_SIZE_OFFSET = 48;
+
+/**
+ * Refuses a data file lmdb-js cannot open safely: its native code crashes the whole process
+ * (SIGSEGV, measured with lmdb 3.5.6) on a truncated file or a damaged meta page, instead of
+ * returning MDB_INVALID. Checks both meta pages' magic and version and that the file holds them.
+ * A missing or empty file is fine (LMDB initialises it).
+ */
+function checkDataFile(file: string): void {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw new StoreError(StoreErrorCode.OPEN, `cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err });
+  }
+  try {
+    const size = fstatSync(fd).size;
+    if (size === 0) return;
+    const bad = (why: string): never => {
+      throw new StoreError(StoreErrorCode.OPEN, `${file} is not a usable LMDB data file (${why}): restore it or move it away to start empty`);
+    };
+    const head = Buffer.alloc(64);
+    if (readSync(fd, head, 0, head.length, 0) < head.length) bad(`only ${size} bytes`);
+    const readMeta = (buf: Buffer, where: string): number => {
+      if (buf.readUInt32LE(META_MAGIC_OFFSET) !== MDB_MAGIC) bad(`bad magic in ${where}`);
+      if (buf.readUInt32LE(META_VERSION_OFFSET) !== MDB_DATA_VERSION) bad(`unsupported version ${buf.readUInt32LE(META_VERSION_OFFSET)} in ${where}`);
+      return buf.readUInt32LE(META_PAGE_SIZE_OFFSET);
+    };
+    const pageSize = readMeta(head, 'meta page 0');
+    if (pageSize < 512 || pageSize > 65536 || (pageSize & (pageSize - 1)) !== 0) bad(`bad page size ${pageSize}`);
+    if (size < 2 * pageSize) bad(`truncated to ${size} bytes`);
+    const second = Buffer.alloc(64);
+    if (readSync(fd, second, 0, second.length, pageSize) < second.length) bad('meta page 1 unreadable');
+    readMeta(second, 'meta page 1');
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Reads or creates the node id and checks the schema version, in one synchronous transaction at open. */
+function initMeta(meta: Database<Buffer, string>, path: string): string {
+  return meta.transactionSync(() => {
+    const versionBytes = meta.get('schemaVersion');
+    if (versionBytes === undefined) {
+      meta.putSync('schemaVersion', encodeMetaValue(STORE_SCHEMA_VERSION));
+    } else {
+      const version = decodeMetaValue(versionBytes, 'schemaVersion');
+      if (typeof version !== 'number' || version > STORE_SCHEMA_VERSION) {
+        throw new StoreError(
+          StoreErrorCode.OPEN,
+          `${path} has schema version ${String(version)}, this mxsentry supports up to ${STORE_SCHEMA_VERSION}: it was written by a newer release`,
+        );
+      }
+    }
+    const idBytes = meta.get('nodeId');
+    if (idBytes !== undefined) {
+      const id = decodeMetaValue(idBytes, 'nodeId');
+      if (!isNodeId(id)) throw new StoreError(StoreErrorCode.CORRUPT, `${path} has an invalid node id`);
+      return id;
+    }
+    const id = randomBytes(8).toString('hex');
+    meta.putSync('nodeId', encodeMetaValue(id));
+    return id;
+  });
+}

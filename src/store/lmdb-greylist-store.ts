@@ -1,0 +1,596 @@
+// The LMDB-backed GreylistStore: greylist triplets, the client auto-whitelist, the replication log
+// and peer cursors in one environment (DESIGN.md s4). Called by the policy service (transact/read),
+// the CLI (list, delete, whitelist, purge) and replication (applyRemote, readLog, cursors). It never
+// decides greylisting itself and never talks to peers; lmdb errors reach callers only as StoreErrors.
+import type { Clock } from '../util/clock.js';
+import { describeError, StoreError } from '../util/errors.js';
+import type { Logger } from '../util/logger.js';
+import {
+  mergeClient,
+  mergeTriplet,
+  totalPasses,
+  type ClientRecord,
+  type GreylistStore,
+  type GreylistUpdate,
+  type TripletRecord,
+} from './greylist-types.js';
+import { CallerError, LmdbEnv, type WriteScope } from './lmdb-env.js';
+import {
+  checkKey,
+  decodeClient,
+  decodeCursor,
+  decodeRecord,
+  decodeReplogEntry,
+  decodeTriplet,
+  encodeClient,
+  encodeCursor,
+  encodeRecord,
+  encodeReplogEntry,
+  encodeTriplet,
+  isNodeId,
+  parseClient,
+  parseRecord,
+  parseTriplet,
+  type RecordKind,
+  type ReplogEntry,
+} from './record-codec.js';
+import { TimerScheduler, type ScheduledTask, type Scheduler } from './scheduler.js';
+import { StoreErrorCode } from './store-error-code.js';
+
+/** Options for LmdbGreylistStore.open. */
+export interface LmdbGreylistStoreOptions {
+  /** State directory; the environment is `<dataDir>/greylist`. */
+  dataDir: string;
+  clock: Clock;
+  logger: Logger;
+  /** Size limit in bytes (default 1 GiB); see LmdbEnvOptions.mapSizeBytes. */
+  mapSizeBytes?: number;
+  /** Timers for the expiry sweep (default: unref'd Node timers). */
+  scheduler?: Scheduler;
+}
+
+/** One stored record with its key, as listed for the CLI. */
+export interface KeyedRecord<R> {
+  key: string;
+  record: R;
+}
+
+/** Options for listTriplets / listClients. */
+export interface ListOptions {
+  /** Only keys starting with this string. */
+  prefix?: string;
+  /** Only keys sorting strictly after this one (paging: pass the last key of the previous page). */
+  startAfter?: string;
+  /** Most records returned (default 1000). */
+  limit?: number;
+}
+
+/** Sizes for metrics. */
+export interface StoreCounts {
+  triplets: number;
+  clients: number;
+  replogEntries: number;
+  peers: number;
+  /** Bytes in pages in use, and the enforced limit. */
+  usedBytes: number;
+  limitBytes: number;
+  /** Undecodable records met since open (each is logged once per meeting with STORE_ERR_CORRUPT). */
+  corruptRecords: number;
+}
+
+/** What purge removed. */
+export interface PurgeResult {
+  triplets: number;
+  clients: number;
+  /** Undecodable records removed on the way. */
+  corrupt: number;
+}
+
+/** Handle of a running expiry sweep. */
+export interface ExpiryHandle {
+  /** Cancels future sweeps; one already running finishes. */
+  stop(): void;
+  /** Resolves when no sweep is running (at once when idle); never rejects. */
+  whenIdle(): Promise<void>;
+}
+
+interface ExpiryState {
+  task: ScheduledTask | undefined;
+  stopped: boolean;
+  running: Promise<void> | undefined;
+}
+
+/** Default number of passes `whitelistClient` guarantees: postgrey's --auto-whitelist-clients default. */
+export const DEFAULT_WHITELIST_PASSES = 5;
+
+/** Keys examined per write transaction by purge and trimLog, so a sweep never blocks the loop long. */
+const SWEEP_BATCH = 500;
+
+/** Default and maximum page size for listings and log reads. */
+const DEFAULT_LIST_LIMIT = 1000;
+const MAX_READ_LIMIT = 100_000;
+
+/**
+ * GreylistStore on LMDB. `transact` runs read + decide + write of the triplet, the client and their
+ * replication log entries as one abortable child of lmdb-js's batched async write transaction:
+ * chosen over transactionSync because commits (and their fsync) then run on lmdb's write thread and
+ * all decisions of one event turn share one commit, while each decision stays atomic and sees the
+ * writes of the decisions queued before it, so concurrent decisions on one key lose nothing.
+ */
+export class LmdbGreylistStore implements GreylistStore {
+  private healthy = true;
+  private corruptSeen = 0;
+  private expiry: ExpiryState | undefined;
+
+  private constructor(
+    private readonly env: LmdbEnv,
+    private readonly clock: Clock,
+    private readonly logger: Logger,
+    private readonly scheduler: Scheduler,
+  ) {}
+
+  /** Opens (or creates) the store; rejects with StoreError(STORE_ERR_OPEN) when it cannot. */
+  static async open(opts: LmdbGreylistStoreOptions): Promise<LmdbGreylistStore> {
+    const env = await LmdbEnv.open({ dataDir: opts.dataDir, logger: opts.logger, mapSizeBytes: opts.mapSizeBytes });
+    return new LmdbGreylistStore(env, opts.clock, opts.logger, opts.scheduler ?? new TimerScheduler());
+  }
+
+  /** {@inheritDoc GreylistStore.transact} A corrupt stored record is logged and passed to decide as absent. */
+  transact<T>(
+    tripletKey: string,
+    clientKey: string,
+    decide: (triplet: TripletRecord | undefined, client: ClientRecord | undefined) => { update: GreylistUpdate; result: T },
+  ): Promise<T> {
+    try {
+      checkKey(tripletKey, 'triplet');
+      checkKey(clientKey, 'client');
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.tracked(
+      this.env.write(
+        'greylist transaction',
+        (tx) => {
+          const triplet = this.getRecord('triplet', tripletKey) as TripletRecord | undefined;
+          const client = this.getRecord('client', clientKey) as ClientRecord | undefined;
+          let decision: { update: GreylistUpdate; result: T };
+          try {
+            decision = decide(triplet, client);
+          } catch (err) {
+            throw new CallerError(err);
+          }
+          const nowMs = this.clock.nowMs();
+          const { update } = decision;
+          if (update.triplet) {
+            const record = parseTriplet(update.triplet, StoreErrorCode.INVALID);
+            tx.put(this.env.triplets, tripletKey, encodeTriplet(record));
+            this.appendLog(tx, { kind: 'triplet', key: tripletKey, record, originNode: this.env.nodeId, atMs: nowMs });
+          }
+          if (update.client) {
+            const record = parseClient(update.client, StoreErrorCode.INVALID);
+            tx.put(this.env.clients, clientKey, encodeClient(record));
+            this.appendLog(tx, { kind: 'client', key: clientKey, record, originNode: this.env.nodeId, atMs: nowMs });
+          }
+          return decision.result;
+        },
+        { grows: true },
+      ),
+    );
+  }
+
+  /** {@inheritDoc GreylistStore.read} A corrupt record is logged and returned as absent. */
+  async read(tripletKey: string, clientKey: string): Promise<{ triplet: TripletRecord | undefined; client: ClientRecord | undefined }> {
+    checkKey(tripletKey, 'triplet');
+    checkKey(clientKey, 'client');
+    return this.env.read('greylist read', () => ({
+      triplet: this.getRecord('triplet', tripletKey) as TripletRecord | undefined,
+      client: this.getRecord('client', clientKey) as ClientRecord | undefined,
+    }));
+  }
+
+  /** False after a store failure (map full, I/O error) until a later write transaction commits. */
+  isHealthy(): boolean {
+    return this.healthy && !this.env.isClosed();
+  }
+
+  /** This node's id (random on first open, kept in the environment); the key of its pass counters. */
+  getNodeId(): string {
+    return this.env.nodeId;
+  }
+
+  /** Triplets in key order, skipping (and logging) undecodable ones. */
+  async listTriplets(opts: ListOptions = {}): Promise<KeyedRecord<TripletRecord>[]> {
+    return this.list('triplet', opts) as Promise<KeyedRecord<TripletRecord>[]>;
+  }
+
+  /** Auto-whitelist client records in key order, skipping (and logging) undecodable ones. */
+  async listClients(opts: ListOptions = {}): Promise<KeyedRecord<ClientRecord>[]> {
+    return this.list('client', opts) as Promise<KeyedRecord<ClientRecord>[]>;
+  }
+
+  /**
+   * Removes one triplet on this node (admin `greylist delete`); resolves true when it existed. Not
+   * logged for replication: records are state without tombstones, a peer's copy expires by age.
+   */
+  deleteTriplet(key: string): Promise<boolean> {
+    try {
+      checkKey(key, 'triplet');
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.tracked(this.env.write('deleting a triplet', (tx) => tx.remove(this.env.triplets, key), { grows: false }));
+  }
+
+  /**
+   * Makes the auto-whitelist apply to a client at once: raises this node's pass counter so the total
+   * reaches `passes` (default 5, postgrey's default threshold; pass the configured value). Logged for
+   * replication like any change. Resolves with the stored record.
+   */
+  whitelistClient(clientKey: string, passes = DEFAULT_WHITELIST_PASSES): Promise<ClientRecord> {
+    try {
+      checkKey(clientKey, 'client');
+      if (!Number.isSafeInteger(passes) || passes < 1) throw new StoreError(StoreErrorCode.INVALID, `passes must be a positive integer, got ${passes}`);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.tracked(
+      this.env.write(
+        'whitelisting a client',
+        (tx) => {
+          const nowMs = this.clock.nowMs();
+          const node = this.env.nodeId;
+          const current = this.getRecord('client', clientKey) as ClientRecord | undefined;
+          const base: ClientRecord = current ?? { firstSeenMs: nowMs, lastSeenMs: nowMs, lastCountedMs: 0, passes: {} };
+          const missing = Math.max(0, passes - totalPasses(base.passes));
+          const record: ClientRecord = {
+            firstSeenMs: base.firstSeenMs,
+            lastSeenMs: Math.max(base.lastSeenMs, nowMs),
+            lastCountedMs: Math.max(base.lastCountedMs, nowMs),
+            passes: { ...base.passes, [node]: (base.passes[node] ?? 0) + missing },
+          };
+          tx.put(this.env.clients, clientKey, encodeClient(record));
+          this.appendLog(tx, { kind: 'client', key: clientKey, record, originNode: node, atMs: nowMs });
+          return record;
+        },
+        { grows: true },
+      ),
+    );
+  }
+
+  /**
+   * Deletes triplets and clients whose lastSeenMs is older than `nowMs - maxAgeMs` (and undecodable
+   * records), in batches of short write transactions; each record is re-checked inside its
+   * transaction, so one refreshed by a concurrent decision is kept. A committed purge clears
+   * isHealthy()'s failure state, so the periodic sweep is also the store's recovery probe.
+   */
+  async purge(nowMs: number, maxAgeMs: number): Promise<PurgeResult> {
+    const cutoffMs = nowMs - maxAgeMs;
+    const result: PurgeResult = { triplets: 0, clients: 0, corrupt: 0 };
+    let wrote = false;
+    for (const kind of ['triplet', 'client'] as const) {
+      const db = kind === 'triplet' ? this.env.triplets : this.env.clients;
+      let after: string | undefined;
+      for (;;) {
+        const keys = this.env.read('scanning for expired records', () =>
+          Array.from(db.getKeys(after === undefined ? { limit: SWEEP_BATCH } : { start: after, limit: SWEEP_BATCH + 1 })).filter((k) => k !== after),
+        );
+        if (keys.length === 0) break;
+        after = keys[keys.length - 1];
+        const removed = await this.tracked(
+          this.env.write(
+            'purging expired records',
+            (tx) => {
+              let expired = 0;
+              let corrupt = 0;
+              for (const key of keys) {
+                const bytes = db.get(key);
+                if (bytes === undefined) continue;
+                let lastSeenMs: number;
+                try {
+                  lastSeenMs = decodeRecord(kind, bytes).lastSeenMs;
+                } catch (err) {
+                  this.reportCorrupt(kind, key, err, 'purging');
+                  tx.remove(db, key);
+                  corrupt++;
+                  continue;
+                }
+                if (lastSeenMs < cutoffMs) {
+                  tx.remove(db, key);
+                  expired++;
+                }
+              }
+              return { expired, corrupt };
+            },
+            { grows: false },
+          ),
+        );
+        wrote = true;
+        if (kind === 'triplet') result.triplets += removed.expired;
+        else result.clients += removed.expired;
+        result.corrupt += removed.corrupt;
+        if (keys.length < SWEEP_BATCH) break;
+      }
+    }
+    // An empty store still gets one (empty) write transaction: the sweep doubles as the health probe
+    // that clears isHealthy() after a failure, since the policy stops calling an unhealthy store.
+    if (!wrote) await this.tracked(this.env.write('probing the store', () => 0, { grows: false }));
+    return result;
+  }
+
+  /**
+   * Runs purge(clock.nowMs(), maxAgeMs) every `intervalMs` on an unref'd timer (the next sweep is
+   * scheduled when one finishes, so sweeps never overlap). Failures are logged, never thrown.
+   * Starting again replaces the previous sweep.
+   */
+  startExpiry(intervalMs: number, maxAgeMs: number): ExpiryHandle {
+    this.stopExpiry();
+    const state: ExpiryState = { task: undefined, stopped: false, running: undefined };
+    this.expiry = state;
+    const tick = (): void => {
+      state.task = undefined;
+      if (state.stopped || this.env.isClosed()) return;
+      state.running = this.purge(this.clock.nowMs(), maxAgeMs)
+        .then(
+          (r) => {
+            if (r.triplets + r.clients + r.corrupt > 0) this.logger.info({ ...r, maxAgeMs }, 'greylist expiry removed old records');
+          },
+          (err: unknown) => {
+            if (err instanceof StoreError && err.code === StoreErrorCode.CLOSED) this.logger.debug('greylist expiry stopped by close');
+            else this.logger.error({ err: describeError(err) }, 'greylist expiry failed');
+          },
+        )
+        .finally(() => {
+          state.running = undefined;
+          if (!state.stopped && !this.env.isClosed()) state.task = this.scheduler.schedule(intervalMs, tick);
+        });
+    };
+    state.task = this.scheduler.schedule(intervalMs, tick);
+    return { stop: () => this.stopSweep(state), whenIdle: async () => state.running };
+  }
+
+  /** Stops the expiry sweep started by startExpiry (a sweep already running finishes). */
+  stopExpiry(): void {
+    this.stopSweep(this.expiry);
+  }
+
+  private stopSweep(which: ExpiryState | undefined): void {
+    if (!which) return;
+    which.stopped = true;
+    which.task?.cancel();
+    if (this.expiry === which) this.expiry = undefined;
+  }
+
+  /** Sizes for metrics. */
+  async count(): Promise<StoreCounts> {
+    return this.env.read('counting records', () => ({
+      triplets: entryCount(this.env.triplets),
+      clients: entryCount(this.env.clients),
+      replogEntries: entryCount(this.env.replog),
+      peers: entryCount(this.env.cursors),
+      usedBytes: this.env.usedBytes(),
+      limitBytes: this.env.limitBytes,
+      corruptRecords: this.corruptSeen,
+    }));
+  }
+
+  /**
+   * Merges a record received from a peer into the local one (mergeTriplet / mergeClient: a corrupt
+   * local record counts as absent) and logs the merged state for replication only when it changed
+   * the local state. Idempotent. Resolves true when something changed. The record is validated:
+   * a malformed one rejects with STORE_ERR_CORRUPT and writes nothing.
+   */
+  applyRemote(kind: RecordKind, key: string, record: TripletRecord | ClientRecord, originNode: string): Promise<boolean> {
+    let remote: TripletRecord | ClientRecord;
+    try {
+      if (kind !== 'triplet' && kind !== 'client') throw new StoreError(StoreErrorCode.INVALID, `unknown record kind ${String(kind)}`);
+      checkKey(key, kind);
+      if (!isNodeId(originNode)) throw new StoreError(StoreErrorCode.CORRUPT, 'remote update has an invalid origin node id');
+      remote = parseRecord(kind, record, StoreErrorCode.CORRUPT);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.tracked(
+      this.env.write(
+        'applying a remote update',
+        (tx) => {
+          const local = this.getRecord(kind, key);
+          const merged =
+            local === undefined
+              ? remote
+              : kind === 'triplet'
+                ? mergeTriplet(local as TripletRecord, remote as TripletRecord)
+                : mergeClient(local as ClientRecord, remote as ClientRecord);
+          const bytes = encodeRecord(kind, merged);
+          if (local !== undefined && bytes.equals(encodeRecord(kind, local))) return false;
+          tx.put(kind === 'triplet' ? this.env.triplets : this.env.clients, key, bytes);
+          const atMs = this.clock.nowMs();
+          this.appendLog(
+            tx,
+            kind === 'triplet'
+              ? { kind, key, record: merged as TripletRecord, originNode, atMs }
+              : { kind, key, record: merged as ClientRecord, originNode, atMs },
+          );
+          return true;
+        },
+        { grows: true },
+      ),
+    );
+  }
+
+  /** Replication log entries with seq > afterSeq, ascending, at most `limit`; corrupt entries are logged and skipped. */
+  async readLog(afterSeq: number, limit: number): Promise<ReplogEntry[]> {
+    const max = Math.min(Math.max(1, Math.floor(limit)), MAX_READ_LIMIT);
+    return this.env.read('reading the replication log', () => {
+      const out: ReplogEntry[] = [];
+      for (const { key, value } of this.env.replog.getRange({ start: afterSeq + 1 })) {
+        if (out.length >= max) break;
+        if (typeof key !== 'number' || key <= afterSeq) continue;
+        try {
+          out.push(decodeReplogEntry(key, value));
+        } catch (err) {
+          this.reportCorrupt('replog', String(key), err, 'reading the replication log');
+        }
+      }
+      return out;
+    });
+  }
+
+  /** Highest sequence number logged so far (0 for an empty log). */
+  async getLastSeq(): Promise<number> {
+    return this.env.read('reading the replication log', () => lastSeqIn(this.env));
+  }
+
+  /** Records the last sequence `peer` acknowledged. */
+  setCursor(peer: string, seq: number): Promise<void> {
+    try {
+      if (!isNodeId(peer)) throw new StoreError(StoreErrorCode.INVALID, `invalid peer id ${JSON.stringify(String(peer).slice(0, 80))}`);
+      if (!Number.isSafeInteger(seq) || seq < 0) throw new StoreError(StoreErrorCode.INVALID, `invalid cursor ${seq}`);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.tracked(this.env.write('saving a peer cursor', (tx) => tx.put(this.env.cursors, peer, encodeCursor(seq)), { grows: true }));
+  }
+
+  /** Last sequence `peer` acknowledged, 0 when none (or when the stored cursor is corrupt: resend all). */
+  async getCursor(peer: string): Promise<number> {
+    return this.env.read('reading a peer cursor', () => {
+      const bytes = this.env.cursors.get(peer);
+      if (bytes === undefined) return 0;
+      try {
+        return decodeCursor(bytes);
+      } catch (err) {
+        this.reportCorrupt('cursor', peer, err, 'reading a peer cursor');
+        return 0;
+      }
+    });
+  }
+
+  /**
+   * Deletes log entries with seq < beforeSeq, in batches; resolves with the number deleted. The newest
+   * entry is always kept: it carries the sequence high-water mark, so numbering never restarts.
+   */
+  async trimLog(beforeSeq: number): Promise<number> {
+    let deleted = 0;
+    for (;;) {
+      const last = await this.getLastSeq();
+      const end = Math.min(beforeSeq, last);
+      const keys = this.env.read('scanning the replication log', () =>
+        Array.from(this.env.replog.getKeys({ end, limit: SWEEP_BATCH })).filter((k): k is number => typeof k === 'number'),
+      );
+      if (keys.length === 0) return deleted;
+      deleted += await this.tracked(
+        this.env.write(
+          'trimming the replication log',
+          (tx) => {
+            let n = 0;
+            for (const k of keys) if (tx.remove(this.env.replog, k)) n++;
+            return n;
+          },
+          { grows: false },
+        ),
+      );
+      if (keys.length < SWEEP_BATCH) return deleted;
+    }
+  }
+
+  /** Resolves when every write so far is committed and flushed to disk. */
+  flush(): Promise<void> {
+    return this.env.flush();
+  }
+
+  /** Stops the expiry sweep, waits for pending writes, flushes and closes; later calls reject with STORE_ERR_CLOSED. */
+  async close(): Promise<void> {
+    this.stopExpiry();
+    await this.env.close();
+  }
+
+  /** Reads and decodes one record in the current transaction; a corrupt one is reported and treated as absent. */
+  private getRecord(kind: RecordKind, key: string): TripletRecord | ClientRecord | undefined {
+    const bytes = (kind === 'triplet' ? this.env.triplets : this.env.clients).get(key);
+    if (bytes === undefined) return undefined;
+    try {
+      return kind === 'triplet' ? decodeTriplet(bytes) : decodeClient(bytes);
+    } catch (err) {
+      this.reportCorrupt(kind, key, err, 'reading');
+      return undefined;
+    }
+  }
+
+  private appendLog(tx: WriteScope, entry: Omit<ReplogEntry, 'seq'>): void {
+    const seq = lastSeqIn(this.env) + 1;
+    tx.put(this.env.replog, seq, encodeReplogEntry({ ...entry, seq } as ReplogEntry));
+  }
+
+  private list(kind: RecordKind, opts: ListOptions): Promise<KeyedRecord<TripletRecord | ClientRecord>[]> {
+    const limit = Math.min(Math.max(1, Math.floor(opts.limit ?? DEFAULT_LIST_LIMIT)), MAX_READ_LIMIT);
+    const prefix = opts.prefix ?? '';
+    const db = kind === 'triplet' ? this.env.triplets : this.env.clients;
+    // Compare as LMDB orders keys (UTF-8 bytes), not as JS orders strings (UTF-16 units).
+    const start = opts.startAfter !== undefined && byteCompare(opts.startAfter, prefix) > 0 ? opts.startAfter : prefix;
+    return Promise.resolve(
+      this.env.read(`listing ${kind}s`, () => {
+        const out: KeyedRecord<TripletRecord | ClientRecord>[] = [];
+        const range = start === '' ? db.getRange({}) : db.getRange({ start });
+        for (const { key, value } of range) {
+          if (out.length >= limit) break;
+          if (typeof key !== 'string') continue;
+          // Keys sharing the prefix are contiguous from `start` on: the first other key ends the scan.
+          if (!key.startsWith(prefix)) break;
+          if (key === opts.startAfter) continue;
+          try {
+            out.push({ key, record: decodeRecord(kind, value) });
+          } catch (err) {
+            this.reportCorrupt(kind, key, err, `listing ${kind}s`);
+          }
+        }
+        return out;
+      }),
+    );
+  }
+
+  private reportCorrupt(what: string, key: string, err: unknown, during: string): void {
+    this.corruptSeen++;
+    this.logger.error(
+      { code: StoreErrorCode.CORRUPT, db: what, key, err: describeError(err) },
+      `undecodable ${what} record while ${during}: treated as absent`,
+    );
+  }
+
+  /** Keeps the health flag: any store failure clears it, any committed write sets it again. */
+  private tracked<T>(p: Promise<T>): Promise<T> {
+    return p.then(
+      (value) => {
+        if (!this.healthy) {
+          this.healthy = true;
+          this.logger.info('greylist store healthy again');
+        }
+        return value;
+      },
+      (err: unknown) => {
+        // INVALID is the caller's mistake and CLOSED is shutdown (isHealthy checks that itself);
+        // CORRUPT records inside transactions are handled as absent,
+        // so a CORRUPT reaching here comes from LMDB itself (a damaged file) and is a store failure.
+        if (err instanceof StoreError && err.code !== StoreErrorCode.INVALID && err.code !== StoreErrorCode.CLOSED) {
+          if (this.healthy) this.logger.error({ code: err.code, err: err.message }, 'greylist store failure: failing open until it recovers');
+          this.healthy = false;
+        }
+        throw err;
+      },
+    );
+  }
+}
+
+function entryCount(db: { getStats(): unknown }): number {
+  const n = (db.getStats() as { entryCount?: unknown }).entryCount;
+  return typeof n === 'number' ? n : 0;
+}
+
+function byteCompare(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+}
+
+function lastSeqIn(env: LmdbEnv): number {
+  let last: unknown;
+  for (const k of env.replog.getKeys({ reverse: true, limit: 1 })) last = k;
+  return typeof last === 'number' ? last : 0;
+}

@@ -1,0 +1,203 @@
+// Tests for the LMDB environment: opening (directories, node id, schema version, bad files), the
+// write boundary (rollback, caller errors, closed environment) and lmdb error translation.
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { StoreError } from '../../src/util/errors.js';
+import { createSilentLogger } from '../../src/util/logger.js';
+import { CallerError, LmdbEnv, translateLmdbError } from '../../src/store/lmdb-env.js';
+import { encodeMetaValue } from '../../src/store/record-codec.js';
+
+const s = suite('store/lmdb-env');
+const logger = createSilentLogger();
+const dirs: string[] = [];
+const envs: LmdbEnv[] = [];
+
+function tempDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'mxsentry-env-'));
+  dirs.push(d);
+  return d;
+}
+
+async function openEnv(dataDir: string, mapSizeBytes?: number): Promise<LmdbEnv> {
+  const env = await LmdbEnv.open({ dataDir, logger, mapSizeBytes });
+  envs.push(env);
+  return env;
+}
+
+async function rejectsWith(p: Promise<unknown>, code: string): Promise<StoreError> {
+  try {
+    await p;
+  } catch (err) {
+    assert.instance(err, StoreError, String(err));
+    assert.is((err as StoreError).code, code);
+    return err as StoreError;
+  }
+  assert.unreachable(`expected ${code}`);
+  throw new Error('unreachable');
+}
+
+s.after.each(async () => {
+  for (const e of envs.splice(0)) await e.close();
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+s('translateLmdbError maps lmdb and errno codes to stable StoreError codes', () => {
+  const withCode = (message: string, code: number | string): Error => Object.assign(new Error(message), { code });
+  const cases: Array<[unknown, string]> = [
+    [withCode('MDB_MAP_FULL: Environment mapsize limit reached', -30792), 'STORE_ERR_FULL'],
+    [withCode('No space left on device', 28), 'STORE_ERR_FULL'],
+    [withCode('MDB_CORRUPTED: Located page was wrong type', -30796), 'STORE_ERR_CORRUPT'],
+    [withCode('MDB_PANIC: Update of meta page failed or environment had fatal error', -30795), 'STORE_ERR_CORRUPT'],
+    [withCode('MDB_INVALID: File is not an LMDB file', -30793), 'STORE_ERR_CORRUPT'],
+    [new Error('The environment is already closed.'), 'STORE_ERR_CLOSED'],
+    [new Error('Can not renew a transaction from a closed database'), 'STORE_ERR_CLOSED'],
+    [new Error('Key is larger than maximum key size (1978)'), 'STORE_ERR_INVALID'],
+    [withCode('Input/output error', 5), 'STORE_ERR_IO'],
+    ['a string', 'STORE_ERR_IO'],
+  ];
+  for (const [input, code] of cases) {
+    const out = translateLmdbError(input, 'testing');
+    assert.instance(out, StoreError);
+    assert.is(out.code, code, String(input));
+    assert.is(out.cause, input);
+    assert.match(out.message, /^testing: /);
+  }
+  const own = new StoreError('STORE_ERR_FULL', 'x');
+  assert.is(translateLmdbError(own, 'testing'), own, 'StoreErrors pass through unchanged');
+});
+
+s('open creates <dataDir>/greylist (mkdir -p) and keeps the node id', async () => {
+  const dataDir = join(tempDir(), 'var', 'lib', 'mxsentry');
+  const env = await openEnv(dataDir);
+  assert.is(env.path, join(dataDir, 'greylist'));
+  assert.ok(existsSync(join(dataDir, 'greylist', 'data.mdb')));
+  const id = env.nodeId;
+  await env.close();
+  const again = await openEnv(dataDir);
+  assert.is(again.nodeId, id);
+});
+
+s('open refuses an environment written by a newer schema', async () => {
+  const dataDir = tempDir();
+  const env = await openEnv(dataDir);
+  await env.write('test: future schema', (tx) => tx.put(env.meta, 'schemaVersion', encodeMetaValue(99)), { grows: true });
+  await env.close();
+  const err = await rejectsWith(LmdbEnv.open({ dataDir, logger }), 'STORE_ERR_OPEN');
+  assert.match(err.message, 'schema version 99');
+});
+
+s('open reports a file that is not an LMDB environment as STORE_ERR_OPEN', async () => {
+  const dataDir = tempDir();
+  mkdirSync(join(dataDir, 'greylist'));
+  writeFileSync(join(dataDir, 'greylist', 'data.mdb'), Buffer.alloc(16384, 0x5a));
+  const err = await rejectsWith(LmdbEnv.open({ dataDir, logger }), 'STORE_ERR_OPEN');
+  assert.match(err.message, join(dataDir, 'greylist'));
+});
+
+s('open refuses truncated or damaged data files (which crash lmdb-js natively) with STORE_ERR_OPEN', async () => {
+  const dataDir = tempDir();
+  const env = await openEnv(dataDir);
+  await env.write('test', (tx) => tx.put(env.triplets, 'k', Buffer.from('v')), { grows: true });
+  await env.close();
+  const file = join(dataDir, 'greylist', 'data.mdb');
+  const good = readFileSync(file);
+  const pageSize = good.readUInt32LE(48);
+  const damagedSecondMeta = Buffer.from(good);
+  damagedSecondMeta.writeUInt32LE(0, pageSize + 24);
+  const variants: Array<[string, Buffer]> = [
+    ['100 bytes', good.subarray(0, 100)],
+    ['one page', good.subarray(0, pageSize)],
+    ['bad second meta', damagedSecondMeta],
+    ['wrong version', Buffer.concat([good.subarray(0, 28), Buffer.from([9, 0, 0, 0]), good.subarray(32)])],
+  ];
+  for (const [what, bytes] of variants) {
+    writeFileSync(file, bytes);
+    const err = await rejectsWith(LmdbEnv.open({ dataDir, logger }), 'STORE_ERR_OPEN');
+    assert.match(err.message, file, what);
+  }
+  writeFileSync(file, good);
+  const restored = await openEnv(dataDir);
+  assert.equal(restored.read('test', () => restored.triplets.get('k')), Buffer.from('v'));
+});
+
+s('open reports an unusable directory as STORE_ERR_OPEN with the path and reason', async () => {
+  const base = tempDir();
+  writeFileSync(join(base, 'plain-file'), 'x');
+  const err = await rejectsWith(LmdbEnv.open({ dataDir: join(base, 'plain-file'), logger }), 'STORE_ERR_OPEN');
+  assert.match(err.message, join(base, 'plain-file', 'greylist'));
+  assert.match(err.message, /ENOTDIR|EEXIST/);
+});
+
+s('write: a throwing callback rolls back everything it wrote; CallerError passes the original through', async () => {
+  const env = await openEnv(tempDir());
+  const original = new Error('decide failed');
+  try {
+    await env.write(
+      'test',
+      (tx) => {
+        tx.put(env.triplets, 'k', Buffer.from('v'));
+        tx.put(env.replog, 1, Buffer.from('v'));
+        throw new CallerError(original);
+      },
+      { grows: true },
+    );
+    assert.unreachable('should reject');
+  } catch (err) {
+    assert.is(err, original);
+  }
+  assert.is(env.read('test', () => env.triplets.get('k')), undefined);
+  assert.is(env.read('test', () => env.replog.get(1)), undefined);
+  const ok = await env.write('test', (tx) => {
+    tx.put(env.triplets, 'k', Buffer.from('v'));
+    return 'written';
+  }, { grows: true });
+  assert.is(ok, 'written');
+  assert.equal(env.read('test', () => env.triplets.get('k')), Buffer.from('v'));
+});
+
+s('usedBytes grows with data and shrinks when it is deleted', async () => {
+  const env = await openEnv(tempDir());
+  const empty = env.usedBytes();
+  await env.write('test', (tx) => {
+    for (let i = 0; i < 2000; i++) tx.put(env.triplets, `key-${i}`, Buffer.alloc(100, 1));
+  }, { grows: true });
+  const full = env.usedBytes();
+  assert.ok(full > empty + 100_000, `${full} > ${empty}`);
+  await env.write('test', (tx) => {
+    for (let i = 0; i < 2000; i++) tx.remove(env.triplets, `key-${i}`);
+  }, { grows: false });
+  assert.ok(env.usedBytes() < full / 4);
+  await env.flush();
+});
+
+s('a write over the size limit is rolled back with STORE_ERR_FULL', async () => {
+  const env = await openEnv(tempDir(), 64 * 1024);
+  await rejectsWith(
+    env.write('test', (tx) => {
+      for (let i = 0; i < 1000; i++) tx.put(env.triplets, `key-${i}`, Buffer.alloc(100, 1));
+    }, { grows: true }),
+    'STORE_ERR_FULL',
+  );
+  assert.is(env.read('test', () => env.triplets.get('key-0')), undefined);
+  assert.ok(env.usedBytes() <= 64 * 1024);
+});
+
+s('after close, writes and reads fail with STORE_ERR_CLOSED without touching lmdb', async () => {
+  const env = await openEnv(tempDir());
+  await env.close();
+  assert.ok(env.isClosed());
+  await rejectsWith(env.write('test', (tx) => tx.put(env.triplets, 'k', Buffer.from('v')), { grows: true }), 'STORE_ERR_CLOSED');
+  try {
+    env.read('test', () => env.triplets.get('k'));
+    assert.unreachable('should throw');
+  } catch (err) {
+    assert.is((err as StoreError).code, 'STORE_ERR_CLOSED');
+  }
+  await env.close();
+  await env.flush();
+});
+
+s.run();
