@@ -163,6 +163,20 @@ faults('all servers silent: SERVFAIL at the deadline, never silence', async () =
   assert.ok(took >= 500 && took < 2000, `took ${took} ms`);
 });
 
+faults('servers that only time out are asked again (outbound-msg-retry): a transient outage is survived', async () => {
+  hx = await startHarness({ flags: { 'client-deadline-ms': 4000, 'serve-expired': false } });
+  await hx.stack.resolver.resolve('example.com', 'NS'); // the cut is known; now both of its servers go silent
+  for (const a of ['127.53.2.1', '127.53.2.2']) await hx.h.server(a).setBehaviour('drop');
+  const recover = setTimeout(() => {
+    for (const a of ['127.53.2.1', '127.53.2.2']) void hx.h.server(a).setBehaviour('normal');
+  }, 300);
+  const r = await hx.stack.resolver.resolve('mail.example.com', 'A');
+  clearTimeout(recover);
+  assert.is(r.rcode, Rcode.NOERROR, `failure: ${r.failure ?? ''}`);
+  assert.equal(A(r), ['192.0.2.25']);
+  assert.ok(hx.counting.countForName('mail.example.com.', RRType.A) >= 3, 'asked again after the first round timed out');
+});
+
 faults('TC over UDP is retried over TCP', async () => {
   hx = await startHarness();
   await hx.h.server('127.53.2.1').setBehaviour('truncate-udp');

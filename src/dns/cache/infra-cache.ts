@@ -129,13 +129,17 @@ export class InfraCache {
   }
 
   /**
-   * Records a query that got no answer within its RTO: the RTO doubles (RFC 6298 s5.5), and after
+   * Records a query that got no answer within its RTO (`rtoUsedMs`: the RTO it was sent with, when
+   * known): the RTO doubles (RFC 6298 s5.5), and after
    * downAfterTimeouts consecutive timeouts the server is down until its next probe slot; each
    * failed probe doubles the probe interval up to probeMaxMs.
    */
-  recordTimeout(address: string): void {
+  recordTimeout(address: string, rtoUsedMs?: number): void {
     const now = this.clock.nowMs();
     const h = this.touch(address);
+    // Unbound's rtt_lost: back off only if the RTO is still the one the lost query was sent with,
+    // so a burst of concurrent queries timing out together doubles the RTO and counts once.
+    if (rtoUsedMs !== undefined && h.rtoMs > rtoUsedMs) return;
     h.rtoMs = clampRto(h.rtoMs * 2);
     h.timeouts++;
     if (h.timeouts < this.downAfter) return;

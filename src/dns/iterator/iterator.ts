@@ -64,6 +64,8 @@ const enum IterState {
 }
 
 const MAX_MINIMISE_COUNT = 10; // RFC 9156 s2.3
+/** Rounds over a zone's servers when they only time out (each round with the doubled RTO). */
+const MAX_SEND_ROUNDS = 3;
 const STALE_NEG_TTL_FLOOR_SEC = 0;
 
 export interface IteratorDeps {
@@ -299,13 +301,22 @@ export class Iterator {
   /** Asks the servers of one zone cut in SRTT order until one gives a non-lame answer; null when none does. */
   private async queryServers(cut: ZoneCut, name: Name, type: number, st: ResolutionState): Promise<Classified | null> {
     const tried = new Set<string>();
+    const timedOut = new Set<string>();
     let targetsResolved = false;
+    let round = 0;
     for (;;) {
       this.checkDeadline(st, name);
       let candidates = this.addressesFor(cut).filter((a) => !tried.has(a));
       if (candidates.length === 0 && !targetsResolved) {
         targetsResolved = true;
         await this.resolveNsTargets(cut, st);
+        candidates = this.addressesFor(cut).filter((a) => !tried.has(a));
+      }
+      if (candidates.length === 0 && timedOut.size > 0 && ++round < MAX_SEND_ROUNDS) {
+        // Unbound's outbound-msg-retry: servers that only timed out are asked again, with the
+        // backed-off RTO, while the deadline and the query budget last; lame ones are not.
+        for (const a of timedOut) tried.delete(a);
+        timedOut.clear();
         candidates = this.addressesFor(cut).filter((a) => !tried.has(a));
       }
       if (candidates.length === 0) return null;
@@ -322,7 +333,10 @@ export class Iterator {
         throw new ResolutionFailure('limit-queries', `more than ${this.config.limits.maxUpstreamQueries} upstream queries for one client query`);
       }
       const msg = await this.exchange(address, name, type, st);
-      if (!msg) continue;
+      if (!msg) {
+        timedOut.add(address);
+        continue;
+      }
       const c = classifyResponse(msg, name, type, cut.zone);
       if (c.scrubbed > 0) {
         this.stats.scrubbedRecords += c.scrubbed;
@@ -453,7 +467,8 @@ export class Iterator {
         }
         if (code === 'DNS_ERR_TIMEOUT' || code === 'DNS_ERR_NETWORK') {
           this.stats.upstreamTimeouts++;
-          infra.recordTimeout(address);
+          // A query cut short by the client deadline says nothing about the server.
+          if (code === 'DNS_ERR_NETWORK' || timeoutMs >= rto) infra.recordTimeout(address, rto);
           return null;
         }
         this.deps.logger.debug({ server: address, qname: name, err: describeError(err) }, 'upstream query failed');

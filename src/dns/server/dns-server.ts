@@ -146,6 +146,7 @@ export class DnsServer {
   private readonly packetCache: ServerPacketCache | null;
   private localZones: LocalZones;
   private allow: CidrSet;
+  private aclMemo: Map<string, boolean>;
   private readonly logger: Logger;
   private readonly clock: Clock;
   private readonly limits: DnsServerLimits;
@@ -173,6 +174,7 @@ export class DnsServer {
     this.packetCache = opts.packetCache;
     this.localZones = opts.localZones;
     this.allow = opts.allow;
+    this.aclMemo = new Map();
     this.logger = opts.logger;
     this.clock = opts.clock;
     this.limits = { ...DEFAULT_DNS_SERVER_LIMITS, ...opts.limits };
@@ -218,6 +220,19 @@ export class DnsServer {
   /** SIGHUP reload of the access list. */
   setAllow(allow: CidrSet): void {
     this.allow = allow;
+    this.aclMemo.clear();
+  }
+
+  /** ACL check memoised per client address: parsing the address text cost measurable time per packet. */
+  private isAllowed(client: string): boolean {
+    let ok = this.aclMemo.get(client);
+    if (ok === undefined) {
+      ok = this.allow.has(client);
+      // Bounded: a flood from many source addresses cannot grow it without limit.
+      if (this.aclMemo.size >= 4096) this.aclMemo.clear();
+      this.aclMemo.set(client, ok);
+    }
+    return ok;
   }
 
   /** Bound listeners with resolved ports, in listen order. */
@@ -596,7 +611,7 @@ export class DnsServer {
         this.counters.dropped++;
         return undefined;
       }
-      if (!this.allow.has(client)) {
+      if (!this.isAllowed(client)) {
         this.counters.refused++;
         this.sendError(raw, Rcode.REFUSED, send);
         return undefined;

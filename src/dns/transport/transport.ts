@@ -3,8 +3,8 @@
 // question. Called by the iterator (wrapped by CountingTransport in tests and the benchmark). It never
 // retries, never picks servers and never caches (the iterator's job), and never leaves a socket or timer behind.
 import dgram from 'node:dgram';
+import { secureRandomUint16 } from '../../util/random-pool.js';
 import net from 'node:net';
-import { randomInt } from 'node:crypto';
 import { systemClock, type Clock } from '../../util/clock.js';
 import { DnsError, describeError } from '../../util/errors.js';
 import { decodeMessage, encodeMessage, peekHeader } from '../wire/message.js';
@@ -91,6 +91,7 @@ export class NetTransport implements Transport {
   readonly stats: TransportStats;
   private readonly clock: Clock;
   private readonly portFor: ((address: string, port: number) => number) | undefined;
+  private readonly normalised = new Map<string, string>();
 
   constructor(opts: NetTransportOptions = {}) {
     this.clock = opts.clock ?? systemClock;
@@ -108,7 +109,7 @@ export class NetTransport implements Transport {
       if (opts.signal?.aborted) {
         throw new DnsError('DNS_ERR_ABORTED', `query to ${describePeer(peer)} aborted before sending`, { cause: opts.signal.reason });
       }
-      id = randomInt(0, 0x10000);
+      id = secureRandomUint16();
       // Throws the codec's DnsError for a name that cannot be encoded; nothing has been opened yet.
       query = buildQuery(id, question, opts.edns);
     } catch (err) {
@@ -134,8 +135,14 @@ export class NetTransport implements Transport {
     if (!Number.isInteger(port) || port < 1 || port > 65535) {
       throw new DnsError('DNS_ERR_BAD_ADDRESS', `upstream port ${port} for ${target.address} is out of range`);
     }
-    // Normalised once (e.g. "0:0::1" -> "::1") so it compares equal to what the kernel reports.
-    const address = new net.SocketAddress({ address: target.address, family: ipVersion === 6 ? 'ipv6' : 'ipv4' }).address;
+    // Normalised (e.g. "0:0::1" -> "::1") so it compares equal to what the kernel reports; memoised
+    // because the set of upstream addresses is small and this ran for every query.
+    let address = this.normalised.get(target.address);
+    if (address === undefined) {
+      address = new net.SocketAddress({ address: target.address, family: ipVersion === 6 ? 'ipv6' : 'ipv4' }).address;
+      if (this.normalised.size >= 10_000) this.normalised.clear();
+      this.normalised.set(target.address, address);
+    }
     return { address, port, family: ipVersion };
   }
 }
@@ -202,7 +209,9 @@ class Exchange {
       // kernel drop datagrams from any other address:port and report ICMP port/host unreachable as an
       // error (unconnected UDP sockets never see ICMP errors on Linux); Unbound does the same by default
       // (udp-connect: yes) against the ICMP side channel of SAD DNS (CVE-2020-25705).
-      const socket = dgram.createSocket(this.peer.family === 6 ? 'udp6' : 'udp4');
+      // The peer is an IP literal: skip the dns.lookup() that connect() would otherwise schedule.
+      const family = this.peer.family;
+      const socket = dgram.createSocket({ type: family === 6 ? 'udp6' : 'udp4', lookup: (host, _opts, cb) => cb(null, host, family) });
       this.cleanup = () => {
         socket.removeAllListeners('message');
         socket.removeAllListeners('connect');

@@ -2,7 +2,7 @@
 // arithmetic (parent, suffix, subdomain) the cache, iterator and server build on. Called by every
 // dns/ module. Must never produce two spellings of one wire name, nor one spelling for two wire
 // names (a label containing a dot is "\."), and must never trust a length or pointer it did not check.
-import { randomBytes } from 'node:crypto';
+import { secureRandomBytes } from '../../util/random-pool.js';
 import { DnsError } from '../../util/errors.js';
 import type { Name } from './types.js';
 
@@ -298,10 +298,10 @@ export function namesEqual(a: Name, b: Name): boolean {
 
 /**
  * DNS 0x20 (draft-vixie-dnsext-dns0x20): each ASCII letter gets a random case, one crypto random
- * bit per letter from a single randomBytes call. Escapes never contain letters, so they are kept.
+ * bit per letter from the pooled CSPRNG (util/random-pool.ts). Escapes never contain letters, so they are kept.
  */
 export function randomizeCase(name: Name): Name {
-  const bits = randomBytes((name.length >> 3) + 1);
+  const bits = secureRandomBytes((name.length >> 3) + 1);
   let out = '';
   for (let i = 0; i < name.length; i++) {
     let c = name.charCodeAt(i);

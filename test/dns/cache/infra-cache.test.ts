@@ -57,6 +57,18 @@ s('each timeout doubles the RTO up to the cap; an answer restores it', () => {
   assert.is(infra.rtoMs('unknown'), 752, 'an unmeasured server backs off from 376');
 });
 
+s('a burst of concurrent timeouts sent with the same RTO backs off once (Unbound rtt_lost)', () => {
+  const infra = new InfraCache({ clock: new ManualClock() });
+  infra.recordRtt('a', 10);
+  const rto = infra.rtoMs('a');
+  for (let i = 0; i < 100; i++) infra.recordTimeout('a', rto);
+  assert.is(infra.rtoMs('a'), rto * 2, 'doubled once');
+  assert.not.ok(infra.isBackedOff('a'), 'one burst does not make the server down');
+  infra.recordTimeout('a', rto * 2);
+  infra.recordTimeout('a', rto * 4);
+  assert.ok(infra.isBackedOff('a'), 'three sequential backoffs do');
+});
+
 s('down after 3 consecutive timeouts; one probe per growing interval; success recovers', () => {
   const clock = new ManualClock();
   const infra = new InfraCache({ clock, probeMinMs: 5000, probeMaxMs: 20_000 });
