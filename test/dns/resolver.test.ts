@@ -312,6 +312,33 @@ time('relaxed minimisation survives an rbldnsd-style NXDOMAIN for an empty non-t
   assert.equal(A(listed), ['127.0.0.2']);
 });
 
+time('prefetch: a name hit repeatedly near expiry is refreshed in the background', async () => {
+  hx = await startHarness({ clock });
+  await hx.stack.resolver.resolve('www.example.com', 'A');
+  clock.advanceSec(280); // 20 s of 300 left: under the 10 % prefetch threshold
+  hx.counting.reset();
+  const r1 = await hx.stack.resolver.resolve('www.example.com', 'A');
+  const r2 = await hx.stack.resolver.resolve('www.example.com', 'A');
+  assert.is(r1.source, 'cache');
+  assert.is(r2.ttlSec, 20, 'the client still gets the cached answer');
+  // The refresh runs in the background: poll (bounded) until the cache holds the new answer.
+  let refreshed = 0;
+  for (let i = 0; i < 100 && refreshed !== 300; i++) {
+    await new Promise((res) => setTimeout(res, 20));
+    refreshed = hx.stack.cache.getRRset('www.example.com.', RRType.A)?.ttlSec ?? 0;
+  }
+  assert.ok(hx.counting.countForName('www.example.com.', RRType.A) >= 1, 'a background refresh went upstream');
+  assert.is(refreshed, 300, 'the cache holds the refreshed answer');
+  assert.ok(hx.stack.resolver.stats.prefetches >= 1);
+});
+
+time('referral limit ends in SERVFAIL', async () => {
+  hx = await startHarness({ clock, flags: { 'max-referrals': 1 } });
+  const r = await hx.stack.resolver.resolve('www.example.com', 'A');
+  assert.is(r.rcode, Rcode.SERVFAIL);
+  assert.is(r.failure, 'limit-referrals');
+});
+
 time('CNAME loop ends in SERVFAIL', async () => {
   const spec = standardTree();
   spec.zones['example.com.']!.records.push('loop1 300 IN CNAME loop2', 'loop2 300 IN CNAME loop1');

@@ -1,0 +1,63 @@
+// `mxsentry lookup` as a user runs it: the built CLI resolving through the same resolver code
+// against the fake tree, printing the answer and where it came from, with scriptable exit codes.
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { MXSENTRY_BIN, removeTempDir, startSharedPortTree, writeTempFile, type SharedPortTree } from '../helpers/daemon.js';
+import { standardTree } from '../helpers/fake-hierarchy.js';
+
+const run = promisify(execFile);
+const s = suite('e2e: mxsentry lookup');
+let tree: SharedPortTree;
+let hints: { dir: string; file: string };
+
+s.before(async () => {
+  tree = await startSharedPortTree(standardTree());
+  hints = writeTempFile('root.hints', tree.rootHints);
+});
+s.after(async () => {
+  await tree.stop();
+  removeTempDir(hints.dir);
+});
+
+async function lookup(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const all = [MXSENTRY_BIN, 'lookup', ...args, '--root-hints', hints.file, '--query-loopback', '--upstream-port', String(tree.port), '--data-dir', `${hints.dir}/data`];
+  try {
+    const r = await run(process.execPath, all, { timeout: 15_000 });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+s('an A record: answer, source and exit 0', async () => {
+  const r = await lookup('www.example.com', 'A');
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stdout, /NOERROR, from recursion/);
+  assert.match(r.stdout, /www\.example\.com\.\s+300\s+IN\s+A\s+192\.0\.2\.1/);
+});
+
+s('MX through a CNAME-free zone, JSON output', async () => {
+  const r = await lookup('example.com', 'MX', '--json');
+  assert.is(r.code, 0, r.stderr);
+  const j = JSON.parse(r.stdout) as { rcode: string; records: Array<{ data: unknown }> };
+  assert.is(j.rcode, 'NOERROR');
+  assert.equal(j.records[0]?.data, { preference: 10, exchange: 'mail.example.com.' });
+});
+
+s('NXDOMAIN exits 1 and shows the SOA', async () => {
+  const r = await lookup('nope.example.com');
+  assert.is(r.code, 1);
+  assert.match(r.stdout, /NXDOMAIN/);
+  assert.match(r.stdout, /authority: example\.com\.\s+\d+\s+IN\s+SOA/);
+});
+
+s('a bad config value exits 2 naming the key', async () => {
+  const r = await lookup('www.example.com', '--cache-size', 'lots');
+  assert.is(r.code, 2);
+  assert.match(r.stderr, /cache-size/);
+});
+
+s.run();
