@@ -39,7 +39,9 @@ export interface GreylistUpdate {
 /**
  * The policy service's view of the store. Contract: `transact` reads both records, calls `decide`
  * synchronously, and writes what it returns (plus the replication log entries) in ONE LMDB
- * transaction; it resolves with decide's result. Any store failure (cannot open, map full, I/O
+ * transaction; it resolves with decide's result. `decide` must be pure: it may be called twice
+ * (once on a read snapshot, and again inside the write transaction when there is something to
+ * write), and an update that only moves last-seen forward by under a minute may not be written. Any store failure (cannot open, map full, I/O
  * error, corrupt record) rejects with a StoreError (STORE_ERR_*): the caller fails open. Writes
  * are durable at the next background sync, never fsync'd per decision.
  */

@@ -84,6 +84,22 @@ s.after.each(async () => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
+s('a decision that only refreshes last-seen by under a minute writes nothing; a larger move is written', async () => {
+  const store = await openStore(tempDir());
+  const node = store.getNodeId();
+  const triplet: TripletRecord = { firstSeenMs: T0, lastSeenMs: T0, passedAtMs: T0, passes: { [node]: 1 } };
+  await store.transact('t', 'c', () => ({ update: { triplet }, result: null }));
+  const before = await store.getLastSeq();
+  await store.transact('t', 'c', (t) => ({ update: { triplet: { ...t!, lastSeenMs: T0 + 30_000 } }, result: null }));
+  assert.is(await store.getLastSeq(), before, 'no log entry, no write');
+  assert.is((await store.read('t', 'c')).triplet?.lastSeenMs, T0);
+  await store.transact('t', 'c', (t) => ({ update: { triplet: { ...t!, lastSeenMs: T0 + 61_000 } }, result: null }));
+  assert.is((await store.read('t', 'c')).triplet?.lastSeenMs, T0 + 61_000);
+  await store.transact('t', 'c', (t) => ({ update: { triplet: { ...t!, lastSeenMs: T0 + 62_000, passes: { [node]: 2 } } }, result: null }));
+  assert.equal((await store.read('t', 'c')).triplet?.passes, { [node]: 2 }, 'any other change is written at once');
+  await store.close();
+});
+
 s('round trip: transact writes triplet and client, read and list return them, the log has both', async () => {
   const store = await openStore(tempDir());
   const node = store.getNodeId();
@@ -95,7 +111,8 @@ s('round trip: transact writes triplet and client, read and list return them, th
     return { update: { triplet, client }, result: 'pass' };
   });
   assert.is(result, 'pass');
-  assert.equal(seen, [undefined, undefined]);
+  // decide ran on the read snapshot, then again inside the write transaction (it must be pure).
+  assert.equal(seen, [undefined, undefined, undefined, undefined]);
   const got = await store.read('192.0.2/s@a.example/r@b.example', '192.0.2.7');
   assert.equal(got, { triplet, client });
   assert.equal(await store.listTriplets(), [{ key: '192.0.2/s@a.example/r@b.example', record: triplet }]);
