@@ -156,6 +156,8 @@ export class Resolver implements Recursor {
 
   /** Shared resolution with per-caller deadline and serve-stale. */
   private async run(qname: Name, qtype: number, deadlineMs: number, callerAllowsStale: boolean): Promise<Outcome> {
+    const cached = this.iterator.chainFromCache(qname, qtype);
+    if (cached) return { ...cached, source: 'cache' };
     const staleOk = callerAllowsStale && this.config.serveExpired && !this.config.noStaleZones.some((z) => isSubdomain(qname, z));
     const key = `${canonicalName(qname)}|${qtype}`;
     let shared = this.inflight.get(key);

@@ -88,8 +88,10 @@ s('CRLF line ends (hand tests with nc/telnet) are accepted', () => {
 s('a "__proto__" attribute is data, not a prototype change', () => {
   const parser = new PolicyRequestParser();
   const [req] = parser.push(Buffer.from('request=smtpd_access_policy\n__proto__=x\n\n'));
-  assert.is(Object.getPrototypeOf(req), Object.prototype);
+  // Requests are prototype-less objects: the attribute cannot have set a prototype.
+  assert.is(Object.getPrototypeOf(req), null);
   assert.is(Object.getOwnPropertyDescriptor(req, '__proto__')?.value, 'x');
+  assert.is((req as Record<string, string>)['request'], 'smtpd_access_policy');
 });
 
 s('a line without "=" makes that request malformed, and the next one is fine', () => {

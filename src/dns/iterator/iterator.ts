@@ -143,6 +143,28 @@ export class Iterator {
     throw new ResolutionFailure('limit-cname', `CNAME chain longer than ${this.config.limits.maxCnameChain} from ${qname}`);
   }
 
+  /**
+   * The whole chain from the cache alone, synchronously, or undefined when any link is missing.
+   * The resolver's fast path: a cached answer needs no promise, deadline timer or in-flight entry.
+   */
+  chainFromCache(qname: Name, qtype: number): IterResult | undefined {
+    const answers: ResourceRecord[] = [];
+    const seen = new Set<string>();
+    let name = qname;
+    for (let restarts = 0; restarts <= this.config.limits.maxCnameChain; restarts++) {
+      const key = canonicalName(name);
+      if (seen.has(key)) return undefined; // a loop: let the full resolution report it
+      seen.add(key);
+      const step = this.fromCache(name, qtype);
+      if (!step) return undefined;
+      answers.push(...step.records);
+      if (step.kind === 'answer') return { rcode: Rcode.NOERROR, answers, authorities: [] };
+      if (step.kind === 'negative') return { rcode: step.rcode, answers, authorities: step.soa ? [step.soa] : [] };
+      name = step.target;
+    }
+    return undefined;
+  }
+
   /** One link of a chain from the cache alone, or undefined on a miss. */
   private fromCache(name: Name, qtype: number): Step | undefined {
     const { cache } = this.deps;
