@@ -13,8 +13,23 @@ export interface Cidr {
   text: string;
 }
 
-/** Parses an IPv4 or IPv6 address into bytes; IPv4-mapped IPv6 becomes IPv4. Null when invalid. */
+const addressMemo = new Map<string, { family: 4 | 6; bytes: Uint8Array } | null>();
+
+/**
+ * Parses an IPv4 or IPv6 address into bytes; IPv4-mapped IPv6 becomes IPv4. Null when invalid.
+ * Memoised (bounded): the policy service parses the same client address several times per
+ * request. The result is shared: callers must not modify `bytes`.
+ */
 export function parseAddress(text: string): { family: 4 | 6; bytes: Uint8Array } | null {
+  const hit = addressMemo.get(text);
+  if (hit !== undefined) return hit;
+  const parsed = parseAddressUncached(text);
+  if (addressMemo.size >= 4096) addressMemo.clear();
+  addressMemo.set(text, parsed);
+  return parsed;
+}
+
+function parseAddressUncached(text: string): { family: 4 | 6; bytes: Uint8Array } | null {
   let t = text.trim();
   if (t.startsWith('[') && t.endsWith(']')) t = t.slice(1, -1);
   const zone = t.indexOf('%');
