@@ -22,10 +22,10 @@ import type { CidrSet } from '../../util/cidr.js';
 import type { Clock } from '../../util/clock.js';
 import { DnsError, describeError } from '../../util/errors.js';
 import type { Logger } from '../../util/logger.js';
-import { socketFamily } from '../../util/systemd.js';
 import { decodeMessage, encodeErrorResponse, encodeMessage, peekHeader, readQueryKey } from '../wire/message.js';
 import { rcodeToString } from '../wire/rdata.js';
 import { Opcode, RRClass, RRType, Rcode, type Message, type Question, type QueryKey, type ResourceRecord } from '../wire/types.js';
+import { adoptUdpFd, bindUdpSocket, closeUdp, fmtAddr, listenTcpServer } from './listen-sockets.js';
 import type { LocalAnswer, LocalZones } from './local-zones.js';
 
 /** The part of the packet cache the server uses (src/dns/cache/packet-cache.ts implements it). */
@@ -324,44 +324,12 @@ export class DnsServer {
     }
   }
 
-  private bindUdp(address: string, port: number, family: 4 | 6): Promise<UdpListener> {
-    const socket = dgram.createSocket({ type: family === 6 ? 'udp6' : 'udp4', ipv6Only: address === '::', lookup: literalLookup(family) });
-    return new Promise((resolve, reject) => {
-      const onError = (err: Error): void => {
-        socket.close();
-        reject(bindError(err, `${fmtAddr(address, port)}/udp`, port));
-      };
-      socket.once('error', onError);
-      socket.bind({ address, port, exclusive: true }, () => {
-        socket.off('error', onError);
-        resolve(this.attachUdp(socket));
-      });
-    });
+  private async bindUdp(address: string, port: number, family: 4 | 6): Promise<UdpListener> {
+    return this.attachUdp(await bindUdpSocket(address, port, family));
   }
 
-  private bindUdpFd(fd: number): Promise<UdpListener> {
-    // The dgram type must match the socket's family or replies fail with EINVAL (see socketFamily).
-    const family = socketFamily(fd, 'udp');
-    if (family === null) {
-      return Promise.reject(new DnsError('DNS_ERR_BIND', `inherited fd ${fd} is not a UDP socket of this process (check the socket unit's ListenDatagram= and FileDescriptorName=)`));
-    }
-    const socket = dgram.createSocket({ type: family === 6 ? 'udp6' : 'udp4', lookup: literalLookup(family) });
-    return new Promise((resolve, reject) => {
-      const onError = (err: Error): void => {
-        socket.close();
-        reject(bindError(err, `fd ${fd}/udp`, 0));
-      };
-      socket.once('error', onError);
-      try {
-        socket.bind({ fd }, () => {
-          socket.off('error', onError);
-          resolve(this.attachUdp(socket));
-        });
-      } catch (err) {
-        socket.off('error', onError);
-        reject(new DnsError('DNS_ERR_BIND', `cannot adopt inherited fd ${fd} as a UDP socket: ${describeError(err)}`, { cause: err }));
-      }
-    });
+  private async bindUdpFd(fd: number): Promise<UdpListener> {
+    return this.attachUdp(await adoptUdpFd(fd));
   }
 
   private attachUdp(socket: dgram.Socket): UdpListener {
@@ -371,25 +339,10 @@ export class DnsServer {
     return listener;
   }
 
-  private listenTcp(opts: net.ListenOptions | { fd: number }, what: string): Promise<TcpListener> {
-    const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (s) => this.onConnection(s));
-    return new Promise((resolve, reject) => {
-      const onError = (err: Error): void => {
-        server.close();
-        reject(bindError(err, what, 'port' in opts ? (opts.port ?? 0) : 0));
-      };
-      server.once('error', onError);
-      try {
-        server.listen(opts, () => {
-          server.off('error', onError);
-          server.on('error', (err) => this.logLimited('tcp-server', 'warn', { err: describeError(err) }, 'DNS TCP listener error'));
-          resolve({ kind: 'tcp', server });
-        });
-      } catch (err) {
-        server.off('error', onError);
-        reject(new DnsError('DNS_ERR_BIND', `cannot listen on ${what}: ${describeError(err)}`, { cause: err }));
-      }
-    });
+  private async listenTcp(opts: net.ListenOptions | { fd: number }, what: string): Promise<TcpListener> {
+    const server = await listenTcpServer(opts, what, (s) => this.onConnection(s));
+    server.on('error', (err) => this.logLimited('tcp-server', 'warn', { err: describeError(err) }, 'DNS TCP listener error'));
+    return { kind: 'tcp', server };
   }
 
   private async closeListeners(): Promise<void> {
@@ -777,61 +730,7 @@ function qnameOfKey(key: QueryKey): string {
 }
 
 /** UDP answer size: the client's EDNS size clamped to 512..1232, or 512 without EDNS (RFC 1035 s4.2.1). */
-/**
- * Replies go to the client's IP literal from rinfo: skip the dns.lookup() round dgram.send()
- * would otherwise schedule for every datagram (measurable on the cache-hit path).
- */
-function literalLookup(family: 4 | 6): (host: string, opts: unknown, cb: (err: Error | null, address: string, family: number) => void) => void {
-  return (host, _opts, cb) => cb(null, host, family);
-}
-
 function udpLimit(ednsUdpSize: number | null): number {
   if (ednsUdpSize === null) return PLAIN_UDP_SIZE;
   return Math.min(EDNS_UDP_SIZE, Math.max(PLAIN_UDP_SIZE, ednsUdpSize));
-}
-
-function fmtAddr(address: string, port: number): string {
-  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
-}
-
-function closeUdp(socket: dgram.Socket): Promise<void> {
-  return new Promise((resolve) => {
-    try {
-      socket.close(() => resolve());
-    } catch (err) {
-      // ERR_SOCKET_DGRAM_NOT_RUNNING: already closed, which is the goal.
-      if ((err as NodeJS.ErrnoException).code !== 'ERR_SOCKET_DGRAM_NOT_RUNNING') throw err;
-      resolve();
-    }
-  });
-}
-
-/**
- * Maps a bind/listen errno to an error that tells the admin what to do.
- * @param what the endpoint as the admin wrote it, e.g. "127.0.0.1:53/udp".
- */
-export function bindError(err: Error, what: string, port: number): DnsError {
-  const code = (err as NodeJS.ErrnoException).code;
-  if ((code === 'EACCES' || code === 'EPERM') && port > 0 && port < 1024) {
-    return new DnsError(
-      'DNS_ERR_BIND_PRIVILEGE',
-      `cannot listen on ${what}: ports below 1024 need privilege. Run as root, use the systemd unit ` +
-        `(it grants CAP_NET_BIND_SERVICE), grant the capability to node with ` +
-        `setcap cap_net_bind_service=+ep "$(readlink -f "$(command -v node)")", or choose another --dns-listen port`,
-      { cause: err },
-    );
-  }
-  if (code === 'EADDRINUSE') {
-    return new DnsError(
-      'DNS_ERR_BIND_IN_USE',
-      `cannot listen on ${what}: the address is in use. Another DNS server holds it ` +
-        `(on port 53 often systemd-resolved's stub listener, unbound, dnsmasq or bind; see \`ss -lunp 'sport = :${port}'\`); ` +
-        `stop it (for systemd-resolved: DNSStubListener=no) or choose another --dns-listen address`,
-      { cause: err },
-    );
-  }
-  if (code === 'EADDRNOTAVAIL') {
-    return new DnsError('DNS_ERR_BIND_ADDRESS', `cannot listen on ${what}: the address is not configured on this host`, { cause: err });
-  }
-  return new DnsError('DNS_ERR_BIND', `cannot listen on ${what}: ${describeError(err)}`, { cause: err });
 }

@@ -1,0 +1,124 @@
+// Socket plumbing of the DNS server: creating, binding and adopting (systemd) UDP and TCP
+// listeners, and turning bind errors into messages that tell the admin what to do. Called only by
+// dns-server.ts; it knows nothing of DNS messages.
+import dgram from 'node:dgram';
+import net from 'node:net';
+import { DnsError, describeError } from '../../util/errors.js';
+import { socketFamily } from '../../util/systemd.js';
+
+/** Binds a UDP socket on address:port (exclusively, so a second daemon cannot share the port). */
+export function bindUdpSocket(address: string, port: number, family: 4 | 6): Promise<dgram.Socket> {
+  const socket = dgram.createSocket({ type: family === 6 ? 'udp6' : 'udp4', ipv6Only: address === '::', lookup: literalLookup(family) });
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => {
+      socket.close();
+      reject(bindError(err, `${fmtAddr(address, port)}/udp`, port));
+    };
+    socket.once('error', onError);
+    socket.bind({ address, port, exclusive: true }, () => {
+      socket.off('error', onError);
+      resolve(socket);
+    });
+  });
+}
+
+/** Adopts a UDP socket passed by systemd (LISTEN_FDS). */
+export function adoptUdpFd(fd: number): Promise<dgram.Socket> {
+  // The dgram type must match the socket's family or replies fail with EINVAL (see socketFamily).
+  const family = socketFamily(fd, 'udp');
+  if (family === null) {
+    return Promise.reject(new DnsError('DNS_ERR_BIND', `inherited fd ${fd} is not a UDP socket of this process (check the socket unit's ListenDatagram= and FileDescriptorName=)`));
+  }
+  const socket = dgram.createSocket({ type: family === 6 ? 'udp6' : 'udp4', lookup: literalLookup(family) });
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => {
+      socket.close();
+      reject(bindError(err, `fd ${fd}/udp`, 0));
+    };
+    socket.once('error', onError);
+    try {
+      socket.bind({ fd }, () => {
+        socket.off('error', onError);
+        resolve(socket);
+      });
+    } catch (err) {
+      socket.off('error', onError);
+      reject(new DnsError('DNS_ERR_BIND', `cannot adopt inherited fd ${fd} as a UDP socket: ${describeError(err)}`, { cause: err }));
+    }
+  });
+}
+
+/** Listens for TCP on an address or an inherited fd; `what` names it in errors. */
+export function listenTcpServer(opts: net.ListenOptions | { fd: number }, what: string, onConnection: (s: net.Socket) => void): Promise<net.Server> {
+  const server = net.createServer({ allowHalfOpen: true, noDelay: true }, onConnection);
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => {
+      server.close();
+      reject(bindError(err, what, 'port' in opts ? (opts.port ?? 0) : 0));
+    };
+    server.once('error', onError);
+    try {
+      server.listen(opts, () => {
+        server.off('error', onError);
+        resolve(server);
+      });
+    } catch (err) {
+      server.off('error', onError);
+      reject(new DnsError('DNS_ERR_BIND', `cannot listen on ${what}: ${describeError(err)}`, { cause: err }));
+    }
+  });
+}
+
+/**
+ * Replies go to the client's IP literal from rinfo: skip the dns.lookup() round dgram.send()
+ * would otherwise schedule for every datagram (measurable on the cache-hit path).
+ */
+function literalLookup(family: 4 | 6): (host: string, opts: unknown, cb: (err: Error | null, address: string, family: number) => void) => void {
+  return (host, _opts, cb) => cb(null, host, family);
+}
+
+export function fmtAddr(address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+export function closeUdp(socket: dgram.Socket): Promise<void> {
+  return new Promise((resolve) => {
+    try {
+      socket.close(() => resolve());
+    } catch (err) {
+      // ERR_SOCKET_DGRAM_NOT_RUNNING: already closed, which is the goal.
+      if ((err as NodeJS.ErrnoException).code !== 'ERR_SOCKET_DGRAM_NOT_RUNNING') throw err;
+      resolve();
+    }
+  });
+}
+
+/**
+ * Maps a bind/listen errno to an error that tells the admin what to do.
+ * @param what the endpoint as the admin wrote it, e.g. "127.0.0.1:53/udp".
+ */
+export function bindError(err: Error, what: string, port: number): DnsError {
+  const code = (err as NodeJS.ErrnoException).code;
+  if ((code === 'EACCES' || code === 'EPERM') && port > 0 && port < 1024) {
+    return new DnsError(
+      'DNS_ERR_BIND_PRIVILEGE',
+      `cannot listen on ${what}: ports below 1024 need privilege. Run as root, use the systemd unit ` +
+        `(it grants CAP_NET_BIND_SERVICE), grant the capability to node with ` +
+        `setcap cap_net_bind_service=+ep "$(readlink -f "$(command -v node)")", or choose another --dns-listen port`,
+      { cause: err },
+    );
+  }
+  if (code === 'EADDRINUSE') {
+    return new DnsError(
+      'DNS_ERR_BIND_IN_USE',
+      `cannot listen on ${what}: the address is in use. Another DNS server holds it ` +
+        `(on port 53 often systemd-resolved's stub listener, unbound, dnsmasq or bind; see \`ss -lunp 'sport = :${port}'\`); ` +
+        `stop it (for systemd-resolved: DNSStubListener=no) or choose another --dns-listen address`,
+      { cause: err },
+    );
+  }
+  if (code === 'EADDRNOTAVAIL') {
+    return new DnsError('DNS_ERR_BIND_ADDRESS', `cannot listen on ${what}: the address is not configured on this host`, { cause: err });
+  }
+  return new DnsError('DNS_ERR_BIND', `cannot listen on ${what}: ${describeError(err)}`, { cause: err });
+}
