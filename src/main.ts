@@ -1,8 +1,10 @@
 // Process wiring: config -> store -> dns -> policy -> replication; signals (SIGHUP reload,
 // SIGTERM drain). The CLI (src/cli/) calls these builders; nothing below this file knows
 // about processes, signals or flags.
-import { readFileSync } from 'node:fs';
-import type { ConfigValues, Endpoint } from './config/load.js';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ConfigValues, Endpoint, LoadResult } from './config/load.js';
+import { startOperations, type Operations } from './control/operations.js';
 import { InfraCache } from './dns/cache/infra-cache.js';
 import { PacketCache } from './dns/cache/packet-cache.js';
 import { RRsetCache } from './dns/cache/rrset-cache.js';
@@ -13,13 +15,21 @@ import { DnsServer } from './dns/server/dns-server.js';
 import { LocalZones } from './dns/server/local-zones.js';
 import { NetTransport, type Transport } from './dns/transport/transport.js';
 import { parseZoneText } from './dns/wire/zone-text.js';
+import { RttObservingTransport } from './metrics/rtt-transport.js';
 import type { Name, ResourceRecord } from './dns/wire/types.js';
 import { CidrSet } from './util/cidr.js';
 import type { Clock } from './util/clock.js';
 import { DnsError, describeError } from './util/errors.js';
 import { moduleLogger, type Logger } from './util/logger.js';
-import { zonesFile } from './util/paths.js';
-import { existsSync } from 'node:fs';
+import { packageRoot, zonesFile } from './util/paths.js';
+import { listenFds } from './util/systemd.js';
+import { parseDnsListSpec } from './policy/dns-list-spec.js';
+import { DEFAULT_GREYLIST_CONFIG } from './policy/greylist.js';
+import { createPolicyService, type PolicyService, type PolicySettings } from './policy/policy-service.js';
+import { PolicyServer } from './policy/server.js';
+import { ResilientGreylistStore } from './store/resilient-greylist-store.js';
+import { Replicator } from './store/replication/replicator.js';
+import { replicationSettingsOf } from './store/replication/replication-settings.js';
 
 /** Everything the DNS side is made of; shared by `serve`, `lookup` and tests. */
 export interface DnsStack {
@@ -52,7 +62,8 @@ export function loadRootHints(path: string): ResourceRecord[] {
   return parseZoneText(text, { origin: '.', file: path });
 }
 
-function iteratorConfig(v: ConfigValues, listZones: Name[]): IteratorConfig {
+/** Iterator settings from validated config values (also applied on reload). */
+export function iteratorConfig(v: ConfigValues, listZones: Name[]): IteratorConfig {
   return {
     queryLoopback: v['query-loopback'] as boolean,
     doIp4: v['do-ip4'] as boolean,
@@ -71,7 +82,8 @@ function iteratorConfig(v: ConfigValues, listZones: Name[]): IteratorConfig {
   };
 }
 
-function resolverConfig(v: ConfigValues, listZones: Name[]): ResolverConfig {
+/** Resolver settings from validated config values (also applied on reload). */
+export function resolverConfig(v: ConfigValues, listZones: Name[]): ResolverConfig {
   return {
     clientDeadlineMs: v['client-deadline-ms'] as number,
     maxConcurrentResolutions: v['max-concurrent-queries'] as number,
@@ -83,6 +95,15 @@ function resolverConfig(v: ConfigValues, listZones: Name[]): ResolverConfig {
     prefetchFraction: 0.1,
     prefetchPerSec: v['prefetch-rate'] as number,
   };
+}
+
+/** Built-in local zones minus `no-default-zone`, plus the admin's local-zones file (also on reload). */
+export function createLocalZones(v: ConfigValues): LocalZones {
+  const localZones = new LocalZones({ defaults: true });
+  for (const zone of v['no-default-zone'] as Name[]) localZones.disable(zone);
+  const localFile = (v['local-zones-file'] as string) || zonesFile('local-zones.conf');
+  if ((v['local-zones-file'] as string) || existsSync(localFile)) localZones.loadFile(localFile);
+  return localZones;
 }
 
 /** Builds the resolver and its caches from validated config values. */
@@ -107,24 +128,79 @@ export function createDnsStack(v: ConfigValues, logger: Logger, clock: Clock, ex
     onNearExpiry: (q) => resolver.prefetch(q),
     logger: moduleLogger(logger, 'dns.packet-cache'),
   });
-  const localZones = new LocalZones({ defaults: true });
-  for (const zone of v['no-default-zone'] as Name[]) localZones.disable(zone);
-  const localFile = (v['local-zones-file'] as string) || zonesFile('local-zones.conf');
-  if ((v['local-zones-file'] as string) || existsSync(localFile)) localZones.loadFile(localFile);
+  const localZones = createLocalZones(v);
   return { cache, infra, packetCache, transport, iterator, resolver, localZones };
+}
+
+/** Policy settings from validated config values. */
+export function policySettings(v: ConfigValues): PolicySettings {
+  return {
+    budgetMs: v['policy-budget-ms'] as number,
+    heloMustResolve: v['helo-must-resolve'] as boolean,
+    recipientFiles: v['recipients-file'] as string[],
+    recipientDelimiter: v['recipient-delimiter'] as string,
+    knownNetworks: v['known-network'] as string[],
+    knownNetworkFiles: v['known-networks-file'] as string[],
+    dnswlTrusted: v['dnswl-trusted'] as string[],
+    dnsbl: v['dnsbl'] as string[],
+    dnsblThreshold: v['dnsbl-threshold'] as number,
+    dnswl: v['dnswl'] as string[],
+    dnsListBudgetMs: v['dns-list-budget-ms'] as number,
+    greylist: v['greylist'] as boolean,
+    greylistConfig: {
+      ...DEFAULT_GREYLIST_CONFIG,
+      delaySec: v['delay'] as number,
+      retryWindowSec: v['retry-window'] as number,
+      maxAgeSec: v['max-age'] as number,
+      autoWhitelistClients: v['auto-whitelist-clients'] as number,
+      lookupByHost: v['lookup-by-host'] as boolean,
+    },
+    whitelistClientFiles: v['whitelist-clients'] as string[],
+    whitelistRecipientFiles: v['whitelist-recipients'] as string[],
+    xGreylistHeader: v['x-greylist-header'] as boolean,
+  };
+}
+
+/** The DNS zones of every configured DNSBL/DNSWL: no QNAME minimisation and no serve-stale below them. */
+export function listZonesOf(v: ConfigValues): Name[] {
+  const specs = [...(v['dnswl-trusted'] as string[]), ...(v['dnsbl'] as string[]), ...(v['dnswl'] as string[])];
+  return [...new Set(specs.map((t) => `${parseDnsListSpec(t).zone}.`))];
+}
+
+/** mxsentry's version, from package.json. */
+export function version(): string {
+  return (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
 }
 
 /** A running daemon: its parts and how to stop it. */
 export interface Daemon {
   dns: DnsStack;
   dnsServer: DnsServer;
+  policy: PolicyService;
+  policyServer: PolicyServer;
+  store: ResilientGreylistStore;
+  /** Control socket, metrics endpoint, stats snapshot and configuration reload (SIGHUP). */
+  operations: Operations;
   /** Graceful stop: stop accepting, finish in-flight work, flush, close. */
   stop(): Promise<void>;
 }
 
-/** Starts every listener of the daemon from validated config values. */
-export async function startDaemon(v: ConfigValues, logger: Logger, clock: Clock, extras: DnsStackExtras = {}): Promise<Daemon> {
-  const dns = createDnsStack(v, logger, clock, extras);
+/** Process-level options of startDaemon. */
+export interface DaemonOptions {
+  /** Re-reads the configuration (file + start flags) on reload; default: the start values again. */
+  loadConfig?: () => LoadResult;
+}
+
+/** Starts every part of the daemon from validated config values (resolver, store, policy service). */
+export async function startDaemon(v: ConfigValues, logger: Logger, clock: Clock, extras: DnsStackExtras = {}, options: DaemonOptions = {}): Promise<Daemon> {
+  const listZones = extras.listZones ?? listZonesOf(v);
+  // Replication settings first: a bad key or peer line is a start-up error before anything listens.
+  const replicationSettings = replicationSettingsOf(v);
+  // Every upstream answer's RTT feeds the metrics histogram on its way to the iterator.
+  const baseTransport = extras.transport ?? new NetTransport({ clock });
+  const rttTransport = new RttObservingTransport(baseTransport);
+  const dns = createDnsStack(v, logger, clock, { ...extras, listZones, transport: rttTransport });
+  const inherited = listenFds();
   const dnsServer = new DnsServer({
     recursor: dns.resolver,
     packetCache: dns.packetCache,
@@ -138,19 +214,132 @@ export async function startDaemon(v: ConfigValues, logger: Logger, clock: Clock,
       maxConcurrentQueries: v['max-concurrent-queries'] as number,
     },
   });
-  await dnsServer.listen((v['dns-listen'] as Endpoint[]).map((e) => ({ address: e.address, port: e.port })));
-  logger.info({ dns: dnsServer.addresses() }, 'mxsentry started');
+  // systemd socket activation: sockets named dns-udp / dns-tcp / policy replace the configured addresses.
+  const dnsFds = inherited.filter((f) => f.name === 'dns-udp' || f.name === 'dns-tcp');
+  await dnsServer.listen(
+    dnsFds.length > 0
+      ? dnsFds.map((f) => ({ fd: f.fd, kind: f.name === 'dns-udp' ? ('udp' as const) : ('tcp' as const) }))
+      : (v['dns-listen'] as Endpoint[]).map((e) => ({ address: e.address, port: e.port })),
+  );
+
+  const greylistSettings = policySettings(v);
+  const replicator = new Replicator({
+    settings: replicationSettings,
+    clock,
+    logger: moduleLogger(logger, 'replication'),
+    maxAgeMs: greylistSettings.greylistConfig.maxAgeSec * 1000,
+    statusFile: join(v['data-dir'] as string, 'replication-status.json'),
+  });
+  const store = ResilientGreylistStore.start({
+    dataDir: v['data-dir'] as string,
+    clock,
+    logger: moduleLogger(logger, 'store'),
+    mapSizeBytes: v['store-map-size'] as number,
+    onOpen: (s) => {
+      s.startExpiry(EXPIRY_INTERVAL_MS, greylistSettings.greylistConfig.maxAgeSec * 1000);
+      replicator.attach(s);
+    },
+  });
+  let policy: PolicyService;
+  let policyServer: PolicyServer;
+  let selfTests: { stop(): void } | null = null;
+  const policyDeps = {
+    resolve: dns.resolver.resolve,
+    store,
+    clock,
+    logger,
+    nodeId: () => store.current()?.getNodeId() ?? 'unopened',
+    version: version(),
+  };
+  try {
+    policy = await createPolicyService(greylistSettings, policyDeps);
+    policyServer = new PolicyServer((req) => policy.pipeline.decide(req), moduleLogger(logger, 'policy.server'), {
+      maxConnections: v['policy-max-connections'] as number,
+    });
+    const policyFds = inherited.filter((f) => f.name === 'policy');
+    await policyServer.listen(policyFds.length > 0 ? policyFds.map((f) => ({ fd: f.fd })) : (v['policy-listen'] as Endpoint[]).map((e) => ({ host: e.address, port: e.port })));
+    await replicator.listen();
+    const interval = v['dns-list-selftest-interval'] as number;
+    if (interval > 0 && policy.dnsLists.listsOf('trusted').length + policy.dnsLists.listsOf('block').length + policy.dnsLists.listsOf('allow').length > 0) {
+      selfTests = policy.dnsLists.startSelfTests(interval * 1000);
+    }
+  } catch (err) {
+    await replicator.stop();
+    await dnsServer.close();
+    await store.close();
+    throw err;
+  }
+  let operations: Operations;
+  try {
+    operations = await startOperations({
+      values: v,
+      logger,
+      clock,
+      version: version(),
+      dns,
+      rttTransport,
+      transportStats: baseTransport instanceof NetTransport ? baseTransport.stats : null,
+      dnsServer,
+      policyServer,
+      getPolicy: () => policy,
+      installPolicy: (next, nv) => {
+        selfTests?.stop();
+        policy = next; // the PolicyServer's decide() reads this variable on every request
+        const every = nv['dns-list-selftest-interval'] as number;
+        const lists = (['trusted', 'block', 'allow'] as const).reduce((n, t) => n + next.dnsLists.listsOf(t).length, 0);
+        selfTests = every > 0 && lists > 0 ? next.dnsLists.startSelfTests(every * 1000) : null;
+      },
+      setLocalZones: (z) => {
+        dns.localZones = z;
+      },
+      store,
+      expiryIntervalMs: EXPIRY_INTERVAL_MS,
+      builders: {
+        listZonesOf,
+        iteratorConfig,
+        resolverConfig,
+        createLocalZones,
+        createPolicy: (nv) => createPolicyService(policySettings(nv), policyDeps),
+      },
+      ...(options.loadConfig ? { loadConfig: options.loadConfig } : {}),
+    });
+  } catch (err) {
+    selfTests?.stop();
+    await policyServer.close();
+    await dnsServer.close();
+    await replicator.stop();
+    await store.close();
+    throw err;
+  }
+  if (replicationSettings) operations.setReplicationStatus(() => replicator.status());
+  logger.info({ dns: dnsServer.addresses(), policy: v['policy-listen'], control: operations.controlPath, metrics: operations.metricsAddress, version: version() }, 'mxsentry started');
   return {
     dns,
     dnsServer,
+    get policy() {
+      return policy;
+    },
+    policyServer,
+    store,
+    operations,
     async stop() {
+      // The control socket and metrics endpoint go first: no reload may start during the drain.
+      await operations.close();
+      selfTests?.stop();
+      // Drain first: Postfix gets its answers, then DNS stops, then the store is flushed and closed.
+      await policyServer.close();
       await dnsServer.close();
+      // Replication stops before the store closes: merges in progress finish, cursors are saved.
+      await replicator.stop();
+      await store.close();
     },
   };
 }
 
+const EXPIRY_INTERVAL_MS = 3_600_000;
+
 /** Process entry: bin/mxsentry imports this file and calls main(). */
 export async function main(argv: string[] = process.argv): Promise<void> {
   const { runCli } = await import('./cli/cli.js');
-  await runCli(argv, { createDnsStack, startDaemon });
+  await runCli(argv, { createDnsStack, startDaemon, policySettings, listZonesOf, version });
 }

@@ -2,14 +2,21 @@
 // wiring functions from src/main.ts through CliDeps, so cli/ never imports main.ts.
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import type { createDnsStack, startDaemon } from '../main.js';
+import type { createDnsStack, listZonesOf, policySettings, startDaemon, version } from '../main.js';
+import { configCommand } from './config-command.js';
+import { cacheCommand, reloadCommand, statsCommand } from './control-cli.js';
 import { lookupCommand } from './lookup-command.js';
+import { checkCommand, greylistCommand, rblCommand } from './policy-commands.js';
+import { peerCommand, replicationCommand } from './replication-commands.js';
 import { serveCommand } from './serve-command.js';
 
 /** What the commands need from the process wiring. */
 export interface CliDeps {
   createDnsStack: typeof createDnsStack;
   startDaemon: typeof startDaemon;
+  policySettings: typeof policySettings;
+  listZonesOf: typeof listZonesOf;
+  version: typeof version;
 }
 
 /** Parses argv and runs the chosen command. */
@@ -19,11 +26,28 @@ export async function runCli(argv: string[], deps: CliDeps): Promise<void> {
     .parserConfiguration({ 'boolean-negation': false, 'camel-case-expansion': false })
     .command(serveCommand(deps))
     .command(lookupCommand(deps))
+    .command(checkCommand(deps))
+    .command(rblCommand(deps))
+    .command(greylistCommand())
+    .command(peerCommand())
+    .command(replicationCommand())
+    .command(cacheCommand())
+    .command(statsCommand())
+    .command(reloadCommand())
+    .command(configCommand())
     .demandCommand(1, 'Name a command; see --help')
     .strict()
+    // Usage errors (unknown flag, missing argument) exit 2, as config errors do; scripts tell them
+    // from "the command ran and failed" (1). Errors thrown by a handler go on to bin/mxsentry.
+    .fail((msg, err, y) => {
+      if (err) throw err;
+      y.showHelp();
+      process.stderr.write(`\n${msg}\n`);
+      process.exit(2);
+    })
     .help()
     .alias('h', 'help')
-    .version()
+    .version(deps.version())
     .wrap(Math.min(120, process.stdout.columns || 100))
     .parseAsync();
 }

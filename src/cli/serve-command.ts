@@ -9,6 +9,7 @@ import { MxError, describeError, type ConfigError } from '../util/errors.js';
 import { createRootLogger, type LogLevel } from '../util/logger.js';
 import type { CliDeps } from './cli.js';
 import { addConfigFlags, collectConfigFlags } from './config-flags.js';
+import { sdNotify, startWatchdog } from '../control/sd-notify.js';
 
 interface ServeArgs {
   config?: string;
@@ -23,10 +24,11 @@ export function printConfigErrors(errors: ConfigError[]): void {
 export function serveCommand(deps: CliDeps): CommandModule<object, ServeArgs> {
   return {
     command: 'serve',
-    describe: 'Run the daemon: recursive DNS resolver (and, when configured, the policy service)',
+    describe: 'Run the daemon: recursive DNS resolver, Postfix policy service and greylisting',
     builder: (y: Argv) => addConfigFlags(y) as unknown as Argv<ServeArgs>,
     handler: async (argv: ArgumentsCamelCase<ServeArgs>) => {
-      const loaded = loadConfig({ ...(argv.config ? { file: argv.config } : {}), flags: collectConfigFlags(argv as Record<string, unknown>) });
+      const configInput = { ...(argv.config ? { file: argv.config } : {}), flags: collectConfigFlags(argv as Record<string, unknown>) };
+      const loaded = loadConfig(configInput);
       if (loaded.errors.length > 0) {
         printConfigErrors(loaded.errors);
         process.exit(2);
@@ -41,7 +43,8 @@ export function serveCommand(deps: CliDeps): CommandModule<object, ServeArgs> {
       }
       let daemon: Awaited<ReturnType<CliDeps['startDaemon']>>;
       try {
-        daemon = await deps.startDaemon(v, logger, systemClock);
+        // A reload re-reads the same file with the same flags on top (flags keep overriding it).
+        daemon = await deps.startDaemon(v, logger, systemClock, {}, { loadConfig: () => loadConfig(configInput) });
       } catch (err) {
         const text = err instanceof MxError ? err.message : describeError(err);
         process.stderr.write(`mxsentry: ${text}\n`);
@@ -49,10 +52,14 @@ export function serveCommand(deps: CliDeps): CommandModule<object, ServeArgs> {
         logger.flush();
         process.exit(1);
       }
+      void sdNotify(['READY=1', 'STATUS=answering DNS and policy requests'], { logger });
+      const watchdog = startWatchdog({ logger });
       let stopping = false;
       const stop = (signal: string): void => {
         if (stopping) return;
         stopping = true;
+        watchdog?.stop();
+        void sdNotify(['STOPPING=1'], { logger });
         logger.info({ signal }, 'stopping');
         daemon
           .stop()
@@ -67,7 +74,12 @@ export function serveCommand(deps: CliDeps): CommandModule<object, ServeArgs> {
       };
       process.on('SIGTERM', () => stop('SIGTERM'));
       process.on('SIGINT', () => stop('SIGINT'));
-      process.on('SIGHUP', () => logger.info('SIGHUP received; configuration reload arrives with the operations work (issue 5)'));
+      process.on('SIGHUP', () => {
+        if (stopping) return;
+        logger.info({ signal: 'SIGHUP' }, 'reloading configuration');
+        // reload() logs every problem of a rejected file and the keys applied or needing a restart.
+        daemon.operations.reload().catch((err: unknown) => logger.error({ err: describeError(err) }, 'reload rejected; the running configuration is kept'));
+      });
     },
   };
 }

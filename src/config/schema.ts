@@ -17,7 +17,7 @@ export interface KeyDef {
   choices?: readonly string[];
   /** For 'duration': the unit of a bare number ('s' or 'd', as postgrey's flags); the value is kept in seconds. */
   unit?: 's' | 'd';
-  group: 'general' | 'dns' | 'limits' | 'policy' | 'lists' | 'greylist';
+  group: 'general' | 'dns' | 'limits' | 'policy' | 'lists' | 'greylist' | 'replication';
   description: string;
 }
 
@@ -25,6 +25,9 @@ export interface KeyDef {
 export const SCHEMA: readonly KeyDef[] = [
   { key: 'data-dir', kind: 'path', default: './data', group: 'general', description: 'Folder for the LMDB greylist store and other state.' },
   { key: 'log-level', kind: 'enum', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info', group: 'general', description: 'Log level of the JSON log on stdout.' },
+  { key: 'control-socket', kind: 'path', default: '', group: 'general', description: 'Unix socket of the local control channel used by `mxsentry cache|stats|...` (mode 0660, owner and group of the daemon); empty: <data-dir>/control.sock.' },
+  { key: 'metrics-listen', kind: 'endpoint', default: '', group: 'general', description: 'Address:port of the Prometheus text endpoint (GET /metrics), e.g. 127.0.0.1:9153; empty: off.' },
+  { key: 'metrics-allow', kind: 'cidr', list: true, default: ['127.0.0.0/8', '::1/128'], group: 'general', description: 'Networks allowed to read the metrics endpoint; everyone else gets 403. Repeatable.' },
 
   { key: 'dns-listen', kind: 'endpoint', list: true, default: ['127.0.0.1:53', '[::1]:53'], group: 'dns', description: 'Address:port for DNS over UDP and TCP (IPv6 as [::1]:53). Repeatable.' },
   { key: 'allow', kind: 'cidr', list: true, default: ['127.0.0.0/8', '::1/128'], group: 'dns', description: 'Networks allowed to query (recursion); everyone else gets REFUSED. Repeatable.' },
@@ -86,6 +89,15 @@ export const SCHEMA: readonly KeyDef[] = [
   { key: 'whitelist-recipients', kind: 'path', list: true, default: [], group: 'greylist', description: 'postgrey whitelist_recipients files (user@domain, @domain, postmaster@, /regex/). Repeatable.' },
   { key: 'x-greylist-header', kind: 'bool', default: true, group: 'greylist', description: 'Add "X-Greylist: delayed N seconds by mxsentry" to the first accepted retry (off: --no-x-greylist-header).' },
   { key: 'store-map-size', kind: 'size', min: 1 << 20, default: 1024 ** 3, group: 'greylist', description: 'Largest size of the LMDB greylist store.' },
+
+  { key: 'node-name', kind: 'string', default: '', group: 'replication', description: 'This node\'s name in the cluster: its identity towards peers and the NAME in their peer lines (empty: the host name).' },
+  { key: 'replication-listen', kind: 'endpoint', default: '', group: 'replication', description: 'Address:port where peers connect to push their greylist changes (TLS-PSK); empty: no listener.' },
+  { key: 'peer', kind: 'string', list: true, default: [], group: 'replication', description: 'A peer MX node as NAME=HOST:PORT (its node-name and replication-listen); list every other node on every node. Repeatable.' },
+  { key: 'replication-key', kind: 'string', default: '', group: 'replication', description: 'Cluster key shared by all nodes (64 hex digits from "mxsentry peer keygen"); peers holding another key are refused.' },
+  { key: 'replication-key-file', kind: 'path', default: '', group: 'replication', description: 'File holding the cluster key instead of replication-key (mode 0600).' },
+  { key: 'replication-digest-interval', kind: 'duration', unit: 's', min: 1, max: 86400, default: 3600, group: 'replication', description: 'How often each link compares per-bucket digests and repairs what the log no longer holds (also once after each connect); seconds, or with m/h suffix. A round reads every record: about 20 us each.' },
+  { key: 'replication-timeout', kind: 'duration', unit: 's', min: 1, max: 600, default: 15, group: 'replication', description: 'A peer link silent this long is closed and redialled (pings at a third of it); seconds.' },
+  { key: 'replication-log-max', kind: 'int', min: 1000, max: 1_000_000_000, default: 1_000_000, group: 'replication', description: 'Log entries kept for a peer that is down; beyond it the oldest are dropped and the digest repair fills the peer.' },
 ];
 
 const BY_KEY = new Map(SCHEMA.map((d) => [d.key, d]));

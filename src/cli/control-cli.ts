@@ -1,0 +1,259 @@
+// `mxsentry cache flush|dump`, `mxsentry stats` and `mxsentry reload`: commands that act on the
+// RUNNING daemon through its control socket (src/control/). They never open the store or the caches
+// themselves. Exit codes (README "Exit codes"): 0 done, 1 the daemon reported a failure, 2 bad usage
+// or config, 3 the daemon is not running, 4 permission denied on the socket.
+import { existsSync } from 'node:fs';
+import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { loadConfig } from '../config/load.js';
+import { sendControlRequest } from '../control/control-client.js';
+import { ControlError } from '../control/control-error.js';
+import type { DumpResult, FlushResult } from '../control/control-commands.js';
+import { controlSocketPath } from '../control/operations.js';
+import type { ReloadReport } from '../control/reload.js';
+import type { HistogramSnapshot } from '../metrics/histogram.js';
+import type { StatsSnapshot } from '../metrics/stats-snapshot.js';
+import { describeError } from '../util/errors.js';
+import { printConfigErrors } from './serve-command.js';
+
+/** Exit codes scripts can rely on. */
+export const EXIT_OK = 0;
+export const EXIT_FAILED = 1;
+export const EXIT_USAGE = 2;
+export const EXIT_NOT_RUNNING = 3;
+export const EXIT_PERMISSION = 4;
+
+/** Where the systemd unit puts the socket (RuntimeDirectory=mxsentry). */
+export const SYSTEMD_CONTROL_SOCKET = '/run/mxsentry/control.sock';
+/** The configuration file the packaged unit reads. */
+export const DEFAULT_CONFIG_FILE = '/etc/mxsentry/mxsentry.conf';
+
+interface SocketArgs {
+  'control-socket'?: string;
+  config?: string;
+  json?: boolean;
+}
+
+function socketOptions<T>(y: Argv<T>): Argv<T & SocketArgs> {
+  return y
+    .option('control-socket', { type: 'string', requiresArg: true, describe: `Control socket of the running daemon [default: from --config, else ${SYSTEMD_CONTROL_SOCKET} when present, else from ${DEFAULT_CONFIG_FILE}, else ./data/control.sock]` })
+    .option('config', { type: 'string', requiresArg: true, describe: 'Configuration file of the running daemon (its control-socket or data-dir)' }) as Argv<T & SocketArgs>;
+}
+
+/**
+ * The socket to talk to: --control-socket; else the one of --config; else the systemd unit's;
+ * else the one of /etc/mxsentry/mxsentry.conf; else the default config's. Null after printing
+ * config errors (exit code 2 set).
+ */
+export function resolveControlSocket(argv: SocketArgs): string | null {
+  if (argv['control-socket']) return argv['control-socket'];
+  const fromFile = (file: string): string | null => {
+    const loaded = loadConfig({ file });
+    if (loaded.errors.length > 0) {
+      printConfigErrors(loaded.errors);
+      process.exitCode = EXIT_USAGE;
+      return null;
+    }
+    return controlSocketPath(loaded.values);
+  };
+  if (argv.config) return fromFile(argv.config);
+  if (existsSync(SYSTEMD_CONTROL_SOCKET)) return SYSTEMD_CONTROL_SOCKET;
+  if (existsSync(DEFAULT_CONFIG_FILE)) return fromFile(DEFAULT_CONFIG_FILE);
+  return controlSocketPath(loadConfig({}).values);
+}
+
+/** Sends one request; on failure prints the message and sets the exit code. */
+async function call(argv: SocketArgs, request: { command: string; [k: string]: unknown }): Promise<unknown> {
+  const path = resolveControlSocket(argv);
+  if (path === null) return undefined;
+  try {
+    return await sendControlRequest(path, request);
+  } catch (err) {
+    process.stderr.write(`mxsentry: ${err instanceof ControlError ? err.message : describeError(err)}\n`);
+    process.exitCode = exitCodeOf(err);
+    return undefined;
+  }
+}
+
+/** Exit code for a failed control request. */
+export function exitCodeOf(err: unknown): number {
+  if (!(err instanceof ControlError)) return EXIT_FAILED;
+  if (err.code === 'CONTROL_ERR_NOT_RUNNING') return EXIT_NOT_RUNNING;
+  if (err.code === 'CONTROL_ERR_PERMISSION') return EXIT_PERMISSION;
+  if (err.code === 'CONTROL_ERR_BAD_REQUEST') return EXIT_USAGE;
+  return EXIT_FAILED;
+}
+
+interface FlushArgs extends SocketArgs {
+  name?: string;
+  zone?: string;
+  infra?: boolean;
+}
+
+/** `mxsentry cache flush [NAME] [--zone ZONE] [--infra]` and `mxsentry cache dump`. */
+export function cacheCommand(): CommandModule<object, SocketArgs> {
+  return {
+    command: 'cache <command>',
+    describe: 'Flush or dump the running daemon\'s DNS cache (through the control socket)',
+    builder: (y: Argv) =>
+      y
+        .command({
+          command: 'flush [name]',
+          describe: 'Remove a name (all types), a whole zone, the upstream server data, or everything',
+          builder: (yy: Argv) =>
+            socketOptions(
+              yy
+                .positional('name', { type: 'string', describe: 'Remove every cached record and answer owned by exactly this name' })
+                .option('zone', { type: 'string', requiresArg: true, describe: 'Remove everything at or below this zone' })
+                .option('infra', { type: 'boolean', describe: 'Forget upstream server RTTs, EDNS status and lameness' })
+                .option('json', { type: 'boolean', describe: 'Print the result as JSON' })
+                .conflicts('zone', ['name', 'infra'])
+                .conflicts('infra', 'name')
+                .example('$0 cache flush', 'Empty the RRset and packet caches')
+                .example('$0 cache flush www.example.com', 'Forget one name')
+                .example('$0 cache flush --zone zen.spamhaus.org', 'Forget every DNSBL answer of a list'),
+            ) as unknown as Argv<FlushArgs>,
+          handler: async (argv: ArgumentsCamelCase<FlushArgs>) => {
+            const r = (await call(argv, {
+              command: 'cache-flush',
+              ...(argv.name ? { name: argv.name } : {}),
+              ...(argv.zone ? { zone: argv.zone } : {}),
+              ...(argv.infra ? { infra: true } : {}),
+            })) as FlushResult | undefined;
+            if (r === undefined) return;
+            if (argv.json) process.stdout.write(`${JSON.stringify(r)}\n`);
+            else process.stdout.write(`${describeFlush(r)}\n`);
+          },
+        })
+        .command({
+          command: 'dump',
+          describe: 'Print the cache in zone-file format (RRsets, negative answers, upstream server data)',
+          builder: (yy: Argv) => socketOptions(yy) as unknown as Argv<SocketArgs>,
+          handler: async (argv: ArgumentsCamelCase<SocketArgs>) => {
+            const r = (await call(argv, { command: 'cache-dump' })) as DumpResult | undefined;
+            if (r === undefined) return;
+            await writeLines(r.lines);
+          },
+        })
+        .demandCommand(1, 'Name a cache command: flush or dump; see --help') as unknown as Argv<SocketArgs>,
+    handler: () => undefined,
+  };
+}
+
+/** Writes many lines with backpressure (a dump can be large; `| head` closes the pipe early). */
+async function writeLines(lines: string[]): Promise<void> {
+  const CHUNK = 1000;
+  for (let i = 0; i < lines.length; i += CHUNK) {
+    const text = `${lines.slice(i, i + CHUNK).join('\n')}\n`;
+    if (!process.stdout.write(text)) await new Promise<void>((done) => process.stdout.once('drain', done));
+  }
+}
+
+function describeFlush(r: FlushResult): string {
+  switch (r.scope) {
+    case 'infra':
+      return `flushed upstream server data (${r.hosts ?? 0} servers)`;
+    case 'all':
+      return `flushed the whole cache (${r.rrsets ?? 0} entries, ${r.packets ?? 0} answers)`;
+    default:
+      return `flushed ${r.scope} ${r.target ?? ''} (${r.rrsets ?? 0} entries, ${r.packets ?? 0} answers)`;
+  }
+}
+
+/** `mxsentry stats [--json]`. */
+export function statsCommand(): CommandModule<object, SocketArgs> {
+  return {
+    command: 'stats',
+    describe: 'Print the running daemon\'s counters: DNS, caches, upstream, policy, lists, greylist, replication',
+    builder: (y: Argv) => socketOptions(y.option('json', { type: 'boolean', describe: 'Print the full snapshot as JSON' })) as unknown as Argv<SocketArgs>,
+    handler: async (argv: ArgumentsCamelCase<SocketArgs>) => {
+      const s = (await call(argv, { command: 'stats' })) as StatsSnapshot | undefined;
+      if (s === undefined) return;
+      process.stdout.write(argv.json ? `${JSON.stringify(s, null, 2)}\n` : formatStats(s));
+    },
+  };
+}
+
+/** `mxsentry reload`: the same as SIGHUP, but reports the outcome. */
+export function reloadCommand(): CommandModule<object, SocketArgs> {
+  return {
+    command: 'reload',
+    describe: 'Re-read the configuration file of the running daemon (like SIGHUP); exit 1 if it is rejected',
+    builder: (y: Argv) => socketOptions(y.option('json', { type: 'boolean', describe: 'Print the result as JSON' })) as unknown as Argv<SocketArgs>,
+    handler: async (argv: ArgumentsCamelCase<SocketArgs>) => {
+      const r = (await call(argv, { command: 'reload' })) as ReloadReport | undefined;
+      if (r === undefined) return;
+      if (argv.json) {
+        process.stdout.write(`${JSON.stringify(r)}\n`);
+        return;
+      }
+      process.stdout.write(`reloaded ${r.file ?? '(no file: flags and defaults)'}; changed: ${r.applied.join(', ') || 'nothing'}\n`);
+      if (r.restartNeeded.length > 0) process.stdout.write(`needs a restart to take effect: ${r.restartNeeded.join(', ')}\n`);
+    },
+  };
+}
+
+function pct(x: number): string {
+  return `${(x * 100).toFixed(1)} %`;
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+function duration(sec: number): string {
+  const d = Math.floor(sec / 86400);
+  const h = Math.floor((sec % 86400) / 3600);
+  const m = Math.floor((sec % 3600) / 60);
+  return d > 0 ? `${d}d ${h}h ${m}m` : h > 0 ? `${h}h ${m}m` : `${m}m ${sec % 60}s`;
+}
+
+function pairs(rec: Record<string, number>): string {
+  const e = Object.entries(rec).filter(([, n]) => n > 0);
+  return e.length > 0 ? e.map(([k, n]) => `${k} ${n}`).join(', ') : 'none';
+}
+
+/** Approximate quantile from bucket counts: the upper bound of the bucket holding it. */
+export function histogramQuantile(h: HistogramSnapshot, q: number): string {
+  if (h.count === 0) return '-';
+  const rank = q * h.count;
+  let seen = 0;
+  for (let i = 0; i < h.counts.length; i++) {
+    seen += h.counts[i] ?? 0;
+    if (seen >= rank) return i < h.bucketsSec.length ? `<= ${h.bucketsSec[i]! * 1000} ms` : `> ${h.bucketsSec[h.bucketsSec.length - 1]! * 1000} ms`;
+  }
+  return '-';
+}
+
+/** The human form of `stats`. */
+export function formatStats(s: StatsSnapshot): string {
+  const d = s.dns;
+  const q = d.server.queries;
+  const out = [
+    `mxsentry ${s.version}, up ${duration(s.uptimeSec)}`,
+    `DNS        ${q.udp + q.tcp} queries (udp ${q.udp}, tcp ${q.tcp}); refused ${d.server.refused}, formerr ${d.server.formerr}, overloaded ${d.server.overloaded}`,
+    `           answers by source: ${pairs(d.server.sources as unknown as Record<string, number>)}`,
+    `           rcodes: ${pairs(d.server.rcodes)}`,
+    `           SERVFAIL causes: ${pairs(d.resolver.failures)}`,
+    `Cache      RRsets ${d.cache.entries} entries, ${mib(d.cache.bytes)} of ${mib(d.cache.maxBytes)}, hit ratio ${pct(d.cache.hitRatio)}, stale served ${d.resolver.staleServed}`,
+    `           packets ${d.packetCache.entries} answers, ${mib(d.packetCache.bytes)} of ${mib(d.packetCache.maxBytes)}, hit ratio ${pct(d.packetCache.hitRatio)}`,
+    `Upstream   ${d.iterator.upstreamQueries} queries, ${d.iterator.upstreamTimeouts} timeouts, ${d.iterator.tcpRetries} TCP retries, ${d.infra.hosts} servers known`,
+  ];
+  if (d.upstreamRtt) {
+    out.push(`           RTT udp median ${histogramQuantile(d.upstreamRtt.udp, 0.5)}, p90 ${histogramQuantile(d.upstreamRtt.udp, 0.9)} (${d.upstreamRtt.udp.count} answers); tcp ${d.upstreamRtt.tcp.count} answers`);
+  }
+  const p = s.policy;
+  out.push(`Policy     ${p.pipeline.decisions} decisions, ${p.server.requests} requests, ${p.server.connectionsOpen} connections open, budget exceeded ${p.pipeline.budgetExceeded}, check errors ${p.pipeline.checkErrors}`);
+  for (const c of p.pipeline.byStep) out.push(`           step ${String(c.step).padStart(2)} ${c.stepName.padEnd(16)} ${c.verdict.padEnd(16)} ${c.count}`);
+  for (const l of p.dnsLists) out.push(`List       ${l.list} (${l.tier}): ${l.queries} queries, ${l.listed} listed, ${l.errors} errors, ${l.timeouts} timeouts`);
+  if (p.greylist) out.push(`Greylist   ${pairs(p.greylist as unknown as Record<string, number>)}`);
+  const c = s.store.counts;
+  out.push(c
+    ? `Store      ${s.store.healthy ? 'healthy' : 'NOT HEALTHY'}; ${c.triplets} triplets, ${c.clients} whitelisted clients, ${mib(c.usedBytes)} of ${mib(c.limitBytes)}`
+    : `Store      ${s.store.healthy ? 'healthy' : 'NOT HEALTHY'}${s.store.error ? `: ${s.store.error}` : ''}`);
+  if (!s.replication.configured) out.push('Replication not configured');
+  else if (s.replication.peers.length === 0) out.push('Replication configured, no peer reported');
+  for (const r of s.replication.peers) {
+    out.push(`Peer       ${r.peer}: ${r.connected === undefined ? '' : r.connected ? 'connected, ' : 'DISCONNECTED, '}lag ${r.lagRecords ?? '?'} changes${r.lagSec !== undefined ? `, ${r.lagSec} s` : ''}`);
+  }
+  return `${out.join('\n')}\n`;
+}

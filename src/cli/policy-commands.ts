@@ -1,0 +1,220 @@
+// `mxsentry check`, `mxsentry rbl` and `mxsentry greylist ...`: the admin's tools for "why was this
+// mail rejected?". They run the same pipeline, resolver and store code as the daemon, in-process;
+// `check` never writes to the greylist store. LMDB allows this next to a running daemon.
+import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { loadConfig, type ConfigValues } from '../config/load.js';
+import { createPolicyService } from '../policy/policy-service.js';
+import { clientKey } from '../policy/greylist.js';
+import { LmdbGreylistStore } from '../store/lmdb-greylist-store.js';
+import { totalPasses } from '../store/greylist-types.js';
+import { systemClock } from '../util/clock.js';
+import { describeError } from '../util/errors.js';
+import { createRootLogger, type LogLevel, type Logger } from '../util/logger.js';
+import type { CliDeps } from './cli.js';
+import { addConfigFlags, collectConfigFlags } from './config-flags.js';
+import { printConfigErrors } from './serve-command.js';
+
+function loadOrExit(argv: Record<string, unknown>): ConfigValues | null {
+  const loaded = loadConfig({ ...(typeof argv.config === 'string' ? { file: argv.config } : {}), flags: collectConfigFlags(argv) });
+  if (loaded.errors.length > 0) {
+    printConfigErrors(loaded.errors);
+    process.exitCode = 2;
+    return null;
+  }
+  return loaded.values;
+}
+
+function cliLogger(): Logger {
+  return createRootLogger((process.env.MXSENTRY_LOG_LEVEL as LogLevel | undefined) ?? 'warn', process.stderr);
+}
+
+async function openStore(v: ConfigValues, logger: Logger): Promise<LmdbGreylistStore> {
+  return LmdbGreylistStore.open({ dataDir: v['data-dir'] as string, clock: systemClock, logger, mapSizeBytes: v['store-map-size'] as number });
+}
+
+interface CheckArgs {
+  'client-address': string;
+  helo: string;
+  sender: string;
+  recipient: string;
+  'client-name'?: string;
+  'sasl-username'?: string;
+  json?: boolean;
+}
+
+export function checkCommand(deps: CliDeps): CommandModule<object, CheckArgs> {
+  return {
+    command: 'check',
+    describe: 'Run the policy pipeline for one envelope and print the decision, the step and the reason (writes nothing)',
+    builder: (y: Argv) =>
+      addConfigFlags(
+        y
+          .option('client-address', { type: 'string', demandOption: true, describe: 'SMTP client IP address' })
+          .option('helo', { type: 'string', default: '', describe: 'HELO/EHLO name ("" = none given)' })
+          .option('sender', { type: 'string', default: '', describe: 'MAIL FROM address ("" = null sender)' })
+          .option('recipient', { type: 'string', demandOption: true, describe: 'RCPT TO address' })
+          .option('client-name', { type: 'string', describe: 'Reverse DNS name of the client (for whitelists)' })
+          .option('sasl-username', { type: 'string', describe: 'SASL login name, if authenticated' })
+          .option('json', { type: 'boolean', describe: 'Print JSON' }),
+      ) as unknown as Argv<CheckArgs>,
+    handler: async (argv: ArgumentsCamelCase<CheckArgs>) => {
+      const v = loadOrExit(argv as Record<string, unknown>);
+      if (!v) return;
+      const logger = cliLogger();
+      const dns = deps.createDnsStack(v, logger, systemClock, { listZones: deps.listZonesOf(v) });
+      let store: LmdbGreylistStore | null = null;
+      try {
+        store = await openStore(v, logger);
+      } catch (err) {
+        process.stderr.write(`mxsentry: greylist store not readable (${describeError(err)}); the greylist step will fail open\n`);
+      }
+      const failing = { transact: () => Promise.reject(new Error('store unavailable')), read: () => Promise.reject(new Error('store unavailable')), isHealthy: () => false };
+      const policy = await createPolicyService(deps.policySettings(v), {
+        resolve: dns.resolver.resolve,
+        store: store ?? failing,
+        clock: systemClock,
+        logger,
+        nodeId: store?.getNodeId() ?? 'cli',
+        version: deps.version(),
+      });
+      const request: Record<string, string> = {
+        request: 'smtpd_access_policy',
+        protocol_state: 'RCPT',
+        protocol_name: 'ESMTP',
+        client_address: argv['client-address'],
+        client_name: argv['client-name'] ?? 'unknown',
+        reverse_client_name: argv['client-name'] ?? 'unknown',
+        helo_name: argv.helo,
+        sender: argv.sender,
+        recipient: argv.recipient,
+        sasl_username: argv['sasl-username'] ?? '',
+        instance: 'mxsentry-check',
+      };
+      const d = await policy.pipeline.decide(request, { record: false });
+      await store?.close();
+      if (argv.json) process.stdout.write(`${JSON.stringify(d, null, 2)}\n`);
+      else process.stdout.write(`action=${d.action}\nstep: ${d.step} (${d.stepName})\nreason: ${d.reason}\ntime: ${d.elapsedMs} ms\n`);
+      // Exit codes: 0 accepted (DUNNO/OK/PREPEND), 1 rejected, 3 deferred.
+      process.exitCode = /^(REJECT|5\d\d)/i.test(d.action) ? 1 : /^(DEFER|4\d\d)/i.test(d.action) ? 3 : 0;
+    },
+  };
+}
+
+interface RblArgs {
+  ip: string;
+  json?: boolean;
+}
+
+export function rblCommand(deps: CliDeps): CommandModule<object, RblArgs> {
+  return {
+    command: 'rbl <ip>',
+    describe: 'Look an address up in every configured DNSWL/DNSBL: raw answers, TXT reason and verdict per list',
+    builder: (y: Argv) =>
+      addConfigFlags(y.positional('ip', { type: 'string', demandOption: true }).option('json', { type: 'boolean' })) as unknown as Argv<RblArgs>,
+    handler: async (argv: ArgumentsCamelCase<RblArgs>) => {
+      const v = loadOrExit(argv as Record<string, unknown>);
+      if (!v) return;
+      const logger = cliLogger();
+      const dns = deps.createDnsStack(v, logger, systemClock, { listZones: deps.listZonesOf(v) });
+      const failing = { transact: () => Promise.reject(new Error('unused')), read: () => Promise.reject(new Error('unused')), isHealthy: () => false };
+      const policy = await createPolicyService({ ...deps.policySettings(v), greylist: false }, { resolve: dns.resolver.resolve, store: failing, clock: systemClock, logger, nodeId: 'cli', version: deps.version() });
+      const results = await policy.dnsLists.lookupAll(argv.ip);
+      if (results.length === 0) process.stderr.write('mxsentry: no DNSBL/DNSWL configured (dnsbl, dnswl-trusted, dnswl)\n');
+      if (argv.json) {
+        process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
+      } else {
+        for (const r of results) {
+          process.stdout.write(`${r.tier.padEnd(8)} ${r.list.name}\n  query:   ${r.queryName}\n  answers: ${r.addresses.join(' ') || '-'}${r.errors.length ? `\n  errors:  ${r.errors.join('; ')}` : ''}\n  txt:     ${r.txt ?? '-'}\n  verdict: ${r.verdict} (${r.detail})\n`);
+        }
+      }
+      process.exitCode = results.some((r) => r.tier === 'block' && r.verdict === 'listed') ? 1 : 0;
+    },
+  };
+}
+
+interface GreylistArgs {
+  action: string;
+  target?: string;
+  prefix?: string;
+  limit?: number;
+  json?: boolean;
+}
+
+export function greylistCommand(): CommandModule<object, GreylistArgs> {
+  return {
+    command: 'greylist <action> [target]',
+    describe: 'Greylist store: list [--prefix P], clients, stats, purge (older than max-age), whitelist <ip>, delete <triplet-key>',
+    builder: (y: Argv) =>
+      addConfigFlags(
+        y
+          .positional('action', { type: 'string', choices: ['list', 'clients', 'stats', 'purge', 'whitelist', 'delete'], demandOption: true })
+          .positional('target', { type: 'string', describe: 'IP for whitelist, key for delete' })
+          .option('prefix', { type: 'string', describe: 'Only keys starting with this (list, clients)' })
+          .option('limit', { type: 'number', default: 100, describe: 'At most this many rows (list, clients)' })
+          .option('json', { type: 'boolean' }),
+      ) as unknown as Argv<GreylistArgs>,
+    handler: async (argv: ArgumentsCamelCase<GreylistArgs>) => {
+      const v = loadOrExit(argv as Record<string, unknown>);
+      if (!v) return;
+      const logger = cliLogger();
+      let store: LmdbGreylistStore;
+      try {
+        store = await openStore(v, logger);
+      } catch (err) {
+        process.stderr.write(`mxsentry: cannot open the greylist store under ${String(v['data-dir'])}: ${describeError(err)}\n`);
+        process.exitCode = 1;
+        return;
+      }
+      const out = (x: unknown, text: string): void => {
+        process.stdout.write(argv.json ? `${JSON.stringify(x, null, 2)}\n` : text);
+      };
+      try {
+        const listOpts = { ...(argv.prefix ? { prefix: argv.prefix } : {}), limit: argv.limit ?? 100 };
+        switch (argv.action) {
+          case 'list': {
+            const rows = await store.listTriplets(listOpts);
+            out(rows, rows.map((r) => `${r.key}\tfirst ${iso(r.record.firstSeenMs)}\tlast ${iso(r.record.lastSeenMs)}\t${r.record.passedAtMs ? `passed ${iso(r.record.passedAtMs)}` : 'waiting'}\n`).join(''));
+            break;
+          }
+          case 'clients': {
+            const rows = await store.listClients(listOpts);
+            out(rows, rows.map((r) => `${r.key}\tpasses ${totalPasses(r.record.passes)}\tlast ${iso(r.record.lastSeenMs)}\n`).join(''));
+            break;
+          }
+          case 'stats': {
+            const c = await store.count();
+            out(c, `triplets ${c.triplets}\nclients ${c.clients}\nreplication log ${c.replogEntries}\nbytes used ${c.usedBytes} of ${c.limitBytes}\n`);
+            break;
+          }
+          case 'purge': {
+            const r = await store.purge(systemClock.nowMs(), (v['max-age'] as number) * 1000);
+            out(r, `purged ${r.triplets} triplets, ${r.clients} clients (${r.corrupt} corrupt records)\n`);
+            break;
+          }
+          case 'whitelist': {
+            if (!argv.target) throw new Error('whitelist needs an IP address');
+            const rec = await store.whitelistClient(clientKey(argv.target));
+            out(rec, `client ${argv.target} whitelisted (${totalPasses(rec.passes)} passes)\n`);
+            break;
+          }
+          case 'delete': {
+            if (!argv.target) throw new Error('delete needs a triplet key (see greylist list)');
+            const gone = await store.deleteTriplet(argv.target);
+            out({ deleted: gone }, gone ? 'deleted\n' : 'no such triplet\n');
+            if (!gone) process.exitCode = 1;
+            break;
+          }
+        }
+      } catch (err) {
+        process.stderr.write(`mxsentry: ${describeError(err)}\n`);
+        process.exitCode = 1;
+      } finally {
+        await store.close();
+      }
+    },
+  };
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}

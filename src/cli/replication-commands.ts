@@ -1,0 +1,228 @@
+// `mxsentry peer keygen` (a new cluster key and the lines to paste into every node's config) and
+// `mxsentry replication status` (each peer: connected or not, lag in entries and seconds, last error).
+// Status asks the running daemon over the control socket; when none answers it falls back to the
+// status file the daemon last wrote plus the cursors in LMDB. Neither command changes any state
+// except keygen's --key-file, which only creates a new file.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { loadConfig, type ConfigValues } from '../config/load.js';
+import { sendControlRequest } from '../control/control-client.js';
+import { ControlError } from '../control/control-error.js';
+import { controlSocketPath } from '../control/operations.js';
+import { LmdbGreylistStore } from '../store/lmdb-greylist-store.js';
+import { readStatusFile, type PeerStatus, type ReplicationStatus } from '../store/replication/replicator.js';
+import { defaultNodeName, generateReplicationKey, parsePeerSpec } from '../store/replication/replication-settings.js';
+import { systemClock } from '../util/clock.js';
+import { describeError } from '../util/errors.js';
+import { createRootLogger } from '../util/logger.js';
+import { addConfigFlags, collectConfigFlags } from './config-flags.js';
+import { printConfigErrors } from './serve-command.js';
+
+/** Default replication port suggested by keygen (unassigned by IANA, next to postgrey's 10023 in spirit). */
+export const DEFAULT_REPLICATION_PORT = 7410;
+
+interface KeygenArgs {
+  action: string;
+  name?: string;
+  address?: string;
+  port?: number;
+  'key-file'?: string;
+}
+
+/** The text `peer keygen` prints, for a key and this node's name/address/port. */
+export function keygenText(key: string, opts: { name: string; address: string | undefined; port: number; keyFile?: string }): string {
+  const keyLine = opts.keyFile ? `replication-key-file: ${opts.keyFile}` : `replication-key: ${key}`;
+  const advertised = opts.address ?? 'THIS-HOST-ADDRESS';
+  return [
+    '# mxsentry replication: a new cluster key.',
+    '# 1. Put the SAME key on EVERY node of the cluster (config file mode 0600: the key lets a host join).',
+    opts.keyFile ? `#    The key was written to ${opts.keyFile} (mode 0600); copy that file to every node.` : '#    Nodes holding another key are refused and logged.',
+    keyLine,
+    '',
+    `# 2. On this node (${opts.name}):`,
+    `node-name: ${opts.name}`,
+    `replication-listen: ${opts.address && opts.address.includes(':') ? `[${opts.address}]` : opts.address ?? '0.0.0.0'}:${opts.port}`,
+    '',
+    '# 3. On every OTHER node, one peer line for this node (and here, one per other node):',
+    `peer: ${opts.name}=${advertised.includes(':') ? `[${advertised}]` : advertised}:${opts.port}`,
+    '',
+    '# Then restart (or start) mxsentry on each node and check with: mxsentry replication status',
+    '',
+  ].join('\n');
+}
+
+/** `mxsentry peer keygen`. */
+export function peerCommand(): CommandModule<object, KeygenArgs> {
+  return {
+    command: 'peer <action>',
+    describe: 'Replication peers: keygen prints a new cluster key and the config lines to paste into every node',
+    builder: (y: Argv) =>
+      y
+        .positional('action', { type: 'string', choices: ['keygen'], demandOption: true })
+        .option('name', { type: 'string', describe: 'This node\'s node-name (default: the host name)' })
+        .option('address', { type: 'string', describe: 'Address the other nodes reach this node at (for their peer line)' })
+        .option('port', { type: 'number', default: DEFAULT_REPLICATION_PORT, describe: 'Replication port' })
+        .option('key-file', { type: 'string', describe: 'Write the key to this new file (mode 0600) instead of printing it' }) as unknown as Argv<KeygenArgs>,
+    handler: (argv: ArgumentsCamelCase<KeygenArgs>) => {
+      const name = argv.name ?? defaultNodeName();
+      const port = argv.port ?? DEFAULT_REPLICATION_PORT;
+      try {
+        // Validates name, address and port the way the daemon will read the peer line.
+        parsePeerSpec(`${name}=${argv.address && argv.address.includes(':') ? `[${argv.address}]` : argv.address ?? '127.0.0.1'}:${port}`);
+      } catch (err) {
+        process.stderr.write(`mxsentry: ${describeError(err)}\n`);
+        process.exitCode = 2;
+        return;
+      }
+      const key = generateReplicationKey();
+      const keyFile = argv['key-file'];
+      if (keyFile) {
+        try {
+          writeFileSync(keyFile, `${key}\n`, { mode: 0o600, flag: 'wx' });
+        } catch (err) {
+          process.stderr.write(`mxsentry: cannot create ${keyFile}: ${describeError(err)}\n`);
+          process.exitCode = 1;
+          return;
+        }
+      }
+      process.stdout.write(keygenText(key, { name, address: argv.address, port, ...(keyFile ? { keyFile } : {}) }));
+    },
+  };
+}
+
+interface StatusArgs {
+  action: string;
+  json?: boolean;
+  config?: string;
+}
+
+function loadOrExit(argv: Record<string, unknown>): ConfigValues | null {
+  const loaded = loadConfig({ ...(typeof argv.config === 'string' ? { file: argv.config } : {}), flags: collectConfigFlags(argv) });
+  if (loaded.errors.length > 0) {
+    printConfigErrors(loaded.errors);
+    process.exitCode = 2;
+    return null;
+  }
+  return loaded.values;
+}
+
+/** Where the status came from, for the first line of the output. */
+type StatusSource = { kind: 'daemon' } | { kind: 'file'; writtenAtMs: number; pid: number };
+
+function fmtAge(ms: number | null, nowMs: number): string {
+  if (ms === null) return '-';
+  const sec = Math.max(0, Math.round((nowMs - ms) / 1000));
+  return sec < 120 ? `${sec}s ago` : sec < 7200 ? `${Math.round(sec / 60)}m ago` : `${Math.round(sec / 3600)}h ago`;
+}
+
+/** Renders the status as the table `replication status` prints. */
+export function formatReplicationStatus(s: ReplicationStatus, source: StatusSource, nowMs: number): string {
+  const lines: string[] = [];
+  if (!s.enabled) return 'replication is not configured on this node (no peer, no replication-listen)\n';
+  lines.push(`node ${s.nodeName ?? '?'} (store id ${s.nodeId ?? '?'}), listening ${s.listen ?? 'nowhere (push only)'}, log at sequence ${s.lastSeq}`);
+  if (source.kind === 'file') {
+    lines.push(`NOTE: no daemon answered on the control socket; connection state as last written by pid ${source.pid} ${fmtAge(source.writtenAtMs, nowMs)}; lag from the store now.`);
+  }
+  const header = ['PEER', 'ADDRESS', 'CONNECTED', 'INBOUND', 'LAG(ENTRIES)', 'LAG(S)', 'LAST DIGEST', 'LAST ERROR'];
+  const rows = s.peers.map((p: PeerStatus) => [
+    p.name,
+    p.address ?? '(inbound only)',
+    p.connected ? 'yes' : 'no',
+    p.inbound ? 'yes' : 'no',
+    p.lagRecords === null ? '?' : String(p.lagRecords),
+    p.lagSec === null ? '?' : p.lagSec.toFixed(1),
+    fmtAge(p.lastDigestAtMs, nowMs),
+    p.lastError ? `${p.lastError} (${fmtAge(p.lastErrorAtMs, nowMs)})` : '-',
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const fmt = (r: string[]): string => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ');
+  lines.push(fmt(header), ...rows.map(fmt));
+  if (s.refusedConnections > 0) lines.push(`refused inbound connections since start: ${s.refusedConnections}`);
+  if (s.clampedRecords > 0) lines.push(`records with future times clamped since start: ${s.clampedRecords}`);
+  return `${lines.join('\n')}\n`;
+}
+
+/** Recomputes each peer's lag from the cursors in LMDB (the daemon may be down; LMDB allows a second reader). */
+async function lagFromStore(v: ConfigValues, status: ReplicationStatus): Promise<ReplicationStatus> {
+  const logger = createRootLogger('warn', process.stderr);
+  const store = await LmdbGreylistStore.open({ dataDir: v['data-dir'] as string, clock: systemClock, logger, mapSizeBytes: v['store-map-size'] as number });
+  try {
+    const lastSeq = await store.getLastSeq();
+    const now = systemClock.nowMs();
+    const peers: PeerStatus[] = [];
+    for (const p of status.peers) {
+      if (p.nodeId === null || p.address === null) {
+        peers.push(p);
+        continue;
+      }
+      const acked = await store.getCursor(p.nodeId);
+      const lag = Math.max(0, lastSeq - acked);
+      const oldest = lag > 0 ? (await store.readLog(acked, 1))[0] : undefined;
+      peers.push({ ...p, ackedSeq: acked, lagRecords: lag, lagSec: oldest ? Math.max(0, (now - oldest.atMs) / 1000) : 0 });
+    }
+    return { ...status, lastSeq, peers };
+  } finally {
+    await store.close();
+  }
+}
+
+/** `mxsentry replication status`. Exit 0 when every configured peer is connected, 1 otherwise, 2 on bad config. */
+export function replicationCommand(): CommandModule<object, StatusArgs> {
+  return {
+    command: 'replication <action>',
+    describe: 'Greylist replication: status shows each peer, connected or not, lag in entries and seconds, last error',
+    builder: (y: Argv) =>
+      addConfigFlags(
+        y.positional('action', { type: 'string', choices: ['status'], demandOption: true }).option('json', { type: 'boolean', describe: 'Print JSON' }),
+      ) as unknown as Argv<StatusArgs>,
+    handler: async (argv: ArgumentsCamelCase<StatusArgs>) => {
+      const v = loadOrExit(argv as Record<string, unknown>);
+      if (!v) return;
+      let status: ReplicationStatus | undefined;
+      let source: StatusSource = { kind: 'daemon' };
+      try {
+        const answer = (await sendControlRequest(controlSocketPath(v), { command: 'replication-status' }, 10_000)) as { configured?: boolean; status?: ReplicationStatus };
+        status = answer.configured && answer.status ? answer.status : undefined;
+        if (!answer.configured) {
+          process.stdout.write(argv.json ? `${JSON.stringify({ enabled: false })}\n` : 'replication is not configured on the running daemon\n');
+          process.exitCode = 0;
+          return;
+        }
+      } catch (err) {
+        if (!(err instanceof ControlError) || err.code !== 'CONTROL_ERR_NOT_RUNNING') {
+          process.stderr.write(`mxsentry: asking the daemon failed: ${describeError(err)}\n`);
+          process.exitCode = 1;
+          return;
+        }
+        const file = join(v['data-dir'] as string, 'replication-status.json');
+        let saved;
+        try {
+          saved = readStatusFile(file);
+        } catch (readErr) {
+          process.stderr.write(`mxsentry: ${file}: ${describeError(readErr)}\n`);
+        }
+        if (!saved) {
+          process.stderr.write(`mxsentry: no daemon is running (control socket ${controlSocketPath(v)}) and it never wrote ${file}\n`);
+          process.exitCode = 1;
+          return;
+        }
+        source = { kind: 'file', writtenAtMs: saved.writtenAtMs, pid: saved.pid };
+        // The daemon is not running, so nothing is connected whatever the file last said.
+        status = { ...saved, peers: saved.peers.map((p) => ({ ...p, connected: false, inbound: false })) };
+        try {
+          status = await lagFromStore(v, status);
+        } catch (storeErr) {
+          process.stderr.write(`mxsentry: cannot read the greylist store for lag: ${describeError(storeErr)}\n`);
+        }
+      }
+      if (!status) {
+        process.exitCode = 1;
+        return;
+      }
+      if (argv.json) process.stdout.write(`${JSON.stringify({ source: source.kind, ...status }, null, 2)}\n`);
+      else process.stdout.write(formatReplicationStatus(status, source, systemClock.nowMs()));
+      process.exitCode = status.enabled && status.peers.some((p) => p.address !== null && !p.connected) ? 1 : 0;
+    },
+  };
+}

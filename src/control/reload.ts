@@ -1,0 +1,135 @@
+// SIGHUP / `mxsentry reload`: re-reads the configuration and applies it to the running daemon without
+// dropping the DNS cache, the greylist store or open connections. Called by operations.ts. A file
+// with any problem is rejected whole (every problem logged) and the old settings stay; everything
+// that can fail (parsing, table files, local zone files) is built before anything is swapped.
+import type { ConfigValues, LoadResult } from '../config/load.js';
+import { keyDef } from '../config/schema.js';
+import type { IteratorConfig } from '../dns/iterator/iterator-config.js';
+import type { ResolverConfig } from '../dns/resolver.js';
+import type { LocalZones } from '../dns/server/local-zones.js';
+import type { Name } from '../dns/wire/types.js';
+import type { PolicyService } from '../policy/policy-service.js';
+import { CidrSet } from '../util/cidr.js';
+import { describeError } from '../util/errors.js';
+import type { Logger, LogLevel } from '../util/logger.js';
+import { ControlError } from './control-error.js';
+
+/** Keys bound to sockets, files or memory maps opened once at start: a change is logged, applied at the next restart. */
+export const RESTART_KEYS: readonly string[] = [
+  'dns-listen', 'policy-listen', 'control-socket', 'metrics-listen', 'data-dir', 'store-map-size', 'root-hints',
+  'cache-min-ttl', 'cache-max-ttl', 'cache-max-negative-ttl', 'serve-expired-ttl',
+  'max-tcp-connections', 'tcp-idle-timeout-ms', 'policy-max-connections',
+];
+
+/** Restart-only: the keys above and the replication links' settings (their sockets open once). */
+export function needsRestart(key: string): boolean {
+  return RESTART_KEYS.includes(key) || keyDef(key)?.group === 'replication';
+}
+
+/** What a reload did. */
+export interface ReloadReport {
+  /** The file read, or null when the daemon runs on flags and defaults only. */
+  file: string | null;
+  /** Keys whose value changed and took effect. */
+  applied: string[];
+  /** Keys whose value changed but need a restart (listeners, store, cache clamps). */
+  restartNeeded: string[];
+}
+
+/** The builders and live parts a reload touches; main.ts provides them. */
+export interface ReloadParts {
+  /** Re-reads the configuration file with the flags given at start. */
+  loadConfig: () => LoadResult;
+  /** The process root logger: its level is the level of every module logger. */
+  logger: Logger;
+  listZonesOf(v: ConfigValues): Name[];
+  iteratorConfig(v: ConfigValues, listZones: Name[]): IteratorConfig;
+  resolverConfig(v: ConfigValues, listZones: Name[]): ResolverConfig;
+  createLocalZones(v: ConfigValues): LocalZones;
+  createPolicy(v: ConfigValues): Promise<PolicyService>;
+  /** Live objects. */
+  iterator: { readonly config: IteratorConfig };
+  resolver: { reconfigure(c: ResolverConfig): void };
+  cache: { resize(maxBytes: number): void };
+  packetCache: { resize(maxBytes: number): void };
+  dnsServer: { setAllow(a: CidrSet): void; setLocalZones(z: LocalZones): void };
+  setLocalZones(z: LocalZones): void;
+  /** Installs the new policy service (retires the old one's counters, restarts its self-tests). */
+  swapPolicy(next: PolicyService, v: ConfigValues): void;
+  setMetricsAllow(a: CidrSet): void;
+  /** Restarts the greylist expiry sweep with a new max-age (seconds). */
+  setMaxAge(maxAgeSec: number): void;
+}
+
+/** Keys whose values differ between two validated configurations. */
+export function changedKeys(before: ConfigValues, after: ConfigValues): string[] {
+  const keys = new Set([...Object.keys(before), ...Object.keys(after)]);
+  return [...keys].filter((k) => JSON.stringify(before[k]) !== JSON.stringify(after[k])).sort();
+}
+
+const DNS_KEYS = new Set([
+  'query-loopback', 'do-ip4', 'do-ip6', 'qname-minimisation', 'no-minimisation-zone', 'use-caps-for-id', 'upstream-port',
+  'max-cname-chain', 'max-referrals', 'max-upstream-queries', 'max-subquery-depth', 'max-subqueries',
+  'client-deadline-ms', 'max-concurrent-queries', 'serve-expired', 'serve-expired-reply-ttl', 'serve-expired-client-timeout',
+  'prefetch', 'prefetch-rate', 'dnswl-trusted', 'dnsbl', 'dnswl',
+]);
+
+/**
+ * Reloads: reads the file, and on any problem throws ControlError CONTROL_ERR_FAILED listing every
+ * problem (the old configuration stays in force). Otherwise applies what changed and returns the
+ * report; table files (recipients, whitelists, CIDR) are always re-read, as postgrey does on SIGHUP,
+ * even when no key changed. `current` is the configuration in force; the caller keeps the returned `values` (the new
+ * one with restart-only keys left at their running values).
+ */
+export async function reloadConfig(current: ConfigValues, parts: ReloadParts): Promise<{ values: ConfigValues; report: ReloadReport }> {
+  const loaded = parts.loadConfig();
+  const file = loaded.file ?? null;
+  if (loaded.errors.length > 0) {
+    for (const e of loaded.errors) parts.logger.error({ file, key: e.key, line: e.line, err: e.message }, 'reload: configuration problem');
+    throw new ControlError('CONTROL_ERR_FAILED', `configuration rejected, the running one is kept (${loaded.errors.length} problem(s)):\n${loaded.errors.map((e) => `  ${e.message}`).join('\n')}`);
+  }
+  const next = loaded.values;
+  const changed = changedKeys(current, next);
+  const restartNeeded = changed.filter(needsRestart);
+
+  // Build everything that can fail before touching the running daemon.
+  let policy: PolicyService;
+  let localZones: LocalZones | null = null;
+  try {
+    if (changed.includes('local-zones-file') || changed.includes('no-default-zone')) localZones = parts.createLocalZones(next);
+    policy = await parts.createPolicy(next);
+  } catch (err) {
+    parts.logger.error({ file, err: describeError(err) }, 'reload: configuration problem');
+    throw new ControlError('CONTROL_ERR_FAILED', `configuration rejected, the running one is kept: ${describeError(err)}`, { cause: err });
+  }
+
+  const listZones = parts.listZonesOf(next);
+  if (changed.some((k) => DNS_KEYS.has(k))) {
+    // The iterator reads its settings object on every step; updating it in place reaches new
+    // resolutions at once and leaves the ones in flight consistent enough (limits are re-read).
+    Object.assign(parts.iterator.config, parts.iteratorConfig(next, listZones));
+    parts.resolver.reconfigure(parts.resolverConfig(next, listZones));
+  }
+  if (changed.includes('cache-size')) parts.cache.resize(next['cache-size'] as number);
+  if (changed.includes('packet-cache-size')) parts.packetCache.resize(next['packet-cache-size'] as number);
+  if (changed.includes('allow')) parts.dnsServer.setAllow(new CidrSet(next['allow'] as string[]));
+  if (localZones) {
+    parts.dnsServer.setLocalZones(localZones);
+    parts.setLocalZones(localZones);
+  }
+  if (changed.includes('metrics-allow')) parts.setMetricsAllow(new CidrSet(next['metrics-allow'] as string[]));
+  if (changed.includes('max-age')) parts.setMaxAge(next['max-age'] as number);
+  parts.swapPolicy(policy, next);
+  if (changed.includes('log-level')) parts.logger.level = next['log-level'] as LogLevel;
+
+  const applied = changed.filter((k) => !needsRestart(k));
+  const report: ReloadReport = { file, applied, restartNeeded };
+  parts.logger.info({ file, applied, restartNeeded }, 'configuration reloaded');
+  if (restartNeeded.length > 0) {
+    parts.logger.warn({ keys: restartNeeded }, 'reload: these settings take effect only after a restart (systemctl restart mxsentry)');
+  }
+  // Settings that need a restart stay as they are in force, so the next reload reports them again.
+  const effective: ConfigValues = { ...next };
+  for (const k of Object.keys(current)) if (needsRestart(k)) effective[k] = current[k];
+  return { values: effective, report };
+}

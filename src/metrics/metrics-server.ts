@@ -1,0 +1,93 @@
+// The Prometheus endpoint: a tiny HTTP server answering GET /metrics with the text exposition of the
+// current StatsSnapshot. Started by main.ts only when `metrics-listen` is set. It serves nothing else
+// (404), answers only clients in `metrics-allow` (403 otherwise) and never blocks DNS or policy work:
+// a scrape only reads counters.
+import http from 'node:http';
+import type { CidrSet } from '../util/cidr.js';
+import { describeError } from '../util/errors.js';
+import type { Logger } from '../util/logger.js';
+import { PROMETHEUS_CONTENT_TYPE } from './prometheus-text.js';
+
+export interface MetricsServerOptions {
+  address: string;
+  port: number;
+  /** Clients allowed to scrape. */
+  allow: CidrSet;
+  /** Builds the exposition text (collectStats + renderPrometheus). */
+  render: () => Promise<string>;
+  logger: Logger;
+}
+
+/** Serves GET /metrics (and HEAD); everything else is 404 or 405. */
+export class MetricsServer {
+  private server: http.Server | null = null;
+  private allow: CidrSet;
+
+  constructor(private readonly opts: MetricsServerOptions) {
+    this.allow = opts.allow;
+  }
+
+  /** SIGHUP reload of the client list. */
+  setAllow(allow: CidrSet): void {
+    this.allow = allow;
+  }
+
+  /** Binds; throws on a busy port or an address not on this host. */
+  async listen(): Promise<{ address: string; port: number }> {
+    const server = http.createServer((req, res) => this.handle(req, res));
+    // Scrapers keep connections open; do not let an idle one hold the process at shutdown.
+    server.keepAliveTimeout = 5000;
+    server.headersTimeout = 10_000;
+    server.requestTimeout = 10_000;
+    await new Promise<void>((done, fail) => {
+      server.once('error', fail);
+      server.listen({ host: this.opts.address, port: this.opts.port, exclusive: true }, () => {
+        server.off('error', fail);
+        done();
+      });
+    });
+    server.on('error', (err) => this.opts.logger.error({ err: describeError(err) }, 'metrics server error'));
+    this.server = server;
+    const a = server.address();
+    const bound = a !== null && typeof a === 'object' ? { address: a.address, port: a.port } : { address: this.opts.address, port: this.opts.port };
+    this.opts.logger.info(bound, 'metrics endpoint listening');
+    return bound;
+  }
+
+  /** Stops listening and closes every connection, idle or not. */
+  async close(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.server = null;
+    const closed = new Promise<void>((done) => server.close(() => done()));
+    server.closeAllConnections();
+    await closed;
+  }
+
+  private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const remote = (req.socket.remoteAddress ?? '').replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, '');
+    if (!this.allow.has(remote)) {
+      res.writeHead(403, { 'content-type': 'text/plain' }).end('forbidden\n');
+      return;
+    }
+    const path = (req.url ?? '').split('?', 1)[0];
+    if (path !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found; metrics are at /metrics\n');
+      return;
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');
+      return;
+    }
+    this.opts.render().then(
+      (text) => {
+        res.writeHead(200, { 'content-type': PROMETHEUS_CONTENT_TYPE, 'content-length': Buffer.byteLength(text) });
+        res.end(req.method === 'HEAD' ? undefined : text);
+      },
+      (err: unknown) => {
+        this.opts.logger.error({ err: describeError(err) }, 'metrics rendering failed');
+        res.writeHead(500, { 'content-type': 'text/plain' }).end('metrics unavailable; see the log\n');
+      },
+    );
+  }
+}

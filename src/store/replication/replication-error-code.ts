@@ -1,0 +1,27 @@
+// The catalogue of error codes raised by src/store/replication/ (carried by StoreError, the store
+// area's error class). Status output, metrics and logs use these stable codes, never messages.
+// Only replication code creates them; it must not reuse them for store (LMDB) failures.
+
+/** Stable replication error codes. */
+export const ReplicationErrorCode = {
+  /** A frame broke the protocol: bad length, unknown type, undecodable or invalid body, wrong order. */
+  PROTOCOL: 'STORE_ERR_REPL_PROTOCOL',
+  /** A frame (or the bytes buffered for one) exceeded the size cap. */
+  FRAME_TOO_LARGE: 'STORE_ERR_REPL_FRAME_TOO_LARGE',
+  /** The peer speaks another protocol version. */
+  VERSION: 'STORE_ERR_REPL_VERSION',
+  /** TLS-PSK authentication failed (wrong key) or the peer's name does not match its identity. */
+  AUTH: 'STORE_ERR_REPL_AUTH',
+  /** The peer did not answer within the replication timeout (dead link, blackholed route). */
+  TIMEOUT: 'STORE_ERR_REPL_TIMEOUT',
+  /** The connection failed or closed (refused, reset, closed by the peer). */
+  CONNECTION: 'STORE_ERR_REPL_CONNECTION',
+  /** The peer is this node itself (same store node id), e.g. its own address in the peer list. */
+  SELF: 'STORE_ERR_REPL_SELF',
+  /** The peer reported an error and closed the session. */
+  REMOTE: 'STORE_ERR_REPL_REMOTE',
+  /** The replication settings are unusable (bad key, bad peer line). */
+  CONFIG: 'STORE_ERR_REPL_CONFIG',
+} as const;
+
+export type ReplicationErrorCode = (typeof ReplicationErrorCode)[keyof typeof ReplicationErrorCode];

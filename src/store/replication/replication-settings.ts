@@ -1,0 +1,163 @@
+// Replication settings from the validated configuration (the `replication` group of config/schema.ts),
+// the cluster key format and its TLS-PSK derivation. Called by main.ts (startDaemon) and the CLI
+// (`peer keygen`, `replication status`). It opens no sockets; every problem is a ConfigError naming the key.
+import { createHmac, randomBytes } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { isIP } from 'node:net';
+import type { ConfigValues, Endpoint } from '../../config/load.js';
+import { ConfigError, describeError } from '../../util/errors.js';
+import { isNodeId } from '../record-codec.js';
+
+/** Length of the cluster key in bytes (256 bits). */
+export const REPLICATION_KEY_BYTES = 32;
+
+/** One configured peer: `name=host:port`. */
+export interface PeerSpec {
+  /** The peer's node-name (its TLS-PSK identity). */
+  name: string;
+  /** IP address or host name to dial. */
+  host: string;
+  port: number;
+  /** As written, normalised: "mx2=192.0.2.2:7410". */
+  text: string;
+}
+
+/** Everything the Replicator needs from the configuration. */
+export interface ReplicationSettings {
+  /** This node's name: its TLS-PSK identity and the name peers list it under. */
+  nodeName: string;
+  /** Where to accept peers' connections; undefined: no listener (this node only pushes). */
+  listen: Endpoint | undefined;
+  peers: PeerSpec[];
+  /** The TLS pre-shared key derived from the cluster key (see derivePsk). */
+  psk: Buffer;
+  /** How often each peer link compares bucket digests and repairs differences. */
+  digestIntervalMs: number;
+  /** A link silent this long is closed and redialled (heartbeats run at a third of it). */
+  timeoutMs: number;
+  /** Log entries kept even when a peer has not acknowledged them; beyond it the digest repairs. */
+  logMaxEntries: number;
+}
+
+/** A fresh random cluster key, as the hex text `replication-key` takes. */
+export function generateReplicationKey(): string {
+  return randomBytes(REPLICATION_KEY_BYTES).toString('hex');
+}
+
+/** Parses a cluster key: 64 hex digits (as `peer keygen` prints) or base64 of 32 bytes. Throws Error. */
+export function parseReplicationKey(text: string): Buffer {
+  const t = text.trim();
+  if (/^[0-9a-fA-F]{64}$/.test(t)) return Buffer.from(t, 'hex');
+  if (/^[A-Za-z0-9+/]{43}=?$/.test(t)) {
+    const b = Buffer.from(t, 'base64');
+    if (b.length === REPLICATION_KEY_BYTES) return b;
+  }
+  throw new Error(`a replication key is 64 hex digits (run "mxsentry peer keygen"), got ${t.length} characters`);
+}
+
+/**
+ * The TLS-PSK used on the wire: HMAC-SHA256 of a fixed label under the cluster key, so the key an
+ * admin pastes is never used raw and cannot be confused with a key of another protocol.
+ */
+export function derivePsk(clusterKey: Buffer): Buffer {
+  return createHmac('sha256', clusterKey).update('mxsentry replication TLS-PSK v1').digest();
+}
+
+/** Parses `name=host:port` (IPv6 as `name=[2001:db8::2]:7410`). Throws Error with what is expected. */
+export function parsePeerSpec(text: string): PeerSpec {
+  const m = /^([^=\s]+)=(?:\[([^\]]+)\]|([^:[\]\s]+)):(\d{1,5})$/.exec(text.trim());
+  if (!m) throw new Error(`"${text}" is not NAME=HOST:PORT (e.g. mx2=192.0.2.2:7410, IPv6 as mx2=[2001:db8::2]:7410)`);
+  const name = m[1]!;
+  if (!isNodeId(name)) throw new Error(`peer name "${name}" must be 1-64 characters of A-Z a-z 0-9 _ . -`);
+  const host = m[2] ?? m[3]!;
+  if (m[2] !== undefined && isIP(host) !== 6) throw new Error(`"${host}" in brackets is not an IPv6 address`);
+  if (m[3] !== undefined && isIP(host) === 0 && !/^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$/.test(host)) {
+    throw new Error(`"${host}" is neither an IP address nor a host name`);
+  }
+  const port = Number(m[4]);
+  if (port < 1 || port > 65535) throw new Error(`port ${port} is out of range`);
+  return { name, host, port, text: `${name}=${isIP(host) === 6 ? `[${host}]` : host}:${port}` };
+}
+
+/** The node name used when `node-name` is empty: the host name up to its first dot. */
+export function defaultNodeName(): string {
+  const short = hostname().split('.')[0] ?? '';
+  const cleaned = short.replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 64);
+  return cleaned === '' ? 'mxsentry' : cleaned;
+}
+
+function configError(key: string, message: string, cause?: unknown): ConfigError {
+  return new ConfigError('CONFIG_ERR_VALUE', `${key}: ${message}`, { key, ...(cause === undefined ? {} : { cause }) });
+}
+
+/** The node name from `node-name` (or the host name); throws ConfigError when it is not usable. */
+export function nodeNameOf(v: ConfigValues): string {
+  const configured = (v['node-name'] as string | undefined) ?? '';
+  const name = configured === '' ? defaultNodeName() : configured;
+  if (!isNodeId(name)) throw configError('node-name', `"${name}" must be 1-64 characters of A-Z a-z 0-9 _ . -`);
+  return name;
+}
+
+/** Reads the cluster key from `replication-key` or `replication-key-file`; throws ConfigError. */
+export function clusterKeyOf(v: ConfigValues): Buffer {
+  const inline = (v['replication-key'] as string | undefined) ?? '';
+  const file = (v['replication-key-file'] as string | undefined) ?? '';
+  if (inline !== '' && file !== '') throw configError('replication-key', 'set replication-key or replication-key-file, not both');
+  if (inline !== '') {
+    try {
+      return parseReplicationKey(inline);
+    } catch (err) {
+      throw configError('replication-key', describeError(err), err);
+    }
+  }
+  if (file === '') {
+    throw configError('replication-key', 'replication is configured (peer or replication-listen) but no key is set: run "mxsentry peer keygen" and paste its replication-key line into every node');
+  }
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+    // A key readable by other users is a key anyone on the host can use to join the cluster.
+    if ((statSync(file).mode & 0o077) !== 0) throw new Error(`${file} is readable by group or others: chmod 600 it`);
+  } catch (err) {
+    throw configError('replication-key-file', `cannot use ${file}: ${describeError(err)}`, err);
+  }
+  try {
+    return parseReplicationKey(text);
+  } catch (err) {
+    throw configError('replication-key-file', `${file}: ${describeError(err)}`, err);
+  }
+}
+
+/**
+ * The replication settings, or undefined when replication is off (no `replication-listen` and no
+ * `peer`). Throws ConfigError naming the key when a value is unusable.
+ */
+export function replicationSettingsOf(v: ConfigValues): ReplicationSettings | undefined {
+  const listenValue = v['replication-listen'];
+  const listen = typeof listenValue === 'object' && listenValue !== null ? (listenValue as Endpoint) : undefined;
+  const peerTexts = (v['peer'] as string[] | undefined) ?? [];
+  if (listen === undefined && peerTexts.length === 0) return undefined;
+  const nodeName = nodeNameOf(v);
+  const peers: PeerSpec[] = [];
+  for (const text of peerTexts) {
+    let spec: PeerSpec;
+    try {
+      spec = parsePeerSpec(text);
+    } catch (err) {
+      throw configError('peer', describeError(err), err);
+    }
+    if (spec.name === nodeName) throw configError('peer', `"${spec.text}" names this node itself (node-name ${nodeName})`);
+    if (peers.some((p) => p.name === spec.name)) throw configError('peer', `peer name "${spec.name}" is listed twice`);
+    peers.push(spec);
+  }
+  return {
+    nodeName,
+    listen,
+    peers,
+    psk: derivePsk(clusterKeyOf(v)),
+    digestIntervalMs: ((v['replication-digest-interval'] as number | undefined) ?? 3600) * 1000,
+    timeoutMs: ((v['replication-timeout'] as number | undefined) ?? 15) * 1000,
+    logMaxEntries: (v['replication-log-max'] as number | undefined) ?? 1_000_000,
+  };
+}

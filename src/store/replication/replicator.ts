@@ -1,0 +1,870 @@
+// Greylist replication between MX nodes (DESIGN.md s4, issue 4): no primary, every node dials each
+// configured peer and pushes its own changes (from its log) over that link from the peer's persisted cursor;
+// the peer merges each record (applyRemote) and acknowledges. A periodic per-bucket digest comparison
+// repairs whatever the log no longer holds. Started by main.ts; `status()` feeds the CLI and metrics.
+// It is never on the SMTP request path and never decides greylisting; it reaches LMDB only via the store.
+//
+// Link life cycle (one per configured peer):  dial (TLS-PSK) -> HELLO both ways -> [push batch ->
+// ack -> persist cursor]* with a digest round after the first catch-up and every digest interval ->
+// idle: poll the log -> on any failure close, record the error, redial after a capped backoff.
+import { readFileSync } from 'node:fs';
+import { rename, writeFile } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import tls from 'node:tls';
+import type { Clock } from '../../util/clock.js';
+import { describeError, StoreError } from '../../util/errors.js';
+import type { Logger } from '../../util/logger.js';
+import { RateLimitedLog } from '../../util/rate-limited-log.js';
+import type { ClientRecord, TripletRecord } from '../greylist-types.js';
+import type { LmdbGreylistStore } from '../lmdb-greylist-store.js';
+import type { ReplogEntry } from '../record-codec.js';
+import { TimerScheduler, type ScheduledTask, type Scheduler } from '../scheduler.js';
+import { computeDigest, DEFAULT_DIGEST_BUCKETS, diffDigests, recordsInBuckets, type BucketDigest, type DigestWindow } from './bucket-digest.js';
+import { encodePushFrame, PROTOCOL_VERSION, serializeEntry, type ReplicationMessage, type WireEntry, type WireRecord } from './frame-codec.js';
+import { ReplicationErrorCode } from './replication-error-code.js';
+import { classifySocketError, identityOf, pskClientOptions, pskServerOptions, ReplicationConnection } from './replication-connection.js';
+import type { PeerSpec, ReplicationSettings } from './replication-settings.js';
+
+/** The store operations replication uses (LmdbGreylistStore implements them). */
+export type ReplicationStore = Pick<
+  LmdbGreylistStore,
+  'getNodeId' | 'readLog' | 'getLastSeq' | 'getCursor' | 'setCursor' | 'trimLog' | 'applyRemote' | 'listTriplets' | 'listClients' | 'count'
+>;
+
+/** Options of a Replicator. */
+export interface ReplicatorOptions {
+  /** Undefined: replication is off; the Replicator then only trims the log the store keeps anyway. */
+  settings: ReplicationSettings | undefined;
+  clock: Clock;
+  logger: Logger;
+  /** Greylist max-age: older records are expired and never sent or accepted. */
+  maxAgeMs: number;
+  /** Timers (default: unref'd Node timers). */
+  scheduler?: Scheduler;
+  /** How often an idle link looks for new log entries (default 50 ms). */
+  pollIntervalMs?: number;
+  /** Redial backoff: first delay (default 500 ms), doubled per failure up to retryMaxMs (default 30 s). */
+  retryMinMs?: number;
+  retryMaxMs?: number;
+  /** How often the log is trimmed (default 60 s). */
+  trimIntervalMs?: number;
+  /** Where the status snapshot is written for `mxsentry replication status`; undefined: not written. */
+  statusFile?: string;
+  /** How often the status snapshot is written (default 5 s). */
+  statusFileIntervalMs?: number;
+  /** Incoming times later than now + this are clamped to it (default 60 s of clock skew allowed). */
+  maxFutureSkewMs?: number;
+  /** Records changed within this span are left out of digests: the log is still carrying them (default 30 s). */
+  digestSettleMs?: number;
+  /** Most entries per PUSH (default 1000) and their encoded size (default 1 MiB). */
+  batchMaxEntries?: number;
+  batchMaxBytes?: number;
+  /** Digest buckets per record kind (default 256, a power of two). */
+  digestBuckets?: number;
+}
+
+/** One peer as `replication status` and metrics show it. */
+export interface PeerStatus {
+  name: string;
+  /** host:port dialled; null for a node that only connects to us (not in our peer list). */
+  address: string | null;
+  /** The peer's store node id, once it said HELLO (kept across restarts in the status file). */
+  nodeId: string | null;
+  /** Our push link to it is up (HELLO done). */
+  connected: boolean;
+  /** Its push link to us is up. */
+  inbound: boolean;
+  /** Last sequence of our log it acknowledged; null while its node id is unknown. */
+  ackedSeq: number | null;
+  /** Log entries it has not acknowledged yet, and the age of the oldest of them in seconds. */
+  lagRecords: number | null;
+  lagSec: number | null;
+  lastError: string | null;
+  lastErrorAtMs: number | null;
+  connectedSinceMs: number | null;
+  lastDigestAtMs: number | null;
+  /** Buckets that differed in the last digest round, and records sent to repair them in total. */
+  lastDigestDiffBuckets: number | null;
+  repairedRecords: number;
+  /** Entries pushed to it and entries received from it since start. */
+  sentEntries: number;
+  receivedEntries: number;
+}
+
+/** The whole replication state of this node. */
+export interface ReplicationStatus {
+  enabled: boolean;
+  nodeName: string | null;
+  nodeId: string | null;
+  listen: string | null;
+  /** Highest sequence in this node's log. */
+  lastSeq: number;
+  peers: PeerStatus[];
+  /** Inbound connections refused (failed authentication, bad HELLO) since start. */
+  refusedConnections: number;
+  /** Incoming records whose times lay too far in the future and were clamped, since start. */
+  clampedRecords: number;
+  atMs: number;
+}
+
+/** What the status file holds: the status plus who wrote it. */
+export interface ReplicationStatusFile extends ReplicationStatus {
+  pid: number;
+  writtenAtMs: number;
+}
+
+const DEFAULTS = {
+  pollIntervalMs: 50,
+  retryMinMs: 500,
+  retryMaxMs: 30_000,
+  trimIntervalMs: 60_000,
+  statusFileIntervalMs: 5_000,
+  maxFutureSkewMs: 60_000,
+  digestSettleMs: 30_000,
+  batchMaxEntries: 1000,
+  batchMaxBytes: 1024 * 1024,
+};
+
+/** Longest wait after connecting before the first digest round when the log never runs empty. */
+const FIRST_DIGEST_GRACE_MS = 30_000;
+/** How long one computed digest serves further rounds of this node's links. */
+const DIGEST_REUSE_MS = 60_000;
+/** Records per REPAIR frame. */
+const REPAIR_BATCH = 500;
+/** Inbound connections accepted at once (authenticated or not). */
+const MAX_INBOUND_CONNECTIONS = 64;
+
+interface LinkState {
+  nodeId: string | null;
+  connected: boolean;
+  connectedSinceMs: number | null;
+  lastError: StoreError | null;
+  lastErrorAtMs: number | null;
+  ackedSeq: number | null;
+  lastDigestAtMs: number | null;
+  lastDigestDiffBuckets: number | null;
+  repairedRecords: number;
+  sentEntries: number;
+}
+
+interface InboundState {
+  nodeId: string;
+  sessions: number;
+  receivedEntries: number;
+}
+
+function stopped(): StoreError {
+  return new StoreError(ReplicationErrorCode.CONNECTION, 'replication is stopping');
+}
+
+/** Reads the status file a running (or the last) daemon wrote; undefined when absent or unreadable. */
+export function readStatusFile(path: string): ReplicationStatusFile | undefined {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  const parsed = JSON.parse(text) as unknown;
+  if (typeof parsed !== 'object' || parsed === null || !Array.isArray((parsed as ReplicationStatusFile).peers)) return undefined;
+  return parsed as ReplicationStatusFile;
+}
+
+/** Clamps a record's times to at most `maxMs` (RFC-free rule of issue 4: future timestamps are clamped). */
+export function clampFutureTimes<R extends TripletRecord | ClientRecord>(record: R, maxMs: number): R {
+  const r = record as TripletRecord & ClientRecord;
+  const over = r.firstSeenMs > maxMs || r.lastSeenMs > maxMs || (r.passedAtMs ?? 0) > maxMs || (r.lastCountedMs ?? 0) > maxMs;
+  if (!over) return record;
+  const out: Record<string, unknown> = { ...record, firstSeenMs: Math.min(r.firstSeenMs, maxMs), lastSeenMs: Math.min(r.lastSeenMs, maxMs) };
+  if ('passedAtMs' in record) out.passedAtMs = Math.min(r.passedAtMs, maxMs);
+  if ('lastCountedMs' in record) out.lastCountedMs = Math.min(r.lastCountedMs, maxMs);
+  return out as R;
+}
+
+function toWire(e: ReplogEntry): WireEntry {
+  return e.kind === 'triplet'
+    ? { kind: 'triplet', key: e.key, record: e.record, originNode: e.originNode, atMs: e.atMs }
+    : { kind: 'client', key: e.key, record: e.record, originNode: e.originNode, atMs: e.atMs };
+}
+
+async function expect<T extends ReplicationMessage['type']>(conn: ReplicationConnection, type: T, peer: string): Promise<Extract<ReplicationMessage, { type: T }>> {
+  const msg = await conn.receive();
+  if (msg.type === type) return msg as Extract<ReplicationMessage, { type: T }>;
+  if (msg.type === 'error') throw new StoreError(ReplicationErrorCode.REMOTE, `${peer} closed the session: ${msg.code}: ${msg.message}`);
+  throw new StoreError(ReplicationErrorCode.PROTOCOL, `${peer} sent ${msg.type} where ${type} was expected`);
+}
+
+/**
+ * Runs replication for one node: the listener for peers' push links, one outgoing push link per
+ * configured peer, log trimming and the status snapshot. Create it, `listen()` (fatal at start-up
+ * when the address is taken), `attach(store)` once the store is open, `stop()` before closing the store.
+ */
+export class Replicator {
+  private readonly scheduler: Scheduler;
+  private readonly o: typeof DEFAULTS & { digestBuckets: number };
+  private store: ReplicationStore | undefined;
+  private server: tls.Server | undefined;
+  private readonly links: PeerLink[] = [];
+  private readonly inbound = new Map<string, InboundState>();
+  private readonly inboundConns = new Set<ReplicationConnection>();
+  private readonly inflight = new Set<Promise<unknown>>();
+  /** Last node id seen per peer name (restored from the status file at attach). */
+  readonly knownNodeIds = new Map<string, string>();
+  private trimTask: ScheduledTask | undefined;
+  private statusTask: ScheduledTask | undefined;
+  private isStopped = false;
+  private refused = 0;
+  private clamped = 0;
+  private readonly refusedLog: RateLimitedLog;
+  private digestCache: { atMs: number; result: Promise<{ window: DigestWindow; digest: BucketDigest }> } | undefined;
+
+  constructor(readonly opts: ReplicatorOptions) {
+    this.scheduler = opts.scheduler ?? new TimerScheduler();
+    this.o = {
+      pollIntervalMs: opts.pollIntervalMs ?? DEFAULTS.pollIntervalMs,
+      retryMinMs: opts.retryMinMs ?? DEFAULTS.retryMinMs,
+      retryMaxMs: opts.retryMaxMs ?? DEFAULTS.retryMaxMs,
+      trimIntervalMs: opts.trimIntervalMs ?? DEFAULTS.trimIntervalMs,
+      statusFileIntervalMs: opts.statusFileIntervalMs ?? DEFAULTS.statusFileIntervalMs,
+      maxFutureSkewMs: opts.maxFutureSkewMs ?? DEFAULTS.maxFutureSkewMs,
+      digestSettleMs: opts.digestSettleMs ?? DEFAULTS.digestSettleMs,
+      batchMaxEntries: opts.batchMaxEntries ?? DEFAULTS.batchMaxEntries,
+      batchMaxBytes: opts.batchMaxBytes ?? DEFAULTS.batchMaxBytes,
+      digestBuckets: opts.digestBuckets ?? DEFAULT_DIGEST_BUCKETS,
+    };
+    this.refusedLog = new RateLimitedLog(opts.logger, opts.clock, 5);
+    for (const spec of opts.settings?.peers ?? []) this.links.push(new PeerLink(this, spec));
+  }
+
+  /** @internal */
+  get settings(): ReplicationSettings | undefined {
+    return this.opts.settings;
+  }
+
+  /** @internal */
+  get options(): typeof DEFAULTS & { digestBuckets: number } {
+    return this.o;
+  }
+
+  /** @internal */
+  get timers(): Scheduler {
+    return this.scheduler;
+  }
+
+  /** @internal the attached store; throws when not attached. */
+  currentStore(): ReplicationStore {
+    if (!this.store) throw new StoreError(ReplicationErrorCode.CONNECTION, 'the greylist store is not open yet');
+    return this.store;
+  }
+
+  /** @internal */
+  isStopping(): boolean {
+    return this.isStopped;
+  }
+
+  /**
+   * Starts the listener on `replication-listen` (no-op without one). Rejects when the address cannot
+   * be bound, so a misconfigured node fails at start-up instead of silently not replicating.
+   */
+  async listen(): Promise<void> {
+    const settings = this.opts.settings;
+    if (!settings?.listen || this.server) return;
+    const server = tls.createServer(pskServerOptions(settings.psk, settings.timeoutMs), (socket) => this.onInbound(socket));
+    server.maxConnections = MAX_INBOUND_CONNECTIONS;
+    server.on('tlsClientError', (err, socket) => {
+      this.refused++;
+      const e = classifySocketError(err, 'inbound replication handshake');
+      const fields = { code: e.code, identity: identityOf(socket) ?? null, remote: socket.remoteAddress ?? null, err: describeError(err) };
+      if (e.code === ReplicationErrorCode.AUTH) {
+        this.refusedLog.log('warn', fields, 'replication connection refused: TLS-PSK authentication failed (the client holds another replication-key)');
+      } else {
+        // A port scan, a health check or plain garbage: not a peer, and nothing to alarm anyone about.
+        this.refusedLog.log('info', fields, 'replication connection dropped before authentication (not a TLS-PSK peer)');
+      }
+    });
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: Error): void => reject(new StoreError(ReplicationErrorCode.CONFIG, `replication-listen ${settings.listen!.text}: ${err.message}`, { cause: err }));
+      server.once('error', onError);
+      server.listen({ host: settings.listen!.address, port: settings.listen!.port }, () => {
+        server.off('error', onError);
+        server.on('error', (err) => this.opts.logger.error({ err: describeError(err) }, 'replication listener error'));
+        resolve();
+      });
+    });
+    this.server = server;
+    this.opts.logger.info({ listen: this.address(), node: settings.nodeName }, 'replication listening');
+  }
+
+  /** The listener's bound address (tests use port 0), or undefined without a listener. */
+  address(): AddressInfo | undefined {
+    const a = this.server?.address();
+    return a && typeof a === 'object' ? a : undefined;
+  }
+
+  /** Starts the links, trimming and the status file once the store is open. Idempotent. */
+  attach(store: ReplicationStore): void {
+    if (this.store || this.isStopped) return;
+    this.store = store;
+    if (this.opts.statusFile) {
+      try {
+        const previous = readStatusFile(this.opts.statusFile);
+        for (const p of previous?.peers ?? []) if (p.nodeId) this.knownNodeIds.set(p.name, p.nodeId);
+      } catch (err) {
+        this.opts.logger.warn({ file: this.opts.statusFile, err: describeError(err) }, 'replication status file unreadable: peer node ids are learnt again');
+      }
+    }
+    for (const link of this.links) link.start();
+    this.scheduleTrim(Math.min(this.o.trimIntervalMs, 1000));
+    if (this.opts.statusFile) this.scheduleStatusFile(0);
+    if (this.opts.settings) {
+      this.opts.logger.info({ node: this.opts.settings.nodeName, nodeId: store.getNodeId(), peers: this.opts.settings.peers.map((p) => p.text) }, 'replication started');
+    }
+  }
+
+  /** Wakes every idle link at once (e.g. after a local write) instead of at its next poll. */
+  notify(): void {
+    for (const link of this.links) link.wake();
+  }
+
+  /** Stops listening, closes every link, waits for merges in progress; call before closing the store. */
+  async stop(): Promise<void> {
+    if (this.isStopped) return;
+    this.isStopped = true;
+    this.trimTask?.cancel();
+    this.statusTask?.cancel();
+    const serverClosed = this.server
+      ? new Promise<void>((resolve) => this.server!.close(() => resolve()))
+      : Promise.resolve();
+    for (const conn of this.inboundConns) conn.close(stopped());
+    await Promise.all(this.links.map((l) => l.stop()));
+    await Promise.allSettled([...this.inflight]);
+    await serverClosed;
+    if (this.opts.statusFile && this.store) await this.writeStatusFile();
+  }
+
+  /** The replication state: each peer, connected or not, its lag in entries and seconds, the last error. */
+  async status(): Promise<ReplicationStatus> {
+    const settings = this.opts.settings;
+    const store = this.store;
+    const now = this.opts.clock.nowMs();
+    let lastSeq = 0;
+    let firstEntry: (afterSeq: number) => Promise<ReplogEntry | undefined> = async () => undefined;
+    if (store) {
+      try {
+        lastSeq = await store.getLastSeq();
+        firstEntry = async (afterSeq) => (await store.readLog(afterSeq, 1))[0];
+      } catch (err) {
+        this.opts.logger.warn({ err: describeError(err) }, 'replication status: reading the log failed');
+      }
+    }
+    const peers: PeerStatus[] = [];
+    const seen = new Set<string>();
+    for (const link of this.links) {
+      seen.add(link.spec.name);
+      peers.push(await this.peerStatus(link.spec.name, `${link.spec.host}:${link.spec.port}`, link.state, lastSeq, firstEntry, now));
+    }
+    for (const [name, inbound] of this.inbound) {
+      if (seen.has(name)) continue;
+      peers.push(await this.peerStatus(name, null, undefined, lastSeq, firstEntry, now, inbound.nodeId));
+    }
+    const listen = this.address();
+    return {
+      enabled: settings !== undefined,
+      nodeName: settings?.nodeName ?? null,
+      nodeId: store?.getNodeId() ?? null,
+      listen: listen ? (listen.family === 'IPv6' ? `[${listen.address}]:${listen.port}` : `${listen.address}:${listen.port}`) : null,
+      lastSeq,
+      peers,
+      refusedConnections: this.refused,
+      clampedRecords: this.clamped,
+      atMs: now,
+    };
+  }
+
+  private async peerStatus(
+    name: string,
+    address: string | null,
+    state: LinkState | undefined,
+    lastSeq: number,
+    firstEntry: (afterSeq: number) => Promise<ReplogEntry | undefined>,
+    now: number,
+    inboundNodeId?: string,
+  ): Promise<PeerStatus> {
+    const inbound = this.inbound.get(name);
+    const nodeId = state?.nodeId ?? inboundNodeId ?? this.knownNodeIds.get(name) ?? null;
+    let acked = state?.ackedSeq ?? null;
+    if (acked === null && nodeId !== null && this.store && state) {
+      try {
+        acked = await this.store.getCursor(nodeId);
+      } catch (err) {
+        this.opts.logger.warn({ peer: name, err: describeError(err) }, 'replication status: reading a cursor failed');
+      }
+    }
+    let lagRecords: number | null = null;
+    let lagSec: number | null = null;
+    if (acked !== null && state) {
+      lagRecords = Math.max(0, lastSeq - acked);
+      lagSec = 0;
+      if (lagRecords > 0) {
+        const oldest = await firstEntry(acked);
+        lagSec = oldest ? Math.max(0, (now - oldest.atMs) / 1000) : 0;
+      }
+    }
+    return {
+      name,
+      address,
+      nodeId,
+      connected: state?.connected ?? false,
+      inbound: (inbound?.sessions ?? 0) > 0,
+      ackedSeq: acked,
+      lagRecords,
+      lagSec,
+      lastError: state?.lastError ? `${state.lastError.code}: ${state.lastError.message}` : null,
+      lastErrorAtMs: state?.lastErrorAtMs ?? null,
+      connectedSinceMs: state?.connectedSinceMs ?? null,
+      lastDigestAtMs: state?.lastDigestAtMs ?? null,
+      lastDigestDiffBuckets: state?.lastDigestDiffBuckets ?? null,
+      repairedRecords: state?.repairedRecords ?? 0,
+      sentEntries: state?.sentEntries ?? 0,
+      receivedEntries: inbound?.receivedEntries ?? 0,
+    };
+  }
+
+  /** @internal keeps `p` from being cut off by stop(). */
+  track<T>(p: Promise<T>): Promise<T> {
+    this.inflight.add(p);
+    const forget = (): void => {
+      this.inflight.delete(p);
+    };
+    p.then(forget, forget);
+    return p;
+  }
+
+  /**
+   * @internal Merges records from `peerNodeId` into the store: expired ones are dropped, times in
+   * the future clamped. Resolves with the number of records that changed local state; rejects with
+   * the first store failure (after every merge of the batch settled).
+   */
+  async applyRecords(records: Array<WireRecord | WireEntry>, peerNodeId: string): Promise<number> {
+    const store = this.currentStore();
+    const now = this.opts.clock.nowMs();
+    const maxMs = now + this.o.maxFutureSkewMs;
+    const fromMs = now - this.opts.maxAgeMs;
+    const pending: Array<Promise<boolean>> = [];
+    for (const r of records) {
+      const record = clampFutureTimes(r.record, maxMs);
+      if (record !== r.record) this.clamped++;
+      if (record.lastSeenMs < fromMs) continue;
+      const origin = 'originNode' in r ? r.originNode : peerNodeId;
+      pending.push(store.applyRemote(r.kind, r.key, record, origin));
+    }
+    const results = await this.track(Promise.allSettled(pending));
+    let changed = 0;
+    for (const res of results) {
+      if (res.status === 'rejected') throw res.reason;
+      if (res.value) changed++;
+    }
+    return changed;
+  }
+
+  /**
+   * @internal This node's digest for a round starting now. One computation serves every link for up
+   * to DIGEST_REUSE_MS (the links of a node run their rounds at about the same time): a record changed
+   * since has a lastSeenMs past the window's end on both sides, so reusing it causes at most a
+   * spurious difference, never a missed one.
+   */
+  localDigest(): Promise<{ window: DigestWindow; digest: BucketDigest }> {
+    const now = this.opts.clock.nowMs();
+    const cached = this.digestCache;
+    if (cached && now - cached.atMs < DIGEST_REUSE_MS) return cached.result;
+    const window = this.digestWindow();
+    const result = this.track(computeDigest(this.currentStore(), window, this.o.digestBuckets)).then((digest) => ({ window, digest }));
+    this.digestCache = { atMs: now, result };
+    // The failure itself reaches the caller through `result`; here the cache only forgets it.
+    result.catch(() => {
+      if (this.digestCache?.result === result) this.digestCache = undefined;
+    });
+    return result;
+  }
+
+  /** @internal the digest window of a round starting now. */
+  digestWindow(): DigestWindow {
+    const now = this.opts.clock.nowMs();
+    return { fromMs: Math.max(0, now - this.opts.maxAgeMs), toMs: Math.max(0, now - this.o.digestSettleMs) };
+  }
+
+  private onInbound(socket: tls.TLSSocket): void {
+    const settings = this.opts.settings!;
+    const identity = identityOf(socket) ?? '';
+    const remote = socket.remoteAddress ?? null;
+    const conn = new ReplicationConnection(socket, { clock: this.opts.clock, scheduler: this.scheduler, timeoutMs: settings.timeoutMs, peer: identity || 'unknown peer' });
+    this.inboundConns.add(conn);
+    const session = this.receiveSession(conn, identity).then(
+      () => undefined,
+      (err: unknown) => {
+        const e = err instanceof StoreError ? err : new StoreError(ReplicationErrorCode.PROTOCOL, describeError(err), { cause: err });
+        if (this.isStopped) return;
+        if (e.code === ReplicationErrorCode.AUTH || e.code === ReplicationErrorCode.VERSION || e.code === ReplicationErrorCode.SELF) {
+          this.refused++;
+          this.refusedLog.log('warn', { code: e.code, identity, remote, err: e.message }, 'replication connection refused');
+        } else if (e.code === ReplicationErrorCode.PROTOCOL || e.code === ReplicationErrorCode.FRAME_TOO_LARGE) {
+          this.refusedLog.log('warn', { code: e.code, peer: identity, remote, err: e.message }, 'replication peer broke the protocol: connection closed, nothing applied from the bad frame');
+        } else {
+          this.opts.logger.info({ peer: identity, code: e.code, err: e.message }, 'inbound replication link closed');
+        }
+        conn.close(e, e.code !== ReplicationErrorCode.CONNECTION && e.code !== ReplicationErrorCode.TIMEOUT);
+      },
+    );
+    void session.finally(() => this.inboundConns.delete(conn));
+  }
+
+  private async receiveSession(conn: ReplicationConnection, identity: string): Promise<void> {
+    const settings = this.opts.settings!;
+    const hello = await expect(conn, 'hello', identity);
+    if (hello.version !== PROTOCOL_VERSION) {
+      throw new StoreError(ReplicationErrorCode.VERSION, `${identity} speaks replication protocol ${hello.version}, this node ${PROTOCOL_VERSION}: upgrade both to the same mxsentry version`);
+    }
+    if (hello.name !== identity) {
+      throw new StoreError(ReplicationErrorCode.AUTH, `peer authenticated as "${identity}" but introduced itself as "${hello.name}"`);
+    }
+    const store = this.currentStore();
+    // HELLO goes out before the self check, so the dialling side (this same node) sees its own id and
+    // reports the misconfiguration on its link, where the admin looks for it.
+    conn.send({ type: 'hello', version: PROTOCOL_VERSION, nodeId: store.getNodeId(), name: settings.nodeName });
+    if (hello.nodeId === store.getNodeId()) throw new StoreError(ReplicationErrorCode.SELF, 'a node connected to itself (its own address is in its peer list)');
+    const state = this.inbound.get(hello.name) ?? { nodeId: hello.nodeId, sessions: 0, receivedEntries: 0 };
+    state.nodeId = hello.nodeId;
+    state.sessions++;
+    this.inbound.set(hello.name, state);
+    this.opts.logger.info({ peer: hello.name, nodeId: hello.nodeId }, 'replication peer connected (inbound)');
+    try {
+      for (;;) {
+        const msg = await conn.receive();
+        switch (msg.type) {
+          case 'push': {
+            await this.applyRecords(msg.entries, hello.nodeId);
+            state.receivedEntries += msg.entries.length;
+            conn.send({ type: 'ack', upTo: msg.upTo });
+            break;
+          }
+          case 'digest': {
+            const mine = await this.track(computeDigest(store, { fromMs: msg.fromMs, toMs: msg.toMs }, msg.buckets));
+            const diff = diffDigests({ buckets: msg.buckets, triplet: msg.triplet, client: msg.client }, mine);
+            conn.send({ type: 'diff', id: msg.id, triplet: diff.triplet, client: diff.client });
+            break;
+          }
+          case 'repair': {
+            await this.applyRecords(msg.records, hello.nodeId);
+            conn.send({ type: 'repair-ack', id: msg.id });
+            break;
+          }
+          case 'error':
+            throw new StoreError(ReplicationErrorCode.REMOTE, `${hello.name} closed the session: ${msg.code}: ${msg.message}`);
+          default:
+            throw new StoreError(ReplicationErrorCode.PROTOCOL, `${hello.name} sent an unexpected ${msg.type} frame`);
+        }
+      }
+    } finally {
+      state.sessions--;
+    }
+  }
+
+  private scheduleTrim(delayMs: number): void {
+    if (this.isStopped) return;
+    this.trimTask = this.scheduler.schedule(delayMs, () => {
+      void this.track(this.trim())
+        .catch((err: unknown) => this.opts.logger.error({ err: describeError(err) }, 'trimming the replication log failed'))
+        .finally(() => this.scheduleTrim(this.o.trimIntervalMs));
+    });
+  }
+
+  /**
+   * Deletes log entries every peer acknowledged. A peer whose node id is not known yet holds the log
+   * back; beyond `logMaxEntries` the oldest go anyway (the digest repair covers a peer that missed them).
+   * Without replication the whole log is dropped (the newest entry keeps the sequence number).
+   */
+  async trim(): Promise<number> {
+    const store = this.currentStore();
+    const last = await store.getLastSeq();
+    let bound = last;
+    for (const link of this.links) {
+      const nodeId = link.state.nodeId ?? this.knownNodeIds.get(link.spec.name);
+      const acked = nodeId ? await store.getCursor(nodeId) : 0;
+      bound = Math.min(bound, acked);
+    }
+    const max = this.opts.settings?.logMaxEntries;
+    if (max !== undefined && last - bound > max) {
+      const { replogEntries } = await store.count();
+      if (replogEntries > max) bound = Math.max(bound, last - max);
+    }
+    if (bound <= 0) return 0;
+    const deleted = await store.trimLog(bound + 1);
+    if (deleted > 0) this.opts.logger.debug({ deleted, upTo: bound }, 'replication log trimmed');
+    return deleted;
+  }
+
+  private scheduleStatusFile(delayMs: number): void {
+    if (this.isStopped) return;
+    this.statusTask = this.scheduler.schedule(delayMs, () => {
+      void this.track(this.writeStatusFile()).finally(() => this.scheduleStatusFile(this.o.statusFileIntervalMs));
+    });
+  }
+
+  private async writeStatusFile(): Promise<void> {
+    const file = this.opts.statusFile;
+    if (!file) return;
+    try {
+      const status = await this.status();
+      const body: ReplicationStatusFile = { ...status, pid: process.pid, writtenAtMs: this.opts.clock.nowMs() };
+      const tmp = `${file}.${process.pid}.tmp`;
+      await writeFile(tmp, `${JSON.stringify(body, null, 2)}\n`, { mode: 0o600 });
+      await rename(tmp, file);
+    } catch (err) {
+      this.opts.logger.warn({ file, err: describeError(err) }, 'writing the replication status file failed');
+    }
+  }
+}
+
+/** The outgoing push link to one configured peer, redialled with backoff until stop(). */
+class PeerLink {
+  readonly state: LinkState = {
+    nodeId: null,
+    connected: false,
+    connectedSinceMs: null,
+    lastError: null,
+    lastErrorAtMs: null,
+    ackedSeq: null,
+    lastDigestAtMs: null,
+    lastDigestDiffBuckets: null,
+    repairedRecords: 0,
+    sentEntries: 0,
+  };
+  private conn: ReplicationConnection | undefined;
+  private socket: tls.TLSSocket | undefined;
+  private retryTask: ScheduledTask | undefined;
+  private attempts = 0;
+  private wakeUp: (() => void) | undefined;
+  private halted = false;
+  private running: Promise<void> | undefined;
+  private lastLogged = '';
+  private digestId = 0;
+
+  constructor(
+    private readonly r: Replicator,
+    readonly spec: PeerSpec,
+  ) {}
+
+  start(): void {
+    this.dial();
+  }
+
+  wake(): void {
+    const w = this.wakeUp;
+    this.wakeUp = undefined;
+    w?.();
+  }
+
+  async stop(): Promise<void> {
+    this.halted = true;
+    this.retryTask?.cancel();
+    this.conn?.close(stopped());
+    this.socket?.destroy();
+    this.wake();
+    await this.running;
+  }
+
+  private dial(): void {
+    if (this.halted || this.r.isStopping()) return;
+    const settings = this.r.settings!;
+    const socket = tls.connect(pskClientOptions(this.spec.host, this.spec.port, settings.psk, settings.nodeName));
+    this.socket = socket;
+    let settled = false;
+    const give = (err: StoreError): void => {
+      if (settled) return;
+      settled = true;
+      timer.cancel();
+      socket.destroy();
+      this.socket = undefined;
+      if (this.halted) return;
+      this.failed(err);
+      this.scheduleRetry();
+    };
+    const timer = this.r.timers.schedule(settings.timeoutMs, () =>
+      give(new StoreError(ReplicationErrorCode.TIMEOUT, `no TLS handshake with ${this.spec.text} within ${settings.timeoutMs} ms`)),
+    );
+    socket.once('error', (err) => give(classifySocketError(err, `connecting to ${this.spec.text}`)));
+    socket.once('close', () => give(new StoreError(ReplicationErrorCode.CONNECTION, `${this.spec.text} closed the connection during the TLS handshake`)));
+    socket.once('secureConnect', () => {
+      if (settled) return;
+      settled = true;
+      timer.cancel();
+      const conn = new ReplicationConnection(socket, { clock: this.r.opts.clock, scheduler: this.r.timers, timeoutMs: settings.timeoutMs, peer: this.spec.name });
+      this.conn = conn;
+      this.running = this.session(conn).then(
+        () => undefined,
+        (err: unknown) => {
+          const e = err instanceof StoreError ? err : new StoreError(ReplicationErrorCode.PROTOCOL, describeError(err), { cause: err });
+          if (!this.halted) this.failed(e);
+          const tell = e.code === ReplicationErrorCode.PROTOCOL || e.code === ReplicationErrorCode.SELF || e.code === ReplicationErrorCode.VERSION || e.code === ReplicationErrorCode.CONFIG;
+          conn.close(e, tell);
+        },
+      ).finally(() => {
+        if (this.state.connected) this.r.opts.logger.info({ peer: this.spec.name }, 'replication peer disconnected (outbound)');
+        this.state.connected = false;
+        this.state.connectedSinceMs = null;
+        this.conn = undefined;
+        this.socket = undefined;
+        this.scheduleRetry();
+      });
+    });
+  }
+
+  private failed(err: StoreError): void {
+    this.attempts++;
+    this.state.lastError = err;
+    this.state.lastErrorAtMs = this.r.opts.clock.nowMs();
+    // One log line per change of reason: a peer down for an hour is not 1,000 lines.
+    const signature = `${err.code}: ${err.message}`;
+    if (signature !== this.lastLogged) {
+      this.lastLogged = signature;
+      const level = err.code === ReplicationErrorCode.AUTH || err.code === ReplicationErrorCode.SELF || err.code === ReplicationErrorCode.CONFIG ? 'error' : 'warn';
+      this.r.opts.logger[level]({ peer: this.spec.name, address: this.spec.text, code: err.code, err: err.message }, 'replication link to peer failed; retrying');
+    }
+  }
+
+  private scheduleRetry(): void {
+    if (this.halted || this.r.isStopping()) return;
+    const { retryMinMs, retryMaxMs } = this.r.options;
+    const base = Math.min(retryMaxMs, retryMinMs * 2 ** Math.min(20, Math.max(0, this.attempts - 1)));
+    // +-20% jitter so the nodes of a cluster restarted together do not redial in lockstep.
+    const delayMs = Math.round(base * (0.8 + 0.4 * Math.random()));
+    this.retryTask = this.r.timers.schedule(delayMs, () => this.dial());
+  }
+
+  private sleep(ms: number, conn: ReplicationConnection): Promise<void> {
+    return new Promise<void>((resolve) => {
+      let task: ScheduledTask | undefined;
+      const done = (): void => {
+        task?.cancel();
+        this.wakeUp = undefined;
+        resolve();
+      };
+      this.wakeUp = done;
+      task = this.r.timers.schedule(ms, done);
+      void conn.closed().then(done);
+    });
+  }
+
+  private async session(conn: ReplicationConnection): Promise<void> {
+    const store = this.r.currentStore();
+    const settings = this.r.settings!;
+    const self = store.getNodeId();
+    conn.send({ type: 'hello', version: PROTOCOL_VERSION, nodeId: self, name: settings.nodeName });
+    const hello = await expect(conn, 'hello', this.spec.name);
+    if (hello.version !== PROTOCOL_VERSION) {
+      throw new StoreError(ReplicationErrorCode.VERSION, `${this.spec.name} speaks replication protocol ${hello.version}, this node ${PROTOCOL_VERSION}`);
+    }
+    if (hello.nodeId === self) throw new StoreError(ReplicationErrorCode.SELF, `${this.spec.text} is this node itself`);
+    if (hello.name !== this.spec.name) {
+      throw new StoreError(ReplicationErrorCode.CONFIG, `the node at ${this.spec.host}:${this.spec.port} is "${hello.name}", configured as "${this.spec.name}": fix the peer line`);
+    }
+    const peer = hello.nodeId;
+    if (this.state.nodeId !== null && this.state.nodeId !== peer) {
+      this.r.opts.logger.warn({ peer: this.spec.name, previous: this.state.nodeId, nodeId: peer }, 'peer has a new store (new node id): sending it everything');
+    }
+    this.state.nodeId = peer;
+    this.r.knownNodeIds.set(this.spec.name, peer);
+    let cursor = await store.getCursor(peer);
+    this.state.ackedSeq = cursor;
+    this.state.connected = true;
+    this.state.connectedSinceMs = this.r.opts.clock.nowMs();
+    this.attempts = 0;
+    if (this.lastLogged !== '') this.r.opts.logger.info({ peer: this.spec.name }, 'replication link to peer restored');
+    this.lastLogged = '';
+    this.r.opts.logger.info({ peer: this.spec.name, nodeId: peer, cursor }, 'replication peer connected (outbound)');
+    const { batchMaxEntries, batchMaxBytes, pollIntervalMs } = this.r.options;
+    // The first digest round runs once the backlog is pushed (or after a grace time under a steady
+    // write load, when the log never runs empty); later rounds every digest interval, load or not.
+    let digestDueMs = this.r.opts.clock.nowMs() + Math.min(settings.digestIntervalMs, FIRST_DIGEST_GRACE_MS);
+    let drainedOnce = false;
+    for (;;) {
+      if (this.halted || !conn.isOpen()) throw stopped();
+      if (this.r.opts.clock.nowMs() >= digestDueMs) {
+        await this.digestRound(conn);
+        digestDueMs = this.r.opts.clock.nowMs() + settings.digestIntervalMs;
+        continue;
+      }
+      const entries = await this.r.track(store.readLog(cursor, batchMaxEntries));
+      if (entries.length > 0) {
+        const window = this.r.digestWindow();
+        const batch: string[] = [];
+        let bytes = 0;
+        let upTo = cursor;
+        for (const e of entries) {
+          // Only this node's own changes go out: every node has a direct link to every other (full
+          // mesh), so relaying what a peer sent us would only make the third node merge it twice.
+          // A state merged here from a peer's record is the join of that record (which its origin
+          // pushes itself) and our own earlier changes (which we pushed), so nothing is lost; the
+          // digest repair covers what a direct link missed. Expired records are not sent: the
+          // peer's sweep deleted them (or will).
+          if (e.originNode === self && e.record.lastSeenMs >= window.fromMs) {
+            // String length, not bytes: a non-ASCII key can be 3x longer in UTF-8, still far below the
+            // 4 MiB frame cap with the default 1 MiB batch.
+            const w = serializeEntry(toWire(e));
+            if (batch.length > 0 && bytes + w.length + 1 > batchMaxBytes) break;
+            batch.push(w);
+            bytes += w.length + 1;
+          }
+          upTo = e.seq;
+        }
+        if (batch.length > 0) {
+          conn.sendFrame(encodePushFrame(upTo, batch));
+          await conn.drained();
+          const ack = await expect(conn, 'ack', this.spec.name);
+          if (ack.upTo !== upTo) throw new StoreError(ReplicationErrorCode.PROTOCOL, `${this.spec.name} acknowledged ${ack.upTo}, expected ${upTo}`);
+          this.state.sentEntries += batch.length;
+        }
+        await this.r.track(store.setCursor(peer, upTo));
+        cursor = upTo;
+        this.state.ackedSeq = upTo;
+        continue;
+      }
+      if (!drainedOnce) {
+        drainedOnce = true;
+        digestDueMs = this.r.opts.clock.nowMs();
+        continue;
+      }
+      await this.sleep(pollIntervalMs, conn);
+    }
+  }
+
+  /** Sends our digest, then our records of every bucket the peer reports as different. */
+  private async digestRound(conn: ReplicationConnection): Promise<void> {
+    const store = this.r.currentStore();
+    const buckets = this.r.options.digestBuckets;
+    const { window, digest } = await this.r.localDigest();
+    const id = ++this.digestId;
+    conn.send({ type: 'digest', id, buckets, fromMs: window.fromMs, toMs: window.toMs, triplet: digest.triplet, client: digest.client });
+    const diff = await expect(conn, 'diff', this.spec.name);
+    if (diff.id !== id) throw new StoreError(ReplicationErrorCode.PROTOCOL, `${this.spec.name} answered digest ${diff.id}, expected ${id}`);
+    if (diff.triplet.some((b) => b >= buckets) || diff.client.some((b) => b >= buckets)) {
+      throw new StoreError(ReplicationErrorCode.PROTOCOL, `${this.spec.name} reported a bucket beyond ${buckets}`);
+    }
+    let sent = 0;
+    for await (const records of recordsInBuckets(store, diff, buckets, window, REPAIR_BATCH)) {
+      const rid = ++this.digestId;
+      conn.send({ type: 'repair', id: rid, records });
+      await conn.drained();
+      const ack = await expect(conn, 'repair-ack', this.spec.name);
+      if (ack.id !== rid) throw new StoreError(ReplicationErrorCode.PROTOCOL, `${this.spec.name} acknowledged repair ${ack.id}, expected ${rid}`);
+      sent += records.length;
+    }
+    const differing = diff.triplet.length + diff.client.length;
+    this.state.lastDigestAtMs = this.r.opts.clock.nowMs();
+    this.state.lastDigestDiffBuckets = differing;
+    this.state.repairedRecords += sent;
+    if (sent > 0) this.r.opts.logger.info({ peer: this.spec.name, buckets: differing, records: sent }, 'digest repair sent records the peer was missing');
+  }
+}
+

@@ -1,0 +1,46 @@
+// The CLI side of the control commands: exit codes per ControlError code, the socket path choice,
+// the histogram quantile shown by `stats`, and the human stats text naming every part.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { EXIT_FAILED, EXIT_NOT_RUNNING, EXIT_PERMISSION, EXIT_USAGE, exitCodeOf, formatStats, histogramQuantile, resolveControlSocket } from '../../src/cli/control-cli.js';
+import { ControlError } from '../../src/control/control-error.js';
+import { Histogram } from '../../src/metrics/histogram.js';
+import { collectStats } from '../../src/metrics/stats-snapshot.js';
+import { fakeSources } from '../helpers/stats-sources.js';
+
+const s = suite('cli/control-cli');
+
+s('exit codes scripts can rely on', () => {
+  assert.is(exitCodeOf(new ControlError('CONTROL_ERR_NOT_RUNNING', 'x')), EXIT_NOT_RUNNING);
+  assert.is(exitCodeOf(new ControlError('CONTROL_ERR_PERMISSION', 'x')), EXIT_PERMISSION);
+  assert.is(exitCodeOf(new ControlError('CONTROL_ERR_BAD_REQUEST', 'x')), EXIT_USAGE);
+  assert.is(exitCodeOf(new ControlError('CONTROL_ERR_FAILED', 'x')), EXIT_FAILED);
+  assert.is(exitCodeOf(new Error('x')), EXIT_FAILED);
+  assert.equal([EXIT_FAILED, EXIT_USAGE, EXIT_NOT_RUNNING, EXIT_PERMISSION], [1, 2, 3, 4]);
+});
+
+s('--control-socket wins over everything', () => {
+  assert.is(resolveControlSocket({ 'control-socket': '/x/c.sock', config: '/nonexistent.conf' }), '/x/c.sock');
+});
+
+s('quantiles from buckets', () => {
+  const h = new Histogram([0.001, 0.01, 0.1]);
+  assert.is(histogramQuantile(h.snapshot(), 0.5), '-');
+  for (const v of [0.0005, 0.005, 0.005, 0.05, 0.5]) h.observe(v);
+  assert.is(histogramQuantile(h.snapshot(), 0.5), '<= 10 ms');
+  assert.is(histogramQuantile(h.snapshot(), 0.9), '> 100 ms');
+});
+
+s('human stats name every part', async () => {
+  const text = formatStats(await collectStats(fakeSources({ replication: () => ({ peers: [{ name: 'mx2', connected: false, lagRecords: 12, lagSec: 30 }] }) })));
+  assert.match(text, /^mxsentry 9\.9\.9, up 1h 2m\n/);
+  assert.match(text, /answers by source: local 1, packet-cache 3, cache 2, recursion 6, stale 1/);
+  assert.match(text, /SERVFAIL causes: deadline 1, all-servers-failed 1/);
+  assert.match(text, /hit ratio 75\.0 %/);
+  assert.match(text, /step 10 greylist +DEFER_IF_PERMIT +2/);
+  assert.match(text, /List +zen\.spamhaus\.org \(block\): 3 queries, 1 listed, 1 errors/);
+  assert.match(text, /Store +healthy; 2 triplets/);
+  assert.match(text, /Peer +mx2: DISCONNECTED, lag 12 changes, 30 s/);
+});
+
+s.run();

@@ -1,0 +1,55 @@
+// Tests for the replication CLI's output: `peer keygen` prints a fresh key and config lines the
+// daemon accepts as they are, and `replication status` renders peers, lag and errors as a table.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { formatReplicationStatus, keygenText } from '../../src/cli/replication-commands.js';
+import { loadConfig, parseConfigText } from '../../src/config/load.js';
+import type { ReplicationStatus } from '../../src/store/replication/replicator.js';
+import { replicationSettingsOf } from '../../src/store/replication/replication-settings.js';
+
+const s = suite('cli/replication-commands');
+
+s('keygen output pasted as a config file is a valid replication configuration', () => {
+  const text = keygenText('ab'.repeat(32), { name: 'mx1', address: '192.0.2.1', port: 7410 });
+  const lines = parseConfigText(text, 'pasted', []);
+  assert.equal(lines.map((l) => l.key), ['replication-key', 'node-name', 'replication-listen', 'peer']);
+  const flags: Record<string, unknown> = {};
+  for (const l of lines) flags[l.key] = l.key === 'peer' ? ['mx2=192.0.2.2:7410'] : l.value;
+  const loaded = loadConfig({ flags });
+  assert.equal(loaded.errors, []);
+  const settings = replicationSettingsOf(loaded.values)!;
+  assert.is(settings.nodeName, 'mx1');
+  assert.is(settings.listen?.text, '192.0.2.1:7410');
+  assert.match(text, /^peer: mx1=192\.0\.2\.1:7410$/m);
+  const ipv6 = keygenText('ab'.repeat(32), { name: 'mx1', address: '2001:db8::1', port: 7410, keyFile: '/etc/mxsentry/repl.key' });
+  assert.match(ipv6, /^replication-key-file: \/etc\/mxsentry\/repl\.key$/m);
+  assert.match(ipv6, /^peer: mx1=\[2001:db8::1\]:7410$/m);
+  assert.not.match(ipv6, /abab/);
+});
+
+s('status is a table with each peer, connected or not, its lag and last error', () => {
+  const now = 1_800_000_000_000;
+  const status: ReplicationStatus = {
+    enabled: true,
+    nodeName: 'mx1',
+    nodeId: 'aaaa',
+    listen: '0.0.0.0:7410',
+    lastSeq: 120,
+    refusedConnections: 2,
+    clampedRecords: 0,
+    atMs: now,
+    peers: [
+      { name: 'mx2', address: '192.0.2.2:7410', nodeId: 'bbbb', connected: true, inbound: true, ackedSeq: 120, lagRecords: 0, lagSec: 0, lastError: null, lastErrorAtMs: null, connectedSinceMs: now - 5000, lastDigestAtMs: now - 30_000, lastDigestDiffBuckets: 0, repairedRecords: 0, sentEntries: 9, receivedEntries: 4 },
+      { name: 'mx3', address: '192.0.2.3:7410', nodeId: null, connected: false, inbound: false, ackedSeq: null, lagRecords: null, lagSec: null, lastError: 'STORE_ERR_REPL_AUTH: wrong key', lastErrorAtMs: now - 3000, connectedSinceMs: null, lastDigestAtMs: null, lastDigestDiffBuckets: null, repairedRecords: 0, sentEntries: 0, receivedEntries: 0 },
+    ],
+  };
+  const out = formatReplicationStatus(status, { kind: 'daemon' }, now);
+  assert.match(out, /^node mx1 \(store id aaaa\), listening 0\.0\.0\.0:7410, log at sequence 120$/m);
+  assert.match(out, /^mx2\s+192\.0\.2\.2:7410\s+yes\s+yes\s+0\s+0\.0\s+30s ago\s+-$/m);
+  assert.match(out, /^mx3\s+192\.0\.2\.3:7410\s+no\s+no\s+\?\s+\?\s+-\s+STORE_ERR_REPL_AUTH: wrong key \(3s ago\)$/m);
+  assert.match(out, /refused inbound connections since start: 2/);
+  assert.match(formatReplicationStatus(status, { kind: 'file', writtenAtMs: now - 60_000, pid: 42 }, now), /pid 42 60s ago/);
+  assert.match(formatReplicationStatus({ ...status, enabled: false }, { kind: 'daemon' }, now), /not configured/);
+});
+
+s.run();

@@ -1,0 +1,154 @@
+// Configuration reload against recording stand-ins: a broken file is rejected whole and nothing is
+// touched; a good one reaches the resolver, iterator, ACL, caches, local zones, policy and log level;
+// listener changes are reported as needing a restart and stay reported until one happens.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig, type ConfigValues } from '../../src/config/load.js';
+import { ControlError } from '../../src/control/control-error.js';
+import { changedKeys, reloadConfig, type ReloadParts } from '../../src/control/reload.js';
+import type { IteratorConfig } from '../../src/dns/iterator/iterator-config.js';
+import type { ResolverConfig } from '../../src/dns/resolver.js';
+import type { LocalZones } from '../../src/dns/server/local-zones.js';
+import type { PolicyService } from '../../src/policy/policy-service.js';
+import { CidrSet } from '../../src/util/cidr.js';
+import { Writable } from 'node:stream';
+import { createRootLogger } from '../../src/util/logger.js';
+
+const s = suite('control/reload');
+let dir = '';
+s.before.each(() => {
+  dir = mkdtempSync(join(tmpdir(), 'mxsentry-reload-'));
+});
+s.after.each(() => rmSync(dir, { recursive: true, force: true }));
+
+interface Recorder {
+  parts: ReloadParts;
+  events: string[];
+  iteratorConfig: IteratorConfig;
+  allow: CidrSet | null;
+}
+
+function recorder(file: string, opts: { policyFails?: boolean } = {}): Recorder {
+  const events: string[] = [];
+  const iteratorConfig = { useCapsForId: true, qnameMinimisation: 'relaxed' } as IteratorConfig;
+  const rec: Recorder = { events, iteratorConfig, allow: null, parts: undefined as unknown as ReloadParts };
+  // A real logger into a sink: the reload changes its level, which must not make the test noisy.
+  const logger = createRootLogger('info', new Writable({ write: (_c, _e, cb) => cb() }));
+  rec.parts = {
+    loadConfig: () => loadConfig({ file, flags: { 'dns-listen': ['127.0.0.1:5353'] } }),
+    logger,
+    listZonesOf: () => [],
+    iteratorConfig: (v) => ({ useCapsForId: v['use-caps-for-id'], qnameMinimisation: v['qname-minimisation'] }) as IteratorConfig,
+    resolverConfig: (v) => ({ serveExpired: v['serve-expired'] }) as ResolverConfig,
+    createLocalZones: () => {
+      events.push('local zones built');
+      return {} as LocalZones;
+    },
+    createPolicy: async () => {
+      if (opts.policyFails) throw new Error('recipients.txt:3: bad line');
+      events.push('policy built');
+      return {} as PolicyService;
+    },
+    iterator: { config: iteratorConfig },
+    resolver: { reconfigure: (c) => events.push(`resolver serveExpired=${String(c.serveExpired)}`) },
+    cache: { resize: (n) => events.push(`cache ${n}`) },
+    packetCache: { resize: (n) => events.push(`packet ${n}`) },
+    dnsServer: {
+      setAllow: (a) => {
+        rec.allow = a;
+        events.push('allow');
+      },
+      setLocalZones: () => events.push('server local zones'),
+    },
+    setLocalZones: () => events.push('stack local zones'),
+    swapPolicy: () => events.push('policy swapped'),
+    setMetricsAllow: () => events.push('metrics allow'),
+    setMaxAge: (sec) => events.push(`max-age ${sec}`),
+  };
+  return rec;
+}
+
+function start(file: string): ConfigValues {
+  const r = loadConfig({ file, flags: { 'dns-listen': ['127.0.0.1:5353'] } });
+  assert.equal(r.errors, []);
+  return r.values;
+}
+
+s('a broken file is rejected with every problem and nothing is applied', async () => {
+  const file = join(dir, 'mx.conf');
+  writeFileSync(file, 'serve-expired: no\n');
+  const current = start(file);
+  writeFileSync(file, 'serve-expired: maybe\nallow: 10.0.0.0/33\ncache-sise: 1m\n');
+  const rec = recorder(file);
+  try {
+    await reloadConfig(current, rec.parts);
+    assert.unreachable('accepted a broken file');
+  } catch (err) {
+    assert.instance(err, ControlError);
+    const msg = (err as ControlError).message;
+    assert.is((err as ControlError).code, 'CONTROL_ERR_FAILED');
+    assert.match(msg, /3 problem/);
+    assert.match(msg, /mx\.conf:1: serve-expired/);
+    assert.match(msg, /mx\.conf:2: allow/);
+    assert.match(msg, /mx\.conf:3: unknown key "cache-sise" \(did you mean "cache-size"\?\)/);
+  }
+  assert.equal(rec.events, []);
+});
+
+s('a failing table file rejects the reload before anything is swapped', async () => {
+  const file = join(dir, 'mx.conf');
+  writeFileSync(file, 'allow: 127.0.0.0/8\n');
+  const current = start(file);
+  writeFileSync(file, 'allow: 10.0.0.0/8\n');
+  const rec = recorder(file, { policyFails: true });
+  try {
+    await reloadConfig(current, rec.parts);
+    assert.unreachable('accepted');
+  } catch (err) {
+    assert.match((err as Error).message, /recipients\.txt:3/);
+  }
+  assert.equal(rec.events, []);
+});
+
+s('a good file is applied live; listener changes need a restart', async () => {
+  const file = join(dir, 'mx.conf');
+  writeFileSync(file, 'serve-expired: yes\nlog-level: info\npolicy-listen: 127.0.0.1:10023\n');
+  const current = start(file);
+  writeFileSync(file, [
+    'serve-expired: no', 'use-caps-for-id: no', 'allow: 10.1.0.0/16', 'cache-size: 32m', 'log-level: debug',
+    'no-default-zone: test.', 'max-age: 10d', 'policy-listen: 127.0.0.1:10024', '',
+  ].join('\n'));
+  const rec = recorder(file);
+  const moduleLog = rec.parts.logger.child({ module: 'dns.server' });
+  assert.not.ok(moduleLog.isLevelEnabled('debug'));
+  const { values, report } = await reloadConfig(current, rec.parts);
+  assert.equal(report.restartNeeded, ['policy-listen']);
+  assert.equal(report.applied, ['allow', 'cache-size', 'log-level', 'max-age', 'no-default-zone', 'serve-expired', 'use-caps-for-id']);
+  assert.is(report.file, file);
+  assert.ok(rec.events.includes('resolver serveExpired=false'));
+  assert.is(rec.iteratorConfig.useCapsForId, false, 'iterator settings updated in place');
+  assert.ok(rec.allow?.has('10.1.2.3'));
+  assert.ok(rec.events.includes(`cache ${32 << 20}`));
+  assert.ok(rec.events.includes('server local zones') && rec.events.includes('stack local zones'));
+  assert.ok(rec.events.includes(`max-age ${10 * 86400}`));
+  assert.ok(rec.events.indexOf('policy built') < rec.events.indexOf('policy swapped'));
+  assert.is(rec.parts.logger.level, 'debug');
+  assert.ok(moduleLog.isLevelEnabled('debug'), 'module loggers made before the reload follow the new level');
+  // The listener keeps its running value, so the next reload reports it again.
+  assert.equal((values['policy-listen'] as Array<{ text: string }>).map((e) => e.text), ['127.0.0.1:10023']);
+  const again = await reloadConfig(values, recorder(file).parts);
+  assert.equal(again.report.restartNeeded, ['policy-listen']);
+  assert.equal(again.report.applied, []);
+});
+
+s('changedKeys compares values, not identity', () => {
+  const a = loadConfig({}).values;
+  const b = loadConfig({}).values;
+  assert.equal(changedKeys(a, b), []);
+  assert.equal(changedKeys(a, { ...b, delay: 300 }), ['delay']);
+});
+
+s.run();

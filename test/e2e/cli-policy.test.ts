@@ -1,0 +1,76 @@
+// `mxsentry check`, `rbl` and `greylist` as an admin runs them: the built CLI on a temp data dir
+// and the fake tree's DNSBL. `check` must decide without writing to the greylist store.
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { MXSENTRY_BIN, removeTempDir, startSharedPortTree, writeTempFile, type SharedPortTree } from '../helpers/daemon.js';
+import { standardTree } from '../helpers/fake-hierarchy.js';
+
+const run = promisify(execFile);
+const s = suite('e2e: mxsentry check / rbl / greylist');
+let tree: SharedPortTree;
+let hints: { dir: string; file: string };
+
+s.before(async () => {
+  tree = await startSharedPortTree(standardTree());
+  hints = writeTempFile('root.hints', tree.rootHints);
+});
+s.after(async () => {
+  await tree.stop();
+  removeTempDir(hints.dir);
+});
+
+async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const common = ['--root-hints', hints.file, '--query-loopback', '--upstream-port', String(tree.port), '--data-dir', `${hints.dir}/data`, '--dnsbl', 'dnsbl.example.net=127.0.0.[2..11]'];
+  try {
+    const r = await run(process.execPath, [MXSENTRY_BIN, ...args, ...common], { timeout: 20_000 });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+const envelope = ['--helo', 'mx.example.org', '--sender', 'a@example.org', '--recipient', 'b@example.com'];
+
+s('check: a new triplet would be greylisted (exit 3), and nothing is recorded', async () => {
+  const r = await cli('check', '--client-address', '192.0.2.44', ...envelope);
+  assert.is(r.code, 3, r.stderr);
+  assert.match(r.stdout, /action=DEFER_IF_PERMIT 4\.2\.0/);
+  assert.match(r.stdout, /step: 10 \(greylist\)/);
+  const again = await cli('check', '--client-address', '192.0.2.44', ...envelope);
+  assert.match(again.stdout, /DEFER_IF_PERMIT/, 'still new: check wrote nothing');
+  const list = await cli('greylist', 'list');
+  assert.is(list.stdout.trim(), '', 'the store holds no triplet');
+});
+
+s('check: a DNSBL-listed client is rejected at step 8 (exit 1)', async () => {
+  const r = await cli('check', '--client-address', '127.0.0.2', ...envelope);
+  assert.is(r.code, 1, r.stderr);
+  assert.match(r.stdout, /action=554 5\.7\.1 .*dnsbl\.example\.net/);
+  assert.match(r.stdout, /step: 8 \(dnsbl\)/);
+});
+
+s('rbl: raw answers, TXT and verdict per list', async () => {
+  const r = await cli('rbl', '127.0.0.2');
+  assert.is(r.code, 1, 'listed in a DNSBL');
+  assert.match(r.stdout, /answers: 127\.0\.0\.2/);
+  assert.match(r.stdout, /txt:\s+Listed: test entry/);
+  assert.match(r.stdout, /verdict: listed/);
+  const clean = await cli('rbl', '127.0.0.1');
+  assert.is(clean.code, 0);
+  assert.match(clean.stdout, /verdict: not-listed/);
+});
+
+s('greylist whitelist makes a client pass, visible to check', async () => {
+  const w = await cli('greylist', 'whitelist', '192.0.2.55');
+  assert.is(w.code, 0, w.stderr);
+  const r = await cli('check', '--client-address', '192.0.2.55', ...envelope);
+  assert.is(r.code, 0);
+  assert.match(r.stdout, /action=DUNNO/);
+  const stats = await cli('greylist', 'stats');
+  assert.match(stats.stdout, /clients 1/);
+});
+
+s.run();

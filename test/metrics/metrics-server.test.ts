@@ -1,0 +1,54 @@
+// The metrics HTTP endpoint on 127.0.0.1 (port 0): 200 with the exposition content type on GET
+// /metrics, 404 elsewhere, 405 for other methods, 403 for clients outside metrics-allow.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import http from 'node:http';
+import { MetricsServer } from '../../src/metrics/metrics-server.js';
+import { CidrSet } from '../../src/util/cidr.js';
+import { createSilentLogger } from '../../src/util/logger.js';
+
+const s = suite('metrics/metrics-server');
+
+function get(port: number, path: string, method = 'GET'): Promise<{ status: number; type: string; body: string }> {
+  return new Promise((done, fail) => {
+    const req = http.request({ host: '127.0.0.1', port, path, method, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => done({ status: res.statusCode ?? 0, type: String(res.headers['content-type'] ?? ''), body }));
+    });
+    req.setTimeout(5000, () => req.destroy(new Error('timeout')));
+    req.on('error', fail);
+    req.end();
+  });
+}
+
+s('serves /metrics to allowed clients only', async () => {
+  let renders = 0;
+  const srv = new MetricsServer({
+    address: '127.0.0.1',
+    port: 0,
+    allow: new CidrSet(['127.0.0.0/8']),
+    render: () => {
+      renders++;
+      return Promise.resolve('# TYPE x gauge\nx 1\n');
+    },
+    logger: createSilentLogger(),
+  });
+  const { port } = await srv.listen();
+  try {
+    const ok = await get(port, '/metrics');
+    assert.is(ok.status, 200);
+    assert.match(ok.type, /^text\/plain; version=0\.0\.4/);
+    assert.is(ok.body, '# TYPE x gauge\nx 1\n');
+    assert.is((await get(port, '/')).status, 404);
+    assert.is((await get(port, '/metrics', 'POST')).status, 405);
+    srv.setAllow(new CidrSet(['10.0.0.0/8']));
+    assert.is((await get(port, '/metrics')).status, 403);
+    assert.is(renders, 1, 'refused requests render nothing');
+  } finally {
+    await srv.close();
+  }
+});
+
+s.run();

@@ -1,0 +1,39 @@
+// The exposition text: every family has HELP and TYPE before its samples, names and labels are well
+// formed, histograms are cumulative with +Inf = count, and the required series are there.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { renderPrometheus } from '../../src/metrics/prometheus-text.js';
+import { collectStats } from '../../src/metrics/stats-snapshot.js';
+import { parseExposition } from '../helpers/prometheus.js';
+import { fakeSources } from '../helpers/stats-sources.js';
+
+const s = suite('metrics/prometheus-text');
+
+s('renders the required series in valid exposition format', async () => {
+  const text = renderPrometheus(await collectStats(fakeSources({ replication: () => ({ peers: [{ name: 'mx2', connected: true, lagRecords: 4, lagSec: 2 }] }) })));
+  const m = parseExposition(text);
+  assert.is(m.get('mxsentry_info{version="9.9.9"}'), 1);
+  assert.is(m.get('mxsentry_dns_responses_total{rcode="SERVFAIL"}'), 2);
+  assert.is(m.get('mxsentry_dns_answers_total{source="packet-cache"}'), 3);
+  assert.is(m.get('mxsentry_dns_answers_total{source="recursion"}'), 6);
+  assert.is(m.get('mxsentry_cache_hit_ratio{cache="rrset"}'), 0.75);
+  assert.is(m.get('mxsentry_cache_entries{cache="packet"}'), 5);
+  assert.is(m.get('mxsentry_resolver_servfail_total{cause="deadline"}'), 1);
+  assert.is(m.get('mxsentry_upstream_rtt_seconds_bucket{transport="udp",le="0.005"}'), 1);
+  assert.is(m.get('mxsentry_upstream_rtt_seconds_bucket{transport="udp",le="0.05"}'), 2, 'cumulative');
+  assert.is(m.get('mxsentry_upstream_rtt_seconds_bucket{transport="udp",le="+Inf"}'), 2);
+  assert.is(m.get('mxsentry_upstream_rtt_seconds_count{transport="udp"}'), 2);
+  assert.is(m.get('mxsentry_policy_decisions_total{step="10",step_name="greylist",verdict="DEFER_IF_PERMIT"}'), 2);
+  assert.is(m.get('mxsentry_dnslist_errors_total{tier="block",list="zen.spamhaus.org"}'), 1);
+  assert.is(m.get('mxsentry_greylist_triplets'), 2);
+  assert.is(m.get('mxsentry_replication_lag_records{peer="mx2"}'), 4);
+  assert.is(m.get('mxsentry_replication_lag_seconds{peer="mx2"}'), 2);
+});
+
+s('label values are escaped', async () => {
+  const text = renderPrometheus(await collectStats(fakeSources({ replication: () => ({ peers: [{ name: 'a"b\\c\nd', lagRecords: 1 }] }) })));
+  assert.ok(text.includes('mxsentry_replication_lag_records{peer="a\\"b\\\\c\\nd"} 1'), text);
+  parseExposition(text);
+});
+
+s.run();

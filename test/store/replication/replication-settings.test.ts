@@ -1,0 +1,109 @@
+// Tests for the replication settings: peer lines, the cluster key formats, the derived PSK, and the
+// start-up errors that name the config key (missing key, a peer naming this node, a readable key file).
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { loadConfig } from '../../../src/config/load.js';
+import { ConfigError } from '../../../src/util/errors.js';
+import {
+  derivePsk,
+  generateReplicationKey,
+  parsePeerSpec,
+  parseReplicationKey,
+  replicationSettingsOf,
+} from '../../../src/store/replication/replication-settings.js';
+
+const s = suite('store/replication/replication-settings');
+
+const KEY = 'ab'.repeat(32);
+const dirs: string[] = [];
+
+function values(flags: Record<string, unknown>) {
+  const r = loadConfig({ flags });
+  assert.equal(r.errors, []);
+  return r.values;
+}
+
+function configError(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (err) {
+    assert.instance(err, ConfigError);
+    return err as ConfigError;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+s.after.each(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+s('peer lines: addresses, host names, IPv6 in brackets', () => {
+  assert.equal(parsePeerSpec('mx2=192.0.2.2:7410'), { name: 'mx2', host: '192.0.2.2', port: 7410, text: 'mx2=192.0.2.2:7410' });
+  assert.equal(parsePeerSpec('mx-3.b=[2001:db8::3]:7410'), { name: 'mx-3.b', host: '2001:db8::3', port: 7410, text: 'mx-3.b=[2001:db8::3]:7410' });
+  assert.is(parsePeerSpec('backup=mx2.example.org:7410').host, 'mx2.example.org');
+  for (const bad of ['mx2', 'mx2=192.0.2.2', '=1.2.3.4:5', 'mx 2=1.2.3.4:5', 'mx2=1.2.3.4:0', 'mx2=1.2.3.4:70000', 'mx2=[1.2.3.4]:5', 'mx2=bad_host!:5']) {
+    assert.throws(() => parsePeerSpec(bad), undefined, bad);
+  }
+});
+
+s('cluster keys: 64 hex digits or base64 of 32 bytes; anything else is refused', () => {
+  const hex = generateReplicationKey();
+  assert.match(hex, /^[0-9a-f]{64}$/);
+  assert.is(parseReplicationKey(hex).length, 32);
+  assert.equal(parseReplicationKey(Buffer.alloc(32, 9).toString('base64')), Buffer.alloc(32, 9));
+  for (const bad of ['', 'abc', 'g'.repeat(64), KEY.slice(2), Buffer.alloc(16).toString('base64')]) assert.throws(() => parseReplicationKey(bad), undefined, bad);
+  assert.is.not(generateReplicationKey(), hex);
+});
+
+s('the PSK is derived, fixed for a key and different per key', () => {
+  const a = derivePsk(parseReplicationKey(KEY));
+  assert.is(a.length, 32);
+  assert.equal(derivePsk(parseReplicationKey(KEY)), a);
+  assert.not.equal(derivePsk(parseReplicationKey('cd'.repeat(32))), a);
+  assert.not.equal(a, parseReplicationKey(KEY));
+});
+
+s('replication is off without peers and listener', () => {
+  assert.is(replicationSettingsOf(values({})), undefined);
+});
+
+s('a full configuration', () => {
+  const r = replicationSettingsOf(
+    values({ 'node-name': 'mx1', 'replication-listen': '127.0.0.1:7410', peer: ['mx2=127.0.0.2:7410', 'mx3=127.0.0.3:7410'], 'replication-key': KEY, 'replication-digest-interval': '2m', 'replication-timeout': '5' }),
+  )!;
+  assert.is(r.nodeName, 'mx1');
+  assert.is(r.listen?.text, '127.0.0.1:7410');
+  assert.equal(r.peers.map((p) => p.name), ['mx2', 'mx3']);
+  assert.is(r.digestIntervalMs, 120_000);
+  assert.is(r.timeoutMs, 5000);
+  assert.is(r.logMaxEntries, 1_000_000);
+  assert.equal(r.psk, derivePsk(parseReplicationKey(KEY)));
+});
+
+s('start-up errors name the key', () => {
+  assert.is(configError(() => replicationSettingsOf(values({ peer: ['mx2=127.0.0.2:1'] }))).key, 'replication-key');
+  assert.is(configError(() => replicationSettingsOf(values({ peer: ['mx2=127.0.0.2:1'], 'replication-key': 'short' }))).key, 'replication-key');
+  assert.is(configError(() => replicationSettingsOf(values({ peer: ['nonsense'], 'replication-key': KEY }))).key, 'peer');
+  assert.is(configError(() => replicationSettingsOf(values({ 'node-name': 'mx1', peer: ['mx1=127.0.0.2:1'], 'replication-key': KEY }))).key, 'peer');
+  assert.is(configError(() => replicationSettingsOf(values({ peer: ['mx2=127.0.0.2:1', 'mx2=127.0.0.3:1'], 'replication-key': KEY }))).key, 'peer');
+  assert.is(configError(() => replicationSettingsOf(values({ 'node-name': 'bad name', peer: ['mx2=127.0.0.2:1'], 'replication-key': KEY }))).key, 'node-name');
+});
+
+s('a key file is read, and refused while others can read it', () => {
+  const d = mkdtempSync(join(tmpdir(), 'mxsentry-repl-'));
+  dirs.push(d);
+  const file = join(d, 'key');
+  writeFileSync(file, `${KEY}\n`, { mode: 0o600 });
+  const ok = replicationSettingsOf(values({ peer: ['mx2=127.0.0.2:1'], 'replication-key-file': file }))!;
+  assert.equal(ok.psk, derivePsk(parseReplicationKey(KEY)));
+  chmodSync(file, 0o644);
+  const err = configError(() => replicationSettingsOf(values({ peer: ['mx2=127.0.0.2:1'], 'replication-key-file': file })));
+  assert.is(err.key, 'replication-key-file');
+  assert.match(err.message, /chmod 600/);
+  assert.is(configError(() => replicationSettingsOf(values({ peer: ['mx2=127.0.0.2:1'], 'replication-key-file': file, 'replication-key': KEY }))).key, 'replication-key');
+});
+
+s.run();

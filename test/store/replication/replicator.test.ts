@@ -1,0 +1,377 @@
+// In-process replication tests: 2-3 Replicators on loopback, each with a fresh temp LMDB store.
+// Covers convergence, persisted cursors and resumption after a restart, digest repair of a trimmed
+// log and a brand-new node, the wrong key (refused, logged, nothing changed), malformed and oversized
+// frames, clamping of future times, trimming, and status. Waits are short polls on real sockets.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import tls from 'node:tls';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { ManualClock } from '../../../src/util/clock.js';
+import { createRootLogger, type Logger } from '../../../src/util/logger.js';
+import type { ClientRecord, TripletRecord } from '../../../src/store/greylist-types.js';
+import { LmdbGreylistStore } from '../../../src/store/lmdb-greylist-store.js';
+import { canonicalRecord } from '../../../src/store/replication/bucket-digest.js';
+import { encodeFrame, PROTOCOL_VERSION } from '../../../src/store/replication/frame-codec.js';
+import { pskClientOptions } from '../../../src/store/replication/replication-connection.js';
+import { ReplicationErrorCode } from '../../../src/store/replication/replication-error-code.js';
+import { derivePsk, parseReplicationKey, type PeerSpec } from '../../../src/store/replication/replication-settings.js';
+import { Replicator, type ReplicatorOptions } from '../../../src/store/replication/replicator.js';
+import { freeLoopbackPort } from '../../helpers/daemon.js';
+
+const s = suite('store/replication/replicator');
+
+const T0 = 1_700_000_000_000;
+const DAY_MS = 86_400_000;
+const KEY = derivePsk(parseReplicationKey('11'.repeat(32)));
+const OTHER_KEY = derivePsk(parseReplicationKey('22'.repeat(32)));
+
+interface Node {
+  name: string;
+  port: number;
+  dir: string;
+  clock: ManualClock;
+  store: LmdbGreylistStore;
+  repl: Replicator;
+  logs: () => Record<string, unknown>[];
+}
+
+const nodes: Node[] = [];
+const dirs: string[] = [];
+
+function capturingLogger(): { logger: Logger; lines: () => Record<string, unknown>[] } {
+  const chunks: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      chunks.push(chunk.toString('utf8'));
+      cb();
+    },
+  });
+  return {
+    logger: createRootLogger('debug', sink),
+    lines: () =>
+      chunks
+        .join('')
+        .split('\n')
+        .filter((l) => l.trim() !== '')
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
+  };
+}
+
+interface NodeOpts {
+  name: string;
+  port: number;
+  peers: PeerSpec[];
+  dir?: string;
+  psk?: Buffer;
+  clock?: ManualClock;
+  extra?: Partial<ReplicatorOptions>;
+  logMaxEntries?: number;
+}
+
+async function startNode(o: NodeOpts): Promise<Node> {
+  const dir = o.dir ?? mkdtempSync(join(tmpdir(), 'mxsentry-repl-'));
+  if (!o.dir) dirs.push(dir);
+  const clock = o.clock ?? new ManualClock(T0);
+  const { logger, lines } = capturingLogger();
+  const store = await LmdbGreylistStore.open({ dataDir: dir, clock, logger });
+  const repl = new Replicator({
+    settings: {
+      nodeName: o.name,
+      listen: { address: '127.0.0.1', port: o.port, text: `127.0.0.1:${o.port}` },
+      peers: o.peers,
+      psk: o.psk ?? KEY,
+      digestIntervalMs: 3_600_000,
+      timeoutMs: 5000,
+      logMaxEntries: o.logMaxEntries ?? 1_000_000,
+    },
+    clock,
+    logger,
+    maxAgeMs: 35 * DAY_MS,
+    pollIntervalMs: 10,
+    retryMinMs: 20,
+    retryMaxMs: 200,
+    digestSettleMs: 0,
+    ...o.extra,
+  });
+  await repl.listen();
+  repl.attach(store);
+  const node: Node = { name: o.name, port: o.port, dir, clock, store, repl, logs: lines };
+  nodes.push(node);
+  return node;
+}
+
+async function stopNode(n: Node): Promise<void> {
+  const i = nodes.indexOf(n);
+  if (i >= 0) nodes.splice(i, 1);
+  await n.repl.stop();
+  await n.store.close();
+}
+
+function peer(name: string, port: number): PeerSpec {
+  return { name, host: '127.0.0.1', port, text: `${name}=127.0.0.1:${port}` };
+}
+
+/** Starts a full mesh of `names`. */
+async function cluster(names: string[], extra: Partial<ReplicatorOptions> = {}): Promise<Node[]> {
+  const ports = await Promise.all(names.map(() => freeLoopbackPort()));
+  const out: Node[] = [];
+  for (let i = 0; i < names.length; i++) {
+    out.push(await startNode({ name: names[i]!, port: ports[i]!, peers: names.flatMap((n, j) => (j === i ? [] : [peer(n, ports[j]!)])), extra }));
+  }
+  return out;
+}
+
+async function write(n: Node, key: string, triplet: TripletRecord, client?: { key: string; record: ClientRecord }): Promise<void> {
+  await n.store.transact(key, client?.key ?? 'unused-client', () => ({ update: { triplet, ...(client ? { client: client.record } : {}) }, result: null }));
+}
+
+function rec(i: number, extra: Partial<TripletRecord> = {}): TripletRecord {
+  return { firstSeenMs: T0 + i, lastSeenMs: T0 + i, passedAtMs: 0, passes: {}, ...extra };
+}
+
+/** Sorted canonical dump of a node's greylist (triplets and clients). */
+async function dump(n: Node): Promise<string> {
+  const t = await n.store.listTriplets({ limit: 100_000 });
+  const c = await n.store.listClients({ limit: 100_000 });
+  return JSON.stringify([t.map((r) => [r.key, canonicalRecord('triplet', r.record)]), c.map((r) => [r.key, canonicalRecord('client', r.record)])]);
+}
+
+async function waitFor(what: string, cond: () => Promise<boolean> | boolean, timeoutMs = 8000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await cond()) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+async function converged(ns: Node[]): Promise<boolean> {
+  const d = await Promise.all(ns.map(dump));
+  return d.every((x) => x === d[0]);
+}
+
+s.after.each(async () => {
+  for (const n of nodes.splice(0)) {
+    await n.repl.stop();
+    await n.store.close();
+  }
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+s('a write at one node reaches the other; both ways; cursors are persisted', async () => {
+  const [a, b] = await cluster(['mxa', 'mxb']);
+  await write(a!, 'k1', rec(1), { key: '192.0.2.1', record: { firstSeenMs: T0, lastSeenMs: T0, lastCountedMs: T0, passes: { x: 1 } } });
+  await write(b!, 'k2', rec(2));
+  await waitFor('convergence', () => converged([a!, b!]));
+  assert.is((await b!.store.listTriplets()).length, 2);
+  assert.is((await a!.store.listClients()).length, 1);
+  await waitFor('cursor at a', async () => (await a!.store.getCursor(b!.store.getNodeId())) === (await a!.store.getLastSeq()));
+  // A digest round may still log a merge (of nothing new) after that; the lag returns to 0.
+  await waitFor('no lag', async () => (await a!.repl.status()).peers[0]!.lagRecords === 0);
+  const st = await a!.repl.status();
+  assert.is(st.peers[0]!.name, 'mxb');
+  assert.ok(st.peers[0]!.connected);
+  assert.ok(st.peers[0]!.inbound);
+  assert.is(st.peers[0]!.lagRecords, 0);
+  assert.is(st.peers[0]!.nodeId, b!.store.getNodeId());
+});
+
+s('three nodes converge under random writes at random nodes, including merges of one key', async () => {
+  const ns = await cluster(['n1', 'n2', 'n3']);
+  let seed = 7;
+  const rand = (): number => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed / 2 ** 31;
+  };
+  const writes: Promise<void>[] = [];
+  for (let i = 0; i < 300; i++) {
+    const n = ns[Math.floor(rand() * 3)]!;
+    const key = `k${Math.floor(rand() * 120)}`;
+    const nodeId = n.store.getNodeId();
+    writes.push(
+      n.store.transact(key, 'c', (cur) => ({
+        update: { triplet: { firstSeenMs: Math.min(cur?.firstSeenMs ?? Infinity, T0 + i), lastSeenMs: Math.max(cur?.lastSeenMs ?? 0, T0 + i), passedAtMs: 0, passes: { ...cur?.passes, [nodeId]: (cur?.passes[nodeId] ?? 0) + 1 } } },
+        result: undefined,
+      })),
+    );
+  }
+  await Promise.all(writes);
+  await waitFor('convergence of 3 nodes', () => converged(ns));
+  const keys = (await ns[0]!.store.listTriplets({ limit: 1000 })).length;
+  assert.ok(keys > 80 && keys <= 120, `${keys} keys`);
+});
+
+s('a restarted node resumes from its cursor and gets what was written while it was down', async () => {
+  const ports = [await freeLoopbackPort(), await freeLoopbackPort()];
+  const a = await startNode({ name: 'a', port: ports[0]!, peers: [peer('b', ports[1]!)] });
+  let b = await startNode({ name: 'b', port: ports[1]!, peers: [peer('a', ports[0]!)] });
+  for (let i = 0; i < 20; i++) await write(a, `early${i}`, rec(i));
+  await waitFor('first sync', () => converged([a, b]));
+  const bDir = b.dir;
+  await stopNode(b);
+  for (let i = 0; i < 20; i++) await write(a, `late${i}`, rec(100 + i));
+  await waitFor('a notices b is gone', async () => !(await a.repl.status()).peers[0]!.connected);
+  const down = (await a.repl.status()).peers[0]!;
+  assert.ok(down.lagRecords! >= 20, `lag ${down.lagRecords}`);
+  assert.ok(down.lastError !== null);
+  b = await startNode({ name: 'b', port: ports[1]!, peers: [peer('a', ports[0]!)], dir: bDir });
+  await waitFor('catch-up after restart', () => converged([a, b]));
+  // Resumed from the cursor: only the 20 late entries were pushed on the new link.
+  const st = (await a.repl.status()).peers[0]!;
+  assert.ok(st.sentEntries <= 20 + 20, `sent ${st.sentEntries}`);
+  assert.is((await b.store.listTriplets()).length, 40);
+});
+
+s('digest repair fills a brand-new node from a peer whose log was trimmed', async () => {
+  const ports = [await freeLoopbackPort(), await freeLoopbackPort()];
+  const a = await startNode({ name: 'a', port: ports[0]!, peers: [peer('b', ports[1]!)] });
+  for (let i = 0; i < 50; i++) await write(a, `key${i}`, rec(i), { key: `192.0.2.${i}`, record: { firstSeenMs: T0, lastSeenMs: T0 + i, lastCountedMs: 0, passes: {} } });
+  // Force the log to forget everything (as after a long outage beyond replication-log-max).
+  await a.store.trimLog((await a.store.getLastSeq()) + 1);
+  assert.is((await a.store.readLog(0, 1000)).length, 1);
+  a.clock.advanceMs(1000);
+  const b = await startNode({ name: 'b', port: ports[1]!, peers: [peer('a', ports[0]!)], clock: a.clock });
+  await waitFor('repair', () => converged([a, b]));
+  assert.is((await b.store.listTriplets()).length, 50);
+  assert.is((await b.store.listClients()).length, 50);
+  // The counters are updated when the round's last REPAIR is acknowledged, just after b holds it all.
+  await waitFor('repair round done', async () => (await a.repl.status()).peers[0]!.lastDigestAtMs !== null);
+  const st = (await a.repl.status()).peers[0]!;
+  assert.ok(st.repairedRecords >= 99, `repaired ${st.repairedRecords}`);
+  assert.ok(st.lastDigestDiffBuckets! > 0);
+});
+
+s('the digest repairs a record that differs although both logs were acknowledged', async () => {
+  const [a, b] = await cluster(['a', 'b']);
+  await write(a!, 'x', rec(1));
+  await waitFor('sync', () => converged([a!, b!]));
+  // Change b's copy behind replication's back (as a restored backup would): only the digest can see it.
+  await b!.store.deleteTriplet('x');
+  assert.not.ok(await converged([a!, b!]));
+  a!.clock.advanceMs(3_600_001);
+  b!.clock.advanceMs(3_600_001);
+  a!.repl.notify();
+  await waitFor('digest repair', () => converged([a!, b!]));
+});
+
+s('a peer with the wrong key is refused and logged, and changes nothing', async () => {
+  const ports = [await freeLoopbackPort(), await freeLoopbackPort()];
+  const a = await startNode({ name: 'a', port: ports[0]!, peers: [] });
+  const evil = await startNode({ name: 'evil', port: ports[1]!, peers: [peer('a', ports[0]!)], psk: OTHER_KEY });
+  await write(evil, 'spam', rec(1));
+  await waitFor('refusal', async () => (await a.repl.status()).refusedConnections > 0);
+  await waitFor('evil sees the auth error', async () => (await evil.repl.status()).peers[0]!.lastError?.startsWith(ReplicationErrorCode.AUTH) ?? false);
+  assert.is((await a.store.listTriplets()).length, 0);
+  assert.ok(a.logs().some((l) => /refused/.test(String(l.msg)) && l.level === 'warn'));
+  assert.not.ok((await evil.repl.status()).peers[0]!.connected);
+});
+
+s('a client authenticated with the key but claiming another name is refused', async () => {
+  const port = await freeLoopbackPort();
+  const a = await startNode({ name: 'a', port, peers: [] });
+  const socket = tls.connect(pskClientOptions('127.0.0.1', port, KEY, 'mallory'));
+  await new Promise<void>((resolve, reject) => {
+    socket.once('secureConnect', () => resolve());
+    socket.once('error', reject);
+  });
+  socket.write(encodeFrame({ type: 'hello', version: PROTOCOL_VERSION, nodeId: 'feedfeedfeedfeed', name: 'b' }));
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  socket.on('error', () => undefined);
+  socket.resume();
+  await closed;
+  assert.ok(a.logs().some((l) => l.code === ReplicationErrorCode.AUTH));
+  assert.ok((await a.repl.status()).refusedConnections >= 1);
+});
+
+s('malformed and oversized frames close the link without touching the store; good peers still work', async () => {
+  const [a, b] = await cluster(['a', 'b']);
+  await write(a!, 'good', rec(1));
+  await waitFor('sync', () => converged([a!, b!]));
+  const before = await dump(a!);
+  const attacks: Buffer[] = [
+    Buffer.from([0xff, 0xff, 0xff, 0xff, 1]),
+    Buffer.from('GET / HTTP/1.1\r\n\r\n'),
+    Buffer.concat([encodeFrame({ type: 'hello', version: PROTOCOL_VERSION, nodeId: 'feedfeedfeedfeed', name: 'c' }), Buffer.from([0, 0, 0, 3, 2, 0x7b, 0x7d])]),
+  ];
+  for (const bytes of attacks) {
+    const socket = tls.connect(pskClientOptions('127.0.0.1', a!.port, KEY, 'c'));
+    await new Promise<void>((resolve, reject) => {
+      socket.once('secureConnect', () => resolve());
+      socket.once('error', reject);
+    });
+    socket.on('error', () => undefined);
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    socket.resume();
+    socket.write(bytes);
+    await closed;
+  }
+  assert.is(await dump(a!), before);
+  assert.ok(a!.logs().some((l) => l.code === ReplicationErrorCode.FRAME_TOO_LARGE));
+  assert.ok(a!.logs().some((l) => l.code === ReplicationErrorCode.PROTOCOL));
+  await write(b!, 'after', rec(2));
+  await waitFor('replication still works', () => converged([a!, b!]));
+});
+
+s('times from the future are clamped to now plus the allowed skew', async () => {
+  const ports = [await freeLoopbackPort(), await freeLoopbackPort()];
+  const a = await startNode({ name: 'a', port: ports[0]!, peers: [], extra: { maxFutureSkewMs: 1000 } });
+  const b = await startNode({ name: 'b', port: ports[1]!, peers: [peer('a', ports[0]!)], clock: new ManualClock(T0 + DAY_MS) });
+  await write(b, 'future', { firstSeenMs: T0 + DAY_MS, lastSeenMs: T0 + DAY_MS, passedAtMs: T0 + DAY_MS, passes: {} });
+  await waitFor('arrival', async () => (await a.store.listTriplets()).length === 1);
+  const got = (await a.store.listTriplets())[0]!.record;
+  assert.equal(got, { firstSeenMs: T0 + 1000, lastSeenMs: T0 + 1000, passedAtMs: T0 + 1000, passes: {} });
+  assert.ok((await a.repl.status()).clampedRecords >= 1);
+});
+
+s('expired records are neither sent nor accepted', async () => {
+  const [a, b] = await cluster(['a', 'b']);
+  await write(a!, 'ancient', rec(-40 * DAY_MS));
+  await write(a!, 'recent', rec(1));
+  await waitFor('recent arrives', async () => (await b!.store.listTriplets()).length >= 1);
+  await waitFor('cursor', async () => (await a!.store.getCursor(b!.store.getNodeId())) === (await a!.store.getLastSeq()));
+  assert.equal((await b!.store.listTriplets()).map((r) => r.key), ['recent']);
+});
+
+s('the log is trimmed below every peer cursor, held back for an unknown peer, capped by log-max', async () => {
+  const port = await freeLoopbackPort();
+  const deadPort = await freeLoopbackPort();
+  const a = await startNode({ name: 'a', port, peers: [peer('b', deadPort)], logMaxEntries: 1000 });
+  for (let i = 0; i < 30; i++) await write(a, `k${i}`, rec(i));
+  assert.is(await a.repl.trim(), 0, 'b never connected: nothing trimmed');
+  for (let i = 0; i < 1100; i += 100) await Promise.all(Array.from({ length: 100 }, (_, j) => write(a, `bulk${i + j}`, rec(i + j))));
+  const deleted = await a.repl.trim();
+  assert.ok(deleted >= 100, `deleted ${deleted}`);
+  assert.ok((await a.store.count()).replogEntries <= 1001);
+});
+
+s('with replication off the Replicator only trims the log', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mxsentry-repl-'));
+  dirs.push(dir);
+  const clock = new ManualClock(T0);
+  const { logger } = capturingLogger();
+  const store = await LmdbGreylistStore.open({ dataDir: dir, clock, logger });
+  const repl = new Replicator({ settings: undefined, clock, logger, maxAgeMs: DAY_MS });
+  await repl.listen();
+  repl.attach(store);
+  try {
+    for (let i = 0; i < 10; i++) await store.transact(`k${i}`, 'c', () => ({ update: { triplet: rec(i) }, result: null }));
+    assert.is(await repl.trim(), 9);
+    const st = await repl.status();
+    assert.is(st.enabled, false);
+    assert.equal(st.peers, []);
+  } finally {
+    await repl.stop();
+    await store.close();
+  }
+});
+
+s('a node listed as its own peer is detected and not replicated to', async () => {
+  const port = await freeLoopbackPort();
+  const a = await startNode({ name: 'a', port, peers: [peer('a2', port)] });
+  await waitFor('self detection', async () => (await a.repl.status()).peers[0]!.lastError?.startsWith(ReplicationErrorCode.SELF) ?? false);
+});
+
+s.run();
