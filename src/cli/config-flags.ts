@@ -2,7 +2,9 @@
 // with the same name, and collects the given flags back into loadConfig's input.
 // Flags left out stay undefined: the config file (or the default) applies.
 import type { Argv } from 'yargs';
+import { loadConfig, type ConfigValues } from '../config/load.js';
 import { SCHEMA } from '../config/schema.js';
+import type { ConfigError } from '../util/errors.js';
 
 /** Adds one option per schema key to a yargs command. */
 export function addConfigFlags<T>(y: Argv<T>): Argv<T> {
@@ -28,4 +30,24 @@ export function collectConfigFlags(argv: Record<string, unknown>): Record<string
   }
   if (argv['no-x-greylist-header'] === true) flags['x-greylist-header'] = false;
   return flags;
+}
+
+/** Prints config problems, one per line, to stderr. */
+export function printConfigErrors(errors: ConfigError[]): void {
+  for (const e of errors) process.stderr.write(`mxsentry: config error: ${e.message}\n`);
+  process.stderr.write(`mxsentry: ${errors.length} problem(s) in the configuration; not started\n`);
+}
+
+/**
+ * Loads --config and the config flags of a command; on any problem prints them all, sets exit
+ * code 2 and returns null (the command then ends without doing anything).
+ */
+export function loadConfigOrExit(argv: Record<string, unknown>): ConfigValues | null {
+  const loaded = loadConfig({ ...(typeof argv.config === 'string' ? { file: argv.config } : {}), flags: collectConfigFlags(argv) });
+  if (loaded.errors.length > 0) {
+    printConfigErrors(loaded.errors);
+    process.exitCode = 2;
+    return null;
+  }
+  return loaded.values;
 }

@@ -13,7 +13,7 @@ import type { ReloadReport } from '../control/reload.js';
 import type { HistogramSnapshot } from '../metrics/histogram.js';
 import type { StatsSnapshot } from '../metrics/stats-snapshot.js';
 import { describeError } from '../util/errors.js';
-import { printConfigErrors } from './serve-command.js';
+import { printConfigErrors } from './config-flags.js';
 
 /** Exit codes scripts can rely on. */
 export const EXIT_OK = 0;

@@ -1,13 +1,11 @@
 // `mxsentry lookup NAME [TYPE]`: resolves through the same resolver code the daemon runs (a private
 // in-process instance with the configured settings) and prints the answer and where it came from.
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import { loadConfig } from '../config/load.js';
 import { systemClock } from '../util/clock.js';
 import { createRootLogger, type LogLevel } from '../util/logger.js';
 import type { CliDeps } from './cli.js';
-import { addConfigFlags, collectConfigFlags } from './config-flags.js';
+import { addConfigFlags, loadConfigOrExit } from './config-flags.js';
 import { formatRecord, rcodeToString } from './output.js';
-import { printConfigErrors } from './serve-command.js';
 
 interface LookupArgs {
   name: string;
@@ -28,14 +26,10 @@ export function lookupCommand(deps: CliDeps): CommandModule<object, LookupArgs> 
           .option('json', { type: 'boolean', describe: 'Print the result as JSON' }),
       ) as unknown as Argv<LookupArgs>,
     handler: async (argv: ArgumentsCamelCase<LookupArgs>) => {
-      const loaded = loadConfig({ ...(argv.config ? { file: argv.config } : {}), flags: collectConfigFlags(argv as Record<string, unknown>) });
-      if (loaded.errors.length > 0) {
-        printConfigErrors(loaded.errors);
-        process.exitCode = 2;
-        return;
-      }
+      const values = loadConfigOrExit(argv as Record<string, unknown>);
+      if (!values) return;
       const logger = createRootLogger((process.env.MXSENTRY_LOG_LEVEL as LogLevel | undefined) ?? 'warn', process.stderr);
-      const stack = deps.createDnsStack(loaded.values, logger, systemClock);
+      const stack = deps.createDnsStack(values, logger, systemClock, { listZones: deps.listZonesOf(values) });
       const started = Date.now();
       const r = await stack.resolver.resolve(argv.name, argv.type);
       const ms = Date.now() - started;

@@ -2,7 +2,7 @@
 // mail rejected?". They run the same pipeline, resolver and store code as the daemon, in-process;
 // `check` never writes to the greylist store. LMDB allows this next to a running daemon.
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import { loadConfig, type ConfigValues } from '../config/load.js';
+import type { ConfigValues } from '../config/load.js';
 import { createPolicyService } from '../policy/policy-service.js';
 import { clientKey } from '../policy/greylist.js';
 import { LmdbGreylistStore } from '../store/lmdb-greylist-store.js';
@@ -11,18 +11,7 @@ import { systemClock } from '../util/clock.js';
 import { describeError } from '../util/errors.js';
 import { createRootLogger, type LogLevel, type Logger } from '../util/logger.js';
 import type { CliDeps } from './cli.js';
-import { addConfigFlags, collectConfigFlags } from './config-flags.js';
-import { printConfigErrors } from './serve-command.js';
-
-function loadOrExit(argv: Record<string, unknown>): ConfigValues | null {
-  const loaded = loadConfig({ ...(typeof argv.config === 'string' ? { file: argv.config } : {}), flags: collectConfigFlags(argv) });
-  if (loaded.errors.length > 0) {
-    printConfigErrors(loaded.errors);
-    process.exitCode = 2;
-    return null;
-  }
-  return loaded.values;
-}
+import { addConfigFlags, loadConfigOrExit } from './config-flags.js';
 
 function cliLogger(): Logger {
   return createRootLogger((process.env.MXSENTRY_LOG_LEVEL as LogLevel | undefined) ?? 'warn', process.stderr);
@@ -58,7 +47,7 @@ export function checkCommand(deps: CliDeps): CommandModule<object, CheckArgs> {
           .option('json', { type: 'boolean', describe: 'Print JSON' }),
       ) as unknown as Argv<CheckArgs>,
     handler: async (argv: ArgumentsCamelCase<CheckArgs>) => {
-      const v = loadOrExit(argv as Record<string, unknown>);
+      const v = loadConfigOrExit(argv as Record<string, unknown>);
       if (!v) return;
       const logger = cliLogger();
       const dns = deps.createDnsStack(v, logger, systemClock, { listZones: deps.listZonesOf(v) });
@@ -112,7 +101,7 @@ export function rblCommand(deps: CliDeps): CommandModule<object, RblArgs> {
     builder: (y: Argv) =>
       addConfigFlags(y.positional('ip', { type: 'string', demandOption: true }).option('json', { type: 'boolean' })) as unknown as Argv<RblArgs>,
     handler: async (argv: ArgumentsCamelCase<RblArgs>) => {
-      const v = loadOrExit(argv as Record<string, unknown>);
+      const v = loadConfigOrExit(argv as Record<string, unknown>);
       if (!v) return;
       const logger = cliLogger();
       const dns = deps.createDnsStack(v, logger, systemClock, { listZones: deps.listZonesOf(v) });
@@ -154,7 +143,7 @@ export function greylistCommand(): CommandModule<object, GreylistArgs> {
           .option('json', { type: 'boolean' }),
       ) as unknown as Argv<GreylistArgs>,
     handler: async (argv: ArgumentsCamelCase<GreylistArgs>) => {
-      const v = loadOrExit(argv as Record<string, unknown>);
+      const v = loadConfigOrExit(argv as Record<string, unknown>);
       if (!v) return;
       const logger = cliLogger();
       let store: LmdbGreylistStore;

@@ -6,7 +6,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import { loadConfig, type ConfigValues } from '../config/load.js';
+import type { ConfigValues } from '../config/load.js';
 import { sendControlRequest } from '../control/control-client.js';
 import { ControlError } from '../control/control-error.js';
 import { controlSocketPath } from '../control/operations.js';
@@ -16,8 +16,7 @@ import { defaultNodeName, generateReplicationKey, parsePeerSpec } from '../store
 import { systemClock } from '../util/clock.js';
 import { describeError } from '../util/errors.js';
 import { createRootLogger } from '../util/logger.js';
-import { addConfigFlags, collectConfigFlags } from './config-flags.js';
-import { printConfigErrors } from './serve-command.js';
+import { addConfigFlags, loadConfigOrExit } from './config-flags.js';
 
 /** Default replication port suggested by keygen (unassigned by IANA, next to postgrey's 10023 in spirit). */
 export const DEFAULT_REPLICATION_PORT = 7410;
@@ -97,16 +96,6 @@ interface StatusArgs {
   config?: string;
 }
 
-function loadOrExit(argv: Record<string, unknown>): ConfigValues | null {
-  const loaded = loadConfig({ ...(typeof argv.config === 'string' ? { file: argv.config } : {}), flags: collectConfigFlags(argv) });
-  if (loaded.errors.length > 0) {
-    printConfigErrors(loaded.errors);
-    process.exitCode = 2;
-    return null;
-  }
-  return loaded.values;
-}
-
 /** Where the status came from, for the first line of the output. */
 type StatusSource = { kind: 'daemon' } | { kind: 'file'; writtenAtMs: number; pid: number };
 
@@ -177,7 +166,7 @@ export function replicationCommand(): CommandModule<object, StatusArgs> {
         y.positional('action', { type: 'string', choices: ['status'], demandOption: true }).option('json', { type: 'boolean', describe: 'Print JSON' }),
       ) as unknown as Argv<StatusArgs>,
     handler: async (argv: ArgumentsCamelCase<StatusArgs>) => {
-      const v = loadOrExit(argv as Record<string, unknown>);
+      const v = loadConfigOrExit(argv as Record<string, unknown>);
       if (!v) return;
       let status: ReplicationStatus | undefined;
       let source: StatusSource = { kind: 'daemon' };

@@ -5,20 +5,14 @@ import { mkdirSync } from 'node:fs';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { loadConfig } from '../config/load.js';
 import { systemClock } from '../util/clock.js';
-import { MxError, describeError, type ConfigError } from '../util/errors.js';
+import { MxError, describeError } from '../util/errors.js';
 import { createRootLogger, type LogLevel } from '../util/logger.js';
 import type { CliDeps } from './cli.js';
-import { addConfigFlags, collectConfigFlags } from './config-flags.js';
+import { addConfigFlags, collectConfigFlags, printConfigErrors } from './config-flags.js';
 import { sdNotify, startWatchdog } from '../control/sd-notify.js';
 
 interface ServeArgs {
   config?: string;
-}
-
-/** Prints config problems, one per line, to stderr. */
-export function printConfigErrors(errors: ConfigError[]): void {
-  for (const e of errors) process.stderr.write(`mxsentry: config error: ${e.message}\n`);
-  process.stderr.write(`mxsentry: ${errors.length} problem(s) in the configuration; not started\n`);
 }
 
 export function serveCommand(deps: CliDeps): CommandModule<object, ServeArgs> {

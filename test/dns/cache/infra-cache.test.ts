@@ -4,18 +4,8 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { InfraCache, UNKNOWN_SERVER_RTO_MS } from '../../../src/dns/cache/infra-cache.js';
 import { ManualClock } from '../../../src/util/clock.js';
+import { seededRandom } from '../../helpers/seeded-random.js';
 
-/** mulberry32: a tiny deterministic PRNG for reproducible selection tests. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const s = suite('dns/cache/infra-cache');
 
@@ -114,7 +104,7 @@ s('measurements are forgotten after the host TTL (recovery of a long-dead server
 });
 
 s('selectOrder: fast band first in random order, then slower, then down servers last', () => {
-  const infra = new InfraCache({ clock: new ManualClock(), random: seeded(1), probeProbability: 0 });
+  const infra = new InfraCache({ clock: new ManualClock(), random: seededRandom(1), probeProbability: 0 });
   infra.recordRtt('fast', 20); // RTO 60
   infra.recordRtt('near', 100); // RTO 300, within 400 of 60
   infra.recordRtt('slow', 1000); // RTO 3000
@@ -133,7 +123,7 @@ s('selectOrder: fast band first in random order, then slower, then down servers 
 
 s('selectOrder: the same seed gives the same order', () => {
   const mk = () => {
-    const infra = new InfraCache({ clock: new ManualClock(), random: seeded(42) });
+    const infra = new InfraCache({ clock: new ManualClock(), random: seededRandom(42) });
     for (const [a, r] of [['a', 10], ['b', 20], ['c', 30], ['d', 40]] as const) infra.recordRtt(a, r);
     return infra;
   };
@@ -144,7 +134,7 @@ s('selectOrder: the same seed gives the same order', () => {
 
 s('selectOrder: occasional probe puts a slower or due-for-probe server first', () => {
   const clock = new ManualClock();
-  const infra = new InfraCache({ clock, random: seeded(7), probeProbability: 1, probeMinMs: 1000 });
+  const infra = new InfraCache({ clock, random: seededRandom(7), probeProbability: 1, probeMinMs: 1000 });
   infra.recordRtt('fast', 20);
   infra.recordRtt('slow', 2000);
   assert.is(infra.selectOrder(['fast', 'slow'])[0], 'slow');
@@ -155,7 +145,7 @@ s('selectOrder: occasional probe puts a slower or due-for-probe server first', (
   clock.advanceMs(1000);
   assert.equal(infra.selectOrder(['fast', 'dead']), ['dead', 'fast']);
 
-  const rare = new InfraCache({ clock, random: seeded(3), probeProbability: 0.05 });
+  const rare = new InfraCache({ clock, random: seededRandom(3), probeProbability: 0.05 });
   rare.recordRtt('fast', 20);
   rare.recordRtt('slow', 2000);
   let slowFirst = 0;

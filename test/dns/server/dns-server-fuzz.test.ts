@@ -16,6 +16,7 @@ import { CidrSet } from '../../../src/util/cidr.js';
 import { ManualClock } from '../../../src/util/clock.js';
 import { createSilentLogger } from '../../../src/util/logger.js';
 import { FakeRecursor, LOOPBACK, TcpClient, aRecord, buildQuery, tcpQuery, udpQuery } from './dns-test-client.js';
+import { seededRandom } from '../../helpers/seeded-random.js';
 
 const UDP_PACKETS = 100_000;
 const UDP_TIME_MS = 20_000;
@@ -23,17 +24,6 @@ const TCP_FRAMES = 10_000;
 const TCP_TIME_MS = 10_000;
 const OUTSIDE_ACL = '127.0.0.2';
 
-/** mulberry32: small, fast, seedable. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function seeds(rand: () => number): Buffer[] {
   const out: Buffer[] = [];
@@ -115,7 +105,7 @@ const s = suite('dns/server/dns-server-fuzz');
 s('survives 100k UDP and 10k TCP mutated packets and still answers correctly', async () => {
   const seed = process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : Date.now() % 1_000_000;
   console.log(`  dns-server fuzz seed ${seed} (replay with FUZZ_SEED=${seed})`);
-  const rand = prng(seed);
+  const rand = seededRandom(seed);
   const clock = new ManualClock();
   const recursor = new FakeRecursor();
   recursor.table.set('www.example.', [aRecord('www.example.', '192.0.2.1')]);

@@ -14,6 +14,7 @@ import {
 import { canonicalName, nameToWire, wireLength } from '../../../src/dns/wire/name.js';
 import { rdataFromText } from '../../../src/dns/wire/rdata.js';
 import type { Flags, Message, ResourceRecord } from '../../../src/dns/wire/types.js';
+import { seededRandom } from '../../helpers/seeded-random.js';
 
 const s = suite('dns/wire/message');
 
@@ -379,22 +380,11 @@ s('peekHeader reads counts and flags, null when short', () => {
   assert.is(peekHeader(Buffer.alloc(11)), null);
 });
 
-/** mulberry32: small seeded PRNG so a fuzz failure can be replayed with MXSENTRY_FUZZ_SEED. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 s('fuzz: random and mutated packets only ever raise DnsError', () => {
   const seed = process.env.MXSENTRY_FUZZ_SEED ? Number(process.env.MXSENTRY_FUZZ_SEED) : randomBytes(4).readUInt32BE(0);
   console.log(`  dns/wire fuzz seed ${seed} (replay with MXSENTRY_FUZZ_SEED=${seed})`);
-  const rnd = prng(seed);
+  const rnd = seededRandom(seed);
   const int = (n: number): number => Math.floor(rnd() * n);
   const corpus = [
     encodeMessage(query('www.example.com.', 1)).bytes,

@@ -1,0 +1,14 @@
+// A seeded PRNG for tests (mulberry32): small, fast and reproducible, so a fuzz or selection
+// failure can be replayed from the seed the test prints. Not for anything security-related.
+
+/** Uniform numbers in [0, 1) from a 32-bit seed. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
