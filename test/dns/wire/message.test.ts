@@ -15,22 +15,11 @@ import { canonicalName, nameToWire, wireLength } from '../../../src/dns/wire/nam
 import { rdataFromText } from '../../../src/dns/wire/rdata.js';
 import type { Flags, Message, ResourceRecord } from '../../../src/dns/wire/types.js';
 import { seededRandom } from '../../helpers/seeded-random.js';
+import { throwsCode } from '../../helpers/assert-error.js';
 
 const s = suite('dns/wire/message');
 
 const NOFLAGS: Flags = { qr: false, opcode: 0, aa: false, tc: false, rd: false, ra: false, z: false, ad: false, cd: false };
-
-function throwsCode(fn: () => unknown, code: string, re?: RegExp): void {
-  try {
-    fn();
-  } catch (err) {
-    assert.ok(err instanceof DnsError, `expected DnsError, got ${String(err)}`);
-    assert.is((err as DnsError).code, code);
-    if (re) assert.match((err as DnsError).message, re);
-    return;
-  }
-  assert.unreachable(`expected ${code}`);
-}
 
 function rr(name: string, type: number, text: string, ttl = 300): ResourceRecord {
   return { name, type, class: 1, ttl, rdata: rdataFromText(type, text) };

@@ -2,7 +2,6 @@
 // arithmetic and 0x20 randomisation.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { DnsError } from '../../../src/util/errors.js';
 import {
   canonicalName,
   isSubdomain,
@@ -17,20 +16,9 @@ import {
   suffixName,
   wireLength,
 } from '../../../src/dns/wire/name.js';
+import { throwsCode } from '../../helpers/assert-error.js';
 
 const s = suite('dns/wire/name');
-
-function throwsCode(fn: () => unknown, code: string, re?: RegExp): void {
-  try {
-    fn();
-  } catch (err) {
-    assert.ok(err instanceof DnsError, `expected DnsError, got ${String(err)}`);
-    assert.is((err as DnsError).code, code);
-    if (re) assert.match((err as DnsError).message, re);
-    return;
-  }
-  assert.unreachable(`expected ${code}`);
-}
 
 function wire(...parts: (number | string)[]): Buffer {
   const bytes: number[] = [];

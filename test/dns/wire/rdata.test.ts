@@ -1,7 +1,6 @@
 // Tests for src/dns/wire/rdata.ts: mnemonics, typed values and presentation text both ways.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { DnsError } from '../../../src/util/errors.js';
 import { nameToWire } from '../../../src/dns/wire/name.js';
 import {
   classFromString,
@@ -18,20 +17,9 @@ import {
   typeToString,
 } from '../../../src/dns/wire/rdata.js';
 import { RRType } from '../../../src/dns/wire/types.js';
+import { throwsCode } from '../../helpers/assert-error.js';
 
 const s = suite('dns/wire/rdata');
-
-function throwsCode(fn: () => unknown, code: string, re?: RegExp): void {
-  try {
-    fn();
-  } catch (err) {
-    assert.ok(err instanceof DnsError, `expected DnsError, got ${String(err)}`);
-    assert.is((err as DnsError).code, code);
-    if (re) assert.match((err as DnsError).message, re);
-    return;
-  }
-  assert.unreachable(`expected ${code}`);
-}
 
 function hex(b: Buffer): string {
   return b.toString('hex');
