@@ -1,0 +1,297 @@
+// One outgoing replication link (issue 4): dials a configured peer over TLS-PSK, exchanges HELLO,
+// pushes this node's own log entries from the peer's acknowledged cursor, runs the digest rounds
+// that repair what the log no longer holds, and redials with a capped backoff after any failure.
+// Owned and driven by the Replicator (replicator.ts); it reaches the store only through it.
+import tls from 'node:tls';
+import { describeError, StoreError } from '../../util/errors.js';
+import type { ReplogEntry } from '../record-codec.js';
+import type { ScheduledTask } from '../scheduler.js';
+import { recordsInBuckets } from './bucket-digest.js';
+import { encodePushFrame, PROTOCOL_VERSION, serializeEntry, type ReplicationMessage, type WireEntry } from './frame-codec.js';
+import { ReplicationErrorCode } from './replication-error-code.js';
+import { classifySocketError, pskClientOptions, ReplicationConnection } from './replication-connection.js';
+import type { PeerSpec } from './replication-settings.js';
+import type { Replicator } from './replicator.js';
+
+/** Longest wait after connecting before the first digest round when the log never runs empty. */
+const FIRST_DIGEST_GRACE_MS = 30_000;
+/** Records per REPAIR frame. */
+const REPAIR_BATCH = 500;
+
+/** What the status shows of one link. */
+export interface LinkState {
+  nodeId: string | null;
+  connected: boolean;
+  connectedSinceMs: number | null;
+  lastError: StoreError | null;
+  lastErrorAtMs: number | null;
+  ackedSeq: number | null;
+  lastDigestAtMs: number | null;
+  lastDigestDiffBuckets: number | null;
+  repairedRecords: number;
+  sentEntries: number;
+}
+
+/** The error that ends a session because replication is stopping. */
+export function stopped(): StoreError {
+  return new StoreError(ReplicationErrorCode.CONNECTION, 'replication is stopping');
+}
+
+/** A log entry as it goes on the wire. */
+export function toWire(e: ReplogEntry): WireEntry {
+  return e.kind === 'triplet'
+    ? { kind: 'triplet', key: e.key, record: e.record, originNode: e.originNode, atMs: e.atMs }
+    : { kind: 'client', key: e.key, record: e.record, originNode: e.originNode, atMs: e.atMs };
+}
+
+/** Receives the next message and checks its type; an ERROR message or another type rejects. */
+export async function expect<T extends ReplicationMessage['type']>(conn: ReplicationConnection, type: T, peer: string): Promise<Extract<ReplicationMessage, { type: T }>> {
+  const msg = await conn.receive();
+  if (msg.type === type) return msg as Extract<ReplicationMessage, { type: T }>;
+  if (msg.type === 'error') throw new StoreError(ReplicationErrorCode.REMOTE, `${peer} closed the session: ${msg.code}: ${msg.message}`);
+  throw new StoreError(ReplicationErrorCode.PROTOCOL, `${peer} sent ${msg.type} where ${type} was expected`);
+}
+
+/** The link to one configured peer. */
+export /** The outgoing push link to one configured peer, redialled with backoff until stop(). */
+class PeerLink {
+  readonly state: LinkState = {
+    nodeId: null,
+    connected: false,
+    connectedSinceMs: null,
+    lastError: null,
+    lastErrorAtMs: null,
+    ackedSeq: null,
+    lastDigestAtMs: null,
+    lastDigestDiffBuckets: null,
+    repairedRecords: 0,
+    sentEntries: 0,
+  };
+  private conn: ReplicationConnection | undefined;
+  private socket: tls.TLSSocket | undefined;
+  private retryTask: ScheduledTask | undefined;
+  private attempts = 0;
+  private wakeUp: (() => void) | undefined;
+  private halted = false;
+  private running: Promise<void> | undefined;
+  private lastLogged = '';
+  private digestId = 0;
+
+  constructor(
+    private readonly r: Replicator,
+    readonly spec: PeerSpec,
+  ) {}
+
+  start(): void {
+    this.dial();
+  }
+
+  wake(): void {
+    const w = this.wakeUp;
+    this.wakeUp = undefined;
+    w?.();
+  }
+
+  async stop(): Promise<void> {
+    this.halted = true;
+    this.retryTask?.cancel();
+    this.conn?.close(stopped());
+    this.socket?.destroy();
+    this.wake();
+    await this.running;
+  }
+
+  private dial(): void {
+    if (this.halted || this.r.isStopping()) return;
+    const settings = this.r.settings!;
+    const socket = tls.connect(pskClientOptions(this.spec.host, this.spec.port, settings.psk, settings.nodeName));
+    this.socket = socket;
+    let settled = false;
+    const give = (err: StoreError): void => {
+      if (settled) return;
+      settled = true;
+      timer.cancel();
+      socket.destroy();
+      this.socket = undefined;
+      if (this.halted) return;
+      this.failed(err);
+      this.scheduleRetry();
+    };
+    const timer = this.r.timers.schedule(settings.timeoutMs, () =>
+      give(new StoreError(ReplicationErrorCode.TIMEOUT, `no TLS handshake with ${this.spec.text} within ${settings.timeoutMs} ms`)),
+    );
+    socket.once('error', (err) => give(classifySocketError(err, `connecting to ${this.spec.text}`)));
+    socket.once('close', () => give(new StoreError(ReplicationErrorCode.CONNECTION, `${this.spec.text} closed the connection during the TLS handshake`)));
+    socket.once('secureConnect', () => {
+      if (settled) return;
+      settled = true;
+      timer.cancel();
+      const conn = new ReplicationConnection(socket, { clock: this.r.opts.clock, scheduler: this.r.timers, timeoutMs: settings.timeoutMs, peer: this.spec.name });
+      this.conn = conn;
+      this.running = this.session(conn).then(
+        () => undefined,
+        (err: unknown) => {
+          const e = err instanceof StoreError ? err : new StoreError(ReplicationErrorCode.PROTOCOL, describeError(err), { cause: err });
+          if (!this.halted) this.failed(e);
+          const tell = e.code === ReplicationErrorCode.PROTOCOL || e.code === ReplicationErrorCode.SELF || e.code === ReplicationErrorCode.VERSION || e.code === ReplicationErrorCode.CONFIG;
+          conn.close(e, tell);
+        },
+      ).finally(() => {
+        if (this.state.connected) this.r.opts.logger.info({ peer: this.spec.name }, 'replication peer disconnected (outbound)');
+        this.state.connected = false;
+        this.state.connectedSinceMs = null;
+        this.conn = undefined;
+        this.socket = undefined;
+        this.scheduleRetry();
+      });
+    });
+  }
+
+  private failed(err: StoreError): void {
+    this.attempts++;
+    this.state.lastError = err;
+    this.state.lastErrorAtMs = this.r.opts.clock.nowMs();
+    // One log line per change of reason: a peer down for an hour is not 1,000 lines.
+    const signature = `${err.code}: ${err.message}`;
+    if (signature !== this.lastLogged) {
+      this.lastLogged = signature;
+      const level = err.code === ReplicationErrorCode.AUTH || err.code === ReplicationErrorCode.SELF || err.code === ReplicationErrorCode.CONFIG ? 'error' : 'warn';
+      this.r.opts.logger[level]({ peer: this.spec.name, address: this.spec.text, code: err.code, err: err.message }, 'replication link to peer failed; retrying');
+    }
+  }
+
+  private scheduleRetry(): void {
+    if (this.halted || this.r.isStopping()) return;
+    const { retryMinMs, retryMaxMs } = this.r.options;
+    const base = Math.min(retryMaxMs, retryMinMs * 2 ** Math.min(20, Math.max(0, this.attempts - 1)));
+    // +-20% jitter so the nodes of a cluster restarted together do not redial in lockstep.
+    const delayMs = Math.round(base * (0.8 + 0.4 * Math.random()));
+    this.retryTask = this.r.timers.schedule(delayMs, () => this.dial());
+  }
+
+  private sleep(ms: number, conn: ReplicationConnection): Promise<void> {
+    return new Promise<void>((resolve) => {
+      let task: ScheduledTask | undefined;
+      const done = (): void => {
+        task?.cancel();
+        this.wakeUp = undefined;
+        resolve();
+      };
+      this.wakeUp = done;
+      task = this.r.timers.schedule(ms, done);
+      void conn.closed().then(done);
+    });
+  }
+
+  private async session(conn: ReplicationConnection): Promise<void> {
+    const store = this.r.currentStore();
+    const settings = this.r.settings!;
+    const self = store.getNodeId();
+    conn.send({ type: 'hello', version: PROTOCOL_VERSION, nodeId: self, name: settings.nodeName });
+    const hello = await expect(conn, 'hello', this.spec.name);
+    if (hello.version !== PROTOCOL_VERSION) {
+      throw new StoreError(ReplicationErrorCode.VERSION, `${this.spec.name} speaks replication protocol ${hello.version}, this node ${PROTOCOL_VERSION}`);
+    }
+    if (hello.nodeId === self) throw new StoreError(ReplicationErrorCode.SELF, `${this.spec.text} is this node itself`);
+    if (hello.name !== this.spec.name) {
+      throw new StoreError(ReplicationErrorCode.CONFIG, `the node at ${this.spec.host}:${this.spec.port} is "${hello.name}", configured as "${this.spec.name}": fix the peer line`);
+    }
+    const peer = hello.nodeId;
+    if (this.state.nodeId !== null && this.state.nodeId !== peer) {
+      this.r.opts.logger.warn({ peer: this.spec.name, previous: this.state.nodeId, nodeId: peer }, 'peer has a new store (new node id): sending it everything');
+    }
+    this.state.nodeId = peer;
+    this.r.knownNodeIds.set(this.spec.name, peer);
+    let cursor = await store.getCursor(peer);
+    this.state.ackedSeq = cursor;
+    this.state.connected = true;
+    this.state.connectedSinceMs = this.r.opts.clock.nowMs();
+    this.attempts = 0;
+    if (this.lastLogged !== '') this.r.opts.logger.info({ peer: this.spec.name }, 'replication link to peer restored');
+    this.lastLogged = '';
+    this.r.opts.logger.info({ peer: this.spec.name, nodeId: peer, cursor }, 'replication peer connected (outbound)');
+    const { batchMaxEntries, batchMaxBytes, pollIntervalMs } = this.r.options;
+    // The first digest round runs once the backlog is pushed (or after a grace time under a steady
+    // write load, when the log never runs empty); later rounds every digest interval, load or not.
+    let digestDueMs = this.r.opts.clock.nowMs() + Math.min(settings.digestIntervalMs, FIRST_DIGEST_GRACE_MS);
+    let drainedOnce = false;
+    for (;;) {
+      if (this.halted || !conn.isOpen()) throw stopped();
+      if (this.r.opts.clock.nowMs() >= digestDueMs) {
+        await this.digestRound(conn);
+        digestDueMs = this.r.opts.clock.nowMs() + settings.digestIntervalMs;
+        continue;
+      }
+      const entries = await this.r.track(store.readLog(cursor, batchMaxEntries));
+      if (entries.length > 0) {
+        const window = this.r.digestWindow();
+        const batch: string[] = [];
+        let bytes = 0;
+        let upTo = cursor;
+        for (const e of entries) {
+          // Only this node's own changes go out: every node has a direct link to every other (full
+          // mesh), so relaying what a peer sent us would only make the third node merge it twice.
+          // A state merged here from a peer's record is the join of that record (which its origin
+          // pushes itself) and our own earlier changes (which we pushed), so nothing is lost; the
+          // digest repair covers what a direct link missed. Expired records are not sent: the
+          // peer's sweep deleted them (or will).
+          if (e.originNode === self && e.record.lastSeenMs >= window.fromMs) {
+            // String length, not bytes: a non-ASCII key can be 3x longer in UTF-8, still far below the
+            // 4 MiB frame cap with the default 1 MiB batch.
+            const w = serializeEntry(toWire(e));
+            if (batch.length > 0 && bytes + w.length + 1 > batchMaxBytes) break;
+            batch.push(w);
+            bytes += w.length + 1;
+          }
+          upTo = e.seq;
+        }
+        if (batch.length > 0) {
+          conn.sendFrame(encodePushFrame(upTo, batch));
+          await conn.drained();
+          const ack = await expect(conn, 'ack', this.spec.name);
+          if (ack.upTo !== upTo) throw new StoreError(ReplicationErrorCode.PROTOCOL, `${this.spec.name} acknowledged ${ack.upTo}, expected ${upTo}`);
+          this.state.sentEntries += batch.length;
+        }
+        await this.r.track(store.setCursor(peer, upTo));
+        cursor = upTo;
+        this.state.ackedSeq = upTo;
+        continue;
+      }
+      if (!drainedOnce) {
+        drainedOnce = true;
+        digestDueMs = this.r.opts.clock.nowMs();
+        continue;
+      }
+      await this.sleep(pollIntervalMs, conn);
+    }
+  }
+
+  /** Sends our digest, then our records of every bucket the peer reports as different. */
+  private async digestRound(conn: ReplicationConnection): Promise<void> {
+    const store = this.r.currentStore();
+    const buckets = this.r.options.digestBuckets;
+    const { window, digest } = await this.r.localDigest();
+    const id = ++this.digestId;
+    conn.send({ type: 'digest', id, buckets, fromMs: window.fromMs, toMs: window.toMs, triplet: digest.triplet, client: digest.client });
+    const diff = await expect(conn, 'diff', this.spec.name);
+    if (diff.id !== id) throw new StoreError(ReplicationErrorCode.PROTOCOL, `${this.spec.name} answered digest ${diff.id}, expected ${id}`);
+    if (diff.triplet.some((b) => b >= buckets) || diff.client.some((b) => b >= buckets)) {
+      throw new StoreError(ReplicationErrorCode.PROTOCOL, `${this.spec.name} reported a bucket beyond ${buckets}`);
+    }
+    let sent = 0;
+    for await (const records of recordsInBuckets(store, diff, buckets, window, REPAIR_BATCH)) {
+      const rid = ++this.digestId;
+      conn.send({ type: 'repair', id: rid, records });
+      await conn.drained();
+      const ack = await expect(conn, 'repair-ack', this.spec.name);
+      if (ack.id !== rid) throw new StoreError(ReplicationErrorCode.PROTOCOL, `${this.spec.name} acknowledged repair ${ack.id}, expected ${rid}`);
+      sent += records.length;
+    }
+    const differing = diff.triplet.length + diff.client.length;
+    this.state.lastDigestAtMs = this.r.opts.clock.nowMs();
+    this.state.lastDigestDiffBuckets = differing;
+    this.state.repairedRecords += sent;
+    if (sent > 0) this.r.opts.logger.info({ peer: this.spec.name, buckets: differing, records: sent }, 'digest repair sent records the peer was missing');
+  }
+}
+
