@@ -17,7 +17,7 @@ import {
   type SharedPortTree,
 } from '../helpers/daemon.js';
 import { standardTree, type HierarchySpec } from '../helpers/fake-hierarchy.js';
-import { findPeer, requirePeer } from '../helpers/peers.js';
+import { findPeer, requirePeer, requireRoot } from '../helpers/peers.js';
 import { runSwaks, smtpDialogue, startPostfix, type PostfixInstance, type SmtpReply, type SwaksResult } from '../helpers/postfix.js';
 
 /** Greylist delay of the daemon under test, seconds: long enough for an early retry, short for CI. */
@@ -114,7 +114,7 @@ let lastFirstAttemptAtMs = 0;
 function ready(testName: string): { daemon: RunningDaemon; postfix: PostfixInstance } | null {
   const pf = requirePeer('postfix', testName);
   const sw = requirePeer('swaks', testName);
-  if (!pf || !sw) return null;
+  if (!pf || !sw || !requireRoot(testName)) return null;
   assert.ok(daemon && postfix, 'the daemon or Postfix did not start (see the before hook error)');
   return { daemon, postfix };
 }
@@ -126,7 +126,8 @@ function send(port: number, client: string, from: string, to: string): Promise<S
 s.before(async () => {
   const postfixPath = findPeer('postfix');
   const swaks = findPeer('swaks');
-  if (!postfixPath || !swaks) return; // each test reports the skip (or, under CI, the failure) itself
+  // Each test reports the skip (or, under CI, the failure) itself.
+  if (!postfixPath || !swaks || process.getuid?.() !== 0) return;
   swaksPath = swaks;
   tree = await startSharedPortTree(treeWithDnswl());
   const recipients = writeTempFile('recipients', `# valid recipients (Postfix table source format)\n${KNOWN_RECIPIENT} OK\npostmaster@${DOMAIN} OK\n`);

@@ -31,3 +31,15 @@ export function requirePeer(program: string, testName: string): string | null {
   console.log(`  SKIP ${testName}: '${program}' is not installed`);
   return null;
 }
+
+/**
+ * True when the test runs as root (a throwaway Postfix needs it). Otherwise prints a skip and
+ * returns false; under CI=true it throws, which fails the calling test.
+ */
+export function requireRoot(testName: string): boolean {
+  if (process.getuid?.() === 0) return true;
+  if (process.env.CI === 'true') throw new Error(`${testName}: needs root (CI=true)`);
+  skipped++;
+  console.log(`  SKIP ${testName}: needs root`);
+  return false;
+}
