@@ -17,6 +17,7 @@ import type { ResourceRegistry } from './lib/managed-process.js';
 import { processCpuMicros } from './lib/process-cpu.js';
 import { udpReceiveErrors } from './lib/udp-drops.js';
 import { startMxsentry, startUdpFloor, startUnbound, type ResolverInstance, type ResolverSetup } from './lib/resolver-instances.js';
+import { median } from './lib/results-table.js';
 
 /** Knobs of one bench run; DEFAULT_DNS_BENCH_OPTIONS is what `npm run bench` uses. */
 export interface DnsBenchOptions {
@@ -140,13 +141,6 @@ export interface DnsBenchReport {
   warnings: string[];
   startedAt: string;
   durationSec: number;
-}
-
-function median(xs: number[]): number {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
 }
 
 /** Median of each numeric field over rounds. */

@@ -15,7 +15,7 @@ import type { ResourceRegistry } from './lib/managed-process.js';
 import { askPolicy, spawnPolicyLoad, type PolicyLoadOptions, type PolicyLoadResult } from './lib/policy-load.js';
 import { debianWhitelistFiles, startMxsentryPolicy, startPostgrey, type PolicyInstance, type PolicySetup } from './lib/policy-instances.js';
 import { ATTRIBUTES_PER_REQUEST, encodeTripletRequest, type PolicyTrafficOptions } from './lib/policy-traffic.js';
-import { formatNumber } from './lib/results-table.js';
+import { formatNumber, median } from './lib/results-table.js';
 
 /** Knobs of one policy bench run; DEFAULT_POLICY_BENCH_OPTIONS is what `npm run bench` uses. */
 export interface PolicyBenchOptions {
@@ -129,13 +129,6 @@ export interface PolicyBenchReport {
   options: Omit<PolicyBenchOptions, 'clock' | 'log'>;
   startedAt: string;
   durationSec: number;
-}
-
-function median(xs: number[]): number {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
 }
 
 const pct = (part: number, whole: number): number => (whole > 0 ? (100 * part) / whole : 0);

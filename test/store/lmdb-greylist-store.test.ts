@@ -4,16 +4,16 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ManualClock } from '../../src/util/clock.js';
 import { StoreError } from '../../src/util/errors.js';
-import { createRootLogger, createSilentLogger, type Logger } from '../../src/util/logger.js';
+import { createSilentLogger, type Logger } from '../../src/util/logger.js';
 import { totalPasses, type ClientRecord, type TripletRecord } from '../../src/store/greylist-types.js';
 import { LmdbEnv } from '../../src/store/lmdb-env.js';
 import { LmdbGreylistStore } from '../../src/store/lmdb-greylist-store.js';
 import { ManualScheduler } from '../../src/store/scheduler.js';
+import { capturingLogger } from '../helpers/capturing-logger.js';
 
 const s = suite('store/lmdb-greylist-store');
 
@@ -37,26 +37,6 @@ async function openStore(
   const store = await LmdbGreylistStore.open({ dataDir, clock, logger: extra.logger ?? createSilentLogger(), ...extra });
   open.push(store);
   return store;
-}
-
-function capturingLogger(): { logger: Logger; lines: () => Record<string, unknown>[] } {
-  const chunks: string[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      chunks.push(chunk.toString('utf8'));
-      cb();
-    },
-  });
-  const logger = createRootLogger('debug', sink);
-  return {
-    logger,
-    lines: () =>
-      chunks
-        .join('')
-        .split('\n')
-        .filter((l) => l.trim() !== '')
-        .map((l) => JSON.parse(l) as Record<string, unknown>),
-  };
 }
 
 async function rejectsWith(p: Promise<unknown>, code: string): Promise<StoreError> {

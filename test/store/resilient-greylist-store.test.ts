@@ -3,15 +3,14 @@
 import { mkdirSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ManualClock } from '../../src/util/clock.js';
 import { StoreError } from '../../src/util/errors.js';
-import { createRootLogger, type Logger } from '../../src/util/logger.js';
 import type { LmdbGreylistStore } from '../../src/store/lmdb-greylist-store.js';
 import { ResilientGreylistStore } from '../../src/store/resilient-greylist-store.js';
 import { ManualScheduler } from '../../src/store/scheduler.js';
+import { capturingLogger } from '../helpers/capturing-logger.js';
 
 const s = suite('store/resilient-greylist-store');
 const T0 = 1_700_000_000_000;
@@ -22,25 +21,6 @@ function tempDir(): string {
   const d = mkdtempSync(join(tmpdir(), 'mxsentry-resilient-'));
   dirs.push(d);
   return d;
-}
-
-function capturingLogger(): { logger: Logger; lines: () => Array<Record<string, unknown>> } {
-  const chunks: string[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      chunks.push(chunk.toString('utf8'));
-      cb();
-    },
-  });
-  return {
-    logger: createRootLogger('debug', sink),
-    lines: () =>
-      chunks
-        .join('')
-        .split('\n')
-        .filter((l) => l.trim() !== '')
-        .map((l) => JSON.parse(l) as Record<string, unknown>),
-  };
 }
 
 /** Lets the (async) open attempt in flight settle: bounded turns, no timing. */

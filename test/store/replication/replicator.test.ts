@@ -5,12 +5,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import tls from 'node:tls';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ManualClock } from '../../../src/util/clock.js';
-import { createRootLogger, type Logger } from '../../../src/util/logger.js';
 import type { ClientRecord, TripletRecord } from '../../../src/store/greylist-types.js';
 import { LmdbGreylistStore } from '../../../src/store/lmdb-greylist-store.js';
 import { canonicalRecord } from '../../../src/store/replication/bucket-digest.js';
@@ -20,6 +18,7 @@ import { ReplicationErrorCode } from '../../../src/store/replication/replication
 import { derivePsk, parseReplicationKey, type PeerSpec } from '../../../src/store/replication/replication-settings.js';
 import { Replicator, type ReplicatorOptions } from '../../../src/store/replication/replicator.js';
 import { freeLoopbackPort } from '../../helpers/daemon.js';
+import { capturingLogger } from '../../helpers/capturing-logger.js';
 
 const s = suite('store/replication/replicator');
 
@@ -40,25 +39,6 @@ interface Node {
 
 const nodes: Node[] = [];
 const dirs: string[] = [];
-
-function capturingLogger(): { logger: Logger; lines: () => Record<string, unknown>[] } {
-  const chunks: string[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      chunks.push(chunk.toString('utf8'));
-      cb();
-    },
-  });
-  return {
-    logger: createRootLogger('debug', sink),
-    lines: () =>
-      chunks
-        .join('')
-        .split('\n')
-        .filter((l) => l.trim() !== '')
-        .map((l) => JSON.parse(l) as Record<string, unknown>),
-  };
-}
 
 interface NodeOpts {
   name: string;
