@@ -32,6 +32,9 @@ type OpenWaiter = { resolve: (s: LmdbGreylistStore) => void; reject: (e: unknown
 export class ResilientGreylistStore implements GreylistStore {
   private inner: LmdbGreylistStore | undefined;
   private closed = false;
+  private closing: Promise<void> | undefined;
+  /** The open attempt in flight, if any. */
+  private opening: Promise<void> | undefined;
   private attempts = 0;
   private attempting = false;
   private retryTask: ScheduledTask | undefined;
@@ -51,7 +54,7 @@ export class ResilientGreylistStore implements GreylistStore {
   /** Creates the store and starts the first open attempt at once; never throws for store trouble. */
   static start(opts: ResilientGreylistStoreOptions): ResilientGreylistStore {
     const store = new ResilientGreylistStore(opts);
-    store.attempt().catch((err: unknown) => opts.logger.error({ err: describeError(err) }, 'greylist store open attempt failed unexpectedly'));
+    store.startAttempt();
     return store;
   }
 
@@ -96,14 +99,31 @@ export class ResilientGreylistStore implements GreylistStore {
   }
 
   /** Stops retrying and closes the inner store when open. */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    this.retryTask?.cancel();
-    this.retryTask = undefined;
-    for (const w of this.waiters.splice(0)) w.reject(this.closedError());
-    const inner = this.inner;
-    if (inner) await inner.close();
+  close(): Promise<void> {
+    if (!this.closing) {
+      this.closed = true;
+      this.retryTask?.cancel();
+      this.retryTask = undefined;
+      for (const w of this.waiters.splice(0)) w.reject(this.closedError());
+      this.closing = (async () => {
+        // An open in flight sees `closed` and closes what it opened; wait for that, so the caller
+        // (shutdown) never exits while LMDB is still being opened or closed.
+        if (this.opening) await this.opening;
+        const inner = this.inner;
+        if (inner) await inner.close();
+      })();
+    }
+    return this.closing;
+  }
+
+  /** Starts one open attempt, remembered so close() can wait for it. */
+  private startAttempt(): void {
+    const p = this.attempt()
+      .catch((err: unknown) => this.opts.logger.error({ err: describeError(err) }, 'greylist store open attempt failed unexpectedly'))
+      .finally(() => {
+        if (this.opening === p) this.opening = undefined;
+      });
+    this.opening = p;
   }
 
   private async attempt(): Promise<void> {
@@ -163,7 +183,7 @@ export class ResilientGreylistStore implements GreylistStore {
       this.opts.logger.debug({ code: error.code, attempts: this.attempts, retryInMs: delayMs }, 'greylist store still unavailable');
     }
     if (!this.closed) this.retryTask = this.scheduler.schedule(delayMs, () => {
-        this.attempt().catch((e: unknown) => this.opts.logger.error({ err: describeError(e) }, 'greylist store open attempt failed unexpectedly'));
+        this.startAttempt();
       });
   }
 

@@ -111,6 +111,19 @@ s('a usable path opens on the first attempt', async () => {
   assert.is(await store.transact('t', 'c', decideNew), 'defer');
 });
 
+s('close during the first open waits until what was opened is closed again (shutdown never races LMDB)', async () => {
+  const clock = new ManualClock(T0);
+  const log = capturingLogger();
+  const store = ResilientGreylistStore.start({ dataDir: tempDir(), clock, logger: log.logger, scheduler: new ManualScheduler(clock) });
+  // No await between start and close: the open is still in flight.
+  const again = store.close();
+  await store.close();
+  await again;
+  const msgs = log.lines().map((l) => l.msg);
+  assert.ok(msgs.includes('greylist store closed'), `closed before close() resolved: ${msgs.join(' | ')}`);
+  assert.not.ok(store.isHealthy());
+});
+
 s('close stops retrying and rejects waiters and calls with STORE_ERR_CLOSED', async () => {
   const base = tempDir();
   writeFileSync(join(base, 'f'), 'x');
