@@ -328,8 +328,15 @@ s('SIGTERM with a DNS query and a policy decision in flight: both answered, exit
       });
       sock.send(q, slow.port, DAEMON_ADDRESS);
     });
-    // Both are now waiting on the slow server; stop the daemon under them.
-    await new Promise((r) => setTimeout(r, SLOW_MS / 3));
+    // Stop the daemon only once both are really waiting on the slow server (its query log shows the
+    // DNSBL lookup and the DNS query), not after a fixed sleep that a loaded machine can outrun.
+    const slowServer = tree!.server('127.53.5.1');
+    const inFlight = (): boolean => {
+      const names = slowServer.queries.map((x) => x.name.toLowerCase());
+      return names.some((n) => n.startsWith('9.0.0.127.slow.example.net')) && names.some((n) => n.startsWith('www.slow.example.net'));
+    };
+    for (let i = 0; i < 250 && !inFlight(); i++) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(inFlight(), `both requests reached the slow server: ${slowServer.queries.map((x) => x.name).join(' ')}`);
     const stopped = slow.stop();
     const reply = await decision;
     assert.match(reply, /^action=\S+/);
