@@ -81,12 +81,18 @@ s.before(async () => {
   key = /^replication-key: ([0-9a-f]{64})$/m.exec(stdout)?.[1] ?? '';
   assert.match(key, /^[0-9a-f]{64}$/);
   assert.match(stdout, /^peer: mx1=127\.0\.0\.1:7410$/m);
-  cluster = await startCluster({
-    names: ['mx1', 'mx2', 'mx3'],
-    key,
-    proxies: true,
-    args: ['--replication-timeout', '2', '--delay', '1'],
-  });
+  try {
+    cluster = await startCluster({
+      names: ['mx1', 'mx2', 'mx3'],
+      key,
+      proxies: true,
+      args: ['--replication-timeout', '2', '--delay', '1'],
+    });
+  } catch (err) {
+    // uvu reports a failing before hook only as "(0 / N)": say why.
+    console.error(`e2e/replication: the cluster did not start: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+    throw err;
+  }
 });
 
 s.after(async () => {

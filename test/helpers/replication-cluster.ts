@@ -210,19 +210,24 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
       }
     }
   };
+  // The proxies listen first (on port 0) and find their target node by name when a link connects:
+  // picked-but-unbound node ports cannot then be handed to a proxy by the kernel (EADDRINUSE at start).
+  const byName = new Map<string, ClusterNode>();
+  const proxies = new Map<string, LinkProxy>();
+  for (const from of o.names) {
+    for (const to of o.names) {
+      if (from === to || !o.proxies) continue;
+      const p = new LinkProxy(() => byName.get(to)!.replPort);
+      await p.start();
+      proxies.set(`${from}>${to}`, p);
+    }
+  }
   const nodes: ClusterNode[] = [];
   for (const name of o.names) {
     const dir = mkdtempSync(join(base, `${name}-`));
-    nodes.push(new ClusterNode(name, dir, await port(), await port(), await port(), [], o.replication !== false));
-  }
-  const proxies = new Map<string, LinkProxy>();
-  for (const from of nodes) {
-    for (const to of nodes) {
-      if (from === to || !o.proxies) continue;
-      const p = new LinkProxy(() => to.replPort);
-      await p.start();
-      proxies.set(`${from.name}>${to.name}`, p);
-    }
+    const node = new ClusterNode(name, dir, await port(), await port(), await port(), [], o.replication !== false);
+    nodes.push(node);
+    byName.set(name, node);
   }
   for (const n of nodes) {
     const common = [
