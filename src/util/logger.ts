@@ -1,5 +1,8 @@
 // Structured logging: one pino root logger writing JSON to stdout (journald), one child per module.
 // Modules receive a Logger and never create their own root. Tests use createSilentLogger().
+// Lines to stdout are coalesced: a line is written at once when the logger has been quiet for
+// LOG_FLUSH_MS, otherwise with the others of that window in one write, so a busy policy service does
+// not pay a write per decision. Warnings and worse, a full buffer and process exit write at once.
 import { pino, type Logger as PinoLogger, type Level } from 'pino';
 
 export type Logger = PinoLogger;
@@ -7,7 +10,14 @@ export type LogLevel = Level | 'silent';
 
 export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
-/** Creates the process root logger; output goes to fd 1 synchronously-safe via pino's destination. */
+/** Longest time a line waits in the buffer; also the quiet time after which a line is written at once. */
+export const LOG_FLUSH_MS = 20;
+/** Buffered characters that trigger a write at once. */
+export const LOG_BUFFER_CHARS = 16 * 1024;
+/** pino's numeric level of 'warn': lines at this level or above are written at once. */
+const WARN_LEVEL = 40;
+
+/** Creates the process root logger; without a destination, coalesced JSON lines to fd 1. */
 export function createRootLogger(level: LogLevel = 'info', destination?: NodeJS.WritableStream): Logger {
   const opts = {
     level,
@@ -16,7 +26,54 @@ export function createRootLogger(level: LogLevel = 'info', destination?: NodeJS.
     formatters: { level: (label: string) => ({ level: label }) },
   };
   if (destination) return pino(opts, destination);
-  return pino(opts, pino.destination({ fd: 1, sync: false }));
+  return pino(opts, coalescingStdout());
+}
+
+/**
+ * A pino destination that coalesces lines (see the file header) in front of sonic-boom, which writes
+ * asynchronously (never blocks on a slow journald) and appends to its own queue while a write is
+ * in flight. Process exit writes whatever is left synchronously.
+ */
+function coalescingStdout(): pino.DestinationStream {
+  const dest = pino.destination({ fd: 1, sync: false });
+  let pending = '';
+  let lastWriteMs = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const writeOut = (): void => {
+    if (timer) clearTimeout(timer);
+    timer = undefined;
+    lastWriteMs = Date.now();
+    if (pending === '') return;
+    const out = pending;
+    pending = '';
+    dest.write(out);
+  };
+  process.once('exit', () => {
+    try {
+      writeOut();
+      dest.flushSync();
+    } catch {
+      // stdout is gone (closed pipe): nothing left to write to.
+    }
+  });
+  const sink = {
+    [pino.symbols.needsMetadataGsym]: true,
+    lastLevel: 0,
+    write(line: string): void {
+      pending += line;
+      if (sink.lastLevel >= WARN_LEVEL || pending.length >= LOG_BUFFER_CHARS) return writeOut();
+      if (timer) return;
+      const waitMs = lastWriteMs + LOG_FLUSH_MS - Date.now();
+      if (waitMs <= 0) return writeOut();
+      timer = setTimeout(writeOut, waitMs);
+      timer.unref();
+    },
+    flush(cb?: (err?: Error) => void): void {
+      writeOut();
+      dest.flush(cb);
+    },
+  };
+  return sink;
 }
 
 /** A logger that drops everything; for tests and library use. */

@@ -335,16 +335,23 @@ function launch(port: number, opts: SpawnDaemonOptions): RunningDaemon {
   };
 }
 
-/** Polls with 'localhost. A' over UDP until any response arrives; bounded by timeoutMs. */
+/**
+ * Polls with 'localhost. A' over UDP until any response arrives, then waits for the 'mxsentry started'
+ * log line (the daemon coalesces log lines for up to a few ms, so start-up lines may trail the
+ * first answer); bounded by timeoutMs.
+ */
 async function waitUntilAnswering(daemon: RunningDaemon, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
+  let answering = false;
   while (Date.now() < deadline) {
     const exit = daemon.exitInfo();
     if (exit) throw new Error(`daemon exited during start-up (code ${String(exit.code)}, signal ${String(exit.signal)}): ${daemon.stderr().trim()}`);
-    if (await probe(daemon.port)) return;
-    await new Promise((done) => setTimeout(done, 50));
+    answering ||= await probe(daemon.port);
+    if (answering && daemon.logLines().some((l) => l.msg === 'mxsentry started')) return;
+    await new Promise((done) => setTimeout(done, answering ? 10 : 50));
   }
-  throw new Error(`daemon on ${DAEMON_ADDRESS}:${daemon.port} did not answer within ${timeoutMs} ms; stderr: ${daemon.stderr().trim()}`);
+  const what = answering ? "did not log 'mxsentry started'" : 'did not answer';
+  throw new Error(`daemon on ${DAEMON_ADDRESS}:${daemon.port} ${what} within ${timeoutMs} ms; stderr: ${daemon.stderr().trim()}`);
 }
 
 /** One UDP query for 'localhost. A'; true when a response with our ID comes back in time. */

@@ -1,0 +1,98 @@
+// In-process cost of one policy decision, without sockets: the bench's request mix
+// (lib/policy-traffic.ts) through the protocol parser, the daemon's 11-step pipeline
+// (createPolicyService, the real resolver with the DNSBL answers cached, LMDB greylisting in a temp
+// dir) and the decision log line (pino to stdout). A developer's tool for the hot path, not a
+// comparison with a peer: `node dist/bench/policy-inproc.js [--decisions N] [--concurrency K] > /dev/null`.
+// Loopback only (the fake DNS tree of the tests); bounded in count; removes its temp dir.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from '../src/config/load.js';
+import { policySettings } from '../src/main.js';
+import { createPolicyService } from '../src/policy/policy-service.js';
+import { PolicyRequestParser } from '../src/policy/protocol.js';
+import { ResilientGreylistStore } from '../src/store/resilient-greylist-store.js';
+import { systemClock } from '../src/util/clock.js';
+import { createRootLogger, createSilentLogger, moduleLogger } from '../src/util/logger.js';
+import { startHarness } from '../test/helpers/resolver-harness.js';
+import { PolicyTraffic } from './lib/policy-traffic.js';
+
+function arg(name: string, fallback: number): number {
+  const i = process.argv.indexOf(name);
+  const v = i >= 0 ? Number(process.argv[i + 1]) : fallback;
+  if (!Number.isInteger(v) || v <= 0) throw new Error(`${name} needs a positive integer`);
+  return v;
+}
+
+const decisions = arg('--decisions', 60_000);
+const concurrency = arg('--concurrency', 16);
+const rounds = arg('--rounds', 3);
+const say = (s: string): void => void process.stderr.write(`${s}\n`);
+/** CPU microseconds of the main thread alone (utime + stime of /proc/self/task/PID/stat). */
+function mainThreadCpuUs(): number {
+  const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10_000;
+}
+
+const hx = await startHarness({ listZones: ['dnsbl.example.net.'] });
+const dir = mkdtempSync(join(tmpdir(), 'mxsentry-inproc-'));
+const loaded = loadConfig({
+  flags: {
+    'data-dir': dir, dnsbl: ['dnsbl.example.net'], delay: 1,
+    'whitelist-clients': ['/etc/postgrey/whitelist_clients'], 'whitelist-recipients': ['/etc/postgrey/whitelist_recipients'],
+  },
+});
+if (loaded.errors.length > 0) throw new Error(loaded.errors.map((e) => e.message).join('; '));
+const logger = process.argv.includes('--silent') ? createSilentLogger() : createRootLogger('info');
+const store = ResilientGreylistStore.start({ dataDir: dir, clock: systemClock, logger: createSilentLogger() });
+await store.whenOpen();
+const svc = await createPolicyService(policySettings(loaded.values), {
+  resolve: hx.stack.resolver.resolve, store, clock: systemClock, logger, nodeId: 'bench', version: 'bench',
+});
+const traffic = new PolicyTraffic({ poolSeed: 'inproc', poolTriplets: 2000, poolClients: 500, freshClients: 1500, repeatShare: 0.7 });
+
+const parser = new PolicyRequestParser();
+const decideWire = async (wire: string): Promise<void> => {
+  for (const req of parser.push(Buffer.from(wire))) await svc.pipeline.decide(req);
+};
+say('warming: every pool triplet and fresh client once');
+for (const w of traffic.warmupRequests('w')) await decideWire(w);
+await new Promise((r) => setTimeout(r, 1100));
+for (const w of traffic.warmupRequests('w2')) await decideWire(w);
+
+const profileIndex = process.argv.indexOf('--profile');
+const profileFile = profileIndex >= 0 ? process.argv[profileIndex + 1] : undefined;
+const session = profileFile ? new Session() : undefined;
+if (session) {
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+}
+for (let round = 0; round < rounds; round++) {
+  let next = 0;
+  const streams = Array.from({ length: concurrency }, (_, c) => traffic.stream(`r${round}`, c));
+  const before = process.cpuUsage();
+  const mainBefore = mainThreadCpuUs();
+  const started = performance.now();
+  await Promise.all(streams.map(async (stream) => {
+    const p = new PolicyRequestParser();
+    while (next < decisions) {
+      next++;
+      for (const req of p.push(Buffer.from(stream().wire))) await svc.pipeline.decide(req);
+    }
+  }));
+  const cpu = process.cpuUsage(before);
+  const mainUs = mainThreadCpuUs() - mainBefore;
+  const wallMs = performance.now() - started;
+  say(`round ${round + 1}: ${decisions} decisions, ${((cpu.user + cpu.system) / decisions).toFixed(1)} us CPU each (all threads), ${(mainUs / decisions).toFixed(1)} us main thread, ${(decisions / wallMs * 1000).toFixed(0)}/s`);
+}
+if (session && profileFile) {
+  const { profile } = await session.post('Profiler.stop');
+  writeFileSync(profileFile, JSON.stringify(profile));
+  say(`profile of the measured rounds written to ${profileFile}`);
+}
+await store.close();
+await hx.stop();
+rmSync(dir, { recursive: true, force: true });
