@@ -6,7 +6,7 @@ import type { ConfigValues } from '../config/load.js';
 import { createPolicyService } from '../policy/policy-service.js';
 import { clientKey } from '../policy/greylist.js';
 import { LmdbGreylistStore } from '../store/lmdb-greylist-store.js';
-import { totalPasses } from '../store/greylist-types.js';
+import { totalPasses, type GreylistStore } from '../store/greylist-types.js';
 import { systemClock } from '../util/clock.js';
 import { describeError } from '../util/errors.js';
 import { createRootLogger, type LogLevel, type Logger } from '../util/logger.js';
@@ -57,10 +57,9 @@ export function checkCommand(deps: CliDeps): CommandModule<object, CheckArgs> {
       } catch (err) {
         process.stderr.write(`mxsentry: greylist store not readable (${describeError(err)}); the greylist step will fail open\n`);
       }
-      const failing = { transact: () => Promise.reject(new Error('store unavailable')), read: () => Promise.reject(new Error('store unavailable')), isHealthy: () => false };
       const policy = await createPolicyService(deps.policySettings(v), {
         resolve: dns.resolver.resolve,
-        store: store ?? failing,
+        store: store ?? unavailableStore('store unavailable'),
         clock: systemClock,
         logger,
         nodeId: store?.getNodeId() ?? 'cli',
@@ -105,8 +104,7 @@ export function rblCommand(deps: CliDeps): CommandModule<object, RblArgs> {
       if (!v) return;
       const logger = cliLogger();
       const dns = deps.createDnsStack(v, logger, systemClock, { listZones: deps.listZonesOf(v) });
-      const failing = { transact: () => Promise.reject(new Error('unused')), read: () => Promise.reject(new Error('unused')), isHealthy: () => false };
-      const policy = await createPolicyService({ ...deps.policySettings(v), greylist: false }, { resolve: dns.resolver.resolve, store: failing, clock: systemClock, logger, nodeId: 'cli', version: deps.version() });
+      const policy = await createPolicyService({ ...deps.policySettings(v), greylist: false }, { resolve: dns.resolver.resolve, store: unavailableStore('unused'), clock: systemClock, logger, nodeId: 'cli', version: deps.version() });
       const results = await policy.dnsLists.lookupAll(argv.ip);
       if (results.length === 0) process.stderr.write('mxsentry: no DNSBL/DNSWL configured (dnsbl, dnswl-trusted, dnswl)\n');
       if (argv.json) {
@@ -206,4 +204,16 @@ export function greylistCommand(): CommandModule<object, GreylistArgs> {
 
 function iso(ms: number): string {
   return new Date(ms).toISOString();
+}
+
+/** A GreylistStore that fails every call: the greylist step then fails open (or is not used at all). */
+function unavailableStore(reason: string): GreylistStore {
+  return {
+    decideNow: () => {
+      throw new Error(reason);
+    },
+    transact: () => Promise.reject(new Error(reason)),
+    read: () => Promise.reject(new Error(reason)),
+    isHealthy: () => false,
+  };
 }

@@ -37,15 +37,22 @@ export interface GreylistUpdate {
 }
 
 /**
- * The policy service's view of the store. Contract: `transact` reads both records, calls `decide`
- * synchronously, and writes what it returns (plus the replication log entries) in ONE LMDB
- * transaction; it resolves with decide's result. `decide` must be pure: it may be called twice
- * (once on a read snapshot, and again inside the write transaction when there is something to
- * write), and an update that only moves last-seen forward by under a minute may not be written. Any store failure (cannot open, map full, I/O
- * error, corrupt record) rejects with a StoreError (STORE_ERR_*): the caller fails open. Writes
- * are durable at the next background sync, never fsync'd per decision.
+ * The policy service's view of the store. Contract: `decideNow` reads both records (the newest
+ * state: a decision queued and not yet committed counts), calls `decide` once, synchronously, and
+ * queues what it returns (plus the replication log entries) for the next write transaction, which
+ * merges each record into the stored one; it returns decide's result at once, so a decision never
+ * waits for a commit. `transact` is the same and resolves once that transaction has committed. An
+ * update that only moves last-seen forward by under a minute may not be written. Any store failure
+ * (cannot open, map full, I/O error) throws (rejects) a StoreError (STORE_ERR_*): the caller fails
+ * open; a transaction that fails after decisions were answered is logged with the number lost.
+ * Writes are durable at the next background sync, never fsync'd per decision.
  */
 export interface GreylistStore {
+  decideNow<T>(
+    tripletKey: string,
+    clientKey: string,
+    decide: (triplet: TripletRecord | undefined, client: ClientRecord | undefined) => { update: GreylistUpdate; result: T },
+  ): T;
   transact<T>(
     tripletKey: string,
     clientKey: string,

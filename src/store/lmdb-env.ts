@@ -234,6 +234,26 @@ export class LmdbEnv {
     }
   }
 
+  /**
+   * Checks, before a write is queued, that `pages` more pages (an upper bound, see putBound) fit
+   * under the size limit: throws STORE_ERR_FULL when they do not, STORE_ERR_CLOSED after close().
+   * The same accounting as a `grows` write, so a queued write fails here, at once, not in its batch.
+   */
+  reserve(pages: number): void {
+    if (this.closed) throw new StoreError(StoreErrorCode.CLOSED, 'the greylist store is closed');
+    try {
+      this.enforceLimit(pages);
+    } catch (err) {
+      if (err instanceof StoreError) throw err;
+      throw translateLmdbError(err, 'checking the size limit');
+    }
+  }
+
+  /** Upper bound of the pages one put of a value of `valueBytes` may add (see PAGE_BOUND_PER_PUT). */
+  putBound(valueBytes: number): number {
+    return PAGE_BOUND_PER_PUT + Math.ceil(valueBytes / this.pageSize);
+  }
+
   /** Bytes in pages currently in use by the databases (not the file size, which keeps freed pages). */
   usedBytes(): number {
     return this.read('measuring the environment', () => this.measurePages() * this.pageSize);
@@ -294,11 +314,6 @@ export class LmdbEnv {
       );
     }
   }
-
-  /** @internal page size, for WriteScope's bound. */
-  get pageBytes(): number {
-    return this.pageSize;
-  }
 }
 
 interface PageStats {
@@ -319,7 +334,7 @@ export class WriteScope {
   constructor(private readonly env: LmdbEnv) {}
 
   put<K extends string | number>(db: Database<Buffer, K>, key: K, value: Buffer): void {
-    this.pageBound += PAGE_BOUND_PER_PUT + Math.ceil(value.byteLength / this.env.pageBytes);
+    this.pageBound += this.env.putBound(value.byteLength);
     db.putSync(key, value);
   }
 

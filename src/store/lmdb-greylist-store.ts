@@ -14,7 +14,7 @@ import {
   type GreylistUpdate,
   type TripletRecord,
 } from './greylist-types.js';
-import { CallerError, LmdbEnv, type WriteScope } from './lmdb-env.js';
+import { LmdbEnv, type WriteScope } from './lmdb-env.js';
 import {
   checkKey,
   decodeClient,
@@ -122,6 +122,13 @@ const MAX_READ_LIMIT = 100_000;
 export class LmdbGreylistStore implements GreylistStore {
   private healthy = true;
   private corruptSeen = 0;
+  /** Decisions queued for the next batch; its write callback takes them all. */
+  private queue: QueuedWrite[] = [];
+  /** The batch whose write callback has not run yet: what is queued now commits with it. */
+  private openBatch: WriteBatch | undefined;
+  /** Records queued and not yet committed, by key: decisions and reads see them first. */
+  private readonly pendingTriplets = new Map<string, { record: TripletRecord; write: QueuedWrite }>();
+  private readonly pendingClients = new Map<string, { record: ClientRecord; write: QueuedWrite }>();
   private expiry: ExpiryState | undefined;
 
   private constructor(
@@ -137,68 +144,128 @@ export class LmdbGreylistStore implements GreylistStore {
     return new LmdbGreylistStore(env, opts.clock, opts.logger, opts.scheduler ?? new TimerScheduler());
   }
 
+  /** {@inheritDoc GreylistStore.decideNow} A corrupt stored record is logged and passed to decide as absent. */
+  decideNow<T>(
+    tripletKey: string,
+    clientKey: string,
+    decide: (triplet: TripletRecord | undefined, client: ClientRecord | undefined) => { update: GreylistUpdate; result: T },
+  ): T {
+    return this.decideAndQueue(tripletKey, clientKey, decide).result;
+  }
+
   /** {@inheritDoc GreylistStore.transact} A corrupt stored record is logged and passed to decide as absent. */
   transact<T>(
     tripletKey: string,
     clientKey: string,
     decide: (triplet: TripletRecord | undefined, client: ClientRecord | undefined) => { update: GreylistUpdate; result: T },
   ): Promise<T> {
+    let queued: { result: T; committed: Promise<void> };
     try {
-      checkKey(tripletKey, 'triplet');
-      checkKey(clientKey, 'client');
+      queued = this.decideAndQueue(tripletKey, clientKey, decide);
     } catch (err) {
       return Promise.reject(err);
     }
-    // Fast path: decide on a read snapshot first. Most decisions for known triplets and clients
-    // only move last-seen forward; while that move is under LAST_SEEN_REFRESH_MS nothing is written
-    // (the write transaction was 22 % of a decision's CPU in the policy benchmark). Last-seen only
-    // matters at the scale of the retry window (days) and max-age, so this loses nothing.
-    let snapshot: { result: T } | null;
+    return queued.committed.then(() => queued.result);
+  }
+
+  /**
+   * Decides on the newest state (a queued, uncommitted record of the key wins over the committed
+   * one) and queues what decide returned for the next batch. Most decisions for known triplets and
+   * clients only move last-seen forward; while that move is under LAST_SEEN_REFRESH_MS nothing is
+   * queued (last-seen only matters at the scale of the retry window and max-age). Throws what decide
+   * threw, STORE_ERR_INVALID for an unusable update, STORE_ERR_FULL when the size limit is reached.
+   */
+  private decideAndQueue<T>(
+    tripletKey: string,
+    clientKey: string,
+    decide: (triplet: TripletRecord | undefined, client: ClientRecord | undefined) => { update: GreylistUpdate; result: T },
+  ): { result: T; committed: Promise<void> } {
+    checkKey(tripletKey, 'triplet');
+    checkKey(clientKey, 'client');
+    const current = this.env.read('greylist transaction', () => ({
+      triplet: this.pendingTriplets.get(tripletKey)?.record ?? (this.getRecord('triplet', tripletKey) as TripletRecord | undefined),
+      client: this.pendingClients.get(clientKey)?.record ?? (this.getRecord('client', clientKey) as ClientRecord | undefined),
+    }));
+    const decision = decide(current.triplet, current.client);
+    const { update } = decision;
+    if (isRefreshOnly(current.triplet, update.triplet) && isRefreshOnly(current.client, update.client)) {
+      return { result: decision.result, committed: Promise.resolve() };
+    }
+    const triplet = update.triplet ? parseTriplet(update.triplet, StoreErrorCode.INVALID) : undefined;
+    const client = update.client ? parseClient(update.client, StoreErrorCode.INVALID) : undefined;
     try {
-      snapshot = this.env.read('greylist transaction', () => {
-        const triplet = this.getRecord('triplet', tripletKey) as TripletRecord | undefined;
-        const client = this.getRecord('client', clientKey) as ClientRecord | undefined;
-        let d: { update: GreylistUpdate; result: T };
-        try {
-          d = decide(triplet, client);
-        } catch (err) {
-          throw new CallerError(err);
+      // Record and log entry per record; a record's encoding bounds the merged one's within a page.
+      let pages = 0;
+      if (triplet) pages += 2 * this.env.putBound(encodeTriplet(triplet).byteLength + REPLOG_OVERHEAD_BYTES);
+      if (client) pages += 2 * this.env.putBound(encodeClient(client).byteLength + REPLOG_OVERHEAD_BYTES);
+      this.env.reserve(pages);
+    } catch (err) {
+      this.noteFailure(err);
+      throw err;
+    }
+    const write: QueuedWrite = { tripletKey, triplet, clientKey, client };
+    this.queue.push(write);
+    if (triplet) this.pendingTriplets.set(tripletKey, { record: triplet, write });
+    if (client) this.pendingClients.set(clientKey, { record: client, write });
+    const batch = this.openBatch ?? this.startBatch();
+    return { result: decision.result, committed: batch.committed };
+  }
+
+  /**
+   * Opens the batch that collects queued decisions until lmdb-js runs its write callback: one
+   * child transaction of the next batched async write transaction writes them all, each merged
+   * (mergeTriplet / mergeClient) into the record committed by then, so a remote update applied in
+   * between is kept, with one replication log entry per record written. Commits, and their fsync,
+   * run on lmdb's write thread. A failed batch is logged with the number of decisions it lost.
+   */
+  private startBatch(): WriteBatch {
+    const batch: WriteBatch = { writes: [], committed: Promise.resolve() };
+    this.openBatch = batch;
+    let ran = false;
+    const written = this.env.write(
+      'greylist decisions',
+      (tx) => {
+        ran = true;
+        if (this.openBatch === batch) this.openBatch = undefined;
+        batch.writes = this.queue;
+        this.queue = [];
+        const nowMs = this.clock.nowMs();
+        const node = this.env.nodeId;
+        const log = this.logAppender(tx);
+        for (const w of batch.writes) {
+          if (w.triplet) {
+            const stored = this.getRecord('triplet', w.tripletKey) as TripletRecord | undefined;
+            const record = stored ? mergeTriplet(stored, w.triplet) : w.triplet;
+            tx.put(this.env.triplets, w.tripletKey, encodeTriplet(record));
+            log.append({ kind: 'triplet', key: w.tripletKey, record, originNode: node, atMs: nowMs });
+          }
+          if (w.client) {
+            const stored = this.getRecord('client', w.clientKey) as ClientRecord | undefined;
+            const record = stored ? mergeClient(stored, w.client) : w.client;
+            tx.put(this.env.clients, w.clientKey, encodeClient(record));
+            log.append({ kind: 'client', key: w.clientKey, record, originNode: node, atMs: nowMs });
+          }
         }
-        return isRefreshOnly(triplet, d.update.triplet) && isRefreshOnly(client, d.update.client) ? { result: d.result } : null;
-      });
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    if (snapshot) return Promise.resolve(snapshot.result);
-    return this.tracked(
-      this.env.write(
-        'greylist transaction',
-        (tx) => {
-          const triplet = this.getRecord('triplet', tripletKey) as TripletRecord | undefined;
-          const client = this.getRecord('client', clientKey) as ClientRecord | undefined;
-          let decision: { update: GreylistUpdate; result: T };
-          try {
-            decision = decide(triplet, client);
-          } catch (err) {
-            throw new CallerError(err);
-          }
-          const nowMs = this.clock.nowMs();
-          const { update } = decision;
-          if (update.triplet) {
-            const record = parseTriplet(update.triplet, StoreErrorCode.INVALID);
-            tx.put(this.env.triplets, tripletKey, encodeTriplet(record));
-            this.appendLog(tx, { kind: 'triplet', key: tripletKey, record, originNode: this.env.nodeId, atMs: nowMs });
-          }
-          if (update.client) {
-            const record = parseClient(update.client, StoreErrorCode.INVALID);
-            tx.put(this.env.clients, clientKey, encodeClient(record));
-            this.appendLog(tx, { kind: 'client', key: clientKey, record, originNode: this.env.nodeId, atMs: nowMs });
-          }
-          return decision.result;
-        },
-        { grows: true },
-      ),
+        log.finish();
+      },
+      { grows: true },
     );
+    batch.committed = this.tracked(written).finally(() => {
+      if (!ran) {
+        // Failed before its callback ran: everything queued since it opened was its.
+        batch.writes = this.queue;
+        this.queue = [];
+      }
+      if (this.openBatch === batch) this.openBatch = undefined;
+      for (const w of batch.writes) {
+        if (this.pendingTriplets.get(w.tripletKey)?.write === w) this.pendingTriplets.delete(w.tripletKey);
+        if (this.pendingClients.get(w.clientKey)?.write === w) this.pendingClients.delete(w.clientKey);
+      }
+    });
+    batch.committed.catch((err: unknown) => {
+      this.logger.error({ decisions: batch.writes.length, err: describeError(err) }, 'greylist decisions could not be written: their triplets are lost');
+    });
+    return batch;
   }
 
   /** {@inheritDoc GreylistStore.read} A corrupt record is logged and returned as absent. */
@@ -206,8 +273,8 @@ export class LmdbGreylistStore implements GreylistStore {
     checkKey(tripletKey, 'triplet');
     checkKey(clientKey, 'client');
     return this.env.read('greylist read', () => ({
-      triplet: this.getRecord('triplet', tripletKey) as TripletRecord | undefined,
-      client: this.getRecord('client', clientKey) as ClientRecord | undefined,
+      triplet: this.pendingTriplets.get(tripletKey)?.record ?? (this.getRecord('triplet', tripletKey) as TripletRecord | undefined),
+      client: this.pendingClients.get(clientKey)?.record ?? (this.getRecord('client', clientKey) as ClientRecord | undefined),
     }));
   }
 
@@ -272,7 +339,9 @@ export class LmdbGreylistStore implements GreylistStore {
             passes: { ...base.passes, [node]: (base.passes[node] ?? 0) + missing },
           };
           tx.put(this.env.clients, clientKey, encodeClient(record));
-          this.appendLog(tx, { kind: 'client', key: clientKey, record, originNode: node, atMs: nowMs });
+          const log = this.logAppender(tx);
+          log.append({ kind: 'client', key: clientKey, record, originNode: node, atMs: nowMs });
+          log.finish();
           return record;
         },
         { grows: true },
@@ -535,16 +604,24 @@ export class LmdbGreylistStore implements GreylistStore {
   }
 
   /**
-   * Appends to the replication log. The last sequence number is kept in `meta` and read inside the
-   * same write transaction (a point read instead of a reverse cursor scan, measured at a third of
-   * a write's cost); LMDB serialises writers, so a CLI process writing the same store stays correct.
+   * Appends to the replication log inside one write transaction. The last sequence number is kept
+   * in `meta`, read once per transaction (a point read instead of a reverse cursor scan, measured at
+   * a third of a write's cost) and written back once by finish(); LMDB serialises writers, so a CLI
+   * process writing the same store stays correct.
    */
-  private appendLog(tx: WriteScope, entry: Omit<ReplogEntry, 'seq'>): void {
+  private logAppender(tx: WriteScope): { append(entry: Omit<ReplogEntry, 'seq'>): void; finish(): void } {
     const stored = this.env.meta.get(REPLOG_SEQ_KEY);
-    const last = stored ? Number(decodeMetaValue(stored, REPLOG_SEQ_KEY)) : lastSeqIn(this.env);
-    const seq = last + 1;
-    tx.put(this.env.replog, seq, encodeReplogEntry({ ...entry, seq } as ReplogEntry));
-    tx.put(this.env.meta, REPLOG_SEQ_KEY, encodeMetaValue(seq));
+    const first = stored ? Number(decodeMetaValue(stored, REPLOG_SEQ_KEY)) : lastSeqIn(this.env);
+    let seq = first;
+    return {
+      append: (entry) => {
+        seq++;
+        tx.put(this.env.replog, seq, encodeReplogEntry({ ...entry, seq } as ReplogEntry));
+      },
+      finish: () => {
+        if (seq !== first) tx.put(this.env.meta, REPLOG_SEQ_KEY, encodeMetaValue(seq));
+      },
+    };
   }
 
   private list(kind: RecordKind, opts: ListOptions): Promise<KeyedRecord<TripletRecord | ClientRecord>[]> {
@@ -593,16 +670,21 @@ export class LmdbGreylistStore implements GreylistStore {
         return value;
       },
       (err: unknown) => {
-        // INVALID is the caller's mistake and CLOSED is shutdown (isHealthy checks that itself);
-        // CORRUPT records inside transactions are handled as absent,
-        // so a CORRUPT reaching here comes from LMDB itself (a damaged file) and is a store failure.
-        if (err instanceof StoreError && err.code !== StoreErrorCode.INVALID && err.code !== StoreErrorCode.CLOSED) {
-          if (this.healthy) this.logger.error({ code: err.code, err: err.message }, 'greylist store failure: failing open until it recovers');
-          this.healthy = false;
-        }
+        this.noteFailure(err);
         throw err;
       },
     );
+  }
+
+  /** Clears the health flag on a store failure (logged once per failure period). */
+  private noteFailure(err: unknown): void {
+    // INVALID is the caller's mistake and CLOSED is shutdown (isHealthy checks that itself);
+    // CORRUPT records inside transactions are handled as absent,
+    // so a CORRUPT reaching here comes from LMDB itself (a damaged file) and is a store failure.
+    if (err instanceof StoreError && err.code !== StoreErrorCode.INVALID && err.code !== StoreErrorCode.CLOSED) {
+      if (this.healthy) this.logger.error({ code: err.code, err: err.message }, 'greylist store failure: failing open until it recovers');
+      this.healthy = false;
+    }
   }
 }
 
@@ -614,6 +696,23 @@ function entryCount(db: { getStats(): unknown }): number {
 function byteCompare(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }
+
+/** What one decision writes. */
+interface QueuedWrite {
+  tripletKey: string;
+  triplet: TripletRecord | undefined;
+  clientKey: string;
+  client: ClientRecord | undefined;
+}
+
+/** One write transaction of queued decisions (taken when it runs); `committed` settles once it has committed. */
+interface WriteBatch {
+  writes: QueuedWrite[];
+  committed: Promise<void>;
+}
+
+/** Bytes a replication log entry adds to its record's encoding (kind, key, origin, times), bounded. */
+const REPLOG_OVERHEAD_BYTES = 512;
 
 /** `meta` key of the last replication log sequence number. */
 const REPLOG_SEQ_KEY = 'replog-seq';

@@ -58,6 +58,17 @@ export class ResilientGreylistStore implements GreylistStore {
     return store;
   }
 
+  /** {@inheritDoc GreylistStore.decideNow} Throws STORE_ERR_UNAVAILABLE while the store is not open. */
+  decideNow<T>(
+    tripletKey: string,
+    clientKey: string,
+    decide: (triplet: TripletRecord | undefined, client: ClientRecord | undefined) => { update: GreylistUpdate; result: T },
+  ): T {
+    const inner = this.inner;
+    if (!inner) throw this.unavailable();
+    return inner.decideNow(tripletKey, clientKey, decide);
+  }
+
   /** {@inheritDoc GreylistStore.transact} Rejects with STORE_ERR_UNAVAILABLE while the store is not open. */
   transact<T>(
     tripletKey: string,

@@ -1,5 +1,5 @@
 // In-memory GreylistStore for unit tests of the policy service: same contract as the LMDB store
-// (transact reads both records, calls decide synchronously, writes its update as one step) plus
+// (decideNow/transact read both records, call decide synchronously, write its update as one step) plus
 // switches to simulate failures. Test-only; it must not be used by src/.
 import type { ClientRecord, GreylistStore, GreylistUpdate, TripletRecord } from '../../src/store/greylist-types.js';
 import { StoreError } from '../../src/util/errors.js';
@@ -25,6 +25,14 @@ export class MemoryGreylistStore implements GreylistStore {
     clientKey: string,
     decide: (triplet: TripletRecord | undefined, client: ClientRecord | undefined) => { update: GreylistUpdate; result: T },
   ): Promise<T> {
+    return this.decideNow(tripletKey, clientKey, decide);
+  }
+
+  decideNow<T>(
+    tripletKey: string,
+    clientKey: string,
+    decide: (triplet: TripletRecord | undefined, client: ClientRecord | undefined) => { update: GreylistUpdate; result: T },
+  ): T {
     this.maybeFail();
     const { update, result } = decide(clone(this.triplets.get(tripletKey)), clone(this.clients.get(clientKey)));
     if (update.triplet) this.triplets.set(tripletKey, clone(update.triplet) as TripletRecord);

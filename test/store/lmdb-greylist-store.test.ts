@@ -91,8 +91,8 @@ s('round trip: transact writes triplet and client, read and list return them, th
     return { update: { triplet, client }, result: 'pass' };
   });
   assert.is(result, 'pass');
-  // decide ran on the read snapshot, then again inside the write transaction (it must be pure).
-  assert.equal(seen, [undefined, undefined, undefined, undefined]);
+  // decide runs once, on the newest state; the write transaction merges what it returned.
+  assert.equal(seen, [undefined, undefined]);
   const got = await store.read('192.0.2/s@a.example/r@b.example', '192.0.2.7');
   assert.equal(got, { triplet, client });
   assert.equal(await store.listTriplets(), [{ key: '192.0.2/s@a.example/r@b.example', record: triplet }]);
@@ -205,6 +205,57 @@ s('concurrency: 50 simultaneous transacts on one triplet each see the previous w
   const log = await store.readLog(0, 1000);
   assert.is(log.length, 100);
   for (let i = 1; i < log.length; i++) assert.ok(log[i]!.seq > log[i - 1]!.seq, 'sequence strictly increasing');
+});
+
+s('decideNow answers before the commit; later decisions and read() see the queued record; one transaction writes them', async () => {
+  const store = await openStore(tempDir());
+  const node = store.getNodeId();
+  const bump = (t: TripletRecord | undefined): { update: { triplet: TripletRecord }; result: number } => {
+    const before = t?.passes[node] ?? 0;
+    return { update: { triplet: { ...(t ?? newTriplet(T0)), passes: { [node]: before + 1 } } }, result: before };
+  };
+  assert.is(store.decideNow('t', 'c', bump), 0);
+  assert.is(store.decideNow('t', 'c', bump), 1, 'the second decision sees the first, still uncommitted');
+  assert.is(store.decideNow('u', 'c', bump), 0);
+  assert.is((await store.read('t', 'c')).triplet?.passes[node], 2, 'read() sees the queued record');
+  assert.is(await store.getLastSeq(), 0, 'nothing committed yet');
+  await store.flush();
+  assert.is((await store.read('t', 'c')).triplet?.passes[node], 2);
+  const log = await store.readLog(0, 10);
+  assert.equal(log.map((e) => [e.seq, e.key, e.record.passes[node]]), [[1, 't', 1], [2, 't', 2], [3, 'u', 1]]);
+});
+
+s('a remote update committed between a decision and its batch is merged into what the batch writes, not overwritten', async () => {
+  const store = await openStore(tempDir());
+  const node = store.getNodeId();
+  const remote: TripletRecord = { firstSeenMs: T0 - 5000, lastSeenMs: T0, passedAtMs: T0, passes: { peerb: 3 } };
+  // The remote update's write transaction is queued first; the decision, made before it commits,
+  // does not see it.
+  const applied = store.applyRemote('triplet', 't', remote, 'peerb');
+  const seen = store.decideNow('t', 'c', (t) => ({ update: { triplet: { ...newTriplet(T0 + 1000), passes: { [node]: 1 } } }, result: t }));
+  assert.is(seen, undefined);
+  assert.is(await applied, true);
+  await store.flush();
+  const got = (await store.read('t', 'c')).triplet;
+  assert.equal(got, { firstSeenMs: T0 - 5000, lastSeenMs: T0 + 1000, passedAtMs: T0, passes: { peerb: 3, [node]: 1 } });
+  const log = await store.readLog(0, 10);
+  assert.equal(log.map((e) => e.record), [got], 'the log carries the merged record');
+});
+
+s('decideNow: a store closed, an invalid update or a throwing decide throws at once and queues nothing', async () => {
+  const store = await openStore(tempDir());
+  assert.throws(() => store.decideNow('t', 'c', () => { throw new Error('decide failed'); }), /decide failed/);
+  assert.throws(
+    () => store.decideNow('t', 'c', () => ({ update: { triplet: { firstSeenMs: -1 } as unknown as TripletRecord }, result: 0 })),
+    (err: unknown) => err instanceof StoreError && err.code === 'STORE_ERR_INVALID',
+  );
+  await store.flush();
+  assert.is(await store.getLastSeq(), 0);
+  await store.close();
+  assert.throws(
+    () => store.decideNow('t', 'c', () => ({ update: { triplet: newTriplet(T0) }, result: 0 })),
+    (err: unknown) => err instanceof StoreError && err.code === 'STORE_ERR_CLOSED',
+  );
 });
 
 s('persistence: node id, records, log sequence and cursors survive close and reopen', async () => {

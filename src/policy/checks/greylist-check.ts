@@ -68,7 +68,9 @@ export function createGreylistCheck(opts: GreylistCheckOptions): GreylistCheck {
     step: 10,
     name: 'greylist',
     stats: () => ({ ...stats }),
-    async run(ctx: CheckContext): Promise<CheckResult> {
+    // Synchronous when recording (the store decides at once and writes in the background), so a
+    // decision that needs no DNS lookup never waits for a timer or a commit.
+    run(ctx: CheckContext): CheckResult | Promise<CheckResult> {
       const req = ctx.request;
       const clientName = req['client_name'] ?? '';
       const recipient = req['recipient'] ?? '';
@@ -95,47 +97,52 @@ export function createGreylistCheck(opts: GreylistCheckOptions): GreylistCheck {
 
       const tKey = tripletKey(ctx.clientAddress, sender, recipient, config);
       const cKey = clientKey(ctx.clientAddress);
+      if (!ctx.record) {
+        return store.read(tKey, cKey).then(
+          ({ triplet, client }) => verdictOf(ctx, tKey, decideGreylist(triplet, client, ctx.nowMs, config, nodeIdOf())),
+          (err: unknown) => failOpen(ctx, err),
+        );
+      }
       let decision: GreylistDecision;
       try {
-        if (ctx.record) {
-          decision = await store.transact(tKey, cKey, (triplet, client) => {
-            const d = decideGreylist(triplet, client, ctx.nowMs, config, nodeIdOf());
-            return { update: d.update, result: d };
-          });
-        } else {
-          const { triplet, client } = await store.read(tKey, cKey);
-          decision = decideGreylist(triplet, client, ctx.nowMs, config, nodeIdOf());
-        }
+        decision = store.decideNow(tKey, cKey, (triplet, client) => {
+          const d = decideGreylist(triplet, client, ctx.nowMs, config, nodeIdOf());
+          return { update: d.update, result: d };
+        });
       } catch (err) {
         return failOpen(ctx, err);
       }
-
-      if (decision.verdict === 'whitelisted') {
-        stats.autoWhitelisted++;
-        return { action: 'DUNNO', reason: `greylist client auto-whitelisted (${decision.clientPasses} passes)` };
-      }
-      if (decision.verdict === 'defer') {
-        stats.deferred++;
-        return {
-          action: `DEFER_IF_PERMIT 4.2.0 Greylisted by mxsentry, try again in ${decision.retryAfterSec} seconds`,
-          reason: `greylisted ${tKey} (${decision.retryAfterSec}s to wait)`,
-        };
-      }
-      stats.passed++;
-      // postgrey adds the header once per message (is_new_instance): a message to several
-      // recipients has one `instance` value; a missing instance counts as new, as in postgrey.
-      if (opts.xGreylistHeader && decision.firstPass && isNewInstance(req['instance'], ctx.record)) {
-        return {
-          action: `PREPEND X-Greylist: delayed ${decision.delayedSec} seconds by mxsentry-${opts.version}; ${rfc5322Date(ctx.nowMs)}`,
-          reason: `greylist passed ${tKey} after ${decision.delayedSec}s`,
-        };
-      }
-      return {
-        action: 'DUNNO',
-        reason: decision.firstPass ? `greylist passed ${tKey} after ${decision.delayedSec}s` : `greylist triplet known ${tKey}`,
-      };
+      return verdictOf(ctx, tKey, decision);
     },
   };
+
+  function verdictOf(ctx: CheckContext, tKey: string, decision: GreylistDecision): CheckResult {
+    const req = ctx.request;
+    if (decision.verdict === 'whitelisted') {
+      stats.autoWhitelisted++;
+      return { action: 'DUNNO', reason: `greylist client auto-whitelisted (${decision.clientPasses} passes)` };
+    }
+    if (decision.verdict === 'defer') {
+      stats.deferred++;
+      return {
+        action: `DEFER_IF_PERMIT 4.2.0 Greylisted by mxsentry, try again in ${decision.retryAfterSec} seconds`,
+        reason: `greylisted ${tKey} (${decision.retryAfterSec}s to wait)`,
+      };
+    }
+    stats.passed++;
+    // postgrey adds the header once per message (is_new_instance): a message to several
+    // recipients has one `instance` value; a missing instance counts as new, as in postgrey.
+    if (opts.xGreylistHeader && decision.firstPass && isNewInstance(req['instance'], ctx.record)) {
+      return {
+        action: `PREPEND X-Greylist: delayed ${decision.delayedSec} seconds by mxsentry-${opts.version}; ${rfc5322Date(ctx.nowMs)}`,
+        reason: `greylist passed ${tKey} after ${decision.delayedSec}s`,
+      };
+    }
+    return {
+      action: 'DUNNO',
+      reason: decision.firstPass ? `greylist passed ${tKey} after ${decision.delayedSec}s` : `greylist triplet known ${tKey}`,
+    };
+  }
 }
 
 /** A bounded set of recent message instances (insertion order, oldest evicted). */
