@@ -46,13 +46,19 @@ export function malformedReason(request: PolicyRequest): string | undefined {
  * - POLICY_ERR_REQUEST_TOO_LARGE: a request over maxRequestBytes or maxAttributes;
  * - POLICY_ERR_MALFORMED: binary garbage (a NUL byte), which no Postfix ever sends.
  * A line without '=' is not thrown: the request is returned and flagged (see malformedReason).
+ *
+ * Attribute values are slices of the text of the whole chunk they arrived in, so in V8 a value of
+ * 13+ characters keeps that text (up to a read's size) alive: whatever keeps a value beyond its
+ * request should keep a copy.
  */
 export class PolicyRequestParser {
   private readonly limits: Required<PolicyParserLimits>;
-  /** Bytes of the current unterminated line. */
+  /**
+   * Bytes of the current unterminated line, kept undecoded so a UTF-8 character split across
+   * reads is decoded whole once its line is complete.
+   */
   private partial: Buffer[] = [];
   private partialBytes = 0;
-  /** Current request being assembled. */
   /**
    * The request being built. A prototype-less object, so an attribute named "__proto__" or
    * "constructor" is just data; handed out as is (no copy, no freeze: measured on the hot path).
@@ -78,26 +84,28 @@ export class PolicyRequestParser {
     if (chunk.includes(0)) this.fail('POLICY_ERR_MALFORMED', 'NUL byte in policy request (binary garbage)');
     const out: PolicyRequest[] = [];
     let start = 0;
-    while (start < chunk.length) {
-      const nl = chunk.indexOf(0x0a, start);
+    if (this.partialBytes > 0) {
+      const nl = chunk.indexOf(0x0a);
       if (nl < 0) {
-        this.partialBytes += chunk.length - start;
-        this.checkLineLength(this.partialBytes);
-        this.checkRequestSize(this.requestBytes + this.partialBytes);
-        this.partial.push(chunk.subarray(start));
-        break;
+        this.keepPartial(chunk);
+        return out;
       }
-      const piece = chunk.subarray(start, nl);
-      const line = this.partial.length === 0 ? piece : Buffer.concat([...this.partial, piece]);
+      this.partial.push(chunk.subarray(0, nl + 1));
+      const line = Buffer.concat(this.partial, this.partialBytes + nl + 1);
       this.partial = [];
       this.partialBytes = 0;
+      this.takeLines(line, 0, line.length, out);
       start = nl + 1;
-      this.checkLineLength(line.length);
-      this.requestBytes += line.length + 1;
-      this.checkRequestSize(this.requestBytes);
-      const request = this.takeLine(line);
-      if (request) out.push(request);
     }
+    // One toString for all complete lines: a toString per line was most of the parser's cost
+    // (measured ~20 -> ~6 us per 29-attribute request). Ending at an LF byte never cuts a UTF-8
+    // character in half; the bytes after it wait undecoded for the rest of their line.
+    const end = chunk.lastIndexOf(0x0a) + 1;
+    if (end > start) {
+      this.takeLines(chunk, start, end, out);
+      start = end;
+    }
+    if (start < chunk.length) this.keepPartial(chunk.subarray(start));
     return out;
   }
 
@@ -106,25 +114,62 @@ export class PolicyRequestParser {
     return this.partialBytes > 0 || this.attrLines > 0;
   }
 
-  private takeLine(raw: Buffer): PolicyRequest | undefined {
-    // Postfix ends lines with LF only; a CR before it comes from hand tests with telnet/nc.
-    const line = raw.length > 0 && raw[raw.length - 1] === 0x0d ? raw.subarray(0, raw.length - 1) : raw;
-    if (line.length === 0) return this.finishRequest();
-    this.attrLines++;
-    if (this.attrLines > this.limits.maxAttributes) {
-      this.fail('POLICY_ERR_REQUEST_TOO_LARGE', `policy request has more than ${this.limits.maxAttributes} attributes`);
+  private keepPartial(bytes: Buffer): void {
+    this.partialBytes += bytes.length;
+    this.checkLineLength(this.partialBytes);
+    this.checkRequestSize(this.requestBytes + this.partialBytes);
+    this.partial.push(bytes);
+  }
+
+  /** Takes the lines in bytes[from, to), which ends with a newline; completed requests go to out. */
+  private takeLines(bytes: Buffer, from: number, to: number, out: PolicyRequest[]): void {
+    const text = bytes.toString('utf8', from, to);
+    // Decoding never yields more UTF-16 units than bytes, and as many only when every unit comes
+    // from one byte (ASCII, which is all Postfix sends in practice, or a lone invalid byte as
+    // U+FFFD): then string offsets are byte offsets. Otherwise the limits, which are in bytes, are
+    // measured between LF bytes: the k-th LF byte is the k-th '\n' of the text.
+    const unitPerByte = text.length === to - from;
+    let byteStart = from;
+    let lineStart = 0;
+    // First '=' at or after lineStart (text.length when none is left), searched again only once
+    // passed, so lines without '=' cannot make the scan quadratic in the chunk size.
+    let eq = -1;
+    while (lineStart < text.length) {
+      const nl = text.indexOf('\n', lineStart);
+      let lineBytes = nl - lineStart;
+      if (!unitPerByte) {
+        const byteNl = bytes.indexOf(0x0a, byteStart);
+        lineBytes = byteNl - byteStart;
+        byteStart = byteNl + 1;
+      }
+      this.checkLineLength(lineBytes);
+      this.requestBytes += lineBytes + 1;
+      this.checkRequestSize(this.requestBytes);
+      // Postfix ends lines with LF only; a CR before it comes from hand tests with telnet/nc.
+      const end = nl > lineStart && text.charCodeAt(nl - 1) === 0x0d ? nl - 1 : nl;
+      if (end === lineStart) {
+        out.push(this.finishRequest());
+        lineStart = nl + 1;
+        continue;
+      }
+      this.attrLines++;
+      if (this.attrLines > this.limits.maxAttributes) {
+        this.fail('POLICY_ERR_REQUEST_TOO_LARGE', `policy request has more than ${this.limits.maxAttributes} attributes`);
+      }
+      if (eq < lineStart) {
+        eq = text.indexOf('=', lineStart);
+        if (eq < 0) eq = text.length;
+      }
+      if (eq === lineStart || eq >= end) {
+        this.problem ??= eq === lineStart
+          ? `attribute line ${this.attrLines} has an empty name`
+          : `attribute line ${this.attrLines} has no "=": ${JSON.stringify(text.slice(lineStart, Math.min(end, lineStart + 64)))}`;
+      } else {
+        // A repeated name keeps the last value (types.ts contract).
+        this.attrs[text.slice(lineStart, eq)] = text.slice(eq + 1, end);
+      }
+      lineStart = nl + 1;
     }
-    const text = line.toString('utf8');
-    const eq = text.indexOf('=');
-    if (eq <= 0) {
-      this.problem ??= eq === 0
-        ? `attribute line ${this.attrLines} has an empty name`
-        : `attribute line ${this.attrLines} has no "=": ${JSON.stringify(text.slice(0, 64))}`;
-      return undefined;
-    }
-    // A repeated name keeps the last value (types.ts contract).
-    this.attrs[text.slice(0, eq)] = text.slice(eq + 1);
-    return undefined;
   }
 
   private finishRequest(): PolicyRequest {

@@ -36,23 +36,31 @@ export interface GreylistUpdate {
   client?: ClientRecord;
 }
 
+/** What decideNow returns: decide's result, and the write it queued (none when nothing changed). */
+export interface Decided<T> {
+  result: T;
+  /** Settles once the queued update is committed; rejects with a StoreError when it could not be. */
+  written: Promise<void> | undefined;
+}
+
 /**
  * The policy service's view of the store. Contract: `decideNow` reads both records (the newest
  * state: a decision queued and not yet committed counts), calls `decide` once, synchronously, and
  * queues what it returns (plus the replication log entries) for the next write transaction, which
- * merges each record into the stored one; it returns decide's result at once, so a decision never
- * waits for a commit. `transact` is the same and resolves once that transaction has committed. An
- * update that only moves last-seen forward by under a minute may not be written. Any store failure
- * (cannot open, map full, I/O error) throws (rejects) a StoreError (STORE_ERR_*): the caller fails
- * open; a transaction that fails after decisions were answered is logged with the number lost.
- * Writes are durable at the next background sync, never fsync'd per decision.
+ * merges each record into the stored one and takes every decision queued meanwhile. It returns
+ * decide's result at once and `written`, to wait on before the answer is given: an answered
+ * decision is committed, so a crash (kill -9) loses none. `transact` is the same as a promise. An
+ * update that only moves last-seen forward by under a minute may not be written (`written` is then
+ * undefined). Any store failure (cannot open, map full, I/O error) throws (rejects) a StoreError
+ * (STORE_ERR_*): the caller fails open. Writes are durable at the next background sync, never
+ * fsync'd per decision.
  */
 export interface GreylistStore {
   decideNow<T>(
     tripletKey: string,
     clientKey: string,
     decide: (triplet: TripletRecord | undefined, client: ClientRecord | undefined) => { update: GreylistUpdate; result: T },
-  ): T;
+  ): Decided<T>;
   transact<T>(
     tripletKey: string,
     clientKey: string,

@@ -10,6 +10,7 @@ import {
   mergeTriplet,
   totalPasses,
   type ClientRecord,
+  type Decided,
   type GreylistStore,
   type GreylistUpdate,
   type TripletRecord,
@@ -127,8 +128,8 @@ export class LmdbGreylistStore implements GreylistStore {
   /** The batch whose write callback has not run yet: what is queued now commits with it. */
   private openBatch: WriteBatch | undefined;
   /** Records queued and not yet committed, by key: decisions and reads see them first. */
-  private readonly pendingTriplets = new Map<string, { record: TripletRecord; write: QueuedWrite }>();
-  private readonly pendingClients = new Map<string, { record: ClientRecord; write: QueuedWrite }>();
+  private readonly pendingTriplets = new Map<string, { record: TripletRecord; write: QueuedDecision }>();
+  private readonly pendingClients = new Map<string, { record: ClientRecord; write: QueuedDecision }>();
   private expiry: ExpiryState | undefined;
 
   private constructor(
@@ -149,8 +150,8 @@ export class LmdbGreylistStore implements GreylistStore {
     tripletKey: string,
     clientKey: string,
     decide: (triplet: TripletRecord | undefined, client: ClientRecord | undefined) => { update: GreylistUpdate; result: T },
-  ): T {
-    return this.decideAndQueue(tripletKey, clientKey, decide).result;
+  ): Decided<T> {
+    return this.decideAndQueue(tripletKey, clientKey, decide);
   }
 
   /** {@inheritDoc GreylistStore.transact} A corrupt stored record is logged and passed to decide as absent. */
@@ -159,13 +160,13 @@ export class LmdbGreylistStore implements GreylistStore {
     clientKey: string,
     decide: (triplet: TripletRecord | undefined, client: ClientRecord | undefined) => { update: GreylistUpdate; result: T },
   ): Promise<T> {
-    let queued: { result: T; committed: Promise<void> };
+    let decided: Decided<T>;
     try {
-      queued = this.decideAndQueue(tripletKey, clientKey, decide);
+      decided = this.decideAndQueue(tripletKey, clientKey, decide);
     } catch (err) {
       return Promise.reject(err);
     }
-    return queued.committed.then(() => queued.result);
+    return decided.written ? decided.written.then(() => decided.result) : Promise.resolve(decided.result);
   }
 
   /**
@@ -179,7 +180,7 @@ export class LmdbGreylistStore implements GreylistStore {
     tripletKey: string,
     clientKey: string,
     decide: (triplet: TripletRecord | undefined, client: ClientRecord | undefined) => { update: GreylistUpdate; result: T },
-  ): { result: T; committed: Promise<void> } {
+  ): Decided<T> {
     checkKey(tripletKey, 'triplet');
     checkKey(clientKey, 'client');
     const current = this.env.read('greylist transaction', () => ({
@@ -189,7 +190,7 @@ export class LmdbGreylistStore implements GreylistStore {
     const decision = decide(current.triplet, current.client);
     const { update } = decision;
     if (isRefreshOnly(current.triplet, update.triplet) && isRefreshOnly(current.client, update.client)) {
-      return { result: decision.result, committed: Promise.resolve() };
+      return { result: decision.result, written: undefined };
     }
     const triplet = update.triplet ? parseTriplet(update.triplet, StoreErrorCode.INVALID) : undefined;
     const client = update.client ? parseClient(update.client, StoreErrorCode.INVALID) : undefined;
@@ -203,12 +204,12 @@ export class LmdbGreylistStore implements GreylistStore {
       this.noteFailure(err);
       throw err;
     }
-    const write: QueuedWrite = { tripletKey, triplet, clientKey, client };
+    const write: QueuedDecision = { kind: 'decision', tripletKey, triplet, clientKey, client };
     this.queue.push(write);
     if (triplet) this.pendingTriplets.set(tripletKey, { record: triplet, write });
     if (client) this.pendingClients.set(clientKey, { record: client, write });
     const batch = this.openBatch ?? this.startBatch();
-    return { result: decision.result, committed: batch.committed };
+    return { result: decision.result, written: batch.committed };
   }
 
   /**
@@ -233,6 +234,10 @@ export class LmdbGreylistStore implements GreylistStore {
         const node = this.env.nodeId;
         const log = this.logAppender(tx);
         for (const w of batch.writes) {
+          if (w.kind === 'remote') {
+            w.changed = this.mergeRemote(tx, w);
+            continue;
+          }
           if (w.triplet) {
             const stored = this.getRecord('triplet', w.tripletKey) as TripletRecord | undefined;
             const record = stored ? mergeTriplet(stored, w.triplet) : w.triplet;
@@ -258,6 +263,7 @@ export class LmdbGreylistStore implements GreylistStore {
       }
       if (this.openBatch === batch) this.openBatch = undefined;
       for (const w of batch.writes) {
+        if (w.kind === 'remote') continue;
         if (this.pendingTriplets.get(w.tripletKey)?.write === w) this.pendingTriplets.delete(w.tripletKey);
         if (this.pendingClients.get(w.clientKey)?.write === w) this.pendingClients.delete(w.clientKey);
       }
@@ -467,9 +473,9 @@ export class LmdbGreylistStore implements GreylistStore {
 
   /**
    * Merges a record received from a peer into the local one (mergeTriplet / mergeClient: a corrupt
-   * local record counts as absent) and logs the merged state for replication only when it changed
-   * the local state. Idempotent. Resolves true when something changed. The record is validated:
-   * a malformed one rejects with STORE_ERR_CORRUPT and writes nothing.
+   * local record counts as absent) in the next batch of writes, with the queued decisions, without a
+   * log entry. Idempotent. Resolves once committed, true when it changed local state. The record is
+   * validated: a malformed one rejects with STORE_ERR_CORRUPT and writes nothing.
    */
   applyRemote(kind: RecordKind, key: string, record: TripletRecord | ClientRecord, originNode: string): Promise<boolean> {
     let remote: TripletRecord | ClientRecord;
@@ -481,27 +487,33 @@ export class LmdbGreylistStore implements GreylistStore {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.tracked(
-      this.env.write(
-        'applying a remote update',
-        (tx) => {
-          const local = this.getRecord(kind, key);
-          const merged =
-            local === undefined
-              ? remote
-              : kind === 'triplet'
-                ? mergeTriplet(local as TripletRecord, remote as TripletRecord)
-                : mergeClient(local as ClientRecord, remote as ClientRecord);
-          const bytes = encodeRecord(kind, merged);
-          if (local !== undefined && bytes.equals(encodeRecord(kind, local))) return false;
-          // Not logged: every node pushes only its own changes over a full mesh of links, so a
-          // merged remote record is never sent on (its origin sends it to everyone itself).
-          tx.put(kind === 'triplet' ? this.env.triplets : this.env.clients, key, bytes);
-          return true;
-        },
-        { grows: true },
-      ),
-    );
+    const write: QueuedRemote = { kind: 'remote', recordKind: kind, key, record: remote, changed: false };
+    try {
+      this.env.reserve(this.env.putBound(encodeRecord(kind, remote).byteLength));
+    } catch (err) {
+      this.noteFailure(err);
+      return Promise.reject(err);
+    }
+    this.queue.push(write);
+    const batch = this.openBatch ?? this.startBatch();
+    return batch.committed.then(() => write.changed);
+  }
+
+  /** Merges a queued remote record into the stored one inside the batch; true when that changed it. */
+  private mergeRemote(tx: WriteScope, w: QueuedRemote): boolean {
+    const local = this.getRecord(w.recordKind, w.key);
+    const merged =
+      local === undefined
+        ? w.record
+        : w.recordKind === 'triplet'
+          ? mergeTriplet(local as TripletRecord, w.record as TripletRecord)
+          : mergeClient(local as ClientRecord, w.record as ClientRecord);
+    const bytes = encodeRecord(w.recordKind, merged);
+    if (local !== undefined && bytes.equals(encodeRecord(w.recordKind, local))) return false;
+    // Not logged: every node pushes only its own changes over a full mesh of links, so a
+    // merged remote record is never sent on (its origin sends it to everyone itself).
+    tx.put(w.recordKind === 'triplet' ? this.env.triplets : this.env.clients, w.key, bytes);
+    return true;
   }
 
   /** Replication log entries with seq > afterSeq, ascending, at most `limit`; corrupt entries are logged and skipped. */
@@ -698,12 +710,24 @@ function byteCompare(a: string, b: string): number {
 }
 
 /** What one decision writes. */
-interface QueuedWrite {
+interface QueuedDecision {
+  kind: 'decision';
   tripletKey: string;
   triplet: TripletRecord | undefined;
   clientKey: string;
   client: ClientRecord | undefined;
 }
+
+/** A record from a peer to merge; `changed` is set by the batch. */
+interface QueuedRemote {
+  kind: 'remote';
+  recordKind: RecordKind;
+  key: string;
+  record: TripletRecord | ClientRecord;
+  changed: boolean;
+}
+
+type QueuedWrite = QueuedDecision | QueuedRemote;
 
 /** One write transaction of queued decisions (taken when it runs); `committed` settles once it has committed. */
 interface WriteBatch {

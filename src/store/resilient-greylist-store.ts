@@ -5,7 +5,7 @@
 import type { Clock } from '../util/clock.js';
 import { describeError, StoreError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
-import type { ClientRecord, GreylistStore, GreylistUpdate, TripletRecord } from './greylist-types.js';
+import type { ClientRecord, Decided, GreylistStore, GreylistUpdate, TripletRecord } from './greylist-types.js';
 import { LmdbGreylistStore } from './lmdb-greylist-store.js';
 import { TimerScheduler, type ScheduledTask, type Scheduler } from './scheduler.js';
 import { StoreErrorCode } from './store-error-code.js';
@@ -63,7 +63,7 @@ export class ResilientGreylistStore implements GreylistStore {
     tripletKey: string,
     clientKey: string,
     decide: (triplet: TripletRecord | undefined, client: ClientRecord | undefined) => { update: GreylistUpdate; result: T },
-  ): T {
+  ): Decided<T> {
     const inner = this.inner;
     if (!inner) throw this.unavailable();
     return inner.decideNow(tripletKey, clientKey, decide);

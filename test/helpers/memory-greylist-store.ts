@@ -1,7 +1,7 @@
 // In-memory GreylistStore for unit tests of the policy service: same contract as the LMDB store
 // (decideNow/transact read both records, call decide synchronously, write its update as one step) plus
 // switches to simulate failures. Test-only; it must not be used by src/.
-import type { ClientRecord, GreylistStore, GreylistUpdate, TripletRecord } from '../../src/store/greylist-types.js';
+import type { ClientRecord, Decided, GreylistStore, GreylistUpdate, TripletRecord } from '../../src/store/greylist-types.js';
 import { StoreError } from '../../src/util/errors.js';
 
 export class MemoryGreylistStore implements GreylistStore {
@@ -25,20 +25,20 @@ export class MemoryGreylistStore implements GreylistStore {
     clientKey: string,
     decide: (triplet: TripletRecord | undefined, client: ClientRecord | undefined) => { update: GreylistUpdate; result: T },
   ): Promise<T> {
-    return this.decideNow(tripletKey, clientKey, decide);
+    return this.decideNow(tripletKey, clientKey, decide).result;
   }
 
   decideNow<T>(
     tripletKey: string,
     clientKey: string,
     decide: (triplet: TripletRecord | undefined, client: ClientRecord | undefined) => { update: GreylistUpdate; result: T },
-  ): T {
+  ): Decided<T> {
     this.maybeFail();
     const { update, result } = decide(clone(this.triplets.get(tripletKey)), clone(this.clients.get(clientKey)));
     if (update.triplet) this.triplets.set(tripletKey, clone(update.triplet) as TripletRecord);
     if (update.client) this.clients.set(clientKey, clone(update.client) as ClientRecord);
     this.writes.push({ tripletKey, clientKey, update });
-    return result;
+    return { result, written: update.triplet || update.client ? Promise.resolve() : undefined };
   }
 
   async read(tripletKey: string, clientKey: string): Promise<{ triplet: TripletRecord | undefined; client: ClientRecord | undefined }> {

@@ -207,35 +207,39 @@ s('concurrency: 50 simultaneous transacts on one triplet each see the previous w
   for (let i = 1; i < log.length; i++) assert.ok(log[i]!.seq > log[i - 1]!.seq, 'sequence strictly increasing');
 });
 
-s('decideNow answers before the commit; later decisions and read() see the queued record; one transaction writes them', async () => {
+s('decideNow decides at once; later decisions and read() see the queued record; one transaction writes them all', async () => {
   const store = await openStore(tempDir());
   const node = store.getNodeId();
   const bump = (t: TripletRecord | undefined): { update: { triplet: TripletRecord }; result: number } => {
     const before = t?.passes[node] ?? 0;
     return { update: { triplet: { ...(t ?? newTriplet(T0)), passes: { [node]: before + 1 } } }, result: before };
   };
-  assert.is(store.decideNow('t', 'c', bump), 0);
-  assert.is(store.decideNow('t', 'c', bump), 1, 'the second decision sees the first, still uncommitted');
-  assert.is(store.decideNow('u', 'c', bump), 0);
+  const first = store.decideNow('t', 'c', bump);
+  const second = store.decideNow('t', 'c', bump);
+  const third = store.decideNow('u', 'c', bump);
+  assert.equal([first.result, second.result, third.result], [0, 1, 0], 'the second decision sees the first, still uncommitted');
   assert.is((await store.read('t', 'c')).triplet?.passes[node], 2, 'read() sees the queued record');
   assert.is(await store.getLastSeq(), 0, 'nothing committed yet');
-  await store.flush();
+  assert.ok(first.written && first.written === third.written, 'one transaction writes all three');
+  await first.written;
+  assert.is(await store.getLastSeq(), 3, 'committed when written settles');
+  const unchanged = store.decideNow('t', 'c', (t) => ({ update: { triplet: t }, result: 0 }));
+  assert.is(unchanged.written, undefined, 'a decision that changes nothing queues nothing');
   assert.is((await store.read('t', 'c')).triplet?.passes[node], 2);
   const log = await store.readLog(0, 10);
   assert.equal(log.map((e) => [e.seq, e.key, e.record.passes[node]]), [[1, 't', 1], [2, 't', 2], [3, 'u', 1]]);
 });
 
-s('a remote update committed between a decision and its batch is merged into what the batch writes, not overwritten', async () => {
+s('a remote update written before a decision\'s batch is merged with the decided record, not overwritten by it', async () => {
   const store = await openStore(tempDir());
   const node = store.getNodeId();
   const remote: TripletRecord = { firstSeenMs: T0 - 5000, lastSeenMs: T0, passedAtMs: T0, passes: { peerb: 3 } };
-  // The remote update's write transaction is queued first; the decision, made before it commits,
-  // does not see it.
+  // The remote update is queued first; the decision, made before it is written, does not see it.
   const applied = store.applyRemote('triplet', 't', remote, 'peerb');
   const seen = store.decideNow('t', 'c', (t) => ({ update: { triplet: { ...newTriplet(T0 + 1000), passes: { [node]: 1 } } }, result: t }));
-  assert.is(seen, undefined);
+  assert.is(seen.result, undefined);
   assert.is(await applied, true);
-  await store.flush();
+  await seen.written;
   const got = (await store.read('t', 'c')).triplet;
   assert.equal(got, { firstSeenMs: T0 - 5000, lastSeenMs: T0 + 1000, passedAtMs: T0, passes: { peerb: 3, [node]: 1 } });
   const log = await store.readLog(0, 10);

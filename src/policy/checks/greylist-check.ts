@@ -6,7 +6,7 @@
 import type { Logger } from '../../util/logger.js';
 import { describeError } from '../../util/errors.js';
 import { parseAddress } from '../../util/cidr.js';
-import type { GreylistStore } from '../../store/greylist-types.js';
+import type { Decided, GreylistStore } from '../../store/greylist-types.js';
 import type { Check, CheckContext, CheckResult } from '../types.js';
 import { clientKey, decideGreylist, tripletKey, type GreylistConfig, type GreylistDecision } from '../greylist.js';
 import { PostgreyWhitelist } from '../tables/postgrey-whitelist.js';
@@ -68,8 +68,8 @@ export function createGreylistCheck(opts: GreylistCheckOptions): GreylistCheck {
     step: 10,
     name: 'greylist',
     stats: () => ({ ...stats }),
-    // Synchronous when recording (the store decides at once and writes in the background), so a
-    // decision that needs no DNS lookup never waits for a timer or a commit.
+    // Synchronous when recording a decision that changes nothing (most repeats), so it never
+    // waits for a timer or a commit.
     run(ctx: CheckContext): CheckResult | Promise<CheckResult> {
       const req = ctx.request;
       const clientName = req['client_name'] ?? '';
@@ -103,16 +103,22 @@ export function createGreylistCheck(opts: GreylistCheckOptions): GreylistCheck {
           (err: unknown) => failOpen(ctx, err),
         );
       }
-      let decision: GreylistDecision;
+      let decided: Decided<GreylistDecision>;
       try {
-        decision = store.decideNow(tKey, cKey, (triplet, client) => {
+        decided = store.decideNow(tKey, cKey, (triplet, client) => {
           const d = decideGreylist(triplet, client, ctx.nowMs, config, nodeIdOf());
           return { update: d.update, result: d };
         });
       } catch (err) {
         return failOpen(ctx, err);
       }
-      return verdictOf(ctx, tKey, decision);
+      // An answer that changed the greylist waits for its commit (shared with every decision of the
+      // same moment), so no answered decision is lost in a crash; one that changed nothing does not.
+      if (!decided.written) return verdictOf(ctx, tKey, decided.result);
+      return decided.written.then(
+        () => verdictOf(ctx, tKey, decided.result),
+        (err: unknown) => failOpen(ctx, err),
+      );
     },
   };
 
@@ -157,7 +163,8 @@ class InstanceSet {
   /** Adds the instance; false when it was already there. */
   add(instance: string): boolean {
     if (this.seen.has(instance)) return false;
-    this.seen.add(instance);
+    // A copy: the parser's values may be slices of a whole read, which a kept slice would hold alive.
+    this.seen.add(Buffer.from(instance, 'utf8').toString('utf8'));
     if (this.seen.size > this.capacity) {
       const oldest = this.seen.values().next();
       if (!oldest.done) this.seen.delete(oldest.value);
