@@ -2,7 +2,7 @@
 // (lib/policy-traffic.ts) through the protocol parser, the daemon's 11-step pipeline
 // (createPolicyService, the real resolver with the DNSBL answers cached, LMDB greylisting in a temp
 // dir) and the decision log line (pino to stdout). A developer's tool for the hot path, not a
-// comparison with a peer: `node dist/bench/policy-inproc.js [--decisions N] [--concurrency K] > /dev/null`.
+// comparison with a peer: `node dist/bench/policy-inproc.js [--decisions N] [--concurrency K] [--turns] [--silent] [--profile FILE] > /dev/null`.
 // Loopback only (the fake DNS tree of the tests); bounded in count; removes its temp dir.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
@@ -28,6 +28,7 @@ function arg(name: string, fallback: number): number {
 const decisions = arg('--decisions', 60_000);
 const concurrency = arg('--concurrency', 16);
 const rounds = arg('--rounds', 3);
+const perTurn = process.argv.includes('--turns');
 const say = (s: string): void => void process.stderr.write(`${s}\n`);
 /** CPU microseconds of the main thread alone (utime + stime of /proc/self/task/PID/stat). */
 function mainThreadCpuUs(): number {
@@ -80,6 +81,8 @@ for (let round = 0; round < rounds; round++) {
     const p = new PolicyRequestParser();
     while (next < decisions) {
       next++;
+      // --turns: each request starts in an event-loop turn of its own, as a socket read does.
+      if (perTurn) await new Promise((r) => setImmediate(r));
       for (const req of p.push(Buffer.from(stream().wire))) await svc.pipeline.decide(req);
     }
   }));
