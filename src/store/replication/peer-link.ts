@@ -255,6 +255,10 @@ class PeerLink {
         await this.r.track(store.setCursor(peer, upTo));
         cursor = upTo;
         this.state.ackedSeq = upTo;
+        // A full batch means a backlog: push on at once. Otherwise gather for a poll interval, so a
+        // steady write load is sent in batches: each push costs a commit here (the cursor) and one
+        // at the peer (the merge), whatever its size.
+        if (entries.length < batchMaxEntries) await this.sleep(pollIntervalMs, conn);
         continue;
       }
       if (!drainedOnce) {
