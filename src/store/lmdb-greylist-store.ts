@@ -6,8 +6,6 @@ import type { Clock } from '../util/clock.js';
 import { describeError, StoreError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import {
-  mergeClient,
-  mergeTriplet,
   totalPasses,
   type ClientRecord,
   type Decided,
@@ -15,20 +13,17 @@ import {
   type GreylistUpdate,
   type TripletRecord,
 } from './greylist-types.js';
-import { LmdbEnv, type WriteScope } from './lmdb-env.js';
+import { LmdbEnv } from './lmdb-env.js';
 import {
   checkKey,
   decodeClient,
   decodeCursor,
-  decodeMetaValue,
   decodeRecord,
   decodeReplogEntry,
   decodeTriplet,
   encodeClient,
   encodeCursor,
-  encodeMetaValue,
   encodeRecord,
-  encodeReplogEntry,
   encodeTriplet,
   isNodeId,
   parseClient,
@@ -39,6 +34,7 @@ import {
 } from './record-codec.js';
 import { TimerScheduler, type ScheduledTask, type Scheduler } from './scheduler.js';
 import { StoreErrorCode } from './store-error-code.js';
+import { lastSeqIn, logAppender, WriteQueue } from './write-queue.js';
 
 /** Options for LmdbGreylistStore.open. */
 export interface LmdbGreylistStoreOptions {
@@ -114,22 +110,17 @@ const DEFAULT_LIST_LIMIT = 1000;
 const MAX_READ_LIMIT = 100_000;
 
 /**
- * GreylistStore on LMDB. `transact` runs read + decide + write of the triplet, the client and their
- * replication log entries as one abortable child of lmdb-js's batched async write transaction:
- * chosen over transactionSync because commits (and their fsync) then run on lmdb's write thread and
- * all decisions of one event turn share one commit, while each decision stays atomic and sees the
- * writes of the decisions queued before it, so concurrent decisions on one key lose nothing.
+ * GreylistStore on LMDB. `decideNow`/`transact` decide on the newest state and hand the records to
+ * the WriteQueue (write-queue.ts), whose one child transaction of lmdb-js's batched async write
+ * takes every decision and peer record queued until it runs: commits (and their fsync) run on
+ * lmdb's write thread and the decisions of one moment share one commit, while each decision sees
+ * the queued records of those before it, so concurrent decisions on one key lose nothing.
  */
 export class LmdbGreylistStore implements GreylistStore {
   private healthy = true;
   private corruptSeen = 0;
-  /** Decisions queued for the next batch; its write callback takes them all. */
-  private queue: QueuedWrite[] = [];
-  /** The batch whose write callback has not run yet: what is queued now commits with it. */
-  private openBatch: WriteBatch | undefined;
-  /** Records queued and not yet committed, by key: decisions and reads see them first. */
-  private readonly pendingTriplets = new Map<string, { record: TripletRecord; write: QueuedDecision }>();
-  private readonly pendingClients = new Map<string, { record: ClientRecord; write: QueuedDecision }>();
+  /** Decisions' and peers' records waiting for their batched write transaction. */
+  private readonly writes: WriteQueue;
   private expiry: ExpiryState | undefined;
 
   private constructor(
@@ -137,7 +128,15 @@ export class LmdbGreylistStore implements GreylistStore {
     private readonly clock: Clock,
     private readonly logger: Logger,
     private readonly scheduler: Scheduler,
-  ) {}
+  ) {
+    this.writes = new WriteQueue({
+      env,
+      clock,
+      logger,
+      readRecord: (kind, key) => this.getRecord(kind, key),
+      track: (p) => this.tracked(p),
+    });
+  }
 
   /** Opens (or creates) the store; rejects with StoreError(STORE_ERR_OPEN) when it cannot. */
   static async open(opts: LmdbGreylistStoreOptions): Promise<LmdbGreylistStore> {
@@ -184,8 +183,8 @@ export class LmdbGreylistStore implements GreylistStore {
     checkKey(tripletKey, 'triplet');
     checkKey(clientKey, 'client');
     const current = this.env.read('greylist transaction', () => ({
-      triplet: this.pendingTriplets.get(tripletKey)?.record ?? (this.getRecord('triplet', tripletKey) as TripletRecord | undefined),
-      client: this.pendingClients.get(clientKey)?.record ?? (this.getRecord('client', clientKey) as ClientRecord | undefined),
+      triplet: (this.writes.pending('triplet', tripletKey) ?? this.getRecord('triplet', tripletKey)) as TripletRecord | undefined,
+      client: (this.writes.pending('client', clientKey) ?? this.getRecord('client', clientKey)) as ClientRecord | undefined,
     }));
     const decision = decide(current.triplet, current.client);
     const { update } = decision;
@@ -204,74 +203,10 @@ export class LmdbGreylistStore implements GreylistStore {
       this.noteFailure(err);
       throw err;
     }
-    const write: QueuedDecision = { kind: 'decision', tripletKey, triplet, clientKey, client };
-    this.queue.push(write);
-    if (triplet) this.pendingTriplets.set(tripletKey, { record: triplet, write });
-    if (client) this.pendingClients.set(clientKey, { record: client, write });
-    const batch = this.openBatch ?? this.startBatch();
-    return { result: decision.result, written: batch.committed };
-  }
-
-  /**
-   * Opens the batch that collects queued decisions until lmdb-js runs its write callback: one
-   * child transaction of the next batched async write transaction writes them all, each merged
-   * (mergeTriplet / mergeClient) into the record committed by then, so a remote update applied in
-   * between is kept, with one replication log entry per record written. Commits, and their fsync,
-   * run on lmdb's write thread. A failed batch is logged with the number of decisions it lost.
-   */
-  private startBatch(): WriteBatch {
-    const batch: WriteBatch = { writes: [], committed: Promise.resolve() };
-    this.openBatch = batch;
-    let ran = false;
-    const written = this.env.write(
-      'greylist decisions',
-      (tx) => {
-        ran = true;
-        if (this.openBatch === batch) this.openBatch = undefined;
-        batch.writes = this.queue;
-        this.queue = [];
-        const nowMs = this.clock.nowMs();
-        const node = this.env.nodeId;
-        const log = this.logAppender(tx);
-        for (const w of batch.writes) {
-          if (w.kind === 'remote') {
-            w.changed = this.mergeRemote(tx, w);
-            continue;
-          }
-          if (w.triplet) {
-            const stored = this.getRecord('triplet', w.tripletKey) as TripletRecord | undefined;
-            const record = stored ? mergeTriplet(stored, w.triplet) : w.triplet;
-            tx.put(this.env.triplets, w.tripletKey, encodeTriplet(record));
-            log.append({ kind: 'triplet', key: w.tripletKey, record, originNode: node, atMs: nowMs });
-          }
-          if (w.client) {
-            const stored = this.getRecord('client', w.clientKey) as ClientRecord | undefined;
-            const record = stored ? mergeClient(stored, w.client) : w.client;
-            tx.put(this.env.clients, w.clientKey, encodeClient(record));
-            log.append({ kind: 'client', key: w.clientKey, record, originNode: node, atMs: nowMs });
-          }
-        }
-        log.finish();
-      },
-      { grows: true },
-    );
-    batch.committed = this.tracked(written).finally(() => {
-      if (!ran) {
-        // Failed before its callback ran: everything queued since it opened was its.
-        batch.writes = this.queue;
-        this.queue = [];
-      }
-      if (this.openBatch === batch) this.openBatch = undefined;
-      for (const w of batch.writes) {
-        if (w.kind === 'remote') continue;
-        if (this.pendingTriplets.get(w.tripletKey)?.write === w) this.pendingTriplets.delete(w.tripletKey);
-        if (this.pendingClients.get(w.clientKey)?.write === w) this.pendingClients.delete(w.clientKey);
-      }
-    });
-    batch.committed.catch((err: unknown) => {
-      this.logger.error({ decisions: batch.writes.length, err: describeError(err) }, 'greylist decisions could not be written: their triplets are lost');
-    });
-    return batch;
+    const records: { kind: RecordKind; key: string; record: TripletRecord | ClientRecord }[] = [];
+    if (triplet) records.push({ kind: 'triplet', key: tripletKey, record: triplet });
+    if (client) records.push({ kind: 'client', key: clientKey, record: client });
+    return { result: decision.result, written: this.writes.queueDecision(records) };
   }
 
   /** {@inheritDoc GreylistStore.read} A corrupt record is logged and returned as absent. */
@@ -279,8 +214,8 @@ export class LmdbGreylistStore implements GreylistStore {
     checkKey(tripletKey, 'triplet');
     checkKey(clientKey, 'client');
     return this.env.read('greylist read', () => ({
-      triplet: this.pendingTriplets.get(tripletKey)?.record ?? (this.getRecord('triplet', tripletKey) as TripletRecord | undefined),
-      client: this.pendingClients.get(clientKey)?.record ?? (this.getRecord('client', clientKey) as ClientRecord | undefined),
+      triplet: (this.writes.pending('triplet', tripletKey) ?? this.getRecord('triplet', tripletKey)) as TripletRecord | undefined,
+      client: (this.writes.pending('client', clientKey) ?? this.getRecord('client', clientKey)) as ClientRecord | undefined,
     }));
   }
 
@@ -345,7 +280,7 @@ export class LmdbGreylistStore implements GreylistStore {
             passes: { ...base.passes, [node]: (base.passes[node] ?? 0) + missing },
           };
           tx.put(this.env.clients, clientKey, encodeClient(record));
-          const log = this.logAppender(tx);
+          const log = logAppender(this.env, tx);
           log.append({ kind: 'client', key: clientKey, record, originNode: node, atMs: nowMs });
           log.finish();
           return record;
@@ -487,33 +422,13 @@ export class LmdbGreylistStore implements GreylistStore {
     } catch (err) {
       return Promise.reject(err);
     }
-    const write: QueuedRemote = { kind: 'remote', recordKind: kind, key, record: remote, changed: false };
     try {
       this.env.reserve(this.env.putBound(encodeRecord(kind, remote).byteLength));
     } catch (err) {
       this.noteFailure(err);
       return Promise.reject(err);
     }
-    this.queue.push(write);
-    const batch = this.openBatch ?? this.startBatch();
-    return batch.committed.then(() => write.changed);
-  }
-
-  /** Merges a queued remote record into the stored one inside the batch; true when that changed it. */
-  private mergeRemote(tx: WriteScope, w: QueuedRemote): boolean {
-    const local = this.getRecord(w.recordKind, w.key);
-    const merged =
-      local === undefined
-        ? w.record
-        : w.recordKind === 'triplet'
-          ? mergeTriplet(local as TripletRecord, w.record as TripletRecord)
-          : mergeClient(local as ClientRecord, w.record as ClientRecord);
-    const bytes = encodeRecord(w.recordKind, merged);
-    if (local !== undefined && bytes.equals(encodeRecord(w.recordKind, local))) return false;
-    // Not logged: every node pushes only its own changes over a full mesh of links, so a
-    // merged remote record is never sent on (its origin sends it to everyone itself).
-    tx.put(w.recordKind === 'triplet' ? this.env.triplets : this.env.clients, w.key, bytes);
-    return true;
+    return this.writes.queueRemote(kind, key, remote);
   }
 
   /** Replication log entries with seq > afterSeq, ascending, at most `limit`; corrupt entries are logged and skipped. */
@@ -615,27 +530,6 @@ export class LmdbGreylistStore implements GreylistStore {
     }
   }
 
-  /**
-   * Appends to the replication log inside one write transaction. The last sequence number is kept
-   * in `meta`, read once per transaction (a point read instead of a reverse cursor scan, measured at
-   * a third of a write's cost) and written back once by finish(); LMDB serialises writers, so a CLI
-   * process writing the same store stays correct.
-   */
-  private logAppender(tx: WriteScope): { append(entry: Omit<ReplogEntry, 'seq'>): void; finish(): void } {
-    const stored = this.env.meta.get(REPLOG_SEQ_KEY);
-    const first = stored ? Number(decodeMetaValue(stored, REPLOG_SEQ_KEY)) : lastSeqIn(this.env);
-    let seq = first;
-    return {
-      append: (entry) => {
-        seq++;
-        tx.put(this.env.replog, seq, encodeReplogEntry({ ...entry, seq } as ReplogEntry));
-      },
-      finish: () => {
-        if (seq !== first) tx.put(this.env.meta, REPLOG_SEQ_KEY, encodeMetaValue(seq));
-      },
-    };
-  }
-
   private list(kind: RecordKind, opts: ListOptions): Promise<KeyedRecord<TripletRecord | ClientRecord>[]> {
     const limit = Math.min(Math.max(1, Math.floor(opts.limit ?? DEFAULT_LIST_LIMIT)), MAX_READ_LIMIT);
     const prefix = opts.prefix ?? '';
@@ -709,37 +603,8 @@ function byteCompare(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }
 
-/** What one decision writes. */
-interface QueuedDecision {
-  kind: 'decision';
-  tripletKey: string;
-  triplet: TripletRecord | undefined;
-  clientKey: string;
-  client: ClientRecord | undefined;
-}
-
-/** A record from a peer to merge; `changed` is set by the batch. */
-interface QueuedRemote {
-  kind: 'remote';
-  recordKind: RecordKind;
-  key: string;
-  record: TripletRecord | ClientRecord;
-  changed: boolean;
-}
-
-type QueuedWrite = QueuedDecision | QueuedRemote;
-
-/** One write transaction of queued decisions (taken when it runs); `committed` settles once it has committed. */
-interface WriteBatch {
-  writes: QueuedWrite[];
-  committed: Promise<void>;
-}
-
 /** Bytes a replication log entry adds to its record's encoding (kind, key, origin, times), bounded. */
 const REPLOG_OVERHEAD_BYTES = 512;
-
-/** `meta` key of the last replication log sequence number. */
-const REPLOG_SEQ_KEY = 'replog-seq';
 
 /** Last-seen moves smaller than this are not written (see transact). */
 export const LAST_SEEN_REFRESH_MS = 60_000;
@@ -767,10 +632,4 @@ function sameCounters(a: Record<string, number>, b: Record<string, number>): boo
   const ka = Object.keys(a);
   if (ka.length !== Object.keys(b).length) return false;
   return ka.every((k) => a[k] === b[k]);
-}
-
-function lastSeqIn(env: LmdbEnv): number {
-  let last: unknown;
-  for (const k of env.replog.getKeys({ reverse: true, limit: 1 })) last = k;
-  return typeof last === 'number' ? last : 0;
 }
