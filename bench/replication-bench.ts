@@ -2,7 +2,7 @@
 // (its policy answer) to its visibility in the other nodes' LMDB, at a paced 1,000 new triplets/s on
 // a 3-node loopback cluster; (2) the write rate a 3-node cluster sustains with replication on versus
 // off, and one node alone, with the daemons' CPU per write (robust on a shared box). Run after
-// `npx tsc -p tsconfig.json`: `node dist/bench/replication-bench.js [--seconds N] [--rate N] [--rounds N] [--lag-only]`
+// `npx tsc -p tsconfig.json`: `node dist/bench/replication-bench.js [--seconds N] [--rate N] [--rounds N] [--lag-only] [--cpu-prof DIR]`
 // (about 75 s with --rounds 1). Loopback only; every process and temp folder it starts is removed at
 // the end, on error and on Ctrl-C. It reuses the e2e cluster helper (test/helpers/replication-cluster.ts).
 import { randomInt } from 'node:crypto';
@@ -25,6 +25,8 @@ interface Options {
   rounds: number;
   /** Only the lag phase (quick checks). */
   lagOnly: boolean;
+  /** Write a V8 CPU profile of every node of the throughput phases to this folder (a subfolder per phase). */
+  cpuProfDir: string | undefined;
 }
 
 const live = new Set<Cluster>();
@@ -40,7 +42,7 @@ process.on('SIGINT', () => {
 });
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { lagSeconds: 10, rate: 1000, throughputSeconds: 8, connectionsPerNode: 4, depth: 8, rounds: 1, lagOnly: false };
+  const o: Options = { lagSeconds: 10, rate: 1000, throughputSeconds: 8, connectionsPerNode: 4, depth: 8, rounds: 1, lagOnly: false, cpuProfDir: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const n = Number(argv[i + 1]);
@@ -48,11 +50,15 @@ function parseArgs(argv: string[]): Options {
       o.lagOnly = true;
       continue;
     }
+    if (a === '--cpu-prof' && argv[i + 1]) {
+      o.cpuProfDir = argv[++i];
+      continue;
+    }
     if (a === '--seconds' && n > 0) o.lagSeconds = n;
     else if (a === '--rate' && n > 0) o.rate = n;
     else if (a === '--throughput-seconds' && n > 0) o.throughputSeconds = n;
     else if (a === '--rounds' && n > 0) o.rounds = n;
-    else throw new Error(`usage: node dist/bench/replication-bench.js [--seconds N] [--rate N] [--throughput-seconds N] [--rounds N] [--lag-only]; got ${String(a)}`);
+    else throw new Error(`usage: node dist/bench/replication-bench.js [--seconds N] [--rate N] [--throughput-seconds N] [--rounds N] [--lag-only] [--cpu-prof DIR]; got ${String(a)}`);
     i++;
   }
   return o;
@@ -207,7 +213,9 @@ interface Throughput {
 
 /** Phase 2: closed-loop writes (connectionsPerNode x depth in flight per node) for a fixed time. */
 async function measureThroughput(o: Options, names: string[], replication: boolean): Promise<Throughput> {
-  const cluster = await startCluster({ names, key: generateReplicationKey(), logLevel: 'warn', replication });
+  const phase = names.length === 1 ? 'single' : replication ? 'on' : 'off';
+  const nodeArgs = o.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${join(o.cpuProfDir, phase)}`] : [];
+  const cluster = await startCluster({ names, key: generateReplicationKey(), logLevel: 'warn', replication, nodeArgs });
   live.add(cluster);
   try {
     if (replication) await waitLinksUp(cluster);
@@ -238,6 +246,8 @@ async function measureThroughput(o: Options, names: string[], replication: boole
     for (const pool of pools) for (const c of pool) c.close();
     return { rate, cpuMicrosPerWrite: cpuUsed / Math.max(1, writes) };
   } finally {
+    // A profile is written at a clean exit only: SIGTERM first (cluster.stop() kills).
+    if (o.cpuProfDir) await Promise.all(cluster.nodes.map((n) => n.stop()));
     await cluster.stop();
     live.delete(cluster);
   }

@@ -88,6 +88,8 @@ export class ClusterNode {
     readonly replPort: number,
     public args: string[],
     readonly replicating = true,
+    /** Node flags before the script (e.g. --cpu-prof for a profile of each node). */
+    readonly nodeArgs: string[] = [],
   ) {}
 
   get dataDir(): string {
@@ -96,7 +98,7 @@ export class ClusterNode {
 
   /** Starts the process and waits until the policy port and the replication port accept connections. */
   async start(): Promise<void> {
-    const child = spawn(process.execPath, [MXSENTRY_BIN, 'serve', ...this.args], { cwd: this.dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...this.nodeArgs, MXSENTRY_BIN, 'serve', ...this.args], { cwd: this.dir, stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc = child;
     live.add(child);
     let partial = '';
@@ -185,6 +187,8 @@ export interface ClusterOptions {
   logLevel?: string;
   /** false: independent nodes without peers or listener (replication off), for comparisons. */
   replication?: boolean;
+  /** Node flags for every node's process (before the script), e.g. ['--cpu-prof', '--cpu-prof-dir=DIR']. */
+  nodeArgs?: string[];
 }
 
 /** A running cluster; `proxy(from, to)` is the link from one node to another when proxies are on. */
@@ -225,7 +229,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
   const nodes: ClusterNode[] = [];
   for (const name of o.names) {
     const dir = mkdtempSync(join(base, `${name}-`));
-    const node = new ClusterNode(name, dir, await port(), await port(), await port(), [], o.replication !== false);
+    const node = new ClusterNode(name, dir, await port(), await port(), await port(), [], o.replication !== false, o.nodeArgs);
     nodes.push(node);
     byName.set(name, node);
   }
