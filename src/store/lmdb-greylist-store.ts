@@ -34,7 +34,8 @@ import {
 } from './record-codec.js';
 import { TimerScheduler, type ScheduledTask, type Scheduler } from './scheduler.js';
 import { StoreErrorCode } from './store-error-code.js';
-import { lastSeqIn, logAppender, WriteQueue } from './write-queue.js';
+import { LogTail } from './log-tail.js';
+import { lastSeqIn, logAppender, storedLastSeq, WriteQueue, type RecordWrite } from './write-queue.js';
 
 /** Options for LmdbGreylistStore.open. */
 export interface LmdbGreylistStoreOptions {
@@ -46,6 +47,15 @@ export interface LmdbGreylistStoreOptions {
   mapSizeBytes?: number;
   /** Timers for the expiry sweep (default: unref'd Node timers). */
   scheduler?: Scheduler;
+}
+
+/** A record from a peer for applyRemoteBatch: untrusted until validated there. */
+export interface RemoteRecord {
+  kind: RecordKind;
+  key: string;
+  record: TripletRecord | ClientRecord;
+  /** The node whose decision made it (validated, not stored: a peer's record is not logged). */
+  originNode: string;
 }
 
 /** One stored record with its key, as listed for the CLI. */
@@ -121,6 +131,8 @@ export class LmdbGreylistStore implements GreylistStore {
   private corruptSeen = 0;
   /** Decisions' and peers' records waiting for their batched write transaction. */
   private readonly writes: WriteQueue;
+  /** The log entries this process committed lately, for readLog. */
+  private readonly logTail = new LogTail();
   private expiry: ExpiryState | undefined;
 
   private constructor(
@@ -135,6 +147,7 @@ export class LmdbGreylistStore implements GreylistStore {
       logger,
       readRecord: (kind, key) => this.getRecord(kind, key),
       track: (p) => this.tracked(p),
+      logCommitted: (entries) => this.logTail.committed(entries),
     });
   }
 
@@ -191,21 +204,24 @@ export class LmdbGreylistStore implements GreylistStore {
     if (isRefreshOnly(current.triplet, update.triplet) && isRefreshOnly(current.client, update.client)) {
       return { result: decision.result, written: undefined };
     }
-    const triplet = update.triplet ? parseTriplet(update.triplet, StoreErrorCode.INVALID) : undefined;
-    const client = update.client ? parseClient(update.client, StoreErrorCode.INVALID) : undefined;
+    const records: RecordWrite[] = [];
+    if (update.triplet) {
+      const record = parseTriplet(update.triplet, StoreErrorCode.INVALID);
+      records.push({ kind: 'triplet', key: tripletKey, record, bytes: encodeTriplet(record) });
+    }
+    if (update.client) {
+      const record = parseClient(update.client, StoreErrorCode.INVALID);
+      records.push({ kind: 'client', key: clientKey, record, bytes: encodeClient(record) });
+    }
     try {
       // Record and log entry per record; a record's encoding bounds the merged one's within a page.
       let pages = 0;
-      if (triplet) pages += 2 * this.env.putBound(encodeTriplet(triplet).byteLength + REPLOG_OVERHEAD_BYTES);
-      if (client) pages += 2 * this.env.putBound(encodeClient(client).byteLength + REPLOG_OVERHEAD_BYTES);
+      for (const r of records) pages += 2 * this.env.putBound(r.bytes.byteLength + REPLOG_OVERHEAD_BYTES);
       this.env.reserve(pages);
     } catch (err) {
       this.noteFailure(err);
       throw err;
     }
-    const records: { kind: RecordKind; key: string; record: TripletRecord | ClientRecord }[] = [];
-    if (triplet) records.push({ kind: 'triplet', key: tripletKey, record: triplet });
-    if (client) records.push({ kind: 'client', key: clientKey, record: client });
     return { result: decision.result, written: this.writes.queueDecision(records) };
   }
 
@@ -406,35 +422,56 @@ export class LmdbGreylistStore implements GreylistStore {
     }));
   }
 
-  /**
-   * Merges a record received from a peer into the local one (mergeTriplet / mergeClient: a corrupt
-   * local record counts as absent) in the next batch of writes, with the queued decisions, without a
-   * log entry. Idempotent. Resolves once committed, true when it changed local state. The record is
-   * validated: a malformed one rejects with STORE_ERR_CORRUPT and writes nothing.
-   */
+  /** One peer's record; see applyRemoteBatch. Resolves true when it changed local state. */
   applyRemote(kind: RecordKind, key: string, record: TripletRecord | ClientRecord, originNode: string): Promise<boolean> {
-    let remote: TripletRecord | ClientRecord;
+    return this.applyRemoteBatch([{ kind, key, record, originNode }]).then((changed) => changed > 0);
+  }
+
+  /**
+   * Merges peers' records into the local ones (mergeTriplet / mergeClient: a corrupt local record
+   * counts as absent), without log entries, all in the next batch of writes, with the queued
+   * decisions. Idempotent. Every record is validated and the size guard checked before any
+   * is queued: a bad one (STORE_ERR_CORRUPT, STORE_ERR_INVALID) or a full store (STORE_ERR_FULL)
+   * rejects the call and writes none of them. Resolves once committed, with how many of the records
+   * changed local state.
+   */
+  applyRemoteBatch(records: readonly RemoteRecord[]): Promise<number> {
+    const writes: RecordWrite[] = [];
+    let pages = 0;
     try {
-      if (kind !== 'triplet' && kind !== 'client') throw new StoreError(StoreErrorCode.INVALID, `unknown record kind ${String(kind)}`);
-      checkKey(key, kind);
-      if (!isNodeId(originNode)) throw new StoreError(StoreErrorCode.CORRUPT, 'remote update has an invalid origin node id');
-      remote = parseRecord(kind, record, StoreErrorCode.CORRUPT);
+      for (const { kind, key, record, originNode } of records) {
+        if (kind !== 'triplet' && kind !== 'client') throw new StoreError(StoreErrorCode.INVALID, `unknown record kind ${String(kind)}`);
+        checkKey(key, kind);
+        if (!isNodeId(originNode)) throw new StoreError(StoreErrorCode.CORRUPT, 'remote update has an invalid origin node id');
+        const remote = parseRecord(kind, record, StoreErrorCode.CORRUPT);
+        const bytes = encodeRecord(kind, remote);
+        pages += this.env.putBound(bytes.byteLength);
+        writes.push({ kind, key, record: remote, bytes });
+      }
     } catch (err) {
       return Promise.reject(err);
     }
+    if (writes.length === 0) return Promise.resolve(0);
     try {
-      this.env.reserve(this.env.putBound(encodeRecord(kind, remote).byteLength));
+      this.env.reserve(pages);
     } catch (err) {
       this.noteFailure(err);
       return Promise.reject(err);
     }
-    return this.writes.queueRemote(kind, key, remote);
+    return this.writes.queueRemote(writes);
   }
 
-  /** Replication log entries with seq > afterSeq, ascending, at most `limit`; corrupt entries are logged and skipped. */
+  /**
+   * Replication log entries with seq > afterSeq, ascending, at most `limit`; corrupt entries are
+   * logged and skipped. Entries this process committed lately come from memory (LogTail), shared
+   * between callers: read only.
+   */
   async readLog(afterSeq: number, limit: number): Promise<ReplogEntry[]> {
     const max = Math.min(Math.max(1, Math.floor(limit)), MAX_READ_LIMIT);
     return this.env.read('reading the replication log', () => {
+      const last = storedLastSeq(this.env);
+      const recent = last === undefined ? undefined : this.logTail.read(afterSeq, max, last);
+      if (recent) return recent;
       const out: ReplogEntry[] = [];
       for (const { key, value } of this.env.replog.getRange({ start: afterSeq + 1 })) {
         if (out.length >= max) break;
@@ -503,6 +540,7 @@ export class LmdbGreylistStore implements GreylistStore {
           { grows: false },
         ),
       );
+      this.logTail.trimmed(keys[keys.length - 1]!);
       if (keys.length < SWEEP_BATCH) return deleted;
     }
   }

@@ -19,21 +19,33 @@ export interface WriteQueueDeps {
   readRecord(kind: RecordKind, key: string): TripletRecord | ClientRecord | undefined;
   /** The store's health bookkeeping around a write's promise. */
   track<T>(p: Promise<T>): Promise<T>;
+  /** Called with the log entries of each batch that committed, in commit order. */
+  logCommitted(entries: readonly ReplogEntry[]): void;
 }
 
-/** One record of a decision, or one record from a peer; `changed` is set when a peer's is written. */
-interface QueuedWrite {
+/** A validated record to queue, with its encoding (which the caller made for the size guard). */
+export interface RecordWrite {
   kind: RecordKind;
   key: string;
   record: TripletRecord | ClientRecord;
-  /** Decisions are logged for replication; peers' records are not (their origin sends them). */
-  fromPeer: boolean;
-  changed: boolean;
+  /** encodeRecord(kind, record): written as is when no record of the key is stored yet. */
+  bytes: Buffer;
+}
+
+/** One record of a decision, or one record from a peer. */
+interface QueuedWrite extends RecordWrite {
+  /**
+   * Set for a peer's record: the count of its call's records that changed local state. Decisions
+   * are logged for replication; peers' records are not (their origin sends them).
+   */
+  changes: { n: number } | undefined;
 }
 
 /** One write transaction of queued records (taken when it runs); `committed` settles once it has committed. */
 interface WriteBatch {
   writes: QueuedWrite[];
+  /** The log entries its transaction appended (set when it runs). */
+  logged: readonly ReplogEntry[];
   committed: Promise<void>;
 }
 
@@ -59,25 +71,28 @@ export class WriteQueue {
   }
 
   /** Queues a decision's records (validated by the caller); resolves once they are committed. */
-  queueDecision(records: ReadonlyArray<{ kind: RecordKind; key: string; record: TripletRecord | ClientRecord }>): Promise<void> {
+  queueDecision(records: readonly RecordWrite[]): Promise<void> {
     for (const r of records) {
-      const write: QueuedWrite = { ...r, fromPeer: false, changed: false };
+      const write: QueuedWrite = { kind: r.kind, key: r.key, record: r.record, bytes: r.bytes, changes: undefined };
       this.queue.push(write);
       this.pendingByKind[r.kind].set(r.key, write);
     }
     return (this.openBatch ?? this.startBatch()).committed;
   }
 
-  /** Queues a peer's record (validated by the caller); resolves once committed, true when it changed local state. */
-  queueRemote(kind: RecordKind, key: string, record: TripletRecord | ClientRecord): Promise<boolean> {
-    const write: QueuedWrite = { kind, key, record, fromPeer: true, changed: false };
-    this.queue.push(write);
-    return (this.openBatch ?? this.startBatch()).committed.then(() => write.changed);
+  /**
+   * Queues peers' records (validated by the caller) into the next batch; resolves once committed,
+   * with how many of them changed local state.
+   */
+  queueRemote(records: readonly RecordWrite[]): Promise<number> {
+    const changes = { n: 0 };
+    for (const r of records) this.queue.push({ kind: r.kind, key: r.key, record: r.record, bytes: r.bytes, changes });
+    return (this.openBatch ?? this.startBatch()).committed.then(() => changes.n);
   }
 
   private startBatch(): WriteBatch {
     const { env, clock, logger } = this.deps;
-    const batch: WriteBatch = { writes: [], committed: Promise.resolve() };
+    const batch: WriteBatch = { writes: [], logged: [], committed: Promise.resolve() };
     this.openBatch = batch;
     let ran = false;
     const written = env.write(
@@ -92,19 +107,19 @@ export class WriteQueue {
         for (const w of batch.writes) {
           const stored = this.deps.readRecord(w.kind, w.key);
           const record = stored === undefined ? w.record : mergeRecord(w.kind, stored, w.record);
-          const bytes = encodeRecord(w.kind, record);
-          if (w.fromPeer && stored !== undefined && bytes.equals(encodeRecord(w.kind, stored))) continue;
+          const bytes = stored === undefined ? w.bytes : encodeRecord(w.kind, record);
+          if (w.changes && stored !== undefined && bytes.equals(encodeRecord(w.kind, stored))) continue;
           tx.put(w.kind === 'triplet' ? env.triplets : env.clients, w.key, bytes);
-          w.changed = true;
           // A peer's record is not logged: every node pushes only its own changes over a full mesh
           // of links, so a merged remote record is never sent on (its origin sends it to everyone).
-          if (!w.fromPeer) log.append({ kind: w.kind, key: w.key, record, originNode: env.nodeId, atMs: nowMs } as Omit<ReplogEntry, 'seq'>);
+          if (w.changes) w.changes.n++;
+          else log.append({ kind: w.kind, key: w.key, record, originNode: env.nodeId, atMs: nowMs } as Omit<ReplogEntry, 'seq'>);
         }
-        log.finish();
+        batch.logged = log.finish();
       },
       { grows: true },
     );
-    batch.committed = this.deps.track(written).finally(() => {
+    batch.committed = this.deps.track(written.then(() => this.deps.logCommitted(batch.logged))).finally(() => {
       if (!ran) {
         // Failed before its callback ran: everything queued since it opened was its.
         batch.writes = this.queue;
@@ -134,22 +149,32 @@ const REPLOG_SEQ_KEY = 'replog-seq';
 /**
  * Appends to the replication log inside one write transaction. The last sequence number is kept
  * in `meta`, read once per transaction (a point read instead of a reverse cursor scan, measured at
- * a third of a write's cost) and written back once by finish(); LMDB serialises writers, so a CLI
- * process writing the same store stays correct.
+ * a third of a write's cost) and written back once by finish(), which returns the entries appended;
+ * LMDB serialises writers, so a CLI process writing the same store stays correct.
  */
-export function logAppender(env: LmdbEnv, tx: WriteScope): { append(entry: Omit<ReplogEntry, 'seq'>): void; finish(): void } {
-  const stored = env.meta.get(REPLOG_SEQ_KEY);
-  const first = stored ? Number(decodeMetaValue(stored, REPLOG_SEQ_KEY)) : lastSeqIn(env);
-  let seq = first;
+export function logAppender(env: LmdbEnv, tx: WriteScope): { append(entry: Omit<ReplogEntry, 'seq'>): void; finish(): ReplogEntry[] } {
+  // Read at the first append: a transaction of peers' records alone appends nothing.
+  let seq = -1;
+  const appended: ReplogEntry[] = [];
   return {
     append: (entry) => {
+      if (seq < 0) seq = storedLastSeq(env) ?? lastSeqIn(env);
       seq++;
-      tx.put(env.replog, seq, encodeReplogEntry({ ...entry, seq } as ReplogEntry));
+      const logged = { ...entry, seq } as ReplogEntry;
+      tx.put(env.replog, seq, encodeReplogEntry(logged));
+      appended.push(logged);
     },
     finish: () => {
-      if (seq !== first) tx.put(env.meta, REPLOG_SEQ_KEY, encodeMetaValue(seq));
+      if (seq >= 0) tx.put(env.meta, REPLOG_SEQ_KEY, encodeMetaValue(seq));
+      return appended;
     },
   };
+}
+
+/** The last sequence number appended to the log, from `meta` (undefined before the first append). */
+export function storedLastSeq(env: LmdbEnv): number | undefined {
+  const stored = env.meta.get(REPLOG_SEQ_KEY);
+  return stored ? Number(decodeMetaValue(stored, REPLOG_SEQ_KEY)) : undefined;
 }
 
 /** The highest sequence number in the replication log (0 when empty), by a reverse cursor. */

@@ -383,6 +383,32 @@ s('applyRemote inserts unknown records, handles clients, and rejects malformed o
   assert.ok(store.isHealthy());
 });
 
+s('applyRemoteBatch counts the records that changed state, and writes none of a batch with a bad record', async () => {
+  const store = await openStore(tempDir());
+  const a = newTriplet(T0);
+  const client: ClientRecord = { firstSeenMs: T0, lastSeenMs: T0 + 10, lastCountedMs: T0 + 10, passes: { peerb: 1 } };
+  await store.applyRemote('triplet', 'a', a, 'peerb');
+  const changed = await store.applyRemoteBatch([
+    { kind: 'triplet', key: 'a', record: a, originNode: 'peerb' },
+    { kind: 'triplet', key: 'b', record: newTriplet(T0 + 1), originNode: 'peerb' },
+    { kind: 'client', key: '192.0.2.1', record: client, originNode: 'peerc' },
+    { kind: 'triplet', key: 'b', record: newTriplet(T0 + 2), originNode: 'peerb' },
+  ]);
+  assert.is(changed, 3, 'a is unchanged; b twice (the second moves last-seen on) and the client changed');
+  assert.equal((await store.read('b', '192.0.2.1')).triplet, { ...newTriplet(T0 + 1), lastSeenMs: newTriplet(T0 + 2).lastSeenMs });
+  assert.equal((await store.read('b', '192.0.2.1')).client, client);
+  assert.is(await store.applyRemoteBatch([]), 0);
+  await rejectsWith(
+    store.applyRemoteBatch([
+      { kind: 'triplet', key: 'c', record: newTriplet(T0), originNode: 'peerb' },
+      { kind: 'triplet', key: 'd', record: { firstSeenMs: -1 } as unknown as TripletRecord, originNode: 'peerb' },
+    ]),
+    'STORE_ERR_CORRUPT',
+  );
+  assert.is((await store.read('c', 'x')).triplet, undefined, 'the valid record of a rejected batch is not written');
+  assert.ok(store.isHealthy());
+});
+
 s('whitelistClient raises passes to the auto-whitelist threshold and logs the change', async () => {
   const store = await openStore(tempDir());
   const me = store.getNodeId();
@@ -427,6 +453,22 @@ s('listTriplets filters by prefix, pages with startAfter and honours limit', asy
   assert.equal(await names({ limit: 2 }), ['10.0.0/a@x/r@y', '192.0.2/a@x/r@y']);
   assert.equal(await names({ prefix: '203.0.113/' }), []);
   assert.equal((await names({})).length, 5);
+});
+
+s('readLog gives the same entries from memory (lately committed) as from LMDB after a reopen, across a gap', async () => {
+  const dir = tempDir();
+  const store = await openStore(dir);
+  for (let i = 0; i < 4; i++) await store.transact(`t${i}`, `192.0.2.${i}`, () => ({ update: { triplet: newTriplet(T0 + i), client: newClient(T0 + i) }, result: 0 }));
+  await store.whitelistClient('192.0.2.77'); // logged by its own transaction, not by the write queue
+  await Promise.all([0, 1, 2].map((i) => store.transact(`u${i}`, 'c', () => ({ update: { triplet: newTriplet(T0 + 10 + i) }, result: 0 }))));
+  const fromMemory = await Promise.all([0, 3, 8, 9, 12, 40].map((after) => store.readLog(after, 5)));
+  assert.equal(fromMemory[0]!.map((e) => e.seq), [1, 2, 3, 4, 5]);
+  assert.equal(fromMemory[2]!.map((e) => e.key), ['192.0.2.77', 'u0', 'u1', 'u2']);
+  await store.flush();
+  await store.close();
+  const reopened = await openStore(dir);
+  const fromDisk = await Promise.all([0, 3, 8, 9, 12, 40].map((after) => reopened.readLog(after, 5)));
+  assert.equal(fromMemory, fromDisk);
 });
 
 s('trimLog deletes old entries but keeps the newest, so numbering continues', async () => {

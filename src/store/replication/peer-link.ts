@@ -7,7 +7,7 @@ import { describeError, StoreError } from '../../util/errors.js';
 import type { ReplogEntry } from '../record-codec.js';
 import type { ScheduledTask } from '../scheduler.js';
 import { recordsInBuckets } from './bucket-digest.js';
-import { encodePushFrame, PROTOCOL_VERSION, serializeEntry, type ReplicationMessage, type WireEntry } from './frame-codec.js';
+import { encodePushFrame, PROTOCOL_VERSION, type ReplicationMessage, type WireEntry } from './frame-codec.js';
 import { ReplicationErrorCode } from './replication-error-code.js';
 import { classifySocketError, pskClientOptions, ReplicationConnection } from './replication-connection.js';
 import type { PeerSpec } from './replication-settings.js';
@@ -238,7 +238,7 @@ class PeerLink {
           if (e.originNode === self && e.record.lastSeenMs >= window.fromMs) {
             // String length, not bytes: a non-ASCII key can be 3x longer in UTF-8, still far below the
             // 4 MiB frame cap with the default 1 MiB batch.
-            const w = serializeEntry(toWire(e));
+            const w = this.r.serialized(e);
             if (batch.length > 0 && bytes + w.length + 1 > batchMaxBytes) break;
             batch.push(w);
             bytes += w.length + 1;

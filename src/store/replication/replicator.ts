@@ -1,6 +1,6 @@
 // Greylist replication between MX nodes (DESIGN.md s4, issue 4): no primary, every node dials each
 // configured peer and pushes its own changes (from its log) over that link from the peer's persisted cursor;
-// the peer merges each record (applyRemote) and acknowledges. A periodic per-bucket digest comparison
+// the peer merges each batch of records (applyRemoteBatch) and acknowledges. A periodic per-bucket digest comparison
 // repairs whatever the log no longer holds. Started by main.ts; `status()` feeds the CLI and metrics.
 // It is never on the SMTP request path and never decides greylisting; it reaches LMDB only via the store.
 //
@@ -16,20 +16,20 @@ import { describeError, StoreError } from '../../util/errors.js';
 import type { Logger } from '../../util/logger.js';
 import { RateLimitedLog } from '../../util/rate-limited-log.js';
 import type { ClientRecord, TripletRecord } from '../greylist-types.js';
-import type { LmdbGreylistStore } from '../lmdb-greylist-store.js';
+import type { LmdbGreylistStore, RemoteRecord } from '../lmdb-greylist-store.js';
 import type { ReplogEntry } from '../record-codec.js';
 import { TimerScheduler, type ScheduledTask, type Scheduler } from '../scheduler.js';
 import { computeDigest, DEFAULT_DIGEST_BUCKETS, diffDigests, type BucketDigest, type DigestWindow } from './bucket-digest.js';
-import { PROTOCOL_VERSION, type WireEntry, type WireRecord } from './frame-codec.js';
+import { PROTOCOL_VERSION, serializeEntry, type WireEntry, type WireRecord } from './frame-codec.js';
 import { ReplicationErrorCode } from './replication-error-code.js';
 import { classifySocketError, identityOf, pskServerOptions, ReplicationConnection } from './replication-connection.js';
 import type { ReplicationSettings } from './replication-settings.js';
-import { PeerLink, expect, stopped, type LinkState } from './peer-link.js';
+import { PeerLink, expect, stopped, toWire, type LinkState } from './peer-link.js';
 
 /** The store operations replication uses (LmdbGreylistStore implements them). */
 export type ReplicationStore = Pick<
   LmdbGreylistStore,
-  'getNodeId' | 'readLog' | 'getLastSeq' | 'getCursor' | 'setCursor' | 'trimLog' | 'applyRemote' | 'listTriplets' | 'listClients' | 'count'
+  'getNodeId' | 'readLog' | 'getLastSeq' | 'getCursor' | 'setCursor' | 'trimLog' | 'applyRemoteBatch' | 'listTriplets' | 'listClients' | 'count'
 >;
 
 /** Options of a Replicator. */
@@ -176,6 +176,8 @@ export class Replicator {
   private readonly inbound = new Map<string, InboundState>();
   private readonly inboundConns = new Set<ReplicationConnection>();
   private readonly inflight = new Set<Promise<unknown>>();
+  /** serialized(): each log entry object's PUSH serialisation, while the entry lives. */
+  private readonly serializedEntries = new WeakMap<ReplogEntry, string>();
   /** Last node id seen per peer name (restored from the status file at attach). */
   readonly knownNodeIds = new Map<string, string>();
   private trimTask: ScheduledTask | undefined;
@@ -409,30 +411,36 @@ export class Replicator {
   }
 
   /**
+   * @internal A log entry as serialised into PUSH frames. The store hands every link the same entry
+   * objects for what it committed lately (LogTail), so the links of a node serialise each once.
+   */
+  serialized(e: ReplogEntry): string {
+    let w = this.serializedEntries.get(e);
+    if (w === undefined) {
+      w = serializeEntry(toWire(e));
+      this.serializedEntries.set(e, w);
+    }
+    return w;
+  }
+
+  /**
    * @internal Merges records from `peerNodeId` into the store: expired ones are dropped, times in
    * the future clamped. Resolves with the number of records that changed local state; rejects with
-   * the first store failure (after every merge of the batch settled).
+   * the store's failure, and then none of them is written.
    */
   async applyRecords(records: Array<WireRecord | WireEntry>, peerNodeId: string): Promise<number> {
     const store = this.currentStore();
     const now = this.opts.clock.nowMs();
     const maxMs = now + this.o.maxFutureSkewMs;
     const fromMs = now - this.opts.maxAgeMs;
-    const pending: Array<Promise<boolean>> = [];
+    const batch: RemoteRecord[] = [];
     for (const r of records) {
       const record = clampFutureTimes(r.record, maxMs);
       if (record !== r.record) this.clamped++;
       if (record.lastSeenMs < fromMs) continue;
-      const origin = 'originNode' in r ? r.originNode : peerNodeId;
-      pending.push(store.applyRemote(r.kind, r.key, record, origin));
+      batch.push({ kind: r.kind, key: r.key, record, originNode: 'originNode' in r ? r.originNode : peerNodeId });
     }
-    const results = await this.track(Promise.allSettled(pending));
-    let changed = 0;
-    for (const res of results) {
-      if (res.status === 'rejected') throw res.reason;
-      if (res.value) changed++;
-    }
-    return changed;
+    return this.track(store.applyRemoteBatch(batch));
   }
 
   /**
