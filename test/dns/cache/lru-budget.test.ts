@@ -135,4 +135,74 @@ s('bounded fill: the budget holds at every step and the newest entries survive',
   assert.is(sum, lru.bytes, 'accounting matches the entries held');
 });
 
+s('replacing an entry updates its bytes and value in place and makes it the most recent', () => {
+  const { lru, evicted } = make(100);
+  lru.set('a', v('a1'), 10);
+  lru.set('b', v('b'), 10);
+  lru.set('c', v('c'), 10);
+  assert.ok(lru.set('a', v('a2'), 40));
+  assert.is(lru.bytes, 60);
+  assert.is(lru.peek('a')?.id, 'a2');
+  assert.equal([...lru.keys()], ['b', 'c', 'a']);
+  assert.ok(lru.set('c', v('c2'), 5), 'shrinking a replaced entry');
+  assert.is(lru.bytes, 55);
+  assert.not.ok(lru.set('b', v('b2'), 101), 'too large for the whole budget: the old value goes too');
+  assert.not.ok(lru.has('b'));
+  assert.is(lru.bytes, 45);
+  assert.equal([...lru.keys()], ['a', 'c']);
+  assert.equal(evicted, [], 'replacement and refusal are not evictions');
+});
+
+s('promotion keeps the list whole: head, middle, tail, single entry', () => {
+  const { lru } = make(1000);
+  lru.set('only', v('only'), 1);
+  lru.get('only');
+  assert.equal([...lru.keys()], ['only']);
+  for (const k of ['a', 'b', 'c', 'd']) lru.set(k, v(k), 1);
+  lru.get('c');
+  lru.get('only');
+  lru.get('d');
+  assert.equal([...lru.keys()], ['a', 'b', 'c', 'only', 'd']);
+  lru.delete('a');
+  lru.delete('d');
+  assert.equal([...lru.keys()], ['b', 'c', 'only']);
+  assert.equal([...lru.entries()].reverse().map(([k]) => k), ['only', 'c', 'b']);
+  lru.clear();
+  assert.equal([...lru.keys()], []);
+  lru.set('x', v('x'), 1);
+  assert.equal([...lru.keys()], ['x'], 'usable after clear');
+});
+
+s('iterating while the container changes: the order of the start, removed entries skipped', () => {
+  const { lru } = make(1000);
+  for (const k of ['a', 'b', 'c', 'd', 'e']) lru.set(k, v(k), 1);
+  const seen: string[] = [];
+  for (const k of lru.keys()) {
+    seen.push(k);
+    if (k === 'a') {
+      lru.delete('b');
+      lru.get('c');
+      lru.set('f', v('f'), 1);
+    }
+  }
+  assert.equal(seen, ['a', 'c', 'd', 'e']);
+  assert.equal([...lru.keys()], ['a', 'd', 'e', 'c', 'f']);
+});
+
+s('hot keys promoted and replaced many times among many entries stay consistent', () => {
+  const { lru } = make(1_000_000);
+  for (let i = 0; i < 5_000; i++) lru.set(`k${i}`, v(`k${i}`), 100);
+  for (let round = 0; round < 20_000; round++) {
+    const k = `k${round % 10}`;
+    if (round % 2 === 0) lru.get(k);
+    else lru.set(k, v(`${k}-${round}`), 100);
+  }
+  assert.is(lru.size, 5_000);
+  assert.is(lru.bytes, 500_000);
+  const keys = [...lru.keys()];
+  assert.is(new Set(keys).size, 5_000, 'every entry once in the recency list');
+  assert.equal(keys.slice(-10).sort(), Array.from({ length: 10 }, (_, i) => `k${i}`).sort(), 'the hot keys are the most recent');
+  assert.is(lru.peek('k9')?.id, 'k9-19999');
+});
+
 s.run();
