@@ -49,6 +49,8 @@ export interface DnsBenchOptions {
   /** Cache budgets given to both resolvers, bytes. */
   cacheBytes: number;
   answerCacheBytes: number;
+  /** When set, mxsentry runs with --cpu-prof and writes its profile into this folder when stopped. */
+  cpuProfDir?: string;
   clock: Clock;
   /** Progress lines. */
   log: (line: string) => void;
@@ -201,6 +203,7 @@ export async function runDnsBench(options: DnsBenchOptions, registry: ResourceRe
     return {
       dir: d, rootHintsFile, upstreamPort: options.upstreamPort, cacheBytes: options.cacheBytes,
       answerCacheBytes: options.answerCacheBytes, clock,
+      ...(options.cpuProfDir ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', options.cpuProfDir] } : {}),
     };
   };
   log('starting mxsentry and unbound');

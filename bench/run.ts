@@ -2,7 +2,7 @@
 // (the DNS bench against Unbound, the policy bench against postgrey), prints the tables and writes dist/bench-results.json.
 // Owns the cleanup: everything started is stopped at the end, on error and on SIGINT/SIGTERM.
 // It is not part of `npm test` and must never leave a process or a temp folder behind.
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { systemClock } from '../src/util/clock.js';
 import { describeError } from '../src/util/errors.js';
 import { packageRoot } from '../src/util/paths.js';
@@ -11,7 +11,7 @@ import { ResourceRegistry } from './lib/managed-process.js';
 import { formatComparisonTable, formatNumber } from './lib/results-table.js';
 import { POLICY_BENCH_USAGE, formatPolicyReport, mergeBenchResults, parsePolicyBenchArgs, runPolicyBench, type PolicyBenchOptions } from './policy-bench.js';
 
-const USAGE = `usage: node dist/bench/run.js [--only dns|policy] [--quick] [--rounds N] [--cold-names N] [--cold-outstanding N,N] [--fixed-qps N] [--no-replay-front]
+const USAGE = `usage: node dist/bench/run.js [--only dns|policy] [--quick] [--rounds N] [--cold-names N] [--cold-outstanding N,N] [--fixed-qps N] [--no-replay-front] [--cpu-prof DIR]
   --quick         one round with shorter phases (about a minute), for checking the setup
   --rounds N      measurement rounds per phase, medians reported (default ${DEFAULT_DNS_BENCH_OPTIONS.rounds})
   --cold-names N  fresh names per cold round (default ${DEFAULT_DNS_BENCH_OPTIONS.coldNames})
@@ -19,6 +19,7 @@ const USAGE = `usage: node dist/bench/run.js [--only dns|policy] [--quick] [--ro
                   (default ${DEFAULT_DNS_BENCH_OPTIONS.coldOutstanding.join(',')})
   --fixed-qps N   offered load of the CPU-per-answer phase (default ${DEFAULT_DNS_BENCH_OPTIONS.fixedQps})
   --no-replay-front  let the fake authorities answer every query themselves (slower fakes)
+  --cpu-prof DIR  mxsentry runs with node --cpu-prof and writes its .cpuprofile of the whole run into DIR
   --only dns|policy  run one bench (default both: DNS vs Unbound, then policy vs postgrey)
 ${POLICY_BENCH_USAGE}
 Needs root (the fake authorities listen on port 53 of 127.53.x.y), unbound and dnsperf installed.`;
@@ -39,6 +40,7 @@ function parseBenchArgs(argv: readonly string[]): Omit<DnsBenchOptions, 'clock' 
     else if (a === '--fixed-qps') o.fixedQps = positiveInt(a, argv[++i]);
     else if (a === '--cold-outstanding') o.coldOutstanding = (argv[++i] ?? '').split(',').map((v) => positiveInt(a, v));
     else if (a === '--no-replay-front') o.replayFront = false;
+    else if (a === '--cpu-prof') o.cpuProfDir = resolve(argv[++i] ?? '');
     else if (a === '--help' || a === '-h') throw new Error(USAGE);
     else throw new Error(`unknown argument '${a ?? ''}'\n${USAGE}`);
   }

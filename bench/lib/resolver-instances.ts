@@ -36,6 +36,8 @@ export interface ResolverSetup {
   /** Encoded-answer cache budget in bytes; Unbound: msg-cache-size. */
   answerCacheBytes: number;
   clock: Clock;
+  /** Node.js flags for mxsentry's process (e.g. --cpu-prof); ignored by the other resolvers. */
+  nodeArgs?: string[];
 }
 
 const LISTEN_ADDRESS = '127.0.0.1';
@@ -103,6 +105,7 @@ export async function startMxsentry(setup: ResolverSetup, registry: ResourceRegi
   // instance may hold.
   const policyPort = await freeLoopbackPort();
   const args = [
+    ...(setup.nodeArgs ?? []),
     join(packageRoot(), 'bin', 'mxsentry'), 'serve',
     '--dns-listen', `${LISTEN_ADDRESS}:${port}`,
     '--root-hints', setup.rootHintsFile,
