@@ -6,8 +6,6 @@
 // resolver's alone. A developer's tool for the cold path, not a comparison with a peer:
 // `node dist/bench/dns-cold-inproc.js [--names N] [--concurrency K] [--rounds N] [--profile FILE]`.
 // Needs root (the fake servers listen on port 53 of 127.53.x.y). Bounded in count; stops the worker.
-import { readFileSync, writeFileSync } from 'node:fs';
-import { Session } from 'node:inspector/promises';
 import { fileURLToPath } from 'node:url';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { loadConfig } from '../src/config/load.js';
@@ -18,14 +16,8 @@ import { createDnsStack } from '../src/main.js';
 import { systemClock } from '../src/util/clock.js';
 import { createSilentLogger } from '../src/util/logger.js';
 import { standardTree } from '../test/helpers/fake-hierarchy.js';
+import { InprocProfiler, intArg, mainThreadCpuUs } from './lib/inproc.js';
 import { COLD_ZONE, existingHostLabel, missingHostLabel, startBenchHierarchy, withBenchHosts } from './lib/bench-hierarchy.js';
-
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(name);
-  const v = i >= 0 ? Number(process.argv[i + 1]) : fallback;
-  if (!Number.isInteger(v) || v <= 0) throw new Error(`${name} needs a positive integer`);
-  return v;
-}
 
 interface TreeData {
   hosts: number;
@@ -48,9 +40,9 @@ if (!isMainThread) {
   const unanswered = await tree.prime(COLD_ZONE, data.names);
   parentPort?.postMessage({ rootHints: tree.rootHints, unanswered });
 } else {
-  const names = arg('--names', 10_000);
-  const concurrency = arg('--concurrency', 100);
-  const rounds = arg('--rounds', 3);
+  const names = intArg('--names', 10_000);
+  const concurrency = intArg('--concurrency', 100);
+  const rounds = intArg('--rounds', 3);
   const all = coldNames(0, names * rounds);
   const say = (s: string): void => void process.stderr.write(`${s}\n`);
   say(`starting the fake tree (${all.length} cold names primed) in a worker thread`);
@@ -66,11 +58,6 @@ if (!isMainThread) {
   if (loaded.errors.length > 0) throw new Error(loaded.errors.map((e) => e.message).join('; '));
   const stack = createDnsStack(loaded.values, createSilentLogger(), systemClock, { rootHints: parseZoneText(ready.rootHints, { origin: '.' }) });
   const { resolver } = stack;
-  const mainThreadCpuUs = (): number => {
-    const stat = readStat();
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) * 10_000;
-  };
   const flags = { qr: true, opcode: Opcode.QUERY, aa: false, tc: false, rd: true, ra: true, z: false, ad: false, cd: false };
   const askOne = async (name: string): Promise<number> => {
     const q = { name, type: RRType.A, class: RRClass.IN };
@@ -82,14 +69,8 @@ if (!isMainThread) {
   // Zone cuts (root, com., example.com.) into the cache, as the bench's warm-up does.
   await askOne(`www.${COLD_ZONE}`);
 
-  const profileIndex = process.argv.indexOf('--profile');
-  const profileFile = profileIndex >= 0 ? process.argv[profileIndex + 1] : undefined;
-  const session = profileFile ? new Session() : undefined;
-  if (session) {
-    session.connect();
-    await session.post('Profiler.enable');
-    await session.post('Profiler.start');
-  }
+  const profiler = new InprocProfiler();
+  await profiler.start();
   for (let round = 0; round < rounds; round++) {
     const batch = all.slice(round * names, (round + 1) * names);
     let next = 0;
@@ -107,15 +88,7 @@ if (!isMainThread) {
     const detail = [...rcodes].map(([r, n]) => `rcode ${r}: ${n}`).join(', ');
     say(`round ${round + 1}: ${batch.length} names in ${ms.toFixed(0)} ms = ${((batch.length / ms) * 1000).toFixed(0)}/s; main thread ${(mainUs / batch.length).toFixed(1)} us CPU per name (${detail})`);
   }
-  if (session && profileFile) {
-    const { profile } = await session.post('Profiler.stop');
-    writeFileSync(profileFile, JSON.stringify(profile));
-    say(`profile written to ${profileFile}`);
-  }
+  const written = await profiler.stop();
+  if (written) say(`profile written to ${written}`);
   await worker.terminate();
-}
-
-function readStat(): string {
-  // The main thread's own line (its task id is the pid): the worker's CPU is not counted.
-  return readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
 }

@@ -4,8 +4,7 @@
 // dir) and the decision log line (pino to stdout). A developer's tool for the hot path, not a
 // comparison with a peer: `node dist/bench/policy-inproc.js [--decisions N] [--concurrency K] [--turns] [--silent] [--profile FILE] > /dev/null`.
 // Loopback only (the fake DNS tree of the tests); bounded in count; removes its temp dir.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { Session } from 'node:inspector/promises';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../src/config/load.js';
@@ -16,26 +15,14 @@ import { ResilientGreylistStore } from '../src/store/resilient-greylist-store.js
 import { systemClock } from '../src/util/clock.js';
 import { createRootLogger, createSilentLogger, moduleLogger } from '../src/util/logger.js';
 import { startHarness } from '../test/helpers/resolver-harness.js';
+import { InprocProfiler, intArg, mainThreadCpuUs } from './lib/inproc.js';
 import { PolicyTraffic } from './lib/policy-traffic.js';
 
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(name);
-  const v = i >= 0 ? Number(process.argv[i + 1]) : fallback;
-  if (!Number.isInteger(v) || v <= 0) throw new Error(`${name} needs a positive integer`);
-  return v;
-}
-
-const decisions = arg('--decisions', 60_000);
-const concurrency = arg('--concurrency', 16);
-const rounds = arg('--rounds', 3);
+const decisions = intArg('--decisions', 60_000);
+const concurrency = intArg('--concurrency', 16);
+const rounds = intArg('--rounds', 3);
 const perTurn = process.argv.includes('--turns');
 const say = (s: string): void => void process.stderr.write(`${s}\n`);
-/** CPU microseconds of the main thread alone (utime + stime of /proc/self/task/PID/stat). */
-function mainThreadCpuUs(): number {
-  const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * 10_000;
-}
 
 const hx = await startHarness({ listZones: ['dnsbl.example.net.'] });
 const dir = mkdtempSync(join(tmpdir(), 'mxsentry-inproc-'));
@@ -63,14 +50,8 @@ for (const w of traffic.warmupRequests('w')) await decideWire(w);
 await new Promise((r) => setTimeout(r, 1100));
 for (const w of traffic.warmupRequests('w2')) await decideWire(w);
 
-const profileIndex = process.argv.indexOf('--profile');
-const profileFile = profileIndex >= 0 ? process.argv[profileIndex + 1] : undefined;
-const session = profileFile ? new Session() : undefined;
-if (session) {
-  session.connect();
-  await session.post('Profiler.enable');
-  await session.post('Profiler.start');
-}
+const profiler = new InprocProfiler();
+await profiler.start();
 for (let round = 0; round < rounds; round++) {
   let next = 0;
   const streams = Array.from({ length: concurrency }, (_, c) => traffic.stream(`r${round}`, c));
@@ -91,11 +72,8 @@ for (let round = 0; round < rounds; round++) {
   const wallMs = performance.now() - started;
   say(`round ${round + 1}: ${decisions} decisions, ${((cpu.user + cpu.system) / decisions).toFixed(1)} us CPU each (all threads), ${(mainUs / decisions).toFixed(1)} us main thread, ${(decisions / wallMs * 1000).toFixed(0)}/s`);
 }
-if (session && profileFile) {
-  const { profile } = await session.post('Profiler.stop');
-  writeFileSync(profileFile, JSON.stringify(profile));
-  say(`profile of the measured rounds written to ${profileFile}`);
-}
+const written = await profiler.stop();
+if (written) say(`profile of the measured rounds written to ${written}`);
 await store.close();
 await hx.stop();
 rmSync(dir, { recursive: true, force: true });

@@ -6,8 +6,7 @@
 // `node dist/bench/replication-inproc.js [--records N] [--batch N] [--rounds N] [--profile FILE]` (the receiver's half
 // of each round is profiled to FILE.<round>).
 import { randomInt } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { Session } from 'node:inspector/promises';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { clientKey, tripletKey } from '../src/policy/greylist.js';
@@ -17,37 +16,21 @@ import { encodePushFrame, FrameDecoder, serializeEntry, type WireEntry } from '.
 import { Replicator } from '../src/store/replication/replicator.js';
 import { systemClock } from '../src/util/clock.js';
 import { createSilentLogger } from '../src/util/logger.js';
+import { InprocProfiler, intArg, mainThreadCpuUs } from './lib/inproc.js';
 
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(name);
-  const v = i >= 0 ? Number(process.argv[i + 1]) : fallback;
-  if (!Number.isInteger(v) || v <= 0) throw new Error(`${name} needs a positive integer`);
-  return v;
-}
-const records = arg('--records', 20_000);
-const batchSize = arg('--batch', 50);
-const rounds = arg('--rounds', 3);
-const profileAt = process.argv.indexOf('--profile');
+const records = intArg('--records', 20_000);
+const batchSize = intArg('--batch', 50);
+const rounds = intArg('--rounds', 3);
+const profiler = new InprocProfiler();
 const say = (s: string): void => void process.stderr.write(`${s}\n`);
 
-function mainThreadCpuUs(): number {
-  const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * 10_000;
-}
 function letters(n: number): string {
   return Array.from({ length: n }, () => String.fromCharCode(97 + randomInt(26))).join('');
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'mxsentry-repl-inproc-'));
 const logger = createSilentLogger();
-let session: Session | undefined;
 try {
-  if (profileAt > 0) {
-    session = new Session();
-    session.connect();
-    await session.post('Profiler.enable');
-  }
   for (let round = 1; round <= rounds; round++) {
     const sender = await LmdbGreylistStore.open({ dataDir: join(dir, `s${round}`), clock: systemClock, logger });
     const receiver = await LmdbGreylistStore.open({ dataDir: join(dir, `r${round}`), clock: systemClock, logger });
@@ -85,7 +68,7 @@ try {
     const sendWall = performance.now() - t0;
     // Receiver: decode each frame and apply it; frames in flight as a link's pushes are (one at a time per link, here 2 links).
     const decoder = new FrameDecoder();
-    if (session) await session.post('Profiler.start');
+    await profiler.start();
     cpu = mainThreadCpuUs();
     t0 = performance.now();
     let applied = 0;
@@ -101,10 +84,7 @@ try {
     await Promise.all(inFlight);
     const recvCpu = mainThreadCpuUs() - cpu;
     const recvWall = performance.now() - t0;
-    if (session) {
-      const { profile } = await session.post('Profiler.stop');
-      writeFileSync(`${process.argv[profileAt + 1]!}.${round}`, JSON.stringify(profile));
-    }
+    await profiler.stop(`.${round}`);
     const count = await receiver.count();
     say(
       `round ${round}: ${applied} records in ${frames.length} frames; sender ${(sendCpu / applied).toFixed(1)} us CPU/record (${((sendWall * 1000) / applied).toFixed(1)} wall); ` +
