@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { standardTree } from '../test/helpers/fake-hierarchy.js';
 import type { Clock } from '../src/util/clock.js';
 import { MxError } from '../src/util/errors.js';
-import { COLD_ZONE, existingHostLabel, missingHostLabel, startBenchHierarchy, withBenchHosts, type BenchHierarchy } from './lib/bench-hierarchy.js';
+import { COLD_ZONE, coldNames, startBenchHierarchy, withBenchHosts, type BenchHierarchy } from './lib/bench-hierarchy.js';
 import { probe } from './lib/dns-probe.js';
 import { runDnsperf, writeQueryFile, type DnsperfResult } from './lib/dnsperf.js';
 import type { ResourceRegistry } from './lib/managed-process.js';
@@ -172,15 +172,7 @@ export async function runDnsBench(options: DnsBenchOptions, registry: ResourceRe
   const hierarchy = await startBenchHierarchy(tree, { port: options.upstreamPort, replayFront: options.replayFront, clock });
   registry.add('stop the fake tree', () => hierarchy.stop());
   /** The i-th set of fresh names: each set is used for one cold run per resolver. */
-  const coldNamesOf = (set: number): Array<{ name: string; type: string }> => {
-    const first = set * existingPerRound;
-    const names: Array<{ name: string; type: string }> = [];
-    for (let i = 0; i < existingPerRound && names.length < options.coldNames; i++) {
-      names.push({ name: `${existingHostLabel(first + i)}.${COLD_ZONE}`, type: 'A' });
-      if (names.length < options.coldNames) names.push({ name: `${missingHostLabel(first + i)}.${COLD_ZONE}`, type: 'A' });
-    }
-    return names;
-  };
+  const coldNamesOf = (set: number): Array<{ name: string; type: string }> => coldNames(set * existingPerRound, options.coldNames);
   if (options.replayFront) {
     log(`priming the replay fronts with ${options.coldNames * nameSets} cold names and checking them against the fakes`);
     for (let set = 0; set < nameSets; set++) {

@@ -17,20 +17,11 @@ import { systemClock } from '../src/util/clock.js';
 import { createSilentLogger } from '../src/util/logger.js';
 import { standardTree } from '../test/helpers/fake-hierarchy.js';
 import { InprocProfiler, intArg, mainThreadCpuUs } from './lib/inproc.js';
-import { COLD_ZONE, existingHostLabel, missingHostLabel, startBenchHierarchy, withBenchHosts } from './lib/bench-hierarchy.js';
+import { COLD_ZONE, coldNames, startBenchHierarchy, withBenchHosts } from './lib/bench-hierarchy.js';
 
 interface TreeData {
   hosts: number;
   names: Array<{ name: string; type: string }>;
-}
-
-function coldNames(first: number, count: number): Array<{ name: string; type: string }> {
-  const out: Array<{ name: string; type: string }> = [];
-  for (let i = first; out.length < count; i++) {
-    out.push({ name: `${existingHostLabel(i)}.${COLD_ZONE}`, type: 'A' });
-    out.push({ name: `${missingHostLabel(i)}.${COLD_ZONE}`, type: 'A' });
-  }
-  return out.slice(0, count);
 }
 
 if (!isMainThread) {

@@ -16,13 +16,26 @@ import { AnswerReplayFront } from './answer-replay-front.js';
 export const COLD_ZONE = 'example.com.';
 
 /** Label of the i-th existing extra host (`h<i>.example.com. A`). */
-export function existingHostLabel(i: number): string {
+function existingHostLabel(i: number): string {
   return `h${i}`;
 }
 
 /** Label of the i-th name that does not exist (`nx<i>.example.com.` gets NXDOMAIN). */
-export function missingHostLabel(i: number): string {
+function missingHostLabel(i: number): string {
   return `nx${i}`;
+}
+
+/**
+ * `count` cold names from host index `first` on, alternating `h<i>.example.com. A` (exists) and
+ * `nx<i>.example.com. A` (NXDOMAIN): the DNS bench's cold phase and the in-process cold tool.
+ */
+export function coldNames(first: number, count: number): Array<{ name: string; type: string }> {
+  const names: Array<{ name: string; type: string }> = [];
+  for (let i = first; names.length < count; i++) {
+    names.push({ name: `${existingHostLabel(i)}.${COLD_ZONE}`, type: 'A' });
+    if (names.length < count) names.push({ name: `${missingHostLabel(i)}.${COLD_ZONE}`, type: 'A' });
+  }
+  return names;
 }
 
 /**

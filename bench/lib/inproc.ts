@@ -28,10 +28,6 @@ export class InprocProfiler {
     this.file = i >= 0 ? process.argv[i + 1] : undefined;
   }
 
-  get enabled(): boolean {
-    return this.file !== undefined;
-  }
-
   async start(): Promise<void> {
     if (this.file === undefined) return;
     if (!this.session) {

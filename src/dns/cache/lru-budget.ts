@@ -85,10 +85,7 @@ export class LruBudget<V> implements Iterable<[string, V]> {
   get(key: string): V | undefined {
     const slot = this.map.get(key);
     if (slot === undefined) return undefined;
-    if (slot !== this.tail) {
-      this.unlink(slot);
-      this.append(slot);
-    }
+    this.promote(slot);
     return slot.value;
   }
 
@@ -120,10 +117,7 @@ export class LruBudget<V> implements Iterable<[string, V]> {
       this.totalBytes += cost - old.bytes;
       old.value = value;
       old.bytes = cost;
-      if (old !== this.tail) {
-        this.unlink(old);
-        this.append(old);
-      }
+      this.promote(old);
     } else {
       const slot: Slot<V> = { key, value, bytes: cost, prev: undefined, next: undefined };
       this.map.set(key, slot);
@@ -216,6 +210,13 @@ export class LruBudget<V> implements Iterable<[string, V]> {
     this.map.delete(slot.key);
     this.unlink(slot);
     this.totalBytes -= slot.bytes;
+  }
+
+  /** Moves a slot to the most recently used end. */
+  private promote(slot: Slot<V>): void {
+    if (slot === this.tail) return;
+    this.unlink(slot);
+    this.append(slot);
   }
 
   /** Takes a slot out of the list (its own links are reset by append or left for the collector). */
