@@ -32,7 +32,8 @@ import {
   type RecordKind,
   type ReplogEntry,
 } from './record-codec.js';
-import { TimerScheduler, type ScheduledTask, type Scheduler } from './scheduler.js';
+import { ExpirySweep, purgeExpired, SWEEP_BATCH, type ExpiryHandle, type PurgeResult } from './expiry.js';
+import { TimerScheduler, type Scheduler } from './scheduler.js';
 import { StoreErrorCode } from './store-error-code.js';
 import { LogTail } from './log-tail.js';
 import { lastSeqIn, logAppender, storedLastSeq, WriteQueue, type RecordWrite } from './write-queue.js';
@@ -87,33 +88,8 @@ export interface StoreCounts {
   corruptRecords: number;
 }
 
-/** What purge removed. */
-export interface PurgeResult {
-  triplets: number;
-  clients: number;
-  /** Undecodable records removed on the way. */
-  corrupt: number;
-}
-
-/** Handle of a running expiry sweep. */
-export interface ExpiryHandle {
-  /** Cancels future sweeps; one already running finishes. */
-  stop(): void;
-  /** Resolves when no sweep is running (at once when idle); never rejects. */
-  whenIdle(): Promise<void>;
-}
-
-interface ExpiryState {
-  task: ScheduledTask | undefined;
-  stopped: boolean;
-  running: Promise<void> | undefined;
-}
-
 /** Default number of passes `whitelistClient` guarantees: postgrey's --auto-whitelist-clients default. */
 export const DEFAULT_WHITELIST_PASSES = 5;
-
-/** Keys examined per write transaction by purge and trimLog, so a sweep never blocks the loop long. */
-const SWEEP_BATCH = 500;
 
 /** Default and maximum page size for listings and log reads. */
 const DEFAULT_LIST_LIMIT = 1000;
@@ -133,13 +109,13 @@ export class LmdbGreylistStore implements GreylistStore {
   private readonly writes: WriteQueue;
   /** The log entries this process committed lately, for readLog. */
   private readonly logTail = new LogTail();
-  private expiry: ExpiryState | undefined;
+  private readonly expiry: ExpirySweep;
 
   private constructor(
     private readonly env: LmdbEnv,
     private readonly clock: Clock,
     private readonly logger: Logger,
-    private readonly scheduler: Scheduler,
+    scheduler: Scheduler,
   ) {
     this.writes = new WriteQueue({
       env,
@@ -149,6 +125,7 @@ export class LmdbGreylistStore implements GreylistStore {
       track: (p) => this.tracked(p),
       logCommitted: (entries) => this.logTail.committed(entries),
     });
+    this.expiry = new ExpirySweep({ scheduler, clock, logger, isClosed: () => env.isClosed(), purge: (now, maxAge) => this.purge(now, maxAge) });
   }
 
   /** Opens (or creates) the store; rejects with StoreError(STORE_ERR_OPEN) when it cannot. */
@@ -306,107 +283,19 @@ export class LmdbGreylistStore implements GreylistStore {
     );
   }
 
-  /**
-   * Deletes triplets and clients whose lastSeenMs is older than `nowMs - maxAgeMs` (and undecodable
-   * records), in batches of short write transactions; each record is re-checked inside its
-   * transaction, so one refreshed by a concurrent decision is kept. A committed purge clears
-   * isHealthy()'s failure state, so the periodic sweep is also the store's recovery probe.
-   */
-  async purge(nowMs: number, maxAgeMs: number): Promise<PurgeResult> {
-    const cutoffMs = nowMs - maxAgeMs;
-    const result: PurgeResult = { triplets: 0, clients: 0, corrupt: 0 };
-    let wrote = false;
-    for (const kind of ['triplet', 'client'] as const) {
-      const db = kind === 'triplet' ? this.env.triplets : this.env.clients;
-      let after: string | undefined;
-      for (;;) {
-        const keys = this.env.read('scanning for expired records', () =>
-          Array.from(db.getKeys(after === undefined ? { limit: SWEEP_BATCH } : { start: after, limit: SWEEP_BATCH + 1 })).filter((k) => k !== after),
-        );
-        if (keys.length === 0) break;
-        after = keys[keys.length - 1];
-        const removed = await this.tracked(
-          this.env.write(
-            'purging expired records',
-            (tx) => {
-              let expired = 0;
-              let corrupt = 0;
-              for (const key of keys) {
-                const bytes = db.get(key);
-                if (bytes === undefined) continue;
-                let lastSeenMs: number;
-                try {
-                  lastSeenMs = decodeRecord(kind, bytes).lastSeenMs;
-                } catch (err) {
-                  this.reportCorrupt(kind, key, err, 'purging');
-                  tx.remove(db, key);
-                  corrupt++;
-                  continue;
-                }
-                if (lastSeenMs < cutoffMs) {
-                  tx.remove(db, key);
-                  expired++;
-                }
-              }
-              return { expired, corrupt };
-            },
-            { grows: false },
-          ),
-        );
-        wrote = true;
-        if (kind === 'triplet') result.triplets += removed.expired;
-        else result.clients += removed.expired;
-        result.corrupt += removed.corrupt;
-        if (keys.length < SWEEP_BATCH) break;
-      }
-    }
-    // An empty store still gets one (empty) write transaction: the sweep doubles as the health probe
-    // that clears isHealthy() after a failure, since the policy stops calling an unhealthy store.
-    if (!wrote) await this.tracked(this.env.write('probing the store', () => 0, { grows: false }));
-    return result;
+  /** See purgeExpired (expiry.ts). */
+  purge(nowMs: number, maxAgeMs: number): Promise<PurgeResult> {
+    return purgeExpired({ env: this.env, tracked: (p) => this.tracked(p), reportCorrupt: (...a) => this.reportCorrupt(...a) }, nowMs, maxAgeMs);
   }
 
-  /**
-   * Runs purge(clock.nowMs(), maxAgeMs) every `intervalMs` on an unref'd timer (the next sweep is
-   * scheduled when one finishes, so sweeps never overlap). Failures are logged, never thrown.
-   * Starting again replaces the previous sweep.
-   */
+  /** See ExpirySweep.start (expiry.ts): purge every `intervalMs` on the store's scheduler. */
   startExpiry(intervalMs: number, maxAgeMs: number): ExpiryHandle {
-    this.stopExpiry();
-    const state: ExpiryState = { task: undefined, stopped: false, running: undefined };
-    this.expiry = state;
-    const tick = (): void => {
-      state.task = undefined;
-      if (state.stopped || this.env.isClosed()) return;
-      state.running = this.purge(this.clock.nowMs(), maxAgeMs)
-        .then(
-          (r) => {
-            if (r.triplets + r.clients + r.corrupt > 0) this.logger.info({ ...r, maxAgeMs }, 'greylist expiry removed old records');
-          },
-          (err: unknown) => {
-            if (err instanceof StoreError && err.code === StoreErrorCode.CLOSED) this.logger.debug('greylist expiry stopped by close');
-            else this.logger.error({ err: describeError(err) }, 'greylist expiry failed');
-          },
-        )
-        .finally(() => {
-          state.running = undefined;
-          if (!state.stopped && !this.env.isClosed()) state.task = this.scheduler.schedule(intervalMs, tick);
-        });
-    };
-    state.task = this.scheduler.schedule(intervalMs, tick);
-    return { stop: () => this.stopSweep(state), whenIdle: async () => state.running };
+    return this.expiry.start(intervalMs, maxAgeMs);
   }
 
   /** Stops the expiry sweep started by startExpiry (a sweep already running finishes). */
   stopExpiry(): void {
-    this.stopSweep(this.expiry);
-  }
-
-  private stopSweep(which: ExpiryState | undefined): void {
-    if (!which) return;
-    which.stopped = true;
-    which.task?.cancel();
-    if (this.expiry === which) this.expiry = undefined;
+    this.expiry.stop();
   }
 
   /** Sizes for metrics. */
