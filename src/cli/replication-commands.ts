@@ -11,7 +11,7 @@ import { sendControlRequest } from '../control/control-client.js';
 import { ControlError } from '../control/control-error.js';
 import { controlSocketPath } from '../control/operations.js';
 import { LmdbGreylistStore } from '../store/lmdb-greylist-store.js';
-import { readStatusFile, type PeerStatus, type ReplicationStatus } from '../store/replication/replicator.js';
+import { readStatusFile, type PeerStatus, type ReplicationStatus } from '../store/replication/replication-status.js';
 import { defaultNodeName, generateReplicationKey, parsePeerSpec } from '../store/replication/replication-settings.js';
 import { systemClock } from '../util/clock.js';
 import { describeError } from '../util/errors.js';

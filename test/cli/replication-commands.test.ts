@@ -4,7 +4,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { formatReplicationStatus, keygenText } from '../../src/cli/replication-commands.js';
 import { loadConfig, parseConfigText } from '../../src/config/load.js';
-import type { ReplicationStatus } from '../../src/store/replication/replicator.js';
+import type { ReplicationStatus } from '../../src/store/replication/replication-status.js';
 import { replicationSettingsOf } from '../../src/store/replication/replication-settings.js';
 
 const s = suite('cli/replication-commands');

@@ -7,8 +7,6 @@
 // Link life cycle (one per configured peer):  dial (TLS-PSK) -> HELLO both ways -> [push batch ->
 // ack -> persist cursor]* with a digest round after the first catch-up and every digest interval ->
 // idle: poll the log -> on any failure close, record the error, redial after a capped backoff.
-import { readFileSync } from 'node:fs';
-import { rename, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import type { Clock } from '../../util/clock.js';
@@ -24,7 +22,8 @@ import { PROTOCOL_VERSION, serializeEntry, type WireEntry, type WireRecord } fro
 import { ReplicationErrorCode } from './replication-error-code.js';
 import { classifySocketError, identityOf, pskServerOptions, ReplicationConnection } from './replication-connection.js';
 import type { ReplicationSettings } from './replication-settings.js';
-import { PeerLink, expect, stopped, toWire, type LinkState } from './peer-link.js';
+import { PeerLink, expect, stopped, toWire } from './peer-link.js';
+import { peerStatus, readStatusFile, writeStatusFile, type InboundState, type PeerStatus, type ReplicationStatus } from './replication-status.js';
 
 /** The store operations replication uses (LmdbGreylistStore implements them). */
 export type ReplicationStore = Pick<
@@ -64,56 +63,6 @@ export interface ReplicatorOptions {
   digestBuckets?: number;
 }
 
-/** One peer as `replication status` and metrics show it. */
-export interface PeerStatus {
-  name: string;
-  /** host:port dialled; null for a node that only connects to us (not in our peer list). */
-  address: string | null;
-  /** The peer's store node id, once it said HELLO (kept across restarts in the status file). */
-  nodeId: string | null;
-  /** Our push link to it is up (HELLO done). */
-  connected: boolean;
-  /** Its push link to us is up. */
-  inbound: boolean;
-  /** Last sequence of our log it acknowledged; null while its node id is unknown. */
-  ackedSeq: number | null;
-  /** Log entries it has not acknowledged yet, and the age of the oldest of them in seconds. */
-  lagRecords: number | null;
-  lagSec: number | null;
-  lastError: string | null;
-  lastErrorAtMs: number | null;
-  connectedSinceMs: number | null;
-  lastDigestAtMs: number | null;
-  /** Buckets that differed in the last digest round, and records sent to repair them in total. */
-  lastDigestDiffBuckets: number | null;
-  repairedRecords: number;
-  /** Entries pushed to it and entries received from it since start. */
-  sentEntries: number;
-  receivedEntries: number;
-}
-
-/** The whole replication state of this node. */
-export interface ReplicationStatus {
-  enabled: boolean;
-  nodeName: string | null;
-  nodeId: string | null;
-  listen: string | null;
-  /** Highest sequence in this node's log. */
-  lastSeq: number;
-  peers: PeerStatus[];
-  /** Inbound connections refused (failed authentication, bad HELLO) since start. */
-  refusedConnections: number;
-  /** Incoming records whose times lay too far in the future and were clamped, since start. */
-  clampedRecords: number;
-  atMs: number;
-}
-
-/** What the status file holds: the status plus who wrote it. */
-export interface ReplicationStatusFile extends ReplicationStatus {
-  pid: number;
-  writtenAtMs: number;
-}
-
 const DEFAULTS = {
   pollIntervalMs: 50,
   retryMinMs: 500,
@@ -130,26 +79,6 @@ const DEFAULTS = {
 const DIGEST_REUSE_MS = 60_000;
 /** Inbound connections accepted at once (authenticated or not). */
 const MAX_INBOUND_CONNECTIONS = 64;
-
-interface InboundState {
-  nodeId: string;
-  sessions: number;
-  receivedEntries: number;
-}
-
-/** Reads the status file a running (or the last) daemon wrote; undefined when absent or unreadable. */
-export function readStatusFile(path: string): ReplicationStatusFile | undefined {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
-  const parsed = JSON.parse(text) as unknown;
-  if (typeof parsed !== 'object' || parsed === null || !Array.isArray((parsed as ReplicationStatusFile).peers)) return undefined;
-  return parsed as ReplicationStatusFile;
-}
 
 /** Clamps a record's times to at most `maxMs` (RFC-free rule of issue 4: future timestamps are clamped). */
 export function clampFutureTimes<R extends TripletRecord | ClientRecord>(record: R, maxMs: number): R {
@@ -329,13 +258,16 @@ export class Replicator {
     }
     const peers: PeerStatus[] = [];
     const seen = new Set<string>();
+    const common = { store, logger: this.opts.logger, lastSeq, firstEntry, now };
     for (const link of this.links) {
-      seen.add(link.spec.name);
-      peers.push(await this.peerStatus(link.spec.name, `${link.spec.host}:${link.spec.port}`, link.state, lastSeq, firstEntry, now));
+      const name = link.spec.name;
+      seen.add(name);
+      const nodeId = link.state.nodeId ?? this.knownNodeIds.get(name) ?? null;
+      peers.push(await peerStatus({ ...common, name, address: `${link.spec.host}:${link.spec.port}`, nodeId, state: link.state, inbound: this.inbound.get(name) }));
     }
     for (const [name, inbound] of this.inbound) {
       if (seen.has(name)) continue;
-      peers.push(await this.peerStatus(name, null, undefined, lastSeq, firstEntry, now, inbound.nodeId));
+      peers.push(await peerStatus({ ...common, name, address: null, nodeId: inbound.nodeId, state: undefined, inbound }));
     }
     const listen = this.address();
     return {
@@ -348,55 +280,6 @@ export class Replicator {
       refusedConnections: this.refused,
       clampedRecords: this.clamped,
       atMs: now,
-    };
-  }
-
-  private async peerStatus(
-    name: string,
-    address: string | null,
-    state: LinkState | undefined,
-    lastSeq: number,
-    firstEntry: (afterSeq: number) => Promise<ReplogEntry | undefined>,
-    now: number,
-    inboundNodeId?: string,
-  ): Promise<PeerStatus> {
-    const inbound = this.inbound.get(name);
-    const nodeId = state?.nodeId ?? inboundNodeId ?? this.knownNodeIds.get(name) ?? null;
-    let acked = state?.ackedSeq ?? null;
-    if (acked === null && nodeId !== null && this.store && state) {
-      try {
-        acked = await this.store.getCursor(nodeId);
-      } catch (err) {
-        this.opts.logger.warn({ peer: name, err: describeError(err) }, 'replication status: reading a cursor failed');
-      }
-    }
-    let lagRecords: number | null = null;
-    let lagSec: number | null = null;
-    if (acked !== null && state) {
-      lagRecords = Math.max(0, lastSeq - acked);
-      lagSec = 0;
-      if (lagRecords > 0) {
-        const oldest = await firstEntry(acked);
-        lagSec = oldest ? Math.max(0, (now - oldest.atMs) / 1000) : 0;
-      }
-    }
-    return {
-      name,
-      address,
-      nodeId,
-      connected: state?.connected ?? false,
-      inbound: (inbound?.sessions ?? 0) > 0,
-      ackedSeq: acked,
-      lagRecords,
-      lagSec,
-      lastError: state?.lastError ? `${state.lastError.code}: ${state.lastError.message}` : null,
-      lastErrorAtMs: state?.lastErrorAtMs ?? null,
-      connectedSinceMs: state?.connectedSinceMs ?? null,
-      lastDigestAtMs: state?.lastDigestAtMs ?? null,
-      lastDigestDiffBuckets: state?.lastDigestDiffBuckets ?? null,
-      repairedRecords: state?.repairedRecords ?? 0,
-      sentEntries: state?.sentEntries ?? 0,
-      receivedEntries: inbound?.receivedEntries ?? 0,
     };
   }
 
@@ -590,11 +473,7 @@ export class Replicator {
     const file = this.opts.statusFile;
     if (!file) return;
     try {
-      const status = await this.status();
-      const body: ReplicationStatusFile = { ...status, pid: process.pid, writtenAtMs: this.opts.clock.nowMs() };
-      const tmp = `${file}.${process.pid}.tmp`;
-      await writeFile(tmp, `${JSON.stringify(body, null, 2)}\n`, { mode: 0o600 });
-      await rename(tmp, file);
+      await writeStatusFile(file, await this.status(), this.opts.clock.nowMs());
     } catch (err) {
       this.opts.logger.warn({ file, err: describeError(err) }, 'writing the replication status file failed');
     }

@@ -1,0 +1,149 @@
+// The replication status of one node (`mxsentry replication status`, metrics, the status file):
+// its shape, the per-peer figures (cursor, lag in entries and seconds, last error, counters) and
+// the status file the daemon writes and the CLI reads. Called by replicator.ts and the CLI; it
+// never talks to peers.
+import { readFileSync } from 'node:fs';
+import { rename, writeFile } from 'node:fs/promises';
+import { describeError } from '../../util/errors.js';
+import type { Logger } from '../../util/logger.js';
+import type { ReplogEntry } from '../record-codec.js';
+import type { LinkState } from './peer-link.js';
+import type { ReplicationStore } from './replicator.js';
+
+/** A peer's push link to us, as the replicator counts it. */
+export interface InboundState {
+  nodeId: string;
+  sessions: number;
+  receivedEntries: number;
+}
+
+/** One peer as `replication status` and metrics show it. */
+export interface PeerStatus {
+  name: string;
+  /** host:port dialled; null for a node that only connects to us (not in our peer list). */
+  address: string | null;
+  /** The peer's store node id, once it said HELLO (kept across restarts in the status file). */
+  nodeId: string | null;
+  /** Our push link to it is up (HELLO done). */
+  connected: boolean;
+  /** Its push link to us is up. */
+  inbound: boolean;
+  /** Last sequence of our log it acknowledged; null while its node id is unknown. */
+  ackedSeq: number | null;
+  /** Log entries it has not acknowledged yet, and the age of the oldest of them in seconds. */
+  lagRecords: number | null;
+  lagSec: number | null;
+  lastError: string | null;
+  lastErrorAtMs: number | null;
+  connectedSinceMs: number | null;
+  lastDigestAtMs: number | null;
+  /** Buckets that differed in the last digest round, and records sent to repair them in total. */
+  lastDigestDiffBuckets: number | null;
+  repairedRecords: number;
+  /** Entries pushed to it and entries received from it since start. */
+  sentEntries: number;
+  receivedEntries: number;
+}
+
+/** The whole replication state of this node. */
+export interface ReplicationStatus {
+  enabled: boolean;
+  nodeName: string | null;
+  nodeId: string | null;
+  listen: string | null;
+  /** Highest sequence in this node's log. */
+  lastSeq: number;
+  peers: PeerStatus[];
+  /** Inbound connections refused (failed authentication, bad HELLO) since start. */
+  refusedConnections: number;
+  /** Incoming records whose times lay too far in the future and were clamped, since start. */
+  clampedRecords: number;
+  atMs: number;
+}
+
+/** What the status file holds: the status plus who wrote it. */
+export interface ReplicationStatusFile extends ReplicationStatus {
+  pid: number;
+  writtenAtMs: number;
+}
+
+/** Reads the status file a running (or the last) daemon wrote; undefined when absent or unreadable. */
+export function readStatusFile(path: string): ReplicationStatusFile | undefined {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  const parsed = JSON.parse(text) as unknown;
+  if (typeof parsed !== 'object' || parsed === null || !Array.isArray((parsed as ReplicationStatusFile).peers)) return undefined;
+  return parsed as ReplicationStatusFile;
+}
+
+/** What peerStatus needs: the peer, our link's and its inbound session's state, our log's end. */
+export interface PeerStatusInput {
+  name: string;
+  /** host:port dialled; null for a node that only connects to us. */
+  address: string | null;
+  /** Its node id as far as known (link, inbound HELLO or the status file). */
+  nodeId: string | null;
+  /** Our push link's state; undefined for a node that only connects to us. */
+  state: LinkState | undefined;
+  inbound: InboundState | undefined;
+  store: Pick<ReplicationStore, 'getCursor'> | undefined;
+  logger: Logger;
+  lastSeq: number;
+  /** The first log entry after a sequence, for the lag in seconds. */
+  firstEntry: (afterSeq: number) => Promise<ReplogEntry | undefined>;
+  now: number;
+}
+
+/** One peer's status: its cursor from the link (or the store), its lag in entries and seconds, errors and counters. */
+export async function peerStatus(p: PeerStatusInput): Promise<PeerStatus> {
+  const { state, inbound, nodeId, store } = p;
+  let acked = state?.ackedSeq ?? null;
+  if (acked === null && nodeId !== null && store && state) {
+    try {
+      acked = await store.getCursor(nodeId);
+    } catch (err) {
+      p.logger.warn({ peer: p.name, err: describeError(err) }, 'replication status: reading a cursor failed');
+    }
+  }
+  let lagRecords: number | null = null;
+  let lagSec: number | null = null;
+  if (acked !== null && state) {
+    lagRecords = Math.max(0, p.lastSeq - acked);
+    lagSec = 0;
+    if (lagRecords > 0) {
+      const oldest = await p.firstEntry(acked);
+      lagSec = oldest ? Math.max(0, (p.now - oldest.atMs) / 1000) : 0;
+    }
+  }
+  return {
+    name: p.name,
+    address: p.address,
+    nodeId,
+    connected: state?.connected ?? false,
+    inbound: (inbound?.sessions ?? 0) > 0,
+    ackedSeq: acked,
+    lagRecords,
+    lagSec,
+    lastError: state?.lastError ? `${state.lastError.code}: ${state.lastError.message}` : null,
+    lastErrorAtMs: state?.lastErrorAtMs ?? null,
+    connectedSinceMs: state?.connectedSinceMs ?? null,
+    lastDigestAtMs: state?.lastDigestAtMs ?? null,
+    lastDigestDiffBuckets: state?.lastDigestDiffBuckets ?? null,
+    repairedRecords: state?.repairedRecords ?? 0,
+    sentEntries: state?.sentEntries ?? 0,
+    receivedEntries: inbound?.receivedEntries ?? 0,
+  };
+}
+
+/** Writes the status file atomically (temp file, then rename), readable by root only. */
+export async function writeStatusFile(file: string, status: ReplicationStatus, nowMs: number): Promise<void> {
+  const body: ReplicationStatusFile = { ...status, pid: process.pid, writtenAtMs: nowMs };
+  const tmp = `${file}.${process.pid}.tmp`;
+  await writeFile(tmp, `${JSON.stringify(body, null, 2)}\n`, { mode: 0o600 });
+  await rename(tmp, file);
+}
