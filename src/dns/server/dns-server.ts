@@ -27,6 +27,7 @@ import { rcodeToString } from '../wire/rdata.js';
 import { Opcode, RRClass, RRType, Rcode, type Message, type Question, type QueryKey, type ResourceRecord } from '../wire/types.js';
 import { adoptUdpFd, bindUdpSocket, closeUdp, fmtAddr, listenTcpServer } from './listen-sockets.js';
 import type { LocalAnswer, LocalZones } from './local-zones.js';
+import { TcpConnections } from './tcp-connections.js';
 
 /** The part of the packet cache the server uses (src/dns/cache/packet-cache.ts implements it). */
 export interface ServerPacketCache {
@@ -106,24 +107,11 @@ type Transport = 'udp' | 'tcp';
 const EDNS_UDP_SIZE = 1232;
 const PLAIN_UDP_SIZE = 512;
 const TCP_MAX_MESSAGE = 65535;
-/** A connection whose unsent replies exceed this is not read until they drain. */
-const TCP_WRITE_HIGH_WATER = 256 * 1024;
+const EMPTY = Buffer.alloc(0);
 /** One log line per kind of trouble per this interval; the rest are counted into the next line. */
 const LOG_INTERVAL_MS = 10_000;
-const EMPTY = Buffer.alloc(0);
 /** How long close() lets ending TCP connections flush their last replies. */
 const FLUSH_ON_CLOSE_MS = 1000;
-
-interface TcpConn {
-  socket: net.Socket;
-  remote: string;
-  buf: Buffer;
-  inflight: number;
-  lastActiveMs: number;
-  readEnded: boolean;
-  paused: boolean;
-  closed: boolean;
-}
 
 interface UdpListener {
   kind: 'udp';
@@ -137,9 +125,8 @@ interface TcpListener {
 }
 
 /**
- * The DNS server. One instance serves every listen endpoint; `close()` drains it.
- * TCP connection cap policy: a new connection over the cap closes the connection that has been idle
- * longest (no query in flight); when every connection is busy, the new one is refused (closed).
+ * The DNS server. One instance serves every listen endpoint; `close()` drains it. TCP connections
+ * (framing, pipelining, idle timeout, the connection cap) are kept by TcpConnections.
  */
 export class DnsServer {
   private readonly recursor: Recursor;
@@ -151,7 +138,7 @@ export class DnsServer {
   private readonly clock: Clock;
   private readonly limits: DnsServerLimits;
   private readonly listeners: Array<UdpListener | TcpListener> = [];
-  private readonly conns = new Set<TcpConn>();
+  private readonly tcpConns: TcpConnections;
   private readonly pending = new Set<Promise<void>>();
   private readonly logState = new Map<string, { lastMs: number; suppressed: number }>();
   private inflight = 0;
@@ -178,6 +165,16 @@ export class DnsServer {
     this.logger = opts.logger;
     this.clock = opts.clock;
     this.limits = { ...DEFAULT_DNS_SERVER_LIMITS, ...opts.limits };
+    this.tcpConns = new TcpConnections({
+      limits: this.limits,
+      clock: this.clock,
+      logger: this.logger,
+      counters: this.counters,
+      isClosing: () => this.closing,
+      logLimited: (kind, level, fields, msg) => this.logLimited(kind, level, fields, msg),
+      query: (frame, client, send) => this.processQuery(frame, client, 'tcp', send),
+      track: (p) => this.track(p),
+    });
   }
 
   /**
@@ -254,7 +251,7 @@ export class DnsServer {
       queries: { ...c.queries },
       rcodes: { ...c.rcodes },
       sources: { ...c.sources },
-      tcp: { ...c.tcp, open: this.conns.size },
+      tcp: { ...c.tcp, open: this.tcpConns.size },
     };
   }
 
@@ -268,16 +265,7 @@ export class DnsServer {
    * Runs on a timer; public so tests can drive it with a ManualClock. Returns how many closed.
    */
   sweepIdleConnections(): number {
-    const now = this.clock.nowMs();
-    let n = 0;
-    for (const c of this.conns) {
-      if (!c.closed && c.inflight === 0 && now - c.lastActiveMs >= this.limits.tcpIdleTimeoutMs) {
-        this.counters.tcp.idleClosed++;
-        this.endConn(c);
-        n++;
-      }
-    }
-    return n;
+    return this.tcpConns.sweepIdle();
   }
 
   /**
@@ -295,10 +283,10 @@ export class DnsServer {
       this.sweepTimer = null;
     }
     const tcpClosed = this.closeTcpListeners();
-    for (const c of this.conns) if (c.inflight === 0) this.endConn(c);
+    this.tcpConns.endIdle();
     await this.waitPending(this.limits.drainTimeoutMs);
-    await this.waitConnsFlushed(FLUSH_ON_CLOSE_MS);
-    for (const c of [...this.conns]) this.destroyConn(c);
+    await this.tcpConns.waitFlushed(FLUSH_ON_CLOSE_MS);
+    this.tcpConns.destroyAll();
     await Promise.all([tcpClosed, this.closeUdpListeners()]);
   }
 
@@ -340,7 +328,7 @@ export class DnsServer {
   }
 
   private async listenTcp(opts: net.ListenOptions | { fd: number }, what: string): Promise<TcpListener> {
-    const server = await listenTcpServer(opts, what, (s) => this.onConnection(s));
+    const server = await listenTcpServer(opts, what, (s) => this.tcpConns.accept(s));
     server.on('error', (err) => this.logLimited('tcp-server', 'warn', { err: describeError(err) }, 'DNS TCP listener error'));
     return { kind: 'tcp', server };
   }
@@ -368,20 +356,6 @@ export class DnsServer {
 
   private removeListeners(kind: 'udp' | 'tcp'): void {
     for (let i = this.listeners.length - 1; i >= 0; i--) if (this.listeners[i]?.kind === kind) this.listeners.splice(i, 1);
-  }
-
-  /** Gives connections already ending (last replies written) a moment to flush before they are cut. */
-  private async waitConnsFlushed(timeoutMs: number): Promise<void> {
-    const ending = [...this.conns].filter((c) => c.closed && !c.socket.destroyed);
-    if (ending.length === 0) return;
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      Promise.all(ending.map((c) => new Promise<void>((resolve) => c.socket.once('close', () => resolve())))),
-      new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, timeoutMs);
-      }),
-    ]);
-    if (timer) clearTimeout(timer);
   }
 
   private async waitPending(timeoutMs: number): Promise<void> {
@@ -416,133 +390,6 @@ export class DnsServer {
   }
 
   // ---- TCP (RFC 7766) ------------------------------------------------------------------------
-
-  private onConnection(socket: net.Socket): void {
-    const remote = socket.remoteAddress;
-    if (this.closing || remote === undefined) {
-      socket.destroy();
-      return;
-    }
-    if (this.conns.size >= this.limits.maxTcpConnections && !this.evictIdleConnection()) {
-      this.counters.tcp.rejected++;
-      this.logLimited('tcp-cap', 'warn', { client: remote, max: this.limits.maxTcpConnections }, 'DNS TCP connection refused: every connection is busy');
-      socket.destroy();
-      return;
-    }
-    this.counters.tcp.accepted++;
-    const conn: TcpConn = { socket, remote, buf: EMPTY, inflight: 0, lastActiveMs: this.clock.nowMs(), readEnded: false, paused: false, closed: false };
-    this.conns.add(conn);
-    socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.onTcpData(conn, chunk));
-    socket.on('end', () => {
-      // The client half-closed: answer what is in flight, then close (RFC 7766 s6.2.4).
-      conn.readEnded = true;
-      if (conn.inflight === 0) this.endConn(conn);
-    });
-    socket.on('drain', () => this.maybeResume(conn));
-    socket.on('error', (err) => {
-      this.logger.debug({ client: remote, err: describeError(err) }, 'DNS TCP connection error');
-    });
-    socket.on('close', () => {
-      conn.closed = true;
-      this.conns.delete(conn);
-    });
-  }
-
-  /** Closes the connection idle longest; false when none is idle. */
-  private evictIdleConnection(): boolean {
-    let victim: TcpConn | null = null;
-    for (const c of this.conns) {
-      if (c.closed) {
-        // Already closing (flushing its last replies): the cheapest room to make.
-        this.destroyConn(c);
-        return true;
-      }
-      if (c.inflight === 0 && (victim === null || c.lastActiveMs < victim.lastActiveMs)) victim = c;
-    }
-    if (!victim) return false;
-    this.counters.tcp.evicted++;
-    this.destroyConn(victim);
-    return true;
-  }
-
-  private onTcpData(conn: TcpConn, chunk: Buffer): void {
-    if (conn.closed) return;
-    conn.lastActiveMs = this.clock.nowMs();
-    conn.buf = conn.buf.length === 0 ? chunk : Buffer.concat([conn.buf, chunk]);
-    this.drainFrames(conn);
-  }
-
-  /** Hands every complete 2-byte-length-prefixed frame to the query path, within the pipeline bound. */
-  private drainFrames(conn: TcpConn): void {
-    while (!conn.closed && !this.closing && conn.buf.length >= 2) {
-      if (conn.inflight >= this.limits.maxTcpPipeline || conn.socket.writableLength > TCP_WRITE_HIGH_WATER) {
-        this.pauseConn(conn);
-        return;
-      }
-      const len = conn.buf.readUInt16BE(0);
-      if (conn.buf.length < 2 + len) break;
-      // A copy: the frame must not pin the (possibly large) receive buffer it arrived in.
-      const frame = Buffer.from(conn.buf.subarray(2, 2 + len));
-      conn.buf = conn.buf.length === 2 + len ? EMPTY : conn.buf.subarray(2 + len);
-      this.counters.queries.tcp++;
-      const send = (bytes: Buffer): void => this.writeFrame(conn, bytes);
-      const p = this.processQuery(frame, conn.remote, 'tcp', send);
-      if (p) {
-        conn.inflight++;
-        this.track(
-          p.finally(() => {
-            conn.inflight--;
-            conn.lastActiveMs = this.clock.nowMs();
-            if (conn.closed) return;
-            if (conn.inflight === 0 && (conn.readEnded || this.closing)) this.endConn(conn);
-            else this.maybeResume(conn);
-          }),
-        );
-      }
-    }
-    this.maybeResume(conn);
-  }
-
-  private pauseConn(conn: TcpConn): void {
-    if (!conn.paused) {
-      conn.paused = true;
-      conn.socket.pause();
-    }
-  }
-
-  private maybeResume(conn: TcpConn): void {
-    if (!conn.paused || conn.closed) return;
-    if (conn.inflight >= this.limits.maxTcpPipeline || conn.socket.writableLength > TCP_WRITE_HIGH_WATER) return;
-    conn.paused = false;
-    conn.socket.resume();
-    // Frames that arrived before the pause are still buffered.
-    if (conn.buf.length >= 2) this.drainFrames(conn);
-  }
-
-  private writeFrame(conn: TcpConn, bytes: Buffer): void {
-    if (conn.closed || conn.socket.destroyed || !conn.socket.writable) return;
-    const out = Buffer.allocUnsafe(bytes.length + 2);
-    out.writeUInt16BE(bytes.length, 0);
-    bytes.copy(out, 2);
-    conn.socket.write(out);
-    conn.lastActiveMs = this.clock.nowMs();
-  }
-
-  /** Flushes the replies written so far, then closes; stays in `conns` until the socket is gone. */
-  private endConn(conn: TcpConn): void {
-    if (conn.closed) return;
-    conn.closed = true;
-    conn.socket.end(() => conn.socket.destroy());
-    // A peer that never reads would keep the flush waiting forever: bound it by the idle timeout.
-    conn.socket.setTimeout(this.limits.tcpIdleTimeoutMs, () => conn.socket.destroy());
-  }
-
-  private destroyConn(conn: TcpConn): void {
-    conn.closed = true;
-    this.conns.delete(conn);
-    conn.socket.destroy();
-  }
 
   // ---- the query path ----------------------------------------------------------------------
 
