@@ -7,7 +7,7 @@ import { RRsetCache, Trust } from '../../src/dns/cache/rrset-cache.js';
 import { createControlHandlers, dumpCache, flushCache, type ControlTarget } from '../../src/control/control-commands.js';
 import { ControlError } from '../../src/control/control-error.js';
 import type { ControlRequest } from '../../src/control/control-server.js';
-import { rdataFromText } from '../../src/dns/wire/rdata.js';
+import { rdataFromText } from '../../src/dns/wire/rdata-from-text.js';
 import { RRType } from '../../src/dns/wire/types.js';
 import { ManualClock } from '../../src/util/clock.js';
 import { createSilentLogger } from '../../src/util/logger.js';

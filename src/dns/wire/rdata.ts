@@ -1,12 +1,12 @@
-// Typed rdata: mnemonics for types/classes/rcodes, rdata <-> typed values, rdata <-> presentation
-// text (as `dig +nosplit` prints it; RFC 3597 "\# len hex" for anything else). Called by the
-// resolver facade (typed answers), the CLI, local zones and zone-text.ts. Fixed-layout fields go
-// through dns-packet's per-type codecs (A, AAAA, TXT, DS); names never do, because its name strings
-// are lossy: names are always read from wire labels by readWireName. Must not accept bad rdata.
+// Typed rdata: mnemonics for types/classes/rcodes, rdata <-> typed values, rdata -> presentation
+// text (as `dig +nosplit` prints it; RFC 3597 "\# len hex" for anything else; text -> rdata is
+// rdata-from-text.ts). Called by the resolver facade (typed answers), the CLI, local zones and
+// zone-text.ts. Fixed-layout fields go through dns-packet's per-type codecs (A, AAAA, TXT, DS);
+// names never do, because its name strings are lossy: names are always read from wire labels by
+// readWireName. Must not accept bad rdata.
 import dnsPacket from 'dns-packet';
-import { isIPv4, isIPv6 } from 'node:net';
 import { DnsError } from '../../util/errors.js';
-import { nameToWire, parseName, readWireName } from './name.js';
+import { readWireName } from './name.js';
 import type { Name } from './types.js';
 
 /** The dns-packet per-type codecs we use; its typings do not declare them. */
@@ -14,7 +14,8 @@ interface Codec<T> {
   encode(data: T, buf?: Buffer, offset?: number): Buffer;
   decode(buf: Buffer, offset?: number): T;
 }
-const codecs = dnsPacket as unknown as {
+/** @internal Shared with rdata-from-text.ts. */
+export const codecs = dnsPacket as unknown as {
   a: Codec<string>;
   aaaa: Codec<string>;
   txt: Codec<Buffer[]>;
@@ -414,194 +415,5 @@ export function rdataToText(type: number, rdata: Buffer): string {
     }
     default:
       return genericText(rdata);
-  }
-}
-
-function badText(type: number, text: string, why: string, cause?: unknown): DnsError {
-  return new DnsError(
-    'DNS_ERR_BAD_RDATA',
-    `bad ${typeToString(type)} rdata ${JSON.stringify(text)}: ${why}`,
-    cause === undefined ? undefined : { cause },
-  );
-}
-
-interface Token {
-  /** Text with escapes kept (quotes removed). */
-  raw: string;
-  quoted: boolean;
-}
-
-/** Splits rdata text into whitespace-separated tokens and "quoted strings" (escapes kept). */
-function tokenize(type: number, text: string): Token[] {
-  const out: Token[] = [];
-  let i = 0;
-  while (i < text.length) {
-    const c = text[i] as string;
-    if (c === ' ' || c === '\t' || c === '\n' || c === '\r') {
-      i++;
-      continue;
-    }
-    const quoted = c === '"';
-    let j = quoted ? i + 1 : i;
-    let raw = '';
-    for (;;) {
-      if (j >= text.length) {
-        if (quoted) throw badText(type, text, 'unterminated quoted string');
-        break;
-      }
-      const d = text[j] as string;
-      if (d === '\\') {
-        if (j + 1 >= text.length) throw badText(type, text, 'dangling backslash');
-        raw += d + (text[j + 1] as string);
-        j += 2;
-        continue;
-      }
-      if (quoted ? d === '"' : d === ' ' || d === '\t' || d === '\n' || d === '\r' || d === '"') break;
-      raw += d;
-      j++;
-    }
-    out.push({ raw, quoted });
-    i = quoted ? j + 1 : j;
-  }
-  return out;
-}
-
-/** Bytes of a character-string token: \DDD and \X escapes, other characters as UTF-8. */
-function charStringBytes(type: number, text: string, raw: string): Buffer {
-  const bytes: number[] = [];
-  for (let i = 0; i < raw.length; i++) {
-    const c = raw[i] as string;
-    if (c === '\\') {
-      const digits = raw.slice(i + 1, i + 4);
-      if (/^[0-9]{3}$/.test(digits)) {
-        const v = Number(digits);
-        if (v > 255) throw badText(type, text, `\\${digits} is not a byte`);
-        bytes.push(v);
-        i += 3;
-        continue;
-      }
-      i++;
-    }
-    for (const b of Buffer.from(raw[i] as string, 'utf8')) bytes.push(b);
-  }
-  return Buffer.from(bytes);
-}
-
-/**
- * Parses a TTL or SOA timer: seconds, or BIND units (1w2d3h4m5s, case-insensitive).
- * @returns seconds, or null when the text is not a TTL.
- */
-export function parseTtlText(text: string): number | null {
-  if (/^[0-9]+$/.test(text)) {
-    const v = Number(text);
-    return v <= 0xffffffff ? v : null;
-  }
-  if (!/^([0-9]+[wdhms])+$/i.test(text)) return null;
-  const mult: Record<string, number> = { w: 604800, d: 86400, h: 3600, m: 60, s: 1 };
-  let total = 0;
-  for (const m of text.toLowerCase().matchAll(/([0-9]+)([wdhms])/g)) total += Number(m[1]) * (mult[m[2] as string] as number);
-  return total <= 0xffffffff ? total : null;
-}
-
-/** Resolves a domain-name token against the origin ('@', relative names, absolute names). */
-function textName(type: number, text: string, tok: Token | undefined, origin: Name | undefined): Buffer {
-  if (!tok || tok.quoted) throw badText(type, text, 'missing domain name');
-  try {
-    if (tok.raw === '@') return nameToWire(origin ?? '.');
-    const absolute = /(^|[^\\])(\\\\)*\.$/.test(tok.raw) || tok.raw === '.';
-    if (absolute || origin === undefined) return nameToWire(parseName(tok.raw));
-    return nameToWire(parseName(origin === '.' ? tok.raw : `${tok.raw}.${origin}`));
-  } catch (err) {
-    throw badText(type, text, `bad domain name ${JSON.stringify(tok.raw)}`, err);
-  }
-}
-
-function textUint(type: number, text: string, tok: Token | undefined, max: number, what: string): number {
-  if (!tok || tok.quoted || !/^[0-9]+$/.test(tok.raw) || Number(tok.raw) > max) {
-    throw badText(type, text, `${what} must be an integer 0..${max}`);
-  }
-  return Number(tok.raw);
-}
-
-function u16(v: number): Buffer {
-  const b = Buffer.allocUnsafe(2);
-  b.writeUInt16BE(v, 0);
-  return b;
-}
-
-function expectCount(type: number, text: string, toks: Token[], n: number): void {
-  if (toks.length !== n) throw badText(type, text, `expected ${n} fields, got ${toks.length}`);
-}
-
-/**
- * Rdata wire form from presentation text, for zone files and local data: A, AAAA, NS, CNAME,
- * DNAME, PTR, MX, TXT/SPF ("quoted" or bare strings), SOA (timers may use 1h/1d units), SRV, CAA,
- * and RFC 3597 "\# len hex" for any type. Relative names get `origin` appended; "@" is the origin;
- * without an origin every name is taken as absolute.
- * @throws DnsError DNS_ERR_BAD_RDATA with the reason.
- */
-export function rdataFromText(type: number, text: string, origin?: Name): Buffer {
-  const toks = tokenize(type, text);
-  if (toks[0]?.raw === '\\#' && !toks[0].quoted) {
-    const len = textUint(type, text, toks[1], 0xffff, 'length');
-    const hexText = toks.slice(2).map((t) => t.raw).join('');
-    if (!/^([0-9a-fA-F]{2})*$/.test(hexText) || hexText.length !== len * 2) {
-      throw badText(type, text, `expected ${len} bytes of hex data`);
-    }
-    return Buffer.from(hexText, 'hex');
-  }
-  switch (type) {
-    case 1:
-    case 28: {
-      expectCount(type, text, toks, 1);
-      const addr = (toks[0] as Token).raw;
-      if (type === 1 ? !isIPv4(addr) : !isIPv6(addr)) throw badText(type, text, 'not an IPv' + (type === 1 ? '4' : '6') + ' address');
-      return (type === 1 ? codecs.a : codecs.aaaa).encode(addr).subarray(2);
-    }
-    case 2: case 3: case 4: case 5: case 7: case 8: case 9: case 12: case 39:
-      expectCount(type, text, toks, 1);
-      return textName(type, text, toks[0], origin);
-    case 15: case 18: case 21: case 36:
-      expectCount(type, text, toks, 2);
-      return Buffer.concat([u16(textUint(type, text, toks[0], 0xffff, 'preference')), textName(type, text, toks[1], origin)]);
-    case 16:
-    case 99: {
-      if (toks.length === 0) throw badText(type, text, 'no character-strings');
-      const strings = toks.map((t) => charStringBytes(type, text, t.raw));
-      if (strings.some((s) => s.length > 255)) throw badText(type, text, 'character-string longer than 255 bytes');
-      const wire = codecs.txt.encode(strings).subarray(2);
-      if (wire.length > 0xffff) throw badText(type, text, 'rdata longer than 65535 bytes');
-      return wire;
-    }
-    case 6: {
-      expectCount(type, text, toks, 7);
-      const timers = Buffer.allocUnsafe(20);
-      for (let i = 0; i < 5; i++) {
-        const tok = toks[2 + i] as Token;
-        const v = tok.quoted ? null : parseTtlText(tok.raw);
-        if (v === null) throw badText(type, text, `SOA field ${i + 3} must be a number or a TTL like 1h`);
-        timers.writeUInt32BE(v, i * 4);
-      }
-      return Buffer.concat([textName(type, text, toks[0], origin), textName(type, text, toks[1], origin), timers]);
-    }
-    case 33: {
-      expectCount(type, text, toks, 4);
-      const head = Buffer.allocUnsafe(6);
-      head.writeUInt16BE(textUint(type, text, toks[0], 0xffff, 'priority'), 0);
-      head.writeUInt16BE(textUint(type, text, toks[1], 0xffff, 'weight'), 2);
-      head.writeUInt16BE(textUint(type, text, toks[2], 0xffff, 'port'), 4);
-      return Buffer.concat([head, textName(type, text, toks[3], origin)]);
-    }
-    case 257: {
-      expectCount(type, text, toks, 3);
-      const flags = textUint(type, text, toks[0], 255, 'flags');
-      const tag = (toks[1] as Token).raw;
-      // RFC 8659 section 4.1: the tag is 1-15 ASCII letters and digits.
-      if (!/^[A-Za-z0-9]{1,15}$/.test(tag)) throw badText(type, text, 'tag must be 1-15 letters or digits');
-      const value = charStringBytes(type, text, (toks[2] as Token).raw);
-      return Buffer.concat([Buffer.from([flags, tag.length]), Buffer.from(tag, 'latin1'), value]);
-    }
-    default:
-      throw badText(type, text, `no presentation format for ${typeToString(type)} here; use "\\# len hex"`);
   }
 }

@@ -4,7 +4,8 @@
 // error, never a silent skip) and never touches the network or the file system itself.
 import { DnsError } from '../../util/errors.js';
 import { parseName } from './name.js';
-import { classFromString, parseTtlText, rdataFromText, typeFromString } from './rdata.js';
+import { parseTtlText, rdataFromText } from './rdata-from-text.js';
+import { classFromString, typeFromString } from './rdata.js';
 import type { Name, ResourceRecord } from './types.js';
 
 /** Options shared by parseZoneText and parseRecordLine. */

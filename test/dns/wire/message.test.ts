@@ -12,7 +12,7 @@ import {
   readQueryKey,
 } from '../../../src/dns/wire/message.js';
 import { canonicalName, nameToWire, wireLength } from '../../../src/dns/wire/name.js';
-import { rdataFromText } from '../../../src/dns/wire/rdata.js';
+import { rdataFromText } from '../../../src/dns/wire/rdata-from-text.js';
 import type { Flags, Message, ResourceRecord } from '../../../src/dns/wire/types.js';
 import { seededRandom } from '../../helpers/seeded-random.js';
 import { throwsCode } from '../../helpers/assert-error.js';

@@ -5,9 +5,7 @@ import { nameToWire } from '../../../src/dns/wire/name.js';
 import {
   classFromString,
   classToString,
-  parseTtlText,
   rcodeToString,
-  rdataFromText,
   rdataNames,
   rdataToData,
   rdataToText,
@@ -16,6 +14,7 @@ import {
   typeFromString,
   typeToString,
 } from '../../../src/dns/wire/rdata.js';
+import { parseTtlText, rdataFromText } from '../../../src/dns/wire/rdata-from-text.js';
 import { RRType } from '../../../src/dns/wire/types.js';
 import { throwsCode } from '../../helpers/assert-error.js';
 
