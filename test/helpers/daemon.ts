@@ -33,9 +33,13 @@ process.on('exit', () => {
   for (const dir of liveDirs) rmSync(dir, { recursive: true, force: true });
 });
 
-/** A random port in 20000..60999; callers retry on EADDRINUSE. */
+/**
+ * A random port in 20000..32767, below Linux's ephemeral range (32768..60999): a port picked there
+ * could be taken as the local port of some outgoing connection (a node dialling its peers, a test's
+ * client) between the check and the bind. Callers retry on EADDRINUSE.
+ */
 function randomPort(): number {
-  return randomInt(20_000, 61_000);
+  return randomInt(20_000, 32_768);
 }
 
 /** Whether UDP and TCP are both free on address:port right now. */
