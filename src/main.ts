@@ -213,6 +213,7 @@ export async function startDaemon(v: ConfigValues, logger: Logger, clock: Clock,
       tcpIdleTimeoutMs: v['tcp-idle-timeout-ms'] as number,
       maxConcurrentQueries: v['max-concurrent-queries'] as number,
     },
+    udpBuffers: { recvBytes: v['so-rcvbuf'] as number, sendBytes: v['so-sndbuf'] as number },
   });
   // systemd socket activation: sockets named dns-udp / dns-tcp / policy replace the configured addresses.
   const dnsFds = inherited.filter((f) => f.name === 'dns-udp' || f.name === 'dns-tcp');

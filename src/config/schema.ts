@@ -52,6 +52,8 @@ export const SCHEMA: readonly KeyDef[] = [
   { key: 'serve-expired-client-timeout', kind: 'int', min: 0, max: 30000, default: 1800, group: 'dns', description: 'Milliseconds after which a slow resolution is answered from stale data (0: only on failure).' },
   { key: 'prefetch', kind: 'bool', default: true, group: 'dns', description: 'Refresh names hit repeatedly shortly before they expire.' },
   { key: 'prefetch-rate', kind: 'int', min: 1, max: 100000, default: 100, group: 'dns', description: 'Most prefetches started per second.' },
+  { key: 'so-rcvbuf', kind: 'size', min: 0, max: 1 << 30, default: 0, group: 'dns', description: 'Receive buffer of each DNS UDP listener (SO_RCVBUF, as Unbound\'s so-rcvbuf), e.g. 4m: room for bursts of queries while the daemon is busy, instead of kernel drops; 0: the OS default. The kernel caps it at net.core.rmem_max; a warning says when it gave less.' },
+  { key: 'so-sndbuf', kind: 'size', min: 0, max: 1 << 30, default: 0, group: 'dns', description: 'Send buffer of each DNS UDP listener (SO_SNDBUF, as Unbound\'s so-sndbuf); 0: the OS default. Capped at net.core.wmem_max.' },
 
   { key: 'client-deadline-ms', kind: 'int', min: 100, max: 60000, default: 4500, group: 'limits', description: 'Budget of one client query; SERVFAIL after it.' },
   { key: 'max-cname-chain', kind: 'int', min: 1, max: 64, default: 11, group: 'limits', description: 'CNAME/DNAME links followed for one query.' },

@@ -18,7 +18,7 @@ import { ControlError } from './control-error.js';
 export const RESTART_KEYS: readonly string[] = [
   'dns-listen', 'policy-listen', 'control-socket', 'metrics-listen', 'data-dir', 'store-map-size', 'root-hints',
   'cache-min-ttl', 'cache-max-ttl', 'cache-max-negative-ttl', 'serve-expired-ttl',
-  'max-tcp-connections', 'tcp-idle-timeout-ms', 'policy-max-connections',
+  'max-tcp-connections', 'tcp-idle-timeout-ms', 'policy-max-connections', 'so-rcvbuf', 'so-sndbuf',
 ];
 
 /** Restart-only: the keys above and the replication links' settings (their sockets open once). */

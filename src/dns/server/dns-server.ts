@@ -25,7 +25,7 @@ import type { Logger } from '../../util/logger.js';
 import { decodeMessage, encodeErrorResponse, encodeMessage, peekHeader, readQueryKey } from '../wire/message.js';
 import { rcodeToString } from '../wire/rdata.js';
 import { Opcode, RRClass, RRType, Rcode, type Message, type Question, type QueryKey, type ResourceRecord } from '../wire/types.js';
-import { adoptUdpFd, bindUdpSocket, closeUdp, fmtAddr, listenTcpServer } from './listen-sockets.js';
+import { adoptUdpFd, bindUdpSocket, closeUdp, fmtAddr, listenTcpServer, setUdpBuffers, type UdpBufferSizes } from './listen-sockets.js';
 import type { LocalAnswer, LocalZones } from './local-zones.js';
 import { TcpConnections } from './tcp-connections.js';
 
@@ -77,6 +77,8 @@ export interface DnsServerOptions {
   logger: Logger;
   clock: Clock;
   limits?: Partial<DnsServerLimits>;
+  /** SO_RCVBUF / SO_SNDBUF of the UDP listeners (so-rcvbuf / so-sndbuf); absent or 0: the OS default. */
+  udpBuffers?: Partial<UdpBufferSizes>;
 }
 
 type AnswerSourceStat = AnswerSource | 'packet-cache';
@@ -137,6 +139,7 @@ export class DnsServer {
   private readonly logger: Logger;
   private readonly clock: Clock;
   private readonly limits: DnsServerLimits;
+  private readonly udpBuffers: UdpBufferSizes;
   private readonly listeners: Array<UdpListener | TcpListener> = [];
   private readonly tcpConns: TcpConnections;
   private readonly pending = new Set<Promise<void>>();
@@ -165,6 +168,7 @@ export class DnsServer {
     this.logger = opts.logger;
     this.clock = opts.clock;
     this.limits = { ...DEFAULT_DNS_SERVER_LIMITS, ...opts.limits };
+    this.udpBuffers = { recvBytes: opts.udpBuffers?.recvBytes ?? 0, sendBytes: opts.udpBuffers?.sendBytes ?? 0 };
     this.tcpConns = new TcpConnections({
       limits: this.limits,
       clock: this.clock,
@@ -321,6 +325,12 @@ export class DnsServer {
   }
 
   private attachUdp(socket: dgram.Socket): UdpListener {
+    for (const b of setUdpBuffers(socket, this.udpBuffers)) {
+      const { address, port } = socket.address();
+      const fields = { listen: fmtAddr(address, port), option: b.option, requested: b.requested, got: b.got };
+      if (b.problem) this.logger.warn(fields, `DNS UDP listener: ${b.option} ${b.requested} not granted: ${b.problem}`);
+      else this.logger.debug(fields, `DNS UDP listener: ${b.option} set`);
+    }
     const listener: UdpListener = { kind: 'udp', socket, closed: false };
     socket.on('message', (msg, rinfo) => this.onDatagram(listener, msg, rinfo));
     socket.on('error', (err) => this.logLimited('udp-socket', 'warn', { err: describeError(err) }, 'DNS UDP socket error'));

@@ -69,6 +69,49 @@ export function listenTcpServer(opts: net.ListenOptions | { fd: number }, what: 
   });
 }
 
+/** Requested kernel buffer sizes of the UDP listeners, bytes; 0 leaves the OS default. */
+export interface UdpBufferSizes {
+  recvBytes: number;
+  sendBytes: number;
+}
+
+/** What setUdpBuffers asked for and what the kernel reports (Linux reports twice the granted value). */
+export interface UdpBufferOutcome {
+  option: 'so-rcvbuf' | 'so-sndbuf';
+  requested: number;
+  /** getsockopt's answer after the request, or null when setting it failed. */
+  got: number | null;
+  /** Set when the kernel gave less than asked or refused: what the admin should do. */
+  problem?: string;
+}
+
+/**
+ * Sets SO_RCVBUF / SO_SNDBUF on a bound UDP listener (Unbound's so-rcvbuf / so-sndbuf): room for a
+ * burst of queries while the event loop is busy, instead of kernel drops. Node cannot use
+ * SO_RCVBUFFORCE, so the kernel caps the request at net.core.rmem_max (wmem_max); the outcome says
+ * when it gave less than asked, for the caller to log. Never throws.
+ */
+export function setUdpBuffers(socket: dgram.Socket, sizes: UdpBufferSizes): UdpBufferOutcome[] {
+  const out: UdpBufferOutcome[] = [];
+  const apply = (option: UdpBufferOutcome['option'], requested: number, set: (n: number) => void, get: () => number, sysctl: string): void => {
+    if (requested <= 0) return;
+    let got: number | null = null;
+    try {
+      set(requested);
+      got = get();
+    } catch (err) {
+      out.push({ option, requested, got: null, problem: `the kernel refused it (${describeError(err)})` });
+      return;
+    }
+    const outcome: UdpBufferOutcome = { option, requested, got };
+    if (got < requested) outcome.problem = `granted ${got} bytes only; raise ${sysctl} (sysctl -w ${sysctl}=${requested}) or lower ${option}`;
+    out.push(outcome);
+  };
+  apply('so-rcvbuf', sizes.recvBytes, (n) => socket.setRecvBufferSize(n), () => socket.getRecvBufferSize(), 'net.core.rmem_max');
+  apply('so-sndbuf', sizes.sendBytes, (n) => socket.setSendBufferSize(n), () => socket.getSendBufferSize(), 'net.core.wmem_max');
+  return out;
+}
+
 /**
  * Replies go to the client's IP literal from rinfo: skip the dns.lookup() round dgram.send()
  * would otherwise schedule for every datagram (measurable on the cache-hit path).

@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { requirePeer } from '../../helpers/peers.js';
 import { DnsServer, type DnsServerLimits } from '../../../src/dns/server/dns-server.js';
-import { bindError } from '../../../src/dns/server/listen-sockets.js';
+import { bindError, setUdpBuffers } from '../../../src/dns/server/listen-sockets.js';
 import { LocalZones } from '../../../src/dns/server/local-zones.js';
 import { PacketCache } from '../../../src/dns/cache/packet-cache.js';
 import { decodeMessage } from '../../../src/dns/wire/message.js';
@@ -18,6 +18,8 @@ import { CidrSet } from '../../../src/util/cidr.js';
 import { ManualClock } from '../../../src/util/clock.js';
 import { DnsError } from '../../../src/util/errors.js';
 import { createSilentLogger } from '../../../src/util/logger.js';
+import { capturingLogger } from '../../helpers/capturing-logger.js';
+import { readFileSync } from 'node:fs';
 import { FakeRecursor, LOOPBACK, TcpClient, aRecord, buildQuery, tcpQuery, udpQuery } from './dns-test-client.js';
 
 interface Ctx {
@@ -597,6 +599,65 @@ s('a non-IP listen address is a clear error', async () => {
     assert.unreachable('should throw');
   } catch (e) {
     assert.is((e as DnsError).code, 'DNS_ERR_BIND_ADDRESS');
+  } finally {
+    await server.close();
+  }
+});
+
+/** The kernel's cap on SO_RCVBUF requests (net.core.rmem_max). */
+function rmemMax(): number {
+  return Number(readFileSync('/proc/sys/net/core/rmem_max', 'utf8').trim());
+}
+
+s('so-rcvbuf / so-sndbuf: a grantable size is set; one over net.core.rmem_max is reported, not fatal', async () => {
+  const socket = dgram.createSocket('udp4');
+  await new Promise<void>((resolve) => socket.bind({ address: LOOPBACK, port: 0 }, () => resolve()));
+  try {
+    const before = socket.getRecvBufferSize();
+    // Linux grants a request up to rmem_max and reports twice the value (its bookkeeping overhead).
+    const asked = Math.min(rmemMax(), 256 << 10);
+    const [recv, send] = setUdpBuffers(socket, { recvBytes: asked, sendBytes: 64 << 10 });
+    assert.is(recv?.option, 'so-rcvbuf');
+    assert.is(recv?.problem, undefined);
+    assert.ok(recv!.got! >= asked, `got ${recv?.got} for ${asked}`);
+    assert.is(socket.getRecvBufferSize(), recv!.got);
+    assert.ok(asked <= before || socket.getRecvBufferSize() > before);
+    assert.is(send?.option, 'so-sndbuf');
+    assert.ok(send!.got! >= 64 << 10);
+    // Beyond the cap: the kernel gives less, the outcome says so and what to raise.
+    const tooBig = rmemMax() * 4;
+    const [over] = setUdpBuffers(socket, { recvBytes: tooBig, sendBytes: 0 });
+    assert.ok(over!.got! < tooBig);
+    assert.match(over!.problem ?? '', 'net.core.rmem_max');
+    // 0 leaves both alone.
+    assert.equal(setUdpBuffers(socket, { recvBytes: 0, sendBytes: 0 }), []);
+  } finally {
+    socket.close();
+  }
+});
+
+s('the server applies udpBuffers to its UDP listeners, warns when not granted, and still answers', async () => {
+  const { logger, lines } = capturingLogger();
+  const recursor = new FakeRecursor();
+  recursor.table.set('www.example.', [aRecord('www.example.', '192.0.2.1')]);
+  const server = new DnsServer({
+    recursor,
+    packetCache: null,
+    localZones: new LocalZones(),
+    allow: new CidrSet(['127.0.0.0/8']),
+    logger,
+    clock: new ManualClock(),
+    udpBuffers: { recvBytes: rmemMax() * 4 },
+  });
+  try {
+    await server.listen([{ address: LOOPBACK, port: 0 }]);
+    const warn = lines().find((l) => l.level === 'warn' && l.option === 'so-rcvbuf');
+    assert.ok(warn, JSON.stringify(lines()));
+    assert.is(warn.requested, rmemMax() * 4);
+    assert.match(String(warn.msg), 'net.core.rmem_max');
+    const port = server.addresses().find((a) => a.transport === 'udp')!.port;
+    const reply = decode(await udpQuery(port, buildQuery('www.example', 'A')));
+    assert.equal(addresses(reply), ['192.0.2.1']);
   } finally {
     await server.close();
   }
