@@ -49,6 +49,8 @@ export interface DnsBenchOptions {
   /** Cache budgets given to both resolvers, bytes. */
   cacheBytes: number;
   answerCacheBytes: number;
+  /** SO_RCVBUF of both resolvers' listening UDP sockets, bytes; 0: the OS default. */
+  soRcvbuf: number;
   /** When set, mxsentry runs with --cpu-prof and writes its profile into this folder when stopped. */
   cpuProfDir?: string;
   clock: Clock;
@@ -73,6 +75,7 @@ export const DEFAULT_DNS_BENCH_OPTIONS: Omit<DnsBenchOptions, 'clock' | 'log'> =
   replayFront: true,
   cacheBytes: 64 << 20,
   answerCacheBytes: 16 << 20,
+  soRcvbuf: 0,
 };
 
 /** The cache-hit working set: what a mail host asks over and over (MX, SPF, A/AAAA, CNAME, DNSBL). */
@@ -194,7 +197,7 @@ export async function runDnsBench(options: DnsBenchOptions, registry: ResourceRe
     mkdirSync(d, { recursive: true });
     return {
       dir: d, rootHintsFile, upstreamPort: options.upstreamPort, cacheBytes: options.cacheBytes,
-      answerCacheBytes: options.answerCacheBytes, clock,
+      answerCacheBytes: options.answerCacheBytes, soRcvbuf: options.soRcvbuf, clock,
       ...(options.cpuProfDir ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', options.cpuProfDir] } : {}),
     };
   };

@@ -11,7 +11,7 @@ import { ResourceRegistry } from './lib/managed-process.js';
 import { formatComparisonTable, formatNumber } from './lib/results-table.js';
 import { POLICY_BENCH_USAGE, formatPolicyReport, mergeBenchResults, parsePolicyBenchArgs, runPolicyBench, type PolicyBenchOptions } from './policy-bench.js';
 
-const USAGE = `usage: node dist/bench/run.js [--only dns|policy] [--quick] [--rounds N] [--cold-names N] [--cold-outstanding N,N] [--fixed-qps N] [--no-replay-front] [--cpu-prof DIR]
+const USAGE = `usage: node dist/bench/run.js [--only dns|policy] [--quick] [--rounds N] [--cold-names N] [--cold-outstanding N,N] [--fixed-qps N] [--no-replay-front] [--so-rcvbuf BYTES] [--cpu-prof DIR]
   --quick         one round with shorter phases (about a minute), for checking the setup
   --rounds N      measurement rounds per phase, medians reported (default ${DEFAULT_DNS_BENCH_OPTIONS.rounds})
   --cold-names N  fresh names per cold round (default ${DEFAULT_DNS_BENCH_OPTIONS.coldNames})
@@ -19,6 +19,8 @@ const USAGE = `usage: node dist/bench/run.js [--only dns|policy] [--quick] [--ro
                   (default ${DEFAULT_DNS_BENCH_OPTIONS.coldOutstanding.join(',')})
   --fixed-qps N   offered load of the CPU-per-answer phase (default ${DEFAULT_DNS_BENCH_OPTIONS.fixedQps})
   --no-replay-front  let the fake authorities answer every query themselves (slower fakes)
+  --so-rcvbuf BYTES  receive buffer of both resolvers' listening UDP sockets (mxsentry --so-rcvbuf,
+                  Unbound so-rcvbuf; default 0: the OS default)
   --cpu-prof DIR  mxsentry runs with node --cpu-prof and writes its .cpuprofile of the whole run into DIR
   --only dns|policy  run one bench (default both: DNS vs Unbound, then policy vs postgrey)
 ${POLICY_BENCH_USAGE}
@@ -40,6 +42,7 @@ function parseBenchArgs(argv: readonly string[]): Omit<DnsBenchOptions, 'clock' 
     else if (a === '--fixed-qps') o.fixedQps = positiveInt(a, argv[++i]);
     else if (a === '--cold-outstanding') o.coldOutstanding = (argv[++i] ?? '').split(',').map((v) => positiveInt(a, v));
     else if (a === '--no-replay-front') o.replayFront = false;
+    else if (a === '--so-rcvbuf') o.soRcvbuf = positiveInt(a, argv[++i]);
     else if (a === '--cpu-prof') o.cpuProfDir = resolve(argv[++i] ?? '');
     else if (a === '--help' || a === '-h') throw new Error(USAGE);
     else throw new Error(`unknown argument '${a ?? ''}'\n${USAGE}`);

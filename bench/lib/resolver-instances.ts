@@ -35,6 +35,8 @@ export interface ResolverSetup {
   cacheBytes: number;
   /** Encoded-answer cache budget in bytes; Unbound: msg-cache-size. */
   answerCacheBytes: number;
+  /** SO_RCVBUF of the listening UDP socket, bytes; 0: the OS default. Unbound: so-rcvbuf. */
+  soRcvbuf: number;
   clock: Clock;
   /** Node.js flags for mxsentry's process (e.g. --cpu-prof); ignored by the other resolvers. */
   nodeArgs?: string[];
@@ -120,6 +122,7 @@ export async function startMxsentry(setup: ResolverSetup, registry: ResourceRegi
     '--prefetch', 'true',
     '--cache-size', String(setup.cacheBytes),
     '--packet-cache-size', String(setup.answerCacheBytes),
+    '--so-rcvbuf', String(setup.soRcvbuf),
   ];
   const proc = new ManagedProcess({ name: 'mxsentry', command: process.execPath, args, cwd: setup.dir }, registry);
   const inst = instance('mxsentry', port, proc);
@@ -161,6 +164,7 @@ export function unboundConfig(setup: ResolverSetup, port: number): string {
     '  module-config: "iterator"',
     `  rrset-cache-size: ${mib(setup.cacheBytes)}`,
     `  msg-cache-size: ${mib(setup.answerCacheBytes)}`,
+    `  so-rcvbuf: ${setup.soRcvbuf}`,
     'remote-control:',
     '  control-enable: no',
     '',
