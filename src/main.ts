@@ -301,7 +301,9 @@ export async function startDaemon(v: ConfigValues, logger: Logger, clock: Clock,
         resolverConfig,
         createLocalZones,
         createPolicy: (nv) => createPolicyService(policySettings(nv), policyDeps),
+        replicationSettingsOf,
       },
+      replication: replicator,
       ...(options.loadConfig ? { loadConfig: options.loadConfig } : {}),
     });
   } catch (err) {

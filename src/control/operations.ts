@@ -54,7 +54,9 @@ export interface OperationsOptions {
   store: { isHealthy(): boolean; current(): { count(): Promise<StoreCounts>; startExpiry(intervalMs: number, maxAgeMs: number): unknown } | undefined };
   /** Interval of the greylist expiry sweep, for a max-age change. */
   expiryIntervalMs: number;
-  builders: Pick<ReloadParts, 'listZonesOf' | 'iteratorConfig' | 'resolverConfig' | 'createLocalZones' | 'createPolicy'>;
+  builders: Pick<ReloadParts, 'listZonesOf' | 'iteratorConfig' | 'resolverConfig' | 'createLocalZones' | 'createPolicy' | 'replicationSettingsOf'>;
+  /** The running replication (settings in force, reconfigure on reload). */
+  replication: ReloadParts['replication'];
   /** Re-reads the configuration (file + start flags); default: the start values again (no file). */
   loadConfig?: () => LoadResult;
   /** Replication status for `replication-status` and lag metrics; absent: not configured. */
@@ -129,6 +131,7 @@ export async function startOperations(o: OperationsOptions): Promise<Operations>
     setMaxAge: (sec) => {
       o.store.current()?.startExpiry(o.expiryIntervalMs, sec * 1000);
     },
+    replication: o.replication,
   };
   const reload = (): Promise<ReloadReport> => {
     const run = reloading.then(async () => {

@@ -12,6 +12,8 @@ import type { PolicyService } from '../policy/policy-service.js';
 import { CidrSet } from '../util/cidr.js';
 import { describeError } from '../util/errors.js';
 import type { Logger, LogLevel } from '../util/logger.js';
+import type { ReplicationSettings } from '../store/replication/replication-settings.js';
+import type { ReplicationChange } from '../store/replication/replicator.js';
 import { ControlError } from './control-error.js';
 
 /** Keys bound to sockets, files or memory maps opened once at start: a change is logged, applied at the next restart. */
@@ -21,9 +23,17 @@ export const RESTART_KEYS: readonly string[] = [
   'max-tcp-connections', 'tcp-idle-timeout-ms', 'policy-max-connections', 'so-rcvbuf', 'so-sndbuf',
 ];
 
-/** Restart-only: the keys above and the replication links' settings (their sockets open once). */
-export function needsRestart(key: string): boolean {
-  return RESTART_KEYS.includes(key) || keyDef(key)?.group === 'replication';
+/** Replication keys bound at start: the node's identity and its listener. */
+export const REPLICATION_RESTART_KEYS: readonly string[] = ['node-name', 'replication-listen'];
+
+/**
+ * Restart-only keys: RESTART_KEYS, the replication keys bound at start, and every replication key
+ * when the reload would turn replication on or off (its listener and store hooks are set up once).
+ */
+export function needsRestart(key: string, replicationSwitched = false): boolean {
+  if (RESTART_KEYS.includes(key)) return true;
+  if (keyDef(key)?.group !== 'replication') return false;
+  return replicationSwitched || REPLICATION_RESTART_KEYS.includes(key);
 }
 
 /** What a reload did. */
@@ -59,6 +69,10 @@ export interface ReloadParts {
   setMetricsAllow(a: CidrSet): void;
   /** Restarts the greylist expiry sweep with a new max-age (seconds). */
   setMaxAge(maxAgeSec: number): void;
+  /** Replication settings of a configuration (reads the key file); throws ConfigError. */
+  replicationSettingsOf(v: ConfigValues): ReplicationSettings | undefined;
+  /** The running replication: its settings in force (undefined: off) and how to change them. */
+  replication: { readonly settings: ReplicationSettings | undefined; reconfigure(next: ReplicationSettings): ReplicationChange };
 }
 
 /** Keys whose values differ between two validated configurations. */
@@ -90,18 +104,24 @@ export async function reloadConfig(current: ConfigValues, parts: ReloadParts): P
   }
   const next = loaded.values;
   const changed = changedKeys(current, next);
-  const restartNeeded = changed.filter(needsRestart);
 
   // Build everything that can fail before touching the running daemon.
   let policy: PolicyService;
   let localZones: LocalZones | null = null;
+  let replication: ReplicationSettings | undefined;
   try {
     if (changed.includes('local-zones-file') || changed.includes('no-default-zone')) localZones = parts.createLocalZones(next);
+    // Built on every reload: the key file may have changed under the same path.
+    replication = parts.replicationSettingsOf(next);
     policy = await parts.createPolicy(next);
   } catch (err) {
     parts.logger.error({ file, err: describeError(err) }, 'reload: configuration problem');
     throw new ControlError('CONTROL_ERR_FAILED', `configuration rejected, the running one is kept: ${describeError(err)}`, { cause: err });
   }
+
+  const running = parts.replication.settings;
+  const switched = (running === undefined) !== (replication === undefined);
+  const restartNeeded = changed.filter((k) => needsRestart(k, switched));
 
   const listZones = parts.listZonesOf(next);
   if (changed.some((k) => DNS_KEYS.has(k))) {
@@ -121,8 +141,13 @@ export async function reloadConfig(current: ConfigValues, parts: ReloadParts): P
   if (changed.includes('max-age')) parts.setMaxAge(next['max-age'] as number);
   parts.swapPolicy(policy, next);
   if (changed.includes('log-level')) parts.logger.level = next['log-level'] as LogLevel;
+  const applied = changed.filter((k) => !needsRestart(k, switched));
+  if (running && replication) {
+    const change = parts.replication.reconfigure(replication);
+    // A new key in the same key file changes no configuration value: say that it was applied.
+    if (change.keyChanged && !applied.includes('replication-key') && !applied.includes('replication-key-file')) applied.push('replication-key-file');
+  }
 
-  const applied = changed.filter((k) => !needsRestart(k));
   const report: ReloadReport = { file, applied, restartNeeded };
   parts.logger.info({ file, applied, restartNeeded }, 'configuration reloaded');
   if (restartNeeded.length > 0) {
@@ -130,6 +155,6 @@ export async function reloadConfig(current: ConfigValues, parts: ReloadParts): P
   }
   // Settings that need a restart stay as they are in force, so the next reload reports them again.
   const effective: ConfigValues = { ...next };
-  for (const k of Object.keys(current)) if (needsRestart(k)) effective[k] = current[k];
+  for (const k of Object.keys(current)) if (needsRestart(k, switched)) effective[k] = current[k];
   return { values: effective, report };
 }

@@ -16,6 +16,8 @@ import type { PolicyService } from '../../src/policy/policy-service.js';
 import { CidrSet } from '../../src/util/cidr.js';
 import { Writable } from 'node:stream';
 import { createRootLogger } from '../../src/util/logger.js';
+import { generateReplicationKey, replicationSettingsOf, type ReplicationSettings } from '../../src/store/replication/replication-settings.js';
+import type { ReplicationChange } from '../../src/store/replication/replicator.js';
 
 const s = suite('control/reload');
 let dir = '';
@@ -31,7 +33,7 @@ interface Recorder {
   allow: CidrSet | null;
 }
 
-function recorder(file: string, opts: { policyFails?: boolean } = {}): Recorder {
+function recorder(file: string, opts: { policyFails?: boolean; replication?: ReplicationSettings } = {}): Recorder {
   const events: string[] = [];
   const iteratorConfig = { useCapsForId: true, qnameMinimisation: 'relaxed' } as IteratorConfig;
   const rec: Recorder = { events, iteratorConfig, allow: null, parts: undefined as unknown as ReloadParts };
@@ -67,6 +69,20 @@ function recorder(file: string, opts: { policyFails?: boolean } = {}): Recorder 
     swapPolicy: () => events.push('policy swapped'),
     setMetricsAllow: () => events.push('metrics allow'),
     setMaxAge: (sec) => events.push(`max-age ${sec}`),
+    replicationSettingsOf,
+    replication: {
+      settings: opts.replication,
+      reconfigure: (next): ReplicationChange => {
+        const before = opts.replication!;
+        events.push(`replication peers=${next.peers.map((p) => p.text).join(',')} digest=${next.digestIntervalMs}`);
+        return {
+          peersAdded: next.peers.filter((p) => !before.peers.some((q) => q.text === p.text)).map((p) => p.text),
+          peersRemoved: before.peers.filter((p) => !next.peers.some((q) => q.text === p.text)).map((p) => p.text),
+          keyChanged: !before.psk.equals(next.psk),
+          reconnected: [],
+        };
+      },
+    },
   };
   return rec;
 }
@@ -142,6 +158,54 @@ s('a good file is applied live; listener changes need a restart', async () => {
   const again = await reloadConfig(values, recorder(file).parts);
   assert.equal(again.report.restartNeeded, ['policy-listen']);
   assert.equal(again.report.applied, []);
+});
+
+s('replication: peers, key (also a new key in the same file) and intervals apply live; name and listener need a restart', async () => {
+  const file = join(dir, 'mx.conf');
+  const keyFile = join(dir, 'cluster.key');
+  writeFileSync(keyFile, `${generateReplicationKey()}\n`, { mode: 0o600 });
+  const base = ['node-name: mx1', 'replication-listen: 127.0.0.1:7410', `replication-key-file: ${keyFile}`, 'peer: mx2=192.0.2.2:7410'];
+  writeFileSync(file, `${base.join('\n')}\n`);
+  const current = start(file);
+  const running = replicationSettingsOf(current)!;
+  writeFileSync(file, [...base, 'peer: mx3=192.0.2.3:7410', 'replication-digest-interval: 10m', 'node-name: mx9', ''].filter((l) => l !== 'node-name: mx1').join('\n'));
+  const rec = recorder(file, { replication: running });
+  const { values, report } = await reloadConfig(current, rec.parts);
+  assert.equal(report.restartNeeded, ['node-name']);
+  assert.equal(report.applied, ['peer', 'replication-digest-interval']);
+  assert.ok(rec.events.includes('replication peers=mx2=192.0.2.2:7410,mx3=192.0.2.3:7410 digest=600000'), rec.events.join('; '));
+  assert.is(values['node-name'], 'mx1', 'the name in force stays until a restart');
+
+  // The key file gets a new key, no configuration value changes: applied, and said so.
+  writeFileSync(keyFile, `${generateReplicationKey()}\n`, { mode: 0o600 });
+  const rec2 = recorder(file, { replication: running });
+  const second = await reloadConfig(values, rec2.parts);
+  assert.equal(second.report.applied, ['replication-key-file']);
+  assert.equal(second.report.restartNeeded, ['node-name']);
+
+  // A key file that cannot be read rejects the whole reload: nothing is applied.
+  rmSync(keyFile);
+  const rec3 = recorder(file, { replication: running });
+  try {
+    await reloadConfig(values, rec3.parts);
+    assert.unreachable('accepted a missing key file');
+  } catch (err) {
+    assert.is((err as ControlError).code, 'CONTROL_ERR_FAILED');
+    assert.match((err as Error).message, 'replication-key-file');
+  }
+  assert.equal(rec3.events, []);
+});
+
+s('replication: turning it on (or off) by reload needs a restart and reconfigures nothing', async () => {
+  const file = join(dir, 'mx.conf');
+  writeFileSync(file, 'allow: 127.0.0.0/8\n');
+  const current = start(file);
+  writeFileSync(file, ['allow: 127.0.0.0/8', 'node-name: mx1', 'replication-listen: 127.0.0.1:7410', `replication-key: ${generateReplicationKey()}`, 'peer: mx2=192.0.2.2:7410', ''].join('\n'));
+  const rec = recorder(file, { replication: undefined });
+  const { report } = await reloadConfig(current, rec.parts);
+  assert.equal(report.restartNeeded, ['node-name', 'peer', 'replication-key', 'replication-listen']);
+  assert.equal(report.applied, []);
+  assert.not.ok(rec.events.some((e) => e.startsWith('replication')));
 });
 
 s('changedKeys compares values, not identity', () => {

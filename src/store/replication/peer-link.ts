@@ -219,7 +219,8 @@ class PeerLink {
       if (this.halted || !conn.isOpen()) throw stopped();
       if (this.r.opts.clock.nowMs() >= digestDueMs) {
         await this.digestRound(conn);
-        digestDueMs = this.r.opts.clock.nowMs() + settings.digestIntervalMs;
+        // The interval in force now, not the session's: a reload may change it while the link runs.
+        digestDueMs = this.r.opts.clock.nowMs() + (this.r.settings ?? settings).digestIntervalMs;
         continue;
       }
       const entries = await this.r.track(store.readLog(cursor, batchMaxEntries));

@@ -31,7 +31,8 @@ const ERROR_LINGER_MS = 200;
 const MAX_QUEUED_MESSAGES = 16;
 
 /** tls.Server options for the replication listener; `identityOf` later tells which identity a socket used. */
-export function pskServerOptions(psk: Buffer, handshakeTimeoutMs: number): tls.TlsOptions {
+export function pskServerOptions(psk: Buffer | (() => Buffer), handshakeTimeoutMs: number): tls.TlsOptions {
+  const keyOf = typeof psk === 'function' ? psk : () => psk;
   return {
     ciphers: PSK_CIPHERS,
     minVersion: TLS_VERSION,
@@ -42,7 +43,7 @@ export function pskServerOptions(psk: Buffer, handshakeTimeoutMs: number): tls.T
       identities.set(socket, identity);
       // Any well-formed identity gets the cluster key: authentication is holding the key, and the
       // HELLO must then carry the same name. A malformed identity gets no key: the handshake fails.
-      return isNodeId(identity) ? psk : null;
+      return isNodeId(identity) ? keyOf() : null;
     },
   };
 }

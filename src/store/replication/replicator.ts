@@ -31,6 +31,17 @@ export type ReplicationStore = Pick<
   'getNodeId' | 'readLog' | 'getLastSeq' | 'getCursor' | 'setCursor' | 'trimLog' | 'applyRemoteBatch' | 'listTriplets' | 'listClients' | 'count'
 >;
 
+/** What reconfigure() changed. */
+export interface ReplicationChange {
+  /** Peer lines ("name=host:port") added and removed. */
+  peersAdded: string[];
+  peersRemoved: string[];
+  /** The cluster key changed: every link and inbound session was closed to authenticate again. */
+  keyChanged: boolean;
+  /** Names of the peers whose links were redialled because the key or the timeout changed. */
+  reconnected: string[];
+}
+
 /** Options of a Replicator. */
 export interface ReplicatorOptions {
   /** Undefined: replication is off; the Replicator then only trims the log the store keeps anyway. */
@@ -116,8 +127,11 @@ export class Replicator {
   private clamped = 0;
   private readonly refusedLog: RateLimitedLog;
   private digestCache: { atMs: number; result: Promise<{ window: DigestWindow; digest: BucketDigest }> } | undefined;
+  /** The settings in force: opts.settings until a reconfigure(). */
+  private current: ReplicationSettings | undefined;
 
   constructor(readonly opts: ReplicatorOptions) {
+    this.current = opts.settings;
     this.scheduler = opts.scheduler ?? new TimerScheduler();
     this.o = {
       pollIntervalMs: opts.pollIntervalMs ?? DEFAULTS.pollIntervalMs,
@@ -135,9 +149,9 @@ export class Replicator {
     for (const spec of opts.settings?.peers ?? []) this.links.push(new PeerLink(this, spec));
   }
 
-  /** @internal */
+  /** The settings in force (those given at construction, as changed by reconfigure()). */
   get settings(): ReplicationSettings | undefined {
-    return this.opts.settings;
+    return this.current;
   }
 
   /** @internal */
@@ -166,9 +180,10 @@ export class Replicator {
    * be bound, so a misconfigured node fails at start-up instead of silently not replicating.
    */
   async listen(): Promise<void> {
-    const settings = this.opts.settings;
+    const settings = this.current;
     if (!settings?.listen || this.server) return;
-    const server = tls.createServer(pskServerOptions(settings.psk, settings.timeoutMs), (socket) => this.onInbound(socket));
+    // The key is looked up per handshake, so a reload that changes it applies to the next connection.
+    const server = tls.createServer(pskServerOptions(() => this.current!.psk, settings.timeoutMs), (socket) => this.onInbound(socket));
     server.maxConnections = MAX_INBOUND_CONNECTIONS;
     server.on('tlsClientError', (err, socket) => {
       this.refused++;
@@ -215,9 +230,59 @@ export class Replicator {
     for (const link of this.links) link.start();
     this.scheduleTrim(Math.min(this.o.trimIntervalMs, 1000));
     if (this.opts.statusFile) this.scheduleStatusFile(0);
-    if (this.opts.settings) {
-      this.opts.logger.info({ node: this.opts.settings.nodeName, nodeId: store.getNodeId(), peers: this.opts.settings.peers.map((p) => p.text) }, 'replication started');
+    if (this.current) {
+      this.opts.logger.info({ node: this.current.nodeName, nodeId: store.getNodeId(), peers: this.current.peers.map((p) => p.text) }, 'replication started');
     }
+  }
+
+  /**
+   * Applies changed settings of a running node (a reload): peers added get a link at once, removed
+   * ones lose theirs (and no longer hold the log back), a peer whose address changed is redialled.
+   * A new cluster key or link timeout closes every link and inbound session, so each is
+   * authenticated again under the new settings; the digest interval and the log bound apply from
+   * the next round and trim. The node name and the listen address are bound at start: they are kept
+   * (the caller reports them as needing a restart). Cursors live in the store, so a redialled link
+   * resumes where its peer acknowledged.
+   */
+  reconfigure(next: ReplicationSettings): ReplicationChange {
+    const prev = this.current;
+    if (!prev) throw new StoreError(ReplicationErrorCode.CONFIG, 'replication was off at start: turning it on needs a restart');
+    const keyChanged = !prev.psk.equals(next.psk);
+    const timeoutChanged = prev.timeoutMs !== next.timeoutMs;
+    this.current = { ...next, nodeName: prev.nodeName, listen: prev.listen };
+    const wanted = new Map(next.peers.map((p) => [p.text, p]));
+    const kept = new Set<string>();
+    const retired: PeerLink[] = [];
+    for (let i = this.links.length - 1; i >= 0; i--) {
+      const link = this.links[i]!;
+      if (wanted.has(link.spec.text) && !keyChanged && !timeoutChanged) {
+        kept.add(link.spec.text);
+        continue;
+      }
+      // Remember its node id: trim() must keep honouring the peer's cursor until the new link is up.
+      if (link.state.nodeId) this.knownNodeIds.set(link.spec.name, link.state.nodeId);
+      retired.push(link);
+      this.links.splice(i, 1);
+    }
+    for (const link of retired) void this.track(link.stop());
+    const started: PeerLink[] = [];
+    for (const spec of next.peers) {
+      if (kept.has(spec.text)) continue;
+      const link = new PeerLink(this, spec);
+      this.links.push(link);
+      started.push(link);
+      if (this.store && !this.isStopped) link.start();
+    }
+    if (keyChanged || timeoutChanged) for (const conn of this.inboundConns) conn.close(new StoreError(ReplicationErrorCode.CONNECTION, 'replication settings changed: reconnect'));
+    const before = new Set(prev.peers.map((p) => p.text));
+    const change: ReplicationChange = {
+      peersAdded: next.peers.filter((p) => !before.has(p.text)).map((p) => p.text),
+      peersRemoved: prev.peers.filter((p) => !wanted.has(p.text)).map((p) => p.text),
+      keyChanged,
+      reconnected: keyChanged || timeoutChanged ? started.map((l) => l.spec.name) : [],
+    };
+    this.opts.logger.info({ ...change, peers: next.peers.map((p) => p.text) }, 'replication settings applied');
+    return change;
   }
 
   /** Wakes every idle link at once (e.g. after a local write) instead of at its next poll. */
@@ -243,7 +308,7 @@ export class Replicator {
 
   /** The replication state: each peer, connected or not, its lag in entries and seconds, the last error. */
   async status(): Promise<ReplicationStatus> {
-    const settings = this.opts.settings;
+    const settings = this.current;
     const store = this.store;
     const now = this.opts.clock.nowMs();
     let lastSeq = 0;
@@ -353,7 +418,7 @@ export class Replicator {
   }
 
   private onInbound(socket: tls.TLSSocket): void {
-    const settings = this.opts.settings!;
+    const settings = this.current!;
     const identity = identityOf(socket) ?? '';
     const remote = socket.remoteAddress ?? null;
     const conn = new ReplicationConnection(socket, { clock: this.opts.clock, scheduler: this.scheduler, timeoutMs: settings.timeoutMs, peer: identity || 'unknown peer' });
@@ -378,7 +443,7 @@ export class Replicator {
   }
 
   private async receiveSession(conn: ReplicationConnection, identity: string): Promise<void> {
-    const settings = this.opts.settings!;
+    const settings = this.current!;
     const hello = await expect(conn, 'hello', identity);
     if (hello.version !== PROTOCOL_VERSION) {
       throw new StoreError(ReplicationErrorCode.VERSION, `${identity} speaks replication protocol ${hello.version}, this node ${PROTOCOL_VERSION}: upgrade both to the same mxsentry version`);
@@ -451,7 +516,7 @@ export class Replicator {
       const acked = nodeId ? await store.getCursor(nodeId) : 0;
       bound = Math.min(bound, acked);
     }
-    const max = this.opts.settings?.logMaxEntries;
+    const max = this.current?.logMaxEntries;
     if (max !== undefined && last - bound > max) {
       const { replogEntries } = await store.count();
       if (replogEntries > max) bound = Math.max(bound, last - max);

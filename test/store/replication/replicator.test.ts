@@ -237,6 +237,50 @@ s('the digest repairs a record that differs although both logs were acknowledged
   await waitFor('digest repair', () => converged([a!, b!]));
 });
 
+s('reconfigure (a reload) adds a peer to a running node, and removes it again', async () => {
+  const ports = [await freeLoopbackPort(), await freeLoopbackPort()];
+  const a = await startNode({ name: 'a', port: ports[0]!, peers: [] });
+  const b = await startNode({ name: 'b', port: ports[1]!, peers: [peer('a', ports[0]!)] });
+  await write(a, 'before', rec(1));
+  const added = a.repl.reconfigure({ ...a.repl.settings!, peers: [peer('b', ports[1]!)] });
+  assert.equal(added.peersAdded, [`b=127.0.0.1:${ports[1]}`]);
+  assert.equal(added.peersRemoved, []);
+  assert.is(added.keyChanged, false);
+  // The new link pushes a's log from the start: the write made before it existed arrives too.
+  await waitFor('a new link', () => converged([a, b]));
+  await waitFor('link up', async () => (await a.repl.status()).peers[0]?.connected === true);
+  assert.is((await a.repl.status()).peers[0]!.name, 'b');
+
+  const removed = a.repl.reconfigure({ ...a.repl.settings!, peers: [] });
+  assert.equal(removed.peersRemoved, [`b=127.0.0.1:${ports[1]}`]);
+  // b may still be listed as an inbound peer (it pushes to a), but without an outgoing link.
+  assert.ok((await a.repl.status()).peers.every((p) => p.address === null && p.ackedSeq === null), JSON.stringify((await a.repl.status()).peers));
+  await write(a, 'after', rec(2));
+  // b still pushes to a (its own configuration), but a no longer pushes to b.
+  await write(b, 'from-b', rec(3));
+  await waitFor('b to a', async () => (await a.store.listTriplets()).some((t) => t.key === 'from-b'));
+  await new Promise((r) => setTimeout(r, 300));
+  assert.not.ok((await b.store.listTriplets()).some((t) => t.key === 'after'), 'a removed peer gets nothing more');
+  // Nothing holds a's log back any more: a trim keeps only the newest entry.
+  await a.repl.trim();
+  assert.is((await a.store.readLog(0, 1000)).length, 1);
+});
+
+s('reconfigure with a new cluster key: links authenticate again; a node on the old key is refused until it changes too', async () => {
+  const [a, b] = await cluster(['a', 'b']);
+  await write(a!, 'k1', rec(1));
+  await waitFor('sync', () => converged([a!, b!]));
+  const change = a!.repl.reconfigure({ ...a!.repl.settings!, psk: OTHER_KEY });
+  assert.ok(change.keyChanged);
+  assert.equal(change.reconnected, ['b']);
+  await write(a!, 'k2', rec(2));
+  await waitFor('refusal under the new key', async () => (await a!.repl.status()).peers[0]!.lastError?.startsWith(ReplicationErrorCode.AUTH) ?? false);
+  assert.not.ok((await b!.store.listTriplets()).some((t) => t.key === 'k2'));
+  b!.repl.reconfigure({ ...b!.repl.settings!, psk: OTHER_KEY });
+  await waitFor('sync under the new key', () => converged([a!, b!]));
+  assert.ok((await b!.store.listTriplets()).some((t) => t.key === 'k2'));
+});
+
 s('a peer with the wrong key is refused and logged, and changes nothing', async () => {
   const ports = [await freeLoopbackPort(), await freeLoopbackPort()];
   const a = await startNode({ name: 'a', port: ports[0]!, peers: [] });
