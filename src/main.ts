@@ -129,6 +129,7 @@ export function createDnsStack(v: ConfigValues, logger: Logger, clock: Clock, ex
     logger: moduleLogger(logger, 'dns.packet-cache'),
   });
   const localZones = createLocalZones(v);
+  resolver.setLocalZones(localZones);
   return { cache, infra, packetCache, transport, iterator, resolver, localZones };
 }
 
@@ -292,6 +293,7 @@ export async function startDaemon(v: ConfigValues, logger: Logger, clock: Clock,
       },
       setLocalZones: (z) => {
         dns.localZones = z;
+        dns.resolver.setLocalZones(z);
       },
       store,
       expiryIntervalMs: EXPIRY_INTERVAL_MS,

@@ -48,6 +48,11 @@ interface Outcome {
   failure?: string;
 }
 
+/** What resolve() asks before recursing: the local zones the DNS server answers from (LocalZones). */
+export interface LocalAnswerSource {
+  lookup(qname: Name, qtype: number): { rcode: number; answers: ResourceRecord[]; authorities: ResourceRecord[]; drop: boolean; zone: Name } | null;
+}
+
 export interface ResolverStats {
   resolutions: number;
   merged: number;
@@ -70,6 +75,7 @@ export class Resolver implements Recursor {
   private prefetchWindowMs = 0;
   private prefetchInWindow = 0;
   private readonly failLog: RateLimitedLog;
+  private localZones: LocalAnswerSource | undefined;
 
   constructor(
     private readonly iterator: Iterator,
@@ -79,6 +85,15 @@ export class Resolver implements Recursor {
     private config: ResolverConfig,
   ) {
     this.failLog = new RateLimitedLog(logger, clock);
+  }
+
+  /**
+   * The local zones resolve() answers from first, as the DNS server does for its clients, so the
+   * policy service, `lookup` and `rbl` see what `dig` sees (and never send a local name upstream).
+   * Replaced on reload; answerQuery() does not use them (the server looks them up itself).
+   */
+  setLocalZones(zones: LocalAnswerSource | undefined): void {
+    this.localZones = zones;
   }
 
   /** Replaces the settings (SIGHUP reload); caches and in-flight work are kept. */
@@ -98,6 +113,22 @@ export class Resolver implements Recursor {
       qtype = typeof type === 'number' ? type : typeFromString(type);
     } catch (err) {
       return { rcode: Rcode.FORMERR, records: [], answers: [], authorities: [], ttlSec: 0, source: 'recursion', failure: describeError(err) };
+    }
+    const local = this.localZones?.lookup(qname, qtype);
+    if (local) {
+      // deny/refuse zones: the server drops or refuses such queries; in process that is REFUSED.
+      const rcode = local.drop ? Rcode.REFUSED : local.rcode;
+      const answers = local.drop ? [] : local.answers;
+      const out: Outcome = { rcode, answers, authorities: local.drop ? [] : local.authorities, source: 'local' };
+      return {
+        rcode,
+        records: answers.filter((rr) => rr.type === qtype).map(toTyped),
+        answers,
+        authorities: out.authorities,
+        ttlSec: minTtl(out),
+        source: 'local',
+        ...(rcode === Rcode.REFUSED ? { failure: `local zone ${local.zone} refuses this name` } : {}),
+      };
     }
     const out = await this.run(qname, qtype, opts.deadlineMs ?? this.config.clientDeadlineMs, opts.allowStale ?? true);
     if (out.source === 'cache') this.maybePrefetch(qname, qtype);

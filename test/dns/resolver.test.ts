@@ -33,6 +33,37 @@ basic('resolves an A record from the root down and then answers from cache', asy
   assert.ok(again.ttlSec <= 300 && again.ttlSec > 0);
 });
 
+basic('resolve() answers from the local zones first, as the server does, and asks nobody', async () => {
+  const before = hx.counting.total;
+  const lh = await hx.stack.resolver.resolve('localhost', 'A');
+  assert.is(lh.rcode, Rcode.NOERROR);
+  assert.equal(A(lh), ['127.0.0.1']);
+  assert.is(lh.source, 'local');
+  const t = await hx.stack.resolver.resolve('anything.test', 'A');
+  assert.is(t.rcode, Rcode.NXDOMAIN);
+  assert.is(t.source, 'local');
+  assert.is(t.authorities[0]?.type, RRType.SOA);
+  // Admin data, as a private DNSBL in local-data would be; and a deny zone is REFUSED in process.
+  hx.stack.localZones.addZone('bl.internal.', 'static');
+  hx.stack.localZones.addData('2.0.0.127.bl.internal. 300 IN A 127.0.0.2');
+  hx.stack.localZones.addZone('blocked.example.', 'deny');
+  const listed = await hx.stack.resolver.resolve('2.0.0.127.bl.internal', 'A');
+  assert.equal(A(listed), ['127.0.0.2']);
+  assert.is(listed.ttlSec, 300);
+  const nodata = await hx.stack.resolver.resolve('2.0.0.127.bl.internal', 'TXT');
+  assert.is(nodata.rcode, Rcode.NOERROR);
+  assert.equal(nodata.records, []);
+  const denied = await hx.stack.resolver.resolve('www.blocked.example', 'A');
+  assert.is(denied.rcode, Rcode.REFUSED);
+  assert.match(denied.failure ?? '', 'blocked.example');
+  assert.is(hx.counting.total, before, 'no upstream query for a local name');
+  // Without local zones (setLocalZones(undefined)) the same name goes upstream.
+  hx.stack.resolver.setLocalZones(undefined);
+  const upstream = await hx.stack.resolver.resolve('localhost', 'A');
+  assert.is(upstream.source, 'recursion');
+  assert.ok(hx.counting.total > before);
+});
+
 basic('iterative queries carry RD=0 and EDNS', async () => {
   await hx.stack.resolver.resolve('www.example.com', 'A');
   const qs = hx.h.allQueries();
