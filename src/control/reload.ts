@@ -91,9 +91,10 @@ const DNS_KEYS = new Set([
 /**
  * Reloads: reads the file, and on any problem throws ControlError CONTROL_ERR_FAILED listing every
  * problem (the old configuration stays in force). Otherwise applies what changed and returns the
- * report; table files (recipients, whitelists, CIDR) are always re-read, as postgrey does on SIGHUP,
- * even when no key changed. `current` is the configuration in force; the caller keeps the returned `values` (the new
- * one with restart-only keys left at their running values).
+ * report; table files (recipients, whitelists, CIDR) and the local zones file are always re-read
+ * (tables as postgrey does on SIGHUP), even when no key changed. `current` is the configuration in
+ * force; the caller keeps the returned `values` (the new one with restart-only keys left at their
+ * running values).
  */
 export async function reloadConfig(current: ConfigValues, parts: ReloadParts): Promise<{ values: ConfigValues; report: ReloadReport }> {
   const loaded = parts.loadConfig();
@@ -107,10 +108,12 @@ export async function reloadConfig(current: ConfigValues, parts: ReloadParts): P
 
   // Build everything that can fail before touching the running daemon.
   let policy: PolicyService;
-  let localZones: LocalZones | null = null;
+  let localZones: LocalZones;
   let replication: ReplicationSettings | undefined;
   try {
-    if (changed.includes('local-zones-file') || changed.includes('no-default-zone')) localZones = parts.createLocalZones(next);
+    // Always re-read, like the table files: the zones file may have changed under the same path,
+    // and a file that no longer parses rejects the reload instead of failing the next start.
+    localZones = parts.createLocalZones(next);
     // Built on every reload: the key file may have changed under the same path.
     replication = parts.replicationSettingsOf(next);
     policy = await parts.createPolicy(next);
@@ -133,10 +136,8 @@ export async function reloadConfig(current: ConfigValues, parts: ReloadParts): P
   if (changed.includes('cache-size')) parts.cache.resize(next['cache-size'] as number);
   if (changed.includes('packet-cache-size')) parts.packetCache.resize(next['packet-cache-size'] as number);
   if (changed.includes('allow')) parts.dnsServer.setAllow(new CidrSet(next['allow'] as string[]));
-  if (localZones) {
-    parts.dnsServer.setLocalZones(localZones);
-    parts.setLocalZones(localZones);
-  }
+  parts.dnsServer.setLocalZones(localZones);
+  parts.setLocalZones(localZones);
   if (changed.includes('metrics-allow')) parts.setMetricsAllow(new CidrSet(next['metrics-allow'] as string[]));
   if (changed.includes('max-age')) parts.setMaxAge(next['max-age'] as number);
   parts.swapPolicy(policy, next);
