@@ -65,6 +65,7 @@ export async function createPolicyService(s: PolicySettings, deps: PolicyDeps): 
   const fromFiles = s.knownNetworkFiles.length > 0 ? await CidrTable.load(s.knownNetworkFiles) : null;
   const known = fromFiles ? CidrTable.parse([...inline.list(), ...fromFiles.list()].map((e) => `${e.cidr.text} ${e.action}`).join('\n'), 'known-networks') : inline;
 
+  const lookupBudgetMs = Math.min(s.dnsListBudgetMs, Math.max(50, s.budgetMs - 100));
   const dnsLists = new DnsListChecker({
     resolve: deps.resolve,
     clock: deps.clock,
@@ -73,7 +74,7 @@ export async function createPolicyService(s: PolicySettings, deps: PolicyDeps): 
     blocklists: s.dnsbl,
     allowlists: s.dnswl,
     blockThreshold: s.dnsblThreshold,
-    lookupBudgetMs: Math.min(s.dnsListBudgetMs, Math.max(50, s.budgetMs - 100)),
+    lookupBudgetMs,
   });
   const greylistCheck = s.greylist
     ? createGreylistCheck({
@@ -87,7 +88,8 @@ export async function createPolicyService(s: PolicySettings, deps: PolicyDeps): 
       })
     : null;
   const checks: Check[] = [
-    ...createHeloChecks({ mustResolve: s.heloMustResolve, resolve: deps.resolve, logger: log('policy.helo') }),
+    // The HELO lookup runs beside the DNS lists (both start in prepare) and within the same budget.
+    ...createHeloChecks({ mustResolve: s.heloMustResolve, resolve: deps.resolve, logger: log('policy.helo'), lookupBudgetMs }),
     new SenderCheck(),
     new RecipientCheck(recipientTables, { delimiter: s.recipientDelimiter }),
     new KnownNetworksCheck(known),

@@ -102,7 +102,15 @@ export interface HeloHostnameOptions {
   resolve?: ResolveFn;
   /** Logs lookup failures (fail open). */
   logger?: Logger;
+  /**
+   * Most time the lookup may take (default 1500 ms, as the DNS lists' budget). A HELO domain whose
+   * servers do not answer must not spend the whole decision budget: that would end the decision
+   * with DUNNO before the DNS lists and greylisting ran. Past it the step gives no verdict.
+   */
+  lookupBudgetMs?: number;
 }
+
+const DEFAULT_HELO_LOOKUP_BUDGET_MS = 1500;
 
 type LookupOutcome = 'found' | 'nxdomain' | 'nodata' | 'failed';
 
@@ -119,12 +127,15 @@ export class HeloHostnameCheck implements Check {
   private readonly mustResolve: boolean;
   private readonly resolve: ResolveFn | undefined;
   private readonly logger: Logger | undefined;
+  private readonly lookupBudgetMs: number;
 
   /** Throws PolicyError POLICY_ERR_CONFIG when mustResolve is set without a resolve function. */
   constructor(options: HeloHostnameOptions = {}) {
     this.mustResolve = options.mustResolve ?? false;
     this.resolve = options.resolve;
     this.logger = options.logger;
+    this.lookupBudgetMs = options.lookupBudgetMs ?? DEFAULT_HELO_LOOKUP_BUDGET_MS;
+    if (!(this.lookupBudgetMs > 0)) throw new PolicyError('POLICY_ERR_CONFIG', `HELO lookup budget must be positive, got ${this.lookupBudgetMs}`);
     if (this.mustResolve && !this.resolve) {
       throw new PolicyError('POLICY_ERR_CONFIG', 'heloMustResolve needs a resolver');
     }
@@ -158,7 +169,7 @@ export class HeloHostnameCheck implements Check {
 
   private async lookup(name: string, ctx: CheckContext): Promise<LookupOutcome> {
     const resolve = this.resolve as ResolveFn;
-    const deadlineMs = Math.max(1, ctx.deadlineAtMs - ctx.nowMs);
+    const deadlineMs = Math.max(1, Math.min(this.lookupBudgetMs, ctx.deadlineAtMs - ctx.nowMs));
     // Wrapped so a resolver that throws synchronously still settles (the prepare() promise may
     // never be awaited when an earlier step decides, and must never reject unobserved).
     const ask = (type: string): Promise<ResolveResult> => Promise.resolve().then(() => resolve(name, type, { deadlineMs }));

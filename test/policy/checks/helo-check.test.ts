@@ -12,7 +12,11 @@ import {
   isValidHostname,
 } from '../../../src/policy/checks/helo-check.js';
 import { PolicyError } from '../../../src/util/errors.js';
-import { contextFor } from '../fixtures.js';
+import { contextFor, postfixRequest } from '../fixtures.js';
+import { PolicyPipeline } from '../../../src/policy/pipeline.js';
+import type { Check } from '../../../src/policy/types.js';
+import { systemClock } from '../../../src/util/clock.js';
+import { createSilentLogger } from '../../../src/util/logger.js';
 
 const s = suite('policy/checks/helo-check');
 
@@ -150,11 +154,41 @@ s('mustResolve: found passes, NXDOMAIN rejects 5.7.1, NODATA/SERVFAIL/throw give
   assert.is(await run('throws.example.net'), null);
   const r = await run('nonexistent.example.net');
   assert.equal(r?.action, 'REJECT 5.7.1 <nonexistent.example.net>: Helo command rejected: Host not found');
-  assert.ok(calls.includes('nonexistent.example.net/A/3000'), 'lookup deadline is the remaining budget');
+  assert.ok(calls.includes('nonexistent.example.net/A/1500'), 'lookup deadline: its own budget (1500 ms), not the 3000 ms left');
   const before = calls.length;
   assert.is(await run('[192.0.2.1]'), null);
   assert.ok((await run('bad..name'))?.action.includes('Invalid name'));
   assert.is(calls.length, before, 'address literals and invalid names are not looked up');
+});
+
+s('mustResolve: the lookup gets at most its own budget, and at most what is left of the decision', async () => {
+  const { resolve, calls } = fakeResolver({});
+  const check = new HeloHostnameCheck({ mustResolve: true, resolve, lookupBudgetMs: 200 });
+  await check.run(contextFor({ helo_name: 'a.example.net' }));
+  assert.ok(calls.includes('a.example.net/A/200'), calls.join(' '));
+  const late = contextFor({ helo_name: 'b.example.net' });
+  late.deadlineAtMs = late.nowMs + 80;
+  await check.run(late);
+  assert.ok(calls.includes('b.example.net/A/80'), calls.join(' '));
+  try {
+    new HeloHostnameCheck({ mustResolve: true, resolve, lookupBudgetMs: 0 });
+    assert.unreachable();
+  } catch (err) {
+    assert.is((err as PolicyError).code, 'POLICY_ERR_CONFIG');
+  }
+});
+
+s('mustResolve: a HELO domain whose servers never answer does not eat the decision: later steps still run', async () => {
+  // As the real resolver: SERVFAIL (deadline) once the caller's deadline has passed.
+  const resolve: ResolveFn = (_name, _type, opts) =>
+    new Promise((r) => setTimeout(() => r({ ...answer(2), failure: 'deadline' }), opts?.deadlineMs ?? 5000));
+  const [one, two] = createHeloChecks({ mustResolve: true, resolve, lookupBudgetMs: 50 });
+  const later: Check = { step: 10, name: 'greylist', run: () => ({ action: 'DEFER_IF_PERMIT greylisted', reason: 'later step ran' }) };
+  const pipeline = new PolicyPipeline([one, two, later], systemClock, createSilentLogger(), { budgetMs: 400 });
+  const started = Date.now();
+  const d = await pipeline.decide(postfixRequest({ helo_name: 'mx.lame-delegation.example' }));
+  assert.is(d.stepName, 'greylist', `decided at ${d.stepName}: ${d.reason}`);
+  assert.ok(Date.now() - started < 400, 'well inside the decision budget');
 });
 
 s('mustResolve: prepare() starts the lookup once; run() reuses it', async () => {
