@@ -2,8 +2,10 @@
 // SIGTERM drain). The CLI (src/cli/) calls these builders; nothing below this file knows
 // about processes, signals or flags.
 import { existsSync, readFileSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import type { ConfigValues, Endpoint, LoadResult } from './config/load.js';
+import { keyDef } from './config/schema.js';
 import { startOperations, type Operations } from './control/operations.js';
 import { InfraCache } from './dns/cache/infra-cache.js';
 import { PacketCache } from './dns/cache/packet-cache.js';
@@ -104,6 +106,25 @@ export function createLocalZones(v: ConfigValues): LocalZones {
   const localFile = (v['local-zones-file'] as string) || zonesFile('local-zones.conf');
   if ((v['local-zones-file'] as string) || existsSync(localFile)) localZones.loadFile(localFile);
   return localZones;
+}
+
+/** Whether this host has ::1 on loopback (false with ipv6.disable=1 or IPv6 off on lo). */
+export function hostHasIpv6Loopback(): boolean {
+  return Object.values(networkInterfaces()).some((addrs) => (addrs ?? []).some((a) => a.address === '::1'));
+}
+
+/**
+ * The dns-listen addresses to bind. The built-in default holds [::1]:53: on a host without IPv6 on
+ * loopback that one is skipped with a warning, so the embedded defaults still start. Addresses the
+ * admin wrote are bound as written (one that cannot be bound fails the start, as in Unbound).
+ */
+export function dnsListenEndpoints(v: ConfigValues, logger: Logger, hasIpv6Loopback = hostHasIpv6Loopback): Endpoint[] {
+  const endpoints = v['dns-listen'] as Endpoint[];
+  const isDefault = JSON.stringify(endpoints.map((e) => e.text)) === JSON.stringify(keyDef('dns-listen')?.default);
+  if (!isDefault || hasIpv6Loopback()) return endpoints;
+  const kept = endpoints.filter((e) => e.address !== '::1');
+  logger.warn({ skipped: endpoints.filter((e) => e.address === '::1').map((e) => e.text), listen: kept.map((e) => e.text) }, 'this host has no IPv6 loopback (::1): the default DNS listener [::1]:53 is skipped');
+  return kept;
 }
 
 /** Builds the resolver and its caches from validated config values. */
@@ -221,7 +242,7 @@ export async function startDaemon(v: ConfigValues, logger: Logger, clock: Clock,
   await dnsServer.listen(
     dnsFds.length > 0
       ? dnsFds.map((f) => ({ fd: f.fd, kind: f.name === 'dns-udp' ? ('udp' as const) : ('tcp' as const) }))
-      : (v['dns-listen'] as Endpoint[]).map((e) => ({ address: e.address, port: e.port })),
+      : dnsListenEndpoints(v, logger).map((e) => ({ address: e.address, port: e.port })),
   );
 
   const greylistSettings = policySettings(v);
