@@ -105,6 +105,16 @@ function fmtAge(ms: number | null, nowMs: number): string {
   return sec < 120 ? `${sec}s ago` : sec < 7200 ? `${Math.round(sec / 60)}m ago` : `${Math.round(sec / 3600)}h ago`;
 }
 
+/**
+ * The LAST ERROR cell: the error and its age; one from before the link's current connection (a
+ * peer that was not up yet at start) is marked as such, so a healthy link does not look broken.
+ */
+function lastErrorCell(p: PeerStatus, nowMs: number): string {
+  if (!p.lastError) return '-';
+  const healed = p.connected && p.connectedSinceMs !== null && p.lastErrorAtMs !== null && p.lastErrorAtMs <= p.connectedSinceMs;
+  return healed ? `- (before this connection: ${p.lastError}, ${fmtAge(p.lastErrorAtMs, nowMs)})` : `${p.lastError} (${fmtAge(p.lastErrorAtMs, nowMs)})`;
+}
+
 /** Renders the status as the table `replication status` prints. */
 export function formatReplicationStatus(s: ReplicationStatus, source: StatusSource, nowMs: number): string {
   const lines: string[] = [];
@@ -122,7 +132,7 @@ export function formatReplicationStatus(s: ReplicationStatus, source: StatusSour
     p.lagRecords === null ? '?' : String(p.lagRecords),
     p.lagSec === null ? '?' : p.lagSec.toFixed(1),
     fmtAge(p.lastDigestAtMs, nowMs),
-    p.lastError ? `${p.lastError} (${fmtAge(p.lastErrorAtMs, nowMs)})` : '-',
+    lastErrorCell(p, nowMs),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const fmt = (r: string[]): string => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ');

@@ -50,6 +50,13 @@ s('status is a table with each peer, connected or not, its lag and last error', 
   assert.match(out, /refused inbound connections since start: 2/);
   assert.match(formatReplicationStatus(status, { kind: 'file', writtenAtMs: now - 60_000, pid: 42 }, now), /pid 42 60s ago/);
   assert.match(formatReplicationStatus({ ...status, enabled: false }, { kind: 'daemon' }, now), /not configured/);
+  // An error from before the current connection (the peer was not up yet at start) is marked so.
+  const healed = { ...status.peers[0]!, lastError: 'STORE_ERR_REPL_CONNECTION: ECONNREFUSED', lastErrorAtMs: now - 34_000, connectedSinceMs: now - 30_000 };
+  const out2 = formatReplicationStatus({ ...status, peers: [healed] }, { kind: 'daemon' }, now);
+  assert.match(out2, /^mx2\s+.*\s+- \(before this connection: STORE_ERR_REPL_CONNECTION: ECONNREFUSED, 34s ago\)$/m);
+  // After the connection came up, an error is current.
+  const fresh = { ...healed, lastErrorAtMs: now - 1000 };
+  assert.match(formatReplicationStatus({ ...status, peers: [fresh] }, { kind: 'daemon' }, now), /ECONNREFUSED \(1s ago\)$/m);
 });
 
 s.run();
