@@ -76,14 +76,17 @@ export async function createPolicyService(s: PolicySettings, deps: PolicyDeps): 
     blockThreshold: s.dnsblThreshold,
     lookupBudgetMs,
   });
-  const greylistCheck = s.greylist
+  const whitelist = s.greylist ? await PostgreyWhitelist.load(s.whitelistClientFiles, s.whitelistRecipientFiles) : null;
+  // Lines postgrey would also skip: said once per load (start and every reload), with file:line.
+  for (const w of whitelist?.warnings ?? []) log('policy.greylist').warn({ file: w.source, line: w.line }, `whitelist ${w.source}:${w.line}: ${w.message}; line ignored`);
+  const greylistCheck = whitelist
     ? createGreylistCheck({
         store: deps.store,
         logger: log('policy.greylist'),
         config: s.greylistConfig,
         nodeId: deps.nodeId,
         version: deps.version,
-        whitelist: await PostgreyWhitelist.load(s.whitelistClientFiles, s.whitelistRecipientFiles),
+        whitelist,
         xGreylistHeader: s.xGreylistHeader,
       })
     : null;

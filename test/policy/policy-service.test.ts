@@ -7,6 +7,10 @@ import { createPolicyService, type PolicySettings } from '../../src/policy/polic
 import { DEFAULT_GREYLIST_CONFIG } from '../../src/policy/greylist.js';
 import { ManualClock } from '../../src/util/clock.js';
 import { createSilentLogger } from '../../src/util/logger.js';
+import { capturingLogger } from '../helpers/capturing-logger.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { standardTree } from '../helpers/fake-hierarchy.js';
 import { MemoryGreylistStore } from '../helpers/memory-greylist-store.js';
 import { startHarness, type Harness } from '../helpers/resolver-harness.js';
@@ -121,6 +125,27 @@ s('RFC 5782 self test reports the dead list and passes the working ones', async 
   const byZone = new Map(results.map((r) => [r.zone, r]));
   assert.ok(byZone.get('dnsbl.example.net')?.ok, 'dnsbl passes its test points');
   assert.not.ok(byZone.get('dead.example.net')?.ok, 'the dead list fails them');
+});
+
+s('whitelist lines postgrey would skip are logged with file:line when the service is built', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mxsentry-wl-'));
+  try {
+    const file = join(dir, 'whitelist_clients');
+    writeFileSync(file, '# comment\nmail.example.org\n1.2.3.4/40\n192.0.2.0/24\n');
+    const { logger, lines } = capturingLogger();
+    const svc = await createPolicyService(settings({ whitelistClientFiles: [file] }), { resolve: hx.stack.resolver.resolve, store: new MemoryGreylistStore(), clock: new ManualClock(Date.now()), logger, nodeId: 'n1', version: 'test' });
+    const warns = lines().filter((l) => l.level === 'warn' && l.module === 'policy.greylist');
+    assert.is(warns.length, 1, JSON.stringify(lines()));
+    assert.is(warns[0]!.line, 3);
+    assert.match(String(warns[0]!.msg), `${file}:3`);
+    assert.match(String(warns[0]!.msg), '1.2.3.4/40');
+    // The valid lines still apply.
+    const d = await svc.pipeline.decide(request('192.0.2.77'));
+    assert.is(d.stepName, 'greylist');
+    assert.match(d.reason, 'whitelist');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 s.run();
