@@ -26,6 +26,8 @@ export const EXIT_PERMISSION = 4;
 export const SYSTEMD_CONTROL_SOCKET = '/run/mxsentry/control.sock';
 /** The configuration file the packaged unit reads. */
 export const DEFAULT_CONFIG_FILE = '/etc/mxsentry/mxsentry.conf';
+/** The data dir the packaged unit passes (StateDirectory=mxsentry), overriding the file's data-dir. */
+export const SYSTEMD_DATA_DIR = '/var/lib/mxsentry';
 
 interface SocketArgs {
   'control-socket'?: string;

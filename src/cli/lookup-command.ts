@@ -1,10 +1,12 @@
 // `mxsentry lookup NAME [TYPE]`: resolves through the same resolver code the daemon runs (a private
-// in-process instance with the configured settings) and prints the answer and where it came from.
+// in-process instance with the daemon's settings, see daemon-config.ts) and prints the answer and
+// where it came from.
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { systemClock } from '../util/clock.js';
 import { createRootLogger, type LogLevel } from '../util/logger.js';
 import type { CliDeps } from './cli.js';
-import { addConfigFlags, loadConfigOrExit } from './config-flags.js';
+import { addConfigFlags } from './config-flags.js';
+import { loadDaemonConfig } from './daemon-config.js';
 import { formatRecord, rcodeToString } from './output.js';
 
 interface LookupArgs {
@@ -26,8 +28,9 @@ export function lookupCommand(deps: CliDeps): CommandModule<object, LookupArgs> 
           .option('json', { type: 'boolean', describe: 'Print the result as JSON' }),
       ) as unknown as Argv<LookupArgs>,
     handler: async (argv: ArgumentsCamelCase<LookupArgs>) => {
-      const values = loadConfigOrExit(argv as Record<string, unknown>);
-      if (!values) return;
+      const cfg = loadDaemonConfig(argv as Record<string, unknown>);
+      if (!cfg) return;
+      const values = cfg.values;
       const logger = createRootLogger((process.env.MXSENTRY_LOG_LEVEL as LogLevel | undefined) ?? 'warn', process.stderr);
       const stack = deps.createDnsStack(values, logger, systemClock, { listZones: deps.listZonesOf(values) });
       const started = Date.now();

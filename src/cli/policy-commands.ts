@@ -1,24 +1,21 @@
 // `mxsentry check`, `mxsentry rbl` and `mxsentry greylist ...`: the admin's tools for "why was this
-// mail rejected?". They run the same pipeline, resolver and store code as the daemon, in-process;
-// `check` never writes to the greylist store. LMDB allows this next to a running daemon.
+// mail rejected?". They run the same pipeline, resolver and store code as the daemon, in-process, on
+// the daemon's configuration and store (daemon-config.ts); they never create a store, and `check`
+// never writes to it. LMDB allows this next to a running daemon.
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import type { ConfigValues } from '../config/load.js';
 import { createPolicyService } from '../policy/policy-service.js';
 import { clientKey } from '../policy/greylist.js';
-import { LmdbGreylistStore } from '../store/lmdb-greylist-store.js';
 import { totalPasses, type GreylistStore } from '../store/greylist-types.js';
 import { systemClock } from '../util/clock.js';
 import { describeError } from '../util/errors.js';
 import { createRootLogger, type LogLevel, type Logger } from '../util/logger.js';
 import type { CliDeps } from './cli.js';
-import { addConfigFlags, loadConfigOrExit } from './config-flags.js';
+import { addConfigFlags } from './config-flags.js';
+import { EXIT_FAILED } from './control-cli.js';
+import { loadDaemonConfig, openDaemonStore } from './daemon-config.js';
 
 function cliLogger(): Logger {
   return createRootLogger((process.env.MXSENTRY_LOG_LEVEL as LogLevel | undefined) ?? 'warn', process.stderr);
-}
-
-async function openStore(v: ConfigValues, logger: Logger): Promise<LmdbGreylistStore> {
-  return LmdbGreylistStore.open({ dataDir: v['data-dir'] as string, clock: systemClock, logger, mapSizeBytes: v['store-map-size'] as number });
 }
 
 interface CheckArgs {
@@ -47,19 +44,18 @@ export function checkCommand(deps: CliDeps): CommandModule<object, CheckArgs> {
           .option('json', { type: 'boolean', describe: 'Print JSON' }),
       ) as unknown as Argv<CheckArgs>,
     handler: async (argv: ArgumentsCamelCase<CheckArgs>) => {
-      const v = loadConfigOrExit(argv as Record<string, unknown>);
-      if (!v) return;
+      const cfg = loadDaemonConfig(argv as Record<string, unknown>);
+      if (!cfg) return;
+      const v = cfg.values;
       const logger = cliLogger();
+      const settings = deps.policySettings(v);
+      // Answering from no store (or a new empty one) would show every triplet as new: refuse instead.
+      const store = settings.greylist ? await openDaemonStore(cfg, logger) : null;
+      if (settings.greylist && !store) return;
       const dns = deps.createDnsStack(v, logger, systemClock, { listZones: deps.listZonesOf(v) });
-      let store: LmdbGreylistStore | null = null;
-      try {
-        store = await openStore(v, logger);
-      } catch (err) {
-        process.stderr.write(`mxsentry: greylist store not readable (${describeError(err)}); the greylist step will fail open\n`);
-      }
-      const policy = await createPolicyService(deps.policySettings(v), {
+      const policy = await createPolicyService(settings, {
         resolve: dns.resolver.resolve,
-        store: store ?? unavailableStore('store unavailable'),
+        store: store ?? unavailableStore('greylisting is off'),
         clock: systemClock,
         logger,
         nodeId: store?.getNodeId() ?? 'cli',
@@ -100,8 +96,9 @@ export function rblCommand(deps: CliDeps): CommandModule<object, RblArgs> {
     builder: (y: Argv) =>
       addConfigFlags(y.positional('ip', { type: 'string', demandOption: true }).option('json', { type: 'boolean' })) as unknown as Argv<RblArgs>,
     handler: async (argv: ArgumentsCamelCase<RblArgs>) => {
-      const v = loadConfigOrExit(argv as Record<string, unknown>);
-      if (!v) return;
+      const cfg = loadDaemonConfig(argv as Record<string, unknown>);
+      if (!cfg) return;
+      const v = cfg.values;
       const logger = cliLogger();
       const dns = deps.createDnsStack(v, logger, systemClock, { listZones: deps.listZonesOf(v) });
       const policy = await createPolicyService({ ...deps.policySettings(v), greylist: false }, { resolve: dns.resolver.resolve, store: unavailableStore('unused'), clock: systemClock, logger, nodeId: 'cli', version: deps.version() });
@@ -130,7 +127,7 @@ interface GreylistArgs {
 export function greylistCommand(): CommandModule<object, GreylistArgs> {
   return {
     command: 'greylist <action> [target]',
-    describe: 'Greylist store: list [--prefix P], clients, stats, purge (older than max-age), whitelist <ip>, delete <triplet-key>',
+    describe: 'Greylist store of the daemon: list [--prefix P], clients, stats, purge (older than max-age), whitelist <ip>, delete <triplet-key>',
     builder: (y: Argv) =>
       addConfigFlags(
         y
@@ -141,17 +138,11 @@ export function greylistCommand(): CommandModule<object, GreylistArgs> {
           .option('json', { type: 'boolean' }),
       ) as unknown as Argv<GreylistArgs>,
     handler: async (argv: ArgumentsCamelCase<GreylistArgs>) => {
-      const v = loadConfigOrExit(argv as Record<string, unknown>);
-      if (!v) return;
-      const logger = cliLogger();
-      let store: LmdbGreylistStore;
-      try {
-        store = await openStore(v, logger);
-      } catch (err) {
-        process.stderr.write(`mxsentry: cannot open the greylist store under ${String(v['data-dir'])}: ${describeError(err)}\n`);
-        process.exitCode = 1;
-        return;
-      }
+      const cfg = loadDaemonConfig(argv as Record<string, unknown>);
+      if (!cfg) return;
+      const v = cfg.values;
+      const store = await openDaemonStore(cfg, cliLogger());
+      if (!store) return;
       const out = (x: unknown, text: string): void => {
         process.stdout.write(argv.json ? `${JSON.stringify(x, null, 2)}\n` : text);
       };
@@ -170,7 +161,7 @@ export function greylistCommand(): CommandModule<object, GreylistArgs> {
           }
           case 'stats': {
             const c = await store.count();
-            out(c, `triplets ${c.triplets}\nclients ${c.clients}\nreplication log ${c.replogEntries}\nbytes used ${c.usedBytes} of ${c.limitBytes}\n`);
+            out(c, `store ${cfg.dataDir}\ntriplets ${c.triplets}\nclients ${c.clients}\nreplication log ${c.replogEntries}\nbytes used ${c.usedBytes} of ${c.limitBytes}\n`);
             break;
           }
           case 'purge': {
@@ -188,13 +179,13 @@ export function greylistCommand(): CommandModule<object, GreylistArgs> {
             if (!argv.target) throw new Error('delete needs a triplet key (see greylist list)');
             const gone = await store.deleteTriplet(argv.target);
             out({ deleted: gone }, gone ? 'deleted\n' : 'no such triplet\n');
-            if (!gone) process.exitCode = 1;
+            if (!gone) process.exitCode = EXIT_FAILED;
             break;
           }
         }
       } catch (err) {
         process.stderr.write(`mxsentry: ${describeError(err)}\n`);
-        process.exitCode = 1;
+        process.exitCode = EXIT_FAILED;
       } finally {
         await store.close();
       }

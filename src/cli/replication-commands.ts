@@ -16,7 +16,8 @@ import { defaultNodeName, generateReplicationKey, parsePeerSpec } from '../store
 import { systemClock } from '../util/clock.js';
 import { describeError } from '../util/errors.js';
 import { createRootLogger } from '../util/logger.js';
-import { addConfigFlags, loadConfigOrExit } from './config-flags.js';
+import { addConfigFlags } from './config-flags.js';
+import { loadDaemonConfig } from './daemon-config.js';
 
 /** Default replication port suggested by keygen (unassigned by IANA, next to postgrey's 10023 in spirit). */
 export const DEFAULT_REPLICATION_PORT = 7410;
@@ -145,7 +146,7 @@ export function formatReplicationStatus(s: ReplicationStatus, source: StatusSour
 /** Recomputes each peer's lag from the cursors in LMDB (the daemon may be down; LMDB allows a second reader). */
 async function lagFromStore(v: ConfigValues, status: ReplicationStatus): Promise<ReplicationStatus> {
   const logger = createRootLogger('warn', process.stderr);
-  const store = await LmdbGreylistStore.open({ dataDir: v['data-dir'] as string, clock: systemClock, logger, mapSizeBytes: v['store-map-size'] as number });
+  const store = await LmdbGreylistStore.open({ dataDir: v['data-dir'] as string, clock: systemClock, logger, mapSizeBytes: v['store-map-size'] as number, create: false });
   try {
     const lastSeq = await store.getLastSeq();
     const now = systemClock.nowMs();
@@ -176,8 +177,9 @@ export function replicationCommand(): CommandModule<object, StatusArgs> {
         y.positional('action', { type: 'string', choices: ['status'], demandOption: true }).option('json', { type: 'boolean', describe: 'Print JSON' }),
       ) as unknown as Argv<StatusArgs>,
     handler: async (argv: ArgumentsCamelCase<StatusArgs>) => {
-      const v = loadConfigOrExit(argv as Record<string, unknown>);
-      if (!v) return;
+      const cfg = loadDaemonConfig(argv as Record<string, unknown>);
+      if (!cfg) return;
+      const v = cfg.values;
       let status: ReplicationStatus | undefined;
       let source: StatusSource = { kind: 'daemon' };
       try {

@@ -6,7 +6,7 @@
 // main thread, so no policy decision waits for a disk flush. The last batch survives a process crash
 // (the OS has the pages) and at most the last unflushed batch is lost on power loss. noSync is never
 // used: it risks a corrupt file. flush() waits for the disk at shutdown.
-import { accessSync, closeSync, constants as fsConstants, fstatSync, mkdirSync, openSync, readSync } from 'node:fs';
+import { accessSync, closeSync, constants as fsConstants, fstatSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
@@ -54,6 +54,12 @@ export interface LmdbEnvOptions {
    * always allowed, so purging frees room.
    */
   mapSizeBytes?: number;
+  /**
+   * Create the environment when none exists (default true: the daemon starts with an empty store).
+   * False for the admin's commands, which must act on the daemon's existing store, never on a new
+   * empty one: a missing `<dataDir>/greylist/data.mdb` then rejects with STORE_ERR_NOT_FOUND.
+   */
+  create?: boolean;
 }
 
 /** Node errno values lmdb reports as positive codes. */
@@ -137,8 +143,10 @@ export class LmdbEnv {
   }
 
   /**
-   * Opens (creating when needed) the environment. Rejects with StoreError(STORE_ERR_OPEN) naming the
-   * directory when it cannot be created or written, or when the files are not a usable environment.
+   * Opens (creating when needed, unless `create` is false) the environment. Rejects with
+   * StoreError(STORE_ERR_OPEN) naming the directory when it cannot be created or written, or when the
+   * files are not a usable environment; with STORE_ERR_NOT_FOUND when `create` is false and there is
+   * no environment (nothing is created then, not even the directory).
    */
   static async open(opts: LmdbEnvOptions): Promise<LmdbEnv> {
     const limitBytes = opts.mapSizeBytes ?? DEFAULT_MAP_SIZE_BYTES;
@@ -146,6 +154,7 @@ export class LmdbEnv {
       throw new StoreError(StoreErrorCode.OPEN, `mapSizeBytes must be an integer >= ${MIN_MAP_SIZE_BYTES}, got ${limitBytes}`);
     }
     const path = join(opts.dataDir, 'greylist');
+    if (opts.create === false) checkEnvExists(path);
     try {
       mkdirSync(path, { recursive: true, mode: 0o700 });
       accessSync(path, fsConstants.W_OK | fsConstants.R_OK | fsConstants.X_OK);
@@ -340,6 +349,24 @@ export class WriteScope {
 
   remove<K extends string | number>(db: Database<Buffer, K>, key: K): boolean {
     return db.removeSync(key);
+  }
+}
+
+/**
+ * Throws STORE_ERR_NOT_FOUND unless `path` holds a non-empty data file (LMDB writes its meta pages
+ * at creation, so an empty file was never an environment). A directory that cannot be searched is
+ * STORE_ERR_OPEN, so "permission denied" is not reported as "no store here".
+ */
+function checkEnvExists(path: string): void {
+  const file = join(path, 'data.mdb');
+  try {
+    if (statSync(file).size === 0) throw Object.assign(new Error(`${file} is empty`), { code: 'ENOENT' });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') {
+      throw new StoreError(StoreErrorCode.NOT_FOUND, `no greylist store at ${path} (no ${file})`, { cause: err });
+    }
+    throw new StoreError(StoreErrorCode.OPEN, `cannot read ${file} (${code ?? 'error'})`, { cause: err });
   }
 }
 

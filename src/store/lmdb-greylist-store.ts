@@ -46,6 +46,8 @@ export interface LmdbGreylistStoreOptions {
   logger: Logger;
   /** Size limit in bytes (default 1 GiB); see LmdbEnvOptions.mapSizeBytes. */
   mapSizeBytes?: number;
+  /** Create the store when none exists (default true); see LmdbEnvOptions.create. */
+  create?: boolean;
   /** Timers for the expiry sweep (default: unref'd Node timers). */
   scheduler?: Scheduler;
 }
@@ -128,9 +130,12 @@ export class LmdbGreylistStore implements GreylistStore {
     this.expiry = new ExpirySweep({ scheduler, clock, logger, isClosed: () => env.isClosed(), purge: (now, maxAge) => this.purge(now, maxAge) });
   }
 
-  /** Opens (or creates) the store; rejects with StoreError(STORE_ERR_OPEN) when it cannot. */
+  /**
+   * Opens (or creates, unless `create` is false) the store; rejects with StoreError(STORE_ERR_OPEN)
+   * when it cannot, STORE_ERR_NOT_FOUND when there is none and `create` is false.
+   */
   static async open(opts: LmdbGreylistStoreOptions): Promise<LmdbGreylistStore> {
-    const env = await LmdbEnv.open({ dataDir: opts.dataDir, logger: opts.logger, mapSizeBytes: opts.mapSizeBytes });
+    const env = await LmdbEnv.open({ dataDir: opts.dataDir, logger: opts.logger, mapSizeBytes: opts.mapSizeBytes, ...(opts.create === undefined ? {} : { create: opts.create }) });
     return new LmdbGreylistStore(env, opts.clock, opts.logger, opts.scheduler ?? new TimerScheduler());
   }
 

@@ -7,6 +7,8 @@ import { StoreError } from '../util/errors.js';
 export const StoreErrorCode = {
   /** The environment could not be opened (directory not creatable or writable, bad file, lock). */
   OPEN: 'STORE_ERR_OPEN',
+  /** No environment exists at the path and the caller asked not to create one (the CLI's `create: false`). */
+  NOT_FOUND: 'STORE_ERR_NOT_FOUND',
   /** The size limit was reached (MDB_MAP_FULL, the configured limit, or no space left on the disk). */
   FULL: 'STORE_ERR_FULL',
   /** A stored record (or a record received from a peer) could not be decoded or failed validation. */

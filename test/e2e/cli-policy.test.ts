@@ -1,9 +1,16 @@
 // `mxsentry check`, `rbl` and `greylist` as an admin runs them: the built CLI on a temp data dir
-// and the fake tree's DNSBL. `check` must decide without writing to the greylist store.
+// holding the daemon's store and the fake tree's DNSBL. `check` must decide without writing to the
+// greylist store, and no command may create a store where the daemon has none.
 import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { DEFAULT_CONFIG_FILE } from '../../src/cli/control-cli.js';
+import { LmdbGreylistStore } from '../../src/store/lmdb-greylist-store.js';
+import { systemClock } from '../../src/util/clock.js';
+import { createSilentLogger } from '../../src/util/logger.js';
 import { MXSENTRY_BIN, removeTempDir, startSharedPortTree, writeTempFile, type SharedPortTree } from '../helpers/daemon.js';
 import { standardTree } from '../helpers/fake-hierarchy.js';
 
@@ -15,16 +22,27 @@ let hints: { dir: string; file: string };
 s.before(async () => {
   tree = await startSharedPortTree(standardTree());
   hints = writeTempFile('root.hints', tree.rootHints);
+  // The store a daemon made at its first start.
+  const store = await LmdbGreylistStore.open({ dataDir: `${hints.dir}/data`, clock: systemClock, logger: createSilentLogger() });
+  await store.close();
 });
 s.after(async () => {
   await tree.stop();
   removeTempDir(hints.dir);
 });
 
+function resolverFlags(): string[] {
+  return ['--root-hints', hints.file, '--query-loopback', '--upstream-port', String(tree.port), '--dnsbl', 'dnsbl.example.net=127.0.0.[2..11]'];
+}
+
 async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const common = ['--root-hints', hints.file, '--query-loopback', '--upstream-port', String(tree.port), '--data-dir', `${hints.dir}/data`, '--dnsbl', 'dnsbl.example.net=127.0.0.[2..11]'];
+  return cliIn(undefined, ...args, '--data-dir', `${hints.dir}/data`);
+}
+
+/** Runs the CLI with the resolver flags, in `cwd` when given. */
+async function cliIn(cwd: string | undefined, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const r = await run(process.execPath, [MXSENTRY_BIN, ...args, ...common], { timeout: 20_000 });
+    const r = await run(process.execPath, [MXSENTRY_BIN, ...args, ...resolverFlags()], { timeout: 20_000, ...(cwd ? { cwd } : {}) });
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
@@ -71,6 +89,34 @@ s('greylist whitelist makes a client pass, visible to check', async () => {
   assert.match(r.stdout, /action=DUNNO/);
   const stats = await cli('greylist', 'stats');
   assert.match(stats.stdout, /clients 1/);
+});
+
+s('no store where the daemon keeps none: every command fails (exit 2) naming the path, and creates nothing', async () => {
+  if (existsSync(DEFAULT_CONFIG_FILE)) {
+    console.log(`  SKIP the default-path case: ${DEFAULT_CONFIG_FILE} exists on this host and would be read`);
+    return;
+  }
+  const empty = mkdtempSync(join(hints.dir, 'cwd-'));
+  try {
+    for (const args of [['greylist', 'list'], ['greylist', 'clients'], ['greylist', 'stats'], ['greylist', 'purge'], ['greylist', 'whitelist', '192.0.2.55'], ['greylist', 'delete', 'x'], ['check', '--client-address', '192.0.2.44', ...envelope]]) {
+      const r = await cliIn(empty, ...args);
+      assert.is(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.is(r.stdout, '', args.join(' '));
+      assert.match(r.stderr, `no greylist store at ${join(empty, 'data', 'greylist')}`, args.join(' '));
+      assert.match(r.stderr, /--data-dir DIR/);
+      assert.equal(readdirSync(empty), [], `${args.join(' ')} created ${readdirSync(empty).join(', ')}`);
+    }
+    const status = await cliIn(empty, 'replication', 'status');
+    assert.is(status.code, 1, 'no daemon, no status file');
+    assert.equal(readdirSync(empty), [], 'replication status created nothing');
+    const elsewhere = await cliIn(empty, 'greylist', 'whitelist', '192.0.2.55', '--data-dir', join(empty, 'nowhere'));
+    assert.is(elsewhere.code, 2);
+    assert.match(elsewhere.stderr, `no greylist store at ${join(empty, 'nowhere', 'greylist')}`);
+    assert.match(elsewhere.stderr, 'came from --data-dir');
+    assert.not.ok(existsSync(join(empty, 'nowhere')));
+  } finally {
+    rmSync(empty, { recursive: true, force: true });
+  }
 });
 
 s.run();

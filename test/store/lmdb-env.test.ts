@@ -80,6 +80,22 @@ s('open creates <dataDir>/greylist (mkdir -p) and keeps the node id', async () =
   assert.is(again.nodeId, id);
 });
 
+s('create: false opens an existing environment but never makes one (STORE_ERR_NOT_FOUND, nothing on disk)', async () => {
+  const dataDir = join(tempDir(), 'data');
+  const err = await rejectsWith(LmdbEnv.open({ dataDir, logger, create: false }), 'STORE_ERR_NOT_FOUND');
+  assert.match(err.message, join(dataDir, 'greylist'));
+  assert.not.ok(existsSync(dataDir), 'not even the directory was created');
+  mkdirSync(join(dataDir, 'greylist'), { recursive: true });
+  writeFileSync(join(dataDir, 'greylist', 'data.mdb'), '');
+  await rejectsWith(LmdbEnv.open({ dataDir, logger, create: false }), 'STORE_ERR_NOT_FOUND');
+  const created = await openEnv(join(dataDir, 'fresh'));
+  const id = created.nodeId;
+  await created.close();
+  const reopened = await LmdbEnv.open({ dataDir: join(dataDir, 'fresh'), logger, create: false });
+  assert.is(reopened.nodeId, id);
+  await reopened.close();
+});
+
 s('open refuses an environment written by a newer schema', async () => {
   const dataDir = tempDir();
   const env = await openEnv(dataDir);

@@ -1,0 +1,102 @@
+// Which configuration and which greylist store the admin's offline commands (`check`, `rbl`,
+// `lookup`, `greylist ...`, `replication status`) use: the daemon's, found the way the control
+// commands find the daemon. Called by the command handlers; it opens no store and creates nothing.
+import { lstatSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { loadConfig, type ConfigValues } from '../config/load.js';
+import { LmdbGreylistStore } from '../store/lmdb-greylist-store.js';
+import { isStoreError, StoreErrorCode } from '../store/store-error-code.js';
+import { systemClock } from '../util/clock.js';
+import { describeError } from '../util/errors.js';
+import type { Logger } from '../util/logger.js';
+import { collectConfigFlags, printConfigErrors } from './config-flags.js';
+import { DEFAULT_CONFIG_FILE, EXIT_FAILED, EXIT_USAGE, SYSTEMD_CONTROL_SOCKET, SYSTEMD_DATA_DIR } from './control-cli.js';
+
+/** The packaged unit's paths: it runs `serve --config FILE --data-dir DIR --control-socket SOCKET`. */
+export interface UnitPaths {
+  configFile: string;
+  dataDir: string;
+  controlSocket: string;
+}
+
+/** systemd/mxsentry.service's ExecStart (test/systemd checks that the two agree). */
+export const UNIT_PATHS: UnitPaths = { configFile: DEFAULT_CONFIG_FILE, dataDir: SYSTEMD_DATA_DIR, controlSocket: SYSTEMD_CONTROL_SOCKET };
+
+/** The daemon's configuration as an offline command sees it. */
+export interface DaemonConfig {
+  /** The configuration, with `data-dir` (and under the unit `control-socket`) as the daemon has them. */
+  values: ConfigValues;
+  /** The file read; undefined when there is none (defaults and flags only). */
+  file: string | undefined;
+  /** Absolute path of the data dir, and where it came from (for messages). */
+  dataDir: string;
+  dataDirFrom: string;
+}
+
+/**
+ * True when `path` is there, even if this user may not read it. lstat: under DynamicUser the state
+ * dir is a symlink into /var/lib/private (mode 0700) that only root can follow, and a non-root admin
+ * must hear "permission denied" from the open, not "no store".
+ */
+function pathExists(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code !== 'ENOENT' && code !== 'ENOTDIR';
+  }
+}
+
+/**
+ * Loads the daemon's configuration: `--config FILE`, else the unit's file when it exists, else
+ * none (flags and defaults). The data dir: `--data-dir`; else, for the unit's file once the unit
+ * made its state directory, the unit's `--data-dir` (flags override the file in the daemon too);
+ * else the file's `data-dir` (default ./data). On config errors prints them all, sets exit code 2
+ * and returns null.
+ */
+export function loadDaemonConfig(argv: Record<string, unknown>, unit: UnitPaths = UNIT_PATHS): DaemonConfig | null {
+  const file = typeof argv.config === 'string' ? argv.config : pathExists(unit.configFile) ? unit.configFile : undefined;
+  const loaded = loadConfig({ ...(file !== undefined ? { file } : {}), flags: collectConfigFlags(argv) });
+  if (loaded.errors.length > 0) {
+    printConfigErrors(loaded.errors);
+    process.exitCode = EXIT_USAGE;
+    return null;
+  }
+  const values: ConfigValues = { ...loaded.values };
+  let dataDirFrom: string;
+  if (typeof argv['data-dir'] === 'string') {
+    dataDirFrom = '--data-dir';
+  } else if (file !== undefined && resolve(file) === resolve(unit.configFile) && pathExists(unit.dataDir)) {
+    values['data-dir'] = unit.dataDir;
+    if (typeof argv['control-socket'] !== 'string') values['control-socket'] = unit.controlSocket;
+    dataDirFrom = `the systemd unit (serve --config ${unit.configFile} --data-dir ${unit.dataDir})`;
+  } else {
+    dataDirFrom = file !== undefined ? `data-dir in ${file}` : `the default ./data (no --config given, no ${unit.configFile})`;
+  }
+  return { values, file, dataDir: resolve(values['data-dir'] as string), dataDirFrom };
+}
+
+/**
+ * Opens the daemon's existing store, never creating one. On failure prints what went wrong and how
+ * to point at the right store, sets the exit code (2 when there is no store there: a usage or config
+ * problem; 1 otherwise) and returns null.
+ */
+export async function openDaemonStore(cfg: DaemonConfig, logger: Logger, unit: UnitPaths = UNIT_PATHS): Promise<LmdbGreylistStore | null> {
+  try {
+    return await LmdbGreylistStore.open({
+      dataDir: cfg.dataDir,
+      clock: systemClock,
+      logger,
+      mapSizeBytes: cfg.values['store-map-size'] as number,
+      create: false,
+    });
+  } catch (err) {
+    const missing = isStoreError(err, StoreErrorCode.NOT_FOUND);
+    const what = missing ? `no greylist store at ${join(cfg.dataDir, 'greylist')}, nothing was created` : `cannot open the greylist store under ${cfg.dataDir}: ${describeError(err)}`;
+    process.stderr.write(`mxsentry: ${what}\nmxsentry: the data dir came from ${cfg.dataDirFrom}\n`);
+    process.stderr.write(`mxsentry: point at the daemon's store with --data-dir DIR, or at its configuration with --config FILE (under the systemd unit: ${unit.dataDir}, as root)\n`);
+    process.exitCode = missing ? EXIT_USAGE : EXIT_FAILED;
+    return null;
+  }
+}
