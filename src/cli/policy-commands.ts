@@ -5,13 +5,14 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { createPolicyService } from '../policy/policy-service.js';
 import { clientKey } from '../policy/greylist.js';
+import type { KeyedRecord, ListOptions, LmdbGreylistStore } from '../store/lmdb-greylist-store.js';
 import { totalPasses, type GreylistStore } from '../store/greylist-types.js';
 import { systemClock } from '../util/clock.js';
 import { describeError } from '../util/errors.js';
 import { createRootLogger, type LogLevel, type Logger } from '../util/logger.js';
 import type { CliDeps } from './cli.js';
 import { addConfigFlags } from './config-flags.js';
-import { EXIT_FAILED } from './control-cli.js';
+import { EXIT_FAILED, EXIT_USAGE } from './control-cli.js';
 import { loadDaemonConfig, openDaemonStore } from './daemon-config.js';
 
 function cliLogger(): Logger {
@@ -124,6 +125,39 @@ interface GreylistArgs {
   json?: boolean;
 }
 
+/** Rows `greylist list|clients` print unless --limit says otherwise. */
+export const DEFAULT_LIST_ROWS = 100;
+
+/** Page size when reading more rows than that (the store caps one read). */
+const LIST_PAGE = 10_000;
+
+/**
+ * Reads up to `limit` rows page by page and whether more exist beyond them (one row more is read
+ * to know it).
+ */
+export async function listUpTo<R>(
+  read: (opts: ListOptions) => Promise<KeyedRecord<R>[]>,
+  opts: { prefix?: string; limit: number },
+): Promise<{ rows: KeyedRecord<R>[]; more: boolean }> {
+  const rows: KeyedRecord<R>[] = [];
+  let startAfter: string | undefined;
+  for (;;) {
+    const want = Math.min(opts.limit + 1 - rows.length, LIST_PAGE);
+    const page = await read({ ...(opts.prefix ? { prefix: opts.prefix } : {}), ...(startAfter !== undefined ? { startAfter } : {}), limit: want });
+    rows.push(...page);
+    if (page.length < want || rows.length > opts.limit) break;
+    startAfter = page[page.length - 1]!.key;
+  }
+  const more = rows.length > opts.limit;
+  return { rows: more ? rows.slice(0, opts.limit) : rows, more };
+}
+
+/** The stderr note when a listing was cut off: how many were shown and how to see more. */
+export function truncationNote(what: 'triplets' | 'clients', shown: number, total: number | undefined, prefix: string | undefined): string {
+  const of = total !== undefined ? ` of ${total}` : prefix ? ` matching --prefix ${prefix}, and there are more` : ', and there are more';
+  return `mxsentry: listed the first ${shown} ${what}${of}; --limit N lists more${prefix ? '' : ', --prefix P narrows'}\n`;
+}
+
 export function greylistCommand(): CommandModule<object, GreylistArgs> {
   return {
     command: 'greylist <action> [target]',
@@ -134,10 +168,16 @@ export function greylistCommand(): CommandModule<object, GreylistArgs> {
           .positional('action', { type: 'string', choices: ['list', 'clients', 'stats', 'purge', 'whitelist', 'delete'], demandOption: true })
           .positional('target', { type: 'string', describe: 'IP for whitelist, key for delete' })
           .option('prefix', { type: 'string', describe: 'Only keys starting with this (list, clients)' })
-          .option('limit', { type: 'number', default: 100, describe: 'At most this many rows (list, clients)' })
+          .option('limit', { type: 'number', default: DEFAULT_LIST_ROWS, describe: 'At most this many rows (list, clients); a note on stderr says when there are more' })
           .option('json', { type: 'boolean' }),
       ) as unknown as Argv<GreylistArgs>,
     handler: async (argv: ArgumentsCamelCase<GreylistArgs>) => {
+      const limit = argv.limit ?? DEFAULT_LIST_ROWS;
+      if (!(Number.isSafeInteger(limit) && limit >= 1)) {
+        process.stderr.write(`mxsentry: --limit must be a whole number of 1 or more, got ${String(argv.limit)}\n`);
+        process.exitCode = EXIT_USAGE;
+        return;
+      }
       const cfg = loadDaemonConfig(argv as Record<string, unknown>);
       if (!cfg) return;
       const v = cfg.values;
@@ -147,16 +187,18 @@ export function greylistCommand(): CommandModule<object, GreylistArgs> {
         process.stdout.write(argv.json ? `${JSON.stringify(x, null, 2)}\n` : text);
       };
       try {
-        const listOpts = { ...(argv.prefix ? { prefix: argv.prefix } : {}), limit: argv.limit ?? 100 };
+        const listOpts = { ...(argv.prefix ? { prefix: argv.prefix } : {}), limit };
         switch (argv.action) {
           case 'list': {
-            const rows = await store.listTriplets(listOpts);
+            const { rows, more } = await listUpTo((o) => store.listTriplets(o), listOpts);
             out(rows, rows.map((r) => `${r.key}\tfirst ${iso(r.record.firstSeenMs)}\tlast ${iso(r.record.lastSeenMs)}\t${r.record.passedAtMs ? `passed ${iso(r.record.passedAtMs)}` : 'waiting'}\n`).join(''));
+            if (more) process.stderr.write(truncationNote('triplets', rows.length, argv.prefix ? undefined : (await store.count()).triplets, argv.prefix));
             break;
           }
           case 'clients': {
-            const rows = await store.listClients(listOpts);
+            const { rows, more } = await listUpTo((o) => store.listClients(o), listOpts);
             out(rows, rows.map((r) => `${r.key}\tpasses ${totalPasses(r.record.passes)}\tlast ${iso(r.record.lastSeenMs)}\n`).join(''));
+            if (more) process.stderr.write(truncationNote('clients', rows.length, argv.prefix ? undefined : (await store.count()).clients, argv.prefix));
             break;
           }
           case 'stats': {

@@ -119,4 +119,35 @@ s('no store where the daemon keeps none: every command fails (exit 2) naming the
   }
 });
 
+s('greylist list says on stderr when it stopped at --limit, and refuses a limit below 1', async () => {
+  const dataDir = mkdtempSync(join(hints.dir, 'many-'));
+  const store = await LmdbGreylistStore.open({ dataDir, clock: systemClock, logger: createSilentLogger() });
+  const now = systemClock.nowMs();
+  for (let i = 0; i < 123; i++) {
+    const key = `192.0.2/s${String(i).padStart(3, '0')}@a.example/r@b.example`;
+    await store.transact(key, '192.0.2.1', () => ({ update: { triplet: { firstSeenMs: now, lastSeenMs: now, passedAtMs: 0, passes: {} } }, result: null }));
+  }
+  await store.close();
+  const list = (...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => cliIn(undefined, 'greylist', 'list', '--data-dir', dataDir, ...args);
+  const first = await list();
+  assert.is(first.code, 0, first.stderr);
+  assert.is(first.stdout.trim().split('\n').length, 100);
+  assert.match(first.stderr, /listed the first 100 triplets of 123; --limit N lists more/);
+  const all = await list('--limit', '200');
+  assert.is(all.stdout.trim().split('\n').length, 123);
+  assert.is(all.stderr, '');
+  const exact = await list('--limit', '123');
+  assert.is(exact.stdout.trim().split('\n').length, 123);
+  assert.is(exact.stderr, '', 'nothing was left out');
+  const prefixed = await list('--prefix', '192.0.2/s1', '--limit', '5');
+  assert.is(prefixed.stdout.trim().split('\n').length, 5);
+  assert.match(prefixed.stderr, /first 5 triplets matching --prefix 192\.0\.2\/s1, and there are more/);
+  for (const bad of ['0', '-1', '2.5', 'abc']) {
+    const r = await list('--limit', bad);
+    assert.is(r.code, 2, `--limit ${bad}`);
+    assert.is(r.stdout, '', `--limit ${bad}`);
+    assert.match(r.stderr, '--limit must be a whole number of 1 or more', `--limit ${bad}`);
+  }
+});
+
 s.run();
