@@ -4,7 +4,7 @@
 // status file the daemon last wrote plus the cursors in LMDB. Neither command changes any state
 // except keygen's --key-file, which only creates a new file.
 import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import type { ConfigValues } from '../config/load.js';
 import { sendControlRequest } from '../control/control-client.js';
@@ -12,7 +12,7 @@ import { ControlError } from '../control/control-error.js';
 import { controlSocketPath } from '../control/operations.js';
 import { LmdbGreylistStore } from '../store/lmdb-greylist-store.js';
 import { readStatusFile, type PeerStatus, type ReplicationStatus } from '../store/replication/replication-status.js';
-import { defaultNodeName, generateReplicationKey, parsePeerSpec } from '../store/replication/replication-settings.js';
+import { defaultNodeName, generateReplicationKey, KEY_CREDENTIAL, parsePeerSpec } from '../store/replication/replication-settings.js';
 import { systemClock } from '../util/clock.js';
 import { describeError } from '../util/errors.js';
 import { createRootLogger } from '../util/logger.js';
@@ -30,15 +30,30 @@ interface KeygenArgs {
   'key-file'?: string;
 }
 
-/** The text `peer keygen` prints, for a key and this node's name/address/port. */
+/** Where keygen tells the admin to keep the key when --key-file names no other file. */
+export const DEFAULT_KEY_FILE = '/etc/mxsentry/cluster.key';
+
+/**
+ * The text `peer keygen` prints, for a key and this node's name/address/port. The key goes into a
+ * root-only file named by replication-key-file, never into mxsentry.conf: the shipped unit's
+ * DynamicUser must read the config (mode 0644) and can read a 0600 key file only as a credential.
+ */
 export function keygenText(key: string, opts: { name: string; address: string | undefined; port: number; keyFile?: string }): string {
-  const keyLine = opts.keyFile ? `replication-key-file: ${opts.keyFile}` : `replication-key: ${key}`;
+  const file = resolve(opts.keyFile ?? DEFAULT_KEY_FILE);
   const advertised = opts.address ?? 'THIS-HOST-ADDRESS';
   return [
-    '# mxsentry replication: a new cluster key.',
-    '# 1. Put the SAME key on EVERY node of the cluster (config file mode 0600: the key lets a host join).',
-    opts.keyFile ? `#    The key was written to ${opts.keyFile} (mode 0600); copy that file to every node.` : '#    Nodes holding another key are refused and logged.',
-    keyLine,
+    '# mxsentry replication: a new cluster key. It lets a host join the cluster: keep it secret.',
+    '# 1. Put the SAME key on EVERY node, in a file only root can read (not in mxsentry.conf, which the',
+    '#    service must be able to read). Nodes holding another key are refused and logged.',
+    opts.keyFile
+      ? `#    The key was written to ${file} (mode 0600); copy that file to every node (same path, mode 0600).`
+      : `#    On every node: (umask 077; echo ${key} > ${file})`,
+    '#    Under the shipped systemd unit (DynamicUser=yes) the service cannot open that file itself:',
+    '#    systemd passes it as a credential. On every node, `systemctl edit mxsentry` and add:',
+    '#      [Service]',
+    `#      LoadCredential=${KEY_CREDENTIAL}:${file}`,
+    '#    and in mxsentry.conf:',
+    `replication-key-file: ${file}`,
     '',
     `# 2. On this node (${opts.name}):`,
     `node-name: ${opts.name}`,
@@ -63,7 +78,7 @@ export function peerCommand(): CommandModule<object, KeygenArgs> {
         .option('name', { type: 'string', describe: 'This node\'s node-name (default: the host name)' })
         .option('address', { type: 'string', describe: 'Address the other nodes reach this node at (for their peer line)' })
         .option('port', { type: 'number', default: DEFAULT_REPLICATION_PORT, describe: 'Replication port' })
-        .option('key-file', { type: 'string', describe: 'Write the key to this new file (mode 0600) instead of printing it' }) as unknown as Argv<KeygenArgs>,
+        .option('key-file', { type: 'string', describe: `Write the key to this new file (mode 0600) instead of printing it (e.g. ${DEFAULT_KEY_FILE})` }) as unknown as Argv<KeygenArgs>,
     handler: (argv: ArgumentsCamelCase<KeygenArgs>) => {
       const name = argv.name ?? defaultNodeName();
       const port = argv.port ?? DEFAULT_REPLICATION_PORT;

@@ -2,7 +2,9 @@
 // Called once at start by main.ts, before any other code opens a file, so the inherited fds are
 // still those systemd gave. Must not open, close or read from the fds; the DNS and policy servers
 // adopt them (dgram `bind({ fd })`, net `listen({ fd })`), asking socketFamily() what a UDP fd is.
-import { readFileSync, readlinkSync } from 'node:fs';
+// Also finds the credentials the unit passes (LoadCredential=), for replication-settings.ts.
+import { existsSync, readFileSync, readlinkSync } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
 
 /** First inherited fd (SD_LISTEN_FDS_START): 0-2 are stdio. */
 export const SD_LISTEN_FDS_START = 3;
@@ -74,6 +76,17 @@ export function socketFamily(fd: number, kind: 'udp' | 'tcp', procRoot = '/proc'
     }
   }
   return null;
+}
+
+/**
+ * Path of the credential `name` systemd passed to this process (`LoadCredential=name:FILE` puts a
+ * copy readable by the service only in $CREDENTIALS_DIRECTORY), or undefined when there is none.
+ */
+export function credentialPath(name: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const dir = env.CREDENTIALS_DIRECTORY;
+  if (dir === undefined || dir === '' || !isAbsolute(dir)) return undefined;
+  const path = join(dir, name);
+  return existsSync(path) ? path : undefined;
 }
 
 function isNoEntry(err: unknown): boolean {

@@ -1,30 +1,45 @@
 // Tests for the replication CLI's output: `peer keygen` prints a fresh key and config lines the
 // daemon accepts as they are, and `replication status` renders peers, lag and errors as a table.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { formatReplicationStatus, keygenText } from '../../src/cli/replication-commands.js';
+import { DEFAULT_KEY_FILE, formatReplicationStatus, keygenText } from '../../src/cli/replication-commands.js';
 import { loadConfig, parseConfigText } from '../../src/config/load.js';
 import type { ReplicationStatus } from '../../src/store/replication/replication-status.js';
-import { replicationSettingsOf } from '../../src/store/replication/replication-settings.js';
+import { KEY_CREDENTIAL, replicationSettingsOf } from '../../src/store/replication/replication-settings.js';
 
 const s = suite('cli/replication-commands');
 
-s('keygen output pasted as a config file is a valid replication configuration', () => {
-  const text = keygenText('ab'.repeat(32), { name: 'mx1', address: '192.0.2.1', port: 7410 });
-  const lines = parseConfigText(text, 'pasted', []);
-  assert.equal(lines.map((l) => l.key), ['replication-key', 'node-name', 'replication-listen', 'peer']);
-  const flags: Record<string, unknown> = {};
-  for (const l of lines) flags[l.key] = l.key === 'peer' ? ['mx2=192.0.2.2:7410'] : l.value;
-  const loaded = loadConfig({ flags });
-  assert.equal(loaded.errors, []);
-  const settings = replicationSettingsOf(loaded.values)!;
-  assert.is(settings.nodeName, 'mx1');
-  assert.is(settings.listen?.text, '192.0.2.1:7410');
-  assert.match(text, /^peer: mx1=192\.0\.2\.1:7410$/m);
-  const ipv6 = keygenText('ab'.repeat(32), { name: 'mx1', address: '2001:db8::1', port: 7410, keyFile: '/etc/mxsentry/repl.key' });
-  assert.match(ipv6, /^replication-key-file: \/etc\/mxsentry\/repl\.key$/m);
-  assert.match(ipv6, /^peer: mx1=\[2001:db8::1\]:7410$/m);
-  assert.not.match(ipv6, /abab/);
+s('keygen output pasted as a config file is a valid replication configuration, the key in a root-only file', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mxsentry-keygen-'));
+  try {
+    const keyFile = join(dir, 'cluster.key');
+    writeFileSync(keyFile, `${'ab'.repeat(32)}\n`, { mode: 0o600 });
+    const text = keygenText('ab'.repeat(32), { name: 'mx1', address: '192.0.2.1', port: 7410, keyFile });
+    const lines = parseConfigText(text, 'pasted', []);
+    assert.equal(lines.map((l) => l.key), ['replication-key-file', 'node-name', 'replication-listen', 'peer']);
+    const flags: Record<string, unknown> = {};
+    for (const l of lines) flags[l.key] = l.key === 'peer' ? ['mx2=192.0.2.2:7410'] : l.value;
+    const loaded = loadConfig({ flags });
+    assert.equal(loaded.errors, []);
+    const settings = replicationSettingsOf(loaded.values)!;
+    assert.is(settings.nodeName, 'mx1');
+    assert.is(settings.listen?.text, '192.0.2.1:7410');
+    assert.match(text, /^peer: mx1=192\.0\.2\.1:7410$/m);
+    assert.not.match(text, /abab/, 'the key stays in its file');
+    assert.match(text, `LoadCredential=${KEY_CREDENTIAL}:${keyFile}`);
+    assert.not.match(text, /0600.*config|config.*0600/i, 'no advice to make the config root-only');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const printed = keygenText('cd'.repeat(32), { name: 'mx1', address: '2001:db8::1', port: 7410 });
+  assert.match(printed, `(umask 077; echo ${'cd'.repeat(32)} > ${DEFAULT_KEY_FILE})`);
+  assert.match(printed, `replication-key-file: ${DEFAULT_KEY_FILE}`);
+  assert.match(printed, `LoadCredential=${KEY_CREDENTIAL}:${DEFAULT_KEY_FILE}`);
+  assert.not.match(printed, /^replication-key:/m, 'never the key in mxsentry.conf');
+  assert.match(printed, /^peer: mx1=\[2001:db8::1\]:7410$/m);
 });
 
 s('status is a table with each peer, connected or not, its lag and last error', () => {

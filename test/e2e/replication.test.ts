@@ -76,9 +76,9 @@ async function assertConverged(nodes: ClusterNode[], timeoutMs = 15_000): Promis
 }
 
 s.before(async () => {
-  // The admin's way: `mxsentry peer keygen` prints the key line to paste into every node.
+  // The admin's way: `mxsentry peer keygen` prints the key and the command that saves it on every node.
   const { stdout } = await run(process.execPath, [MXSENTRY_BIN, 'peer', 'keygen', '--name', 'mx1', '--address', '127.0.0.1']);
-  key = /^replication-key: ([0-9a-f]{64})$/m.exec(stdout)?.[1] ?? '';
+  key = /echo ([0-9a-f]{64}) > /.exec(stdout)?.[1] ?? '';
   assert.match(key, /^[0-9a-f]{64}$/);
   assert.match(stdout, /^peer: mx1=127\.0\.0\.1:7410$/m);
   try {

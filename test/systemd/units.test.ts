@@ -5,8 +5,10 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DEFAULT_KEY_FILE, keygenText } from '../../src/cli/replication-commands.js';
 import { packageRoot } from '../../src/util/paths.js';
 import { requirePeer } from '../helpers/peers.js';
 
@@ -44,6 +46,30 @@ s(`systemd-analyze security --offline=true: exposure below ${MAX_EXPOSURE}`, asy
   assert.ok(m, `no exposure score in:\n${r.out}`);
   console.log(`  systemd-analyze security --offline=true mxsentry.service: exposure ${m[1]}`);
   assert.ok(Number(m[1]) < MAX_EXPOSURE, `exposure ${m[1]} is not below ${MAX_EXPOSURE}`);
+});
+
+s('the replication key drop-in keygen and README give (LoadCredential=) verifies cleanly and keeps the exposure', async () => {
+  const text = keygenText('ab'.repeat(32), { name: 'mx1', address: '192.0.2.1', port: 7410 });
+  const line = /^#\s+(LoadCredential=\S+)$/m.exec(text)?.[1];
+  assert.is(line, `LoadCredential=replication-key:${DEFAULT_KEY_FILE}`);
+  assert.ok(readFileSync(join(packageRoot(), 'README.md'), 'utf8').includes(`${line}\n`), 'README shows the same drop-in');
+  assert.ok(unit('mxsentry.service').includes(`#   ${line}\n`), 'the unit names it too');
+  const analyze = requirePeer('systemd-analyze', 'systemd units verify with the replication key drop-in');
+  if (!analyze) return;
+  const tmp = mkdtempSync(join(tmpdir(), 'mxsentry-unit-'));
+  try {
+    copyFileSync(join(dir, 'mxsentry.service'), join(tmp, 'mxsentry.service'));
+    mkdirSync(join(tmp, 'mxsentry.service.d'));
+    writeFileSync(join(tmp, 'mxsentry.service.d', 'override.conf'), `[Service]\n${line}\n`);
+    const r = await run(analyze, ['verify', join(tmp, 'mxsentry.service')]);
+    assert.is(r.out.trim(), '', `systemd-analyze verify printed:\n${r.out}`);
+    assert.is(r.code, 0);
+    const sec = await run(analyze, ['security', '--offline=true', join(tmp, 'mxsentry.service')]);
+    const m = /Overall exposure level for mxsentry\.service: ([0-9.]+)/.exec(sec.out);
+    assert.ok(m && Number(m[1]) < MAX_EXPOSURE, `exposure with the drop-in: ${sec.out.slice(-300)}`);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
 });
 
 s('unit facts the daemon depends on', () => {

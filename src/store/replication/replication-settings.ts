@@ -7,7 +7,15 @@ import { hostname } from 'node:os';
 import { isIP } from 'node:net';
 import type { ConfigValues, Endpoint } from '../../config/load.js';
 import { ConfigError, describeError } from '../../util/errors.js';
+import { credentialPath } from '../../util/systemd.js';
 import { isNodeId } from '../record-codec.js';
+
+/**
+ * Name of the systemd credential holding the cluster key. The shipped unit runs mxsentry as a
+ * DynamicUser, which cannot open a root-only key file; `LoadCredential=replication-key:FILE`
+ * (README, "Replication") hands the service its own copy instead.
+ */
+export const KEY_CREDENTIAL = 'replication-key';
 
 /** Length of the cluster key in bytes (256 bits). */
 export const REPLICATION_KEY_BYTES = 32;
@@ -99,11 +107,25 @@ export function nodeNameOf(v: ConfigValues): string {
   return name;
 }
 
-/** Reads the cluster key from `replication-key` or `replication-key-file`; throws ConfigError. */
-export function clusterKeyOf(v: ConfigValues): Buffer {
+/**
+ * Reads the cluster key: from the systemd credential KEY_CREDENTIAL when the unit passes one (it
+ * stands for `replication-key-file`, whose file the service user may not open), else from
+ * `replication-key` or `replication-key-file`. Throws ConfigError naming the key.
+ */
+export function clusterKeyOf(v: ConfigValues, env: NodeJS.ProcessEnv = process.env): Buffer {
   const inline = (v['replication-key'] as string | undefined) ?? '';
   const file = (v['replication-key-file'] as string | undefined) ?? '';
   if (inline !== '' && file !== '') throw configError('replication-key', 'set replication-key or replication-key-file, not both');
+  const credential = credentialPath(KEY_CREDENTIAL, env);
+  if (credential !== undefined) {
+    if (inline !== '') throw configError('replication-key', `set replication-key or the systemd credential ${KEY_CREDENTIAL} (LoadCredential=), not both`);
+    try {
+      // systemd made this copy readable by the service alone: its mode says nothing about the source.
+      return parseReplicationKey(readFileSync(credential, 'utf8'));
+    } catch (err) {
+      throw configError('replication-key-file', `systemd credential ${credential}: ${describeError(err)}`, err);
+    }
+  }
   if (inline !== '') {
     try {
       return parseReplicationKey(inline);
@@ -112,7 +134,7 @@ export function clusterKeyOf(v: ConfigValues): Buffer {
     }
   }
   if (file === '') {
-    throw configError('replication-key', 'replication is configured (peer or replication-listen) but no key is set: run "mxsentry peer keygen" and paste its replication-key line into every node');
+    throw configError('replication-key', 'replication is configured (peer or replication-listen) but no key is set: run "mxsentry peer keygen" and follow what it prints on every node');
   }
   let text: string;
   try {
@@ -120,7 +142,10 @@ export function clusterKeyOf(v: ConfigValues): Buffer {
     // A key readable by other users is a key anyone on the host can use to join the cluster.
     if ((statSync(file).mode & 0o077) !== 0) throw new Error(`${file} is readable by group or others: chmod 600 it`);
   } catch (err) {
-    throw configError('replication-key-file', `cannot use ${file}: ${describeError(err)}`, err);
+    const denied = (err as NodeJS.ErrnoException).code === 'EACCES'
+      ? `; under the systemd unit (DynamicUser) let systemd pass it: \`systemctl edit mxsentry\`, then [Service] LoadCredential=${KEY_CREDENTIAL}:${file}`
+      : '';
+    throw configError('replication-key-file', `cannot use ${file}: ${describeError(err)}${denied}`, err);
   }
   try {
     return parseReplicationKey(text);

@@ -1,6 +1,6 @@
 // Tests for the replication settings: peer lines, the cluster key formats, the derived PSK, and the
 // start-up errors that name the config key (missing key, a peer naming this node, a readable key file).
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { suite } from 'uvu';
@@ -8,8 +8,10 @@ import * as assert from 'uvu/assert';
 import { loadConfig } from '../../../src/config/load.js';
 import { ConfigError } from '../../../src/util/errors.js';
 import {
+  clusterKeyOf,
   derivePsk,
   generateReplicationKey,
+  KEY_CREDENTIAL,
   parsePeerSpec,
   parseReplicationKey,
   replicationSettingsOf,
@@ -104,6 +106,28 @@ s('a key file is read, and refused while others can read it', () => {
   assert.is(err.key, 'replication-key-file');
   assert.match(err.message, /chmod 600/);
   assert.is(configError(() => replicationSettingsOf(values({ peer: ['mx2=127.0.0.2:1'], 'replication-key-file': file, 'replication-key': KEY }))).key, 'replication-key');
+});
+
+s('the systemd credential replication-key stands for replication-key-file, whatever its mode', () => {
+  const d = mkdtempSync(join(tmpdir(), 'mxsentry-repl-'));
+  dirs.push(d);
+  const credentials = join(d, 'credentials');
+  mkdirSync(credentials);
+  // systemd's copy: readable by the service (here through the group bits an ACL mask shows).
+  writeFileSync(join(credentials, KEY_CREDENTIAL), `${KEY}\n`, { mode: 0o440 });
+  const env = { CREDENTIALS_DIRECTORY: credentials };
+  const unreadable = join(d, 'root-only-cluster.key');
+  assert.equal(clusterKeyOf(values({ peer: ['mx2=127.0.0.2:1'], 'replication-key-file': unreadable }), env), parseReplicationKey(KEY));
+  assert.equal(clusterKeyOf(values({ peer: ['mx2=127.0.0.2:1'] }), env), parseReplicationKey(KEY), 'the credential alone is enough');
+  assert.is(configError(() => clusterKeyOf(values({ peer: ['mx2=127.0.0.2:1'], 'replication-key': KEY }), env)).key, 'replication-key');
+  // Without the credential (outside systemd, or no LoadCredential=) the file is what counts.
+  const missing = configError(() => clusterKeyOf(values({ peer: ['mx2=127.0.0.2:1'], 'replication-key-file': unreadable }), { CREDENTIALS_DIRECTORY: join(d, 'none') }));
+  assert.is(missing.key, 'replication-key-file');
+  assert.match(missing.message, unreadable);
+  writeFileSync(join(credentials, KEY_CREDENTIAL), 'short');
+  const bad = configError(() => clusterKeyOf(values({ peer: ['mx2=127.0.0.2:1'] }), env));
+  assert.is(bad.key, 'replication-key-file');
+  assert.match(bad.message, 'systemd credential');
 });
 
 s.run();
