@@ -2,6 +2,7 @@
 // with the same name, and collects the given flags back into loadConfig's input.
 // Flags left out stay undefined: the config file (or the default) applies.
 import type { Argv } from 'yargs';
+import { defaultLines } from '../config/example-config.js';
 import { loadConfig, type ConfigValues } from '../config/load.js';
 import { SCHEMA } from '../config/schema.js';
 import type { ConfigError } from '../util/errors.js';
@@ -11,7 +12,8 @@ export function addConfigFlags<T>(y: Argv<T>): Argv<T> {
   let out = y.option('config', { type: 'string', describe: 'Configuration file (key: value lines)', group: 'General:' });
   for (const def of SCHEMA) {
     const group = `${def.group[0]!.toUpperCase()}${def.group.slice(1)}:`;
-    const describe = `${def.description} [default: ${JSON.stringify(def.default)}]`;
+    // Defaults as the example file writes them (2d, 64m, yes), so a copied default means the same in the file.
+    const describe = `${def.description} [default: ${defaultLines(def).join(', ') || 'none'}]`;
     if (def.kind === 'bool' && !def.list) out = out.option(def.key, { type: 'boolean', describe, group });
     else if (def.list) out = out.option(def.key, { type: 'string', array: true, describe, group, requiresArg: true });
     else out = out.option(def.key, { type: 'string', describe, group, requiresArg: true, ...(def.choices ? { choices: [...def.choices] } : {}) });

@@ -1,6 +1,7 @@
 // Renders the fully commented example configuration from the schema: every key with its meaning and
 // its default, as a commented-out setting line. `mxsentry config example` prints it and the shipped
 // mxsentry.conf.example is its output (a test keeps them in sync). Pure: no file or process access.
+import { formatValue } from './format-value.js';
 import { SCHEMA, type KeyDef } from './schema.js';
 
 /** Section titles; a group without one is titled by its name. */
@@ -30,32 +31,12 @@ function wrap(text: string, prefix: string): string[] {
   return out;
 }
 
-function formatSize(bytes: number): string {
-  for (const [suffix, mult] of [['g', 1024 ** 3], ['m', 1024 ** 2], ['k', 1024]] as const) {
-    if (bytes >= mult && bytes % mult === 0) return `${bytes / mult}${suffix}`;
-  }
-  return String(bytes);
-}
-
-function formatDuration(def: KeyDef, sec: number): string {
-  if (def.unit === 's') return String(sec);
-  for (const [suffix, mult] of [['d', 86400], ['h', 3600], ['m', 60]] as const) {
-    if (sec >= mult && sec % mult === 0) return `${sec / mult}${suffix}`;
-  }
-  return `${sec}s`;
-}
-
 /** The default of a key as it would be written in the file, one string per line ([] for "none"). */
 export function defaultLines(def: KeyDef): string[] {
   const values = def.list ? (def.default as unknown[]) : [def.default];
   return values
     .filter((v) => v !== '')
-    .map((v) => {
-      if (def.kind === 'bool') return v ? 'yes' : 'no';
-      if (def.kind === 'size') return formatSize(v as number);
-      if (def.kind === 'duration') return formatDuration(def, v as number);
-      return String(v);
-    });
+    .map((v) => formatValue(def, v));
 }
 
 /** The whole example file. */

@@ -7,6 +7,7 @@ import { parseCidr } from '../util/cidr.js';
 import { ConfigError, describeError } from '../util/errors.js';
 import { parseName } from '../dns/wire/name.js';
 import { parseDnsListSpec } from '../policy/dns-list-spec.js';
+import { formatLimit } from './format-value.js';
 import { SCHEMA, keyDef, suggestKey, type KeyDef } from './schema.js';
 
 /** A listening address. */
@@ -141,7 +142,7 @@ export function parseValue(def: KeyDef, text: string): unknown {
       const m = /^(\d+)\s*([kmg]?)b?$/i.exec(v);
       if (!m) throw new Error(`"${v}" is not a size (e.g. 64m, 512k, 1g)`);
       const mult = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2]!.toLowerCase() as '' | 'k' | 'm' | 'g'];
-      return checkRange(def, Number(m[1]) * mult);
+      return checkRange(def, Number(m[1]) * mult, v);
     }
     case 'bool': {
       const b = v.toLowerCase();
@@ -158,7 +159,9 @@ export function parseValue(def: KeyDef, text: string): unknown {
       const m = /^(\d+)\s*([smhd]?)$/i.exec(v);
       if (!m) throw new Error(`"${v}" is not a duration (e.g. 60, 90s, 12h, 2d)`);
       const unit = (m[2] || def.unit || 's').toLowerCase() as 's' | 'm' | 'h' | 'd';
-      return checkRange(def, Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[unit]);
+      // A bare number is in the key's unit: say which, so "172800" on a day-unit key reads as days.
+      const written = m[2] ? v : `${m[1]} ${unit === 'd' ? 'day' : 'second'}${m[1] === '1' ? '' : 's'}`;
+      return checkRange(def, Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[unit], written);
     }
     case 'cidr':
       return parseCidr(v).text;
@@ -167,9 +170,10 @@ export function parseValue(def: KeyDef, text: string): unknown {
   }
 }
 
-function checkRange(def: KeyDef, n: number): number {
-  if (def.min !== undefined && n < def.min) throw new Error(`${n} is below the minimum ${def.min}`);
-  if (def.max !== undefined && n > def.max) throw new Error(`${n} is above the maximum ${def.max}`);
+/** Range check; the message shows the value as written and the limit in the key's own unit (64m, 30d). */
+function checkRange(def: KeyDef, n: number, written = String(n)): number {
+  if (def.min !== undefined && n < def.min) throw new Error(`${written} is below the minimum ${formatLimit(def, def.min)}`);
+  if (def.max !== undefined && n > def.max) throw new Error(`${written} is above the maximum ${formatLimit(def, def.max)}`);
   return n;
 }
 

@@ -1,0 +1,60 @@
+// Tests for the configuration loader's value parsing: range errors speak the key's own unit (the
+// form the file is written in), and the stored values keep their units (durations in seconds).
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig, type LoadResult } from '../../src/config/load.js';
+
+const s = suite('config/load');
+
+let dir = '';
+s.before(() => {
+  dir = mkdtempSync(join(tmpdir(), 'mxsentry-load-'));
+});
+s.after(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function loadText(text: string): LoadResult {
+  const file = join(dir, 'mxsentry.conf');
+  writeFileSync(file, text);
+  return loadConfig({ file });
+}
+
+function messages(r: LoadResult): string[] {
+  return r.errors.map((e) => e.message.replace(`${dir}/`, ''));
+}
+
+s('range errors show the value as written and the limit in the key\'s unit', () => {
+  const r = loadText(['retry-window: 172800', 'max-age: 0', 'delay: 2d', 'cache-size: 512k', 'so-rcvbuf: 2g', 'upstream-port: 70000', 'replication-timeout: 1h'].join('\n'));
+  assert.equal(messages(r), [
+    'mxsentry.conf:6: upstream-port: 70000 is above the maximum 65535',
+    'mxsentry.conf:4: cache-size: 512k is below the minimum 1m',
+    'mxsentry.conf:5: so-rcvbuf: 2g is above the maximum 1g',
+    'mxsentry.conf:3: delay: 2d is above the maximum 86400 seconds',
+    'mxsentry.conf:1: retry-window: 172800 days is above the maximum 30d',
+    'mxsentry.conf:2: max-age: 0 days is below the minimum 1d',
+    'mxsentry.conf:7: replication-timeout: 1h is above the maximum 600 seconds',
+  ]);
+});
+
+s('a bare number on a second-unit key is named as seconds; retry-window\'s minimum is a minute', () => {
+  const r = loadConfig({ flags: { delay: '90000', 'retry-window': '30s' } });
+  assert.equal(messages(r), [
+    '--delay: delay: 90000 seconds is above the maximum 86400 seconds',
+    '--retry-window: retry-window: 30s is below the minimum 1m',
+  ]);
+});
+
+s('stored values keep their units: durations in seconds, sizes in bytes', () => {
+  const r = loadText('retry-window: 12h\nmax-age: 35\ndelay: 5m\ncache-size: 128m\n');
+  assert.equal(r.errors, []);
+  assert.is(r.values['retry-window'], 43200);
+  assert.is(r.values['max-age'], 35 * 86400);
+  assert.is(r.values['delay'], 300);
+  assert.is(r.values['cache-size'], 128 * 1024 ** 2);
+});
+
+s.run();
