@@ -4,6 +4,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import type { createDnsStack, listZonesOf, policySettings, startDaemon, version } from '../main.js';
 import { configCommand } from './config-command.js';
+import { CLI_PARSER_CONFIGURATION, normaliseSwitchFlags } from './config-flags.js';
 import { cacheCommand, reloadCommand, statsCommand } from './control-cli.js';
 import { lookupCommand } from './lookup-command.js';
 import { checkCommand, greylistCommand, rblCommand } from './policy-commands.js';
@@ -21,9 +22,9 @@ export interface CliDeps {
 
 /** Parses argv and runs the chosen command. */
 export async function runCli(argv: string[], deps: CliDeps): Promise<void> {
-  await yargs(hideBin(argv))
+  await yargs(normaliseSwitchFlags(hideBin(argv)))
     .scriptName('mxsentry')
-    .parserConfiguration({ 'boolean-negation': false, 'camel-case-expansion': false })
+    .parserConfiguration(CLI_PARSER_CONFIGURATION)
     .command(serveCommand(deps))
     .command(lookupCommand(deps))
     .command(checkCommand(deps))

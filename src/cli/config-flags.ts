@@ -1,11 +1,60 @@
 // Turns the configuration schema into yargs options, so every config key is also a `serve` flag
-// with the same name, and collects the given flags back into loadConfig's input.
-// Flags left out stay undefined: the config file (or the default) applies.
+// with the same name, and collects the given flags back into loadConfig's input. Switch (bool) keys
+// are rewritten before yargs parses (normaliseSwitchFlags). Flags left out stay undefined: the config
+// file (or the default) applies.
 import type { Argv } from 'yargs';
 import { defaultLines } from '../config/example-config.js';
 import { loadConfig, type ConfigValues } from '../config/load.js';
 import { SCHEMA } from '../config/schema.js';
 import type { ConfigError } from '../util/errors.js';
+
+/**
+ * yargs parser settings of the CLI. Boolean negation stays off: keys such as no-default-zone start
+ * with "no-", and yargs would read `--no-default-zone test.` as `default-zone: false`; the switches'
+ * own `--no-KEY` is handled by normaliseSwitchFlags instead.
+ */
+export const CLI_PARSER_CONFIGURATION = { 'boolean-negation': false, 'camel-case-expansion': false } as const;
+
+/** The bool keys of the schema: each is a flag that takes `--KEY`, `--KEY yes|no` and `--no-KEY`. */
+const SWITCH_KEYS: ReadonlySet<string> = new Set(SCHEMA.filter((d) => d.kind === 'bool' && !d.list).map((d) => d.key));
+
+/** Words a switch takes as a separate argument; any other next argument is not its value. */
+const SWITCH_WORDS: ReadonlySet<string> = new Set(['yes', 'no', 'true', 'false', 'on', 'off']);
+
+/**
+ * Rewrites the switch flags of a command line to `--KEY=WORD` before yargs parses it: `--KEY` ->
+ * `--KEY=yes`, `--KEY no` -> `--KEY=no` (only yes/no/true/false/on/off are taken as its value, so a
+ * following positional stays one), `--no-KEY` -> `--KEY=no`. `--KEY=WORD` and everything after `--`
+ * are left as they are.
+ */
+export function normaliseSwitchFlags(args: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === '--') {
+      out.push(...args.slice(i));
+      break;
+    }
+    const negated = /^--no-([a-z0-9-]+)$/.exec(arg);
+    if (negated && SWITCH_KEYS.has(negated[1]!)) {
+      out.push(`--${negated[1]}=no`);
+      continue;
+    }
+    const bare = /^--([a-z0-9-]+)$/.exec(arg);
+    if (bare && SWITCH_KEYS.has(bare[1]!)) {
+      const next = args[i + 1];
+      if (next !== undefined && SWITCH_WORDS.has(next.toLowerCase())) {
+        out.push(`${arg}=${next}`);
+        i++;
+      } else {
+        out.push(`${arg}=yes`);
+      }
+      continue;
+    }
+    out.push(arg);
+  }
+  return out;
+}
 
 /** Adds one option per schema key to a yargs command. */
 export function addConfigFlags<T>(y: Argv<T>): Argv<T> {
@@ -14,12 +63,12 @@ export function addConfigFlags<T>(y: Argv<T>): Argv<T> {
     const group = `${def.group[0]!.toUpperCase()}${def.group.slice(1)}:`;
     // Defaults as the example file writes them (2d, 64m, yes), so a copied default means the same in the file.
     const describe = `${def.description} [default: ${defaultLines(def).join(', ') || 'none'}]`;
-    if (def.kind === 'bool' && !def.list) out = out.option(def.key, { type: 'boolean', describe, group });
+    // No yargs type for switches: normaliseSwitchFlags hands every form over as `--KEY=WORD`, and
+    // the word goes to parseValue like the file's (yargs' boolean would read "yes" as false).
+    if (SWITCH_KEYS.has(def.key)) out = out.option(def.key, { describe: `${describe} [yes|no, or --no-${def.key}]`, group });
     else if (def.list) out = out.option(def.key, { type: 'string', array: true, describe, group, requiresArg: true });
     else out = out.option(def.key, { type: 'string', describe, group, requiresArg: true, ...(def.choices ? { choices: [...def.choices] } : {}) });
   }
-  // postgrey-style negation for the one default-on switch admins turn off most.
-  out = out.option('no-x-greylist-header', { type: 'boolean', describe: 'Same as --x-greylist-header=no', group: 'Greylist:' });
   return out as Argv<T>;
 }
 
@@ -30,7 +79,6 @@ export function collectConfigFlags(argv: Record<string, unknown>): Record<string
     const v = argv[def.key];
     if (v !== undefined) flags[def.key] = v;
   }
-  if (argv['no-x-greylist-header'] === true) flags['x-greylist-header'] = false;
   return flags;
 }
 

@@ -1,9 +1,13 @@
 // Tests for the config keys as command-line flags: `--help` shows defaults in the file's form (2d,
-// 64m, yes), so a default copied into the file means the same thing.
+// 64m, yes), so a default copied into the file means the same thing; every switch takes `--KEY`,
+// `--KEY yes|no|true|false` and `--no-KEY`, parsed as the real CLI parses (normaliseSwitchFlags, the
+// CLI's parser settings, strict) and without swallowing a following positional.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import yargs from 'yargs';
-import { addConfigFlags } from '../../src/cli/config-flags.js';
+import { CLI_PARSER_CONFIGURATION, addConfigFlags, collectConfigFlags, normaliseSwitchFlags } from '../../src/cli/config-flags.js';
+import { loadConfig, type LoadResult } from '../../src/config/load.js';
+import { SCHEMA } from '../../src/config/schema.js';
 
 const s = suite('cli/config-flags');
 
@@ -29,6 +33,84 @@ s('help shows defaults in the key\'s own unit and suffix form', async () => {
   assert.match(helpLine(help, 'allow'), /\[default: 127\.0\.0\.0\/8, ::1\/128\]/);
   assert.match(helpLine(help, 'node-name'), /\[default: none\]/);
   assert.not.match(help, /172800|3024000|67108864/);
+});
+
+interface Parsed {
+  loaded: LoadResult;
+  positionals: { name?: string; type?: string };
+}
+
+/** Parses `cmd NAME [TYPE] ...args` like runCli does, then loads the config flags. */
+async function parse(args: string[]): Promise<Parsed> {
+  let parsed: Parsed | undefined;
+  await yargs(normaliseSwitchFlags(['cmd', ...args]))
+    .parserConfiguration(CLI_PARSER_CONFIGURATION)
+    .command({
+      command: 'cmd [name] [type]',
+      describe: 'test command with positionals, like lookup',
+      builder: (y) => addConfigFlags(y),
+      handler: (argv) => {
+        const a = argv as Record<string, unknown>;
+        parsed = {
+          loaded: loadConfig({ flags: collectConfigFlags(a) }),
+          positionals: { ...(typeof a.name === 'string' ? { name: a.name } : {}), ...(typeof a.type === 'string' ? { type: a.type } : {}) },
+        };
+      },
+    })
+    .strict()
+    .fail((msg, err) => {
+      throw err ?? new Error(msg);
+    })
+    .parseAsync();
+  assert.ok(parsed, 'handler ran');
+  return parsed!;
+}
+
+async function value(args: string[], key: string): Promise<unknown> {
+  const { loaded } = await parse(args);
+  assert.equal(loaded.errors.map((e) => e.message), []);
+  return loaded.values[key];
+}
+
+s('every switch: --KEY, --KEY yes|no|true|false|on|off, --KEY=WORD and --no-KEY', async () => {
+  const keys = SCHEMA.filter((d) => d.kind === 'bool').map((d) => d.key);
+  assert.ok(keys.length >= 10);
+  // One command line per form, holding every switch (a yargs parse of all the flags is not cheap).
+  const forms: [string, (key: string) => string[], boolean][] = [
+    ['--KEY', (k) => [`--${k}`], true],
+    ['--no-KEY', (k) => [`--no-${k}`], false],
+  ];
+  for (const [word, expected] of [['yes', true], ['no', false], ['true', true], ['false', false], ['on', true], ['off', false], ['No', false]] as const) {
+    forms.push([`--KEY ${word}`, (k) => [`--${k}`, word], expected], [`--KEY=${word}`, (k) => [`--${k}=${word}`], expected]);
+  }
+  for (const [form, argsOf, expected] of forms) {
+    const { loaded } = await parse(keys.flatMap(argsOf));
+    assert.equal(loaded.errors.map((e) => e.message), [], form);
+    for (const k of keys) assert.is(loaded.values[k], expected, `${form}: ${k}`);
+  }
+});
+
+s('a switch does not swallow a following positional; flags after it still parse', async () => {
+  const a = await parse(['--prefetch', 'example.com', 'MX']);
+  assert.equal(a.positionals, { name: 'example.com', type: 'MX' });
+  assert.is(a.loaded.values['prefetch'], true);
+  const b = await parse(['--greylist', 'no', 'example.com', '--no-do-ip6', '--delay', '5']);
+  assert.equal(b.positionals, { name: 'example.com' });
+  assert.equal([b.loaded.values['greylist'], b.loaded.values['do-ip6'], b.loaded.values['delay']], [false, false, 5]);
+  const c = await parse(['example.com', '--use-caps-for-id']);
+  assert.equal(c.positionals, { name: 'example.com' });
+  assert.is(c.loaded.values['use-caps-for-id'], true);
+});
+
+s('keys named no-... are not negations; a bad switch word is a config error', async () => {
+  assert.equal(await value(['--no-default-zone', 'test.', '--no-minimisation-zone', 'example.'], 'no-default-zone'), ['test.']);
+  for (const def of SCHEMA.filter((d) => d.kind === 'bool')) assert.not.ok(SCHEMA.some((d) => d.key === `no-${def.key}`), `no-${def.key} would be ambiguous`);
+  const { loaded } = await parse(['--greylist=maybe']);
+  assert.equal(loaded.errors.map((e) => e.message), ['--greylist: greylist: "maybe" is not yes/no']);
+});
+
+s('normaliseSwitchFlags leaves everything after -- alone', () => {
+  assert.equal(normaliseSwitchFlags(['serve', '--greylist', '--', '--no-prefetch']), ['serve', '--greylist=yes', '--', '--no-prefetch']);
 });
 
 s.run();
