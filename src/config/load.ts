@@ -29,10 +29,18 @@ interface RawEntry {
   source: string;
 }
 
+/** Where one value of a key was set: a file line or a flag (`source` is the file name or `--key`). */
+export interface ValueOrigin {
+  source: string;
+  line?: number;
+}
+
 export interface LoadResult {
   values: ConfigValues;
   errors: ConfigError[];
   file?: string;
+  /** Keys set by the file or a flag: where each value came from, in value order (defaults: absent). */
+  origins?: Record<string, ValueOrigin[]>;
 }
 
 /** Parses a config file's text into raw entries; syntax errors are collected, not thrown. */
@@ -86,6 +94,7 @@ export function loadConfig(opts: { file?: string; flags?: Record<string, unknown
     }
   }
   const values: ConfigValues = {};
+  const origins: Record<string, ValueOrigin[]> = {};
   for (const def of SCHEMA) {
     const fromFile = entries.filter((e) => e.key === def.key);
     const flag = opts.flags?.[def.key];
@@ -103,6 +112,7 @@ export function loadConfig(opts: { file?: string; flags?: Record<string, unknown
       values[def.key] = normaliseDefault(def);
       continue;
     }
+    origins[def.key] = chosen.map((c) => ({ source: c.source, ...(c.line !== undefined ? { line: c.line } : {}) }));
     const parsed: unknown[] = [];
     for (const c of chosen) {
       try {
@@ -114,7 +124,24 @@ export function loadConfig(opts: { file?: string; flags?: Record<string, unknown
     }
     values[def.key] = def.list ? parsed : parsed[0] ?? normaliseDefault(def);
   }
-  return { values, errors, ...(opts.file ? { file: opts.file } : {}) };
+  return { values, errors, origins, ...(opts.file ? { file: opts.file } : {}) };
+}
+
+/**
+ * A problem found in a value after loading (a derived setting, a file it names) placed like the
+ * loader's own: prefixed with "file:line" or "--key" when the key was set there, its line filled in.
+ * The error's message must start with its key ("peer: ..."); `index` picks the value of a list key.
+ */
+export function placeConfigError(result: LoadResult, err: ConfigError): ConfigError {
+  const origin = err.key === undefined ? undefined : result.origins?.[err.key]?.[err.index ?? 0];
+  if (!origin) return err;
+  const where = origin.line !== undefined ? `${origin.source}:${origin.line}` : origin.source;
+  return new ConfigError(err.code, `${where}: ${err.message}`, {
+    ...(err.key !== undefined ? { key: err.key } : {}),
+    ...(origin.line !== undefined ? { line: origin.line } : {}),
+    ...(err.index !== undefined ? { index: err.index } : {}),
+    cause: err,
+  });
 }
 
 function normaliseDefault(def: KeyDef): unknown {

@@ -20,10 +20,13 @@ export class ConfigError extends MxError {
   /** 1-based line in the config file when the problem comes from one. */
   readonly line: number | undefined;
   readonly key: string | undefined;
-  constructor(code: string, message: string, opts: { key?: string; line?: number; cause?: unknown } = {}) {
+  /** For a repeatable key: which of its values (0-based) the problem is about. */
+  readonly index: number | undefined;
+  constructor(code: string, message: string, opts: { key?: string; line?: number; index?: number; cause?: unknown } = {}) {
     super(code, message, { cause: opts.cause });
     this.key = opts.key;
     this.line = opts.line;
+    this.index = opts.index;
   }
 }
 

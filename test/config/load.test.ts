@@ -5,7 +5,8 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig, type LoadResult } from '../../src/config/load.js';
+import { loadConfig, placeConfigError, type LoadResult } from '../../src/config/load.js';
+import { ConfigError } from '../../src/util/errors.js';
 
 const s = suite('config/load');
 
@@ -55,6 +56,17 @@ s('stored values keep their units: durations in seconds, sizes in bytes', () => 
   assert.is(r.values['max-age'], 35 * 86400);
   assert.is(r.values['delay'], 300);
   assert.is(r.values['cache-size'], 128 * 1024 ** 2);
+});
+
+s('a problem found after loading is placed at the line or flag that set its key', () => {
+  const r = loadText('# cluster\npeer: mx2=192.0.2.2:1\npeer: mx3\nnode-name: mx1\n');
+  const placed = placeConfigError(r, new ConfigError('CONFIG_ERR_VALUE', 'peer: "mx3" is bad', { key: 'peer', index: 1 }));
+  assert.is(placed.message.replace(`${dir}/`, ''), 'mxsentry.conf:3: peer: "mx3" is bad');
+  assert.equal([placed.key, placed.line, placed.index, placed.code], ['peer', 3, 1, 'CONFIG_ERR_VALUE']);
+  const flag = loadConfig({ flags: { 'node-name': 'mx 1' } });
+  assert.is(placeConfigError(flag, new ConfigError('CONFIG_ERR_VALUE', 'node-name: bad', { key: 'node-name' })).message, '--node-name: node-name: bad');
+  // A key left at its default was set nowhere: the message stays as it is.
+  assert.is(placeConfigError(r, new ConfigError('CONFIG_ERR_VALUE', 'replication-key: none', { key: 'replication-key' })).message, 'replication-key: none');
 });
 
 s.run();

@@ -226,6 +226,29 @@ s('CLI without a daemon: exit 3 and a clear message; config check exit codes', a
   assert.match(example.stdout, /^#cache-size: 64m$/m);
 });
 
+s('replication settings serve would refuse: config check exits 2 with each key and line', async () => {
+  const file = join(configDir, 'replication.conf');
+  const data = join(configDir, 'replication-data');
+  // Listeners on port 0 and a private data dir: should serve start after all, it binds nothing real.
+  writeFileSync(file, `data-dir: ${data}\ndns-listen: 127.0.0.1:0\npolicy-listen: 127.0.0.1:0\nnode-name: mx 1\npeer: mx2\nreplication-key: abc\nwhitelist-clients: /nonexistent/wl\n`);
+  const check = await cli(['config', 'check', file]);
+  assert.is(check.code, 2, check.stdout);
+  const lines = check.stderr.split('\n').filter((l) => l.startsWith('mxsentry: config error: '));
+  assert.equal(
+    lines.map((l) => l.replace(/^mxsentry: config error: .*replication\.conf:(\d+): ([a-z-]+): .*$/, '$1 $2')),
+    ['4 node-name', '5 peer', '6 replication-key', '7 whitelist-clients'],
+  );
+  // A listener with no key, and a key file that does not exist.
+  writeFileSync(file, `data-dir: ${data}\nreplication-listen: 127.0.0.1:0\n`);
+  const noKey = await cli(['config', 'check', file]);
+  assert.is(noKey.code, 2);
+  assert.match(noKey.stderr, /config error: replication-key: replication is configured/);
+  writeFileSync(file, `peer: mx2=127.0.0.1:9\nreplication-key-file: /nonexistent/key\n`);
+  const noFile = await cli(['config', 'check', file]);
+  assert.is(noFile.code, 2);
+  assert.match(noFile.stderr, /replication\.conf:2: replication-key-file: cannot use \/nonexistent\/key/);
+});
+
 s('SIGHUP reload keeps the cache and applies the new ACL; a broken file is rejected', async () => {
   assert.equal(await ask('mail.example.com.'), { rcode: 0, addresses: ['192.0.2.25'] });
   assert.is((await ask('mail.example.com.', '127.0.0.2'))?.rcode, 0, '127.0.0.2 allowed before');

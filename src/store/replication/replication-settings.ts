@@ -95,8 +95,8 @@ export function defaultNodeName(): string {
   return cleaned === '' ? 'mxsentry' : cleaned;
 }
 
-function configError(key: string, message: string, cause?: unknown): ConfigError {
-  return new ConfigError('CONFIG_ERR_VALUE', `${key}: ${message}`, { key, ...(cause === undefined ? {} : { cause }) });
+function configError(key: string, message: string, cause?: unknown, index?: number): ConfigError {
+  return new ConfigError('CONFIG_ERR_VALUE', `${key}: ${message}`, { key, ...(index === undefined ? {} : { index }), ...(cause === undefined ? {} : { cause }) });
 }
 
 /** The node name from `node-name` (or the host name); throws ConfigError when it is not usable. */
@@ -156,33 +156,64 @@ export function clusterKeyOf(v: ConfigValues, env: NodeJS.ProcessEnv = process.e
 
 /**
  * The replication settings, or undefined when replication is off (no `replication-listen` and no
- * `peer`). Throws ConfigError naming the key when a value is unusable.
+ * `peer`). Throws the first ConfigError of replicationProblemsOf when a value is unusable.
  */
 export function replicationSettingsOf(v: ConfigValues): ReplicationSettings | undefined {
+  const checked = checkReplication(v);
+  if (checked.problems.length > 0) throw checked.problems[0]!;
+  return checked.settings;
+}
+
+/**
+ * Every problem replicationSettingsOf would refuse (node name, each peer line, the key), for
+ * `config check` and `serve` to list them all; each names its key, and a peer's its `index`.
+ * Reads replication-key-file like replicationSettingsOf does; nothing else.
+ */
+export function replicationProblemsOf(v: ConfigValues): ConfigError[] {
+  return checkReplication(v).problems;
+}
+
+function checkReplication(v: ConfigValues): { settings: ReplicationSettings | undefined; problems: ConfigError[] } {
   const listenValue = v['replication-listen'];
   const listen = typeof listenValue === 'object' && listenValue !== null ? (listenValue as Endpoint) : undefined;
   const peerTexts = (v['peer'] as string[] | undefined) ?? [];
-  if (listen === undefined && peerTexts.length === 0) return undefined;
-  const nodeName = nodeNameOf(v);
+  if (listen === undefined && peerTexts.length === 0) return { settings: undefined, problems: [] };
+  const problems: ConfigError[] = [];
+  const collect = <T>(fn: () => T): T | undefined => {
+    try {
+      return fn();
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      problems.push(err);
+      return undefined;
+    }
+  };
+  const nodeName = collect(() => nodeNameOf(v));
   const peers: PeerSpec[] = [];
-  for (const text of peerTexts) {
+  peerTexts.forEach((text, index) => {
     let spec: PeerSpec;
     try {
       spec = parsePeerSpec(text);
     } catch (err) {
-      throw configError('peer', describeError(err), err);
+      problems.push(configError('peer', describeError(err), err, index));
+      return;
     }
-    if (spec.name === nodeName) throw configError('peer', `"${spec.text}" names this node itself (node-name ${nodeName})`);
-    if (peers.some((p) => p.name === spec.name)) throw configError('peer', `peer name "${spec.name}" is listed twice`);
-    peers.push(spec);
-  }
+    if (spec.name === nodeName) problems.push(configError('peer', `"${spec.text}" names this node itself (node-name ${nodeName})`, undefined, index));
+    else if (peers.some((p) => p.name === spec.name)) problems.push(configError('peer', `peer name "${spec.name}" is listed twice`, undefined, index));
+    else peers.push(spec);
+  });
+  const clusterKey = collect(() => clusterKeyOf(v));
+  if (nodeName === undefined || clusterKey === undefined || problems.length > 0) return { settings: undefined, problems };
   return {
-    nodeName,
-    listen,
-    peers,
-    psk: derivePsk(clusterKeyOf(v)),
-    digestIntervalMs: ((v['replication-digest-interval'] as number | undefined) ?? 3600) * 1000,
-    timeoutMs: ((v['replication-timeout'] as number | undefined) ?? 15) * 1000,
-    logMaxEntries: (v['replication-log-max'] as number | undefined) ?? 1_000_000,
+    settings: {
+      nodeName,
+      listen,
+      peers,
+      psk: derivePsk(clusterKey),
+      digestIntervalMs: ((v['replication-digest-interval'] as number | undefined) ?? 3600) * 1000,
+      timeoutMs: ((v['replication-timeout'] as number | undefined) ?? 15) * 1000,
+      logMaxEntries: (v['replication-log-max'] as number | undefined) ?? 1_000_000,
+    },
+    problems,
   };
 }

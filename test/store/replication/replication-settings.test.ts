@@ -14,6 +14,7 @@ import {
   KEY_CREDENTIAL,
   parsePeerSpec,
   parseReplicationKey,
+  replicationProblemsOf,
   replicationSettingsOf,
 } from '../../../src/store/replication/replication-settings.js';
 
@@ -92,6 +93,19 @@ s('start-up errors name the key', () => {
   assert.is(configError(() => replicationSettingsOf(values({ 'node-name': 'mx1', peer: ['mx1=127.0.0.2:1'], 'replication-key': KEY }))).key, 'peer');
   assert.is(configError(() => replicationSettingsOf(values({ peer: ['mx2=127.0.0.2:1', 'mx2=127.0.0.3:1'], 'replication-key': KEY }))).key, 'peer');
   assert.is(configError(() => replicationSettingsOf(values({ 'node-name': 'bad name', peer: ['mx2=127.0.0.2:1'], 'replication-key': KEY }))).key, 'node-name');
+});
+
+s('replicationProblemsOf lists every problem, each peer line with its index', () => {
+  const problems = replicationProblemsOf(values({ 'node-name': 'mx 1', peer: ['mx2=127.0.0.2:1', 'mx3', 'mx2=127.0.0.3:1'], 'replication-key': 'abc' }));
+  assert.equal(
+    problems.map((p) => [p.key, p.index, p.message.replace(/:.*/s, '')]),
+    [['node-name', undefined, 'node-name'], ['peer', 1, 'peer'], ['peer', 2, 'peer'], ['replication-key', undefined, 'replication-key']],
+  );
+  assert.match(problems[2]!.message, /peer name "mx2" is listed twice/);
+  // replicationSettingsOf still refuses with the first of them.
+  assert.is(configError(() => replicationSettingsOf(values({ 'node-name': 'mx 1', peer: ['mx3'], 'replication-key': 'abc' }))).key, 'node-name');
+  assert.equal(replicationProblemsOf(values({})), []);
+  assert.equal(replicationProblemsOf(values({ peer: ['mx2=127.0.0.2:1'], 'replication-key': KEY })), []);
 });
 
 s('a key file is read, and refused while others can read it', () => {

@@ -1,0 +1,60 @@
+// What `serve` derives at start from parsed configuration values, checked without starting anything:
+// the replication settings (node name, peer lines, cluster key) and the files the values name (root
+// hints, local zones, recipient and CIDR tables, postgrey whitelists). Used by `config check`, so it
+// says OK only to what `serve` would accept. It only reads files; it binds nothing, writes nothing
+// and never exits the process.
+import { existsSync, readFileSync } from 'node:fs';
+import { placeConfigError, type ConfigValues, type LoadResult } from '../config/load.js';
+import { LocalZones } from '../dns/server/local-zones.js';
+import type { Name } from '../dns/wire/types.js';
+import { parseZoneText } from '../dns/wire/zone-text.js';
+import { CidrTable } from '../policy/tables/cidr-table.js';
+import { PostgreyWhitelist } from '../policy/tables/postgrey-whitelist.js';
+import { RecipientTable } from '../policy/tables/recipient-table.js';
+import { replicationProblemsOf } from '../store/replication/replication-settings.js';
+import { ConfigError } from '../util/errors.js';
+import { zonesFile } from '../util/paths.js';
+
+/**
+ * Every problem `serve` would meet at start in valid values, each a ConfigError naming its key,
+ * placed at the file line or flag that set it. Call only when loading found no problem (the values
+ * of broken keys are defaults). An empty list means `serve` would start with these values.
+ */
+export async function checkStartSettings(loaded: LoadResult): Promise<ConfigError[]> {
+  const problems = [...replicationProblemsOf(loaded.values), ...(await checkReferencedFiles(loaded.values))];
+  return problems.map((p) => placeConfigError(loaded, p));
+}
+
+/** Loads each file a key names on its own, so a problem points at the value (and line) naming it. */
+async function checkReferencedFiles(v: ConfigValues): Promise<ConfigError[]> {
+  const problems: ConfigError[] = [];
+  const attempt = async (key: string, index: number | undefined, fn: () => unknown): Promise<void> => {
+    try {
+      await fn();
+    } catch (err) {
+      // The typed error's code is for programs; the admin reads the key, the file and what is wrong.
+      const text = err instanceof Error ? err.message : String(err);
+      problems.push(new ConfigError('CONFIG_ERR_FILE', `${key}: ${text}`, { key, ...(index === undefined ? {} : { index }), cause: err }));
+    }
+  };
+  const hints = (v['root-hints'] as string) || zonesFile('named.root');
+  await attempt('root-hints', undefined, () => {
+    const records = parseZoneText(readFileSync(hints, 'utf8'), { origin: '.', file: hints });
+    if (!records.some((r) => r.name === '.' && r.type === 2)) throw new Error(`${hints} holds no NS records for "."`);
+  });
+  await attempt('local-zones-file', undefined, () => {
+    const zones = new LocalZones({ defaults: true });
+    for (const z of v['no-default-zone'] as Name[]) zones.disable(z);
+    const file = (v['local-zones-file'] as string) || zonesFile('local-zones.conf');
+    if ((v['local-zones-file'] as string) || existsSync(file)) zones.loadFile(file);
+  });
+  const each = async (key: string, load: (file: string) => Promise<unknown>): Promise<void> => {
+    const files = v[key] as string[];
+    for (let i = 0; i < files.length; i++) await attempt(key, i, () => load(files[i]!));
+  };
+  await each('recipients-file', (f) => RecipientTable.load([f]));
+  await each('known-networks-file', (f) => CidrTable.load([f]));
+  await each('whitelist-clients', (f) => PostgreyWhitelist.load([f], []));
+  await each('whitelist-recipients', (f) => PostgreyWhitelist.load([], [f]));
+  return problems;
+}

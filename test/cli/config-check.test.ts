@@ -1,0 +1,90 @@
+// Tests for the start-up checks shared by `config check` and `serve`: replication settings and the
+// files the values name are reported, each with its key and the line (or flag) that set it.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { checkStartSettings } from '../../src/cli/config-check.js';
+import { loadConfig, type LoadResult } from '../../src/config/load.js';
+
+const s = suite('cli/config-check');
+
+let dir = '';
+s.before(() => {
+  dir = mkdtempSync(join(tmpdir(), 'mxsentry-check-'));
+});
+s.after(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function loadText(text: string): LoadResult {
+  const file = join(dir, 'mxsentry.conf');
+  writeFileSync(file, text);
+  const loaded = loadConfig({ file });
+  assert.equal(loaded.errors.map((e) => e.message), []);
+  return loaded;
+}
+
+async function problems(loaded: LoadResult): Promise<string[]> {
+  return (await checkStartSettings(loaded)).map((e) => e.message.split(`${dir}/`).join(''));
+}
+
+s('replication settings serve would refuse, each with its key and line', async () => {
+  const loaded = loadText(['node-name: mx 1', 'peer: mx2=192.0.2.2:7410', 'peer: mx3', 'replication-key: abc'].join('\n'));
+  const found = await checkStartSettings(loaded);
+  assert.equal(found.map((e) => [e.key, e.line]), [['node-name', 1], ['peer', 3], ['replication-key', 4]]);
+  const text = await problems(loaded);
+  assert.match(text[0]!, /^mxsentry\.conf:1: node-name: "mx 1" must be/);
+  assert.match(text[1]!, /^mxsentry\.conf:3: peer: "mx3" is not NAME=HOST:PORT/);
+  assert.match(text[2]!, /^mxsentry\.conf:4: replication-key: a replication key is 64 hex digits/);
+});
+
+s('a missing key file, and a listener without a key', async () => {
+  assert.equal(await problems(loadText('peer: mx2=192.0.2.2:7410\nreplication-key-file: /nonexistent/key\n')), [
+    "mxsentry.conf:2: replication-key-file: cannot use /nonexistent/key: ENOENT: no such file or directory, open '/nonexistent/key'",
+  ]);
+  const noKey = await problems(loadText('replication-listen: 127.0.0.1:7410\n'));
+  assert.is(noKey.length, 1);
+  assert.match(noKey[0]!, /^replication-key: replication is configured .* but no key is set/);
+});
+
+s('named files: each value with its own line; flags named as flags', async () => {
+  const recipients = join(dir, 'recipients');
+  writeFileSync(recipients, 'user@example.com OK\nnot-an-address OK\n');
+  const text = await problems(
+    loadText(
+      [
+        `recipients-file: ${recipients}`,
+        'recipients-file: /nonexistent/recipients',
+        'known-networks-file: /nonexistent/networks',
+        'whitelist-clients: /nonexistent/clients',
+        'whitelist-recipients: /nonexistent/whitelist.local',
+        'whitelist-recipients: /nonexistent/recipients-wl',
+        'local-zones-file: /nonexistent/zones',
+      ].join('\n'),
+    ),
+  );
+  assert.equal(
+    text.map((t) => t.replace(/: (ENOENT|expected).*/, '')),
+    [
+      'mxsentry.conf:7: local-zones-file: cannot read local zones file /nonexistent/zones',
+      'mxsentry.conf:1: recipients-file: recipients:2',
+      'mxsentry.conf:2: recipients-file: cannot read recipient table /nonexistent/recipients',
+      'mxsentry.conf:3: known-networks-file: cannot read CIDR table /nonexistent/networks',
+      'mxsentry.conf:4: whitelist-clients: cannot read whitelist /nonexistent/clients',
+      'mxsentry.conf:6: whitelist-recipients: cannot read whitelist /nonexistent/recipients-wl',
+    ],
+  );
+  const flagged = await checkStartSettings(loadConfig({ flags: { 'recipients-file': ['/nonexistent/r'], peer: ['mx2'], 'replication-key': 'ab'.repeat(32) } }));
+  assert.equal(
+    flagged.map((e) => e.message.replace(/(NAME=HOST:PORT|\/nonexistent\/r).*/, '$1')),
+    ['--peer: peer: "mx2" is not NAME=HOST:PORT', '--recipients-file: recipients-file: cannot read recipient table /nonexistent/r'],
+  );
+});
+
+s('a valid configuration has no start-up problem', async () => {
+  assert.equal(await problems(loadText('delay: 30\n')), []);
+});
+
+s.run();
