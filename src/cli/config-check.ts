@@ -1,8 +1,8 @@
 // What `serve` derives at start from parsed configuration values, checked without starting anything:
 // the replication settings (node name, peer lines, cluster key) and the files the values name (root
-// hints, local zones, recipient and CIDR tables, postgrey whitelists). Used by `config check`, so it
-// says OK only to what `serve` would accept. It only reads files; it binds nothing, writes nothing
-// and never exits the process.
+// hints, local zones, recipient and CIDR tables, postgrey whitelists). Shared by `config check` and by
+// `serve` before it opens a socket or the store, so both report the same problems in the same words.
+// It only reads files; it binds nothing, writes nothing and never exits the process.
 import { existsSync, readFileSync } from 'node:fs';
 import { placeConfigError, type ConfigValues, type LoadResult } from '../config/load.js';
 import { LocalZones } from '../dns/server/local-zones.js';
@@ -12,7 +12,7 @@ import { CidrTable } from '../policy/tables/cidr-table.js';
 import { PostgreyWhitelist } from '../policy/tables/postgrey-whitelist.js';
 import { RecipientTable } from '../policy/tables/recipient-table.js';
 import { replicationProblemsOf } from '../store/replication/replication-settings.js';
-import { ConfigError } from '../util/errors.js';
+import { ConfigError, MxError } from '../util/errors.js';
 import { zonesFile } from '../util/paths.js';
 
 /**
@@ -24,6 +24,25 @@ export async function checkStartSettings(loaded: LoadResult): Promise<ConfigErro
   const problems = [...replicationProblemsOf(loaded.values), ...(await checkReferencedFiles(loaded.values))];
   return problems.map((p) => placeConfigError(loaded, p));
 }
+
+/**
+ * True for the start-up errors that come from the configuration rather than from the host (a
+ * port in use, a full disk): a ConfigError, or a table, whitelist, zone or root hints file that
+ * cannot be read or parsed. `serve` exits 2 for these, as for any configuration problem.
+ */
+export function isConfigurationError(err: unknown): boolean {
+  if (err instanceof ConfigError) return true;
+  return err instanceof MxError && FILE_ERROR_CODES.has(err.code);
+}
+
+const FILE_ERROR_CODES: ReadonlySet<string> = new Set([
+  'POLICY_ERR_TABLE_READ',
+  'POLICY_ERR_TABLE_SYNTAX',
+  'POLICY_ERR_BAD_WHITELIST',
+  'DNS_ERR_ZONE_FILE',
+  'DNS_ERR_ZONE_SYNTAX',
+  'DNS_ERR_ROOT_HINTS',
+]);
 
 /** Loads each file a key names on its own, so a problem points at the value (and line) naming it. */
 async function checkReferencedFiles(v: ConfigValues): Promise<ConfigError[]> {

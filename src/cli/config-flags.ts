@@ -6,7 +6,6 @@ import type { Argv } from 'yargs';
 import { defaultLines } from '../config/example-config.js';
 import { loadConfig, type ConfigValues } from '../config/load.js';
 import { SCHEMA } from '../config/schema.js';
-import type { ConfigError } from '../util/errors.js';
 
 /**
  * yargs parser settings of the CLI. Boolean negation stays off: keys such as no-default-zone start
@@ -83,7 +82,7 @@ export function collectConfigFlags(argv: Record<string, unknown>): Record<string
 }
 
 /** Prints config problems, one per line, to stderr. */
-export function printConfigErrors(errors: ConfigError[]): void {
+export function printConfigErrors(errors: readonly Error[]): void {
   for (const e of errors) process.stderr.write(`mxsentry: config error: ${e.message}\n`);
   process.stderr.write(`mxsentry: ${errors.length} problem(s) in the configuration; not started\n`);
 }

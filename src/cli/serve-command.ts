@@ -1,14 +1,17 @@
-// `mxsentry serve`: loads the configuration (file + flags), starts the daemon, and handles
-// signals: SIGTERM/SIGINT drain and exit 0, SIGHUP reloads. Start-up errors are printed plainly
-// to stderr with what to do, and exit non-zero; nothing here runs per request.
+// `mxsentry serve`: loads the configuration (file + flags), checks it as `config check` does, starts
+// the daemon, and handles signals: SIGTERM/SIGINT drain and exit 0, SIGHUP reloads. Start-up errors
+// are printed plainly to stderr: configuration problems exit 2 (as `config check`), anything else
+// (a port in use, data-dir not writable) exits 1; nothing here runs per request.
 import { mkdirSync } from 'node:fs';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import { loadConfig } from '../config/load.js';
+import { loadConfig, placeConfigError } from '../config/load.js';
 import { systemClock } from '../util/clock.js';
-import { MxError, describeError } from '../util/errors.js';
+import { ConfigError, MxError, describeError } from '../util/errors.js';
 import { createRootLogger, type LogLevel } from '../util/logger.js';
 import type { CliDeps } from './cli.js';
+import { checkStartSettings, isConfigurationError } from './config-check.js';
 import { addConfigFlags, collectConfigFlags, printConfigErrors } from './config-flags.js';
+import { EXIT_FAILED, EXIT_USAGE } from './control-cli.js';
 import { sdNotify, startWatchdog } from '../control/sd-notify.js';
 
 interface ServeArgs {
@@ -23,9 +26,11 @@ export function serveCommand(deps: CliDeps): CommandModule<object, ServeArgs> {
     handler: async (argv: ArgumentsCamelCase<ServeArgs>) => {
       const configInput = { ...(argv.config ? { file: argv.config } : {}), flags: collectConfigFlags(argv as Record<string, unknown>) };
       const loaded = loadConfig(configInput);
-      if (loaded.errors.length > 0) {
-        printConfigErrors(loaded.errors);
-        process.exit(2);
+      // Derived settings and named files are checked before anything listens, every problem listed.
+      const problems = loaded.errors.length > 0 ? loaded.errors : await checkStartSettings(loaded);
+      if (problems.length > 0) {
+        printConfigErrors(problems);
+        process.exit(EXIT_USAGE);
       }
       const v = loaded.values;
       const logger = createRootLogger(v['log-level'] as LogLevel);
@@ -33,18 +38,24 @@ export function serveCommand(deps: CliDeps): CommandModule<object, ServeArgs> {
         mkdirSync(v['data-dir'] as string, { recursive: true });
       } catch (err) {
         process.stderr.write(`mxsentry: cannot create data-dir ${String(v['data-dir'])}: ${describeError(err)}\n`);
-        process.exit(1);
+        process.exit(EXIT_FAILED);
       }
       let daemon: Awaited<ReturnType<CliDeps['startDaemon']>>;
       try {
         // A reload re-reads the same file with the same flags on top (flags keep overriding it).
         daemon = await deps.startDaemon(v, logger, systemClock, {}, { loadConfig: () => loadConfig(configInput) });
       } catch (err) {
-        const text = err instanceof MxError ? err.message : describeError(err);
-        process.stderr.write(`mxsentry: ${text}\n`);
         logger.fatal({ err: describeError(err) }, 'start-up failed');
         logger.flush();
-        process.exit(1);
+        // A file changed since the check above: still a configuration problem, in the same words.
+        if (isConfigurationError(err)) {
+          const problem = err instanceof ConfigError ? placeConfigError(loaded, err) : (err as MxError);
+          printConfigErrors([problem]);
+          process.exit(EXIT_USAGE);
+        }
+        const text = err instanceof MxError ? err.message : describeError(err);
+        process.stderr.write(`mxsentry: ${text}\n`);
+        process.exit(EXIT_FAILED);
       }
       void sdNotify(['READY=1', 'STATUS=answering DNS and policy requests'], { logger });
       const watchdog = startWatchdog({ logger });

@@ -1,12 +1,14 @@
 // Tests for the start-up checks shared by `config check` and `serve`: replication settings and the
-// files the values name are reported, each with its key and the line (or flag) that set it.
+// files the values name are reported, each with its key and the line (or flag) that set it, and the
+// table/zone/config errors thrown at start are recognised as configuration problems (exit 2).
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { checkStartSettings } from '../../src/cli/config-check.js';
+import { checkStartSettings, isConfigurationError } from '../../src/cli/config-check.js';
 import { loadConfig, type LoadResult } from '../../src/config/load.js';
+import { ConfigError, DnsError, PolicyError, StoreError } from '../../src/util/errors.js';
 
 const s = suite('cli/config-check');
 
@@ -85,6 +87,17 @@ s('named files: each value with its own line; flags named as flags', async () =>
 
 s('a valid configuration has no start-up problem', async () => {
   assert.equal(await problems(loadText('delay: 30\n')), []);
+});
+
+s('configuration errors thrown at start are told from host errors', () => {
+  assert.ok(isConfigurationError(new ConfigError('CONFIG_ERR_VALUE', 'peer: x', { key: 'peer' })));
+  assert.ok(isConfigurationError(new PolicyError('POLICY_ERR_TABLE_READ', 'cannot read recipient table /x')));
+  assert.ok(isConfigurationError(new PolicyError('POLICY_ERR_BAD_WHITELIST', 'cannot read whitelist /x')));
+  assert.ok(isConfigurationError(new DnsError('DNS_ERR_ZONE_SYNTAX', 'zones:3: bad')));
+  assert.ok(isConfigurationError(new DnsError('DNS_ERR_ROOT_HINTS', 'cannot read root hints /x')));
+  assert.not.ok(isConfigurationError(new DnsError('DNS_ERR_LISTEN', 'address in use')));
+  assert.not.ok(isConfigurationError(new StoreError('STORE_ERR_OPEN', 'disk full')));
+  assert.not.ok(isConfigurationError(new Error('EADDRINUSE')));
 });
 
 s.run();

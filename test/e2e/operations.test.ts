@@ -226,7 +226,7 @@ s('CLI without a daemon: exit 3 and a clear message; config check exit codes', a
   assert.match(example.stdout, /^#cache-size: 64m$/m);
 });
 
-s('replication settings serve would refuse: config check exits 2 with each key and line', async () => {
+s('replication settings serve would refuse: config check and serve both exit 2 with the same lines', async () => {
   const file = join(configDir, 'replication.conf');
   const data = join(configDir, 'replication-data');
   // Listeners on port 0 and a private data dir: should serve start after all, it binds nothing real.
@@ -238,6 +238,10 @@ s('replication settings serve would refuse: config check exits 2 with each key a
     lines.map((l) => l.replace(/^mxsentry: config error: .*replication\.conf:(\d+): ([a-z-]+): .*$/, '$1 $2')),
     ['4 node-name', '5 peer', '6 replication-key', '7 whitelist-clients'],
   );
+  const serve = await cli(['serve', '--config', file]);
+  assert.is(serve.code, 2, serve.stderr);
+  assert.equal(serve.stderr.split('\n').filter((l) => l.startsWith('mxsentry: config error: ')), lines);
+  assert.match(serve.stderr, /4 problem\(s\) in the configuration; not started/);
   // A listener with no key, and a key file that does not exist.
   writeFileSync(file, `data-dir: ${data}\nreplication-listen: 127.0.0.1:0\n`);
   const noKey = await cli(['config', 'check', file]);
