@@ -4,7 +4,6 @@
 // file (or the default) applies.
 import type { Argv } from 'yargs';
 import { defaultLines } from '../config/example-config.js';
-import { loadConfig, type ConfigValues } from '../config/load.js';
 import { SCHEMA } from '../config/schema.js';
 
 /**
@@ -85,18 +84,4 @@ export function collectConfigFlags(argv: Record<string, unknown>): Record<string
 export function printConfigErrors(errors: readonly Error[]): void {
   for (const e of errors) process.stderr.write(`mxsentry: config error: ${e.message}\n`);
   process.stderr.write(`mxsentry: ${errors.length} problem(s) in the configuration; not started\n`);
-}
-
-/**
- * Loads --config and the config flags of a command; on any problem prints them all, sets exit
- * code 2 and returns null (the command then ends without doing anything).
- */
-export function loadConfigOrExit(argv: Record<string, unknown>): ConfigValues | null {
-  const loaded = loadConfig({ ...(typeof argv.config === 'string' ? { file: argv.config } : {}), flags: collectConfigFlags(argv) });
-  if (loaded.errors.length > 0) {
-    printConfigErrors(loaded.errors);
-    process.exitCode = 2;
-    return null;
-  }
-  return loaded.values;
 }

@@ -3,6 +3,7 @@
 // themselves. Exit codes (README "Exit codes"): 0 done, 1 the daemon reported a failure, 2 bad usage
 // or config, 3 the daemon is not running, 4 permission denied on the socket.
 import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { loadConfig } from '../config/load.js';
 import { sendControlRequest } from '../control/control-client.js';
@@ -42,11 +43,12 @@ function socketOptions<T>(y: Argv<T>): Argv<T & SocketArgs> {
 }
 
 /**
- * The socket to talk to: --control-socket; else the one of --config; else the systemd unit's;
- * else the one of /etc/mxsentry/mxsentry.conf; else the default config's. Null after printing
- * config errors (exit code 2 set).
+ * The socket to talk to: --control-socket; else the systemd unit's when --config names the unit's
+ * file (the unit passes --control-socket) and the socket is there; else the one of --config; else
+ * the systemd unit's; else the one of /etc/mxsentry/mxsentry.conf; else the default config's. Null
+ * after printing config errors (exit code 2 set). `unit` is for tests.
  */
-export function resolveControlSocket(argv: SocketArgs): string | null {
+export function resolveControlSocket(argv: SocketArgs, unit = { configFile: DEFAULT_CONFIG_FILE, controlSocket: SYSTEMD_CONTROL_SOCKET }): string | null {
   if (argv['control-socket']) return argv['control-socket'];
   const fromFile = (file: string): string | null => {
     const loaded = loadConfig({ file });
@@ -57,9 +59,11 @@ export function resolveControlSocket(argv: SocketArgs): string | null {
     }
     return controlSocketPath(loaded.values);
   };
+  // The unit's own file: its ExecStart passes --control-socket, which overrides the file's value.
+  if (argv.config && resolve(argv.config) === unit.configFile && existsSync(unit.controlSocket)) return unit.controlSocket;
   if (argv.config) return fromFile(argv.config);
-  if (existsSync(SYSTEMD_CONTROL_SOCKET)) return SYSTEMD_CONTROL_SOCKET;
-  if (existsSync(DEFAULT_CONFIG_FILE)) return fromFile(DEFAULT_CONFIG_FILE);
+  if (existsSync(unit.controlSocket)) return unit.controlSocket;
+  if (existsSync(unit.configFile)) return fromFile(unit.configFile);
   return controlSocketPath(loadConfig({}).values);
 }
 

@@ -2,6 +2,9 @@
 // the histogram quantile shown by `stats`, and the human stats text naming every part.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { EXIT_FAILED, EXIT_NOT_RUNNING, EXIT_PERMISSION, EXIT_USAGE, exitCodeOf, formatStats, histogramQuantile, resolveControlSocket } from '../../src/cli/control-cli.js';
 import { ControlError } from '../../src/control/control-error.js';
 import { Histogram } from '../../src/metrics/histogram.js';
@@ -21,6 +24,26 @@ s('exit codes scripts can rely on', () => {
 
 s('--control-socket wins over everything', () => {
   assert.is(resolveControlSocket({ 'control-socket': '/x/c.sock', config: '/nonexistent.conf' }), '/x/c.sock');
+});
+
+s('--config naming the unit\'s file finds the unit\'s socket (its ExecStart overrides the file); another file its own', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mxsentry-sock-'));
+  try {
+    const unitConf = join(dir, 'mxsentry.conf');
+    const unitSock = join(dir, 'control.sock');
+    writeFileSync(unitConf, `data-dir: ${join(dir, 'data')}\n`);
+    const unit = { configFile: unitConf, controlSocket: unitSock };
+    // No unit socket yet: the file's own (data-dir/control.sock).
+    assert.is(resolveControlSocket({ config: unitConf }, unit), join(dir, 'data', 'control.sock'));
+    writeFileSync(unitSock, '');
+    assert.is(resolveControlSocket({ config: unitConf }, unit), unitSock);
+    const other = join(dir, 'other.conf');
+    writeFileSync(other, `control-socket: ${join(dir, 'other.sock')}\n`);
+    assert.is(resolveControlSocket({ config: other }, unit), join(dir, 'other.sock'));
+    assert.is(resolveControlSocket({}, unit), unitSock);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 s('quantiles from buckets', () => {
