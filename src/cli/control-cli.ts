@@ -254,7 +254,7 @@ export function formatStats(s: StatsSnapshot): string {
   if (p.greylist) out.push(`Greylist   ${pairs(p.greylist as unknown as Record<string, number>)}`);
   const c = s.store.counts;
   out.push(c
-    ? `Store      ${s.store.healthy ? 'healthy' : 'NOT HEALTHY'}; ${c.triplets} triplets, ${c.clients} whitelisted clients, ${mib(c.usedBytes)} of ${mib(c.limitBytes)}`
+    ? `Store      ${s.store.healthy ? 'healthy' : 'NOT HEALTHY'}; ${c.triplets} triplets, ${c.clients} client records (auto-whitelist counts), ${mib(c.usedBytes)} of ${mib(c.limitBytes)}`
     : `Store      ${s.store.healthy ? 'healthy' : 'NOT HEALTHY'}${s.store.error ? `: ${s.store.error}` : ''}`);
   if (!s.replication.configured) out.push('Replication not configured');
   else if (s.replication.peers.length === 0) out.push('Replication configured, no peer reported');
