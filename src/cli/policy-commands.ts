@@ -213,8 +213,21 @@ export function greylistCommand(): CommandModule<object, GreylistArgs> {
           }
           case 'whitelist': {
             if (!argv.target) throw new Error('whitelist needs an IP address');
-            const rec = await store.whitelistClient(clientKey(argv.target));
-            out(rec, `client ${argv.target} whitelisted (${totalPasses(rec.passes)} passes)\n`);
+            // The command raises the client's auto-whitelist count to the configured threshold:
+            // with auto-whitelisting off, that record would whitelist nothing.
+            const threshold = v['auto-whitelist-clients'] as number;
+            if (threshold === 0) {
+              process.stderr.write('mxsentry: auto-whitelist-clients is 0 (off), so a client record whitelists nothing; list the client in a whitelist-clients file instead\n');
+              process.exitCode = EXIT_USAGE;
+              break;
+            }
+            if (argv.target.includes('/')) {
+              process.stderr.write(`mxsentry: ${argv.target} is a network; greylist whitelist takes one address (list networks in a whitelist-clients file)\n`);
+              process.exitCode = EXIT_USAGE;
+              break;
+            }
+            const rec = await store.whitelistClient(clientKey(argv.target), threshold);
+            out(rec, `client ${argv.target} whitelisted (${totalPasses(rec.passes)} passes, auto-whitelist-clients ${threshold}; kept while it sends mail at least every max-age)\n`);
             break;
           }
           case 'delete': {

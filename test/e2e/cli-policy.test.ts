@@ -89,6 +89,20 @@ s('greylist whitelist makes a client pass, visible to check', async () => {
   assert.match(r.stdout, /action=DUNNO/);
   const stats = await cli('greylist', 'stats');
   assert.match(stats.stdout, /clients 1/);
+  // The configured threshold is what the record reaches, so check with that threshold passes too.
+  const high = await cli('greylist', 'whitelist', '192.0.2.56', '--auto-whitelist-clients', '10');
+  assert.is(high.code, 0, high.stderr);
+  assert.match(high.stdout, /10 passes/);
+  const r10 = await cli('check', '--client-address', '192.0.2.56', '--auto-whitelist-clients', '10', ...envelope);
+  assert.match(r10.stdout, /action=DUNNO/);
+  // With auto-whitelisting off, or for a network, a client record would whitelist nothing: refused.
+  const off = await cli('greylist', 'whitelist', '192.0.2.57', '--auto-whitelist-clients', '0');
+  assert.is(off.code, 2);
+  assert.match(off.stderr, /whitelist-clients file/);
+  const net = await cli('greylist', 'whitelist', '192.0.2.0/24');
+  assert.is(net.code, 2);
+  assert.match(net.stderr, /is a network/);
+  assert.match((await cli('greylist', 'stats')).stdout, /clients 2/);
 });
 
 s('no store where the daemon keeps none: every command fails (exit 2) naming the path, and creates nothing', async () => {
