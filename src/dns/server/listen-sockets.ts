@@ -79,7 +79,7 @@ export interface UdpBufferSizes {
 export interface UdpBufferOutcome {
   option: 'so-rcvbuf' | 'so-sndbuf';
   requested: number;
-  /** getsockopt's answer after the request, or null when setting it failed. */
+  /** getsockopt's answer after the request (on Linux twice the granted size), or null when setting it failed. */
   got: number | null;
   /** Set when the kernel gave less than asked or refused: what the admin should do. */
   problem?: string;
@@ -104,7 +104,9 @@ export function setUdpBuffers(socket: dgram.Socket, sizes: UdpBufferSizes): UdpB
       return;
     }
     const outcome: UdpBufferOutcome = { option, requested, got };
-    if (got < requested) outcome.problem = `granted ${got} bytes only; raise ${sysctl} (sysctl -w ${sysctl}=${requested}) or lower ${option}`;
+    // Linux doubles the value it grants (bookkeeping overhead) and reports the double: compare the grant.
+    const granted = process.platform === 'linux' ? Math.floor(got / 2) : got;
+    if (granted < requested) outcome.problem = `granted ${granted} bytes only; raise ${sysctl} (sysctl -w ${sysctl}=${requested}) or lower ${option}`;
     out.push(outcome);
   };
   apply('so-rcvbuf', sizes.recvBytes, (n) => socket.setRecvBufferSize(n), () => socket.getRecvBufferSize(), 'net.core.rmem_max');

@@ -330,16 +330,24 @@ export class Replicator {
       const nodeId = link.state.nodeId ?? this.knownNodeIds.get(name) ?? null;
       peers.push(await peerStatus({ ...common, name, address: `${link.spec.host}:${link.spec.port}`, nodeId, state: link.state, inbound: this.inbound.get(name) }));
     }
+    // A node that pushes to us without being in our peer list: listed while it has a session (then
+    // it is connected), forgotten when it has none (a retired node, or one whose line was removed).
     for (const [name, inbound] of this.inbound) {
       if (seen.has(name)) continue;
-      peers.push(await peerStatus({ ...common, name, address: null, nodeId: inbound.nodeId, state: undefined, inbound }));
+      if (inbound.sessions <= 0) {
+        this.inbound.delete(name);
+        continue;
+      }
+      const row = await peerStatus({ ...common, name, address: null, nodeId: inbound.nodeId, state: undefined, inbound });
+      peers.push({ ...row, connected: true });
     }
     const listen = this.address();
     return {
       enabled: settings !== undefined,
       nodeName: settings?.nodeName ?? null,
       nodeId: store?.getNodeId() ?? null,
-      listen: listen ? (listen.family === 'IPv6' ? `[${listen.address}]:${listen.port}` : `${listen.address}:${listen.port}`) : null,
+      // Once the listener has closed (stop() writes a last status file), the configured address.
+      listen: listen ? (listen.family === 'IPv6' ? `[${listen.address}]:${listen.port}` : `${listen.address}:${listen.port}`) : (settings?.listen?.text ?? null),
       lastSeq,
       peers,
       refusedConnections: this.refused,

@@ -253,8 +253,10 @@ s('reconfigure (a reload) adds a peer to a running node, and removes it again', 
 
   const removed = a.repl.reconfigure({ ...a.repl.settings!, peers: [] });
   assert.equal(removed.peersRemoved, [`b=127.0.0.1:${ports[1]}`]);
-  // b may still be listed as an inbound peer (it pushes to a), but without an outgoing link.
-  assert.ok((await a.repl.status()).peers.every((p) => p.address === null && p.ackedSeq === null), JSON.stringify((await a.repl.status()).peers));
+  // b is still listed as an inbound-only peer (it pushes to a, so it is connected), without an outgoing link.
+  await waitFor('b pushes to a', async () => (await a.repl.status()).peers.some((p) => p.name === 'b'));
+  const rows = (await a.repl.status()).peers;
+  assert.ok(rows.every((p) => p.address === null && p.ackedSeq === null && p.connected && p.inbound), JSON.stringify(rows));
   await write(a, 'after', rec(2));
   // b still pushes to a (its own configuration), but a no longer pushes to b.
   await write(b, 'from-b', rec(3));
@@ -264,6 +266,9 @@ s('reconfigure (a reload) adds a peer to a running node, and removes it again', 
   // Nothing holds a's log back any more: a trim keeps only the newest entry.
   await a.repl.trim();
   assert.is((await a.store.readLog(0, 1000)).length, 1);
+  // Once b stops pushing, a forgets it: no "disconnected" row for a node a does not replicate with.
+  await stopNode(b);
+  await waitFor('b forgotten', async () => (await a.repl.status()).peers.length === 0);
 });
 
 s('reconfigure with a new cluster key: links authenticate again; a node on the old key is refused until it changes too', async () => {
