@@ -2,7 +2,11 @@
 // in-process instance with the daemon's settings, see daemon-config.ts) and prints the answer and
 // where it came from.
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { parseName } from '../dns/wire/name.js';
+import { typeFromString } from '../dns/wire/rdata.js';
 import { systemClock } from '../util/clock.js';
+import { describeError } from '../util/errors.js';
+import { EXIT_USAGE } from './control-cli.js';
 import { createRootLogger, type LogLevel } from '../util/logger.js';
 import type { CliDeps } from './cli.js';
 import { addConfigFlags } from './config-flags.js';
@@ -28,6 +32,15 @@ export function lookupCommand(deps: CliDeps): CommandModule<object, LookupArgs> 
           .option('json', { type: 'boolean', describe: 'Print the result as JSON' }),
       ) as unknown as Argv<LookupArgs>,
     handler: async (argv: ArgumentsCamelCase<LookupArgs>) => {
+      // A bad name or type is the admin's typo, not a DNS failure: usage error (exit 2), no lookup.
+      try {
+        parseName(argv.name);
+        typeFromString(argv.type);
+      } catch (err) {
+        process.stderr.write(`mxsentry: ${describeError(err)}\n`);
+        process.exitCode = EXIT_USAGE;
+        return;
+      }
       const cfg = loadDaemonConfig(argv as Record<string, unknown>);
       if (!cfg) return;
       const values = cfg.values;

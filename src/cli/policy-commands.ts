@@ -11,6 +11,7 @@ import { systemClock } from '../util/clock.js';
 import { describeError } from '../util/errors.js';
 import { createRootLogger, type LogLevel, type Logger } from '../util/logger.js';
 import type { CliDeps } from './cli.js';
+import { parseAddress } from '../util/cidr.js';
 import { addConfigFlags } from './config-flags.js';
 import { EXIT_FAILED, EXIT_USAGE } from './control-cli.js';
 import { loadDaemonConfig, openDaemonStore } from './daemon-config.js';
@@ -45,6 +46,8 @@ export function checkCommand(deps: CliDeps): CommandModule<object, CheckArgs> {
           .option('json', { type: 'boolean', describe: 'Print JSON' }),
       ) as unknown as Argv<CheckArgs>,
     handler: async (argv: ArgumentsCamelCase<CheckArgs>) => {
+      // Postfix always sends an address; anything else would skip the DNS lists and greylisting.
+      if (!parseAddress(argv['client-address'])) return usageError(`--client-address must be an IP address, got "${argv['client-address']}"`);
       const cfg = loadDaemonConfig(argv as Record<string, unknown>);
       if (!cfg) return;
       const v = cfg.values;
@@ -97,6 +100,7 @@ export function rblCommand(deps: CliDeps): CommandModule<object, RblArgs> {
     builder: (y: Argv) =>
       addConfigFlags(y.positional('ip', { type: 'string', demandOption: true }).option('json', { type: 'boolean' })) as unknown as Argv<RblArgs>,
     handler: async (argv: ArgumentsCamelCase<RblArgs>) => {
+      if (!parseAddress(argv.ip)) return usageError(`rbl takes an IP address, got "${argv.ip}"`);
       const cfg = loadDaemonConfig(argv as Record<string, unknown>);
       if (!cfg) return;
       const v = cfg.values;
@@ -153,6 +157,12 @@ export async function listUpTo<R>(
 }
 
 /** The stderr note when a listing was cut off: how many were shown and how to see more. */
+/** Prints a usage problem and sets exit code 2 (README's table). */
+function usageError(message: string): void {
+  process.stderr.write(`mxsentry: ${message}\n`);
+  process.exitCode = EXIT_USAGE;
+}
+
 export function truncationNote(what: 'triplets' | 'clients', shown: number, total: number | undefined, prefix: string | undefined): string {
   const of = total !== undefined ? ` of ${total}` : prefix ? ` matching --prefix ${prefix}, and there are more` : ', and there are more';
   return `mxsentry: listed the first ${shown} ${what}${of}; --limit N lists more${prefix ? '' : ', --prefix P narrows'}\n`;

@@ -60,4 +60,16 @@ s('a bad config value exits 2 naming the key', async () => {
   assert.match(r.stderr, /cache-size/);
 });
 
+s('a bad name or type is a usage error (exit 2), not a DNS failure; a local name is answered locally', async () => {
+  const badName = await lookup('a..b.test');
+  assert.is(badName.code, 2);
+  assert.match(badName.stderr, /empty label/);
+  const badType = await lookup('localhost', 'BOGUS');
+  assert.is(badType.code, 2);
+  assert.match(badType.stderr, /unknown RR type "BOGUS"/);
+  const local = await lookup('localhost');
+  assert.is(local.code, 0, local.stderr);
+  assert.match(local.stdout, /NOERROR, from local/);
+});
+
 s.run();

@@ -63,6 +63,15 @@ s('check: a new triplet would be greylisted (exit 3), and nothing is recorded', 
   assert.is(list.stdout.trim(), '', 'the store holds no triplet');
 });
 
+s('check and rbl refuse an argument that is not an IP address (exit 2)', async () => {
+  const c = await cli('check', '--client-address', 'notanip', ...envelope);
+  assert.is(c.code, 2);
+  assert.match(c.stderr, /--client-address must be an IP address/);
+  const r = await cli('rbl', '1.2.3');
+  assert.is(r.code, 2);
+  assert.match(r.stderr, /IP address/);
+});
+
 s('check: a DNSBL-listed client is rejected at step 8 (exit 1)', async () => {
   const r = await cli('check', '--client-address', '127.0.0.2', ...envelope);
   assert.is(r.code, 1, r.stderr);
