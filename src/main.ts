@@ -99,12 +99,20 @@ export function resolverConfig(v: ConfigValues, listZones: Name[]): ResolverConf
   };
 }
 
+/** The local zones file in use: `local-zones-file`, else the shipped zones/local-zones.conf when present. */
+export function localZonesFileOf(v: ConfigValues): string | undefined {
+  const configured = v['local-zones-file'] as string;
+  if (configured) return configured;
+  const shipped = zonesFile('local-zones.conf');
+  return existsSync(shipped) ? shipped : undefined;
+}
+
 /** Built-in local zones minus `no-default-zone`, plus the admin's local-zones file (also on reload). */
 export function createLocalZones(v: ConfigValues): LocalZones {
   const localZones = new LocalZones({ defaults: true });
   for (const zone of v['no-default-zone'] as Name[]) localZones.disable(zone);
-  const localFile = (v['local-zones-file'] as string) || zonesFile('local-zones.conf');
-  if ((v['local-zones-file'] as string) || existsSync(localFile)) localZones.loadFile(localFile);
+  const localFile = localZonesFileOf(v);
+  if (localFile) localZones.loadFile(localFile);
   return localZones;
 }
 
@@ -325,6 +333,7 @@ export async function startDaemon(v: ConfigValues, logger: Logger, clock: Clock,
         createLocalZones,
         createPolicy: (nv) => createPolicyService(policySettings(nv), policyDeps),
         replicationSettingsOf,
+        localZonesFileOf,
       },
       replication: replicator,
       ...(options.loadConfig ? { loadConfig: options.loadConfig } : {}),

@@ -193,6 +193,7 @@ export function reloadCommand(): CommandModule<object, SocketArgs> {
         return;
       }
       process.stdout.write(`reloaded ${r.file ?? '(no file: flags and defaults)'}; changed: ${r.applied.join(', ') || 'nothing'}\n`);
+      if (r.reread && r.reread.length > 0) process.stdout.write(`re-read: ${r.reread.join(', ')}\n`);
       if (r.restartNeeded.length > 0) process.stdout.write(`needs a restart to take effect: ${r.restartNeeded.join(', ')}\n`);
     },
   };

@@ -54,7 +54,7 @@ export interface OperationsOptions {
   store: { isHealthy(): boolean; current(): { count(): Promise<StoreCounts>; startExpiry(intervalMs: number, maxAgeMs: number): unknown } | undefined };
   /** Interval of the greylist expiry sweep, for a max-age change. */
   expiryIntervalMs: number;
-  builders: Pick<ReloadParts, 'listZonesOf' | 'iteratorConfig' | 'resolverConfig' | 'createLocalZones' | 'createPolicy' | 'replicationSettingsOf'>;
+  builders: Pick<ReloadParts, 'listZonesOf' | 'iteratorConfig' | 'resolverConfig' | 'createLocalZones' | 'createPolicy' | 'replicationSettingsOf' | 'localZonesFileOf'>;
   /** The running replication (settings in force, reconfigure on reload). */
   replication: ReloadParts['replication'];
   /** Re-reads the configuration (file + start flags); default: the start values again (no file). */

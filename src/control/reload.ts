@@ -44,6 +44,17 @@ export interface ReloadReport {
   applied: string[];
   /** Keys whose value changed but need a restart (listeners, store, cache clamps). */
   restartNeeded: string[];
+  /** Files read again whatever changed (local zones, tables, whitelists), so a change inside them applied. */
+  reread?: string[];
+}
+
+/** The files a reload reads again even when no key changed. */
+function rereadFiles(v: ConfigValues, localZonesFile: string | undefined): string[] {
+  const files = (k: string): string[] => (v[k] as string[] | undefined) ?? [];
+  return [
+    ...(localZonesFile ? [localZonesFile] : []),
+    ...files('recipients-file'), ...files('known-networks-file'), ...files('whitelist-clients'), ...files('whitelist-recipients'),
+  ];
 }
 
 /** The builders and live parts a reload touches; main.ts provides them. */
@@ -69,6 +80,8 @@ export interface ReloadParts {
   setMetricsAllow(a: CidrSet): void;
   /** Restarts the greylist expiry sweep with a new max-age (seconds). */
   setMaxAge(maxAgeSec: number): void;
+  /** The local zones file a configuration uses, if any (for the report). */
+  localZonesFileOf?(v: ConfigValues): string | undefined;
   /** Replication settings of a configuration (reads the key file); throws ConfigError. */
   replicationSettingsOf(v: ConfigValues): ReplicationSettings | undefined;
   /** The running replication: its settings in force (undefined: off) and how to change them. */
@@ -149,8 +162,9 @@ export async function reloadConfig(current: ConfigValues, parts: ReloadParts): P
     if (change.keyChanged && !applied.includes('replication-key') && !applied.includes('replication-key-file')) applied.push('replication-key-file');
   }
 
-  const report: ReloadReport = { file, applied, restartNeeded };
-  parts.logger.info({ file, applied, restartNeeded }, 'configuration reloaded');
+  const reread = rereadFiles(next, parts.localZonesFileOf?.(next));
+  const report: ReloadReport = { file, applied, restartNeeded, reread };
+  parts.logger.info({ file, applied, restartNeeded, reread }, 'configuration reloaded');
   if (restartNeeded.length > 0) {
     parts.logger.warn({ keys: restartNeeded }, 'reload: these settings take effect only after a restart (systemctl restart mxsentry)');
   }

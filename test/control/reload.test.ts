@@ -16,7 +16,7 @@ import type { PolicyService } from '../../src/policy/policy-service.js';
 import { CidrSet } from '../../src/util/cidr.js';
 import { Writable } from 'node:stream';
 import { createRootLogger } from '../../src/util/logger.js';
-import { createLocalZones } from '../../src/main.js';
+import { createLocalZones, localZonesFileOf } from '../../src/main.js';
 import { parseName } from '../../src/dns/wire/name.js';
 import { RRType, Rcode } from '../../src/dns/wire/types.js';
 import { generateReplicationKey, replicationSettingsOf, type ReplicationSettings } from '../../src/store/replication/replication-settings.js';
@@ -146,11 +146,13 @@ s('the local zones file is re-read on every reload; one that no longer parses re
   const installed: LocalZones[] = [];
   const rec = recorder(file);
   rec.parts.createLocalZones = createLocalZones;
+  rec.parts.localZonesFileOf = localZonesFileOf;
   rec.parts.setLocalZones = (z) => installed.push(z);
   // Same path, new data: no configuration value changed, the zones are rebuilt anyway.
   writeFileSync(zones, 'local-zone: "mx.internal." static\nlocal-data: "b.mx.internal. 60 IN A 192.0.2.2"\n');
   const { report } = await reloadConfig(current, rec.parts);
   assert.equal(report.applied, []);
+  assert.equal(report.reread, [zones], 'the report says the file was read again');
   const z = installed.at(-1)!;
   assert.is(z.lookup(parseName('b.mx.internal.'), RRType.A)?.answers.length, 1);
   assert.is(z.lookup(parseName('a.mx.internal.'), RRType.A)?.rcode, Rcode.NXDOMAIN);
