@@ -105,7 +105,8 @@ export function loadConfig(opts: { file?: string; flags?: Record<string, unknown
     }
     if (!def.list && chosen.length > 1) {
       const where = chosen.map((c) => (c.line ? `line ${c.line}` : c.source)).join(', ');
-      errors.push(new ConfigError('CONFIG_ERR_REPEATED', `${chosen[0]!.source}:${chosen[1]!.line ?? ''}: "${def.key}" is set more than once (${where})`, { key: def.key, line: chosen[1]!.line }));
+      const at = chosen[1]!.line !== undefined ? `${chosen[1]!.source}:${chosen[1]!.line}` : chosen[1]!.source;
+      errors.push(new ConfigError('CONFIG_ERR_REPEATED', `${at}: "${def.key}" is set more than once (${where})`, { key: def.key, line: chosen[1]!.line }));
       continue;
     }
     if (chosen.length === 0) {

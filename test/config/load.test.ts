@@ -69,4 +69,10 @@ s('a problem found after loading is placed at the line or flag that set its key'
   assert.is(placeConfigError(r, new ConfigError('CONFIG_ERR_VALUE', 'replication-key: none', { key: 'replication-key' })).message, 'replication-key: none');
 });
 
+s('a key set twice is one problem, placed at the second occurrence (file line or flag)', () => {
+  assert.equal(messages(loadText('delay: 60\ndelay: 90\n')), ['mxsentry.conf:2: "delay" is set more than once (line 1, line 2)']);
+  const flags = loadConfig({ flags: { delay: ['5', '6'] } });
+  assert.equal(flags.errors.map((e) => e.message), ['--delay: "delay" is set more than once (--delay, --delay)']);
+});
+
 s.run();
