@@ -12,7 +12,7 @@ import { ControlError } from '../control/control-error.js';
 import { controlSocketPath } from '../control/operations.js';
 import { LmdbGreylistStore } from '../store/lmdb-greylist-store.js';
 import { readStatusFile, type PeerStatus, type ReplicationStatus } from '../store/replication/replication-status.js';
-import { defaultNodeName, generateReplicationKey, KEY_CREDENTIAL, parsePeerSpec } from '../store/replication/replication-settings.js';
+import { defaultNodeName, generateReplicationKey, KEY_CREDENTIAL, parsePeerSpec, replicationSettingsOf } from '../store/replication/replication-settings.js';
 import { systemClock } from '../util/clock.js';
 import { describeError } from '../util/errors.js';
 import { createRootLogger } from '../util/logger.js';
@@ -226,6 +226,30 @@ export function replicationCommand(): CommandModule<object, StatusArgs> {
         source = { kind: 'file', writtenAtMs: saved.writtenAtMs, pid: saved.pid };
         // The daemon is not running, so nothing is connected whatever the file last said.
         status = { ...saved, peers: saved.peers.map((p) => ({ ...p, connected: false, inbound: false })) };
+        if (!saved.enabled) {
+          // The daemon last ran without replication; the file may be older than the configuration.
+          let settings;
+          try {
+            settings = replicationSettingsOf(v);
+          } catch (cfgErr) {
+            process.stderr.write(`mxsentry: ${describeError(cfgErr)}\n`);
+            process.exitCode = 2;
+            return;
+          }
+          if (settings) {
+            process.stderr.write('mxsentry: no daemon is running, and it last ran without replication: the configured peers are shown, none connected\n');
+            status = {
+              ...saved,
+              enabled: true,
+              nodeName: settings.nodeName,
+              listen: settings.listen?.text ?? null,
+              peers: settings.peers.map((p): PeerStatus => ({
+                name: p.name, address: `${p.host}:${p.port}`, nodeId: null, connected: false, inbound: false, ackedSeq: null, lagRecords: null, lagSec: null,
+                lastError: null, lastErrorAtMs: null, connectedSinceMs: null, lastDigestAtMs: null, lastDigestDiffBuckets: null, repairedRecords: 0, sentEntries: 0, receivedEntries: 0,
+              })),
+            };
+          }
+        }
         try {
           status = await lagFromStore(v, status);
         } catch (storeErr) {

@@ -1,0 +1,51 @@
+// `mxsentry replication status` with no daemon running, from the status file it left and the store:
+// a file from a run without replication must not hide the replication the configuration now sets up.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { LmdbGreylistStore } from '../../src/store/lmdb-greylist-store.js';
+import { generateReplicationKey } from '../../src/store/replication/replication-settings.js';
+import { writeStatusFile } from '../../src/store/replication/replication-status.js';
+import { systemClock } from '../../src/util/clock.js';
+import { createSilentLogger } from '../../src/util/logger.js';
+import { MXSENTRY_BIN } from '../helpers/daemon.js';
+
+const run = promisify(execFile);
+const s = suite('e2e: mxsentry replication status (no daemon)');
+
+async function status(dataDir: string, extra: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const r = await run(process.execPath, [MXSENTRY_BIN, 'replication', 'status', '--data-dir', dataDir, ...extra], { timeout: 15_000 });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+s('a status file from a run without replication: the configured peers are shown, none connected (exit 1)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mxsentry-rstatus-'));
+  try {
+    const store = await LmdbGreylistStore.open({ dataDir: dir, clock: systemClock, logger: createSilentLogger() });
+    await store.close();
+    const now = Date.now();
+    await writeStatusFile(join(dir, 'replication-status.json'), { enabled: false, nodeName: null, nodeId: null, listen: null, lastSeq: 0, peers: [], refusedConnections: 0, clampedRecords: 0, atMs: now }, now);
+    const without = await status(dir, []);
+    assert.is(without.code, 0, without.stderr);
+    assert.match(without.stdout, /not configured/);
+    const repl = ['--node-name', 'n1', '--replication-listen', '127.0.0.1:28410', '--replication-key', generateReplicationKey(), '--peer', 'n2=127.0.0.1:28411'];
+    const withRepl = await status(dir, repl);
+    assert.is(withRepl.code, 1, withRepl.stderr);
+    assert.match(withRepl.stderr, /last ran without replication/);
+    assert.match(withRepl.stdout, /^node n1 .*listening 127\.0\.0\.1:28410/m);
+    assert.match(withRepl.stdout, /^n2\s+127\.0\.0\.1:28411\s+no\s+no/m);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+s.run();
