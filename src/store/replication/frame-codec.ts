@@ -305,5 +305,9 @@ function entryFromWire(v: unknown, index: number): WireEntry {
   const [, , , originNode, atMs] = v as unknown[];
   if (!isNodeId(originNode)) throw protocolError(`push entry ${index} has an invalid origin node`);
   if (typeof atMs !== 'number' || !Number.isSafeInteger(atMs) || atMs < 0) throw protocolError(`push entry ${index} has an invalid time`);
-  return { ...record, originNode, atMs };
+  // The record object is this call's own: completed in place rather than copied (one per entry received).
+  const entry = record as WireEntry;
+  entry.originNode = originNode;
+  entry.atMs = atMs;
+  return entry;
 }
