@@ -2,7 +2,7 @@
 // dropping the DNS cache, the greylist store or open connections. Called by operations.ts. A file
 // with any problem is rejected whole (every problem logged) and the old settings stay; everything
 // that can fail (parsing, table files, local zone files) is built before anything is swapped.
-import type { ConfigValues, LoadResult } from '../config/load.js';
+import { placeConfigError, type ConfigValues, type LoadResult } from '../config/load.js';
 import { keyDef } from '../config/schema.js';
 import type { IteratorConfig } from '../dns/iterator/iterator-config.js';
 import type { ResolverConfig } from '../dns/resolver.js';
@@ -10,7 +10,7 @@ import type { LocalZones } from '../dns/server/local-zones.js';
 import type { Name } from '../dns/wire/types.js';
 import type { PolicyService } from '../policy/policy-service.js';
 import { CidrSet } from '../util/cidr.js';
-import { describeError } from '../util/errors.js';
+import { ConfigError, describeError } from '../util/errors.js';
 import type { Logger, LogLevel } from '../util/logger.js';
 import type { ReplicationSettings } from '../store/replication/replication-settings.js';
 import type { ReplicationChange } from '../store/replication/replicator.js';
@@ -130,9 +130,11 @@ export async function reloadConfig(current: ConfigValues, parts: ReloadParts): P
     // Built on every reload: the key file may have changed under the same path.
     replication = parts.replicationSettingsOf(next);
     policy = await parts.createPolicy(next);
-  } catch (err) {
+  } catch (caught) {
+    // A problem of a key's value (replication settings) is placed at its file line, as config check does.
+    const err = caught instanceof ConfigError ? placeConfigError(loaded, caught) : caught;
     parts.logger.error({ file, err: describeError(err) }, 'reload: configuration problem');
-    throw new ControlError('CONTROL_ERR_FAILED', `configuration rejected, the running one is kept: ${describeError(err)}`, { cause: err });
+    throw new ControlError('CONTROL_ERR_FAILED', `configuration rejected, the running one is kept: ${err instanceof ConfigError ? err.message : describeError(err)}`, { cause: err });
   }
 
   const running = parts.replication.settings;

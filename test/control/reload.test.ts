@@ -232,7 +232,7 @@ s('replication: peers, key (also a new key in the same file) and intervals apply
     assert.unreachable('accepted a missing key file');
   } catch (err) {
     assert.is((err as ControlError).code, 'CONTROL_ERR_FAILED');
-    assert.match((err as Error).message, 'replication-key-file');
+    assert.match((err as Error).message, /mx\.conf:2: replication-key-file/, 'placed at its line, as config check does');
   }
   assert.equal(swaps(rec3.events), []);
 });
