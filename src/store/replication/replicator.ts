@@ -247,7 +247,8 @@ export class Replicator {
    * A new cluster key or link timeout closes every link and inbound session, so each is
    * authenticated again under the new settings; the digest interval and the log bound apply from
    * the next round and trim. The node name and the listen address are bound at start: they are kept
-   * (the caller reports them as needing a restart). Cursors live in the store, so a redialled link
+   * (the caller reports them as needing a restart), and so is the listener's TLS handshake timeout
+   * (node's tls.Server takes it at creation only; sessions after the handshake use the new timeout). Cursors live in the store, so a redialled link
    * resumes where its peer acknowledged.
    */
   reconfigure(next: ReplicationSettings): ReplicationChange {
