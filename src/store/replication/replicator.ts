@@ -248,8 +248,9 @@ export class Replicator {
    * authenticated again under the new settings; the digest interval and the log bound apply from
    * the next round and trim. The node name and the listen address are bound at start: they are kept
    * (the caller reports them as needing a restart), and so is the listener's TLS handshake timeout
-   * (node's tls.Server takes it at creation only; sessions after the handshake use the new timeout). Cursors live in the store, so a redialled link
-   * resumes where its peer acknowledged.
+   * (Node's tls.Server takes it at creation only; sessions after the handshake use the new one).
+   * Cursors live in the store, so a redialled link resumes where its peer acknowledged. Logs what
+   * changed, and nothing when nothing did (every reload calls it).
    */
   reconfigure(next: ReplicationSettings): ReplicationChange {
     const prev = this.current;
@@ -288,7 +289,9 @@ export class Replicator {
       keyChanged,
       reconnected: keyChanged || timeoutChanged ? started.map((l) => l.spec.name) : [],
     };
-    this.opts.logger.info({ ...change, peers: next.peers.map((p) => p.text) }, 'replication settings applied');
+    const changed = change.peersAdded.length > 0 || change.peersRemoved.length > 0 || keyChanged || timeoutChanged ||
+      prev.digestIntervalMs !== next.digestIntervalMs || prev.logMaxEntries !== next.logMaxEntries;
+    if (changed) this.opts.logger.info({ ...change, peers: next.peers.map((p) => p.text) }, 'replication settings applied');
     return change;
   }
 
