@@ -22,6 +22,7 @@ export interface CliDeps {
 
 /** Parses argv and runs the chosen command. */
 export async function runCli(argv: string[], deps: CliDeps): Promise<void> {
+  const COMMANDS = ['serve', 'lookup', 'check', 'rbl', 'greylist', 'peer', 'replication', 'cache', 'stats', 'reload', 'config'];
   await yargs(normaliseSwitchFlags(hideBin(argv)))
     .scriptName('mxsentry')
     .parserConfiguration(CLI_PARSER_CONFIGURATION)
@@ -40,10 +41,12 @@ export async function runCli(argv: string[], deps: CliDeps): Promise<void> {
     .strict()
     // Usage errors (unknown flag, missing argument) exit 2, as config errors do; scripts tell them
     // from "the command ran and failed" (1). Errors thrown by a handler go on to bin/mxsentry.
-    .fail((msg, err, y) => {
+    // The problem and where the options are, not the whole help: serve's ~90 flags would bury it.
+    .fail((msg, err) => {
       if (err) throw err;
-      y.showHelp();
-      process.stderr.write(`\n${msg}\n`);
+      const first = hideBin(argv).find((a) => !a.startsWith('-'));
+      const command = first !== undefined && COMMANDS.includes(first) ? first : undefined;
+      process.stderr.write(`mxsentry: ${msg}\nRun \`mxsentry ${command ? `${command} ` : ''}--help\` for the options.\n`);
       process.exit(2);
     })
     .help()

@@ -72,4 +72,13 @@ s('a bad name or type is a usage error (exit 2), not a DNS failure; a local name
   assert.match(local.stdout, /NOERROR, from local/);
 });
 
+s('a usage error is one short message naming the command\'s --help (exit 2), not the whole help', async () => {
+  const bad = await lookup('localhost', 'A', '--prefetch', 'maybe');
+  assert.is(bad.code, 2);
+  assert.match(bad.stderr, /^mxsentry: Unknown argument: maybe\nRun `mxsentry lookup --help` for the options\.\n$/);
+  const none = await run(process.execPath, [MXSENTRY_BIN, 'frobnicate']).then(() => null, (e: { code: number; stderr: string }) => e);
+  assert.is(none?.code, 2);
+  assert.match(none?.stderr ?? '', /Run `mxsentry --help` for the options/);
+});
+
 s.run();
