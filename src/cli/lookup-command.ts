@@ -3,6 +3,8 @@
 // where it came from.
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { parseName } from '../dns/wire/name.js';
+import { reverseName } from '../policy/dns-lists.js';
+import { parseAddress } from '../util/cidr.js';
 import { typeFromString } from '../dns/wire/rdata.js';
 import { systemClock } from '../util/clock.js';
 import { describeError } from '../util/errors.js';
@@ -28,10 +30,16 @@ export function lookupCommand(deps: CliDeps): CommandModule<object, LookupArgs> 
       addConfigFlags(
         y
           .positional('name', { type: 'string', demandOption: true, describe: 'Domain name' })
-          .positional('type', { type: 'string', default: 'A', describe: 'Record type (A, AAAA, MX, TXT, ...)' })
+          .positional('type', { type: 'string', default: 'A', describe: 'Record type (A, AAAA, MX, TXT, ...); for an IP address: PTR of its reverse name' })
           .option('json', { type: 'boolean', describe: 'Print the result as JSON' }),
       ) as unknown as Argv<LookupArgs>,
     handler: async (argv: ArgumentsCamelCase<LookupArgs>) => {
+      // An address asks for its PTR record, as `host ADDR` and `dig -x ADDR` do.
+      const address = parseAddress(argv.name);
+      if (address && argv.type.toUpperCase() === 'A') {
+        argv.name = `${reverseName(address)}.${address.family === 4 ? 'in-addr.arpa' : 'ip6.arpa'}`;
+        argv.type = 'PTR';
+      }
       // A bad name or type is the admin's typo, not a DNS failure: usage error (exit 2), no lookup.
       try {
         parseName(argv.name);
@@ -46,6 +54,9 @@ export function lookupCommand(deps: CliDeps): CommandModule<object, LookupArgs> 
       const values = cfg.values;
       const logger = createRootLogger((process.env.MXSENTRY_LOG_LEVEL as LogLevel | undefined) ?? 'warn', process.stderr);
       const stack = deps.createDnsStack(values, logger, systemClock, { listZones: deps.listZonesOf(values) });
+      // yargs formats its help text synchronously once a handler has returned its promise (~100-250 ms
+      // for serve's flags): let that happen first, so the time printed is the resolution's alone.
+      await new Promise((resolve) => setImmediate(resolve));
       const started = Date.now();
       const r = await stack.resolver.resolve(argv.name, argv.type);
       const ms = Date.now() - started;

@@ -69,7 +69,19 @@ s('a bad name or type is a usage error (exit 2), not a DNS failure; a local name
   assert.match(badType.stderr, /unknown RR type "BOGUS"/);
   const local = await lookup('localhost');
   assert.is(local.code, 0, local.stderr);
-  assert.match(local.stdout, /NOERROR, from local/);
+  assert.match(local.stdout, /NOERROR, from local, \d ms/, 'a local answer takes no time to speak of');
+});
+
+s('an address asks for its PTR record, as host and dig -x do (IPv4 and IPv6)', async () => {
+  const v4 = await lookup('127.0.0.1');
+  assert.is(v4.code, 0, v4.stderr);
+  assert.match(v4.stdout, /^;; 1\.0\.0\.127\.in-addr\.arpa PTR: NOERROR, from local/m);
+  assert.match(v4.stdout, /IN\s+PTR\s+localhost\./);
+  const v6 = await lookup('::1');
+  assert.match(v6.stdout, /^;; 1(\.0){31}\.ip6\.arpa PTR: NOERROR/m);
+  // An explicit type is taken as asked.
+  const asked = await lookup('127.0.0.1', 'TXT');
+  assert.match(asked.stdout, /^;; 127\.0\.0\.1 TXT:/m);
 });
 
 s('a usage error is one short message naming the command\'s --help (exit 2), not the whole help', async () => {
