@@ -376,6 +376,9 @@ const MDB_DATA_VERSION = 2;
 const META_MAGIC_OFFSET = 24;
 const META_VERSION_OFFSET = 28;
 const META_PAGE_SIZE_OFFSET = 48;
+/** mm_last_pg and mm_txnid of a meta page (u64 LE), after the free and main DB records. */
+const META_LAST_PAGE_OFFSET = 144;
+const META_TXNID_OFFSET = 152;
 
 /**
  * Refuses a data file lmdb-js cannot open safely: its native code crashes the whole process
@@ -397,7 +400,7 @@ function checkDataFile(file: string): void {
     const bad = (why: string): never => {
       throw new StoreError(StoreErrorCode.OPEN, `${file} is not a usable LMDB data file (${why}): restore it or move it away to start empty`);
     };
-    const head = Buffer.alloc(64);
+    const head = Buffer.alloc(META_TXNID_OFFSET + 8);
     if (readSync(fd, head, 0, head.length, 0) < head.length) bad(`only ${size} bytes`);
     const readMeta = (buf: Buffer, where: string): number => {
       if (buf.readUInt32LE(META_MAGIC_OFFSET) !== MDB_MAGIC) bad(`bad magic in ${where}`);
@@ -407,9 +410,14 @@ function checkDataFile(file: string): void {
     const pageSize = readMeta(head, 'meta page 0');
     if (pageSize < 512 || pageSize > 65536 || (pageSize & (pageSize - 1)) !== 0) bad(`bad page size ${pageSize}`);
     if (size < 2 * pageSize) bad(`truncated to ${size} bytes`);
-    const second = Buffer.alloc(64);
+    const second = Buffer.alloc(META_TXNID_OFFSET + 8);
     if (readSync(fd, second, 0, second.length, pageSize) < second.length) bad('meta page 1 unreadable');
     readMeta(second, 'meta page 1');
+    // A file cut short (a full disk, a bad copy) would make LMDB read past its end through the map:
+    // SIGBUS, the whole process gone. The newer meta page says how many pages the data needs.
+    const current = head.readBigUInt64LE(META_TXNID_OFFSET) >= second.readBigUInt64LE(META_TXNID_OFFSET) ? head : second;
+    const needed = (current.readBigUInt64LE(META_LAST_PAGE_OFFSET) + 1n) * BigInt(pageSize);
+    if (BigInt(size) < needed) bad(`truncated: ${size} bytes, its last transaction needs ${needed}`);
   } finally {
     closeSync(fd);
   }

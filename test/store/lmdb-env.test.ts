@@ -139,6 +139,26 @@ s('open refuses truncated or damaged data files (which crash lmdb-js natively) w
   assert.equal(restored.read('test', () => restored.triplets.get('k')), Buffer.from('v'));
 });
 
+s('open refuses a data file cut short of the pages its last transaction uses (SIGBUS otherwise)', async () => {
+  const dataDir = tempDir();
+  const env = await openEnv(dataDir);
+  await env.write('test', (tx) => {
+    for (let i = 0; i < 2000; i++) tx.put(env.triplets, `key-${i}-${'x'.repeat(40)}`, Buffer.alloc(100, i % 256));
+  }, { grows: true });
+  await env.close();
+  const file = join(dataDir, 'greylist', 'data.mdb');
+  const good = readFileSync(file);
+  const pageSize = good.readUInt32LE(48);
+  assert.ok(good.length > 20 * pageSize, `a store of ${good.length} bytes`);
+  writeFileSync(file, good.subarray(0, good.length - 2 * pageSize));
+  const err = await rejectsWith(LmdbEnv.open({ dataDir, logger }), 'STORE_ERR_OPEN');
+  assert.match(err.message, 'truncated');
+  assert.match(err.message, 'move it away to start empty');
+  writeFileSync(file, good);
+  const restored = await openEnv(dataDir);
+  assert.ok(restored.read('test', () => restored.triplets.get(`key-1999-${'x'.repeat(40)}`)));
+});
+
 s('open reports an unusable directory as STORE_ERR_OPEN with the path and reason', async () => {
   const base = tempDir();
   writeFileSync(join(base, 'plain-file'), 'x');
