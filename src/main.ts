@@ -107,6 +107,9 @@ export function localZonesFileOf(v: ConfigValues): string | undefined {
   return existsSync(shipped) ? shipped : undefined;
 }
 
+/** How long the start waits for the greylist store's first open before taking decisions (fail open after). */
+const STORE_FIRST_OPEN_WAIT_MS = 10_000;
+
 /** Built-in local zones minus `no-default-zone`, plus the admin's local-zones file (also on reload). */
 export function createLocalZones(v: ConfigValues): LocalZones {
   const localZones = new LocalZones({ defaults: true });
@@ -271,6 +274,9 @@ export async function startDaemon(v: ConfigValues, logger: Logger, clock: Clock,
       replicator.attach(s);
     },
   });
+  // DNS already answers; decisions start once the store has had its chance to open (a big store's
+  // integrity check takes a while), so the first mail after a restart is not waved through.
+  await store.settled(STORE_FIRST_OPEN_WAIT_MS);
   let policy: PolicyService;
   let policyServer: PolicyServer;
   let selfTests: { stop(): void } | null = null;

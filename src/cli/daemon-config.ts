@@ -90,6 +90,7 @@ export async function openDaemonStore(cfg: DaemonConfig, logger: Logger, unit: U
       logger,
       mapSizeBytes: cfg.values['store-map-size'] as number,
       create: false,
+      verify: true,
     });
   } catch (err) {
     const missing = isStoreError(err, StoreErrorCode.NOT_FOUND);

@@ -6,13 +6,14 @@
 // main thread, so no policy decision waits for a disk flush. The last batch survives a process crash
 // (the OS has the pages) and at most the last unflushed batch is lost on power loss. noSync is never
 // used: it risks a corrupt file. flush() waits for the disk at shutdown.
-import { accessSync, closeSync, constants as fsConstants, fstatSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
+import { accessSync, closeSync, constants as fsConstants, existsSync, fstatSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { StoreError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { decodeMetaValue, encodeMetaValue, isNodeId } from './record-codec.js';
+import { probeEnvironment } from './integrity-probe.js';
 import { StoreErrorCode } from './store-error-code.js';
 
 /** Default size limit of the environment: 1 GiB (address space; the file grows as data is written). */
@@ -60,7 +61,16 @@ export interface LmdbEnvOptions {
    * empty one: a missing `<dataDir>/greylist/data.mdb` then rejects with STORE_ERR_NOT_FOUND.
    */
   create?: boolean;
+  /**
+   * Read the whole existing environment in a child process first (integrity-probe.ts) and refuse a
+   * damaged one with STORE_ERR_OPEN, instead of letting LMDB abort this process on it (default
+   * false; the daemon and the admin's commands set it). Costs a process start plus a full read.
+   */
+  verify?: boolean;
 }
+
+/** How long the integrity check of `verify` may take before the open goes on without it. */
+const VERIFY_TIMEOUT_MS = 60_000;
 
 /** Node errno values lmdb reports as positive codes. */
 const ENOSPC = 28;
@@ -164,7 +174,12 @@ export class LmdbEnv {
         cause: err,
       });
     }
-    checkDataFile(join(path, 'data.mdb'));
+    const dataFile = join(path, 'data.mdb');
+    checkDataFile(dataFile);
+    if (opts.verify && existsSync(dataFile) && statSync(dataFile).size > 0) {
+      const probe = await probeEnvironment(path, dataFile, VERIFY_TIMEOUT_MS);
+      if (!probe.ok) opts.logger.warn({ path, reason: probe.reason }, 'greylist store integrity check did not finish; opening without it');
+    }
     let root: RootDatabase | undefined;
     try {
       root = open({ path, maxDbs: 8, mapSize: limitBytes, encoding: 'binary' });

@@ -48,6 +48,8 @@ export interface LmdbGreylistStoreOptions {
   mapSizeBytes?: number;
   /** Create the store when none exists (default true); see LmdbEnvOptions.create. */
   create?: boolean;
+  /** Check the existing store in a child process first (default false); see LmdbEnvOptions.verify. */
+  verify?: boolean;
   /** Timers for the expiry sweep (default: unref'd Node timers). */
   scheduler?: Scheduler;
 }
@@ -135,7 +137,13 @@ export class LmdbGreylistStore implements GreylistStore {
    * when it cannot, STORE_ERR_NOT_FOUND when there is none and `create` is false.
    */
   static async open(opts: LmdbGreylistStoreOptions): Promise<LmdbGreylistStore> {
-    const env = await LmdbEnv.open({ dataDir: opts.dataDir, logger: opts.logger, mapSizeBytes: opts.mapSizeBytes, ...(opts.create === undefined ? {} : { create: opts.create }) });
+    const env = await LmdbEnv.open({
+      dataDir: opts.dataDir,
+      logger: opts.logger,
+      mapSizeBytes: opts.mapSizeBytes,
+      ...(opts.create === undefined ? {} : { create: opts.create }),
+      ...(opts.verify === undefined ? {} : { verify: opts.verify }),
+    });
     return new LmdbGreylistStore(env, opts.clock, opts.logger, opts.scheduler ?? new TimerScheduler());
   }
 

@@ -109,6 +109,19 @@ export class ResilientGreylistStore implements GreylistStore {
     return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
   }
 
+  /**
+   * Waits, at most `timeoutMs`, for the open attempt in progress (the first one includes the
+   * integrity check of an existing file), so the daemon can start taking decisions with the store
+   * open instead of failing open for its first moments. Never rejects.
+   */
+  async settled(timeoutMs: number): Promise<void> {
+    const attempt = this.opening;
+    if (!attempt) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([attempt, new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+    clearTimeout(timer);
+  }
+
   /** Stops retrying and closes the inner store when open. */
   close(): Promise<void> {
     if (!this.closing) {
@@ -150,6 +163,8 @@ export class ResilientGreylistStore implements GreylistStore {
         logger: this.opts.logger,
         mapSizeBytes: this.opts.mapSizeBytes,
         scheduler: this.scheduler,
+        // A damaged file must fail this open, not abort the daemon (and DNS with it) inside LMDB.
+        verify: true,
       });
     } catch (err) {
       this.attempting = false;

@@ -3,6 +3,7 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createHash } from 'node:crypto';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { StoreError } from '../../src/util/errors.js';
@@ -157,6 +158,27 @@ s('open refuses a data file cut short of the pages its last transaction uses (SI
   writeFileSync(file, good);
   const restored = await openEnv(dataDir);
   assert.ok(restored.read('test', () => restored.triplets.get(`key-1999-${'x'.repeat(40)}`)));
+});
+
+s('verify: a store with damaged pages is refused (STORE_ERR_OPEN) instead of aborting this process in LMDB', async () => {
+  const dataDir = tempDir();
+  const env = await openEnv(dataDir);
+  await env.write('test', (tx) => {
+    for (let i = 0; i < 3000; i++) tx.put(env.triplets, `192.0.2.0/s${i}@example.org/r${i}@example.com`, Buffer.alloc(60, i % 256));
+  }, { grows: true });
+  await env.close();
+  // A healthy store passes the check.
+  const checked = await LmdbEnv.open({ dataDir, logger, verify: true });
+  await checked.close();
+  // 80 KiB of pseudo-random bytes over the pages after the two meta pages and the first data pages.
+  const file = join(dataDir, 'greylist', 'data.mdb');
+  const bytes = Buffer.concat(Array.from({ length: 2560 }, (_, n) => createHash('sha256').update(`damage-${n}`).digest()));
+  const damaged = readFileSync(file);
+  bytes.copy(damaged, 3 * damaged.readUInt32LE(48));
+  writeFileSync(file, damaged);
+  const err = await rejectsWith(LmdbEnv.open({ dataDir, logger, verify: true }), 'STORE_ERR_OPEN');
+  assert.match(err.message, `${file} is damaged`);
+  assert.match(err.message, 'move it away to start empty');
 });
 
 s('open reports an unusable directory as STORE_ERR_OPEN with the path and reason', async () => {
