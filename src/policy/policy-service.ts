@@ -88,6 +88,7 @@ export async function createPolicyService(s: PolicySettings, deps: PolicyDeps): 
         version: deps.version,
         whitelist,
         xGreylistHeader: s.xGreylistHeader,
+        clock: deps.clock,
       })
     : null;
   const checks: Check[] = [

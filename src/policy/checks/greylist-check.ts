@@ -5,6 +5,8 @@
 // counted, like Postfix's smtpd_policy_service_default_action = DUNNO.
 import type { Logger } from '../../util/logger.js';
 import { describeError } from '../../util/errors.js';
+import { systemClock, type Clock } from '../../util/clock.js';
+import { RateLimitedLog } from '../../util/rate-limited-log.js';
 import { parseAddress } from '../../util/cidr.js';
 import type { Decided, GreylistStore } from '../../store/greylist-types.js';
 import type { Check, CheckContext, CheckResult } from '../types.js';
@@ -24,6 +26,8 @@ export interface GreylistCheckOptions {
   xGreylistHeader?: boolean;
   /** Message instances remembered to prepend the header once per message; default 1024. */
   instanceCacheSize?: number;
+  /** Clock of the fail-open warning's rate limit (default the system clock). */
+  clock?: Clock;
 }
 
 /** Counters since start. */
@@ -52,9 +56,12 @@ export function createGreylistCheck(opts: GreylistCheckOptions): GreylistCheck {
   // The node id may only be known once the store has opened (it lives in the store's meta table).
   const nodeIdOf = typeof opts.nodeId === 'function' ? opts.nodeId : (): string => opts.nodeId as string;
 
+  // The decision line already says so for each request; this one carries the cause, at most once a
+  // second (with the number left out), so a store down on a busy MX does not double the log.
+  const failOpenLog = new RateLimitedLog(logger, opts.clock ?? systemClock, 1);
   const failOpen = (ctx: CheckContext, err: unknown): CheckResult => {
     stats.storeFailures++;
-    logger.warn({ clientAddress: ctx.clientAddress, err: err === undefined ? 'store reports unhealthy' : describeError(err) }, FAIL_OPEN_REASON);
+    failOpenLog.log('warn', { clientAddress: ctx.clientAddress, err: err === undefined ? 'store reports unhealthy' : describeError(err) }, FAIL_OPEN_REASON);
     return { action: 'DUNNO', reason: FAIL_OPEN_REASON };
   };
 
