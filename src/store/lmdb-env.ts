@@ -334,7 +334,7 @@ export class LmdbEnv {
     if (used > this.limitPages) {
       throw new StoreError(
         StoreErrorCode.FULL,
-        `greylist store is full: ${used * this.pageSize} bytes in use would exceed the limit of ${this.limitBytes} bytes (raise store map size or purge)`,
+        `greylist store is full: ${used * this.pageSize} bytes in use would exceed the limit of ${this.limitBytes} bytes (raise store-map-size and restart; 'mxsentry greylist purge' frees only records older than max-age)`,
       );
     }
   }
