@@ -24,6 +24,12 @@ export interface PolicyServerOptions {
   drainTimeoutMs?: number;
   /** Parsed but unanswered requests per connection before reading pauses. Default 32. */
   maxPendingRequests?: number;
+  /**
+   * A request begun but not finished this long after its first byte closes the connection. Postfix
+   * writes each request whole; a client trickling bytes would otherwise hold a connection slot for
+   * the whole idle timeout. Default 10000.
+   */
+  requestTimeoutMs?: number;
   /** Per-connection parser bounds (line, request, attributes). */
   limits?: PolicyParserLimits;
 }
@@ -42,6 +48,8 @@ export interface PolicyServerStats {
   /** decide() threw or produced an unusable action; connection closed without reply. */
   internalErrors: number;
   idleTimeouts: number;
+  /** Connections closed because a request was not finished within requestTimeoutMs. */
+  requestTimeouts: number;
 }
 
 /** Parses "ADDR:PORT" / "[v6]:PORT" / "PORT" (loopback). Throws PolicyError POLICY_ERR_BAD_LISTEN. */
@@ -90,6 +98,7 @@ export class PolicyServer {
     protocolErrors: 0,
     internalErrors: 0,
     idleTimeouts: 0,
+    requestTimeouts: 0,
   };
 
   constructor(
@@ -102,9 +111,10 @@ export class PolicyServer {
       idleTimeoutMs: options.idleTimeoutMs ?? 600_000,
       drainTimeoutMs: options.drainTimeoutMs ?? 10_000,
       maxPendingRequests: options.maxPendingRequests ?? 32,
+      requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
       limits: options.limits ?? {},
     };
-    for (const key of ['maxConnections', 'idleTimeoutMs', 'drainTimeoutMs', 'maxPendingRequests'] as const) {
+    for (const key of ['maxConnections', 'idleTimeoutMs', 'drainTimeoutMs', 'maxPendingRequests', 'requestTimeoutMs'] as const) {
       const v = this.opts[key];
       if (!Number.isInteger(v) || v < 1) {
         throw new PolicyError('POLICY_ERR_BAD_OPTION', `policy server option ${key} must be a positive integer, got ${v}`);
@@ -238,6 +248,8 @@ class PolicyConnection {
   private readEnded = false;
   private stopping = false;
   private isClosed = false;
+  /** Runs while a request is begun but not finished (requestTimeoutMs). */
+  private requestTimer: NodeJS.Timeout | undefined;
   private readonly log: Logger;
 
   constructor(
@@ -251,6 +263,7 @@ class PolicyConnection {
     this.closed = new Promise((resolve) => {
       socket.once('close', () => {
         this.isClosed = true;
+        clearTimeout(this.requestTimer);
         resolve();
       });
     });
@@ -288,6 +301,7 @@ class PolicyConnection {
       this.socket.destroy();
       return;
     }
+    this.watchPartialRequest(requests.length > 0);
     if (requests.length === 0) return;
     this.queue.push(...requests);
     if (!this.paused && this.queue.length >= this.deps.opts.maxPendingRequests) {
@@ -295,6 +309,28 @@ class PolicyConnection {
       this.socket.pause();
     }
     void this.pump();
+  }
+
+  /**
+   * Arms the request deadline when a request has begun, clears it when none is pending; a request
+   * finished in this chunk restarts it for the one begun after it.
+   */
+  private watchPartialRequest(finishedOne: boolean): void {
+    if (finishedOne || !this.parser.hasPartialRequest()) {
+      clearTimeout(this.requestTimer);
+      this.requestTimer = undefined;
+      if (!this.parser.hasPartialRequest()) return;
+    }
+    if (this.requestTimer) return;
+    const timeoutMs = this.deps.opts.requestTimeoutMs;
+    this.requestTimer = setTimeout(() => {
+      this.requestTimer = undefined;
+      if (this.isClosed || !this.parser.hasPartialRequest()) return;
+      this.deps.counters.requestTimeouts++;
+      this.log.warn({ requestTimeoutMs: timeoutMs }, 'policy request not finished in time; closing connection');
+      this.socket.destroy();
+    }, timeoutMs);
+    this.requestTimer.unref();
   }
 
   private onEnd(): void {

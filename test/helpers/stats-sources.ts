@@ -31,7 +31,7 @@ export function fakeSources(over: Partial<StatsSources> = {}): StatsSources {
       dnsLists: [{ tier: 'block', list: 'zen.spamhaus.org', queries: 3, listed: 1, errors: 1, timeouts: 0 }],
       greylist: { deferred: 2, passed: 0, autoWhitelisted: 0, whitelisted: 0, skipped: 0, storeFailures: 0 },
     }),
-    policyServer: { stats: () => ({ connectionsOpen: 1, connectionsAccepted: 1, connectionsRefused: 0, requests: 3, malformed: 0, protocolErrors: 0, internalErrors: 0, idleTimeouts: 0 }) },
+    policyServer: { stats: () => ({ connectionsOpen: 1, connectionsAccepted: 1, connectionsRefused: 0, requests: 3, malformed: 0, protocolErrors: 0, internalErrors: 0, idleTimeouts: 0, requestTimeouts: 0 }) },
     store: () => ({ healthy: true, counts: () => Promise.resolve({ triplets: 2, clients: 0, replogEntries: 2, peers: 0, usedBytes: 65536, limitBytes: 1 << 30, corruptRecords: 0 }) }),
     ...over,
   };

@@ -322,6 +322,33 @@ s('idle connections are closed after idleTimeoutMs', async () => {
   }
 });
 
+s('a request begun and not finished within requestTimeoutMs closes the connection; split and pipelined ones are fine', async () => {
+  const { server, port } = await start(echoRecipient, { requestTimeoutMs: 150 });
+  const text = encodeRequest(postfixRequest({ recipient: 'slow@example.org' }));
+  const ok = await Client.open(port);
+  const slow = await Client.open(port);
+  try {
+    // A request in two pieces 50 ms apart, then a second one: answered, connection kept.
+    ok.send(text.slice(0, 40));
+    await new Promise((r) => setTimeout(r, 50));
+    ok.send(text.slice(40) + text);
+    assert.equal(await ok.replies(2), ['DUNNO slow@example.org', 'DUNNO slow@example.org']);
+    // A trickle: a byte every 60 ms never finishes the request within 150 ms of its start.
+    for (let i = 0; i < 5 && !slow.closed; i++) {
+      slow.send(text.slice(i, i + 1));
+      await new Promise((r) => setTimeout(r, 60));
+    }
+    await slow.waitClosed();
+    assert.is(server.stats().requestTimeouts, 1);
+    // The other connection is still served.
+    ok.send(text);
+    assert.equal(await ok.replies(1), ['DUNNO slow@example.org']);
+  } finally {
+    ok.end();
+    await server.close();
+  }
+});
+
 s('listens on several addresses; a busy port fails with POLICY_ERR_LISTEN and opens nothing', async () => {
   const server = new PolicyServer(echoRecipient, createSilentLogger());
   const bound = await server.listen(['127.0.0.1:0', { host: '127.0.0.2', port: 0 }]);
