@@ -11,6 +11,8 @@ import type { DnsServerLimits, DnsServerStats } from './dns-server.js';
 /** A connection whose unsent replies exceed this is not read until they drain. */
 const TCP_WRITE_HIGH_WATER = 256 * 1024;
 const EMPTY = Buffer.alloc(0);
+/** Bytes of a DNS message header (RFC 1035 s4.1.1): a shorter TCP message cannot be answered. */
+const DNS_HEADER_BYTES = 12;
 
 interface TcpConn {
   socket: net.Socket;
@@ -160,6 +162,15 @@ export class TcpConnections {
         return;
       }
       const len = conn.buf.readUInt16BE(0);
+      if (len < DNS_HEADER_BYTES) {
+        // Not even a header to answer FORMERR to: the stream is garbage or out of step, so close it
+        // at once (counted as dropped, like an unreadable UDP packet) rather than leave the client
+        // waiting for the idle timeout.
+        d.counters.queries.tcp++;
+        d.counters.dropped++;
+        conn.socket.destroy();
+        return;
+      }
       if (conn.buf.length < 2 + len) break;
       // A copy: the frame must not pin the (possibly large) receive buffer it arrived in.
       const frame = Buffer.from(conn.buf.subarray(2, 2 + len));

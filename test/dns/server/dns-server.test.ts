@@ -4,6 +4,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import dgram from 'node:dgram';
+import net from 'node:net';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { requirePeer } from '../../helpers/peers.js';
@@ -273,6 +274,22 @@ s('a response (QR=1) is dropped, never answered', async () => {
     assert.is(await udpQuery(c.port, Buffer.from([1, 2, 3]), 300), null, 'shorter than a header');
     assert.is(c.server.stats().dropped, 2);
     assert.is(c.recursor.calls, 0);
+  } finally {
+    await c.server.close();
+  }
+});
+
+s('TCP: a message shorter than a header closes the connection at once (counted as dropped)', async () => {
+  const c = await start();
+  try {
+    const socket = net.connect({ host: LOOPBACK, port: c.port });
+    await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+    const started = Date.now();
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    socket.write(Buffer.from([0, 1, 0x42]));
+    await closed;
+    assert.ok(Date.now() - started < 2000, 'closed at once, not at the idle timeout');
+    assert.is(c.server.stats().dropped, 1);
   } finally {
     await c.server.close();
   }
