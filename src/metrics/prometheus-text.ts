@@ -134,7 +134,7 @@ export function renderPrometheus(s: StatsSnapshot): string {
   w.each('mxsentry_dnslist_errors_total', 'counter', 'DNSBL/DNSWL error answers (e.g. Spamhaus 127.255.255.x), never counted as listings.', p.dnsLists.map((l) => [{ tier: l.tier, list: l.list }, l.errors]));
   w.each('mxsentry_dnslist_timeouts_total', 'counter', 'DNSBL/DNSWL lookups without an answer in time.', p.dnsLists.map((l) => [{ tier: l.tier, list: l.list }, l.timeouts]));
   if (p.greylist) {
-    w.each('mxsentry_greylist_outcomes_total', 'counter', 'Greylisting outcomes.', Object.entries(p.greylist).map(([outcome, n]) => [{ outcome }, n]));
+    w.each('mxsentry_greylist_outcomes_total', 'counter', 'Greylisting outcomes.', Object.entries(p.greylist).map(([outcome, n]) => [{ outcome: snakeCase(outcome) }, n]));
   }
 
   w.each('mxsentry_store_healthy', 'gauge', '1 when the LMDB greylist store is open and writable.', [[{}, s.store.healthy ? 1 : 0]]);
@@ -154,4 +154,9 @@ export function renderPrometheus(s: StatsSnapshot): string {
   w.each('mxsentry_replication_lag_seconds', 'gauge', 'Age of the oldest change not yet acknowledged by the peer.',
     peers.filter((x) => x.lagSec !== undefined).map((x) => [{ peer: x.peer }, x.lagSec ?? 0]));
   return w.text();
+}
+
+/** Label values in Prometheus' snake_case: autoWhitelisted -> auto_whitelisted. */
+function snakeCase(name: string): string {
+  return name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 }

@@ -26,6 +26,9 @@ s('renders the required series in valid exposition format', async () => {
   assert.is(m.get('mxsentry_policy_decisions_total{step="10",step_name="greylist",verdict="DEFER_IF_PERMIT"}'), 2);
   assert.is(m.get('mxsentry_dnslist_errors_total{tier="block",list="zen.spamhaus.org"}'), 1);
   assert.is(m.get('mxsentry_greylist_triplets'), 2);
+  assert.is(m.get('mxsentry_greylist_outcomes_total{outcome="deferred"}'), 2);
+  assert.is(m.get('mxsentry_greylist_outcomes_total{outcome="auto_whitelisted"}'), 0, 'label values in snake_case');
+  assert.is(m.get('mxsentry_greylist_outcomes_total{outcome="store_failures"}'), 0);
   assert.is(m.get('mxsentry_replication_lag_records{peer="mx2"}'), 4);
   assert.is(m.get('mxsentry_replication_lag_seconds{peer="mx2"}'), 2);
 });
