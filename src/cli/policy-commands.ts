@@ -11,6 +11,8 @@ import { systemClock } from '../util/clock.js';
 import { describeError } from '../util/errors.js';
 import { createRootLogger, type LogLevel, type Logger } from '../util/logger.js';
 import type { CliDeps } from './cli.js';
+import { parseValue } from '../config/load.js';
+import type { KeyDef } from '../config/schema.js';
 import { parseAddress } from '../util/cidr.js';
 import { addConfigFlags } from './config-flags.js';
 import { EXIT_FAILED, EXIT_USAGE } from './control-cli.js';
@@ -126,6 +128,7 @@ interface GreylistArgs {
   target?: string;
   prefix?: string;
   limit?: number;
+  'older-than'?: string;
   json?: boolean;
 }
 
@@ -157,6 +160,21 @@ export async function listUpTo<R>(
 }
 
 /** The stderr note when a listing was cut off: how many were shown and how to see more. */
+/** --older-than of `greylist purge`: a duration like max-age's (bare number: days), at least a minute. */
+const OLDER_THAN: KeyDef = { key: 'older-than', kind: 'duration', unit: 'd', min: 60, max: 3650 * 86400, default: 0, group: 'greylist', description: '' };
+
+/** 90061 -> "1d 1h 1m 1s", for the purge report. */
+function formatDuration(sec: number): string {
+  const parts: string[] = [];
+  for (const [unit, n] of [['d', 86400], ['h', 3600], ['m', 60], ['s', 1]] as const) {
+    if (sec >= n) {
+      parts.push(`${Math.floor(sec / n)}${unit}`);
+      sec %= n;
+    }
+  }
+  return parts.join(' ') || '0s';
+}
+
 /** Prints a usage problem and sets exit code 2 (README's table). */
 function usageError(message: string): void {
   process.stderr.write(`mxsentry: ${message}\n`);
@@ -178,6 +196,7 @@ export function greylistCommand(): CommandModule<object, GreylistArgs> {
           .positional('action', { type: 'string', choices: ['list', 'clients', 'stats', 'purge', 'whitelist', 'delete'], demandOption: true })
           .positional('target', { type: 'string', describe: 'IP for whitelist, key for delete' })
           .option('prefix', { type: 'string', describe: 'Only keys starting with this (list, clients)' })
+          .option('older-than', { type: 'string', describe: 'purge: records unseen this long (e.g. 12h, 7d; a bare number is days) instead of max-age' })
           .option('limit', { type: 'number', default: DEFAULT_LIST_ROWS, describe: 'At most this many rows (list, clients); a note on stderr says when there are more' })
           .option('json', { type: 'boolean' }),
       ) as unknown as Argv<GreylistArgs>,
@@ -217,8 +236,19 @@ export function greylistCommand(): CommandModule<object, GreylistArgs> {
             break;
           }
           case 'purge': {
-            const r = await store.purge(systemClock.nowMs(), (v['max-age'] as number) * 1000);
-            out(r, `purged ${r.triplets} triplets, ${r.clients} clients (${r.corrupt} corrupt records)\n`);
+            // --older-than frees a full store sooner than max-age would (records unseen that long go).
+            let ageSec = v['max-age'] as number;
+            const olderThan = argv['older-than'];
+            if (olderThan !== undefined) {
+              try {
+                ageSec = parseValue(OLDER_THAN, String(olderThan)) as number;
+              } catch (err) {
+                usageError(`--older-than: ${describeError(err)}`);
+                break;
+              }
+            }
+            const r = await store.purge(systemClock.nowMs(), ageSec * 1000);
+            out(r, `purged ${r.triplets} triplets, ${r.clients} clients (${r.corrupt} corrupt records) unseen for ${formatDuration(ageSec)}\n`);
             break;
           }
           case 'whitelist': {

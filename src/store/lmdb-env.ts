@@ -334,7 +334,7 @@ export class LmdbEnv {
     if (used > this.limitPages) {
       throw new StoreError(
         StoreErrorCode.FULL,
-        `greylist store is full: ${used * this.pageSize} bytes in use would exceed the limit of ${this.limitBytes} bytes (raise store-map-size and restart; 'mxsentry greylist purge' frees only records older than max-age)`,
+        `greylist store is full: ${used * this.pageSize} bytes in use would exceed the limit of ${this.limitBytes} bytes (raise store-map-size and restart, or free room with 'mxsentry greylist purge --older-than 7d': a plain purge frees only records older than max-age)`,
       );
     }
   }

@@ -114,6 +114,20 @@ s('greylist whitelist makes a client pass, visible to check', async () => {
   assert.match((await cli('greylist', 'stats')).stdout, /clients 2/);
 });
 
+s('greylist purge --older-than: a shorter age than max-age (records seen within it stay); a bad one exits 2', async () => {
+  const r = await cli('greylist', 'purge', '--older-than', '1h');
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^purged 0 triplets, 0 clients \(0 corrupt records\) unseen for 1h$/m, r.stdout);
+  assert.match((await cli('greylist', 'stats')).stdout, /clients 2/, 'the clients whitelisted just now stay');
+  const days = await cli('greylist', 'purge');
+  assert.match(days.stdout, /unseen for 35d/, 'max-age by default');
+  for (const bad of ['30s', 'soon']) {
+    const b = await cli('greylist', 'purge', '--older-than', bad);
+    assert.is(b.code, 2, bad);
+    assert.match(b.stderr, /--older-than/);
+  }
+});
+
 s('no store where the daemon keeps none: every command fails (exit 2) naming the path, and creates nothing', async () => {
   if (existsSync(DEFAULT_CONFIG_FILE)) {
     console.log(`  SKIP the default-path case: ${DEFAULT_CONFIG_FILE} exists on this host and would be read`);
