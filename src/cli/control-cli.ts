@@ -25,6 +25,12 @@ export const EXIT_PERMISSION = 4;
 
 /** Where the systemd unit puts the socket (RuntimeDirectory=mxsentry). */
 export const SYSTEMD_CONTROL_SOCKET = '/run/mxsentry/control.sock';
+/** Prints a usage problem and sets exit code 2 (EXIT_USAGE) for the command to return with. */
+export function usageError(message: string): void {
+  process.stderr.write(`mxsentry: ${message}\n`);
+  process.exitCode = EXIT_USAGE;
+}
+
 /** The configuration file the packaged unit reads. */
 export const DEFAULT_CONFIG_FILE = '/etc/mxsentry/mxsentry.conf';
 /** The data dir the packaged unit passes (StateDirectory=mxsentry), overriding the file's data-dir. */

@@ -8,7 +8,7 @@ import { parseAddress } from '../util/cidr.js';
 import { typeFromString } from '../dns/wire/rdata.js';
 import { systemClock } from '../util/clock.js';
 import { describeError } from '../util/errors.js';
-import { EXIT_USAGE } from './control-cli.js';
+import { usageError } from './control-cli.js';
 import { createRootLogger, type LogLevel } from '../util/logger.js';
 import type { CliDeps } from './cli.js';
 import { addConfigFlags } from './config-flags.js';
@@ -45,9 +45,7 @@ export function lookupCommand(deps: CliDeps): CommandModule<object, LookupArgs> 
         parseName(argv.name);
         typeFromString(argv.type);
       } catch (err) {
-        process.stderr.write(`mxsentry: ${describeError(err)}\n`);
-        process.exitCode = EXIT_USAGE;
-        return;
+        return usageError(describeError(err));
       }
       const cfg = loadDaemonConfig(argv as Record<string, unknown>);
       if (!cfg) return;

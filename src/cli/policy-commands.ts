@@ -11,11 +11,12 @@ import { systemClock } from '../util/clock.js';
 import { describeError } from '../util/errors.js';
 import { createRootLogger, type LogLevel, type Logger } from '../util/logger.js';
 import type { CliDeps } from './cli.js';
+import { formatDuration } from '../config/format-value.js';
 import { parseValue } from '../config/load.js';
 import type { KeyDef } from '../config/schema.js';
 import { parseAddress } from '../util/cidr.js';
 import { addConfigFlags } from './config-flags.js';
-import { EXIT_FAILED, EXIT_USAGE } from './control-cli.js';
+import { EXIT_FAILED, usageError } from './control-cli.js';
 import { loadDaemonConfig, openDaemonStore } from './daemon-config.js';
 
 function cliLogger(): Logger {
@@ -159,28 +160,10 @@ export async function listUpTo<R>(
   return { rows: more ? rows.slice(0, opts.limit) : rows, more };
 }
 
-/** The stderr note when a listing was cut off: how many were shown and how to see more. */
 /** --older-than of `greylist purge`: a duration like max-age's (bare number: days), at least a minute. */
 const OLDER_THAN: KeyDef = { key: 'older-than', kind: 'duration', unit: 'd', min: 60, max: 3650 * 86400, default: 0, group: 'greylist', description: '' };
 
-/** 90061 -> "1d 1h 1m 1s", for the purge report. */
-function formatDuration(sec: number): string {
-  const parts: string[] = [];
-  for (const [unit, n] of [['d', 86400], ['h', 3600], ['m', 60], ['s', 1]] as const) {
-    if (sec >= n) {
-      parts.push(`${Math.floor(sec / n)}${unit}`);
-      sec %= n;
-    }
-  }
-  return parts.join(' ') || '0s';
-}
-
-/** Prints a usage problem and sets exit code 2 (README's table). */
-function usageError(message: string): void {
-  process.stderr.write(`mxsentry: ${message}\n`);
-  process.exitCode = EXIT_USAGE;
-}
-
+/** The stderr note when a listing was cut off: how many were shown and how to see more. */
 export function truncationNote(what: 'triplets' | 'clients', shown: number, total: number | undefined, prefix: string | undefined): string {
   const of = total !== undefined ? ` of ${total}` : prefix ? ` matching --prefix ${prefix}, and there are more` : ', and there are more';
   return `mxsentry: listed the first ${shown} ${what}${of}; --limit N lists more${prefix ? '' : ', --prefix P narrows'}\n`;
@@ -202,11 +185,7 @@ export function greylistCommand(): CommandModule<object, GreylistArgs> {
       ) as unknown as Argv<GreylistArgs>,
     handler: async (argv: ArgumentsCamelCase<GreylistArgs>) => {
       const limit = argv.limit ?? DEFAULT_LIST_ROWS;
-      if (!(Number.isSafeInteger(limit) && limit >= 1)) {
-        process.stderr.write(`mxsentry: --limit must be a whole number of 1 or more, got ${String(argv.limit)}\n`);
-        process.exitCode = EXIT_USAGE;
-        return;
-      }
+      if (!(Number.isSafeInteger(limit) && limit >= 1)) return usageError(`--limit must be a whole number of 1 or more, got ${String(argv.limit)}`);
       const cfg = loadDaemonConfig(argv as Record<string, unknown>);
       if (!cfg) return;
       const v = cfg.values;
@@ -248,7 +227,7 @@ export function greylistCommand(): CommandModule<object, GreylistArgs> {
               }
             }
             const r = await store.purge(systemClock.nowMs(), ageSec * 1000);
-            out(r, `purged ${r.triplets} triplets, ${r.clients} clients (${r.corrupt} corrupt records) unseen for ${formatDuration(ageSec)}\n`);
+            out(r, `purged ${r.triplets} triplets, ${r.clients} clients (${r.corrupt} corrupt records) unseen for ${formatDuration(OLDER_THAN, ageSec)}\n`);
             break;
           }
           case 'whitelist': {
@@ -257,13 +236,11 @@ export function greylistCommand(): CommandModule<object, GreylistArgs> {
             // with auto-whitelisting off, that record would whitelist nothing.
             const threshold = v['auto-whitelist-clients'] as number;
             if (threshold === 0) {
-              process.stderr.write('mxsentry: auto-whitelist-clients is 0 (off), so a client record whitelists nothing; list the client in a whitelist-clients file instead\n');
-              process.exitCode = EXIT_USAGE;
+              usageError('auto-whitelist-clients is 0 (off), so a client record whitelists nothing; list the client in a whitelist-clients file instead');
               break;
             }
             if (argv.target.includes('/')) {
-              process.stderr.write(`mxsentry: ${argv.target} is a network; greylist whitelist takes one address (list networks in a whitelist-clients file)\n`);
-              process.exitCode = EXIT_USAGE;
+              usageError(`${argv.target} is a network; greylist whitelist takes one address (list networks in a whitelist-clients file)`);
               break;
             }
             const rec = await store.whitelistClient(clientKey(argv.target), threshold);
