@@ -3,7 +3,7 @@
 // where it came from.
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { parseName } from '../dns/wire/name.js';
-import { reverseName } from '../policy/dns-lists.js';
+import { reverseName } from '../dns/server/local-zones.js';
 import { parseAddress } from '../util/cidr.js';
 import { typeFromString } from '../dns/wire/rdata.js';
 import { systemClock } from '../util/clock.js';
@@ -37,7 +37,7 @@ export function lookupCommand(deps: CliDeps): CommandModule<object, LookupArgs> 
       // An address asks for its PTR record, as `host ADDR` and `dig -x ADDR` do.
       const address = parseAddress(argv.name);
       if (address && argv.type.toUpperCase() === 'A') {
-        argv.name = `${reverseName(address)}.${address.family === 4 ? 'in-addr.arpa' : 'ip6.arpa'}`;
+        argv.name = reverseName(address.family, address.bytes).slice(0, -1); // printed as typed: no final dot
         argv.type = 'PTR';
       }
       // A bad name or type is the admin's typo, not a DNS failure: usage error (exit 2), no lookup.
