@@ -1,6 +1,6 @@
 // The command-line interface (yargs). Each command lives in its own file and receives the
 // wiring functions from src/main.ts through CliDeps, so cli/ never imports main.ts.
-import yargs from 'yargs';
+import yargs, { type CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import type { createDnsStack, listZonesOf, policySettings, startDaemon, version } from '../main.js';
 import { configCommand } from './config-command.js';
@@ -22,21 +22,16 @@ export interface CliDeps {
 
 /** Parses argv and runs the chosen command. */
 export async function runCli(argv: string[], deps: CliDeps): Promise<void> {
-  const COMMANDS = ['serve', 'lookup', 'check', 'rbl', 'greylist', 'peer', 'replication', 'cache', 'stats', 'reload', 'config'];
+  const commands = [
+    serveCommand(deps), lookupCommand(deps), checkCommand(deps), rblCommand(deps), greylistCommand(), peerCommand(),
+    replicationCommand(), cacheCommand(), statsCommand(), reloadCommand(), configCommand(),
+  ] as CommandModule<object, never>[];
+  // Each module's name, the first word of its `command` ("greylist <action> [target]" -> greylist).
+  const names = commands.map((c) => String(c.command).split(' ')[0]);
   await yargs(normaliseSwitchFlags(hideBin(argv)))
     .scriptName('mxsentry')
     .parserConfiguration(CLI_PARSER_CONFIGURATION)
-    .command(serveCommand(deps))
-    .command(lookupCommand(deps))
-    .command(checkCommand(deps))
-    .command(rblCommand(deps))
-    .command(greylistCommand())
-    .command(peerCommand())
-    .command(replicationCommand())
-    .command(cacheCommand())
-    .command(statsCommand())
-    .command(reloadCommand())
-    .command(configCommand())
+    .command(commands)
     .demandCommand(1, 'Name a command; see --help')
     .strict()
     // Usage errors (unknown flag, missing argument) exit 2, as config errors do; scripts tell them
@@ -45,7 +40,7 @@ export async function runCli(argv: string[], deps: CliDeps): Promise<void> {
     .fail((msg, err) => {
       if (err) throw err;
       const first = hideBin(argv).find((a) => !a.startsWith('-'));
-      const command = first !== undefined && COMMANDS.includes(first) ? first : undefined;
+      const command = first !== undefined && names.includes(first) ? first : undefined;
       process.stderr.write(`mxsentry: ${msg}\nRun \`mxsentry ${command ? `${command} ` : ''}--help\` for the options.\n`);
       process.exit(2);
     })
