@@ -1,7 +1,7 @@
 // Process wiring: config -> store -> dns -> policy -> replication; signals (SIGHUP reload,
 // SIGTERM drain). The CLI (src/cli/) calls these builders; nothing below this file knows
 // about processes, signals or flags.
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import type { ConfigValues, Endpoint, LoadResult } from './config/load.js';
@@ -14,7 +14,8 @@ import type { IteratorConfig } from './dns/iterator/iterator-config.js';
 import { Iterator } from './dns/iterator/iterator.js';
 import { Resolver, type ResolverConfig } from './dns/resolver.js';
 import { DnsServer } from './dns/server/dns-server.js';
-import { LocalZones } from './dns/server/local-zones.js';
+import { createLocalZones, localZonesFileOf } from './dns/server/configured-local-zones.js';
+import type { LocalZones } from './dns/server/local-zones.js';
 import { NetTransport, type Transport } from './dns/transport/transport.js';
 import { parseZoneText } from './dns/wire/zone-text.js';
 import { RttObservingTransport } from './metrics/rtt-transport.js';
@@ -99,25 +100,6 @@ export function resolverConfig(v: ConfigValues, listZones: Name[]): ResolverConf
   };
 }
 
-/** The local zones file in use: `local-zones-file`, else the shipped zones/local-zones.conf when present. */
-export function localZonesFileOf(v: ConfigValues): string | undefined {
-  const configured = v['local-zones-file'] as string;
-  if (configured) return configured;
-  const shipped = zonesFile('local-zones.conf');
-  return existsSync(shipped) ? shipped : undefined;
-}
-
-/** How long the start waits for the greylist store's first open before taking decisions (fail open after). */
-const STORE_FIRST_OPEN_WAIT_MS = 10_000;
-
-/** Built-in local zones minus `no-default-zone`, plus the admin's local-zones file (also on reload). */
-export function createLocalZones(v: ConfigValues): LocalZones {
-  const localZones = new LocalZones({ defaults: true });
-  for (const zone of v['no-default-zone'] as Name[]) localZones.disable(zone);
-  const localFile = localZonesFileOf(v);
-  if (localFile) localZones.loadFile(localFile);
-  return localZones;
-}
 
 /** Whether this host has ::1 on loopback (false with ipv6.disable=1 or IPv6 off on lo). */
 export function hostHasIpv6Loopback(): boolean {
@@ -378,6 +360,8 @@ export async function startDaemon(v: ConfigValues, logger: Logger, clock: Clock,
 }
 
 const EXPIRY_INTERVAL_MS = 3_600_000;
+/** How long the start waits for the greylist store's first open before taking decisions (fail open after). */
+const STORE_FIRST_OPEN_WAIT_MS = 10_000;
 
 /** Process entry: bin/mxsentry imports this file and calls main(). */
 export async function main(argv: string[] = process.argv): Promise<void> {

@@ -3,10 +3,9 @@
 // hints, local zones, recipient and CIDR tables, postgrey whitelists). Shared by `config check` and by
 // `serve` before it opens a socket or the store, so both report the same problems in the same words.
 // It only reads files; it binds nothing, writes nothing and never exits the process.
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { placeConfigError, type ConfigValues, type LoadResult } from '../config/load.js';
-import { LocalZones } from '../dns/server/local-zones.js';
-import type { Name } from '../dns/wire/types.js';
+import { createLocalZones } from '../dns/server/configured-local-zones.js';
 import { parseZoneText } from '../dns/wire/zone-text.js';
 import { CidrTable } from '../policy/tables/cidr-table.js';
 import { PostgreyWhitelist } from '../policy/tables/postgrey-whitelist.js';
@@ -61,12 +60,7 @@ async function checkReferencedFiles(v: ConfigValues): Promise<ConfigError[]> {
     const records = parseZoneText(readFileSync(hints, 'utf8'), { origin: '.', file: hints });
     if (!records.some((r) => r.name === '.' && r.type === 2)) throw new Error(`${hints} holds no NS records for "."`);
   });
-  await attempt('local-zones-file', undefined, () => {
-    const zones = new LocalZones({ defaults: true });
-    for (const z of v['no-default-zone'] as Name[]) zones.disable(z);
-    const file = (v['local-zones-file'] as string) || zonesFile('local-zones.conf');
-    if ((v['local-zones-file'] as string) || existsSync(file)) zones.loadFile(file);
-  });
+  await attempt('local-zones-file', undefined, () => createLocalZones(v));
   const each = async (key: string, load: (file: string) => Promise<unknown>): Promise<void> => {
     const files = v[key] as string[];
     for (let i = 0; i < files.length; i++) await attempt(key, i, () => load(files[i]!));

@@ -16,7 +16,7 @@ import type { PolicyService } from '../../src/policy/policy-service.js';
 import { CidrSet } from '../../src/util/cidr.js';
 import { Writable } from 'node:stream';
 import { createRootLogger } from '../../src/util/logger.js';
-import { createLocalZones, localZonesFileOf } from '../../src/main.js';
+import { createLocalZones, localZonesFileOf } from '../../src/dns/server/configured-local-zones.js';
 import { parseName } from '../../src/dns/wire/name.js';
 import { RRType, Rcode } from '../../src/dns/wire/types.js';
 import { generateReplicationKey, replicationSettingsOf, type ReplicationSettings } from '../../src/store/replication/replication-settings.js';
