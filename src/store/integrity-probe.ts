@@ -43,14 +43,15 @@ export function probeEnvironment(path: string, file: string, timeoutMs: number):
       if (signal === 'SIGKILL') return; // our timeout, already resolved
       // LMDB's own verdicts on a bad page reach the child as errors (exit 3) rather than aborts.
       const lmdbSaysDamaged = code === 3 && DAMAGE_ERRORS.test(stderr);
+      // The child's last line is its error (or LMDB's assertion text).
+      const detail = stderr.trim().split('\n').slice(-1)[0] ?? '';
       if (signal !== null || code === 134 || code === 135 || code === 139 || lmdbSaysDamaged) {
-        const detail = stderr.trim().split('\n').slice(-1)[0] ?? '';
         const how = lmdbSaysDamaged ? `LMDB reported ${detail}` : `the check process died (${signal ?? `exit ${code}`})${detail ? `: ${detail}` : ''}`;
         reject(new StoreError(StoreErrorCode.OPEN, `${file} is damaged: reading it through, ${how}; restore it or move it away to start empty`));
         return;
       }
       if (code === 0) resolve({ ok: true });
-      else resolve({ ok: false, reason: stderr.trim().split('\n').slice(-1)[0] || `exit ${String(code)}` });
+      else resolve({ ok: false, reason: detail || `exit ${String(code)}` });
     });
   });
 }

@@ -6,7 +6,7 @@
 // main thread, so no policy decision waits for a disk flush. The last batch survives a process crash
 // (the OS has the pages) and at most the last unflushed batch is lost on power loss. noSync is never
 // used: it risks a corrupt file. flush() waits for the disk at shutdown.
-import { accessSync, closeSync, constants as fsConstants, existsSync, fstatSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
+import { accessSync, closeSync, constants as fsConstants, fstatSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
@@ -175,8 +175,8 @@ export class LmdbEnv {
       });
     }
     const dataFile = join(path, 'data.mdb');
-    checkDataFile(dataFile);
-    if (opts.verify && existsSync(dataFile) && statSync(dataFile).size > 0) {
+    const dataBytes = checkDataFile(dataFile);
+    if (opts.verify && dataBytes > 0) {
       const probe = await probeEnvironment(path, dataFile, VERIFY_TIMEOUT_MS);
       if (!probe.ok) opts.logger.warn({ path, reason: probe.reason }, 'greylist store integrity check did not finish; opening without it');
     }
@@ -399,19 +399,19 @@ const META_TXNID_OFFSET = 152;
  * Refuses a data file lmdb-js cannot open safely: its native code crashes the whole process
  * (SIGSEGV, measured with lmdb 3.5.6) on a truncated file or a damaged meta page, instead of
  * returning MDB_INVALID. Checks both meta pages' magic and version and that the file holds them.
- * A missing or empty file is fine (LMDB initialises it).
+ * A missing or empty file is fine (LMDB initialises it). Returns the file's size (0: missing or empty).
  */
-function checkDataFile(file: string): void {
+function checkDataFile(file: string): number {
   let fd: number;
   try {
     fd = openSync(file, 'r');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
     throw new StoreError(StoreErrorCode.OPEN, `cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err });
   }
   try {
     const size = fstatSync(fd).size;
-    if (size === 0) return;
+    if (size === 0) return 0;
     const bad = (why: string): never => {
       throw new StoreError(StoreErrorCode.OPEN, `${file} is not a usable LMDB data file (${why}): restore it or move it away to start empty`);
     };
@@ -433,6 +433,7 @@ function checkDataFile(file: string): void {
     const current = head.readBigUInt64LE(META_TXNID_OFFSET) >= second.readBigUInt64LE(META_TXNID_OFFSET) ? head : second;
     const needed = (current.readBigUInt64LE(META_LAST_PAGE_OFFSET) + 1n) * BigInt(pageSize);
     if (BigInt(size) < needed) bad(`truncated: ${size} bytes, its last transaction needs ${needed}`);
+    return size;
   } finally {
     closeSync(fd);
   }
