@@ -11,7 +11,7 @@ import { sendControlRequest } from '../control/control-client.js';
 import { ControlError } from '../control/control-error.js';
 import { controlSocketPath } from '../control/operations.js';
 import { LmdbGreylistStore } from '../store/lmdb-greylist-store.js';
-import { readStatusFile, type PeerStatus, type ReplicationStatus } from '../store/replication/replication-status.js';
+import { peerStatus, readStatusFile, type PeerStatus, type ReplicationStatus } from '../store/replication/replication-status.js';
 import { defaultNodeName, generateReplicationKey, KEY_CREDENTIAL, parsePeerSpec, replicationSettingsOf } from '../store/replication/replication-settings.js';
 import { systemClock } from '../util/clock.js';
 import { describeError } from '../util/errors.js';
@@ -243,10 +243,11 @@ export function replicationCommand(): CommandModule<object, StatusArgs> {
               enabled: true,
               nodeName: settings.nodeName,
               listen: settings.listen?.text ?? null,
-              peers: settings.peers.map((p): PeerStatus => ({
-                name: p.name, address: `${p.host}:${p.port}`, nodeId: null, connected: false, inbound: false, ackedSeq: null, lagRecords: null, lagSec: null,
-                lastError: null, lastErrorAtMs: null, connectedSinceMs: null, lastDigestAtMs: null, lastDigestDiffBuckets: null, repairedRecords: 0, sentEntries: 0, receivedEntries: 0,
-              })),
+              // Never connected: peerStatus gives the empty row (lag from the store follows below).
+              peers: await Promise.all(settings.peers.map((p) => peerStatus({
+                name: p.name, address: `${p.host}:${p.port}`, nodeId: null, state: undefined, inbound: undefined,
+                store: undefined, logger: createRootLogger('warn', process.stderr), lastSeq: saved.lastSeq, firstEntry: async () => undefined, now: systemClock.nowMs(),
+              }))),
             };
           }
         }
