@@ -172,7 +172,7 @@ export function truncationNote(what: 'triplets' | 'clients', shown: number, tota
 export function greylistCommand(): CommandModule<object, GreylistArgs> {
   return {
     command: 'greylist <action> [target]',
-    describe: 'Greylist store of the daemon: list [--prefix P], clients, stats, purge (older than max-age), whitelist <ip>, delete <triplet-key>',
+    describe: 'Greylist store of the daemon: list [--prefix P], clients, stats, purge (older than max-age), whitelist <ip>, delete <triplet-key> (on every node, through replication)',
     builder: (y: Argv) =>
       addConfigFlags(
         y
@@ -198,7 +198,7 @@ export function greylistCommand(): CommandModule<object, GreylistArgs> {
         const listOpts = { ...(argv.prefix ? { prefix: argv.prefix } : {}), limit };
         switch (argv.action) {
           case 'list': {
-            const { rows, more } = await listUpTo((o) => store.listTriplets(o), listOpts);
+            const { rows, more } = await listUpTo((o) => store.listTriplets({ ...o, liveOnly: true }), listOpts);
             out(rows, rows.map((r) => `${r.key}\tfirst ${iso(r.record.firstSeenMs)}\tlast ${iso(r.record.lastSeenMs)}\t${r.record.passedAtMs ? `passed ${iso(r.record.passedAtMs)}` : 'waiting'}\n`).join(''));
             if (more) process.stderr.write(truncationNote('triplets', rows.length, argv.prefix ? undefined : (await store.count()).triplets, argv.prefix));
             break;

@@ -4,7 +4,7 @@
 // store's transaction. It must not do I/O, read a clock or keep state.
 import { formatAddress, parseAddress } from '../util/cidr.js';
 import { PolicyError } from '../util/errors.js';
-import { totalPasses, type ClientRecord, type GreylistUpdate, type TripletRecord } from '../store/greylist-types.js';
+import { isDeletedTriplet, totalPasses, type ClientRecord, type GreylistUpdate, type TripletRecord } from '../store/greylist-types.js';
 
 /** Greylisting parameters, named after postgrey's options. */
 export interface GreylistConfig {
@@ -179,6 +179,8 @@ export function decideGreylist(
   // A triplet that starts over gets the next epoch, so replicas holding the old generation cannot
   // merge its first-seen or passed-at back (greylist-types.ts mergeTriplet).
   const nextEpoch = (triplet?.epoch ?? 0) + 1;
+  // A triplet an admin deleted is forgotten: the next attempt starts over, in a new epoch.
+  if (current && isDeletedTriplet(current)) current = undefined;
   if (current) {
     const idleMs = nowMs - current.lastSeenMs;
     const passed = current.passedAtMs > 0;

@@ -18,6 +18,13 @@ export interface TripletRecord {
    * passed-at back. Merge: the higher epoch wins whole; equal epochs merge field by field. Absent = 0.
    */
   epoch?: number;
+  /**
+   * When an admin deleted the triplet (`greylist delete`), or absent/0 while it lives. A deleted
+   * triplet is a tombstone: it is replicated and expires like any record, so a replica still holding
+   * the live state of the same epoch cannot bring it back. Merge: max within an epoch; the next
+   * decision on the key starts a new epoch, which wins over the tombstone.
+   */
+  deletedAtMs?: number;
 }
 
 /** Client auto-whitelist state, per full client IP. */
@@ -77,13 +84,21 @@ export function mergeTriplet(a: TripletRecord, b: TripletRecord): TripletRecord 
   const ea = a.epoch ?? 0;
   const eb = b.epoch ?? 0;
   if (ea !== eb) return ea > eb ? a : b;
-  return {
+  const merged: TripletRecord = {
     ...(ea !== 0 ? { epoch: ea } : {}),
     firstSeenMs: Math.min(a.firstSeenMs, b.firstSeenMs),
     lastSeenMs: Math.max(a.lastSeenMs, b.lastSeenMs),
     passedAtMs: minNonZero(a.passedAtMs, b.passedAtMs),
     passes: mergeCounters(a.passes, b.passes),
   };
+  const deletedAtMs = Math.max(a.deletedAtMs ?? 0, b.deletedAtMs ?? 0);
+  if (deletedAtMs > 0) merged.deletedAtMs = deletedAtMs;
+  return merged;
+}
+
+/** True for a tombstone: a triplet an admin deleted, kept until it expires so replicas agree. */
+export function isDeletedTriplet(t: TripletRecord): boolean {
+  return (t.deletedAtMs ?? 0) > 0;
 }
 
 /** Merge two client records (commutative, associative, idempotent). */

@@ -6,6 +6,7 @@ import type { Clock } from '../util/clock.js';
 import { describeError, StoreError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import {
+  isDeletedTriplet,
   totalPasses,
   type ClientRecord,
   type Decided,
@@ -77,6 +78,8 @@ export interface ListOptions {
   startAfter?: string;
   /** Most records returned (default 1000). */
   limit?: number;
+  /** Leave out tombstones (deleted triplets), as an admin's listing does; replication needs them. */
+  liveOnly?: boolean;
 }
 
 /** Sizes for metrics. */
@@ -246,8 +249,10 @@ export class LmdbGreylistStore implements GreylistStore {
   }
 
   /**
-   * Removes one triplet on this node (admin `greylist delete`); resolves true when it existed. Not
-   * logged for replication: records are state without tombstones, a peer's copy expires by age.
+   * Deletes one triplet (admin `greylist delete`): resolves true when a live one existed. The record
+   * becomes a tombstone (deletedAtMs, last seen now), logged for replication like any change, so
+   * every node forgets it and no replica's copy of the same epoch brings it back; it expires after
+   * max-age like any record. The next decision on the key starts over.
    */
   deleteTriplet(key: string): Promise<boolean> {
     try {
@@ -255,7 +260,23 @@ export class LmdbGreylistStore implements GreylistStore {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.tracked(this.env.write('deleting a triplet', (tx) => tx.remove(this.env.triplets, key), { grows: false }));
+    return this.tracked(
+      this.env.write(
+        'deleting a triplet',
+        (tx) => {
+          const current = this.getRecord('triplet', key) as TripletRecord | undefined;
+          if (!current || isDeletedTriplet(current)) return false;
+          const nowMs = this.clock.nowMs();
+          const record: TripletRecord = { ...current, lastSeenMs: Math.max(current.lastSeenMs, nowMs), deletedAtMs: nowMs };
+          tx.put(this.env.triplets, key, encodeTriplet(record));
+          const log = logAppender(this.env, tx);
+          log.append({ kind: 'triplet', key, record, originNode: this.env.nodeId, atMs: nowMs });
+          log.finish();
+          return true;
+        },
+        { grows: true },
+      ),
+    );
   }
 
   /**
@@ -487,7 +508,9 @@ export class LmdbGreylistStore implements GreylistStore {
           if (!key.startsWith(prefix)) break;
           if (key === opts.startAfter) continue;
           try {
-            out.push({ key, record: decodeRecord(kind, value) });
+            const record = decodeRecord(kind, value);
+            if (opts.liveOnly && kind === 'triplet' && isDeletedTriplet(record as TripletRecord)) continue;
+            out.push({ key, record });
           } catch (err) {
             this.reportCorrupt(kind, key, err, `listing ${kind}s`);
           }

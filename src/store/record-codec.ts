@@ -77,6 +77,11 @@ export function parseTriplet(value: unknown, code: Code = StoreErrorCode.CORRUPT
     const epoch = checkTime(v.epoch, 'epoch', code);
     if (epoch > 0) record.epoch = epoch;
   }
+  // A tombstone's deletion time; absent (or 0) for a live triplet, and then left absent.
+  if (v.deletedAtMs !== undefined) {
+    const deletedAtMs = checkTime(v.deletedAtMs, 'deletedAtMs', code);
+    if (deletedAtMs > 0) record.deletedAtMs = deletedAtMs;
+  }
   return record;
 }
 
@@ -105,9 +110,11 @@ export function checkKey(key: unknown, what: string): string {
 }
 
 function tripletTuple(r: TripletRecord): unknown[] {
-  // A fifth element only for restarted triplets, so records without an epoch keep their old form.
+  // A fifth element only for restarted triplets and a sixth only for tombstones, so records without
+  // them keep their old form.
   const t: unknown[] = [r.firstSeenMs, r.lastSeenMs, r.passedAtMs, r.passes];
-  if (r.epoch) t.push(r.epoch);
+  if (r.deletedAtMs) t.push(r.epoch ?? 0, r.deletedAtMs);
+  else if (r.epoch) t.push(r.epoch);
   return t;
 }
 
@@ -116,8 +123,8 @@ function clientTuple(r: ClientRecord): unknown[] {
 }
 
 function tripletFromTuple(t: unknown, code: Code): TripletRecord {
-  if (!Array.isArray(t) || (t.length !== 4 && t.length !== 5)) fail(code, 'triplet tuple has the wrong shape');
-  return parseTriplet({ firstSeenMs: t[0], lastSeenMs: t[1], passedAtMs: t[2], passes: t[3], epoch: t[4] }, code);
+  if (!Array.isArray(t) || t.length < 4 || t.length > 6) fail(code, 'triplet tuple has the wrong shape');
+  return parseTriplet({ firstSeenMs: t[0], lastSeenMs: t[1], passedAtMs: t[2], passes: t[3], epoch: t[4], deletedAtMs: t[5] }, code);
 }
 
 function clientFromTuple(t: unknown, code: Code): ClientRecord {

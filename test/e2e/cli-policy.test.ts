@@ -187,4 +187,25 @@ s('greylist list says on stderr when it stopped at --limit, and refuses a limit 
   }
 });
 
+s('greylist delete: the triplet leaves the listing (its tombstone stays for the peers); again: exit 1', async () => {
+  const dataDir = mkdtempSync(join(hints.dir, 'del-'));
+  const store = await LmdbGreylistStore.open({ dataDir, clock: systemClock, logger: createSilentLogger() });
+  const now = systemClock.nowMs();
+  for (const key of ['192.0.2/a@a.example/r@b.example', '192.0.2/b@a.example/r@b.example', '192.0.2/c@a.example/r@b.example']) {
+    await store.transact(key, '192.0.2.1', () => ({ update: { triplet: { firstSeenMs: now, lastSeenMs: now, passedAtMs: 0, passes: {} } }, result: null }));
+  }
+  await store.close();
+  const run = (...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => cliIn(undefined, 'greylist', ...args, '--data-dir', dataDir);
+  const del = await run('delete', '192.0.2/b@a.example/r@b.example');
+  assert.is(del.code, 0, del.stderr);
+  assert.is(del.stdout, 'deleted\n');
+  const keys = (await run('list')).stdout.trim().split('\n').map((l) => l.split('\t')[0]);
+  assert.equal(keys, ['192.0.2/a@a.example/r@b.example', '192.0.2/c@a.example/r@b.example']);
+  const paged = await run('list', '--limit', '1');
+  assert.match(paged.stdout, /^192\.0\.2\/a@/);
+  const again = await run('delete', '192.0.2/b@a.example/r@b.example');
+  assert.is(again.code, 1);
+  assert.is(again.stdout, 'no such triplet\n');
+});
+
 s.run();

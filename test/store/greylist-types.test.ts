@@ -1,8 +1,9 @@
 // Merge laws of the greylist records (commutative, associative, idempotent) over random records,
-// and the epoch rule that keeps a restarted triplet from being merged back to its old state.
+// tombstones included, the epoch rule that keeps a restarted triplet from being merged back to its
+// old state, and the tombstone rule that keeps a deleted one from coming back.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mergeClient, mergeTriplet, type ClientRecord, type TripletRecord } from '../../src/store/greylist-types.js';
+import { isDeletedTriplet, mergeClient, mergeTriplet, type ClientRecord, type TripletRecord } from '../../src/store/greylist-types.js';
 import { decideGreylist, DEFAULT_GREYLIST_CONFIG } from '../../src/policy/greylist.js';
 
 const s = suite('store/greylist-types merge');
@@ -21,6 +22,7 @@ function randomTriplet(r: () => number): TripletRecord {
   for (const node of ['a', 'b', 'c']) if (r() < 0.5) passes[node] = Math.floor(r() * 5);
   const rec: TripletRecord = { firstSeenMs: first, lastSeenMs: first + Math.floor(r() * 1e5), passedAtMs: r() < 0.5 ? 0 : first + Math.floor(r() * 1e5), passes };
   if (r() < 0.4) rec.epoch = 1 + Math.floor(r() * 2);
+  if (r() < 0.3) rec.deletedAtMs = first + Math.floor(r() * 1e5);
   return rec;
 }
 
@@ -70,6 +72,27 @@ s('a triplet that starts over is not merged back to its old generation', () => {
   assert.is(merged.firstSeenMs, later, 'the replica holding the old record cannot revive its first-seen');
   const retry = decideGreylist(merged, undefined, later + 5_000, cfg, 'node-a');
   assert.is(retry.verdict, 'defer', 'an early retry after the restart is still deferred');
+});
+
+s('a tombstone absorbs live state of its epoch, loses to a newer epoch, and a decision on it starts over', () => {
+  const cfg = { ...DEFAULT_GREYLIST_CONFIG, delaySec: 60 };
+  const t0 = 1_000_000_000;
+  const live: TripletRecord = { firstSeenMs: t0, lastSeenMs: t0 + 120_000, passedAtMs: t0 + 120_000, passes: { a: 1 } };
+  const tomb: TripletRecord = { ...live, lastSeenMs: t0 + 200_000, deletedAtMs: t0 + 200_000 };
+  // A replica that saw a later retry in the same epoch, before it learnt of the deletion.
+  const lagging: TripletRecord = { ...live, lastSeenMs: t0 + 300_000, passes: { a: 1, b: 1 } };
+  const merged = mergeTriplet(lagging, tomb);
+  assert.ok(isDeletedTriplet(merged), 'still deleted');
+  assert.is(merged.lastSeenMs, t0 + 300_000);
+  const d = decideGreylist(merged, undefined, t0 + 400_000, cfg, 'b');
+  assert.is(d.verdict, 'defer', 'the deleted triplet is greylisted again although it had passed');
+  assert.is(d.update.triplet!.epoch, 1);
+  assert.is(d.update.triplet!.firstSeenMs, t0 + 400_000);
+  assert.is(d.update.triplet!.deletedAtMs, undefined);
+  const after = mergeTriplet(merged, d.update.triplet!);
+  assert.not.ok(isDeletedTriplet(after), 'the new epoch wins over the tombstone');
+  assert.is(after.firstSeenMs, t0 + 400_000);
+  assert.is(after.passedAtMs, 0);
 });
 
 s.run();

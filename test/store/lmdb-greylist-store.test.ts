@@ -434,12 +434,23 @@ s('whitelistClient raises passes to the auto-whitelist threshold and logs the ch
   await rejectsWith(store.whitelistClient('192.0.2.11', 0), 'STORE_ERR_INVALID');
 });
 
-s('deleteTriplet removes one triplet', async () => {
+s('deleteTriplet leaves a logged tombstone that listings hide and the next decision starts over from', async () => {
   const store = await openStore(tempDir());
-  await store.transact('t1', 'c1', () => ({ update: { triplet: newTriplet(T0) }, result: 0 }));
+  await store.transact('t1', 'c1', () => ({ update: { triplet: { ...newTriplet(T0), passedAtMs: T0, passes: { n: 1 } } }, result: 0 }));
+  await store.transact('t2', 'c1', () => ({ update: { triplet: newTriplet(T0) }, result: 0 }));
+  const before = await store.getLastSeq();
   assert.is(await store.deleteTriplet('t1'), true);
-  assert.is(await store.deleteTriplet('t1'), false);
-  assert.is((await store.read('t1', 'c1')).triplet, undefined);
+  assert.is(await store.deleteTriplet('t1'), false, 'already deleted');
+  assert.is(await store.deleteTriplet('nothing'), false);
+  const stored = (await store.read('t1', 'c1')).triplet;
+  assert.ok(stored && stored.deletedAtMs !== undefined && stored.deletedAtMs > 0, 'a tombstone is kept');
+  const log = await store.readLog(before, 10);
+  assert.equal(log.map((e) => [e.key, e.record.lastSeenMs >= T0]), [['t1', true]], 'the deletion is logged for the peers');
+  assert.equal((await store.listTriplets({ liveOnly: true })).map((r) => r.key), ['t2']);
+  assert.equal((await store.listTriplets()).map((r) => r.key), ['t1', 't2'], 'replication lists tombstones');
+  // A peer's copy of the same epoch, seen later, does not bring it back.
+  await store.applyRemote('triplet', 't1', { ...newTriplet(T0), lastSeenMs: T0 + 5000, passedAtMs: T0, passes: { peer: 2 } }, 'peer');
+  assert.ok((await store.read('t1', 'c1')).triplet?.deletedAtMs);
 });
 
 s('listTriplets filters by prefix, pages with startAfter and honours limit', async () => {

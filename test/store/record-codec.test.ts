@@ -52,6 +52,19 @@ s('a triplet epoch round-trips; epoch 0 and a negative epoch are handled', () =>
   expectCode(() => parseTriplet({ ...triplet, epoch: -1 }), 'STORE_ERR_CORRUPT');
 });
 
+s('a tombstone round-trips with and without an epoch; live records keep their old form', () => {
+  const deleted = { ...triplet, deletedAtMs: 1_700_000_200_000 };
+  assert.equal(decodeTriplet(encodeTriplet(deleted)), deleted);
+  const deletedRestarted = { ...deleted, epoch: 2 };
+  assert.equal(decodeTriplet(encodeTriplet(deletedRestarted)), deletedRestarted);
+  assert.is(JSON.parse(encodeTriplet(triplet).toString('utf8')).length, 5, 'a live triplet without epoch: version and 4 fields');
+  assert.is(JSON.parse(encodeTriplet({ ...triplet, epoch: 3 }).toString('utf8')).length, 6, 'with an epoch: one more');
+  assert.equal(parseTriplet({ ...triplet, deletedAtMs: 0 }), triplet, 'deletedAtMs 0 is the same as none');
+  expectCode(() => parseTriplet({ ...triplet, deletedAtMs: -5 }), 'STORE_ERR_CORRUPT');
+  const t: ReplogEntry = { seq: 9, kind: 'triplet', key: '192.0.2/a@b.example/c@d.example', record: deleted, originNode: 'peer2', atMs: 7 };
+  assert.equal(decodeReplogEntry(9, encodeReplogEntry(t)), t);
+});
+
 s('replication log entries round-trip for both kinds', () => {
   const t: ReplogEntry = { seq: 7, kind: 'triplet', key: '192.0.2/a@b.example/c@d.example', record: triplet, originNode: 'a1b2c3d4e5f60718', atMs: 5 };
   const c: ReplogEntry = { seq: 8, kind: 'client', key: '192.0.2.1', record: client, originNode: 'peer2', atMs: 6 };

@@ -41,14 +41,18 @@ export function bucketOf(key: string, buckets: number): number {
 }
 
 /**
- * Canonical form of a record: fixed field order, counters sorted by node id, epoch 0 when absent.
+ * Canonical form of a record: fixed field order, counters sorted by node id, epoch 0 when absent, a
+ * tombstone's deletion time last.
  * Two nodes holding the same state produce the same text whatever order their counters were added in.
  */
 export function canonicalRecord(kind: RecordKind, record: TripletRecord | ClientRecord): string {
   const passes = Object.entries(record.passes).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   if (kind === 'triplet') {
     const t = record as TripletRecord;
-    return JSON.stringify([t.epoch ?? 0, t.firstSeenMs, t.lastSeenMs, t.passedAtMs, passes]);
+    // A tombstone's deletion time only when set, so a live record hashes as it always did.
+    const fields: unknown[] = [t.epoch ?? 0, t.firstSeenMs, t.lastSeenMs, t.passedAtMs, passes];
+    if (t.deletedAtMs) fields.push(t.deletedAtMs);
+    return JSON.stringify(fields);
   }
   const c = record as ClientRecord;
   return JSON.stringify([c.firstSeenMs, c.lastSeenMs, c.lastCountedMs, passes]);

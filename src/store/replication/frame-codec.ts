@@ -106,7 +106,10 @@ export function encodePushFrame(upTo: number, serialized: readonly string[], max
 function recordToWire(r: WireRecord): unknown[] {
   if (r.kind === 'triplet') {
     const t = r.record;
-    return ['t', r.key, [t.firstSeenMs, t.lastSeenMs, t.passedAtMs, t.passes, t.epoch ?? 0]];
+    // A sixth element only for tombstones: a live triplet has the form every version reads.
+    const tuple = [t.firstSeenMs, t.lastSeenMs, t.passedAtMs, t.passes, t.epoch ?? 0];
+    if (t.deletedAtMs) tuple.push(t.deletedAtMs);
+    return ['t', r.key, tuple];
   }
   const c = r.record;
   return ['c', r.key, [c.firstSeenMs, c.lastSeenMs, c.lastCountedMs, c.passes]];
@@ -286,11 +289,11 @@ function recordFromWire(v: unknown, index: number, what: string): WireRecord {
   try {
     checkKey(key, kind);
     if (kind === 'triplet') {
-      if (!Array.isArray(tuple) || tuple.length !== 5) throw protocolError(`${what} ${index}: triplet tuple has the wrong shape`);
-      const record = parseTriplet({ firstSeenMs: tuple[0], lastSeenMs: tuple[1], passedAtMs: tuple[2], passes: tuple[3] });
+      if (!Array.isArray(tuple) || (tuple.length !== 5 && tuple.length !== 6)) throw protocolError(`${what} ${index}: triplet tuple has the wrong shape`);
       const epoch: unknown = tuple[4];
       if (typeof epoch !== 'number' || !Number.isSafeInteger(epoch) || epoch < 0) throw protocolError(`${what} ${index}: invalid epoch`);
-      return { kind, key: key as string, record: epoch > 0 ? { ...record, epoch } : record };
+      const record = parseTriplet({ firstSeenMs: tuple[0], lastSeenMs: tuple[1], passedAtMs: tuple[2], passes: tuple[3], epoch, deletedAtMs: tuple[5] });
+      return { kind, key: key as string, record };
     }
     if (!Array.isArray(tuple) || tuple.length !== 4) throw protocolError(`${what} ${index}: client tuple has the wrong shape`);
     return { kind, key: key as string, record: parseClient({ firstSeenMs: tuple[0], lastSeenMs: tuple[1], lastCountedMs: tuple[2], passes: tuple[3] }) };

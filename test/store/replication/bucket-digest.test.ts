@@ -55,6 +55,11 @@ s('one changed or missing record shows up as exactly its bucket', async () => {
   const epochOnly = new Map(a);
   epochOnly.set(key, { ...a.get(key)!, epoch: 2 });
   assert.equal(diffDigests(await computeDigest(source(a), WINDOW, 256), await computeDigest(source(epochOnly), WINDOW, 256)).triplet, [bucketOf(key, 256)]);
+  const deleted = new Map(a);
+  deleted.set(key, { ...a.get(key)!, deletedAtMs: T + 50 });
+  assert.equal(diffDigests(await computeDigest(source(a), WINDOW, 256), await computeDigest(source(deleted), WINDOW, 256)).triplet, [bucketOf(key, 256)]);
+  // A live record's canonical form has no deletion field: nodes that never deleted hash as before.
+  assert.is(canonicalRecord('triplet', triplet(3)), JSON.stringify([0, T + 3, T + 3, 0, []]));
 });
 
 s('records outside the window (expired, or changed within the settle time) are left out', async () => {

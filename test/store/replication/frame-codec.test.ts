@@ -75,6 +75,18 @@ s('every message type round-trips through encode and decode', () => {
   }
 });
 
+s('a tombstone travels with its deletion time; a live triplet keeps the 5-field tuple older nodes read', () => {
+  const tomb: WireEntry = { ...entry, record: { ...entry.record, deletedAtMs: T + 9 } } as WireEntry;
+  const [out] = new FrameDecoder().push(encodeFrame({ type: 'push', upTo: 3, entries: [tomb] }));
+  assert.equal(out, { type: 'push', upTo: 3, entries: [tomb] });
+  const live = JSON.parse(serializeEntry(entry)) as unknown[];
+  assert.is((live[2] as unknown[]).length, 5);
+  const dead = JSON.parse(serializeEntry(tomb)) as unknown[];
+  assert.equal((dead[2] as unknown[]).slice(4), [3, T + 9]);
+  const bad = frame(2, JSON.stringify({ upTo: 1, entries: [['t', 'k', [T, T, 0, {}, 0, -1], 'n1', T]] }));
+  assert.is(codeOf(() => new FrameDecoder().push(bad)), ReplicationErrorCode.PROTOCOL);
+});
+
 s('a PUSH built from serialised entries is byte-identical to encodeFrame of the message', () => {
   const msg: ReplicationMessage = { type: 'push', upTo: 42, entries: [entry, clientEntry] };
   assert.equal(encodePushFrame(42, msg.entries.map(serializeEntry)), encodeFrame(msg));

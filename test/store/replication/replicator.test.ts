@@ -228,13 +228,34 @@ s('the digest repairs a record that differs although both logs were acknowledged
   const [a, b] = await cluster(['a', 'b']);
   await write(a!, 'x', rec(1));
   await waitFor('sync', () => converged([a!, b!]));
-  // Change b's copy behind replication's back (as a restored backup would): only the digest can see it.
-  await b!.store.deleteTriplet('x');
+  // Remove b's copy behind replication's back (as a restored backup would, unlike a logged
+  // deletion): only the digest can see it.
+  await b!.store.purge(T0 + 10, 0);
   assert.not.ok(await converged([a!, b!]));
   a!.clock.advanceMs(3_600_001);
   b!.clock.advanceMs(3_600_001);
   a!.repl.notify();
   await waitFor('digest repair', () => converged([a!, b!]));
+});
+
+s('an admin deletion at one node removes the triplet at every node; a later decision starts it over', async () => {
+  const ns = await cluster(['d1', 'd2', 'd3']);
+  await write(ns[0]!, 'gone', rec(1, { passedAtMs: T0 + 1, passes: { x: 1 } }));
+  await write(ns[1]!, 'kept', rec(2));
+  await waitFor('sync', () => converged(ns));
+  assert.ok(await ns[2]!.store.deleteTriplet('gone'));
+  const live = async (n: Node): Promise<string[]> => (await n.store.listTriplets({ liveOnly: true })).map((r) => r.key);
+  await waitFor('the deletion everywhere', async () => (await Promise.all(ns.map(live))).every((keys) => keys.join() === 'kept'));
+  await waitFor('convergence', () => converged(ns));
+  // A digest round changes nothing: the tombstone is the agreed state, not a difference to repair.
+  for (const n of ns) n.clock.advanceMs(3_600_001);
+  ns[0]!.repl.notify();
+  await waitFor('digest round', async () => (await ns[0]!.repl.status()).peers.every((p) => p.lastDigestAtMs !== null && p.lastDigestAtMs > T0));
+  assert.equal(await live(ns[1]!), ['kept']);
+  // The next decision on the key at another node starts a new epoch, which replicates over the tombstone.
+  await ns[1]!.store.transact('gone', 'c', (cur) => ({ update: { triplet: { ...rec(3_600_001), epoch: (cur?.epoch ?? 0) + 1 } }, result: null }));
+  await waitFor('the new epoch everywhere', async () => (await Promise.all(ns.map(live))).every((keys) => keys.join() === 'gone,kept'));
+  assert.ok(await converged(ns));
 });
 
 s('reconfigure (a reload) adds a peer to a running node, and removes it again', async () => {
