@@ -130,6 +130,8 @@ export async function startOperations(o: OperationsOptions): Promise<Operations>
     setMetricsAllow: (a) => metrics?.setAllow(a),
     setMaxAge: (sec) => {
       o.store.current()?.startExpiry(o.expiryIntervalMs, sec * 1000);
+      // Replication keeps the same horizon, or peers would send back what the sweep expires.
+      o.replication.setMaxAge(sec * 1000);
     },
     replication: o.replication,
   };

@@ -85,7 +85,7 @@ export interface ReloadParts {
   /** Replication settings of a configuration (reads the key file); throws ConfigError. */
   replicationSettingsOf(v: ConfigValues): ReplicationSettings | undefined;
   /** The running replication: its settings in force (undefined: off) and how to change them. */
-  replication: { readonly settings: ReplicationSettings | undefined; reconfigure(next: ReplicationSettings): ReplicationChange };
+  replication: { readonly settings: ReplicationSettings | undefined; reconfigure(next: ReplicationSettings): ReplicationChange; setMaxAge(maxAgeMs: number): void };
 }
 
 /** Keys whose values differ between two validated configurations. */

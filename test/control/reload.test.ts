@@ -75,6 +75,7 @@ function recorder(file: string, opts: { policyFails?: boolean; replication?: Rep
     replicationSettingsOf,
     replication: {
       settings: opts.replication,
+      setMaxAge: (ms) => events.push(`replication max-age ${ms}`),
       reconfigure: (next): ReplicationChange => {
         const before = opts.replication!;
         events.push(`replication peers=${next.peers.map((p) => p.text).join(',')} digest=${next.digestIntervalMs}`);

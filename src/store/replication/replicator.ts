@@ -135,9 +135,12 @@ export class Replicator {
   private digestCache: { atMs: number; result: Promise<{ window: DigestWindow; digest: BucketDigest }> } | undefined;
   /** The settings in force: opts.settings until a reconfigure(). */
   private current: ReplicationSettings | undefined;
+  /** The greylist max-age in force: opts.maxAgeMs until a setMaxAge(). */
+  private maxAgeMs: number;
 
   constructor(readonly opts: ReplicatorOptions) {
     this.current = opts.settings;
+    this.maxAgeMs = opts.maxAgeMs;
     this.scheduler = opts.scheduler ?? new TimerScheduler();
     this.o = {
       pollIntervalMs: opts.pollIntervalMs ?? DEFAULTS.pollIntervalMs,
@@ -153,6 +156,15 @@ export class Replicator {
     };
     this.refusedLog = new RateLimitedLog(opts.logger, opts.clock, 5);
     for (const spec of opts.settings?.peers ?? []) this.links.push(new PeerLink(this, spec));
+  }
+
+  /**
+   * Replaces the greylist max-age (a reload changed `max-age`): from now on records older than it are
+   * neither sent, accepted nor compared in digests, as the expiry sweep no longer keeps them.
+   */
+  setMaxAge(maxAgeMs: number): void {
+    this.maxAgeMs = maxAgeMs;
+    this.digestCache = undefined;
   }
 
   /** The settings in force (those given at construction, as changed by reconfigure()). */
@@ -399,7 +411,7 @@ export class Replicator {
     const store = this.currentStore();
     const now = this.opts.clock.nowMs();
     const maxMs = now + this.o.maxFutureSkewMs;
-    const fromMs = now - this.opts.maxAgeMs;
+    const fromMs = now - this.maxAgeMs;
     const batch: RemoteRecord[] = [];
     for (const r of records) {
       const record = clampFutureTimes(r.record, maxMs);
@@ -433,7 +445,7 @@ export class Replicator {
   /** @internal the digest window of a round starting now. */
   digestWindow(): DigestWindow {
     const now = this.opts.clock.nowMs();
-    return { fromMs: Math.max(0, now - this.opts.maxAgeMs), toMs: Math.max(0, now - this.o.digestSettleMs) };
+    return { fromMs: Math.max(0, now - this.maxAgeMs), toMs: Math.max(0, now - this.o.digestSettleMs) };
   }
 
   private onInbound(socket: tls.TLSSocket): void {

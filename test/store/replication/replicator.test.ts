@@ -385,6 +385,19 @@ s('expired records are neither sent nor accepted', async () => {
   assert.equal((await b!.store.listTriplets()).map((r) => r.key), ['recent']);
 });
 
+s('a lower max-age (reload) applies to what is sent and accepted from then on', async () => {
+  const [a, b] = await cluster(['a', 'b']);
+  a!.repl.setMaxAge(10 * DAY_MS);
+  b!.repl.setMaxAge(10 * DAY_MS);
+  await write(a!, 'old', rec(-20 * DAY_MS));
+  await write(a!, 'new', rec(1));
+  await waitFor('new arrives', async () => (await b!.store.listTriplets()).length >= 1);
+  await waitFor('cursor', async () => (await a!.store.getCursor(b!.store.getNodeId())) === (await a!.store.getLastSeq()));
+  assert.equal((await b!.store.listTriplets()).map((r) => r.key), ['new'], '20 days old is expired under a 10-day max-age');
+  assert.is(await b!.repl.applyRecords([{ kind: 'triplet', key: 'pushed-old', record: rec(-11 * DAY_MS) }], a!.store.getNodeId()), 0);
+  assert.is(await b!.repl.applyRecords([{ kind: 'triplet', key: 'pushed-recent', record: rec(-9 * DAY_MS) }], a!.store.getNodeId()), 1);
+});
+
 s('the log is trimmed below every peer cursor, held back for an unknown peer, capped by log-max', async () => {
   const port = await freeLoopbackPort();
   const deadPort = await freeLoopbackPort();
