@@ -186,6 +186,9 @@ export function greylistCommand(): CommandModule<object, GreylistArgs> {
     handler: async (argv: ArgumentsCamelCase<GreylistArgs>) => {
       const limit = argv.limit ?? DEFAULT_LIST_ROWS;
       if (!(Number.isSafeInteger(limit) && limit >= 1)) return usageError(`--limit must be a whole number of 1 or more, got ${String(argv.limit)}`);
+      // A missing or unusable target is bad usage (exit 2), found before the store is opened.
+      const targetProblem = greylistTargetProblem(argv.action, argv.target);
+      if (targetProblem) return usageError(targetProblem);
       const cfg = loadDaemonConfig(argv as Record<string, unknown>);
       if (!cfg) return;
       const v = cfg.values;
@@ -231,7 +234,7 @@ export function greylistCommand(): CommandModule<object, GreylistArgs> {
             break;
           }
           case 'whitelist': {
-            if (!argv.target) throw new Error('whitelist needs an IP address');
+            const target = argv.target as string;
             // The command raises the client's auto-whitelist count to the configured threshold:
             // with auto-whitelisting off, that record would whitelist nothing.
             const threshold = v['auto-whitelist-clients'] as number;
@@ -239,17 +242,12 @@ export function greylistCommand(): CommandModule<object, GreylistArgs> {
               usageError('auto-whitelist-clients is 0 (off), so a client record whitelists nothing; list the client in a whitelist-clients file instead');
               break;
             }
-            if (argv.target.includes('/')) {
-              usageError(`${argv.target} is a network; greylist whitelist takes one address (list networks in a whitelist-clients file)`);
-              break;
-            }
-            const rec = await store.whitelistClient(clientKey(argv.target), threshold);
-            out(rec, `client ${argv.target} whitelisted (${totalPasses(rec.passes)} passes, auto-whitelist-clients ${threshold}; kept while it sends mail at least every max-age)\n`);
+            const rec = await store.whitelistClient(clientKey(target), threshold);
+            out(rec, `client ${target} whitelisted (${totalPasses(rec.passes)} passes, auto-whitelist-clients ${threshold}; kept while it sends mail at least every max-age)\n`);
             break;
           }
           case 'delete': {
-            if (!argv.target) throw new Error('delete needs a triplet key (see greylist list)');
-            const gone = await store.deleteTriplet(argv.target);
+            const gone = await store.deleteTriplet(argv.target as string);
             out({ deleted: gone }, gone ? 'deleted\n' : 'no such triplet\n');
             if (!gone) process.exitCode = EXIT_FAILED;
             break;
@@ -263,6 +261,17 @@ export function greylistCommand(): CommandModule<object, GreylistArgs> {
       }
     },
   };
+}
+
+/** Why the target of `greylist whitelist|delete` is unusable, or undefined when it is fine (or not needed). */
+export function greylistTargetProblem(action: string, target: string | undefined): string | undefined {
+  if (action === 'whitelist') {
+    if (!target) return 'greylist whitelist needs the client\'s IP address: mxsentry greylist whitelist IP';
+    if (target.includes('/')) return `${target} is a network; greylist whitelist takes one address (list networks in a whitelist-clients file)`;
+    if (!parseAddress(target)) return `greylist whitelist takes an IP address, got "${target}"`;
+  }
+  if (action === 'delete' && !target) return 'greylist delete needs a triplet key, as greylist list prints it: mxsentry greylist delete KEY';
+  return undefined;
 }
 
 function iso(ms: number): string {

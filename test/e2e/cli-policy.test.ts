@@ -114,6 +114,21 @@ s('greylist whitelist makes a client pass, visible to check', async () => {
   assert.match((await cli('greylist', 'stats')).stdout, /clients 2/);
 });
 
+s('greylist whitelist and delete without a usable target are bad usage (exit 2), not a failure', async () => {
+  const cases: Array<[string[], RegExp]> = [
+    [['greylist', 'whitelist'], /greylist whitelist needs the client's IP address/],
+    [['greylist', 'whitelist', 'mail.example.org'], /greylist whitelist takes an IP address, got "mail\.example\.org"/],
+    [['greylist', 'delete'], /greylist delete needs a triplet key/],
+  ];
+  for (const [args, message] of cases) {
+    const r = await cli(...args);
+    assert.is(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, message, args.join(' '));
+    assert.not.match(r.stderr, /POLICY_ERR_/, 'no internal error code for a typo');
+    assert.is(r.stdout, '');
+  }
+});
+
 s('greylist purge --older-than: a shorter age than max-age (records seen within it stay); a bad one exits 2', async () => {
   const r = await cli('greylist', 'purge', '--older-than', '1h');
   assert.is(r.code, 0, r.stderr);
