@@ -256,6 +256,11 @@ export function formatStats(s: StatsSnapshot): string {
   }
   const p = s.policy;
   out.push(`Policy     ${p.pipeline.decisions} decisions, ${p.server.requests} requests, ${p.server.connectionsOpen} connections open, budget exceeded ${p.pipeline.budgetExceeded}, check errors ${p.pipeline.checkErrors}`);
+  const sv = p.server;
+  // Postfix answers each of these with smtpd_policy_service_default_action, unchecked: shown once any happened.
+  if (sv.connectionsRefused + sv.protocolErrors + sv.requestTimeouts + sv.internalErrors > 0) {
+    out.push(`           connections refused ${sv.connectionsRefused} (policy-max-connections or shutdown), closed for protocol errors ${sv.protocolErrors}, unfinished requests ${sv.requestTimeouts}, failed decisions ${sv.internalErrors}`);
+  }
   for (const c of p.pipeline.byStep) out.push(`           step ${String(c.step).padStart(2)} ${c.stepName.padEnd(16)} ${c.verdict.padEnd(16)} ${c.count}`);
   for (const l of p.dnsLists) out.push(`List       ${l.list} (${l.tier}): ${l.queries} queries, ${l.listed} listed, ${l.errors} errors, ${l.timeouts} timeouts`);
   if (p.greylist) out.push(`Greylist   ${pairs(p.greylist as unknown as Record<string, number>)}`);

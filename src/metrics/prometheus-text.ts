@@ -129,6 +129,12 @@ export function renderPrometheus(s: StatsSnapshot): string {
   w.each('mxsentry_policy_requests_total', 'counter', 'Policy requests received from Postfix.', [[{}, p.server.requests]]);
   w.each('mxsentry_policy_malformed_total', 'counter', 'Malformed policy requests (answered DUNNO).', [[{}, p.server.malformed]]);
   w.each('mxsentry_policy_connections', 'gauge', 'Open policy connections.', [[{}, p.server.connectionsOpen]]);
+  // Postfix meets each of these as a failed policy lookup, so its mail goes through on
+  // smtpd_policy_service_default_action without greylisting or DNSBL checks: worth an alert.
+  w.each('mxsentry_policy_connections_refused_total', 'counter', 'Policy connections closed at once: policy-max-connections reached, or shutting down.', [[{}, p.server.connectionsRefused]]);
+  w.each('mxsentry_policy_protocol_errors_total', 'counter', 'Policy connections closed for an over-long line or request, or binary garbage.', [[{}, p.server.protocolErrors]]);
+  w.each('mxsentry_policy_request_timeouts_total', 'counter', 'Policy connections closed because a request was not finished in time.', [[{}, p.server.requestTimeouts]]);
+  w.each('mxsentry_policy_internal_errors_total', 'counter', 'Policy requests closed without a reply because the decision failed.', [[{}, p.server.internalErrors]]);
   w.each('mxsentry_dnslist_queries_total', 'counter', 'DNSBL/DNSWL lookups, per list.', p.dnsLists.map((l) => [{ tier: l.tier, list: l.list }, l.queries]));
   w.each('mxsentry_dnslist_listed_total', 'counter', 'DNSBL/DNSWL lookups that found the client listed.', p.dnsLists.map((l) => [{ tier: l.tier, list: l.list }, l.listed]));
   w.each('mxsentry_dnslist_errors_total', 'counter', 'DNSBL/DNSWL error answers (e.g. Spamhaus 127.255.255.x), never counted as listings.', p.dnsLists.map((l) => [{ tier: l.tier, list: l.list }, l.errors]));

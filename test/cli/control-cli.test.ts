@@ -64,6 +64,13 @@ s('human stats name every part', async () => {
   assert.match(text, /List +zen\.spamhaus\.org \(block\): 3 queries, 1 listed, 1 errors/);
   assert.match(text, /Store +healthy; 2 triplets/);
   assert.match(text, /Peer +mx2: DISCONNECTED, lag 12 changes, 30 s/);
+  assert.not.match(text, /connections refused/, 'no line while nothing was refused');
+});
+
+s('human stats say when Postfix was refused a policy connection or one was closed on it', async () => {
+  const server = { connectionsOpen: 200, connectionsAccepted: 500, connectionsRefused: 7, requests: 900, malformed: 0, protocolErrors: 2, internalErrors: 0, idleTimeouts: 3, requestTimeouts: 1 };
+  const text = formatStats(await collectStats(fakeSources({ policyServer: { stats: () => server } })));
+  assert.match(text, /connections refused 7 \(policy-max-connections or shutdown\), closed for protocol errors 2, unfinished requests 1, failed decisions 0/);
 });
 
 s.run();

@@ -33,6 +33,16 @@ s('renders the required series in valid exposition format', async () => {
   assert.is(m.get('mxsentry_replication_lag_seconds{peer="mx2"}'), 2);
 });
 
+s('policy connections Postfix could not use are counted (refused, protocol errors, timeouts, failures)', async () => {
+  const server = { connectionsOpen: 200, connectionsAccepted: 500, connectionsRefused: 7, requests: 900, malformed: 1, protocolErrors: 2, internalErrors: 4, idleTimeouts: 3, requestTimeouts: 5 };
+  const m = parseExposition(renderPrometheus(await collectStats(fakeSources({ policyServer: { stats: () => server } }))));
+  assert.is(m.get('mxsentry_policy_connections'), 200);
+  assert.is(m.get('mxsentry_policy_connections_refused_total'), 7);
+  assert.is(m.get('mxsentry_policy_protocol_errors_total'), 2);
+  assert.is(m.get('mxsentry_policy_request_timeouts_total'), 5);
+  assert.is(m.get('mxsentry_policy_internal_errors_total'), 4);
+});
+
 s('label values are escaped', async () => {
   const text = renderPrometheus(await collectStats(fakeSources({ replication: () => ({ peers: [{ name: 'a"b\\c\nd', lagRecords: 1 }] }) })));
   assert.ok(text.includes('mxsentry_replication_lag_records{peer="a\\"b\\\\c\\nd"} 1'), text);
