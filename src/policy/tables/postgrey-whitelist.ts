@@ -196,12 +196,87 @@ function forEachEntry(text: string, fn: (entry: string, line: number) => void): 
 }
 
 function compileRegex(body: string, source: string, line: number): RegExp {
+  let pattern: string;
   try {
-    // postgrey compiles these with Perl's qr{...}i; the common subset is the same in JavaScript.
-    return new RegExp(body, 'i');
+    pattern = perlToJsPattern(body);
+  } catch (err) {
+    throw new PolicyError('POLICY_ERR_BAD_WHITELIST', `${source} line ${line}: regular expression /${body}/: ${(err as Error).message}`, { cause: err });
+  }
+  try {
+    // postgrey compiles these with Perl's qr{...}i; perlToJsPattern maps what reads differently.
+    return new RegExp(pattern, 'i');
   } catch (err) {
     throw new PolicyError('POLICY_ERR_BAD_WHITELIST', `${source} line ${line}: bad regular expression /${body}/: ${(err as Error).message}`, { cause: err });
   }
+}
+
+/** POSIX bracket classes ("[[:digit:]]") as JavaScript class contents. */
+const POSIX_CLASSES: Readonly<Record<string, string>> = {
+  alpha: 'a-zA-Z', digit: '0-9', alnum: 'a-zA-Z0-9', upper: 'A-Z', lower: 'a-z', xdigit: '0-9A-Fa-f',
+  space: '\\s', blank: ' \\t', word: '\\w', punct: '!-\\/:-@\\[-`{-~', cntrl: '\\x00-\\x1f\\x7f',
+  print: '\\x20-\\x7e', graph: '\\x21-\\x7e',
+};
+
+/**
+ * Perl escapes that JavaScript (without the u flag) silently reads as the bare letter, so a
+ * pattern using one would never match what postgrey matched: refused rather than misread.
+ */
+const PERL_ONLY_ESCAPES = new Set(['Q', 'E', 'G', 'K', 'R', 'X', 'N', 'C', 'L', 'U', 'l', 'h', 'H', 'V', 'p', 'P', 'g', 'o', 'a', 'e']);
+
+/**
+ * A postgrey (Perl) pattern as a JavaScript one with the same meaning on host names and
+ * addresses. The two syntaxes agree except where JavaScript reads Perl syntax as something else
+ * without an error: the anchors \A, \z and \Z (JavaScript: the letters) become ^ and $; POSIX
+ * classes inside brackets become ranges; a "]" first in a class is a literal, as in Perl. Perl
+ * escapes without a JavaScript equivalent throw an Error saying which one. Constructs JavaScript
+ * rejects (possessive quantifiers, "(?#...)", inline modifiers) are left for RegExp to refuse.
+ */
+export function perlToJsPattern(body: string): string {
+  let out = '';
+  let inClass = false;
+  for (let i = 0; i < body.length; i++) {
+    const c = body[i] as string;
+    if (c === '\\') {
+      const next = body[i + 1];
+      if (next === undefined) return out + c; // RegExp reports the trailing backslash
+      i++;
+      if (!inClass && next === 'A') out += '^';
+      // Host names and addresses hold no newline, so Perl's \Z (end, or before a final newline) is $ too.
+      else if (!inClass && (next === 'z' || next === 'Z')) out += '$';
+      else if (PERL_ONLY_ESCAPES.has(next)) throw new Error(`\\${next} has no equivalent here (mxsentry reads postgrey's Perl patterns as JavaScript ones); write the pattern without it`);
+      else out += c + next;
+      continue;
+    }
+    if (inClass) {
+      const posix = c === '[' ? /^\[:(\^?)([a-z]+):\]/.exec(body.slice(i)) : null;
+      if (posix) {
+        const ranges = POSIX_CLASSES[posix[2] as string];
+        if (ranges === undefined || posix[1] === '^') throw new Error(`POSIX class ${posix[0]} is not supported; write the characters as a range`);
+        out += ranges;
+        i += posix[0].length - 1;
+        continue;
+      }
+      if (c === ']') inClass = false;
+      out += c;
+      continue;
+    }
+    if (c === '[') {
+      inClass = true;
+      out += c;
+      if (body[i + 1] === '^') {
+        out += '^';
+        i++;
+      }
+      // Perl: a "]" right after "[" or "[^" is a literal; JavaScript would read "[]" as an empty class.
+      if (body[i + 1] === ']') {
+        out += '\\]';
+        i++;
+      }
+      continue;
+    }
+    out += c;
+  }
+  return out;
 }
 
 function escapeRegex(s: string): string {

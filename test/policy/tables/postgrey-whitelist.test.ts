@@ -101,6 +101,28 @@ s('a regex that does not compile is an error naming file and line', () => {
   );
 });
 
+s('Perl anchors and POSIX classes in a pattern match as they do in postgrey', () => {
+  const text = '/\\Amx\\d+\\.anchored\\.example\\z/\n/^relay[[:digit:]]+\\.posix\\.example\\Z/\n/^[]x]+\\.bracket\\.example$/\n';
+  const w = PostgreyWhitelist.fromText([{ source: 'wl', text }], [{ source: 'wr', text: '/^list-[[:alnum:]]+@lists\\.example\\z/\n' }]);
+  assert.is(w.matchClient('mx12.anchored.example', '192.0.2.1'), '/\\Amx\\d+\\.anchored\\.example\\z/');
+  assert.is(w.matchClient('smx12.anchored.example', '192.0.2.1'), undefined, '\\A anchors at the start');
+  assert.is(w.matchClient('mx12.anchored.example.evil', '192.0.2.1'), undefined, '\\z anchors at the end');
+  assert.is(w.matchClient('relay7.posix.example', '192.0.2.1'), '/^relay[[:digit:]]+\\.posix\\.example\\Z/');
+  assert.is(w.matchClient('relayx.posix.example', '192.0.2.1'), undefined);
+  assert.is(w.matchClient(']x].bracket.example', '192.0.2.1'), '/^[]x]+\\.bracket\\.example$/');
+  assert.is(w.matchRecipient('list-devel@lists.example'), '/^list-[[:alnum:]]+@lists\\.example\\z/');
+});
+
+s('a Perl escape without a JavaScript meaning is an error naming file and line, not a pattern that never matches', () => {
+  for (const body of ['\\Qmx.example\\E', '^mx\\h+', '^[[:^alpha:]]+$']) {
+    assert.throws(
+      () => PostgreyWhitelist.fromText([{ source: 'wl', text: `ok.example\n/${body}/\n` }], []),
+      (err: unknown) => (err as { code?: string }).code === 'POLICY_ERR_BAD_WHITELIST' && /wl line 2: regular expression/.test((err as Error).message),
+      body,
+    );
+  }
+});
+
 s('empty whitelist matches nothing', () => {
   const w = PostgreyWhitelist.empty();
   assert.is(w.matchClient('debian.org', '192.0.2.1'), undefined);
