@@ -25,6 +25,28 @@ export async function checkStartSettings(loaded: LoadResult): Promise<ConfigErro
 }
 
 /**
+ * Lines of the named postgrey whitelists that `serve` skips with a warning (as postgrey does), each
+ * placed at the line naming the file, e.g. `mxsentry.conf:7: whitelist-clients: /etc/wl:3: doesn't
+ * look like a hostname: "a b"; line ignored`. Call it once checkStartSettings found no problem:
+ * a file that cannot be read or parsed throws here as it does at start.
+ */
+export async function whitelistWarningsOf(loaded: LoadResult): Promise<string[]> {
+  const out: string[] = [];
+  for (const key of ['whitelist-clients', 'whitelist-recipients'] as const) {
+    const files = loaded.values[key] as string[];
+    for (let index = 0; index < files.length; index++) {
+      const file = files[index]!;
+      const wl = key === 'whitelist-clients' ? await PostgreyWhitelist.load([file], []) : await PostgreyWhitelist.load([], [file]);
+      for (const w of wl.warnings) {
+        const warning = new ConfigError('CONFIG_ERR_FILE', `${key}: ${w.source}:${w.line}: ${w.message}; line ignored`, { key, index });
+        out.push(placeConfigError(loaded, warning).message);
+      }
+    }
+  }
+  return out;
+}
+
+/**
  * True for the start-up errors that come from the configuration rather than from the host (a
  * port in use, a full disk): a ConfigError, or a table, whitelist, zone or root hints file that
  * cannot be read or parsed. `serve` exits 2 for these, as for any configuration problem.

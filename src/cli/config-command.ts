@@ -6,7 +6,7 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { renderExampleConfig } from '../config/example-config.js';
 import { loadConfig } from '../config/load.js';
-import { checkStartSettings } from './config-check.js';
+import { checkStartSettings, whitelistWarningsOf } from './config-check.js';
 import { EXIT_OK, EXIT_USAGE } from './control-cli.js';
 
 interface CheckArgs {
@@ -35,6 +35,8 @@ export function configCommand(): CommandModule<object, object> {
               process.exitCode = EXIT_USAGE;
               return;
             }
+            // serve starts with these lines skipped (as postgrey does), but the admin should know.
+            for (const w of await whitelistWarningsOf(loaded)) process.stderr.write(`mxsentry: config warning: ${w}\n`);
             process.stdout.write(`${argv.file}: OK\n`);
             process.exitCode = EXIT_OK;
           },

@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { checkStartSettings, isConfigurationError } from '../../src/cli/config-check.js';
+import { checkStartSettings, isConfigurationError, whitelistWarningsOf } from '../../src/cli/config-check.js';
 import { loadConfig, type LoadResult } from '../../src/config/load.js';
 import { ConfigError, DnsError, PolicyError, StoreError } from '../../src/util/errors.js';
 
@@ -83,6 +83,20 @@ s('named files: each value with its own line; flags named as flags', async () =>
     flagged.map((e) => e.message.replace(/(NAME=HOST:PORT|\/nonexistent\/r).*/, '$1')),
     ['--peer: peer: "mx2" is not NAME=HOST:PORT', '--recipients-file: recipients-file: cannot read recipient table /nonexistent/r'],
   );
+});
+
+s('whitelist lines serve would skip are warnings placed at the line naming the file', async () => {
+  const clients = join(dir, 'whitelist_clients');
+  writeFileSync(clients, '# postgrey format\nmail.example.org\nmx example.org\n');
+  const recipients = join(dir, 'whitelist_recipients');
+  writeFileSync(recipients, 'postmaster@\nabuse @example.org\n');
+  const loaded = loadText(['delay: 300', `whitelist-clients: ${clients}`, `whitelist-recipients: ${recipients}`].join('\n'));
+  assert.equal(await problems(loaded), [], 'serve starts: skipped lines are no problem');
+  const warnings = (await whitelistWarningsOf(loaded)).map((w) => w.split(`${dir}/`).join(''));
+  assert.equal(warnings, [
+    'mxsentry.conf:2: whitelist-clients: whitelist_clients:3: doesn\'t look like a hostname: "mx example.org"; line ignored',
+    'mxsentry.conf:3: whitelist-recipients: whitelist_recipients:2: doesn\'t look like an address: "abuse @example.org"; line ignored',
+  ]);
 });
 
 s('a valid configuration has no start-up problem', async () => {

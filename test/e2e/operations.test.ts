@@ -221,6 +221,15 @@ s('CLI without a daemon: exit 3 and a clear message; config check exit codes', a
   const m = await cli(['config', 'check', missing]);
   assert.is(m.code, 2);
   assert.match(m.stderr, /recipients-file: .*\/nonexistent\/recipients/);
+  // A whitelist line postgrey would skip: serve starts without it, and config check says so.
+  const skipped = join(configDir, 'skipped.conf');
+  const wl = join(configDir, 'whitelist_clients');
+  writeFileSync(wl, 'mail.example.org\nmx example.org\n');
+  writeFileSync(skipped, `whitelist-clients: ${wl}\n`);
+  const w = await cli(['config', 'check', skipped]);
+  assert.is(w.code, 0, w.stderr);
+  assert.match(w.stdout, /: OK$/m);
+  assert.match(w.stderr, /config warning: .*skipped\.conf:1: whitelist-clients: .*whitelist_clients:2: doesn't look like a hostname: "mx example\.org"; line ignored/);
   const example = await cli(['config', 'example']);
   assert.is(example.code, 0);
   assert.match(example.stdout, /^#cache-size: 64m$/m);
