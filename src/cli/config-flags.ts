@@ -80,8 +80,14 @@ export function collectConfigFlags(argv: Record<string, unknown>): Record<string
   return flags;
 }
 
-/** Prints config problems, one per line, to stderr. */
-export function printConfigErrors(errors: readonly Error[]): void {
+/**
+ * Prints config problems, one per line, to stderr, then what was not done because of them: `serve`
+ * says "not started"; the other commands, which read the daemon's file, say that they did nothing.
+ */
+export function printConfigErrors(errors: readonly Error[], outcome = 'not started'): void {
   for (const e of errors) process.stderr.write(`mxsentry: config error: ${e.message}\n`);
-  process.stderr.write(`mxsentry: ${errors.length} problem(s) in the configuration; not started\n`);
+  process.stderr.write(`mxsentry: ${errors.length} problem(s) in the configuration; ${outcome}\n`);
 }
+
+/** printConfigErrors' outcome for the commands other than `serve`. */
+export const COMMAND_NOT_RUN = 'the command did nothing (fix the file, or name another with --config)';

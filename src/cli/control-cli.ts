@@ -14,7 +14,7 @@ import type { ReloadReport } from '../control/reload.js';
 import type { HistogramSnapshot } from '../metrics/histogram.js';
 import type { StatsSnapshot } from '../metrics/stats-snapshot.js';
 import { describeError } from '../util/errors.js';
-import { printConfigErrors } from './config-flags.js';
+import { COMMAND_NOT_RUN, printConfigErrors } from './config-flags.js';
 
 /** Exit codes scripts can rely on. */
 export const EXIT_OK = 0;
@@ -59,7 +59,7 @@ export function resolveControlSocket(argv: SocketArgs, unit = { configFile: DEFA
   const fromFile = (file: string): string | null => {
     const loaded = loadConfig({ file });
     if (loaded.errors.length > 0) {
-      printConfigErrors(loaded.errors);
+      printConfigErrors(loaded.errors, COMMAND_NOT_RUN);
       process.exitCode = EXIT_USAGE;
       return null;
     }

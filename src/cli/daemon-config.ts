@@ -9,7 +9,7 @@ import { isStoreError, StoreErrorCode } from '../store/store-error-code.js';
 import { systemClock } from '../util/clock.js';
 import { describeError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
-import { collectConfigFlags, printConfigErrors } from './config-flags.js';
+import { collectConfigFlags, COMMAND_NOT_RUN, printConfigErrors } from './config-flags.js';
 import { DEFAULT_CONFIG_FILE, EXIT_FAILED, EXIT_USAGE, SYSTEMD_CONTROL_SOCKET, SYSTEMD_DATA_DIR } from './control-cli.js';
 
 /** The packaged unit's paths: it runs `serve --config FILE --data-dir DIR --control-socket SOCKET`. */
@@ -59,7 +59,7 @@ export function loadDaemonConfig(argv: Record<string, unknown>, unit: UnitPaths 
   const file = typeof argv.config === 'string' ? argv.config : pathExists(unit.configFile) ? unit.configFile : undefined;
   const loaded = loadConfig({ ...(file !== undefined ? { file } : {}), flags: collectConfigFlags(argv) });
   if (loaded.errors.length > 0) {
-    printConfigErrors(loaded.errors);
+    printConfigErrors(loaded.errors, COMMAND_NOT_RUN);
     process.exitCode = EXIT_USAGE;
     return null;
   }

@@ -129,6 +129,21 @@ s('greylist whitelist and delete without a usable target are bad usage (exit 2),
   }
 });
 
+s('a broken configuration file: the offline commands list its problems and say they did nothing', async () => {
+  const broken = writeTempFile('broken.conf', 'delay = 300\n');
+  try {
+    for (const args of [['greylist', 'list'], ['check', '--client-address', '192.0.2.44', ...envelope], ['rbl', '192.0.2.44']]) {
+      const r = await cli(...args, '--config', broken.file);
+      assert.is(r.code, 2, args.join(' '));
+      assert.match(r.stderr, /broken\.conf:1: expected "key: value", got "delay = 300"/, args.join(' '));
+      assert.match(r.stderr, /1 problem\(s\) in the configuration; the command did nothing/, args.join(' '));
+      assert.not.match(r.stderr, /not started/, `${args.join(' ')}: nothing was to be started`);
+    }
+  } finally {
+    removeTempDir(broken.dir);
+  }
+});
+
 s('greylist purge --older-than: a shorter age than max-age (records seen within it stay); a bad one exits 2', async () => {
   const r = await cli('greylist', 'purge', '--older-than', '1h');
   assert.is(r.code, 0, r.stderr);
