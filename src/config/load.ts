@@ -3,7 +3,7 @@
 // and line. Called by the CLI at start and on SIGHUP; it never exits the process itself.
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { parseCidr } from '../util/cidr.js';
+import { cidrHostBitsProblem, parseCidr } from '../util/cidr.js';
 import { ConfigError, describeError } from '../util/errors.js';
 import { parseName } from '../dns/wire/name.js';
 import { parseDnsListSpec } from '../policy/dns-list-spec.js';
@@ -191,8 +191,11 @@ export function parseValue(def: KeyDef, text: string): unknown {
       const written = m[2] ? v : `${m[1]} ${unit === 'd' ? 'day' : 'second'}${m[1] === '1' ? '' : 's'}`;
       return checkRange(def, Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[unit], written);
     }
-    case 'cidr':
+    case 'cidr': {
+      const hostBits = def.refuseHostBits ? cidrHostBitsProblem(v) : undefined;
+      if (hostBits) throw new Error(hostBits);
       return parseCidr(v).text;
+    }
     case 'name':
       return parseName(v);
   }

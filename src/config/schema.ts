@@ -15,6 +15,11 @@ export interface KeyDef {
   max?: number;
   /** For 'enum'. */
   choices?: readonly string[];
+  /**
+   * For 'cidr': refuse a network written with host bits set ("192.0.2.25/24"), as Postfix does in
+   * its tables, instead of widening it to the network. For keys that grant trust.
+   */
+  refuseHostBits?: boolean;
   /** For 'duration': the unit of a bare number ('s' or 'd', as postgrey's flags); the value is kept in seconds. */
   unit?: 's' | 'd';
   group: 'general' | 'dns' | 'limits' | 'policy' | 'lists' | 'greylist' | 'replication';
@@ -71,7 +76,7 @@ export const SCHEMA: readonly KeyDef[] = [
   { key: 'helo-must-resolve', kind: 'bool', default: false, group: 'policy', description: 'Step 2: reject HELO names that do not exist in DNS (NXDOMAIN).' },
   { key: 'recipients-file', kind: 'path', list: true, default: [], group: 'policy', description: 'Step 4: Postfix table source files of valid recipients (user@domain, @domain); none: step skipped. Repeatable.' },
   { key: 'recipient-delimiter', kind: 'string', default: '+', group: 'policy', description: 'Step 4: address extension delimiter, as Postfix recipient_delimiter.' },
-  { key: 'known-network', kind: 'cidr', list: true, default: ['127.0.0.1/32', '::1/128'], group: 'policy', description: 'Step 5: clients passed at once (backup MXs, trusted hosts). Repeatable.' },
+  { key: 'known-network', kind: 'cidr', refuseHostBits: true, list: true, default: ['127.0.0.1/32', '::1/128'], group: 'policy', description: 'Step 5: clients passed at once (backup MXs, trusted hosts). Repeatable.' },
   { key: 'known-networks-file', kind: 'path', list: true, default: [], group: 'policy', description: 'Step 5: Postfix cidr: table files or plain CIDR lists. Repeatable.' },
 
   { key: 'dnswl-trusted', kind: 'list-spec', list: true, default: [], group: 'lists', description: 'Step 7: trusted DNSWL, postscreen dnsbl_sites syntax (list.dnswl.org=127.0.[0..255].[2;3]); listed: pass, skip the rest. Repeatable.' },

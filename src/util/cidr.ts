@@ -70,6 +70,22 @@ export function parseCidr(text: string): Cidr {
   return { family: addr.family, bytes, prefix, text: `${formatAddress(addr.family, bytes)}/${prefix}` };
 }
 
+/**
+ * Postfix's complaint about a network written with host bits set ("192.0.2.1/24"), or undefined
+ * when there are none (or no prefix): 'non-null host address bits in "192.0.2.1/24", perhaps you
+ * mean "192.0.2.0/24"'. Throws like parseCidr for text that is not a network at all.
+ */
+export function cidrHostBitsProblem(text: string): string | undefined {
+  const cidr = parseCidr(text);
+  const t = text.trim();
+  const slash = t.lastIndexOf('/');
+  if (slash < 0) return undefined;
+  const addr = parseAddress(t.slice(0, slash));
+  if (!addr || addr.family !== cidr.family) return undefined;
+  if (addr.bytes.every((b, i) => b === cidr.bytes[i])) return undefined;
+  return `non-null host address bits in "${t}", perhaps you mean "${cidr.text}"`;
+}
+
 /** True when the address lies inside the network. */
 export function cidrContains(cidr: Cidr, addr: { family: 4 | 6; bytes: Uint8Array }): boolean {
   if (cidr.family !== addr.family) return false;

@@ -41,6 +41,19 @@ s('range errors show the value as written and the limit in the key\'s unit', () 
   ]);
 });
 
+s('known-network with host bits set is refused as Postfix refuses it, not widened to the network', () => {
+  const r = loadText(['known-network: 192.0.2.25/24', 'known-network: 2001:db8::25/64', 'allow: 10.1.2.3/8'].join('\n'));
+  assert.equal(messages(r), [
+    'mxsentry.conf:1: known-network: non-null host address bits in "192.0.2.25/24", perhaps you mean "192.0.2.0/24"',
+    'mxsentry.conf:2: known-network: non-null host address bits in "2001:db8::25/64", perhaps you mean "2001:db8::/64"',
+  ]);
+  const flag = loadConfig({ flags: { 'known-network': ['192.0.2.25/24'] } });
+  assert.match(flag.errors[0]?.message ?? '', /--known-network: .*non-null host address bits in "192\.0\.2\.25\/24"/);
+  const ok = loadText(['known-network: 192.0.2.0/24', 'known-network: 192.0.2.25', 'known-network: 192.0.2.25/32'].join('\n'));
+  assert.equal(messages(ok), []);
+  assert.equal(ok.values['known-network'], ['192.0.2.0/24', '192.0.2.25/32', '192.0.2.25/32']);
+});
+
 s('a bare number on a second-unit key is named as seconds; retry-window\'s minimum is a minute', () => {
   const r = loadConfig({ flags: { delay: '90000', 'retry-window': '30s' } });
   assert.equal(messages(r), [

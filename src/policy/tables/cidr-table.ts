@@ -3,7 +3,7 @@
 // Loaded by main.ts at start and on SIGHUP; CIDR arithmetic is util/cidr.ts. Errors name file:line
 // and fail the whole load; lookups never throw.
 import { readFile } from 'node:fs/promises';
-import { cidrContains, parseAddress, parseCidr, type Cidr } from '../../util/cidr.js';
+import { cidrContains, cidrHostBitsProblem, parseAddress, parseCidr, type Cidr } from '../../util/cidr.js';
 import { PolicyError, describeError } from '../../util/errors.js';
 
 /** One table line. */
@@ -87,7 +87,7 @@ export class CidrTable {
       } catch (err) {
         throw new PolicyError('POLICY_ERR_TABLE_SYNTAX', `${where}: ${describeError(err)}`, { cause: err });
       }
-      const hostBits = hostBitsProblem(pattern, cidr);
+      const hostBits = cidrHostBitsProblem(pattern);
       if (hostBits) throw new PolicyError('POLICY_ERR_TABLE_SYNTAX', `${where}: ${hostBits}`);
       entries.push({ cidr, action: result === '' ? defaultAction : result, source, line: i + 1 });
     }
@@ -111,15 +111,4 @@ export class CidrTable {
     }
     return new CidrTable(entries);
   }
-}
-
-/** Postfix: 'non-null host address bits in "192.0.2.1/24", perhaps you should use "192.0.2.0/24"'. */
-function hostBitsProblem(pattern: string, cidr: Cidr): string | undefined {
-  const slash = pattern.lastIndexOf('/');
-  if (slash < 0) return undefined;
-  const addr = parseAddress(pattern.slice(0, slash));
-  if (!addr || addr.family !== cidr.family) return undefined;
-  const same = addr.bytes.every((b, i) => b === cidr.bytes[i]);
-  if (same) return undefined;
-  return `non-null host address bits in "${pattern}", perhaps you mean "${cidr.text}"`;
 }
