@@ -212,6 +212,8 @@ export function decideGreylist(
   const firstPass = current.passedAtMs === 0;
   const update: GreylistUpdate = {
     triplet: {
+      // The generation is kept: without it the pass would merge as epoch 0 and lose to the stored one.
+      ...(current.epoch ? { epoch: current.epoch } : {}),
       firstSeenMs,
       lastSeenMs: Math.max(current.lastSeenMs, nowMs),
       passedAtMs: firstPass ? nowMs : current.passedAtMs,

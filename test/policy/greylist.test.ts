@@ -5,7 +5,7 @@ import {
   checkGreylistConfig, clientKey, clientNetwork, decideGreylist, DEFAULT_GREYLIST_CONFIG, normaliseSender, tripletKey,
   type GreylistConfig,
 } from '../../src/policy/greylist.js';
-import type { ClientRecord, TripletRecord } from '../../src/store/greylist-types.js';
+import { mergeTriplet, type ClientRecord, type TripletRecord } from '../../src/store/greylist-types.js';
 
 const s = suite('policy/greylist');
 const cfg: GreylistConfig = { ...DEFAULT_GREYLIST_CONFIG };
@@ -114,6 +114,18 @@ s('retry window: a never-passed triplet idle longer than 2 d starts over', () =>
   assert.equal(d.update.triplet, { firstSeenMs: now, lastSeenMs: now, passedAtMs: 0, passes: {}, epoch: 1 }, "a new generation starts");
   // Just inside the window it still passes.
   assert.is(decideGreylist(t, undefined, T0 + 10 * SEC + 2 * DAY, cfg, 'n1').verdict, 'pass');
+});
+
+s('a restarted triplet (epoch > 0) keeps its epoch when it passes, so the pass is not lost in the merge', () => {
+  const t: TripletRecord = { firstSeenMs: T0, lastSeenMs: T0, passedAtMs: 0, passes: {}, epoch: 2 };
+  const d = decideGreylist(t, undefined, T0 + 61 * SEC, cfg, 'n1');
+  assert.is(d.verdict, 'pass');
+  assert.is(d.update.triplet?.epoch, 2);
+  const stored = mergeTriplet(t, d.update.triplet!);
+  assert.is(stored.passedAtMs, T0 + 61 * SEC, 'the stored record remembers the pass');
+  assert.equal(stored.passes, { n1: 1 });
+  const later = decideGreylist(stored, undefined, T0 + 120 * SEC, cfg, 'n1');
+  assert.is(later.firstPass, false, 'the next retry is not another first pass (no second X-Greylist header)');
 });
 
 s('retry window does not apply to a triplet that passed; max age (35 d) does', () => {
