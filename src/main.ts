@@ -2,7 +2,7 @@
 // SIGTERM drain). The CLI (src/cli/) calls these builders; nothing below this file knows
 // about processes, signals or flags.
 import { readFileSync } from 'node:fs';
-import { networkInterfaces } from 'node:os';
+import { hostname, networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import type { ConfigValues, Endpoint, LoadResult } from './config/load.js';
 import { keyDef } from './config/schema.js';
@@ -269,6 +269,7 @@ export async function startDaemon(v: ConfigValues, logger: Logger, clock: Clock,
     logger,
     nodeId: () => store.current()?.getNodeId() ?? 'unopened',
     version: version(),
+    hostname: hostname(),
   };
   try {
     policy = await createPolicyService(greylistSettings, policyDeps);

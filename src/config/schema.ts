@@ -94,7 +94,7 @@ export const SCHEMA: readonly KeyDef[] = [
   { key: 'lookup-by-host', kind: 'bool', default: false, group: 'greylist', description: 'Key triplets by the full client address instead of its /24 (/64) (postgrey --lookup-by-host).' },
   { key: 'whitelist-clients', kind: 'path', list: true, default: [], group: 'greylist', description: 'postgrey whitelist_clients files (hostnames, domains, /regex/, addresses, CIDR). Repeatable.' },
   { key: 'whitelist-recipients', kind: 'path', list: true, default: [], group: 'greylist', description: 'postgrey whitelist_recipients files (user@domain, @domain, postmaster@, /regex/). Repeatable.' },
-  { key: 'x-greylist-header', kind: 'bool', default: true, group: 'greylist', description: 'Add "X-Greylist: delayed N seconds by mxsentry-VERSION; DATE" to the first accepted retry of a triplet (off: --no-x-greylist-header).' },
+  { key: 'x-greylist-header', kind: 'bool', default: true, group: 'greylist', description: 'Add "X-Greylist: delayed N seconds by mxsentry-VERSION at HOSTNAME; DATE" to the first accepted retry of a triplet (off: --no-x-greylist-header).' },
   { key: 'store-map-size', kind: 'size', min: 1 << 20, default: 1024 ** 3, group: 'greylist', description: 'Largest size of the LMDB greylist store.' },
 
   { key: 'node-name', kind: 'string', default: '', group: 'replication', description: 'This node\'s name in the cluster: its identity towards peers and the NAME in their peer lines (empty: the host name).' },

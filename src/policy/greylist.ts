@@ -49,6 +49,8 @@ export interface GreylistDecision {
   firstPass: boolean;
   /** The client's counted passes after this decision (towards autoWhitelistClients), for the log. */
   clientPasses: number;
+  /** A defer of a triplet first seen now (unknown, forgotten or deleted), not an early retry. */
+  newTriplet: boolean;
   update: GreylistUpdate;
 }
 
@@ -172,7 +174,7 @@ export function decideGreylist(
       update.client = countPass(liveClient, nowMs, nodeId);
     }
     const after = update.client ? clientPasses + 1 : clientPasses;
-    return { verdict: 'whitelisted', retryAfterSec: 0, delayedSec: 0, firstPass: false, clientPasses: after, update };
+    return { verdict: 'whitelisted', retryAfterSec: 0, delayedSec: 0, firstPass: false, clientPasses: after, newTriplet: false, update };
   }
 
   let current = triplet;
@@ -192,6 +194,7 @@ export function decideGreylist(
   }
 
   // Unknown or forgotten: a fresh record, first = last = now; with a zero delay it passes at once.
+  const newTriplet = current === undefined;
   current ??= triplet ? { firstSeenMs: nowMs, lastSeenMs: nowMs, passedAtMs: 0, passes: {}, epoch: nextEpoch } : { firstSeenMs: nowMs, lastSeenMs: nowMs, passedAtMs: 0, passes: {} };
 
   // postgrey: "correcting date for first seen in the future".
@@ -205,6 +208,7 @@ export function decideGreylist(
       delayedSec: 0,
       firstPass: false,
       clientPasses,
+      newTriplet,
       update: { triplet: { ...current, firstSeenMs, lastSeenMs: Math.max(current.lastSeenMs, nowMs) } },
     };
   }
@@ -233,6 +237,7 @@ export function decideGreylist(
     delayedSec: firstPass ? Math.round(waitedMs / 1000) : 0,
     firstPass,
     clientPasses: newClientPasses,
+    newTriplet: false,
     update,
   };
 }

@@ -48,6 +48,8 @@ export interface PolicyDeps {
   /** This node's id, or a getter when it is known only once the store opens. */
   nodeId: string | (() => string);
   version: string;
+  /** This host's name, for the X-Greylist header. */
+  hostname?: string;
 }
 
 export interface PolicyService {
@@ -86,6 +88,7 @@ export async function createPolicyService(s: PolicySettings, deps: PolicyDeps): 
         config: s.greylistConfig,
         nodeId: deps.nodeId,
         version: deps.version,
+        ...(deps.hostname ? { hostname: deps.hostname } : {}),
         whitelist,
         xGreylistHeader: s.xGreylistHeader,
         clock: deps.clock,

@@ -21,8 +21,10 @@ export interface GreylistCheckOptions {
   nodeId: string | (() => string);
   /** mxsentry version for the X-Greylist header. */
   version: string;
+  /** This host's name for the X-Greylist header (which MX delayed the mail), as postgrey's %h. */
+  hostname?: string;
   whitelist?: PostgreyWhitelist;
-  /** Add `X-Greylist: delayed N seconds by mxsentry-<version>; <date>` on a triplet's first pass. */
+  /** Add `X-Greylist: delayed N seconds by mxsentry-<version> at <hostname>; <date>` on a triplet's first pass. */
   xGreylistHeader?: boolean;
   /** Message instances remembered to prepend the header once per message; default 1024. */
   instanceCacheSize?: number;
@@ -139,7 +141,8 @@ export function createGreylistCheck(opts: GreylistCheckOptions): GreylistCheck {
       stats.deferred++;
       return {
         action: `DEFER_IF_PERMIT 4.2.0 Greylisted by mxsentry, try again in ${decision.retryAfterSec} seconds`,
-        reason: `greylisted ${tKey} (${decision.retryAfterSec}s to wait)`,
+        // postgrey's reasons: "new" for a first sight, "early-retry" for a retry within the delay.
+        reason: `greylisted ${tKey} (${decision.newTriplet ? 'new' : 'early retry'}, ${decision.retryAfterSec}s to wait)`,
       };
     }
     stats.passed++;
@@ -147,7 +150,7 @@ export function createGreylistCheck(opts: GreylistCheckOptions): GreylistCheck {
     // recipients has one `instance` value; a missing instance counts as new, as in postgrey.
     if (opts.xGreylistHeader && decision.firstPass && isNewInstance(req['instance'], ctx.record)) {
       return {
-        action: `PREPEND X-Greylist: delayed ${decision.delayedSec} seconds by mxsentry-${opts.version}; ${rfc5322Date(ctx.nowMs)}`,
+        action: `PREPEND X-Greylist: delayed ${decision.delayedSec} seconds by mxsentry-${opts.version}${opts.hostname ? ` at ${opts.hostname}` : ''}; ${rfc5322Date(ctx.nowMs)}`,
         reason: `greylist passed ${tKey} after ${decision.delayedSec}s`,
       };
     }

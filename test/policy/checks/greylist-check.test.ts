@@ -40,11 +40,13 @@ s('first seen defers, early retry defers with the remaining time, after the dela
   const { clock, store, check, ctx } = setup();
   let r = await check.run(ctx());
   assert.is(r?.action, 'DEFER_IF_PERMIT 4.2.0 Greylisted by mxsentry, try again in 60 seconds');
+  assert.is(r?.reason, 'greylisted 192.0.2.0/alice@sender.example/bob@rcpt.example (new, 60s to wait)');
   assert.is(store.triplets.size, 1);
   assert.ok(store.triplets.has('192.0.2.0/alice@sender.example/bob@rcpt.example'));
   clock.advanceSec(20);
   r = await check.run(ctx());
   assert.is(r?.action, 'DEFER_IF_PERMIT 4.2.0 Greylisted by mxsentry, try again in 40 seconds');
+  assert.is(r?.reason, 'greylisted 192.0.2.0/alice@sender.example/bob@rcpt.example (early retry, 40s to wait)');
   clock.advanceSec(45);
   r = await check.run(ctx({ client_address: '192.0.2.99' }));
   assert.is(r?.action, 'DUNNO', 'a retry from the same /24 passes');
@@ -70,6 +72,14 @@ s('X-Greylist PREPEND on the first pass, once per message instance', async () =>
   assert.match(second?.reason ?? '', /passed/);
   const later = await check.run(ctx({ recipient: 'a@rcpt.example', instance: 'msg-2' }));
   assert.is(later?.action, 'DUNNO', 'not a first pass any more');
+});
+
+s('X-Greylist names the host that delayed the mail, as postgrey does', async () => {
+  const { clock, check, ctx } = setup({ xGreylistHeader: true, hostname: 'mx2.example.net' });
+  await check.run(ctx());
+  clock.advanceSec(61);
+  const r = await check.run(ctx({ instance: 'msg-9' }));
+  assert.is(r?.action, `PREPEND X-Greylist: delayed 61 seconds by mxsentry-0.1.0 at mx2.example.net; ${rfc5322Date(clock.nowMs())}`);
 });
 
 s('instance memory is bounded (oldest forgotten)', async () => {
