@@ -119,7 +119,11 @@ export function rblCommand(deps: CliDeps): CommandModule<object, RblArgs> {
           process.stdout.write(`${r.tier.padEnd(8)} ${r.list.name}\n  query:   ${r.queryName}\n  answers: ${r.addresses.join(' ') || '-'}${r.errors.length ? `\n  errors:  ${r.errors.join('; ')}` : ''}\n  txt:     ${r.txt ?? '-'}\n  verdict: ${r.verdict} (${r.detail})\n`);
         }
       }
-      process.exitCode = results.some((r) => r.tier === 'block' && r.verdict === 'listed') ? 1 : 0;
+      // 1: a DNSBL lists it; 3: none does, but some list could not be asked (a script must not read
+      // that as "clean"); 0: every list answered and no DNSBL lists it.
+      const listed = results.some((r) => r.tier === 'block' && r.verdict === 'listed');
+      const unanswered = results.some((r) => r.verdict === 'error' || r.verdict === 'timeout');
+      process.exitCode = listed ? 1 : unanswered ? 3 : 0;
     },
   };
 }

@@ -11,7 +11,7 @@ import { DEFAULT_CONFIG_FILE } from '../../src/cli/control-cli.js';
 import { LmdbGreylistStore } from '../../src/store/lmdb-greylist-store.js';
 import { systemClock } from '../../src/util/clock.js';
 import { createSilentLogger } from '../../src/util/logger.js';
-import { MXSENTRY_BIN, removeTempDir, startSharedPortTree, writeTempFile, type SharedPortTree } from '../helpers/daemon.js';
+import { freeLoopbackPort, MXSENTRY_BIN, removeTempDir, startSharedPortTree, writeTempFile, type SharedPortTree } from '../helpers/daemon.js';
 import { standardTree } from '../helpers/fake-hierarchy.js';
 
 const run = promisify(execFile);
@@ -88,6 +88,21 @@ s('rbl: raw answers, TXT and verdict per list', async () => {
   const clean = await cli('rbl', '127.0.0.1');
   assert.is(clean.code, 0);
   assert.match(clean.stdout, /verdict: not-listed/);
+});
+
+s('rbl: exit 3 when no list could be asked (the list servers do not answer), never "clean"', async () => {
+  // The same lists, with upstream queries sent to a loopback port nobody answers on.
+  const dead = await freeLoopbackPort();
+  const flags = resolverFlags().map((f) => (f === String(tree.port) ? String(dead) : f));
+  let r: { code: number; stdout: string };
+  try {
+    const out = await run(process.execPath, [MXSENTRY_BIN, 'rbl', '127.0.0.1', ...flags, '--dns-list-budget-ms', '300', '--data-dir', `${hints.dir}/data`], { timeout: 20_000 });
+    r = { code: 0, stdout: out.stdout };
+  } catch (err) {
+    r = err as { code: number; stdout: string };
+  }
+  assert.is(r.code, 3, r.stdout);
+  assert.match(r.stdout, /verdict: (timeout|error)/);
 });
 
 s('greylist whitelist makes a client pass, visible to check', async () => {
