@@ -34,7 +34,7 @@ export interface ResolveOptions {
  */
 export interface ResolveResult {
   rcode: number;
-  /** Records of the asked type at the end of any CNAME/DNAME chain, typed. */
+  /** Records of the asked type at the end of any CNAME/DNAME chain, typed (for ANY: every record at the name). */
   records: TypedRecord[];
   /** The whole answer section (CNAME/DNAME chain included), wire form. */
   answers: ResourceRecord[];

@@ -122,7 +122,7 @@ export class Resolver implements Recursor {
       const out: Outcome = { rcode, answers, authorities: local.drop ? [] : local.authorities, source: 'local' };
       return {
         rcode,
-        records: answers.filter((rr) => rr.type === qtype).map(toTyped),
+        records: answers.filter((rr) => matchesType(rr, qtype)).map(toTyped),
         answers,
         authorities: out.authorities,
         ttlSec: minTtl(out),
@@ -134,7 +134,7 @@ export class Resolver implements Recursor {
     if (out.source === 'cache') this.maybePrefetch(qname, qtype);
     return {
       rcode: out.rcode,
-      records: out.answers.filter((rr) => rr.type === qtype).map(toTyped),
+      records: out.answers.filter((rr) => matchesType(rr, qtype)).map(toTyped),
       answers: out.answers,
       authorities: out.authorities,
       ttlSec: minTtl(out),
@@ -265,7 +265,7 @@ export class Resolver implements Recursor {
         const authorities = neg.soa ? [{ ...neg.soa, ttl }] : [];
         return this.served({ rcode: neg.kind === 'nxdomain' ? Rcode.NXDOMAIN : Rcode.NOERROR, answers, authorities, source: 'stale' });
       }
-      const cname = qtype === RRType.CNAME ? undefined : this.cache.getRRset(name, RRType.CNAME, RRClass.IN, { allowStale: true });
+      const cname = qtype === RRType.CNAME || qtype === RRType.ANY ? undefined : this.cache.getRRset(name, RRType.CNAME, RRClass.IN, { allowStale: true });
       if (!cname || !cname.rdatas[0]) return null;
       answers.push(...rrsetRecords(cname, cname.stale ? ttl : cname.ttlSec));
       name = rdataNames(RRType.CNAME, cname.rdatas[0])[0] ?? '.';
@@ -306,6 +306,11 @@ function raceWithTimers<T>(p: Promise<T>, deadlineMs: number, staleMs: number): 
 function minTtl(out: Outcome): number {
   const ttls = (out.answers.length > 0 ? out.answers : out.authorities).map((r) => r.ttl);
   return ttls.length > 0 ? Math.min(...ttls) : 0;
+}
+
+/** Whether a record answers qtype: its own type, or any type for ANY (whose answer is never a chain). */
+function matchesType(rr: ResourceRecord, qtype: number): boolean {
+  return rr.type === qtype || qtype === RRType.ANY;
 }
 
 function toTyped(rr: ResourceRecord): TypedRecord {

@@ -135,6 +135,26 @@ basic('MX and TXT typed data', async () => {
   assert.equal(A(txt), [['v=spf1 mx -all']]);
 });
 
+basic('ANY: every RRset the server holds at the name, a CNAME without following it', async () => {
+  const apex = await hx.stack.resolver.resolve('example.com', 'ANY');
+  assert.is(apex.rcode, Rcode.NOERROR);
+  assert.equal([...new Set(apex.answers.map((x) => x.type))].sort((a, b) => a - b), [RRType.NS, RRType.SOA, RRType.MX, RRType.TXT]);
+  assert.is(apex.records.length, apex.answers.length, 'every record at the name answers ANY');
+  const www = await hx.stack.resolver.resolve('www.example.com', 'ANY');
+  assert.equal(www.answers.map((x) => x.type).sort((a, b) => a - b), [RRType.A, RRType.AAAA]);
+  // The RRsets are cached as any answer's: A from the ANY answer, without another query.
+  const n = hx.counting.total;
+  const a = await hx.stack.resolver.resolve('www.example.com', 'A');
+  assert.equal(A(a), ['192.0.2.1']);
+  assert.is(a.source, 'cache');
+  assert.is(hx.counting.total, n);
+  const alias = await hx.stack.resolver.resolve('alias.example.com', 'ANY');
+  assert.equal(alias.answers.map((x) => x.type), [RRType.CNAME]);
+  // Once the CNAME is cached, ANY still is not followed through it.
+  const again = await hx.stack.resolver.resolve('alias.example.com', 'ANY');
+  assert.equal(again.answers.map((x) => x.type), [RRType.CNAME]);
+});
+
 basic('identical concurrent client queries are merged into one resolution', async () => {
   await hx.stack.resolver.resolve('example.com', 'NS'); // warm the delegation
   hx.counting.reset();

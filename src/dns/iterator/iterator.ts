@@ -175,7 +175,8 @@ export class Iterator {
       const soa = neg.soa ? { ...neg.soa, ttl: Math.max(STALE_NEG_TTL_FLOOR_SEC, neg.ttlSec) } : null;
       return { kind: 'negative', rcode: neg.kind === 'nxdomain' ? Rcode.NXDOMAIN : Rcode.NOERROR, records: [], soa };
     }
-    if (qtype !== RRType.CNAME) {
+    // A cached CNAME is followed, except for the types it answers itself (CNAME; ANY matches it).
+    if (qtype !== RRType.CNAME && qtype !== RRType.ANY) {
       const cname = cache.getRRset(name, RRType.CNAME);
       if (cname && cname.rdatas[0]) {
         return { kind: 'alias', records: rrsetRecords(cname, cname.ttlSec), target: rdataNames(RRType.CNAME, cname.rdatas[0])[0] ?? '.' };

@@ -57,13 +57,23 @@ export function classifyResponse(msg: Message, qname: Name, qtype: number, zone:
 
   // Walk the answer chain from qname (RFC 1034 s4.3.2 step 3, RFC 6672 s3.2 for DNAME).
   let current = qname;
+  let answered = false;
   for (let i = 0; i < MAX_CHAIN_IN_RESPONSE; i++) {
+    const dname = answers.find((s) => s.type === RRType.DNAME && isSubdomain(current, s.name) && !namesEqual(current, s.name));
+    if (qtype === RRType.ANY && !dname) {
+      // RFC 1035 s3.2.3: QTYPE * matches every type (a CNAME too, so nothing is followed): the
+      // RRsets the server returned at the name are the answer, whichever they are (RFC 8482 s4.1).
+      const atName = answers.filter((s) => namesEqual(s.name, current));
+      out.chain.push(...atName);
+      answered = atName.length > 0;
+      break;
+    }
     const direct = answers.find((s) => s.type === qtype && namesEqual(s.name, current));
     if (direct) {
       out.chain.push(direct);
+      answered = true;
       break;
     }
-    const dname = answers.find((s) => s.type === RRType.DNAME && isSubdomain(current, s.name) && !namesEqual(current, s.name));
     if (dname && dname.rdatas[0]) {
       const target = synthesizeDnameTarget(current, dname.name, rdataNames(RRType.DNAME, dname.rdatas[0])[0] ?? '.');
       if (!target) break; // RFC 6672 s2.2: would exceed 255 octets (YXDOMAIN); stop the chain here
@@ -87,11 +97,12 @@ export function classifyResponse(msg: Message, qname: Name, qtype: number, zone:
     // RFC 2181 s5.4.1: an answer without AA is not authoritative data; treat the server as lame.
     if (!msg.flags.aa) return lame(out, 'non-authoritative answer');
     const last = out.chain[out.chain.length - 1]!;
-    if (last.type === qtype || (qtype === RRType.CNAME && last.type === RRType.CNAME && namesEqual(last.name, qname))) {
+    if (answered || (qtype === RRType.CNAME && last.type === RRType.CNAME && namesEqual(last.name, qname))) {
       out.kind = 'answer';
       out.authorityNs = authority.find((s) => s.type === RRType.NS && isSubdomain(qname, s.name));
-      // Addresses of the name servers named in an NS answer or the authority NS (priming, RFC 8109).
-      const nsSet = last.type === RRType.NS ? last : out.authorityNs;
+      // Addresses of the name servers named in an NS answer (an ANY answer may hold one) or the
+      // authority NS (priming, RFC 8109).
+      const nsSet = out.chain.find((s) => s.type === RRType.NS && namesEqual(s.name, current)) ?? out.authorityNs;
       if (nsSet) out.glue = addressesFor(nsSet, additional);
       return out;
     }
