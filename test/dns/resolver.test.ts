@@ -155,6 +155,26 @@ basic('ANY: every RRset the server holds at the name, a CNAME without following 
   assert.equal(again.answers.map((x) => x.type), [RRType.CNAME]);
 });
 
+basic('DS is asked of the parent zone, also once the child zone cut is cached (RFC 4035 s4.2)', async () => {
+  await hx.stop();
+  const spec = standardTree();
+  spec.zones['com.']?.records.push('example 86400 IN DS 12345 13 2 49fd46e6c4b45c55d4ac69cbd3cd34ac1afe51de49fd46e6c4b45c55d4ac69cb');
+  hx = await startHarness({ spec });
+  await hx.stack.resolver.resolve('www.example.com', 'A'); // caches the example.com. cut
+  hx.counting.reset();
+  const ds = await hx.stack.resolver.resolve('example.com', 'DS');
+  assert.is(ds.rcode, Rcode.NOERROR);
+  assert.is(ds.records.length, 1);
+  assert.is(ds.records[0]?.type, 'DS');
+  const toChild = hx.counting.countForQuestion('127.53.2.1', 'example.com.', RRType.DS) + hx.counting.countForQuestion('127.53.2.2', 'example.com.', RRType.DS);
+  assert.is(toChild, 0, 'the child zone servers were not asked for the DS');
+  // A name that is no zone cut has no DS: the zone holding the name says NODATA.
+  const none = await hx.stack.resolver.resolve('www.example.com', 'DS');
+  assert.is(none.rcode, Rcode.NOERROR);
+  assert.is(none.records.length, 0);
+  assert.is(none.authorities[0]?.name, 'example.com.');
+});
+
 basic('identical concurrent client queries are merged into one resolution', async () => {
   await hx.stack.resolver.resolve('example.com', 'NS'); // warm the delegation
   hx.counting.reset();

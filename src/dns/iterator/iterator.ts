@@ -196,7 +196,10 @@ export class Iterator {
 
   /** Iterates from the closest known zone cut for one name (no chain following beyond one response). */
   private async iterate(qname: Name, qtype: number, st: ResolutionState): Promise<Step> {
-    let cut = await this.findCut(qname, st);
+    // RFC 4035 s4.2: the DS RRset of a zone lives on the parent side of the cut, so a DS query
+    // starts at the closest cut above qname; the child's servers would answer NODATA.
+    const parent = qtype === RRType.DS ? parentName(qname) : null;
+    let cut = await this.findCut(parent ?? qname, st);
     let minimise = this.shouldMinimise(qname);
     let minLabels = labelCount(cut.zone) + 1;
     let minimisedQueries = 0;
