@@ -175,6 +175,20 @@ basic('DS is asked of the parent zone, also once the child zone cut is cached (R
   assert.is(none.authorities[0]?.name, 'example.com.');
 });
 
+basic('fresh answers carry the TTLs the cache clamps them to (cache-max-ttl, cache-max-negative-ttl)', async () => {
+  await hx.stop();
+  hx = await startHarness({ flags: { 'cache-max-ttl': 60, 'cache-max-negative-ttl': 20 } });
+  const fresh = await hx.stack.resolver.resolve('alias.example.com', 'A');
+  assert.is(fresh.source, 'recursion');
+  assert.equal(fresh.answers.map((x) => x.ttl), [60, 60, 60], 'upstream TTL 300 lowered to cache-max-ttl');
+  const nx = await hx.stack.resolver.resolve('nope.example.com', 'A');
+  assert.is(nx.rcode, Rcode.NXDOMAIN);
+  assert.is(nx.authorities[0]?.ttl, 20, 'the SOA carries the negative TTL, capped by cache-max-negative-ttl');
+  const cached = await hx.stack.resolver.resolve('nope.example.com', 'A');
+  assert.is(cached.source, 'cache');
+  assert.ok((cached.authorities[0]?.ttl ?? 99) <= 20);
+});
+
 basic('identical concurrent client queries are merged into one resolution', async () => {
   await hx.stack.resolver.resolve('example.com', 'NS'); // warm the delegation
   hx.counting.reset();

@@ -209,6 +209,26 @@ export class RRsetCache {
   }
 
   /**
+   * The TTL a positive record of this TTL is kept for: raised to cache-min-ttl, lowered to
+   * cache-max-ttl (0 stays 0: such data is not cached). Fresh answers carry it too, so no client
+   * and no packet cache keeps data longer than this cache does (as Unbound's replies do).
+   */
+  clampTtl(ttlSec: number): number {
+    const ttl = normaliseTtl(ttlSec);
+    return ttl === 0 ? 0 : Math.min(this.maxTtlSec, Math.max(this.minTtlSec, ttl));
+  }
+
+  /**
+   * The negative TTL an NXDOMAIN/NODATA answer with this SOA gets: RFC 2308 s5, the smaller of the
+   * SOA's TTL and its MINIMUM field, capped by cache-max-negative-ttl. The TTL the SOA goes to
+   * clients with (RFC 2308 s3), and the one putNegative stores.
+   * @throws DnsError DNS_ERR_FORMERR when the SOA rdata is malformed (decoded rdata never is).
+   */
+  negativeTtl(soa: ResourceRecord): number {
+    return Math.min(normaliseTtl(soa.ttl), normaliseTtl(soaMinimum(soa.rdata)), this.maxNegativeTtlSec);
+  }
+
+  /**
    * Looks up an RRset. Expired entries are returned only with `allowStale` while within the
    * serve-stale window, flagged `stale` with ttlSec 0 (RFC 8767 s4); later ones are dropped.
    */
@@ -245,9 +265,8 @@ export class RRsetCache {
    * @throws DnsError DNS_ERR_FORMERR when the SOA rdata is malformed (decoded rdata never is).
    */
   putNegative(kind: 'nxdomain' | 'nodata', name: Name, type: number, soa: ResourceRecord | null, ttlSec: number): void {
-    let ttl = normaliseTtl(ttlSec);
-    if (soa !== null) ttl = Math.min(ttl, normaliseTtl(soa.ttl), normaliseTtl(soaMinimum(soa.rdata)));
-    ttl = Math.min(ttl, this.maxNegativeTtlSec);
+    let ttl = Math.min(normaliseTtl(ttlSec), this.maxNegativeTtlSec);
+    if (soa !== null) ttl = Math.min(ttl, this.negativeTtl(soa));
     if (ttl === 0) return;
     const now = this.clock.nowMs();
     const canon = canonicalName(name);

@@ -253,7 +253,7 @@ export class Iterator {
             } else if (c.kind === 'nxdomain' && this.config.qnameMinimisation === 'strict') {
               // RFC 8020: nothing exists below an NXDOMAIN name.
               this.cacheNegative('nxdomain', sendName, sendType, c.soa);
-              return { kind: 'negative', rcode: Rcode.NXDOMAIN, records: [], soa: c.soa ?? null };
+              return { kind: 'negative', rcode: Rcode.NXDOMAIN, records: [], soa: this.negativeSoa(c.soa) };
             } else {
               minimise = false; // NXDOMAIN for an ENT from a broken server, or an alias above qname
             }
@@ -270,27 +270,37 @@ export class Iterator {
     switch (c.kind) {
       case 'answer':
         this.cacheAnswer(c);
-        return { kind: 'answer', records: c.chain.flatMap((s) => rrsetRecords(s)) };
+        return { kind: 'answer', records: this.chainRecords(c) };
       case 'nodata':
         this.cacheNegative('nodata', qname, qtype, c.soa);
         if (c.authorityNs) this.deps.cache.putRRset(c.authorityNs, Trust.AuthorityAuth);
-        return { kind: 'negative', rcode: Rcode.NOERROR, records: [], soa: c.soa ?? null };
+        return { kind: 'negative', rcode: Rcode.NOERROR, records: [], soa: this.negativeSoa(c.soa) };
       case 'nxdomain':
         this.cacheNegative('nxdomain', qname, qtype, c.soa);
-        return { kind: 'negative', rcode: Rcode.NXDOMAIN, records: [], soa: c.soa ?? null };
+        return { kind: 'negative', rcode: Rcode.NXDOMAIN, records: [], soa: this.negativeSoa(c.soa) };
       case 'cname': {
         this.cacheAnswer(c);
-        const records = c.chain.flatMap((s) => rrsetRecords(s));
+        const records = this.chainRecords(c);
         const target = c.chainTarget!;
         if (c.targetNegative) {
           this.cacheNegative(c.targetNegative, target, qtype, c.soa);
-          return { kind: 'negative', rcode: c.targetNegative === 'nxdomain' ? Rcode.NXDOMAIN : Rcode.NOERROR, records, soa: c.soa ?? null };
+          return { kind: 'negative', rcode: c.targetNegative === 'nxdomain' ? Rcode.NXDOMAIN : Rcode.NOERROR, records, soa: this.negativeSoa(c.soa) };
         }
         return { kind: 'alias', records, target };
       }
       default:
         throw new ResolutionFailure('internal', `unexpected ${c.kind} for ${qname}`);
     }
+  }
+
+  /** The records of a fresh answer's chain, with the TTLs the cache clamps them to (cache-min-ttl, cache-max-ttl). */
+  private chainRecords(c: Classified): ResourceRecord[] {
+    return c.chain.flatMap((s) => rrsetRecords(s, this.deps.cache.clampTtl(s.ttl)));
+  }
+
+  /** The SOA of a fresh negative answer, with the negative TTL (RFC 2308 s3 and s5, cache-max-negative-ttl). */
+  private negativeSoa(soa: ResourceRecord | undefined): ResourceRecord | null {
+    return soa ? { ...soa, ttl: this.deps.cache.negativeTtl(soa) } : null;
   }
 
   /** Deepest cached zone cut at or above qname; primes the root when nothing is cached. */
