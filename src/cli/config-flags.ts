@@ -56,7 +56,7 @@ export function normaliseSwitchFlags(args: readonly string[]): string[] {
 
 /** Adds one option per schema key to a yargs command. */
 export function addConfigFlags<T>(y: Argv<T>): Argv<T> {
-  let out = y.option('config', { type: 'string', describe: 'Configuration file (key: value lines)', group: 'General:' });
+  let out = y.option('config', { type: 'string', requiresArg: true, describe: 'Configuration file (key: value lines)', group: 'General:' });
   for (const def of SCHEMA) {
     const group = `${def.group[0]!.toUpperCase()}${def.group.slice(1)}:`;
     // Defaults as the example file writes them (2d, 64m, yes), so a copied default means the same in the file.

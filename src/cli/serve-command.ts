@@ -24,7 +24,7 @@ export function serveCommand(deps: CliDeps): CommandModule<object, ServeArgs> {
     describe: 'Run the daemon: recursive DNS resolver, Postfix policy service and greylisting',
     builder: (y: Argv) => addConfigFlags(y) as unknown as Argv<ServeArgs>,
     handler: async (argv: ArgumentsCamelCase<ServeArgs>) => {
-      const configInput = { ...(argv.config ? { file: argv.config } : {}), flags: collectConfigFlags(argv as Record<string, unknown>) };
+      const configInput = { ...(typeof argv.config === 'string' ? { file: argv.config } : {}), flags: collectConfigFlags(argv as Record<string, unknown>) };
       const loaded = loadConfig(configInput);
       // Derived settings and named files are checked before anything listens, every problem listed.
       const problems = loaded.errors.length > 0 ? loaded.errors : await checkStartSettings(loaded);

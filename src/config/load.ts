@@ -80,7 +80,10 @@ function stripComment(line: string): string {
 export function loadConfig(opts: { file?: string; flags?: Record<string, unknown> }): LoadResult {
   const errors: ConfigError[] = [];
   let entries: RawEntry[] = [];
-  if (opts.file) {
+  if (opts.file === '') {
+    // `--config "$FILE"` with FILE unset: starting on the defaults would ignore the admin's file.
+    errors.push(new ConfigError('CONFIG_ERR_READ', 'the config file name is empty (--config "")'));
+  } else if (opts.file !== undefined) {
     try {
       entries = parseConfigText(readFileSync(opts.file, 'utf8'), opts.file, errors);
     } catch (err) {

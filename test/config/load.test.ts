@@ -28,6 +28,12 @@ function messages(r: LoadResult): string[] {
   return r.errors.map((e) => e.message.replace(`${dir}/`, ''));
 }
 
+s('an empty config file name is an error, not "no file" (defaults would ignore the admin\'s file)', () => {
+  const r = loadConfig({ file: '' });
+  assert.equal(r.errors.map((e) => e.code), ['CONFIG_ERR_READ']);
+  assert.match(r.errors[0]?.message ?? '', 'config file name is empty');
+});
+
 s('range errors show the value as written and the limit in the key\'s unit', () => {
   const r = loadText(['retry-window: 172800', 'max-age: 0', 'delay: 2d', 'cache-size: 512k', 'so-rcvbuf: 2g', 'upstream-port: 70000', 'replication-timeout: 1h'].join('\n'));
   assert.equal(messages(r), [

@@ -408,6 +408,19 @@ s('a broken config file: exit 2, every problem named with its key and line', asy
   }
 });
 
+s('an empty --config value: exit 2 before anything listens, never a start on the defaults', async () => {
+  const dir = writeTempFile('unused', '').dir;
+  try {
+    // `--config "$CONF"` with CONF unset.
+    const r = await runDaemonToExit(['--config', '', '--dns-listen', `${DAEMON_ADDRESS}:1`, '--data-dir', `${dir}/data`]);
+    assert.is(r.code, 2, `exit code ${String(r.code)}; stderr: ${r.stderr}`);
+    assert.match(r.stderr, 'the config file name is empty');
+    assert.not.match(r.stdout, /mxsentry started/);
+  } finally {
+    removeTempDir(dir);
+  }
+});
+
 s('garbage UDP packets and broken TCP frames do not stop it answering dig', async () => {
   const { daemon } = ctx();
   const packets: Buffer[] = [Buffer.alloc(0), Buffer.from([0x12]), Buffer.alloc(12)];
