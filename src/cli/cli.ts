@@ -38,10 +38,13 @@ export async function runCli(argv: string[], deps: CliDeps): Promise<void> {
     // from "the command ran and failed" (1). Errors thrown by a handler go on to bin/mxsentry.
     // The problem and where the options are, not the whole help: serve's ~90 flags would bury it.
     .fail((msg, err) => {
-      if (err) throw err;
+      // yargs reports its own parse errors (a flag without its value) with a YError; anything
+      // else thrown is the handler's.
+      if (err && err.name !== 'YError') throw err;
+      const problem = msg || (err?.message ?? '');
       const first = hideBin(argv).find((a) => !a.startsWith('-'));
       const command = first !== undefined && names.includes(first) ? first : undefined;
-      process.stderr.write(`mxsentry: ${msg}\nRun \`mxsentry ${command ? `${command} ` : ''}--help\` for the options.\n`);
+      process.stderr.write(`mxsentry: ${problem}\nRun \`mxsentry ${command ? `${command} ` : ''}--help\` for the options.\n`);
       process.exit(2);
     })
     .help()

@@ -91,6 +91,13 @@ s('a usage error is one short message naming the command\'s --help (exit 2), not
   const none = await run(process.execPath, [MXSENTRY_BIN, 'frobnicate']).then(() => null, (e: { code: number; stderr: string }) => e);
   assert.is(none?.code, 2);
   assert.match(none?.stderr ?? '', /Run `mxsentry --help` for the options/);
+  // A flag without its value is a usage error too (yargs reports it differently).
+  const noValue = await lookup('localhost', '--root-hints');
+  assert.is(noValue.code, 2, noValue.stderr);
+  assert.match(noValue.stderr, /^mxsentry: Not enough arguments following: root-hints\nRun `mxsentry lookup --help` for the options\.\n$/);
+  const noZone = await run(process.execPath, [MXSENTRY_BIN, 'cache', 'flush', '--zone']).then(() => null, (e: { code: number; stderr: string }) => e);
+  assert.is(noZone?.code, 2);
+  assert.match(noZone?.stderr ?? '', /^mxsentry: Not enough arguments following: zone\nRun `mxsentry cache --help`/);
 });
 
 s.run();
