@@ -6,7 +6,8 @@
 //      packet cache (ready bytes, client's ID and letter case) -> send on a hit
 //   -> else decodeMessage (FORMERR on a throw) -> opcode != QUERY: NOTIMP; qdcount != 1: FORMERR;
 //      EDNS version > 0: BADVERS; class other than IN (CH, HS, ...): REFUSED; AXFR/IXFR: FORMERR
-//      over UDP, REFUSED over TCP; ANY goes to the recursor like any type (not RFC 8482 minimal)
+//      over UDP, REFUSED over TCP; meta-types 128-248: FORMERR; ANY goes to the recursor like any
+//      type (not RFC 8482 minimal)
 //   -> local zones -> recursor.answerQuery -> response (ID, RD and CD copied, QR and RA set, AA only
 //      for local zones, the question as the client sent it, OPT udp 1232 when the client sent OPT)
 //   -> encode within the client's size (UDP: its EDNS size clamped to 512..1232, else 512; TCP:
@@ -482,6 +483,12 @@ export class DnsServer {
       // over TCP it is a policy refusal.
       if (transport === 'udp') this.counters.formerr++;
       return this.sendError(raw, transport === 'udp' ? Rcode.FORMERR : Rcode.REFUSED, send);
+    }
+    if (qtype >= 128 && qtype <= 248) {
+      // RFC 6895 s3.1: meta-types, only meaningful in a query to the server that defines them;
+      // never sent upstream (Unbound answers these FORMERR too).
+      this.counters.formerr++;
+      return this.sendError(raw, Rcode.FORMERR, send);
     }
     if (qtype === RRType.MAILA || qtype === RRType.MAILB || qtype === 249 || qtype === 250) {
       // MAILA/MAILB are obsolete (RFC 2505); TKEY/TSIG queries need keys this server has none of.

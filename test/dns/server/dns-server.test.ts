@@ -351,6 +351,24 @@ s('class CH and HS are REFUSED; AXFR is FORMERR over UDP and REFUSED over TCP', 
   }
 });
 
+s('meta-types 128-248 are FORMERR and never reach the recursor; 127 and 249+ are not meta', async () => {
+  const c = await start();
+  const withType = (t: number): Buffer => {
+    const q = buildQuery('example', 'A');
+    q.writeUInt16BE(t, 12 + 9); // after the header and the 9-byte name 'example.'
+    return q;
+  };
+  try {
+    for (const t of [128, 200, 248]) assert.is(decode(await udpQuery(c.port, withType(t))).rcode, Rcode.FORMERR, `type ${t}`);
+    assert.is(decode(await tcpQuery(c.port, withType(200))).rcode, Rcode.FORMERR);
+    assert.is(c.recursor.calls, 0);
+    assert.is.not(decode(await udpQuery(c.port, withType(127))).rcode, Rcode.FORMERR);
+    assert.is(c.recursor.calls, 1);
+  } finally {
+    await c.server.close();
+  }
+});
+
 s('ANY goes to the recursor like other types', async () => {
   const c = await start();
   try {
