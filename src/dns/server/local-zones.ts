@@ -423,16 +423,14 @@ export class LocalZones {
   }
 
   /**
-   * The zone's SOA for negative answers, with TTL min(SOA TTL, MINIMUM) (RFC 2308 s3); a zone
-   * without one gets Unbound's locally made SOA.
+   * The zone's SOA for negative answers, with TTL min(SOA TTL, MINIMUM) (RFC 2308 s3); none for a
+   * zone without SOA data, as Unbound answers (the default zones all have theirs).
    */
   private negativeSoa(zone: Zone): ResourceRecord[] {
     const soa = zone.data.get(zone.name)?.get(RRType.SOA)?.[0];
-    if (soa && soa.rdata.length >= 20) {
-      const minimum = soa.rdata.readUInt32BE(soa.rdata.length - 4);
-      return [{ ...soa, ttl: Math.min(soa.ttl, minimum) }];
-    }
-    return [{ name: zone.name, type: RRType.SOA, class: RRClass.IN, ttl: DEFAULT_TTL_SEC, rdata: SOA_RDATA }];
+    if (!soa || soa.rdata.length < 20) return [];
+    const minimum = soa.rdata.readUInt32BE(soa.rdata.length - 4);
+    return [{ ...soa, ttl: Math.min(soa.ttl, minimum) }];
   }
 }
 

@@ -118,7 +118,10 @@ s('static zone with data: data, NODATA for other types and empty non-terminals, 
   assert.is(z.lookup('b.corp.example.', RRType.A)?.rcode, Rcode.NOERROR, 'empty non-terminal');
   const nx = z.lookup('nope.corp.example.', RRType.A);
   assert.is(nx?.rcode, Rcode.NXDOMAIN);
-  assert.is(nx?.authorities[0]?.name, 'corp.example.', 'a locally made SOA for the zone');
+  assert.equal(nx?.authorities, [], 'no SOA data, no SOA in the authority section (as Unbound)');
+  const apexSoa = z.lookup('corp.example.', RRType.SOA);
+  assert.equal(apexSoa?.answers, []);
+  assert.equal(apexSoa?.authorities, [], 'no SOA at the apex, and none made up for the negative answer');
   assert.equal(rdataToData(RRType.TXT, z.lookup('a.b.corp.example.', RRType.TXT)?.answers[0]?.rdata as Buffer), ['hello world']);
   assert.is(z.lookup('www.corp.example.', RRType.ANY)?.answers.length, 2);
 });
