@@ -122,8 +122,9 @@ export function loadConfig(opts: { file?: string; flags?: Record<string, unknown
       try {
         parsed.push(parseValue(def, c.value));
       } catch (err) {
-        const where = c.line ? `${c.source}:${c.line}` : c.source;
-        errors.push(new ConfigError('CONFIG_ERR_VALUE', `${where}: ${def.key}: ${describeError(err).replace(/^[A-Z_]+: /, '')}`, { key: def.key, line: c.line }));
+        // "file:12: key: ..." from a file; "--key: ..." from a flag, which names the key already.
+        const where = c.line ? `${c.source}:${c.line}: ${def.key}` : c.source;
+        errors.push(new ConfigError('CONFIG_ERR_VALUE', `${where}: ${describeError(err).replace(/^[A-Z_]+: /, '')}`, { key: def.key, line: c.line }));
       }
     }
     values[def.key] = def.list ? parsed : parsed[0] ?? normaliseDefault(def);
@@ -133,14 +134,17 @@ export function loadConfig(opts: { file?: string; flags?: Record<string, unknown
 
 /**
  * A problem found in a value after loading (a derived setting, a file it names) placed like the
- * loader's own: prefixed with "file:line" or "--key" when the key was set there, its line filled in.
+ * loader's own: prefixed with "file:line" when the key was set there (its line filled in), or
+ * replacing the key with "--key" when it came from a flag.
  * The error's message must start with its key ("peer: ..."); `index` picks the value of a list key.
  */
 export function placeConfigError(result: LoadResult, err: ConfigError): ConfigError {
   const origin = err.key === undefined ? undefined : result.origins?.[err.key]?.[err.index ?? 0];
   if (!origin) return err;
-  const where = origin.line !== undefined ? `${origin.source}:${origin.line}` : origin.source;
-  return new ConfigError(err.code, `${where}: ${err.message}`, {
+  // A flag (--key) names the key itself: "--key: ..." rather than "--key: key: ...".
+  const flagged = origin.line === undefined && err.key !== undefined && err.message.startsWith(`${err.key}: `);
+  const message = origin.line !== undefined ? `${origin.source}:${origin.line}: ${err.message}` : `${origin.source}: ${flagged ? err.message.slice(err.key!.length + 2) : err.message}`;
+  return new ConfigError(err.code, message, {
     ...(err.key !== undefined ? { key: err.key } : {}),
     ...(origin.line !== undefined ? { line: origin.line } : {}),
     ...(err.index !== undefined ? { index: err.index } : {}),

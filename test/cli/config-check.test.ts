@@ -81,7 +81,7 @@ s('named files: each value with its own line; flags named as flags', async () =>
   const flagged = await checkStartSettings(loadConfig({ flags: { 'recipients-file': ['/nonexistent/r'], peer: ['mx2'], 'replication-key': 'ab'.repeat(32) } }));
   assert.equal(
     flagged.map((e) => e.message.replace(/(NAME=HOST:PORT|\/nonexistent\/r).*/, '$1')),
-    ['--peer: peer: "mx2" is not NAME=HOST:PORT', '--recipients-file: recipients-file: cannot read recipient table /nonexistent/r'],
+    ['--peer: "mx2" is not NAME=HOST:PORT', '--recipients-file: cannot read recipient table /nonexistent/r'],
   );
 });
 

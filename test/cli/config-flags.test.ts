@@ -106,7 +106,7 @@ s('keys named no-... are not negations; a bad switch word is a config error', as
   assert.equal(await value(['--no-default-zone', 'test.', '--no-minimisation-zone', 'example.'], 'no-default-zone'), ['test.']);
   for (const def of SCHEMA.filter((d) => d.kind === 'bool')) assert.not.ok(SCHEMA.some((d) => d.key === `no-${def.key}`), `no-${def.key} would be ambiguous`);
   const { loaded } = await parse(['--greylist=maybe']);
-  assert.equal(loaded.errors.map((e) => e.message), ['--greylist: greylist: "maybe" is not yes/no']);
+  assert.equal(loaded.errors.map((e) => e.message), ['--greylist: "maybe" is not yes/no']);
 });
 
 s('normaliseSwitchFlags leaves everything after -- alone', () => {

@@ -63,8 +63,8 @@ s('known-network with host bits set is refused as Postfix refuses it, not widene
 s('a bare number on a second-unit key is named as seconds; retry-window\'s minimum is a minute', () => {
   const r = loadConfig({ flags: { delay: '90000', 'retry-window': '30s' } });
   assert.equal(messages(r), [
-    '--delay: delay: 90000 seconds is above the maximum 86400 seconds',
-    '--retry-window: retry-window: 30s is below the minimum 1m',
+    '--delay: 90000 seconds is above the maximum 86400 seconds',
+    '--retry-window: 30s is below the minimum 1m',
   ]);
 });
 
@@ -83,7 +83,7 @@ s('a problem found after loading is placed at the line or flag that set its key'
   assert.is(placed.message.replace(`${dir}/`, ''), 'mxsentry.conf:3: peer: "mx3" is bad');
   assert.equal([placed.key, placed.line, placed.index, placed.code], ['peer', 3, 1, 'CONFIG_ERR_VALUE']);
   const flag = loadConfig({ flags: { 'node-name': 'mx 1' } });
-  assert.is(placeConfigError(flag, new ConfigError('CONFIG_ERR_VALUE', 'node-name: bad', { key: 'node-name' })).message, '--node-name: node-name: bad');
+  assert.is(placeConfigError(flag, new ConfigError('CONFIG_ERR_VALUE', 'node-name: bad', { key: 'node-name' })).message, '--node-name: bad');
   // A key left at its default was set nowhere: the message stays as it is.
   assert.is(placeConfigError(r, new ConfigError('CONFIG_ERR_VALUE', 'replication-key: none', { key: 'replication-key' })).message, 'replication-key: none');
 });
