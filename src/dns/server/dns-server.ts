@@ -392,9 +392,9 @@ export class DnsServer {
         this.counters.dropped++;
         return;
       }
-      listener.socket.send(bytes, rinfo.port, rinfo.address, (err) => {
-        if (err) this.logLimited('udp-send', 'warn', { err: describeError(err), client: rinfo.address }, 'DNS UDP reply not sent');
-      });
+      // No completion callback: it costs a callback into JS per answer; a failed send is emitted
+      // as the socket's 'error' and logged there (rate-limited).
+      listener.socket.send(bytes, rinfo.port, rinfo.address);
     };
     const p = this.processQuery(msg, rinfo.address, 'udp', send);
     if (p) this.track(p);
