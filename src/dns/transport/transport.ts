@@ -240,12 +240,9 @@ class Exchange {
         if (this.settled) return;
         this.stats.sent++;
         this.sentAt = this.clock.nowMs();
-        socket.send(this.query, (err) => {
-          if (err && !this.settled) {
-            this.stats.networkErrors++;
-            this.fail(networkError(this.peer, err, false));
-          }
-        });
+        // No completion callback (one more call into JS per query): a failed send is reported
+        // through the 'error' listener above, like a failed connect().
+        socket.send(this.query);
       });
       socket.connect(this.peer.port, this.peer.address);
     });
