@@ -208,11 +208,13 @@ export function greylistCommand(): CommandModule<object, GreylistArgs> {
             const { rows, more } = await listUpTo((o) => store.listTriplets({ ...o, liveOnly: true }), listOpts);
             out(rows, rows.map((r) => `${r.key}\tfirst ${iso(r.record.firstSeenMs)}\tlast ${iso(r.record.lastSeenMs)}\t${r.record.passedAtMs ? `passed ${iso(r.record.passedAtMs)}` : 'waiting'}\n`).join(''));
             if (more) process.stderr.write(truncationNote('triplets', rows.length, argv.prefix ? undefined : (await store.count()).triplets, argv.prefix));
+            if (rows.length === 0 && !argv.json) process.stderr.write(`no triplets${argv.prefix ? ` matching --prefix ${argv.prefix}` : ''} in ${cfg.dataDir}\n`);
             break;
           }
           case 'clients': {
             const { rows, more } = await listUpTo((o) => store.listClients(o), listOpts);
             out(rows, rows.map((r) => `${r.key}\tpasses ${totalPasses(r.record.passes)}\tlast ${iso(r.record.lastSeenMs)}\n`).join(''));
+            if (rows.length === 0 && !argv.json) process.stderr.write(`no client records${argv.prefix ? ` matching --prefix ${argv.prefix}` : ''} in ${cfg.dataDir}\n`);
             if (more) process.stderr.write(truncationNote('clients', rows.length, argv.prefix ? undefined : (await store.count()).clients, argv.prefix));
             break;
           }

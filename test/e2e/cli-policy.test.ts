@@ -61,6 +61,7 @@ s('check: a new triplet would be greylisted (exit 3), and nothing is recorded', 
   assert.match(again.stdout, /DEFER_IF_PERMIT/, 'still new: check wrote nothing');
   const list = await cli('greylist', 'list');
   assert.is(list.stdout.trim(), '', 'the store holds no triplet');
+  assert.match(list.stderr, /^no triplets in /, 'and says so on stderr');
 });
 
 s('check and rbl refuse an argument that is not an IP address (exit 2)', async () => {
