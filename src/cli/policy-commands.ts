@@ -207,7 +207,8 @@ export function greylistCommand(): CommandModule<object, GreylistArgs> {
           case 'list': {
             const { rows, more } = await listUpTo((o) => store.listTriplets({ ...o, liveOnly: true }), listOpts);
             out(rows, rows.map((r) => `${r.key}\tfirst ${iso(r.record.firstSeenMs)}\tlast ${iso(r.record.lastSeenMs)}\t${r.record.passedAtMs ? `passed ${iso(r.record.passedAtMs)}` : 'waiting'}\n`).join(''));
-            if (more) process.stderr.write(truncationNote('triplets', rows.length, argv.prefix ? undefined : (await store.count()).triplets, argv.prefix));
+            // No total: the store's count includes tombstones (deleted triplets), which are not listed.
+            if (more) process.stderr.write(truncationNote('triplets', rows.length, undefined, argv.prefix));
             if (rows.length === 0 && !argv.json) process.stderr.write(`no triplets${argv.prefix ? ` matching --prefix ${argv.prefix}` : ''} in ${cfg.dataDir}\n`);
             break;
           }

@@ -19,10 +19,11 @@ export interface TripletRecord {
    */
   epoch?: number;
   /**
-   * When an admin deleted the triplet (`greylist delete`), or absent/0 while it lives. A deleted
-   * triplet is a tombstone: it is replicated and expires like any record, so a replica still holding
-   * the live state of the same epoch cannot bring it back. Merge: max within an epoch; the next
-   * decision on the key starts a new epoch, which wins over the tombstone.
+   * When an admin last deleted the triplet (`greylist delete`), or absent/0 when never. Merge: max,
+   * across epochs too. The record is a tombstone (isDeletedTriplet) while its generation began at
+   * or before that time: a replica's copy begun earlier, of this epoch or a higher one made before
+   * the deletion reached it, cannot bring the triplet back. A generation begun after it (the next
+   * decision starts one, first seen then) lives. Replicated, and expires after max-age, like any record.
    */
   deletedAtMs?: number;
 }
@@ -83,22 +84,30 @@ export interface GreylistStore {
 export function mergeTriplet(a: TripletRecord, b: TripletRecord): TripletRecord {
   const ea = a.epoch ?? 0;
   const eb = b.epoch ?? 0;
-  if (ea !== eb) return ea > eb ? a : b;
-  const merged: TripletRecord = {
-    ...(ea !== 0 ? { epoch: ea } : {}),
-    firstSeenMs: Math.min(a.firstSeenMs, b.firstSeenMs),
-    lastSeenMs: Math.max(a.lastSeenMs, b.lastSeenMs),
-    passedAtMs: minNonZero(a.passedAtMs, b.passedAtMs),
-    passes: mergeCounters(a.passes, b.passes),
-  };
   const deletedAtMs = Math.max(a.deletedAtMs ?? 0, b.deletedAtMs ?? 0);
+  let merged: TripletRecord;
+  if (ea !== eb) {
+    merged = { ...(ea > eb ? a : b) };
+    delete merged.deletedAtMs;
+  } else {
+    merged = {
+      ...(ea !== 0 ? { epoch: ea } : {}),
+      firstSeenMs: Math.min(a.firstSeenMs, b.firstSeenMs),
+      lastSeenMs: Math.max(a.lastSeenMs, b.lastSeenMs),
+      passedAtMs: minNonZero(a.passedAtMs, b.passedAtMs),
+      passes: mergeCounters(a.passes, b.passes),
+    };
+  }
   if (deletedAtMs > 0) merged.deletedAtMs = deletedAtMs;
   return merged;
 }
 
-/** True for a tombstone: a triplet an admin deleted, kept until it expires so replicas agree. */
+/**
+ * True for a tombstone: a triplet whose generation began at or before its last deletion by an
+ * admin; kept until it expires so that replicas agree.
+ */
 export function isDeletedTriplet(t: TripletRecord): boolean {
-  return (t.deletedAtMs ?? 0) > 0;
+  return t.deletedAtMs !== undefined && t.deletedAtMs > 0 && t.firstSeenMs <= t.deletedAtMs;
 }
 
 /** Merge two client records (commutative, associative, idempotent). */

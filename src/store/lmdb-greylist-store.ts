@@ -251,8 +251,8 @@ export class LmdbGreylistStore implements GreylistStore {
   /**
    * Deletes one triplet (admin `greylist delete`): resolves true when a live one existed. The record
    * becomes a tombstone (deletedAtMs, last seen now), logged for replication like any change, so
-   * every node forgets it and no replica's copy of the same epoch brings it back; it expires after
-   * max-age like any record. The next decision on the key starts over.
+   * every node forgets it and no replica's copy of a generation begun before it brings it back; it
+   * expires after max-age like any record. The next decision on the key starts over.
    */
   deleteTriplet(key: string): Promise<boolean> {
     try {
@@ -267,7 +267,10 @@ export class LmdbGreylistStore implements GreylistStore {
           const current = this.getRecord('triplet', key) as TripletRecord | undefined;
           if (!current || isDeletedTriplet(current)) return false;
           const nowMs = this.clock.nowMs();
-          const record: TripletRecord = { ...current, lastSeenMs: Math.max(current.lastSeenMs, nowMs), deletedAtMs: nowMs };
+          // Not before the record's first sight (another node's clock may run ahead of this one's):
+          // the tombstone must cover the generation it deletes.
+          const deletedAtMs = Math.max(nowMs, current.firstSeenMs);
+          const record: TripletRecord = { ...current, lastSeenMs: Math.max(current.lastSeenMs, nowMs), deletedAtMs };
           tx.put(this.env.triplets, key, encodeTriplet(record));
           const log = logAppender(this.env, tx);
           log.append({ kind: 'triplet', key, record, originNode: this.env.nodeId, atMs: nowMs });

@@ -95,4 +95,20 @@ s('a tombstone absorbs live state of its epoch, loses to a newer epoch, and a de
   assert.is(after.passedAtMs, 0);
 });
 
+s('a deletion also removes a newer epoch begun before it (a restart the deleting node had not seen yet)', () => {
+  const t0 = 1_000_000_000;
+  const DAY = 86_400_000;
+  // A still holds epoch 0 and deletes it; B, cut off, had started the triplet over (epoch 1) earlier.
+  const tombAtA: TripletRecord = { firstSeenMs: t0, lastSeenMs: t0 + 3 * DAY + 3_600_000, passedAtMs: 0, passes: {}, deletedAtMs: t0 + 3 * DAY + 3_600_000 };
+  const restartedAtB: TripletRecord = { epoch: 1, firstSeenMs: t0 + 3 * DAY, lastSeenMs: t0 + 3 * DAY + 61_000, passedAtMs: t0 + 3 * DAY + 61_000, passes: { b: 1 } };
+  const healed = mergeTriplet(tombAtA, restartedAtB);
+  assert.is(healed.epoch, 1);
+  assert.is(healed.deletedAtMs, tombAtA.deletedAtMs);
+  assert.ok(isDeletedTriplet(healed), 'the generation B began before the deletion is deleted too');
+  // A generation begun after the deletion lives, whatever the epoch numbers.
+  const newLife: TripletRecord = { epoch: 1, firstSeenMs: t0 + 4 * DAY, lastSeenMs: t0 + 4 * DAY, passedAtMs: 0, passes: {} };
+  assert.not.ok(isDeletedTriplet(mergeTriplet(tombAtA, newLife)));
+  assert.not.ok(isDeletedTriplet(mergeTriplet(healed, { ...newLife, epoch: 2 })));
+});
+
 s.run();
