@@ -255,31 +255,13 @@ export class LmdbGreylistStore implements GreylistStore {
    * expires after max-age like any record. The next decision on the key starts over.
    */
   deleteTriplet(key: string): Promise<boolean> {
-    try {
-      checkKey(key, 'triplet');
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    return this.tracked(
-      this.env.write(
-        'deleting a triplet',
-        (tx) => {
-          const current = this.getRecord('triplet', key) as TripletRecord | undefined;
-          if (!current || isDeletedTriplet(current)) return false;
-          const nowMs = this.clock.nowMs();
-          // Not before the record's first sight (another node's clock may run ahead of this one's):
-          // the tombstone must cover the generation it deletes.
-          const deletedAtMs = Math.max(nowMs, current.firstSeenMs);
-          const record: TripletRecord = { ...current, lastSeenMs: Math.max(current.lastSeenMs, nowMs), deletedAtMs };
-          tx.put(this.env.triplets, key, encodeTriplet(record));
-          const log = logAppender(this.env, tx);
-          log.append({ kind: 'triplet', key, record, originNode: this.env.nodeId, atMs: nowMs });
-          log.finish();
-          return true;
-        },
-        { grows: true },
-      ),
-    );
+    return this.editRecord<TripletRecord>('deleting a triplet', 'triplet', key, (current, nowMs) => {
+      if (!current || isDeletedTriplet(current)) return null;
+      // Not before the record's first sight (another node's clock may run ahead of this one's):
+      // the tombstone must cover the generation it deletes.
+      const deletedAtMs = Math.max(nowMs, current.firstSeenMs);
+      return { ...current, lastSeenMs: Math.max(current.lastSeenMs, nowMs), deletedAtMs };
+    }).then((record) => record !== null);
   }
 
   /**
@@ -288,30 +270,41 @@ export class LmdbGreylistStore implements GreylistStore {
    * replication like any change. Resolves with the stored record.
    */
   whitelistClient(clientKey: string, passes = DEFAULT_WHITELIST_PASSES): Promise<ClientRecord> {
+    if (!Number.isSafeInteger(passes) || passes < 1) return Promise.reject(new StoreError(StoreErrorCode.INVALID, `passes must be a positive integer, got ${passes}`));
+    const node = this.env.nodeId;
+    return this.editRecord<ClientRecord>('whitelisting a client', 'client', clientKey, (current, nowMs) => {
+      const base: ClientRecord = current ?? { firstSeenMs: nowMs, lastSeenMs: nowMs, lastCountedMs: 0, passes: {} };
+      const missing = Math.max(0, passes - totalPasses(base.passes));
+      return {
+        firstSeenMs: base.firstSeenMs,
+        lastSeenMs: Math.max(base.lastSeenMs, nowMs),
+        lastCountedMs: Math.max(base.lastCountedMs, nowMs),
+        passes: { ...base.passes, [node]: (base.passes[node] ?? 0) + missing },
+      };
+    }) as Promise<ClientRecord>;
+  }
+
+  /**
+   * An admin's change to one record, outside the decisions' write queue: `change` maps the stored
+   * record (corrupt: absent) to the new one, or to null to write nothing. The new record is stored
+   * and logged for replication in one transaction; resolves with it (null when nothing was written).
+   */
+  private editRecord<R extends TripletRecord | ClientRecord>(what: string, kind: RecordKind, key: string, change: (current: R | undefined, nowMs: number) => R | null): Promise<R | null> {
     try {
-      checkKey(clientKey, 'client');
-      if (!Number.isSafeInteger(passes) || passes < 1) throw new StoreError(StoreErrorCode.INVALID, `passes must be a positive integer, got ${passes}`);
+      checkKey(key, kind);
     } catch (err) {
       return Promise.reject(err);
     }
     return this.tracked(
       this.env.write(
-        'whitelisting a client',
+        what,
         (tx) => {
           const nowMs = this.clock.nowMs();
-          const node = this.env.nodeId;
-          const current = this.getRecord('client', clientKey) as ClientRecord | undefined;
-          const base: ClientRecord = current ?? { firstSeenMs: nowMs, lastSeenMs: nowMs, lastCountedMs: 0, passes: {} };
-          const missing = Math.max(0, passes - totalPasses(base.passes));
-          const record: ClientRecord = {
-            firstSeenMs: base.firstSeenMs,
-            lastSeenMs: Math.max(base.lastSeenMs, nowMs),
-            lastCountedMs: Math.max(base.lastCountedMs, nowMs),
-            passes: { ...base.passes, [node]: (base.passes[node] ?? 0) + missing },
-          };
-          tx.put(this.env.clients, clientKey, encodeClient(record));
+          const record = change(this.getRecord(kind, key) as R | undefined, nowMs);
+          if (record === null) return null;
+          tx.put(kind === 'triplet' ? this.env.triplets : this.env.clients, key, encodeRecord(kind, record));
           const log = logAppender(this.env, tx);
-          log.append({ kind: 'client', key: clientKey, record, originNode: node, atMs: nowMs });
+          log.append({ kind, key, record, originNode: this.env.nodeId, atMs: nowMs } as Omit<ReplogEntry, 'seq'>);
           log.finish();
           return record;
         },
