@@ -201,6 +201,12 @@ export function greylistCommand(): CommandModule<object, GreylistArgs> {
       const out = (x: unknown, text: string): void => {
         process.stdout.write(argv.json ? `${JSON.stringify(x, null, 2)}\n` : text);
       };
+      // On stderr, so stdout stays the rows: an empty listing says so, a cut one how to see more.
+      const listingNotes = (what: 'triplets' | 'clients', shown: number, more: boolean, total: number | undefined): void => {
+        const matching = argv.prefix ? ` matching --prefix ${argv.prefix}` : '';
+        if (shown === 0 && !argv.json) process.stderr.write(`no ${what === 'clients' ? 'client records' : what}${matching} in ${cfg.dataDir}\n`);
+        if (more) process.stderr.write(truncationNote(what, shown, total, argv.prefix));
+      };
       try {
         const listOpts = { ...(argv.prefix ? { prefix: argv.prefix } : {}), limit };
         switch (argv.action) {
@@ -208,15 +214,13 @@ export function greylistCommand(): CommandModule<object, GreylistArgs> {
             const { rows, more } = await listUpTo((o) => store.listTriplets({ ...o, liveOnly: true }), listOpts);
             out(rows, rows.map((r) => `${r.key}\tfirst ${iso(r.record.firstSeenMs)}\tlast ${iso(r.record.lastSeenMs)}\t${r.record.passedAtMs ? `passed ${iso(r.record.passedAtMs)}` : 'waiting'}\n`).join(''));
             // No total: the store's count includes tombstones (deleted triplets), which are not listed.
-            if (more) process.stderr.write(truncationNote('triplets', rows.length, undefined, argv.prefix));
-            if (rows.length === 0 && !argv.json) process.stderr.write(`no triplets${argv.prefix ? ` matching --prefix ${argv.prefix}` : ''} in ${cfg.dataDir}\n`);
+            listingNotes('triplets', rows.length, more, undefined);
             break;
           }
           case 'clients': {
             const { rows, more } = await listUpTo((o) => store.listClients(o), listOpts);
             out(rows, rows.map((r) => `${r.key}\tpasses ${totalPasses(r.record.passes)}\tlast ${iso(r.record.lastSeenMs)}\n`).join(''));
-            if (rows.length === 0 && !argv.json) process.stderr.write(`no client records${argv.prefix ? ` matching --prefix ${argv.prefix}` : ''} in ${cfg.dataDir}\n`);
-            if (more) process.stderr.write(truncationNote('clients', rows.length, argv.prefix ? undefined : (await store.count()).clients, argv.prefix));
+            listingNotes('clients', rows.length, more, more && !argv.prefix ? (await store.count()).clients : undefined);
             break;
           }
           case 'stats': {
