@@ -117,30 +117,12 @@ export class Resolver implements Recursor {
     const local = this.localZones?.lookup(qname, qtype);
     if (local) {
       // deny/refuse zones: the server drops or refuses such queries; in process that is REFUSED.
-      const rcode = local.drop ? Rcode.REFUSED : local.rcode;
-      const answers = local.drop ? [] : local.answers;
-      const out: Outcome = { rcode, answers, authorities: local.drop ? [] : local.authorities, source: 'local' };
-      return {
-        rcode,
-        records: answers.filter((rr) => matchesType(rr, qtype)).map(toTyped),
-        answers,
-        authorities: out.authorities,
-        ttlSec: minTtl(out),
-        source: 'local',
-        ...(rcode === Rcode.REFUSED ? { failure: `local zone ${local.zone} refuses this name` } : {}),
-      };
+      if (local.drop) return resultOf({ rcode: Rcode.REFUSED, answers: [], authorities: [], source: 'local', failure: `local zone ${local.zone} refuses this name` }, qtype);
+      return resultOf({ rcode: local.rcode, answers: local.answers, authorities: local.authorities, source: 'local' }, qtype);
     }
     const out = await this.run(qname, qtype, opts.deadlineMs ?? this.config.clientDeadlineMs, opts.allowStale ?? true);
     if (out.source === 'cache') this.maybePrefetch(qname, qtype);
-    return {
-      rcode: out.rcode,
-      records: out.answers.filter((rr) => matchesType(rr, qtype)).map(toTyped),
-      answers: out.answers,
-      authorities: out.authorities,
-      ttlSec: minTtl(out),
-      source: out.source,
-      ...(out.failure ? { failure: out.failure } : {}),
-    };
+    return resultOf(out, qtype);
   };
 
   /** Recursor contract for the DNS server: never rejects; SERVFAIL and stale answers are not packet-cached. */
@@ -306,6 +288,19 @@ function raceWithTimers<T>(p: Promise<T>, deadlineMs: number, staleMs: number): 
 function minTtl(out: Outcome): number {
   const ttls = (out.answers.length > 0 ? out.answers : out.authorities).map((r) => r.ttl);
   return ttls.length > 0 ? Math.min(...ttls) : 0;
+}
+
+/** The in-process API's view of an outcome: its records of the asked type typed, and the lowest TTL. */
+function resultOf(out: Outcome, qtype: number): ResolveResult {
+  return {
+    rcode: out.rcode,
+    records: out.answers.filter((rr) => matchesType(rr, qtype)).map(toTyped),
+    answers: out.answers,
+    authorities: out.authorities,
+    ttlSec: minTtl(out),
+    source: out.source,
+    ...(out.failure ? { failure: out.failure } : {}),
+  };
 }
 
 /** Whether a record answers qtype: its own type, or any type for ANY (whose answer is never a chain). */
