@@ -5,6 +5,7 @@
 // It only reads files; it binds nothing, writes nothing and never exits the process.
 import { readFileSync } from 'node:fs';
 import { placeConfigError, type ConfigValues, type LoadResult } from '../config/load.js';
+import { TABLE_FILE_KEYS, type TableFileKey } from '../config/schema.js';
 import { createLocalZones } from '../dns/server/configured-local-zones.js';
 import { parseZoneText } from '../dns/wire/zone-text.js';
 import { CidrTable } from '../policy/tables/cidr-table.js';
@@ -83,13 +84,17 @@ async function checkReferencedFiles(v: ConfigValues): Promise<ConfigError[]> {
     if (!records.some((r) => r.name === '.' && r.type === 2)) throw new Error(`${hints} holds no NS records for "."`);
   });
   await attempt('local-zones-file', undefined, () => createLocalZones(v));
-  const each = async (key: string, load: (file: string) => Promise<unknown>): Promise<void> => {
+  for (const key of TABLE_FILE_KEYS) {
     const files = v[key] as string[];
-    for (let i = 0; i < files.length; i++) await attempt(key, i, () => load(files[i]!));
-  };
-  await each('recipients-file', (f) => RecipientTable.load([f]));
-  await each('known-networks-file', (f) => CidrTable.load([f]));
-  await each('whitelist-clients', (f) => PostgreyWhitelist.load([f], []));
-  await each('whitelist-recipients', (f) => PostgreyWhitelist.load([], [f]));
+    for (let i = 0; i < files.length; i++) await attempt(key, i, () => TABLE_LOADERS[key](files[i]!));
+  }
   return problems;
 }
+
+/** How `serve` loads one file of each table key (every key of TABLE_FILE_KEYS has one). */
+const TABLE_LOADERS: Record<TableFileKey, (file: string) => Promise<unknown>> = {
+  'recipients-file': (f) => RecipientTable.load([f]),
+  'known-networks-file': (f) => CidrTable.load([f]),
+  'whitelist-clients': (f) => PostgreyWhitelist.load([f], []),
+  'whitelist-recipients': (f) => PostgreyWhitelist.load([], [f]),
+};

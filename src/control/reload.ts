@@ -3,7 +3,7 @@
 // with any problem is rejected whole (every problem logged) and the old settings stay; everything
 // that can fail (parsing, table files, local zone files) is built before anything is swapped.
 import { placeConfigError, type ConfigValues, type LoadResult } from '../config/load.js';
-import { keyDef } from '../config/schema.js';
+import { keyDef, TABLE_FILE_KEYS } from '../config/schema.js';
 import type { IteratorConfig } from '../dns/iterator/iterator-config.js';
 import type { ResolverConfig } from '../dns/resolver.js';
 import type { LocalZones } from '../dns/server/local-zones.js';
@@ -50,11 +50,7 @@ export interface ReloadReport {
 
 /** The files a reload reads again even when no key changed. */
 function rereadFiles(v: ConfigValues, localZonesFile: string | undefined): string[] {
-  const files = (k: string): string[] => (v[k] as string[] | undefined) ?? [];
-  return [
-    ...(localZonesFile ? [localZonesFile] : []),
-    ...files('recipients-file'), ...files('known-networks-file'), ...files('whitelist-clients'), ...files('whitelist-recipients'),
-  ];
+  return [...(localZonesFile ? [localZonesFile] : []), ...TABLE_FILE_KEYS.flatMap((k) => (v[k] as string[] | undefined) ?? [])];
 }
 
 /** The builders and live parts a reload touches; main.ts provides them. */
