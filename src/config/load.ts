@@ -162,7 +162,7 @@ export function parseValue(def: KeyDef, text: string): unknown {
   const v = text.trim();
   switch (def.kind) {
     case 'string':
-      if (v === '') throw new Error('empty value');
+      if (v === '' && !def.emptyAllowed) throw new Error('empty value');
       return v;
     case 'list-spec':
       parseDnsListSpec(v); // throws with a precise message; the text is kept as written

@@ -20,6 +20,8 @@ export interface KeyDef {
    * its tables, instead of widening it to the network. For keys that grant trust.
    */
   refuseHostBits?: boolean;
+  /** For 'string': an empty value is valid (written `key: ""` in the file, `--key ''` as a flag). */
+  emptyAllowed?: boolean;
   /** For 'duration': the unit of a bare number ('s' or 'd', as postgrey's flags); the value is kept in seconds. */
   unit?: 's' | 'd';
   group: 'general' | 'dns' | 'limits' | 'policy' | 'lists' | 'greylist' | 'replication';
@@ -75,7 +77,7 @@ export const SCHEMA: readonly KeyDef[] = [
   { key: 'policy-max-connections', kind: 'int', min: 1, max: 100000, default: 200, group: 'policy', description: 'Open policy connections (Postfix opens up to ~100 per instance).' },
   { key: 'helo-must-resolve', kind: 'bool', default: false, group: 'policy', description: 'Step 2: reject HELO names that do not exist in DNS (NXDOMAIN).' },
   { key: 'recipients-file', kind: 'path', list: true, default: [], group: 'policy', description: 'Step 4: Postfix table source files of valid recipients (user@domain, @domain); none: step skipped. Repeatable.' },
-  { key: 'recipient-delimiter', kind: 'string', default: '+', group: 'policy', description: 'Step 4: address extension delimiter, as Postfix recipient_delimiter.' },
+  { key: 'recipient-delimiter', kind: 'string', emptyAllowed: true, default: '+', group: 'policy', description: 'Step 4: address extension delimiter characters, as Postfix recipient_delimiter; "" when addresses have no extensions.' },
   { key: 'known-network', kind: 'cidr', refuseHostBits: true, list: true, default: ['127.0.0.1/32', '::1/128'], group: 'policy', description: 'Step 5: clients passed at once (backup MXs, trusted hosts). Repeatable.' },
   { key: 'known-networks-file', kind: 'path', list: true, default: [], group: 'policy', description: 'Step 5: Postfix cidr: table files or plain CIDR lists. Repeatable.' },
 

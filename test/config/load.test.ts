@@ -34,6 +34,18 @@ s('an empty config file name is an error, not "no file" (defaults would ignore t
   assert.match(r.errors[0]?.message ?? '', 'config file name is empty');
 });
 
+s('recipient-delimiter may be empty (Postfix recipient_delimiter =, no extensions); other strings may not', () => {
+  const file = loadText('recipient-delimiter: ""\n');
+  assert.equal(messages(file), []);
+  assert.is(file.values['recipient-delimiter'], '');
+  const flag = loadConfig({ flags: { 'recipient-delimiter': '' } });
+  assert.equal(flag.errors, []);
+  assert.is(flag.values['recipient-delimiter'], '');
+  assert.is(loadConfig({}).values['recipient-delimiter'], '+');
+  const other = loadText('node-name: ""\n');
+  assert.match(messages(other).join('\n'), 'empty value');
+});
+
 s('range errors show the value as written and the limit in the key\'s unit', () => {
   const r = loadText(['retry-window: 172800', 'max-age: 0', 'delay: 2d', 'cache-size: 512k', 'so-rcvbuf: 2g', 'upstream-port: 70000', 'replication-timeout: 1h'].join('\n'));
   assert.equal(messages(r), [
