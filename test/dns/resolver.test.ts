@@ -95,6 +95,32 @@ basic('answers through a DNAME with a synthesized CNAME (RFC 6672)', async () =>
   assert.equal(A(r2), ['127.53.3.1']);
 });
 
+basic('a CNAME query below a DNAME is answered by the DNAME and its synthesized CNAME, cold or cached', async () => {
+  // A long label: 0x20 leaves it all lower case with a chance of 2^-28, so a leak of the query's
+  // random case into the CNAME target would show.
+  const label = 'averylonglabelthatisnotthere';
+  const types = (r: { answers: Array<{ type: number }> }): number[] => r.answers.map((x) => x.type);
+  const cold = await hx.stack.resolver.resolve(`${label}.legacy.example.com`, 'CNAME');
+  assert.is(cold.rcode, Rcode.NOERROR, 'the CNAME exists, whatever its target');
+  assert.equal(types(cold), [RRType.DNAME, RRType.CNAME]);
+  assert.equal(A(cold), [`${label}.example.net.`]);
+  assert.equal(cold.authorities, []);
+  // The synthesized CNAME was not cached as a CNAME of its own: an A query still shows the DNAME.
+  const a = await hx.stack.resolver.resolve(`${label}.legacy.example.com`, 'A');
+  assert.is(a.rcode, Rcode.NXDOMAIN);
+  assert.equal(types(a), [RRType.DNAME, RRType.CNAME]);
+  assert.equal(a.records, []);
+  // From the cached DNAME: the same answer, and the target (nxdomain) is not followed.
+  const n = hx.counting.total;
+  const warm = await hx.stack.resolver.resolve('other.legacy.example.com', 'CNAME');
+  assert.is(warm.source, 'cache');
+  assert.is(hx.counting.total, n);
+  assert.is(warm.rcode, Rcode.NOERROR);
+  assert.equal(types(warm), [RRType.DNAME, RRType.CNAME]);
+  assert.equal(A(warm), ['other.example.net.']);
+  assert.equal(warm.authorities, []);
+});
+
 basic('NXDOMAIN with the SOA, negatively cached per RFC 2308', async () => {
   const r = await hx.stack.resolver.resolve('nope.example.com', 'A');
   assert.is(r.rcode, Rcode.NXDOMAIN);

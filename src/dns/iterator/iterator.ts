@@ -189,7 +189,10 @@ export class Iterator {
       const target = synthesizeDnameTarget(name, dname.name, rdataNames(RRType.DNAME, dname.rdatas[0])[0] ?? '.');
       if (!target) return undefined;
       const synthesized: ResourceRecord = { name, type: RRType.CNAME, class: RRClass.IN, ttl: dname.ttlSec, rdata: nameRdata(target) };
-      return { kind: 'alias', records: [...rrsetRecords(dname, dname.ttlSec), synthesized], target };
+      const records = [...rrsetRecords(dname, dname.ttlSec), synthesized];
+      // The synthesized CNAME answers a CNAME query itself, as classifyResponse decides on the wire.
+      if (qtype === RRType.CNAME) return { kind: 'answer', records };
+      return { kind: 'alias', records, target };
     }
     return undefined;
   }

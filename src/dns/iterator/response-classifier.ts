@@ -68,18 +68,21 @@ export function classifyResponse(msg: Message, qname: Name, qtype: number, zone:
       answered = atName.length > 0;
       break;
     }
-    const direct = answers.find((s) => s.type === qtype && namesEqual(s.name, current));
-    if (direct) {
-      out.chain.push(direct);
-      answered = true;
-      break;
-    }
+    // The DNAME comes first: nothing but the CNAME the server synthesized from it can sit at a name
+    // below it, and that CNAME is rebuilt here from the DNAME (its target may carry our 0x20 case).
     if (dname && dname.rdatas[0]) {
       const target = synthesizeDnameTarget(current, dname.name, rdataNames(RRType.DNAME, dname.rdatas[0])[0] ?? '.');
       if (!target) break; // RFC 6672 s2.2: would exceed 255 octets (YXDOMAIN); stop the chain here
       out.chain.push(dname, { name: current, type: RRType.CNAME, class: dname.class, ttl: dname.ttl, rdatas: [cnameRdata(target)] });
       current = target;
+      if (qtype === RRType.CNAME) break; // RFC 1034 s4.3.2 step 3a: a CNAME query is not followed
       continue;
+    }
+    const direct = answers.find((s) => s.type === qtype && namesEqual(s.name, current));
+    if (direct) {
+      out.chain.push(direct);
+      answered = true;
+      break;
     }
     const cname = qtype === RRType.CNAME ? undefined : answers.find((s) => s.type === RRType.CNAME && namesEqual(s.name, current));
     if (cname && cname.rdatas[0]) {
