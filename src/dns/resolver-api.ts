@@ -63,9 +63,11 @@ export interface QueryAnswer {
 
 /**
  * The recursion contract the DNS server depends on. `answerQuery` never rejects (failures are
- * SERVFAIL) and enforces its own deadline. `prefetch` refreshes a name near expiry (best effort).
+ * SERVFAIL) and enforces its own deadline; with `recursionDesired` false (a client query with RD
+ * clear) it answers from the cache only and REFUSED on a miss. `prefetch` refreshes a name near
+ * expiry (best effort).
  */
 export interface Recursor {
-  answerQuery(question: Question, opts: { dnssecOk: boolean; checkingDisabled: boolean }): Promise<QueryAnswer>;
+  answerQuery(question: Question, opts: { dnssecOk: boolean; checkingDisabled: boolean; recursionDesired: boolean }): Promise<QueryAnswer>;
   prefetch?(q: { name: Name; type: number }): void;
 }

@@ -126,9 +126,16 @@ export class Resolver implements Recursor {
   };
 
   /** Recursor contract for the DNS server: never rejects; SERVFAIL and stale answers are not packet-cached. */
-  async answerQuery(question: Question): Promise<QueryAnswer> {
+  async answerQuery(question: Question, opts: { recursionDesired: boolean } = { recursionDesired: true }): Promise<QueryAnswer> {
     if (question.class !== RRClass.IN) {
       return { rcode: Rcode.REFUSED, answers: [], authorities: [], additionals: [], source: 'recursion', cacheable: false };
+    }
+    if (!opts.recursionDesired) {
+      // RFC 1034 s4.3.1: without RD the answer comes from the cache alone, never from recursion.
+      // On a miss REFUSED, as Unbound answers RD=0 queries under its default access-control.
+      const cached = this.iterator.chainFromCache(question.name, question.type);
+      if (!cached) return { rcode: Rcode.REFUSED, answers: [], authorities: [], additionals: [], source: 'cache', cacheable: false };
+      return { ...cached, additionals: [], source: 'cache', cacheable: true };
     }
     const out = await this.run(question.name, question.type, this.config.clientDeadlineMs, true);
     if (out.source === 'cache') this.maybePrefetch(question.name, question.type);

@@ -121,6 +121,28 @@ basic('a CNAME query below a DNAME is answered by the DNAME and its synthesized 
   assert.equal(warm.authorities, []);
 });
 
+basic('a client query with RD clear is answered from the cache only, REFUSED on a miss', async () => {
+  const question = { name: 'www.example.com.', type: RRType.A, class: 1 };
+  const norec = { dnssecOk: false, checkingDisabled: false, recursionDesired: false };
+  const miss = await hx.stack.resolver.answerQuery(question, norec);
+  assert.is(miss.rcode, Rcode.REFUSED);
+  assert.is(miss.cacheable, false);
+  assert.is(hx.counting.total, 0, 'RFC 1034 s4.3.1: no recursion without RD');
+  await hx.stack.resolver.answerQuery(question, { ...norec, recursionDesired: true });
+  await hx.stack.resolver.resolve('nope.example.com', 'A');
+  const n = hx.counting.total;
+  const cached = await hx.stack.resolver.answerQuery(question, norec);
+  assert.is(cached.rcode, Rcode.NOERROR);
+  assert.is(cached.source, 'cache');
+  assert.equal(cached.answers.map((x) => x.type), [RRType.A]);
+  const negative = await hx.stack.resolver.answerQuery({ ...question, name: 'nope.example.com.' }, norec);
+  assert.is(negative.rcode, Rcode.NXDOMAIN);
+  assert.is(negative.authorities[0]?.type, RRType.SOA);
+  const other = await hx.stack.resolver.answerQuery({ ...question, name: 'alias.example.com.' }, norec);
+  assert.is(other.rcode, Rcode.REFUSED, 'alias.example.com is not cached');
+  assert.is(hx.counting.total, n, 'no upstream query for any RD=0 query');
+});
+
 basic('NXDOMAIN with the SOA, negatively cached per RFC 2308', async () => {
   const r = await hx.stack.resolver.resolve('nope.example.com', 'A');
   assert.is(r.rcode, Rcode.NXDOMAIN);

@@ -281,6 +281,21 @@ s('a CNAME chain within the zone and one across zones', async () => {
   ]);
 });
 
+s('dig +norec: no recursion, REFUSED for a name not cached; the cached answer once it is', async () => {
+  const digPath = requirePeer('dig', 'dig +norec');
+  if (!digPath) return;
+  const { tree, daemon } = ctx();
+  const before = queriesFor(tree, /^host\.ent\.example\.com\.$/i).length;
+  const miss = await dig(digPath, daemon.port, ['+norec', 'host.ent.example.com', 'A']);
+  assert.is(miss.status, 'REFUSED');
+  assert.equal(miss.flags.sort(), ['qr', 'ra']);
+  assert.is(queriesFor(tree, /^host\.ent\.example\.com\.$/i).length, before, 'RD=0 sent nothing upstream');
+  await dig(digPath, daemon.port, ['host.ent.example.com', 'A']);
+  const hit = await dig(digPath, daemon.port, ['+norec', 'host.ent.example.com', 'A']);
+  assert.is(hit.status, 'NOERROR');
+  assert.equal(hit.answer.map((a) => a.data), ['192.0.2.30']);
+});
+
 s('the MX answer', async () => {
   const digPath = requirePeer('dig', 'dig MX');
   if (!digPath) return;

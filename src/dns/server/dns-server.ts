@@ -8,7 +8,7 @@
 //      EDNS version > 0: BADVERS; class other than IN (CH, HS, ...): REFUSED; AXFR/IXFR: FORMERR
 //      over UDP, REFUSED over TCP; meta-types 128-248: FORMERR; ANY goes to the recursor like any
 //      type (not RFC 8482 minimal)
-//   -> local zones -> recursor.answerQuery -> response (ID, RD and CD copied, QR and RA set, AA only
+//   -> local zones -> recursor.answerQuery (RD=0: cache only) -> response (ID, RD, CD copied, QR, RA set, AA only
 //      for local zones, the question as the client sent it, OPT udp 1232 when the client sent OPT)
 //   -> encode within the client's size (UDP: its EDNS size clamped to 512..1232, else 512; TCP:
 //      65535), TC when cut -> send -> packet cache store when cacheable and the query had a key.
@@ -512,7 +512,7 @@ export class DnsServer {
     this.inflight++;
     let answer: QueryAnswer;
     try {
-      answer = await this.recursor.answerQuery(question, { dnssecOk: query.edns?.dnssecOk ?? false, checkingDisabled: query.flags.cd });
+      answer = await this.recursor.answerQuery(question, { dnssecOk: query.edns?.dnssecOk ?? false, checkingDisabled: query.flags.cd, recursionDesired: query.flags.rd });
     } finally {
       this.inflight--;
     }
