@@ -14,11 +14,11 @@
 //      65535), TC when cut -> send -> packet cache store when cacheable and the query had a key.
 // It never resolves anything itself, never lets one query's failure end the process (every handler
 // is wrapped: an unexpected exception becomes SERVFAIL and one rate-limited log line) and never
-// answers a client outside the allow list with anything but REFUSED.
-import type { QueryAnswer, Recursor } from '../resolver-api.js';
+// answers a client outside the allow list with anything but REFUSED (without RA; errors to allowed
+// clients carry RA, as Unbound's do).
 import dgram from 'node:dgram';
 import net from 'node:net';
-import type { AnswerSource } from '../resolver-api.js';
+import type { AnswerSource, QueryAnswer, Recursor } from '../resolver-api.js';
 import type { CidrSet } from '../../util/cidr.js';
 import type { Clock } from '../../util/clock.js';
 import { DnsError, describeError } from '../../util/errors.js';
@@ -424,7 +424,7 @@ export class DnsServer {
       }
       if (!this.isAllowed(client)) {
         this.counters.refused++;
-        this.sendError(raw, Rcode.REFUSED, send);
+        this.sendError(raw, Rcode.REFUSED, send, false);
         return undefined;
       }
       const key = readQueryKey(raw);
@@ -548,8 +548,8 @@ export class DnsServer {
     return response;
   }
 
-  private sendError(raw: Buffer, rcode: number, send: (b: Buffer) => void): void {
-    const bytes = encodeErrorResponse(raw, rcode);
+  private sendError(raw: Buffer, rcode: number, send: (b: Buffer) => void, ra = true): void {
+    const bytes = encodeErrorResponse(raw, rcode, ra);
     if (!bytes) {
       this.counters.dropped++;
       return;

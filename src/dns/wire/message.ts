@@ -432,11 +432,12 @@ export function encodeMessage(msg: Message, opts?: { maxSize?: number }): Encode
 
 /**
  * Builds a reply to a query that could not be (or will not be) answered: FORMERR, REFUSED,
- * NOTIMP, SERVFAIL, BADVERS. Copies ID, opcode, RD and CD, sets QR; carries the question when
- * qdcount is 1 and it is readable; carries an OPT (udp 1232) when the query had a readable one
- * (always when the rcode needs extended bits). Null when the header is unreadable or QR=1.
+ * NOTIMP, SERVFAIL, BADVERS. Copies ID, opcode, RD and CD, sets QR, and RA when `ra` (the client
+ * may recurse: Unbound's error_encode sets it too); carries the question when qdcount is 1 and it
+ * is readable; carries an OPT (udp 1232) when the query had a readable one (always when the rcode
+ * needs extended bits). Null when the header is unreadable or QR=1.
  */
-export function encodeErrorResponse(query: Uint8Array, rcode: number): Buffer | null {
+export function encodeErrorResponse(query: Uint8Array, rcode: number, ra = false): Buffer | null {
   const h = peekHeader(query);
   if (!h || h.flags.qr) return null;
   let question: Question | null = null;
@@ -456,7 +457,7 @@ export function encodeErrorResponse(query: Uint8Array, rcode: number): Buffer | 
   const hasOpt = queryHasReadableOpt(query, h, questionEnd);
   const msg: Message = {
     id: h.id,
-    flags: { qr: true, opcode: h.flags.opcode, aa: false, tc: false, rd: h.flags.rd, ra: false, z: false, ad: false, cd: h.flags.cd },
+    flags: { qr: true, opcode: h.flags.opcode, aa: false, tc: false, rd: h.flags.rd, ra, z: false, ad: false, cd: h.flags.cd },
     rcode,
     questions: question ? [question] : [],
     answers: [],

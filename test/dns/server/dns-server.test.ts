@@ -255,6 +255,7 @@ s('ACL: a client outside the allow list gets REFUSED and the recursor is not ask
     const m = decode(await udpQuery(c.port, buildQuery('www.example', 'A', { id: 99 })));
     assert.is(m.rcode, Rcode.REFUSED);
     assert.is(m.id, 99);
+    assert.is(m.flags.ra, false, 'no recursion for this client: RA clear');
     assert.is(m.questions[0]?.name, 'www.example.');
     const t = decode(await tcpQuery(c.port, buildQuery('www.example')));
     assert.is(t.rcode, Rcode.REFUSED);
@@ -338,10 +339,13 @@ s('BADVERS for EDNS version 1 (RFC 6891 s6.1.3), with an OPT of version 0', asyn
   }
 });
 
-s('class CH and HS are REFUSED; AXFR is FORMERR over UDP and REFUSED over TCP', async () => {
+s('class CH and HS are REFUSED; AXFR is FORMERR over UDP and REFUSED over TCP; RA set (the client may recurse)', async () => {
   const c = await start();
   try {
-    assert.is(decode(await udpQuery(c.port, buildQuery('version.bind', 'TXT', { qclass: 'CH' }))).rcode, Rcode.REFUSED);
+    const ch = decode(await udpQuery(c.port, buildQuery('version.bind', 'TXT', { qclass: 'CH' })));
+    assert.is(ch.rcode, Rcode.REFUSED);
+    assert.is(ch.flags.ra, true);
+    assert.is(decode(await tcpQuery(c.port, buildQuery('example', 'AXFR'))).flags.ra, true);
     assert.is(decode(await udpQuery(c.port, buildQuery('version.bind', 'TXT', { qclass: 'HS' }))).rcode, Rcode.REFUSED);
     assert.is(decode(await udpQuery(c.port, buildQuery('example', 'AXFR'))).rcode, Rcode.FORMERR);
     assert.is(decode(await tcpQuery(c.port, buildQuery('example', 'AXFR'))).rcode, Rcode.REFUSED);

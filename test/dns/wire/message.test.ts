@@ -276,6 +276,8 @@ s('encodeErrorResponse copies ID, opcode, RD, CD, question and OPT', () => {
   assert.equal(d.questions, [{ name: 'Www.Example.com.', type: 28, class: 1 }]);
   assert.equal(d.edns, { udpSize: 1232, version: 0, dnssecOk: false, options: Buffer.alloc(0) });
 
+  assert.ok(decodeMessage(encodeErrorResponse(q, 5, true)!).flags.ra, 'RA on request');
+
   const noEdns = decodeMessage(encodeErrorResponse(encodeMessage(query('a.', 1, { rd: false })).bytes, 2)!);
   assert.is(noEdns.edns, null);
   assert.not.ok(noEdns.flags.rd);
