@@ -28,17 +28,33 @@ function fdOf(handleOwner: object): number {
   }
 }
 
+/**
+ * A UDP socket and a TCP listener on one port number, as a systemd socket unit makes them. The
+ * port the kernel picked for UDP may be taken for TCP by another process: then another try.
+ */
+async function udpTcpPair(): Promise<{ udp: dgram.Socket; tcp: net.Server; port: number }> {
+  for (let attempt = 1; ; attempt++) {
+    const udp = dgram.createSocket('udp4');
+    await new Promise<void>((r) => udp.bind(0, LOOPBACK, () => r()));
+    const port = udp.address().port;
+    const tcp = net.createServer();
+    try {
+      await new Promise<void>((resolve, reject) => {
+        tcp.once('error', reject);
+        tcp.listen({ port, host: LOOPBACK }, () => resolve());
+      });
+      return { udp, tcp, port };
+    } catch (err) {
+      udp.close();
+      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= 10) throw err;
+    }
+  }
+}
+
 const s = suite('dns/server/socket-activation');
 
 s('adopts inherited UDP and TCP sockets named by LISTEN_FDNAMES', async () => {
-  const udp = dgram.createSocket('udp4');
-  await new Promise<void>((r) => udp.bind(0, LOOPBACK, () => r()));
-  const port = udp.address().port;
-  const tcp = net.createServer();
-  await new Promise<void>((resolve, reject) => {
-    tcp.once('error', reject);
-    tcp.listen({ port, host: LOOPBACK }, () => resolve());
-  });
+  const { udp, tcp, port } = await udpTcpPair();
   let child: ChildProcess | null = null;
   try {
     child = spawn(
