@@ -131,7 +131,7 @@ export class CidrSet {
 
 /** Formats address bytes in canonical text (RFC 5952 for IPv6). */
 export function formatAddress(family: 4 | 6, bytes: Uint8Array): string {
-  if (family === 4) return Array.from(bytes.subarray(0, 4)).join('.');
+  if (family === 4) return `${bytes[0] ?? 0}.${bytes[1] ?? 0}.${bytes[2] ?? 0}.${bytes[3] ?? 0}`;
   const groups: number[] = [];
   for (let i = 0; i < 16; i += 2) groups.push(((bytes[i] ?? 0) << 8) | (bytes[i + 1] ?? 0));
   // RFC 5952 s4.2: compress the longest run (>= 2) of zero groups, the first one on a tie.

@@ -556,8 +556,18 @@ function nsTargets(ns: { rdatas: Buffer[] }): Name[] {
   return ns.rdatas.map((d) => rdataNames(RRType.NS, d)[0]).filter((n): n is Name => n !== undefined);
 }
 
+/**
+ * The text of a cached A/AAAA rdata, formatted once per rdata buffer: addressesFor runs for every
+ * upstream query and the cache keeps the same buffers until the RRset is replaced.
+ */
+const addressTexts = new WeakMap<Buffer, string>();
 function addressFromRdata(type: number, rdata: Buffer): string {
-  return formatAddress(type === RRType.A ? 4 : 6, rdata);
+  let text = addressTexts.get(rdata);
+  if (text === undefined) {
+    text = formatAddress(type === RRType.A ? 4 : 6, rdata);
+    addressTexts.set(rdata, text);
+  }
+  return text;
 }
 
 /** rdata of a CNAME pointing at target: the uncompressed wire name. */
