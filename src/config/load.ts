@@ -163,6 +163,7 @@ export function parseValue(def: KeyDef, text: string): unknown {
   switch (def.kind) {
     case 'string':
       if (v === '' && !def.emptyAllowed) throw new Error('empty value');
+      if (def.pattern && !def.pattern.test(v)) throw new Error(`"${v}" is not ${def.patternHint ?? `of the form ${String(def.pattern)}`}`);
       return v;
     case 'list-spec':
       parseDnsListSpec(v); // throws with a precise message; the text is kept as written

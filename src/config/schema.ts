@@ -22,6 +22,9 @@ export interface KeyDef {
   refuseHostBits?: boolean;
   /** For 'string': an empty value is valid (written `key: ""` in the file, `--key ''` as a flag). */
   emptyAllowed?: boolean;
+  /** For 'string': the value must match; `patternHint` completes "... is not <hint>" in the error. */
+  pattern?: RegExp;
+  patternHint?: string;
   /** For 'duration': the unit of a bare number ('s' or 'd', as postgrey's flags); the value is kept in seconds. */
   unit?: 's' | 'd';
   group: 'general' | 'dns' | 'limits' | 'policy' | 'lists' | 'greylist' | 'replication';
@@ -94,6 +97,20 @@ export const SCHEMA: readonly KeyDef[] = [
   { key: 'max-age', kind: 'duration', unit: 'd', min: 86400, max: 3650 * 86400, default: 35 * 86400, group: 'greylist', description: 'Entries unseen this long are deleted; days (postgrey --max-age).' },
   { key: 'auto-whitelist-clients', kind: 'int', min: 0, max: 1000000, default: 5, group: 'greylist', description: 'Clients passing greylisting this many times skip it (0: off; postgrey --auto-whitelist-clients).' },
   { key: 'lookup-by-host', kind: 'bool', default: false, group: 'greylist', description: 'Key triplets by the full client address instead of its /24 (/64) (postgrey --lookup-by-host).' },
+  { key: 'ipv4cidr', kind: 'int', min: 0, max: 32, default: 24, group: 'greylist', description: 'Prefix length of the IPv4 client network in a triplet (postgrey --ipv4cidr). A change starts greylisting over for every sender; use the same value on every node.' },
+  { key: 'ipv6cidr', kind: 'int', min: 0, max: 128, default: 64, group: 'greylist', description: 'Prefix length of the IPv6 client network in a triplet (postgrey --ipv6cidr). A change starts greylisting over for every sender; use the same value on every node.' },
+  {
+    key: 'greylist-action', kind: 'string', default: 'DEFER_IF_PERMIT', group: 'greylist',
+    pattern: /^(DEFER_IF_PERMIT|DEFER_IF_REJECT|DEFER|4[0-9][0-9])$/,
+    patternHint: 'DEFER_IF_PERMIT, DEFER_IF_REJECT, DEFER or a 4NN reply code (greylisting defers mail, it never rejects it)',
+    description: 'Postfix access(5) action for a greylisted mail (postgrey --greylist-action): DEFER_IF_PERMIT lets later restrictions reject first; 451 defers at once.',
+  },
+  {
+    key: 'greylist-text', kind: 'string', default: 'Greylisted by mxsentry, try again in %s seconds', group: 'greylist',
+    pattern: /^[\x20-\x7e]{1,400}$/,
+    patternHint: 'printable ASCII on one line, at most 400 characters (it is sent in an SMTP reply)',
+    description: 'Text of the greylisting reply (postgrey --greylist-text): %s becomes the seconds left, %r the recipient\'s domain; "4.2.0 " goes first unless the text starts with a digit (its own status code).',
+  },
   { key: 'whitelist-clients', kind: 'path', list: true, default: [], group: 'greylist', description: 'postgrey whitelist_clients files (hostnames, domains, /regex/, addresses, CIDR). Repeatable.' },
   { key: 'whitelist-recipients', kind: 'path', list: true, default: [], group: 'greylist', description: 'postgrey whitelist_recipients files (user@domain, @domain, postmaster@, /regex/). Repeatable.' },
   { key: 'x-greylist-header', kind: 'bool', default: true, group: 'greylist', description: 'Add "X-Greylist: delayed N seconds by mxsentry-VERSION at HOSTNAME; DATE" to the first accepted retry of a triplet (off: --no-x-greylist-header).' },

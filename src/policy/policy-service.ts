@@ -8,7 +8,7 @@ import type { Logger } from '../util/logger.js';
 import { moduleLogger } from '../util/logger.js';
 import { createHeloChecks } from './checks/helo-check.js';
 import { createDnsListChecks } from './checks/dns-list-checks.js';
-import { createGreylistCheck, type GreylistCheck } from './checks/greylist-check.js';
+import { createGreylistCheck, type GreylistCheck, type GreylistReply } from './checks/greylist-check.js';
 import { KnownNetworksCheck } from './checks/known-networks-check.js';
 import { RecipientCheck } from './checks/recipient-check.js';
 import { SaslCheck } from './checks/sasl-check.js';
@@ -35,6 +35,8 @@ export interface PolicySettings {
   dnsListBudgetMs: number;
   greylist: boolean;
   greylistConfig: GreylistConfig;
+  /** --greylist-action and --greylist-text (default DEFAULT_GREYLIST_REPLY). */
+  greylistReply?: GreylistReply;
   whitelistClientFiles: string[];
   whitelistRecipientFiles: string[];
   xGreylistHeader: boolean;
@@ -91,6 +93,7 @@ export async function createPolicyService(s: PolicySettings, deps: PolicyDeps): 
         ...(deps.hostname ? { hostname: deps.hostname } : {}),
         whitelist,
         xGreylistHeader: s.xGreylistHeader,
+        ...(s.greylistReply ? { reply: s.greylistReply } : {}),
         clock: deps.clock,
       })
     : null;

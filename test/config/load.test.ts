@@ -46,6 +46,21 @@ s('recipient-delimiter may be empty (Postfix recipient_delimiter =, no extension
   assert.match(messages(other).join('\n'), 'empty value');
 });
 
+s('greylist-action must defer (never reject); greylist-text is one printable line; ipv4cidr/ipv6cidr in range', () => {
+  assert.is(loadText('greylist-action: 451\n').values['greylist-action'], '451');
+  assert.is(loadText('greylist-action: DEFER\n').values['greylist-action'], 'DEFER');
+  for (const bad of ['REJECT', '554', 'defer_if_permit', '45']) {
+    assert.match(messages(loadText(`greylist-action: ${bad}\n`)).join('\n'), 'is not DEFER_IF_PERMIT, DEFER_IF_REJECT, DEFER or a 4NN reply code', bad);
+  }
+  assert.is(loadText('greylist-text: "Greylisted, see https://mx.example/help/%r.html"\n').values['greylist-text'], 'Greylisted, see https://mx.example/help/%r.html');
+  assert.match(messages(loadText(`greylist-text: ${'x'.repeat(401)}\n`)).join('\n'), 'printable ASCII on one line, at most 400 characters');
+  assert.match(messages(loadText('greylist-text: caf\u00e9\n')).join('\n'), 'printable ASCII');
+  const flag = loadConfig({ flags: { 'greylist-text': 'a\tb' } });
+  assert.match(flag.errors.map((e) => e.message).join('\n'), 'printable ASCII');
+  assert.equal([loadText('ipv4cidr: 16\n').values['ipv4cidr'], loadText('ipv6cidr: 48\n').values['ipv6cidr']], [16, 48]);
+  assert.match(messages(loadText('ipv4cidr: 33\n')).join('\n'), 'above the maximum');
+});
+
 s('range errors show the value as written and the limit in the key\'s unit', () => {
   const r = loadText(['retry-window: 172800', 'max-age: 0', 'delay: 2d', 'cache-size: 512k', 'so-rcvbuf: 2g', 'upstream-port: 70000', 'replication-timeout: 1h'].join('\n'));
   assert.equal(messages(r), [

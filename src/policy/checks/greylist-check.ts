@@ -1,6 +1,6 @@
 // Policy step 10 (DESIGN.md s3): postgrey-style greylisting. Whitelisted client or recipient ->
-// DUNNO; otherwise one store transaction runs decideGreylist (greylist.ts) and the verdict becomes
-// DEFER_IF_PERMIT, DUNNO or a once-per-message PREPEND X-Greylist. Built by the pipeline.
+// DUNNO; otherwise one store transaction runs decideGreylist (greylist.ts) and the verdict becomes the
+// greylist action (DEFER_IF_PERMIT), DUNNO or a once-per-message PREPEND X-Greylist. Built by the pipeline.
 // It must not throw or hold mail back when the store fails: that is DUNNO ("fail open"), logged and
 // counted, like Postfix's smtpd_policy_service_default_action = DUNNO.
 import type { Logger } from '../../util/logger.js';
@@ -26,6 +26,8 @@ export interface GreylistCheckOptions {
   whitelist?: PostgreyWhitelist;
   /** Add `X-Greylist: delayed N seconds by mxsentry-<version> at <hostname>; <date>` on a triplet's first pass. */
   xGreylistHeader?: boolean;
+  /** The deferral's action and text (default DEFAULT_GREYLIST_REPLY). */
+  reply?: GreylistReply;
   /** Message instances remembered to prepend the header once per message; default 1024. */
   instanceCacheSize?: number;
   /** Clock of the fail-open warning's rate limit (default the system clock). */
@@ -43,6 +45,28 @@ export interface GreylistCheckStats {
 }
 
 const FAIL_OPEN_REASON = 'greylist store unavailable: fail open';
+
+/** postgrey's --greylist-action and --greylist-text. */
+export interface GreylistReply {
+  /** A deferring Postfix access(5) action: DEFER_IF_PERMIT, DEFER_IF_REJECT, DEFER or 4NN. */
+  action: string;
+  /** %s: seconds left; %r: the recipient's domain. */
+  text: string;
+}
+
+export const DEFAULT_GREYLIST_REPLY: Readonly<GreylistReply> = { action: 'DEFER_IF_PERMIT', text: 'Greylisted by mxsentry, try again in %s seconds' };
+
+/**
+ * The action of a deferral, as postgrey builds it: the text with %s (seconds left) and %r (the
+ * recipient's domain, reduced to the characters of a domain or address literal, since it is the
+ * client's input going into an SMTP reply) replaced, after "4.2.0 " unless the text starts with a
+ * digit (its own status code). postgrey replaces the first %s and %r only; every one is replaced here.
+ */
+export function greylistAction(reply: GreylistReply, retryAfterSec: number, recipient: string): string {
+  const domain = recipient.slice(recipient.lastIndexOf('@') + 1).replace(/[^A-Za-z0-9.:[\]-]/g, '');
+  const text = reply.text.replace(/%s/g, String(retryAfterSec)).replace(/%r/g, domain);
+  return `${reply.action} ${/^[0-9]/.test(text) ? '' : '4.2.0 '}${text}`;
+}
 
 /** The step 10 check with its counters. */
 export interface GreylistCheck extends Check {
@@ -140,7 +164,7 @@ export function createGreylistCheck(opts: GreylistCheckOptions): GreylistCheck {
     if (decision.verdict === 'defer') {
       stats.deferred++;
       return {
-        action: `DEFER_IF_PERMIT 4.2.0 Greylisted by mxsentry, try again in ${decision.retryAfterSec} seconds`,
+        action: greylistAction(opts.reply ?? DEFAULT_GREYLIST_REPLY, decision.retryAfterSec, req['recipient'] ?? ''),
         // postgrey's reasons: "new" for a first sight, "early-retry" for a retry within the delay.
         reason: `greylisted ${tKey} (${decision.newTriplet ? 'new' : 'early retry'}, ${decision.retryAfterSec}s to wait)`,
       };

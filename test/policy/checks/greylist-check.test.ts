@@ -2,7 +2,7 @@
 // whitelists, auto-whitelist, dry runs, fail open on store errors, PREPEND once per message.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createGreylistCheck, rfc5322Date, type GreylistCheckOptions } from '../../../src/policy/checks/greylist-check.js';
+import { createGreylistCheck, greylistAction, rfc5322Date, type GreylistCheckOptions } from '../../../src/policy/checks/greylist-check.js';
 import { DEFAULT_GREYLIST_CONFIG } from '../../../src/policy/greylist.js';
 import { PostgreyWhitelist } from '../../../src/policy/tables/postgrey-whitelist.js';
 import type { CheckContext, PolicyRequest } from '../../../src/policy/types.js';
@@ -56,6 +56,16 @@ s('first seen defers, early retry defers with the remaining time, after the dela
   assert.is(r?.action, 'DUNNO');
   assert.match(r?.reason ?? '', /triplet known/);
   assert.equal(check.stats(), { deferred: 2, passed: 2, autoWhitelisted: 0, whitelisted: 0, skipped: 0, storeFailures: 0 });
+});
+
+s('greylist-action and greylist-text as postgrey: %s and %r replaced, 4.2.0 unless the text has its own code', async () => {
+  const { check, ctx } = setup({ reply: { action: '451', text: 'Greylisted, see https://mx.example/greylist/%r.html (%s s)' } });
+  const r = await check.run(ctx({ recipient: 'Bob@Rcpt.Example' }));
+  assert.is(r?.action, '451 4.2.0 Greylisted, see https://mx.example/greylist/Rcpt.Example.html (60 s)');
+  assert.is(greylistAction({ action: 'DEFER', text: '4.7.1 wait %s s, %s s left' }, 30, 'a@b.example'), 'DEFER 4.7.1 wait 30 s, 30 s left');
+  // The domain is the client's input going into an SMTP reply: only a domain's characters stay.
+  assert.is(greylistAction({ action: 'DEFER_IF_PERMIT', text: 'see %r' }, 5, 'a@ex%ample.org<script>'), 'DEFER_IF_PERMIT 4.2.0 see example.orgscript');
+  assert.is(greylistAction({ action: 'DEFER_IF_PERMIT', text: 'see %r' }, 5, 'a@[192.0.2.1]'), 'DEFER_IF_PERMIT 4.2.0 see [192.0.2.1]');
 });
 
 s('X-Greylist PREPEND on the first pass, once per message instance', async () => {
