@@ -101,9 +101,25 @@ export function resolverConfig(v: ConfigValues, listZones: Name[]): ResolverConf
 }
 
 
-/** Whether this host has ::1 on loopback (false with ipv6.disable=1 or IPv6 off on lo). */
-export function hostHasIpv6Loopback(): boolean {
-  return Object.values(networkInterfaces()).some((addrs) => (addrs ?? []).some((a) => a.address === '::1'));
+/**
+ * Whether this host has ::1 on loopback (false with ipv6.disable=1 or IPv6 off on lo). Node lists
+ * interfaces over a netlink socket, which the systemd unit's RestrictAddressFamilies= (no AF_NETLINK)
+ * refuses with EAFNOSUPPORT: then the kernel's /proc/net/if_inet6 answers (absent without IPv6).
+ */
+export function hostHasIpv6Loopback(
+  listInterfaces: () => ReturnType<typeof networkInterfaces> = networkInterfaces,
+  readIfInet6: () => string = () => readFileSync('/proc/net/if_inet6', 'utf8'),
+): boolean {
+  try {
+    return Object.values(listInterfaces()).some((addrs) => (addrs ?? []).some((a) => a.address === '::1'));
+  } catch {
+    // Netlink refused (RestrictAddressFamilies=): the same fact, from the kernel's proc file.
+    try {
+      return readIfInet6().split('\n').some((line) => line.startsWith('00000000000000000000000000000001 '));
+    } catch {
+      return false; // no /proc/net/if_inet6: this kernel has no IPv6
+    }
+  }
 }
 
 /**

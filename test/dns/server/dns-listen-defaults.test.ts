@@ -3,7 +3,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { loadConfig } from '../../../src/config/load.js';
-import { dnsListenEndpoints } from '../../../src/main.js';
+import { dnsListenEndpoints, hostHasIpv6Loopback } from '../../../src/main.js';
 import { capturingLogger } from '../../helpers/capturing-logger.js';
 
 const s = suite('dns listen defaults');
@@ -32,6 +32,22 @@ s('addresses the admin wrote are kept, ::1 included: a failing bind must fail th
   const v = loadConfig({ flags: { 'dns-listen': ['[::1]:5353', '127.0.0.1:5353'] } }).values;
   assert.equal(texts(dnsListenEndpoints(v, logger, () => false)), ['[::1]:5353', '127.0.0.1:5353']);
   assert.equal(lines(), []);
+});
+
+// Under the systemd unit (RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX) Node's interface list
+// throws EAFNOSUPPORT: the default start must not fail on it.
+s('IPv6 loopback is detected without netlink, from /proc/net/if_inet6', () => {
+  const refused = (): never => {
+    throw new Error('A system error occurred: uv_interface_addresses returned Unknown system error 97');
+  };
+  const withLo = '00000000000000000000000000000001 01 80 10 80       lo\nfe8000000000000000fc00fffe000001 04 40 20 80     eth0\n';
+  assert.is(hostHasIpv6Loopback(refused, () => withLo), true);
+  assert.is(hostHasIpv6Loopback(refused, () => 'fe8000000000000000fc00fffe000001 04 40 20 80     eth0\n'), false);
+  const noFile = (): never => {
+    throw Object.assign(new Error('ENOENT'), { code: 'ENOENT' });
+  };
+  assert.is(hostHasIpv6Loopback(refused, noFile), false);
+  assert.is(hostHasIpv6Loopback(() => ({ lo: [{ address: '::1', netmask: 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff', family: 'IPv6', mac: '00:00:00:00:00:00', internal: true, cidr: '::1/128', scopeid: 0 }] }), noFile), true);
 });
 
 s.run();
