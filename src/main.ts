@@ -281,6 +281,8 @@ export async function startDaemon(v: ConfigValues, logger: Logger, clock: Clock,
   let policy: PolicyService;
   let policyServer: PolicyServer;
   let selfTests: { stop(): void } | null = null;
+  // Where the policy service really listens (inherited sockets replace policy-listen).
+  let policyListening: string[] = [];
   const policyDeps = {
     resolve: dns.resolver.resolve,
     store,
@@ -296,7 +298,7 @@ export async function startDaemon(v: ConfigValues, logger: Logger, clock: Clock,
       maxConnections: v['policy-max-connections'] as number,
     });
     const policyFds = inherited.filter((f) => f.name === 'policy');
-    await policyServer.listen(policyFds.length > 0 ? policyFds.map((f) => ({ fd: f.fd })) : (v['policy-listen'] as Endpoint[]).map((e) => ({ host: e.address, port: e.port })));
+    policyListening = await policyServer.listen(policyFds.length > 0 ? policyFds.map((f) => ({ fd: f.fd })) : (v['policy-listen'] as Endpoint[]).map((e) => ({ host: e.address, port: e.port })));
     await replicator.listen();
     const interval = v['dns-list-selftest-interval'] as number;
     if (interval > 0 && policy.dnsLists.listsOf('trusted').length + policy.dnsLists.listsOf('block').length + policy.dnsLists.listsOf('allow').length > 0) {
@@ -355,7 +357,7 @@ export async function startDaemon(v: ConfigValues, logger: Logger, clock: Clock,
     throw err;
   }
   if (replicationSettings) operations.setReplicationStatus(() => replicator.status());
-  logger.info({ dns: dnsServer.addresses(), policy: v['policy-listen'], control: operations.controlPath, metrics: operations.metricsAddress, version: version() }, 'mxsentry started');
+  logger.info({ dns: dnsServer.addresses(), policy: policyListening, control: operations.controlPath, metrics: operations.metricsAddress, version: version() }, 'mxsentry started');
   return {
     dns,
     dnsServer,

@@ -151,10 +151,13 @@ export class PolicyServer {
           throw new PolicyError('POLICY_ERR_LISTEN', `cannot listen on ${describeTarget(spec)}: ${describeError(err)}`, { cause: err });
         });
         opened.push(server);
+        // An inherited fd (socket activation) is named by the address it is bound to, so the log
+        // says where Postfix reaches the service, not only which fd it came in.
         const addr = server.address();
-        const text = 'fd' in spec || addr === null || typeof addr === 'string'
-          ? describeTarget(spec)
+        const boundAt = addr === null || typeof addr === 'string'
+          ? null
           : addr.family === 'IPv6' ? `[${addr.address}]:${addr.port}` : `${addr.address}:${addr.port}`;
+        const text = boundAt === null ? describeTarget(spec) : 'fd' in spec ? `${boundAt} (${describeTarget(spec)})` : boundAt;
         bound.push(text);
         this.logger.info({ listen: text }, 'policy service listening');
       }
