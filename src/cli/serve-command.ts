@@ -7,12 +7,15 @@ import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { loadConfig, placeConfigError } from '../config/load.js';
 import { systemClock } from '../util/clock.js';
 import { ConfigError, MxError, describeError } from '../util/errors.js';
-import { createRootLogger, type LogLevel } from '../util/logger.js';
+import { createRootLogger, type LogLevel, type Logger } from '../util/logger.js';
 import type { CliDeps } from './cli.js';
 import { checkStartSettings, isConfigurationError } from './config-check.js';
 import { addConfigFlags, collectConfigFlags, printConfigErrors } from './config-flags.js';
 import { EXIT_FAILED, EXIT_USAGE } from './control-cli.js';
 import { sdNotify, startWatchdog } from '../control/sd-notify.js';
+
+/** What startDaemon resolves with. */
+type RunningDaemon = Awaited<ReturnType<CliDeps['startDaemon']>>;
 
 interface ServeArgs {
   config?: string;
@@ -24,6 +27,52 @@ export function serveCommand(deps: CliDeps): CommandModule<object, ServeArgs> {
     describe: 'Run the daemon: recursive DNS resolver, Postfix policy service and greylisting',
     builder: (y: Argv) => addConfigFlags(y) as unknown as Argv<ServeArgs>,
     handler: async (argv: ArgumentsCamelCase<ServeArgs>) => {
+      // Signals are ours from the first moment, not only once the start is done (opening a big
+      // store takes seconds): Node's default for SIGHUP ends the process (status 129, which
+      // systemd's Restart=on-failure counts as clean, so nothing would answer DNS or Postfix), and
+      // a SIGTERM would skip the drain. Until the daemon runs they are remembered and acted on then.
+      let daemon: RunningDaemon | null = null;
+      let logger: Logger | null = null;
+      let watchdog: ReturnType<typeof startWatchdog> = null;
+      let stopSignal: string | null = null;
+      let reloadPending = false;
+      const drain = (running: RunningDaemon, log: Logger): void => {
+        watchdog?.stop();
+        void sdNotify(['STOPPING=1'], { logger: log });
+        running
+          .stop()
+          .then(() => {
+            log.info('stopped');
+            log.flush(() => process.exit(0));
+          })
+          .catch((err: unknown) => {
+            log.error({ err: describeError(err) }, 'error while stopping');
+            log.flush(() => process.exit(1));
+          });
+      };
+      const stop = (signal: string): void => {
+        if (stopSignal !== null) return;
+        stopSignal = signal;
+        logger?.info({ signal, starting: daemon === null }, 'stopping');
+        if (daemon && logger) drain(daemon, logger);
+        // Before the logger exists nothing has been opened: there is nothing to drain.
+        else if (!logger) process.exit(0);
+      };
+      const reload = (): void => {
+        if (stopSignal !== null) return;
+        if (!daemon || !logger) {
+          reloadPending = true;
+          logger?.info({ signal: 'SIGHUP' }, 'reload requested during start-up: done once started');
+          return;
+        }
+        const log = logger;
+        log.info({ signal: 'SIGHUP' }, 'reloading configuration');
+        // reload() logs every problem of a rejected file and the keys applied or needing a restart.
+        daemon.operations.reload().catch((err: unknown) => log.error({ err: describeError(err) }, 'reload rejected; the running configuration is kept'));
+      };
+      process.on('SIGTERM', () => stop('SIGTERM'));
+      process.on('SIGINT', () => stop('SIGINT'));
+      process.on('SIGHUP', reload);
       const configInput = { ...(typeof argv.config === 'string' ? { file: argv.config } : {}), flags: collectConfigFlags(argv as Record<string, unknown>) };
       const loaded = loadConfig(configInput);
       // Derived settings and named files are checked before anything listens, every problem listed.
@@ -33,20 +82,21 @@ export function serveCommand(deps: CliDeps): CommandModule<object, ServeArgs> {
         process.exit(EXIT_USAGE);
       }
       const v = loaded.values;
-      const logger = createRootLogger(v['log-level'] as LogLevel);
+      const log = createRootLogger(v['log-level'] as LogLevel);
+      logger = log;
       try {
         mkdirSync(v['data-dir'] as string, { recursive: true });
       } catch (err) {
         process.stderr.write(`mxsentry: cannot create data-dir ${String(v['data-dir'])}: ${describeError(err)}\n`);
         process.exit(EXIT_FAILED);
       }
-      let daemon: Awaited<ReturnType<CliDeps['startDaemon']>>;
+      let started: RunningDaemon;
       try {
         // A reload re-reads the same file with the same flags on top (flags keep overriding it).
-        daemon = await deps.startDaemon(v, logger, systemClock, {}, { loadConfig: () => loadConfig(configInput) });
+        started = await deps.startDaemon(v, log, systemClock, {}, { loadConfig: () => loadConfig(configInput) });
       } catch (err) {
-        logger.fatal({ err: describeError(err) }, 'start-up failed');
-        logger.flush();
+        log.fatal({ err: describeError(err) }, 'start-up failed');
+        log.flush();
         // A file changed since the check above: still a configuration problem, in the same words.
         if (isConfigurationError(err)) {
           const problem = err instanceof ConfigError ? placeConfigError(loaded, err) : (err as MxError);
@@ -57,34 +107,14 @@ export function serveCommand(deps: CliDeps): CommandModule<object, ServeArgs> {
         process.stderr.write(`mxsentry: ${text}\n`);
         process.exit(EXIT_FAILED);
       }
-      void sdNotify(['READY=1', 'STATUS=answering DNS and policy requests'], { logger });
-      const watchdog = startWatchdog({ logger });
-      let stopping = false;
-      const stop = (signal: string): void => {
-        if (stopping) return;
-        stopping = true;
-        watchdog?.stop();
-        void sdNotify(['STOPPING=1'], { logger });
-        logger.info({ signal }, 'stopping');
-        daemon
-          .stop()
-          .then(() => {
-            logger.info('stopped');
-            logger.flush(() => process.exit(0));
-          })
-          .catch((err: unknown) => {
-            logger.error({ err: describeError(err) }, 'error while stopping');
-            logger.flush(() => process.exit(1));
-          });
-      };
-      process.on('SIGTERM', () => stop('SIGTERM'));
-      process.on('SIGINT', () => stop('SIGINT'));
-      process.on('SIGHUP', () => {
-        if (stopping) return;
-        logger.info({ signal: 'SIGHUP' }, 'reloading configuration');
-        // reload() logs every problem of a rejected file and the keys applied or needing a restart.
-        daemon.operations.reload().catch((err: unknown) => logger.error({ err: describeError(err) }, 'reload rejected; the running configuration is kept'));
-      });
+      daemon = started;
+      if (stopSignal !== null) {
+        drain(started, log);
+        return;
+      }
+      void sdNotify(['READY=1', 'STATUS=answering DNS and policy requests'], { logger: log });
+      watchdog = startWatchdog({ logger: log });
+      if (reloadPending) reload();
     },
   };
 }
