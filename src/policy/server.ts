@@ -137,18 +137,19 @@ export class PolicyServer {
       for (const target of targets) {
         const spec = typeof target === 'string' ? parseListenTarget(target) : target;
         const server = createServer({ allowHalfOpen: true, pauseOnConnect: false }, (socket) => this.accept(socket));
-        server.on('error', (err) => this.logger.error({ err: describeError(err) }, 'policy listener error'));
         await new Promise<void>((resolve, reject) => {
           const onError = (err: Error): void => reject(err);
           server.once('error', onError);
           const done = (): void => {
             server.off('error', onError);
+            // From here on: a failed listen is reported once, by the start-up error below.
+            server.on('error', (err) => this.logger.error({ err: describeError(err) }, 'policy listener error'));
             resolve();
           };
           if ('fd' in spec) server.listen({ fd: spec.fd }, done);
           else server.listen({ host: spec.host, port: spec.port }, done);
         }).catch((err: unknown) => {
-          throw new PolicyError('POLICY_ERR_LISTEN', `cannot listen on ${describeTarget(spec)}: ${describeError(err)}`, { cause: err });
+          throw listenError(err, describeTarget(spec));
         });
         opened.push(server);
         // An inherited fd (socket activation) is named by the address it is bound to, so the log
@@ -413,6 +414,24 @@ class PolicyConnection {
     if (this.isClosed || this.socket.destroyed || this.socket.writableEnded) return;
     this.socket.end(() => this.socket.destroy());
   }
+}
+
+/**
+ * The start-up error for a listener that could not be opened. A busy port is most often the
+ * policy daemon mxsentry replaces (postgrey listens on 127.0.0.1:10023, mxsentry's default): say so.
+ */
+export function listenError(err: unknown, what: string): PolicyError {
+  if ((err as NodeJS.ErrnoException | null)?.code === 'EADDRINUSE') {
+    const port = /:(\d+)$/.exec(what)?.[1] ?? '10023';
+    return new PolicyError(
+      'POLICY_ERR_LISTEN',
+      `cannot listen on ${what}: the address is in use. Another policy service holds it (postgrey listens on ` +
+        `port 10023 by default; see \`ss -ltnp 'sport = :${port}'\`); stop it (systemctl disable --now postgrey) ` +
+        'or choose another --policy-listen address',
+      { cause: err },
+    );
+  }
+  return new PolicyError('POLICY_ERR_LISTEN', `cannot listen on ${what}: ${describeError(err)}`, { cause: err });
 }
 
 function describeTarget(spec: { host: string; port: number } | { fd: number }): string {

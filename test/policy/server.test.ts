@@ -16,6 +16,7 @@ import { ManualClock } from '../../src/util/clock.js';
 import type { Decision, PolicyRequest } from '../../src/policy/types.js';
 import { PolicyError } from '../../src/util/errors.js';
 import { createSilentLogger } from '../../src/util/logger.js';
+import { capturingLogger } from '../helpers/capturing-logger.js';
 import { encodeRequest, postfixRequest } from './fixtures.js';
 
 const s = suite('policy/server');
@@ -354,13 +355,20 @@ s('listens on several addresses; a busy port fails with POLICY_ERR_LISTEN and op
   const bound = await server.listen(['127.0.0.1:0', { host: '127.0.0.2', port: 0 }]);
   assert.is(bound.length, 2);
   assert.match(bound[1] ?? '', /^127\.0\.0\.2:\d+$/);
-  const other = new PolicyServer(echoRecipient, createSilentLogger());
+  const { logger, lines } = capturingLogger();
+  const other = new PolicyServer(echoRecipient, logger);
   try {
     await other.listen(['127.0.0.1:0', bound[0]!]);
     assert.unreachable('should fail');
   } catch (err) {
     assert.instance(err, PolicyError);
     assert.is((err as PolicyError).code, 'POLICY_ERR_LISTEN');
+    // What to do about it, not only the errno: the usual holder is postgrey, still running.
+    assert.match((err as PolicyError).message, `cannot listen on ${bound[0]}: the address is in use`);
+    assert.match((err as PolicyError).message, 'systemctl disable --now postgrey');
+    assert.match((err as PolicyError).message, '--policy-listen');
+    // Reported once, by the caller's start-up error, not also as a listener error line.
+    assert.equal(lines().filter((l) => l.level === 'error'), []);
   }
   await other.close();
   for (const addr of bound) {
