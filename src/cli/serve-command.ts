@@ -2,7 +2,7 @@
 // the daemon, and handles signals: SIGTERM/SIGINT drain and exit 0, SIGHUP reloads. Start-up errors
 // are printed plainly to stderr: configuration problems exit 2 (as `config check`), anything else
 // (a port in use, data-dir not writable) exits 1; nothing here runs per request.
-import { mkdirSync } from 'node:fs';
+import { accessSync, constants as fsConstants, mkdirSync } from 'node:fs';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { loadConfig, placeConfigError } from '../config/load.js';
 import { systemClock } from '../util/clock.js';
@@ -84,10 +84,20 @@ export function serveCommand(deps: CliDeps): CommandModule<object, ServeArgs> {
       const v = loaded.values;
       const log = createRootLogger(v['log-level'] as LogLevel);
       logger = log;
+      const dataDir = v['data-dir'] as string;
       try {
-        mkdirSync(v['data-dir'] as string, { recursive: true });
+        mkdirSync(dataDir, { recursive: true });
       } catch (err) {
-        process.stderr.write(`mxsentry: cannot create data-dir ${String(v['data-dir'])}: ${describeError(err)}\n`);
+        process.stderr.write(`mxsentry: cannot create data-dir ${dataDir}: ${describeError(err)}\n`);
+        process.exit(EXIT_FAILED);
+      }
+      try {
+        // The store and the control socket live there: said here, once, rather than as a store that
+        // never opens (greylisting skipped) and a control socket that cannot listen.
+        accessSync(dataDir, fsConstants.W_OK | fsConstants.X_OK);
+      } catch (err) {
+        const uid = typeof process.getuid === 'function' ? ` (uid ${process.getuid()})` : '';
+        process.stderr.write(`mxsentry: data-dir ${dataDir} is not writable by this user${uid}: ${describeError(err)}; make it the mxsentry user's (chown) or name another with --data-dir\n`);
         process.exit(EXIT_FAILED);
       }
       let started: RunningDaemon;
