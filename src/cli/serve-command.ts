@@ -7,6 +7,7 @@ import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { loadConfig, placeConfigError } from '../config/load.js';
 import { systemClock } from '../util/clock.js';
 import { ConfigError, MxError, describeError } from '../util/errors.js';
+import { lockDataDir } from '../util/instance-lock.js';
 import { createRootLogger, type LogLevel, type Logger } from '../util/logger.js';
 import type { CliDeps } from './cli.js';
 import { checkStartSettings, isConfigurationError } from './config-check.js';
@@ -98,6 +99,14 @@ export function serveCommand(deps: CliDeps): CommandModule<object, ServeArgs> {
       } catch (err) {
         const uid = typeof process.getuid === 'function' ? ` (uid ${process.getuid()})` : '';
         process.stderr.write(`mxsentry: data-dir ${dataDir} is not writable by this user${uid}: ${describeError(err)}; make it the mxsentry user's (chown) or name another with --data-dir\n`);
+        process.exit(EXIT_FAILED);
+      }
+      const lock = await lockDataDir(dataDir).catch((err: unknown) => {
+        log.warn({ dataDir, err: describeError(err) }, 'could not take the data-dir lock; starting without it');
+        return null;
+      });
+      if (lock === 'busy') {
+        process.stderr.write(`mxsentry: another mxsentry serve runs on data-dir ${dataDir} (two would share one greylist store and one node id): stop it first, or give this one its own --data-dir\n`);
         process.exit(EXIT_FAILED);
       }
       let started: RunningDaemon;

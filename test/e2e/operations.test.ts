@@ -262,6 +262,14 @@ s('replication settings serve would refuse: config check and serve both exit 2 w
   assert.match(noFile.stderr, /replication\.conf:2: replication-key-file: cannot use \/nonexistent\/key/);
 });
 
+s('a second serve on the running daemon\'s data dir (its own control socket and ports) is refused: exit 1', async () => {
+  const data = join(daemon!.dir, 'data');
+  const second = await cli(['serve', '--data-dir', data, '--dns-listen', '127.0.0.1:0', '--policy-listen', '127.0.0.1:0', '--control-socket', join(configDir, 'second.sock')]);
+  assert.is(second.code, 1, second.stderr);
+  assert.match(second.stderr, `mxsentry: another mxsentry serve runs on data-dir ${data}`);
+  assert.ok((await cli(['stats', '--control-socket', socketPath()])).code === 0, 'the first daemon runs on');
+});
+
 s('serve with a data-dir it cannot write: exit 1 naming the data dir, before anything listens', async () => {
   const data = join(configDir, 'readonly-data');
   mkdirSync(data, { mode: 0o755 });
