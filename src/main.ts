@@ -251,6 +251,13 @@ export async function startDaemon(v: ConfigValues, logger: Logger, clock: Clock,
   });
   // systemd socket activation: sockets named dns-udp / dns-tcp / policy replace the configured addresses.
   const dnsFds = inherited.filter((f) => f.name === 'dns-udp' || f.name === 'dns-tcp');
+  for (const [kind, missing] of [['dns-udp', 'UDP'], ['dns-tcp', 'TCP']] as const) {
+    // DNS needs both: truncated answers are retried over TCP. With one socket unit enabled and not
+    // the other, nothing would say that half of DNS is not served.
+    if (dnsFds.length > 0 && !dnsFds.some((f) => f.name === kind)) {
+      logger.warn({ missing: kind }, `socket activation passed no ${kind} socket: DNS over ${missing} is not served (enable mxsentry-${kind}.socket too)`);
+    }
+  }
   await dnsServer.listen(
     dnsFds.length > 0
       ? dnsFds.map((f) => ({ fd: f.fd, kind: f.name === 'dns-udp' ? ('udp' as const) : ('tcp' as const) }))
