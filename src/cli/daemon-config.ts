@@ -96,7 +96,11 @@ export async function openDaemonStore(cfg: DaemonConfig, logger: Logger, unit: U
     const missing = isStoreError(err, StoreErrorCode.NOT_FOUND);
     const what = missing ? `no greylist store at ${join(cfg.dataDir, 'greylist')}, nothing was created` : `cannot open the greylist store under ${cfg.dataDir}: ${describeError(err)}`;
     process.stderr.write(`mxsentry: ${what}\nmxsentry: the data dir came from ${cfg.dataDirFrom}\n`);
-    process.stderr.write(`mxsentry: point at the daemon's store with --data-dir DIR, or at its configuration with --config FILE (under the systemd unit: ${unit.dataDir}, as root)\n`);
+    // Where to look instead helps when this may be the wrong store (none there, or not ours to
+    // read); a damaged store is the right one, and its error already says what to do.
+    if (missing || /\b(EACCES|EPERM)\b/.test(describeError(err))) {
+      process.stderr.write(`mxsentry: point at the daemon's store with --data-dir DIR, or at its configuration with --config FILE (under the systemd unit: ${unit.dataDir}, as root)\n`);
+    }
     process.exitCode = missing ? EXIT_USAGE : EXIT_FAILED;
     return null;
   }

@@ -2,7 +2,7 @@
 // holding the daemon's store and the fake tree's DNSBL. `check` must decide without writing to the
 // greylist store, and no command may create a store where the daemon has none.
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { suite } from 'uvu';
@@ -200,6 +200,21 @@ s('no store where the daemon keeps none: every command fails (exit 2) naming the
   } finally {
     rmSync(empty, { recursive: true, force: true });
   }
+});
+
+s('a damaged store: exit 1 with the store\'s own advice, not a hint to look elsewhere', async () => {
+  const dataDir = mkdtempSync(join(hints.dir, 'damaged-'));
+  const store = await LmdbGreylistStore.open({ dataDir, clock: systemClock, logger: createSilentLogger() });
+  await store.close();
+  const file = join(dataDir, 'greylist', 'data.mdb');
+  const bytes = readFileSync(file);
+  bytes.fill(0x5a, 0, 8192); // both meta pages
+  writeFileSync(file, bytes);
+  const r = await cliIn(undefined, 'greylist', 'list', '--data-dir', dataDir);
+  assert.is(r.code, 1, r.stderr);
+  assert.match(r.stderr, 'is not a usable LMDB data file');
+  assert.match(r.stderr, 'restore it or move it away');
+  assert.not.match(r.stderr, '--data-dir DIR');
 });
 
 s('greylist list says on stderr when it stopped at --limit, and refuses a limit below 1', async () => {
