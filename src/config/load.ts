@@ -117,6 +117,12 @@ export function loadConfig(opts: { file?: string; flags?: Record<string, unknown
       continue;
     }
     origins[def.key] = chosen.map((c) => ({ source: c.source, ...(c.line !== undefined ? { line: c.line } : {}) }));
+    // A list given as one empty value is the empty list: `--dnsbl ''` turns off the file's lists for
+    // one run, `--known-network ''` trusts no network.
+    if (def.list && chosen.length === 1 && chosen[0]!.value.trim() === '') {
+      values[def.key] = [];
+      continue;
+    }
     const parsed: unknown[] = [];
     for (const c of chosen) {
       try {

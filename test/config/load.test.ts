@@ -61,6 +61,17 @@ s('greylist-action must defer (never reject); greylist-text is one printable lin
   assert.match(messages(loadText('ipv4cidr: 33\n')).join('\n'), 'above the maximum');
 });
 
+s('a list key given one empty value is the empty list (a flag clears the file\'s lines); an empty item among others is an error', () => {
+  const file = join(dir, 'lists.conf');
+  writeFileSync(file, 'dnsbl: zen.spamhaus.org\ndnsbl: bl.spamcop.net\n');
+  assert.equal(loadConfig({ file }).values['dnsbl'], ['zen.spamhaus.org', 'bl.spamcop.net']);
+  const cleared = loadConfig({ file, flags: { dnsbl: [''] } });
+  assert.equal(cleared.errors, []);
+  assert.equal(cleared.values['dnsbl'], []);
+  assert.equal(loadConfig({ flags: { 'known-network': [''] } }).values['known-network'], []);
+  assert.match(loadConfig({ flags: { dnsbl: ['zen.spamhaus.org', ''] } }).errors.map((e) => e.message).join('\n'), 'dnsbl');
+});
+
 s('range errors show the value as written and the limit in the key\'s unit', () => {
   const r = loadText(['retry-window: 172800', 'max-age: 0', 'delay: 2d', 'cache-size: 512k', 'so-rcvbuf: 2g', 'upstream-port: 70000', 'replication-timeout: 1h'].join('\n'));
   assert.equal(messages(r), [
