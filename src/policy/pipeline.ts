@@ -215,6 +215,8 @@ export class PolicyPipeline {
     this.logger.info(
       {
         client: request.client_address ?? '',
+        // Postfix's verified client name ("unknown" without a matching PTR), as postgrey logs it.
+        clientName: request.client_name || undefined,
         helo: request.helo_name ?? '',
         sender: request.sender ?? '',
         recipient: request.recipient ?? '',

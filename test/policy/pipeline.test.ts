@@ -199,7 +199,7 @@ s('one info line per decision with the documented fields', async () => {
   assert.is(decisions.length, 1);
   const line = decisions[0]!;
   assert.is(line.level, 'info');
-  for (const [k, v] of Object.entries({ client: '192.0.2.10', helo: 'mail.example.net', sender: 'x', recipient: 'bob@example.org', step: 3, stepName: 'sender-syntax', action: 'REJECT 5.1.7 bad', reason: 'bad sender', elapsedMs: 0 })) {
+  for (const [k, v] of Object.entries({ client: '192.0.2.10', clientName: 'mail.example.net', helo: 'mail.example.net', sender: 'x', recipient: 'bob@example.org', step: 3, stepName: 'sender-syntax', action: 'REJECT 5.1.7 bad', reason: 'bad sender', elapsedMs: 0 })) {
     assert.equal(line[k], v, k);
   }
 });
