@@ -38,6 +38,14 @@ export const DEFAULT_GREYLIST_CONFIG: Readonly<GreylistConfig> = {
 /** postgrey counts at most one pass per client per hour towards the auto-whitelist. */
 export const CLIENT_COUNT_INTERVAL_MS = 3_600_000;
 
+/**
+ * A triplet that passed before is written again (last seen, its pass counted) at most once per
+ * this interval, like the client counts: later passes within it change nothing, so mail from a
+ * known sender needs no write and no commit wait. Last seen then lags by at most this much, next
+ * to a max-age of days.
+ */
+export const TRIPLET_TOUCH_INTERVAL_MS = 3_600_000;
+
 /** The outcome of one greylist decision and the records to write. */
 export interface GreylistDecision {
   verdict: 'defer' | 'pass' | 'whitelisted';
@@ -153,7 +161,8 @@ function stripBatv(local: string): string {
  * - A triplet unseen, or not seen for maxAge, or never passed and not seen for retryWindow, starts
  *   over: first = last = now, 'defer'.
  * - Otherwise 'defer' while now - first < delay (last updated), and 'pass' once the delay is over.
- *   The first pass of a triplet counts one pass for the client, at most one per hour.
+ *   The first pass of a triplet counts one pass for the client, at most one per hour. A later pass
+ *   updates the triplet (last seen, its pass count) at most once per TRIPLET_TOUCH_INTERVAL_MS.
  */
 export function decideGreylist(
   triplet: TripletRecord | undefined,
@@ -214,6 +223,10 @@ export function decideGreylist(
   }
 
   const firstPass = current.passedAtMs === 0;
+  // A last seen ahead of this clock (another node's, clamped on receipt) counts as recent too.
+  if (!firstPass && firstSeenMs === current.firstSeenMs && nowMs - current.lastSeenMs < TRIPLET_TOUCH_INTERVAL_MS) {
+    return { verdict: 'pass', retryAfterSec: 0, delayedSec: 0, firstPass, clientPasses, newTriplet: false, update: {} };
+  }
   const update: GreylistUpdate = {
     triplet: {
       // The generation is kept: without it the pass would merge as epoch 0 and lose to the stored one.

@@ -2,7 +2,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  checkGreylistConfig, clientKey, clientNetwork, decideGreylist, DEFAULT_GREYLIST_CONFIG, normaliseSender, tripletKey,
+  checkGreylistConfig, clientKey, clientNetwork, decideGreylist, DEFAULT_GREYLIST_CONFIG, normaliseSender, TRIPLET_TOUCH_INTERVAL_MS, tripletKey,
   type GreylistConfig,
 } from '../../src/policy/greylist.js';
 import { mergeTriplet, type ClientRecord, type TripletRecord } from '../../src/store/greylist-types.js';
@@ -103,6 +103,23 @@ s('an already passed triplet passes without counting the client again', () => {
   assert.is(d.delayedSec, 0);
   assert.equal(d.update.triplet?.passes, { n1: 2, n2: 3 });
   assert.is(d.update.client, undefined);
+});
+
+s('a passed triplet is written again at most once an hour: passes within it change nothing', () => {
+  const seen = T0 + 61 * SEC;
+  const t: TripletRecord = { firstSeenMs: T0, lastSeenMs: seen, passedAtMs: seen, passes: { n1: 1 } };
+  const soon = decideGreylist(t, undefined, seen + TRIPLET_TOUCH_INTERVAL_MS - 1, cfg, 'n1');
+  assert.is(soon.verdict, 'pass');
+  assert.not.ok(soon.firstPass);
+  assert.equal(soon.update, {}, 'nothing to write: no commit to wait for');
+  const later = decideGreylist(t, undefined, seen + TRIPLET_TOUCH_INTERVAL_MS, cfg, 'n1');
+  assert.equal(later.update.triplet, { firstSeenMs: T0, lastSeenMs: seen + TRIPLET_TOUCH_INTERVAL_MS, passedAtMs: seen, passes: { n1: 2 } });
+  // A last seen ahead of this clock (another node's) is recent as well: no write on every pass.
+  const ahead: TripletRecord = { ...t, lastSeenMs: seen + 10 * SEC };
+  assert.equal(decideGreylist(ahead, undefined, seen, cfg, 'n1').update, {});
+  // The first pass is always written (it records the pass and counts the client).
+  const waiting: TripletRecord = { firstSeenMs: T0, lastSeenMs: T0 + 59 * SEC, passedAtMs: 0, passes: {} };
+  assert.ok(decideGreylist(waiting, undefined, T0 + 60 * SEC, cfg, 'n1').update.triplet);
 });
 
 s('retry window: a never-passed triplet idle longer than 2 d starts over', () => {
