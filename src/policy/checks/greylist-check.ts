@@ -59,13 +59,15 @@ export const DEFAULT_GREYLIST_REPLY: Readonly<GreylistReply> = { action: 'DEFER_
 /**
  * The action of a deferral, as postgrey builds it: the text with %s (seconds left) and %r (the
  * recipient's domain, reduced to the characters of a domain or address literal, since it is the
- * client's input going into an SMTP reply) replaced, after "4.2.0 " unless the text starts with a
- * digit (its own status code). postgrey replaces the first %s and %r only; every one is replaced here.
+ * client's input going into an SMTP reply) replaced, after "4.2.0 " unless the configured text
+ * starts with a digit (its own status code). Like postgrey, that is decided on the text as written,
+ * before the substitutions: "%s seconds left" gets "4.2.0 " although its reply starts with a digit.
+ * postgrey replaces the first %s and %r only; every one is replaced here.
  */
 export function greylistAction(reply: GreylistReply, retryAfterSec: number, recipient: string): string {
   const domain = recipient.slice(recipient.lastIndexOf('@') + 1).replace(/[^A-Za-z0-9.:[\]-]/g, '');
   const text = reply.text.replace(/%s/g, String(retryAfterSec)).replace(/%r/g, domain);
-  return `${reply.action} ${/^[0-9]/.test(text) ? '' : '4.2.0 '}${text}`;
+  return `${reply.action} ${/^[0-9]/.test(reply.text) ? '' : '4.2.0 '}${text}`;
 }
 
 /** The step 10 check with its counters. */

@@ -66,6 +66,10 @@ s('greylist-action and greylist-text as postgrey: %s and %r replaced, 4.2.0 unle
   // The domain is the client's input going into an SMTP reply: only a domain's characters stay.
   assert.is(greylistAction({ action: 'DEFER_IF_PERMIT', text: 'see %r' }, 5, 'a@ex%ample.org<script>'), 'DEFER_IF_PERMIT 4.2.0 see example.orgscript');
   assert.is(greylistAction({ action: 'DEFER_IF_PERMIT', text: 'see %r' }, 5, 'a@[192.0.2.1]'), 'DEFER_IF_PERMIT 4.2.0 see [192.0.2.1]');
+  // Whether the text has its own status code is decided on the text as configured (postgrey: before
+  // %s and %r are replaced): a reply that starts with the seconds or a digit domain still gets 4.2.0.
+  assert.is(greylistAction({ action: 'DEFER_IF_PERMIT', text: '%s seconds left' }, 42, 'a@b.example'), 'DEFER_IF_PERMIT 4.2.0 42 seconds left');
+  assert.is(greylistAction({ action: '451', text: '%r greylists you' }, 5, 'a@123.example'), '451 4.2.0 123.example greylists you');
 });
 
 s('X-Greylist PREPEND on the first pass, once per message instance', async () => {
