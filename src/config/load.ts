@@ -118,8 +118,15 @@ export function loadConfig(opts: { file?: string; flags?: Record<string, unknown
     }
     origins[def.key] = chosen.map((c) => ({ source: c.source, ...(c.line !== undefined ? { line: c.line } : {}) }));
     // A list given as one empty value is the empty list: `--dnsbl ''` turns off the file's lists for
-    // one run, `--known-network ''` trusts no network.
+    // one run, `--known-network ''` trusts no network. Not for a listener: the daemon would start,
+    // report itself ready and answer nothing on it.
     if (def.list && chosen.length === 1 && chosen[0]!.value.trim() === '') {
+      if (def.nonEmptyList) {
+        const c = chosen[0]!;
+        const where = c.line ? `${c.source}:${c.line}: ${def.key}` : c.source;
+        errors.push(new ConfigError('CONFIG_ERR_VALUE', `${where}: empty value: at least one address is needed (an empty list would serve nothing)`, { key: def.key, line: c.line }));
+        continue;
+      }
       values[def.key] = [];
       continue;
     }

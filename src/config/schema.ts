@@ -20,6 +20,8 @@ export interface KeyDef {
    * its tables, instead of widening it to the network. For keys that grant trust.
    */
   refuseHostBits?: boolean;
+  /** For lists: the empty list (one empty value) is refused, as for listeners that must listen somewhere. */
+  nonEmptyList?: boolean;
   /** For 'string': an empty value is valid (written `key: ""` in the file, `--key ''` as a flag). */
   emptyAllowed?: boolean;
   /** For 'string': the value must match; `patternHint` completes "... is not <hint>" in the error. */
@@ -39,7 +41,7 @@ export const SCHEMA: readonly KeyDef[] = [
   { key: 'metrics-listen', kind: 'endpoint', default: '', group: 'general', description: 'Address:port of the Prometheus text endpoint (GET /metrics), e.g. 127.0.0.1:9153; empty: off.' },
   { key: 'metrics-allow', kind: 'cidr', list: true, default: ['127.0.0.0/8', '::1/128'], group: 'general', description: 'Networks allowed to read the metrics endpoint; everyone else gets 403. Repeatable.' },
 
-  { key: 'dns-listen', kind: 'endpoint', list: true, default: ['127.0.0.1:53', '[::1]:53'], group: 'dns', description: 'Address:port for DNS over UDP and TCP (IPv6 as [::1]:53). Repeatable.' },
+  { key: 'dns-listen', kind: 'endpoint', list: true, nonEmptyList: true, default: ['127.0.0.1:53', '[::1]:53'], group: 'dns', description: 'Address:port for DNS over UDP and TCP (IPv6 as [::1]:53). Repeatable.' },
   { key: 'allow', kind: 'cidr', list: true, default: ['127.0.0.0/8', '::1/128'], group: 'dns', description: 'Networks allowed to query (recursion); everyone else gets REFUSED. Repeatable.' },
   { key: 'root-hints', kind: 'path', default: '', group: 'dns', description: 'Root hints file (named.root format); empty: zones/named.root shipped with mxsentry.' },
   { key: 'local-zones-file', kind: 'path', default: '', group: 'dns', description: 'Unbound-style local-zone/local-data file; empty: zones/local-zones.conf shipped with mxsentry.' },
@@ -75,7 +77,7 @@ export const SCHEMA: readonly KeyDef[] = [
   { key: 'max-tcp-connections', kind: 'int', min: 1, max: 100000, default: 100, group: 'limits', description: 'Open DNS TCP connections.' },
   { key: 'tcp-idle-timeout-ms', kind: 'int', min: 100, max: 600000, default: 10000, group: 'limits', description: 'Idle DNS TCP connections are closed after this.' },
 
-  { key: 'policy-listen', kind: 'endpoint', list: true, default: ['127.0.0.1:10023'], group: 'policy', description: 'Address:port of the Postfix policy service (check_policy_service inet:...). Repeatable.' },
+  { key: 'policy-listen', kind: 'endpoint', list: true, nonEmptyList: true, default: ['127.0.0.1:10023'], group: 'policy', description: 'Address:port of the Postfix policy service (check_policy_service inet:...). Repeatable.' },
   { key: 'policy-budget-ms', kind: 'int', min: 100, max: 60000, default: 3000, group: 'policy', description: 'Time budget of one policy decision (keep well below smtpd_policy_service_timeout); DUNNO after it.' },
   { key: 'policy-max-connections', kind: 'int', min: 1, max: 100000, default: 200, group: 'policy', description: 'Open policy connections (Postfix opens up to ~100 per instance).' },
   { key: 'helo-must-resolve', kind: 'bool', default: false, group: 'policy', description: 'Step 2: reject HELO names that do not exist in DNS (NXDOMAIN).' },

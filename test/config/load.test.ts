@@ -70,6 +70,12 @@ s('a list key given one empty value is the empty list (a flag clears the file\'s
   assert.equal(cleared.values['dnsbl'], []);
   assert.equal(loadConfig({ flags: { 'known-network': [''] } }).values['known-network'], []);
   assert.match(loadConfig({ flags: { dnsbl: ['zen.spamhaus.org', ''] } }).errors.map((e) => e.message).join('\n'), 'dnsbl');
+  // A listener list cannot be emptied: the daemon would start, say it is ready and serve nothing.
+  for (const key of ['dns-listen', 'policy-listen']) {
+    const flag = loadConfig({ flags: { [key]: [''] } });
+    assert.equal(flag.errors.map((e) => e.message), [`--${key}: empty value: at least one address is needed (an empty list would serve nothing)`]);
+    assert.match(messages(loadText(`${key}: ""\n`)).join('\n'), `:1: ${key}: empty value`);
+  }
 });
 
 s('range errors show the value as written and the limit in the key\'s unit', () => {
