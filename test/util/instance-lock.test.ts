@@ -1,13 +1,13 @@
 // Tests for the one-daemon-per-data-dir lock: a second holder is refused, release frees it, other
-// directories are independent, and the same directory named by another path is the same lock.
+// directories are independent, the same directory named by another path is the same lock, and a
+// socket file left by a killed daemon does not block the next start.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync } from 'node:fs';
-import net from 'node:net';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LOCK_NAME_FILE, lockDataDir, type InstanceLock } from '../../src/util/instance-lock.js';
+import { LOCK_SOCKET, lockDataDir, type InstanceLock } from '../../src/util/instance-lock.js';
 
 const s = suite('util/instance-lock');
 
@@ -25,6 +25,7 @@ s.after(() => {
 s('a held data dir is busy for a second taker, also by another path; release frees it', async () => {
   const first = await lockDataDir(join(dir, 'a'));
   assert.ok(first !== 'busy');
+  assert.ok(statSync(join(dir, 'a', LOCK_SOCKET)).isSocket(), 'a unix socket in the data dir, which only its writers can create');
   assert.is(await lockDataDir(join(dir, 'a')), 'busy');
   assert.is(await lockDataDir(join(dir, 'a-link')), 'busy', 'a symlink to the same directory is the same lock');
   const other = await lockDataDir(join(dir, 'b'));
@@ -37,34 +38,23 @@ s('a held data dir is busy for a second taker, also by another path; release fre
   (other as InstanceLock).release();
 });
 
-s('another user cannot take the lock in advance: its name is not derived from the path', async () => {
-  const data = join(dir, 'c');
+s('the socket file of a killed holder is stale: the next taker replaces it', async () => {
+  const data = join(dir, 'killed');
   mkdirSync(data);
-  // Abstract sockets have no permissions: anyone may bind any name. A squatter on a name computed
-  // from the path (as the lock was named before) must not keep the daemon from starting.
-  const squatter = net.createServer();
-  const pathName = createHash('sha256').update(realpathSync(data)).digest('hex').slice(0, 32);
-  await new Promise<void>((resolve, reject) => {
-    squatter.once('error', reject);
-    squatter.listen(`\0mxsentry-data-dir-${pathName}`, () => resolve());
-  });
+  // Another process takes the lock and is killed with SIGKILL: its socket file stays behind.
+  const script = `import(${JSON.stringify(new URL('../../src/util/instance-lock.js', import.meta.url).href)}).then(async (m) => { await m.lockDataDir(${JSON.stringify(data)}); process.kill(process.pid, 'SIGKILL'); });`;
+  let signal: string | undefined;
   try {
-    const lock = await lockDataDir(data);
-    assert.ok(lock !== 'busy', 'a socket named after the path does not hold the lock');
-    const file = join(data, LOCK_NAME_FILE);
-    assert.is(statSync(file).mode & 0o777, 0o600, 'the name is readable by the daemon\'s user only');
-    const name = readFileSync(file, 'utf8');
-    assert.match(name, /^[0-9a-f]{32}\n$/);
-    assert.is(await lockDataDir(data), 'busy');
-    (lock as InstanceLock).release();
-    await new Promise((r) => setTimeout(r, 20));
-    const again = await lockDataDir(data);
-    assert.ok(again !== 'busy');
-    assert.is(readFileSync(file, 'utf8'), name, 'the same name on every start');
-    (again as InstanceLock).release();
-  } finally {
-    squatter.close();
+    execFileSync(process.execPath, ['-e', script], { stdio: 'ignore' });
+  } catch (err) {
+    signal = (err as { signal?: string }).signal;
   }
+  assert.is(signal, 'SIGKILL', 'the holder ended by SIGKILL');
+  assert.ok(existsSync(join(data, LOCK_SOCKET)), 'the killed holder left its socket file');
+  const lock = await lockDataDir(data);
+  assert.ok(lock !== 'busy', 'a stale socket file does not block the start');
+  assert.is(await lockDataDir(data), 'busy');
+  (lock as InstanceLock).release();
 });
 
 s.run();
