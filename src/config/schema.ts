@@ -103,14 +103,16 @@ export const SCHEMA: readonly KeyDef[] = [
   { key: 'ipv6cidr', kind: 'int', min: 0, max: 128, default: 64, group: 'greylist', description: 'Prefix length of the IPv6 client network in a triplet (postgrey --ipv6cidr). A change starts greylisting over for every sender; use the same value on every node.' },
   {
     key: 'greylist-action', kind: 'string', default: 'DEFER_IF_PERMIT', group: 'greylist',
-    pattern: /^(DEFER_IF_PERMIT|DEFER_IF_REJECT|DEFER|4[0-9][0-9])$/,
-    patternHint: 'DEFER_IF_PERMIT, DEFER_IF_REJECT, DEFER or a 4NN reply code (greylisting defers mail, it never rejects it)',
+    // access(5) actions are case-insensitive; 421 would also drop the connection (Postfix smtpd).
+    pattern: /^(DEFER_IF_PERMIT|DEFER_IF_REJECT|DEFER|4(?!21)[0-9][0-9])$/i,
+    patternHint: 'DEFER_IF_PERMIT, DEFER_IF_REJECT, DEFER or a 4NN reply code other than 421 (greylisting defers mail: it never rejects it, nor drops the connection)',
     description: 'Postfix access(5) action for a greylisted mail (postgrey --greylist-action): DEFER_IF_PERMIT lets later restrictions reject first; 451 defers at once.',
   },
   {
     key: 'greylist-text', kind: 'string', default: 'Greylisted by mxsentry, try again in %s seconds', group: 'greylist',
-    pattern: /^[\x20-\x7e]{1,400}$/,
-    patternHint: 'printable ASCII on one line, at most 400 characters (it is sent in an SMTP reply)',
+    // A leading status code must be a temporary one (4.X.X): "451 5.7.1 ..." would contradict itself.
+    pattern: /^(?=[\x20-\x7e]{1,400}$)(?:4\.[0-9]{1,3}\.[0-9]{1,3}(?: |$)|[^0-9])/,
+    patternHint: 'printable ASCII on one line, at most 400 characters (it is sent in an SMTP reply), either with a 4.X.X status code first or not starting with a digit',
     description: 'Text of the greylisting reply (postgrey --greylist-text): %s becomes the seconds left, %r the recipient\'s domain; "4.2.0 " goes first unless the text starts with a digit (its own status code).',
   },
   { key: 'whitelist-clients', kind: 'path', list: true, default: [], group: 'greylist', description: 'postgrey whitelist_clients files (hostnames, domains, /regex/, addresses, CIDR). Repeatable.' },

@@ -49,12 +49,17 @@ s('recipient-delimiter may be empty (Postfix recipient_delimiter =, no extension
 s('greylist-action must defer (never reject); greylist-text is one printable line; ipv4cidr/ipv6cidr in range', () => {
   assert.is(loadText('greylist-action: 451\n').values['greylist-action'], '451');
   assert.is(loadText('greylist-action: DEFER\n').values['greylist-action'], 'DEFER');
-  for (const bad of ['REJECT', '554', 'defer_if_permit', '45']) {
+  assert.is(loadText('greylist-action: defer_if_permit\n').values['greylist-action'], 'defer_if_permit', 'access(5) actions are case-insensitive');
+  for (const bad of ['REJECT', '554', '421', '45']) {
     assert.match(messages(loadText(`greylist-action: ${bad}\n`)).join('\n'), 'is not DEFER_IF_PERMIT, DEFER_IF_REJECT, DEFER or a 4NN reply code', bad);
   }
   assert.is(loadText('greylist-text: "Greylisted, see https://mx.example/help/%r.html"\n').values['greylist-text'], 'Greylisted, see https://mx.example/help/%r.html');
   assert.match(messages(loadText(`greylist-text: ${'x'.repeat(401)}\n`)).join('\n'), 'printable ASCII on one line, at most 400 characters');
   assert.match(messages(loadText('greylist-text: caf\u00e9\n')).join('\n'), 'printable ASCII');
+  assert.is(loadText('greylist-text: 4.7.1 Greylisted, retry in %s s\n').values['greylist-text'], '4.7.1 Greylisted, retry in %s s');
+  for (const bad of ['5.7.1 Go away', '2.0.0 fine', '%s seconds'.replace('%s', '30')]) {
+    assert.match(messages(loadText(`greylist-text: ${bad}\n`)).join('\n'), 'either with a 4.X.X status code first', bad);
+  }
   const flag = loadConfig({ flags: { 'greylist-text': 'a\tb' } });
   assert.match(flag.errors.map((e) => e.message).join('\n'), 'printable ASCII');
   assert.equal([loadText('ipv4cidr: 16\n').values['ipv4cidr'], loadText('ipv6cidr: 48\n').values['ipv6cidr']], [16, 48]);
