@@ -410,13 +410,12 @@ function checkDataFile(file: string): number {
     throw new StoreError(StoreErrorCode.OPEN, `cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err });
   }
   try {
-    const size = fstatSync(fd).size;
-    if (size === 0) return 0;
+    if (fstatSync(fd).size === 0) return 0;
     const bad = (why: string): never => {
       throw new StoreError(StoreErrorCode.OPEN, `${file} is not a usable LMDB data file (${why}): restore it or move it away to start empty`);
     };
     const head = Buffer.alloc(META_TXNID_OFFSET + 8);
-    if (readSync(fd, head, 0, head.length, 0) < head.length) bad(`only ${size} bytes`);
+    if (readSync(fd, head, 0, head.length, 0) < head.length) bad(`only ${fstatSync(fd).size} bytes`);
     const readMeta = (buf: Buffer, where: string): number => {
       if (buf.readUInt32LE(META_MAGIC_OFFSET) !== MDB_MAGIC) bad(`bad magic in ${where}`);
       if (buf.readUInt32LE(META_VERSION_OFFSET) !== MDB_DATA_VERSION) bad(`unsupported version ${buf.readUInt32LE(META_VERSION_OFFSET)} in ${where}`);
@@ -424,10 +423,13 @@ function checkDataFile(file: string): number {
     };
     const pageSize = readMeta(head, 'meta page 0');
     if (pageSize < 512 || pageSize > 65536 || (pageSize & (pageSize - 1)) !== 0) bad(`bad page size ${pageSize}`);
-    if (size < 2 * pageSize) bad(`truncated to ${size} bytes`);
     const second = Buffer.alloc(META_TXNID_OFFSET + 8);
-    if (readSync(fd, second, 0, second.length, pageSize) < second.length) bad('meta page 1 unreadable');
+    if (readSync(fd, second, 0, second.length, pageSize) < second.length) bad(`truncated to ${fstatSync(fd).size} bytes`);
     readMeta(second, 'meta page 1');
+    // The size is taken after the meta pages: a daemon writing the store meanwhile (the CLI reads a
+    // live store) grows the file before it commits a meta page that needs the new pages, so a
+    // size taken first could be older than the meta and look truncated.
+    const size = fstatSync(fd).size;
     // A file cut short (a full disk, a bad copy) would make LMDB read past its end through the map:
     // SIGBUS, the whole process gone. The newer meta page says how many pages the data needs.
     const current = head.readBigUInt64LE(META_TXNID_OFFSET) >= second.readBigUInt64LE(META_TXNID_OFFSET) ? head : second;
