@@ -4,7 +4,7 @@
 // These checks never throw and never decide on an error answer or a timeout (the checker maps those
 // to "not listed").
 import type { Check, CheckContext, CheckResult } from '../types.js';
-import type { DnsListChecker, DnsListTierResult } from '../dns-lists.js';
+import type { DnsListChecker, DnsListResult, DnsListTierResult } from '../dns-lists.js';
 
 /** Step 7: a client listed in the trusted DNSWL tier ends the pipeline with DUNNO. */
 export function createTrustedDnswlCheck(checker: DnsListChecker): Check {
@@ -24,7 +24,8 @@ export function createTrustedDnswlCheck(checker: DnsListChecker): Check {
 /**
  * Step 8: the sum of the weights of listing DNSBLs reaching the threshold rejects with Postfix's
  * reject_rbl_client wording and a 554 reply code ("554 5.7.1 Service unavailable; Client host [ip]
- * blocked using zone; TXT"), naming the first listing list with a positive weight.
+ * blocked using zone; TXT"), naming the listing list with the largest weight, as postscreen names
+ * "the DNSBL with largest contribution" (postscreen_dnsbl.c); on a tie the first in configuration order.
  */
 export function createDnsblCheck(checker: DnsListChecker): Check {
   return {
@@ -35,9 +36,9 @@ export function createDnsblCheck(checker: DnsListChecker): Check {
       if (checker.listsOf('block').length === 0) return null;
       const t = await checker.tier(ctx, 'block');
       if (!t.reached) return null;
-      const first = t.listed.find((r) => r.list.weight > 0) ?? t.listed[0];
-      const zone = first?.list.zone ?? 'DNSBL';
-      const reason = first?.txt ? `; ${first.txt}` : '';
+      const named = largestContribution(t);
+      const zone = named?.list.zone ?? 'DNSBL';
+      const reason = named?.txt ? `; ${named.txt}` : '';
       return {
         action: `554 5.7.1 Service unavailable; Client host [${ctx.clientAddress}] blocked using ${zone}${reason}`,
         reason: `DNSBL ${listNames(t)} (score ${t.score} >= ${t.threshold})`,
@@ -64,6 +65,13 @@ export function createDnswlCheck(checker: DnsListChecker): Check {
 /** Steps 7, 8 and 9 in pipeline order. */
 export function createDnsListChecks(checker: DnsListChecker): Check[] {
   return [createTrustedDnswlCheck(checker), createDnsblCheck(checker), createDnswlCheck(checker)];
+}
+
+/** The listing list with the largest weight; the first of equals in configuration order. */
+function largestContribution(t: DnsListTierResult): DnsListResult | undefined {
+  let best: DnsListResult | undefined;
+  for (const r of t.listed) if (!best || r.list.weight > best.list.weight) best = r;
+  return best;
 }
 
 function listNames(t: DnsListTierResult): string {

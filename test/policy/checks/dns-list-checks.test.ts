@@ -68,8 +68,20 @@ s('step 8: without TXT, below threshold, filtered and error answers', async () =
   dns.set('4.0.0.10.zen.example.', 'A', aAnswer('x', '127.0.0.2'));
   dns.set('4.0.0.10.bl.example.', 'A', aAnswer('x', '127.0.0.3'));
   const both = await step8.run(ctx('10.0.0.4'));
-  assert.match(both?.action ?? '', /blocked using zen\.example$/, 'names the first listing list');
+  assert.match(both?.action ?? '', /blocked using bl\.example$/, 'names the list with the largest weight (2), as postscreen does');
   assert.match(both?.reason ?? '', /score 3 >= 2/);
+});
+
+s('step 8 names the list with the largest contribution, as postscreen does; equals in config order', async () => {
+  const { dns, checker, ctx } = setup({ blocklists: ['wl.example*-5', 'one.example', 'three.example*3', 'also-three.example*3'], blockThreshold: 1 });
+  const step8 = createDnsblCheck(checker);
+  for (const zone of ['wl.example', 'one.example', 'three.example', 'also-three.example']) {
+    dns.set(`1.2.0.192.${zone}.`, 'A', aAnswer('x', '127.0.0.2'));
+    dns.set(`1.2.0.192.${zone}.`, 'TXT', txtAnswer('x', [`${zone} lists it`]));
+  }
+  const r = await step8.run(ctx('192.0.2.1'));
+  assert.is(r?.action, '554 5.7.1 Service unavailable; Client host [192.0.2.1] blocked using three.example; three.example lists it');
+  assert.match(r?.reason ?? '', /score 2 >= 1/);
 });
 
 s('step 8 IPv6 client keeps Postfix client_address form in the reply', async () => {
