@@ -15,6 +15,7 @@ import { formatDuration } from '../config/format-value.js';
 import { parseValue } from '../config/load.js';
 import type { KeyDef } from '../config/schema.js';
 import { parseAddress } from '../util/cidr.js';
+import type { DnsListTier, DnsListTierResult } from '../policy/dns-lists.js';
 import { addConfigFlags } from './config-flags.js';
 import { EXIT_FAILED, usageError } from './control-cli.js';
 import { loadDaemonConfig, openDaemonStore } from './daemon-config.js';
@@ -99,7 +100,7 @@ interface RblArgs {
 export function rblCommand(deps: CliDeps): CommandModule<object, RblArgs> {
   return {
     command: 'rbl <ip>',
-    describe: 'Look an address up in every configured DNSWL/DNSBL: raw answers, TXT reason and verdict per list',
+    describe: 'Look an address up in every configured DNSWL/DNSBL: raw answers, TXT reason and verdict per list, score per tier',
     builder: (y: Argv) =>
       addConfigFlags(y.positional('ip', { type: 'string', demandOption: true }).option('json', { type: 'boolean' })) as unknown as Argv<RblArgs>,
     handler: async (argv: ArgumentsCamelCase<RblArgs>) => {
@@ -110,7 +111,8 @@ export function rblCommand(deps: CliDeps): CommandModule<object, RblArgs> {
       const logger = cliLogger();
       const dns = deps.createDnsStack(v, logger, systemClock, { listZones: deps.listZonesOf(v) });
       const policy = await createPolicyService({ ...deps.policySettings(v), greylist: false }, { resolve: dns.resolver.resolve, store: unavailableStore('unused'), clock: systemClock, logger, nodeId: 'cli', version: deps.version() });
-      const results = await policy.dnsLists.lookupAll(argv.ip);
+      const tiers = await policy.dnsLists.lookupAll(argv.ip);
+      const results = tiers.flatMap((t) => t.results);
       if (results.length === 0) process.stderr.write('mxsentry: no DNSBL/DNSWL configured (dnsbl, dnswl-trusted, dnswl)\n');
       if (argv.json) {
         process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
@@ -118,14 +120,28 @@ export function rblCommand(deps: CliDeps): CommandModule<object, RblArgs> {
         for (const r of results) {
           process.stdout.write(`${r.tier.padEnd(8)} ${r.list.name}\n  query:   ${r.queryName}\n  answers: ${r.addresses.join(' ') || '-'}${r.errors.length ? `\n  errors:  ${r.errors.join('; ')}` : ''}\n  txt:     ${r.txt ?? '-'}\n  verdict: ${r.verdict} (${r.detail})\n`);
         }
+        for (const t of tiers) if (t.results.length > 0) process.stdout.write(`${tierSummary(t)}\n`);
       }
-      // 1: a DNSBL lists it; 3: none does, but some list could not be asked (a script must not read
-      // that as "clean"); 0: every list answered and no DNSBL lists it.
-      const listed = results.some((r) => r.tier === 'block' && r.verdict === 'listed');
+      // 1: the DNSBLs reject it (step 8: the weights of the listing lists reach dnsbl-threshold, as
+      // postscreen_dnsbl_threshold); 3: they do not, but some list could not be asked (a script must
+      // not read that as "clean"); 0: every list answered and step 8 would not reject.
+      const rejected = tiers.some((t) => t.tier === 'block' && t.reached);
       const unanswered = results.some((r) => r.verdict === 'error' || r.verdict === 'timeout');
-      process.exitCode = listed ? 1 : unanswered ? 3 : 0;
+      process.exitCode = rejected ? 1 : unanswered ? 3 : 0;
     },
   };
+}
+
+const TIER_OUTCOME: Record<DnsListTier, string> = {
+  trusted: 'step 7 passes the client',
+  block: 'step 8 rejects the client',
+  allow: 'step 9 skips greylisting',
+};
+
+/** One line per tier of `rbl`: the combined score against its threshold and what the step does. */
+export function tierSummary(t: DnsListTierResult): string {
+  const outcome = t.reached ? TIER_OUTCOME[t.tier] : 'below the threshold';
+  return `${t.tier.padEnd(8)} score ${t.score} (threshold ${t.threshold}): ${outcome}`;
 }
 
 interface GreylistArgs {

@@ -210,16 +210,15 @@ export class DnsListChecker {
   }
 
   /**
-   * Looks an address up in every list of every tier, for `mxsentry rbl IP`: raw answers, TXT (for
-   * any answer) and verdict per list. Not counted in the stats. Throws POLICY_ERR_BAD_ADDRESS for
-   * a string that is not an IP address.
+   * Looks an address up in every list of every tier, for `mxsentry rbl IP`: per tier (pipeline
+   * order) the score and whether it reaches the threshold, as steps 7-9 would decide, and per list
+   * the raw answers, TXT (for any answer) and verdict. Not counted in the stats. Throws
+   * POLICY_ERR_BAD_ADDRESS for a string that is not an IP address.
    */
-  async lookupAll(ip: string): Promise<DnsListResult[]> {
+  async lookupAll(ip: string): Promise<DnsListTierResult[]> {
     if (!parseAddress(ip)) throw new PolicyError('POLICY_ERR_BAD_ADDRESS', `not an IP address: "${ip}"`);
     const batch = this.startBatch(ip, this.clock.nowMs() + this.diagnosticBudgetMs, { countStats: false, txt: 'all' });
-    const out: DnsListResult[] = [];
-    for (const tier of DNS_LIST_TIERS) out.push(...(await batch.tiers[tier]).results);
-    return out;
+    return Promise.all(DNS_LIST_TIERS.map((tier) => batch.tiers[tier]));
   }
 
   /**

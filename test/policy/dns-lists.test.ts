@@ -233,7 +233,9 @@ s('lookupAll: every list with raw answers, TXT and verdict; not counted; bad add
   dns.set('2.0.0.127.bl.example.', 'A', aAnswer('x', '127.0.0.2', '127.0.0.4'));
   dns.set('2.0.0.127.bl.example.', 'TXT', txtAnswer('x', ['test point']));
   dns.set('2.0.0.127.sh.example.', 'A', aAnswer('x', '127.255.255.254'));
-  const all = await checker.lookupAll('127.0.0.2');
+  const tiers = await checker.lookupAll('127.0.0.2');
+  assert.equal(tiers.map((t) => [t.tier, t.score, t.reached]), [['trusted', 1, true], ['block', 1, true], ['allow', 0, false]]);
+  const all = tiers.flatMap((t) => t.results);
   assert.equal(all.map((r) => [r.tier, r.list.zone, r.verdict]), [
     ['trusted', 'wl.example', 'listed'], ['block', 'bl.example', 'listed'], ['block', 'sh.example', 'error'],
   ]);
@@ -252,6 +254,22 @@ s('lookupAll: every list with raw answers, TXT and verdict; not counted; bad add
   } catch (err) {
     assert.is((err as { code?: string }).code, 'POLICY_ERR_BAD_ADDRESS');
   }
+});
+
+s('lookupAll: the DNSBL tier verdict follows the threshold and negative weights, not any listing', async () => {
+  const { dns, checker } = setup({ blocklists: ['bl.example', 'wl.example=127.0.[0..255].[1..3]*-2', 'two.example*2'], blockThreshold: 2 });
+  dns.set('1.2.0.192.bl.example.', 'A', aAnswer('x', '127.0.0.2'));
+  dns.set('1.2.0.192.wl.example.', 'A', aAnswer('x', '127.0.15.2'));
+  dns.set('2.2.0.192.bl.example.', 'A', aAnswer('x', '127.0.0.2'));
+  dns.set('2.2.0.192.two.example.', 'A', aAnswer('x', '127.0.0.2'));
+  const block = async (ip: string) => (await checker.lookupAll(ip)).find((t) => t.tier === 'block');
+  const one = await block('192.0.2.1');
+  assert.equal(one?.listed.map((r) => r.list.zone), ['bl.example', 'wl.example']);
+  assert.is(one?.score, -1);
+  assert.not.ok(one?.reached, 'listings whose weights sum below the threshold do not reject');
+  const two = await block('192.0.2.2');
+  assert.is(two?.score, 3);
+  assert.ok(two?.reached);
 });
 
 s('self test: RFC 5782 s5 test points per zone', async () => {
