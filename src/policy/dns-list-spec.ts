@@ -41,7 +41,14 @@ function bad(spec: string, why: string): PolicyError {
 export function parseDnsListSpec(input: string): DnsListSpec {
   const text = input.trim();
   if (text === '') throw bad(input, 'empty entry');
-  if (/\s/.test(text)) throw bad(text, 'contains whitespace (one list per entry)');
+  // postscreen_dnsbl_sites separates its entries with commas or whitespace; here each list is its own
+  // value of a repeatable key, so a pasted postscreen line is refused with the way to write it.
+  // A comma inside [] is a filter typo for ";", reported by the filter parser.
+  const outsideBrackets = text.replace(/\[[^\]]*\]/g, '');
+  if (/[\s,]/.test(outsideBrackets)) {
+    const what = /\s/.test(outsideBrackets) ? 'whitespace' : '","';
+    throw bad(text, `contains ${what}: one list per entry (postscreen's "a, b" is two dnsbl lines, one per list)`);
+  }
 
   let rest = text;
   let weight = 1;

@@ -61,6 +61,10 @@ const bad: [string, RegExp][] = [
   ['localhost', /at least two labels/],
   ['zen..spamhaus.org', /invalid label ""/],
   ['zen.spam haus.org', /whitespace/],
+  // A postscreen_dnsbl_sites value pasted as one entry: refused with how to write it.
+  ['zen.spamhaus.org*3,bl.spamcop.net*2', /contains ",": one list per entry \(postscreen's "a, b" is two dnsbl lines/],
+  ['zen.spamhaus.org=127.0.0.[2..11],bl.spamcop.net', /contains ","/],
+  ['zen.spamhaus.org*3 bl.spamcop.net*2', /contains whitespace: one list per entry/],
   ['-bad.example.org', /invalid label "-bad"/],
 ];
 for (const [text, re] of bad) {
