@@ -50,7 +50,7 @@ export const SCHEMA: readonly KeyDef[] = [
   { key: 'do-ip4', kind: 'bool', default: true, group: 'dns', description: 'Use IPv4 for upstream queries.' },
   { key: 'do-ip6', kind: 'bool', default: true, group: 'dns', description: 'Use IPv6 for upstream queries.' },
   { key: 'qname-minimisation', kind: 'enum', choices: ['off', 'relaxed', 'strict'], default: 'relaxed', group: 'dns', description: 'RFC 9156 QNAME minimisation; relaxed falls back to the full name when servers break.' },
-  { key: 'no-minimisation-zone', kind: 'name', list: true, default: [], group: 'dns', description: 'Zones below which names are never minimised (the DNSBL/DNSWL zones are added automatically). Repeatable.' },
+  { key: 'no-minimisation-zone', kind: 'name', list: true, default: [], group: 'dns', description: 'Zones whose servers get the whole name: names below them are minimised only down to the zone (the DNSBL/DNSWL zones are added automatically). Repeatable.' },
   { key: 'use-caps-for-id', kind: 'bool', default: true, group: 'dns', description: '0x20 case randomisation of upstream query names, TCP retry on mismatch.' },
   { key: 'upstream-port', kind: 'int', min: 1, max: 65535, default: 53, group: 'dns', description: 'Destination port of upstream queries (for labs and tests; keep 53).' },
   { key: 'cache-size', kind: 'size', min: 1 << 20, default: 64 << 20, group: 'dns', description: 'Byte budget of the RRset and negative cache (suffixes k, m, g).' },

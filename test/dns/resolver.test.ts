@@ -437,6 +437,13 @@ time('DNSBL zone: no minimisation below it, listed and unlisted answers', async 
   assert.is(clean.rcode, Rcode.NXDOMAIN);
   const asked = hx.h.server('127.53.4.1').queries.map((q) => q.name.toLowerCase());
   assert.ok(!asked.includes('127.dnsbl.example.net.'), `no minimised query below the list zone: ${asked.join(' ')}`);
+  // Above the list zone the name is still minimised: the root, net. and example.net. servers never
+  // see the address being looked up (RFC 9156's point), only names down to the list zone.
+  for (const address of ['127.53.0.1', '127.53.0.2', '127.53.1.1', '127.53.1.2', '127.53.3.1']) {
+    const seen = hx.h.server(address).queries.map((q) => q.name.toLowerCase());
+    assert.ok(!seen.some((n) => n.endsWith('127.dnsbl.example.net.')), `${address} saw the client address: ${seen.join(' ')}`);
+  }
+  assert.ok(hx.h.server('127.53.3.1').queries.some((q) => q.name.toLowerCase() === 'dnsbl.example.net.'), 'example.net. was asked for the list zone only');
 });
 
 time('relaxed minimisation survives an rbldnsd-style NXDOMAIN for an empty non-terminal', async () => {

@@ -203,7 +203,10 @@ export class Iterator {
     // starts at the closest cut above qname; the child's servers would answer NODATA.
     const parent = qtype === RRType.DS ? parentName(qname) : null;
     let cut = await this.findCut(parent ?? qname, st);
-    let minimise = this.shouldMinimise(qname);
+    let minimise = this.config.qnameMinimisation !== 'off';
+    // Below a no-minimisation zone (a DNSBL's), names are minimised down to the zone and sent whole
+    // to its servers: the root and TLD servers never see the client address in the name.
+    const revealUpTo = this.minimisationLimit(qname);
     let minLabels = labelCount(cut.zone) + 1;
     let minimisedQueries = 0;
     let referrals = 0;
@@ -219,7 +222,7 @@ export class Iterator {
           this.checkDeadline(st, qname);
           sendName = qname;
           sendType = qtype;
-          if (minimise && minLabels < total && minimisedQueries < MAX_MINIMISE_COUNT) {
+          if (minimise && minLabels < total && minLabels <= revealUpTo && minimisedQueries < MAX_MINIMISE_COUNT) {
             sendName = suffixName(qname, minLabels);
             sendType = RRType.A; // RFC 9156 s3: QTYPE A for the hidden labels' queries
           }
@@ -517,9 +520,16 @@ export class Iterator {
     return null;
   }
 
-  private shouldMinimise(qname: Name): boolean {
-    if (this.config.qnameMinimisation === 'off') return false;
-    return !this.config.noMinimisationZones.some((z) => isSubdomain(qname, z));
+  /**
+   * Most labels of qname a minimised query may show: all of them, or for a name at or below a
+   * no-minimisation zone the zone's own (the outermost such zone's), beyond which the name goes whole.
+   */
+  private minimisationLimit(qname: Name): number {
+    let limit = Number.POSITIVE_INFINITY;
+    for (const z of this.config.noMinimisationZones) {
+      if (isSubdomain(qname, z)) limit = Math.min(limit, labelCount(z));
+    }
+    return limit;
   }
 
   private checkDeadline(st: ResolutionState, name: Name): void {
