@@ -310,9 +310,14 @@ export class DnsListChecker {
   /** Per-list counters, tiers in pipeline order. */
   stats(): DnsListStats[] {
     const out: DnsListStats[] = [];
+    const seen = new Set<string>();
     for (const tier of DNS_LIST_TIERS) {
       for (const spec of this.lists[tier]) {
-        const c = this.counters.get(statsKey(tier, spec)) ?? { queries: 0, listed: 0, errors: 0, timeouts: 0 };
+        // An entry given twice (it weighs twice, as in postscreen) shares one counter: one row.
+        const key = statsKey(tier, spec);
+        if (seen.has(key)) continue;
+        seen.add(key);
+        const c = this.counters.get(key) ?? { queries: 0, listed: 0, errors: 0, timeouts: 0 };
         out.push({ tier, list: spec.text, ...c });
       }
     }

@@ -227,6 +227,14 @@ s('stats per list and tier', async () => {
   assert.is(dns.calls.filter((x) => x.type === 'A').length, 1, 'one A lookup per zone and request');
 });
 
+s('an entry given twice weighs twice but is one stats row (no duplicate metric series)', async () => {
+  const { dns, checker, ctx } = setup({ blocklists: ['twice.example', 'twice.example'], blockThreshold: 2 });
+  dns.set('4.3.2.1.twice.example.', 'A', aAnswer('x', '127.0.0.2'));
+  const r = await checker.tier(ctx('1.2.3.4'), 'block');
+  assert.is(r.score, 2);
+  assert.equal(checker.stats(), [{ tier: 'block', list: 'twice.example', queries: 2, listed: 2, errors: 0, timeouts: 0 }]);
+});
+
 s('lookupAll: every list with raw answers, TXT and verdict; not counted; bad address throws', async () => {
   const { dns, checker } = setup({ trusted: ['wl.example'], blocklists: ['bl.example=127.0.0.4', 'sh.example'] });
   dns.set('2.0.0.127.wl.example.', 'A', aAnswer('x', '127.0.10.0'));
