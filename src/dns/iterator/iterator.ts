@@ -10,11 +10,11 @@ import type { Logger } from '../../util/logger.js';
 import type { InfraCache } from '../cache/infra-cache.js';
 import { Trust, type RRsetCache } from '../cache/rrset-cache.js';
 import type { Transport } from '../transport/transport.js';
-import { canonicalName, isSubdomain, labelCount, nameLabels, nameToWire, parentName, randomizeCase, suffixName } from '../wire/name.js';
+import { canonicalName, isSubdomain, labelCount, nameToWire, parentName, randomizeCase, suffixName } from '../wire/name.js';
 import { rdataNames, soaMinimum } from '../wire/rdata.js';
 import { RRClass, RRType, Rcode, type Message, type Name, type ResourceRecord } from '../wire/types.js';
 import type { IteratorConfig } from './iterator-config.js';
-import { classifyResponse, synthesizeDnameTarget, type Classified } from './response-classifier.js';
+import { classifyResponse, restoreCase, synthesizeDnameTarget, type Classified } from './response-classifier.js';
 import { rrsetRecords, type RRset } from './rrset.js';
 
 /** Why a resolution ended in SERVFAIL; becomes ResolveResult.failure and a log line. */
@@ -583,22 +583,5 @@ function addressFromRdata(type: number, rdata: Buffer): string {
 /** rdata of a CNAME pointing at target: the uncompressed wire name. */
 function nameRdata(target: Name): Buffer {
   return nameToWire(target);
-}
-
-/**
- * Undoes 0x20 randomisation in a response: owner names that are the query name or one of its
- * ancestors get the original case back, so cached data and client answers never show random case.
- */
-function restoreCase(msg: Message, original: Name): void {
-  const labels = nameLabels(original);
-  const fix = (rr: ResourceRecord): void => {
-    if (!isSubdomain(original, rr.name)) return;
-    const n = labelCount(rr.name);
-    rr.name = n === 0 ? '.' : `${labels.slice(labels.length - n).join('.')}.`;
-  };
-  msg.answers.forEach(fix);
-  msg.authorities.forEach(fix);
-  msg.additionals.forEach(fix);
-  for (const q of msg.questions) q.name = original;
 }
 

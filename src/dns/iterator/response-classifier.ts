@@ -1,7 +1,8 @@
 // Classifies one upstream response for the iterator (Unbound's iter_classify_response plus the
 // scrubber): drops every record outside the queried server's bailiwick, walks the CNAME/DNAME
-// chain, and says whether the response is an answer, a referral, a negative answer or lame.
-// Pure: no cache, no I/O. RFC 1034 s5.3.3, RFC 2181 s5.4.1, RFC 2308, RFC 6672.
+// chain, and says whether the response is an answer, a referral, a negative answer or lame; also
+// undoes the 0x20 case of a response's names. Pure: no cache, no I/O.
+// RFC 1034 s5.3.3, RFC 2181 s5.4.1, RFC 2308, RFC 6672.
 import { canonicalName, isSubdomain, labelCount, nameLabels, namesEqual, nameToWire, wireLength } from '../wire/name.js';
 import { rdataNames } from '../wire/rdata.js';
 import { Rcode, RRType, type Message, type Name, type ResourceRecord } from '../wire/types.js';
@@ -171,4 +172,21 @@ export function synthesizeDnameTarget(name: Name, owner: Name, target: Name): Na
 /** The CNAME rdata is the target in uncompressed wire form (types.ts contract). */
 function cnameRdata(target: Name): Buffer {
   return nameToWire(target);
+}
+
+/**
+ * Undoes 0x20 randomisation in a response: owner names that are the query name or one of its
+ * ancestors get the original case back, so cached data and client answers never show random case.
+ */
+export function restoreCase(msg: Message, original: Name): void {
+  const labels = nameLabels(original);
+  const fix = (rr: ResourceRecord): void => {
+    if (!isSubdomain(original, rr.name)) return;
+    const n = labelCount(rr.name);
+    rr.name = n === 0 ? '.' : `${labels.slice(labels.length - n).join('.')}.`;
+  };
+  msg.answers.forEach(fix);
+  msg.authorities.forEach(fix);
+  msg.additionals.forEach(fix);
+  for (const q of msg.questions) q.name = original;
 }
