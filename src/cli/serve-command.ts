@@ -7,7 +7,7 @@ import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { loadConfig, placeConfigError } from '../config/load.js';
 import { systemClock } from '../util/clock.js';
 import { ConfigError, MxError, describeError } from '../util/errors.js';
-import { lockDataDir } from '../util/instance-lock.js';
+import { lockDataDir, type InstanceLock } from '../util/instance-lock.js';
 import { createRootLogger, type LogLevel, type Logger } from '../util/logger.js';
 import type { CliDeps } from './cli.js';
 import { checkStartSettings, isConfigurationError } from './config-check.js';
@@ -37,12 +37,15 @@ export function serveCommand(deps: CliDeps): CommandModule<object, ServeArgs> {
       let watchdog: ReturnType<typeof startWatchdog> = null;
       let stopSignal: string | null = null;
       let reloadPending = false;
+      let dataDirLock: InstanceLock | null = null;
       const drain = (running: RunningDaemon, log: Logger): void => {
         watchdog?.stop();
         void sdNotify(['STOPPING=1'], { logger: log });
         running
           .stop()
           .then(() => {
+            // Closing the lock's socket removes its file: a clean stop leaves nothing stale behind.
+            dataDirLock?.release();
             log.info('stopped');
             log.flush(() => process.exit(0));
           })
@@ -109,6 +112,7 @@ export function serveCommand(deps: CliDeps): CommandModule<object, ServeArgs> {
         process.stderr.write(`mxsentry: another mxsentry serve runs on data-dir ${dataDir} (two would share one greylist store and one node id): stop it first, or give this one its own --data-dir\n`);
         process.exit(EXIT_FAILED);
       }
+      dataDirLock = lock;
       let started: RunningDaemon;
       try {
         // A reload re-reads the same file with the same flags on top (flags keep overriding it).

@@ -8,7 +8,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFile } from 'node:child_process';
 import dgram from 'node:dgram';
-import { chmodSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { join } from 'node:path';
@@ -414,6 +414,7 @@ s('SIGTERM with a DNS query and a policy decision in flight: both answered, exit
     assert.is(msg.readUInt16BE(0), 0x5151);
     await stopped; // throws unless exit code 0
     assert.ok(slow.logLines().some((l) => l.msg === 'stopped'), 'final log line flushed');
+    assert.not.ok(existsSync(join(slow.dir, 'data', 'serve.lock')), 'a clean stop removes the data-dir lock');
   } finally {
     await slow.dispose();
   }
