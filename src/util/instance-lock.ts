@@ -1,8 +1,10 @@
 // One `mxsentry serve` per data dir, as postgrey's postgrey.lock: two daemons on one directory
 // would share one greylist store and one replication node id. Called by serve-command.ts before the
 // daemon starts; the CLI's store commands (greylist list, purge...) never take it. It holds a
-// listening unix socket in the data dir for the life of the process and touches no other file there.
-import { unlinkSync } from 'node:fs';
+// listening unix socket in the data dir for the life of the process; a stale one is renamed aside to
+// serve.lock.<random> for a moment before it is removed. It touches no other file there.
+import { randomBytes } from 'node:crypto';
+import { linkSync, lstatSync, renameSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 
@@ -21,32 +23,64 @@ export interface InstanceLock {
  * Takes the data dir's lock: a unix socket at `<data-dir>/serve.lock`. Only who may write the data
  * dir can create it (an abstract socket name, with no permissions and listed in /proc/net/unix,
  * could be taken first by any local user). A socket file left by a process that ended without
- * closing it (kill -9) accepts no connection: it is stale, and is replaced. Resolves 'busy' when
+ * closing it (kill -9) accepts no connection: it is stale, and is replaced (of several takers at
+ * once, one wins). Resolves 'busy' when
  * a live process listens on it; rejects on anything else (the caller decides whether to start
  * without it).
  */
 export async function lockDataDir(dataDir: string): Promise<InstanceLock | 'busy'> {
   const path = join(dataDir, LOCK_SOCKET);
-  let server = await listenOn(path);
-  if (server === 'in-use') {
+  // Bounded: each round either takes the lock, finds a live holder, or removed a stale file.
+  for (let round = 0; round < 3; round++) {
+    const server = await listenOn(path);
+    if (server !== 'in-use') return hold(server);
+    const probed = identity(path);
+    if (probed === undefined) continue;
     if (await answers(path)) return 'busy';
-    // Stale: no one listens. Another starting daemon may replace it at the same moment; the one whose
-    // listen then fails is told 'busy', and a daemon that lost its file that way still runs alone.
+    // Stale: no one listens. Another starting daemon may have replaced it since the probe, so it is
+    // not unlinked by name (that could remove the winner's socket and let both run): it is renamed
+    // aside (atomic: each taker moves at most the one entry it finds) and removed only when what was
+    // moved is the file probed (inode and mtime); else it is put back at once, with no await between.
+    const aside = `${path}.${randomBytes(4).toString('hex')}`;
     try {
-      unlinkSync(path);
+      renameSync(path, aside);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue; // another taker moved it first
+      throw err;
     }
-    server = await listenOn(path);
-    if (server === 'in-use') return 'busy';
+    if (identity(aside) !== probed) {
+      restore(aside, path);
+      return 'busy';
+    }
+    unlinkSync(aside);
   }
+  return 'busy';
+}
+
+/** A file's inode and modification time (rename keeps both), or undefined when it is gone. */
+function identity(file: string): string | undefined {
+  const st = lstatSync(file, { bigint: true, throwIfNoEntry: false });
+  return st ? `${st.dev}:${st.ino}:${st.mtimeNs}` : undefined;
+}
+
+/** Puts a socket file moved aside back at path (unless one was bound there meanwhile), removing the aside name. */
+function restore(aside: string, path: string): void {
+  try {
+    linkSync(aside, path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  } finally {
+    unlinkSync(aside);
+  }
+}
+
+function hold(server: net.Server): InstanceLock {
   // Holding the lock must not keep a process alive that has nothing else to do.
   server.unref();
   held.add(server);
-  const taken = server;
   return {
     release: () => {
-      if (held.delete(taken)) taken.close();
+      if (held.delete(server)) server.close();
     },
   };
 }

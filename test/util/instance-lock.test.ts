@@ -57,4 +57,21 @@ s('the socket file of a killed holder is stale: the next taker replaces it', asy
   (lock as InstanceLock).release();
 });
 
+s('two takers at once on a stale socket file: exactly one gets the lock', async () => {
+  const data = join(dir, 'race');
+  mkdirSync(data);
+  const script = `import(${JSON.stringify(new URL('../../src/util/instance-lock.js', import.meta.url).href)}).then(async (m) => { await m.lockDataDir(${JSON.stringify(data)}); process.kill(process.pid, 'SIGKILL'); });`;
+  try {
+    execFileSync(process.execPath, ['-e', script], { stdio: 'ignore' });
+  } catch {
+    // The holder ends by SIGKILL, as in the test above; its socket file stays behind.
+  }
+  assert.ok(existsSync(join(data, LOCK_SOCKET)), 'stale socket file left');
+  const got = await Promise.all([lockDataDir(data), lockDataDir(data), lockDataDir(data)]);
+  const held = got.filter((l): l is InstanceLock => l !== 'busy');
+  assert.is(held.length, 1, 'one holder, the others busy: neither removes the socket of the one that won');
+  assert.is(await lockDataDir(data), 'busy', 'the winner still holds a socket file that answers');
+  for (const l of held) l.release();
+});
+
 s.run();
