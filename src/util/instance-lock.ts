@@ -11,6 +11,9 @@ import { join } from 'node:path';
 /** The lock: a unix socket in the data dir, listening while its daemon runs. */
 export const LOCK_SOCKET = 'serve.lock';
 
+/** sun_path is 108 bytes on Linux, including the terminating NUL. */
+const MAX_SOCKET_PATH_BYTES = 107;
+
 /** Locks held by this process (also keeps their servers from being collected while held). */
 const held = new Set<net.Server>();
 
@@ -24,12 +27,15 @@ export interface InstanceLock {
  * dir can create it (an abstract socket name, with no permissions and listed in /proc/net/unix,
  * could be taken first by any local user). A socket file left by a process that ended without
  * closing it (kill -9) accepts no connection: it is stale, and is replaced (of several takers at
- * once, one wins). Resolves 'busy' when
- * a live process listens on it; rejects on anything else (the caller decides whether to start
- * without it).
+ * once, one wins). Resolves 'busy' when a live process listens on it; rejects on anything else,
+ * a path too long for a unix socket included (the caller decides whether to start without it).
  */
 export async function lockDataDir(dataDir: string): Promise<InstanceLock | 'busy'> {
   const path = join(dataDir, LOCK_SOCKET);
+  // Node cuts a longer path short without an error, which would put the socket somewhere else.
+  if (Buffer.byteLength(path) > MAX_SOCKET_PATH_BYTES) {
+    throw new Error(`the lock socket path ${path} is longer than ${MAX_SOCKET_PATH_BYTES} bytes (the unix socket limit): use a shorter data-dir`);
+  }
   // Bounded: each round either takes the lock, finds a live holder, or removed a stale file.
   for (let round = 0; round < 3; round++) {
     const server = await listenOn(path);

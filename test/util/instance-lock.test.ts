@@ -4,7 +4,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LOCK_SOCKET, lockDataDir, type InstanceLock } from '../../src/util/instance-lock.js';
@@ -72,6 +72,23 @@ s('two takers at once on a stale socket file: exactly one gets the lock', async 
   assert.is(held.length, 1, 'one holder, the others busy: neither removes the socket of the one that won');
   assert.is(await lockDataDir(data), 'busy', 'the winner still holds a socket file that answers');
   for (const l of held) l.release();
+});
+
+s('a data dir too long for a unix socket path is an error, not a socket created elsewhere', async () => {
+  const top = join(dir, 'long');
+  let data = top;
+  while (Buffer.byteLength(join(data, LOCK_SOCKET)) <= 107) data = join(data, 'a-rather-long-directory-name');
+  mkdirSync(data, { recursive: true });
+  let error: unknown;
+  try {
+    await lockDataDir(data);
+  } catch (err) {
+    error = err;
+  }
+  assert.match(String(error), /longer than 107 bytes \(the unix socket limit\): use a shorter data-dir/);
+  // Node would bind a path cut at 107 bytes: some shorter name inside this tree.
+  const sockets = (readdirSync(top, { recursive: true }) as string[]).filter((f) => statSync(join(top, f)).isSocket());
+  assert.equal(sockets, []);
 });
 
 s.run();
