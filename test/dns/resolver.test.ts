@@ -446,6 +446,19 @@ time('DNSBL zone: no minimisation below it, listed and unlisted answers', async 
   assert.ok(hx.h.server('127.53.3.1').queries.some((q) => q.name.toLowerCase() === 'dnsbl.example.net.'), 'example.net. was asked for the list zone only');
 });
 
+time('strict minimisation: a list zone without its own delegation, an empty non-terminal on rbldnsd, still resolves', async () => {
+  // zen.dnsbl.example.net. is a list inside the delegated dnsbl.example.net. zone, whose server
+  // answers NXDOMAIN for empty non-terminals (rbldnsd, Spamhaus DQS): the minimised query for the
+  // list's own name gets NXDOMAIN, which must not end the lookup as "not listed".
+  const spec = standardTree();
+  spec.zones['dnsbl.example.net.']!.records.push('2.0.0.127.zen 300 IN A 127.0.0.2');
+  hx = await startHarness({ clock, spec, flags: { 'qname-minimisation': 'strict' }, listZones: ['zen.dnsbl.example.net.'] });
+  const listed = await hx.stack.resolver.resolve('2.0.0.127.zen.dnsbl.example.net', 'A');
+  assert.equal(A(listed), ['127.0.0.2']);
+  const root = hx.h.server('127.53.0.1').queries.concat(hx.h.server('127.53.0.2').queries).map((q) => q.name.toLowerCase());
+  assert.not.ok(root.some((n) => n.includes('127.zen')), 'the root still gets only minimised names');
+});
+
 time('relaxed minimisation survives an rbldnsd-style NXDOMAIN for an empty non-terminal', async () => {
   hx = await startHarness({ clock });
   const listed = await hx.stack.resolver.resolve('2.0.0.127.dnsbl.example.net', 'A');

@@ -256,8 +256,9 @@ export class Iterator {
               if (c.kind === 'answer') this.cacheAnswer(c);
               minLabels++;
               minimisedQueries++;
-            } else if (c.kind === 'nxdomain' && this.config.qnameMinimisation === 'strict') {
-              // RFC 8020: nothing exists below an NXDOMAIN name.
+            } else if (c.kind === 'nxdomain' && this.config.qnameMinimisation === 'strict' && !Number.isFinite(revealUpTo)) {
+              // RFC 8020: nothing exists below an NXDOMAIN name. Not for names in a list zone: its
+              // servers (rbldnsd) answer NXDOMAIN for empty non-terminals, up to the list's own name.
               this.cacheNegative('nxdomain', sendName, sendType, c.soa);
               return { kind: 'negative', rcode: Rcode.NXDOMAIN, records: [], soa: this.negativeSoa(c.soa) };
             } else {
