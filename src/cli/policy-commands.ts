@@ -113,7 +113,8 @@ export function rblCommand(deps: CliDeps): CommandModule<object, RblArgs> {
       const policy = await createPolicyService({ ...deps.policySettings(v), greylist: false }, { resolve: dns.resolver.resolve, store: unavailableStore('unused'), clock: systemClock, logger, nodeId: 'cli', version: deps.version() });
       const tiers = await policy.dnsLists.lookupAll(argv.ip);
       const results = tiers.flatMap((t) => t.results);
-      if (results.length === 0) process.stderr.write('mxsentry: no DNSBL/DNSWL configured (dnsbl, dnswl-trusted, dnswl)\n');
+      // Nothing to ask is a configuration problem (2), not "not listed" (0): a script must not read it as clean.
+      if (results.length === 0) return usageError('no DNSBL/DNSWL configured (dnsbl, dnswl-trusted, dnswl): nothing to look the address up in');
       if (argv.json) {
         process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
       } else {

@@ -73,6 +73,19 @@ s('check and rbl refuse an argument that is not an IP address (exit 2)', async (
   assert.match(r.stderr, /IP address/);
 });
 
+s('rbl with no list configured: exit 2, not the 0 of "not listed"', async () => {
+  // Without resolverFlags(), which configure a DNSBL: no list at all.
+  let r: { code: number; stdout: string; stderr: string };
+  try {
+    r = { code: 0, ...(await run(process.execPath, [MXSENTRY_BIN, 'rbl', '127.0.0.2', '--data-dir', `${hints.dir}/data`], { timeout: 20_000 })) };
+  } catch (err) {
+    r = err as { code: number; stdout: string; stderr: string };
+  }
+  assert.is(r.code, 2, r.stderr);
+  assert.match(r.stderr, /no DNSBL\/DNSWL configured .*nothing to look the address up in/);
+  assert.is(r.stdout, '');
+});
+
 s('check: a DNSBL-listed client is rejected at step 8 (exit 1)', async () => {
   const r = await cli('check', '--client-address', '127.0.0.2', ...envelope);
   assert.is(r.code, 1, r.stderr);
