@@ -90,4 +90,4 @@ export function printConfigErrors(errors: readonly Error[], outcome = 'not start
 }
 
 /** printConfigErrors' outcome for the commands other than `serve`. */
-export const COMMAND_NOT_RUN = 'the command did nothing (fix the file, or name another with --config)';
+export const COMMAND_NOT_RUN = 'the command did nothing (fix the file or the flags named above, or name another file with --config)';

@@ -110,6 +110,9 @@ export function loadConfig(opts: { file?: string; flags?: Record<string, unknown
       const where = chosen.map((c) => (c.line ? `line ${c.line}` : c.source)).join(', ');
       const at = chosen[1]!.line !== undefined ? `${chosen[1]!.source}:${chosen[1]!.line}` : chosen[1]!.source;
       errors.push(new ConfigError('CONFIG_ERR_REPEATED', `${at}: "${def.key}" is set more than once (${where})`, { key: def.key, line: chosen[1]!.line }));
+      // Every problem at once: the values themselves are checked too, so a bad one is not found
+      // only after the duplicate is gone.
+      for (const c of chosen) valueOrError(def, c, errors);
       continue;
     }
     if (chosen.length === 0) {
@@ -132,13 +135,8 @@ export function loadConfig(opts: { file?: string; flags?: Record<string, unknown
     }
     const parsed: unknown[] = [];
     for (const c of chosen) {
-      try {
-        parsed.push(parseValue(def, c.value));
-      } catch (err) {
-        // "file:12: key: ..." from a file; "--key: ..." from a flag, which names the key already.
-        const where = c.line ? `${c.source}:${c.line}: ${def.key}` : c.source;
-        errors.push(new ConfigError('CONFIG_ERR_VALUE', `${where}: ${describeError(err).replace(/^[A-Z_]+: /, '')}`, { key: def.key, line: c.line }));
-      }
+      const value = valueOrError(def, c, errors);
+      if (value !== INVALID) parsed.push(value);
     }
     values[def.key] = def.list ? parsed : parsed[0] ?? normaliseDefault(def);
   }
@@ -168,6 +166,20 @@ export function placeConfigError(result: LoadResult, err: ConfigError): ConfigEr
 function normaliseDefault(def: KeyDef): unknown {
   if (def.list) return (def.default as unknown[]).map((v) => (typeof v === 'string' ? parseValue(def, v) : v));
   return def.default;
+}
+
+const INVALID = Symbol('invalid');
+
+/** One occurrence's parsed value, or INVALID after adding its problem to `errors`. */
+function valueOrError(def: KeyDef, c: RawEntry, errors: ConfigError[]): unknown {
+  try {
+    return parseValue(def, c.value);
+  } catch (err) {
+    // "file:12: key: ..." from a file; "--key: ..." from a flag, which names the key already.
+    const where = c.line ? `${c.source}:${c.line}: ${def.key}` : c.source;
+    errors.push(new ConfigError('CONFIG_ERR_VALUE', `${where}: ${describeError(err).replace(/^[A-Z_]+: /, '')}`, { key: def.key, line: c.line }));
+    return INVALID;
+  }
 }
 
 /** Parses one value of a key; throws with a message that says what is expected. */

@@ -143,4 +143,12 @@ s('a key set twice is one problem, placed at the second occurrence (file line or
   assert.equal(flags.errors.map((e) => e.message), ['--delay: "delay" is set more than once (--delay, --delay)']);
 });
 
+s('a key set twice with bad values: the repetition and each bad value are reported at once', () => {
+  assert.equal(messages(loadText('greylist-action: 550\ndelay: 5\ngreylist-action: 421\n')), [
+    'mxsentry.conf:3: "greylist-action" is set more than once (line 1, line 3)',
+    'mxsentry.conf:1: greylist-action: "550" is not DEFER_IF_PERMIT, DEFER_IF_REJECT, DEFER or a 4NN reply code other than 421 (greylisting defers mail: it never rejects it, nor drops the connection)',
+    'mxsentry.conf:3: greylist-action: "421" is not DEFER_IF_PERMIT, DEFER_IF_REJECT, DEFER or a 4NN reply code other than 421 (greylisting defers mail: it never rejects it, nor drops the connection)',
+  ]);
+});
+
 s.run();
