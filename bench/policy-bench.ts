@@ -232,7 +232,8 @@ export async function runPolicyBench(options: PolicyBenchOptions, registry: Reso
     await load(s, 'measure', TARGET_CONNECTIONS, options.jitSeconds, 'jit');
   }
   // Pool triplets must have passed greylisting before measuring, so that repeats are what they are
-  // on a real MX (known senders: pass, then client auto-whitelist) and only fresh triplets defer.
+  // on a real MX (known senders pass) and only fresh triplets defer. Their clients are not
+  // auto-whitelisted: both count at most one pass per client per hour.
   const waitMs = seededAt + options.delaySec * 1000 + 1000 - clock.nowMs();
   if (waitMs > 0) {
     log(`waiting ${Math.ceil(waitMs / 1000)} s until the ${options.delaySec} s greylisting delay of the pool has passed`);
@@ -338,7 +339,7 @@ export async function runPolicyBench(options: PolicyBenchOptions, registry: Reso
   }
 
   const notes = [
-    `Requests are Postfix 3.7 RCPT-stage requests (${ATTRIBUTES_PER_REQUEST} attributes); ${Math.round(100 * traffic.repeatShare)}% repeat one of ${traffic.poolTriplets} known triplets from ${traffic.poolClients} clients (passed greylisting, clients auto-whitelisted after 5 passes on both), the rest are fresh triplets from ${traffic.freshClients} other clients (deferred).`,
+    `Requests are Postfix 3.7 RCPT-stage requests (${ATTRIBUTES_PER_REQUEST} attributes); ${Math.round(100 * traffic.repeatShare)}% repeat one of ${traffic.poolTriplets} known triplets from ${traffic.poolClients} clients (passed greylisting; their clients are not auto-whitelisted, since both count at most one pass per client per hour), the rest are fresh triplets from ${traffic.freshClients} other clients (deferred).`,
     'mxsentry runs the full 11-step pipeline per decision (HELO and sender syntax, networks, SASL, a DNSBL lookup of the client answered from its resolver cache, greylisting in LMDB); postgrey does no DNS lookups, only its whitelists and greylisting in Berkeley DB.',
     `Both use the greylisting delay ${options.delaySec} s, the same whitelist files (${[...whitelists.clients, ...whitelists.recipients].join(', ') || 'none'}), and log one line per decision (mxsentry --log-level ${options.mxsentryLogLevel} to stdout, postgrey to stderr, both into a pipe).`,
     'Each connection is strictly sequential (one request in flight, as a Postfix smtpd process); the load generator is its own Node process on the same 2 cores.',
