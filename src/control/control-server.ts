@@ -7,6 +7,7 @@ import net from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { describeError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
+import { MAX_UNIX_SOCKET_PATH_BYTES, probeUnixSocket } from '../util/unix-socket.js';
 import { ControlError } from './control-error.js';
 
 /** One request: `{"command":"cache-flush","name":"example.com."}`. */
@@ -36,8 +37,6 @@ export interface ControlServerOptions {
 
 /** Socket file mode: owner and group read/write, nobody else (connect(2) needs write permission). */
 export const CONTROL_SOCKET_MODE = 0o660;
-/** sun_path is 108 bytes on Linux, including the terminating NUL. */
-const MAX_SOCKET_PATH_BYTES = 107;
 const STALE_PROBE_TIMEOUT_MS = 1000;
 const CLOSE_GRACE_MS = 1000;
 
@@ -49,8 +48,8 @@ const CLOSE_GRACE_MS = 1000;
  */
 export async function prepareControlSocketPath(path: string): Promise<string> {
   const abs = resolve(path);
-  if (Buffer.byteLength(abs) > MAX_SOCKET_PATH_BYTES) {
-    throw new ControlError('CONTROL_ERR_UNSAFE_PATH', `control socket path ${abs} is longer than ${MAX_SOCKET_PATH_BYTES} bytes (unix socket limit); set control-socket to a shorter path`);
+  if (Buffer.byteLength(abs) > MAX_UNIX_SOCKET_PATH_BYTES) {
+    throw new ControlError('CONTROL_ERR_UNSAFE_PATH', `control socket path ${abs} is longer than ${MAX_UNIX_SOCKET_PATH_BYTES} bytes (unix socket limit); set control-socket to a shorter path`);
   }
   const parent = dirname(abs);
   let dir;
@@ -85,19 +84,12 @@ export async function prepareControlSocketPath(path: string): Promise<string> {
   return abs;
 }
 
+/** A socket someone may still own counts as live: only a refused or vanished one is stale. */
 function isLive(path: string): Promise<boolean> {
-  return new Promise((done) => {
-    const socket = net.connect({ path });
-    const finish = (live: boolean): void => {
-      clearTimeout(timer);
-      socket.destroy();
-      done(live);
-    };
-    // A daemon that accepts but hangs is still a live daemon: do not steal its socket.
-    const timer = setTimeout(() => finish(true), STALE_PROBE_TIMEOUT_MS);
-    socket.once('connect', () => finish(true));
-    socket.once('error', (err: NodeJS.ErrnoException) => finish(err.code !== 'ECONNREFUSED' && err.code !== 'ENOENT'));
-  });
+  return probeUnixSocket(path, STALE_PROBE_TIMEOUT_MS).then(
+    (state) => state === 'live',
+    () => true,
+  );
 }
 
 /** The control socket server. `listen()` once, `close()` once (idempotent). */

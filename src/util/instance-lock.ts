@@ -7,12 +7,13 @@ import { randomBytes } from 'node:crypto';
 import { linkSync, lstatSync, renameSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
+import { MAX_UNIX_SOCKET_PATH_BYTES, probeUnixSocket } from './unix-socket.js';
 
 /** The lock: a unix socket in the data dir, listening while its daemon runs. */
 export const LOCK_SOCKET = 'serve.lock';
 
-/** sun_path is 108 bytes on Linux, including the terminating NUL. */
-const MAX_SOCKET_PATH_BYTES = 107;
+/** How long a connect to an existing lock socket may take before its holder counts as live. */
+const PROBE_TIMEOUT_MS = 1000;
 
 /** Locks held by this process (also keeps their servers from being collected while held). */
 const held = new Set<net.Server>();
@@ -33,8 +34,8 @@ export interface InstanceLock {
 export async function lockDataDir(dataDir: string): Promise<InstanceLock | 'busy'> {
   const path = join(dataDir, LOCK_SOCKET);
   // Node cuts a longer path short without an error, which would put the socket somewhere else.
-  if (Buffer.byteLength(path) > MAX_SOCKET_PATH_BYTES) {
-    throw new Error(`the lock socket path ${path} is longer than ${MAX_SOCKET_PATH_BYTES} bytes (the unix socket limit): use a shorter data-dir`);
+  if (Buffer.byteLength(path) > MAX_UNIX_SOCKET_PATH_BYTES) {
+    throw new Error(`the lock socket path ${path} is longer than ${MAX_UNIX_SOCKET_PATH_BYTES} bytes (the unix socket limit): use a shorter data-dir`);
   }
   // Bounded: each round either takes the lock, finds a live holder, or removed a stale file.
   for (let round = 0; round < 3; round++) {
@@ -42,7 +43,8 @@ export async function lockDataDir(dataDir: string): Promise<InstanceLock | 'busy
     if (server !== 'in-use') return hold(server);
     const probed = identity(path);
     if (probed === undefined) continue;
-    if (await answers(path)) return 'busy';
+    // A live holder (EACCES and other errors reject: the caller starts without the lock).
+    if ((await probeUnixSocket(path, PROBE_TIMEOUT_MS)) === 'live') return 'busy';
     // Stale: no one listens. Another starting daemon may have replaced it since the probe, so it is
     // not unlinked by name (that could remove the winner's socket and let both run): it is renamed
     // aside (atomic: each taker moves at most the one entry it finds) and removed only when what was
@@ -96,20 +98,5 @@ function listenOn(path: string): Promise<net.Server | 'in-use'> {
   return new Promise((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => (err.code === 'EADDRINUSE' ? resolve('in-use') : reject(err)));
     server.listen(path, () => resolve(server));
-  });
-}
-
-/**
- * True when a process accepts connections on the socket file (a live holder), false when none does
- * (refused, or the file just went away); rejects when that cannot be told (e.g. EACCES).
- */
-function answers(path: string): Promise<boolean> {
-  return new Promise((resolve, reject) => {
-    const probe = net.connect(path);
-    probe.once('connect', () => {
-      probe.destroy();
-      resolve(true);
-    });
-    probe.once('error', (err: NodeJS.ErrnoException) => (err.code === 'ECONNREFUSED' || err.code === 'ENOENT' ? resolve(false) : reject(err)));
   });
 }
