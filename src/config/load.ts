@@ -126,8 +126,7 @@ export function loadConfig(opts: { file?: string; flags?: Record<string, unknown
     if (def.list && chosen.length === 1 && chosen[0]!.value.trim() === '') {
       if (def.nonEmptyList) {
         const c = chosen[0]!;
-        const where = c.line ? `${c.source}:${c.line}: ${def.key}` : c.source;
-        errors.push(new ConfigError('CONFIG_ERR_VALUE', `${where}: empty value: at least one address is needed (an empty list would serve nothing)`, { key: def.key, line: c.line }));
+        errors.push(new ConfigError('CONFIG_ERR_VALUE', `${placeOf(def, c)}: empty value: at least one address is needed (an empty list would serve nothing)`, { key: def.key, line: c.line }));
         continue;
       }
       values[def.key] = [];
@@ -175,11 +174,14 @@ function valueOrError(def: KeyDef, c: RawEntry, errors: ConfigError[]): unknown 
   try {
     return parseValue(def, c.value);
   } catch (err) {
-    // "file:12: key: ..." from a file; "--key: ..." from a flag, which names the key already.
-    const where = c.line ? `${c.source}:${c.line}: ${def.key}` : c.source;
-    errors.push(new ConfigError('CONFIG_ERR_VALUE', `${where}: ${describeError(err).replace(/^[A-Z_]+: /, '')}`, { key: def.key, line: c.line }));
+    errors.push(new ConfigError('CONFIG_ERR_VALUE', `${placeOf(def, c)}: ${describeError(err).replace(/^[A-Z_]+: /, '')}`, { key: def.key, line: c.line }));
     return INVALID;
   }
+}
+
+/** Where a value was set, as its problems begin: "file:12: key" from a file; "--key" from a flag, which names the key already. */
+function placeOf(def: KeyDef, c: RawEntry): string {
+  return c.line ? `${c.source}:${c.line}: ${def.key}` : c.source;
 }
 
 /** Parses one value of a key; throws with a message that says what is expected. */
