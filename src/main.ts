@@ -100,7 +100,6 @@ export function resolverConfig(v: ConfigValues, listZones: Name[]): ResolverConf
   };
 }
 
-
 /**
  * Whether this host has ::1 on loopback (false with ipv6.disable=1 or IPv6 off on lo). Node lists
  * interfaces over a netlink socket, which the systemd unit's RestrictAddressFamilies= (no AF_NETLINK)

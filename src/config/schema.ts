@@ -132,7 +132,6 @@ export const SCHEMA: readonly KeyDef[] = [
 
 const BY_KEY = new Map(SCHEMA.map((d) => [d.key, d]));
 
-/** The definition of a key, or undefined. */
 /**
  * Keys naming table files of the policy service (recipients, CIDR tables, postgrey whitelists):
  * read again on every reload, each checked by `config check`.
@@ -141,6 +140,7 @@ export const TABLE_FILE_KEYS = ['recipients-file', 'known-networks-file', 'white
 
 export type TableFileKey = (typeof TABLE_FILE_KEYS)[number];
 
+/** The definition of a key, or undefined. */
 export function keyDef(key: string): KeyDef | undefined {
   return BY_KEY.get(key);
 }

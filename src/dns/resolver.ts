@@ -131,8 +131,8 @@ export class Resolver implements Recursor {
       return { rcode: Rcode.REFUSED, answers: [], authorities: [], additionals: [], source: 'recursion', cacheable: false };
     }
     if (!opts.recursionDesired) {
-      // RFC 1034 s4.3.1: without RD the answer comes from the cache alone, never from recursion.
-      // On a miss REFUSED, as Unbound answers RD=0 queries under its default access-control.
+      // RFC 1034 s4.3.1: without RD the answer comes from the cache alone, never from recursion
+      // (Unbound's allow_snoop); on a miss REFUSED, as Unbound's plain `allow` answers every RD=0 query.
       const cached = this.iterator.chainFromCache(question.name, question.type);
       if (!cached) return { rcode: Rcode.REFUSED, answers: [], authorities: [], additionals: [], source: 'cache', cacheable: false };
       return { ...cached, additionals: [], source: 'cache', cacheable: true };
