@@ -108,13 +108,15 @@ export function rblCommand(deps: CliDeps): CommandModule<object, RblArgs> {
       const cfg = loadDaemonConfig(argv as Record<string, unknown>);
       if (!cfg) return;
       const v = cfg.values;
+      // Nothing to ask is a configuration problem (2), not "not listed" (0): a script must not read it
+      // as clean. Known from the configuration alone, before a resolver is built.
+      const listZones = deps.listZonesOf(v);
+      if (listZones.length === 0) return usageError('no DNSBL/DNSWL configured (dnsbl, dnswl-trusted, dnswl): nothing to look the address up in');
       const logger = cliLogger();
-      const dns = deps.createDnsStack(v, logger, systemClock, { listZones: deps.listZonesOf(v) });
+      const dns = deps.createDnsStack(v, logger, systemClock, { listZones });
       const policy = await createPolicyService({ ...deps.policySettings(v), greylist: false }, { resolve: dns.resolver.resolve, store: unavailableStore('unused'), clock: systemClock, logger, nodeId: 'cli', version: deps.version() });
       const tiers = await policy.dnsLists.lookupAll(argv.ip);
       const results = tiers.flatMap((t) => t.results);
-      // Nothing to ask is a configuration problem (2), not "not listed" (0): a script must not read it as clean.
-      if (results.length === 0) return usageError('no DNSBL/DNSWL configured (dnsbl, dnswl-trusted, dnswl): nothing to look the address up in');
       if (argv.json) {
         process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
       } else {
