@@ -238,16 +238,14 @@ export function replicationCommand(): CommandModule<object, StatusArgs> {
           }
           if (settings) {
             process.stderr.write('mxsentry: no daemon is running, and it last ran without replication: the configured peers are shown, none connected\n');
+            const common = { nodeId: null, state: undefined, inbound: undefined, store: undefined, logger: createRootLogger('warn', process.stderr), lastSeq: saved.lastSeq, firstEntry: async () => undefined, now: systemClock.nowMs() };
             status = {
               ...saved,
               enabled: true,
               nodeName: settings.nodeName,
               listen: settings.listen?.text ?? null,
               // Never connected: peerStatus gives the empty row (lag from the store follows below).
-              peers: await Promise.all(settings.peers.map((p) => peerStatus({
-                name: p.name, address: `${p.host}:${p.port}`, nodeId: null, state: undefined, inbound: undefined,
-                store: undefined, logger: createRootLogger('warn', process.stderr), lastSeq: saved.lastSeq, firstEntry: async () => undefined, now: systemClock.nowMs(),
-              }))),
+              peers: await Promise.all(settings.peers.map((p) => peerStatus({ ...common, name: p.name, address: `${p.host}:${p.port}` }))),
             };
           }
         }
