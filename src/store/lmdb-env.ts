@@ -175,8 +175,19 @@ export class LmdbEnv {
       });
     }
     const dataFile = join(path, 'data.mdb');
-    const dataBytes = checkDataFile(dataFile);
-    if (opts.verify && dataBytes > 0) {
+    const { bytes: dataBytes, shortOf } = checkDataFile(dataFile);
+    if (shortOf !== undefined) {
+      // Shorter than the last page the newest transaction counts: LMDB does not write pages freed
+      // in the transaction that took them, so a sound file can end before that page, and a file cut
+      // short (a full disk, a bad copy) makes LMDB read past its end (SIGBUS, this process gone).
+      // Only reading it through in a child process tells the two apart.
+      const cut = `truncated: ${dataBytes} bytes, its last transaction counts ${shortOf}`;
+      const probe = await probeEnvironment(path, dataFile, VERIFY_TIMEOUT_MS).catch((err: unknown) => {
+        throw err instanceof StoreError ? new StoreError(err.code, `${err.message} (${cut})`, { cause: err }) : err;
+      });
+      if (!probe.ok) throw unusableDataFile(dataFile, `${cut}, and reading it through did not finish: ${probe.reason}`);
+      opts.logger.debug({ path, dataBytes, shortOf }, 'greylist data file ends before its last counted page; read through without fault');
+    } else if (opts.verify && dataBytes > 0) {
       const probe = await probeEnvironment(path, dataFile, VERIFY_TIMEOUT_MS);
       if (!probe.ok) opts.logger.warn({ path, reason: probe.reason }, 'greylist store integrity check did not finish; opening without it');
     }
@@ -395,24 +406,29 @@ const META_PAGE_SIZE_OFFSET = 48;
 const META_LAST_PAGE_OFFSET = 144;
 const META_TXNID_OFFSET = 152;
 
+function unusableDataFile(file: string, why: string): StoreError {
+  return new StoreError(StoreErrorCode.OPEN, `${file} is not a usable LMDB data file (${why}): restore it or move it away to start empty`);
+}
+
 /**
  * Refuses a data file lmdb-js cannot open safely: its native code crashes the whole process
  * (SIGSEGV, measured with lmdb 3.5.6) on a truncated file or a damaged meta page, instead of
  * returning MDB_INVALID. Checks both meta pages' magic and version and that the file holds them.
- * A missing or empty file is fine (LMDB initialises it). Returns the file's size (0: missing or empty).
+ * A missing or empty file is fine (LMDB initialises it). Returns the file's size (0: missing or
+ * empty) and, when the file ends before the newest transaction's last page, the bytes that page needs.
  */
-function checkDataFile(file: string): number {
+function checkDataFile(file: string): { bytes: number; shortOf?: bigint } {
   let fd: number;
   try {
     fd = openSync(file, 'r');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { bytes: 0 };
     throw new StoreError(StoreErrorCode.OPEN, `cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err });
   }
   try {
-    if (fstatSync(fd).size === 0) return 0;
+    if (fstatSync(fd).size === 0) return { bytes: 0 };
     const bad = (why: string): never => {
-      throw new StoreError(StoreErrorCode.OPEN, `${file} is not a usable LMDB data file (${why}): restore it or move it away to start empty`);
+      throw unusableDataFile(file, why);
     };
     const head = Buffer.alloc(META_TXNID_OFFSET + 8);
     if (readSync(fd, head, 0, head.length, 0) < head.length) bad(`only ${fstatSync(fd).size} bytes`);
@@ -430,12 +446,10 @@ function checkDataFile(file: string): number {
     // live store) grows the file before it commits a meta page that needs the new pages, so a
     // size taken first could be older than the meta and look truncated.
     const size = fstatSync(fd).size;
-    // A file cut short (a full disk, a bad copy) would make LMDB read past its end through the map:
-    // SIGBUS, the whole process gone. The newer meta page says how many pages the data needs.
+    // The newer meta page counts the pages the data may use; a file ending before them may be cut short.
     const current = head.readBigUInt64LE(META_TXNID_OFFSET) >= second.readBigUInt64LE(META_TXNID_OFFSET) ? head : second;
-    const needed = (current.readBigUInt64LE(META_LAST_PAGE_OFFSET) + 1n) * BigInt(pageSize);
-    if (BigInt(size) < needed) bad(`truncated: ${size} bytes, its last transaction needs ${needed}`);
-    return size;
+    const counted = (current.readBigUInt64LE(META_LAST_PAGE_OFFSET) + 1n) * BigInt(pageSize);
+    return BigInt(size) < counted ? { bytes: size, shortOf: counted } : { bytes: size };
   } finally {
     closeSync(fd);
   }

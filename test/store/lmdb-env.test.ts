@@ -160,6 +160,31 @@ s('open refuses a data file cut short of the pages its last transaction uses (SI
   assert.ok(restored.read('test', () => restored.triplets.get(`key-1999-${'x'.repeat(40)}`)));
 });
 
+s('open accepts a sound data file that ends before its last counted page (pages freed unwritten)', async () => {
+  // LMDB leaves pages taken and freed in one transaction unwritten, so the newest meta page can count
+  // pages past the end of a sound file (seen on a live store). Counting three more pages than the file
+  // holds makes that state: nothing the trees use is missing, and the read-through must say so.
+  const dataDir = tempDir();
+  const env = await openEnv(dataDir);
+  await env.write('test', (tx) => {
+    for (let i = 0; i < 500; i++) tx.put(env.triplets, `key-${i}`, Buffer.alloc(100, i % 256));
+  }, { grows: true });
+  await env.close();
+  const file = join(dataDir, 'greylist', 'data.mdb');
+  const bytes = readFileSync(file);
+  const pageSize = bytes.readUInt32LE(48);
+  const newer = bytes.readBigUInt64LE(152) >= bytes.readBigUInt64LE(pageSize + 152) ? 0 : pageSize;
+  const lastPage = bytes.readBigUInt64LE(newer + 144);
+  assert.is(BigInt(bytes.length), (lastPage + 1n) * BigInt(pageSize), 'a fresh file ends at its last page');
+  bytes.writeBigUInt64LE(lastPage + 3n, newer + 144);
+  writeFileSync(file, bytes);
+  const reopened = await openEnv(dataDir);
+  assert.equal(reopened.read('test', () => reopened.triplets.get('key-499')), Buffer.alloc(100, 499 % 256));
+  await reopened.write('test', (tx) => tx.put(reopened.triplets, 'after', Buffer.from('w')), { grows: true });
+  assert.equal(reopened.read('test', () => reopened.triplets.get('after')), Buffer.from('w'));
+  await reopened.close();
+});
+
 s('verify: a store with damaged pages is refused (STORE_ERR_OPEN) instead of aborting this process in LMDB', async () => {
   const dataDir = tempDir();
   const env = await openEnv(dataDir);
