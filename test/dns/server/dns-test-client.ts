@@ -1,12 +1,22 @@
 // Test helpers for the DNS server suites: query builders (dns-packet), UDP and TCP loopback
 // clients that always close their sockets, and a fake Recursor that counts calls. Used only by
-// test/dns/server/*; never binds anything but 127.0.0.1.
+// test/dns/server/*, with a DnsServer starter and reply readers; never binds anything but 127.0.0.1.
 import dgram from 'node:dgram';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import dnsPacket from 'dns-packet';
+import * as assert from 'uvu/assert';
+import { PacketCache } from '../../../src/dns/cache/packet-cache.js';
 import type { QueryAnswer, Recursor } from '../../../src/dns/resolver-api.js';
-import { RRClass, RRType, Rcode, type Question, type ResourceRecord } from '../../../src/dns/wire/types.js';
+import { DnsServer, type DnsServerLimits } from '../../../src/dns/server/dns-server.js';
+import { LocalZones } from '../../../src/dns/server/local-zones.js';
+import { decodeMessage } from '../../../src/dns/wire/message.js';
+import { rdataToData } from '../../../src/dns/wire/rdata.js';
+import { RRClass, RRType, Rcode, type Message, type Question, type ResourceRecord } from '../../../src/dns/wire/types.js';
 import { nameToWire } from '../../../src/dns/wire/name.js';
+import { CidrSet } from '../../../src/util/cidr.js';
+import { ManualClock } from '../../../src/util/clock.js';
+import { createSilentLogger } from '../../../src/util/logger.js';
 
 export const LOOPBACK = '127.0.0.1';
 
@@ -221,4 +231,65 @@ function soa(): ResourceRecord {
   r.copy(rdata, m.length);
   [1, 3600, 600, 86400, 300].forEach((n, i) => rdata.writeUInt32BE(n, m.length + r.length + i * 4));
   return { name: 'example.', type: RRType.SOA, class: RRClass.IN, ttl: 300, rdata };
+}
+
+/** A DnsServer on 127.0.0.1 (port 0) with a FakeRecursor, a ManualClock and a packet cache, for the server suites. */
+export interface ServerCtx {
+  server: DnsServer;
+  recursor: FakeRecursor;
+  clock: ManualClock;
+  cache: PacketCache;
+  zones: LocalZones;
+  port: number;
+}
+
+/** Starts a DnsServer: www.example. has one A record, big.example. 60 (over 512 bytes). */
+export async function startServer(
+  opts: { allow?: string[]; limits?: Partial<DnsServerLimits>; zones?: LocalZones; cache?: boolean } = {},
+): Promise<ServerCtx> {
+  const clock = new ManualClock();
+  const recursor = new FakeRecursor();
+  recursor.table.set('www.example.', [aRecord('www.example.', '192.0.2.1')]);
+  // 60 A records: about 1 KB compressed, over 512 bytes.
+  recursor.table.set('big.example.', Array.from({ length: 60 }, (_, i) => aRecord('big.example.', `198.51.100.${i + 1}`)));
+  const cache = new PacketCache({ clock, maxBytes: 1 << 20 });
+  const zones = opts.zones ?? new LocalZones();
+  const server = new DnsServer({
+    recursor,
+    packetCache: opts.cache === false ? null : cache,
+    localZones: zones,
+    allow: new CidrSet(opts.allow ?? ['127.0.0.0/8', '::1/128']),
+    logger: createSilentLogger(),
+    clock,
+    limits: opts.limits,
+  });
+  await server.listen([{ address: LOOPBACK, port: 0 }]);
+  const udp = server.addresses().find((a) => a.transport === 'udp');
+  assert.ok(udp);
+  return { server, recursor, clock, cache, zones, port: udp.port };
+}
+
+/** The reply decoded; fails the test when there is none. */
+export function decodeReply(buf: Buffer | null | undefined): Message {
+  assert.ok(buf, 'expected a reply');
+  return decodeMessage(buf);
+}
+
+/** The A addresses of a reply's answer section. */
+export function answerAddresses(m: Message): string[] {
+  return m.answers.filter((r) => r.type === RRType.A).map((r) => rdataToData(RRType.A, r.rdata) as string);
+}
+
+/** Polls (every 2 ms) until `pred` holds; throws after `timeoutMs`. */
+export async function waitUntil(pred: () => boolean, timeoutMs = 3000): Promise<void> {
+  const start = Date.now();
+  while (!pred()) {
+    if (Date.now() - start > timeoutMs) throw new Error('condition not reached');
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+/** The kernel's cap on SO_RCVBUF requests (net.core.rmem_max). */
+export function rmemMax(): number {
+  return Number(readFileSync('/proc/sys/net/core/rmem_max', 'utf8').trim());
 }
