@@ -10,7 +10,8 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { FakeAuthority, canonical, parseFakeZone, type FakeQuery, type FakeZone } from './fake-authority.js';
+import { FakeAuthority, type FakeQuery } from './fake-authority.js';
+import { canonical, parseFakeZone, type FakeZone } from './fake-zone.js';
 import type { HierarchySpec } from './fake-hierarchy.js';
 
 /** bin/mxsentry of this checkout (this file runs from dist/test/helpers/). */

@@ -4,7 +4,8 @@
 // refuses any non-loopback address so a buggy resolver under test can never reach the Internet.
 import net from 'node:net';
 import type { Clock } from '../../src/util/clock.js';
-import { FakeAuthority, canonical, parseFakeZone, type Behaviour, type FakeQuery, type FakeZone } from './fake-authority.js';
+import { FakeAuthority, type Behaviour, type FakeQuery } from './fake-authority.js';
+import { canonical, parseFakeZone, type FakeZone } from './fake-zone.js';
 
 /** A server of the tree: its address and the origins (keys of HierarchySpec.zones) it serves. */
 export interface HierarchyServerSpec {

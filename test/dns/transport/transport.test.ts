@@ -8,7 +8,8 @@ import { performance } from 'node:perf_hooks';
 import { CountingTransport, NetTransport, TransportStats, type QueryOptions, type UpstreamTarget } from '../../../src/dns/transport/transport.js';
 import { RRType, RRClass, Rcode, type Question } from '../../../src/dns/wire/types.js';
 import { DnsError } from '../../../src/util/errors.js';
-import { FakeAuthority, type FakeZone } from '../../helpers/fake-authority.js';
+import { FakeAuthority } from '../../helpers/fake-authority.js';
+import type { FakeZone } from '../../helpers/fake-zone.js';
 
 const ADDR = '127.53.100.1';
 const RAW_ADDR = '127.53.100.2';
