@@ -43,8 +43,8 @@ export function checkCommand(deps: CliDeps): CommandModule<object, CheckArgs> {
         y
           .option('client-address', { type: 'string', demandOption: true, describe: 'SMTP client IP address' })
           .option('helo', { type: 'string', default: '', describe: 'HELO/EHLO name ("" = none given)' })
-          .option('sender', { type: 'string', default: '', describe: 'MAIL FROM address ("" = null sender)' })
-          .option('recipient', { type: 'string', demandOption: true, describe: 'RCPT TO address' })
+          .option('sender', { type: 'string', default: '', describe: 'MAIL FROM address ("" or "<>" = null sender; <addr> as in the mail log)' })
+          .option('recipient', { type: 'string', demandOption: true, describe: 'RCPT TO address (<addr> as in the mail log)' })
           .option('client-name', { type: 'string', describe: 'Reverse DNS name of the client (for whitelists)' })
           .option('sasl-username', { type: 'string', describe: 'SASL login name, if authenticated' })
           .option('json', { type: 'boolean', describe: 'Print JSON' }),
@@ -77,8 +77,8 @@ export function checkCommand(deps: CliDeps): CommandModule<object, CheckArgs> {
         client_name: argv['client-name'] ?? 'unknown',
         reverse_client_name: argv['client-name'] ?? 'unknown',
         helo_name: argv.helo,
-        sender: argv.sender,
-        recipient: argv.recipient,
+        sender: envelopeAddress(argv.sender),
+        recipient: envelopeAddress(argv.recipient),
         sasl_username: argv['sasl-username'] ?? '',
         instance: 'mxsentry-check',
       };
@@ -90,6 +90,15 @@ export function checkCommand(deps: CliDeps): CommandModule<object, CheckArgs> {
       process.exitCode = /^(REJECT|5\d\d)/i.test(d.action) ? 1 : /^(DEFER|4\d\d)/i.test(d.action) ? 3 : 0;
     },
   };
+}
+
+/**
+ * An address as Postfix hands it to the policy service: without the angle brackets of MAIL FROM /
+ * RCPT TO and of its log's from=<...>, so "<>" is the null sender (sender=, empty).
+ */
+function envelopeAddress(text: string): string {
+  const t = text.trim();
+  return t.startsWith('<') && t.endsWith('>') ? t.slice(1, -1) : t;
 }
 
 interface RblArgs {

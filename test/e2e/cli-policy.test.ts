@@ -64,6 +64,17 @@ s('check: a new triplet would be greylisted (exit 3), and nothing is recorded', 
   assert.match(list.stderr, /^no triplets in /, 'and says so on stderr');
 });
 
+s('check: "<>" is the null sender and <addr> an address, as in Postfix\'s MAIL FROM / RCPT TO and logs', async () => {
+  // Postfix sends the null sender as an empty sender= and strips the brackets of <addr>; an admin
+  // copying from=<> out of the mail log must get the bounce's decision, not a syntax reject.
+  const bounce = await cli('check', '--client-address', '192.0.2.45', '--helo', 'mx.example.org', '--sender', '<>', '--recipient', '<b@example.com>');
+  assert.is(bounce.code, 3, bounce.stdout + bounce.stderr);
+  assert.match(bounce.stdout, /step: 10 \(greylist\)/);
+  assert.match(bounce.stdout, /192\.0\.2\.0\/\/b@example\.com/, 'the null sender\'s triplet, recipient without brackets');
+  const bracketed = await cli('check', '--client-address', '192.0.2.45', '--helo', 'mx.example.org', '--sender', '<a@example.org>', '--recipient', 'b@example.com');
+  assert.match(bracketed.stdout, /192\.0\.2\.0\/a@example\.org\/b@example\.com/);
+});
+
 s('check and rbl refuse an argument that is not an IP address (exit 2)', async () => {
   const c = await cli('check', '--client-address', 'notanip', ...envelope);
   assert.is(c.code, 2);
