@@ -79,7 +79,7 @@ export const SCHEMA: readonly KeyDef[] = [
 
   { key: 'policy-listen', kind: 'endpoint', list: true, nonEmptyList: true, default: ['127.0.0.1:10023'], group: 'policy', description: 'Address:port of the Postfix policy service (check_policy_service inet:...). Repeatable.' },
   { key: 'policy-budget-ms', kind: 'int', min: 100, max: 60000, default: 3000, group: 'policy', description: 'Time budget of one policy decision (keep well below smtpd_policy_service_timeout); DUNNO after it.' },
-  { key: 'policy-max-connections', kind: 'int', min: 1, max: 100000, default: 200, group: 'policy', description: 'Open policy connections (Postfix opens up to ~100 per instance).' },
+  { key: 'policy-max-connections', kind: 'int', min: 1, max: 100000, default: 1000, group: 'policy', description: 'Open policy connections. Every smtpd process keeps one open (smtpd_policy_service_max_idle), and each master.cf service may run default_process_limit (100) of them: smtp, submission and smtps make 300. Beyond the cap Postfix gets no answer and applies smtpd_policy_service_default_action.' },
   { key: 'helo-must-resolve', kind: 'bool', default: false, group: 'policy', description: 'Step 2: reject HELO names that do not exist in DNS (NXDOMAIN).' },
   { key: 'recipients-file', kind: 'path', list: true, default: [], group: 'policy', description: 'Step 4: Postfix table source files of valid recipients (user@domain, @domain); none: step skipped. Repeatable.' },
   { key: 'recipient-delimiter', kind: 'string', emptyAllowed: true, default: '+', group: 'policy', description: 'Step 4: address extension delimiter characters, as Postfix recipient_delimiter; "" when addresses have no extensions.' },

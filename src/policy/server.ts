@@ -107,7 +107,7 @@ export class PolicyServer {
     options: PolicyServerOptions = {},
   ) {
     this.opts = {
-      maxConnections: options.maxConnections ?? 200,
+      maxConnections: options.maxConnections ?? 1000,
       idleTimeoutMs: options.idleTimeoutMs ?? 600_000,
       drainTimeoutMs: options.drainTimeoutMs ?? 10_000,
       maxPendingRequests: options.maxPendingRequests ?? 32,
