@@ -82,7 +82,7 @@ export const SCHEMA: readonly KeyDef[] = [
   { key: 'policy-max-connections', kind: 'int', min: 1, max: 100000, default: 1000, group: 'policy', description: 'Open policy connections. Every smtpd process keeps one open (smtpd_policy_service_max_idle), and each master.cf service may run default_process_limit (100) of them: smtp, submission and smtps make 300. Beyond the cap Postfix gets no answer and applies smtpd_policy_service_default_action.' },
   { key: 'helo-must-resolve', kind: 'bool', default: false, group: 'policy', description: 'Step 2: reject HELO names that do not exist in DNS (NXDOMAIN).' },
   { key: 'recipients-file', kind: 'path', list: true, default: [], group: 'policy', description: 'Step 4: Postfix table source files of valid recipients (user@domain, @domain); none: step skipped. Repeatable.' },
-  { key: 'recipient-delimiter', kind: 'string', emptyAllowed: true, default: '+', group: 'policy', description: 'Step 4: address extension delimiter characters, as Postfix recipient_delimiter; "" when addresses have no extensions.' },
+  { key: 'recipient-delimiter', kind: 'string', emptyAllowed: true, default: '+', group: 'policy', description: 'Step 4: address extension delimiter characters, as Postfix recipient_delimiter (split as Postfix does: owner-foo and foo-request stay whole when "-" is one); "" when addresses have no extensions.' },
   { key: 'known-network', kind: 'cidr', refuseHostBits: true, list: true, default: ['127.0.0.1/32', '::1/128'], group: 'policy', description: 'Step 5: clients passed at once (backup MXs, trusted hosts). Repeatable.' },
   { key: 'known-networks-file', kind: 'path', list: true, default: [], group: 'policy', description: 'Step 5: Postfix cidr: table files or plain CIDR lists. Repeatable.' },
 

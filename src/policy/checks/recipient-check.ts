@@ -35,11 +35,18 @@ export function lookupRecipient(tables: readonly RecipientTable[], recipient: st
   return undefined;
 }
 
-/** "user+ext" -> "user" for the first delimiter character found (not at position 0). */
+/**
+ * "user+ext" -> "user": cut at the first delimiter character, as Postfix's split_addr(): never when
+ * that leaves an empty local part, never postmaster, mailer-daemon or double-bounce, and, when "-" is
+ * a delimiter, never owner-foo or foo-request (owner_request_special, on by default).
+ */
 export function stripExtension(local: string, delimiter: string): string {
   if (delimiter === '') return local;
-  for (let i = 1; i < local.length; i++) {
-    if (delimiter.includes(local.charAt(i))) return local.slice(0, i);
+  const lower = local.toLowerCase();
+  if (lower === 'postmaster' || lower === 'mailer-daemon' || lower === 'double-bounce') return local;
+  if (delimiter.includes('-') && (lower.startsWith('owner-') || (lower.length > 8 && lower.endsWith('-request')))) return local;
+  for (let i = 0; i < local.length; i++) {
+    if (delimiter.includes(local.charAt(i))) return i === 0 ? local : local.slice(0, i);
   }
   return local;
 }

@@ -51,6 +51,26 @@ s('configurable delimiter: several characters, or none', () => {
   assert.is(stripExtension('user', '+'), 'user');
 });
 
+s("extensions split as Postfix's split_addr(): owner-foo, foo-request and reserved names stay whole", () => {
+  // Postfix global/split_addr.c: no split of postmaster, mailer-daemon, double-bounce; with "-" in
+  // recipient_delimiter, none of owner-* or *-request (owner_request_special = yes); and none when
+  // the first delimiter would leave an empty local part.
+  assert.is(stripExtension('owner-list', '-'), 'owner-list');
+  assert.is(stripExtension('List-Request', '+-'), 'List-Request');
+  assert.is(stripExtension('owner-list+x', '+-'), 'owner-list+x');
+  assert.is(stripExtension('owner-list+x', '+'), 'owner-list', 'without "-" in the set owner- is an ordinary name');
+  assert.is(stripExtension('MAILER-DAEMON', '-'), 'MAILER-DAEMON');
+  assert.is(stripExtension('double-bounce', '-'), 'double-bounce');
+  assert.is(stripExtension('-request', '-'), '-request');
+  assert.is(stripExtension('+alice+x', '+'), '+alice+x');
+  assert.is(stripExtension('list-x', '-'), 'list');
+  const lists = RecipientTable.fromText('list@example.org\n', 't');
+  const check = new RecipientCheck([lists], { delimiter: '-' });
+  assert.is(check.run(contextFor({ recipient: 'list-digest@example.org' })), null);
+  assert.match(check.run(contextFor({ recipient: 'list-request@example.org' }))?.action ?? '', /^550 5\.1\.1/);
+  assert.match(check.run(contextFor({ recipient: 'owner-list@example.org' }))?.action ?? '', /^550 5\.1\.1/);
+});
+
 s('lookup order: full address, then without extension, then @domain', () => {
   const exact = RecipientTable.fromText('alice+special@example.org\n@example.org\nalice@example.org\n', 't');
   assert.is(lookupRecipient([exact], 'alice+special@example.org')?.key, 'alice+special@example.org');
