@@ -175,6 +175,7 @@ export class LmdbEnv {
       });
     }
     const dataFile = join(path, 'data.mdb');
+    checkLockFile(join(path, 'lock.mdb'));
     const { bytes: dataBytes, shortOf } = checkDataFile(dataFile);
     if (shortOf !== undefined) {
       // Shorter than the last page the newest transaction counts: LMDB does not write pages freed
@@ -401,10 +402,32 @@ const MDB_MAGIC = 0xbeefc0de;
 const MDB_DATA_VERSION = 2;
 const META_MAGIC_OFFSET = 24;
 const META_VERSION_OFFSET = 28;
+const META_MAP_SIZE_OFFSET = 40;
 const META_PAGE_SIZE_OFFSET = 48;
 /** mm_last_pg and mm_txnid of a meta page (u64 LE), after the free and main DB records. */
 const META_LAST_PAGE_OFFSET = 144;
 const META_TXNID_OFFSET = 152;
+
+/**
+ * Refuses a lock.mdb that is not a regular file (LMDB's native code faults on a directory there,
+ * which the read-through would report as damage to the sound data file). The lock file holds no
+ * greylist data: LMDB rebuilds it when no process has the environment open.
+ */
+function checkLockFile(file: string): void {
+  let kind: string;
+  try {
+    const st = statSync(file);
+    if (st.isFile()) return;
+    kind = st.isDirectory() ? 'a directory' : 'a special file';
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw new StoreError(StoreErrorCode.OPEN, `cannot check ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err });
+  }
+  throw new StoreError(
+    StoreErrorCode.OPEN,
+    `${file} is not a regular file (${kind}): remove it while no mxsentry runs; it holds no greylist data (data.mdb does) and LMDB makes a new one`,
+  );
+}
 
 function unusableDataFile(file: string, why: string): StoreError {
   return new StoreError(StoreErrorCode.OPEN, `${file} is not a usable LMDB data file (${why}): restore it or move it away to start empty`);
@@ -426,7 +449,11 @@ function checkDataFile(file: string): { bytes: number; shortOf?: bigint } {
     throw new StoreError(StoreErrorCode.OPEN, `cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err });
   }
   try {
-    if (fstatSync(fd).size === 0) return { bytes: 0 };
+    const st = fstatSync(fd);
+    if (!st.isFile()) {
+      throw new StoreError(StoreErrorCode.OPEN, `${file} is not a regular file (${st.isDirectory() ? 'a directory' : 'a special file'}): put the store's data file back there, or remove it to start empty`);
+    }
+    if (st.size === 0) return { bytes: 0 };
     const bad = (why: string): never => {
       throw unusableDataFile(file, why);
     };
@@ -447,8 +474,13 @@ function checkDataFile(file: string): { bytes: number; shortOf?: bigint } {
     // size taken first could be older than the meta and look truncated.
     const size = fstatSync(fd).size;
     // The newer meta page counts the pages the data may use; a file ending before them may be cut short.
-    const current = head.readBigUInt64LE(META_TXNID_OFFSET) >= second.readBigUInt64LE(META_TXNID_OFFSET) ? head : second;
+    const newer = head.readBigUInt64LE(META_TXNID_OFFSET) >= second.readBigUInt64LE(META_TXNID_OFFSET) ? 0 : 1;
+    const current = newer === 0 ? head : second;
     const counted = (current.readBigUInt64LE(META_LAST_PAGE_OFFSET) + 1n) * BigInt(pageSize);
+    // LMDB never allocates a page outside the map, so a meta page counting more is itself damaged
+    // (random bytes over it), not a sign of a file cut short.
+    const mapBytes = current.readBigUInt64LE(META_MAP_SIZE_OFFSET);
+    if (counted > mapBytes) bad(`meta page ${newer} is damaged: its last transaction counts ${counted} bytes of pages, beyond its own map size of ${mapBytes}`);
     return BigInt(size) < counted ? { bytes: size, shortOf: counted } : { bytes: size };
   } finally {
     closeSync(fd);

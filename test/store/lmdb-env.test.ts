@@ -206,6 +206,53 @@ s('verify: a store with damaged pages is refused (STORE_ERR_OPEN) instead of abo
   assert.match(err.message, 'move it away to start empty');
 });
 
+s('open names a data.mdb or lock.mdb that is not a regular file, and never calls a sound data file damaged', async () => {
+  const dataDir = tempDir();
+  const env = await openEnv(dataDir);
+  await env.write('test', (tx) => tx.put(env.triplets, 'k', Buffer.from('v')), { grows: true });
+  await env.close();
+  const dir = join(dataDir, 'greylist');
+  const file = join(dir, 'data.mdb');
+  const lock = join(dir, 'lock.mdb');
+  // lock.mdb a directory: measured, the check process died (SIGSEGV) and the message told the
+  // admin to move the sound data file away, i.e. to throw the greylist away.
+  rmSync(lock);
+  mkdirSync(lock);
+  const lockErr = await rejectsWith(LmdbEnv.open({ dataDir, logger, verify: true }), 'STORE_ERR_OPEN');
+  assert.match(lockErr.message, `${lock} is not a regular file`);
+  assert.not.match(lockErr.message, 'damaged');
+  assert.not.match(lockErr.message, 'move it away');
+  rmSync(lock, { recursive: true });
+  const good = readFileSync(file);
+  // data.mdb a directory: measured "EISDIR: illegal operation on a directory, read", no path.
+  rmSync(file);
+  mkdirSync(file);
+  const dataErr = await rejectsWith(LmdbEnv.open({ dataDir, logger, verify: true }), 'STORE_ERR_OPEN');
+  assert.match(dataErr.message, `${file} is not a regular file`);
+  rmSync(file, { recursive: true });
+  writeFileSync(file, good);
+  const restored = await openEnv(dataDir);
+  assert.equal(restored.read('test', () => restored.triplets.get('k')), Buffer.from('v'));
+});
+
+s('open says a meta page is damaged when it counts pages beyond its own map size (not "truncated")', async () => {
+  const dataDir = tempDir();
+  const env = await openEnv(dataDir);
+  await env.write('test', (tx) => tx.put(env.triplets, 'k', Buffer.from('v')), { grows: true });
+  await env.close();
+  const file = join(dataDir, 'greylist', 'data.mdb');
+  const bytes = readFileSync(file);
+  const pageSize = bytes.readUInt32LE(48);
+  const newer = bytes.readBigUInt64LE(152) >= bytes.readBigUInt64LE(pageSize + 152) ? 0 : pageSize;
+  // Random bytes over the last-page field, as measured: "truncated: 1122304 bytes, its last
+  // transaction counts 21374528692378314997760".
+  bytes.writeBigUInt64LE(0x1234_5678_9abc_def0n, newer + 144);
+  writeFileSync(file, bytes);
+  const err = await rejectsWith(LmdbEnv.open({ dataDir, logger, verify: true }), 'STORE_ERR_OPEN');
+  assert.match(err.message, `meta page ${newer === 0 ? 0 : 1} is damaged`);
+  assert.not.match(err.message, 'truncated');
+});
+
 s('open reports an unusable directory as STORE_ERR_OPEN with the path and reason', async () => {
   const base = tempDir();
   writeFileSync(join(base, 'plain-file'), 'x');
