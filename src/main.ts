@@ -31,6 +31,8 @@ import { DEFAULT_GREYLIST_CONFIG } from './policy/greylist.js';
 import { createPolicyService, type PolicyService, type PolicySettings } from './policy/policy-service.js';
 import { PolicyServer } from './policy/server.js';
 import { ResilientGreylistStore } from './store/resilient-greylist-store.js';
+import { watchDataFile } from './store/data-file-watch.js';
+import { TimerScheduler } from './store/scheduler.js';
 import { Replicator } from './store/replication/replicator.js';
 import { replicationSettingsOf } from './store/replication/replication-settings.js';
 
@@ -271,13 +273,16 @@ export async function startDaemon(v: ConfigValues, logger: Logger, clock: Clock,
     maxAgeMs: greylistSettings.greylistConfig.maxAgeSec * 1000,
     statusFile: join(v['data-dir'] as string, 'replication-status.json'),
   });
+  const storeLogger = moduleLogger(logger, 'store');
   const store = ResilientGreylistStore.start({
     dataDir: v['data-dir'] as string,
     clock,
-    logger: moduleLogger(logger, 'store'),
+    logger: storeLogger,
     mapSizeBytes: v['store-map-size'] as number,
     onOpen: (s) => {
       s.startExpiry(EXPIRY_INTERVAL_MS, greylistSettings.greylistConfig.maxAgeSec * 1000);
+      // Stops by itself once the store is closed; its timers are unref'd.
+      watchDataFile({ check: () => s.dataFileProblem(), scheduler: new TimerScheduler(), logger: storeLogger, intervalMs: DATA_FILE_CHECK_INTERVAL_MS });
       replicator.attach(s);
     },
   });
@@ -388,6 +393,8 @@ export async function startDaemon(v: ConfigValues, logger: Logger, clock: Clock,
 }
 
 const EXPIRY_INTERVAL_MS = 3_600_000;
+/** How often the daemon checks that its greylist data file is still at its path (data-file-watch.ts). */
+const DATA_FILE_CHECK_INTERVAL_MS = 30_000;
 /** How long the start waits for the greylist store's first open before taking decisions (fail open after). */
 const STORE_FIRST_OPEN_WAIT_MS = 10_000;
 

@@ -127,6 +127,8 @@ export class LmdbEnv {
   private readonly inflight = new Set<Promise<unknown>>();
   private readonly limitPages: number;
   private readonly pageSize: number;
+  /** Device and inode of data.mdb when opened: a file at the path with others is not the open one. */
+  private fileId: { dev: number; ino: number } | undefined;
   /** Pages in use at the last exact measurement, and the bound of what was added since. */
   private measuredPages = 0;
   private pagesSinceMeasure = 0;
@@ -150,6 +152,38 @@ export class LmdbEnv {
     this.pageSize = stats.pageSize ?? 4096;
     this.limitPages = Math.floor(limitBytes / this.pageSize);
     this.measuredPages = this.measurePages();
+    const st = statSync(join(path, 'data.mdb'));
+    this.fileId = { dev: st.dev, ino: st.ino };
+  }
+
+  /**
+   * Why the data file under the open environment is no longer what the next start will open, or
+   * undefined when it is (and after close). LMDB keeps writing an open file that was removed or
+   * replaced, so without this a `rm -rf` of the data dir loses the greylist silently at the next stop.
+   */
+  dataFileProblem(): string | undefined {
+    if (this.closed || !this.fileId) return undefined;
+    const file = join(this.path, 'data.mdb');
+    try {
+      const st = statSync(file);
+      if (st.dev !== this.fileId.dev || st.ino !== this.fileId.ino) {
+        return `${file} was replaced while mxsentry runs: it still writes the old, replaced file, which is lost when it stops; restart mxsentry to use the new one`;
+      }
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') {
+        return `${file} was removed while mxsentry runs: greylisting goes on in the open, deleted file, and all of it is lost when mxsentry stops (restart it to start a new store there)`;
+      }
+      return `${file} can no longer be checked (${code ?? 'error'}): the running store goes on, but the next start may not open it`;
+    }
+    try {
+      accessSync(this.path, fsConstants.W_OK | fsConstants.R_OK | fsConstants.X_OK);
+      accessSync(file, fsConstants.W_OK | fsConstants.R_OK);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? 'error';
+      return `${this.path} is no longer readable and writable (${code}): the running store goes on, but the next start cannot open it (greylisting then fails open)`;
+    }
+    return undefined;
   }
 
   /**
@@ -310,6 +344,7 @@ export class LmdbEnv {
   /** Waits for pending writes, flushes and closes the environment; idempotent. */
   close(): Promise<void> {
     if (!this.closing) {
+      const problem = this.dataFileProblem();
       this.closed = true;
       this.closing = (async () => {
         await Promise.allSettled([...this.inflight]);
@@ -319,7 +354,8 @@ export class LmdbEnv {
         } catch (err) {
           throw translateLmdbError(err, `closing ${this.path}`);
         }
-        this.logger.info({ path: this.path }, 'greylist store closed');
+        if (problem) this.logger.error({ path: this.path, problem }, 'greylist store closed; its data file was gone from its path, so what it held is lost');
+        else this.logger.info({ path: this.path }, 'greylist store closed');
       })();
     }
     return this.closing;

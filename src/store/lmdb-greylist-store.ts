@@ -233,6 +233,11 @@ export class LmdbGreylistStore implements GreylistStore {
     return this.healthy && !this.env.isClosed();
   }
 
+  /** See LmdbEnv.dataFileProblem (the data file removed or replaced under the open store); null once closed. */
+  dataFileProblem(): string | undefined | null {
+    return this.env.isClosed() ? null : this.env.dataFileProblem();
+  }
+
   /** This node's id (random on first open, kept in the environment); the key of its pass counters. */
   getNodeId(): string {
     return this.env.nodeId;

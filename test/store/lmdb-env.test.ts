@@ -1,6 +1,6 @@
 // Tests for the LMDB environment: opening (directories, node id, schema version, bad files), the
 // write boundary (rollback, caller errors, closed environment) and lmdb error translation.
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
@@ -10,6 +10,7 @@ import { StoreError } from '../../src/util/errors.js';
 import { createSilentLogger } from '../../src/util/logger.js';
 import { CallerError, LmdbEnv, translateLmdbError } from '../../src/store/lmdb-env.js';
 import { encodeMetaValue } from '../../src/store/record-codec.js';
+import { capturingLogger } from '../helpers/capturing-logger.js';
 
 const s = suite('store/lmdb-env');
 const logger = createSilentLogger();
@@ -251,6 +252,54 @@ s('open says a meta page is damaged when it counts pages beyond its own map size
   const err = await rejectsWith(LmdbEnv.open({ dataDir, logger, verify: true }), 'STORE_ERR_OPEN');
   assert.match(err.message, `meta page ${newer === 0 ? 0 : 1} is damaged`);
   assert.not.match(err.message, 'truncated');
+});
+
+s('dataFileProblem: the data file removed, replaced or its directory made unusable under the open environment', async () => {
+  // Measured: `rm -rf` of the data dir under the running daemon logged nothing; it went on writing
+  // to the deleted file, and the greylist was gone after the next restart.
+  const dataDir = tempDir();
+  const { logger: captured, lines } = capturingLogger();
+  const env = await LmdbEnv.open({ dataDir, logger: captured });
+  envs.push(env);
+  await env.write('test', (tx) => tx.put(env.triplets, 'k', Buffer.from('v')), { grows: true });
+  assert.is(env.dataFileProblem(), undefined);
+  const dir = join(dataDir, 'greylist');
+  const file = join(dir, 'data.mdb');
+  // Replaced: a copy put in its place is another file; the environment still writes the old one.
+  copyFileSync(file, join(dir, 'copy'));
+  renameSync(join(dir, 'copy'), file);
+  assert.match(env.dataFileProblem() ?? '', `${file} was replaced`);
+  rmSync(dir, { recursive: true });
+  assert.match(env.dataFileProblem() ?? '', `${file} was removed`);
+  // The open environment keeps working (decisions go on), and closing it says what is lost.
+  await env.write('test', (tx) => tx.put(env.triplets, 'k2', Buffer.from('v')), { grows: true });
+  await env.close();
+  assert.is(env.dataFileProblem(), undefined, 'nothing to report once closed');
+  const last = lines().filter((l) => l.level === 'error').pop();
+  assert.match(String(last?.msg), 'lost');
+  assert.match(String(last?.problem), 'was removed');
+});
+
+s('dataFileProblem: a directory the daemon can no longer write is reported (the next start would fail)', async () => {
+  if (process.getuid?.() === 0) {
+    // root ignores permission bits; simulate with a directory swapped for a non-directory instead.
+    const dataDir = tempDir();
+    const env = await openEnv(dataDir);
+    rmSync(join(dataDir, 'greylist'), { recursive: true });
+    writeFileSync(join(dataDir, 'greylist'), 'not a directory');
+    assert.match(env.dataFileProblem() ?? '', 'was removed');
+    return;
+  }
+  const dataDir = tempDir();
+  const env = await openEnv(dataDir);
+  const dir = join(dataDir, 'greylist');
+  chmodSync(dir, 0o500);
+  try {
+    assert.match(env.dataFileProblem() ?? '', /not writable|EACCES/);
+  } finally {
+    chmodSync(dir, 0o700);
+  }
+  assert.is(env.dataFileProblem(), undefined);
 });
 
 s('open reports an unusable directory as STORE_ERR_OPEN with the path and reason', async () => {
