@@ -117,6 +117,8 @@ export function clampFutureTimes<R extends TripletRecord | ClientRecord>(record:
  */
 export class Replicator {
   private readonly scheduler: Scheduler;
+  /** Why the last status file write failed (undefined: it succeeded), so a lasting failure is logged once. */
+  private statusFileFailure: string | undefined;
   private readonly o: typeof DEFAULTS & { digestBuckets: number };
   private store: ReplicationStore | undefined;
   private server: tls.Server | undefined;
@@ -570,8 +572,14 @@ export class Replicator {
     if (!file) return;
     try {
       await writeStatusFile(file, await this.status(), this.opts.clock.nowMs());
+      if (this.statusFileFailure !== undefined) this.opts.logger.info({ file }, 'replication status file written again');
+      this.statusFileFailure = undefined;
     } catch (err) {
-      this.opts.logger.warn({ file, err: describeError(err) }, 'writing the replication status file failed');
+      // Every 5 s: a lasting failure (data dir removed, disk full) is a warning once, then debug.
+      const reason = describeError(err);
+      const level = reason === this.statusFileFailure ? 'debug' : 'warn';
+      this.opts.logger[level]({ file, err: reason }, 'writing the replication status file failed');
+      this.statusFileFailure = reason;
     }
   }
 }

@@ -2,13 +2,14 @@
 // Covers convergence, persisted cursors and resumption after a restart, digest repair of a trimmed
 // log and a brand-new node, the wrong key (refused, logged, nothing changed), malformed and oversized
 // frames, clamping of future times, trimming, and status. Waits are short polls on real sockets.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ManualClock } from '../../../src/util/clock.js';
+import { ManualScheduler } from '../../../src/store/scheduler.js';
 import type { ClientRecord, TripletRecord } from '../../../src/store/greylist-types.js';
 import { LmdbGreylistStore } from '../../../src/store/lmdb-greylist-store.js';
 import { canonicalRecord } from '../../../src/store/replication/bucket-digest.js';
@@ -425,6 +426,44 @@ s('with replication off the Replicator only trims the log', async () => {
     const st = await repl.status();
     assert.is(st.enabled, false);
     assert.equal(st.peers, []);
+  } finally {
+    await repl.stop();
+    await store.close();
+  }
+});
+
+s('a status file that cannot be written is logged once, not every 5 s, and its recovery once', async () => {
+  // Measured: with the data dir removed under the daemon (replication off), a warning every 5 s.
+  const dir = mkdtempSync(join(tmpdir(), 'mxsentry-repl-'));
+  dirs.push(dir);
+  const clock = new ManualClock(T0);
+  const scheduler = new ManualScheduler(clock);
+  const { logger, lines } = capturingLogger();
+  const store = await LmdbGreylistStore.open({ dataDir: dir, clock, logger });
+  const statusDir = join(dir, 'gone');
+  const repl = new Replicator({ settings: undefined, clock, logger, maxAgeMs: DAY_MS, scheduler, statusFile: join(statusDir, 'replication-status.json'), statusFileIntervalMs: 5000 });
+  await repl.listen();
+  repl.attach(store);
+  const writes = async (n: number): Promise<void> => {
+    for (let i = 0; i < n; i++) {
+      // The write (file I/O off the main thread) is done once the next one is scheduled again
+      // (the log trim's task, every 60 s, is pending all along).
+      const before = scheduler.pendingCount();
+      scheduler.advanceMs(5000);
+      for (let t = 0; t < 2000 && scheduler.pendingCount() < before; t++) await new Promise<void>((resolve) => setTimeout(resolve, 1));
+      assert.is(scheduler.pendingCount(), before, 'the status file write finished');
+    }
+  };
+  const failures = () => lines().filter((l) => String(l.msg).startsWith('writing the replication status file failed'));
+  try {
+    await writes(6);
+    assert.is(failures().filter((l) => l.level === 'warn').length, 1, 'one warning for one unchanged failure');
+    mkdirSync(statusDir);
+    await writes(2);
+    assert.ok(lines().some((l) => l.level === 'info' && String(l.msg).includes('replication status file written again')));
+    rmSync(statusDir, { recursive: true });
+    await writes(2);
+    assert.is(failures().filter((l) => l.level === 'warn').length, 2, 'a new failure after a recovery is logged again');
   } finally {
     await repl.stop();
     await store.close();
