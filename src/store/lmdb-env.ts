@@ -210,7 +210,12 @@ export class LmdbEnv {
     }
     const dataFile = join(path, 'data.mdb');
     checkLockFile(join(path, 'lock.mdb'));
-    const { bytes: dataBytes, shortOf } = checkDataFile(dataFile);
+    const { bytes: dataBytes, shortOf, empty } = checkDataFile(dataFile);
+    if (empty) {
+      // LMDB writes its meta pages when it creates the file, so a store never rests at 0 bytes: it
+      // was cut to nothing (a full disk, a bad copy), or its first start was killed mid-creation.
+      opts.logger.warn({ file: dataFile }, 'greylist data file is empty (0 bytes): starting a new, empty store; any greylist it held is lost (restore it from a backup to get it back)');
+    }
     if (shortOf !== undefined) {
       // Shorter than the last page the newest transaction counts: LMDB does not write pages freed
       // in the transaction that took them, so a sound file can end before that page, and a file cut
@@ -474,9 +479,10 @@ function unusableDataFile(file: string, why: string): StoreError {
  * (SIGSEGV, measured with lmdb 3.5.6) on a truncated file or a damaged meta page, instead of
  * returning MDB_INVALID. Checks both meta pages' magic and version and that the file holds them.
  * A missing or empty file is fine (LMDB initialises it). Returns the file's size (0: missing or
- * empty) and, when the file ends before the newest transaction's last page, the bytes that page needs.
+ * empty, with `empty` set for an existing 0-byte file) and, when the file ends before the newest
+ * transaction's last page, the bytes that page needs.
  */
-function checkDataFile(file: string): { bytes: number; shortOf?: bigint } {
+function checkDataFile(file: string): { bytes: number; shortOf?: bigint; empty?: true } {
   let fd: number;
   try {
     fd = openSync(file, 'r');
@@ -489,7 +495,7 @@ function checkDataFile(file: string): { bytes: number; shortOf?: bigint } {
     if (!st.isFile()) {
       throw new StoreError(StoreErrorCode.OPEN, `${file} is not a regular file (${st.isDirectory() ? 'a directory' : 'a special file'}): put the store's data file back there, or remove it to start empty`);
     }
-    if (st.size === 0) return { bytes: 0 };
+    if (st.size === 0) return { bytes: 0, empty: true };
     const bad = (why: string): never => {
       throw unusableDataFile(file, why);
     };

@@ -302,6 +302,28 @@ s('dataFileProblem: a directory the daemon can no longer write is reported (the 
   assert.is(env.dataFileProblem(), undefined);
 });
 
+s('an empty (0-byte) data file is started over with a warning, not silently', async () => {
+  // Measured: a data.mdb truncated to 0 bytes under a stopped daemon came back as a new empty store
+  // with a new node id and only "greylist store opened" in the log.
+  const dataDir = tempDir();
+  const env = await openEnv(dataDir);
+  await env.write('test', (tx) => tx.put(env.triplets, 'k', Buffer.from('v')), { grows: true });
+  await env.close();
+  const file = join(dataDir, 'greylist', 'data.mdb');
+  writeFileSync(file, Buffer.alloc(0));
+  const { logger: captured, lines } = capturingLogger();
+  const fresh = await LmdbEnv.open({ dataDir, logger: captured, verify: true });
+  envs.push(fresh);
+  const warning = lines().find((l) => l.level === 'warn');
+  assert.ok(warning, 'a warning line');
+  assert.match(String(warning?.msg), 'empty');
+  assert.is(warning?.file, file);
+  // A first start (no file at all) is no reason to warn.
+  const { logger: quiet, lines: quietLines } = capturingLogger();
+  envs.push(await LmdbEnv.open({ dataDir: tempDir(), logger: quiet, verify: true }));
+  assert.is(quietLines().filter((l) => l.level === 'warn').length, 0);
+});
+
 s('open reports an unusable directory as STORE_ERR_OPEN with the path and reason', async () => {
   const base = tempDir();
   writeFileSync(join(base, 'plain-file'), 'x');
