@@ -17,12 +17,19 @@ import { zonesFile } from '../util/paths.js';
 
 /**
  * Every problem `serve` would meet at start in valid values, each a ConfigError naming its key,
- * placed at the file line or flag that set it. Call only when loading found no problem (the values
- * of broken keys are defaults). An empty list means `serve` would start with these values.
+ * placed at the file line or flag that set it, after loading's own errors (loaded.errors): so one
+ * run lists a bad value and a missing file together. A key that failed to load holds its default,
+ * so its file is not checked, nor are the replication settings (derived from several keys) while
+ * any value failed. An empty list means `serve` would start with these values.
  */
 export async function checkStartSettings(loaded: LoadResult): Promise<ConfigError[]> {
-  const problems = [...replicationProblemsOf(loaded.values), ...(await checkReferencedFiles(loaded.values))];
-  return problems.map((p) => placeConfigError(loaded, p));
+  const failed = new Set(loaded.errors.map((e) => e.key));
+  const unreadFile = loaded.errors.some((e) => e.code === 'CONFIG_ERR_READ');
+  const derived = [
+    ...(loaded.errors.length === 0 ? replicationProblemsOf(loaded.values) : []),
+    ...(unreadFile ? [] : await checkReferencedFiles(loaded.values, failed)),
+  ];
+  return [...loaded.errors, ...derived.map((p) => placeConfigError(loaded, p))];
 }
 
 /**
@@ -67,9 +74,10 @@ const FILE_ERROR_CODES: ReadonlySet<string> = new Set([
 ]);
 
 /** Loads each file a key names on its own, so a problem points at the value (and line) naming it. */
-async function checkReferencedFiles(v: ConfigValues): Promise<ConfigError[]> {
+async function checkReferencedFiles(v: ConfigValues, skip: ReadonlySet<string | undefined>): Promise<ConfigError[]> {
   const problems: ConfigError[] = [];
   const attempt = async (key: string, index: number | undefined, fn: () => unknown): Promise<void> => {
+    if (skip.has(key)) return;
     try {
       await fn();
     } catch (err) {

@@ -26,9 +26,7 @@ export function configCommand(): CommandModule<object, object> {
           builder: (yy: Argv) => yy.positional('file', { type: 'string', demandOption: true, describe: 'Configuration file' }) as unknown as Argv<CheckArgs>,
           handler: async (argv: ArgumentsCamelCase<CheckArgs>) => {
             const loaded = loadConfig({ file: argv.file });
-            const problems = loaded.errors.map((e) => e.message);
-            // What serve derives from the values (replication, named files) is only meaningful once every value parsed.
-            if (problems.length === 0) problems.push(...(await checkStartSettings(loaded)).map((e) => e.message));
+            const problems = (await checkStartSettings(loaded)).map((e) => e.message);
             if (problems.length > 0) {
               for (const p of problems) process.stderr.write(`mxsentry: config error: ${p}\n`);
               process.stderr.write(`mxsentry: ${argv.file}: ${problems.length} problem(s)\n`);

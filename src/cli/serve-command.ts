@@ -80,7 +80,7 @@ export function serveCommand(deps: CliDeps): CommandModule<object, ServeArgs> {
       const configInput = { ...(typeof argv.config === 'string' ? { file: argv.config } : {}), flags: collectConfigFlags(argv as Record<string, unknown>) };
       const loaded = loadConfig(configInput);
       // Derived settings and named files are checked before anything listens, every problem listed.
-      const problems = loaded.errors.length > 0 ? loaded.errors : await checkStartSettings(loaded);
+      const problems = await checkStartSettings(loaded);
       if (problems.length > 0) {
         printConfigErrors(problems);
         process.exit(EXIT_USAGE);

@@ -99,6 +99,19 @@ s('whitelist lines serve would skip are warnings placed at the line naming the f
   ]);
 });
 
+s('a bad value and a missing file are reported in one run; replication waits for valid values', async () => {
+  const file = join(dir, 'mxsentry.conf');
+  writeFileSync(file, ['delay: -5', `recipients-file: ${join(dir, 'no-such-table')}`, 'node-name: mx 1'].join('\n'));
+  const loaded = loadConfig({ file });
+  assert.is(loaded.errors.length, 1, 'loading sees the bad delay only');
+  const found = await checkStartSettings(loaded);
+  assert.equal(found.map((e) => [e.key, e.line]), [['delay', 1], ['recipients-file', 2]]);
+  assert.match(found[1]!.message, 'no-such-table');
+  // An unreadable config file: every value is a default, nothing more is checked.
+  const unread = loadConfig({ file: join(dir, 'missing.conf') });
+  assert.equal((await checkStartSettings(unread)).map((e) => e.code), ['CONFIG_ERR_READ']);
+});
+
 s('a valid configuration has no start-up problem', async () => {
   assert.equal(await problems(loadText('delay: 30\n')), []);
 });
