@@ -227,9 +227,13 @@ export class LmdbEnv {
       });
       if (!probe.ok) throw unusableDataFile(dataFile, `${cut}, and reading it through did not finish: ${probe.reason}`);
       opts.logger.debug({ path, dataBytes, shortOf }, 'greylist data file ends before its last counted page; read through without fault');
-    } else if (opts.verify && dataBytes > 0) {
+    }
+    // Told only once the open succeeds: when it fails, its own error says more (and a retry every
+    // minute of an unopenable store would repeat the warning each time).
+    let unverified: string | undefined;
+    if (shortOf === undefined && opts.verify && dataBytes > 0) {
       const probe = await probeEnvironment(path, dataFile, VERIFY_TIMEOUT_MS);
-      if (!probe.ok) opts.logger.warn({ path, reason: probe.reason }, 'greylist store integrity check did not finish; opening without it');
+      if (!probe.ok) unverified = probe.reason;
     }
     let root: RootDatabase | undefined;
     try {
@@ -243,6 +247,7 @@ export class LmdbEnv {
       };
       const nodeId = initMeta(dbs.meta, path);
       const env = new LmdbEnv(path, root, dbs.triplets, dbs.clients, dbs.replog, dbs.cursors, dbs.meta, nodeId, limitBytes, opts.logger);
+      if (unverified !== undefined) opts.logger.warn({ path, reason: unverified }, 'greylist store integrity check did not finish; opened without it');
       opts.logger.info({ path, nodeId, limitBytes }, 'greylist store opened');
       return env;
     } catch (err) {
