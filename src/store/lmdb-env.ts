@@ -225,7 +225,14 @@ export class LmdbEnv {
       const probe = await probeEnvironment(path, dataFile, VERIFY_TIMEOUT_MS).catch((err: unknown) => {
         throw err instanceof StoreError ? new StoreError(err.code, `${err.message} (${cut})`, { cause: err }) : err;
       });
-      if (!probe.ok) throw unusableDataFile(dataFile, `${cut}, and reading it through did not finish: ${probe.reason}`);
+      // Not finished (a timeout, a permission, no process) is no verdict: the file may well be sound,
+      // so it is refused for this attempt without telling the admin to throw it away.
+      if (!probe.ok) {
+        throw new StoreError(
+          StoreErrorCode.OPEN,
+          `${dataFile} ends before its last counted page (${dataBytes} bytes, its last transaction counts ${shortOf}), which a sound file may do, and reading it through to tell did not finish (${probe.reason}): not opened, to avoid a fault if it was cut short; fix that cause and retry`,
+        );
+      }
       opts.logger.debug({ path, dataBytes, shortOf }, 'greylist data file ends before its last counted page; read through without fault');
     }
     // Told only once the open succeeds: when it fails, its own error says more (and a retry every

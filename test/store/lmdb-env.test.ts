@@ -4,6 +4,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { StoreError } from '../../src/util/errors.js';
@@ -184,6 +185,51 @@ s('open accepts a sound data file that ends before its last counted page (pages 
   await reopened.write('test', (tx) => tx.put(reopened.triplets, 'after', Buffer.from('w')), { grows: true });
   assert.equal(reopened.read('test', () => reopened.triplets.get('after')), Buffer.from('w'));
   await reopened.close();
+});
+
+/** Makes `file` unwritable even for root (chattr +i there); returns the undo, or null when it cannot. */
+function makeUnwritable(file: string): (() => void) | null {
+  if (process.getuid?.() !== 0) {
+    chmodSync(file, 0o444);
+    return () => chmodSync(file, 0o644);
+  }
+  try {
+    execFileSync('chattr', ['+i', file], { stdio: 'ignore' });
+  } catch {
+    return null; // no chattr or a file system without the flag: nothing to simulate with
+  }
+  return () => execFileSync('chattr', ['-i', file], { stdio: 'ignore' });
+}
+
+s('a data file ending before its last counted page that cannot be read through is not called unusable', async () => {
+  // Measured: a sound short file (as in the test above) the check process could not open for
+  // writing was refused as "not a usable LMDB data file (truncated ...): restore it or move it away
+  // to start empty", i.e. the admin was told to throw a sound greylist away over a permission.
+  const dataDir = tempDir();
+  const env = await openEnv(dataDir);
+  await env.write('test', (tx) => {
+    for (let i = 0; i < 500; i++) tx.put(env.triplets, `key-${i}`, Buffer.alloc(100, i % 256));
+  }, { grows: true });
+  await env.close();
+  const file = join(dataDir, 'greylist', 'data.mdb');
+  const bytes = readFileSync(file);
+  const pageSize = bytes.readUInt32LE(48);
+  const newer = bytes.readBigUInt64LE(152) >= bytes.readBigUInt64LE(pageSize + 152) ? 0 : pageSize;
+  bytes.writeBigUInt64LE(bytes.readBigUInt64LE(newer + 144) + 3n, newer + 144);
+  writeFileSync(file, bytes);
+  const undo = makeUnwritable(file);
+  if (!undo) return;
+  let err: StoreError;
+  try {
+    err = await rejectsWith(LmdbEnv.open({ dataDir, logger, create: false, verify: true }), 'STORE_ERR_OPEN');
+  } finally {
+    undo();
+  }
+  assert.match(err.message, 'did not finish');
+  assert.not.match(err.message, 'not a usable');
+  assert.not.match(err.message, 'move it away');
+  const reopened = await openEnv(dataDir);
+  assert.equal(reopened.read('test', () => reopened.triplets.get('key-499')), Buffer.alloc(100, 499 % 256));
 });
 
 s('verify: a store with damaged pages is refused (STORE_ERR_OPEN) instead of aborting this process in LMDB', async () => {
