@@ -371,7 +371,8 @@ export class LmdbEnv {
         } catch (err) {
           throw translateLmdbError(err, `closing ${this.path}`);
         }
-        if (problem) this.logger.error({ path: this.path, problem }, 'greylist store closed; its data file was gone from its path, so what it held is lost');
+        // The problem says whether what the store held is lost (removed, replaced) or only hard to reopen.
+        if (problem) this.logger.error({ path: this.path, problem }, 'greylist store closed with a problem at its data file');
         else this.logger.info({ path: this.path }, 'greylist store closed');
       })();
     }

@@ -1,6 +1,6 @@
 // Tests for the LMDB environment: opening (directories, node id, schema version, bad files), the
 // write boundary (rollback, caller errors, closed environment) and lmdb error translation.
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
@@ -187,11 +187,12 @@ s('open accepts a sound data file that ends before its last counted page (pages 
   await reopened.close();
 });
 
-/** Makes `file` unwritable even for root (chattr +i there); returns the undo, or null when it cannot. */
+/** Makes `file` (or a directory) unwritable even for root (chattr +i there); returns the undo, or null when it cannot. */
 function makeUnwritable(file: string): (() => void) | null {
   if (process.getuid?.() !== 0) {
-    chmodSync(file, 0o444);
-    return () => chmodSync(file, 0o644);
+    const mode = statSync(file).mode & 0o7777;
+    chmodSync(file, mode & ~0o222);
+    return () => chmodSync(file, mode);
   }
   try {
     execFileSync('chattr', ['+i', file], { stdio: 'ignore' });
@@ -322,8 +323,9 @@ s('dataFileProblem: the data file removed, replaced or its directory made unusab
   await env.close();
   assert.is(env.dataFileProblem(), undefined, 'nothing to report once closed');
   const last = lines().filter((l) => l.level === 'error').pop();
-  assert.match(String(last?.msg), 'lost');
+  assert.match(String(last?.msg), 'greylist store closed');
   assert.match(String(last?.problem), 'was removed');
+  assert.match(String(last?.problem), 'lost');
 });
 
 s('dataFileProblem: a directory the daemon can no longer write is reported (the next start would fail)', async () => {
@@ -346,6 +348,33 @@ s('dataFileProblem: a directory the daemon can no longer write is reported (the 
     chmodSync(dir, 0o700);
   }
   assert.is(env.dataFileProblem(), undefined);
+});
+
+s('closing with a data dir it can no longer write says so, without calling the greylist lost', async () => {
+  // Measured: the close line read "its data file was gone from its path, so what it held is lost"
+  // for a directory made unwritable, whose data file is whole and opens again once writable.
+  const dataDir = tempDir();
+  const { logger: captured, lines } = capturingLogger();
+  const env = await LmdbEnv.open({ dataDir, logger: captured });
+  await env.write('test', (tx) => tx.put(env.triplets, 'k', Buffer.from('v')), { grows: true });
+  const dir = join(dataDir, 'greylist');
+  const undo = makeUnwritable(dir);
+  if (!undo) {
+    await env.close();
+    return;
+  }
+  try {
+    assert.match(env.dataFileProblem() ?? '', 'no longer readable and writable');
+    await env.close();
+  } finally {
+    undo();
+  }
+  const closing = lines().filter((l) => String(l.msg).startsWith('greylist store closed')).pop();
+  assert.is(closing?.level, 'error');
+  assert.match(String(closing?.problem), 'no longer readable and writable');
+  assert.not.match(String(closing?.msg), 'lost');
+  const reopened = await openEnv(dataDir);
+  assert.equal(reopened.read('test', () => reopened.triplets.get('k')), Buffer.from('v'));
 });
 
 s('an empty (0-byte) data file is started over with a warning, not silently', async () => {
