@@ -43,3 +43,13 @@ export function requireRoot(testName: string): boolean {
   console.log(`  SKIP ${testName}: needs root`);
   return false;
 }
+
+/**
+ * Prints a skip of `testName` for `why` (a tool or file-system feature this host lacks) and counts
+ * it; under CI=true it throws instead, which fails the calling test.
+ */
+export function skipTest(testName: string, why: string): void {
+  if (process.env.CI === 'true') throw new Error(`${testName}: ${why} (CI=true)`);
+  skipped++;
+  console.log(`  SKIP ${testName}: ${why}`);
+}
