@@ -163,11 +163,12 @@ s('open refuses a data file cut short of the pages its last transaction uses (SI
   assert.ok(restored.read('test', () => restored.triplets.get(`key-1999-${'x'.repeat(40)}`)));
 });
 
-s('open accepts a sound data file that ends before its last counted page (pages freed unwritten)', async () => {
-  // LMDB leaves pages taken and freed in one transaction unwritten, so the newest meta page can count
-  // pages past the end of a sound file (seen on a live store). Counting three more pages than the file
-  // holds makes that state: nothing the trees use is missing, and the read-through must say so.
-  const dataDir = tempDir();
+/**
+ * A store of 500 triplets whose newer meta page counts three pages more than its data file holds:
+ * the state LMDB leaves when pages taken and freed in one transaction stay unwritten (seen on a live
+ * store). Nothing the trees use is missing. Returns the data file's path.
+ */
+async function soundShortStore(dataDir: string): Promise<string> {
   const env = await openEnv(dataDir);
   await env.write('test', (tx) => {
     for (let i = 0; i < 500; i++) tx.put(env.triplets, `key-${i}`, Buffer.alloc(100, i % 256));
@@ -181,6 +182,13 @@ s('open accepts a sound data file that ends before its last counted page (pages 
   assert.is(BigInt(bytes.length), (lastPage + 1n) * BigInt(pageSize), 'a fresh file ends at its last page');
   bytes.writeBigUInt64LE(lastPage + 3n, newer + 144);
   writeFileSync(file, bytes);
+  return file;
+}
+
+s('open accepts a sound data file that ends before its last counted page (pages freed unwritten)', async () => {
+  // The read-through must find nothing missing, and the store must open, read and take a write.
+  const dataDir = tempDir();
+  await soundShortStore(dataDir);
   const reopened = await openEnv(dataDir);
   assert.equal(reopened.read('test', () => reopened.triplets.get('key-499')), Buffer.alloc(100, 499 % 256));
   await reopened.write('test', (tx) => tx.put(reopened.triplets, 'after', Buffer.from('w')), { grows: true });
@@ -213,17 +221,7 @@ s('a data file ending before its last counted page that cannot be read through i
   // writing was refused as "not a usable LMDB data file (truncated ...): restore it or move it away
   // to start empty", i.e. the admin was told to throw a sound greylist away over a permission.
   const dataDir = tempDir();
-  const env = await openEnv(dataDir);
-  await env.write('test', (tx) => {
-    for (let i = 0; i < 500; i++) tx.put(env.triplets, `key-${i}`, Buffer.alloc(100, i % 256));
-  }, { grows: true });
-  await env.close();
-  const file = join(dataDir, 'greylist', 'data.mdb');
-  const bytes = readFileSync(file);
-  const pageSize = bytes.readUInt32LE(48);
-  const newer = bytes.readBigUInt64LE(152) >= bytes.readBigUInt64LE(pageSize + 152) ? 0 : pageSize;
-  bytes.writeBigUInt64LE(bytes.readBigUInt64LE(newer + 144) + 3n, newer + 144);
-  writeFileSync(file, bytes);
+  const file = await soundShortStore(dataDir);
   const undo = makeUnwritable(file, 'lmdb-env short file not read through');
   if (!undo) return;
   let err: StoreError;
