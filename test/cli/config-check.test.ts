@@ -9,13 +9,14 @@ import { join } from 'node:path';
 import { checkStartSettings, isConfigurationError, whitelistWarningsOf } from '../../src/cli/config-check.js';
 import { loadConfig, type LoadResult } from '../../src/config/load.js';
 import { ConfigError, DnsError, PolicyError, StoreError } from '../../src/util/errors.js';
+import { loggedHook } from '../helpers/hook-errors.js';
 
 const s = suite('cli/config-check');
 
 let dir = '';
-s.before(() => {
+s.before(loggedHook(() => {
   dir = mkdtempSync(join(tmpdir(), 'mxsentry-check-'));
-});
+}));
 s.after(() => {
   rmSync(dir, { recursive: true, force: true });
 });

@@ -7,13 +7,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, placeConfigError, type LoadResult } from '../../src/config/load.js';
 import { ConfigError } from '../../src/util/errors.js';
+import { loggedHook } from '../helpers/hook-errors.js';
 
 const s = suite('config/load');
 
 let dir = '';
-s.before(() => {
+s.before(loggedHook(() => {
   dir = mkdtempSync(join(tmpdir(), 'mxsentry-load-'));
-});
+}));
 s.after(() => {
   rmSync(dir, { recursive: true, force: true });
 });

@@ -6,16 +6,17 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { MXSENTRY_BIN, removeTempDir, startSharedPortTree, writeTempFile, type SharedPortTree } from '../helpers/daemon.js';
 import { standardTree } from '../helpers/fake-hierarchy.js';
+import { loggedHook } from '../helpers/hook-errors.js';
 
 const run = promisify(execFile);
 const s = suite('e2e: mxsentry lookup');
 let tree: SharedPortTree;
 let hints: { dir: string; file: string };
 
-s.before(async () => {
+s.before(loggedHook(async () => {
   tree = await startSharedPortTree(standardTree());
   hints = writeTempFile('root.hints', tree.rootHints);
-});
+}));
 s.after(async () => {
   await tree.stop();
   removeTempDir(hints.dir);

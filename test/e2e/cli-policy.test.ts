@@ -13,19 +13,20 @@ import { systemClock } from '../../src/util/clock.js';
 import { createSilentLogger } from '../../src/util/logger.js';
 import { freeLoopbackPort, MXSENTRY_BIN, removeTempDir, startSharedPortTree, writeTempFile, type SharedPortTree } from '../helpers/daemon.js';
 import { standardTree } from '../helpers/fake-hierarchy.js';
+import { loggedHook } from '../helpers/hook-errors.js';
 
 const run = promisify(execFile);
 const s = suite('e2e: mxsentry check / rbl / greylist');
 let tree: SharedPortTree;
 let hints: { dir: string; file: string };
 
-s.before(async () => {
+s.before(loggedHook(async () => {
   tree = await startSharedPortTree(standardTree());
   hints = writeTempFile('root.hints', tree.rootHints);
   // The store a daemon made at its first start.
   const store = await LmdbGreylistStore.open({ dataDir: `${hints.dir}/data`, clock: systemClock, logger: createSilentLogger() });
   await store.close();
-});
+}));
 s.after(async () => {
   await tree.stop();
   removeTempDir(hints.dir);

@@ -20,6 +20,7 @@ import {
 } from '../helpers/daemon.js';
 import { standardTree, type HierarchySpec } from '../helpers/fake-hierarchy.js';
 import { requirePeer } from '../helpers/peers.js';
+import { loggedHook } from '../helpers/hook-errors.js';
 
 const BIG_TXT_COUNT = 16;
 const ROOT_SERVERS = ['127.53.0.1', '127.53.0.2'];
@@ -194,10 +195,10 @@ function ctx(): { tree: SharedPortTree; daemon: RunningDaemon } {
   return { tree, daemon };
 }
 
-s.before(async () => {
+s.before(loggedHook(async () => {
   tree = await startSharedPortTree(treeWithBigAnswer());
   daemon = await spawnDaemon({ upstreamPort: tree.port, rootHints: tree.rootHints });
-});
+}));
 
 s.after(async () => {
   try {

@@ -26,6 +26,7 @@ import {
 import { standardTree, type HierarchySpec } from '../helpers/fake-hierarchy.js';
 import { parseExposition } from '../helpers/prometheus.js';
 import { buildQuery } from '../dns/server/dns-test-client.js';
+import { loggedHook } from '../helpers/hook-errors.js';
 
 const s = suite('e2e/operations');
 const SLOW_MS = 600;
@@ -141,7 +142,7 @@ function httpGet(port: number, path: string): Promise<{ status: number; body: st
   });
 }
 
-s.before(async () => {
+s.before(loggedHook(async () => {
   tree = await startSharedPortTree(treeWithSlowZone());
   const cfg = writeTempFile('mxsentry.conf', '# e2e operations\nallow: 127.0.0.0/8\n');
   configDir = cfg.dir;
@@ -153,7 +154,7 @@ s.before(async () => {
     rootHints: tree.rootHints,
     args: ['--config', configFile, '--metrics-listen', `${DAEMON_ADDRESS}:${metricsPort}`, '--policy-listen', `${DAEMON_ADDRESS}:${policyPort}`],
   });
-});
+}));
 
 s.after(async () => {
   try {

@@ -19,6 +19,7 @@ import {
 import { standardTree, type HierarchySpec } from '../helpers/fake-hierarchy.js';
 import { findPeer, requirePeer, requireRoot } from '../helpers/peers.js';
 import { runSwaks, smtpDialogue, startPostfix, type PostfixInstance, type SmtpReply, type SwaksResult } from '../helpers/postfix.js';
+import { loggedHook } from '../helpers/hook-errors.js';
 
 /** Greylist delay of the daemon under test, seconds: long enough for an early retry, short for CI. */
 const DELAY_SEC = 4;
@@ -123,7 +124,7 @@ function send(port: number, client: string, from: string, to: string): Promise<S
   return runSwaks(swaksPath, { port, localAddress: client, helo: HELO, from, to });
 }
 
-s.before(async () => {
+s.before(loggedHook(async () => {
   const postfixPath = findPeer('postfix');
   const swaks = findPeer('swaks');
   // Each test reports the skip (or, under CI, the failure) itself.
@@ -147,7 +148,7 @@ s.before(async () => {
   });
   await waitForTcp(policyPort, 10_000);
   postfix = await startPostfix(postfixPath, { policyPort, domains: [DOMAIN] });
-});
+}));
 
 s.after(async () => {
   try {

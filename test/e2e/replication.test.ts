@@ -11,6 +11,7 @@ import * as assert from 'uvu/assert';
 import { tripletKey } from '../../src/policy/greylist.js';
 import { MXSENTRY_BIN } from '../helpers/daemon.js';
 import { PolicyClient, startCluster, type Cluster, type ClusterNode } from '../helpers/replication-cluster.js';
+import { loggedHook } from '../helpers/hook-errors.js';
 
 const run = promisify(execFile);
 const s = suite('e2e/replication');
@@ -75,7 +76,7 @@ async function assertConverged(nodes: ClusterNode[], timeoutMs = 15_000): Promis
   }
 }
 
-s.before(async () => {
+s.before(loggedHook(async () => {
   // The admin's way: `mxsentry peer keygen` prints the key and the command that saves it on every node.
   const { stdout } = await run(process.execPath, [MXSENTRY_BIN, 'peer', 'keygen', '--name', 'mx1', '--address', '127.0.0.1']);
   key = /echo ([0-9a-f]{64}) > /.exec(stdout)?.[1] ?? '';
@@ -93,7 +94,7 @@ s.before(async () => {
     console.error(`e2e/replication: the cluster did not start: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
     throw err;
   }
-});
+}));
 
 s.after(async () => {
   await cluster?.stop();

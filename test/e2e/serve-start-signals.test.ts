@@ -44,8 +44,12 @@ async function startBlocked(): Promise<Started> {
 /** Waits until the daemon opens the FIFO for reading (it is then inside its start), writes one file. */
 async function feed(fifo: string): Promise<void> {
   const h = await open(fifo, 'w');
-  await h.writeFile('mail.example.com\n');
-  await h.close();
+  try {
+    await h.writeFile('mail.example.com\n');
+  } finally {
+    // A reader gone mid-write (EPIPE) must not leave the handle to the garbage collector.
+    await h.close();
+  }
 }
 
 async function until(what: string, ok: () => boolean, timeoutMs = 15_000): Promise<void> {
@@ -64,8 +68,7 @@ s('a SIGHUP during the start does not end the daemon; it reloads once started', 
     const h = await open(d.fifo, 'w');
     d.child.kill('SIGHUP');
     await new Promise((r) => setTimeout(r, 200));
-    await h.writeFile('mail.example.com\n');
-    await h.close();
+    await h.writeFile('mail.example.com\n').finally(() => h.close());
     // Every later read (the policy service, the reload) gets the same file.
     void (async () => {
       while (feeding) await feed(d.fifo).catch(() => undefined);

@@ -8,6 +8,7 @@ import net from 'node:net';
 import * as dnsPacket from 'dns-packet';
 import { FakeAuthority, POISON_ADDRESS } from './fake-authority.js';
 import { startHierarchy, standardTree, type FakeHierarchy } from './fake-hierarchy.js';
+import { loggedHook } from './hook-errors.js';
 
 interface AskOptions {
   tcp?: boolean;
@@ -68,9 +69,9 @@ const summary = (rrs: dnsPacket.Answer[] | undefined): string[] =>
 
 const s = suite<{ h: FakeHierarchy }>('helpers/fake-authority');
 
-s.before(async (ctx) => {
+s.before(loggedHook(async (ctx) => {
   ctx.h = await startHierarchy(standardTree());
-});
+}));
 
 s.after(async (ctx) => {
   await ctx.h.stop();

@@ -11,6 +11,7 @@ import { systemClock } from '../../src/util/clock.js';
 import { createSilentLogger } from '../../src/util/logger.js';
 import type { HierarchySpec } from '../helpers/fake-hierarchy.js';
 import { startHarness, type Harness } from '../helpers/resolver-harness.js';
+import { loggedHook } from '../helpers/hook-errors.js';
 
 const s = suite('policy/dns-lists: postscreen dnsbl_sites semantics through the resolver');
 let hx: Harness;
@@ -75,9 +76,9 @@ function tree(): HierarchySpec {
   };
 }
 
-s.before(async () => {
+s.before(loggedHook(async () => {
   hx = await startHarness({ spec: tree(), listZones: ['bl.org.', 'wl.org.', 'sh.org.'] });
-});
+}));
 s.after(async () => {
   await hx.stop();
 });

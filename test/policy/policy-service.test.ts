@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { standardTree } from '../helpers/fake-hierarchy.js';
 import { MemoryGreylistStore } from '../helpers/memory-greylist-store.js';
 import { startHarness, type Harness } from '../helpers/resolver-harness.js';
+import { loggedHook } from '../helpers/hook-errors.js';
 
 const s = suite('policy/policy-service: the pipeline through the real resolver');
 let hx: Harness;
@@ -33,7 +34,7 @@ function request(client: string, over: Record<string, string> = {}): Record<stri
   return { request: 'smtpd_access_policy', protocol_state: 'RCPT', helo_name: 'mx.example.org', sender: 'a@example.org', recipient: 'b@example.com', client_address: client, client_name: 'unknown', instance: `i-${client}-${Math.random()}`, ...over };
 }
 
-s.before(async () => {
+s.before(loggedHook(async () => {
   const spec = standardTree();
   spec.zones['.']!.records.push('org. 172800 IN NS a.gtld-servers.net.');
   // A trusted DNSWL listing 127.0.0.9 (test point 2 as well), a DNSWL listing 127.0.0.5, a DNSBL whose server never answers.
@@ -52,7 +53,7 @@ s.before(async () => {
     { address: '127.53.4.4', zones: ['dead.example.net.'], behaviour: 'drop' },
   );
   hx = await startHarness({ spec, listZones: ['trusted.example.net.', 'dnsbl.example.net.', 'dnswl.example.net.', 'dead.example.net.'] });
-});
+}));
 s.after(async () => {
   await hx.stop();
 });

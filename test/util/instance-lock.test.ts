@@ -8,16 +8,17 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, syml
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LOCK_SOCKET, lockDataDir, type InstanceLock } from '../../src/util/instance-lock.js';
+import { loggedHook } from '../helpers/hook-errors.js';
 
 const s = suite('util/instance-lock');
 
 let dir = '';
-s.before(() => {
+s.before(loggedHook(() => {
   dir = mkdtempSync(join(tmpdir(), 'mxsentry-lock-'));
   mkdirSync(join(dir, 'a'));
   mkdirSync(join(dir, 'b'));
   symlinkSync(join(dir, 'a'), join(dir, 'a-link'));
-});
+}));
 s.after(() => {
   rmSync(dir, { recursive: true, force: true });
 });

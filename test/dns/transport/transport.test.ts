@@ -10,6 +10,7 @@ import { RRType, RRClass, Rcode, type Question } from '../../../src/dns/wire/typ
 import { DnsError } from '../../../src/util/errors.js';
 import { FakeAuthority } from '../../helpers/fake-authority.js';
 import type { FakeZone } from '../../helpers/fake-zone.js';
+import { loggedHook } from '../../helpers/hook-errors.js';
 
 const ADDR = '127.53.100.1';
 const RAW_ADDR = '127.53.100.2';
@@ -70,13 +71,13 @@ function replyHeader(query: Buffer, flagsWord: number, counts: [number, number, 
 
 const s = suite<Ctx>('dns/transport');
 
-s.before(async (ctx) => {
+s.before(loggedHook(async (ctx) => {
   ctx.server = new FakeAuthority({ address: ADDR, zones: [zone] });
   await ctx.server.start();
   ctx.target = { address: ADDR, port: ctx.server.port };
   ctx.stats = new TransportStats();
   ctx.transport = new NetTransport({ stats: ctx.stats });
-});
+}));
 
 s.after(async (ctx) => {
   await ctx.server.stop();
