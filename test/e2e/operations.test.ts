@@ -147,13 +147,22 @@ s.before(loggedHook(async () => {
   const cfg = writeTempFile('mxsentry.conf', '# e2e operations\nallow: 127.0.0.0/8\n');
   configDir = cfg.dir;
   configFile = cfg.file;
-  metricsPort = await freeLoopbackPort();
-  policyPort = await freeLoopbackPort();
-  daemon = await spawnDaemon({
-    upstreamPort: tree.port,
-    rootHints: tree.rootHints,
-    args: ['--config', configFile, '--metrics-listen', `${DAEMON_ADDRESS}:${metricsPort}`, '--policy-listen', `${DAEMON_ADDRESS}:${policyPort}`],
-  });
+  // spawnDaemon retries a lost race for the DNS port only; the metrics and policy ports are this
+  // suite's, so a race lost for one of them is retried here, with new ones.
+  for (let attempt = 1; ; attempt++) {
+    metricsPort = await freeLoopbackPort();
+    policyPort = await freeLoopbackPort();
+    try {
+      daemon = await spawnDaemon({
+        upstreamPort: tree.port,
+        rootHints: tree.rootHints,
+        args: ['--config', configFile, '--metrics-listen', `${DAEMON_ADDRESS}:${metricsPort}`, '--policy-listen', `${DAEMON_ADDRESS}:${policyPort}`],
+      });
+      return;
+    } catch (err) {
+      if (attempt >= 3 || !/in use/i.test(String(err))) throw err;
+    }
+  }
 }));
 
 s.after(async () => {
