@@ -211,11 +211,6 @@ export class LmdbEnv {
     const dataFile = join(path, 'data.mdb');
     checkLockFile(join(path, 'lock.mdb'));
     const { bytes: dataBytes, shortOf, empty } = checkDataFile(dataFile);
-    if (empty) {
-      // LMDB writes its meta pages when it creates the file, so a store never rests at 0 bytes: it
-      // was cut to nothing (a full disk, a bad copy), or its first start was killed mid-creation.
-      opts.logger.warn({ file: dataFile }, 'greylist data file is empty (0 bytes): starting a new, empty store; any greylist it held is lost (restore it from a backup to get it back)');
-    }
     if (shortOf !== undefined) {
       // Shorter than the last page the newest transaction counts: LMDB does not write pages freed
       // in the transaction that took them, so a sound file can end before that page, and a file cut
@@ -255,6 +250,10 @@ export class LmdbEnv {
       const nodeId = initMeta(dbs.meta, path);
       const env = new LmdbEnv(path, root, dbs.triplets, dbs.clients, dbs.replog, dbs.cursors, dbs.meta, nodeId, limitBytes, opts.logger);
       if (unverified !== undefined) opts.logger.warn({ path, reason: unverified }, 'greylist store integrity check did not finish; opened without it');
+      // LMDB writes its meta pages when it creates the file, so a store never rests at 0 bytes: it was
+      // cut to nothing (a full disk, a bad copy), or its first start was killed mid-creation. Told
+      // after the open, like the warning above, so a failing open retried each minute does not repeat it.
+      if (empty) opts.logger.warn({ file: dataFile }, 'greylist data file was empty (0 bytes): started a new, empty store; any greylist it held is lost (restore it from a backup to get it back)');
       opts.logger.info({ path, nodeId, limitBytes }, 'greylist store opened');
       return env;
     } catch (err) {

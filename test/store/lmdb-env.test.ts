@@ -397,6 +397,22 @@ s('an empty (0-byte) data file is started over with a warning, not silently', as
   assert.ok(warning, 'a warning line');
   assert.match(String(warning?.msg), 'empty');
   assert.is(warning?.file, file);
+  // An empty file the open then fails on (here: unwritable, so LMDB cannot write its meta pages)
+  // gets the open's error only, not "started a new, empty store", which did not happen.
+  const failing = tempDir();
+  mkdirSync(join(failing, 'greylist'), { recursive: true });
+  const emptyFile = join(failing, 'greylist', 'data.mdb');
+  writeFileSync(emptyFile, Buffer.alloc(0));
+  const undo = makeUnwritable(emptyFile, 'lmdb-env empty file that cannot be written');
+  if (undo) {
+    const { logger: failLogger, lines: failLines } = capturingLogger();
+    try {
+      await rejectsWith(LmdbEnv.open({ dataDir: failing, logger: failLogger, verify: true }), 'STORE_ERR_OPEN');
+    } finally {
+      undo();
+    }
+    assert.equal(failLines().filter((l) => String(l.msg).includes('empty')), []);
+  }
   // A first start (no file at all) is no reason to warn.
   const { logger: quiet, lines: quietLines } = capturingLogger();
   envs.push(await LmdbEnv.open({ dataDir: tempDir(), logger: quiet, verify: true }));
