@@ -6,7 +6,7 @@
 // main thread, so no policy decision waits for a disk flush. The last batch survives a process crash
 // (the OS has the pages) and at most the last unflushed batch is lost on power loss. noSync is never
 // used: it risks a corrupt file. flush() waits for the disk at shutdown.
-import { accessSync, closeSync, constants as fsConstants, fstatSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
+import { accessSync, closeSync, constants as fsConstants, fstatSync, mkdirSync, openSync, readSync, statSync, type Stats } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
@@ -211,31 +211,28 @@ export class LmdbEnv {
     const dataFile = join(path, 'data.mdb');
     checkLockFile(join(path, 'lock.mdb'));
     const { bytes: dataBytes, shortOf, empty } = checkDataFile(dataFile);
-    if (shortOf !== undefined) {
-      // Shorter than the last page the newest transaction counts: LMDB does not write pages freed
-      // in the transaction that took them, so a sound file can end before that page, and a file cut
-      // short (a full disk, a bad copy) makes LMDB read past its end (SIGBUS, this process gone).
-      // Only reading it through in a child process tells the two apart.
-      const cut = `truncated: ${dataBytes} bytes, its last transaction counts ${shortOf}`;
+    // A file shorter than the last page its newest transaction counts must be read through: LMDB does
+    // not write pages freed in the transaction that took them, so a sound file can end before that
+    // page, and a file cut short (a full disk, a bad copy) makes LMDB read past its end (SIGBUS, this
+    // process gone). Only reading it through in a child process tells the two apart.
+    const short = shortOf === undefined ? undefined : `${dataBytes} bytes, its last transaction counts ${shortOf}`;
+    // An unfinished check of a whole file is told only once the open succeeds: when the open fails,
+    // its own error says more (and a retry every minute of an unopenable store would repeat it).
+    let unverified: string | undefined;
+    if (short !== undefined || (opts.verify && dataBytes > 0)) {
       const probe = await probeEnvironment(path, dataFile, VERIFY_TIMEOUT_MS).catch((err: unknown) => {
-        throw err instanceof StoreError ? new StoreError(err.code, `${err.message} (${cut})`, { cause: err }) : err;
+        throw short !== undefined && err instanceof StoreError ? new StoreError(err.code, `${err.message} (truncated: ${short})`, { cause: err }) : err;
       });
-      // Not finished (a timeout, a permission, no process) is no verdict: the file may well be sound,
-      // so it is refused for this attempt without telling the admin to throw it away.
-      if (!probe.ok) {
+      if (!probe.ok && short !== undefined) {
+        // Not finished (a timeout, a permission, no process) is no verdict: the file may well be
+        // sound, so it is refused for this attempt without telling the admin to throw it away.
         throw new StoreError(
           StoreErrorCode.OPEN,
-          `${dataFile} ends before its last counted page (${dataBytes} bytes, its last transaction counts ${shortOf}), which a sound file may do, and reading it through to tell did not finish (${probe.reason}): not opened, to avoid a fault if it was cut short; fix that cause and retry`,
+          `${dataFile} ends before its last counted page (${short}), which a sound file may do, and reading it through to tell did not finish (${probe.reason}): not opened, to avoid a fault if it was cut short; fix that cause and retry`,
         );
       }
-      opts.logger.debug({ path, dataBytes, shortOf }, 'greylist data file ends before its last counted page; read through without fault');
-    }
-    // Told only once the open succeeds: when it fails, its own error says more (and a retry every
-    // minute of an unopenable store would repeat the warning each time).
-    let unverified: string | undefined;
-    if (shortOf === undefined && opts.verify && dataBytes > 0) {
-      const probe = await probeEnvironment(path, dataFile, VERIFY_TIMEOUT_MS);
       if (!probe.ok) unverified = probe.reason;
+      else if (short !== undefined) opts.logger.debug({ path, dataBytes, shortOf }, 'greylist data file ends before its last counted page; read through without fault');
     }
     let root: RootDatabase | undefined;
     try {
@@ -471,7 +468,7 @@ function checkLockFile(file: string): void {
   try {
     const st = statSync(file);
     if (st.isFile()) return;
-    kind = st.isDirectory() ? 'a directory' : 'a special file';
+    kind = nonFileKind(st);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
     throw new StoreError(StoreErrorCode.OPEN, `cannot check ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err });
@@ -480,6 +477,11 @@ function checkLockFile(file: string): void {
     StoreErrorCode.OPEN,
     `${file} is not a regular file (${kind}): remove it while no mxsentry runs; it holds no greylist data (data.mdb does) and LMDB makes a new one`,
   );
+}
+
+/** What a path that should be a regular file is instead, for the error naming it. */
+function nonFileKind(st: Stats): string {
+  return st.isDirectory() ? 'a directory' : 'a special file';
 }
 
 function unusableDataFile(file: string, why: string): StoreError {
@@ -505,7 +507,7 @@ function checkDataFile(file: string): { bytes: number; shortOf?: bigint; empty?:
   try {
     const st = fstatSync(fd);
     if (!st.isFile()) {
-      throw new StoreError(StoreErrorCode.OPEN, `${file} is not a regular file (${st.isDirectory() ? 'a directory' : 'a special file'}): put the store's data file back there, or remove it to start empty`);
+      throw new StoreError(StoreErrorCode.OPEN, `${file} is not a regular file (${nonFileKind(st)}): put the store's data file back there, or remove it to start empty`);
     }
     if (st.size === 0) return { bytes: 0, empty: true };
     const bad = (why: string): never => {
