@@ -37,7 +37,7 @@ const logger = process.argv.includes('--silent') ? createSilentLogger() : create
 const store = ResilientGreylistStore.start({ dataDir: dir, clock: systemClock, logger: createSilentLogger() });
 await store.whenOpen();
 const svc = await createPolicyService(policySettings(loaded.values), {
-  resolve: hx.stack.resolver.resolve, store, clock: systemClock, logger, nodeId: 'bench', version: 'bench',
+  resolve: hx.stack.resolver.resolve, resolveCached: hx.stack.resolver.resolveCached, store, clock: systemClock, logger, nodeId: 'bench', version: 'bench',
 });
 const traffic = new PolicyTraffic({ poolSeed: 'inproc', poolTriplets: 2000, poolClients: 500, freshClients: 1500, repeatShare: 0.7 });
 

@@ -296,6 +296,7 @@ export async function startDaemon(v: ConfigValues, logger: Logger, clock: Clock,
   let policyListening: string[] = [];
   const policyDeps = {
     resolve: dns.resolver.resolve,
+    resolveCached: dns.resolver.resolveCached,
     store,
     clock,
     logger,

@@ -63,6 +63,7 @@ export function checkCommand(deps: CliDeps): CommandModule<object, CheckArgs> {
       const dns = deps.createDnsStack(v, logger, systemClock, { listZones: deps.listZonesOf(v) });
       const policy = await createPolicyService(settings, {
         resolve: dns.resolver.resolve,
+        resolveCached: dns.resolver.resolveCached,
         store: store ?? unavailableStore('greylisting is off'),
         clock: systemClock,
         logger,

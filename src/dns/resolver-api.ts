@@ -50,6 +50,13 @@ export interface ResolveResult {
 /** The function shape the policy service depends on. */
 export type ResolveFn = (name: string, type: string | number, opts?: ResolveOptions) => Promise<ResolveResult>;
 
+/**
+ * A synchronous look into the same local zones and caches: the answer `resolve` would give at
+ * once (source 'local' or 'cache'), or undefined when `resolve` would have to wait (a miss, an
+ * expired entry, a name that does not parse). Never starts a resolution; a hit may start a prefetch.
+ */
+export type ResolveCachedFn = (name: string, type: string | number) => ResolveResult | undefined;
+
 /** What the DNS server gets back for one client question. */
 export interface QueryAnswer {
   rcode: number;

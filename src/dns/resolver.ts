@@ -14,7 +14,7 @@ import { RateLimitedLog } from '../util/rate-limited-log.js';
 import type { RRsetCache } from './cache/rrset-cache.js';
 import { Iterator, ResolutionFailure, type ResolutionState } from './iterator/iterator.js';
 import { rrsetRecords } from './iterator/rrset.js';
-import type { AnswerSource, QueryAnswer, Recursor, ResolveOptions, ResolveResult, TypedRecord } from './resolver-api.js';
+import type { AnswerSource, QueryAnswer, Recursor, ResolveCachedFn, ResolveOptions, ResolveResult, TypedRecord } from './resolver-api.js';
 import { canonicalName, isSubdomain, parseName } from './wire/name.js';
 import { rdataNames, rdataToData, typeFromString, typeToString } from './wire/rdata.js';
 import { RRClass, RRType, Rcode, type Name, type Question, type ResourceRecord } from './wire/types.js';
@@ -114,16 +114,42 @@ export class Resolver implements Recursor {
     } catch (err) {
       return { rcode: Rcode.FORMERR, records: [], answers: [], authorities: [], ttlSec: 0, source: 'recursion', failure: describeError(err) };
     }
-    const local = this.localZones?.lookup(qname, qtype);
-    if (local) {
-      // deny/refuse zones: the server drops or refuses such queries; in process that is REFUSED.
-      if (local.drop) return resultOf({ rcode: Rcode.REFUSED, answers: [], authorities: [], source: 'local', failure: `local zone ${local.zone} refuses this name` }, qtype);
-      return resultOf({ rcode: local.rcode, answers: local.answers, authorities: local.authorities, source: 'local' }, qtype);
-    }
+    const local = this.localAnswer(qname, qtype);
+    if (local) return local;
     const out = await this.run(qname, qtype, opts.deadlineMs ?? this.config.clientDeadlineMs, opts.allowStale ?? true);
     if (out.source === 'cache') this.maybePrefetch(qname, qtype);
     return resultOf(out, qtype);
   };
+
+  /**
+   * The in-process API's synchronous half (ResolveCachedFn): what resolve() answers without
+   * waiting, from the local zones or the cache, so a caller whose answers are cached (the policy
+   * service's DNS list lookups of a repeat client) needs no promise and no timer.
+   */
+  resolveCached: ResolveCachedFn = (name, type) => {
+    let qname: Name;
+    let qtype: number;
+    try {
+      qname = parseName(name);
+      qtype = typeof type === 'number' ? type : typeFromString(type);
+    } catch {
+      return undefined; // resolve() reports it as FORMERR
+    }
+    const local = this.localAnswer(qname, qtype);
+    if (local) return local;
+    const cached = this.iterator.chainFromCache(qname, qtype);
+    if (!cached) return undefined;
+    this.maybePrefetch(qname, qtype);
+    return resultOf({ ...cached, source: 'cache' }, qtype);
+  };
+
+  private localAnswer(qname: Name, qtype: number): ResolveResult | undefined {
+    const local = this.localZones?.lookup(qname, qtype);
+    if (!local) return undefined;
+    // deny/refuse zones: the server drops or refuses such queries; in process that is REFUSED.
+    if (local.drop) return resultOf({ rcode: Rcode.REFUSED, answers: [], authorities: [], source: 'local', failure: `local zone ${local.zone} refuses this name` }, qtype);
+    return resultOf({ rcode: local.rcode, answers: local.answers, authorities: local.authorities, source: 'local' }, qtype);
+  }
 
   /** Recursor contract for the DNS server: never rejects; SERVFAIL and stale answers are not packet-cached. */
   async answerQuery(question: Question, opts: { recursionDesired: boolean } = { recursionDesired: true }): Promise<QueryAnswer> {

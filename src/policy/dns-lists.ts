@@ -74,6 +74,11 @@ export const realTimers: Timers = {
 
 export interface DnsListCheckerOptions {
   resolve: ResolveFn;
+  /**
+   * The resolver's synchronous cache look (same caches as `resolve`): when every answer a request
+   * needs is cached, its tiers are decided at once, with no timer and no promise to wait for.
+   */
+  resolveCached?: ResolveCachedFn;
   clock: Clock;
   logger: Logger;
   /** Step 7 lists (e.g. `list.dnswl.org=127.0.[0..255].[2;3]`). */
@@ -101,6 +106,8 @@ const LOG_THROTTLE_MS = 60_000;
 
 interface Batch {
   tiers: Record<DnsListTier, Promise<DnsListTierResult>>;
+  /** The same results, when every answer came from the cache at once. */
+  now?: Record<DnsListTier, DnsListTierResult>;
 }
 
 interface Counters {
@@ -122,6 +129,7 @@ interface BatchMode {
  */
 export class DnsListChecker {
   private readonly resolve: ResolveFn;
+  private readonly resolveCached: ResolveCachedFn | undefined;
   private readonly clock: Clock;
   private readonly logger: Logger;
   private readonly timers: Timers;
@@ -135,6 +143,7 @@ export class DnsListChecker {
 
   constructor(opts: DnsListCheckerOptions) {
     this.resolve = opts.resolve;
+    this.resolveCached = opts.resolveCached;
     this.clock = opts.clock;
     this.logger = opts.logger;
     this.timers = opts.timers ?? realTimers;
@@ -181,6 +190,13 @@ export class DnsListChecker {
   /** The verdict of one tier for the request's client; starts the lookups if prepare was skipped. */
   tier(ctx: CheckContext, tier: DnsListTier): Promise<DnsListTierResult> {
     return this.batchFor(ctx).tiers[tier];
+  }
+
+  /** `decide` applied to tier(): at once when the tier's answers were all cached, else when they come. */
+  withTier<R>(ctx: CheckContext, tier: DnsListTier, decide: (t: DnsListTierResult) => R): R | Promise<R> {
+    const batch = this.batchFor(ctx);
+    const now = batch.now?.[tier];
+    return now ? decide(now) : batch.tiers[tier].then(decide);
   }
 
   /**
@@ -316,6 +332,8 @@ export class DnsListChecker {
       return { tiers: { trusted: empty('trusted'), block: empty('block'), allow: empty('allow') } };
     }
     const prefix = reverseName(parsed);
+    const now = this.cachedTiers(prefix, address, mode);
+    if (now) return { tiers: { trusted: Promise.resolve(now.trusted), block: Promise.resolve(now.block), allow: Promise.resolve(now.allow) }, now };
     const deadline = this.deadlineAt(budgetEndMs);
     const aByZone = new Map<string, Promise<ZoneOutcome>>();
     const txtByZone = new Map<string, Promise<string | undefined>>();
@@ -340,8 +358,7 @@ export class DnsListChecker {
         this.lists[tier].map(async (list) => {
           const queryName = `${prefix}.${list.zone}.`;
           const result = evaluate(tier, list, queryName, await zoneA(list.zone));
-          const wantTxt = mode.txt === 'all' ? result.addresses.length > 0 : tier === 'block' && result.verdict === 'listed';
-          if (wantTxt) result.txt = await zoneTxt(list.zone);
+          if (wantsTxt(mode, tier, result)) result.txt = await zoneTxt(list.zone);
           if (mode.countStats) this.account(tier, result, address);
           return result;
         }),
@@ -359,6 +376,41 @@ export class DnsListChecker {
     };
     void Promise.all([tiers.trusted, tiers.block, tiers.allow]).then(() => deadline.cancel());
     return { tiers };
+  }
+
+  /**
+   * Every tier decided from answers the resolver has at once (resolveCached), as the lookups below
+   * would decide them; undefined as soon as one answer (A, or TXT of a listing) is not cached, and
+   * then nothing was counted: the lookups count it.
+   */
+  private cachedTiers(prefix: string, address: string, mode: BatchMode): Record<DnsListTier, DnsListTierResult> | undefined {
+    if (!this.resolveCached) return undefined;
+    const byZone = new Map<string, ZoneOutcome>();
+    const results: Record<DnsListTier, DnsListResult[]> = { trusted: [], block: [], allow: [] };
+    for (const tier of DNS_LIST_TIERS) {
+      for (const list of this.lists[tier]) {
+        const queryName = `${prefix}.${list.zone}.`;
+        let outcome = byZone.get(list.zone);
+        if (!outcome) {
+          const answer = this.resolveCached(queryName, 'A');
+          if (!answer) return undefined;
+          outcome = { kind: 'answer', result: answer };
+          byZone.set(list.zone, outcome);
+        }
+        const result = evaluate(tier, list, queryName, outcome);
+        if (wantsTxt(mode, tier, result)) {
+          const txt = this.resolveCached(queryName, 'TXT');
+          if (!txt) return undefined;
+          result.txt = txtOf({ kind: 'answer', result: txt });
+        }
+        results[tier].push(result);
+      }
+    }
+    const tier = (t: DnsListTier): DnsListTierResult => {
+      if (mode.countStats) for (const r of results[t]) this.account(t, r, address);
+      return combine(t, this.thresholds[t], results[t]);
+    };
+    return { trusted: tier('trusted'), block: tier('block'), allow: tier('allow') };
   }
 
   /** One shared deadline per batch: resolves when the budget is spent; cancel() clears the timer. */
@@ -430,6 +482,11 @@ export class DnsListChecker {
     this.throttle.set(key, { lastMs: now, suppressed: 0 });
     this.logger[level](suppressed > 0 ? { ...fields, suppressedSinceLast: suppressed } : fields, msg);
   }
+}
+
+/** Whether a list's result gets a TXT lookup: DNSBL listings on the request path, any answer in diagnostics. */
+function wantsTxt(mode: BatchMode, tier: DnsListTier, result: DnsListResult): boolean {
+  return mode.txt === 'all' ? result.addresses.length > 0 : tier === 'block' && result.verdict === 'listed';
 }
 
 function statsKey(tier: DnsListTier, spec: DnsListSpec): string {

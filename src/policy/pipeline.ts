@@ -122,12 +122,16 @@ export class PolicyPipeline {
       memo: new Map(),
     };
     const progress: { current: Check | undefined; abandoned: boolean } = { current: undefined, abandoned: false };
-    let cancel: (() => void) | undefined;
-    const budget = new Promise<Outcome>((resolve) => {
-      cancel = this.schedule(() => resolve({ kind: 'budget' }), this.budgetMs);
-    });
-    const outcome = await Promise.race([this.runChecks(ctx, progress), budget]);
-    cancel?.();
+    let outcome = this.runChecks(ctx, progress);
+    if (outcome instanceof Promise) {
+      // A step is waiting (a lookup, a commit): from here on the budget timer bounds the wait.
+      let cancel: (() => void) | undefined;
+      const budget = new Promise<Outcome>((resolve) => {
+        cancel = this.schedule(() => resolve({ kind: 'budget' }), Math.max(0, ctx.deadlineAtMs - this.clock.nowMs()));
+      });
+      outcome = await Promise.race([outcome, budget]);
+      cancel?.();
+    }
     progress.abandoned = true;
 
     switch (outcome.kind) {
@@ -173,7 +177,12 @@ export class PolicyPipeline {
     };
   }
 
-  private async runChecks(ctx: CheckContext, progress: { current: Check | undefined; abandoned: boolean }): Promise<Outcome> {
+  /**
+   * Runs the steps in order, synchronously while each step answers at once (a repeat client with
+   * cached DNS list answers and nothing to write needs no promise at all); from the first step that
+   * returns a promise on, the rest run after it settles.
+   */
+  private runChecks(ctx: CheckContext, progress: { current: Check | undefined; abandoned: boolean }): Outcome | Promise<Outcome> {
     for (const check of this.checks) {
       if (!check.prepare) continue;
       try {
@@ -184,22 +193,30 @@ export class PolicyPipeline {
         this.logger.warn({ step: check.step, stepName: check.name, err: describeError(err) }, 'policy check prepare() threw');
       }
     }
-    for (const check of this.checks) {
+    return this.runFrom(0, ctx, progress);
+  }
+
+  private runFrom(first: number, ctx: CheckContext, progress: { current: Check | undefined; abandoned: boolean }): Outcome | Promise<Outcome> {
+    for (let i = first; i < this.checks.length; i++) {
+      const check = this.checks[i] as Check;
       // No step starts once the budget is spent (checked on the injected clock, so a slow step that
       // did return is caught even when the budget timer has not fired yet).
       if (progress.abandoned || this.clock.nowMs() >= ctx.deadlineAtMs) return { kind: 'budget' };
       progress.current = check;
-      let result: CheckResult | null;
+      let result: CheckResult | null | Promise<CheckResult | null>;
       try {
-        result = await check.run(ctx);
+        result = check.run(ctx);
       } catch (error) {
         return { kind: 'error', check, error };
       }
-      if (result === null || result === undefined) continue;
-      if (typeof result.action !== 'string' || result.action.trim() === '' || /[\r\n\0]/.test(result.action)) {
-        return { kind: 'error', check, error: new PolicyError('POLICY_ERR_BAD_ACTION', `unusable action ${JSON.stringify(String(result.action).slice(0, 80))}`) };
+      if (result instanceof Promise) {
+        return result.then(
+          (settled) => stepOutcome(check, settled) ?? this.runFrom(i + 1, ctx, progress),
+          (error: unknown): Outcome => ({ kind: 'error', check, error }),
+        );
       }
-      return { kind: 'verdict', check, result };
+      const outcome = stepOutcome(check, result);
+      if (outcome) return outcome;
     }
     return { kind: 'accept' };
   }
@@ -232,4 +249,13 @@ export class PolicyPipeline {
     );
     return decision;
   }
+}
+
+/** A step's verdict, an error for an unusable action, or undefined when the step passes (null). */
+function stepOutcome(check: Check, result: CheckResult | null | undefined): Outcome | undefined {
+  if (result === null || result === undefined) return undefined;
+  if (typeof result.action !== 'string' || result.action.trim() === '' || /[\r\n\0]/.test(result.action)) {
+    return { kind: 'error', check, error: new PolicyError('POLICY_ERR_BAD_ACTION', `unusable action ${JSON.stringify(String(result.action).slice(0, 80))}`) };
+  }
+  return { kind: 'verdict', check, result };
 }

@@ -1,7 +1,7 @@
 // Assembles the 11-step decision pipeline (the user's order: HELO, sender, recipients, known
 // networks, SASL, trusted DNSWL, DNSBL, DNSWL, greylisting, accept) from plain settings.
 // Called by src/main.ts at start and on reload; it reads table files but opens no sockets.
-import type { ResolveFn } from '../dns/resolver-api.js';
+import type { ResolveCachedFn, ResolveFn } from '../dns/resolver-api.js';
 import type { GreylistStore } from '../store/greylist-types.js';
 import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/logger.js';
@@ -44,6 +44,8 @@ export interface PolicySettings {
 
 export interface PolicyDeps {
   resolve: ResolveFn;
+  /** The resolver's synchronous cache look, for DNS list answers that are cached (optional). */
+  resolveCached?: ResolveCachedFn;
   store: GreylistStore;
   clock: Clock;
   logger: Logger;
@@ -72,6 +74,7 @@ export async function createPolicyService(s: PolicySettings, deps: PolicyDeps): 
   const lookupBudgetMs = Math.min(s.dnsListBudgetMs, Math.max(50, s.budgetMs - 100));
   const dnsLists = new DnsListChecker({
     resolve: deps.resolve,
+    ...(deps.resolveCached ? { resolveCached: deps.resolveCached } : {}),
     clock: deps.clock,
     logger: log('policy.dns-lists'),
     trusted: s.dnswlTrusted,

@@ -33,6 +33,24 @@ basic('resolves an A record from the root down and then answers from cache', asy
   assert.ok(again.ttlSec <= 300 && again.ttlSec > 0);
 });
 
+basic('resolveCached: the answer resolve() has at once (cache, local zones), undefined on a miss, and never a query', async () => {
+  const { resolve, resolveCached } = hx.stack.resolver;
+  assert.is(resolveCached('www.example.com', 'A'), undefined, 'nothing cached yet');
+  assert.is(resolveCached('not a name..', 'A'), undefined, 'a name that does not parse is left to resolve()');
+  assert.is(hx.counting.total, 0, 'a miss sends nothing upstream');
+  await resolve('www.example.com', 'A');
+  const before = hx.counting.total;
+  const hit = resolveCached('WWW.example.com.', 'A');
+  assert.ok(hit);
+  assert.is(hit?.source, 'cache');
+  assert.equal(hit, await resolve('www.example.com', 'A'), 'the same result as resolve() from the cache');
+  const nx = await resolve('nope.example.com', 'A');
+  assert.is(resolveCached('nope.example.com', 'A')?.rcode, nx.rcode, 'negative answers are cached answers too');
+  assert.is(resolveCached('localhost', 'A')?.source, 'local');
+  assert.is(resolveCached('www.example.com', 'MX'), undefined, 'another type of a cached name is a miss');
+  assert.is(hx.counting.total, before + 1, 'only the NXDOMAIN lookup went upstream');
+});
+
 basic('resolve() answers from the local zones first, as the server does, and asks nobody', async () => {
   const before = hx.counting.total;
   const lh = await hx.stack.resolver.resolve('localhost', 'A');

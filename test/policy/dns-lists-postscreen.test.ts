@@ -161,4 +161,37 @@ s('IPv6 client: RFC 5782 s2.4 nibble name, listed through the resolver', async (
   assert.is(r?.action, `554 5.7.1 Service unavailable; Client host [${V6}] blocked using bl.org`);
 });
 
+s('answers in the resolver cache decide at once, as the lookups did; a miss waits, and each request counts once', async () => {
+  const { resolve, resolveCached } = hx.stack.resolver;
+  const lists = { blocklists: ['bl.org=127.0.0.[2..4]*3', 'sh.org'], allowlists: ['wl.org'] };
+  const looked = checker({ ...lists });
+  const cached = checker({ ...lists, resolveCached });
+  const ip = '192.0.2.10';
+  const first = ctx(ip);
+  const viaLookup = looked.withTier(first, 'block', (t) => t);
+  assert.ok(viaLookup instanceof Promise, 'without resolveCached the checker always waits');
+  const lookedUp = await viaLookup;
+  // Now every answer (A of three zones, TXT of the listing) is in the resolver's cache.
+  const asked = hx.counting.countForQuestion('127.84.2.1', '10.2.0.192.bl.org.', 1);
+  const again = ctx(ip);
+  const now = cached.withTier(again, 'block', (t) => t);
+  assert.not.ok(now instanceof Promise, 'decided synchronously from the cache');
+  const t = now as Awaited<typeof viaLookup>;
+  assert.equal(t, lookedUp, 'the same verdicts, answers, TXT and score as the lookup');
+  assert.ok(t.reached);
+  assert.match(t.results[0]?.txt ?? '', /bl\.org says 192\.0\.2\.10/);
+  const allowNow = cached.withTier(again, 'allow', (a) => a.results[0]?.verdict);
+  assert.is(allowNow, 'listed', 'every tier of the request decided by the same cached batch');
+  assert.is(hx.counting.countForQuestion('127.84.2.1', '10.2.0.192.bl.org.', 1), asked, 'no query went upstream for the cached request');
+  assert.equal(cached.stats().map((r) => r.queries), [1, 1, 1], 'one request counted once per list');
+  assert.equal(cached.stats().map((r) => r.listed), [1, 0, 1]);
+  // A client seen for the first time: nothing cached, so the tier waits for its lookups.
+  const fresh = cached.withTier(ctx('192.0.2.77'), 'block', (x) => x.results.map((r) => r.verdict));
+  assert.ok(fresh instanceof Promise, 'a cache miss falls back to the lookups');
+  assert.equal(await fresh, ['not-listed', 'error'], 'NXDOMAIN from bl.org, the Spamhaus-style refusal from sh.org');
+  const check = createDnsblCheck(cached).run(ctx(ip));
+  assert.not.ok(check instanceof Promise, 'step 8 answers at once for the cached client');
+  assert.match((check as { action: string } | null)?.action ?? '', /^554 5\.7\.1 .* blocked using bl\.org; bl\.org says/);
+});
+
 s.run();

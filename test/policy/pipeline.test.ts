@@ -75,6 +75,24 @@ s('runs checks in order; the first verdict wins and later checks do not run', as
   assert.is(timers.live(), 0, 'budget timer cancelled');
 });
 
+s('steps that answer at once need no budget timer; from a step that waits on, the timer holds what is left', async () => {
+  const clock = new ManualClock(1000);
+  const timers = new ManualTimers();
+  const trace: string[] = [];
+  const sync = new PolicyPipeline([fake(1, 'a', null, trace), fake(4, 'b', { action: 'DUNNO', reason: 'known' }, trace)], clock, createSilentLogger(), { budgetMs: 3000, schedule: timers.schedule });
+  assert.is((await sync.decide(postfixRequest())).reason, 'known');
+  assert.is(timers.pending.length, 0, 'no timer armed for a decision made synchronously');
+  const waiting: Check = { step: 2, name: 'waits', run: () => { trace.push('waits'); clock.advanceMs(400); return Promise.resolve(null); } };
+  const mixed = new PolicyPipeline([fake(1, 'a', null, trace), waiting, fake(6, 'c', { action: 'REJECT x', reason: 'after the wait' }, trace)], clock, createSilentLogger(), { budgetMs: 3000, schedule: timers.schedule });
+  trace.length = 0;
+  const d = await mixed.decide(postfixRequest());
+  assert.equal(trace, ['a', 'waits', 'c'], 'the steps after the waiting one still run, in order');
+  assert.is(d.reason, 'after the wait');
+  assert.is(timers.pending.length, 1);
+  assert.is(timers.pending[0]?.delayMs, 2600, 'armed once a step waits, with the budget left');
+  assert.is(timers.live(), 0, 'and cancelled after the decision');
+});
+
 s('no verdict -> step 11 accept DUNNO; elapsedMs from the injected clock', async () => {
   const clock = new ManualClock(5000);
   const slow: Check = { step: 2, name: 'slow', run: () => { clock.advanceMs(120); return null; } };

@@ -1,6 +1,7 @@
 // Policy steps 7, 8 and 9 (DESIGN.md s3): trusted DNSWL -> DUNNO, DNSBL -> 554 reject, second-tier
 // DNSWL -> DUNNO without greylisting. Built by the pipeline around one shared DnsListChecker, whose
-// lookups for all tiers start in `prepare` and run in parallel; each step awaits only its tier.
+// lookups for all tiers start in `prepare` and run in parallel; each step awaits only its tier, and
+// decides at once when the checker had every answer in the resolver's cache.
 // These checks never throw and never decide on an error answer or a timeout (the checker maps those
 // to "not listed").
 import type { Check, CheckContext, CheckResult } from '../types.js';
@@ -12,11 +13,9 @@ export function createTrustedDnswlCheck(checker: DnsListChecker): Check {
     step: 7,
     name: 'dnswl-trusted',
     prepare: (ctx) => checker.prepare(ctx),
-    async run(ctx: CheckContext): Promise<CheckResult | null> {
+    run(ctx: CheckContext): CheckResult | null | Promise<CheckResult | null> {
       if (checker.listsOf('trusted').length === 0) return null;
-      const t = await checker.tier(ctx, 'trusted');
-      if (!t.reached) return null;
-      return { action: 'DUNNO', reason: `trusted DNSWL ${listNames(t)}${scoreNote(t)}` };
+      return checker.withTier(ctx, 'trusted', (t) => (t.reached ? { action: 'DUNNO', reason: `trusted DNSWL ${listNames(t)}${scoreNote(t)}` } : null));
     },
   };
 }
@@ -32,17 +31,18 @@ export function createDnsblCheck(checker: DnsListChecker): Check {
     step: 8,
     name: 'dnsbl',
     prepare: (ctx) => checker.prepare(ctx),
-    async run(ctx: CheckContext): Promise<CheckResult | null> {
+    run(ctx: CheckContext): CheckResult | null | Promise<CheckResult | null> {
       if (checker.listsOf('block').length === 0) return null;
-      const t = await checker.tier(ctx, 'block');
-      if (!t.reached) return null;
-      const named = largestContribution(t);
-      const zone = named?.list.zone ?? 'DNSBL';
-      const reason = named?.txt ? `; ${named.txt}` : '';
-      return {
-        action: `554 5.7.1 Service unavailable; Client host [${ctx.clientAddress}] blocked using ${zone}${reason}`,
-        reason: `DNSBL ${listNames(t)} (score ${t.score} >= ${t.threshold})`,
-      };
+      return checker.withTier(ctx, 'block', (t) => {
+        if (!t.reached) return null;
+        const named = largestContribution(t);
+        const zone = named?.list.zone ?? 'DNSBL';
+        const reason = named?.txt ? `; ${named.txt}` : '';
+        return {
+          action: `554 5.7.1 Service unavailable; Client host [${ctx.clientAddress}] blocked using ${zone}${reason}`,
+          reason: `DNSBL ${listNames(t)} (score ${t.score} >= ${t.threshold})`,
+        };
+      });
     },
   };
 }
@@ -53,11 +53,9 @@ export function createDnswlCheck(checker: DnsListChecker): Check {
     step: 9,
     name: 'dnswl',
     prepare: (ctx) => checker.prepare(ctx),
-    async run(ctx: CheckContext): Promise<CheckResult | null> {
+    run(ctx: CheckContext): CheckResult | null | Promise<CheckResult | null> {
       if (checker.listsOf('allow').length === 0) return null;
-      const t = await checker.tier(ctx, 'allow');
-      if (!t.reached) return null;
-      return { action: 'DUNNO', reason: `DNSWL ${listNames(t)}${scoreNote(t)}, greylisting skipped` };
+      return checker.withTier(ctx, 'allow', (t) => (t.reached ? { action: 'DUNNO', reason: `DNSWL ${listNames(t)}${scoreNote(t)}, greylisting skipped` } : null));
     },
   };
 }
