@@ -1,6 +1,8 @@
 // DNSBL/DNSWL lookups for policy steps 7-9 (checks/dns-list-checks.ts), `mxsentry rbl IP` (lookupAll)
 // and the periodic RFC 5782 s5 self test. All lists of all three tiers are queried in parallel, once
 // per request, through the injected ResolveFn with allowStale false; each step awaits only its tier.
+// When the resolver's cache holds every answer a request needs (ResolveCachedFn), the tiers are
+// decided at once from it instead: same answers, same verdicts, no timer and no promise.
 // It must not treat list error codes, out-of-range answers, SERVFAIL or a timeout as a listing, and it
 // never throws into the pipeline: every failure is a logged, counted "not listed".
 import type { ResolveCachedFn, ResolveFn, ResolveResult } from '../dns/resolver-api.js';
