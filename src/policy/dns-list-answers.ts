@@ -64,9 +64,11 @@ const TXT_MAX_CHARS = 250;
  */
 export function reverseName(addr: { family: 4 | 6; bytes: Uint8Array } | null): string {
   if (!addr) throw new PolicyError('POLICY_ERR_BAD_ADDRESS', 'not an IP address');
-  if (addr.family === 4) return Array.from(addr.bytes.subarray(0, 4)).reverse().join('.');
+  const b = addr.bytes;
+  // Runs for every decision: a template instead of Array.from().reverse().join().
+  if (addr.family === 4) return `${b[3] ?? 0}.${b[2] ?? 0}.${b[1] ?? 0}.${b[0] ?? 0}`;
   const nibbles: string[] = [];
-  for (const b of addr.bytes) nibbles.push((b >> 4).toString(16), (b & 0x0f).toString(16));
+  for (const byte of b) nibbles.push((byte >> 4).toString(16), (byte & 0x0f).toString(16));
   return nibbles.reverse().join('.');
 }
 
