@@ -31,6 +31,19 @@ async function openEnv(dataDir: string, mapSizeBytes?: number): Promise<LmdbEnv>
   return env;
 }
 
+/** Creates a store in dataDir holding `records` (one write transaction) and closes it; returns its data file's path. */
+async function closedStoreWith(dataDir: string, records: readonly (readonly [string, Buffer])[]): Promise<string> {
+  const env = await openEnv(dataDir);
+  await env.write('test', (tx) => {
+    for (const [key, value] of records) tx.put(env.triplets, key, value);
+  }, { grows: true });
+  await env.close();
+  return join(dataDir, 'greylist', 'data.mdb');
+}
+
+/** The one record `k` = `v`. */
+const ONE_RECORD = [['k', Buffer.from('v')]] as const;
+
 async function rejectsWith(p: Promise<unknown>, code: string): Promise<StoreError> {
   try {
     await p;
@@ -119,10 +132,7 @@ s('open reports a file that is not an LMDB environment as STORE_ERR_OPEN', async
 
 s('open refuses truncated or damaged data files (which crash lmdb-js natively) with STORE_ERR_OPEN', async () => {
   const dataDir = tempDir();
-  const env = await openEnv(dataDir);
-  await env.write('test', (tx) => tx.put(env.triplets, 'k', Buffer.from('v')), { grows: true });
-  await env.close();
-  const file = join(dataDir, 'greylist', 'data.mdb');
+  const file = await closedStoreWith(dataDir, ONE_RECORD);
   const good = readFileSync(file);
   const pageSize = good.readUInt32LE(48);
   const damagedSecondMeta = Buffer.from(good);
@@ -145,12 +155,7 @@ s('open refuses truncated or damaged data files (which crash lmdb-js natively) w
 
 s('open refuses a data file cut short of the pages its last transaction uses (SIGBUS otherwise)', async () => {
   const dataDir = tempDir();
-  const env = await openEnv(dataDir);
-  await env.write('test', (tx) => {
-    for (let i = 0; i < 2000; i++) tx.put(env.triplets, `key-${i}-${'x'.repeat(40)}`, Buffer.alloc(100, i % 256));
-  }, { grows: true });
-  await env.close();
-  const file = join(dataDir, 'greylist', 'data.mdb');
+  const file = await closedStoreWith(dataDir, Array.from({ length: 2000 }, (_, i) => [`key-${i}-${'x'.repeat(40)}`, Buffer.alloc(100, i % 256)] as const));
   const good = readFileSync(file);
   const pageSize = good.readUInt32LE(48);
   assert.ok(good.length > 20 * pageSize, `a store of ${good.length} bytes`);
@@ -169,12 +174,7 @@ s('open refuses a data file cut short of the pages its last transaction uses (SI
  * store). Nothing the trees use is missing. Returns the data file's path.
  */
 async function soundShortStore(dataDir: string): Promise<string> {
-  const env = await openEnv(dataDir);
-  await env.write('test', (tx) => {
-    for (let i = 0; i < 500; i++) tx.put(env.triplets, `key-${i}`, Buffer.alloc(100, i % 256));
-  }, { grows: true });
-  await env.close();
-  const file = join(dataDir, 'greylist', 'data.mdb');
+  const file = await closedStoreWith(dataDir, Array.from({ length: 500 }, (_, i) => [`key-${i}`, Buffer.alloc(100, i % 256)] as const));
   const bytes = readFileSync(file);
   const pageSize = bytes.readUInt32LE(48);
   const newer = bytes.readBigUInt64LE(152) >= bytes.readBigUInt64LE(pageSize + 152) ? 0 : pageSize;
@@ -239,16 +239,11 @@ s('a data file ending before its last counted page that cannot be read through i
 
 s('verify: a store with damaged pages is refused (STORE_ERR_OPEN) instead of aborting this process in LMDB', async () => {
   const dataDir = tempDir();
-  const env = await openEnv(dataDir);
-  await env.write('test', (tx) => {
-    for (let i = 0; i < 3000; i++) tx.put(env.triplets, `192.0.2.0/s${i}@example.org/r${i}@example.com`, Buffer.alloc(60, i % 256));
-  }, { grows: true });
-  await env.close();
+  const file = await closedStoreWith(dataDir, Array.from({ length: 3000 }, (_, i) => [`192.0.2.0/s${i}@example.org/r${i}@example.com`, Buffer.alloc(60, i % 256)] as const));
   // A healthy store passes the check.
   const checked = await LmdbEnv.open({ dataDir, logger, verify: true });
   await checked.close();
   // 80 KiB of pseudo-random bytes over the pages after the two meta pages and the first data pages.
-  const file = join(dataDir, 'greylist', 'data.mdb');
   const bytes = Buffer.concat(Array.from({ length: 2560 }, (_, n) => createHash('sha256').update(`damage-${n}`).digest()));
   const damaged = readFileSync(file);
   bytes.copy(damaged, 3 * damaged.readUInt32LE(48));
@@ -260,11 +255,8 @@ s('verify: a store with damaged pages is refused (STORE_ERR_OPEN) instead of abo
 
 s('open names a data.mdb or lock.mdb that is not a regular file, and never calls a sound data file damaged', async () => {
   const dataDir = tempDir();
-  const env = await openEnv(dataDir);
-  await env.write('test', (tx) => tx.put(env.triplets, 'k', Buffer.from('v')), { grows: true });
-  await env.close();
+  const file = await closedStoreWith(dataDir, ONE_RECORD);
   const dir = join(dataDir, 'greylist');
-  const file = join(dir, 'data.mdb');
   const lock = join(dir, 'lock.mdb');
   // lock.mdb a directory: measured, the check process died (SIGSEGV) and the message told the
   // admin to move the sound data file away, i.e. to throw the greylist away.
@@ -289,10 +281,7 @@ s('open names a data.mdb or lock.mdb that is not a regular file, and never calls
 
 s('open says a meta page is damaged when it counts pages beyond its own map size (not "truncated")', async () => {
   const dataDir = tempDir();
-  const env = await openEnv(dataDir);
-  await env.write('test', (tx) => tx.put(env.triplets, 'k', Buffer.from('v')), { grows: true });
-  await env.close();
-  const file = join(dataDir, 'greylist', 'data.mdb');
+  const file = await closedStoreWith(dataDir, ONE_RECORD);
   const bytes = readFileSync(file);
   const pageSize = bytes.readUInt32LE(48);
   const newer = bytes.readBigUInt64LE(152) >= bytes.readBigUInt64LE(pageSize + 152) ? 0 : pageSize;
@@ -385,10 +374,7 @@ s('an empty (0-byte) data file is started over with a warning, not silently', as
   // Measured: a data.mdb truncated to 0 bytes under a stopped daemon came back as a new empty store
   // with a new node id and only "greylist store opened" in the log.
   const dataDir = tempDir();
-  const env = await openEnv(dataDir);
-  await env.write('test', (tx) => tx.put(env.triplets, 'k', Buffer.from('v')), { grows: true });
-  await env.close();
-  const file = join(dataDir, 'greylist', 'data.mdb');
+  const file = await closedStoreWith(dataDir, ONE_RECORD);
   writeFileSync(file, Buffer.alloc(0));
   const { logger: captured, lines } = capturingLogger();
   const fresh = await LmdbEnv.open({ dataDir, logger: captured, verify: true });
