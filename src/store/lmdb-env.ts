@@ -128,7 +128,7 @@ export class LmdbEnv {
   private readonly limitPages: number;
   private readonly pageSize: number;
   /** Device and inode of data.mdb when opened: a file at the path with others is not the open one. */
-  private fileId: { dev: number; ino: number } | undefined;
+  private readonly fileId: { dev: number; ino: number };
   /** Pages in use at the last exact measurement, and the bound of what was added since. */
   private measuredPages = 0;
   private pagesSinceMeasure = 0;
@@ -162,7 +162,7 @@ export class LmdbEnv {
    * replaced, so without this a `rm -rf` of the data dir loses the greylist silently at the next stop.
    */
   dataFileProblem(): string | undefined {
-    if (this.closed || !this.fileId) return undefined;
+    if (this.closed) return undefined;
     const file = join(this.path, 'data.mdb');
     try {
       const st = statSync(file);
@@ -484,10 +484,6 @@ function nonFileKind(st: Stats): string {
   return st.isDirectory() ? 'a directory' : 'a special file';
 }
 
-function unusableDataFile(file: string, why: string): StoreError {
-  return new StoreError(StoreErrorCode.OPEN, `${file} is not a usable LMDB data file (${why}): restore it or move it away to start empty`);
-}
-
 /**
  * Refuses a data file lmdb-js cannot open safely: its native code crashes the whole process
  * (SIGSEGV, measured with lmdb 3.5.6) on a truncated file or a damaged meta page, instead of
@@ -511,7 +507,7 @@ function checkDataFile(file: string): { bytes: number; shortOf?: bigint; empty?:
     }
     if (st.size === 0) return { bytes: 0, empty: true };
     const bad = (why: string): never => {
-      throw unusableDataFile(file, why);
+      throw new StoreError(StoreErrorCode.OPEN, `${file} is not a usable LMDB data file (${why}): restore it or move it away to start empty`);
     };
     const head = Buffer.alloc(META_TXNID_OFFSET + 8);
     if (readSync(fd, head, 0, head.length, 0) < head.length) bad(`only ${fstatSync(fd).size} bytes`);
