@@ -106,11 +106,8 @@ const MEMO_KEY = 'policy.dns-lists';
 /** One warning per list per minute at most; the rest are counted and summarised in the next one. */
 const LOG_THROTTLE_MS = 60_000;
 
-interface Batch {
-  tiers: Record<DnsListTier, Promise<DnsListTierResult>>;
-  /** The same results, when every answer came from the cache at once. */
-  now?: Record<DnsListTier, DnsListTierResult>;
-}
+/** A request's tier results: at once (every answer came from the cache), or as the lookups settle. */
+type Batch = { now: Record<DnsListTier, DnsListTierResult> } | { now?: undefined; tiers: Record<DnsListTier, Promise<DnsListTierResult>> };
 
 interface Counters {
   queries: number;
@@ -191,14 +188,13 @@ export class DnsListChecker {
 
   /** The verdict of one tier for the request's client; starts the lookups if prepare was skipped. */
   tier(ctx: CheckContext, tier: DnsListTier): Promise<DnsListTierResult> {
-    return this.batchFor(ctx).tiers[tier];
+    return tierOf(this.batchFor(ctx), tier);
   }
 
   /** `decide` applied to tier(): at once when the tier's answers were all cached, else when they come. */
   withTier<R>(ctx: CheckContext, tier: DnsListTier, decide: (t: DnsListTierResult) => R): R | Promise<R> {
     const batch = this.batchFor(ctx);
-    const now = batch.now?.[tier];
-    return now ? decide(now) : batch.tiers[tier].then(decide);
+    return batch.now ? decide(batch.now[tier]) : batch.tiers[tier].then(decide);
   }
 
   /**
@@ -210,7 +206,7 @@ export class DnsListChecker {
   async lookupAll(ip: string): Promise<DnsListTierResult[]> {
     if (!parseAddress(ip)) throw new PolicyError('POLICY_ERR_BAD_ADDRESS', `not an IP address: "${ip}"`);
     const batch = this.startBatch(ip, this.clock.nowMs() + this.diagnosticBudgetMs, { countStats: false, txt: 'all' });
-    return Promise.all(DNS_LIST_TIERS.map((tier) => batch.tiers[tier]));
+    return Promise.all(DNS_LIST_TIERS.map((tier) => tierOf(batch, tier)));
   }
 
   /**
@@ -335,7 +331,7 @@ export class DnsListChecker {
     }
     const prefix = reverseName(parsed);
     const now = this.cachedTiers(prefix, address, mode);
-    if (now) return { tiers: { trusted: Promise.resolve(now.trusted), block: Promise.resolve(now.block), allow: Promise.resolve(now.allow) }, now };
+    if (now) return { now };
     const deadline = this.deadlineAt(budgetEndMs);
     const aByZone = new Map<string, Promise<ZoneOutcome>>();
     const txtByZone = new Map<string, Promise<string | undefined>>();
@@ -484,6 +480,10 @@ export class DnsListChecker {
     this.throttle.set(key, { lastMs: now, suppressed: 0 });
     this.logger[level](suppressed > 0 ? { ...fields, suppressedSinceLast: suppressed } : fields, msg);
   }
+}
+
+function tierOf(batch: Batch, tier: DnsListTier): Promise<DnsListTierResult> {
+  return batch.now ? Promise.resolve(batch.now[tier]) : batch.tiers[tier];
 }
 
 /** Whether a list's result gets a TXT lookup: DNSBL listings on the request path, any answer in diagnostics. */
