@@ -325,7 +325,6 @@ function unavailableStore(reason: string): GreylistStore {
       throw new Error(reason);
     },
     transact: () => Promise.reject(new Error(reason)),
-    read: () => Promise.reject(new Error(reason)),
     isHealthy: () => false,
   };
 }

@@ -51,6 +51,12 @@ export interface Decided<T> {
   written: Promise<void> | undefined;
 }
 
+/** Options of GreylistStore.decideNow. */
+export interface DecideOptions {
+  /** Decide and check the update as a real decision would, but write nothing (`written` is undefined). */
+  dryRun?: boolean;
+}
+
 /**
  * The policy service's view of the store. Contract: `decideNow` reads both records (the newest
  * state: a decision queued and not yet committed counts), calls `decide` once, synchronously, and
@@ -61,21 +67,21 @@ export interface Decided<T> {
  * update that only moves last-seen forward by under a minute may not be written (`written` is then
  * undefined). Any store failure (cannot open, map full, I/O error) throws (rejects) a StoreError
  * (STORE_ERR_*): the caller fails open. Writes are durable at the next background sync, never
- * fsync'd per decision.
+ * fsync'd per decision. With `dryRun` (`mxsentry check`), decideNow validates the update and checks
+ * that it fits, so it throws what a real decision would throw, and queues nothing.
  */
 export interface GreylistStore {
   decideNow<T>(
     tripletKey: string,
     clientKey: string,
     decide: (triplet: TripletRecord | undefined, client: ClientRecord | undefined) => { update: GreylistUpdate; result: T },
+    opts?: DecideOptions,
   ): Decided<T>;
   transact<T>(
     tripletKey: string,
     clientKey: string,
     decide: (triplet: TripletRecord | undefined, client: ClientRecord | undefined) => { update: GreylistUpdate; result: T },
   ): Promise<T>;
-  /** Read-only lookup for `mxsentry check` and the CLI. */
-  read(tripletKey: string, clientKey: string): Promise<{ triplet: TripletRecord | undefined; client: ClientRecord | undefined }>;
   /** True while the store is open and healthy; false after a failure until it recovers. */
   isHealthy(): boolean;
 }

@@ -332,6 +332,17 @@ export class LmdbEnv {
     }
   }
 
+  /**
+   * A dry run's reserve(): throws STORE_ERR_FULL when the pages in use now plus `pages` (an upper
+   * bound) exceed the limit, measured at once; counts nothing. It errs towards "full" by at most
+   * the bound, so `mxsentry check` shows the fail-open answer no later than the daemon gives it.
+   */
+  checkFits(pages: number): void {
+    if (this.closed) throw new StoreError(StoreErrorCode.CLOSED, 'the greylist store is closed');
+    const used = this.read('measuring the store', () => this.measurePages());
+    if (used + pages > this.limitPages) throw this.fullError(used + pages);
+  }
+
   /** Upper bound of the pages one put of a value of `valueBytes` may add (see PAGE_BOUND_PER_PUT). */
   putBound(valueBytes: number): number {
     return PAGE_BOUND_PER_PUT + Math.ceil(valueBytes / this.pageSize);
@@ -393,12 +404,14 @@ export class LmdbEnv {
     const used = this.measurePages();
     this.measuredPages = used;
     this.pagesSinceMeasure = 0;
-    if (used > this.limitPages) {
-      throw new StoreError(
-        StoreErrorCode.FULL,
-        `greylist store is full: ${used * this.pageSize} bytes in use would exceed the limit of ${this.limitBytes} bytes (raise store-map-size and restart, or free room with 'mxsentry greylist purge --older-than 7d': a plain purge frees only records older than max-age)`,
-      );
-    }
+    if (used > this.limitPages) throw this.fullError(used);
+  }
+
+  private fullError(usedPages: number): StoreError {
+    return new StoreError(
+      StoreErrorCode.FULL,
+      `greylist store is full: ${usedPages * this.pageSize} bytes in use would exceed the limit of ${this.limitBytes} bytes (raise store-map-size and restart, or free room with 'mxsentry greylist purge --older-than 7d': a plain purge frees only records older than max-age)`,
+    );
   }
 }
 

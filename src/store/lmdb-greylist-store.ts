@@ -10,6 +10,7 @@ import {
   totalPasses,
   type ClientRecord,
   type Decided,
+  type DecideOptions,
   type GreylistStore,
   type GreylistUpdate,
   type TripletRecord,
@@ -150,15 +151,6 @@ export class LmdbGreylistStore implements GreylistStore {
     return new LmdbGreylistStore(env, opts.clock, opts.logger, opts.scheduler ?? new TimerScheduler());
   }
 
-  /** {@inheritDoc GreylistStore.decideNow} A corrupt stored record is logged and passed to decide as absent. */
-  decideNow<T>(
-    tripletKey: string,
-    clientKey: string,
-    decide: (triplet: TripletRecord | undefined, client: ClientRecord | undefined) => { update: GreylistUpdate; result: T },
-  ): Decided<T> {
-    return this.decideAndQueue(tripletKey, clientKey, decide);
-  }
-
   /** {@inheritDoc GreylistStore.transact} A corrupt stored record is logged and passed to decide as absent. */
   transact<T>(
     tripletKey: string,
@@ -167,7 +159,7 @@ export class LmdbGreylistStore implements GreylistStore {
   ): Promise<T> {
     let decided: Decided<T>;
     try {
-      decided = this.decideAndQueue(tripletKey, clientKey, decide);
+      decided = this.decideNow(tripletKey, clientKey, decide);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -180,18 +172,16 @@ export class LmdbGreylistStore implements GreylistStore {
    * clients only move last-seen forward; while that move is under LAST_SEEN_REFRESH_MS nothing is
    * queued (last-seen only matters at the scale of the retry window and max-age). Throws what decide
    * threw, STORE_ERR_INVALID for an unusable update, STORE_ERR_FULL when the size limit is reached.
+   * A dry run stops before the queue. A corrupt stored record is logged and passed to decide as absent.
    */
-  private decideAndQueue<T>(
+  decideNow<T>(
     tripletKey: string,
     clientKey: string,
     decide: (triplet: TripletRecord | undefined, client: ClientRecord | undefined) => { update: GreylistUpdate; result: T },
+    opts?: DecideOptions,
   ): Decided<T> {
-    checkKey(tripletKey, 'triplet');
-    checkKey(clientKey, 'client');
-    const current = this.env.read('greylist transaction', () => ({
-      triplet: (this.writes.pending('triplet', tripletKey) ?? this.getRecord('triplet', tripletKey)) as TripletRecord | undefined,
-      client: (this.writes.pending('client', clientKey) ?? this.getRecord('client', clientKey)) as ClientRecord | undefined,
-    }));
+    const dryRun = opts?.dryRun === true;
+    const current = this.newest('greylist transaction', tripletKey, clientKey);
     const decision = decide(current.triplet, current.client);
     const { update } = decision;
     if (isRefreshOnly(current.triplet, update.triplet) && isRefreshOnly(current.client, update.client)) {
@@ -210,19 +200,25 @@ export class LmdbGreylistStore implements GreylistStore {
       // Record and log entry per record; a record's encoding bounds the merged one's within a page.
       let pages = 0;
       for (const r of records) pages += 2 * this.env.putBound(r.bytes.byteLength + REPLOG_OVERHEAD_BYTES);
-      this.env.reserve(pages);
+      if (dryRun) this.env.checkFits(pages);
+      else this.env.reserve(pages);
     } catch (err) {
-      this.noteFailure(err);
+      if (!dryRun) this.noteFailure(err);
       throw err;
     }
-    return { result: decision.result, written: this.writes.queueDecision(records) };
+    return { result: decision.result, written: dryRun ? undefined : this.writes.queueDecision(records) };
   }
 
-  /** {@inheritDoc GreylistStore.read} A corrupt record is logged and returned as absent. */
+  /** The newest records of both keys (a corrupt record is logged and returned as absent). */
   async read(tripletKey: string, clientKey: string): Promise<{ triplet: TripletRecord | undefined; client: ClientRecord | undefined }> {
+    return this.newest('greylist read', tripletKey, clientKey);
+  }
+
+  /** A queued, uncommitted record of a key wins over the committed one. */
+  private newest(operation: string, tripletKey: string, clientKey: string): { triplet: TripletRecord | undefined; client: ClientRecord | undefined } {
     checkKey(tripletKey, 'triplet');
     checkKey(clientKey, 'client');
-    return this.env.read('greylist read', () => ({
+    return this.env.read(operation, () => ({
       triplet: (this.writes.pending('triplet', tripletKey) ?? this.getRecord('triplet', tripletKey)) as TripletRecord | undefined,
       client: (this.writes.pending('client', clientKey) ?? this.getRecord('client', clientKey)) as ClientRecord | undefined,
     }));

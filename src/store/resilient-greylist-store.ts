@@ -5,7 +5,7 @@
 import type { Clock } from '../util/clock.js';
 import { describeError, StoreError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
-import type { ClientRecord, Decided, GreylistStore, GreylistUpdate, TripletRecord } from './greylist-types.js';
+import type { ClientRecord, Decided, DecideOptions, GreylistStore, GreylistUpdate, TripletRecord } from './greylist-types.js';
 import { LmdbGreylistStore } from './lmdb-greylist-store.js';
 import { TimerScheduler, type ScheduledTask, type Scheduler } from './scheduler.js';
 import { StoreErrorCode } from './store-error-code.js';
@@ -63,10 +63,11 @@ export class ResilientGreylistStore implements GreylistStore {
     tripletKey: string,
     clientKey: string,
     decide: (triplet: TripletRecord | undefined, client: ClientRecord | undefined) => { update: GreylistUpdate; result: T },
+    opts?: DecideOptions,
   ): Decided<T> {
     const inner = this.inner;
     if (!inner) throw this.unavailable();
-    return inner.decideNow(tripletKey, clientKey, decide);
+    return inner.decideNow(tripletKey, clientKey, decide, opts);
   }
 
   /** {@inheritDoc GreylistStore.transact} Rejects with STORE_ERR_UNAVAILABLE while the store is not open. */
@@ -80,7 +81,7 @@ export class ResilientGreylistStore implements GreylistStore {
     return inner.transact(tripletKey, clientKey, decide);
   }
 
-  /** {@inheritDoc GreylistStore.read} Rejects with STORE_ERR_UNAVAILABLE while the store is not open. */
+  /** LmdbGreylistStore.read; rejects with STORE_ERR_UNAVAILABLE while the store is not open. */
   read(tripletKey: string, clientKey: string): Promise<{ triplet: TripletRecord | undefined; client: ClientRecord | undefined }> {
     const inner = this.inner;
     if (!inner) return Promise.reject(this.unavailable());

@@ -1,7 +1,7 @@
 // In-memory GreylistStore for unit tests of the policy service: same contract as the LMDB store
 // (decideNow/transact read both records, call decide synchronously, write its update as one step) plus
 // switches to simulate failures. Test-only; it must not be used by src/.
-import type { ClientRecord, Decided, GreylistStore, GreylistUpdate, TripletRecord } from '../../src/store/greylist-types.js';
+import type { ClientRecord, Decided, DecideOptions, GreylistStore, GreylistUpdate, TripletRecord } from '../../src/store/greylist-types.js';
 import { StoreError } from '../../src/util/errors.js';
 
 export class MemoryGreylistStore implements GreylistStore {
@@ -32,9 +32,11 @@ export class MemoryGreylistStore implements GreylistStore {
     tripletKey: string,
     clientKey: string,
     decide: (triplet: TripletRecord | undefined, client: ClientRecord | undefined) => { update: GreylistUpdate; result: T },
+    opts?: DecideOptions,
   ): Decided<T> {
     this.maybeFail();
     const { update, result } = decide(clone(this.triplets.get(tripletKey)), clone(this.clients.get(clientKey)));
+    if (opts?.dryRun) return { result, written: undefined };
     if (update.triplet) this.triplets.set(tripletKey, clone(update.triplet) as TripletRecord);
     if (update.client) this.clients.set(clientKey, clone(update.client) as ClientRecord);
     this.writes.push({ tripletKey, clientKey, update });

@@ -509,6 +509,25 @@ s('cursors: set, overwrite, validate', async () => {
   assert.is((await store.count()).peers, 1);
 });
 
+s('dry run: decides on the newest state, writes and queues nothing', async () => {
+  const store = await openStore(tempDir());
+  await store.transact('t', 'c', () => ({ update: { triplet: newTriplet(T0) }, result: 0 }));
+  let seen: unknown;
+  const decided = store.decideNow('t', 'c', (triplet) => {
+    seen = triplet;
+    return { update: { triplet: { ...newTriplet(T0), lastSeenMs: T0 + 3_600_000 }, client: newClient(T0) }, result: 'r' };
+  }, { dryRun: true });
+  assert.equal(decided, { result: 'r', written: undefined });
+  assert.equal(seen, newTriplet(T0));
+  assert.equal(await store.read('t', 'c'), { triplet: newTriplet(T0), client: undefined }, 'nothing queued');
+  await store.flush();
+  assert.equal(await store.read('t', 'c'), { triplet: newTriplet(T0), client: undefined }, 'nothing written');
+  assert.is((await store.readLog(0, 10)).length, 1, 'no log entry');
+  // An update a real decision refuses is refused in a dry run too.
+  assert.throws(() => store.decideNow('t', 'c', () => ({ update: { triplet: { ...newTriplet(T0), firstSeenMs: -1 } }, result: 0 }), { dryRun: true }),
+    (err: unknown) => err instanceof StoreError && err.code === 'STORE_ERR_INVALID');
+});
+
 s('size limit: writes fail with STORE_ERR_FULL, reads still work, purge recovers health', async () => {
   const clock = new ManualClock(T0);
   const store = await openStore(tempDir(), clock, { mapSizeBytes: 64 * 1024 });
@@ -542,6 +561,9 @@ s('size limit: writes fail with STORE_ERR_FULL, reads still work, purge recovers
     'STORE_ERR_FULL',
   );
   assert.is((await store.read(failedKey, '192.0.2.1')).triplet, undefined);
+  // `mxsentry check` decides in a dry run: it fails where the decision would (the daemon then fails open).
+  const dry = (): unknown => store.decideNow(failedKey, '192.0.2.1', () => ({ update: { triplet: newTriplet(T0), client: newClient(T0) }, result: 0 }), { dryRun: true });
+  assert.throws(dry, (err: unknown) => err instanceof StoreError && err.code === 'STORE_ERR_FULL');
   clock.advanceMs(10 * DAY_MS);
   const purged = await store.purge(clock.nowMs(), DAY_MS);
   assert.is(purged.triplets, written);

@@ -132,18 +132,13 @@ export function createGreylistCheck(opts: GreylistCheckOptions): GreylistCheck {
 
       const tKey = tripletKey(ctx.clientAddress, sender, recipient, config);
       const cKey = clientKey(ctx.clientAddress);
-      if (!ctx.record) {
-        return store.read(tKey, cKey).then(
-          ({ triplet, client }) => verdictOf(ctx, tKey, decideGreylist(triplet, client, ctx.nowMs, config, nodeIdOf())),
-          (err: unknown) => failOpen(ctx, err),
-        );
-      }
       let decided: Decided<GreylistDecision>;
       try {
+        // Not recording (`mxsentry check`): a dry run, which fails (open) where the decision would.
         decided = store.decideNow(tKey, cKey, (triplet, client) => {
           const d = decideGreylist(triplet, client, ctx.nowMs, config, nodeIdOf());
           return { update: d.update, result: d };
-        });
+        }, { dryRun: !ctx.record });
       } catch (err) {
         return failOpen(ctx, err);
       }
