@@ -114,7 +114,7 @@ export class PacketCache {
     const encoded = encodeMessage({ ...response, id: 0, questions: [{ name: canonQname, type: q.type, class: q.class }] });
     if (encoded.truncated) return;
     const now = this.clock.nowMs();
-    const key = packetKey(query);
+    const key = query.cacheKey;
     const packet: Packet = {
       canonQname,
       qtype: q.type,
@@ -140,7 +140,7 @@ export class PacketCache {
    * elapsed since storing. No full decode.
    */
   answer(raw: Uint8Array, query: QueryKey, maxUdpSize: number): Buffer | null {
-    const key = packetKey(query);
+    const key = query.cacheKey;
     const p = this.lru.peek(key);
     const now = this.clock.nowMs();
     if (p === undefined) {
@@ -233,10 +233,6 @@ export class PacketCache {
   }
 }
 
-/** Cache key: question, then EDNS present / DO / CD as 0|1 flags. */
-function packetKey(q: QueryKey): string {
-  return `${q.key}|${q.ednsUdpSize !== null ? 1 : 0}${q.dnssecOk ? 1 : 0}${q.cd ? 1 : 0}`;
-}
 
 // RFC 2181 s8: TTLs with the top bit set count as 0; the encoder writes floor(ttl) clamped.
 function wireTtl(ttl: number): number {

@@ -430,7 +430,7 @@ export class DnsServer {
       const key = readQueryKey(raw);
       let local: LocalAnswer | null = null;
       if (key) {
-        if (key.qclass === RRClass.IN) local = this.localZones.lookup(qnameOfKey(key), key.qtype);
+        if (key.qclass === RRClass.IN) local = this.localZones.lookup(key.qname, key.qtype);
         if (!local && this.packetCache) {
           const maxSize = transport === 'udp' ? udpLimit(key.ednsUdpSize) : TCP_MAX_MESSAGE;
           const hit = this.packetCache.answer(raw, key, maxSize);
@@ -585,12 +585,6 @@ export class DnsServer {
     this.logState.set(kind, { lastMs: now, suppressed: 0 });
     this.logger[level](suppressed > 0 ? { ...fields, suppressed } : fields, msg);
   }
-}
-
-/** The canonical qname inside a QueryKey ("qname|qtype|qclass"; a qname may itself contain '|'). */
-function qnameOfKey(key: QueryKey): string {
-  const k = key.key;
-  return k.slice(0, k.length - String(key.qtype).length - String(key.qclass).length - 2);
 }
 
 /** UDP answer size: the client's EDNS size clamped to 512..1232, or 512 without EDNS (RFC 1035 s4.2.1). */

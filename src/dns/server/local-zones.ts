@@ -120,6 +120,8 @@ export const DEFAULT_ZONE_NAMES: readonly Name[] = [
 export class LocalZones {
   private readonly zones = new Map<Name, Zone>();
   private readonly disabled = new Set<Name>();
+  /** The top labels of the zones ("arpa.", "test."; "." for a root zone), built at the first lookup after a change. */
+  private tops: Set<Name> | undefined;
 
   /** @param opts.defaults false: start without the built-in zones (tests, `--no-default-local-zones`). */
   constructor(opts: { defaults?: boolean } = {}) {
@@ -134,6 +136,12 @@ export class LocalZones {
   lookup(qname: Name, qtype: number): LocalAnswer | null {
     if (this.zones.size === 0) return null;
     const name = canonicalName(qname);
+    // Most names lie under no local zone: one set lookup of the top label says so.
+    this.tops ??= new Set([...this.zones.keys()].map((z) => topLabel(z) ?? '.'));
+    if (!this.tops.has('.')) {
+      const top = topLabel(name);
+      if (top !== undefined && !this.tops.has(top)) return null;
+    }
     const zone = this.findZone(name);
     if (!zone) return null;
     switch (zone.type) {
@@ -183,7 +191,7 @@ export class LocalZones {
       return;
     }
     const parent = this.findZone(zoneName, true);
-    this.zones.set(zoneName, zone);
+    this.setZone(zoneName, zone);
     if (parent) {
       for (const [owner, rrsets] of [...parent.data]) {
         if (!isSubdomain(owner, zoneName)) continue;
@@ -219,7 +227,7 @@ export class LocalZones {
     let zone = this.findZone(owner, false);
     if (!zone) {
       zone = { name: owner, type: 'transparent', isDefault: false, data: new Map(), ents: new Set() };
-      this.zones.set(owner, zone);
+      this.setZone(owner, zone);
     }
     if (zone.type === 'redirect' && owner !== zone.name) {
       throw new DnsError('DNS_ERR_ZONE_SYNTAX', `local-data ${rr.name} lies below redirect zone ${zone.name}; a redirect zone only has data at its apex`);
@@ -267,7 +275,10 @@ export class LocalZones {
     const name = canonicalName(parseName(zone));
     this.disabled.add(name);
     const existing = this.zones.get(name);
-    if (existing?.isDefault) this.zones.delete(name);
+    if (existing?.isDefault) {
+      this.zones.delete(name);
+      this.tops = undefined;
+    }
   }
 
   /**
@@ -357,11 +368,16 @@ export class LocalZones {
     const zone: Zone = { name, type, isDefault: true, data: new Map(), ents: new Set() };
     this.insert(zone, { name, type: RRType.SOA, class: RRClass.IN, ttl: DEFAULT_TTL_SEC, rdata: SOA_RDATA });
     this.insert(zone, { name, type: RRType.NS, class: RRClass.IN, ttl: DEFAULT_TTL_SEC, rdata: NS_RDATA });
-    if (!this.disabled.has(name)) this.zones.set(name, zone);
+    if (!this.disabled.has(name)) this.setZone(name, zone);
     return zone;
   }
 
   /** Deepest zone at or above `name` (canonical); `strictlyAbove` skips the name itself. */
+  private setZone(name: Name, zone: Zone): void {
+    this.zones.set(name, zone);
+    this.tops = undefined;
+  }
+
   private findZone(name: Name, strictlyAbove = false): Zone | undefined {
     if (!strictlyAbove) {
       const exact = this.zones.get(name);
@@ -519,4 +535,14 @@ function reason(err: unknown): string {
 
 function syntax(where: string, message: string, cause?: unknown): DnsError {
   return new DnsError('DNS_ERR_ZONE_SYNTAX', `${where}: ${message}`, cause === undefined ? undefined : { cause });
+}
+
+/**
+ * The last label of a canonical name with its dot ("com." of "www.example.com."), "." for the
+ * root; undefined when the name holds an escape (an escaped dot is not a label boundary).
+ */
+function topLabel(name: Name): Name | undefined {
+  if (name === '.') return '.';
+  if (name.includes('\\')) return undefined;
+  return name.slice(name.lastIndexOf('.', name.length - 2) + 1);
 }

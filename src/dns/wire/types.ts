@@ -93,6 +93,10 @@ export interface QueryKey {
   id: number;
   /** canonical qname (lower case, escaped) + "|" + qtype + "|" + qclass */
   key: string;
+  /** The canonical qname alone (the start of `key`). */
+  qname: string;
+  /** The packet cache's key: `key` + "|" + 0 or 1 for EDNS present, DO and CD, in that order. */
+  cacheKey: string;
   qtype: number;
   qclass: number;
   /** Offset just past the question's QNAME (where QTYPE starts). */

@@ -92,6 +92,26 @@ s('names outside every local zone are not local', () => {
   assert.is(z.lookup('a\\.test.', RRType.A), null, 'one label "a.test" is not under test.');
 });
 
+s('every change of the zones reaches lookup, after lookups were made (top-label filter)', () => {
+  const z = new LocalZones();
+  assert.is(z.lookup('www.example.com.', RRType.A), null);
+  z.addZone('example.com', 'static');
+  assert.is(z.lookup('www.example.com.', RRType.A)?.rcode, Rcode.NXDOMAIN, 'a zone added after a lookup');
+  assert.is(z.lookup('www.example.org.', RRType.A), null, 'a sibling top label stays outside');
+  assert.is(z.lookup('host.corp.', RRType.A), null);
+  z.addData('host.corp. A 192.0.2.7');
+  assert.is(z.lookup('host.corp.', RRType.A)?.answers.length, 1, 'local data under a new top label');
+  assert.ok(z.lookup('host.test.', RRType.A));
+  z.disable('test');
+  assert.is(z.lookup('host.test.', RRType.A), null, 'a default zone disabled after a lookup');
+  z.addZone('a\\.b', 'static');
+  assert.is(z.lookup('x.a\\.b.', RRType.A)?.rcode, Rcode.NXDOMAIN, 'a top label holding an escaped dot');
+  assert.is(z.lookup('x.b.', RRType.A), null);
+  const root = new LocalZones({ defaults: false });
+  root.addZone('.', 'static');
+  assert.is(root.lookup('www.example.com.', RRType.A)?.rcode, Rcode.NXDOMAIN, 'a root zone covers every name');
+});
+
 s('disable(): a default zone turned off resolves normally', () => {
   const z = new LocalZones();
   z.disable('test');

@@ -333,6 +333,25 @@ s('readQueryKey: case folding, offsets, with and without OPT', () => {
   assert.is(readQueryKey(escaped)?.key, 'a\\.b.\\255.|16|1');
 });
 
+s('readQueryKey: the qname alone and the packet cache key with the EDNS, DO and CD flags', () => {
+  const k = readQueryKey(encodeMessage(query('WwW.ExAmple.COM.', 1, { id: 99, rd: true })).bytes)!;
+  assert.is(k.qname, 'www.example.com.');
+  assert.is(k.cacheKey, 'www.example.com.|1|1|000');
+  const ko = readQueryKey(encodeMessage(query('example.com.', 28, { edns: true, dnssecOk: true, cd: true })).bytes)!;
+  assert.is(ko.cacheKey, 'example.com.|28|1|111');
+  assert.is(readQueryKey(encodeMessage(query('example.com.', 65535, { edns: true })).bytes)?.cacheKey, 'example.com.|65535|1|100');
+  const root = readQueryKey(encodeMessage(query('.', 2, { cd: true })).bytes)!;
+  assert.equal([root.qname, root.key, root.cacheKey], ['.', '.|2|1', '.|2|1|001']);
+  const escaped = readQueryKey(encodeMessage(query('A\\.b.\\255.', 16)).bytes)!;
+  assert.is(escaped.qname, 'a\\.b.\\255.');
+  // The longest name (255 wire bytes, every byte escaped as \DDD) fits the key buffer.
+  const label = '\\000'.repeat(63);
+  const longest = `${label}.${label}.${label}.${'\\000'.repeat(61)}.`;
+  const kl = readQueryKey(encodeMessage(query(longest, 1)).bytes)!;
+  assert.is(kl.qname, longest);
+  assert.is(kl.cacheKey, `${longest}|1|1|000`);
+});
+
 s('readQueryKey returns null for what the slow path must handle', () => {
   const base = encodeMessage(query('example.com.', 1, { edns: true })).bytes;
   const mod = (f: (b: Buffer) => void, src: Buffer = base): Buffer => {
