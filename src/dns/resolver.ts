@@ -11,7 +11,7 @@ import type { Clock } from '../util/clock.js';
 import { describeError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { RateLimitedLog } from '../util/rate-limited-log.js';
-import type { RRsetCache } from './cache/rrset-cache.js';
+import { Trust, type RRsetCache } from './cache/rrset-cache.js';
 import { Iterator, ResolutionFailure, type ResolutionState } from './iterator/iterator.js';
 import { rrsetRecords } from './iterator/rrset.js';
 import type { AnswerSource, QueryAnswer, Recursor, ResolveCachedFn, ResolveOptions, ResolveResult, TypedRecord } from './resolver-api.js';
@@ -271,7 +271,7 @@ export class Resolver implements Recursor {
     let name = qname;
     for (let i = 0; i <= 8; i++) {
       const hit = this.cache.getRRset(name, qtype, RRClass.IN, { allowStale: true });
-      if (hit) {
+      if (hit && hit.trust >= Trust.AnswerNonAuth) {
         answers.push(...rrsetRecords(hit, hit.stale ? ttl : hit.ttlSec));
         return this.served({ rcode: Rcode.NOERROR, answers, authorities: [], source: 'stale' });
       }

@@ -271,6 +271,38 @@ basic('one upstream query per fresh name under a cached zone', async () => {
   assert.is(hx.counting.total, 50);
 });
 
+basic('glue and a referral\'s NS set are never answers: the child zone is asked (RFC 2181 s5.4.1)', async () => {
+  await hx.stop();
+  const spec = standardTree();
+  // The parent's delegation and glue differ from the child's own data (TTLs and the NS set), as they often do.
+  spec.zones['example.com.']!.records.push('sub 300 IN NS ns.sub.example.com.', 'ns.sub 300 IN A 127.53.5.1');
+  spec.zones['sub.example.com.'] = {
+    records: [
+      '@ 3600 IN SOA ns.sub.example.com. h.example.com. 1 7200 3600 1209600 30',
+      '@ 3600 IN NS ns.sub.example.com.',
+      '@ 3600 IN NS ns-b.sub.example.com.',
+      'ns 3600 IN A 127.53.5.1',
+      'ns-b 3600 IN A 127.53.5.1',
+      'www 60 IN A 192.0.2.50',
+    ],
+  };
+  spec.servers.push({ address: '127.53.5.1', zones: ['sub.example.com.'] });
+  hx = await startHarness({ spec });
+  await hx.stack.resolver.resolve('www.sub.example.com', 'A'); // caches the referral NS set and its glue
+  hx.counting.reset();
+  const ns = await hx.stack.resolver.resolve('sub.example.com', 'NS');
+  assert.is(ns.rcode, Rcode.NOERROR);
+  assert.equal(ns.records.map((r) => r.data).sort(), ['ns-b.sub.example.com.', 'ns.sub.example.com.'], 'the child\'s NS set, not the parent\'s');
+  assert.ok(ns.ttlSec > 300, `the child's TTL (${ns.ttlSec})`);
+  assert.is(hx.counting.countForQuestion('127.53.5.1', 'sub.example.com.', RRType.NS), 1, 'the child was asked');
+  const glue = await hx.stack.resolver.resolve('ns.sub.example.com', 'A');
+  assert.equal(A(glue), ['127.53.5.1']);
+  assert.ok(glue.ttlSec > 300, `the child's TTL, not the glue's (${glue.ttlSec})`);
+  assert.is(hx.counting.countForQuestion('127.53.5.1', 'ns.sub.example.com.', RRType.A), 1);
+  const again = await hx.stack.resolver.resolve('sub.example.com', 'NS');
+  assert.is(again.source, 'cache', 'the authoritative NS set is then answered from the cache');
+});
+
 basic.run();
 
 const faults = suite('resolver: lame, dead and broken servers');

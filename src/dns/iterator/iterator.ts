@@ -168,8 +168,10 @@ export class Iterator {
   /** One link of a chain from the cache alone, or undefined on a miss. */
   private fromCache(name: Name, qtype: number): Step | undefined {
     const { cache } = this.deps;
+    // RFC 2181 s5.4.1: glue and the NS set of a referral are never returned as answers; the
+    // zone's own servers are asked and their authoritative answer replaces them in the cache.
     const hit = cache.getRRset(name, qtype);
-    if (hit) return { kind: 'answer', records: rrsetRecords(hit, hit.ttlSec) };
+    if (hit && hit.trust >= Trust.AnswerNonAuth) return { kind: 'answer', records: rrsetRecords(hit, hit.ttlSec) };
     const neg = cache.getNegative(name, qtype);
     if (neg) {
       const soa = neg.soa ? { ...neg.soa, ttl: Math.max(STALE_NEG_TTL_FLOOR_SEC, neg.ttlSec) } : null;
