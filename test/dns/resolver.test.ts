@@ -303,6 +303,25 @@ basic('glue and a referral\'s NS set are never answers: the child zone is asked 
   assert.is(again.source, 'cache', 'the authoritative NS set is then answered from the cache');
 });
 
+basic('name server addresses with TTL 0 (glue or an NS-name sub-query) are still used to iterate', async () => {
+  await hx.stop();
+  const spec = standardTree();
+  // z.example.com: in-bailiwick NS with TTL 0 glue; y.example.com: an out-of-bailiwick NS whose A has TTL 0.
+  spec.zones['example.com.']!.records.push('z 300 IN NS ns.z.example.com.', 'ns.z 0 IN A 127.53.5.1', 'y 300 IN NS ns-y.example.net.');
+  spec.zones['example.net.']!.records.push('ns-y 0 IN A 127.53.5.1');
+  const soa = (o: string): string => `@ 3600 IN SOA ns.${o} h.example.com. 1 7200 3600 1209600 30`;
+  spec.zones['z.example.com.'] = { records: [soa('z.example.com.'), '@ 3600 IN NS ns.z.example.com.', 'ns 0 IN A 127.53.5.1', 'www 60 IN A 192.0.2.50'] };
+  spec.zones['y.example.com.'] = { records: [soa('y.example.com.'), '@ 3600 IN NS ns-y.example.net.', 'www 60 IN A 192.0.2.51'] };
+  spec.servers.push({ address: '127.53.5.1', zones: ['z.example.com.', 'y.example.com.'] });
+  hx = await startHarness({ spec });
+  const z = await hx.stack.resolver.resolve('www.z.example.com', 'A');
+  assert.is(z.rcode, Rcode.NOERROR, `glue TTL 0: ${z.failure ?? ''}`);
+  assert.equal(A(z), ['192.0.2.50']);
+  const y = await hx.stack.resolver.resolve('www.y.example.com', 'A');
+  assert.is(y.rcode, Rcode.NOERROR, `NS address TTL 0: ${y.failure ?? ''}`);
+  assert.equal(A(y), ['192.0.2.51']);
+});
+
 basic.run();
 
 const faults = suite('resolver: lame, dead and broken servers');

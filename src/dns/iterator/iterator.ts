@@ -50,6 +50,11 @@ interface ZoneCut {
   nsNames: Name[];
   /** True for the root hints when no root NS is cached. */
   fromHints: boolean;
+  /**
+   * Addresses of NS names learnt while iterating this cut (the referral's glue, NS-name
+   * sub-queries) by canonical NS name: used even when the cache did not keep them (TTL 0).
+   */
+  addrs?: Map<Name, string[]>;
 }
 
 type Step =
@@ -248,7 +253,8 @@ export class Iterator {
               throw new ResolutionFailure('limit-referrals', `more than ${this.config.limits.maxReferrals} referrals for ${qname}`);
             }
             this.cacheReferral(c);
-            cut = { zone: c.referralZone!, nsNames: nsTargets(c.ns!), fromHints: false };
+            cut = { zone: c.referralZone!, nsNames: nsTargets(c.ns!), fromHints: false, addrs: new Map() };
+            for (const g of c.glue) for (const rdata of g.rdatas) addCutAddress(cut, g.name, addressFromRdata(g.type, rdata));
             minLabels = labelCount(cut.zone) + 1;
             break;
           }
@@ -411,6 +417,14 @@ export class Iterator {
           out.push(addressFromRdata(type, rdata));
         }
       }
+      if (!found) {
+        for (const a of cut.addrs?.get(canonicalName(ns)) ?? []) {
+          if ((isIP(a) === 4 && doIp4) || (isIP(a) === 6 && doIp6)) {
+            found = true;
+            out.push(a);
+          }
+        }
+      }
       if (!found && cut.zone === '.') {
         for (const a of this.hintAddrs.get(canonicalName(ns)) ?? []) {
           if ((isIP(a) === 4 && doIp4) || (isIP(a) === 6 && doIp6)) out.push(a);
@@ -447,7 +461,9 @@ export class Iterator {
       st.depth++;
       try {
         const r = await this.resolveChain(ns, type, st);
-        if (r.answers.some((rr) => rr.type === type)) return;
+        const found = r.answers.filter((rr) => rr.type === type);
+        for (const rr of found) addCutAddress(cut, ns, addressFromRdata(type, rr.rdata));
+        if (found.length > 0) return;
       } catch (err) {
         if (err instanceof ResolutionFailure && (err.reason === 'deadline' || err.reason.startsWith('limit-'))) throw err;
         this.deps.logger.debug({ ns, zone: cut.zone, err: describeError(err) }, 'NS name did not resolve');
@@ -562,6 +578,15 @@ export class Iterator {
     const ttl = Math.min(soa.ttl, soaMinimum(soa.rdata));
     this.deps.cache.putNegative(kind, name, type, soa, ttl);
   }
+}
+
+/** Remembers an address of an NS name for this cut (see ZoneCut.addrs). */
+function addCutAddress(cut: ZoneCut, ns: Name, address: string): void {
+  cut.addrs ??= new Map();
+  const key = canonicalName(ns);
+  const list = cut.addrs.get(key) ?? [];
+  if (!list.includes(address)) list.push(address);
+  cut.addrs.set(key, list);
 }
 
 /** NS target names of an NS RRset. */
