@@ -157,8 +157,9 @@ export class Resolver implements Recursor {
       return { rcode: Rcode.REFUSED, answers: [], authorities: [], additionals: [], source: 'recursion', cacheable: false };
     }
     if (!opts.recursionDesired) {
-      // RFC 1034 s4.3.1: without RD the answer comes from the cache alone, never from recursion
-      // (Unbound's allow_snoop); on a miss REFUSED, as Unbound's plain `allow` answers every RD=0 query.
+      // RFC 1034 s4.3.1: without RD the answer comes from the cache alone, never from recursion, and
+      // a miss is REFUSED: Unbound's allow_snoop, so `dig +norec` shows what is cached. (Unbound's
+      // plain `allow` refuses every RD=0 query that local data does not answer.)
       const cached = this.iterator.chainFromCache(question.name, question.type);
       if (!cached) return { rcode: Rcode.REFUSED, answers: [], authorities: [], additionals: [], source: 'cache', cacheable: false };
       return { ...cached, additionals: [], source: 'cache', cacheable: true };
