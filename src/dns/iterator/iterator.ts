@@ -2,8 +2,6 @@
 // root hints, primed per RFC 8109) down referrals to an authoritative answer, caching what it learns.
 // Called only by dns/resolver.ts, which adds in-flight merging of client queries, serve-stale and
 // prefetch. It never answers clients itself and never reads the packet cache.
-import { isIP } from 'node:net';
-import { formatAddress } from '../../util/cidr.js';
 import type { Clock } from '../../util/clock.js';
 import { MxError, describeError } from '../../util/errors.js';
 import type { Logger } from '../../util/logger.js';
@@ -16,6 +14,7 @@ import { RRClass, RRType, Rcode, type Message, type Name, type ResourceRecord } 
 import type { IteratorConfig } from './iterator-config.js';
 import { classifyResponse, restoreCase, synthesizeDnameTarget, type Classified } from './response-classifier.js';
 import { rrsetRecords, type RRset } from './rrset.js';
+import { addCutAddress, addressFromRdata, nsTargets, pushFamilies, type ZoneCut } from './zone-cut.js';
 
 /** Why a resolution ended in SERVFAIL; becomes ResolveResult.failure and a log line. */
 export class ResolutionFailure extends MxError {
@@ -43,18 +42,6 @@ export interface IterResult {
   rcode: number;
   answers: ResourceRecord[];
   authorities: ResourceRecord[];
-}
-
-interface ZoneCut {
-  zone: Name;
-  nsNames: Name[];
-  /** True for the root hints when no root NS is cached. */
-  fromHints: boolean;
-  /**
-   * Addresses of NS names learnt while iterating this cut (the referral's glue, NS-name
-   * sub-queries) by canonical NS name: used even when the cache did not keep them (TTL 0).
-   */
-  addrs?: Map<Name, string[]>;
 }
 
 type Step =
@@ -417,19 +404,8 @@ export class Iterator {
           out.push(addressFromRdata(type, rdata));
         }
       }
-      if (!found) {
-        for (const a of cut.addrs?.get(canonicalName(ns)) ?? []) {
-          if ((isIP(a) === 4 && doIp4) || (isIP(a) === 6 && doIp6)) {
-            found = true;
-            out.push(a);
-          }
-        }
-      }
-      if (!found && cut.zone === '.') {
-        for (const a of this.hintAddrs.get(canonicalName(ns)) ?? []) {
-          if ((isIP(a) === 4 && doIp4) || (isIP(a) === 6 && doIp6)) out.push(a);
-        }
-      }
+      if (!found) found = pushFamilies(out, cut.addrs?.get(canonicalName(ns)), doIp4, doIp6);
+      if (!found && cut.zone === '.') pushFamilies(out, this.hintAddrs.get(canonicalName(ns)), doIp4, doIp6);
     }
     return [...new Set(out)].filter((a) => this.isQueryable(a));
   }
@@ -578,34 +554,6 @@ export class Iterator {
     const ttl = Math.min(soa.ttl, soaMinimum(soa.rdata));
     this.deps.cache.putNegative(kind, name, type, soa, ttl);
   }
-}
-
-/** Remembers an address of an NS name for this cut (see ZoneCut.addrs). */
-function addCutAddress(cut: ZoneCut, ns: Name, address: string): void {
-  cut.addrs ??= new Map();
-  const key = canonicalName(ns);
-  const list = cut.addrs.get(key) ?? [];
-  if (!list.includes(address)) list.push(address);
-  cut.addrs.set(key, list);
-}
-
-/** NS target names of an NS RRset. */
-function nsTargets(ns: { rdatas: Buffer[] }): Name[] {
-  return ns.rdatas.map((d) => rdataNames(RRType.NS, d)[0]).filter((n): n is Name => n !== undefined);
-}
-
-/**
- * The text of a cached A/AAAA rdata, formatted once per rdata buffer: addressesFor runs for every
- * upstream query and the cache keeps the same buffers until the RRset is replaced.
- */
-const addressTexts = new WeakMap<Buffer, string>();
-function addressFromRdata(type: number, rdata: Buffer): string {
-  let text = addressTexts.get(rdata);
-  if (text === undefined) {
-    text = formatAddress(type === RRType.A ? 4 : 6, rdata);
-    addressTexts.set(rdata, text);
-  }
-  return text;
 }
 
 /** rdata of a CNAME pointing at target: the uncompressed wire name. */

@@ -1,0 +1,61 @@
+// A zone cut while the iterator (iterator.ts, its only caller) works on it: the zone, its name
+// servers and the addresses learnt for them during this resolution; plus the address helpers the
+// iterator shares. Pure: it never reads the cache and never sends a query.
+import { isIP } from 'node:net';
+import { formatAddress } from '../../util/cidr.js';
+import { canonicalName } from '../wire/name.js';
+import { rdataNames } from '../wire/rdata.js';
+import { RRType, type Name } from '../wire/types.js';
+
+export interface ZoneCut {
+  zone: Name;
+  nsNames: Name[];
+  /** True for the root hints when no root NS is cached. */
+  fromHints: boolean;
+  /**
+   * Addresses of NS names learnt while iterating this cut (the referral's glue, NS-name
+   * sub-queries) by canonical NS name: used even when the cache did not keep them (TTL 0).
+   */
+  addrs?: Map<Name, string[]>;
+}
+
+/** Remembers an address of an NS name for this cut (see ZoneCut.addrs). */
+export function addCutAddress(cut: ZoneCut, ns: Name, address: string): void {
+  cut.addrs ??= new Map();
+  const key = canonicalName(ns);
+  const list = cut.addrs.get(key) ?? [];
+  if (!list.includes(address)) list.push(address);
+  cut.addrs.set(key, list);
+}
+
+/** NS target names of an NS RRset. */
+export function nsTargets(ns: { rdatas: Buffer[] }): Name[] {
+  return ns.rdatas.map((d) => rdataNames(RRType.NS, d)[0]).filter((n): n is Name => n !== undefined);
+}
+
+/**
+ * The text of a cached A/AAAA rdata, formatted once per rdata buffer: addressesFor runs for every
+ * upstream query and the cache keeps the same buffers until the RRset is replaced.
+ */
+const addressTexts = new WeakMap<Buffer, string>();
+export function addressFromRdata(type: number, rdata: Buffer): string {
+  let text = addressTexts.get(rdata);
+  if (text === undefined) {
+    text = formatAddress(type === RRType.A ? 4 : 6, rdata);
+    addressTexts.set(rdata, text);
+  }
+  return text;
+}
+
+/** Appends the addresses of the families in use; true when it appended any. */
+export function pushFamilies(out: string[], addresses: readonly string[] | undefined, doIp4: boolean, doIp6: boolean): boolean {
+  let any = false;
+  for (const a of addresses ?? []) {
+    const family = isIP(a);
+    if ((family === 4 && doIp4) || (family === 6 && doIp6)) {
+      out.push(a);
+      any = true;
+    }
+  }
+  return any;
+}
