@@ -379,6 +379,17 @@ faults('servers that only time out are asked again (outbound-msg-retry): a trans
   assert.ok(hx.counting.countForName('mail.example.com.', RRType.A) >= 3, 'asked again after the first round timed out');
 });
 
+faults('root servers failing while priming: SERVFAIL, and resolution works again once they answer', async () => {
+  hx = await startHarness({ flags: { 'client-deadline-ms': 1500, 'serve-expired': false } });
+  for (const a of ['127.53.0.1', '127.53.0.2']) await hx.h.server(a).setBehaviour('refused');
+  const down = await hx.stack.resolver.resolve('www.example.com', 'A');
+  assert.is(down.rcode, Rcode.SERVFAIL);
+  for (const a of ['127.53.0.1', '127.53.0.2']) await hx.h.server(a).setBehaviour('normal');
+  const up = await hx.stack.resolver.resolve('mail.example.com', 'A');
+  assert.is(up.rcode, Rcode.NOERROR, `failure: ${up.failure ?? ''}`);
+  assert.equal(A(up), ['192.0.2.25']);
+});
+
 faults('TC over UDP is retried over TCP', async () => {
   hx = await startHarness();
   await hx.h.server('127.53.2.1').setBehaviour('truncate-udp');

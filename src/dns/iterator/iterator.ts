@@ -340,7 +340,10 @@ export class Iterator {
   private async queryServers(cut: ZoneCut, name: Name, type: number, st: ResolutionState): Promise<Classified | null> {
     const tried = new Set<string>();
     const timedOut = new Set<string>();
-    let targetsResolved = false;
+    // The root hints carry their own addresses: resolving the root server names would need the root
+    // itself, and during priming it would await the very priming in progress (a deadlock that kept
+    // every later resolution waiting after one failed priming).
+    let targetsResolved = cut.fromHints;
     let round = 0;
     for (;;) {
       this.checkDeadline(st, name);
