@@ -217,6 +217,9 @@ export function parseValue(def: KeyDef, text: string): unknown {
       if (!def.choices!.includes(v)) throw new Error(`"${v}" is not one of ${def.choices!.join(', ')}`);
       return v;
     case 'endpoint':
+      // A single listener whose default is off (metrics-listen, replication-listen): empty is that
+      // default, as the example file shows it ("#metrics-listen:") and `--metrics-listen ''` means.
+      if (v === '' && !def.list && def.default === '') return '';
       return parseEndpoint(v);
     case 'duration': {
       const m = /^(\d+)\s*([smhd]?)$/i.exec(v);

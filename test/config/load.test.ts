@@ -84,6 +84,21 @@ s('a list key given one empty value is the empty list (a flag clears the file\'s
   }
 });
 
+s('metrics-listen and replication-listen may be empty ("empty: off"), in the file and as a flag', () => {
+  const file = join(dir, 'metrics.conf');
+  writeFileSync(file, 'metrics-listen: 127.0.0.1:9153\n');
+  for (const key of ['metrics-listen', 'replication-listen']) {
+    const fromFile = loadText(`${key}:\n`);
+    assert.equal(messages(fromFile), [], key);
+    assert.is(fromFile.values[key], '', key);
+    assert.equal(loadText(`${key}: ""\n`).errors, [], key);
+  }
+  const off = loadConfig({ file, flags: { 'metrics-listen': '' } });
+  assert.equal(off.errors, []);
+  assert.is(off.values['metrics-listen'], '', 'the flag turns the file\'s endpoint off for one run');
+  assert.match(messages(loadText('metrics-listen: 127.0.0.1\n')).join('\n'), 'is not ADDRESS:PORT');
+});
+
 s('range errors show the value as written and the limit in the key\'s unit', () => {
   const r = loadText(['retry-window: 172800', 'max-age: 0', 'delay: 2d', 'cache-size: 512k', 'so-rcvbuf: 2g', 'upstream-port: 70000', 'replication-timeout: 1h'].join('\n'));
   assert.equal(messages(r), [
