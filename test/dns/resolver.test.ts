@@ -7,6 +7,7 @@ import { ManualClock } from '../../src/util/clock.js';
 import { RRType, Rcode } from '../../src/dns/wire/types.js';
 import { startHarness, type Harness } from '../helpers/resolver-harness.js';
 import { standardTree } from '../helpers/fake-hierarchy.js';
+import { capturingLogger } from '../helpers/capturing-logger.js';
 
 const A = (r: { records: Array<{ data: unknown }> }): unknown[] => r.records.map((x) => x.data);
 
@@ -379,11 +380,16 @@ faults('servers that only time out are asked again (outbound-msg-retry): a trans
   assert.ok(hx.counting.countForName('mail.example.com.', RRType.A) >= 3, 'asked again after the first round timed out');
 });
 
-faults('root servers failing while priming: SERVFAIL, and resolution works again once they answer', async () => {
-  hx = await startHarness({ flags: { 'client-deadline-ms': 1500, 'serve-expired': false } });
+faults('root servers failing while priming: SERVFAIL, one warning, and resolution works again once they answer', async () => {
+  const log = capturingLogger();
+  hx = await startHarness({ flags: { 'client-deadline-ms': 1500, 'serve-expired': false }, logger: log.logger });
   for (const a of ['127.53.0.1', '127.53.0.2']) await hx.h.server(a).setBehaviour('refused');
   const down = await hx.stack.resolver.resolve('www.example.com', 'A');
   assert.is(down.rcode, Rcode.SERVFAIL);
+  assert.is((await hx.stack.resolver.resolve('ftp.example.com', 'A')).rcode, Rcode.SERVFAIL);
+  const failed = log.lines().filter((l) => l['msg'] === 'root priming failed; using the root hints as they are');
+  assert.ok(failed.length >= 2, `primed again for the second query (${failed.length})`);
+  assert.equal(failed.map((l) => l['level']).filter((lv) => lv !== 'debug'), ['warn'], 'one warning per outage, the repeats at debug');
   for (const a of ['127.53.0.1', '127.53.0.2']) await hx.h.server(a).setBehaviour('normal');
   const up = await hx.stack.resolver.resolve('mail.example.com', 'A');
   assert.is(up.rcode, Rcode.NOERROR, `failure: ${up.failure ?? ''}`);

@@ -8,7 +8,7 @@ import { parseZoneText } from '../../src/dns/wire/zone-text.js';
 import type { Name } from '../../src/dns/wire/types.js';
 import type { Clock } from '../../src/util/clock.js';
 import { systemClock } from '../../src/util/clock.js';
-import { createSilentLogger } from '../../src/util/logger.js';
+import { createSilentLogger, type Logger } from '../../src/util/logger.js';
 import { startHierarchy, standardTree, type FakeHierarchy, type HierarchySpec } from './fake-hierarchy.js';
 
 export interface Harness {
@@ -24,13 +24,14 @@ export async function startHarness(opts: {
   flags?: Record<string, unknown>;
   clock?: Clock;
   listZones?: Name[];
+  logger?: Logger;
 } = {}): Promise<Harness> {
   const clock = opts.clock ?? systemClock;
   const h = await startHierarchy(opts.spec ?? standardTree());
   const loaded = loadConfig({ flags: { 'query-loopback': true, 'do-ip6': false, 'client-deadline-ms': 3000, ...(opts.flags ?? {}) } });
   if (loaded.errors.length > 0) throw new Error(loaded.errors.map((e) => e.message).join('; '));
   const counting = new CountingTransport(new NetTransport({ portFor: h.portFor }));
-  const stack = createDnsStack(loaded.values, createSilentLogger(), clock, {
+  const stack = createDnsStack(loaded.values, opts.logger ?? createSilentLogger(), clock, {
     transport: counting,
     rootHints: parseZoneText(h.rootHints, { origin: '.' }),
     ...(opts.listZones ? { listZones: opts.listZones } : {}),

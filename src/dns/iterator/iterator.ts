@@ -90,6 +90,8 @@ export class Iterator {
   };
   private readonly inflight = new Map<string, Promise<Message | null>>();
   private priming: Promise<void> | null = null;
+  /** The last priming failed: its warning was logged, later failures go to debug until one succeeds. */
+  private primingFailing = false;
   private readonly hintNs: Name[];
   private readonly hintAddrs = new Map<string, string[]>();
 
@@ -325,8 +327,13 @@ export class Iterator {
         if (c && c.kind === 'answer') {
           this.cacheAnswer(c);
           this.deps.logger.info({ servers: c.chain[0]?.rdatas.length ?? 0 }, 'root priming done');
+          this.primingFailing = false;
         } else {
-          this.deps.logger.warn({ result: c?.kind ?? 'no answer' }, 'root priming failed; using the root hints as they are');
+          // While the roots are unreachable every client query primes again: warn once per outage,
+          // not once per query (the "root priming done" line says when it is over).
+          const level = this.primingFailing ? 'debug' : 'warn';
+          this.deps.logger[level]({ result: c?.kind ?? 'no answer' }, 'root priming failed; using the root hints as they are');
+          this.primingFailing = true;
         }
       };
       this.priming = run().finally(() => {
