@@ -4,8 +4,9 @@
 // `serve` before it opens a socket or the store, so both report the same problems in the same words.
 // It only reads files; it binds nothing, writes nothing and never exits the process.
 import { readFileSync } from 'node:fs';
+import { isAbsolute } from 'node:path';
 import { placeConfigError, type ConfigValues, type LoadResult } from '../config/load.js';
-import { TABLE_FILE_KEYS, type TableFileKey } from '../config/schema.js';
+import { SCHEMA, TABLE_FILE_KEYS, type TableFileKey } from '../config/schema.js';
 import { createLocalZones } from '../dns/server/configured-local-zones.js';
 import { parseZoneText } from '../dns/wire/zone-text.js';
 import { CidrTable } from '../policy/tables/cidr-table.js';
@@ -50,6 +51,29 @@ export async function whitelistWarningsOf(loaded: LoadResult): Promise<string[]>
         out.push(placeConfigError(loaded, warning).message);
       }
     }
+  }
+  return out;
+}
+
+/**
+ * Paths set in the config file that are relative: `serve` reads them from its working directory
+ * (the unit's /var/lib/mxsentry), not from the file's folder, so a check run elsewhere may read
+ * other files than the daemon will. Each placed at its line; flags are the caller's own business.
+ */
+export function relativePathWarningsOf(loaded: LoadResult): string[] {
+  const out: string[] = [];
+  for (const def of SCHEMA) {
+    if (def.kind !== 'path') continue;
+    const values = def.list ? (loaded.values[def.key] as string[]) : [loaded.values[def.key] as string];
+    values.forEach((value, index) => {
+      if (value === '' || isAbsolute(value) || loaded.origins?.[def.key]?.[index]?.line === undefined) return;
+      const warning = new ConfigError(
+        'CONFIG_ERR_VALUE',
+        `${def.key}: "${value}" is relative: serve reads it from its working directory (here ${process.cwd()}; /var/lib/mxsentry under the shipped systemd unit), not from the config file's folder; an absolute path reads the same file everywhere`,
+        { key: def.key, ...(def.list ? { index } : {}) },
+      );
+      out.push(placeConfigError(loaded, warning).message);
+    });
   }
   return out;
 }

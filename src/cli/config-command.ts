@@ -6,7 +6,7 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { renderExampleConfig } from '../config/example-config.js';
 import { loadConfig } from '../config/load.js';
-import { checkStartSettings, whitelistWarningsOf } from './config-check.js';
+import { checkStartSettings, relativePathWarningsOf, whitelistWarningsOf } from './config-check.js';
 import { EXIT_OK, EXIT_USAGE } from './control-cli.js';
 
 interface CheckArgs {
@@ -27,6 +27,8 @@ export function configCommand(): CommandModule<object, object> {
           handler: async (argv: ArgumentsCamelCase<CheckArgs>) => {
             const loaded = loadConfig({ file: argv.file });
             const problems = (await checkStartSettings(loaded)).map((e) => e.message);
+            // Printed either way: a relative path is often why a named file was not found.
+            for (const w of relativePathWarningsOf(loaded)) process.stderr.write(`mxsentry: config warning: ${w}\n`);
             if (problems.length > 0) {
               for (const p of problems) process.stderr.write(`mxsentry: config error: ${p}\n`);
               process.stderr.write(`mxsentry: ${argv.file}: ${problems.length} problem(s)\n`);

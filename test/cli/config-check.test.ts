@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { checkStartSettings, isConfigurationError, whitelistWarningsOf } from '../../src/cli/config-check.js';
+import { checkStartSettings, isConfigurationError, relativePathWarningsOf, whitelistWarningsOf } from '../../src/cli/config-check.js';
 import { loadConfig, type LoadResult } from '../../src/config/load.js';
 import { ConfigError, DnsError, PolicyError, StoreError } from '../../src/util/errors.js';
 import { loggedHook } from '../helpers/hook-errors.js';
@@ -98,6 +98,16 @@ s('whitelist lines serve would skip are warnings placed at the line naming the f
     'mxsentry.conf:2: whitelist-clients: whitelist_clients:3: doesn\'t look like a hostname: "mx example.org"; line ignored',
     'mxsentry.conf:3: whitelist-recipients: whitelist_recipients:2: doesn\'t look like an address: "abuse @example.org"; line ignored',
   ]);
+});
+
+s('relative paths set in the file are warnings at their line; absolute ones, defaults and flags are not', () => {
+  const loaded = loadText(['whitelist-clients: /etc/postgrey/whitelist_clients', 'whitelist-clients: wl_clients', 'root-hints: ../hints', 'control-socket: /run/mxsentry/control.sock'].join('\n'));
+  const warnings = relativePathWarningsOf(loaded).map((w) => w.split(`${dir}/`).join(''));
+  assert.is(warnings.length, 2);
+  assert.match(warnings[0]!, /^mxsentry\.conf:3: root-hints: "\.\.\/hints" is relative: serve reads it from its working directory \(here /);
+  assert.match(warnings[1]!, /^mxsentry\.conf:2: whitelist-clients: "wl_clients" is relative: .*not from the config file's folder/);
+  assert.equal(relativePathWarningsOf(loadConfig({ flags: { 'whitelist-clients': 'wl' } })), [], 'a flag is relative to where it is typed');
+  assert.equal(relativePathWarningsOf(loadConfig({})), [], 'the default data-dir ./data is not the file\'s');
 });
 
 s('a bad value and a missing file are reported in one run; replication waits for valid values', async () => {
