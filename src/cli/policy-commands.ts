@@ -127,18 +127,20 @@ export function rblCommand(deps: CliDeps): CommandModule<object, RblArgs> {
       const policy = await createPolicyService({ ...deps.policySettings(v), greylist: false }, { resolve: dns.resolver.resolve, store: unavailableStore('unused'), clock: systemClock, logger, nodeId: 'cli', version: deps.version() });
       const tiers = await policy.dnsLists.lookupAll(argv.ip);
       const results = tiers.flatMap((t) => t.results);
+      const passedAtStep7 = tiers.some((t) => t.tier === 'trusted' && t.reached);
       if (argv.json) {
         process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
       } else {
         for (const r of results) {
           process.stdout.write(`${r.tier.padEnd(8)} ${r.list.name}\n  query:   ${r.queryName}\n  answers: ${r.addresses.join(' ') || '-'}${r.errors.length ? `\n  errors:  ${r.errors.join('; ')}` : ''}\n  txt:     ${r.txt ?? '-'}\n  verdict: ${r.verdict} (${r.detail})\n`);
         }
-        for (const t of tiers) if (t.results.length > 0) process.stdout.write(`${tierSummary(t)}\n`);
+        for (const t of tiers) if (t.results.length > 0) process.stdout.write(`${tierSummary(t, passedAtStep7)}\n`);
       }
       // 1: the DNSBLs reject it (step 8: the weights of the listing lists reach dnsbl-threshold, as
-      // postscreen_dnsbl_threshold); 3: they do not, but some list could not be asked (a script must
-      // not read that as "clean"); 0: every list answered and step 8 would not reject.
-      const rejected = tiers.some((t) => t.tier === 'block' && t.reached);
+      // postscreen_dnsbl_threshold) and no trusted DNSWL passed it at step 7 first; 3: they do not,
+      // but some list could not be asked (a script must not read that as "clean"); 0: every list
+      // answered and step 8 would not reject.
+      const rejected = !passedAtStep7 && tiers.some((t) => t.tier === 'block' && t.reached);
       const unanswered = results.some((r) => r.verdict === 'error' || r.verdict === 'timeout');
       process.exitCode = rejected ? 1 : unanswered ? 3 : 0;
     },
@@ -151,9 +153,12 @@ const TIER_OUTCOME: Record<DnsListTier, string> = {
   allow: 'step 9 skips greylisting',
 };
 
-/** One line per tier of `rbl`: the combined score against its threshold and what the step does. */
-export function tierSummary(t: DnsListTierResult): string {
-  const outcome = t.reached ? TIER_OUTCOME[t.tier] : 'below the threshold';
+/**
+ * One line per tier of `rbl`: the combined score against its threshold and what the step does; the
+ * later tiers never act on a client a trusted DNSWL passed at step 7.
+ */
+export function tierSummary(t: DnsListTierResult, passedAtStep7 = false): string {
+  const outcome = !t.reached ? 'below the threshold' : passedAtStep7 && t.tier !== 'trusted' ? `${TIER_OUTCOME[t.tier]}, but step 7 passed it first` : TIER_OUTCOME[t.tier];
   return `${t.tier.padEnd(8)} score ${t.score} (threshold ${t.threshold}): ${outcome}`;
 }
 

@@ -133,6 +133,17 @@ s('rbl: exit 1 only when step 8 would reject: the weights against dnsbl-threshol
   assert.match(offset.stdout, /^block    score 0 \(threshold 1\): below the threshold$/m);
 });
 
+s('rbl: a client a trusted DNSWL passes at step 7 exits 0, though it is also on a DNSBL (as check decides)', async () => {
+  const trusted = ['--dnswl-trusted', 'dnsbl.example.net=127.0.0.2'];
+  const r = await cli('rbl', '127.0.0.2', ...trusted);
+  assert.is(r.code, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /^trusted  score 1 \(threshold 1\): step 7 passes the client$/m);
+  assert.match(r.stdout, /^block    score 1 \(threshold 1\): step 8 rejects the client, but step 7 passed it first$/m);
+  const check = await cli('check', '--client-address', '127.0.0.2', ...envelope, ...trusted);
+  assert.is(check.code, 0, check.stdout);
+  assert.match(check.stdout, /step: 7 /);
+});
+
 s('rbl: exit 3 when no list could be asked (the list servers do not answer), never "clean"', async () => {
   // The same lists, with upstream queries sent to a loopback port nobody answers on.
   const dead = await freeLoopbackPort();
