@@ -216,7 +216,10 @@ class PeerLink {
     let digestDueMs = this.r.opts.clock.nowMs() + Math.min(settings.digestIntervalMs, FIRST_DIGEST_GRACE_MS);
     let drainedOnce = false;
     for (;;) {
-      if (this.halted || !conn.isOpen()) throw stopped();
+      if (this.halted) throw stopped();
+      // Closed under the session (by the peer, a timeout): say why, not "stopping".
+      const closedWith = conn.reason();
+      if (closedWith) throw closedWith;
       if (this.r.opts.clock.nowMs() >= digestDueMs) {
         await this.digestRound(conn);
         // The interval in force now, not the session's: a reload may change it while the link runs.

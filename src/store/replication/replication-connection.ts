@@ -141,6 +141,11 @@ export class ReplicationConnection {
     return this.closeReason === undefined;
   }
 
+  /** Why the link was closed; undefined while it is open. */
+  reason(): StoreError | undefined {
+    return this.closeReason;
+  }
+
   /** Resolves with the reason once the link is closed (never rejects). */
   closed(): Promise<StoreError> {
     return this.closedPromise;

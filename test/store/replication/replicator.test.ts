@@ -198,6 +198,10 @@ s('a restarted node resumes from its cursor and gets what was written while it w
   const down = (await a.repl.status()).peers[0]!;
   assert.ok(down.lagRecords! >= 20, `lag ${down.lagRecords}`);
   assert.ok(down.lastError !== null);
+  // a's log says what happened to the link, not that a itself is stopping.
+  const failed = a.logs().filter((l) => l['msg'] === 'replication link to peer failed; retrying').map((l) => String(l['err']));
+  assert.ok(failed.length > 0);
+  assert.not.ok(failed.some((e) => /replication is stopping/.test(e)), failed.join(' | '));
   b = await startNode({ name: 'b', port: ports[1]!, peers: [peer('a', ports[0]!)], dir: bDir });
   await waitFor('catch-up after restart', () => converged([a, b]));
   // Resumed from the cursor: only the 20 late entries were pushed on the new link.
