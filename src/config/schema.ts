@@ -120,7 +120,7 @@ export const SCHEMA: readonly KeyDef[] = [
   { key: 'x-greylist-header', kind: 'bool', default: true, group: 'greylist', description: 'Add "X-Greylist: delayed N seconds by mxsentry-VERSION at HOSTNAME; DATE" to the first accepted retry of a triplet (off: --no-x-greylist-header).' },
   { key: 'store-map-size', kind: 'size', min: 1 << 20, default: 1024 ** 3, group: 'greylist', description: 'Largest size of the LMDB greylist store.' },
 
-  { key: 'node-name', kind: 'string', default: '', group: 'replication', description: 'This node\'s name in the cluster: its identity towards peers and the NAME in their peer lines (empty: the host name).' },
+  { key: 'node-name', kind: 'string', emptyAllowed: true, default: '', group: 'replication', description: 'This node\'s name in the cluster: its identity towards peers and the NAME in their peer lines (empty: the host name).' },
   { key: 'replication-listen', kind: 'endpoint', default: '', group: 'replication', description: 'Address:port where peers connect to push their greylist changes (TLS-PSK); empty: no listener.' },
   { key: 'peer', kind: 'string', list: true, default: [], group: 'replication', description: 'A peer MX node as NAME=HOST:PORT (its node-name and replication-listen); list every other node on every node. Repeatable.' },
   { key: 'replication-key', kind: 'string', default: '', group: 'replication', description: 'Cluster key shared by all nodes (64 hex digits from "mxsentry peer keygen"); peers holding another key are refused.' },
