@@ -216,13 +216,27 @@ export class Resolver implements Recursor {
         this.failLog.log('warn', { qname, qtype, limit: this.config.maxConcurrentResolutions }, 'concurrent resolution limit reached: SERVFAIL');
         return this.fail('limit-concurrency');
       }
-      shared = this.resolveNow(qname, qtype, deadlineMs);
-      this.inflight.set(key, shared);
+      const mine = this.resolveNow(qname, qtype, deadlineMs);
+      shared = mine;
+      this.inflight.set(key, mine);
       this.stats.inFlight++;
-      void shared.finally(() => {
-        this.inflight.delete(key);
+      // The iterator ends every resolution by its deadline; should one ever hang (a bug), it is
+      // released some time after, so later queries for the name neither join it nor count it
+      // against the concurrency limit for ever.
+      let released = false;
+      const release = (): void => {
+        if (released) return;
+        released = true;
+        clearTimeout(guard);
+        if (this.inflight.get(key) === mine) this.inflight.delete(key);
         this.stats.inFlight--;
-      });
+      };
+      const guard = setTimeout(() => {
+        this.failLog.log('warn', { qname, qtype, deadlineMs }, 'a resolution did not end by its deadline: released (a bug; please report it)');
+        release();
+      }, deadlineMs + HUNG_RESOLUTION_GRACE_MS);
+      guard.unref();
+      void mine.finally(release);
     }
 
     const staleTimerMs = staleOk && this.config.serveExpiredClientTimeoutMs > 0 ? this.config.serveExpiredClientTimeoutMs : 0;
@@ -306,6 +320,9 @@ export class Resolver implements Recursor {
 }
 
 /** Waits for the promise, a deadline, and optionally an earlier "stale" timer; timers are always cleared. */
+/** How long after its deadline a resolution that has not ended is released (see run()). */
+export const HUNG_RESOLUTION_GRACE_MS = 1000;
+
 function raceWithTimers<T>(p: Promise<T>, deadlineMs: number, staleMs: number): Promise<T | 'deadline' | 'stale-timer'> {
   return new Promise((resolve) => {
     const deadline = setTimeout(() => done('deadline'), deadlineMs);

@@ -8,6 +8,7 @@ import { RRType, Rcode } from '../../src/dns/wire/types.js';
 import { startHarness, type Harness } from '../helpers/resolver-harness.js';
 import { standardTree } from '../helpers/fake-hierarchy.js';
 import { capturingLogger } from '../helpers/capturing-logger.js';
+import { HUNG_RESOLUTION_GRACE_MS } from '../../src/dns/resolver.js';
 
 const A = (r: { records: Array<{ data: unknown }> }): unknown[] => r.records.map((x) => x.data);
 
@@ -394,6 +395,26 @@ faults('root servers failing while priming: SERVFAIL, one warning, and resolutio
   const up = await hx.stack.resolver.resolve('mail.example.com', 'A');
   assert.is(up.rcode, Rcode.NOERROR, `failure: ${up.failure ?? ''}`);
   assert.equal(A(up), ['192.0.2.25']);
+});
+
+faults('a resolution that never ends is released after its deadline: later queries neither join it nor count it', async () => {
+  const log = capturingLogger();
+  hx = await startHarness({ flags: { 'client-deadline-ms': 300, 'serve-expired': false }, logger: log.logger });
+  const { iterator, resolver } = hx.stack;
+  const real = iterator.resolveChain.bind(iterator);
+  iterator.resolveChain = () => new Promise(() => {}); // a bug that never settles
+  const hung = await resolver.resolve('www.example.com', 'A');
+  assert.is(hung.rcode, Rcode.SERVFAIL);
+  assert.is(resolver.stats.inFlight, 1, 'the hung resolution still counts');
+  iterator.resolveChain = real;
+  const joined = await resolver.resolve('www.example.com', 'A');
+  assert.is(joined.rcode, Rcode.SERVFAIL, 'joined the hung one before the grace is over');
+  await new Promise((r) => setTimeout(r, HUNG_RESOLUTION_GRACE_MS + 100));
+  assert.is(resolver.stats.inFlight, 0, 'released');
+  assert.ok(log.lines().some((l) => l['level'] === 'warn' && /did not end by its deadline: released/.test(String(l['msg']))));
+  const fresh = await resolver.resolve('www.example.com', 'A');
+  assert.is(fresh.rcode, Rcode.NOERROR, `a new resolution: ${fresh.failure ?? ''}`);
+  assert.equal(A(fresh), ['192.0.2.1']);
 });
 
 faults('TC over UDP is retried over TCP', async () => {
