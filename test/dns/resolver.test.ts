@@ -9,6 +9,7 @@ import { startHarness, type Harness } from '../helpers/resolver-harness.js';
 import { standardTree } from '../helpers/fake-hierarchy.js';
 import { capturingLogger } from '../helpers/capturing-logger.js';
 import { HUNG_RESOLUTION_GRACE_MS } from '../../src/dns/resolver.js';
+import { Trust } from '../../src/dns/cache/rrset-cache.js';
 
 const A = (r: { records: Array<{ data: unknown }> }): unknown[] => r.records.map((x) => x.data);
 
@@ -339,13 +340,26 @@ faults('a lame (REFUSED) server is marked and another one answers', async () => 
   assert.ok(hx.stack.iterator.stats.lameServers >= 1 || hx.counting.countFor('127.53.2.1') === 0);
 });
 
-faults('upward referral and non-authoritative answers count as lame', async () => {
+faults('upward referral and recursive answers (RA without AA) count as lame', async () => {
   hx = await startHarness();
   await hx.h.server('127.53.2.1').setBehaviour('upward-referral');
-  await hx.h.server('127.53.2.2').setBehaviour('no-aa');
+  await hx.h.server('127.53.2.2').setBehaviour('recursive');
   const r = await hx.stack.resolver.resolve('www.example.com', 'A');
   assert.is(r.rcode, Rcode.SERVFAIL);
   assert.ok(hx.stack.iterator.stats.lameServers >= 2);
+});
+
+faults('an answer without AA from a non-recursive server is taken, below an authoritative one (as Unbound)', async () => {
+  hx = await startHarness();
+  for (const a of ['127.53.2.1', '127.53.2.2']) await hx.h.server(a).setBehaviour('no-aa');
+  const r = await hx.stack.resolver.resolve('www.example.com', 'A');
+  assert.is(r.rcode, Rcode.NOERROR, r.failure ?? '');
+  assert.equal(A(r), ['192.0.2.1']);
+  assert.is(hx.stack.iterator.stats.lameServers, 0);
+  const nx = await hx.stack.resolver.resolve('nothing-here.example.com', 'A');
+  assert.is(nx.rcode, Rcode.NXDOMAIN, 'an NXDOMAIN without AA, with its SOA');
+  const cached = hx.stack.cache.getRRset('www.example.com.', RRType.A);
+  assert.is(cached?.trust, Trust.AnswerNonAuth, 'cached at the rank of non-authoritative answer data');
 });
 
 faults('a never-answering server times out and the other server answers', async () => {

@@ -18,6 +18,7 @@ import { ZoneIndex, canonical, isUnder, lookupInZone, parseFakeZone, toPacket, t
  * - 'truncate-udp': TC=1 with no records over UDP, the full answer over TCP.
  * - 'formerr-edns' / 'notimp-edns': FORMERR / NOTIMP, without OPT, to any query carrying an OPT.
  * - 'no-aa': answers without the AA bit.
+ * - 'recursive': answers without AA and with RA, as a recursive resolver named as a zone's server does.
  * - 'upward-referral': a referral to the root for every query (a lame server).
  * - 'wrong-id': the answer carries another ID.
  * - 'wrong-port': the answer comes from another socket (another source port), UDP only.
@@ -38,6 +39,7 @@ export type Behaviour =
   | 'formerr-edns'
   | 'notimp-edns'
   | 'no-aa'
+  | 'recursive'
   | 'upward-referral'
   | 'wrong-id'
   | 'wrong-port'
@@ -337,7 +339,7 @@ export class FakeAuthority {
         aa = result.aa;
       }
     }
-    if (this.has('no-aa')) aa = false;
+    if (this.has('no-aa') || this.has('recursive')) aa = false;
     if (this.has('out-of-bailiwick') && rcode === 0) {
       const outside = this.poison.filter((p) => !this.zones.some((z) => isUnder(p.key, z.origin)));
       result.authorities = [...result.authorities, ...outside.map((p) => toPacket(p))];
@@ -350,7 +352,8 @@ export class FakeAuthority {
     let id = query.id ?? 0;
     if (this.has('wrong-id')) id = (id + 1) & 0xffff;
 
-    const flagsFor = (tc: boolean): number => (1 << 15) | (aa ? 1 << 10 : 0) | (tc ? 1 << 9 : 0) | (rd << 8) | (rcode & 15);
+    const ra = this.has('recursive') ? 1 : 0;
+    const flagsFor = (tc: boolean): number => (1 << 15) | (aa ? 1 << 10 : 0) | (tc ? 1 << 9 : 0) | (rd << 8) | (ra << 7) | (rcode & 15);
     const optRecord = (): PacketRecord[] =>
       withOpt ? [{ name: '.', type: 'OPT', udpPayloadSize: SERVER_EDNS_SIZE, extendedRcode: 0, ednsVersion: 0, flags: 0, flag_do: false, options: [] }] : [];
     const question = { name: questionName, type: q.type, class: q.class };

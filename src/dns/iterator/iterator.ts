@@ -552,9 +552,9 @@ export class Iterator {
     c.chain.forEach((set, i) => {
       // A CNAME synthesised from the DNAME before it is not cached; the DNAME is (RFC 6672 s3.4).
       if (set.type === RRType.CNAME && c.chain[i - 1]?.type === RRType.DNAME) return;
-      cache.putRRset(set, Trust.AnswerAuth);
+      cache.putRRset(set, c.authoritative ? Trust.AnswerAuth : Trust.AnswerNonAuth);
     });
-    if (c.authorityNs) cache.putRRset(c.authorityNs, Trust.AuthorityAuth);
+    if (c.authorityNs) cache.putRRset(c.authorityNs, c.authoritative ? Trust.AuthorityAuth : Trust.AuthorityNonAuth);
     for (const g of c.glue) cache.putRRset(g, Trust.Glue);
   }
 

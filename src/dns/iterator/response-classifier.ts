@@ -98,8 +98,10 @@ export function classifyResponse(msg: Message, qname: Name, qtype: number, zone:
   if (soa && soa.rdatas[0]) out.soa = { name: soa.name, type: soa.type, class: soa.class, ttl: soa.ttl, rdata: soa.rdatas[0] };
 
   if (out.chain.length > 0) {
-    // RFC 2181 s5.4.1: an answer without AA is not authoritative data; treat the server as lame.
-    if (!msg.flags.aa) return lame(out, 'non-authoritative answer');
+    // Without AA and with RA the server is a recursive resolver answering from its cache: lame (as
+    // Unbound's REC_LAME). Without both, some load balancers and hosting setups do answer for their
+    // zone: taken, at the lower RFC 2181 s5.4.1 rank of non-authoritative answer data.
+    if (!msg.flags.aa && msg.flags.ra) return lame(out, 'recursive answer (RA without AA)');
     const last = out.chain[out.chain.length - 1]!;
     if (answered || (qtype === RRType.CNAME && last.type === RRType.CNAME && namesEqual(last.name, qname))) {
       out.kind = 'answer';
@@ -120,7 +122,7 @@ export function classifyResponse(msg: Message, qname: Name, qtype: number, zone:
   }
 
   if (msg.rcode === Rcode.NXDOMAIN) {
-    if (!msg.flags.aa && !out.soa) return lame(out, 'non-authoritative NXDOMAIN');
+    if (!msg.flags.aa && msg.flags.ra && !out.soa) return lame(out, 'recursive NXDOMAIN (RA without AA)');
     out.kind = 'nxdomain';
     return out;
   }
