@@ -87,6 +87,9 @@ export function createGreylistCheck(opts: GreylistCheckOptions): GreylistCheck {
   // The decision line already says so for each request; this one carries the cause, at most once a
   // second (with the number left out), so a store down on a busy MX does not double the log.
   const failOpenLog = new RateLimitedLog(logger, opts.clock ?? systemClock, 1);
+  // Postfix always sends the client's address: a request without one is malformed (DESIGN: DUNNO
+  // and a warning), at most once a second as well.
+  const badClientLog = new RateLimitedLog(logger, opts.clock ?? systemClock, 1);
   const failOpen = (ctx: CheckContext, err: unknown): CheckResult => {
     stats.storeFailures++;
     failOpenLog.log('warn', { clientAddress: ctx.clientAddress, err: err === undefined ? 'store reports unhealthy' : describeError(err) }, FAIL_OPEN_REASON);
@@ -112,6 +115,7 @@ export function createGreylistCheck(opts: GreylistCheckOptions): GreylistCheck {
       const sender = req['sender'] ?? '';
       if (!parseAddress(ctx.clientAddress)) {
         stats.skipped++;
+        badClientLog.log('warn', { clientAddress: req['client_address'] ?? null, queueId: req['queue_id'] ?? null }, 'policy request without a usable client_address (Postfix always sends one): greylisting skipped, DUNNO');
         return { action: 'DUNNO', reason: 'greylisting skipped: no client IP address' };
       }
       if (recipient === '') {

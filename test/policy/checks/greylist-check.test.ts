@@ -173,11 +173,16 @@ s('fail open: unhealthy store or a rejected transaction is DUNNO, logged at warn
   assert.match((await check.run(ctx()))?.action ?? '', /^DEFER_IF_PERMIT/, 'recovers with the store');
 });
 
-s('no client IP or no recipient: skipped with DUNNO', async () => {
-  const { store, check, ctx } = setup();
+s('no client IP or no recipient: skipped with DUNNO; a bad client_address is also a warning', async () => {
+  const cap = captureLogger();
+  const { store, check, ctx } = setup({ logger: cap.logger });
   assert.equal(await check.run(ctx({ client_address: '' })), { action: 'DUNNO', reason: 'greylisting skipped: no client IP address' });
   assert.equal(await check.run(ctx({ recipient: '' })), { action: 'DUNNO', reason: 'greylisting skipped: no recipient' });
   assert.is(store.writes.length, 0);
+  const warns = cap.lines.filter((l) => l['level'] === 'warn');
+  assert.is(warns.length, 1);
+  assert.match(String(warns[0]?.['msg']), /without a usable client_address/);
+  assert.is(warns[0]?.['clientAddress'], '');
 });
 
 s('lookupByHost keys on the full address; IPv6 on the /64', async () => {
