@@ -54,18 +54,23 @@ export function normaliseSwitchFlags(args: readonly string[]): string[] {
   return out;
 }
 
-/** Adds one option per schema key to a yargs command. */
-export function addConfigFlags<T>(y: Argv<T>): Argv<T> {
+/**
+ * Adds one option per schema key to a yargs command. `serve` lists them all in its help; the other
+ * commands (which accept them to read the daemon's configuration) list only --config and say so.
+ */
+export function addConfigFlags<T>(y: Argv<T>, opts: { listed: boolean } = { listed: true }): Argv<T> {
   let out = y.option('config', { type: 'string', requiresArg: true, describe: 'Configuration file (key: value lines)', group: 'General:' });
+  const hidden = !opts.listed;
+  if (hidden) out = out.epilog('It reads the configuration serve reads: --config FILE, and every option of `mxsentry serve --help`, which override the file as they do for serve.');
   for (const def of SCHEMA) {
     const group = `${def.group[0]!.toUpperCase()}${def.group.slice(1)}:`;
     // Defaults as the example file writes them (2d, 64m, yes), so a copied default means the same in the file.
     const describe = `${def.description} [default: ${defaultLines(def).join(', ') || 'none'}]`;
     // No yargs type for switches: normaliseSwitchFlags hands every form over as `--KEY=WORD`, and
     // the word goes to parseValue like the file's (yargs' boolean would read "yes" as false).
-    if (SWITCH_KEYS.has(def.key)) out = out.option(def.key, { describe: `${describe} [yes|no, or --no-${def.key}]`, group });
-    else if (def.list) out = out.option(def.key, { type: 'string', array: true, describe, group, requiresArg: true });
-    else out = out.option(def.key, { type: 'string', describe, group, requiresArg: true, ...(def.choices ? { choices: [...def.choices] } : {}) });
+    if (SWITCH_KEYS.has(def.key)) out = out.option(def.key, { describe: `${describe} [yes|no, or --no-${def.key}]`, group, hidden });
+    else if (def.list) out = out.option(def.key, { type: 'string', array: true, describe, group, requiresArg: true, hidden });
+    else out = out.option(def.key, { type: 'string', describe, group, requiresArg: true, hidden, ...(def.choices ? { choices: [...def.choices] } : {}) });
   }
   return out as Argv<T>;
 }

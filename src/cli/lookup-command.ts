@@ -32,6 +32,7 @@ export function lookupCommand(deps: CliDeps): CommandModule<object, LookupArgs> 
           .positional('name', { type: 'string', demandOption: true, describe: 'Domain name' })
           .positional('type', { type: 'string', default: 'A', describe: 'Record type (A, AAAA, MX, TXT, ...); for an IP address: PTR of its reverse name' })
           .option('json', { type: 'boolean', describe: 'Print the result as JSON' }),
+        { listed: false },
       ) as unknown as Argv<LookupArgs>,
     handler: async (argv: ArgumentsCamelCase<LookupArgs>) => {
       // An address asks for its PTR record, as `host ADDR` and `dig -x ADDR` do.

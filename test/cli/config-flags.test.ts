@@ -72,6 +72,21 @@ async function value(args: string[], key: string): Promise<unknown> {
   return loaded.values[key];
 }
 
+s('commands other than serve list only --config and point at serve --help, yet take every key', async () => {
+  const unlisted = (): ReturnType<typeof yargs> => addConfigFlags(yargs([]).strict().fail((msg, err) => {
+    throw err ?? new Error(msg);
+  }), { listed: false }).wrap(null);
+  const help = await unlisted().getHelp();
+  assert.match(help, /--config/);
+  assert.not.match(help, /--dnsbl|--dns-listen|--max-age/);
+  assert.match(help, /every option of `mxsentry serve --help`/);
+  const argv = (await unlisted().parseAsync(['--max-age', '10d', '--dnsbl', 'zen.example'])) as Record<string, unknown>;
+  const loaded = loadConfig({ flags: collectConfigFlags(argv) });
+  assert.equal(loaded.errors, []);
+  assert.is(loaded.values['max-age'], 10 * 86400);
+  assert.match(await helpText(), /--dnsbl /, 'serve still lists them');
+});
+
 s('every switch: --KEY, --KEY yes|no|true|false|on|off, --KEY=WORD and --no-KEY', async () => {
   const keys = SCHEMA.filter((d) => d.kind === 'bool').map((d) => d.key);
   assert.ok(keys.length >= 10);
