@@ -233,7 +233,6 @@ export class PacketCache {
   }
 }
 
-
 // RFC 2181 s8: TTLs with the top bit set count as 0; the encoder writes floor(ttl) clamped.
 function wireTtl(ttl: number): number {
   if (!Number.isFinite(ttl) || ttl <= 0 || ttl > 0x7fffffff) return 0;
