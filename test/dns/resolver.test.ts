@@ -274,6 +274,26 @@ basic('one upstream query per fresh name under a cached zone', async () => {
   assert.is(hx.counting.total, 50);
 });
 
+basic('a DNAME substitution that would be too long is YXDOMAIN with the DNAME, from the wire and from the cache (RFC 6672 s2.2)', async () => {
+  await hx.stop();
+  const spec = standardTree();
+  const target = `${'x'.repeat(60)}.${'y'.repeat(60)}.${'z'.repeat(55)}.example.net.`;
+  spec.zones['example.com.']!.records.push(`longd 300 IN DNAME ${target}`);
+  hx = await startHarness({ spec });
+  const qname = `${'a'.repeat(60)}.${'b'.repeat(50)}.longd.example.com`;
+  const r = await hx.stack.resolver.resolve(qname, 'A');
+  assert.is(r.rcode, Rcode.YXDOMAIN, r.failure ?? '');
+  assert.equal(r.answers.map((x) => x.type), [RRType.DNAME], 'the DNAME is the answer');
+  assert.equal(r.records, [], 'no A record');
+  assert.is(hx.stack.iterator.stats.lameServers, 0, 'the server is not lame for it');
+  const before = hx.counting.total;
+  const again = await hx.stack.resolver.resolve(`c.${qname}`, 'A');
+  assert.is(again.rcode, Rcode.YXDOMAIN);
+  assert.is(hx.counting.total, before, 'answered from the cached DNAME');
+  const fits = await hx.stack.resolver.resolve('www.longd.example.com', 'A');
+  assert.is(fits.rcode, Rcode.NXDOMAIN, 'a short name is substituted as usual (its target does not exist)');
+});
+
 basic('glue and a referral\'s NS set are never answers: the child zone is asked (RFC 2181 s5.4.1)', async () => {
   await hx.stop();
   const spec = standardTree();

@@ -183,7 +183,7 @@ export class Iterator {
       const dname = cache.getRRset(anc, RRType.DNAME);
       if (!dname || !dname.rdatas[0]) continue;
       const target = synthesizeDnameTarget(name, dname.name, rdataNames(RRType.DNAME, dname.rdatas[0])[0] ?? '.');
-      if (!target) return undefined;
+      if (!target) return { kind: 'negative', rcode: Rcode.YXDOMAIN, records: rrsetRecords(dname, dname.ttlSec), soa: null }; // RFC 6672 s2.2
       const synthesized: ResourceRecord = { name, type: RRType.CNAME, class: RRClass.IN, ttl: dname.ttlSec, rdata: nameRdata(target) };
       const records = [...rrsetRecords(dname, dname.ttlSec), synthesized];
       // The synthesized CNAME answers a CNAME query itself, as classifyResponse decides on the wire.
@@ -282,6 +282,10 @@ export class Iterator {
       case 'nxdomain':
         this.cacheNegative('nxdomain', qname, qtype, c.soa);
         return { kind: 'negative', rcode: Rcode.NXDOMAIN, records: [], soa: this.negativeSoa(c.soa) };
+      case 'yxdomain':
+        // RFC 6672 s2.2: the DNAME is cached; from it the cache answers YXDOMAIN again (fromCache).
+        this.cacheAnswer(c);
+        return { kind: 'negative', rcode: Rcode.YXDOMAIN, records: this.chainRecords(c), soa: null };
       case 'cname': {
         this.cacheAnswer(c);
         const records = this.chainRecords(c);

@@ -8,7 +8,7 @@ import { rdataNames } from '../wire/rdata.js';
 import { Rcode, RRType, type Message, type Name, type ResourceRecord } from '../wire/types.js';
 import { groupRRsets, type RRset } from './rrset.js';
 
-export type ResponseKind = 'answer' | 'cname' | 'referral' | 'nxdomain' | 'nodata' | 'lame';
+export type ResponseKind = 'answer' | 'cname' | 'referral' | 'nxdomain' | 'nodata' | 'yxdomain' | 'lame';
 
 export interface Classified {
   kind: ResponseKind;
@@ -43,7 +43,8 @@ const MAX_CHAIN_IN_RESPONSE = 16;
  */
 export function classifyResponse(msg: Message, qname: Name, qtype: number, zone: Name): Classified {
   const out: Classified = { kind: 'lame', chain: [], glue: [], scrubbed: 0, authoritative: msg.flags.aa };
-  if (msg.rcode !== Rcode.NOERROR && msg.rcode !== Rcode.NXDOMAIN) {
+  // YXDOMAIN is read on: it answers when a DNAME's substitution would be too long (below).
+  if (msg.rcode !== Rcode.NOERROR && msg.rcode !== Rcode.NXDOMAIN && msg.rcode !== Rcode.YXDOMAIN) {
     out.lameReason = `rcode ${msg.rcode}`;
     return out;
   }
@@ -59,6 +60,7 @@ export function classifyResponse(msg: Message, qname: Name, qtype: number, zone:
   // Walk the answer chain from qname (RFC 1034 s4.3.2 step 3, RFC 6672 s3.2 for DNAME).
   let current = qname;
   let answered = false;
+  let tooLong = false;
   for (let i = 0; i < MAX_CHAIN_IN_RESPONSE; i++) {
     const dname = answers.find((s) => s.type === RRType.DNAME && isSubdomain(current, s.name) && !namesEqual(current, s.name));
     if (qtype === RRType.ANY && !dname) {
@@ -73,7 +75,12 @@ export function classifyResponse(msg: Message, qname: Name, qtype: number, zone:
     // below it, and that CNAME is rebuilt here from the DNAME (its target may carry our 0x20 case).
     if (dname && dname.rdatas[0]) {
       const target = synthesizeDnameTarget(current, dname.name, rdataNames(RRType.DNAME, dname.rdatas[0])[0] ?? '.');
-      if (!target) break; // RFC 6672 s2.2: would exceed 255 octets (YXDOMAIN); stop the chain here
+      if (!target) {
+        // RFC 6672 s2.2: the substitution would exceed 255 octets; the answer is YXDOMAIN.
+        out.chain.push(dname);
+        tooLong = true;
+        break;
+      }
       out.chain.push(dname, { name: current, type: RRType.CNAME, class: dname.class, ttl: dname.ttl, rdatas: [cnameRdata(target)] });
       current = target;
       if (qtype === RRType.CNAME) break; // RFC 1034 s4.3.2 step 3a: a CNAME query is not followed
@@ -96,6 +103,13 @@ export function classifyResponse(msg: Message, qname: Name, qtype: number, zone:
 
   const soa = authority.find((s) => s.type === RRType.SOA && isSubdomain(current, s.name));
   if (soa && soa.rdatas[0]) out.soa = { name: soa.name, type: soa.type, class: soa.class, ttl: soa.ttl, rdata: soa.rdatas[0] };
+
+  if (msg.rcode === Rcode.YXDOMAIN || tooLong) {
+    // Only the DNAME overflow makes YXDOMAIN an answer (from the zone's server, with AA).
+    if (!(msg.rcode === Rcode.YXDOMAIN && tooLong && msg.flags.aa)) return lame(out, msg.rcode === Rcode.YXDOMAIN ? 'YXDOMAIN without an overlong DNAME substitution' : 'overlong DNAME substitution without YXDOMAIN');
+    out.kind = 'yxdomain';
+    return out;
+  }
 
   if (out.chain.length > 0) {
     // Without AA and with RA the server is a recursive resolver answering from its cache: lame (as
