@@ -506,7 +506,7 @@ export class Iterator {
           continue;
         }
         if (edns && m.edns) infra.setEdnsStatus(address, 'ok');
-        if (sent !== name) restoreCase(m, name);
+        if (sent !== name) restoreCase(m, name, sent);
         return m;
       } catch (err) {
         const code = err instanceof MxError ? err.code : '';

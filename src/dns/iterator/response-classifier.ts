@@ -3,6 +3,7 @@
 // chain, and says whether the response is an answer, a referral, a negative answer or lame; also
 // undoes the 0x20 case of a response's names. Pure: no cache, no I/O.
 // RFC 1034 s5.3.3, RFC 2181 s5.4.1, RFC 2308, RFC 6672.
+import { restoreRdataCase } from '../wire/message.js';
 import { canonicalName, isSubdomain, labelCount, nameLabels, namesEqual, nameToWire, wireLength } from '../wire/name.js';
 import { rdataNames } from '../wire/rdata.js';
 import { Rcode, RRType, type Message, type Name, type ResourceRecord } from '../wire/types.js';
@@ -185,19 +186,37 @@ export function synthesizeDnameTarget(name: Name, owner: Name, target: Name): Na
   return wireLength(result) > 255 ? null : result;
 }
 
+/** `name` with the trailing labels that equal `sent`'s exactly replaced by `original`'s. */
+function withSuffixCase(name: Name, sent: readonly string[], original: readonly string[]): Name {
+  const l = nameLabels(name);
+  let changed = false;
+  for (let i = l.length - 1, j = sent.length - 1; i >= 0 && j >= 0 && l[i] === sent[j]; i--, j--) {
+    l[i] = original[j]!;
+    changed = true;
+  }
+  return changed ? `${l.join('.')}.` : name;
+}
+
 /** The CNAME rdata is the target in uncompressed wire form (types.ts contract). */
 function cnameRdata(target: Name): Buffer {
   return nameToWire(target);
 }
 
 /**
- * Undoes 0x20 randomisation in a response: owner names that are the query name or one of its
- * ancestors get the original case back, so cached data and client answers never show random case.
+ * Undoes 0x20 randomisation in a response, so cached data and client answers never show random
+ * case: owner names that are the query name or one of its ancestors get the original case back;
+ * other owner names and the names inside rdata (an MX or NS target the server compressed against
+ * our question) get it where their trailing labels are the randomised ones, byte for byte.
  */
-export function restoreCase(msg: Message, original: Name): void {
+export function restoreCase(msg: Message, original: Name, sent: Name): void {
   const labels = nameLabels(original);
+  const sentLabels = nameLabels(sent);
   const fix = (rr: ResourceRecord): void => {
-    if (!isSubdomain(original, rr.name)) return;
+    restoreRdataCase(rr.type, rr.rdata, sent, original);
+    if (!isSubdomain(original, rr.name)) {
+      rr.name = withSuffixCase(rr.name, sentLabels, labels);
+      return;
+    }
     const n = labelCount(rr.name);
     rr.name = n === 0 ? '.' : `${labels.slice(labels.length - n).join('.')}.`;
   };

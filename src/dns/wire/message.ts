@@ -4,7 +4,7 @@
 // Must never allocate from header counts, never throw anything but DnsError on network input, and
 // never compress names inside rdata of types other than the RFC 1035 ones (RFC 3597 section 4).
 import { DnsError } from '../../util/errors.js';
-import { canonicalName, ESCAPED_LOWER, labelStarts, readWireName, wireLength } from './name.js';
+import { canonicalName, ESCAPED_LOWER, labelStarts, nameToWire, readWireName, wireLength } from './name.js';
 import type { EncodedMessage, Flags, Message, Name, QueryKey, Question, ResourceRecord } from './types.js';
 
 const HEADER = 12;
@@ -141,6 +141,52 @@ function expandRdata(buf: Uint8Array, start: number, end: number, layout: readon
   }
   if (pos !== end) throw formerr(`rdata of type ${type} at ${start} has ${end - pos} extra bytes`);
   return parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
+}
+
+/**
+ * Labels (as byte arrays, root excluded) of a wire name; null when it is not a plain
+ * uncompressed name ending within the buffer.
+ */
+function wireLabels(buf: Uint8Array, pos: number): { labels: Array<[number, number]>; end: number } | null {
+  const labels: Array<[number, number]> = [];
+  for (;;) {
+    const l = buf[pos];
+    if (l === undefined || l > 63) return null;
+    if (l === 0) return { labels, end: pos + 1 };
+    if (pos + 1 + l > buf.length) return null;
+    labels.push([pos + 1, l]);
+    pos += l + 1;
+  }
+}
+
+/**
+ * Gives the names inside a record's rdata back the case of the name we asked, where the answering
+ * server copied our 0x20-randomised question into them (name compression does that: an MX or CNAME
+ * target under the question's name). Only trailing labels equal byte for byte to the randomised
+ * ones are rewritten, so a case the server's own data carries is kept. In place; other rdata untouched.
+ */
+export function restoreRdataCase(type: number, rdata: Buffer, sent: Name, original: Name): void {
+  const layout = NAME_LAYOUTS.get(type);
+  if (!layout) return;
+  const s = nameToWire(sent);
+  const o = nameToWire(original);
+  const sentLabels = wireLabels(s, 0)?.labels ?? [];
+  let pos = 0;
+  for (const field of layout) {
+    if (field !== 'n') {
+      pos += field;
+      continue;
+    }
+    const name = wireLabels(rdata, pos);
+    if (!name) return;
+    for (let i = name.labels.length - 1, j = sentLabels.length - 1; i >= 0 && j >= 0; i--, j--) {
+      const [at, len] = name.labels[i]!;
+      const [sat, slen] = sentLabels[j]!;
+      if (len !== slen || Buffer.compare(rdata.subarray(at, at + len), s.subarray(sat, sat + slen)) !== 0) break;
+      o.copy(rdata, at, sat, sat + slen);
+    }
+    pos = name.end;
+  }
 }
 
 /** Wire form of a Name produced by readWireName (trusted, so no validation). */
