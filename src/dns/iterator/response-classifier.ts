@@ -211,8 +211,10 @@ function cnameRdata(target: Name): Buffer {
 export function restoreCase(msg: Message, original: Name, sent: Name): void {
   const labels = nameLabels(original);
   const sentLabels = nameLabels(sent);
+  const sentWire = nameToWire(sent);
+  const originalWire = nameToWire(original);
   const fix = (rr: ResourceRecord): void => {
-    restoreRdataCase(rr.type, rr.rdata, sent, original);
+    restoreRdataCase(rr.type, rr.rdata, sentWire, originalWire);
     if (!isSubdomain(original, rr.name)) {
       rr.name = withSuffixCase(rr.name, sentLabels, labels);
       return;

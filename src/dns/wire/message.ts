@@ -4,7 +4,7 @@
 // Must never allocate from header counts, never throw anything but DnsError on network input, and
 // never compress names inside rdata of types other than the RFC 1035 ones (RFC 3597 section 4).
 import { DnsError } from '../../util/errors.js';
-import { canonicalName, ESCAPED_LOWER, labelStarts, nameToWire, readWireName, wireLength } from './name.js';
+import { canonicalName, ESCAPED_LOWER, labelStarts, readWireName, wireLength } from './name.js';
 import type { EncodedMessage, Flags, Message, Name, QueryKey, Question, ResourceRecord } from './types.js';
 
 const HEADER = 12;
@@ -164,12 +164,11 @@ function wireLabels(buf: Uint8Array, pos: number): { labels: Array<[number, numb
  * server copied our 0x20-randomised question into them (name compression does that: an MX or CNAME
  * target under the question's name). Only trailing labels equal byte for byte to the randomised
  * ones are rewritten, so a case the server's own data carries is kept. In place; other rdata untouched.
+ * `s` and `o`: the wire forms of the name we sent and of the original (nameToWire, once per response).
  */
-export function restoreRdataCase(type: number, rdata: Buffer, sent: Name, original: Name): void {
+export function restoreRdataCase(type: number, rdata: Buffer, s: Buffer, o: Buffer): void {
   const layout = NAME_LAYOUTS.get(type);
   if (!layout) return;
-  const s = nameToWire(sent);
-  const o = nameToWire(original);
   const sentLabels = wireLabels(s, 0)?.labels ?? [];
   let pos = 0;
   for (const field of layout) {

@@ -49,16 +49,16 @@ s('rdata and owner names compressed against the randomised question get the orig
 
 s('restoreRdataCase: only labels equal to the randomised ones change; other types and the server\'s own case stay', () => {
   const own = mx('x.', 'MAIL.EXAMPLE.COM.').rdata;
-  restoreRdataCase(RRType.MX, own, SENT, ORIGINAL);
+  restoreRdataCase(RRType.MX, own, nameToWire(SENT), nameToWire(ORIGINAL));
   assert.equal(rdataNames(RRType.MX, own), ['MAIL.EXAMPLE.COM.'], 'the server\'s own case is kept');
   const partial = mx('x.', 'mail.Other.cOm.').rdata;
-  restoreRdataCase(RRType.MX, partial, SENT, ORIGINAL);
+  restoreRdataCase(RRType.MX, partial, nameToWire(SENT), nameToWire(ORIGINAL));
   assert.equal(rdataNames(RRType.MX, partial), ['mail.Other.com.'], 'the matching trailing labels only');
   const soa = Buffer.concat([nameToWire('ns1.ExAmPle.cOm.'), nameToWire('hostmaster.ExAmPle.cOm.'), Buffer.alloc(20)]);
-  restoreRdataCase(RRType.SOA, soa, SENT, ORIGINAL);
+  restoreRdataCase(RRType.SOA, soa, nameToWire(SENT), nameToWire(ORIGINAL));
   assert.equal(rdataNames(RRType.SOA, soa), ['ns1.example.com.', 'hostmaster.example.com.']);
   const a = Buffer.from([0x45, 0x78, 0x41, 0x6d]);
-  restoreRdataCase(RRType.A, a, SENT, ORIGINAL);
+  restoreRdataCase(RRType.A, a, nameToWire(SENT), nameToWire(ORIGINAL));
   assert.equal([...a], [0x45, 0x78, 0x41, 0x6d], 'no names in A rdata');
 });
 
