@@ -381,6 +381,22 @@ s('times from the future are clamped to now plus the allowed skew', async () => 
   assert.ok((await a.repl.status()).clampedRecords >= 1);
 });
 
+s('a deletion time from the future is clamped too, so the triplet can start over', async () => {
+  const ports = [await freeLoopbackPort(), await freeLoopbackPort()];
+  const a = await startNode({ name: 'a', port: ports[0]!, peers: [], extra: { maxFutureSkewMs: 1000 } });
+  const b = await startNode({ name: 'b', port: ports[1]!, peers: [peer('a', ports[0]!)], clock: new ManualClock(T0 + DAY_MS) });
+  await write(b, 'gone', rec(0));
+  await waitFor('arrival', async () => (await a.store.listTriplets()).length === 1);
+  assert.ok(await b.store.deleteTriplet('gone'));
+  await waitFor('tombstone arrives', async () => (await a.store.read('gone', 'unused-client')).triplet?.deletedAtMs !== undefined);
+  const stored = (await a.store.read('gone', 'unused-client')).triplet!;
+  assert.is(stored.deletedAtMs, T0 + 1000);
+  // A new generation begun at a after the clamped deletion time lives.
+  a.clock.setMs(T0 + 2000);
+  await write(a, 'gone', { firstSeenMs: T0 + 2000, lastSeenMs: T0 + 2000, passedAtMs: 0, passes: {}, epoch: (stored.epoch ?? 0) + 1 });
+  assert.equal((await a.store.listTriplets({ liveOnly: true })).map((r) => r.key), ['gone']);
+});
+
 s('expired records are neither sent nor accepted', async () => {
   const [a, b] = await cluster(['a', 'b']);
   await write(a!, 'ancient', rec(-40 * DAY_MS));
