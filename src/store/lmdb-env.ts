@@ -125,6 +125,8 @@ export class LmdbEnv {
   private closed = false;
   private closing: Promise<void> | undefined;
   private readonly inflight = new Set<Promise<unknown>>();
+  /** An observeBatchCommit() is scheduled for this event turn. */
+  private observing = false;
   private readonly limitPages: number;
   private readonly pageSize: number;
   /** Device and inode of data.mdb when opened: a file at the path with others is not the open one. */
@@ -291,6 +293,7 @@ export class LmdbEnv {
     } catch (err) {
       return Promise.reject(translateLmdbError(err, operation));
     }
+    this.observeBatchCommit();
     const settled = pending.then(
       (value) => value,
       async (err: unknown) => {
@@ -304,6 +307,22 @@ export class LmdbEnv {
     };
     settled.then(forget, forget);
     return settled;
+  }
+
+  /**
+   * lmdb-js starts each event turn's write batch in a setImmediate that makes a commit promise no
+   * one holds; when the commit fails (EIO, EPERM on a read-only or immutable data file) that promise
+   * rejects unhandled and Node exits, taking DNS and the policy service down with the store. The
+   * failure reaches each writer through its own promise (write()), so this one is only observed,
+   * once per turn, after lmdb's setImmediate has made it.
+   */
+  private observeBatchCommit(): void {
+    if (this.observing) return;
+    this.observing = true;
+    setImmediate(() => {
+      this.observing = false;
+      Promise.resolve(this.root.committed).catch(() => undefined);
+    });
   }
 
   /** Runs synchronous reads, translating lmdb errors; rejects (throws) STORE_ERR_CLOSED after close(). */

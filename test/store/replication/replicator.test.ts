@@ -2,6 +2,7 @@
 // Covers convergence, persisted cursors and resumption after a restart, digest repair of a trimmed
 // log and a brand-new node, the wrong key (refused, logged, nothing changed), malformed and oversized
 // frames, clamping of future times, trimming, and status. Waits are short polls on real sockets.
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -395,6 +396,35 @@ s('a deletion time from the future is clamped too, so the triplet can start over
   a.clock.setMs(T0 + 2000);
   await write(a, 'gone', { firstSeenMs: T0 + 2000, lastSeenMs: T0 + 2000, passedAtMs: 0, passes: {}, epoch: (stored.epoch ?? 0) + 1 });
   assert.equal((await a.store.listTriplets({ liveOnly: true })).map((r) => r.key), ['gone']);
+});
+
+s('a peer whose data file cannot be written refuses the records and stays up; the link resumes once it can', async () => {
+  const [a, b] = await cluster(['a', 'b']);
+  await write(a!, 'before', rec(1));
+  await waitFor('first record', () => converged([a!, b!]));
+  const file = join(b!.dir, 'greylist', 'data.mdb');
+  try {
+    execFileSync('chattr', ['+i', file], { stdio: 'ignore' });
+  } catch {
+    console.log('SKIP: chattr +i not available (needs root and ext2/3/4, xfs or btrfs)');
+    return;
+  }
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown): void => {
+    unhandled.push(reason);
+  };
+  process.on('unhandledRejection', onUnhandled);
+  try {
+    for (let i = 0; i < 50; i++) await write(a!, `during-${i}`, rec(10 + i));
+    await waitFor('b reports the store failure', () => !b!.store.isHealthy());
+    await new Promise((r) => setTimeout(r, 100));
+  } finally {
+    execFileSync('chattr', ['-i', file], { stdio: 'ignore' });
+    process.off('unhandledRejection', onUnhandled);
+  }
+  assert.equal(unhandled.map(String), []);
+  await waitFor('b catches up once it can write', () => converged([a!, b!]), 10_000);
+  assert.ok(b!.store.isHealthy());
 });
 
 s('expired records are neither sent nor accepted', async () => {
