@@ -206,7 +206,9 @@ class PeerLink {
     this.state.ackedSeq = cursor;
     this.state.connected = true;
     this.state.connectedSinceMs = this.r.opts.clock.nowMs();
-    this.attempts = 0;
+    // The backoff is reset once the peer has taken something (an ack, a digest round), not at the
+    // handshake: a peer whose store refuses every batch (disk full, read-only) would otherwise be
+    // redialled every retryMinMs, each attempt an error line in its log.
     if (this.lastLogged !== '') this.r.opts.logger.info({ peer: this.spec.name }, 'replication link to peer restored');
     this.lastLogged = '';
     this.r.opts.logger.info({ peer: this.spec.name, nodeId: peer, cursor }, 'replication peer connected (outbound)');
@@ -222,6 +224,7 @@ class PeerLink {
       if (closedWith) throw closedWith;
       if (this.r.opts.clock.nowMs() >= digestDueMs) {
         await this.digestRound(conn);
+        this.attempts = 0;
         // The interval in force now, not the session's: a reload may change it while the link runs.
         digestDueMs = this.r.opts.clock.nowMs() + (this.r.settings ?? settings).digestIntervalMs;
         continue;
@@ -259,6 +262,7 @@ class PeerLink {
         await this.r.track(store.setCursor(peer, upTo));
         cursor = upTo;
         this.state.ackedSeq = upTo;
+        this.attempts = 0;
         // A full batch means a backlog: push on at once. Otherwise gather for a poll interval, so a
         // steady write load is sent in batches: each push costs a commit here (the cursor) and one
         // at the peer (the merge), whatever its size.

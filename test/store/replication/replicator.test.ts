@@ -414,15 +414,21 @@ s('a peer whose data file cannot be written refuses the records and stays up; th
     unhandled.push(reason);
   };
   process.on('unhandledRejection', onUnhandled);
+  let refusedBatches = 0;
   try {
     for (let i = 0; i < 50; i++) await write(a!, `during-${i}`, rec(10 + i));
     await waitFor('b reports the store failure', () => !b!.store.isHealthy());
-    await new Promise((r) => setTimeout(r, 100));
+    // a backs off from a peer that refuses every batch (retryMinMs 20 ms, retryMaxMs 200 ms here):
+    // 20+40+80+160+200+200 ms, about 6 attempts in the second, not one every 20 ms.
+    const from = b!.logs().length;
+    await new Promise((r) => setTimeout(r, 1000));
+    refusedBatches = b!.logs().slice(from).filter((l) => l.msg === 'inbound replication link closed').length;
   } finally {
     execFileSync('chattr', ['-i', file], { stdio: 'ignore' });
     process.off('unhandledRejection', onUnhandled);
   }
   assert.equal(unhandled.map(String), []);
+  assert.ok(refusedBatches <= 12, `a redialled a refusing peer ${refusedBatches} times in 1 s`);
   await waitFor('b catches up once it can write', () => converged([a!, b!]), 10_000);
   assert.ok(b!.store.isHealthy());
 });
