@@ -4,8 +4,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
-import { requirePeer, skipTest } from '../helpers/peers.js';
+import { makeImmutable } from '../helpers/immutable-file.js';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { StoreError } from '../../src/util/errors.js';
@@ -203,17 +202,7 @@ function makeUnwritable(file: string, testName: string): (() => void) | null {
     chmodSync(file, mode & ~0o222);
     return () => chmodSync(file, mode);
   }
-  const chattr = requirePeer('chattr', testName);
-  if (!chattr) return null;
-  try {
-    execFileSync(chattr, ['+i', file], { stdio: 'ignore' });
-  } catch (err) {
-    // A file system without the immutable flag (some overlay or tmpfs mounts) is the host's, not a
-    // missing peer: a printed skip under CI too.
-    skipTest(testName, `chattr +i is not supported here (${(err as Error).message.split('\n')[0]})`, { evenInCi: true });
-    return null;
-  }
-  return () => execFileSync(chattr, ['-i', file], { stdio: 'ignore' });
+  return makeImmutable(file, testName);
 }
 
 s('a data file ending before its last counted page that cannot be read through is not called unusable', async () => {

@@ -2,7 +2,6 @@
 // Covers convergence, persisted cursors and resumption after a restart, digest repair of a trimmed
 // log and a brand-new node, the wrong key (refused, logged, nothing changed), malformed and oversized
 // frames, clamping of future times, trimming, and status. Waits are short polls on real sockets.
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +19,7 @@ import { ReplicationErrorCode } from '../../../src/store/replication/replication
 import { derivePsk, parseReplicationKey, type PeerSpec } from '../../../src/store/replication/replication-settings.js';
 import { Replicator, type ReplicatorOptions } from '../../../src/store/replication/replicator.js';
 import { freeLoopbackPort } from '../../helpers/daemon.js';
+import { makeImmutable } from '../../helpers/immutable-file.js';
 import { capturingLogger } from '../../helpers/capturing-logger.js';
 
 const s = suite('store/replication/replicator');
@@ -402,13 +402,8 @@ s('a peer whose data file cannot be written refuses the records and stays up; th
   const [a, b] = await cluster(['a', 'b']);
   await write(a!, 'before', rec(1));
   await waitFor('first record', () => converged([a!, b!]));
-  const file = join(b!.dir, 'greylist', 'data.mdb');
-  try {
-    execFileSync('chattr', ['+i', file], { stdio: 'ignore' });
-  } catch {
-    console.log('SKIP: chattr +i not available (needs root and ext2/3/4, xfs or btrfs)');
-    return;
-  }
+  const undo = makeImmutable(join(b!.dir, 'greylist', 'data.mdb'), 'replicator: a peer whose data file cannot be written');
+  if (!undo) return;
   const unhandled: unknown[] = [];
   const onUnhandled = (reason: unknown): void => {
     unhandled.push(reason);
@@ -424,7 +419,7 @@ s('a peer whose data file cannot be written refuses the records and stays up; th
     await new Promise((r) => setTimeout(r, 1000));
     refusedBatches = b!.logs().slice(from).filter((l) => l.msg === 'inbound replication link closed').length;
   } finally {
-    execFileSync('chattr', ['-i', file], { stdio: 'ignore' });
+    undo();
     process.off('unhandledRejection', onUnhandled);
   }
   assert.equal(unhandled.map(String), []);
