@@ -132,7 +132,13 @@ export class WriteQueue {
       }
     });
     batch.committed.catch((err: unknown) => {
-      logger.error({ records: batch.writes.length, err: describeError(err) }, 'greylist decisions could not be written: their records are lost');
+      // A peer's records are not lost: unacknowledged, its origin sends them again.
+      const fromPeers = batch.writes.filter((w) => w.changes !== undefined).length;
+      const decisions = batch.writes.length - fromPeers;
+      logger.error(
+        { records: decisions, peerRecords: fromPeers, err: describeError(err) },
+        decisions > 0 ? 'greylist decisions could not be written: their records are lost' : 'records from a peer could not be written: the peer sends them again',
+      );
     });
     return batch;
   }

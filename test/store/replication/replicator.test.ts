@@ -424,6 +424,9 @@ s('a peer whose data file cannot be written refuses the records and stays up; th
   }
   assert.equal(unhandled.map(String), []);
   assert.ok(refusedBatches <= 12, `a redialled a refusing peer ${refusedBatches} times in 1 s`);
+  const failed = b!.logs().filter((l) => l['level'] === 'error').map((l) => String(l['msg']));
+  assert.ok(failed.includes('records from a peer could not be written: the peer sends them again'), failed.join(' | '));
+  assert.not.ok(failed.some((m) => /their records are lost/.test(m)), 'a peer\'s records are not lost');
   await waitFor('b catches up once it can write', () => converged([a!, b!]), 10_000);
   assert.ok(b!.store.isHealthy());
 });
