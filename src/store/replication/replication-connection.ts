@@ -78,7 +78,9 @@ export function classifySocketError(err: unknown, during: string): StoreError {
   const e = err as NodeJS.ErrnoException & { reason?: string };
   const code = typeof e?.code === 'string' ? e.code : '';
   const message = err instanceof Error ? err.message : String(err);
-  if (/BAD_RECORD_MAC|DECRYPTION_FAILED|DECRYPT_ERROR|PSK|HANDSHAKE_FAILURE|NO_SHARED_CIPHER/i.test(`${code} ${message}`)) {
+  // NO_SHARED_CIPHER is not among them: a peer always offers the PSK suites, so a client that
+  // shares none (a plain TLS client, a scanner) is no peer at all, whatever key it might hold.
+  if (/BAD_RECORD_MAC|DECRYPTION_FAILED|DECRYPT_ERROR|PSK|HANDSHAKE_FAILURE/i.test(`${code} ${message}`)) {
     return new StoreError(ReplicationErrorCode.AUTH, `${during}: TLS-PSK authentication failed (the two nodes do not hold the same replication-key)`, { cause: err });
   }
   if (code === 'ETIMEDOUT' || code === 'ERR_TLS_HANDSHAKE_TIMEOUT') {

@@ -136,6 +136,9 @@ s('TLS errors of a wrong key are classified as authentication failures', () => {
   assert.is(classifySocketError(dec, 'x').code, ReplicationErrorCode.AUTH);
   const refused = Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
   assert.is(classifySocketError(refused, 'x').code, ReplicationErrorCode.CONNECTION);
+  // A plain TLS client offers no PSK suite: not a peer with another key, so no key warning.
+  const plain = Object.assign(new Error('no shared cipher'), { code: 'ERR_SSL_NO_SHARED_CIPHER' });
+  assert.is(classifySocketError(plain, 'x').code, ReplicationErrorCode.CONNECTION);
 });
 
 s.run();
