@@ -1,11 +1,11 @@
 // The DNS message codec: our own structural walk of RFC 1035 section 4 (decode), an encoder with
-// name compression and truncation, FORMERR/REFUSED replies built from raw bytes, and the packet
-// cache's fast query key. Called by dns/server, dns/transport, dns/cache and dns/iterator.
+// name compression and truncation, FORMERR/REFUSED replies built from raw bytes (the packet
+// cache's fast query key is query-key.ts). Called by dns/server, dns/transport, dns/cache and dns/iterator.
 // Must never allocate from header counts, never throw anything but DnsError on network input, and
 // never compress names inside rdata of types other than the RFC 1035 ones (RFC 3597 section 4).
 import { DnsError } from '../../util/errors.js';
-import { canonicalName, ESCAPED_LOWER, labelStarts, readWireName, wireLength } from './name.js';
-import type { EncodedMessage, Flags, Message, Name, QueryKey, Question, ResourceRecord } from './types.js';
+import { canonicalName, labelStarts, readWireName, wireLength } from './name.js';
+import type { EncodedMessage, Flags, Message, Name, Question, ResourceRecord } from './types.js';
 
 const HEADER = 12;
 const TYPE_OPT = 41;
@@ -77,7 +77,8 @@ function flagsToWord(f: Flags, rcode: number): number {
   );
 }
 
-function u16(buf: Uint8Array, off: number): number {
+/** Big-endian u16 at `off` (callers check bounds). Also for query-key.ts. */
+export function u16(buf: Uint8Array, off: number): number {
   return ((buf[off] as number) << 8) | (buf[off + 1] as number);
 }
 
@@ -529,110 +530,12 @@ function queryHasReadableOpt(query: Uint8Array, h: NonNullable<ReturnType<typeof
   }
 }
 
-/** Reads an OPT RR at `pos` that must end the packet; null unless it is well-formed. */
-function readOpt(buf: Uint8Array, pos: number): { udpSize: number; ttl: number } | null {
+/** Reads an OPT RR at `pos` that must end the packet; null unless it is well-formed. Also for query-key.ts. */
+export function readOpt(buf: Uint8Array, pos: number): { udpSize: number; ttl: number } | null {
   if (pos + 11 > buf.length) return null;
   if (buf[pos] !== 0 || u16(buf, pos + 1) !== TYPE_OPT) return null;
   const rdStart = pos + 11;
   if (rdStart + u16(buf, pos + 9) !== buf.length) return null;
   if (!optionsWellFormed(buf, rdStart, buf.length)) return null;
   return { udpSize: u16(buf, pos + 3), ttl: u32(buf, pos + 5) };
-}
-
-/** Longest key: 255 wire bytes as at most 253 escaped bytes of 4 characters, then "|65535|65535". */
-const KEY_SCRATCH = Buffer.alloc(1040);
-
-/** A byte as it stands in a canonical name when it needs no escape (upper case folded), else 0. */
-const PLAIN_LOWER = Uint8Array.from(ESCAPED_LOWER, (s) => (s.length === 1 ? s.charCodeAt(0) : 0));
-
-/** Writes `v` (0..65535) in decimal at `at`; returns the offset after it. */
-function writeDecimal(out: Buffer, at: number, v: number): number {
-  const digits = v < 10 ? 1 : v < 100 ? 2 : v < 1000 ? 3 : v < 10000 ? 4 : 5;
-  for (let i = at + digits - 1; i >= at; i--) {
-    out[i] = 0x30 + (v % 10);
-    v = Math.floor(v / 10);
-  }
-  return at + digits;
-}
-
-/**
- * The packet-cache hot path: reads the question of a plain query without a full decode. Null for
- * anything the slow path must handle: QR=1, opcode not QUERY, counts other than qd=1 an=0 ns=0
- * ar<=1, a compressed or malformed qname, trailing bytes, or an OPT that is not well-formed,
- * not directly after the question, not the end of the packet, or not EDNS version 0.
- */
-export function readQueryKey(buf: Uint8Array): QueryKey | null {
-  const len = buf.length;
-  if (len < HEADER + 5) return null;
-  const b2 = buf[2] as number;
-  // QR=0 and opcode QUERY(0): the top five bits of byte 2 are zero.
-  if ((b2 & 0xf8) !== 0) return null;
-  if (buf[4] !== 0 || buf[5] !== 1 || buf[6] !== 0 || buf[7] !== 0 || buf[8] !== 0 || buf[9] !== 0 || buf[10] !== 0) return null;
-  const arcount = buf[11] as number;
-  if (arcount > 1) return null;
-  let pos = HEADER;
-  // The key is written as bytes into KEY_SCRATCH and read out as one flat string: concatenating it
-  // a character at a time made a rope that every Map lookup had to flatten first.
-  let n = 0;
-  for (;;) {
-    if (pos >= len) return null;
-    const l = buf[pos] as number;
-    if (l === 0) {
-      pos++;
-      break;
-    }
-    if (l > 63) return null; // pointer or reserved label type
-    if (pos + 1 + l > len || pos + 1 + l - HEADER >= 255) return null;
-    for (let i = pos + 1; i <= pos + l; i++) {
-      const c = buf[i] as number;
-      const plain = PLAIN_LOWER[c] as number;
-      if (plain !== 0) KEY_SCRATCH[n++] = plain;
-      else for (const ch of ESCAPED_LOWER[c] as string) KEY_SCRATCH[n++] = ch.charCodeAt(0);
-    }
-    KEY_SCRATCH[n++] = 0x2e;
-    pos += l + 1;
-  }
-  const qnameEnd = pos;
-  const questionEnd = pos + 4;
-  if (questionEnd > len) return null;
-  const qtype = u16(buf, qnameEnd);
-  const qclass = u16(buf, qnameEnd + 2);
-  if (n === 0) KEY_SCRATCH[n++] = 0x2e;
-  const qnameLength = n;
-  KEY_SCRATCH[n++] = 0x7c;
-  n = writeDecimal(KEY_SCRATCH, n, qtype);
-  KEY_SCRATCH[n++] = 0x7c;
-  n = writeDecimal(KEY_SCRATCH, n, qclass);
-  let ednsUdpSize: number | null = null;
-  let dnssecOk = false;
-  if (arcount === 0) {
-    if (questionEnd !== len) return null;
-  } else {
-    const opt = readOpt(buf, questionEnd);
-    if (!opt) return null;
-    if (((opt.ttl >>> 16) & 0xff) !== 0) return null; // EDNS version > 0: BADVERS on the slow path
-    ednsUdpSize = opt.udpSize;
-    dnssecOk = (opt.ttl & 0x8000) !== 0;
-  }
-  const cd = ((buf[3] as number) & 0x10) !== 0;
-  const keyLength = n;
-  KEY_SCRATCH[n++] = 0x7c;
-  KEY_SCRATCH[n++] = ednsUdpSize !== null ? 0x31 : 0x30;
-  KEY_SCRATCH[n++] = dnssecOk ? 0x31 : 0x30;
-  KEY_SCRATCH[n++] = cd ? 0x31 : 0x30;
-  const cacheKey = KEY_SCRATCH.toString('latin1', 0, n);
-  return {
-    id: u16(buf, 0),
-    key: cacheKey.slice(0, keyLength),
-    qname: cacheKey.slice(0, qnameLength),
-    cacheKey,
-    qtype,
-    qclass,
-    qnameEnd,
-    questionEnd,
-    rd: (b2 & 0x01) !== 0,
-    cd,
-    ednsUdpSize,
-    dnssecOk,
-  };
 }

@@ -3,7 +3,8 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { PacketCache, type PrefetchQuestion } from '../../../src/dns/cache/packet-cache.js';
-import { decodeMessage, encodeMessage, readQueryKey } from '../../../src/dns/wire/message.js';
+import { decodeMessage, encodeMessage } from '../../../src/dns/wire/message.js';
+import { readQueryKey } from '../../../src/dns/wire/query-key.js';
 import type { Edns, Message, QueryKey, ResourceRecord } from '../../../src/dns/wire/types.js';
 import { ManualClock } from '../../../src/util/clock.js';
 

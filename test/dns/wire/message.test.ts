@@ -9,8 +9,8 @@ import {
   encodeErrorResponse,
   encodeMessage,
   peekHeader,
-  readQueryKey,
 } from '../../../src/dns/wire/message.js';
+import { readQueryKey } from '../../../src/dns/wire/query-key.js';
 import { canonicalName, nameToWire, wireLength } from '../../../src/dns/wire/name.js';
 import { rdataFromText } from '../../../src/dns/wire/rdata-from-text.js';
 import type { Flags, Message, ResourceRecord } from '../../../src/dns/wire/types.js';
