@@ -319,10 +319,10 @@ export class Resolver implements Recursor {
   }
 }
 
-/** Waits for the promise, a deadline, and optionally an earlier "stale" timer; timers are always cleared. */
 /** How long after its deadline a resolution that has not ended is released (see run()). */
 export const HUNG_RESOLUTION_GRACE_MS = 1000;
 
+/** Waits for the promise, a deadline, and optionally an earlier "stale" timer; timers are always cleared. */
 function raceWithTimers<T>(p: Promise<T>, deadlineMs: number, staleMs: number): Promise<T | 'deadline' | 'stale-timer'> {
   return new Promise((resolve) => {
     const deadline = setTimeout(() => done('deadline'), deadlineMs);

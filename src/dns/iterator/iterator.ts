@@ -242,7 +242,7 @@ export class Iterator {
               throw new ResolutionFailure('limit-referrals', `more than ${this.config.limits.maxReferrals} referrals for ${qname}`);
             }
             this.cacheReferral(c);
-            cut = { zone: c.referralZone!, nsNames: nsTargets(c.ns!), fromHints: false, addrs: new Map() };
+            cut = { zone: c.referralZone!, nsNames: nsTargets(c.ns!), fromHints: false };
             for (const g of c.glue) for (const rdata of g.rdatas) addCutAddress(cut, g.name, addressFromRdata(g.type, rdata));
             minLabels = labelCount(cut.zone) + 1;
             break;

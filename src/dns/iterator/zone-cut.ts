@@ -23,9 +23,9 @@ export interface ZoneCut {
 export function addCutAddress(cut: ZoneCut, ns: Name, address: string): void {
   cut.addrs ??= new Map();
   const key = canonicalName(ns);
-  const list = cut.addrs.get(key) ?? [];
-  if (!list.includes(address)) list.push(address);
-  cut.addrs.set(key, list);
+  const list = cut.addrs.get(key);
+  if (!list) cut.addrs.set(key, [address]);
+  else if (!list.includes(address)) list.push(address);
 }
 
 /** NS target names of an NS RRset. */
