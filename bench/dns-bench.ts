@@ -16,7 +16,7 @@ import { runDnsperf, writeQueryFile, type DnsperfResult } from './lib/dnsperf.js
 import type { ResourceRegistry } from './lib/managed-process.js';
 import { processCpuMicros } from './lib/process-cpu.js';
 import { udpReceiveErrors } from './lib/udp-drops.js';
-import { startMxsentry, startUdpFloor, startUnbound, type ResolverInstance, type ResolverSetup } from './lib/resolver-instances.js';
+import { startColdFloor, startMxsentry, startUdpFloor, startUnbound, type ResolverInstance, type ResolverSetup } from './lib/resolver-instances.js';
 import { median } from './lib/results-table.js';
 
 /** Knobs of one bench run; DEFAULT_DNS_BENCH_OPTIONS is what `npm run bench` uses. */
@@ -141,6 +141,12 @@ export interface DnsBenchReport {
    * go below with node:dgram, next to Unbound's full cache-hit answer.
    */
   nodeUdpFloor: { cpuMicrosPerPacket: number; ratioToUnbound: number };
+  /**
+   * The Node.js cold-path floor: resolutions per second of a forwarder that sends each cold name's
+   * query to the cold zone's authority over a fresh connected UDP socket and relays the reply, with
+   * no DNS work (lib/udp-floor-forward.ts), in the same cold runs (its best -q level, medians).
+   */
+  nodeColdFloor: { resolvedPerSec: number; ratioToUnbound: number; cpuCorePct: number; outstanding: number };
   options: Omit<DnsBenchOptions, 'clock' | 'log'>;
   /** Things a reader must know to trust the figures (saturation, loss, disagreements). */
   warnings: string[];
@@ -205,6 +211,7 @@ export async function runDnsBench(options: DnsBenchOptions, registry: ResourceRe
   const mx = await startMxsentry(setup('mxsentry'), registry);
   const ub = await startUnbound(setup('unbound'), registry);
   const floor = await startUdpFloor(setup('node-udp-floor'), registry);
+  const coldFloor = await startColdFloor(setup('node-cold-floor'), hierarchy.authorityOf(COLD_ZONE), registry);
   const floorRuns: number[] = [];
   const resolvers = [mx, ub] as const;
 
@@ -235,7 +242,7 @@ export async function runDnsBench(options: DnsBenchOptions, registry: ResourceRe
   const fixed: Record<string, Fixed[]> = { mxsentry: [], unbound: [] };
   const peak: Record<string, Peak[]> = { mxsentry: [], unbound: [] };
   /** resolver -> outstanding level -> rounds. */
-  const cold: Record<string, Map<number, Cold[]>> = { mxsentry: new Map(), unbound: new Map() };
+  const cold: Record<string, Map<number, Cold[]>> = { mxsentry: new Map(), unbound: new Map(), 'node-cold-floor': new Map() };
 
   for (let round = 0; round < options.rounds; round++) {
     for (const r of resolvers) {
@@ -271,7 +278,8 @@ export async function runDnsBench(options: DnsBenchOptions, registry: ResourceRe
     }
     for (const [li, outstanding] of levels.entries()) {
       const names = coldNamesOf(round * levels.length + li);
-      for (const r of resolvers) {
+      // The floor keeps nothing, so it takes the names the resolvers had (still fresh upstream).
+      for (const r of [...resolvers, coldFloor]) {
         const coldFile = join(dir, `cold-${r.name}-${round}-${outstanding}.txt`);
         writeQueryFile(coldFile, names);
         log(`round ${round + 1}/${options.rounds}: ${r.name} cold, ${names.length} fresh names once each (-c ${options.coldClients} -q ${outstanding})`);
@@ -338,11 +346,18 @@ export async function runDnsBench(options: DnsBenchOptions, registry: ResourceRe
   await mx.stop();
   await ub.stop();
   await floor.stop();
+  await coldFloor.stop();
   await hierarchy.stop();
   const floorMicros = median(floorRuns);
+  const coldFloorBest = [...(cold['node-cold-floor'] ?? new Map<number, Cold[]>()).values()].map((runs) => medianOf(runs))
+    .reduce((a, b) => (b.resolvedPerSec > a.resolvedPerSec ? b : a));
   return {
     comparisons, details, options: stripFunctions(options), warnings,
     nodeUdpFloor: { cpuMicrosPerPacket: floorMicros, ratioToUnbound: floorMicros / u.fixedRate.cpuMicrosPerAnswer },
+    nodeColdFloor: {
+      resolvedPerSec: coldFloorBest.resolvedPerSec, ratioToUnbound: coldFloorBest.resolvedPerSec / u.cold.resolvedPerSec,
+      cpuCorePct: coldFloorBest.cpuCorePct, outstanding: coldFloorBest.outstanding,
+    },
     startedAt: new Date(t0).toISOString(), durationSec: (clock.nowMs() - t0) / 1000,
   };
 }

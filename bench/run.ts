@@ -78,6 +78,8 @@ function printReport(report: DnsBenchReport): void {
   row('cold: fake authorities CPU % of a core', (d) => f(d.cold.authorityCorePct));
   const fl = report.nodeUdpFloor;
   console.log(`\nNode.js UDP floor (receive + copy + send, no DNS work) at the fixed rate: ${f(fl.cpuMicrosPerPacket)} us per packet = ${f(fl.ratioToUnbound)}x Unbound's whole cache-hit answer`);
+  const cf = report.nodeColdFloor;
+  console.log(`Node.js cold floor (a fresh connected UDP socket per name, query forwarded and reply relayed, no DNS work): ${f(cf.resolvedPerSec)}/s at -q ${cf.outstanding} (${f(cf.cpuCorePct)}% of a core) = ${f(cf.ratioToUnbound)}x Unbound's cold rate`);
   if (report.warnings.length > 0) {
     console.log('\nwarnings:');
     for (const w of report.warnings) console.log(`  - ${w}`);

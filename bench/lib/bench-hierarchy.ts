@@ -75,6 +75,8 @@ export interface BenchHierarchy {
    * returns a description of every reply that differs (empty: the fronts are faithful).
    */
   verifyReplay(zone: string, queries: ReadonlyArray<{ name: string; type: string }>): Promise<string[]>;
+  /** The address and port a resolver would ask for `zone`: its first server (behind its front, if any). */
+  authorityOf(zone: string): { address: string; port: number };
   stop(): Promise<void>;
 }
 
@@ -175,6 +177,11 @@ export async function startBenchHierarchy(spec: HierarchySpec, opts: BenchHierar
         });
       }
       return problems;
+    },
+    authorityOf: (zone) => {
+      const e = entries.find((x) => x.zones.includes(canonical(zone)));
+      if (!e) throw new MxError('BENCH_ERR_TREE', `bench tree: no server serves ${zone}`);
+      return { address: e.fake.address, port: opts.port };
     },
     stop: stopAll,
   };

@@ -100,6 +100,21 @@ export async function startUdpFloor(setup: ResolverSetup, registry: ResourceRegi
   return inst;
 }
 
+/**
+ * Starts the cold-path floor (lib/udp-floor-forward.ts): a Node.js forwarder that sends each client
+ * query to `upstream` over a fresh connected UDP socket and relays the reply, with no DNS work; what
+ * any Node.js resolver pays per cold name that costs one upstream query.
+ */
+export async function startColdFloor(setup: ResolverSetup, upstream: { address: string; port: number }, registry: ResourceRegistry): Promise<ResolverInstance> {
+  const port = await freeLoopbackPort();
+  const script = join(packageRoot(), 'dist', 'bench', 'lib', 'udp-floor-forward.js');
+  const args = [script, LISTEN_ADDRESS, String(port), upstream.address, String(upstream.port)];
+  const proc = new ManagedProcess({ name: 'node-cold-floor', command: process.execPath, args, cwd: setup.dir }, registry);
+  const inst = instance('node-cold-floor', port, proc);
+  await waitReady(inst, setup.clock);
+  return inst;
+}
+
 /** Starts `node bin/mxsentry serve` with the bench's settings and waits until it answers. */
 export async function startMxsentry(setup: ResolverSetup, registry: ResourceRegistry): Promise<ResolverInstance> {
   const port = await freeLoopbackPort();
