@@ -92,6 +92,19 @@ class PeerLink {
     w?.();
   }
 
+  /**
+   * The peer just opened a session to this node, so it is up: a link waiting out its backoff dials
+   * now instead (a restarted node gets its peers' changes at once, not after up to retryMaxMs). The
+   * backoff itself is kept; it is reset only once the peer takes something.
+   */
+  peerIsUp(): void {
+    if (this.halted || this.r.isStopping() || this.socket || this.conn || !this.retryTask) return;
+    this.retryTask.cancel();
+    this.retryTask = undefined;
+    this.r.opts.logger.info({ peer: this.spec.name }, 'replication peer connected to this node: dialling it now');
+    this.dial();
+  }
+
   async stop(): Promise<void> {
     this.halted = true;
     this.retryTask?.cancel();

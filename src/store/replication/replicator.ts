@@ -498,6 +498,7 @@ export class Replicator {
     state.sessions++;
     this.inbound.set(hello.name, state);
     this.opts.logger.info({ peer: hello.name, nodeId: hello.nodeId }, 'replication peer connected (inbound)');
+    for (const link of this.links) if (link.spec.name === hello.name) link.peerIsUp();
     try {
       for (;;) {
         const msg = await conn.receive();

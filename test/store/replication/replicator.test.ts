@@ -211,6 +211,26 @@ s('a restarted node resumes from its cursor and gets what was written while it w
   assert.is((await b.store.listTriplets()).length, 40);
 });
 
+s('a node that comes up (started after its peer, then restarted) gets its changes at once: the peer in backoff dials back when the node connects', async () => {
+  const ports = [await freeLoopbackPort(), await freeLoopbackPort()];
+  // A first redial after 16-24 s: without the early dial nothing of a's could reach b in time, neither
+  // after b's first start (a's first dial failed: b was not up yet) nor after its restart.
+  const extra = { retryMinMs: 20_000, retryMaxMs: 60_000 };
+  const a = await startNode({ name: 'a', port: ports[0]!, peers: [peer('b', ports[1]!)], extra });
+  let b = await startNode({ name: 'b', port: ports[1]!, peers: [peer('a', ports[0]!)], extra });
+  await write(a, 'early', rec(1));
+  await waitFor('first sync', () => converged([a, b]));
+  const bDir = b.dir;
+  await stopNode(b);
+  await waitFor('a notices b is gone', async () => !(await a.repl.status()).peers[0]!.connected);
+  await write(a, 'late', rec(2));
+  const restartedAt = Date.now();
+  b = await startNode({ name: 'b', port: ports[1]!, peers: [peer('a', ports[0]!)], dir: bDir, extra });
+  await waitFor('a pushes to the restarted b', async () => (await b.store.listTriplets()).some((t) => t.key === 'late'), 5000);
+  assert.ok(Date.now() - restartedAt < 5000);
+  assert.ok(a.logs().some((l) => l['msg'] === 'replication peer connected to this node: dialling it now' && l['peer'] === 'b'));
+});
+
 s('digest repair fills a brand-new node from a peer whose log was trimmed', async () => {
   const ports = [await freeLoopbackPort(), await freeLoopbackPort()];
   const a = await startNode({ name: 'a', port: ports[0]!, peers: [peer('b', ports[1]!)] });
