@@ -159,6 +159,23 @@ export function renderPrometheus(s: StatsSnapshot): string {
     peers.filter((x) => x.lagRecords !== undefined).map((x) => [{ peer: x.peer }, x.lagRecords ?? 0]));
   w.each('mxsentry_replication_lag_seconds', 'gauge', 'Age of the oldest change not yet acknowledged by the peer.',
     peers.filter((x) => x.lagSec !== undefined).map((x) => [{ peer: x.peer }, x.lagSec ?? 0]));
+  w.each('mxsentry_replication_peer_inbound', 'gauge', '1 when the peer has a session open to this node (it pushes its changes).',
+    peers.filter((x) => x.inbound !== undefined).map((x) => [{ peer: x.peer }, x.inbound ? 1 : 0]));
+  w.each('mxsentry_replication_sent_entries_total', 'counter', 'Log entries pushed to the peer (restarts with a link replaced by a reload).',
+    peers.filter((x) => x.sentEntries !== undefined).map((x) => [{ peer: x.peer }, x.sentEntries ?? 0]));
+  w.each('mxsentry_replication_received_entries_total', 'counter', 'Log entries received from the peer.',
+    peers.filter((x) => x.receivedEntries !== undefined).map((x) => [{ peer: x.peer }, x.receivedEntries ?? 0]));
+  w.each('mxsentry_replication_repaired_records_total', 'counter', 'Records sent to the peer by digest repair.',
+    peers.filter((x) => x.repairedRecords !== undefined).map((x) => [{ peer: x.peer }, x.repairedRecords ?? 0]));
+  w.each('mxsentry_replication_last_digest_timestamp_seconds', 'gauge', 'Unix time the last digest comparison with the peer finished.',
+    peers.filter((x) => x.lastDigestAtMs !== undefined).map((x) => [{ peer: x.peer }, (x.lastDigestAtMs ?? 0) / 1000]));
+  const r = s.replication;
+  if (r.refusedConnections !== undefined) {
+    w.each('mxsentry_replication_refused_connections_total', 'counter', 'Replication connections refused (wrong key, name or protocol version).', [[{}, r.refusedConnections]]);
+  }
+  if (r.clampedRecords !== undefined) {
+    w.each('mxsentry_replication_clamped_records_total', 'counter', "Peers' records whose times lay in the future, clamped to now plus the allowed skew.", [[{}, r.clampedRecords]]);
+  }
   return w.text();
 }
 

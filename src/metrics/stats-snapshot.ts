@@ -32,6 +32,16 @@ export interface ReplicationPeerLag {
   lagRecords?: number;
   /** Age of the oldest unacknowledged entry, seconds. */
   lagSec?: number;
+  /** A session from the peer to this node is open. */
+  inbound?: boolean;
+  /** Log entries pushed to the peer on the current link (a reload that replaces the link starts over). */
+  sentEntries?: number;
+  /** Entries received from the peer since this process started. */
+  receivedEntries?: number;
+  /** Records sent to the peer by digest repair. */
+  repairedRecords?: number;
+  /** When the last digest round with the peer finished, ms since the epoch. */
+  lastDigestAtMs?: number;
 }
 
 /** Where the counters live; main.ts fills it from the running daemon. */
@@ -71,7 +81,7 @@ export interface StatsSnapshot {
   };
   policy: PolicyCounters & { server: PolicyServerStats };
   store: { healthy: boolean; counts: StoreCounts | null; error?: string };
-  replication: { configured: boolean; peers: ReplicationPeerLag[]; status?: unknown };
+  replication: { configured: boolean; peers: ReplicationPeerLag[]; refusedConnections?: number; clampedRecords?: number; status?: unknown };
 }
 
 function ratio(hits: number, misses: number): number {
@@ -118,12 +128,14 @@ export async function collectStats(src: StatsSources): Promise<StatsSnapshot> {
     replication: {
       configured: src.replication !== undefined && replicationStatus !== undefined,
       peers: peersOf(replicationStatus),
+      ...numberField(replicationStatus, 'refusedConnections'),
+      ...numberField(replicationStatus, 'clampedRecords'),
       ...(replicationStatus !== undefined ? { status: replicationStatus } : {}),
     },
   };
 }
 
-/** Reads `{ peers: [{ peer|name|id, connected, lagRecords, lagSec }] }` defensively from any status shape. */
+/** Reads `{ peers: [{ peer|name|id, connected, lagRecords, lagSec, inbound, counters }] }` defensively from any status shape. */
 export function peersOf(status: unknown): ReplicationPeerLag[] {
   if (status === null || typeof status !== 'object') return [];
   const peers = (status as { peers?: unknown }).peers;
@@ -139,9 +151,21 @@ export function peersOf(status: unknown): ReplicationPeerLag[] {
       ...(typeof o.connected === 'boolean' ? { connected: o.connected } : {}),
       ...(typeof o.lagRecords === 'number' ? { lagRecords: o.lagRecords } : {}),
       ...(typeof o.lagSec === 'number' ? { lagSec: o.lagSec } : {}),
+      ...(typeof o.inbound === 'boolean' ? { inbound: o.inbound } : {}),
+      ...numberField(o, 'sentEntries'),
+      ...numberField(o, 'receivedEntries'),
+      ...numberField(o, 'repairedRecords'),
+      ...numberField(o, 'lastDigestAtMs'),
     });
   }
   return out;
+}
+
+/** `{ [key]: value }` when `o[key]` is a finite number, else `{}`. */
+function numberField<K extends string>(o: unknown, key: K): Partial<Record<K, number>> {
+  if (o === null || typeof o !== 'object') return {};
+  const v = (o as Record<string, unknown>)[key];
+  return typeof v === 'number' && Number.isFinite(v) ? ({ [key]: v } as Record<K, number>) : {};
 }
 
 /**

@@ -33,6 +33,28 @@ s('renders the required series in valid exposition format', async () => {
   assert.is(m.get('mxsentry_replication_lag_seconds{peer="mx2"}'), 2);
 });
 
+s('replication: every per-peer figure of `replication status` and the node-wide refusals are series too', async () => {
+  const status = {
+    refusedConnections: 3, clampedRecords: 1,
+    peers: [
+      { name: 'mx2', connected: true, inbound: true, lagRecords: 0, lagSec: 0, sentEntries: 120, receivedEntries: 80, repairedRecords: 5, lastDigestAtMs: 1_700_000_000_500 },
+      { name: 'mx3', connected: false, inbound: false, lagRecords: 7, lagSec: 30, sentEntries: 0, receivedEntries: 0, repairedRecords: 0, lastDigestAtMs: null },
+    ],
+  };
+  const text = renderPrometheus(await collectStats(fakeSources({ replication: () => status })));
+  const m = parseExposition(text);
+  assert.is(m.get('mxsentry_replication_peer_inbound{peer="mx2"}'), 1);
+  assert.is(m.get('mxsentry_replication_peer_inbound{peer="mx3"}'), 0);
+  assert.is(m.get('mxsentry_replication_sent_entries_total{peer="mx2"}'), 120);
+  assert.is(m.get('mxsentry_replication_received_entries_total{peer="mx2"}'), 80);
+  assert.is(m.get('mxsentry_replication_repaired_records_total{peer="mx2"}'), 5);
+  assert.is(m.get('mxsentry_replication_last_digest_timestamp_seconds{peer="mx2"}'), 1_700_000_000.5);
+  // No digest round yet: no sample rather than a misleading 0 (1970).
+  assert.is(m.get('mxsentry_replication_last_digest_timestamp_seconds{peer="mx3"}'), undefined);
+  assert.is(m.get('mxsentry_replication_refused_connections_total'), 3);
+  assert.is(m.get('mxsentry_replication_clamped_records_total'), 1);
+});
+
 s('policy connections Postfix could not use are counted (refused, protocol errors, timeouts, failures)', async () => {
   const server = { connectionsOpen: 200, connectionsAccepted: 500, connectionsRefused: 7, requests: 900, malformed: 1, protocolErrors: 2, internalErrors: 4, idleTimeouts: 3, requestTimeouts: 5 };
   const m = parseExposition(renderPrometheus(await collectStats(fakeSources({ policyServer: { stats: () => server } }))));

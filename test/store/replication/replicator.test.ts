@@ -18,6 +18,7 @@ import { pskClientOptions } from '../../../src/store/replication/replication-con
 import { ReplicationErrorCode } from '../../../src/store/replication/replication-error-code.js';
 import { derivePsk, parseReplicationKey, type PeerSpec } from '../../../src/store/replication/replication-settings.js';
 import { Replicator, type ReplicatorOptions } from '../../../src/store/replication/replicator.js';
+import { peersOf } from '../../../src/metrics/stats-snapshot.js';
 import { freeLoopbackPort } from '../../helpers/daemon.js';
 import { makeImmutable } from '../../helpers/immutable-file.js';
 import { capturingLogger } from '../../helpers/capturing-logger.js';
@@ -159,6 +160,10 @@ s('a write at one node reaches the other; both ways; cursors are persisted', asy
   assert.ok(st.peers[0]!.inbound);
   assert.is(st.peers[0]!.lagRecords, 0);
   assert.is(st.peers[0]!.nodeId, b!.store.getNodeId());
+  // The metrics read the same status: every per-peer figure arrives under its name.
+  const [m] = peersOf(st);
+  assert.equal(m, { peer: 'mxb', connected: true, lagRecords: 0, lagSec: 0, inbound: true, sentEntries: st.peers[0]!.sentEntries, receivedEntries: st.peers[0]!.receivedEntries, repairedRecords: st.peers[0]!.repairedRecords, ...(st.peers[0]!.lastDigestAtMs !== null ? { lastDigestAtMs: st.peers[0]!.lastDigestAtMs } : {}) });
+  assert.ok(m!.sentEntries! >= 2 && m!.receivedEntries! >= 1, JSON.stringify(m));
 });
 
 s('three nodes converge under random writes at random nodes, including merges of one key', async () => {
