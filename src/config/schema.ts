@@ -55,7 +55,7 @@ export const SCHEMA: readonly KeyDef[] = [
   { key: 'upstream-port', kind: 'int', min: 1, max: 65535, default: 53, group: 'dns', description: 'Destination port of upstream queries (for labs and tests; keep 53).' },
   { key: 'cache-size', kind: 'size', min: 1 << 20, default: 64 << 20, group: 'dns', description: 'Byte budget of the RRset and negative cache (suffixes k, m, g).' },
   { key: 'packet-cache-size', kind: 'size', min: 0, default: 16 << 20, group: 'dns', description: 'Byte budget of the encoded-answer cache for the hot path (0 turns it off).' },
-  { key: 'cache-min-ttl', kind: 'int', min: 0, max: 86400, default: 0, group: 'dns', description: 'Lower TTL clamp for cached records, seconds.' },
+  { key: 'cache-min-ttl', kind: 'int', min: 0, max: 86400, default: 0, group: 'dns', description: 'Lower TTL clamp for cached records, seconds (raises TTL 0 records too, as Unbound does; 0: TTL 0 records are not cached).' },
   { key: 'cache-max-ttl', kind: 'int', min: 1, max: 604800, default: 86400, group: 'dns', description: 'Upper TTL clamp for cached records, seconds.' },
   { key: 'cache-max-negative-ttl', kind: 'int', min: 0, max: 86400, default: 3600, group: 'dns', description: 'Upper TTL clamp for NXDOMAIN/NODATA (RFC 2308), seconds.' },
   { key: 'serve-expired', kind: 'bool', default: true, group: 'dns', description: 'RFC 8767: answer from expired data when fresh resolution fails (never for DNSBL/DNSWL zones).' },

@@ -345,6 +345,28 @@ basic('name server addresses with TTL 0 (glue or an NS-name sub-query) are still
   assert.equal(A(y), ['192.0.2.51']);
 });
 
+basic('an answer with TTL 0 is asked upstream every time, unless cache-min-ttl raises it (as Unbound does)', async () => {
+  for (const minTtl of [0, 60]) {
+    await hx.stop();
+    const spec = standardTree();
+    spec.zones['example.com.']!.records.push('zero 0 IN A 192.0.2.77');
+    hx = await startHarness({ spec, flags: { 'cache-min-ttl': minTtl } });
+    const first = await hx.stack.resolver.resolve('zero.example.com', 'A');
+    const second = await hx.stack.resolver.resolve('zero.example.com', 'A');
+    assert.equal(A(second), ['192.0.2.77']);
+    const asked = hx.counting.countForQuestion('127.53.2.1', 'zero.example.com.', RRType.A) + hx.counting.countForQuestion('127.53.2.2', 'zero.example.com.', RRType.A);
+    if (minTtl === 0) {
+      assert.is(first.ttlSec, 0);
+      assert.is(second.source, 'recursion');
+      assert.is(asked, 2);
+    } else {
+      assert.is(first.ttlSec, 60, 'the client gets the raised TTL');
+      assert.is(second.source, 'cache');
+      assert.is(asked, 1);
+    }
+  }
+});
+
 basic.run();
 
 const faults = suite('resolver: lame, dead and broken servers');

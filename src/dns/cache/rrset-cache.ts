@@ -169,12 +169,12 @@ export class RRsetCache {
    * Stores an RRset with the given credibility. RFC 2181 s5.4.1: an unexpired cached RRset is
    * replaced only by data of equal or higher trust; returns false when refused. Equal trust with
    * the same rdatas refreshes the TTL (and keeps the hit count). TTL 0 data is not cached (RFC 1035
-   * s3.2.1) but counts as accepted. Positive data of answer rank or better removes a cached NXDOMAIN
+   * s3.2.1) but counts as accepted, unless cache-min-ttl raises it (as Unbound's does). Positive data of answer rank or better removes a cached NXDOMAIN
    * of the name and a NODATA of the type, since the name and type evidently exist now.
    */
   putRRset(rr: RRsetInput, trust: Trust): boolean {
     const ttl = normaliseTtl(rr.ttl);
-    if (ttl === 0) return true;
+    if (ttl === 0 && this.minTtlSec === 0) return true;
     const now = this.clock.nowMs();
     const canon = canonicalName(rr.name);
     const key = rrsetKey(canon, rr.type, rr.class);
@@ -209,13 +209,13 @@ export class RRsetCache {
   }
 
   /**
-   * The TTL a positive record of this TTL is kept for: raised to cache-min-ttl, lowered to
-   * cache-max-ttl (0 stays 0: such data is not cached). Fresh answers carry it too, so no client
-   * and no packet cache keeps data longer than this cache does (as Unbound's replies do).
+   * The TTL a positive record of this TTL is kept for: raised to cache-min-ttl (TTL 0 too, as in
+   * Unbound; with the default 0 such data stays uncached), lowered to cache-max-ttl. Fresh answers
+   * carry it too, so no client and no packet cache keeps data longer than this cache does (as
+   * Unbound's replies do).
    */
   clampTtl(ttlSec: number): number {
-    const ttl = normaliseTtl(ttlSec);
-    return ttl === 0 ? 0 : Math.min(this.maxTtlSec, Math.max(this.minTtlSec, ttl));
+    return Math.min(this.maxTtlSec, Math.max(this.minTtlSec, normaliseTtl(ttlSec)));
   }
 
   /**

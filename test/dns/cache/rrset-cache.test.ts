@@ -76,17 +76,28 @@ s('duplicate rdata is stored once; the cache holds its own copy of the bytes', (
   assert.equal(last(cache.getRRset('dup.example.', A)?.rdatas), [7, 8]);
 });
 
-s('TTL clamps: min and max apply to positive data; TTL 0 is accepted but not cached', () => {
-  const { cache } = make({ minTtlSec: 60, maxTtlSec: 3600 });
-  cache.putRRset(aSet('low.example.', 5), Trust.AnswerAuth);
+s('TTL clamps: min and max apply to positive data; TTL 0 is accepted but not cached without a minimum', () => {
+  const { cache } = make({ minTtlSec: 0, maxTtlSec: 3600 });
   cache.putRRset(aSet('high.example.', 604_800), Trust.AnswerAuth);
-  assert.is(cache.getRRset('low.example.', A)?.ttlSec, 60);
   assert.is(cache.getRRset('high.example.', A)?.ttlSec, 3600);
   assert.ok(cache.putRRset(aSet('zero.example.', 0), Trust.AnswerAuth));
   assert.is(cache.getRRset('zero.example.', A), undefined);
   assert.ok(cache.putRRset(aSet('neg.example.', 0x80000000), Trust.AnswerAuth), 'top bit set counts as 0 (RFC 2181 s8)');
   assert.is(cache.getRRset('neg.example.', A), undefined);
-  assert.is(cache.stats().entries, 2);
+  assert.is(cache.clampTtl(0), 0);
+  assert.is(cache.stats().entries, 1);
+});
+
+s('cache-min-ttl raises every positive TTL, 0 and top-bit ones included, as Unbound does', () => {
+  const { cache } = make({ minTtlSec: 60, maxTtlSec: 3600 });
+  cache.putRRset(aSet('low.example.', 5), Trust.AnswerAuth);
+  assert.is(cache.getRRset('low.example.', A)?.ttlSec, 60);
+  assert.ok(cache.putRRset(aSet('zero.example.', 0), Trust.AnswerAuth));
+  assert.is(cache.getRRset('zero.example.', A)?.ttlSec, 60);
+  assert.ok(cache.putRRset(aSet('neg.example.', 0x80000000), Trust.AnswerAuth));
+  assert.is(cache.getRRset('neg.example.', A)?.ttlSec, 60);
+  assert.is(cache.clampTtl(0), 60, 'fresh answers carry the raised TTL too');
+  assert.is(cache.stats().entries, 3);
 });
 
 s('credibility: glue never replaces an unexpired authoritative answer', () => {
