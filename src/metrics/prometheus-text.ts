@@ -2,7 +2,7 @@
 // lines, counters ending in _total, one histogram for upstream RTTs. Called by metrics-server.ts;
 // pure string building, so the names it exports are tested without a socket.
 import type { HistogramSnapshot } from './histogram.js';
-import type { StatsSnapshot } from './stats-snapshot.js';
+import type { ReplicationPeerLag, StatsSnapshot } from './stats-snapshot.js';
 
 /** Content-Type of the exposition format this module writes. */
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
@@ -152,23 +152,14 @@ export function renderPrometheus(s: StatsSnapshot): string {
     w.each('mxsentry_replication_log_entries', 'gauge', 'Entries in the replication log.', [[{}, s.store.counts.replogEntries]]);
   }
 
-  const peers = s.replication.peers;
-  w.each('mxsentry_replication_peer_connected', 'gauge', '1 when the replication peer is connected.',
-    peers.filter((x) => x.connected !== undefined).map((x) => [{ peer: x.peer }, x.connected ? 1 : 0]));
-  w.each('mxsentry_replication_lag_records', 'gauge', 'Greylist changes not yet acknowledged by the peer.',
-    peers.filter((x) => x.lagRecords !== undefined).map((x) => [{ peer: x.peer }, x.lagRecords ?? 0]));
-  w.each('mxsentry_replication_lag_seconds', 'gauge', 'Age of the oldest change not yet acknowledged by the peer.',
-    peers.filter((x) => x.lagSec !== undefined).map((x) => [{ peer: x.peer }, x.lagSec ?? 0]));
-  w.each('mxsentry_replication_peer_inbound', 'gauge', '1 when the peer has a session open to this node (it pushes its changes).',
-    peers.filter((x) => x.inbound !== undefined).map((x) => [{ peer: x.peer }, x.inbound ? 1 : 0]));
-  w.each('mxsentry_replication_sent_entries_total', 'counter', 'Log entries pushed to the peer (restarts with a link replaced by a reload).',
-    peers.filter((x) => x.sentEntries !== undefined).map((x) => [{ peer: x.peer }, x.sentEntries ?? 0]));
-  w.each('mxsentry_replication_received_entries_total', 'counter', 'Log entries received from the peer.',
-    peers.filter((x) => x.receivedEntries !== undefined).map((x) => [{ peer: x.peer }, x.receivedEntries ?? 0]));
-  w.each('mxsentry_replication_repaired_records_total', 'counter', 'Records sent to the peer by digest repair.',
-    peers.filter((x) => x.repairedRecords !== undefined).map((x) => [{ peer: x.peer }, x.repairedRecords ?? 0]));
-  w.each('mxsentry_replication_last_digest_timestamp_seconds', 'gauge', 'Unix time the last digest comparison with the peer finished.',
-    peers.filter((x) => x.lastDigestAtMs !== undefined).map((x) => [{ peer: x.peer }, (x.lastDigestAtMs ?? 0) / 1000]));
+  for (const [name, type, help, value] of PEER_SERIES) {
+    const rows: Array<[Labels, number]> = [];
+    for (const p of s.replication.peers) {
+      const v = value(p);
+      if (v !== undefined) rows.push([{ peer: p.peer }, v]);
+    }
+    w.each(name, type, help, rows);
+  }
   const r = s.replication;
   if (r.refusedConnections !== undefined) {
     w.each('mxsentry_replication_refused_connections_total', 'counter', 'Replication connections refused (wrong key, name or protocol version).', [[{}, r.refusedConnections]]);
@@ -178,6 +169,21 @@ export function renderPrometheus(s: StatsSnapshot): string {
   }
   return w.text();
 }
+
+const flag = (b: boolean | undefined): number | undefined => (b === undefined ? undefined : b ? 1 : 0);
+
+/** Per-peer replication series: name, type, help, value (undefined: no sample for that peer). */
+const PEER_SERIES: ReadonlyArray<[string, 'counter' | 'gauge', string, (p: ReplicationPeerLag) => number | undefined]> = [
+  ['mxsentry_replication_peer_connected', 'gauge', '1 when the replication peer is connected.', (p) => flag(p.connected)],
+  ['mxsentry_replication_lag_records', 'gauge', 'Greylist changes not yet acknowledged by the peer.', (p) => p.lagRecords],
+  ['mxsentry_replication_lag_seconds', 'gauge', 'Age of the oldest change not yet acknowledged by the peer.', (p) => p.lagSec],
+  ['mxsentry_replication_peer_inbound', 'gauge', '1 when the peer has a session open to this node (it pushes its changes).', (p) => flag(p.inbound)],
+  ['mxsentry_replication_sent_entries_total', 'counter', 'Log entries pushed to the peer (restarts with a link replaced by a reload).', (p) => p.sentEntries],
+  ['mxsentry_replication_received_entries_total', 'counter', 'Log entries received from the peer.', (p) => p.receivedEntries],
+  ['mxsentry_replication_repaired_records_total', 'counter', 'Records sent to the peer by digest repair.', (p) => p.repairedRecords],
+  ['mxsentry_replication_last_digest_timestamp_seconds', 'gauge', 'Unix time the last digest comparison with the peer finished.',
+    (p) => (p.lastDigestAtMs === undefined ? undefined : p.lastDigestAtMs / 1000)],
+];
 
 /** Label values in Prometheus' snake_case: autoWhitelisted -> auto_whitelisted. */
 function snakeCase(name: string): string {
