@@ -23,6 +23,14 @@ const ESCAPED: readonly string[] = Array.from({ length: 256 }, (_, b) => {
   return '\\' + String(b).padStart(3, '0');
 });
 
+/**
+ * Scratch space of readWireName: the escaped text of a name is written here as Latin-1 bytes and
+ * read out as one flat string, instead of growing a string a character at a time (a new string per
+ * character, most of the garbage a decoded response made). A name of 255 wire bytes has at most
+ * 4 * 253 + 127 escaped characters.
+ */
+const NAME_SCRATCH = Buffer.alloc(4 * MAX_NAME_WIRE + MAX_POINTER_HOPS + 8);
+
 /** Same as ESCAPED with ASCII A-Z folded to a-z (RFC 4343), for canonical keys built from wire. */
 export const ESCAPED_LOWER: readonly string[] = ESCAPED.map((s, b) =>
   b >= 0x41 && b <= 0x5a ? String.fromCharCode(b + 0x20) : s,
@@ -186,7 +194,8 @@ export function readWireName(
   let end = -1;
   let hops = 0;
   let wire = 1;
-  let name = '';
+  const out = NAME_SCRATCH;
+  let n = 0;
   for (;;) {
     if (pos >= buf.length) throw formerr(`name at ${offset} runs past the end of the data`);
     const len = buf[pos] as number;
@@ -210,11 +219,19 @@ export function readWireName(
     wire += len + 1;
     if (wire > MAX_NAME_WIRE) throw formerr(`name at ${offset} is longer than ${MAX_NAME_WIRE} bytes`);
     if (pos + 1 + len > buf.length) throw formerr(`label at ${pos} runs past the end of the data`);
-    for (let i = pos + 1; i <= pos + len; i++) name += ESCAPED[buf[i] as number];
-    name += '.';
+    for (let i = pos + 1; i <= pos + len; i++) {
+      const c = buf[i] as number;
+      if (c >= 0x21 && c <= 0x7e && c !== DOT && c !== BACKSLASH) {
+        out[n++] = c;
+      } else {
+        const esc = ESCAPED[c] as string;
+        for (let k = 0; k < esc.length; k++) out[n++] = esc.charCodeAt(k);
+      }
+    }
+    out[n++] = DOT;
     pos += len + 1;
   }
-  return { name: name === '' ? '.' : name, end };
+  return { name: n === 0 ? '.' : out.toString('latin1', 0, n), end };
 }
 
 /** True when the character at `index` is preceded by an odd number of backslashes. */
