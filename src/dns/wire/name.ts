@@ -136,6 +136,8 @@ export function canonicalName(name: Name): Name {
  * @throws DnsError DNS_ERR_BAD_NAME when the Name is not valid (see parseName).
  */
 export function nameToWire(name: Name): Buffer {
+  const plain = plainNameToWire(name);
+  if (plain) return plain;
   const labels = textToLabels(name);
   const out = Buffer.allocUnsafe(wireLengthOfLabels(labels));
   let off = 0;
@@ -144,6 +146,32 @@ export function nameToWire(name: Name): Buffer {
     for (const b of label) out[off++] = b;
   }
   out[off] = 0;
+  return out;
+}
+
+/**
+ * nameToWire without building label arrays, for the common absolute name of printable characters
+ * other than '.' and '\\' in its labels; null for anything else (escapes, the root, no trailing
+ * dot, an empty or overlong label, a name over 255 bytes), which takes the general path and its errors.
+ */
+function plainNameToWire(name: Name): Buffer | null {
+  const n = name.length;
+  if (n < 2 || n + 1 > MAX_NAME_WIRE || name.charCodeAt(n - 1) !== DOT) return null;
+  const out = Buffer.allocUnsafe(n + 1);
+  let lenAt = 0;
+  for (let i = 0; i < n; i++) {
+    const c = name.charCodeAt(i);
+    if (c === DOT) {
+      const len = i - lenAt;
+      if (len === 0 || len > MAX_LABEL) return null;
+      out[lenAt] = len;
+      lenAt = i + 1;
+    } else {
+      if (c < 0x21 || c > 0x7e || c === BACKSLASH) return null;
+      out[i + 1] = c;
+    }
+  }
+  out[n] = 0;
   return out;
 }
 

@@ -17,6 +17,7 @@ import {
   wireLength,
 } from '../../../src/dns/wire/name.js';
 import { throwsCode } from '../../helpers/assert-error.js';
+import { seededRandom } from '../../helpers/seeded-random.js';
 
 const s = suite('dns/wire/name');
 
@@ -63,6 +64,35 @@ s('nameToWire and wireLength agree, escapes map to single bytes', () => {
   assert.equal([...nameToWire('a\\.b.c.')], [3, 0x61, 0x2e, 0x62, 1, 0x63, 0]);
   assert.equal([...nameToWire('.')], [0]);
   assert.equal([...nameToWire('\\255.')], [1, 255, 0]);
+});
+
+s('wire -> readWireName -> nameToWire round-trips byte for byte, plain and escaped labels alike, at every length', () => {
+  const rnd = seededRandom(20261205);
+  const int = (n: number): number => Math.floor(rnd() * n);
+  for (let i = 0; i < 2000; i++) {
+    const parts: number[] = [];
+    let total = 1;
+    const labels = 1 + int(8);
+    for (let l = 0; l < labels; l++) {
+      const len = 1 + int(i % 3 === 0 ? 63 : 12);
+      if (total + len + 1 > 255) break;
+      parts.push(len);
+      // Mostly letters, digits and '-'; every fourth name may hold any byte (escapes, '.', '\\').
+      for (let k = 0; k < len; k++) parts.push(i % 4 === 0 ? int(256) : 'abcXYZ019-_'.charCodeAt(int(11)));
+      total += len + 1;
+    }
+    if (parts.length === 0) continue;
+    const bytes = Buffer.from([...parts, 0]);
+    const name = readWireName(bytes, 0).name;
+    assert.equal([...nameToWire(name)], [...bytes], name);
+    assert.is(wireLength(name), bytes.length);
+  }
+  const label63 = 'a'.repeat(63);
+  assert.is(nameToWire(`${label63}.`).length, 65);
+  throwsCode(() => nameToWire(`${label63}a.`), 'DNS_ERR_BAD_NAME', /63/);
+  throwsCode(() => nameToWire('a..b.'), 'DNS_ERR_BAD_NAME', /empty label/);
+  throwsCode(() => nameToWire(`${label63}.`.repeat(4)), 'DNS_ERR_BAD_NAME', /255/);
+  assert.equal([...nameToWire('a.b')], [1, 0x61, 1, 0x62, 0], 'the trailing dot is optional');
 });
 
 s('readWireName: a label containing a dot stays distinct from two labels', () => {
