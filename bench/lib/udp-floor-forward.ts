@@ -62,10 +62,11 @@ server.on('message', (msg, rinfo) => {
   const done = (): void => {
     clearTimeout(timer);
     upstream.removeAllListeners('message');
+    // Closed already after an error: close() then throws ERR_SOCKET_DGRAM_NOT_RUNNING, as in the transport.
     try {
       upstream.close();
-    } catch {
-      // already closed after an error
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ERR_SOCKET_DGRAM_NOT_RUNNING') throw err;
     }
   };
   const timer = setTimeout(done, UPSTREAM_TIMEOUT_MS);
