@@ -35,6 +35,7 @@ import {
   type ReplogEntry,
 } from './record-codec.js';
 import { ExpirySweep, purgeExpired, SWEEP_BATCH, type ExpiryHandle, type PurgeResult } from './expiry.js';
+import { RecoveryProbe } from './recovery-probe.js';
 import { TimerScheduler, type Scheduler } from './scheduler.js';
 import { StoreErrorCode } from './store-error-code.js';
 import { LogTail } from './log-tail.js';
@@ -118,6 +119,7 @@ export class LmdbGreylistStore implements GreylistStore {
   /** The log entries this process committed lately, for readLog. */
   private readonly logTail = new LogTail();
   private readonly expiry: ExpirySweep;
+  private readonly recovery: RecoveryProbe;
 
   private constructor(
     private readonly env: LmdbEnv,
@@ -134,6 +136,8 @@ export class LmdbGreylistStore implements GreylistStore {
       logCommitted: (entries) => this.logTail.committed(entries),
     });
     this.expiry = new ExpirySweep({ scheduler, clock, logger, isClosed: () => env.isClosed(), purge: (now, maxAge) => this.purge(now, maxAge) });
+    const decisionPages = 4 * env.putBound(2 * REPLOG_OVERHEAD_BYTES); // two records and their log entries, as decideNow reserves
+    this.recovery = new RecoveryProbe({ env, clock, scheduler, logger, decisionPages, isDone: () => this.healthy || env.isClosed(), tracked: (p) => this.tracked(p) });
   }
 
   /**
@@ -224,7 +228,7 @@ export class LmdbGreylistStore implements GreylistStore {
     }));
   }
 
-  /** False after a store failure (map full, I/O error) until a later write transaction commits. */
+  /** False after a store failure (map full, I/O error) until a write (or the recovery probe's) commits. */
   isHealthy(): boolean {
     return this.healthy && !this.env.isClosed();
   }
@@ -473,6 +477,7 @@ export class LmdbGreylistStore implements GreylistStore {
   /** Stops the expiry sweep, waits for pending writes, flushes and closes; later calls reject with STORE_ERR_CLOSED. */
   async close(): Promise<void> {
     this.stopExpiry();
+    this.recovery.stop();
     await this.env.close();
   }
 
@@ -544,12 +549,12 @@ export class LmdbGreylistStore implements GreylistStore {
 
   /** Clears the health flag on a store failure (logged once per failure period). */
   private noteFailure(err: unknown): void {
-    // INVALID is the caller's mistake and CLOSED is shutdown (isHealthy checks that itself);
-    // CORRUPT records inside transactions are handled as absent,
-    // so a CORRUPT reaching here comes from LMDB itself (a damaged file) and is a store failure.
+    // INVALID is the caller's mistake and CLOSED is shutdown (isHealthy checks that itself); CORRUPT
+    // records inside transactions are handled as absent, so a CORRUPT here is a damaged file.
     if (err instanceof StoreError && err.code !== StoreErrorCode.INVALID && err.code !== StoreErrorCode.CLOSED) {
       if (this.healthy) this.logger.error({ code: err.code, err: err.message }, 'greylist store failure: failing open until it recovers');
       this.healthy = false;
+      this.recovery.start(); // decisions stop writing now: the probe notices when writes work again
     }
   }
 }

@@ -14,6 +14,7 @@ import { LmdbEnv } from '../../src/store/lmdb-env.js';
 import { LmdbGreylistStore } from '../../src/store/lmdb-greylist-store.js';
 import { ManualScheduler } from '../../src/store/scheduler.js';
 import { capturingLogger } from '../helpers/capturing-logger.js';
+import { makeImmutable } from '../helpers/immutable-file.js';
 
 const s = suite('store/lmdb-greylist-store');
 
@@ -646,6 +647,37 @@ s('an expiry sweep restores health after a failure even when nothing expires', a
   await handle.whenIdle();
   assert.ok(store.isHealthy(), 'the sweep committed, so the store is usable again');
   handle.stop();
+});
+
+s('after a failed write the store probes until writes work again, without waiting for the hourly sweep', async () => {
+  // The policy stops writing to an unhealthy store, and a store without peers may have nothing left
+  // to trim: a transient I/O error must not switch greylisting off until the next expiry sweep.
+  const clock = new ManualClock(T0);
+  const scheduler = new ManualScheduler(clock);
+  const dir = tempDir();
+  const store = await openStore(dir, clock, { scheduler });
+  await store.transact('before', 'c', () => ({ update: { triplet: newTriplet(T0) }, result: 0 }));
+  // Advances the scheduler by stepMs at a time, letting each step's commit settle on lmdb's thread.
+  const advanceUntilHealthy = async (limitMs: number, stepMs: number): Promise<void> => {
+    for (let waited = 0; waited < limitMs && !store.isHealthy(); waited += stepMs) {
+      scheduler.advanceMs(stepMs);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  const undo = makeImmutable(join(dir, 'greylist', 'data.mdb'), 'store: probing after a failed write');
+  if (!undo) return;
+  try {
+    await rejectsWith(store.transact('during', 'c', () => ({ update: { triplet: newTriplet(T0) }, result: 0 })), 'STORE_ERR_IO');
+    assert.not.ok(store.isHealthy());
+    await advanceUntilHealthy(15_000, 5000);
+    assert.not.ok(store.isHealthy(), 'probes fail while the file cannot be written');
+  } finally {
+    undo();
+  }
+  await advanceUntilHealthy(60_000, 1000);
+  assert.ok(store.isHealthy(), 'healthy again within a minute of the cause going away, no sweep needed');
+  await store.transact('after', 'c', () => ({ update: { triplet: newTriplet(T0) }, result: 0 }));
+  assert.equal((await store.read('after', 'c')).triplet, newTriplet(T0));
 });
 
 s('purge removes undecodable records', async () => {

@@ -1,0 +1,84 @@
+// Brings the greylist store back into use after a failure (an I/O error, a full store). Used by
+// lmdb-greylist-store.ts only: the policy service stops writing to an unhealthy store, and a node
+// without peers may have no log left to trim, so without this probe only the hourly expiry sweep
+// would ever notice that writes work again. It never decides or writes records.
+import type { Clock } from '../util/clock.js';
+import { describeError } from '../util/errors.js';
+import type { Logger } from '../util/logger.js';
+import type { LmdbEnv } from './lmdb-env.js';
+import { encodeMetaValue } from './record-codec.js';
+import type { ScheduledTask, Scheduler } from './scheduler.js';
+
+/** First probe after a failure; each failed probe doubles the wait, up to RECOVERY_PROBE_MAX_MS. */
+export const RECOVERY_PROBE_MIN_MS = 1000;
+export const RECOVERY_PROBE_MAX_MS = 30_000;
+
+/** `meta` key the probe writes: an empty transaction commits without touching the file, so proves nothing. */
+const PROBE_KEY = 'recoveryProbeMs';
+
+/** What the probe needs from its store. */
+export interface RecoveryProbeDeps {
+  env: LmdbEnv;
+  clock: Clock;
+  scheduler: Scheduler;
+  logger: Logger;
+  /** True once there is nothing left to probe for: the store is healthy again, or closed. */
+  isDone(): boolean;
+  /** The store's health bookkeeping around a write's promise: a committed write restores health. */
+  tracked<T>(p: Promise<T>): Promise<T>;
+  /** Upper bound of the pages one decision writes: a store still too full for one stays unhealthy. */
+  decisionPages: number;
+}
+
+/**
+ * While started, checks on the scheduler that a decision's write fits and that a write transaction
+ * of one small `meta` value commits; the commit restores the store's health through `tracked`.
+ */
+export class RecoveryProbe {
+  private task: ScheduledTask | undefined;
+  private running = false;
+  private delayMs = RECOVERY_PROBE_MIN_MS;
+
+  constructor(private readonly deps: RecoveryProbeDeps) {}
+
+  /** Starts probing after a failure; nothing when probing already. */
+  start(): void {
+    if (this.task || this.running) return;
+    this.delayMs = RECOVERY_PROBE_MIN_MS;
+    this.schedule();
+  }
+
+  /** Cancels the next probe (close); one already running finishes. */
+  stop(): void {
+    this.task?.cancel();
+    this.task = undefined;
+  }
+
+  private schedule(): void {
+    this.task = this.deps.scheduler.schedule(this.delayMs, () => {
+      this.task = undefined;
+      if (this.deps.isDone()) return;
+      this.running = true;
+      this.probe()
+        .catch((err: unknown) => this.deps.logger.debug({ err: describeError(err), retryInMs: this.delayMs * 2 }, 'greylist store still failing'))
+        .finally(() => {
+          this.running = false;
+          if (this.deps.isDone()) return;
+          this.delayMs = Math.min(RECOVERY_PROBE_MAX_MS, this.delayMs * 2);
+          this.schedule();
+        });
+    });
+  }
+
+  private probe(): Promise<unknown> {
+    const { env } = this.deps;
+    try {
+      // A small write may succeed in a full store: health must not come back for a decision that cannot fit.
+      env.checkFits(this.deps.decisionPages);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const stamp = encodeMetaValue(this.deps.clock.nowMs());
+    return this.deps.tracked(env.write('probing the store after a failure', (tx) => tx.put(env.meta, PROBE_KEY, stamp), { grows: false }));
+  }
+}
