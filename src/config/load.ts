@@ -7,7 +7,7 @@ import { cidrHostBitsProblem, parseCidr } from '../util/cidr.js';
 import { ConfigError, describeError } from '../util/errors.js';
 import { parseName } from '../dns/wire/name.js';
 import { parseDnsListSpec } from '../policy/dns-list-spec.js';
-import { formatLimit } from './format-value.js';
+import { formatLimit, formatValue } from './format-value.js';
 import { SCHEMA, keyDef, suggestKey, type KeyDef } from './schema.js';
 
 /** A listening address. */
@@ -139,7 +139,28 @@ export function loadConfig(opts: { file?: string; flags?: Record<string, unknown
     }
     values[def.key] = def.list ? parsed : parsed[0] ?? normaliseDefault(def);
   }
+  checkRetryWindow(values, origins, errors);
   return { values, errors, origins, ...(opts.file ? { file: opts.file } : {}) };
+}
+
+/**
+ * postgrey's rule, applied at each retry (greylist.ts): a triplet that never passed and was not
+ * seen within the retry window starts over. A window shorter than the delay therefore restarts
+ * every retry made after the delay, and greylisting defers all new mail until it bounces.
+ */
+function checkRetryWindow(values: ConfigValues, origins: Record<string, ValueOrigin[]>, errors: ConfigError[]): void {
+  const delay = values['delay'];
+  const window = values['retry-window'];
+  if (typeof delay !== 'number' || typeof window !== 'number' || window >= delay) return;
+  const windowDef = keyDef('retry-window') as KeyDef;
+  // The delay's maximum is below the window's default, so the window was set: its line is the place.
+  const origin = origins['retry-window']?.[0];
+  const at = origin ? placeOf(windowDef, { key: 'retry-window', value: '', ...origin }) : 'retry-window';
+  errors.push(new ConfigError(
+    'CONFIG_ERR_VALUE',
+    `${at}: ${formatValue(windowDef, window)} is shorter than delay (${formatLimit(keyDef('delay') as KeyDef, delay)}): a sender retrying after the delay would start over every time, so no mail could ever pass greylisting`,
+    { key: 'retry-window', ...(origin?.line !== undefined ? { line: origin.line } : {}) },
+  ));
 }
 
 /**

@@ -137,6 +137,19 @@ s('a bare number on a second-unit key is named as seconds; retry-window\'s minim
   ]);
 });
 
+s('a retry-window shorter than the delay is refused: every retry after the delay would start over, nothing could pass', () => {
+  const r = loadText('# greylisting\ndelay: 1h\nretry-window: 30m\n');
+  const why = 'a sender retrying after the delay would start over every time, so no mail could ever pass greylisting';
+  assert.equal(messages(r), [`mxsentry.conf:3: retry-window: 30m is shorter than delay (3600 seconds): ${why}`]);
+  assert.equal([r.errors[0]?.code, r.errors[0]?.key, r.errors[0]?.line], ['CONFIG_ERR_VALUE', 'retry-window', 3]);
+  assert.equal(messages(loadConfig({ flags: { delay: '7200', 'retry-window': '1h' } })), [`--retry-window: 1h is shorter than delay (7200 seconds): ${why}`]);
+  // The delay alone cannot do it (its maximum, a day, is below the default window of 2 days).
+  assert.equal(messages(loadConfig({ flags: { delay: '86400' } })), []);
+  // Equal is allowed (as checkGreylistConfig allows it), and so is any window from the delay up.
+  assert.equal(messages(loadText('delay: 1h\nretry-window: 1h\n')), []);
+  assert.equal(messages(loadText('delay: 300\nretry-window: 2\n')), []);
+});
+
 s('stored values keep their units: durations in seconds, sizes in bytes', () => {
   const r = loadText('retry-window: 12h\nmax-age: 35\ndelay: 5m\ncache-size: 128m\n');
   assert.equal(r.errors, []);
