@@ -2,6 +2,7 @@
 // do_sender_substitutions, do_client_substitutions): triplet keys and the decision on stored
 // records. Pure functions of their arguments; called by checks/greylist-check.ts inside the
 // store's transaction. It must not do I/O, read a clock or keep state.
+import { createHash } from 'node:crypto';
 import { formatAddress, parseAddress } from '../util/cidr.js';
 import { PolicyError } from '../util/errors.js';
 import { isDeletedTriplet, totalPasses, type ClientRecord, type GreylistUpdate, type TripletRecord } from '../store/greylist-types.js';
@@ -70,12 +71,32 @@ export interface TripletKeyOptions {
 }
 
 /**
+ * Longest triplet key in bytes kept as it is: the store's key limit (greylist-types.ts, GreylistStore).
+ * Postfix accepts recipients far longer than any real mailbox, and such a key used to be refused.
+ */
+export const MAX_TRIPLET_KEY_BYTES = 1000;
+
+/**
  * The triplet key "client-net/sender/recipient" as postgrey builds it (lower case): the client's
  * /24 (IPv4) or /64 (IPv6) network address, or the full address with lookupByHost; the normalised
- * sender; the recipient. Throws POLICY_ERR_BAD_ADDRESS when clientAddress is not an IP address.
+ * sender; the recipient. A key over MAX_TRIPLET_KEY_BYTES keeps its beginning (for `greylist list
+ * --prefix`) and ends in "~sha256:" and the digest of the whole key, so it stays one key per
+ * triplet, the same on every node. Throws POLICY_ERR_BAD_ADDRESS when clientAddress is not an IP address.
  */
 export function tripletKey(clientAddress: string, sender: string, recipient: string, opts: TripletKeyOptions): string {
-  return `${clientNetwork(clientAddress, opts)}/${normaliseSender(sender)}/${recipient.trim().toLowerCase()}`;
+  const key = `${clientNetwork(clientAddress, opts)}/${normaliseSender(sender)}/${recipient.trim().toLowerCase()}`;
+  if (key.length * 3 <= MAX_TRIPLET_KEY_BYTES || Buffer.byteLength(key, 'utf8') <= MAX_TRIPLET_KEY_BYTES) return key;
+  const suffix = `~sha256:${createHash('sha256').update(key, 'utf8').digest('hex')}`;
+  let headBytes = 0;
+  let headEnd = 0;
+  // Cut between characters, never inside a UTF-8 sequence.
+  for (const ch of key) {
+    const n = Buffer.byteLength(ch, 'utf8');
+    if (headBytes + n > MAX_TRIPLET_KEY_BYTES - suffix.length) break;
+    headBytes += n;
+    headEnd += ch.length;
+  }
+  return `${key.slice(0, headEnd)}${suffix}`;
 }
 
 /** The client part of the triplet: network address (postgrey's do_client_substitutions) or host. */

@@ -68,7 +68,8 @@ export interface DecideOptions {
  * undefined). Any store failure (cannot open, map full, I/O error) throws (rejects) a StoreError
  * (STORE_ERR_*): the caller fails open. Writes are durable at the next background sync, never
  * fsync'd per decision. With `dryRun` (`mxsentry check`), decideNow validates the update and checks
- * that it fits, so it throws what a real decision would throw, and queues nothing.
+ * that it fits, so it throws what a real decision would throw, and queues nothing. Keys are at most
+ * 1000 bytes of UTF-8 (STORE_ERR_INVALID beyond: record-codec.ts MAX_KEY_BYTES).
  */
 export interface GreylistStore {
   decideNow<T>(

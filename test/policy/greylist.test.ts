@@ -6,6 +6,7 @@ import {
   type GreylistConfig,
 } from '../../src/policy/greylist.js';
 import { mergeTriplet, type ClientRecord, type TripletRecord } from '../../src/store/greylist-types.js';
+import { MAX_KEY_BYTES } from '../../src/store/record-codec.js';
 
 const s = suite('policy/greylist');
 const cfg: GreylistConfig = { ...DEFAULT_GREYLIST_CONFIG };
@@ -62,6 +63,25 @@ s('tripletKey: neighbours in a /24 share a key unless lookupByHost', () => {
   assert.is.not(tripletKey('192.0.2.1', 'x@y.z', 'r@s.t', { lookupByHost: true }), tripletKey('192.0.2.2', 'x@y.z', 'r@s.t', { lookupByHost: true }));
   assert.is(tripletKey('2001:db8::1', '', 'r@s.t', { lookupByHost: false }), tripletKey('2001:db8::ffff:1', '', 'r@s.t', { lookupByHost: false }));
   assert.is(clientKey('::FFFF:192.0.2.1'), '192.0.2.1');
+});
+
+s('tripletKey: an over-long recipient still gives a key the store takes, one per recipient, stable', () => {
+  const net = { lookupByHost: false };
+  const long = `${'b'.repeat(990)}@rcpt.example`;
+  const key = tripletKey('192.0.2.1', 'alice@sender.example', long, net);
+  assert.ok(Buffer.byteLength(key) <= MAX_KEY_BYTES, `${Buffer.byteLength(key)} bytes`);
+  assert.ok(key.startsWith('192.0.2.0/alice@sender.example/bbbb'), 'readable, and found by --prefix');
+  assert.is(tripletKey('192.0.2.77', 'Alice@Sender.example', long.toUpperCase(), net), key, 'normalised like any key');
+  assert.is.not(tripletKey('192.0.2.1', 'alice@sender.example', `${'b'.repeat(989)}c@rcpt.example`, net), key);
+  assert.is.not(tripletKey('192.0.2.1', 'carol@sender.example', long, net), key);
+  // Multi-byte characters are never cut in half.
+  const utf8 = tripletKey('2001:db8::1', 'alice@sender.example', `${'\u00e9'.repeat(700)}@rcpt.example`, net);
+  assert.ok(Buffer.byteLength(utf8) <= MAX_KEY_BYTES);
+  assert.not.ok(utf8.includes('\ufffd'));
+  // Every key the store took before stays as it was.
+  const fits = `192.0.2.0/a@b.example/${'c'.repeat(1000 - 35)}@rcpt.example`;
+  assert.is(Buffer.byteLength(fits), MAX_KEY_BYTES);
+  assert.is(tripletKey('192.0.2.1', 'a@b.example', `${'c'.repeat(1000 - 35)}@rcpt.example`, net), fits);
 });
 
 s('first seen: defer with the full delay, record first = last = now', () => {

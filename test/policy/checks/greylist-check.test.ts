@@ -1,5 +1,8 @@
 // Tests for policy step 10 over the in-memory store: the postgrey flow end to end, action texts,
 // whitelists, auto-whitelist, dry runs, fail open on store errors, PREPEND once per message.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createGreylistCheck, greylistAction, rfc5322Date, type GreylistCheckOptions } from '../../../src/policy/checks/greylist-check.js';
@@ -11,6 +14,7 @@ import { StoreError } from '../../../src/util/errors.js';
 import { createSilentLogger } from '../../../src/util/logger.js';
 import { captureLogger } from '../../helpers/fake-list-resolver.js';
 import { MemoryGreylistStore } from '../../helpers/memory-greylist-store.js';
+import { LmdbGreylistStore } from '../../../src/store/lmdb-greylist-store.js';
 
 const s = suite('policy/checks/greylist-check');
 
@@ -197,6 +201,36 @@ s('lookupByHost keys on the full address; IPv6 on the /64', async () => {
   await v6.check.run(v6.ctx({ client_address: '2001:db8:1:2:ffff::b' }));
   assert.equal([...v6.store.triplets.keys()], ['2001:db8:1:2::/alice@sender.example/bob@rcpt.example']);
   assert.equal([...v6.store.clients.keys()], []);
+});
+
+s('an over-long recipient is greylisted like any other, not waved through as a store failure', async () => {
+  // Postfix accepts a 990-byte local part (a catch-all or relay domain delivers it); the LMDB store
+  // refuses keys over 1000 bytes, which failed open as "greylist store unavailable".
+  const clock = new ManualClock(Date.UTC(2024, 0, 15, 10, 30, 0));
+  const dir = mkdtempSync(join(tmpdir(), 'mxsentry-greylist-check-'));
+  const store = await LmdbGreylistStore.open({ dataDir: dir, clock, logger: createSilentLogger() });
+  try {
+    const check = createGreylistCheck({ store, logger: createSilentLogger(), config: { ...DEFAULT_GREYLIST_CONFIG }, nodeId: store.getNodeId(), version: '0.1.0', clock });
+    const ctx = (recipient: string): CheckContext => {
+      const request = { client_address: '192.0.2.10', client_name: 'unknown', sender: 'alice@sender.example', recipient, instance: 'i1' };
+      return { request, clientAddress: request.client_address, deadlineAtMs: clock.nowMs() + 5000, nowMs: clock.nowMs(), record: true, memo: new Map() };
+    };
+    const long = `${'b'.repeat(990)}@rcpt.example`;
+    let r = await check.run(ctx(long));
+    assert.is(r?.action, 'DEFER_IF_PERMIT 4.2.0 Greylisted by mxsentry, try again in 60 seconds');
+    assert.match(r?.reason ?? '', /\(new, 60s to wait\)$/);
+    clock.advanceSec(61);
+    r = await check.run(ctx(`${'b'.repeat(989)}c@rcpt.example`));
+    assert.match(r?.reason ?? '', /\(new, 60s to wait\)$/, 'another long recipient is another triplet');
+    r = await check.run(ctx(long));
+    assert.is(r?.action, 'DUNNO');
+    assert.match(r?.reason ?? '', /^greylist passed .* after 61s$/);
+    assert.is(check.stats().storeFailures, 0);
+    assert.ok(store.isHealthy());
+  } finally {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 s.run();
