@@ -7,6 +7,7 @@ import { describeError, StoreError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import type { LmdbEnv } from './lmdb-env.js';
 import { decodeRecord } from './record-codec.js';
+import { writeProbeStamp } from './recovery-probe.js';
 import type { ScheduledTask, Scheduler } from './scheduler.js';
 import { StoreErrorCode } from './store-error-code.js';
 
@@ -41,14 +42,15 @@ export interface PurgeDeps {
 /**
  * Deletes triplets and clients whose lastSeenMs is older than `nowMs - maxAgeMs` (and undecodable
  * records), in batches of short write transactions; each record is re-checked inside its
- * transaction, so one refreshed by a concurrent decision is kept. A committed purge clears the
- * store's failure state, so the periodic sweep is also the store's recovery probe.
+ * transaction, so one refreshed by a concurrent decision is kept. A purge ends with a probe write
+ * (writeProbeStamp) whose commit clears the store's failure state: the sweep is a recovery probe too.
  */
 export async function purgeExpired(deps: PurgeDeps, nowMs: number, maxAgeMs: number): Promise<PurgeResult> {
   const { env } = deps;
   const cutoffMs = nowMs - maxAgeMs;
   const result: PurgeResult = { triplets: 0, clients: 0, corrupt: 0 };
-  let wrote = false;
+  // A batch that removed nothing commits without touching the file: only its failure says anything.
+  const failureOnly = <T>(p: Promise<T>): Promise<T> => p.catch((err: unknown) => deps.tracked(Promise.reject<T>(err)));
   for (const kind of ['triplet', 'client'] as const) {
     const db = kind === 'triplet' ? env.triplets : env.clients;
     let after: string | undefined;
@@ -58,7 +60,7 @@ export async function purgeExpired(deps: PurgeDeps, nowMs: number, maxAgeMs: num
       );
       if (keys.length === 0) break;
       after = keys[keys.length - 1];
-      const removed = await deps.tracked(
+      const removed = await failureOnly(
         env.write('purging expired records', (tx) => {
           let expired = 0;
           let corrupt = 0;
@@ -82,16 +84,15 @@ export async function purgeExpired(deps: PurgeDeps, nowMs: number, maxAgeMs: num
           return { expired, corrupt };
         }, { grows: false }),
       );
-      wrote = true;
       if (kind === 'triplet') result.triplets += removed.expired;
       else result.clients += removed.expired;
       result.corrupt += removed.corrupt;
       if (keys.length < SWEEP_BATCH) break;
     }
   }
-  // An empty store still gets one (empty) write transaction: the sweep doubles as the health probe
-  // that clears isHealthy() after a failure, since the policy stops calling an unhealthy store.
-  if (!wrote) await deps.tracked(env.write('probing the store', () => 0, { grows: false }));
+  // The policy stops calling an unhealthy store: this write, which reaches the file, is what clears
+  // isHealthy() after a failure (with recovery-probe.ts, which does it sooner).
+  await deps.tracked(writeProbeStamp(env, nowMs));
   return result;
 }
 

@@ -1,7 +1,7 @@
 // Brings the greylist store back into use after a failure (an I/O error, a full store). Used by
-// lmdb-greylist-store.ts only: the policy service stops writing to an unhealthy store, and a node
-// without peers may have no log left to trim, so without this probe only the hourly expiry sweep
-// would ever notice that writes work again. It never decides or writes records.
+// lmdb-greylist-store.ts (and expiry.ts, for its probe write): the policy service stops writing to an
+// unhealthy store, and a node without peers may have no log left to trim, so without this probe only
+// the hourly expiry sweep would notice that writes work again. It never decides or writes records.
 import type { Clock } from '../util/clock.js';
 import { describeError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
@@ -78,7 +78,15 @@ export class RecoveryProbe {
     } catch (err) {
       return Promise.reject(err);
     }
-    const stamp = encodeMetaValue(this.deps.clock.nowMs());
-    return this.deps.tracked(env.write('probing the store after a failure', (tx) => tx.put(env.meta, PROBE_KEY, stamp), { grows: false }));
+    return this.deps.tracked(writeProbeStamp(env, this.deps.clock.nowMs()));
   }
+}
+
+/**
+ * Commits one small `meta` value: a write that reaches the file, so its success shows the store
+ * usable again (an empty transaction commits without touching the file). Also the expiry sweep's.
+ */
+export function writeProbeStamp(env: LmdbEnv, nowMs: number): Promise<unknown> {
+  const stamp = encodeMetaValue(nowMs);
+  return env.write('probing the store', (tx) => tx.put(env.meta, PROBE_KEY, stamp), { grows: false });
 }

@@ -680,6 +680,28 @@ s('after a failed write the store probes until writes work again, without waitin
   assert.equal((await store.read('after', 'c')).triplet, newTriplet(T0));
 });
 
+s('a purge that writes nothing does not report a store healthy while its file still cannot be written', async () => {
+  // An empty write transaction commits without touching the file: it proved the store usable while
+  // every decision still failed, and the log said "greylist store healthy again" once an hour.
+  const clock = new ManualClock(T0);
+  const dir = tempDir();
+  const store = await openStore(dir, clock);
+  await store.transact('kept', 'c', () => ({ update: { triplet: newTriplet(T0) }, result: 0 }));
+  const undo = makeImmutable(join(dir, 'greylist', 'data.mdb'), 'store: a purge of nothing while the file is unwritable');
+  if (!undo) return;
+  try {
+    await rejectsWith(store.transact('during', 'c', () => ({ update: { triplet: newTriplet(T0) }, result: 0 })), 'STORE_ERR_IO');
+    assert.not.ok(store.isHealthy());
+    await store.purge(T0, DAY_MS).catch(() => undefined);
+    assert.not.ok(store.isHealthy(), 'nothing expired, nothing written: not a sign of health');
+  } finally {
+    undo();
+  }
+  assert.equal(await store.purge(T0, DAY_MS), { triplets: 0, clients: 0, corrupt: 0 });
+  assert.ok(store.isHealthy(), 'once the file can be written, the purge proves it');
+  assert.equal((await store.read('kept', 'c')).triplet, newTriplet(T0));
+});
+
 s('purge removes undecodable records', async () => {
   const dir = tempDir();
   const env = await LmdbEnv.open({ dataDir: dir, logger: createSilentLogger() });
