@@ -271,6 +271,7 @@ export async function startDaemon(v: ConfigValues, logger: Logger, clock: Clock,
     clock,
     logger: moduleLogger(logger, 'replication'),
     maxAgeMs: greylistSettings.greylistConfig.maxAgeSec * 1000,
+    retryWindowMs: greylistSettings.greylistConfig.retryWindowSec * 1000,
     statusFile: join(v['data-dir'] as string, 'replication-status.json'),
   });
   const storeLogger = moduleLogger(logger, 'store');
@@ -280,7 +281,7 @@ export async function startDaemon(v: ConfigValues, logger: Logger, clock: Clock,
     logger: storeLogger,
     mapSizeBytes: v['store-map-size'] as number,
     onOpen: (s) => {
-      s.startExpiry(EXPIRY_INTERVAL_MS, greylistSettings.greylistConfig.maxAgeSec * 1000);
+      s.startExpiry(EXPIRY_INTERVAL_MS, greylistSettings.greylistConfig.maxAgeSec * 1000, greylistSettings.greylistConfig.retryWindowSec * 1000);
       // Stops by itself once the store is closed; its timers are unref'd.
       watchDataFile({ check: () => s.dataFileProblem(), scheduler: new TimerScheduler(), logger: storeLogger, intervalMs: DATA_FILE_CHECK_INTERVAL_MS });
       replicator.attach(s);

@@ -276,8 +276,10 @@ export function greylistCommand(): CommandModule<object, GreylistArgs> {
                 break;
               }
             }
-            const r = await store.purge(systemClock.nowMs(), ageSec * 1000);
-            out(r, `purged ${r.triplets} triplets, ${r.clients} clients (${r.corrupt} corrupt records) unseen for ${formatDuration(OLDER_THAN, ageSec)}\n`);
+            // As the daemon's sweep: never-passed triplets unseen for the retry window go too.
+            const retryWindowSec = v['retry-window'] as number;
+            const r = await store.purge(systemClock.nowMs(), ageSec * 1000, retryWindowSec * 1000);
+            out(r, `purged ${r.triplets} triplets, ${r.clients} clients (${r.corrupt} corrupt records) unseen for ${formatDuration(OLDER_THAN, ageSec)}, or never passed and unseen for ${formatDuration(OLDER_THAN, retryWindowSec)}\n`);
             break;
           }
           case 'whitelist': {

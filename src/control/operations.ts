@@ -51,7 +51,7 @@ export interface OperationsOptions {
   /** Installs a new policy service: the PolicyServer's decide() must call it from now on. */
   installPolicy(next: PolicyService, v: ConfigValues): void;
   setLocalZones(z: LocalZones): void;
-  store: { isHealthy(): boolean; current(): { count(): Promise<StoreCounts>; startExpiry(intervalMs: number, maxAgeMs: number): unknown } | undefined };
+  store: { isHealthy(): boolean; current(): { count(): Promise<StoreCounts>; startExpiry(intervalMs: number, maxAgeMs: number, retryWindowMs: number): unknown } | undefined };
   /** Interval of the greylist expiry sweep, for a max-age change. */
   expiryIntervalMs: number;
   builders: Pick<ReloadParts, 'listZonesOf' | 'iteratorConfig' | 'resolverConfig' | 'createLocalZones' | 'createPolicy' | 'replicationSettingsOf' | 'localZonesFileOf'>;
@@ -128,10 +128,10 @@ export async function startOperations(o: OperationsOptions): Promise<Operations>
       o.installPolicy(next, v);
     },
     setMetricsAllow: (a) => metrics?.setAllow(a),
-    setMaxAge: (sec) => {
-      o.store.current()?.startExpiry(o.expiryIntervalMs, sec * 1000);
+    setExpiry: (maxAgeSec, retryWindowSec) => {
+      o.store.current()?.startExpiry(o.expiryIntervalMs, maxAgeSec * 1000, retryWindowSec * 1000);
       // Replication keeps the same horizon, or peers would send back what the sweep expires.
-      o.replication.setMaxAge(sec * 1000);
+      o.replication.setExpiry(maxAgeSec * 1000, retryWindowSec * 1000);
     },
     replication: o.replication,
   };

@@ -74,14 +74,14 @@ export interface ReloadParts {
   /** Installs the new policy service (retires the old one's counters, restarts its self-tests). */
   swapPolicy(next: PolicyService, v: ConfigValues): void;
   setMetricsAllow(a: CidrSet): void;
-  /** Restarts the greylist expiry sweep with a new max-age (seconds). */
-  setMaxAge(maxAgeSec: number): void;
+  /** Restarts the greylist expiry sweep (and replication's horizon) with a new max-age and retry window (seconds). */
+  setExpiry(maxAgeSec: number, retryWindowSec: number): void;
   /** The local zones file a configuration uses, if any (for the report). */
   localZonesFileOf?(v: ConfigValues): string | undefined;
   /** Replication settings of a configuration (reads the key file); throws ConfigError. */
   replicationSettingsOf(v: ConfigValues): ReplicationSettings | undefined;
   /** The running replication: its settings in force (undefined: off) and how to change them. */
-  replication: { readonly settings: ReplicationSettings | undefined; reconfigure(next: ReplicationSettings): ReplicationChange; setMaxAge(maxAgeMs: number): void };
+  replication: { readonly settings: ReplicationSettings | undefined; reconfigure(next: ReplicationSettings): ReplicationChange; setExpiry(maxAgeMs: number, retryWindowMs: number): void };
 }
 
 /** Keys whose values differ between two validated configurations. */
@@ -150,7 +150,7 @@ export async function reloadConfig(current: ConfigValues, parts: ReloadParts): P
   parts.dnsServer.setLocalZones(localZones);
   parts.setLocalZones(localZones);
   if (changed.includes('metrics-allow')) parts.setMetricsAllow(new CidrSet(next['metrics-allow'] as string[]));
-  if (changed.includes('max-age')) parts.setMaxAge(next['max-age'] as number);
+  if (changed.includes('max-age') || changed.includes('retry-window')) parts.setExpiry(next['max-age'] as number, next['retry-window'] as number);
   parts.swapPolicy(policy, next);
   if (changed.includes('log-level')) parts.logger.level = next['log-level'] as LogLevel;
   const applied = changed.filter((k) => !needsRestart(k, switched));

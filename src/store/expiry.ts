@@ -6,6 +6,7 @@ import type { Clock } from '../util/clock.js';
 import { describeError, StoreError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import type { LmdbEnv } from './lmdb-env.js';
+import { isRetryExpired, type ClientRecord, type TripletRecord } from './greylist-types.js';
 import { decodeRecord } from './record-codec.js';
 import { writeProbeStamp } from './recovery-probe.js';
 import type { ScheduledTask, Scheduler } from './scheduler.js';
@@ -40,12 +41,14 @@ export interface PurgeDeps {
 }
 
 /**
- * Deletes triplets and clients whose lastSeenMs is older than `nowMs - maxAgeMs` (and undecodable
- * records), in batches of short write transactions; each record is re-checked inside its
+ * Deletes triplets and clients whose lastSeenMs is older than `nowMs - maxAgeMs`, triplets that never
+ * passed and were not seen within `retryWindowMs` (postgrey's nightly maintenance: on a spam-heavy MX
+ * most triplets are never retried, so they go after days, not after max-age), and undecodable
+ * records, in batches of short write transactions; each record is re-checked inside its
  * transaction, so one refreshed by a concurrent decision is kept. A purge ends with a probe write
  * (writeProbeStamp) whose commit clears the store's failure state: the sweep is a recovery probe too.
  */
-export async function purgeExpired(deps: PurgeDeps, nowMs: number, maxAgeMs: number): Promise<PurgeResult> {
+export async function purgeExpired(deps: PurgeDeps, nowMs: number, maxAgeMs: number, retryWindowMs = Infinity): Promise<PurgeResult> {
   const { env } = deps;
   const cutoffMs = nowMs - maxAgeMs;
   const result: PurgeResult = { triplets: 0, clients: 0, corrupt: 0 };
@@ -67,16 +70,16 @@ export async function purgeExpired(deps: PurgeDeps, nowMs: number, maxAgeMs: num
           for (const key of keys) {
             const bytes = db.get(key);
             if (bytes === undefined) continue;
-            let lastSeenMs: number;
+            let record: TripletRecord | ClientRecord;
             try {
-              lastSeenMs = decodeRecord(kind, bytes).lastSeenMs;
+              record = decodeRecord(kind, bytes);
             } catch (err) {
               deps.reportCorrupt(kind, key, err, 'purging');
               tx.remove(db, key);
               corrupt++;
               continue;
             }
-            if (lastSeenMs < cutoffMs) {
+            if (record.lastSeenMs < cutoffMs || (kind === 'triplet' && isRetryExpired(record as TripletRecord, nowMs, retryWindowMs))) {
               tx.remove(db, key);
               expired++;
             }
@@ -112,16 +115,16 @@ export class ExpirySweep {
       clock: Clock;
       logger: Logger;
       isClosed(): boolean;
-      purge(nowMs: number, maxAgeMs: number): Promise<PurgeResult>;
+      purge(nowMs: number, maxAgeMs: number, retryWindowMs: number): Promise<PurgeResult>;
     },
   ) {}
 
   /**
-   * Runs purge(clock.nowMs(), maxAgeMs) every `intervalMs` on the scheduler (the next sweep is
+   * Runs purge(clock.nowMs(), maxAgeMs, retryWindowMs) every `intervalMs` on the scheduler (the next sweep is
    * scheduled when one finishes, so sweeps never overlap). Failures are logged, never thrown.
    * Starting again replaces the previous sweep.
    */
-  start(intervalMs: number, maxAgeMs: number): ExpiryHandle {
+  start(intervalMs: number, maxAgeMs: number, retryWindowMs = Infinity): ExpiryHandle {
     this.stop();
     const { scheduler, clock, logger } = this.deps;
     const state: SweepState = { task: undefined, stopped: false, running: undefined };
@@ -129,10 +132,10 @@ export class ExpirySweep {
     const tick = (): void => {
       state.task = undefined;
       if (state.stopped || this.deps.isClosed()) return;
-      state.running = this.deps.purge(clock.nowMs(), maxAgeMs)
+      state.running = this.deps.purge(clock.nowMs(), maxAgeMs, retryWindowMs)
         .then(
           (r) => {
-            if (r.triplets + r.clients + r.corrupt > 0) logger.info({ ...r, maxAgeMs }, 'greylist expiry removed old records');
+            if (r.triplets + r.clients + r.corrupt > 0) logger.info({ ...r, maxAgeMs, retryWindowMs }, 'greylist expiry removed old records');
           },
           (err: unknown) => {
             if (err instanceof StoreError && err.code === StoreErrorCode.CLOSED) logger.debug('greylist expiry stopped by close');

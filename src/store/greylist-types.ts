@@ -117,6 +117,15 @@ export function isDeletedTriplet(t: TripletRecord): boolean {
   return t.deletedAtMs !== undefined && t.deletedAtMs > 0 && t.firstSeenMs <= t.deletedAtMs;
 }
 
+/**
+ * True for a triplet that never passed and was last seen more than `retryWindowMs` ago: postgrey's
+ * maintenance deletes it, and a decision treats it as unknown (policy/greylist.ts), so the sweep may
+ * delete it and replication neither sends nor takes it. Tombstones are not: they live for max-age.
+ */
+export function isRetryExpired(t: TripletRecord, nowMs: number, retryWindowMs: number): boolean {
+  return t.passedAtMs === 0 && nowMs - t.lastSeenMs > retryWindowMs && !isDeletedTriplet(t);
+}
+
 /** Merge two client records (commutative, associative, idempotent). */
 export function mergeClient(a: ClientRecord, b: ClientRecord): ClientRecord {
   return {

@@ -135,7 +135,7 @@ export class LmdbGreylistStore implements GreylistStore {
       track: (p) => this.tracked(p),
       logCommitted: (entries) => this.logTail.committed(entries),
     });
-    this.expiry = new ExpirySweep({ scheduler, clock, logger, isClosed: () => env.isClosed(), purge: (now, maxAge) => this.purge(now, maxAge) });
+    this.expiry = new ExpirySweep({ scheduler, clock, logger, isClosed: () => env.isClosed(), purge: (now, maxAge, retryWindow) => this.purge(now, maxAge, retryWindow) });
     const decisionPages = 4 * env.putBound(2 * REPLOG_OVERHEAD_BYTES); // two records and their log entries, as decideNow reserves
     this.recovery = new RecoveryProbe({ env, clock, scheduler, logger, decisionPages, isDone: () => this.healthy || env.isClosed(), tracked: (p) => this.tracked(p) });
   }
@@ -319,13 +319,13 @@ export class LmdbGreylistStore implements GreylistStore {
   }
 
   /** See purgeExpired (expiry.ts). */
-  purge(nowMs: number, maxAgeMs: number): Promise<PurgeResult> {
-    return purgeExpired({ env: this.env, tracked: (p) => this.tracked(p), reportCorrupt: (...a) => this.reportCorrupt(...a) }, nowMs, maxAgeMs);
+  purge(nowMs: number, maxAgeMs: number, retryWindowMs = Infinity): Promise<PurgeResult> {
+    return purgeExpired({ env: this.env, tracked: (p) => this.tracked(p), reportCorrupt: (...a) => this.reportCorrupt(...a) }, nowMs, maxAgeMs, retryWindowMs);
   }
 
   /** See ExpirySweep.start (expiry.ts): purge every `intervalMs` on the store's scheduler. */
-  startExpiry(intervalMs: number, maxAgeMs: number): ExpiryHandle {
-    return this.expiry.start(intervalMs, maxAgeMs);
+  startExpiry(intervalMs: number, maxAgeMs: number, retryWindowMs = Infinity): ExpiryHandle {
+    return this.expiry.start(intervalMs, maxAgeMs, retryWindowMs);
   }
 
   /** Stops the expiry sweep started by startExpiry (a sweep already running finishes). */

@@ -71,11 +71,11 @@ function recorder(file: string, opts: { policyFails?: boolean; replication?: Rep
     setLocalZones: () => events.push('stack local zones'),
     swapPolicy: () => events.push('policy swapped'),
     setMetricsAllow: () => events.push('metrics allow'),
-    setMaxAge: (sec) => events.push(`max-age ${sec}`),
+    setExpiry: (maxAgeSec, retryWindowSec) => events.push(`max-age ${maxAgeSec} retry-window ${retryWindowSec}`),
     replicationSettingsOf,
     replication: {
       settings: opts.replication,
-      setMaxAge: (ms) => events.push(`replication max-age ${ms}`),
+      setExpiry: (maxAgeMs, retryWindowMs) => events.push(`replication max-age ${maxAgeMs} retry-window ${retryWindowMs}`),
       reconfigure: (next): ReplicationChange => {
         const before = opts.replication!;
         events.push(`replication peers=${next.peers.map((p) => p.text).join(',')} digest=${next.digestIntervalMs}`);
@@ -191,7 +191,7 @@ s('a good file is applied live; listener changes need a restart', async () => {
   assert.ok(rec.allow?.has('10.1.2.3'));
   assert.ok(rec.events.includes(`cache ${32 << 20}`));
   assert.ok(rec.events.includes('server local zones') && rec.events.includes('stack local zones'));
-  assert.ok(rec.events.includes(`max-age ${10 * 86400}`));
+  assert.ok(rec.events.includes(`max-age ${10 * 86400} retry-window ${2 * 86400}`), rec.events.join(' | '));
   assert.ok(rec.events.indexOf('policy built') < rec.events.indexOf('policy swapped'));
   assert.is(rec.parts.logger.level, 'debug');
   assert.ok(moduleLog.isLevelEnabled('debug'), 'module loggers made before the reload follow the new level');

@@ -316,6 +316,24 @@ s('purge removes records whose lastSeen is older than maxAge and keeps the rest'
   assert.is(counts.clients, 1);
 });
 
+s('purge also removes triplets that never passed and were not seen within the retry window, as postgrey maintenance does', async () => {
+  const clock = new ManualClock(T0);
+  const store = await openStore(tempDir(), clock);
+  const at = (ms: number): number => T0 + ms;
+  await store.transact('never-passed-old', 'c1', () => ({ update: { triplet: newTriplet(at(0)) }, result: 0 }));
+  await store.transact('passed-old', 'c2', () => ({ update: { triplet: { ...newTriplet(at(0)), passedAtMs: at(60_000), lastSeenMs: at(60_000) } }, result: 0 }));
+  await store.transact('deleted-old', 'c3', () => ({ update: { triplet: { ...newTriplet(at(0)), deletedAtMs: at(1) } }, result: 0 }));
+  await store.transact('never-passed-recent', 'c4', () => ({ update: { triplet: newTriplet(at(2 * DAY_MS)) }, result: 0 }));
+  clock.setMs(at(3 * DAY_MS));
+  const result = await store.purge(clock.nowMs(), 35 * DAY_MS, 2 * DAY_MS);
+  assert.is(result.triplets, 1);
+  // A passed triplet lives for max-age; a tombstone too (it must outlive every copy it deletes).
+  assert.equal((await store.listTriplets()).map((r) => r.key).sort(), ['deleted-old', 'never-passed-recent', 'passed-old']);
+  // Without a retry window (the CLI's purge --older-than) only max-age applies.
+  await store.transact('never-passed-old2', 'c5', () => ({ update: { triplet: newTriplet(at(0)) }, result: 0 }));
+  assert.is((await store.purge(clock.nowMs(), 35 * DAY_MS)).triplets, 0);
+});
+
 s('purge works through more records than one sweep batch', async () => {
   const clock = new ManualClock(T0);
   const store = await openStore(tempDir(), clock);

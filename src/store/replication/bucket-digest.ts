@@ -4,7 +4,7 @@
 // A bucket's hash is the XOR of its records' hashes, so it does not depend on scan order, and a scan
 // that races with writes only causes a spurious difference that the next round clears.
 import { createHash } from 'node:crypto';
-import type { ClientRecord, TripletRecord } from '../greylist-types.js';
+import { isRetryExpired, type ClientRecord, type TripletRecord } from '../greylist-types.js';
 import type { KeyedRecord, ListOptions } from '../lmdb-greylist-store.js';
 import type { RecordKind } from '../record-codec.js';
 import type { WireRecord } from './frame-codec.js';
@@ -72,11 +72,17 @@ export function recordHash(kind: RecordKind, key: string, record: TripletRecord 
 export interface DigestWindow {
   fromMs: number;
   toMs: number;
+  /**
+   * This node's retry window (never sent: every node has the same one, like max-age): a triplet that
+   * never passed and was last seen more than this before `toMs` is expired too (isRetryExpired).
+   */
+  retryWindowMs?: number;
 }
 
-/** True when the record's lastSeenMs falls in the window. */
-export function inWindow(record: TripletRecord | ClientRecord, window: DigestWindow): boolean {
-  return record.lastSeenMs >= window.fromMs && record.lastSeenMs < window.toMs;
+/** True when the record's lastSeenMs falls in the window and it is not a retry-expired triplet. */
+export function inWindow(kind: RecordKind, record: TripletRecord | ClientRecord, window: DigestWindow): boolean {
+  if (record.lastSeenMs < window.fromMs || record.lastSeenMs >= window.toMs) return false;
+  return kind !== 'triplet' || window.retryWindowMs === undefined || !isRetryExpired(record as TripletRecord, window.toMs, window.retryWindowMs);
 }
 
 const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -101,7 +107,7 @@ export async function computeDigest(source: DigestSource, window: DigestWindow, 
     const acc = Array.from({ length: buckets }, () => Buffer.alloc(16));
     for await (const page of pages(source, kind)) {
       for (const { key, record } of page) {
-        if (!inWindow(record, window)) continue;
+        if (!inWindow(kind, record, window)) continue;
         const h = recordHash(kind, key, record);
         const slot = acc[bucketOf(key, buckets)]!;
         for (let i = 0; i < 16; i++) slot[i]! ^= h[i]!;
@@ -136,7 +142,7 @@ export async function* recordsInBuckets(
     if (wanted.size === 0) continue;
     for await (const page of pages(source, kind)) {
       for (const { key, record } of page) {
-        if (!wanted.has(bucketOf(key, buckets)) || !inWindow(record, window)) continue;
+        if (!wanted.has(bucketOf(key, buckets)) || !inWindow(kind, record, window)) continue;
         batch.push(kind === 'triplet' ? { kind, key, record: record as TripletRecord } : { kind, key, record: record as ClientRecord });
         if (batch.length >= batchSize) {
           yield batch;

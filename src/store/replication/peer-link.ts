@@ -244,7 +244,7 @@ class PeerLink {
       }
       const entries = await this.r.track(store.readLog(cursor, batchMaxEntries));
       if (entries.length > 0) {
-        const window = this.r.digestWindow();
+        const now = this.r.opts.clock.nowMs();
         const batch: string[] = [];
         let bytes = 0;
         let upTo = cursor;
@@ -255,7 +255,7 @@ class PeerLink {
           // pushes itself) and our own earlier changes (which we pushed), so nothing is lost; the
           // digest repair covers what a direct link missed. Expired records are not sent: the
           // peer's sweep deleted them (or will).
-          if (e.originNode === self && e.record.lastSeenMs >= window.fromMs) {
+          if (e.originNode === self && !this.r.isExpired(e.kind, e.record, now)) {
             // String length, not bytes: a non-ASCII key can be 3x longer in UTF-8, still far below the
             // 4 MiB frame cap with the default 1 MiB batch.
             const w = this.r.serialized(e);

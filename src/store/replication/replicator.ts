@@ -13,9 +13,9 @@ import type { Clock } from '../../util/clock.js';
 import { describeError, StoreError } from '../../util/errors.js';
 import type { Logger } from '../../util/logger.js';
 import { RateLimitedLog } from '../../util/rate-limited-log.js';
-import type { ClientRecord, TripletRecord } from '../greylist-types.js';
+import { isRetryExpired, type ClientRecord, type TripletRecord } from '../greylist-types.js';
 import type { LmdbGreylistStore, RemoteRecord } from '../lmdb-greylist-store.js';
-import type { ReplogEntry } from '../record-codec.js';
+import type { RecordKind, ReplogEntry } from '../record-codec.js';
 import { TimerScheduler, type ScheduledTask, type Scheduler } from '../scheduler.js';
 import { computeDigest, DEFAULT_DIGEST_BUCKETS, diffDigests, type BucketDigest, type DigestWindow } from './bucket-digest.js';
 import { PROTOCOL_VERSION, serializeEntry, type WireEntry, type WireRecord } from './frame-codec.js';
@@ -50,6 +50,8 @@ export interface ReplicatorOptions {
   logger: Logger;
   /** Greylist max-age: older records are expired and never sent or accepted. */
   maxAgeMs: number;
+  /** Greylist retry window: triplets that never passed and were not seen within it are expired too (default: no such rule). */
+  retryWindowMs?: number;
   /** Timers (default: unref'd Node timers). */
   scheduler?: Scheduler;
   /** How often an idle link looks for new log entries (default 50 ms). */
@@ -141,12 +143,14 @@ export class Replicator {
   private digestCache: { atMs: number; result: Promise<{ window: DigestWindow; digest: BucketDigest }> } | undefined;
   /** The settings in force: opts.settings until a reconfigure(). */
   private current: ReplicationSettings | undefined;
-  /** The greylist max-age in force: opts.maxAgeMs until a setMaxAge(). */
+  /** The greylist max-age and retry window in force: the options' until a setExpiry(). */
   private maxAgeMs: number;
+  private retryWindowMs: number;
 
   constructor(readonly opts: ReplicatorOptions) {
     this.current = opts.settings;
     this.maxAgeMs = opts.maxAgeMs;
+    this.retryWindowMs = opts.retryWindowMs ?? Infinity;
     this.scheduler = opts.scheduler ?? new TimerScheduler();
     this.o = {
       pollIntervalMs: opts.pollIntervalMs ?? DEFAULTS.pollIntervalMs,
@@ -165,12 +169,18 @@ export class Replicator {
   }
 
   /**
-   * Replaces the greylist max-age (a reload changed `max-age`): from now on records older than it are
-   * neither sent, accepted nor compared in digests, as the expiry sweep no longer keeps them.
+   * Replaces the greylist max-age and retry window (a reload changed them): from now on the records
+   * they expire are neither sent, accepted nor compared in digests, as the expiry sweep deletes them.
    */
-  setMaxAge(maxAgeMs: number): void {
+  setExpiry(maxAgeMs: number, retryWindowMs: number): void {
     this.maxAgeMs = maxAgeMs;
+    this.retryWindowMs = retryWindowMs;
     this.digestCache = undefined;
+  }
+
+  /** @internal True for a record the expiry sweep deletes (max-age, or a retry-expired triplet): never sent or accepted. */
+  isExpired(kind: RecordKind, record: TripletRecord | ClientRecord, nowMs: number): boolean {
+    return record.lastSeenMs < nowMs - this.maxAgeMs || (kind === 'triplet' && isRetryExpired(record as TripletRecord, nowMs, this.retryWindowMs));
   }
 
   /** The settings in force (those given at construction, as changed by reconfigure()). */
@@ -417,12 +427,11 @@ export class Replicator {
     const store = this.currentStore();
     const now = this.opts.clock.nowMs();
     const maxMs = now + this.o.maxFutureSkewMs;
-    const fromMs = now - this.maxAgeMs;
     const batch: RemoteRecord[] = [];
     for (const r of records) {
       const record = clampFutureTimes(r.record, maxMs);
       if (record !== r.record) this.clamped++;
-      if (record.lastSeenMs < fromMs) continue;
+      if (this.isExpired(r.kind, record, now)) continue;
       batch.push({ kind: r.kind, key: r.key, record, originNode: 'originNode' in r ? r.originNode : peerNodeId });
     }
     return this.track(store.applyRemoteBatch(batch));
@@ -451,7 +460,7 @@ export class Replicator {
   /** @internal the digest window of a round starting now. */
   digestWindow(): DigestWindow {
     const now = this.opts.clock.nowMs();
-    return { fromMs: Math.max(0, now - this.maxAgeMs), toMs: Math.max(0, now - this.o.digestSettleMs) };
+    return { fromMs: Math.max(0, now - this.maxAgeMs), toMs: Math.max(0, now - this.o.digestSettleMs), retryWindowMs: this.retryWindowMs };
   }
 
   private onInbound(socket: tls.TLSSocket): void {
@@ -510,7 +519,7 @@ export class Replicator {
             break;
           }
           case 'digest': {
-            const mine = await this.track(computeDigest(store, { fromMs: msg.fromMs, toMs: msg.toMs }, msg.buckets));
+            const mine = await this.track(computeDigest(store, { fromMs: msg.fromMs, toMs: msg.toMs, retryWindowMs: this.retryWindowMs }, msg.buckets));
             const diff = diffDigests({ buckets: msg.buckets, triplet: msg.triplet, client: msg.client }, mine);
             conn.send({ type: 'diff', id: msg.id, triplet: diff.triplet, client: diff.client });
             break;

@@ -12,7 +12,7 @@ import { ManualClock } from '../../../src/util/clock.js';
 import { ManualScheduler } from '../../../src/store/scheduler.js';
 import type { ClientRecord, TripletRecord } from '../../../src/store/greylist-types.js';
 import { LmdbGreylistStore } from '../../../src/store/lmdb-greylist-store.js';
-import { canonicalRecord } from '../../../src/store/replication/bucket-digest.js';
+import { canonicalRecord, computeDigest, diffDigests } from '../../../src/store/replication/bucket-digest.js';
 import { encodeFrame, PROTOCOL_VERSION } from '../../../src/store/replication/frame-codec.js';
 import { pskClientOptions } from '../../../src/store/replication/replication-connection.js';
 import { ReplicationErrorCode } from '../../../src/store/replication/replication-error-code.js';
@@ -468,8 +468,8 @@ s('expired records are neither sent nor accepted', async () => {
 
 s('a lower max-age (reload) applies to what is sent and accepted from then on', async () => {
   const [a, b] = await cluster(['a', 'b']);
-  a!.repl.setMaxAge(10 * DAY_MS);
-  b!.repl.setMaxAge(10 * DAY_MS);
+  a!.repl.setExpiry(10 * DAY_MS, Infinity);
+  b!.repl.setExpiry(10 * DAY_MS, Infinity);
   await write(a!, 'old', rec(-20 * DAY_MS));
   await write(a!, 'new', rec(1));
   await waitFor('new arrives', async () => (await b!.store.listTriplets()).length >= 1);
@@ -477,6 +477,26 @@ s('a lower max-age (reload) applies to what is sent and accepted from then on', 
   assert.equal((await b!.store.listTriplets()).map((r) => r.key), ['new'], '20 days old is expired under a 10-day max-age');
   assert.is(await b!.repl.applyRecords([{ kind: 'triplet', key: 'pushed-old', record: rec(-11 * DAY_MS) }], a!.store.getNodeId()), 0);
   assert.is(await b!.repl.applyRecords([{ kind: 'triplet', key: 'pushed-recent', record: rec(-9 * DAY_MS) }], a!.store.getNodeId()), 1);
+});
+
+s('a triplet that never passed and lies beyond the retry window is neither sent, accepted nor compared, as the sweep deletes it', async () => {
+  const [a, b] = await cluster(['a', 'b']);
+  for (const n of [a!, b!]) n.repl.setExpiry(35 * DAY_MS, 2 * DAY_MS);
+  // Both clocks at T0 + 3 days: a never-passed triplet last seen at T0 is retry-expired, a passed one is not.
+  for (const n of [a!, b!]) n.clock.setMs(T0 + 3 * DAY_MS);
+  await write(a!, 'stale', rec(0));
+  await write(a!, 'passed', rec(0, { passedAtMs: T0 + 60_000, lastSeenMs: T0 + 60_000 }));
+  await write(a!, 'fresh', rec(2 * DAY_MS + 1));
+  await waitFor('cursor', async () => (await a!.store.getCursor(b!.store.getNodeId())) === (await a!.store.getLastSeq()));
+  assert.equal((await b!.store.listTriplets()).map((r) => r.key).sort(), ['fresh', 'passed']);
+  assert.is(await b!.repl.applyRecords([{ kind: 'triplet', key: 'pushed-stale', record: rec(0) }], a!.store.getNodeId()), 0);
+  // The digest ignores it on both sides: a, which still holds it, and b, which never took it, agree.
+  const windowA = a!.repl.digestWindow();
+  const digestA = await computeDigest(a!.store, windowA);
+  const digestB = await computeDigest(b!.store, { fromMs: windowA.fromMs, toMs: windowA.toMs, retryWindowMs: 2 * DAY_MS });
+  assert.equal(diffDigests(digestA, digestB), { triplet: [], client: [] });
+  const unfiltered = await computeDigest(a!.store, { fromMs: windowA.fromMs, toMs: windowA.toMs });
+  assert.not.equal(diffDigests(unfiltered, digestB).triplet, [], 'without the retry window the stale triplet differs');
 });
 
 s('the log is trimmed below every peer cursor, held back for an unknown peer, capped by log-max', async () => {
