@@ -50,6 +50,8 @@ export function serveCommand(deps: CliDeps): CommandModule<object, ServeArgs> {
             log.flush(() => process.exit(0));
           })
           .catch((err: unknown) => {
+            // Exiting anyway (an LMDB left open is as after a crash): the next start must not find the lock taken.
+            dataDirLock?.release();
             log.error({ err: describeError(err) }, 'error while stopping');
             log.flush(() => process.exit(1));
           });

@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { StoreError } from '../util/errors.js';
+import { settledWithin } from '../util/settled-within.js';
 import type { Logger } from '../util/logger.js';
 import { decodeMetaValue, encodeMetaValue, isNodeId } from './record-codec.js';
 import { probeEnvironment } from './integrity-probe.js';
@@ -21,6 +22,8 @@ export const DEFAULT_MAP_SIZE_BYTES = 1024 * 1024 * 1024;
 
 /** Smallest accepted size limit: the empty environment already uses a few pages. */
 export const MIN_MAP_SIZE_BYTES = 64 * 1024;
+
+const CLOSE_WAIT_MS = 5000; // longest wait at close for the last writes to be flushed and the environment closed
 
 /** Layout version of the databases below, kept in `meta`. An environment from a newer layout is refused. */
 export const STORE_SCHEMA_VERSION = 1;
@@ -391,12 +394,9 @@ export class LmdbEnv {
       this.closed = true;
       this.closing = (async () => {
         await Promise.allSettled([...this.inflight]);
-        try {
-          await this.root.flushed;
-          await this.root.close();
-        } catch (err) {
-          throw translateLmdbError(err, `closing ${this.path}`);
-        }
+        // lmdb-js's flushed (which its close awaits too) never settles after a failed commit: bounded.
+        const closed = this.root.flushed.then(() => this.root.close()).catch((err: unknown) => Promise.reject(translateLmdbError(err, `closing ${this.path}`)));
+        if (!(await settledWithin(closed, CLOSE_WAIT_MS))) throw new StoreError(StoreErrorCode.IO, `closing ${this.path}: not done after ${CLOSE_WAIT_MS} ms (a write had failed); left open, as after a crash: LMDB reopens at the last commit`);
         // The problem says whether what the store held is lost (removed, replaced) or only hard to reopen.
         if (problem) this.logger.error({ path: this.path, problem }, 'greylist store closed with a problem at its data file');
         else this.logger.info({ path: this.path }, 'greylist store closed');

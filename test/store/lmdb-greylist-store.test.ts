@@ -720,6 +720,31 @@ s('a purge that writes nothing does not report a store healthy while its file st
   assert.equal((await store.read('kept', 'c')).triplet, newTriplet(T0));
 });
 
+s('close after a failed write finishes (bounded) while the file still cannot be written', async () => {
+  // lmdb-js's flushed promise never settles after a failed commit: close waited on it for ever, so
+  // SIGTERM left the daemon without its "stopped" line and its instance lock.
+  const dir = tempDir();
+  const store = await openStore(dir);
+  await store.transact('kept', 'c', () => ({ update: { triplet: newTriplet(T0) }, result: 0 }));
+  const undo = makeImmutable(join(dir, 'greylist', 'data.mdb'), 'store: close after a failed write');
+  if (!undo) return;
+  try {
+    await rejectsWith(store.transact('during', 'c', () => ({ update: { triplet: newTriplet(T0) }, result: 0 })), 'STORE_ERR_IO');
+    let timer: NodeJS.Timeout | undefined;
+    const outcome = await Promise.race([
+      store.close().then(() => 'closed', () => 'rejected'),
+      new Promise<string>((resolve) => (timer = setTimeout(() => resolve('still waiting'), 15_000))),
+    ]);
+    clearTimeout(timer);
+    assert.ok(outcome === 'closed' || outcome === 'rejected', outcome);
+    open.splice(open.indexOf(store), 1);
+  } finally {
+    undo();
+  }
+  const again = await openStore(dir);
+  assert.equal((await again.read('kept', 'c')).triplet, newTriplet(T0), 'what was committed before is intact');
+});
+
 s('purge removes undecodable records', async () => {
   const dir = tempDir();
   const env = await LmdbEnv.open({ dataDir: dir, logger: createSilentLogger() });
