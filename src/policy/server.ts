@@ -16,7 +16,7 @@ export type DecideFn = (request: PolicyRequest) => Promise<Decision>;
 export type ListenTarget = string | { host: string; port: number } | { fd: number };
 
 export interface PolicyServerOptions {
-  /** Open connections across all listeners; more are closed at once with a log line. Default 200. */
+  /** Open connections across all listeners; more are closed at once with a log line. Default 1000 (policy-max-connections). */
   maxConnections?: number;
   /** A connection with no request for this long is closed. Default 600000 (600 s). */
   idleTimeoutMs?: number;
