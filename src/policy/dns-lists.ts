@@ -54,6 +54,11 @@ export interface DnsListSelfTestResult {
   ok: boolean;
   /** Empty when ok; otherwise what went wrong, one line each. */
   problems: string[];
+  /**
+   * The zone lists 127.0.0.1, the test point that must never be listed: it answers every query (a
+   * list shut down or turned hostile), so its answers are ignored until a self test passes again.
+   */
+  suspended: boolean;
 }
 
 /** Timer functions, injectable so tests drive deadlines without sleeping. */
@@ -139,6 +144,8 @@ export class DnsListChecker {
   private readonly counters = new Map<string, Counters>();
   private readonly throttle = new Map<string, { lastMs: number; suppressed: number }>();
   private lastSelfTestResults: DnsListSelfTestResult[] | undefined;
+  /** Zones whose last self test found 127.0.0.1 listed: their answers count as errors, never listings. */
+  private readonly suspended = new Set<string>();
 
   constructor(opts: DnsListCheckerOptions) {
     this.resolve = opts.resolve;
@@ -242,16 +249,35 @@ export class DnsListChecker {
           if (n.errors.length > 0) problems.push(`test point 127.0.0.1: error answer ${n.errors.join(', ')}`);
           else if (n.noAnswer) problems.push(`test point 127.0.0.1: ${n.noAnswer}`);
           else if (n.valid.length > 0) {
-            problems.push(`test point 127.0.0.1 is listed (${n.valid.map((o) => o.join('.')).join(', ')}); the list may answer every query`);
+            problems.push(`test point 127.0.0.1 is listed (${n.valid.map((o) => o.join('.')).join(', ')}); the list answers every query: its answers are ignored until it passes again`);
           }
-          return { zone, tiers, ok: problems.length === 0, problems };
+          return { zone, tiers, ok: problems.length === 0, problems, suspended: n.errors.length === 0 && !n.noAnswer && n.valid.length > 0 };
         }),
       );
       this.lastSelfTestResults = results;
+      for (const r of results) this.setSuspended(r.zone, r.suspended);
       return results;
     } finally {
       deadline.cancel();
     }
+  }
+
+  /** Starts or ends ignoring a zone's answers, with a log line at each change. */
+  private setSuspended(zone: string, suspend: boolean): void {
+    if (suspend === this.suspended.has(zone)) return;
+    if (suspend) {
+      this.suspended.add(zone);
+      this.logger.error({ zone }, `DNS list ${zone} lists the RFC 5782 test point 127.0.0.1, so it answers every query: its answers are ignored (not listed) until a self test passes`);
+    } else {
+      this.suspended.delete(zone);
+      this.logger.warn({ zone }, `DNS list ${zone} no longer lists 127.0.0.1: its answers count again`);
+    }
+  }
+
+  /** `result` as evaluated, or as an error when its zone is suspended (see setSuspended). */
+  private unlessSuspended(result: DnsListResult): DnsListResult {
+    if (!this.suspended.has(result.list.zone)) return result;
+    return { ...result, verdict: 'error', matched: [], detail: 'list suspended: its self test found 127.0.0.1 listed (it answers every query)' };
   }
 
   /** The results of the most recent self test, if any ran. */
@@ -355,7 +381,7 @@ export class DnsListChecker {
       const results = await Promise.all(
         this.lists[tier].map(async (list) => {
           const queryName = `${prefix}.${list.zone}.`;
-          const result = evaluate(tier, list, queryName, await zoneA(list.zone));
+          const result = this.unlessSuspended(evaluate(tier, list, queryName, await zoneA(list.zone)));
           if (wantsTxt(mode, tier, result)) result.txt = await zoneTxt(list.zone);
           if (mode.countStats) this.account(tier, result, address);
           return result;
@@ -395,7 +421,7 @@ export class DnsListChecker {
           outcome = { kind: 'answer', result: answer };
           byZone.set(list.zone, outcome);
         }
-        const result = evaluate(tier, list, queryName, outcome);
+        const result = this.unlessSuspended(evaluate(tier, list, queryName, outcome));
         if (wantsTxt(mode, tier, result)) {
           const txt = this.resolveCached(queryName, 'TXT');
           if (!txt) return undefined;

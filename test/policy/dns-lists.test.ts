@@ -6,7 +6,7 @@ import { DnsListChecker, dnsListErrorMeaning, dnsListQueryName, type DnsListChec
 import type { CheckContext } from '../../src/policy/types.js';
 import { ManualClock } from '../../src/util/clock.js';
 import { createSilentLogger } from '../../src/util/logger.js';
-import { aAnswer, captureLogger, FakeListResolver, flush, ManualTimers, servfail, txtAnswer } from '../helpers/fake-list-resolver.js';
+import { aAnswer, captureLogger, FakeListResolver, flush, ManualTimers, nxdomain, servfail, txtAnswer } from '../helpers/fake-list-resolver.js';
 
 const s = suite('policy/dns-lists');
 
@@ -304,6 +304,34 @@ s('self test: RFC 5782 s5 test points per zone', async () => {
   assert.equal(checker.lastSelfTest(), r);
   assert.ok(checker.stats().every((x) => x.queries === 0));
   dns.releaseHanging();
+});
+
+s('a list that lists the 127.0.0.1 test point is suspended (its listings ignored, logged once) until a self test passes', async () => {
+  const cap = captureLogger();
+  const { dns, checker, ctx } = setup({ blocklists: ['dead.example', 'good.example'], trusted: ['dead.example'], logger: cap.logger });
+  const everything = (name: string): void => void dns.set(name, 'A', aAnswer(name, '127.0.0.2'));
+  for (const ip of ['2.0.0.127', '1.0.0.127', '4.3.2.1']) everything(`${ip}.dead.example.`);
+  dns.set('2.0.0.127.good.example.', 'A', aAnswer('x', '127.0.0.2'));
+  // Before any self test a listing counts, as configured.
+  assert.ok((await checker.tier(ctx('1.2.3.4'), 'block')).reached);
+  const r = await checker.selfTest();
+  assert.equal(r.map((x) => [x.zone, x.ok, x.suspended]), [['dead.example', false, true], ['good.example', true, false]]);
+  for (const tier of ['block', 'trusted'] as const) {
+    const t = await checker.tier(ctx('1.2.3.4'), tier);
+    assert.not.ok(t.reached, `${tier}: a list that answers everything decides nothing`);
+    const dead = t.results.find((x) => x.list.zone === 'dead.example');
+    assert.is(dead?.verdict, 'error');
+    assert.match(dead?.detail ?? '', /suspended/);
+  }
+  await checker.selfTest();
+  const suspendedLines = cap.lines.filter((l) => l['level'] === 'error' && String(l['msg']).includes('127.0.0.1'));
+  assert.is(suspendedLines.length, 1, 'logged once, not at every self test');
+  // The list is repaired: the next self test lifts the suspension and its listings count again.
+  dns.set('1.0.0.127.dead.example.', 'A', nxdomain());
+  const again = await checker.selfTest();
+  assert.equal(again.map((x) => x.suspended), [false, false]);
+  assert.ok((await checker.tier(ctx('1.2.3.4'), 'block')).reached);
+  assert.ok(cap.lines.some((l) => l['level'] === 'warn' && String(l['msg']).includes('count again')));
 });
 
 s('startSelfTests runs now and every interval, never overlapping; stop() ends it', async () => {
