@@ -148,15 +148,15 @@ export function createGreylistCheck(opts: GreylistCheckOptions): GreylistCheck {
       }
       // An answer that changed the greylist waits for its commit (shared with every decision of the
       // same moment), so no answered decision is lost in a crash; one that changed nothing does not.
-      if (!decided.written) return verdictOf(ctx, tKey, decided.result);
+      if (!decided.written) return verdictOf(ctx, tKey, cKey, decided.result);
       return decided.written.then(
-        () => verdictOf(ctx, tKey, decided.result),
+        () => verdictOf(ctx, tKey, cKey, decided.result),
         (err: unknown) => failOpen(ctx, err),
       );
     },
   };
 
-  function verdictOf(ctx: CheckContext, tKey: string, decision: GreylistDecision): CheckResult {
+  function verdictOf(ctx: CheckContext, tKey: string, cKey: string, decision: GreylistDecision): CheckResult {
     const req = ctx.request;
     if (decision.verdict === 'whitelisted') {
       stats.autoWhitelisted++;
@@ -171,17 +171,20 @@ export function createGreylistCheck(opts: GreylistCheckOptions): GreylistCheck {
       };
     }
     stats.passed++;
+    // postgrey logs "whitelisted: name[ip]" when a client reaches the count: here it ends the reason.
+    const reached = config.autoWhitelistClients > 0 && decision.update.client !== undefined && decision.clientPasses === config.autoWhitelistClients;
+    const whitelistedNow = reached ? `; client ${cKey} auto-whitelisted after ${decision.clientPasses} passes` : '';
     // postgrey adds the header once per message (is_new_instance): a message to several
     // recipients has one `instance` value; a missing instance counts as new, as in postgrey.
     if (opts.xGreylistHeader && decision.firstPass && isNewInstance(req['instance'], ctx.record)) {
       return {
         action: `PREPEND X-Greylist: delayed ${decision.delayedSec} seconds by mxsentry-${opts.version}${opts.hostname ? ` at ${opts.hostname}` : ''}; ${rfc5322Date(ctx.nowMs)}`,
-        reason: `greylist passed ${tKey} after ${decision.delayedSec}s`,
+        reason: `greylist passed ${tKey} after ${decision.delayedSec}s${whitelistedNow}`,
       };
     }
     return {
       action: 'DUNNO',
-      reason: decision.firstPass ? `greylist passed ${tKey} after ${decision.delayedSec}s` : `greylist triplet known ${tKey}`,
+      reason: decision.firstPass ? `greylist passed ${tKey} after ${decision.delayedSec}s${whitelistedNow}` : `greylist triplet known ${tKey}`,
     };
   }
 }

@@ -128,12 +128,18 @@ s('client and recipient whitelists answer DUNNO without touching the store', asy
 
 s('auto-whitelisted client passes a new triplet at once', async () => {
   const { clock, check, ctx } = setup({ config: { ...DEFAULT_GREYLIST_CONFIG, autoWhitelistClients: 2 } });
+  const passes: string[] = [];
   for (let i = 0; i < 2; i++) {
     await check.run(ctx({ recipient: `r${i}@rcpt.example` }));
     clock.advanceSec(61);
-    assert.is((await check.run(ctx({ recipient: `r${i}@rcpt.example` })))?.action, 'DUNNO');
+    const pass = await check.run(ctx({ recipient: `r${i}@rcpt.example` }));
+    assert.is(pass?.action, 'DUNNO');
+    passes.push(pass?.reason ?? '');
     clock.advanceSec(3600);
   }
+  // The pass that reaches the count says so (postgrey logs "whitelisted: name[ip]"); earlier ones do not.
+  assert.match(passes[0] ?? '', /after 61s$/);
+  assert.match(passes[1] ?? '', /after 61s; client 192\.0\.2\.\d+ auto-whitelisted after 2 passes$/, passes[1]);
   const r = await check.run(ctx({ recipient: 'new@rcpt.example' }));
   assert.is(r?.action, 'DUNNO');
   assert.match(r?.reason ?? '', /auto-whitelisted/);
