@@ -119,7 +119,34 @@ function labelsToName(labels: readonly (readonly number[])[]): Name {
  *   wire bytes or a malformed escape.
  */
 export function parseName(text: string): Name {
-  return labelsToName(textToLabels(text));
+  return plainName(text) ?? labelsToName(textToLabels(text));
+}
+
+/**
+ * parseName for the common text of printable characters other than '\\' (no escapes: every such
+ * character is its own Name form), without building label arrays: the text itself, with the
+ * trailing dot added when missing. Null for anything else (escapes, other characters, the root,
+ * an empty or overlong label, a name over 255 wire bytes), which takes the general path and its errors.
+ */
+function plainName(text: string): Name | null {
+  const n = text.length;
+  if (n === 0 || n > MAX_NAME_WIRE) return null;
+  const dotted = text.charCodeAt(n - 1) === DOT;
+  // Wire length: the text's characters plus a length byte for the first label and the root byte.
+  if ((dotted ? n + 1 : n + 2) > MAX_NAME_WIRE) return null;
+  let labelStart = 0;
+  for (let i = 0; i < n; i++) {
+    const c = text.charCodeAt(i);
+    if (c === DOT) {
+      const len = i - labelStart;
+      if (len === 0 || len > MAX_LABEL) return null;
+      labelStart = i + 1;
+    } else if (c < 0x21 || c > 0x7e || c === BACKSLASH) {
+      return null;
+    }
+  }
+  if (!dotted && (n - labelStart === 0 || n - labelStart > MAX_LABEL)) return null;
+  return dotted ? text : `${text}.`;
 }
 
 /**

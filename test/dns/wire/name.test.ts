@@ -66,7 +66,7 @@ s('nameToWire and wireLength agree, escapes map to single bytes', () => {
   assert.equal([...nameToWire('\\255.')], [1, 255, 0]);
 });
 
-s('wire -> readWireName -> nameToWire round-trips byte for byte, plain and escaped labels alike, at every length', () => {
+s('wire -> readWireName -> nameToWire and parseName round-trip, plain and escaped labels alike, at every length', () => {
   const rnd = seededRandom(20261205);
   const int = (n: number): number => Math.floor(rnd() * n);
   for (let i = 0; i < 2000; i++) {
@@ -86,6 +86,9 @@ s('wire -> readWireName -> nameToWire round-trips byte for byte, plain and escap
     const name = readWireName(bytes, 0).name;
     assert.equal([...nameToWire(name)], [...bytes], name);
     assert.is(wireLength(name), bytes.length);
+    // A Name parses to itself, with or without its trailing dot (plain names skip the label arrays).
+    assert.is(parseName(name), name);
+    assert.is(parseName(name.slice(0, -1)), name);
   }
   const label63 = 'a'.repeat(63);
   assert.is(nameToWire(`${label63}.`).length, 65);
