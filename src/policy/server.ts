@@ -4,8 +4,10 @@
 // injected decide() owns everything between. Called by main.ts; it must not know about checks, the
 // store or DNS, and a misbehaving client must never affect the other connections.
 import { createServer, type Server, type Socket } from 'node:net';
+import { systemClock, type Clock } from '../util/clock.js';
 import { PolicyError, describeError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
+import { RateLimitedLog } from '../util/rate-limited-log.js';
 import { PolicyRequestParser, formatReply, malformedReason, type PolicyParserLimits } from './protocol.js';
 import type { Decision, PolicyRequest } from './types.js';
 
@@ -32,7 +34,18 @@ export interface PolicyServerOptions {
   requestTimeoutMs?: number;
   /** Per-connection parser bounds (line, request, attributes). */
   limits?: PolicyParserLimits;
+  /** Time source of the log budget for malformed requests. Default the system clock. */
+  clock?: Clock;
 }
+
+/**
+ * Warnings about malformed requests per second, across all connections; the rest are counted into
+ * the next one. A client can send a malformed request per byte (blank lines), faster than any log
+ * can be written.
+ */
+const MALFORMED_LOG_PER_SEC = 20;
+
+type ServerOpts = Required<Omit<PolicyServerOptions, 'limits' | 'clock'>> & { limits: PolicyParserLimits };
 
 /** Counters for metrics; plain numbers. */
 export interface PolicyServerStats {
@@ -87,7 +100,8 @@ export function parseListenTarget(text: string): { host: string; port: number } 
 export class PolicyServer {
   private readonly servers: Server[] = [];
   private readonly connections = new Set<PolicyConnection>();
-  private readonly opts: Required<Omit<PolicyServerOptions, 'limits'>> & { limits: PolicyParserLimits };
+  private readonly opts: ServerOpts;
+  private readonly malformedLog: RateLimitedLog;
   private closing: Promise<void> | undefined;
   private nextId = 1;
   private readonly counters: Omit<PolicyServerStats, 'connectionsOpen'> = {
@@ -114,6 +128,7 @@ export class PolicyServer {
       requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
       limits: options.limits ?? {},
     };
+    this.malformedLog = new RateLimitedLog(logger, options.clock ?? systemClock, MALFORMED_LOG_PER_SEC);
     for (const key of ['maxConnections', 'idleTimeoutMs', 'drainTimeoutMs', 'maxPendingRequests', 'requestTimeoutMs'] as const) {
       const v = this.opts[key];
       if (!Number.isInteger(v) || v < 1) {
@@ -227,6 +242,7 @@ export class PolicyServer {
     const conn = new PolicyConnection(socket, this.nextId++, peer, {
       decide: this.decide,
       logger: this.logger,
+      malformedLog: this.malformedLog,
       opts: this.opts,
       counters: this.counters,
     });
@@ -238,7 +254,8 @@ export class PolicyServer {
 interface ConnectionDeps {
   decide: DecideFn;
   logger: Logger;
-  opts: Required<Omit<PolicyServerOptions, 'limits'>> & { limits: PolicyParserLimits };
+  malformedLog: RateLimitedLog;
+  opts: ServerOpts;
   counters: Omit<PolicyServerStats, 'connectionsOpen'>;
 }
 
@@ -258,8 +275,8 @@ class PolicyConnection {
 
   constructor(
     private readonly socket: Socket,
-    id: number,
-    peer: string,
+    private readonly id: number,
+    private readonly peer: string,
     private readonly deps: ConnectionDeps,
   ) {
     this.log = deps.logger.child({ conn: id, peer });
@@ -381,8 +398,9 @@ class PolicyConnection {
     const problem = malformedReason(request);
     if (problem !== undefined) {
       this.deps.counters.malformed++;
-      this.log.warn(
-        { problem, state: request.protocol_state, client: request.client_address, queueId: request.queue_id },
+      this.deps.malformedLog.log(
+        'warn',
+        { conn: this.id, peer: this.peer, problem, state: request.protocol_state, client: request.client_address, queueId: request.queue_id },
         'malformed policy request; answering DUNNO',
       );
       return formatReply('DUNNO');

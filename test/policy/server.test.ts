@@ -204,6 +204,28 @@ s('binary garbage closes the connection; a malformed request gets DUNNO and the 
   }
 });
 
+s('a flood of malformed requests is answered, but logged within a budget with the rest counted', async () => {
+  // One client sending blank lines made one warning each: 60000 of them per 60 kB read, which
+  // the log could not write as fast, so the daemon's memory grew and its event loop stalled.
+  const { logger, lines } = capturingLogger();
+  const server = new PolicyServer(async () => decision('REJECT should not be used'), logger);
+  const [addr] = await server.listen(['127.0.0.1:0']);
+  const c = await Client.open(Number(/:(\d+)$/.exec(addr ?? '')?.[1]));
+  try {
+    c.send('\n'.repeat(2000));
+    assert.is((await c.replies(2000)).length, 2000);
+    assert.is(server.stats().malformed, 2000);
+    c.send('no equals sign\n\n');
+    await c.replies(1);
+    const warned = lines().filter((l) => l.msg === 'malformed policy request; answering DUNNO');
+    assert.ok(warned.length >= 1 && warned.length <= 60, `${warned.length} warnings for 2001 malformed requests`);
+    assert.ok(warned.every((l) => typeof l.peer === 'string' && typeof l.problem === 'string'));
+  } finally {
+    c.end();
+    await server.close();
+  }
+});
+
 s('connection cap: beyond maxConnections new connections are closed at once', async () => {
   const { server, port } = await start(echoRecipient, { maxConnections: 2 });
   const a = await Client.open(port);
