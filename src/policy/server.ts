@@ -20,7 +20,7 @@ export type ListenTarget = string | { host: string; port: number } | { fd: numbe
 export interface PolicyServerOptions {
   /** Open connections across all listeners; more are closed at once with a log line. Default 1000 (policy-max-connections). */
   maxConnections?: number;
-  /** A connection with no request for this long is closed. Default 600000 (600 s). */
+  /** A connection with no request for this long, or whose client reads no reply for this long, is closed. Default 600000 (600 s). */
   idleTimeoutMs?: number;
   /** Default deadline of close() for in-flight decisions. Default 10000. */
   drainTimeoutMs?: number;
@@ -272,6 +272,8 @@ class PolicyConnection {
   private readonly parser: PolicyRequestParser;
   private readonly queue: PolicyRequest[] = [];
   private busy = false;
+  /** Set while a reply waits for the client to read (write buffer full). */
+  private awaitingDrain = false;
   private paused = false;
   private readEnded = false;
   private stopping = false;
@@ -368,6 +370,13 @@ class PolicyConnection {
   }
 
   private onIdle(): void {
+    if (this.awaitingDrain) {
+      // No byte written for the whole timeout: the client does not read. Its slot must not be held for ever.
+      this.deps.counters.idleTimeouts++;
+      this.log.warn({ idleTimeoutMs: this.deps.opts.idleTimeoutMs, queued: this.queue.length }, 'policy client does not read its replies; closing');
+      this.socket.destroy();
+      return;
+    }
     if (this.busy || this.queue.length > 0) return;
     this.deps.counters.idleTimeouts++;
     this.log.info({ idleTimeoutMs: this.deps.opts.idleTimeoutMs }, 'policy connection idle; closing');
@@ -430,8 +439,10 @@ class PolicyConnection {
   }
 
   private waitDrain(): Promise<void> {
+    this.awaitingDrain = true;
     return new Promise((resolve) => {
       const done = (): void => {
+        this.awaitingDrain = false;
         this.socket.off('drain', done);
         this.socket.off('close', done);
         resolve();

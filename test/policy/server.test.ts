@@ -371,6 +371,24 @@ s('idle connections are closed after idleTimeoutMs', async () => {
   }
 });
 
+s('a client that never reads its replies is closed after idleTimeoutMs, like an idle one', async () => {
+  // The server waited for 'drain' with no deadline: the connection (and its slot) was kept forever.
+  const big = `DUNNO ${'x'.repeat(1 << 20)}`;
+  const { server, port } = await start(async () => decision(big), { idleTimeoutMs: 200 });
+  const c = await Client.open(port);
+  try {
+    c.socket.pause();
+    c.send(Array.from({ length: 40 }, () => encodeRequest(postfixRequest())).join(''));
+    for (let i = 0; i < 100 && server.stats().connectionsOpen > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.is(server.stats().connectionsOpen, 0, 'connection closed');
+    assert.ok(server.stats().requests < 40, 'closed while replies were unread');
+    assert.is(server.stats().idleTimeouts, 1);
+  } finally {
+    c.end();
+    await server.close(500);
+  }
+});
+
 s('a request begun and not finished within requestTimeoutMs closes the connection; split and pipelined ones are fine', async () => {
   const { server, port } = await start(echoRecipient, { requestTimeoutMs: 150 });
   const text = encodeRequest(postfixRequest({ recipient: 'slow@example.org' }));
