@@ -173,23 +173,41 @@ export class ControlServer {
     socket.setTimeout(this.idleTimeoutMs, () => socket.destroy());
     socket.on('close', () => this.conns.delete(socket));
     socket.on('error', (err) => this.opts.logger.debug({ err: describeError(err) }, 'control connection error'));
+    // Lines are taken one at a time and reading stops while one is answered: a client that sends
+    // requests faster than it reads the answers is held back by its socket, not queued in memory.
     let buf = '';
-    let queue = Promise.resolve();
+    let running = false;
+    const pump = async (): Promise<void> => {
+      if (running) return;
+      running = true;
+      try {
+        let nl: number;
+        while (!socket.destroyed && (nl = buf.indexOf('\n')) >= 0) {
+          const line = buf.slice(0, nl);
+          buf = buf.slice(nl + 1);
+          if (line.trim() === '') continue;
+          await this.answer(socket, line);
+          // Commands may answer without I/O: let the event loop (DNS, policy) turn between them.
+          await new Promise<void>((done) => setImmediate(done));
+        }
+      } finally {
+        running = false;
+      }
+      if (!socket.destroyed && !socket.writableEnded) socket.resume();
+    };
     socket.setEncoding('utf8');
     socket.on('data', (chunk: string) => {
       buf += chunk;
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        if (line.trim() === '') continue;
-        // Answers go out in request order, one command at a time per connection.
-        queue = queue.then(() => this.answer(socket, line));
-      }
-      if (Buffer.byteLength(buf) > this.maxLineBytes) {
+      const lastNl = buf.lastIndexOf('\n');
+      if (Buffer.byteLength(lastNl < 0 ? buf : buf.slice(lastNl + 1)) > this.maxLineBytes) {
         buf = '';
+        socket.pause();
         socket.end(`${JSON.stringify(errorResponse(new ControlError('CONTROL_ERR_BAD_REQUEST', `request line longer than ${this.maxLineBytes} bytes`)))}\n`);
+        return;
       }
+      if (lastNl < 0) return;
+      socket.pause();
+      void pump();
     });
   }
 

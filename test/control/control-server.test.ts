@@ -103,6 +103,32 @@ s('an over-long request line is refused and the connection closed', async () => 
   }
 });
 
+s('a client that pipelines requests and reads nothing is not read further, and its queue dies with it', async () => {
+  // Every line was queued as it arrived while the answers waited for the client to read:
+  // memory grew by ~100 MB/s and, once the client went away, the server ran every queued command.
+  const path = join(dir, 'p.sock');
+  let calls = 0;
+  const big = 'x'.repeat(64 * 1024);
+  const srv = new ControlServer({ path, logger, handlers: { stats: () => { calls++; return big; } } });
+  await srv.listen();
+  const c = net.connect({ path });
+  try {
+    c.on('error', () => undefined);
+    await new Promise<void>((done) => c.once('connect', () => done()));
+    c.pause();
+    c.write('{"command":"stats"}\n'.repeat(200_000));
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok(c.writableLength > 2_000_000, `the server read all but ${c.writableLength} bytes of 4 MB`);
+    const before = calls;
+    c.destroy();
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok(calls - before <= 1, `${calls - before} commands run after the client left`);
+  } finally {
+    c.destroy();
+    await srv.close();
+  }
+});
+
 s('client: no socket and a dead socket mean "not running"', async () => {
   assert.is(await codeOf(sendControlRequest(join(dir, 'missing.sock'), { command: 'stats' })), 'CONTROL_ERR_NOT_RUNNING');
   // A socket file nobody listens on (a crashed daemon): connect() gets ECONNREFUSED.
