@@ -8,6 +8,15 @@ import { describeError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { PROMETHEUS_CONTENT_TYPE } from './prometheus-text.js';
 
+/**
+ * Open connections at once; more are closed as they come. Scrapers keep one connection each. Without
+ * a cap, connections that never send a request each hold a file descriptor until the headers
+ * timeout, and enough of them leave DNS and the policy service without any.
+ */
+export const METRICS_MAX_CONNECTIONS = 32;
+/** How often Node checks the headers and request timeouts (its default, 30 s, keeps idle connections that long). */
+const TIMEOUT_CHECK_MS = 1000;
+
 export interface MetricsServerOptions {
   address: string;
   port: number;
@@ -22,6 +31,7 @@ export interface MetricsServerOptions {
 export class MetricsServer {
   private server: http.Server | null = null;
   private allow: CidrSet;
+  private dropped = 0;
 
   constructor(private readonly opts: MetricsServerOptions) {
     this.allow = opts.allow;
@@ -34,7 +44,14 @@ export class MetricsServer {
 
   /** Binds; throws on a busy port or an address not on this host. */
   async listen(): Promise<{ address: string; port: number }> {
-    const server = http.createServer((req, res) => this.handle(req, res));
+    const server = http.createServer({ connectionsCheckingInterval: TIMEOUT_CHECK_MS }, (req, res) => this.handle(req, res));
+    server.maxConnections = METRICS_MAX_CONNECTIONS;
+    server.on('drop', (data?: { remoteAddress?: string }) => {
+      // The first refusal and then every 100th, so a connection flood cannot flood the log.
+      if (this.dropped++ % 100 === 0) {
+        this.opts.logger.warn({ client: data?.remoteAddress, max: METRICS_MAX_CONNECTIONS, refusedTotal: this.dropped }, 'metrics connection refused: too many connections');
+      }
+    });
     // Scrapers keep connections open; do not let an idle one hold the process at shutdown.
     server.keepAliveTimeout = 5000;
     server.headersTimeout = 10_000;

@@ -3,6 +3,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import http from 'node:http';
+import net from 'node:net';
 import { MetricsServer } from '../../src/metrics/metrics-server.js';
 import { CidrSet } from '../../src/util/cidr.js';
 import { createSilentLogger } from '../../src/util/logger.js';
@@ -47,6 +48,37 @@ s('serves /metrics to allowed clients only', async () => {
     assert.is((await get(port, '/metrics')).status, 403);
     assert.is(renders, 1, 'refused requests render nothing');
   } finally {
+    await srv.close();
+  }
+});
+
+s('idle connections are capped: a flood is closed at once and scrapes work after it', async () => {
+  // Without a cap, connections that never send a request were held for ~30 s each: enough of
+  // them used up the daemon's file descriptors, and DNS (SERVFAIL) and the policy service with it.
+  const srv = new MetricsServer({
+    address: '127.0.0.1',
+    port: 0,
+    allow: new CidrSet(['127.0.0.0/8']),
+    render: () => Promise.resolve('x 1\n'),
+    logger: createSilentLogger(),
+  });
+  const { port } = await srv.listen();
+  const socks: net.Socket[] = [];
+  let closed = 0;
+  try {
+    for (let i = 0; i < 200; i++) {
+      const c = net.connect({ host: '127.0.0.1', port });
+      c.on('error', () => undefined);
+      c.on('close', () => closed++);
+      socks.push(c);
+    }
+    for (let i = 0; i < 100 && closed < 150; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(closed >= 150, `only ${closed} of 200 idle connections closed`);
+    for (const c of socks) c.destroy();
+    await new Promise((r) => setTimeout(r, 50));
+    assert.is((await get(port, '/metrics')).status, 200);
+  } finally {
+    for (const c of socks) c.destroy();
     await srv.close();
   }
 });
