@@ -389,6 +389,27 @@ s('a client that never reads its replies is closed after idleTimeoutMs, like an 
   }
 });
 
+s('one read of thousands of pipelined requests is parsed a slice at a time, as the queue has room', async () => {
+  // A read was parsed whole: 64 kB of blank lines queued 65536 requests per connection, and 200
+  // clients that did not read their replies grew the daemon by gigabytes.
+  const { logger, lines } = capturingLogger();
+  const big = `DUNNO ${'x'.repeat(1 << 20)}`;
+  const server = new PolicyServer(async () => decision(big), logger, { idleTimeoutMs: 200 });
+  const [addr] = await server.listen(['127.0.0.1:0']);
+  const c = await Client.open(Number(/:(\d+)$/.exec(addr ?? '')?.[1]));
+  try {
+    c.socket.pause();
+    c.send(encodeRequest(postfixRequest()).repeat(20) + '\n'.repeat(40000));
+    for (let i = 0; i < 100 && server.stats().connectionsOpen > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    const closing = lines().find((l) => l.msg === 'policy client does not read its replies; closing');
+    assert.ok(closing, 'closed for not reading');
+    assert.ok(Number(closing.queued) <= 32 + 1024, `${String(closing.queued)} requests parsed and queued`);
+  } finally {
+    c.end();
+    await server.close(500);
+  }
+});
+
 s('a request begun and not finished within requestTimeoutMs closes the connection; split and pipelined ones are fine', async () => {
   const { server, port } = await start(echoRecipient, { requestTimeoutMs: 150 });
   const text = encodeRequest(postfixRequest({ recipient: 'slow@example.org' }));
