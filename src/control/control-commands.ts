@@ -98,7 +98,9 @@ export function dumpCache(t: ControlTarget): DumpResult {
       negative.push(`; ${row.kind}\t${row.name}\t${row.ttlSec}\t${row.kind === 'nodata' ? typeToString(row.type) : ''}`.trimEnd());
     }
   }
-  lines.push(';; negative answers (RFC 2308): kind name TTL [type]', ...negative);
+  lines.push(';; negative answers (RFC 2308): kind name TTL [type]');
+  // One push per line: a spread of a large cache's lines overflows the stack.
+  for (const n of negative) lines.push(n);
   lines.push(';; upstream servers: address srtt_ms rto_ms timeouts backed_off edns lame_zones');
   for (const h of t.infra.dump()) {
     lines.push(`; ${h.address}\t${h.srttMs}\t${h.rtoMs}\t${h.timeouts}\t${h.backedOff ? 'yes' : 'no'}\t${h.edns}\t${h.lameZones.join(',') || '-'}`);

@@ -116,6 +116,16 @@ s('dump prints zone-file lines, negative answers and servers', () => {
   assert.ok(lines.some((l) => l.startsWith('; 192.0.2.53\t25\t')), lines.join('\n'));
 });
 
+s('dump of a cache holding 200000 negative answers (a flood of random names) works', () => {
+  // The negative lines were appended with one spread push: past ~120000 of them that overflowed
+  // the stack and `mxsentry cache dump` failed with "Maximum call stack size exceeded".
+  const { t } = target();
+  const cache = new RRsetCache({ clock: new ManualClock(), maxBytes: 1 << 30, minTtlSec: 0, maxTtlSec: 86400, maxNegativeTtlSec: 3600, staleTtlSec: 0 });
+  for (let i = 0; i < 200_000; i++) cache.putNegative('nxdomain', `r${i}.example.org.`, RRType.A, null, 60);
+  const { lines } = dumpCache({ ...t, cache });
+  assert.is(lines.filter((l) => l.startsWith('; nxdomain\t')).length, 200_000);
+});
+
 s('replication-status says "not configured" without a replication module', async () => {
   const { t } = target();
   const handlers = createControlHandlers(t);
