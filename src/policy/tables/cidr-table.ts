@@ -30,10 +30,11 @@ export interface CidrTableParseOptions {
 
 /** Ordered CIDR entries; `lookup` returns the first that contains the address, like Postfix. */
 export class CidrTable {
-  private readonly entries: CidrTableEntry[] = [];
+  private readonly entries: CidrTableEntry[];
 
   constructor(entries: readonly CidrTableEntry[] = []) {
-    this.entries.push(...entries);
+    // Not a spread push: a table of 120000+ entries (country lists) would overflow the stack.
+    this.entries = entries.slice();
   }
 
   /** First matching entry for an IPv4/IPv6 address (IPv4-mapped IPv6 matches as IPv4). */
@@ -107,7 +108,7 @@ export class CidrTable {
       } catch (err) {
         throw new PolicyError('POLICY_ERR_TABLE_READ', `cannot read CIDR table ${path}: ${describeError(err)}`, { cause: err });
       }
-      entries.push(...CidrTable.parse(text, path, options).list());
+      for (const e of CidrTable.parse(text, path, options).list()) entries.push(e);
     }
     return new CidrTable(entries);
   }

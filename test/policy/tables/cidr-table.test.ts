@@ -75,6 +75,24 @@ s('errors name source:line', () => {
   assert.match(syntaxError('example.com OK\n'), /^tbl:1: /);
 });
 
+s('load() takes a table of 200000 entries (a country block list)', async () => {
+  // Entries were appended with spread pushes: past ~120000 the stack overflowed and the daemon
+  // refused to start with "--known-networks-file: Maximum call stack size exceeded".
+  const dir = mkdtempSync(join(tmpdir(), 'mxsentry-cidr-'));
+  try {
+    const path = join(dir, 'big.cidr');
+    const lines: string[] = [];
+    for (let i = 0; i < 200_000; i++) lines.push(`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}/32 OK`);
+    writeFileSync(path, `${lines.join('\n')}\n`);
+    const t = await CidrTable.load([path]);
+    assert.is(t.size, 200_000);
+    assert.is(new CidrTable(t.list()).size, 200_000);
+    assert.equal(t.lookup('10.3.13.63'), { cidr: '10.3.13.63/32', action: 'OK', source: path, line: 200_000 });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 s('load() concatenates files in order; unreadable file is POLICY_ERR_TABLE_READ', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'mxsentry-cidr-'));
   try {
