@@ -32,6 +32,8 @@ export class MetricsServer {
   private server: http.Server | null = null;
   private allow: CidrSet;
   private dropped = 0;
+  /** Connections with a response not yet finished. */
+  private readonly answering = new WeakSet<object>();
 
   constructor(private readonly opts: MetricsServerOptions) {
     this.allow = opts.allow;
@@ -82,6 +84,16 @@ export class MetricsServer {
   }
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+    // HTTP pipelining (a request before the previous response is done; scrapers never do it): Node
+    // parses a whole read of requests at once, and each would render and hold an exposition for a
+    // client that may never read them. Close such a connection.
+    const socket = req.socket;
+    if (this.answering.has(socket)) {
+      socket.destroy();
+      return;
+    }
+    this.answering.add(socket);
+    res.once('close', () => this.answering.delete(socket));
     const remote = (req.socket.remoteAddress ?? '').replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, '');
     if (!this.allow.has(remote)) {
       res.writeHead(403, { 'content-type': 'text/plain' }).end('forbidden\n');

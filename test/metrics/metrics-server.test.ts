@@ -83,4 +83,36 @@ s('idle connections are capped: a flood is closed at once and scrapes work after
   }
 });
 
+s('a client pipelining requests is closed instead of having every response rendered and held', async () => {
+  // Node parses a whole read of pipelined requests at once: one 64 kB read of GET /metrics lines
+  // rendered ~1900 expositions and held them for a client that did not read (80 MB each).
+  let renders = 0;
+  const srv = new MetricsServer({
+    address: '127.0.0.1',
+    port: 0,
+    allow: new CidrSet(['127.0.0.0/8']),
+    render: () => {
+      renders++;
+      return Promise.resolve(`${'x 1\n'.repeat(10_000)}`);
+    },
+    logger: createSilentLogger(),
+  });
+  const { port } = await srv.listen();
+  const c = net.connect({ host: '127.0.0.1', port });
+  try {
+    c.on('error', () => undefined);
+    const closed = new Promise<void>((done) => c.once('close', () => done()));
+    await new Promise<void>((done) => c.once('connect', () => done()));
+    c.pause();
+    c.write('GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(2000));
+    await Promise.race([closed, new Promise((r) => setTimeout(r, 1000))]);
+    assert.ok(c.destroyed || c.readableEnded, 'connection closed by the server');
+    assert.ok(renders <= 2, `${renders} expositions rendered`);
+    assert.is((await get(port, '/metrics')).status, 200, 'one request per connection at a time still works');
+  } finally {
+    c.destroy();
+    await srv.close();
+  }
+});
+
 s.run();
