@@ -3,6 +3,7 @@
 // Pure functions; no I/O.
 import { isIP } from 'node:net';
 import { MxError } from './errors.js';
+import { CidrIndex } from './cidr-index.js';
 
 /** A parsed network: family, network address bytes (host bits cleared) and prefix length. */
 export interface Cidr {
@@ -100,6 +101,8 @@ export function cidrContains(cidr: Cidr, addr: { family: 4 | 6; bytes: Uint8Arra
 /** An unordered set of networks; `has` answers membership. */
 export class CidrSet {
   private readonly nets: Cidr[] = [];
+  /** Built at the first match after a change. */
+  private index: CidrIndex | undefined;
 
   constructor(entries: Iterable<string | Cidr> = []) {
     for (const e of entries) this.add(e);
@@ -107,13 +110,16 @@ export class CidrSet {
 
   add(entry: string | Cidr): void {
     this.nets.push(typeof entry === 'string' ? parseCidr(entry) : entry);
+    this.index = undefined;
   }
 
   /** The first network containing the address, or undefined (also for an unparseable address). */
   match(address: string): Cidr | undefined {
     const addr = parseAddress(address);
     if (!addr) return undefined;
-    return this.nets.find((n) => cidrContains(n, addr));
+    this.index ??= new CidrIndex(this.nets);
+    const i = this.index.first(addr);
+    return i < 0 ? undefined : this.nets[i];
   }
 
   has(address: string): boolean {

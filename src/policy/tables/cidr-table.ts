@@ -3,7 +3,8 @@
 // Loaded by main.ts at start and on SIGHUP; CIDR arithmetic is util/cidr.ts. Errors name file:line
 // and fail the whole load; lookups never throw.
 import { readFile } from 'node:fs/promises';
-import { cidrContains, cidrHostBitsProblem, parseAddress, parseCidr, type Cidr } from '../../util/cidr.js';
+import { cidrHostBitsProblem, parseAddress, parseCidr, type Cidr } from '../../util/cidr.js';
+import { CidrIndex } from '../../util/cidr-index.js';
 import { PolicyError, describeError } from '../../util/errors.js';
 
 /** One table line. */
@@ -31,17 +32,19 @@ export interface CidrTableParseOptions {
 /** Ordered CIDR entries; `lookup` returns the first that contains the address, like Postfix. */
 export class CidrTable {
   private readonly entries: CidrTableEntry[];
+  private readonly index: CidrIndex;
 
   constructor(entries: readonly CidrTableEntry[] = []) {
     // Not a spread push: a table of 120000+ entries (country lists) would overflow the stack.
     this.entries = entries.slice();
+    this.index = new CidrIndex(this.entries.map((e) => e.cidr));
   }
 
   /** First matching entry for an IPv4/IPv6 address (IPv4-mapped IPv6 matches as IPv4). */
   lookup(ip: string): CidrTableMatch | undefined {
     const addr = parseAddress(ip);
     if (!addr) return undefined;
-    const hit = this.entries.find((e) => cidrContains(e.cidr, addr));
+    const hit = this.entries[this.index.first(addr)];
     return hit ? { cidr: hit.cidr.text, action: hit.action, source: hit.source, line: hit.line } : undefined;
   }
 
