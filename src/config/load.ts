@@ -1,10 +1,10 @@
 // Loads the configuration: the file (flat "key: value" lines, '#' comments, repeated keys for lists),
 // then command-line flags on top, then ONE validation pass that reports every problem with its key
 // and line. Called by the CLI at start and on SIGHUP; it never exits the process itself.
-import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { cidrHostBitsProblem, parseCidr } from '../util/cidr.js';
 import { ConfigError, describeError } from '../util/errors.js';
+import { readTextFileSync } from '../util/read-text-file.js';
 import { parseName } from '../dns/wire/name.js';
 import { parseDnsListSpec } from '../policy/dns-list-spec.js';
 import { formatLimit, formatValue } from './format-value.js';
@@ -85,7 +85,7 @@ export function loadConfig(opts: { file?: string; flags?: Record<string, unknown
     errors.push(new ConfigError('CONFIG_ERR_READ', 'the config file name is empty (--config "")'));
   } else if (opts.file !== undefined) {
     try {
-      entries = parseConfigText(readFileSync(opts.file, 'utf8'), opts.file, errors);
+      entries = parseConfigText(readTextFileSync(opts.file), opts.file, errors);
     } catch (err) {
       errors.push(new ConfigError('CONFIG_ERR_READ', `cannot read config file ${opts.file}: ${describeError(err)}`, { cause: err }));
     }

@@ -3,7 +3,7 @@
 // names) plus the admin's data file. Called by the DNS server for every class-IN query before the
 // packet cache, so lookup() is a Map walk over label suffixes and must stay cheap. Never resolves
 // anything and never follows a CNAME: the answer is what is configured, or null (resolve normally).
-import { readFileSync } from 'node:fs';
+import { readTextFileSync } from '../../util/read-text-file.js';
 import { DnsError, describeError } from '../../util/errors.js';
 import { parseAddress } from '../../util/cidr.js';
 import { canonicalName, labelStarts, nameToWire, parseName, isSubdomain } from '../wire/name.js';
@@ -290,7 +290,7 @@ export class LocalZones {
   loadFile(path: string): void {
     let text: string;
     try {
-      text = readFileSync(path, 'utf8');
+      text = readTextFileSync(path);
     } catch (err) {
       throw new DnsError('DNS_ERR_ZONE_FILE', `cannot read local zones file ${path}: ${describeError(err)}`, { cause: err });
     }

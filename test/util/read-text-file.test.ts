@@ -1,0 +1,40 @@
+// The files read synchronously (config, local zones) are refused at once when they are not regular
+// files (a FIFO, a directory, a device), before a byte is read: a FIFO would block the event loop.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { loadConfig } from '../../src/config/load.js';
+import { readTextFileSync } from '../../src/util/read-text-file.js';
+
+const s = suite('util/read-text-file');
+let dir = '';
+s.before.each(() => {
+  dir = mkdtempSync(join(tmpdir(), 'mxsentry-read-'));
+});
+s.after.each(() => rmSync(dir, { recursive: true, force: true }));
+
+s('a regular file is read as UTF-8 text', () => {
+  const file = join(dir, 'a.conf');
+  writeFileSync(file, 'delay: 60 # é\n');
+  assert.is(readTextFileSync(file), 'delay: 60 # é\n');
+});
+
+s('a FIFO without a writer, a directory and a device are refused at once', () => {
+  const fifo = join(dir, 'fifo');
+  execFileSync('mkfifo', [fifo]);
+  for (const [path, kind] of [[fifo, /is a FIFO, not a regular file/], [dir, /is a directory/], ['/dev/zero', /is a device/]] as const) {
+    assert.throws(() => readTextFileSync(path), kind);
+  }
+  const loaded = loadConfig({ file: fifo });
+  assert.equal(loaded.errors.map((e) => e.code), ['CONFIG_ERR_READ']);
+  assert.match(loaded.errors[0]?.message ?? '', /cannot read config file .*fifo.*FIFO/);
+});
+
+s('a missing file keeps its ENOENT code', () => {
+  assert.throws(() => readTextFileSync(join(dir, 'missing.conf')), (err: NodeJS.ErrnoException) => err.code === 'ENOENT');
+});
+
+s.run();
