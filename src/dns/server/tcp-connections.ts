@@ -17,7 +17,15 @@ const DNS_HEADER_BYTES = 12;
 interface TcpConn {
   socket: net.Socket;
   remote: string;
+  /** Received bytes not yet handed on: complete frames, or the start of one shorter than its length prefix. */
   buf: Buffer;
+  /**
+   * A frame longer than what has arrived of it is assembled here (its full size, allocated once)
+   * instead of `buf` being copied again at every read: a client trickling a byte at a time would
+   * otherwise cost the square of the frame size.
+   */
+  asm: Buffer | null;
+  asmFill: number;
   inflight: number;
   lastActiveMs: number;
   readEnded: boolean;
@@ -72,7 +80,7 @@ export class TcpConnections {
       return;
     }
     d.counters.tcp.accepted++;
-    const conn: TcpConn = { socket, remote, buf: EMPTY, inflight: 0, lastActiveMs: d.clock.nowMs(), readEnded: false, paused: false, closed: false };
+    const conn: TcpConn = { socket, remote, buf: EMPTY, asm: null, asmFill: 0, inflight: 0, lastActiveMs: d.clock.nowMs(), readEnded: false, paused: false, closed: false };
     this.conns.add(conn);
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(conn, chunk));
@@ -149,7 +157,16 @@ export class TcpConnections {
   private onData(conn: TcpConn, chunk: Buffer): void {
     if (conn.closed) return;
     conn.lastActiveMs = this.d.clock.nowMs();
-    conn.buf = conn.buf.length === 0 ? chunk : Buffer.concat([conn.buf, chunk]);
+    if (conn.asm) {
+      const n = Math.min(chunk.length, conn.asm.length - conn.asmFill);
+      chunk.copy(conn.asm, conn.asmFill, 0, n);
+      conn.asmFill += n;
+      if (conn.asmFill < conn.asm.length) return;
+      conn.buf = n === chunk.length ? conn.asm : Buffer.concat([conn.asm, chunk.subarray(n)]);
+      conn.asm = null;
+    } else {
+      conn.buf = conn.buf.length === 0 ? chunk : Buffer.concat([conn.buf, chunk]);
+    }
     this.drainFrames(conn);
   }
 
@@ -171,7 +188,12 @@ export class TcpConnections {
         conn.socket.destroy();
         return;
       }
-      if (conn.buf.length < 2 + len) break;
+      if (conn.buf.length < 2 + len) {
+        conn.asm = Buffer.allocUnsafe(2 + len);
+        conn.asmFill = conn.buf.copy(conn.asm);
+        conn.buf = EMPTY;
+        break;
+      }
       // A copy: the frame must not pin the (possibly large) receive buffer it arrived in.
       const frame = Buffer.from(conn.buf.subarray(2, 2 + len));
       conn.buf = conn.buf.length === 2 + len ? EMPTY : conn.buf.subarray(2 + len);
