@@ -182,23 +182,20 @@ export function nameToWire(name: Name): Buffer {
  * dot, an empty or overlong label, a name over 255 bytes), which takes the general path and its errors.
  */
 function plainNameToWire(name: Name): Buffer | null {
-  const n = name.length;
-  if (n < 2 || n + 1 > MAX_NAME_WIRE || name.charCodeAt(n - 1) !== DOT) return null;
-  const out = Buffer.allocUnsafe(n + 1);
+  // plainName checks the labels and returns a dotted plain name as it is.
+  if (name.length < 2 || plainName(name) !== name) return null;
+  const out = Buffer.allocUnsafe(name.length + 1);
   let lenAt = 0;
-  for (let i = 0; i < n; i++) {
+  for (let i = 0; i < name.length; i++) {
     const c = name.charCodeAt(i);
     if (c === DOT) {
-      const len = i - lenAt;
-      if (len === 0 || len > MAX_LABEL) return null;
-      out[lenAt] = len;
+      out[lenAt] = i - lenAt;
       lenAt = i + 1;
     } else {
-      if (c < 0x21 || c > 0x7e || c === BACKSLASH) return null;
       out[i + 1] = c;
     }
   }
-  out[n] = 0;
+  out[name.length] = 0;
   return out;
 }
 
