@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { formatAddress, parseAddress } from '../util/cidr.js';
 import { PolicyError } from '../util/errors.js';
-import { isDeletedTriplet, totalPasses, type ClientRecord, type GreylistUpdate, type TripletRecord } from '../store/greylist-types.js';
+import { isDeletedTriplet, isExpiredRecord, totalPasses, type ClientRecord, type GreylistUpdate, type TripletRecord } from '../store/greylist-types.js';
 
 /** Greylisting parameters, named after postgrey's options. */
 export interface GreylistConfig {
@@ -194,7 +194,7 @@ export function decideGreylist(
 ): GreylistDecision {
   const delayMs = cfg.delaySec * 1000;
   const maxAgeMs = cfg.maxAgeSec * 1000;
-  const liveClient = client && nowMs - client.lastSeenMs <= maxAgeMs ? client : undefined;
+  const liveClient = client && !isExpiredRecord('client', client, nowMs, maxAgeMs, Infinity) ? client : undefined;
   const clientPasses = liveClient ? totalPasses(liveClient.passes) : 0;
 
   if (cfg.autoWhitelistClients > 0 && liveClient && clientPasses >= cfg.autoWhitelistClients) {
@@ -213,15 +213,11 @@ export function decideGreylist(
   const nextEpoch = (triplet?.epoch ?? 0) + 1;
   // A triplet an admin deleted is forgotten: the next attempt starts over, in a new epoch.
   if (current && isDeletedTriplet(current)) current = undefined;
-  if (current) {
-    const idleMs = nowMs - current.lastSeenMs;
-    const passed = current.passedAtMs > 0;
-    // max-age applies to every triplet; the retry window only to triplets that never passed
-    // (postgrey's maintenance rules, applied here at lookup time). For a never-passed triplet
-    // last - first < delay, so "now - last" equals postgrey's "now - first" test within the delay,
-    // and unlike first-seen it stays meaningful after replicas merge (first = min).
-    if (idleMs > maxAgeMs || (!passed && idleMs > cfg.retryWindowSec * 1000)) current = undefined;
-  }
+  // max-age applies to every triplet; the retry window only to triplets that never passed
+  // (postgrey's maintenance rules, the same the expiry sweep applies). For a never-passed triplet
+  // last - first < delay, so "now - last" equals postgrey's "now - first" test within the delay,
+  // and unlike first-seen it stays meaningful after replicas merge (first = min).
+  if (current && isExpiredRecord('triplet', current, nowMs, maxAgeMs, cfg.retryWindowSec * 1000)) current = undefined;
 
   // Unknown or forgotten: a fresh record, first = last = now; with a zero delay it passes at once.
   const newTriplet = current === undefined;

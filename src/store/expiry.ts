@@ -6,7 +6,7 @@ import type { Clock } from '../util/clock.js';
 import { describeError, StoreError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import type { LmdbEnv } from './lmdb-env.js';
-import { isRetryExpired, type ClientRecord, type TripletRecord } from './greylist-types.js';
+import { isExpiredRecord, type ClientRecord, type TripletRecord } from './greylist-types.js';
 import { decodeRecord } from './record-codec.js';
 import { writeProbeStamp } from './recovery-probe.js';
 import type { ScheduledTask, Scheduler } from './scheduler.js';
@@ -50,7 +50,6 @@ export interface PurgeDeps {
  */
 export async function purgeExpired(deps: PurgeDeps, nowMs: number, maxAgeMs: number, retryWindowMs = Infinity): Promise<PurgeResult> {
   const { env } = deps;
-  const cutoffMs = nowMs - maxAgeMs;
   const result: PurgeResult = { triplets: 0, clients: 0, corrupt: 0 };
   // A batch that removed nothing commits without touching the file: only its failure says anything.
   const failureOnly = <T>(p: Promise<T>): Promise<T> => p.catch((err: unknown) => deps.tracked(Promise.reject<T>(err)));
@@ -79,7 +78,7 @@ export async function purgeExpired(deps: PurgeDeps, nowMs: number, maxAgeMs: num
               corrupt++;
               continue;
             }
-            if (record.lastSeenMs < cutoffMs || (kind === 'triplet' && isRetryExpired(record as TripletRecord, nowMs, retryWindowMs))) {
+            if (isExpiredRecord(kind, record, nowMs, maxAgeMs, retryWindowMs)) {
               tx.remove(db, key);
               expired++;
             }

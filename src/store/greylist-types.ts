@@ -126,6 +126,14 @@ export function isRetryExpired(t: TripletRecord, nowMs: number, retryWindowMs: n
   return t.passedAtMs === 0 && nowMs - t.lastSeenMs > retryWindowMs && !isDeletedTriplet(t);
 }
 
+/**
+ * The expiry rule, one for the sweep, replication and decisions: a record not seen for max-age, or a
+ * retry-expired triplet (isRetryExpired), is gone.
+ */
+export function isExpiredRecord(kind: 'triplet' | 'client', r: TripletRecord | ClientRecord, nowMs: number, maxAgeMs: number, retryWindowMs: number): boolean {
+  return nowMs - r.lastSeenMs > maxAgeMs || (kind === 'triplet' && isRetryExpired(r as TripletRecord, nowMs, retryWindowMs));
+}
+
 /** Merge two client records (commutative, associative, idempotent). */
 export function mergeClient(a: ClientRecord, b: ClientRecord): ClientRecord {
   return {

@@ -13,7 +13,7 @@ import type { Clock } from '../../util/clock.js';
 import { describeError, StoreError } from '../../util/errors.js';
 import type { Logger } from '../../util/logger.js';
 import { RateLimitedLog } from '../../util/rate-limited-log.js';
-import { isRetryExpired, type ClientRecord, type TripletRecord } from '../greylist-types.js';
+import { isExpiredRecord, type ClientRecord, type TripletRecord } from '../greylist-types.js';
 import type { LmdbGreylistStore, RemoteRecord } from '../lmdb-greylist-store.js';
 import type { RecordKind, ReplogEntry } from '../record-codec.js';
 import { TimerScheduler, type ScheduledTask, type Scheduler } from '../scheduler.js';
@@ -180,7 +180,7 @@ export class Replicator {
 
   /** @internal True for a record the expiry sweep deletes (max-age, or a retry-expired triplet): never sent or accepted. */
   isExpired(kind: RecordKind, record: TripletRecord | ClientRecord, nowMs: number): boolean {
-    return record.lastSeenMs < nowMs - this.maxAgeMs || (kind === 'triplet' && isRetryExpired(record as TripletRecord, nowMs, this.retryWindowMs));
+    return isExpiredRecord(kind, record, nowMs, this.maxAgeMs, this.retryWindowMs);
   }
 
   /** The settings in force (those given at construction, as changed by reconfigure()). */
