@@ -31,6 +31,9 @@ const ESCAPED: readonly string[] = Array.from({ length: 256 }, (_, b) => {
  */
 const NAME_SCRATCH = Buffer.alloc(4 * MAX_NAME_WIRE + MAX_POINTER_HOPS + 8);
 
+/** A byte as it stands in a Name when it needs no escape (ESCAPED maps it to itself), else 0. */
+const PLAIN = Uint8Array.from(ESCAPED, (s) => (s.length === 1 ? s.charCodeAt(0) : 0));
+
 /** Same as ESCAPED with ASCII A-Z folded to a-z (RFC 4343), for canonical keys built from wire. */
 export const ESCAPED_LOWER: readonly string[] = ESCAPED.map((s, b) =>
   b >= 0x41 && b <= 0x5a ? String.fromCharCode(b + 0x20) : s,
@@ -273,8 +276,9 @@ export function readWireName(
     if (pos + 1 + len > buf.length) throw formerr(`label at ${pos} runs past the end of the data`);
     for (let i = pos + 1; i <= pos + len; i++) {
       const c = buf[i] as number;
-      if (c >= 0x21 && c <= 0x7e && c !== DOT && c !== BACKSLASH) {
-        out[n++] = c;
+      const plain = PLAIN[c] as number;
+      if (plain !== 0) {
+        out[n++] = plain;
       } else {
         const esc = ESCAPED[c] as string;
         for (let k = 0; k < esc.length; k++) out[n++] = esc.charCodeAt(k);
