@@ -3,7 +3,7 @@
 // chain, and says whether the response is an answer, a referral, a negative answer or lame; also
 // undoes the 0x20 case of a response's names. Pure: no cache, no I/O.
 // RFC 1034 s5.3.3, RFC 2181 s5.4.1, RFC 2308, RFC 6672.
-import { restoreRdataCase } from '../wire/message.js';
+import { rdataCaseRestorer } from '../wire/message.js';
 import { canonicalName, isSubdomain, labelCount, nameLabels, namesEqual, nameToWire, wireLength } from '../wire/name.js';
 import { rdataNames } from '../wire/rdata.js';
 import { Rcode, RRType, type Message, type Name, type ResourceRecord } from '../wire/types.js';
@@ -211,10 +211,9 @@ function cnameRdata(target: Name): Buffer {
 export function restoreCase(msg: Message, original: Name, sent: Name): void {
   const labels = nameLabels(original);
   const sentLabels = nameLabels(sent);
-  const sentWire = nameToWire(sent);
-  const originalWire = nameToWire(original);
+  const restoreRdata = rdataCaseRestorer(nameToWire(sent), nameToWire(original));
   const fix = (rr: ResourceRecord): void => {
-    restoreRdataCase(rr.type, rr.rdata, sentWire, originalWire);
+    restoreRdata(rr.type, rr.rdata);
     if (!isSubdomain(original, rr.name)) {
       rr.name = withSuffixCase(rr.name, sentLabels, labels);
       return;

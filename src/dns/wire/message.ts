@@ -168,9 +168,18 @@ function wireLabels(buf: Uint8Array, pos: number): { labels: Array<[number, numb
  * `s` and `o`: the wire forms of the name we sent and of the original (nameToWire, once per response).
  */
 export function restoreRdataCase(type: number, rdata: Buffer, s: Buffer, o: Buffer): void {
+  rdataCaseRestorer(s, o)(type, rdata);
+}
+
+/** restoreRdataCase for every record of one response: the sent name's labels are read once. */
+export function rdataCaseRestorer(s: Buffer, o: Buffer): (type: number, rdata: Buffer) => void {
+  const sentLabels = wireLabels(s, 0)?.labels ?? [];
+  return (type, rdata) => restoreWith(type, rdata, s, o, sentLabels);
+}
+
+function restoreWith(type: number, rdata: Buffer, s: Buffer, o: Buffer, sentLabels: ReadonlyArray<[number, number]>): void {
   const layout = NAME_LAYOUTS.get(type);
   if (!layout) return;
-  const sentLabels = wireLabels(s, 0)?.labels ?? [];
   let pos = 0;
   for (const field of layout) {
     if (field !== 'n') {
