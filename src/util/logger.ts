@@ -22,11 +22,38 @@ export function createRootLogger(level: LogLevel = 'info', destination?: NodeJS.
   const opts = {
     level,
     base: { name: 'mxsentry' },
-    timestamp: pino.stdTimeFunctions.isoTime,
+    timestamp: isoTimeField,
     formatters: { level: (label: string) => ({ level: label }) },
   };
   if (destination) return pino(opts, destination);
   return pino(opts, coalescingStdout());
+}
+
+/**
+ * pino's `timestamp` function: the `,"time":"<ISO 8601>"` field, the same text as
+ * pino.stdTimeFunctions.isoTime. Date#toISOString costs about 1.7 us, a sixth of a busy policy
+ * service's logging per decision; the text up to the seconds is kept per second and only the
+ * milliseconds are appended.
+ */
+export function isoTimeField(): string {
+  return `,"time":"${isoTimeAt(Date.now())}"`;
+}
+
+let cachedSecond = Number.NaN;
+let cachedPrefix = '';
+
+/** new Date(ms).toISOString() for a time in ms since the epoch, from the cache of the current second. */
+export function isoTimeAt(ms: number): string {
+  const second = Math.floor(ms / 1000);
+  if (second !== cachedSecond) {
+    const iso = new Date(second * 1000).toISOString();
+    // Outside years 0-9999 toISOString has a signed 6-digit year: not cached, written as is.
+    if (iso.length !== 24) return new Date(ms).toISOString();
+    cachedSecond = second;
+    cachedPrefix = iso.slice(0, 20);
+  }
+  const millis = ms - second * 1000;
+  return `${cachedPrefix}${millis < 10 ? '00' : millis < 100 ? '0' : ''}${millis}Z`;
 }
 
 /**
