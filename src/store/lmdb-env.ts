@@ -22,11 +22,11 @@ export const DEFAULT_MAP_SIZE_BYTES = 1024 * 1024 * 1024;
 
 /** Smallest accepted size limit: the empty environment already uses a few pages. */
 export const MIN_MAP_SIZE_BYTES = 64 * 1024;
-
 const CLOSE_WAIT_MS = 5000; // longest wait at close for the last writes to be flushed and the environment closed
 
-/** Layout version of the databases below, kept in `meta`. An environment from a newer layout is refused. */
-export const STORE_SCHEMA_VERSION = 1;
+// Layout version, kept in `meta`; a newer one is refused. 2: binary records (record-binary.ts); a 1
+// (JSON values) is read as it is and marked 2 at open, so an older release refuses it.
+export const STORE_SCHEMA_VERSION = 2;
 
 /**
  * Upper bound of new pages one small put can make the B-tree allocate (a split on every level of a
@@ -585,6 +585,7 @@ function initMeta(meta: Database<Buffer, string>, path: string): string {
           `${path} has schema version ${String(version)}, this mxsentry supports up to ${STORE_SCHEMA_VERSION}: it was written by a newer release`,
         );
       }
+      if (version < STORE_SCHEMA_VERSION) meta.putSync('schemaVersion', encodeMetaValue(STORE_SCHEMA_VERSION));
     }
     const idBytes = meta.get('nodeId');
     if (idBytes !== undefined) {

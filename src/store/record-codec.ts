@@ -1,14 +1,17 @@
 // Encoding of everything the store keeps in LMDB: greylist records, replication log entries and
-// cursors, as small versioned JSON arrays in binary values. Called by lmdb-greylist-store.ts (and the
-// replication code, for records received from peers). It never touches LMDB itself: decoding is
-// pure, validates every field and throws StoreError(STORE_ERR_CORRUPT) instead of returning junk.
-// Why not lmdb-js's msgpack: a decode error inside an lmdb-js range iterator aborts the whole scan,
-// while decoding here lets one bad record be reported and skipped.
+// cursors. Records and log entries are written in a small binary form (record-binary.ts); cursors,
+// meta values and the records of stores written before it are versioned JSON arrays, still read.
+// Called by lmdb-greylist-store.ts (and the replication code, for records received from peers). It
+// never touches LMDB itself: decoding is pure, validates every field and throws
+// StoreError(STORE_ERR_CORRUPT) instead of returning junk. Why not lmdb-js's msgpack: a decode error
+// inside an lmdb-js range iterator aborts the whole scan, while decoding here lets one bad record be
+// reported and skipped.
 import { StoreError } from '../util/errors.js';
+import { BINARY_MARK, readBinaryClient, readBinaryReplogEntry, readBinaryTriplet, writeBinaryClient, writeBinaryReplogEntry, writeBinaryTriplet } from './record-binary.js';
 import type { ClientRecord, TripletRecord } from './greylist-types.js';
 import { StoreErrorCode } from './store-error-code.js';
 
-/** Version written in the first element of every encoded value; bumped on incompatible change. */
+/** Version in the first element of every JSON value (cursors, meta, records of older stores). */
 export const RECORD_SCHEMA_VERSION = 1;
 
 /** Longest key accepted (UTF-8 bytes); lmdb-js's limit is 1978, a triplet needs ~600 at most. */
@@ -37,7 +40,8 @@ function fail(code: Code, what: string): never {
   throw new StoreError(code, what);
 }
 
-function checkTime(value: unknown, field: string, code: Code): number {
+/** @internal Throws StoreError(code) unless `value` is a non-negative safe integer (a time in ms, a count). */
+export function checkTime(value: unknown, field: string, code: Code): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) fail(code, `${field} is not a non-negative integer`);
   return value;
 }
@@ -149,26 +153,39 @@ function decodeEnvelope(bytes: Uint8Array, what: string): unknown[] {
   return parsed.slice(1);
 }
 
-/** Encodes a triplet record for the `triplets` database. */
+/** Encodes a triplet record for the `triplets` database (binary form). */
 export function encodeTriplet(r: TripletRecord): Buffer {
-  return encode(tripletTuple(r));
+  return writeBinaryTriplet(r);
 }
 
-/** Decodes and validates a `triplets` value; throws StoreError(STORE_ERR_CORRUPT). */
+/** Decodes and validates a `triplets` value (binary or JSON form); throws StoreError(STORE_ERR_CORRUPT). */
 export function decodeTriplet(bytes: Uint8Array): TripletRecord {
+  if (bytes[0] === BINARY_MARK) return readBinaryTriplet(bytes);
   const body = decodeEnvelope(bytes, 'triplet record');
   return tripletFromTuple(body, StoreErrorCode.CORRUPT);
 }
 
-/** Encodes a client record for the `clients` database. */
+/** Encodes a client record for the `clients` database (binary form). */
 export function encodeClient(r: ClientRecord): Buffer {
-  return encode(clientTuple(r));
+  return writeBinaryClient(r);
 }
 
-/** Decodes and validates a `clients` value; throws StoreError(STORE_ERR_CORRUPT). */
+/** Decodes and validates a `clients` value (binary or JSON form); throws StoreError(STORE_ERR_CORRUPT). */
 export function decodeClient(bytes: Uint8Array): ClientRecord {
+  if (bytes[0] === BINARY_MARK) return readBinaryClient(bytes);
   const body = decodeEnvelope(bytes, 'client record');
   return clientFromTuple(body, StoreErrorCode.CORRUPT);
+}
+
+/** @internal The JSON form of a record, as stores before the binary form wrote it (tests of old stores). */
+export function encodeRecordJson(kind: RecordKind, r: TripletRecord | ClientRecord): Buffer {
+  return encode(kind === 'triplet' ? tripletTuple(r as TripletRecord) : clientTuple(r as ClientRecord));
+}
+
+/** @internal The JSON form of a log entry, as stores before the binary form wrote it (tests of old stores). */
+export function encodeReplogEntryJson(e: ReplogEntry): Buffer {
+  const record = e.kind === 'triplet' ? tripletTuple(e.record) : clientTuple(e.record);
+  return encode([e.kind === 'triplet' ? 't' : 'c', e.key, record, e.originNode, e.atMs]);
 }
 
 /** Encodes a record of either kind. */
@@ -181,14 +198,14 @@ export function decodeRecord(kind: RecordKind, bytes: Uint8Array): TripletRecord
   return kind === 'triplet' ? decodeTriplet(bytes) : decodeClient(bytes);
 }
 
-/** Encodes a replication log value (the seq is the key, not part of the value). */
+/** Encodes a replication log value, binary form (the seq is the key, not part of the value). */
 export function encodeReplogEntry(e: ReplogEntry): Buffer {
-  const record = e.kind === 'triplet' ? tripletTuple(e.record) : clientTuple(e.record);
-  return encode([e.kind === 'triplet' ? 't' : 'c', e.key, record, e.originNode, e.atMs]);
+  return writeBinaryReplogEntry(e);
 }
 
-/** Decodes and validates a `replog` value stored under `seq`; throws StoreError(STORE_ERR_CORRUPT). */
+/** Decodes and validates a `replog` value stored under `seq` (binary or JSON form); throws StoreError(STORE_ERR_CORRUPT). */
 export function decodeReplogEntry(seq: number, bytes: Uint8Array): ReplogEntry {
+  if (bytes[0] === BINARY_MARK) return readBinaryReplogEntry(seq, bytes);
   const body = decodeEnvelope(bytes, `replication log entry ${seq}`);
   const C = StoreErrorCode.CORRUPT;
   if (body.length !== 5) fail(C, `replication log entry ${seq} has the wrong shape`);

@@ -14,12 +14,15 @@ import {
   encodeClient,
   encodeCursor,
   encodeMetaValue,
+  encodeRecordJson,
   encodeReplogEntry,
+  encodeReplogEntryJson,
   encodeTriplet,
   isNodeId,
   parseTriplet,
   type ReplogEntry,
 } from '../../src/store/record-codec.js';
+import { BINARY_MARK } from '../../src/store/record-binary.js';
 
 const s = suite('store/record-codec');
 
@@ -41,8 +44,94 @@ function expectCode(fn: () => unknown, code: string): StoreError {
 s('triplet and client records round-trip', () => {
   assert.equal(decodeTriplet(encodeTriplet(triplet)), triplet);
   assert.equal(decodeClient(encodeClient(client)), client);
-  const first = JSON.parse(encodeTriplet(triplet).toString('utf8'))[0];
+  assert.is(encodeTriplet(triplet)[0], BINARY_MARK, 'written in the binary form');
+  const first = JSON.parse(encodeRecordJson('triplet', triplet).toString('utf8'))[0];
   assert.is(first, RECORD_SCHEMA_VERSION);
+});
+
+s('values in the JSON form of older stores still decode, to the same records', () => {
+  const restarted = { ...triplet, epoch: 3 };
+  const deleted = { ...triplet, epoch: 2, deletedAtMs: 1_700_000_200_000 };
+  for (const t of [triplet, restarted, deleted]) assert.equal(decodeTriplet(encodeRecordJson('triplet', t)), t);
+  assert.equal(decodeClient(encodeRecordJson('client', client)), client);
+  const e: ReplogEntry = { seq: 4, kind: 'triplet', key: '192.0.2/a@b.example/c@d.example', record: deleted, originNode: 'peer2', atMs: 9 };
+  assert.equal(decodeReplogEntry(4, encodeReplogEntryJson(e)), e);
+  assert.equal(decodeReplogEntry(4, encodeReplogEntry(e)), e);
+});
+
+s('the binary form is smaller than the JSON form', () => {
+  assert.ok(encodeTriplet(triplet).length < encodeRecordJson('triplet', triplet).length);
+  assert.ok(encodeClient(client).length < encodeRecordJson('client', client).length);
+});
+
+s('binary values: non-ASCII keys, 256 nodes, zero times and the largest safe integers round-trip', () => {
+  const many: Record<string, number> = {};
+  for (let i = 0; i < 256; i++) many[`node-${i}.example_${'x'.repeat(i % 40)}`] = i * 1000;
+  const big = { firstSeenMs: 0, lastSeenMs: Number.MAX_SAFE_INTEGER, passedAtMs: 0, passes: many };
+  assert.equal(decodeTriplet(encodeTriplet(big)), big);
+  const e: ReplogEntry = { seq: 1, kind: 'client', key: 'ünïcödé-ключ', record: { ...client, passes: many }, originNode: 'n'.repeat(64), atMs: 0 };
+  assert.equal(decodeReplogEntry(1, encodeReplogEntry(e)), e);
+});
+
+s('binary values: truncation, trailing bytes, bad flags, ids, times and kinds are STORE_ERR_CORRUPT', () => {
+  const t = encodeTriplet({ ...triplet, epoch: 2 });
+  for (let n = 0; n < t.length; n++) expectCode(() => decodeTriplet(t.subarray(0, n)), 'STORE_ERR_CORRUPT');
+  expectCode(() => decodeTriplet(Buffer.concat([t, Buffer.from([0])])), 'STORE_ERR_CORRUPT');
+  const mutate = (buf: Buffer, at: number, byte: number): Buffer => {
+    const copy = Buffer.from(buf);
+    copy[at] = byte;
+    return copy;
+  };
+  expectCode(() => decodeTriplet(mutate(t, 2, 7)), 'STORE_ERR_CORRUPT'); // unknown flags
+  expectCode(() => decodeTriplet(mutate(t, 2, 2)), 'STORE_ERR_CORRUPT'); // a deletion without an epoch
+  expectCode(() => decodeTriplet(mutate(t, 1, 0x63)), 'STORE_ERR_CORRUPT'); // a client's type byte
+  expectCode(() => decodeClient(t), 'STORE_ERR_CORRUPT');
+  const negative = Buffer.from(t);
+  negative.writeDoubleLE(-1, 3);
+  expectCode(() => decodeTriplet(negative), 'STORE_ERR_CORRUPT');
+  const fraction = Buffer.from(t);
+  fraction.writeDoubleLE(1.5, 11);
+  expectCode(() => decodeTriplet(fraction), 'STORE_ERR_CORRUPT');
+  const nan = Buffer.from(t);
+  nan.writeDoubleLE(Number.NaN, 19);
+  expectCode(() => decodeTriplet(nan), 'STORE_ERR_CORRUPT');
+  // The first node id of the passes starts after flags, four times and the u16 count.
+  const idAt = 3 + 4 * 8 + 2;
+  expectCode(() => decodeTriplet(mutate(t, idAt + 1, 0x20)), 'STORE_ERR_CORRUPT'); // a space in the id
+  expectCode(() => decodeTriplet(mutate(t, idAt, 0)), 'STORE_ERR_CORRUPT'); // an empty id
+  const tooMany = Buffer.from(t);
+  tooMany.writeUInt16LE(257, idAt - 2);
+  expectCode(() => decodeTriplet(tooMany), 'STORE_ERR_CORRUPT');
+  const e = encodeReplogEntry({ seq: 3, kind: 'triplet', key: 'k', record: triplet, originNode: 'peer2', atMs: 1 });
+  expectCode(() => decodeReplogEntry(3, mutate(e, 2, 0x78)), 'STORE_ERR_CORRUPT'); // unknown kind
+  expectCode(() => decodeReplogEntry(3, mutate(e, 3, 0)), 'STORE_ERR_CORRUPT'); // an empty key
+  expectCode(() => decodeReplogEntry(3, t), 'STORE_ERR_CORRUPT');
+});
+
+s('binary values: 20,000 random mutations decode to a valid record or STORE_ERR_CORRUPT, nothing else', () => {
+  const seeds = [encodeTriplet({ ...triplet, epoch: 2, deletedAtMs: 5 }), encodeClient(client), encodeReplogEntry({ seq: 1, kind: 'triplet', key: 'a/b@c/d@e', record: triplet, originNode: 'peer2', atMs: 1 })];
+  let x = 987654321;
+  const rnd = (n: number): number => {
+    x = (x * 1103515245 + 12345) % 2147483648;
+    return x % n;
+  };
+  let decoded = 0;
+  for (let i = 0; i < 20_000; i++) {
+    const seed = seeds[i % 3]!;
+    const buf = Buffer.from(seed);
+    for (let k = 1 + rnd(3); k > 0; k--) buf[rnd(buf.length)] = rnd(256);
+    const cut = rnd(4) === 0 ? buf.subarray(0, rnd(buf.length + 1)) : buf;
+    try {
+      if (i % 3 === 0) parseTriplet(decodeTriplet(cut));
+      else if (i % 3 === 1) decodeClient(cut);
+      else decodeReplogEntry(1, cut);
+      decoded++;
+    } catch (err) {
+      assert.instance(err, StoreError);
+      assert.is((err as StoreError).code, 'STORE_ERR_CORRUPT');
+    }
+  }
+  assert.ok(decoded > 0 && decoded < 20_000, `decoded ${decoded}`);
 });
 
 s('a triplet epoch round-trips; epoch 0 and a negative epoch are handled', () => {
@@ -57,8 +146,11 @@ s('a tombstone round-trips with and without an epoch; live records keep their ol
   assert.equal(decodeTriplet(encodeTriplet(deleted)), deleted);
   const deletedRestarted = { ...deleted, epoch: 2 };
   assert.equal(decodeTriplet(encodeTriplet(deletedRestarted)), deletedRestarted);
-  assert.is(JSON.parse(encodeTriplet(triplet).toString('utf8')).length, 5, 'a live triplet without epoch: version and 4 fields');
-  assert.is(JSON.parse(encodeTriplet({ ...triplet, epoch: 3 }).toString('utf8')).length, 6, 'with an epoch: one more');
+  assert.is(JSON.parse(encodeRecordJson('triplet', triplet).toString('utf8')).length, 5, 'a live triplet without epoch: version and 4 fields');
+  assert.is(JSON.parse(encodeRecordJson('triplet', { ...triplet, epoch: 3 }).toString('utf8')).length, 6, 'with an epoch: one more');
+  assert.is(encodeTriplet(triplet)[2], 0, 'binary: no flags for a live triplet without epoch');
+  assert.is(encodeTriplet({ ...triplet, epoch: 3 })[2], 1, 'binary: the epoch flag');
+  assert.is(encodeTriplet(deleted)[2], 3, 'binary: a tombstone carries an epoch (0) and its deletion time');
   assert.equal(parseTriplet({ ...triplet, deletedAtMs: 0 }), triplet, 'deletedAtMs 0 is the same as none');
   expectCode(() => parseTriplet({ ...triplet, deletedAtMs: -5 }), 'STORE_ERR_CORRUPT');
   const t: ReplogEntry = { seq: 9, kind: 'triplet', key: '192.0.2/a@b.example/c@d.example', record: deleted, originNode: 'peer2', atMs: 7 };
