@@ -277,16 +277,22 @@ class Exchange {
         socket.write(frame);
       });
       // RFC 1035 section 4.2.2 / RFC 7766 section 8: a 2-byte length, then the message; reads may
-      // split or join frames arbitrarily.
-      let pending: Buffer = Buffer.alloc(0);
+      // split or join frames arbitrarily. Pieces are kept apart and joined once a frame is whole,
+      // so a server dribbling a 64 KB answer in tiny segments costs linear, not quadratic, copying.
+      let chunks: Buffer[] = [];
+      let have = 0;
       socket.on('data', (chunk: Buffer) => {
-        pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
-        while (!this.settled && pending.length >= 2) {
-          const len = pending.readUInt16BE(0);
-          if (pending.length < 2 + len) break;
-          const message = pending.subarray(2, 2 + len);
-          pending = pending.subarray(2 + len);
-          this.onPacket(message, true);
+        chunks.push(chunk);
+        have += chunk.length;
+        while (!this.settled && have >= 2) {
+          if (chunks[0]!.length < 2) chunks = [Buffer.concat(chunks, have)];
+          const len = chunks[0]!.readUInt16BE(0);
+          if (have < 2 + len) break;
+          const all = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, have);
+          const rest = all.subarray(2 + len);
+          chunks = rest.length > 0 ? [rest] : [];
+          have = rest.length;
+          this.onPacket(all.subarray(2, 2 + len), true);
         }
       });
     });

@@ -4,6 +4,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import dgram from 'node:dgram';
+import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { CountingTransport, NetTransport, TransportStats, type QueryOptions, type UpstreamTarget } from '../../../src/dns/transport/transport.js';
 import { RRType, RRClass, Rcode, type Question } from '../../../src/dns/wire/types.js';
@@ -249,6 +250,56 @@ s('TC answer cut mid-record: header and question are enough for the TCP retry', 
     assert.is(res.message.answers.length, 0);
   } finally {
     await raw.close();
+  }
+});
+
+s('TCP: a 50 KB answer dribbled in pieces, its length prefix split across reads, arrives whole', async (ctx) => {
+  // 190 TXT records of 255 bytes after a pointer to the question name: about 50 KB.
+  const rr = Buffer.alloc(2 + 2 + 2 + 4 + 2 + 256);
+  rr.writeUInt16BE(0xc00c, 0);
+  rr.writeUInt16BE(RRType.TXT, 2);
+  rr.writeUInt16BE(RRClass.IN, 4);
+  rr.writeUInt32BE(300, 6);
+  rr.writeUInt16BE(256, 10);
+  rr[12] = 255;
+  rr.fill(0x61, 13);
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((sock) => {
+    sockets.add(sock);
+    sock.setNoDelay(true);
+    let got = Buffer.alloc(0);
+    sock.on('data', (d) => {
+      got = Buffer.concat([got, d]);
+      if (got.length < 2 || got.length < 2 + got.readUInt16BE(0)) return;
+      const query = got.subarray(2, 2 + got.readUInt16BE(0));
+      const header = replyHeader(query, 0x8400, [1, 190, 0, 0]);
+      // The query's OPT record is not echoed: the answer carries no additional section.
+      const message = Buffer.concat([header, ...Array.from({ length: 190 }, () => rr)]);
+      const frame = Buffer.concat([Buffer.from([message.length >> 8, message.length & 0xff]), message]);
+      // One byte, then the other byte of the length, then 97 pieces, each its own write a tick apart.
+      const pieces = [frame.subarray(0, 1), frame.subarray(1, 2)];
+      for (let at = 2; at < frame.length; at += 512) pieces.push(frame.subarray(at, Math.min(frame.length, at + 512)));
+      const next = (): void => {
+        const piece = pieces.shift();
+        if (!piece || sock.destroyed) return;
+        sock.write(piece, () => setTimeout(next, 1));
+      };
+      next();
+    });
+    sock.on('error', () => undefined);
+    sock.on('close', () => sockets.delete(sock));
+  });
+  await new Promise<void>((resolve) => server.listen(0, RAW_ADDR, () => resolve()));
+  try {
+    const port = (server.address() as net.AddressInfo).port;
+    const res = await ctx.transport.query({ address: RAW_ADDR, port }, q('big.example.com.', RRType.TXT), { ...TCP, timeoutMs: 5000 });
+    assert.is(res.tcp, true);
+    assert.is(res.message.answers.length, 190);
+    assert.ok(res.size > 50_000, `size ${res.size}`);
+    assert.ok(res.message.answers.every((a) => a.type === RRType.TXT && a.rdata.length === 256));
+  } finally {
+    for (const sock of sockets) sock.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 });
 
