@@ -280,22 +280,3 @@ function countPass(c: ClientRecord, nowMs: number, nodeId: string): ClientRecord
     passes: { ...c.passes, [nodeId]: (c.passes[nodeId] ?? 0) + 1 },
   };
 }
-
-/** Validates a config, throwing POLICY_ERR_BAD_GREYLIST_CONFIG naming the field. */
-export function checkGreylistConfig(cfg: GreylistConfig): GreylistConfig {
-  const nonNeg = (name: keyof GreylistConfig, v: number, max = Number.MAX_SAFE_INTEGER): void => {
-    if (!Number.isInteger(v) || v < 0 || v > max) {
-      throw new PolicyError('POLICY_ERR_BAD_GREYLIST_CONFIG', `greylist ${name} must be an integer 0..${max}, got ${v}`);
-    }
-  };
-  nonNeg('delaySec', cfg.delaySec);
-  nonNeg('retryWindowSec', cfg.retryWindowSec);
-  nonNeg('maxAgeSec', cfg.maxAgeSec);
-  nonNeg('autoWhitelistClients', cfg.autoWhitelistClients);
-  nonNeg('ipv4Prefix', cfg.ipv4Prefix, 32);
-  nonNeg('ipv6Prefix', cfg.ipv6Prefix, 128);
-  if (cfg.retryWindowSec < cfg.delaySec) {
-    throw new PolicyError('POLICY_ERR_BAD_GREYLIST_CONFIG', `greylist retryWindowSec (${cfg.retryWindowSec}) is shorter than delaySec (${cfg.delaySec}): nothing could ever pass`);
-  }
-  return cfg;
-}

@@ -145,7 +145,7 @@ s('a retry-window shorter than the delay is refused: every retry after the delay
   assert.equal(messages(loadConfig({ flags: { delay: '7200', 'retry-window': '1h' } })), [`--retry-window: 1h is shorter than delay (7200 seconds): ${why}`]);
   // The delay alone cannot do it (its maximum, a day, is below the default window of 2 days).
   assert.equal(messages(loadConfig({ flags: { delay: '86400' } })), []);
-  // Equal is allowed (as checkGreylistConfig allows it), and so is any window from the delay up.
+  // Equal is allowed, and so is any window from the delay up.
   assert.equal(messages(loadText('delay: 1h\nretry-window: 1h\n')), []);
   assert.equal(messages(loadText('delay: 300\nretry-window: 2\n')), []);
 });
