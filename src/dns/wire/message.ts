@@ -490,7 +490,8 @@ export function encodeMessage(msg: Message, opts?: { maxSize?: number }): Encode
  * NOTIMP, SERVFAIL, BADVERS. Copies ID, opcode, RD and CD, sets QR, and RA when `ra` (the client
  * may recurse: Unbound's error_encode sets it too); carries the question when qdcount is 1 and it
  * is readable; carries an OPT (udp 1232) when the query had a readable one (always when the rcode
- * needs extended bits). Null when the header is unreadable or QR=1.
+ * needs extended bits), with the query's DO bit (RFC 3225 section 3: DO is copied into every
+ * response). Null when the header is unreadable or QR=1.
  */
 export function encodeErrorResponse(query: Uint8Array, rcode: number, ra = false): Buffer | null {
   const h = peekHeader(query);
@@ -509,7 +510,7 @@ export function encodeErrorResponse(query: Uint8Array, rcode: number, ra = false
       if (!(err instanceof DnsError)) throw err;
     }
   }
-  const hasOpt = queryHasReadableOpt(query, h, questionEnd);
+  const opt = readableQueryOpt(query, h, questionEnd);
   const msg: Message = {
     id: h.id,
     flags: { qr: true, opcode: h.flags.opcode, aa: false, tc: false, rd: h.flags.rd, ra, z: false, ad: false, cd: h.flags.cd },
@@ -518,24 +519,28 @@ export function encodeErrorResponse(query: Uint8Array, rcode: number, ra = false
     answers: [],
     authorities: [],
     additionals: [],
-    edns: hasOpt || rcode > 0xf ? { udpSize: ERROR_REPLY_UDP_SIZE, version: 0, dnssecOk: false, options: Buffer.alloc(0) } : null,
+    edns: opt || rcode > 0xf ? { udpSize: ERROR_REPLY_UDP_SIZE, version: 0, dnssecOk: opt?.dnssecOk ?? false, options: Buffer.alloc(0) } : null,
   };
   return encodeMessage(msg).bytes;
 }
 
 /**
- * Whether the query carries a readable OPT: the common shape (one question, then the OPT ending
- * the packet) is read directly; any other shape (e.g. a cookie-only query with QDCOUNT 0, RFC 7873
- * section 5.4) takes a full decode, and a query that does not decode has no readable OPT.
+ * The query's OPT facts, or null when it carries no readable OPT: the common shape (one question,
+ * then the OPT ending the packet) is read directly; any other shape (e.g. a cookie-only query with
+ * QDCOUNT 0, RFC 7873 section 5.4) takes a full decode, and a query that does not decode has none.
  */
-function queryHasReadableOpt(query: Uint8Array, h: NonNullable<ReturnType<typeof peekHeader>>, questionEnd: number): boolean {
-  if (h.arcount === 0) return false;
-  if (questionEnd > 0 && h.ancount === 0 && h.nscount === 0 && h.arcount === 1 && readOpt(query, questionEnd)) return true;
+function readableQueryOpt(query: Uint8Array, h: NonNullable<ReturnType<typeof peekHeader>>, questionEnd: number): { dnssecOk: boolean } | null {
+  if (h.arcount === 0) return null;
+  if (questionEnd > 0 && h.ancount === 0 && h.nscount === 0 && h.arcount === 1) {
+    const opt = readOpt(query, questionEnd);
+    if (opt) return { dnssecOk: (opt.ttl & 0x8000) !== 0 };
+  }
   try {
-    return decodeMessage(query).edns !== null;
+    const edns = decodeMessage(query).edns;
+    return edns ? { dnssecOk: edns.dnssecOk } : null;
   } catch (err) {
     if (!(err instanceof DnsError)) throw err;
-    return false;
+    return null;
   }
 }
 

@@ -79,6 +79,29 @@ s('echoes an OPT with udp 1232 and the DO bit when the client sent EDNS', async 
   }
 });
 
+s('error replies to a DO=1 query keep the DO bit in their OPT (RFC 3225 s3), as Unbound does', async () => {
+  const c = await startServer();
+  const withDo = { edns: 4096, dnssecOk: true } as const;
+  try {
+    const replies = [
+      await udpQuery(c.port, buildQuery('www.example', 'A', { ...withDo, opcode: 2 })), // NOTIMP
+      await udpQuery(c.port, buildQuery('version.bind', 'TXT', { ...withDo, qclass: 'CH' })), // REFUSED
+      await tcpQuery(c.port, buildQuery('example', 'AXFR', withDo)), // REFUSED
+    ];
+    for (const r of replies) {
+      const m = decodeReply(r);
+      assert.ok(m.rcode !== Rcode.NOERROR, `an error reply (rcode ${m.rcode})`);
+      assert.ok(m.edns, `rcode ${m.rcode}: an OPT`);
+      assert.is(m.edns.dnssecOk, true, `rcode ${m.rcode}: DO copied`);
+    }
+    const plain = decodeReply(await udpQuery(c.port, buildQuery('www.example', 'A', { edns: 4096, opcode: 2 })));
+    assert.is(plain.edns?.dnssecOk, false, 'DO clear when the query had it clear');
+    assert.is(c.recursor.calls, 0);
+  } finally {
+    await c.server.close();
+  }
+});
+
 s('answers over TCP', async () => {
   const c = await startServer();
   try {

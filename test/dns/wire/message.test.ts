@@ -265,7 +265,7 @@ s('maxSize: drop additional without TC, then cut to the question with TC', () =>
   assert.ok(cut.bytes.length <= noGlueSize - 1);
 });
 
-s('encodeErrorResponse copies ID, opcode, RD, CD, question and OPT', () => {
+s('encodeErrorResponse copies ID, opcode, RD, CD, question and OPT with its DO bit', () => {
   const q = encodeMessage(query('Www.Example.com.', 28, { id: 0x4242, edns: true, rd: true, cd: true, dnssecOk: true })).bytes;
   const r = encodeErrorResponse(q, 5)!;
   const d = decodeMessage(r);
@@ -274,7 +274,10 @@ s('encodeErrorResponse copies ID, opcode, RD, CD, question and OPT', () => {
   assert.not.ok(d.flags.aa || d.flags.ra || d.flags.tc);
   assert.is(d.rcode, 5);
   assert.equal(d.questions, [{ name: 'Www.Example.com.', type: 28, class: 1 }]);
-  assert.equal(d.edns, { udpSize: 1232, version: 0, dnssecOk: false, options: Buffer.alloc(0) });
+  // RFC 3225 section 3: the DO bit of the query is copied into the response, errors included.
+  assert.equal(d.edns, { udpSize: 1232, version: 0, dnssecOk: true, options: Buffer.alloc(0) });
+  const noDo = encodeMessage(query('a.', 1, { edns: true })).bytes;
+  assert.is(decodeMessage(encodeErrorResponse(noDo, 5)!).edns?.dnssecOk, false);
 
   assert.ok(decodeMessage(encodeErrorResponse(q, 5, true)!).flags.ra, 'RA on request');
 
@@ -303,6 +306,8 @@ s('encodeErrorResponse copies ID, opcode, RD, CD, question and OPT', () => {
   const co = decodeMessage(encodeErrorResponse(cookieOnly, 1)!);
   assert.is(co.questions.length, 0);
   assert.ok(co.edns);
+  const cookieOnlyDo = encodeMessage({ ...query('x.', 1, { edns: true, dnssecOk: true }), questions: [] }).bytes;
+  assert.is(decodeMessage(encodeErrorResponse(cookieOnlyDo, 1)!).edns?.dnssecOk, true, 'DO read by the full decode too');
 
   assert.is(encodeErrorResponse(q.subarray(0, 11), 1), null);
   const response = Buffer.from(q);
