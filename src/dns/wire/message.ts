@@ -12,6 +12,8 @@ const TYPE_OPT = 41;
 const MAX_MESSAGE = 65535;
 /** Compression pointers carry 14 bits of offset. */
 const MAX_POINTER_TARGET = 0x3fff;
+/** readWireName options for names inside a whole message: no pointer reaches into the header. */
+const IN_MESSAGE = { pointerFloor: HEADER } as const;
 /** Default EDNS buffer we advertise in error replies (DNS flag day 2020). */
 const ERROR_REPLY_UDP_SIZE = 1232;
 
@@ -128,7 +130,7 @@ function expandRdata(buf: Uint8Array, start: number, end: number, layout: readon
   let pos = start;
   for (const field of layout) {
     if (field === 'n') {
-      const { name, end: nameEnd } = readWireName(buf, pos);
+      const { name, end: nameEnd } = readWireName(buf, pos, IN_MESSAGE);
       if (nameEnd > end) throw formerr(`name in rdata of type ${type} at ${pos} runs past the rdata`);
       const wl = wireLength(name);
       // Uncompressed as received: copy the bytes; otherwise rebuild from the expanded name.
@@ -224,7 +226,7 @@ export function decodeMessage(buf: Uint8Array): Message {
   let pos = HEADER;
   const questions: Question[] = [];
   for (let i = 0; i < h.qdcount; i++) {
-    const { name, end } = readWireName(buf, pos);
+    const { name, end } = readWireName(buf, pos, IN_MESSAGE);
     if (end + 4 > buf.length) throw formerr(`question ${i} is truncated`);
     questions.push({ name, type: u16(buf, end), class: u16(buf, end + 2) });
     pos = end + 4;
@@ -236,7 +238,7 @@ export function decodeMessage(buf: Uint8Array): Message {
   let rcode = h.rcode;
   for (let i = 0; i < rrCount; i++) {
     const section = i < h.ancount ? answers : i < h.ancount + h.nscount ? authorities : additionals;
-    const { name, end } = readWireName(buf, pos);
+    const { name, end } = readWireName(buf, pos, IN_MESSAGE);
     if (end + 10 > buf.length) throw formerr(`record ${i} header is truncated`);
     const type = u16(buf, end);
     const klass = u16(buf, end + 2);
@@ -500,7 +502,7 @@ export function encodeErrorResponse(query: Uint8Array, rcode: number, ra = false
   let questionEnd = -1;
   if (h.qdcount === 1) {
     try {
-      const { name, end } = readWireName(query, HEADER);
+      const { name, end } = readWireName(query, HEADER, IN_MESSAGE);
       if (end + 4 <= query.length) {
         question = { name, type: u16(query, end), class: u16(query, end + 2) };
         questionEnd = end + 4;

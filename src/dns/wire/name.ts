@@ -235,15 +235,18 @@ function formerr(message: string): DnsError {
  * goes backwards and loops are impossible; hops are capped as well. `end` is the offset just past
  * the name as it sits at `offset` (after the first pointer when there is one).
  * @param opts.allowPointers false for self-contained data (rdata), where a pointer is an error.
+ * @param opts.pointerFloor the lowest offset a pointer may reach: 12 in a whole DNS message, whose
+ *   header holds no names (a pointer into it is garbage, not compression). Default 0.
  * @throws DnsError DNS_ERR_FORMERR on truncation, a bad pointer, label types 0x40/0x80, a label
  *   run that is too long or a name over 255 bytes.
  */
 export function readWireName(
   buf: Uint8Array,
   offset: number,
-  opts?: { allowPointers?: boolean },
+  opts?: { allowPointers?: boolean; pointerFloor?: number },
 ): { name: Name; end: number } {
   const allowPointers = opts?.allowPointers ?? true;
+  const pointerFloor = opts?.pointerFloor ?? 0;
   let pos = offset;
   let runStart = offset;
   let end = -1;
@@ -264,6 +267,7 @@ export function readWireName(
       if (pos + 1 >= buf.length) throw formerr(`truncated compression pointer at ${pos}`);
       const target = ((len & 0x3f) << 8) | (buf[pos + 1] as number);
       if (target >= runStart) throw formerr(`compression pointer at ${pos} does not point backwards (to ${target})`);
+      if (target < pointerFloor) throw formerr(`compression pointer at ${pos} points into the header (to ${target})`);
       if (++hops > MAX_POINTER_HOPS) throw formerr(`too many compression pointers in name at ${offset}`);
       if (end < 0) end = pos + 2;
       pos = target;

@@ -164,6 +164,23 @@ s('FORMERR for garbage with a readable header; FORMERR for qdcount 2', async () 
   }
 });
 
+s('a qname that is a compression pointer into the header is FORMERR, not a query for another name', async () => {
+  const c = await startServer();
+  try {
+    // Pointer to offset 4 (QDCOUNT's high byte, 0): followed, it would read as the root name.
+    const header = Buffer.from([0x51, 0x52, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00]);
+    const q = Buffer.concat([header, Buffer.from([0xc0, 0x04, 0x00, 0x02, 0x00, 0x01])]);
+    for (const reply of [await udpQuery(c.port, q), await tcpQuery(c.port, q)]) {
+      const m = decodeReply(reply);
+      assert.is(m.rcode, Rcode.FORMERR);
+      assert.is(m.id, 0x5152);
+    }
+    assert.is(c.recursor.calls, 0, 'nothing was resolved');
+  } finally {
+    await c.server.close();
+  }
+});
+
 s('NOTIMP for opcode STATUS (2)', async () => {
   const c = await startServer();
   try {

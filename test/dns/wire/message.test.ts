@@ -201,6 +201,21 @@ s('trailing garbage, truncation and QR=1 decoding', () => {
   assert.ok(decodeMessage(bytes).flags.qr, 'responses decode with QR=1 visible');
 });
 
+s('a compression pointer into the header is FORMERR, in the question and in records', () => {
+  // A query whose qname is a pointer to offset 4 (QDCOUNT's high byte, 0: the root if followed).
+  const header = Buffer.from([0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00]);
+  const q = Buffer.concat([header, Buffer.from([0xc0, 0x04, 0x00, 0x01, 0x00, 0x01])]);
+  throwsCode(() => decodeMessage(q), 'DNS_ERR_FORMERR', /into the header/);
+  const fe = decodeMessage(encodeErrorResponse(q, 1)!);
+  assert.is(fe.questions.length, 0, 'the FORMERR reply does not echo a question it could not read');
+  // An answer record whose owner points into the header.
+  const bytes = Buffer.from(encodeMessage(answer()).bytes);
+  const firstRr = 12 + wireLength(answer().questions[0]!.name) + 4;
+  assert.is(bytes[firstRr], 0xc0, 'the encoder compressed the owner to the question');
+  bytes[firstRr + 1] = 0x02;
+  throwsCode(() => decodeMessage(bytes), 'DNS_ERR_FORMERR', /into the header/);
+});
+
 s('TTL with the top bit set reads as 0 (RFC 2181 section 8); ttlOffsets point at TTLs', () => {
   const msg = answer();
   const enc = encodeMessage(msg);

@@ -138,6 +138,16 @@ s('readWireName rejects loops, forward pointers and self pointers', () => {
   throwsCode(() => readWireName(wire(0xc0, 2, 0xc0, 0), 2), 'DNS_ERR_FORMERR');
 });
 
+s('readWireName with a pointerFloor rejects pointers below it (a message header holds no names)', () => {
+  // 0..3: four bytes standing for a header, the last one 0 (the root name if read as a name);
+  // 4: "a." ; 7: "b" + pointer to 4 ; 11: "c" + pointer to 3.
+  const buf = wire(1, 2, 3, 0, 1, 'a', 0, 1, 'b', 0xc0, 4, 1, 'c', 0xc0, 3);
+  assert.is(readWireName(buf, 11).name, 'c.', 'without a floor the pointer is followed');
+  throwsCode(() => readWireName(buf, 11, { pointerFloor: 4 }), 'DNS_ERR_FORMERR', /into the header/);
+  assert.is(readWireName(buf, 7, { pointerFloor: 4 }).name, 'b.a.', 'a pointer to the floor itself is fine');
+  throwsCode(() => readWireName(buf, 7, { pointerFloor: 5 }), 'DNS_ERR_FORMERR', /into the header/);
+});
+
 s('readWireName rejects bad label types, truncation and over-long names', () => {
   throwsCode(() => readWireName(wire(0x41, 0), 0), 'DNS_ERR_FORMERR', /label type 0x40/);
   throwsCode(() => readWireName(wire(0x81, 0), 0), 'DNS_ERR_FORMERR', /label type 0x80/);
