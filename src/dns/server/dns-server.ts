@@ -5,8 +5,8 @@
 //   -> fast path when readQueryKey reads a plain query: local zones (canonical qname), then the
 //      packet cache (ready bytes, client's ID and letter case) -> send on a hit
 //   -> else decodeMessage (FORMERR on a throw) -> opcode != QUERY: NOTIMP; qdcount != 1: FORMERR;
-//      EDNS version > 0: BADVERS; class other than IN (CH, HS, ...): REFUSED; AXFR/IXFR: FORMERR
-//      over UDP, REFUSED over TCP; meta-types 128-248: FORMERR; ANY goes to the recursor like any
+//      EDNS version > 0: BADVERS; class other than IN (CH, HS, ...): REFUSED; AXFR/IXFR: REFUSED
+//      on both transports; meta-types 128-248: FORMERR; ANY goes to the recursor like any
 //      type (not RFC 8482 minimal)
 //   -> local zones -> recursor.answerQuery (RD=0: cache only) -> response (ID, RD, CD copied, QR, RA set, AA only
 //      for local zones, the question as the client sent it, OPT udp 1232 when the client sent OPT)
@@ -480,10 +480,9 @@ export class DnsServer {
       return this.sendError(raw, Rcode.FORMERR, send);
     }
     if (qtype === RRType.AXFR || qtype === RRType.IXFR) {
-      // Zone transfers are for authoritative servers: over UDP AXFR is malformed (RFC 5936 s4.2),
-      // over TCP it is a policy refusal.
-      if (transport === 'udp') this.counters.formerr++;
-      return this.sendError(raw, transport === 'udp' ? Rcode.FORMERR : Rcode.REFUSED, send);
+      // Zone transfers are for authoritative servers: a refusal on either transport, as Unbound's.
+      // Not FORMERR over UDP: IXFR over UDP is well-formed (RFC 1995 s2).
+      return this.sendError(raw, Rcode.REFUSED, send);
     }
     if (qtype >= 128 && qtype <= 248) {
       // RFC 6895 s3.1: meta-types, only meaningful in a query to the server that defines them;

@@ -205,7 +205,7 @@ s('BADVERS for EDNS version 1 (RFC 6891 s6.1.3), with an OPT of version 0', asyn
   }
 });
 
-s('class CH and HS are REFUSED; AXFR is FORMERR over UDP and REFUSED over TCP; RA set (the client may recurse)', async () => {
+s('class CH and HS are REFUSED; AXFR and IXFR are REFUSED over UDP and TCP, as Unbound does; RA set (the client may recurse)', async () => {
   const c = await startServer();
   try {
     const ch = decodeReply(await udpQuery(c.port, buildQuery('version.bind', 'TXT', { qclass: 'CH' })));
@@ -213,8 +213,14 @@ s('class CH and HS are REFUSED; AXFR is FORMERR over UDP and REFUSED over TCP; R
     assert.is(ch.flags.ra, true);
     assert.is(decodeReply(await tcpQuery(c.port, buildQuery('example', 'AXFR'))).flags.ra, true);
     assert.is(decodeReply(await udpQuery(c.port, buildQuery('version.bind', 'TXT', { qclass: 'HS' }))).rcode, Rcode.REFUSED);
-    assert.is(decodeReply(await udpQuery(c.port, buildQuery('example', 'AXFR'))).rcode, Rcode.FORMERR);
-    assert.is(decodeReply(await tcpQuery(c.port, buildQuery('example', 'AXFR'))).rcode, Rcode.REFUSED);
+    // IXFR over UDP is well-formed (RFC 1995 s2): a refusal, not FORMERR.
+    for (const type of ['AXFR', 'IXFR'] as const) {
+      const udp = decodeReply(await udpQuery(c.port, buildQuery('example', type)));
+      assert.is(udp.rcode, Rcode.REFUSED, `${type} over UDP`);
+      assert.is(udp.questions[0]?.type, RRType[type], `${type}: the question is echoed`);
+      assert.is(decodeReply(await tcpQuery(c.port, buildQuery('example', type))).rcode, Rcode.REFUSED, `${type} over TCP`);
+    }
+    assert.is(c.server.stats().formerr, 0);
     assert.is(c.recursor.calls, 0);
   } finally {
     await c.server.close();
