@@ -6,8 +6,8 @@
 //      packet cache (ready bytes, client's ID and letter case) -> send on a hit
 //   -> else decodeMessage (FORMERR on a throw) -> opcode != QUERY: NOTIMP; qdcount != 1: FORMERR;
 //      EDNS version > 0: BADVERS; class other than IN (CH, HS, ...): REFUSED; AXFR/IXFR: REFUSED
-//      on both transports; meta-types 128-248: FORMERR; ANY goes to the recursor like any
-//      type (not RFC 8482 minimal)
+//      on both transports; OPT, TSIG and meta-types 128-248: FORMERR; TKEY, MAILA, MAILB: NOTIMP;
+//      ANY goes to the recursor like any type (not RFC 8482 minimal)
 //   -> local zones -> recursor.answerQuery (RD=0: cache only) -> response (ID, RD, CD copied, QR, RA set, AA only
 //      for local zones, the question as the client sent it, OPT udp 1232 when the client sent OPT)
 //   -> encode within the client's size (UDP: its EDNS size clamped to 512..1232, else 512; TCP:
@@ -110,6 +110,9 @@ type Transport = 'udp' | 'tcp';
 /** The most bytes a UDP answer may have: the client's EDNS size clamped (RFC 6891 s6.2.5, DNS flag day 2020). */
 const EDNS_UDP_SIZE = 1232;
 const PLAIN_UDP_SIZE = 512;
+/** Meta-types of the 249-255 block that the server refuses to treat as questions. */
+const TYPE_TKEY = 249;
+const TYPE_TSIG = 250;
 const TCP_MAX_MESSAGE = 65535;
 const EMPTY = Buffer.alloc(0);
 /** One log line per kind of trouble per this interval; the rest are counted into the next line. */
@@ -474,8 +477,9 @@ export class DnsServer {
     }
     if (question.class !== RRClass.IN) return this.sendError(raw, Rcode.REFUSED, send);
     const qtype = question.type;
-    if (qtype === RRType.OPT) {
-      // RFC 6891 s6.1.1: OPT is a pseudo-RR, never a question.
+    if (qtype === RRType.OPT || qtype === TYPE_TSIG) {
+      // OPT (RFC 6891 s6.1.1) and TSIG (RFC 8945 s4.1, s5.1) are meta-RRs of the additional section,
+      // never a question (Unbound and BIND answer FORMERR too).
       this.counters.formerr++;
       return this.sendError(raw, Rcode.FORMERR, send);
     }
@@ -490,8 +494,9 @@ export class DnsServer {
       this.counters.formerr++;
       return this.sendError(raw, Rcode.FORMERR, send);
     }
-    if (qtype === RRType.MAILA || qtype === RRType.MAILB || qtype === 249 || qtype === 250) {
-      // MAILA/MAILB are obsolete (RFC 2505); TKEY/TSIG queries need keys this server has none of.
+    if (qtype === RRType.MAILA || qtype === RRType.MAILB || qtype === TYPE_TKEY) {
+      // MAILA/MAILB are obsolete (RFC 2505); a TKEY query (RFC 2930) negotiates keys this server
+      // has no use for. NOTIMP, as BIND answers these.
       return this.sendError(raw, Rcode.NOTIMP, send);
     }
     const local = fastLocal ?? this.localZones.lookup(question.name, qtype);

@@ -245,6 +245,28 @@ s('meta-types 128-248 are FORMERR and never reach the recursor; 127 and 249+ are
   }
 });
 
+s('qtype OPT and TSIG are FORMERR (records of the additional section, never a question); TKEY, MAILA, MAILB NOTIMP', async () => {
+  const c = await startServer();
+  const withType = (t: number): Buffer => {
+    const q = buildQuery('example', 'A', { edns: 1232 });
+    q.writeUInt16BE(t, 12 + 9); // after the header and the 9-byte name 'example.'
+    return q;
+  };
+  try {
+    for (const t of [41, 250]) {
+      const m = decodeReply(await udpQuery(c.port, withType(t)));
+      assert.is(m.rcode, Rcode.FORMERR, `type ${t}`);
+      assert.is(m.questions[0]?.type, t, `type ${t}: the question is echoed`);
+      assert.ok(m.edns, `type ${t}: an OPT in reply to an OPT`);
+      assert.is(decodeReply(await tcpQuery(c.port, withType(t))).rcode, Rcode.FORMERR, `type ${t} over TCP`);
+    }
+    for (const t of [249, 253, 254]) assert.is(decodeReply(await udpQuery(c.port, withType(t))).rcode, Rcode.NOTIMP, `type ${t}`);
+    assert.is(c.recursor.calls, 0);
+  } finally {
+    await c.server.close();
+  }
+});
+
 s('ANY goes to the recursor like other types', async () => {
   const c = await startServer();
   try {
