@@ -24,7 +24,7 @@ interface RawQuery {
   qname: Buffer | null;
   qtype?: number;
   qclass?: number;
-  opt?: { version?: number; dnssecOk?: boolean; extraFlags?: number; udpSize?: number; options?: Buffer };
+  opt?: { version?: number; dnssecOk?: boolean; extraFlags?: number; udpSize?: number; options?: Buffer; owner?: Buffer };
 }
 
 /** A wire name from presentation labels (no escapes needed in these cases). */
@@ -51,13 +51,13 @@ function build(q: RawQuery, id: number): Buffer {
   if (q.opt) {
     const o = q.opt;
     const options = o.options ?? Buffer.alloc(0);
-    const rr = Buffer.alloc(11);
-    rr.writeUInt16BE(41, 1);
-    rr.writeUInt16BE(o.udpSize ?? 1232, 3);
-    rr.writeUInt8(o.version ?? 0, 6);
-    rr.writeUInt16BE((o.dnssecOk ? 0x8000 : 0) | (o.extraFlags ?? 0), 7);
-    rr.writeUInt16BE(options.length, 9);
-    parts.push(rr, options);
+    const rr = Buffer.alloc(10);
+    rr.writeUInt16BE(41, 0);
+    rr.writeUInt16BE(o.udpSize ?? 1232, 2);
+    rr.writeUInt8(o.version ?? 0, 5);
+    rr.writeUInt16BE((o.dnssecOk ? 0x8000 : 0) | (o.extraFlags ?? 0), 6);
+    rr.writeUInt16BE(options.length, 8);
+    parts.push(o.owner ?? Buffer.from([0]), rr, options);
   }
   return Buffer.concat(parts);
 }
@@ -147,6 +147,8 @@ const CASES: Array<{ what: string; query: RawQuery; udpOnly?: boolean; unreadabl
   { what: 'class NONE: REFUSED', query: { qname: QNAME, qclass: 254 } },
   { what: 'a qname that points into the header: FORMERR', query: { qname: Buffer.from([0xc0, 0x04]) }, unreadable: true },
   { what: 'a label of 64 octets: FORMERR', query: { qname: wireName('a'.repeat(64), 'test') }, unreadable: true },
+  { what: 'a label of 64 octets with DO: FORMERR with an OPT, DO kept', query: { qname: wireName('a'.repeat(64), 'test'), opt: { dnssecOk: true } }, unreadable: true },
+  { what: 'an OPT owned by a non-root name: FORMERR with an OPT', query: { qname: QNAME, opt: { owner: wireName('x') } } },
   { what: 'a response (QR=1): no reply', query: { flags: 0x8000 | RD, qname: QNAME }, udpOnly: true },
 ];
 

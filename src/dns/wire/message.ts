@@ -529,7 +529,8 @@ export function encodeErrorResponse(query: Uint8Array, rcode: number, ra = false
 /**
  * The query's OPT facts, or null when it carries no readable OPT: the common shape (one question,
  * then the OPT ending the packet) is read directly; any other shape (e.g. a cookie-only query with
- * QDCOUNT 0, RFC 7873 section 5.4) takes a full decode, and a query that does not decode has none.
+ * QDCOUNT 0, RFC 7873 section 5.4) takes a full decode, and a query that does not decode is searched
+ * for an OPT that ends it (trailingOpt).
  */
 function readableQueryOpt(query: Uint8Array, h: NonNullable<ReturnType<typeof peekHeader>>, questionEnd: number): { dnssecOk: boolean } | null {
   if (h.arcount === 0) return null;
@@ -542,8 +543,24 @@ function readableQueryOpt(query: Uint8Array, h: NonNullable<ReturnType<typeof pe
     return edns ? { dnssecOk: edns.dnssecOk } : null;
   } catch (err) {
     if (!(err instanceof DnsError)) throw err;
-    return null;
+    return trailingOpt(query);
   }
+}
+
+/**
+ * The OPT record that ends a query the decoder refused (an unreadable qname, a second OPT, an OPT
+ * with a non-root owner): the last place where type 41 is followed by an rdata length reaching
+ * exactly the end of the packet, with well-formed options. The FORMERR to such a query carries an
+ * OPT: one without would tell the client this server has no EDNS at all (RFC 6891 s7).
+ */
+function trailingOpt(buf: Uint8Array): { dnssecOk: boolean } | null {
+  // An owner name (1 byte at least), then type(2) class(2) ttl(4) rdlength(2) and the rdata.
+  for (let t = buf.length - 10; t > HEADER; t--) {
+    if (u16(buf, t) !== TYPE_OPT || t + 10 + u16(buf, t + 8) !== buf.length) continue;
+    if (!optionsWellFormed(buf, t + 10, buf.length)) continue;
+    return { dnssecOk: ((buf[t + 6] as number) & 0x80) !== 0 };
+  }
+  return null;
 }
 
 /** Reads an OPT RR at `pos` that must end the packet; null unless it is well-formed. Also for query-key.ts. */

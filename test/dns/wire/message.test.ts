@@ -330,6 +330,28 @@ s('encodeErrorResponse copies ID, opcode, RD, CD, question and OPT with its DO b
   assert.is(encodeErrorResponse(response, 1), null);
 });
 
+s('encodeErrorResponse: a query that does not decode still gets an OPT (with its DO bit) when one ends it', () => {
+  const header = (arcount: number): Buffer => Buffer.from([0x77, 0x01, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, arcount]);
+  const question = Buffer.concat([Buffer.from([64]), Buffer.alloc(64, 0x61), Buffer.from([0, 0, 1, 0, 1])]); // a 64-octet label
+  const opt = (doBit: boolean, owner = Buffer.from([0])): Buffer => Buffer.concat([owner, Buffer.from([0, 41, 0x10, 0, 0, 0, doBit ? 0x80 : 0, 0, 0, 0])]);
+  const withCookie = Buffer.concat([opt(true).subarray(0, 9), Buffer.from([0, 12, 0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8])]);
+  const cases: Array<[string, Buffer, boolean | null]> = [
+    ['an unreadable qname', Buffer.concat([header(1), question, opt(true)]), true],
+    ['an unreadable qname, an OPT with a cookie', Buffer.concat([header(1), question, withCookie]), true],
+    ['two OPT records', Buffer.concat([header(2), encodeMessage(query('a.', 1)).bytes.subarray(12), opt(false), opt(true)]), true],
+    ['an OPT with a non-root owner', Buffer.concat([header(1), encodeMessage(query('a.', 1)).bytes.subarray(12), opt(false, Buffer.from([1, 0x62, 0]))]), false],
+    ['an unreadable qname, no OPT', Buffer.concat([header(0), question]), null],
+    ['an unreadable qname, ARCOUNT 1 but no OPT at the end', Buffer.concat([header(1), question, Buffer.from([0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0])]), null],
+  ];
+  for (const [what, q, dnssecOk] of cases) {
+    throwsCode(() => decodeMessage(q), 'DNS_ERR_FORMERR');
+    const r = decodeMessage(encodeErrorResponse(q, 1)!);
+    assert.is(r.rcode, 1, what);
+    if (dnssecOk === null) assert.is(r.edns, null, `${what}: no OPT`);
+    else assert.equal(r.edns && { version: r.edns.version, dnssecOk: r.edns.dnssecOk }, { version: 0, dnssecOk }, `${what}: OPT version 0, DO copied`);
+  }
+});
+
 s('readQueryKey: case folding, offsets, with and without OPT', () => {
   const plain = encodeMessage(query('WwW.ExAmple.COM.', 1, { id: 99, rd: true })).bytes;
   const k = readQueryKey(plain)!;
