@@ -23,6 +23,7 @@ import { ReplicationErrorCode } from './replication-error-code.js';
 import { classifySocketError, identityOf, pskServerOptions, ReplicationConnection } from './replication-connection.js';
 import type { ReplicationSettings } from './replication-settings.js';
 import { PeerLink, expect, stopped, toWire } from './peer-link.js';
+import { clampFutureTimes } from './clamp-future-times.js';
 import { peerStatus, readStatusFile, writeStatusFile, type InboundState, type PeerStatus, type ReplicationStatus } from './replication-status.js';
 
 /** The store operations replication uses (LmdbGreylistStore implements them). */
@@ -100,21 +101,6 @@ type CachedEntry = ReplogEntry & { [WIRE]?: string };
 const DIGEST_REUSE_MS = 60_000;
 /** Inbound connections accepted at once (authenticated or not). */
 const MAX_INBOUND_CONNECTIONS = 64;
-
-/** Clamps a record's times to at most `maxMs` (RFC-free rule of issue 4: future timestamps are clamped). */
-export function clampFutureTimes<R extends TripletRecord | ClientRecord>(record: R, maxMs: number): R {
-  const r = record as TripletRecord & ClientRecord;
-  const over =
-    r.firstSeenMs > maxMs || r.lastSeenMs > maxMs || (r.passedAtMs ?? 0) > maxMs || (r.lastCountedMs ?? 0) > maxMs || (r.deletedAtMs ?? 0) > maxMs;
-  if (!over) return record;
-  const out: Record<string, unknown> = { ...record, firstSeenMs: Math.min(r.firstSeenMs, maxMs), lastSeenMs: Math.min(r.lastSeenMs, maxMs) };
-  if ('passedAtMs' in record) out.passedAtMs = Math.min(r.passedAtMs, maxMs);
-  if ('lastCountedMs' in record) out.lastCountedMs = Math.min(r.lastCountedMs, maxMs);
-  // A deletion time from the future would keep every new generation of the triplet a tombstone
-  // (isDeletedTriplet: first seen <= deleted at) until that time: the sender is deferred forever.
-  if ('deletedAtMs' in record && r.deletedAtMs !== undefined) out.deletedAtMs = Math.min(r.deletedAtMs, maxMs);
-  return out as R;
-}
 
 /**
  * Runs replication for one node: the listener for peers' push links, one outgoing push link per
