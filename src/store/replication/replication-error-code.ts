@@ -16,6 +16,8 @@ export const ReplicationErrorCode = {
   TIMEOUT: 'STORE_ERR_REPL_TIMEOUT',
   /** The connection failed or closed (refused, reset, closed by the peer). */
   CONNECTION: 'STORE_ERR_REPL_CONNECTION',
+  /** The node authenticated (it holds the key) but is not in this node's peer list: its changes are refused. */
+  NOT_A_PEER: 'STORE_ERR_REPL_NOT_A_PEER',
   /** The peer is this node itself (same store node id), e.g. its own address in the peer list. */
   SELF: 'STORE_ERR_REPL_SELF',
   /** The peer reported an error and closed the session. */

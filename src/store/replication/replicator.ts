@@ -97,6 +97,11 @@ const DEFAULTS = {
 const WIRE = Symbol('mxsentry.replication.wire');
 type CachedEntry = ReplogEntry & { [WIRE]?: string };
 
+/** The refusal of a node that holds the key but has no peer line here. */
+function notAPeer(name: string, nodeName: string): StoreError {
+  return new StoreError(ReplicationErrorCode.NOT_A_PEER, `${name} is not in the peer list of ${nodeName} (no "peer: ${name}=..." line there): its changes are refused; add that line there, or remove ${nodeName} from the peer lines of ${name}`);
+}
+
 /** How long one computed digest serves further rounds of this node's links. */
 const DIGEST_REUSE_MS = 60_000;
 /** Inbound connections accepted at once (authenticated or not). */
@@ -116,7 +121,8 @@ export class Replicator {
   private server: tls.Server | undefined;
   private readonly links: PeerLink[] = [];
   private readonly inbound = new Map<string, InboundState>();
-  private readonly inboundConns = new Set<ReplicationConnection>();
+  /** Inbound sessions, with the peer name once its HELLO was accepted (a reload closes removed peers'). */
+  private readonly inboundConns = new Map<ReplicationConnection, string | undefined>();
   private readonly inflight = new Set<Promise<unknown>>();
   /** Last node id seen per peer name (restored from the status file at attach). */
   readonly knownNodeIds = new Map<string, string>();
@@ -257,7 +263,8 @@ export class Replicator {
 
   /**
    * Applies changed settings of a running node (a reload): peers added get a link at once, removed
-   * ones lose theirs (and no longer hold the log back), a peer whose address changed is redialled.
+   * ones lose theirs and their inbound sessions (they are refused from then on, and no longer hold
+   * the log back), a peer whose address changed is redialled.
    * A new cluster key or link timeout closes every link and inbound session, so each is
    * authenticated again under the new settings; the digest interval and the log bound apply from
    * the next round and trim. The node name and the listen address are bound at start: they are kept
@@ -295,7 +302,11 @@ export class Replicator {
       started.push(link);
       if (this.store && !this.isStopped) link.start();
     }
-    if (keyChanged || timeoutChanged) for (const conn of this.inboundConns) conn.close(new StoreError(ReplicationErrorCode.CONNECTION, 'replication settings changed: reconnect'));
+    const names = new Set(next.peers.map((p) => p.name));
+    for (const [conn, name] of this.inboundConns) {
+      if (keyChanged || timeoutChanged) conn.close(new StoreError(ReplicationErrorCode.CONNECTION, 'replication settings changed: reconnect'));
+      else if (name !== undefined && !names.has(name)) conn.close(notAPeer(name, prev.nodeName), true);
+    }
     const before = new Set(prev.peers.map((p) => p.text));
     const change: ReplicationChange = {
       peersAdded: next.peers.filter((p) => !before.has(p.text)).map((p) => p.text),
@@ -323,7 +334,7 @@ export class Replicator {
     const serverClosed = this.server
       ? new Promise<void>((resolve) => this.server!.close(() => resolve()))
       : Promise.resolve();
-    for (const conn of this.inboundConns) conn.close(stopped());
+    for (const conn of this.inboundConns.keys()) conn.close(stopped());
     await Promise.all(this.links.map((l) => l.stop()));
     await Promise.allSettled([...this.inflight]);
     await serverClosed;
@@ -354,8 +365,8 @@ export class Replicator {
       const nodeId = link.state.nodeId ?? this.knownNodeIds.get(name) ?? null;
       peers.push(await peerStatus({ ...common, name, address: `${link.spec.host}:${link.spec.port}`, nodeId, state: link.state, inbound: this.inbound.get(name) }));
     }
-    // A node that pushes to us without being in our peer list: listed while it has a session (then
-    // it is connected), forgotten when it has none (a retired node, or one whose line was removed).
+    // A node whose peer line a reload just removed: listed while its session is closing, then
+    // forgotten (nodes without a peer line are refused at their HELLO).
     for (const [name, inbound] of this.inbound) {
       if (seen.has(name)) continue;
       if (inbound.sessions <= 0) {
@@ -454,13 +465,13 @@ export class Replicator {
     const identity = identityOf(socket) ?? '';
     const remote = socket.remoteAddress ?? null;
     const conn = new ReplicationConnection(socket, { clock: this.opts.clock, scheduler: this.scheduler, timeoutMs: settings.timeoutMs, peer: identity || 'unknown peer' });
-    this.inboundConns.add(conn);
+    this.inboundConns.set(conn, undefined);
     const session = this.receiveSession(conn, identity).then(
       () => undefined,
       (err: unknown) => {
         const e = err instanceof StoreError ? err : new StoreError(ReplicationErrorCode.PROTOCOL, describeError(err), { cause: err });
         if (this.isStopped) return;
-        if (e.code === ReplicationErrorCode.AUTH || e.code === ReplicationErrorCode.VERSION || e.code === ReplicationErrorCode.SELF) {
+        if (e.code === ReplicationErrorCode.AUTH || e.code === ReplicationErrorCode.VERSION || e.code === ReplicationErrorCode.SELF || e.code === ReplicationErrorCode.NOT_A_PEER) {
           this.refused++;
           this.refusedLog.log('warn', { code: e.code, identity, remote, err: e.message }, 'replication connection refused');
         } else if (e.code === ReplicationErrorCode.PROTOCOL || e.code === ReplicationErrorCode.FRAME_TOO_LARGE) {
@@ -484,6 +495,9 @@ export class Replicator {
       throw new StoreError(ReplicationErrorCode.AUTH, `peer authenticated as "${identity}" but introduced itself as "${hello.name}"`);
     }
     const store = this.currentStore();
+    // Holding the key is not enough: only a node listed in a peer line writes into this store, so a
+    // retired node (its line removed) that still runs, or a new one not yet added here, is refused.
+    if (hello.nodeId !== store.getNodeId() && !settings.peers.some((p) => p.name === hello.name)) throw notAPeer(hello.name, settings.nodeName);
     // HELLO goes out before the self check, so the dialling side (this same node) sees its own id and
     // reports the misconfiguration on its link, where the admin looks for it.
     conn.send({ type: 'hello', version: PROTOCOL_VERSION, nodeId: store.getNodeId(), name: settings.nodeName });
@@ -492,6 +506,7 @@ export class Replicator {
     state.nodeId = hello.nodeId;
     state.sessions++;
     this.inbound.set(hello.name, state);
+    this.inboundConns.set(conn, hello.name);
     this.opts.logger.info({ peer: hello.name, nodeId: hello.nodeId }, 'replication peer connected (inbound)');
     for (const link of this.links) if (link.spec.name === hello.name) link.peerIsUp();
     try {

@@ -305,22 +305,39 @@ s('reconfigure (a reload) adds a peer to a running node, and removes it again', 
 
   const removed = a.repl.reconfigure({ ...a.repl.settings!, peers: [] });
   assert.equal(removed.peersRemoved, [`b=127.0.0.1:${ports[1]}`]);
-  // b is still listed as an inbound-only peer (it pushes to a, so it is connected), without an outgoing link.
-  await waitFor('b pushes to a', async () => (await a.repl.status()).peers.some((p) => p.name === 'b'));
-  const rows = (await a.repl.status()).peers;
-  assert.ok(rows.every((p) => p.address === null && p.ackedSeq === null && p.connected && p.inbound), JSON.stringify(rows));
+  // b's session into a is closed with the removal; a forgets it: no row for a node it does not replicate with.
+  await waitFor('b forgotten', async () => (await a.repl.status()).peers.length === 0);
   await write(a, 'after', rec(2));
-  // b still pushes to a (its own configuration), but a no longer pushes to b.
   await write(b, 'from-b', rec(3));
-  await waitFor('b to a', async () => (await a.store.listTriplets()).some((t) => t.key === 'from-b'));
+  await waitFor('b refused', async () => (await b.repl.status()).peers[0]!.lastError?.includes(ReplicationErrorCode.NOT_A_PEER) ?? false);
   await new Promise((r) => setTimeout(r, 300));
   assert.not.ok((await b.store.listTriplets()).some((t) => t.key === 'after'), 'a removed peer gets nothing more');
+  assert.not.ok((await a.store.listTriplets()).some((t) => t.key === 'from-b'), 'a removed peer writes nothing more');
   // Nothing holds a's log back any more: a trim keeps only the newest entry.
   await a.repl.trim();
   assert.is((await a.store.readLog(0, 1000)).length, 1);
-  // Once b stops pushing, a forgets it: no "disconnected" row for a node a does not replicate with.
-  await stopNode(b);
-  await waitFor('b forgotten', async () => (await a.repl.status()).peers.length === 0);
+});
+
+s('a node that holds the key but has no peer line is refused, and its open session closes when a reload removes its line', async () => {
+  const ports = [await freeLoopbackPort(), await freeLoopbackPort(), await freeLoopbackPort()];
+  const a = await startNode({ name: 'a', port: ports[0]!, peers: [peer('b', ports[1]!), peer('c', ports[2]!)] });
+  const b = await startNode({ name: 'b', port: ports[1]!, peers: [peer('a', ports[0]!)] });
+  // c lists a, but a lists only b... after the reload below; first the full pair a-c.
+  const c = await startNode({ name: 'c', port: ports[2]!, peers: [peer('a', ports[0]!)] });
+  await write(c, 'c1', rec(1));
+  await waitFor('c1 at a', async () => (await a.store.listTriplets()).some((t) => t.key === 'c1'));
+  // The admin retires c: its line goes from a's file and a reloads, while c keeps running (and dialling).
+  a.repl.reconfigure({ ...a.repl.settings!, peers: [peer('b', ports[1]!)] });
+  await write(c, 'c2', rec(2));
+  await waitFor('c sees the refusal', async () => (await c.repl.status()).peers[0]!.lastError?.includes(ReplicationErrorCode.NOT_A_PEER) ?? false);
+  await waitFor('a counts it', async () => (await a.repl.status()).refusedConnections > 0);
+  await new Promise((r) => setTimeout(r, 300));
+  assert.not.ok((await a.store.listTriplets()).some((t) => t.key === 'c2'), 'the retired node pushed a record after its removal');
+  assert.ok(a.logs().some((l) => l.code === ReplicationErrorCode.NOT_A_PEER && l.level === 'warn'));
+  assert.equal((await a.repl.status()).peers.map((p) => p.name), ['b']);
+  // b, still listed, replicates as before.
+  await write(b, 'b1', rec(3));
+  await waitFor('b1 at a', async () => (await a.store.listTriplets()).some((t) => t.key === 'b1'));
 });
 
 s('reconfigure with a new cluster key: links authenticate again; a node on the old key is refused until it changes too', async () => {
@@ -398,7 +415,7 @@ s('malformed and oversized frames close the link without touching the store; goo
 
 s('times from the future are clamped to now plus the allowed skew', async () => {
   const ports = [await freeLoopbackPort(), await freeLoopbackPort()];
-  const a = await startNode({ name: 'a', port: ports[0]!, peers: [], extra: { maxFutureSkewMs: 1000 } });
+  const a = await startNode({ name: 'a', port: ports[0]!, peers: [peer('b', ports[1]!)], extra: { maxFutureSkewMs: 1000 } });
   const b = await startNode({ name: 'b', port: ports[1]!, peers: [peer('a', ports[0]!)], clock: new ManualClock(T0 + DAY_MS) });
   await write(b, 'future', { firstSeenMs: T0 + DAY_MS, lastSeenMs: T0 + DAY_MS, passedAtMs: T0 + DAY_MS, passes: {} });
   await waitFor('arrival', async () => (await a.store.listTriplets()).length === 1);
@@ -409,7 +426,7 @@ s('times from the future are clamped to now plus the allowed skew', async () => 
 
 s('a deletion time from the future is clamped too, so the triplet can start over', async () => {
   const ports = [await freeLoopbackPort(), await freeLoopbackPort()];
-  const a = await startNode({ name: 'a', port: ports[0]!, peers: [], extra: { maxFutureSkewMs: 1000 } });
+  const a = await startNode({ name: 'a', port: ports[0]!, peers: [peer('b', ports[1]!)], extra: { maxFutureSkewMs: 1000 } });
   const b = await startNode({ name: 'b', port: ports[1]!, peers: [peer('a', ports[0]!)], clock: new ManualClock(T0 + DAY_MS) });
   await write(b, 'gone', rec(0));
   await waitFor('arrival', async () => (await a.store.listTriplets()).length === 1);
