@@ -202,8 +202,19 @@ export function replicationCommand(): CommandModule<object, StatusArgs> {
         const answer = (await sendControlRequest(controlSocketPath(v), { command: 'replication-status' }, 10_000)) as { configured?: boolean; status?: ReplicationStatus };
         status = answer.configured && answer.status ? answer.status : undefined;
         if (!answer.configured) {
-          process.stdout.write(argv.json ? `${JSON.stringify({ enabled: false })}\n` : 'replication is not configured on the running daemon\n');
-          process.exitCode = 0;
+          // The file may have turned replication on since the daemon started, which takes a restart:
+          // a script must not read that as "every peer connected".
+          let settings;
+          try {
+            settings = replicationSettingsOf(v);
+          } catch (cfgErr) {
+            process.stderr.write(`mxsentry: ${describeError(cfgErr)}\n`);
+            process.exitCode = 2;
+            return;
+          }
+          if (settings) process.stderr.write(`mxsentry: the configuration sets up replication (peer ${settings.peers.map((p) => p.name).join(', ') || 'none'}), but the running daemon started without it: restart mxsentry (turning replication on needs a restart)\n`);
+          process.stdout.write(argv.json ? `${JSON.stringify({ enabled: false, configured: settings !== undefined })}\n` : 'replication is not configured on the running daemon\n');
+          process.exitCode = settings ? 1 : 0;
           return;
         }
       } catch (err) {

@@ -1,7 +1,9 @@
 // `mxsentry replication status` with no daemon running, from the status file it left and the store:
-// a file from a run without replication must not hide the replication the configuration now sets up.
+// a file from a run without replication must not hide the replication the configuration now sets up;
+// nor must a running daemon that started without it (a stand-in answers on its control socket).
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -15,7 +17,7 @@ import { createSilentLogger } from '../../src/util/logger.js';
 import { MXSENTRY_BIN } from '../helpers/daemon.js';
 
 const run = promisify(execFile);
-const s = suite('e2e: mxsentry replication status (no daemon)');
+const s = suite('e2e: mxsentry replication status without a replicating daemon');
 
 async function status(dataDir: string, extra: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
@@ -44,6 +46,38 @@ s('a status file from a run without replication: the configured peers are shown,
     assert.match(withRepl.stdout, /^node n1 .*listening 127\.0\.0\.1:28410/m);
     assert.match(withRepl.stdout, /^n2\s+127\.0\.0\.1:28411\s+no\s+no/m);
   } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** A control socket answering every request as a daemon running without replication does. */
+async function daemonWithoutReplication(path: string): Promise<net.Server> {
+  const server = net.createServer((socket) => {
+    socket.once('data', () => socket.end(`${JSON.stringify({ ok: true, result: { configured: false, message: 'replication not configured' } })}\n`));
+  });
+  await new Promise<void>((resolve) => server.listen(path, resolve));
+  return server;
+}
+
+s('a running daemon started without replication, whose configuration now sets it up: said so, exit 1', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mxsentry-rstatus-'));
+  const server = await daemonWithoutReplication(join(dir, 'control.sock'));
+  try {
+    const without = await status(dir, []);
+    assert.is(without.code, 0, without.stderr);
+    assert.match(without.stdout, /not configured on the running daemon/);
+    const repl = ['--node-name', 'n1', '--replication-listen', '127.0.0.1:28410', '--replication-key', generateReplicationKey(), '--peer', 'n2=127.0.0.1:28411'];
+    const withRepl = await status(dir, repl);
+    assert.is(withRepl.code, 1, withRepl.stderr);
+    assert.match(withRepl.stderr, /started without it: restart mxsentry/);
+    assert.match(withRepl.stderr, /peer n2\b/);
+    const json = await status(dir, [...repl, '--json']);
+    assert.is(json.code, 1);
+    assert.equal(JSON.parse(json.stdout), { enabled: false, configured: true });
+    const broken = await status(dir, ['--peer', 'n2=127.0.0.1:28411']);
+    assert.is(broken.code, 2, broken.stderr);
+  } finally {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
     rmSync(dir, { recursive: true, force: true });
   }
 });
