@@ -246,10 +246,23 @@ export class Resolver implements Recursor {
       const stale = this.staleAnswer(qname, qtype);
       if (stale) return stale;
       const later = await raceWithTimers(shared, Math.max(1, deadlineMs - staleTimerMs), 0);
-      return later === 'deadline' || later === 'stale-timer' ? this.fail('deadline', qname, qtype) : this.orStale(later, staleOk, qname, qtype);
+      return later === 'deadline' || later === 'stale-timer' ? this.callerDeadline(shared, qname, qtype) : this.orStale(later, staleOk, qname, qtype);
     }
-    if (first === 'deadline') return (staleOk && this.staleAnswer(qname, qtype)) || this.fail('deadline', qname, qtype);
+    if (first === 'deadline') return (staleOk && this.staleAnswer(qname, qtype)) || this.callerDeadline(shared, qname, qtype);
     return this.orStale(first, staleOk, qname, qtype);
+  }
+
+  /**
+   * SERVFAIL for a caller whose deadline passed before the resolution it waits on ended. That
+   * resolution logs and counts its own failure (it runs under the same deadline, or the longer one
+   * it was started with); only when it ends without SERVFAIL after all is the caller's counted here,
+   * so a query that fails is one log line and one count, not two.
+   */
+  private callerDeadline(shared: Promise<Outcome>, qname: Name, qtype: number): Outcome {
+    void shared.then((out) => {
+      if (out.rcode !== Rcode.SERVFAIL) this.fail('deadline', qname, qtype);
+    });
+    return { rcode: Rcode.SERVFAIL, answers: [], authorities: [], source: 'recursion', failure: 'deadline' };
   }
 
   private orStale(out: Outcome, staleOk: boolean, qname: Name, qtype: number): Outcome {

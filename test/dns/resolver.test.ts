@@ -423,6 +423,21 @@ faults('all servers silent: SERVFAIL at the deadline, never silence', async () =
   assert.ok(took >= 500 && took < 2000, `took ${took} ms`);
 });
 
+faults('a query that fails at its deadline is one SERVFAIL log line and one count, not two', async () => {
+  const log = capturingLogger();
+  hx = await startHarness({ flags: { 'client-deadline-ms': 600, 'serve-expired': false }, logger: log.logger });
+  for (const a of ['127.53.2.1', '127.53.2.2']) await hx.h.server(a).setBehaviour('drop');
+  const r = await hx.stack.resolver.resolve('www.example.com', 'A');
+  assert.is(r.rcode, Rcode.SERVFAIL);
+  assert.is(r.failure, 'deadline');
+  // The resolution itself ends by the same deadline, a moment after the caller gave up.
+  await new Promise((done) => setTimeout(done, 300));
+  const lines = log.lines().filter((l) => l['msg'] === 'SERVFAIL');
+  assert.is(lines.length, 1, JSON.stringify(lines));
+  assert.is(hx.stack.resolver.stats.servfail, 1);
+  assert.equal(hx.stack.resolver.stats.failures, { deadline: 1 });
+});
+
 faults('servers that only time out are asked again (outbound-msg-retry): a transient outage is survived', async () => {
   hx = await startHarness({ flags: { 'client-deadline-ms': 4000, 'serve-expired': false } });
   await hx.stack.resolver.resolve('example.com', 'NS'); // the cut is known; now both of its servers go silent
