@@ -14,6 +14,7 @@ import { LmdbGreylistStore } from '../store/lmdb-greylist-store.js';
 import { peerStatus, readStatusFile, type PeerStatus, type ReplicationStatus } from '../store/replication/replication-status.js';
 import { defaultNodeName, generateReplicationKey, KEY_CREDENTIAL, parsePeerSpec, replicationSettingsOf } from '../store/replication/replication-settings.js';
 import { systemClock } from '../util/clock.js';
+import { parseAddress } from '../util/cidr.js';
 import { describeError } from '../util/errors.js';
 import { createRootLogger } from '../util/logger.js';
 import { addConfigFlags } from './config-flags.js';
@@ -41,6 +42,10 @@ export const DEFAULT_KEY_FILE = '/etc/mxsentry/cluster.key';
 export function keygenText(key: string, opts: { name: string; address: string | undefined; port: number; keyFile?: string }): string {
   const file = resolve(opts.keyFile ?? DEFAULT_KEY_FILE);
   const advertised = opts.address ?? 'THIS-HOST-ADDRESS';
+  // replication-listen takes an IP address only, while a peer line may name the host: for a host
+  // name this node listens on every address (narrow it to the one the name resolves to).
+  const isIp = opts.address !== undefined && parseAddress(opts.address) !== null;
+  const listenHost = isIp ? (opts.address!.includes(':') ? `[${opts.address}]` : opts.address) : '0.0.0.0';
   return [
     '# mxsentry replication: a new cluster key. It lets a host join the cluster: keep it secret.',
     '# 1. Put the SAME key on EVERY node, in a file only root can read (not in mxsentry.conf, which the',
@@ -57,7 +62,8 @@ export function keygenText(key: string, opts: { name: string; address: string | 
     '',
     `# 2. On this node (${opts.name}):`,
     `node-name: ${opts.name}`,
-    `replication-listen: ${opts.address && opts.address.includes(':') ? `[${opts.address}]` : opts.address ?? '0.0.0.0'}:${opts.port}`,
+    ...(opts.address !== undefined && !isIp ? [`# ${opts.address} is a name: replication-listen takes an address (this one listens on all of them).`] : []),
+    `replication-listen: ${listenHost}:${opts.port}`,
     '',
     '# 3. On every OTHER node, one peer line for this node (and here, one per other node):',
     `peer: ${opts.name}=${advertised.includes(':') ? `[${advertised}]` : advertised}:${opts.port}`,

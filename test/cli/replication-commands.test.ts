@@ -42,6 +42,20 @@ s('keygen output pasted as a config file is a valid replication configuration, t
   assert.match(printed, /^peer: mx1=\[2001:db8::1\]:7410$/m);
 });
 
+s('keygen --address with a host name: the peer line names the host, replication-listen an address the daemon accepts', () => {
+  const text = keygenText('ef'.repeat(32), { name: 'mx1', address: 'mx1.example.org', port: 7410 });
+  assert.match(text, /^peer: mx1=mx1\.example\.org:7410$/m);
+  const lines = parseConfigText(text, 'pasted', []);
+  const flags: Record<string, unknown> = { 'replication-key': 'ef'.repeat(32) };
+  // This node lists another; the key goes in as a value (no key file here).
+  for (const l of lines) if (l.key !== 'replication-key-file') flags[l.key] = l.key === 'peer' ? ['mx2=192.0.2.2:7410'] : l.value;
+  const loaded = loadConfig({ flags });
+  assert.equal(loaded.errors.map((e) => e.message), []);
+  assert.is(replicationSettingsOf(loaded.values)!.listen?.text, '0.0.0.0:7410');
+  // The peer line itself is what the other nodes paste: it parses as it is.
+  assert.equal(loadConfig({ flags: { ...flags, 'node-name': 'mx2', peer: ['mx1=mx1.example.org:7410'] } }).errors.map((e) => e.message), []);
+});
+
 s('status is a table with each peer, connected or not, its lag and last error', () => {
   const now = 1_800_000_000_000;
   const status: ReplicationStatus = {
