@@ -162,7 +162,7 @@ export function renderPrometheus(s: StatsSnapshot): string {
   }
   const r = s.replication;
   if (r.refusedConnections !== undefined) {
-    w.each('mxsentry_replication_refused_connections_total', 'counter', 'Replication connections refused (wrong key, name or protocol version).', [[{}, r.refusedConnections]]);
+    w.each('mxsentry_replication_refused_connections_total', 'counter', 'Replication connections refused (wrong key, name or protocol version, or a node without a peer line here).', [[{}, r.refusedConnections]]);
   }
   if (r.clampedRecords !== undefined) {
     w.each('mxsentry_replication_clamped_records_total', 'counter', "Peers' records whose times lay in the future, clamped to now plus the allowed skew.", [[{}, r.clampedRecords]]);
