@@ -3,12 +3,13 @@
 // listener changes are reported as needing a restart and stay reported until one happens.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, type ConfigValues } from '../../src/config/load.js';
 import { ControlError } from '../../src/control/control-error.js';
-import { changedKeys, reloadConfig, type ReloadParts } from '../../src/control/reload.js';
+import { changedKeys, reloadConfig, RESTART_KEYS, REPLICATION_RESTART_KEYS, type ReloadParts } from '../../src/control/reload.js';
+import { packageRoot } from '../../src/util/paths.js';
 import type { IteratorConfig } from '../../src/dns/iterator/iterator-config.js';
 import type { ResolverConfig } from '../../src/dns/resolver.js';
 import type { LocalZones } from '../../src/dns/server/local-zones.js';
@@ -255,6 +256,22 @@ s('changedKeys compares values, not identity', () => {
   const b = loadConfig({}).values;
   assert.equal(changedKeys(a, b), []);
   assert.equal(changedKeys(a, { ...b, delay: 300 }), ['delay']);
+});
+
+s('the README names every key a reload leaves to the next restart', () => {
+  const readme = readFileSync(join(packageRoot(), 'README.md'), 'utf8');
+  const paragraph = /\*\*Reload\.\*\*[\s\S]*?take effect only after a restart/.exec(readme)?.[0] ?? '';
+  assert.ok(paragraph, 'the Reload paragraph');
+  // Keys the README names by their group instead of one by one.
+  const groups: Record<string, string> = {
+    'cache-min-ttl': 'the cache TTL clamps', 'cache-max-ttl': 'the cache TTL clamps', 'cache-max-negative-ttl': 'the cache TTL clamps',
+    'serve-expired-ttl': 'the cache TTL clamps', 'max-tcp-connections': 'connection limits', 'tcp-idle-timeout-ms': 'connection limits',
+    'policy-max-connections': 'connection limits', 'so-rcvbuf': 'socket buffers', 'so-sndbuf': 'socket buffers',
+  };
+  for (const key of [...RESTART_KEYS, ...REPLICATION_RESTART_KEYS]) {
+    const named = groups[key] ?? `\`${key}\``;
+    assert.ok(paragraph.includes(named), `the README's Reload paragraph does not name ${key} (as ${named})`);
+  }
 });
 
 s.run();
