@@ -211,7 +211,7 @@ export function truncationNote(what: 'triplets' | 'clients', shown: number, tota
 export function greylistCommand(): CommandModule<object, GreylistArgs> {
   return {
     command: 'greylist <action> [target]',
-    describe: 'Greylist store of the daemon: list [--prefix P], clients, stats, purge (older than max-age), whitelist <ip>, delete <triplet-key> (on every node, through replication)',
+    describe: 'Greylist store of the daemon: list [--prefix P], clients, stats, purge (what max-age and retry-window expired, or --older-than), whitelist <ip>, delete <triplet-key> (on every node, through replication)',
     builder: (y: Argv) =>
       addConfigFlags(
         y

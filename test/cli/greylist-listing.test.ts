@@ -1,8 +1,9 @@
 // `greylist list|clients` paging: listUpTo reads past the store's page size and knows whether rows
-// were left out; the stderr note says how many were shown and how to see more.
+// were left out; the stderr note says how many were shown and how to see more; the help names
+// what purge removes.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { listUpTo, truncationNote } from '../../src/cli/policy-commands.js';
+import { greylistCommand, listUpTo, truncationNote } from '../../src/cli/policy-commands.js';
 import type { KeyedRecord, ListOptions } from '../../src/store/lmdb-greylist-store.js';
 
 const s = suite('cli/greylist-listing');
@@ -48,6 +49,11 @@ s('a limit above one read is served page by page, in key order', async () => {
 s('the note names what was shown, the total when known, and --limit', () => {
   assert.is(truncationNote('triplets', 100, 123, undefined), 'mxsentry: listed the first 100 triplets of 123; --limit N lists more, --prefix P narrows\n');
   assert.match(truncationNote('clients', 5, undefined, '192.0.2'), 'first 5 clients matching --prefix 192.0.2, and there are more; --limit N lists more');
+});
+
+s('the greylist help says what purge removes: max-age, the retry window for never-passed triplets, or --older-than', () => {
+  const text = String(greylistCommand().describe);
+  assert.match(text, /purge \([^)]*max-age[^)]*retry-window[^)]*--older-than[^)]*\)/);
 });
 
 s.run();
