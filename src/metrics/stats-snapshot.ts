@@ -61,7 +61,8 @@ export interface StatsSources {
   /** The live policy service's counters plus those of instances retired by reloads. */
   policy(): PolicyCounters;
   policyServer: { stats(): PolicyServerStats };
-  store(): { healthy: boolean; counts(): Promise<StoreCounts> | undefined };
+  /** `error`: why an unhealthy store is so (e.g. it never opened), for the snapshot. */
+  store(): { healthy: boolean; counts(): Promise<StoreCounts> | undefined; error?: string };
   /** Replication state; undefined when replication is not configured. */
   replication?: () => unknown;
 }
@@ -101,6 +102,7 @@ export async function collectStats(src: StatsSources): Promise<StatsSnapshot> {
     // A broken store must not hide the other counters; the failure is reported in the snapshot.
     storeError = describeError(err);
   }
+  if (storeError === undefined && !store.healthy) storeError = store.error;
   const rtt = typeof src.rtt === 'function' ? src.rtt() : src.rtt;
   let replicationStatus: unknown;
   if (src.replication) {

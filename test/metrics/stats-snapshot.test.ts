@@ -4,6 +4,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { PolicyCounterCarry, collectStats, peersOf, type PolicyCounters } from '../../src/metrics/stats-snapshot.js';
 import { fakeSources } from '../helpers/stats-sources.js';
+import { formatStats } from '../../src/cli/control-cli.js';
 
 const s = suite('metrics/stats-snapshot');
 
@@ -22,6 +23,13 @@ s('a failing store count is reported, not thrown', async () => {
   assert.is(snap.store.counts, null);
   assert.is(snap.store.error, 'MDB_PANIC');
   assert.is(snap.store.healthy, false);
+});
+
+s('a store that never opened says why (its last failure), and the stats text shows it', async () => {
+  const snap = await collectStats(fakeSources({ store: () => ({ healthy: false, counts: () => undefined, error: 'STORE_ERR_OPEN: data.mdb is not a usable LMDB data file' }) }));
+  assert.is(snap.store.counts, null);
+  assert.is(snap.store.error, 'STORE_ERR_OPEN: data.mdb is not a usable LMDB data file');
+  assert.match(formatStats(snap), /^Store\s+NOT HEALTHY: STORE_ERR_OPEN: data\.mdb is not a usable LMDB data file$/m);
 });
 
 s('replication peers are read from the status, whatever its extra fields', async () => {
