@@ -46,6 +46,26 @@ s('--config naming the unit\'s file finds the unit\'s socket (its ExecStart over
   }
 });
 
+s('--data-dir names the daemon\'s data folder: its control.sock, unless --config sets control-socket', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mxsentry-sock-'));
+  try {
+    const unitConf = join(dir, 'mxsentry.conf');
+    const unitSock = join(dir, 'unit.sock');
+    writeFileSync(unitSock, '');
+    writeFileSync(unitConf, `data-dir: ${join(dir, 'data')}\n`);
+    const unit = { configFile: unitConf, controlSocket: unitSock };
+    // Alone, and with a file that leaves control-socket to the data dir: the flag's folder, not the unit's socket.
+    assert.is(resolveControlSocket({ 'data-dir': join(dir, 'srv') }, unit), join(dir, 'srv', 'control.sock'));
+    assert.is(resolveControlSocket({ 'data-dir': join(dir, 'srv'), config: unitConf }, unit), join(dir, 'srv', 'control.sock'));
+    const other = join(dir, 'other.conf');
+    writeFileSync(other, `control-socket: ${join(dir, 'other.sock')}\n`);
+    assert.is(resolveControlSocket({ 'data-dir': join(dir, 'srv'), config: other }, unit), join(dir, 'other.sock'));
+    assert.is(resolveControlSocket({ 'data-dir': join(dir, 'srv'), 'control-socket': '/x/c.sock' }, unit), '/x/c.sock');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 s('quantiles from buckets', () => {
   const h = new Histogram([0.001, 0.01, 0.1]);
   assert.is(histogramQuantile(h.snapshot(), 0.5), '-');
