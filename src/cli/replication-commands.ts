@@ -189,6 +189,17 @@ async function lagFromStore(v: ConfigValues, status: ReplicationStatus): Promise
 }
 
 /** `mxsentry replication status`. Exit 0 when every configured peer is connected, 1 otherwise, 2 on bad config. */
+/** The file's replication settings (undefined: none); false after printing why they are unusable (exit code 2). */
+function settingsOrReport(v: ConfigValues): ReturnType<typeof replicationSettingsOf> | false {
+  try {
+    return replicationSettingsOf(v);
+  } catch (err) {
+    process.stderr.write(`mxsentry: ${describeError(err)}\n`);
+    process.exitCode = 2;
+    return false;
+  }
+}
+
 export function replicationCommand(): CommandModule<object, StatusArgs> {
   return {
     command: 'replication <action>',
@@ -210,14 +221,8 @@ export function replicationCommand(): CommandModule<object, StatusArgs> {
         if (!answer.configured) {
           // The file may have turned replication on since the daemon started, which takes a restart:
           // a script must not read that as "every peer connected".
-          let settings;
-          try {
-            settings = replicationSettingsOf(v);
-          } catch (cfgErr) {
-            process.stderr.write(`mxsentry: ${describeError(cfgErr)}\n`);
-            process.exitCode = 2;
-            return;
-          }
+          const settings = settingsOrReport(v);
+          if (settings === false) return;
           if (settings) process.stderr.write(`mxsentry: the configuration sets up replication (peer ${settings.peers.map((p) => p.name).join(', ') || 'none'}), but the running daemon started without it: restart mxsentry (turning replication on needs a restart)\n`);
           process.stdout.write(argv.json ? `${JSON.stringify({ enabled: false, configured: settings !== undefined })}\n` : 'replication is not configured on the running daemon\n');
           process.exitCode = settings ? 1 : 0;
@@ -246,14 +251,8 @@ export function replicationCommand(): CommandModule<object, StatusArgs> {
         status = { ...saved, peers: saved.peers.map((p) => ({ ...p, connected: false, inbound: false })) };
         if (!saved.enabled) {
           // The daemon last ran without replication; the file may be older than the configuration.
-          let settings;
-          try {
-            settings = replicationSettingsOf(v);
-          } catch (cfgErr) {
-            process.stderr.write(`mxsentry: ${describeError(cfgErr)}\n`);
-            process.exitCode = 2;
-            return;
-          }
+          const settings = settingsOrReport(v);
+          if (settings === false) return;
           if (settings) {
             process.stderr.write('mxsentry: no daemon is running, and it last ran without replication: the configured peers are shown, none connected\n');
             const common = { nodeId: null, state: undefined, inbound: undefined, store: undefined, logger: createRootLogger('warn', process.stderr), lastSeq: saved.lastSeq, firstEntry: async () => undefined, now: systemClock.nowMs() };

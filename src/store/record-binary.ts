@@ -80,20 +80,24 @@ function writeClientBody(buf: Buffer, at: number, r: ClientRecord): number {
   return writePasses(buf, at, r.passes);
 }
 
+/** A value of `bytes` after the mark and type bytes, those two written. */
+function valueBuffer(type: number, bytes: number): Buffer {
+  const buf = Buffer.allocUnsafe(2 + bytes);
+  buf[0] = BINARY_MARK;
+  buf[1] = type;
+  return buf;
+}
+
 /** The binary value of a (validated) triplet record. */
 export function writeBinaryTriplet(r: TripletRecord): Buffer {
-  const buf = Buffer.allocUnsafe(2 + tripletBodyBytes(r));
-  buf[0] = BINARY_MARK;
-  buf[1] = TRIPLET;
+  const buf = valueBuffer(TRIPLET, tripletBodyBytes(r));
   writeTripletBody(buf, 2, r);
   return buf;
 }
 
 /** The binary value of a (validated) client record. */
 export function writeBinaryClient(r: ClientRecord): Buffer {
-  const buf = Buffer.allocUnsafe(2 + clientBodyBytes(r));
-  buf[0] = BINARY_MARK;
-  buf[1] = CLIENT;
+  const buf = valueBuffer(CLIENT, clientBodyBytes(r));
   writeClientBody(buf, 2, r);
   return buf;
 }
@@ -104,9 +108,7 @@ export function writeBinaryReplogEntry(e: ReplogEntry): Buffer {
   if (keyBytes === 0 || keyBytes > MAX_KEY_BYTES) throw new StoreError(StoreErrorCode.INVALID, `log entry key of ${keyBytes} bytes`);
   if (e.originNode.length === 0 || e.originNode.length > MAX_NODE_ID_BYTES) throw new StoreError(StoreErrorCode.INVALID, 'log entry has an invalid origin node');
   const body = e.kind === 'triplet' ? tripletBodyBytes(e.record) : clientBodyBytes(e.record);
-  const buf = Buffer.allocUnsafe(3 + 2 + keyBytes + 1 + e.originNode.length + 8 + body);
-  buf[0] = BINARY_MARK;
-  buf[1] = LOG_ENTRY;
+  const buf = valueBuffer(LOG_ENTRY, 1 + 2 + keyBytes + 1 + e.originNode.length + 8 + body);
   buf[2] = e.kind === 'triplet' ? TRIPLET : CLIENT;
   buf.writeUInt16LE(keyBytes, 3);
   let at = 5 + buf.write(e.key, 5, 'utf8');
