@@ -2,8 +2,9 @@
 // created by main.ts with the resolver behind the Recursor interface. Flow per query (DESIGN.md s1):
 //   datagram / TCP frame -> peekHeader (unreadable: drop; QR=1: drop, never answer a response)
 //   -> ACL on the client address (outside `allow`: REFUSED, counted)
-//   -> fast path when readQueryKey reads a plain query: local zones (canonical qname), then the
-//      packet cache (ready bytes, client's ID and letter case) -> send on a hit
+//   -> fast path when readQueryKey reads a plain query: the packet cache (ready bytes, client's ID
+//      and letter case; recursion's answers only, emptied when the local zones change) -> send on
+//      a hit; then the local zones (canonical qname), whose answer the slow path sends
 //   -> else decodeMessage (FORMERR on a throw) -> opcode != QUERY: NOTIMP; qdcount != 1: FORMERR;
 //      EDNS version > 0: BADVERS; class other than IN (CH, HS, ...): REFUSED; AXFR/IXFR: REFUSED
 //      on both transports; OPT, TSIG and meta-types 128-248: FORMERR; TKEY, MAILA, MAILB: NOTIMP;
@@ -26,15 +27,17 @@ import type { Logger } from '../../util/logger.js';
 import { decodeMessage, encodeErrorResponse, encodeMessage, peekHeader } from '../wire/message.js';
 import { readQueryKey } from '../wire/query-key.js';
 import { rcodeToString } from '../wire/rdata.js';
-import { Opcode, RRClass, RRType, Rcode, type Message, type Question, type QueryKey, type ResourceRecord } from '../wire/types.js';
+import { Opcode, RRClass, Rcode, type Message, type QueryKey, type ResourceRecord } from '../wire/types.js';
 import { adoptUdpFd, bindUdpSocket, closeUdp, fmtAddr, listenTcpServer, setUdpBuffers, type UdpBufferSizes } from './listen-sockets.js';
 import type { LocalAnswer, LocalZones } from './local-zones.js';
+import { queryRefusal } from './query-refusal.js';
 import { TcpConnections } from './tcp-connections.js';
 
 /** The part of the packet cache the server uses (src/dns/cache/packet-cache.ts implements it). */
 export interface ServerPacketCache {
   store(query: QueryKey, response: Message): void;
   answer(raw: Uint8Array, query: QueryKey, maxUdpSize: number): Buffer | null;
+  flushAll(): void;
 }
 
 /** Where to listen: an address (UDP and TCP on the same port) or an inherited socket fd. */
@@ -110,9 +113,6 @@ type Transport = 'udp' | 'tcp';
 /** The most bytes a UDP answer may have: the client's EDNS size clamped (RFC 6891 s6.2.5, DNS flag day 2020). */
 const EDNS_UDP_SIZE = 1232;
 const PLAIN_UDP_SIZE = 512;
-/** Meta-types of the 249-255 block that the server refuses to treat as questions. */
-const TYPE_TKEY = 249;
-const TYPE_TSIG = 250;
 const TCP_MAX_MESSAGE = 65535;
 const EMPTY = Buffer.alloc(0);
 /** One log line per kind of trouble per this interval; the rest are counted into the next line. */
@@ -218,9 +218,13 @@ export class DnsServer {
     }
   }
 
-  /** SIGHUP reload: later queries use the new local zones; queries in flight are unaffected. */
+  /**
+   * SIGHUP reload: later queries use the new local zones; queries in flight are unaffected. The
+   * packet cache is emptied: a name the new zones answer may have a recursive answer in it.
+   */
   setLocalZones(zones: LocalZones): void {
     this.localZones = zones;
+    this.packetCache?.flushAll();
   }
 
   /** SIGHUP reload of the access list. */
@@ -434,8 +438,9 @@ export class DnsServer {
       const key = readQueryKey(raw);
       let local: LocalAnswer | null = null;
       if (key) {
-        if (key.qclass === RRClass.IN) local = this.localZones.lookup(key.qname, key.qtype);
-        if (!local && this.packetCache) {
+        // The packet cache first: it only holds recursion's answers to questions the local zones
+        // did not answer, and setLocalZones empties it, so a hit is what the slow path would send.
+        if (this.packetCache) {
           const maxSize = transport === 'udp' ? udpLimit(key.ednsUdpSize) : TCP_MAX_MESSAGE;
           const hit = this.packetCache.answer(raw, key, maxSize);
           if (hit) {
@@ -445,6 +450,7 @@ export class DnsServer {
             return undefined;
           }
         }
+        if (key.qclass === RRClass.IN) local = this.localZones.lookup(key.qname, key.qtype);
       }
       return this.slowPath(raw, key, local, transport, send).catch((err: unknown) => this.internalError(err, raw, send));
     } catch (err) {
@@ -464,41 +470,15 @@ export class DnsServer {
       this.sendError(raw, Rcode.FORMERR, send);
       return;
     }
-    if (query.flags.opcode !== Opcode.QUERY) return this.sendError(raw, Rcode.NOTIMP, send);
-    const question = query.questions[0];
-    if (query.questions.length !== 1 || question === undefined) {
-      this.counters.formerr++;
-      return this.sendError(raw, Rcode.FORMERR, send);
-    }
-    if (query.edns && query.edns.version > 0) {
-      // RFC 6891 s6.1.3: BADVERS, with an OPT of the highest version we support (0).
+    const refusal = queryRefusal(query);
+    if (refusal) {
+      if (refusal.formerr) this.counters.formerr++;
+      if (refusal.rcode !== Rcode.BADVERS) return this.sendError(raw, refusal.rcode, send);
       this.sendResponse(query, { rcode: Rcode.BADVERS, answers: [], authorities: [], additionals: [] }, false, transport, send);
       return;
     }
-    if (question.class !== RRClass.IN) return this.sendError(raw, Rcode.REFUSED, send);
+    const question = query.questions[0]!;
     const qtype = question.type;
-    if (qtype === RRType.OPT || qtype === TYPE_TSIG) {
-      // OPT (RFC 6891 s6.1.1) and TSIG (RFC 8945 s4.1, s5.1) are meta-RRs of the additional section,
-      // never a question (Unbound and BIND answer FORMERR too).
-      this.counters.formerr++;
-      return this.sendError(raw, Rcode.FORMERR, send);
-    }
-    if (qtype === RRType.AXFR || qtype === RRType.IXFR) {
-      // Zone transfers are for authoritative servers: a refusal on either transport, as Unbound's.
-      // Not FORMERR over UDP: IXFR over UDP is well-formed (RFC 1995 s2).
-      return this.sendError(raw, Rcode.REFUSED, send);
-    }
-    if (qtype >= 128 && qtype <= 248) {
-      // RFC 6895 s3.1: meta-types, only meaningful in a query to the server that defines them;
-      // never sent upstream (Unbound answers these FORMERR too).
-      this.counters.formerr++;
-      return this.sendError(raw, Rcode.FORMERR, send);
-    }
-    if (qtype === RRType.MAILA || qtype === RRType.MAILB || qtype === TYPE_TKEY) {
-      // MAILA/MAILB are obsolete (RFC 2505); a TKEY query (RFC 2930) negotiates keys this server
-      // has no use for. NOTIMP, as BIND answers these.
-      return this.sendError(raw, Rcode.NOTIMP, send);
-    }
     const local = fastLocal ?? this.localZones.lookup(question.name, qtype);
     if (local) {
       if (local.drop) {
