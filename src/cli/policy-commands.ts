@@ -5,7 +5,7 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { createPolicyService } from '../policy/policy-service.js';
 import { clientKey } from '../policy/greylist.js';
-import type { KeyedRecord, ListOptions, LmdbGreylistStore } from '../store/lmdb-greylist-store.js';
+import type { KeyedRecord, ListOptions } from '../store/lmdb-greylist-store.js';
 import { totalPasses, type GreylistStore } from '../store/greylist-types.js';
 import { systemClock } from '../util/clock.js';
 import { describeError } from '../util/errors.js';

@@ -7,15 +7,15 @@
 // (the OS has the pages) and at most the last unflushed batch is lost on power loss. noSync is never
 // used: it risks a corrupt file. flush() waits for the disk at shutdown.
 import { accessSync, closeSync, constants as fsConstants, fstatSync, mkdirSync, openSync, readSync, statSync, type Stats } from 'node:fs';
-import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { StoreError } from '../util/errors.js';
 import { settledWithin } from '../util/settled-within.js';
 import type { Logger } from '../util/logger.js';
-import { decodeMetaValue, encodeMetaValue, isNodeId } from './record-codec.js';
+import { encodeMetaValue } from './record-codec.js';
 import { probeEnvironment } from './integrity-probe.js';
 import { StoreErrorCode } from './store-error-code.js';
+import { initMeta, STORE_SCHEMA_VERSION } from './store-meta.js';
 
 /** Default size limit of the environment: 1 GiB (address space; the file grows as data is written). */
 export const DEFAULT_MAP_SIZE_BYTES = 1024 * 1024 * 1024;
@@ -24,9 +24,7 @@ export const DEFAULT_MAP_SIZE_BYTES = 1024 * 1024 * 1024;
 export const MIN_MAP_SIZE_BYTES = 64 * 1024;
 const CLOSE_WAIT_MS = 5000; // longest wait at close for the last writes to be flushed and the environment closed
 
-// Layout version, kept in `meta`; a newer one is refused. 2: binary records (record-binary.ts); a 1
-// (JSON values) is read as it is and marked 2 at open, so an older release refuses it.
-export const STORE_SCHEMA_VERSION = 2;
+export { STORE_SCHEMA_VERSION } from './store-meta.js';
 
 /**
  * Upper bound of new pages one small put can make the B-tree allocate (a split on every level of a
@@ -137,6 +135,8 @@ export class LmdbEnv {
   /** Pages in use at the last exact measurement, and the bound of what was added since. */
   private measuredPages = 0;
   private pagesSinceMeasure = 0;
+  /** An older layout (store-meta.ts) to mark current in every write transaction until one commits. */
+  private schemaMarkPending = false;
 
   private constructor(
     /** Absolute path of the environment directory. */
@@ -249,8 +249,9 @@ export class LmdbEnv {
         cursors: root.openDB<Buffer, string>({ name: 'cursors', encoding: 'binary' }),
         meta: root.openDB<Buffer, string>({ name: 'meta', encoding: 'binary' }),
       };
-      const nodeId = initMeta(dbs.meta, path);
+      const { nodeId, markSchema } = initMeta(dbs.meta, path);
       const env = new LmdbEnv(path, root, dbs.triplets, dbs.clients, dbs.replog, dbs.cursors, dbs.meta, nodeId, limitBytes, opts.logger);
+      env.schemaMarkPending = markSchema;
       if (unverified !== undefined) opts.logger.warn({ path, reason: unverified }, 'greylist store integrity check did not finish; opened without it');
       // LMDB writes its meta pages when it creates the file, so a store never rests at 0 bytes: it was
       // cut to nothing (a full disk, a bad copy), or its first start was killed mid-creation. Told
@@ -289,6 +290,7 @@ export class LmdbEnv {
     let pending: Promise<T>;
     try {
       pending = this.root.childTransaction(() => {
+        if (this.schemaMarkPending) scope.put(this.meta, 'schemaVersion', encodeMetaValue(STORE_SCHEMA_VERSION));
         const result = fn(scope);
         if (opts.grows) this.enforceLimit(scope.pageBound);
         return result;
@@ -298,7 +300,10 @@ export class LmdbEnv {
     }
     this.observeBatchCommit();
     const settled = pending.then(
-      (value) => value,
+      (value) => {
+        this.schemaMarkPending = false;
+        return value;
+      },
       async (err: unknown) => {
         if (err instanceof CallerError) throw err.original;
         throw translateLmdbError(await commitFailureReason(err), operation);
@@ -569,32 +574,4 @@ function checkDataFile(file: string): { bytes: number; shortOf?: bigint; empty?:
   } finally {
     closeSync(fd);
   }
-}
-
-/** Reads or creates the node id and checks the schema version, in one synchronous transaction at open. */
-function initMeta(meta: Database<Buffer, string>, path: string): string {
-  return meta.transactionSync(() => {
-    const versionBytes = meta.get('schemaVersion');
-    if (versionBytes === undefined) {
-      meta.putSync('schemaVersion', encodeMetaValue(STORE_SCHEMA_VERSION));
-    } else {
-      const version = decodeMetaValue(versionBytes, 'schemaVersion');
-      if (typeof version !== 'number' || version > STORE_SCHEMA_VERSION) {
-        throw new StoreError(
-          StoreErrorCode.OPEN,
-          `${path} has schema version ${String(version)}, this mxsentry supports up to ${STORE_SCHEMA_VERSION}: it was written by a newer release`,
-        );
-      }
-      if (version < STORE_SCHEMA_VERSION) meta.putSync('schemaVersion', encodeMetaValue(STORE_SCHEMA_VERSION));
-    }
-    const idBytes = meta.get('nodeId');
-    if (idBytes !== undefined) {
-      const id = decodeMetaValue(idBytes, 'nodeId');
-      if (!isNodeId(id)) throw new StoreError(StoreErrorCode.CORRUPT, `${path} has an invalid node id`);
-      return id;
-    }
-    const id = randomBytes(8).toString('hex');
-    meta.putSync('nodeId', encodeMetaValue(id));
-    return id;
-  });
 }

@@ -1,6 +1,7 @@
 // Tests for opening a greylist store written before the binary record form (schema version 1, JSON
-// values): its records, log entries and cursors are read as they are, the environment is marked
-// version 2, new writes are binary, and decisions, merges, listing and the log work on the mix.
+// values): its records, log entries and cursors are read as they are, its first write marks it
+// version 2 (a read-only open does not), new writes are binary, and decisions, merges, listing and
+// the log work on the mix.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -48,7 +49,30 @@ async function writeVersion1Store(dataDir: string): Promise<{ nodeId: string; tr
   return { nodeId, triplet, client };
 }
 
-s('a version 1 store opens, its JSON values read back, and it is marked version 2', async () => {
+async function storedVersion(dataDir: string): Promise<unknown> {
+  const env = await LmdbEnv.open({ dataDir, logger });
+  try {
+    return decodeMetaValue(env.meta.get('schemaVersion')!, 'schemaVersion');
+  } finally {
+    await env.close();
+  }
+}
+
+s('a version 1 store opened only to read (as `check` does) stays version 1, readable by the release that wrote it', async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'mxsentry-upgrade-'));
+  dirs.push(dataDir);
+  const old = await writeVersion1Store(dataDir);
+  const store = await LmdbGreylistStore.open({ dataDir, clock: new ManualClock(T0 + 5000), logger });
+  try {
+    assert.equal((await store.read('192.0.2/a@b.example/c@d.example', '192.0.2.1')).client, old.client);
+    assert.is((await store.listTriplets()).length, 1);
+  } finally {
+    await store.close();
+  }
+  assert.is(await storedVersion(dataDir), 1);
+});
+
+s('a version 1 store opens, its JSON values read back, and its first write marks it version 2', async () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'mxsentry-upgrade-'));
   dirs.push(dataDir);
   const old = await writeVersion1Store(dataDir);
@@ -81,10 +105,10 @@ s('a version 1 store opens, its JSON values read back, and it is marked version 
   } finally {
     await store.close();
   }
+  assert.is(await storedVersion(dataDir), STORE_SCHEMA_VERSION);
+  assert.is(STORE_SCHEMA_VERSION, 2);
   const env = await LmdbEnv.open({ dataDir, logger });
   try {
-    assert.is(decodeMetaValue(env.meta.get('schemaVersion')!, 'schemaVersion'), STORE_SCHEMA_VERSION);
-    assert.is(STORE_SCHEMA_VERSION, 2);
     assert.is(env.triplets.get('192.0.2/a@b.example/c@d.example')![0], BINARY_MARK, 'the rewritten triplet is binary');
     assert.is(env.triplets.get('198.51.100/x@y.example/z@w.example')![0], BINARY_MARK);
     assert.is(env.clients.get('192.0.2.1')![0], '['.charCodeAt(0), 'the untouched client keeps its JSON value');

@@ -13,7 +13,7 @@ import { rdataNames, soaMinimum } from '../wire/rdata.js';
 import { RRClass, RRType, Rcode, type Message, type Name, type ResourceRecord } from '../wire/types.js';
 import type { IteratorConfig } from './iterator-config.js';
 import { classifyResponse, restoreCase, synthesizeDnameTarget, type Classified } from './response-classifier.js';
-import { rrsetRecords, type RRset } from './rrset.js';
+import { rrsetRecords } from './rrset.js';
 import { addCutAddress, addressFromRdata, nsTargets, pushFamilies, type ZoneCut } from './zone-cut.js';
 
 /** Why a resolution ended in SERVFAIL; becomes ResolveResult.failure and a log line. */
