@@ -13,7 +13,7 @@ import { createPolicyService } from '../src/policy/policy-service.js';
 import { PolicyRequestParser } from '../src/policy/protocol.js';
 import { ResilientGreylistStore } from '../src/store/resilient-greylist-store.js';
 import { systemClock } from '../src/util/clock.js';
-import { createRootLogger, createSilentLogger, moduleLogger } from '../src/util/logger.js';
+import { createRootLogger, createSilentLogger } from '../src/util/logger.js';
 import { startHarness } from '../test/helpers/resolver-harness.js';
 import { InprocProfiler, intArg, mainThreadCpuUs } from './lib/inproc.js';
 import { PolicyTraffic } from './lib/policy-traffic.js';

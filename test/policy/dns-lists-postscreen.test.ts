@@ -162,7 +162,7 @@ s('IPv6 client: RFC 5782 s2.4 nibble name, listed through the resolver', async (
 });
 
 s('answers in the resolver cache decide at once, as the lookups did; a miss waits, and each request counts once', async () => {
-  const { resolve, resolveCached } = hx.stack.resolver;
+  const { resolveCached } = hx.stack.resolver;
   const lists = { blocklists: ['bl.org=127.0.0.[2..4]*3', 'sh.org'], allowlists: ['wl.org'] };
   const looked = checker({ ...lists });
   const cached = checker({ ...lists, resolveCached });
