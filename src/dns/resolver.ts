@@ -203,7 +203,8 @@ export class Resolver implements Recursor {
 
   /** Shared resolution with per-caller deadline and serve-stale. */
   private async run(qname: Name, qtype: number, deadlineMs: number, callerAllowsStale: boolean): Promise<Outcome> {
-    const cached = this.iterator.chainFromCache(qname, qtype);
+    const miss = { atFirstLink: false };
+    const cached = this.iterator.chainFromCache(qname, qtype, miss);
     if (cached) return { ...cached, source: 'cache' };
     const staleOk = callerAllowsStale && this.config.serveExpired && !this.config.noStaleZones.some((z) => isSubdomain(qname, z));
     const key = `${canonicalName(qname)}|${qtype}`;
@@ -216,7 +217,8 @@ export class Resolver implements Recursor {
         this.failLog.log('warn', { qname, qtype, limit: this.config.maxConcurrentResolutions }, 'concurrent resolution limit reached: SERVFAIL');
         return this.fail('limit-concurrency');
       }
-      const mine = this.resolveNow(qname, qtype, deadlineMs);
+      // Started in this same turn: the cache cannot have changed since the miss above.
+      const mine = this.resolveNow(qname, qtype, deadlineMs, miss.atFirstLink ? key : undefined);
       shared = mine;
       this.inflight.set(key, mine);
       this.stats.inFlight++;
@@ -270,9 +272,10 @@ export class Resolver implements Recursor {
     return out;
   }
 
-  private async resolveNow(qname: Name, qtype: number, deadlineMs: number): Promise<Outcome> {
+  private async resolveNow(qname: Name, qtype: number, deadlineMs: number, knownMissKey?: string): Promise<Outcome> {
     this.stats.resolutions++;
     const st = this.newState(deadlineMs);
+    if (knownMissKey !== undefined) st.bypassCacheFor = knownMissKey;
     try {
       const r = await this.iterator.resolveChain(qname, qtype, st);
       return { ...r, source: st.wentUpstream ? 'recursion' : 'cache' };

@@ -36,6 +36,34 @@ basic('resolves an A record from the root down and then answers from cache', asy
   assert.ok(again.ttlSec <= 300 && again.ttlSec > 0);
 });
 
+basic('a cold name is looked up in the cache once before the resolution starts, not again by it', async () => {
+  const cache = hx.stack.cache;
+  const original = cache.getRRset.bind(cache);
+  const lookups: string[] = [];
+  cache.getRRset = ((name: string, type: number, ...rest: unknown[]) => {
+    lookups.push(`${name.toLowerCase()}|${type}`);
+    return (original as (...a: unknown[]) => ReturnType<typeof original>)(name, type, ...rest);
+  }) as typeof cache.getRRset;
+  try {
+    const r = await hx.stack.resolver.resolve('www.example.com', 'A');
+    assert.equal(A(r), ['192.0.2.1']);
+    assert.is(lookups.filter((k) => k === 'www.example.com.|1').length, 1, lookups.join(' '));
+  } finally {
+    cache.getRRset = original;
+  }
+});
+
+basic('a chain whose first links are cached and whose end is not follows the cached links', async () => {
+  const first = await hx.stack.resolver.resolve('alias.example.com', 'A');
+  assert.equal(A(first), ['192.0.2.1']);
+  assert.is(hx.counting.countForName('alias.example.com.', RRType.A), 1);
+  hx.stack.cache.flushName('www.example.com.');
+  const again = await hx.stack.resolver.resolve('alias.example.com', 'A');
+  assert.equal(A(again), ['192.0.2.1']);
+  assert.is(hx.counting.countForName('alias.example.com.', RRType.A), 1, 'the cached CNAMEs were used, not asked again');
+  assert.is(hx.counting.countForName('www.example.com.', RRType.A), 1, 'only the missing end was asked (the first answer carried the whole chain)');
+});
+
 basic('resolveCached: the answer resolve() has at once (cache, local zones), undefined on a miss, and never a query', async () => {
   const { resolve, resolveCached } = hx.stack.resolver;
   assert.is(resolveCached('www.example.com', 'A'), undefined, 'nothing cached yet');

@@ -33,7 +33,10 @@ export interface ResolutionState {
   active: Set<string>;
   /** True once any upstream query was sent (the answer is then not "from cache"). */
   wentUpstream: boolean;
-  /** Skip the cache for the final answer of the top-level name (prefetch refreshes). */
+  /**
+   * "name|type" whose first cache lookup resolveChain skips: a prefetch refreshes it, and a
+   * resolution started right after chainFromCache missed at that first link already knows.
+   */
   bypassCacheFor?: string;
 }
 
@@ -140,8 +143,9 @@ export class Iterator {
   /**
    * The whole chain from the cache alone, synchronously, or undefined when any link is missing.
    * The resolver's fast path: a cached answer needs no promise, deadline timer or in-flight entry.
+   * `miss.atFirstLink` tells a caller about to resolve whether the name itself missed.
    */
-  chainFromCache(qname: Name, qtype: number): IterResult | undefined {
+  chainFromCache(qname: Name, qtype: number, miss?: { atFirstLink: boolean }): IterResult | undefined {
     const answers: ResourceRecord[] = [];
     const seen = new Set<string>();
     let name = qname;
@@ -150,7 +154,10 @@ export class Iterator {
       if (seen.has(key)) return undefined; // a loop: let the full resolution report it
       seen.add(key);
       const step = this.fromCache(name, qtype);
-      if (!step) return undefined;
+      if (!step) {
+        if (miss) miss.atFirstLink = restarts === 0;
+        return undefined;
+      }
       answers.push(...step.records);
       if (step.kind === 'answer') return { rcode: Rcode.NOERROR, answers, authorities: [] };
       if (step.kind === 'negative') return { rcode: step.rcode, answers, authorities: step.soa ? [step.soa] : [] };
