@@ -12,7 +12,8 @@
 //   -> local zones -> recursor.answerQuery (RD=0: cache only) -> response (ID, RD, CD copied, QR, RA set, AA only
 //      for local zones, the question as the client sent it, OPT udp 1232 when the client sent OPT)
 //   -> encode within the client's size (UDP: its EDNS size clamped to 512..1232, else 512; TCP:
-//      65535), TC when cut -> send -> packet cache store when cacheable and the query had a key.
+//      65535), TC when cut -> send -> packet cache store when cacheable, the query had a key and
+//      the local zones were not replaced while it was resolved.
 // It never resolves anything itself, never lets one query's failure end the process (every handler
 // is wrapped: an unexpected exception becomes SERVFAIL and one rate-limited log line) and never
 // answers a client outside the allow list with anything but REFUSED (without RA; errors to allowed
@@ -479,7 +480,9 @@ export class DnsServer {
     }
     const question = query.questions[0]!;
     const qtype = question.type;
-    const local = fastLocal ?? this.localZones.lookup(question.name, qtype);
+    // The zones this answer was checked against: a reload while recursion runs may make them answer it.
+    const zones = this.localZones;
+    const local = fastLocal ?? zones.lookup(question.name, qtype);
     if (local) {
       if (local.drop) {
         this.counters.dropped++;
@@ -503,7 +506,7 @@ export class DnsServer {
     }
     this.counters.sources[answer.source]++;
     const response = this.sendResponse(query, answer, false, transport, send);
-    if (answer.cacheable && key && this.packetCache && response) this.packetCache.store(key, response);
+    if (answer.cacheable && key && this.packetCache && response && zones === this.localZones) this.packetCache.store(key, response);
   }
 
   /** Builds, encodes within the transport's size and sends a response; returns the full message. */

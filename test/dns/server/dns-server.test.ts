@@ -405,6 +405,27 @@ s('setLocalZones and setAllow take effect for later queries (SIGHUP reload)', as
   }
 });
 
+s('a recursive answer still in flight at a reload of the local zones is not packet-cached', async () => {
+  const c = await startServer();
+  try {
+    const release = c.recursor.holdName('www.example.');
+    const pending = udpQuery(c.port, buildQuery('www.example'));
+    await waitUntil(() => c.recursor.calls === 1);
+    const zones = new LocalZones({ defaults: false });
+    zones.addData('www.example. 60 IN A 192.0.2.77');
+    c.server.setLocalZones(zones);
+    release();
+    // The query asked before the reload gets recursion's answer, but the new zone answers from now on.
+    assert.equal(answerAddresses(decodeReply(await pending)), ['192.0.2.1']);
+    const m = decodeReply(await udpQuery(c.port, buildQuery('www.example')));
+    assert.equal(answerAddresses(m), ['192.0.2.77']);
+    assert.is(m.flags.aa, true);
+    assert.is(c.cache.stats().entries, 0);
+  } finally {
+    await c.server.close();
+  }
+});
+
 s('works without a packet cache', async () => {
   const c = await startServer({ cache: false });
   try {
