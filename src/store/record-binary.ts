@@ -22,6 +22,8 @@ const LOG_ENTRY = 0x6c; // 'l'
 const HAS_EPOCH = 1;
 const HAS_DELETED = 2;
 const MAX_NODE_ID_BYTES = 64;
+/** Keys are written as UTF-8; bytes that are not are damage, not a key with U+FFFD in it. */
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** Node id bytes: [A-Za-z0-9_.-], as isNodeId. */
 const NODE_ID_BYTE = new Uint8Array(256);
@@ -171,7 +173,10 @@ class Reader {
     const out: Record<string, number> = {};
     for (let i = 0; i < count; i++) {
       const id = this.nodeId('node id in passes');
+      if (Object.hasOwn(out, id)) corrupt(`${this.what} has two counters of node ${id}`);
       out[id] = this.time(`passes[${id}]`);
+      // "__proto__" is a valid id that a plain object does not keep as a property.
+      if (!Object.hasOwn(out, id)) corrupt(`${this.what} has a counter of node ${id}, which no record holds`);
     }
     return out;
   }
@@ -184,9 +189,12 @@ class Reader {
     const flags = this.u8();
     if (flags > (HAS_EPOCH | HAS_DELETED) || flags === HAS_DELETED) corrupt(`${this.what} has unknown flags ${flags}`);
     const record: TripletRecord = { firstSeenMs: this.time('firstSeenMs'), lastSeenMs: this.time('lastSeenMs'), passedAtMs: this.time('passedAtMs'), passes: {} };
-    // Zero is the same as absent, and then left absent (as parseTriplet does).
+    // The writer sets a flag only for a non-zero field (a tombstone's epoch, which it always carries,
+    // may be 0): any other zero is not a value it wrote.
     const epoch = flags & HAS_EPOCH ? this.time('epoch') : 0;
     const deletedAtMs = flags & HAS_DELETED ? this.time('deletedAtMs') : 0;
+    if (flags === HAS_EPOCH && epoch === 0) corrupt(`${this.what} has the epoch flag with epoch 0`);
+    if (flags & HAS_DELETED && deletedAtMs === 0) corrupt(`${this.what} has the deletion flag with deletedAtMs 0`);
     record.passes = this.passes();
     if (epoch > 0) record.epoch = epoch;
     if (deletedAtMs > 0) record.deletedAtMs = deletedAtMs;
@@ -230,7 +238,12 @@ export function readBinaryReplogEntry(seq: number, bytes: Uint8Array): ReplogEnt
   const keyBytes = r.u16();
   if (keyBytes === 0 || keyBytes > MAX_KEY_BYTES) corrupt(`${what} has no key or an over-long one`);
   r.need(keyBytes);
-  const key = r.buf.toString('utf8', r.at, r.at + keyBytes);
+  let key: string;
+  try {
+    key = UTF8.decode(r.buf.subarray(r.at, r.at + keyBytes));
+  } catch (err) {
+    throw new StoreError(StoreErrorCode.CORRUPT, `${what} has a key that is not UTF-8`, { cause: err });
+  }
   r.at += keyBytes;
   const originNode = r.nodeId('origin node');
   const atMs = r.time('atMs');

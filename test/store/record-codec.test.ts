@@ -108,6 +108,29 @@ s('binary values: truncation, trailing bytes, bad flags, ids, times and kinds ar
   expectCode(() => decodeReplogEntry(3, t), 'STORE_ERR_CORRUPT');
 });
 
+s('binary values the writer never makes are STORE_ERR_CORRUPT, not a different record', () => {
+  const idAt = 3 + 3 * 8 + 2; // flags, three times, the u16 count
+  // Two counters of one node (the second id "ab" made "aa"): not one of them silently kept.
+  const two = Buffer.from(encodeTriplet({ ...triplet, passes: { aa: 1, ab: 2 } }));
+  two[idAt + 1 + 2 + 8 + 2] = 0x61;
+  expectCode(() => decodeTriplet(two), 'STORE_ERR_CORRUPT');
+  // "__proto__" passes the id check, but a plain object cannot hold it as a counter.
+  const proto = Buffer.concat([encodeTriplet({ ...triplet, passes: {} }).subarray(0, idAt - 2), Buffer.from([1, 0, 9]), Buffer.from('__proto__', 'latin1'), Buffer.alloc(8)]);
+  proto.writeDoubleLE(5, proto.length - 8);
+  expectCode(() => decodeTriplet(proto), 'STORE_ERR_CORRUPT');
+  // A tombstone flag with no deletion time, an epoch flag with epoch 0.
+  const tomb = Buffer.from(encodeTriplet({ ...triplet, deletedAtMs: 5 }));
+  tomb.writeDoubleLE(0, 3 + 4 * 8);
+  expectCode(() => decodeTriplet(tomb), 'STORE_ERR_CORRUPT');
+  const epoch = Buffer.from(encodeTriplet({ ...triplet, epoch: 2 }));
+  epoch.writeDoubleLE(0, 3 + 3 * 8);
+  expectCode(() => decodeTriplet(epoch), 'STORE_ERR_CORRUPT');
+  // A log entry key that is not UTF-8.
+  const e = Buffer.from(encodeReplogEntry({ seq: 3, kind: 'client', key: 'ab', record: client, originNode: 'peer2', atMs: 1 }));
+  e[5] = 0xff;
+  expectCode(() => decodeReplogEntry(3, e), 'STORE_ERR_CORRUPT');
+});
+
 s('binary values: 20,000 random mutations decode to a valid record or STORE_ERR_CORRUPT, nothing else', () => {
   const seeds = [encodeTriplet({ ...triplet, epoch: 2, deletedAtMs: 5 }), encodeClient(client), encodeReplogEntry({ seq: 1, kind: 'triplet', key: 'a/b@c/d@e', record: triplet, originNode: 'peer2', atMs: 1 })];
   let x = 987654321;
