@@ -31,6 +31,7 @@ import {
   parseClient,
   parseRecord,
   parseTriplet,
+  REPLOG_OVERHEAD_BYTES,
   type RecordKind,
   type ReplogEntry,
 } from './record-codec.js';
@@ -567,9 +568,6 @@ function entryCount(db: { getStats(): unknown }): number {
 function byteCompare(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }
-
-/** Bytes a replication log entry adds to its record's encoding (kind, key, origin, times), bounded. */
-const REPLOG_OVERHEAD_BYTES = 512;
 
 /** Last-seen moves smaller than this are not written (see transact). */
 export const LAST_SEEN_REFRESH_MS = 60_000;

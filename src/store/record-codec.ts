@@ -17,6 +17,12 @@ export const RECORD_SCHEMA_VERSION = 1;
 /** Longest key accepted (UTF-8 bytes); lmdb-js's limit is 1978, a triplet needs ~600 at most. */
 export const MAX_KEY_BYTES = 1000;
 
+/**
+ * Most bytes a log entry's value adds to its record's (record-binary.ts): kind, key length and
+ * key, origin length and id (64 at most, isNodeId), atMs. The size guard reserves by it.
+ */
+export const REPLOG_OVERHEAD_BYTES = 1 + 2 + MAX_KEY_BYTES + 1 + 64 + 8;
+
 /** Most per-node counters one record may carry: a fleet is a handful of MX nodes. */
 export const MAX_NODES_PER_RECORD = 256;
 

@@ -4,6 +4,7 @@ import * as assert from 'uvu/assert';
 import { StoreError } from '../../src/util/errors.js';
 import {
   MAX_KEY_BYTES,
+  REPLOG_OVERHEAD_BYTES,
   RECORD_SCHEMA_VERSION,
   checkKey,
   decodeClient,
@@ -178,6 +179,17 @@ s('a tombstone round-trips with and without an epoch; live records keep their ol
   expectCode(() => parseTriplet({ ...triplet, deletedAtMs: -5 }), 'STORE_ERR_CORRUPT');
   const t: ReplogEntry = { seq: 9, kind: 'triplet', key: '192.0.2/a@b.example/c@d.example', record: deleted, originNode: 'peer2', atMs: 7 };
   assert.equal(decodeReplogEntry(9, encodeReplogEntry(t)), t);
+});
+
+s('a log entry adds at most REPLOG_OVERHEAD_BYTES to its record (the size guard reserves by it)', () => {
+  const key = 'k'.repeat(MAX_KEY_BYTES - 2) + 'é';
+  for (const e of [
+    { seq: 1, kind: 'triplet', key, record: { ...triplet, epoch: 2, deletedAtMs: 9 }, originNode: 'n'.repeat(64), atMs: 1 },
+    { seq: 2, kind: 'client', key, record: client, originNode: 'n'.repeat(64), atMs: 1 },
+  ] as ReplogEntry[]) {
+    const added = encodeReplogEntry(e).length - (e.kind === 'triplet' ? encodeTriplet(e.record) : encodeClient(e.record)).length;
+    assert.ok(added <= REPLOG_OVERHEAD_BYTES, `${e.kind}: ${added} bytes`);
+  }
 });
 
 s('replication log entries round-trip for both kinds', () => {
