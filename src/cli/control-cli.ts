@@ -47,17 +47,21 @@ function socketOptions<T>(y: Argv<T>): Argv<T & SocketArgs> {
   return y
     .option('control-socket', { type: 'string', requiresArg: true, describe: `Control socket of the running daemon [default: from --config, else ${SYSTEMD_CONTROL_SOCKET} when present, else from ${DEFAULT_CONFIG_FILE}, else ./data/control.sock]` })
     .option('config', { type: 'string', requiresArg: true, describe: 'Configuration file of the running daemon (its control-socket or data-dir)' })
-    .option('data-dir', { type: 'string', requiresArg: true, describe: 'Data folder of the running daemon (its --data-dir): the socket is DIR/control.sock unless --config sets control-socket' }) as Argv<T & SocketArgs>;
+    .option('data-dir', { type: 'string', requiresArg: true, describe: `Data folder of the running daemon (its --data-dir): the socket is DIR/control.sock unless --config sets control-socket (${SYSTEMD_DATA_DIR}: the unit's socket when present)` }) as Argv<T & SocketArgs>;
 }
 
 /**
  * The socket to talk to: --control-socket; else the systemd unit's when --config names the unit's
- * file (the unit passes --control-socket) and the socket is there; else the one of --config (with
+ * file or --data-dir its state folder (the unit passes --control-socket) and the socket is there,
+ * unless the two name another daemon's; else the one of --config (with
  * --data-dir in place of the file's data-dir, as the daemon's flag would be); else DIR/control.sock
  * of --data-dir; else the systemd unit's; else the one of /etc/mxsentry/mxsentry.conf; else the
  * default config's. Null after printing config errors (exit code 2 set). `unit` is for tests.
  */
-export function resolveControlSocket(argv: SocketArgs, unit = { configFile: DEFAULT_CONFIG_FILE, controlSocket: SYSTEMD_CONTROL_SOCKET }): string | null {
+export function resolveControlSocket(
+  argv: SocketArgs,
+  unit: { configFile: string; controlSocket: string; dataDir?: string } = { configFile: DEFAULT_CONFIG_FILE, controlSocket: SYSTEMD_CONTROL_SOCKET, dataDir: SYSTEMD_DATA_DIR },
+): string | null {
   if (argv['control-socket']) return argv['control-socket'];
   const dataDir = argv['data-dir'];
   const fromFile = (file: string): string | null => {
@@ -69,8 +73,10 @@ export function resolveControlSocket(argv: SocketArgs, unit = { configFile: DEFA
     }
     return controlSocketPath(loaded.values);
   };
-  // The unit's own file: its ExecStart passes --control-socket, which overrides the file's value.
-  if (argv.config && !dataDir && resolve(argv.config) === unit.configFile && existsSync(unit.controlSocket)) return unit.controlSocket;
+  // The unit's own file or state folder: its ExecStart passes --control-socket, which overrides the file's value.
+  const unitConfig = argv.config === undefined || resolve(argv.config) === unit.configFile;
+  const unitDataDir = dataDir === undefined ? argv.config !== undefined : unit.dataDir !== undefined && resolve(dataDir) === resolve(unit.dataDir);
+  if (unitConfig && unitDataDir && existsSync(unit.controlSocket)) return unit.controlSocket;
   if (argv.config) return fromFile(argv.config);
   if (dataDir) return controlSocketPath(loadConfig({ flags: { 'data-dir': dataDir } }).values);
   if (existsSync(unit.controlSocket)) return unit.controlSocket;

@@ -66,6 +66,24 @@ s('--data-dir names the daemon\'s data folder: its control.sock, unless --config
   }
 });
 
+s('--data-dir naming the unit\'s data folder finds the unit\'s socket (its ExecStart passes --control-socket)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mxsentry-sock-'));
+  try {
+    const unitConf = join(dir, 'mxsentry.conf');
+    const unitSock = join(dir, 'unit.sock');
+    const unitData = join(dir, 'state');
+    writeFileSync(unitSock, '');
+    writeFileSync(unitConf, `data-dir: ${join(dir, 'data')}\n`);
+    const unit = { configFile: unitConf, controlSocket: unitSock, dataDir: unitData };
+    assert.is(resolveControlSocket({ 'data-dir': unitData }, unit), unitSock);
+    assert.is(resolveControlSocket({ 'data-dir': `${unitData}/`, config: unitConf }, unit), unitSock);
+    // Another folder is another daemon's.
+    assert.is(resolveControlSocket({ 'data-dir': join(dir, 'srv') }, unit), join(dir, 'srv', 'control.sock'));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 s('quantiles from buckets', () => {
   const h = new Histogram([0.001, 0.01, 0.1]);
   assert.is(histogramQuantile(h.snapshot(), 0.5), '-');
