@@ -1,7 +1,7 @@
 // Local zones with Unbound's semantics (unbound.conf(5) local-zone / local-data / local-data-ptr):
 // the built-in defaults (localhost, RFC 6303 private reverse zones, RFC 6761/6762/7686/8375 special
-// names) plus the admin's data file. Called by the DNS server for every class-IN query before the
-// packet cache, so lookup() is a Map walk over label suffixes and must stay cheap. Never resolves
+// names) plus the admin's data file. Called by the DNS server for every class-IN query the packet
+// cache does not answer, so lookup() is a Map walk over label suffixes and must stay cheap. Never resolves
 // anything and never follows a CNAME: the answer is what is configured, or null (resolve normally).
 import { readTextFileSync } from '../../util/read-text-file.js';
 import { DnsError, describeError } from '../../util/errors.js';
