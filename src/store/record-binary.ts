@@ -11,7 +11,7 @@
 // The first byte tells the forms apart: a JSON value starts with '['.
 import { StoreError } from '../util/errors.js';
 import type { ClientRecord, TripletRecord } from './greylist-types.js';
-import { checkTime, MAX_KEY_BYTES, MAX_NODES_PER_RECORD, type ReplogEntry } from './record-codec.js';
+import { checkTime, MAX_KEY_BYTES, MAX_NODE_ID_LENGTH, MAX_NODES_PER_RECORD, type ReplogEntry } from './record-codec.js';
 import { StoreErrorCode } from './store-error-code.js';
 
 /** First byte of every binary value. */
@@ -21,7 +21,6 @@ const CLIENT = 0x63; // 'c'
 const LOG_ENTRY = 0x6c; // 'l'
 const HAS_EPOCH = 1;
 const HAS_DELETED = 2;
-const MAX_NODE_ID_BYTES = 64;
 /** Keys are written as UTF-8; bytes that are not are damage, not a key with U+FFFD in it. */
 const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
@@ -53,7 +52,7 @@ function writePasses(buf: Buffer, at: number, passes: Record<string, number>): n
   let count = 0;
   for (const id in passes) {
     // Records reach the codec validated (parseTriplet / parseClient): ids are 1-64 ASCII characters.
-    if (id.length === 0 || id.length > MAX_NODE_ID_BYTES) throw new StoreError(StoreErrorCode.INVALID, `invalid node id ${JSON.stringify(id.slice(0, 80))}`);
+    if (id.length === 0 || id.length > MAX_NODE_ID_LENGTH) throw new StoreError(StoreErrorCode.INVALID, `invalid node id ${JSON.stringify(id.slice(0, 80))}`);
     buf[at] = id.length;
     buf.write(id, at + 1, 'latin1');
     at = buf.writeDoubleLE(passes[id]!, at + 1 + id.length);
@@ -108,7 +107,7 @@ export function writeBinaryClient(r: ClientRecord): Buffer {
 export function writeBinaryReplogEntry(e: ReplogEntry): Buffer {
   const keyBytes = Buffer.byteLength(e.key, 'utf8');
   if (keyBytes === 0 || keyBytes > MAX_KEY_BYTES) throw new StoreError(StoreErrorCode.INVALID, `log entry key of ${keyBytes} bytes`);
-  if (e.originNode.length === 0 || e.originNode.length > MAX_NODE_ID_BYTES) throw new StoreError(StoreErrorCode.INVALID, 'log entry has an invalid origin node');
+  if (e.originNode.length === 0 || e.originNode.length > MAX_NODE_ID_LENGTH) throw new StoreError(StoreErrorCode.INVALID, 'log entry has an invalid origin node');
   const body = e.kind === 'triplet' ? tripletBodyBytes(e.record) : clientBodyBytes(e.record);
   const buf = valueBuffer(LOG_ENTRY, 1 + 2 + keyBytes + 1 + e.originNode.length + 8 + body);
   buf[2] = e.kind === 'triplet' ? TRIPLET : CLIENT;
@@ -158,7 +157,7 @@ class Reader {
 
   nodeId(field: string): string {
     const len = this.u8();
-    if (len === 0 || len > MAX_NODE_ID_BYTES) corrupt(`${this.what} has an invalid ${field}`);
+    if (len === 0 || len > MAX_NODE_ID_LENGTH) corrupt(`${this.what} has an invalid ${field}`);
     this.need(len);
     const end = this.at + len;
     for (let i = this.at; i < end; i++) if (NODE_ID_BYTE[this.buf[i]!] !== 1) corrupt(`${this.what} has an invalid ${field}`);

@@ -17,11 +17,14 @@ export const RECORD_SCHEMA_VERSION = 1;
 /** Longest key accepted (UTF-8 bytes); lmdb-js's limit is 1978, a triplet needs ~600 at most. */
 export const MAX_KEY_BYTES = 1000;
 
+/** Longest node id (isNodeId): one ASCII byte per character. */
+export const MAX_NODE_ID_LENGTH = 64;
+
 /**
  * Most bytes a log entry's value adds to its record's (record-binary.ts): kind, key length and
- * key, origin length and id (64 at most, isNodeId), atMs. The size guard reserves by it.
+ * key, origin length and id, atMs. The size guard reserves by it.
  */
-export const REPLOG_OVERHEAD_BYTES = 1 + 2 + MAX_KEY_BYTES + 1 + 64 + 8;
+export const REPLOG_OVERHEAD_BYTES = 1 + 2 + MAX_KEY_BYTES + 1 + MAX_NODE_ID_LENGTH + 8;
 
 /** Most per-node counters one record may carry: a fleet is a handful of MX nodes. */
 export const MAX_NODES_PER_RECORD = 256;
@@ -64,9 +67,11 @@ function checkPasses(value: unknown, code: Code): Record<string, number> {
   return out;
 }
 
+const NODE_ID = new RegExp(`^[A-Za-z0-9_.-]{1,${MAX_NODE_ID_LENGTH}}$`);
+
 /** Node ids: 1-64 characters of [A-Za-z0-9_.-] (generated ids are 16 hex digits). */
 export function isNodeId(value: unknown): value is string {
-  return typeof value === 'string' && /^[A-Za-z0-9_.-]{1,64}$/.test(value);
+  return typeof value === 'string' && NODE_ID.test(value);
 }
 
 /**
