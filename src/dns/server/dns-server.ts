@@ -437,7 +437,8 @@ export class DnsServer {
         return undefined;
       }
       const key = readQueryKey(raw);
-      let local: LocalAnswer | null = null;
+      // undefined: not looked up here (no key, or not class IN); null: looked up, no local answer.
+      let local: LocalAnswer | null | undefined;
       if (key) {
         // The packet cache first: it only holds recursion's answers to questions the local zones
         // did not answer, and setLocalZones empties it, so a hit is what the slow path would send.
@@ -460,7 +461,7 @@ export class DnsServer {
     }
   }
 
-  private async slowPath(raw: Buffer, key: QueryKey | null, fastLocal: LocalAnswer | null, transport: Transport, send: (b: Buffer) => void): Promise<void> {
+  private async slowPath(raw: Buffer, key: QueryKey | null, fastLocal: LocalAnswer | null | undefined, transport: Transport, send: (b: Buffer) => void): Promise<void> {
     let query: Message;
     try {
       query = decodeMessage(raw);
@@ -481,8 +482,9 @@ export class DnsServer {
     const question = query.questions[0]!;
     const qtype = question.type;
     // The zones this answer was checked against: a reload while recursion runs may make them answer it.
+    // The fast path looked them up in this same turn unless it could not (fastLocal undefined).
     const zones = this.localZones;
-    const local = fastLocal ?? zones.lookup(question.name, qtype);
+    const local = fastLocal !== undefined ? fastLocal : zones.lookup(question.name, qtype);
     if (local) {
       if (local.drop) {
         this.counters.dropped++;
