@@ -53,6 +53,27 @@ const MALFORMED_LOG_PER_SEC = 20;
 const REQUESTS_PER_TURN = 32;
 
 /**
+ * The check phase of the event loop's current turn, shared by every connection. A reply to a
+ * client that has nothing else queued (a Postfix smtpd: one request in flight) is written there,
+ * after the turn has read every socket that was ready, so the replies of one turn go out together:
+ * the client is woken once for a burst, not once per reply. With 16 sequential clients that took
+ * a sixth off the main thread's CPU per decision (two builds loaded side by side, 5 rounds).
+ */
+class TurnEnd {
+  private pending: Promise<void> | undefined;
+
+  wait(): Promise<void> {
+    this.pending ??= new Promise<void>((resolve) => {
+      setImmediate(() => {
+        this.pending = undefined;
+        resolve();
+      });
+    });
+    return this.pending;
+  }
+}
+
+/**
  * Received bytes are parsed this many at a time, and only while the queue has room, so a read of
  * blank lines (65536 requests in 64 kB) queues about a thousand requests, not all of them.
  * Postfix's requests (about 700 bytes) still take one slice each.
@@ -117,6 +138,7 @@ export class PolicyServer {
   private readonly connections = new Set<PolicyConnection>();
   private readonly opts: ServerOpts;
   private readonly malformedLog: RateLimitedLog;
+  private readonly turnEnd = new TurnEnd();
   private closing: Promise<void> | undefined;
   private nextId = 1;
   private readonly counters: Omit<PolicyServerStats, 'connectionsOpen'> = {
@@ -258,6 +280,7 @@ export class PolicyServer {
       decide: this.decide,
       logger: this.logger,
       malformedLog: this.malformedLog,
+      turnEnd: this.turnEnd,
       opts: this.opts,
       counters: this.counters,
     });
@@ -270,6 +293,7 @@ interface ConnectionDeps {
   decide: DecideFn;
   logger: Logger;
   malformedLog: RateLimitedLog;
+  turnEnd: TurnEnd;
   opts: ServerOpts;
   counters: Omit<PolicyServerStats, 'connectionsOpen'>;
 }
@@ -424,6 +448,8 @@ class PolicyConnection {
         const request = this.queue.shift() as PolicyRequest;
         if (this.paused && this.queue.length < Math.ceil(this.deps.opts.maxPendingRequests / 2)) this.parseSome();
         const reply = await this.answer(request);
+        // A client with more requests queued is awake and sending: its replies go at once.
+        if (this.queue.length === 0) await this.deps.turnEnd.wait();
         if (this.isClosed || this.socket.destroyed) return;
         if (reply === null) {
           this.socket.destroy();
