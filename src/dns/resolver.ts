@@ -139,8 +139,9 @@ export class Resolver implements Recursor {
     if (local) return local;
     const cached = this.iterator.chainFromCache(qname, qtype);
     if (!cached) return undefined;
-    this.maybePrefetch(qname, qtype);
-    return resultOf({ ...cached, source: 'cache' }, qtype);
+    // Only a cached RRset of the name and type is prefetched: a negative answer needs no second look.
+    if (cached.answers.length > 0) this.maybePrefetch(qname, qtype);
+    return resultOf({ rcode: cached.rcode, answers: cached.answers, authorities: cached.authorities, source: 'cache' }, qtype);
   };
 
   private localAnswer(qname: Name, qtype: number): ResolveResult | undefined {
@@ -359,15 +360,16 @@ function minTtl(out: Outcome): number {
 
 /** The in-process API's view of an outcome: its records of the asked type typed, and the lowest TTL. */
 function resultOf(out: Outcome, qtype: number): ResolveResult {
-  return {
+  const result: ResolveResult = {
     rcode: out.rcode,
     records: out.answers.filter((rr) => matchesType(rr, qtype)).map(toTyped),
     answers: out.answers,
     authorities: out.authorities,
     ttlSec: minTtl(out),
     source: out.source,
-    ...(out.failure ? { failure: out.failure } : {}),
   };
+  if (out.failure) result.failure = out.failure;
+  return result;
 }
 
 /** Whether a record answers qtype: its own type, or any type for ANY (whose answer is never a chain). */

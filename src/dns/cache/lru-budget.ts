@@ -22,6 +22,11 @@ export interface LruBudgetOptions<V> {
   expiredScanLimit?: number;
 }
 
+/** What `entry()` hands out: the value of one entry, and a handle for `touch()`. */
+export interface LruEntry<V> {
+  readonly value: V;
+}
+
 /** One entry, linked into the recency list (least recently used at the head). */
 interface Slot<V> {
   key: string;
@@ -92,6 +97,22 @@ export class LruBudget<V> implements Iterable<[string, V]> {
   /** Returns the value without changing its recency. */
   peek(key: string): V | undefined {
     return this.map.get(key)?.value;
+  }
+
+  /**
+   * The entry of a key without changing its recency, for a caller that looks at the value before
+   * it decides to promote it (`touch`): one Map lookup where peek and then get take two.
+   */
+  entry(key: string): LruEntry<V> | undefined {
+    return this.map.get(key);
+  }
+
+  /**
+   * Marks an entry from `entry()` most recently used. Only for an entry still held: call it before
+   * anything else changes the container.
+   */
+  touch(entry: LruEntry<V>): void {
+    this.promote(entry as Slot<V>);
   }
 
   has(key: string): boolean {

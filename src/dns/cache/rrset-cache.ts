@@ -238,13 +238,14 @@ export class RRsetCache {
   getRRset(name: Name, type: number, cls: number = RRClass.IN, opts?: { allowStale?: boolean }): CachedRRset | undefined {
     const key = rrsetKey(canonicalName(name), type, cls);
     const now = this.clock.nowMs();
-    const entry = this.lru.peek(key);
-    if (entry === undefined || entry.kind !== 'rrset') {
+    const held = this.lru.entry(key);
+    const entry = held?.value;
+    if (held === undefined || entry === undefined || entry.kind !== 'rrset') {
       this.missCount++;
       return undefined;
     }
     if (now < entry.expiresAtMs) {
-      this.lru.get(key);
+      this.lru.touch(held);
       this.hitCount++;
       entry.hits++;
       return viewRRset(entry, remainingSec(entry.expiresAtMs, now), false);
@@ -299,11 +300,14 @@ export class RRsetCache {
     const canon = canonicalName(name);
     const now = this.clock.nowMs();
     let staleCandidate: NegativeEntry | undefined;
-    for (const key of [nxdomainKey(canon), nodataKey(canon, type)]) {
-      const entry = this.lru.peek(key);
-      if (entry === undefined || entry.kind === 'rrset') continue;
+    // The NODATA key is built only when no NXDOMAIN answers (a DNSBL's usual answer is NXDOMAIN).
+    for (let i = 0; i < 2; i++) {
+      const key = i === 0 ? nxdomainKey(canon) : nodataKey(canon, type);
+      const held = this.lru.entry(key);
+      const entry = held?.value;
+      if (held === undefined || entry === undefined || entry.kind === 'rrset') continue;
       if (now < entry.expiresAtMs) {
-        this.lru.get(key);
+        this.lru.touch(held);
         this.hitCount++;
         return viewNegative(entry, remainingSec(entry.expiresAtMs, now), false);
       }

@@ -56,6 +56,26 @@ s('iteration is least recently used first; get promotes, peek does not', () => {
   assert.equal([...lru.values()].map((x) => x.id), ['b', 'c', 'a']);
 });
 
+s('entry() looks without promoting; touch() promotes that entry, as get would', () => {
+  const { lru, evicted } = make(3);
+  for (const k of ['a', 'b', 'c']) lru.set(k, v(k), 1);
+  const a = lru.entry('a');
+  assert.is(a?.value.id, 'a');
+  assert.is(lru.entry('zz'), undefined);
+  assert.equal([...lru.keys()], ['a', 'b', 'c']);
+  if (a) lru.touch(a);
+  assert.equal([...lru.keys()], ['b', 'c', 'a']);
+  const c = lru.entry('c');
+  if (c) lru.touch(c);
+  assert.equal([...lru.keys()], ['b', 'a', 'c']);
+  // The least recently used by then goes first: b, not the touched a.
+  lru.set('d', v('d'), 1);
+  assert.equal(evicted, [['b', 'lru']]);
+  assert.equal([...lru.keys()], ['a', 'c', 'd']);
+  assert.is(lru.size, 3);
+  assert.is(lru.bytes, 3);
+});
+
 s('over budget: the least recently used entry goes', () => {
   const { lru, evicted } = make(30);
   lru.set('a', v('a'), 10);

@@ -305,6 +305,23 @@ s('byte budget: expired entries go first, then least recently used', () => {
   assert.ok(cache.stats().evictions >= 12);
 });
 
+s('byte budget: a negative answer that is looked up is recently used (NXDOMAIN and NODATA alike)', () => {
+  const { cache } = make({ maxBytes: 40_000 });
+  cache.putNegative('nxdomain', 'nx-used.example.', A, soa('example.', 3600, 3600), 3600);
+  cache.putNegative('nodata', 'nodata-used.example.', AAAA, soa('example.', 3600, 3600), 3600);
+  cache.putNegative('nxdomain', 'nx-unused.example.', A, soa('example.', 3600, 3600), 3600);
+  for (let i = 0; i < 20; i++) cache.putRRset(aSet(`long${i}.example.`, 3600, 1), Trust.AnswerAuth);
+  assert.ok(cache.getNegative('nx-used.example.', A));
+  assert.ok(cache.getNegative('nodata-used.example.', AAAA));
+  let n = 0;
+  while (cache.stats().evictions < 2 && n < 1000) cache.putRRset(aSet(`fill${n++}.example.`, 3600, 1), Trust.AnswerAuth);
+  assert.ok(n > 0 && n < 1000, `filled until two entries went (${n} entries)`);
+  assert.is(cache.getNegative('nx-unused.example.', A), undefined, 'the negative answer nobody asked for went first');
+  assert.ok(cache.getNegative('nx-used.example.', A), 'looked-up NXDOMAIN survives');
+  assert.ok(cache.getNegative('nodata-used.example.', AAAA), 'looked-up NODATA survives');
+  assert.is(cache.getRRset('long0.example.', A), undefined, 'older RRsets went before them');
+});
+
 s('bounded fill never exceeds the budget', () => {
   const { cache, clock } = make({ maxBytes: 50_000, staleTtlSec: 30 });
   for (let i = 0; i < 5000; i++) {
