@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { CidrSet, parseCidr, type Cidr } from '../../util/cidr.js';
 import { PolicyError } from '../../util/errors.js';
+import { endsWithIgnoringCase, requiredSuffix } from './regex-suffix.js';
 
 /** A line postgrey would also have skipped, with where it was. */
 export interface WhitelistWarning {
@@ -16,6 +17,8 @@ export interface WhitelistWarning {
 
 interface NamedPattern {
   re: RegExp;
+  /** Client entries: what every match ends with (requiredSuffix); a name without it is not tried. */
+  suffix?: string;
   /** The entry as written, for the decision log. */
   entry: string;
   /** Position in the files, so the earliest matching entry is reported, as postgrey's loop would. */
@@ -100,6 +103,7 @@ export class PostgreyWhitelist {
     }
     for (const p of this.clientNames) {
       if (best && (p.index ?? 0) > best.index) break;
+      if (p.suffix && !endsWithIgnoringCase(clientName, p.suffix)) continue;
       if (p.re.test(clientName)) return p.entry;
     }
     if (best) return best.entry;
@@ -118,7 +122,8 @@ export class PostgreyWhitelist {
       const rx = /^\/(\S+)\/$/.exec(entry);
       const index = this.nextIndex++;
       if (rx) {
-        this.clientNames.push({ re: compileRegex(rx[1] ?? '', source, line), entry, index });
+        const re = compileRegex(rx[1] ?? '', source, line);
+        this.clientNames.push({ re, suffix: requiredSuffix(re), entry, index });
       } else if (/^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?:\/\d{1,2})?$/.test(entry)) {
         this.addNet(entry, entry, source, line);
       } else if (/^\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(entry)) {
