@@ -54,10 +54,29 @@ const defaultSchedule: ScheduleFn = (callback, delayMs) => {
  * DEFER_IF_PERMIT, "550 5.1.1 ..." -> REJECT, "450 ..." -> DEFER (access(5) numeric replies).
  */
 export function actionVerdict(action: string): string {
-  const word = (action.trim().split(/\s+/, 1)[0] ?? '').toUpperCase();
-  if (/^5\d\d$/.test(word)) return 'REJECT';
-  if (/^4\d\d$/.test(word)) return 'DEFER';
+  // Every decision is counted by verdict: the usual action (printable ASCII words) is read a
+  // character at a time; anything else (other white space, leading blanks) takes the general way.
+  let end = 0;
+  for (; end < action.length; end++) {
+    const c = action.charCodeAt(end);
+    if (c === 0x20 && end > 0) break;
+    if (c <= 0x20 || c >= 0x7f) return verdictOfWord((action.trim().split(/\s+/, 1)[0] ?? '').toUpperCase());
+  }
+  return verdictOfWord(action.slice(0, end).toUpperCase());
+}
+
+/** REJECT for a 5NN reply code, DEFER for 4NN, else the word (upper case) itself. */
+function verdictOfWord(word: string): string {
+  if (word.length === 3 && isDigit(word.charCodeAt(1)) && isDigit(word.charCodeAt(2))) {
+    const first = word.charCodeAt(0);
+    if (first === 0x35) return 'REJECT';
+    if (first === 0x34) return 'DEFER';
+  }
   return word;
+}
+
+function isDigit(c: number): boolean {
+  return c >= 0x30 && c <= 0x39;
 }
 
 type Outcome =
@@ -74,7 +93,8 @@ export class PolicyPipeline {
   private readonly checks: readonly Check[];
   private readonly budgetMs: number;
   private readonly schedule: ScheduleFn;
-  private readonly counts = new Map<string, PipelineStepCount>();
+  /** Decisions by step number, step name and verdict (no key text built per decision). */
+  private readonly counts = new Map<number, Map<string, Map<string, PipelineStepCount>>>();
   private decisions = 0;
   private budgetExceeded = 0;
   private checkErrors = 0;
@@ -173,7 +193,7 @@ export class PolicyPipeline {
       decisions: this.decisions,
       budgetExceeded: this.budgetExceeded,
       checkErrors: this.checkErrors,
-      byStep: [...this.counts.values()].map((c) => ({ ...c })).sort((a, b) => a.step - b.step || a.verdict.localeCompare(b.verdict)),
+      byStep: [...this.counts.values()].flatMap((byName) => [...byName.values()].flatMap((byVerdict) => [...byVerdict.values()].map((c) => ({ ...c })))).sort((a, b) => a.step - b.step || a.verdict.localeCompare(b.verdict)),
     };
   }
 
@@ -222,13 +242,16 @@ export class PolicyPipeline {
   }
 
   private finish(request: PolicyRequest, startMs: number, d: Omit<Decision, 'elapsedMs'>): Decision {
-    const decision: Decision = { ...d, elapsedMs: Math.max(0, this.clock.nowMs() - startMs) };
+    const decision: Decision = { action: d.action, step: d.step, stepName: d.stepName, reason: d.reason, elapsedMs: Math.max(0, this.clock.nowMs() - startMs) };
     this.decisions++;
     const verdict = actionVerdict(decision.action);
-    const key = `${decision.step}\u0000${decision.stepName}\u0000${verdict}`;
-    const entry = this.counts.get(key);
+    let byName = this.counts.get(decision.step);
+    if (!byName) this.counts.set(decision.step, (byName = new Map()));
+    let byVerdict = byName.get(decision.stepName);
+    if (!byVerdict) byName.set(decision.stepName, (byVerdict = new Map()));
+    const entry = byVerdict.get(verdict);
     if (entry) entry.count++;
-    else this.counts.set(key, { step: decision.step, stepName: decision.stepName, verdict, count: 1 });
+    else byVerdict.set(verdict, { step: decision.step, stepName: decision.stepName, verdict, count: 1 });
     this.logger.info(
       {
         client: request.client_address ?? '',

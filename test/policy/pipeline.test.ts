@@ -237,6 +237,21 @@ s('stats count decisions by step and verdict', async () => {
   ]);
 });
 
+s('actionVerdict: the fast reading of plain actions agrees with the general one', () => {
+  const general = (a: string): string => {
+    const word = (a.trim().split(/\s+/, 1)[0] ?? '').toUpperCase();
+    if (/^5\d\d$/.test(word)) return 'REJECT';
+    if (/^4\d\d$/.test(word)) return 'DEFER';
+    return word;
+  };
+  const actions = [
+    'DUNNO', 'OK', 'dunno', 'REJECT', 'REJECT 5.7.1 listed', '554 5.7.1 Service unavailable', '550', '451 4.3.5 x', '4xx later',
+    '45 short', '5555 long', 'DEFER_IF_PERMIT 4.2.0 Greylisted by mxsentry, try again in 37 seconds', 'PREPEND X-Greylist: delayed 61 seconds',
+    ' DUNNO', 'DUNNO\tx', 'REJECT\u00a0x', '\u00a0REJECT x', 'défer later', 'x', '', '   ', 'A B', 'FILTER smtp:[127.0.0.1]:10025', '5a1 x', '4\u0661\u0662 x',
+  ];
+  for (const a of actions) assert.is(actionVerdict(a), general(a), JSON.stringify(a));
+});
+
 s('actionVerdict classifies actions and numeric replies', () => {
   assert.is(actionVerdict('REJECT 5.7.1 listed'), 'REJECT');
   assert.is(actionVerdict('defer_if_permit 4.7.1 Greylisted'), 'DEFER_IF_PERMIT');
