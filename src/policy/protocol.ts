@@ -24,6 +24,23 @@ export const DEFAULT_POLICY_PARSER_LIMITS: Readonly<Required<PolicyParserLimits>
 /** The only request type Postfix sends to a policy service. */
 const REQUEST_TYPE = 'smtpd_access_policy';
 
+/**
+ * The attribute names Postfix sends (SMTPD_POLICY_README, Postfix 3.7-3.9). A connection's parser
+ * expects each request's names in the order of the one before (Postfix always sends the same
+ * order) and, when a line starts with the expected known name, uses this constant instead of
+ * slicing the name out of the text: no string to make and hash per attribute, and nothing of the
+ * received text kept alive by the remembered order.
+ */
+const POSTFIX_ATTRIBUTE_NAMES = new Map(
+  [
+    'request', 'protocol_state', 'protocol_name', 'helo_name', 'queue_id', 'sender', 'recipient', 'recipient_count',
+    'client_address', 'client_name', 'reverse_client_name', 'instance', 'sasl_method', 'sasl_username', 'sasl_sender',
+    'size', 'ccert_subject', 'ccert_issuer', 'ccert_fingerprint', 'ccert_pubkey_fingerprint', 'encryption_protocol',
+    'encryption_cipher', 'encryption_keysize', 'etrn_domain', 'stress', 'client_port', 'policy_context',
+    'server_address', 'server_port', 'compatibility_level', 'mail_version',
+  ].map((name) => [name, name]),
+);
+
 // Requests the parser returned but found malformed. A WeakMap keeps PolicyRequest a plain record
 // (the shared type) while the server can still tell it must answer DUNNO without deciding.
 const malformed = new WeakMap<PolicyRequest, string>();
@@ -65,6 +82,8 @@ export class PolicyRequestParser {
    */
   private attrs: Record<string, string> = Object.create(null) as Record<string, string>;
   private attrLines = 0;
+  /** The known attribute names of the previous request by line (see POSTFIX_ATTRIBUTE_NAMES). */
+  private readonly nameOrder: (string | undefined)[] = [];
   private requestBytes = 0;
   private problem: string | undefined;
   private failure: PolicyError | undefined;
@@ -166,10 +185,21 @@ export class PolicyRequestParser {
           : `attribute line ${this.attrLines} has no "=": ${JSON.stringify(text.slice(lineStart, Math.min(end, lineStart + 64)))}`;
       } else {
         // A repeated name keeps the last value (types.ts contract).
-        this.attrs[text.slice(lineStart, eq)] = text.slice(eq + 1, end);
+        this.attrs[this.nameAt(text, lineStart, eq)] = text.slice(eq + 1, end);
       }
       lineStart = nl + 1;
     }
+  }
+
+  /** text[from, eq): the expected name of this line when it is that, else a slice (or its constant). */
+  private nameAt(text: string, from: number, eq: number): string {
+    const line = this.attrLines - 1;
+    const expected = this.nameOrder[line];
+    if (expected !== undefined && expected.length === eq - from && text.startsWith(expected, from)) return expected;
+    const name = text.slice(from, eq);
+    const known = POSTFIX_ATTRIBUTE_NAMES.get(name);
+    if (line <= this.nameOrder.length) this.nameOrder[line] = known;
+    return known ?? name;
   }
 
   private finishRequest(): PolicyRequest {

@@ -80,6 +80,30 @@ s('unknown attributes are kept but harmless; a repeated name keeps the last valu
   assert.is(req!.sender, 'c@d.example');
 });
 
+s('one connection whose requests change their attribute order and names reads each as a new parser would', () => {
+  const base = [...POSTFIX_37_ATTRIBUTES] as [string, string][];
+  const variants: [string, string][][] = [
+    base,
+    base,
+    [...base].reverse(),
+    base.map(([k, v]) => (k === 'sender' ? ['senders', v] : [k, v])), // a longer name where "sender" is expected
+    base.map(([k, v]) => (k === 'recipient' ? ['recipien', v] : [k, v])), // a shorter one
+    base.map(([k, v]) => (k === 'size' ? ['SIZE', v] : [k, v])), // case matters
+    base.filter(([k]) => k !== 'helo_name'), // one attribute less: every later line moves up
+    [['request', 'smtpd_access_policy'], ['x_unknown', '1'], ...base.slice(1)],
+    [...base, ['compatibility_level', '3.6'], ['mail_version', '3.8.1'], ['x_other', 'y=z']],
+    base,
+  ];
+  const shared = new PolicyRequestParser();
+  for (const [i, pairs] of variants.entries()) {
+    const wire = Buffer.from(encodeRequest(pairs));
+    const [got] = shared.push(wire);
+    const [fresh] = new PolicyRequestParser().push(wire);
+    assert.equal({ ...got }, { ...fresh }, `request ${i}`);
+    assert.equal({ ...got }, Object.fromEntries(pairs), `request ${i} holds exactly what was sent`);
+  }
+});
+
 s('CRLF line ends (hand tests with nc/telnet) are accepted', () => {
   const parser = new PolicyRequestParser();
   const [req] = parser.push(Buffer.from('request=smtpd_access_policy\r\nprotocol_state=RCPT\r\n\r\n'));
