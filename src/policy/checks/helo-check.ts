@@ -26,6 +26,40 @@ export interface HostnameSyntaxOptions {
  * trailing dot is accepted.
  */
 export function isValidHostname(name: string, options: HostnameSyntaxOptions = {}): boolean {
+  // Every decision checks the HELO name and the sender's domain: an ASCII name is read one
+  // character code at a time, without splitting it; a name with other characters takes the
+  // general way (hostnameByLabels), which reads code points.
+  let n = name.length;
+  if (n > 0 && name.charCodeAt(n - 1) === 0x2e) n--;
+  if (n === 0 || n > 253) return false;
+  let labelStart = 0;
+  let labels = 0;
+  let allDigits = true;
+  for (let i = 0; i <= n; i++) {
+    const c = i < n ? name.charCodeAt(i) : 0x2e;
+    if (c === 0x2e) {
+      const len = i - labelStart;
+      if (len === 0 || len > 63 || name.charCodeAt(labelStart) === 0x2d || name.charCodeAt(i - 1) === 0x2d) return false;
+      labels++;
+      if (i < n) {
+        labelStart = i + 1;
+        allDigits = true;
+      }
+    } else if (c >= 0x30 && c <= 0x39) {
+      // a digit keeps a label all-numeric
+    } else if ((c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || c === 0x2d || (c === 0x5f && options.allowUnderscore === true)) {
+      allDigits = false;
+    } else if (c > 0x7f) {
+      return hostnameByLabels(name, options);
+    } else {
+      return false;
+    }
+  }
+  return labels >= 2 && !allDigits;
+}
+
+/** isValidHostname by splitting into labels and reading code points: the general way. */
+export function hostnameByLabels(name: string, options: HostnameSyntaxOptions = {}): boolean {
   const n = name.endsWith('.') ? name.slice(0, -1) : name;
   if (n.length === 0 || n.length > 253) return false;
   const labels = n.split('.');

@@ -9,6 +9,7 @@ import {
   createHeloChecks,
   heloNameProblem,
   isValidAddressLiteral,
+  hostnameByLabels,
   isValidHostname,
 } from '../../../src/policy/checks/helo-check.js';
 import { PolicyError } from '../../../src/util/errors.js';
@@ -87,6 +88,26 @@ s('invalid HELO names are rejected with Postfix-like texts', async () => {
 s('reply text never carries control characters from the client', async () => {
   const r = await new HeloHostnameCheck().run(contextFor({ helo_name: 'bad\tname\x01.example' }));
   assert.is(r?.action, 'REJECT 5.5.2 <bad?name?.example>: Helo command rejected: Invalid name');
+});
+
+s('isValidHostname reads ASCII names as the general reading by labels does (random names, every option)', () => {
+  let seed = 11;
+  const rnd = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  const alphabet = ['a', 'Z', '0', '9', '.', '.', '-', '_', 'x', '1', ' ', '\t', 'é', '\u00a0', '\u200b', 'ü', '@', '/', '\ud83d\ude00'];
+  const fixed = ['', '.', '..', 'a.', 'a.b', 'a.b.', 'a..b', '-a.b', 'a-.b', 'a.-b', 'a.b-', '1.2', '1.2.3.4', 'a.123', '123.a', 'a.1b', 'a.b1',
+    `${'a'.repeat(63)}.b`, `${'a'.repeat(64)}.b`, `${'a.'.repeat(126)}b`, `${'a.'.repeat(127)}b`, `${'a.'.repeat(126)}bc`, 'mail.example.com.', 'a_b.c', 'bücher.example', 'a.b..'];
+  const names = [...fixed];
+  for (let k = 0; k < 20000; k++) {
+    let name = '';
+    for (let len = rnd(14); len > 0; len--) name += alphabet[rnd(alphabet.length)];
+    names.push(name);
+  }
+  for (const options of [{}, { allowUnderscore: true }, { allowUtf8: true }, { allowUnderscore: true, allowUtf8: true }]) {
+    for (const name of names) assert.is(isValidHostname(name, options), hostnameByLabels(name, options), `${JSON.stringify(name)} ${JSON.stringify(options)}`);
+  }
 });
 
 s('isValidHostname / isValidAddressLiteral options', () => {
