@@ -12,7 +12,7 @@ const BARE_LITERAL = /^[A-Za-z0-9_-]$/;
  * `m` flag, ends a match at the end of the input; the suffix is the run of plain characters (letters,
  * digits, '-', '_', and escaped '.' or '-') right before it that no quantifier applies to. A pattern
  * with '|' outside a group is not read (an alternative could end otherwise). Escapes that take following
- * characters (\x41, \u0041, \cJ, \12, \k<n>) make those characters non-literal, so it never
+ * characters (\x41, \u0041, \cJ, \12) make those characters non-literal, so it never
  * reads them as text; the answer is only ever shorter than the true suffix, never wrong.
  */
 export function requiredSuffix(re: RegExp): string {
@@ -33,12 +33,14 @@ export function requiredSuffix(re: RegExp): string {
         continue;
       }
       atoms.push(null);
-      if (src[i] === '{' && (d === 'u' || d === 'p' || d === 'P')) i += skipWhile(src, i, /[^}]/, 64) + 1;
-      else if (d === 'x') i += skipWhile(src, i, /[0-9A-Fa-f]/, 2);
+      // Only characters that would otherwise read as literals are skipped (hex digits, a control
+      // letter), never syntax: '\u{', '\p{' and '\k<' are left to the loop, whose '{', '}', '<'
+      // and '>' are no literals. Without the u flag '\u{1|a}' is 'u{1' or 'a}', and '\k<a|b>'
+      // without a named group is 'k<a' or 'b>': skipping to the '}' or '>' would hide the '|'.
+      if (d === 'x') i += skipWhile(src, i, /[0-9A-Fa-f]/, 2);
       else if (d === 'u') i += skipWhile(src, i, /[0-9A-Fa-f]/, 4);
       else if (d === 'c') i += skipWhile(src, i, /[A-Za-z]/, 1);
       else if (d >= '0' && d <= '9') i += skipWhile(src, i, /[0-9]/, 3);
-      else if (d === 'k') i += skipWhile(src, i, /[^>]/, 64) + 1;
       continue;
     }
     if (c === '[') {

@@ -51,6 +51,28 @@ s('characters an escape takes are never read as text', () => {
   assert.is(sfx('[\\]a]bc$'), 'bc', 'an escaped ] inside a class');
 });
 
+s("an escape's braces or angle brackets never hide a '|' or a group (no u flag, no named group)", () => {
+  // Without the u flag \u is the letter u and '{' a literal unless it is a quantifier; without a
+  // named group \k is the letter k. Each pattern matches its name, which lacks the text after '|'.
+  const cases: [string, string][] = [
+    ['\\u{1|a}b$', 'mu{1.example.com'],
+    ['(\\u{)|a}b$', 'u{.example.com'],
+    ['\\u{1}|ab$', 'u.example.com'],
+    ['\\k<a|b>c$', 'mk<a.example.com'],
+    ['\\kx|y>z$', 'kx.example.com'],
+    ['(x\\k<)|y>z$', 'xk<.example.com'],
+  ];
+  for (const [pattern, name] of cases) {
+    const re = new RegExp(pattern, 'i');
+    assert.ok(re.test(name), `/${pattern}/i matches ${name}`);
+    const suffix = requiredSuffix(re);
+    assert.ok(endsWithIgnoringCase(name, suffix), `/${pattern}/i matches ${name} but the suffix ${JSON.stringify(suffix)} would skip it`);
+  }
+  assert.is(sfx('\\u{2}bc$'), 'bc', 'a quantifier on the u');
+  assert.is(sfx('\\u{1F600}bc$', 'iu'), 'bc', 'a code point escape with the u flag');
+  assert.is(sfx('\\p{L}bc$', 'iu'), 'bc');
+});
+
 s('endsWithIgnoringCase compares ASCII letters without case, anything else exactly', () => {
   assert.ok(endsWithIgnoringCase('SMTP1.ORANGE.FR', '.orange.fr'));
   assert.ok(endsWithIgnoringCase('.orange.fr', '.orange.fr'));
