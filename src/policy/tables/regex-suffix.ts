@@ -40,7 +40,9 @@ export function requiredSuffix(re: RegExp): string {
       if (d === 'x') i += skipWhile(src, i, /[0-9A-Fa-f]/, 2);
       else if (d === 'u') i += skipWhile(src, i, /[0-9A-Fa-f]/, 4);
       else if (d === 'c') i += skipWhile(src, i, /[A-Za-z]/, 1);
-      else if (d >= '0' && d <= '9') i += skipWhile(src, i, /[0-9]/, 3);
+      // A backreference takes every digit that still names a group (\10000 with 10,000 groups):
+      // all digits are skipped, as digits are never needed to end the run.
+      else if (d >= '0' && d <= '9') i += skipWhile(src, i, /[0-9]/, src.length);
       continue;
     }
     if (c === '[') {

@@ -73,6 +73,16 @@ s("an escape's braces or angle brackets never hide a '|' or a group (no u flag, 
   assert.is(sfx('\\p{L}bc$', 'iu'), 'bc');
 });
 
+s('a backreference takes all its digits, however many groups there are', () => {
+  // Group 10000 is an empty one: /...\10000$/ ends with the 'a' of group 1, never with a '0'.
+  const re = new RegExp(`(a)${'()'.repeat(9999)}\\10000$`, 'i');
+  assert.ok(re.test('mail.example.a'));
+  assert.ok(endsWithIgnoringCase('mail.example.a', requiredSuffix(re)), `suffix ${JSON.stringify(requiredSuffix(re))}`);
+  const withText = new RegExp(`(a)${'()'.repeat(9999)}\\10000x$`, 'i');
+  assert.is(requiredSuffix(withText), 'x');
+  assert.is(sfx('(a)\\1234x$'), 'x', 'octal \\123 then the digit 4: the digit is not needed');
+});
+
 s('endsWithIgnoringCase compares ASCII letters without case, anything else exactly', () => {
   assert.ok(endsWithIgnoringCase('SMTP1.ORANGE.FR', '.orange.fr'));
   assert.ok(endsWithIgnoringCase('.orange.fr', '.orange.fr'));
