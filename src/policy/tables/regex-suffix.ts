@@ -107,7 +107,8 @@ function skipWhile(src: string, from: number, re: RegExp, max: number): number {
 function classEnd(src: string, open: number): number {
   let i = open + 1;
   if (src[i] === '^') i++;
-  if (src[i] === ']') i++; // a leading ']' is a literal in Perl; JavaScript reads [] as empty, either way it is inside
+  // The source is JavaScript's: '[]' (nothing) and '[^]' (any character) end at that ']'; a
+  // following '|' is an alternative. (perlToJsPattern writes Perl's leading ']' as '\]'.)
   while (i < src.length) {
     if (src[i] === '\\') i += 2;
     else if (src[i] === ']') return i + 1;

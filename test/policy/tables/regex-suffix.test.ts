@@ -83,6 +83,16 @@ s('a backreference takes all its digits, however many groups there are', () => {
   assert.is(sfx('(a)\\1234x$'), 'x', 'octal \\123 then the digit 4: the digit is not needed');
 });
 
+s("JavaScript's [] and [^] end at their ']': a '|' after them is read", () => {
+  for (const pattern of ['[]|a|]b$', '[^]|a|]b$']) {
+    const re = new RegExp(pattern, 'i');
+    assert.ok(re.test('xa.example'));
+    assert.ok(endsWithIgnoringCase('xa.example', requiredSuffix(re)), `/${pattern}/i: suffix ${JSON.stringify(requiredSuffix(re))}`);
+  }
+  assert.is(sfx('[^]bc$'), 'bc');
+  assert.is(sfx('x[]]$'), '', 'the second ] is a literal ] after an empty class');
+});
+
 s('endsWithIgnoringCase compares ASCII letters without case, anything else exactly', () => {
   assert.ok(endsWithIgnoringCase('SMTP1.ORANGE.FR', '.orange.fr'));
   assert.ok(endsWithIgnoringCase('.orange.fr', '.orange.fr'));
