@@ -9,14 +9,16 @@ const BARE_LITERAL = /^[A-Za-z0-9_-]$/;
 /**
  * The lower-case literal every match of `re` ends with, or '' when none can be told (then the
  * regex is simply always run). Only an unescaped `$` as the pattern's last character, without the
- * `m` flag, ends a match at the end of the input; the suffix is the run of plain characters (letters,
+ * `m` flag, ends a match at the end of the input (a pattern with the `u` or `v` flag is not read:
+ * there an `i` match folds non-ASCII characters to ASCII letters); the suffix is the run of plain characters (letters,
  * digits, '-', '_', and escaped '.' or '-') right before it that no quantifier applies to. A pattern
  * with '|' outside a group is not read (an alternative could end otherwise). Escapes that take following
  * characters (\x41, \u0041, \cJ, \12) make those characters non-literal, so it never
  * reads them as text; the answer is only ever shorter than the true suffix, never wrong.
  */
 export function requiredSuffix(re: RegExp): string {
-  if (re.multiline) return '';
+  // With u (or v) and i, 'k' also matches the Kelvin sign and 's' the long s: no ASCII suffix then.
+  if (re.multiline || re.unicode || re.flags.includes('v')) return '';
   const src = re.source;
   let depth = 0;
   // One entry per atom: its lower-case literal character, or null for anything else.

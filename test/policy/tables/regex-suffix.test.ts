@@ -36,6 +36,8 @@ s('nothing where the end is not a plain literal', () => {
   assert.is(sfx('(\\.com)$'), '');
   assert.is(sfx('x\\d$'), '');
   assert.is(sfx('a\\.com$', 'im'), '', 'with m, $ also ends a line');
+  assert.is(sfx('mask$', 'iu'), '', 'with u and i, k matches the Kelvin sign');
+  assert.ok(new RegExp('mask$', 'iu').test('ma\u017f\u212a'));
   assert.is(sfx('ab+?c$'), 'c', 'a lazy quantifier');
 });
 
@@ -43,7 +45,8 @@ s('characters an escape takes are never read as text', () => {
   assert.is(sfx('\\x2Ecom$'), 'com', '\\x2E is one character');
   assert.is(sfx('\\x41$'), '');
   assert.is(sfx('\\u0041BC$'), 'bc', 'four hex digits, then text');
-  assert.is(sfx('\\u{41}c$', 'iu'), 'c');
+  assert.is(sfx('\\u{41}c$', 'iu'), '', 'no suffix is told under the u flag');
+  assert.is(sfx('\\u{41}c$'), 'c', 'without u, \\u{41} is u repeated 41 times');
   assert.is(sfx('\\cJab$'), 'ab');
   assert.is(sfx('(a)\\1bc$'), 'bc');
   assert.is(sfx('(?<n>a)\\k<n>bc$'), 'bc');
@@ -69,8 +72,8 @@ s("an escape's braces or angle brackets never hide a '|' or a group (no u flag, 
     assert.ok(endsWithIgnoringCase(name, suffix), `/${pattern}/i matches ${name} but the suffix ${JSON.stringify(suffix)} would skip it`);
   }
   assert.is(sfx('\\u{2}bc$'), 'bc', 'a quantifier on the u');
-  assert.is(sfx('\\u{1F600}bc$', 'iu'), 'bc', 'a code point escape with the u flag');
-  assert.is(sfx('\\p{L}bc$', 'iu'), 'bc');
+  assert.is(sfx('\\u{1F600}bc$', 'iu'), '', 'under the u flag no suffix is told');
+  assert.is(sfx('\\p{L}bc$', 'iu'), '');
 });
 
 s('a backreference takes all its digits, however many groups there are', () => {
