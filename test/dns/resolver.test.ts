@@ -410,12 +410,40 @@ faults('a lame (REFUSED) server is marked and another one answers', async () => 
   assert.ok(hx.stack.iterator.stats.lameServers >= 1 || hx.counting.countFor('127.53.2.1') === 0);
 });
 
-faults('upward referral and recursive answers (RA without AA) count as lame', async () => {
+faults('upward referral and recursive answers (RA without AA) count as lame; a recursive answer is the last resort (as Unbound)', async () => {
   hx = await startHarness();
   await hx.h.server('127.53.2.1').setBehaviour('upward-referral');
   await hx.h.server('127.53.2.2').setBehaviour('recursive');
   const r = await hx.stack.resolver.resolve('www.example.com', 'A');
-  assert.is(r.rcode, Rcode.SERVFAIL);
+  // Unbound 1.17 on the same tree answers NOERROR 192.0.2.1 here: no server of the zone is
+  // authoritative, so the recursive server's answer is taken rather than SERVFAIL.
+  assert.is(r.rcode, Rcode.NOERROR, r.failure ?? '');
+  assert.equal(A(r), ['192.0.2.1']);
+  assert.ok(hx.stack.iterator.stats.lameServers >= 2);
+  assert.is(hx.stack.cache.getRRset('www.example.com.', RRType.A)?.trust, Trust.AnswerNonAuth, 'cached below authoritative data');
+  const nx = await hx.stack.resolver.resolve('nothing-here.example.com', 'A');
+  assert.is(nx.rcode, Rcode.NXDOMAIN, nx.failure ?? '');
+});
+
+faults('an authoritative server is preferred to a recursive one of the same zone', async () => {
+  hx = await startHarness();
+  await hx.h.server('127.53.2.1').setBehaviour('recursive');
+  // Whichever server is asked first, the answer kept is the authoritative server's.
+  for (let i = 0; i < 4; i++) {
+    hx.stack.cache.flushName('www.example.com.');
+    const r = await hx.stack.resolver.resolve('www.example.com', 'A');
+    assert.equal(A(r), ['192.0.2.1']);
+    assert.is(hx.stack.cache.getRRset('www.example.com.', RRType.A)?.trust, Trust.AnswerAuth, `round ${i}: the authoritative answer was cached`);
+  }
+});
+
+faults('only recursive servers: every name of the zone resolves from their answers', async () => {
+  hx = await startHarness();
+  for (const a of ['127.53.2.1', '127.53.2.2']) await hx.h.server(a).setBehaviour('recursive');
+  const r = await hx.stack.resolver.resolve('www.example.com', 'A');
+  assert.is(r.rcode, Rcode.NOERROR, r.failure ?? '');
+  assert.equal(A(r), ['192.0.2.1']);
+  assert.is((await hx.stack.resolver.resolve('nothing-here.example.com', 'A')).rcode, Rcode.NXDOMAIN);
   assert.ok(hx.stack.iterator.stats.lameServers >= 2);
 });
 

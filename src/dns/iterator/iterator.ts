@@ -354,8 +354,14 @@ export class Iterator {
     return this.priming;
   }
 
-  /** Asks the servers of one zone cut in SRTT order until one gives a non-lame answer; null when none does. */
+  /**
+   * Asks the servers of one zone cut in SRTT order until one gives a non-lame answer; null when none
+   * does. A recursive resolver named as the zone's server (RA without AA: Unbound's REC_LAME) is
+   * lame, but when no server of the zone gives anything better its answer is taken as a last
+   * resort, as Unbound does, at the rank of non-authoritative answer data.
+   */
   private async queryServers(cut: ZoneCut, name: Name, type: number, st: ResolutionState): Promise<Classified | null> {
+    let lastResort: { classified: Classified; server: string } | undefined;
     const tried = new Set<string>();
     const timedOut = new Set<string>();
     // The root hints carry their own addresses: resolving the root server names would need the root
@@ -378,7 +384,11 @@ export class Iterator {
         timedOut.clear();
         candidates = this.addressesFor(cut).filter((a) => !tried.has(a));
       }
-      if (candidates.length === 0) return null;
+      if (candidates.length === 0) {
+        if (!lastResort) return null;
+        this.deps.logger.debug({ server: lastResort.server, zone: cut.zone, qname: name }, 'no authoritative server answered: the answer of a recursive one is taken');
+        return lastResort.classified;
+      }
       const notLame = candidates.filter((a) => !this.deps.infra.isLame(a, cut.zone));
       const ordered = this.deps.infra.selectOrder(notLame.length > 0 ? notLame : candidates);
       // A server that is down gets one probe per backoff period (isBackedOff takes that slot).
@@ -405,6 +415,10 @@ export class Iterator {
         this.stats.lameServers++;
         this.deps.infra.markLame(address, cut.zone);
         this.deps.logger.debug({ server: address, zone: cut.zone, qname: name, reason: c.lameReason }, 'lame server');
+        if (c.recursive && !lastResort) {
+          const taken = classifyResponse(msg, name, type, cut.zone, { acceptRecursive: true });
+          if (taken.kind !== 'lame') lastResort = { classified: taken, server: address };
+        }
         continue;
       }
       return c;

@@ -29,6 +29,11 @@ export interface Classified {
   authorityNs?: RRset;
   /** For 'lame': why. */
   lameReason?: string;
+  /**
+   * For 'lame': a recursive resolver answered (RA without AA); classifyResponse with
+   * `acceptRecursive` reads the same response as the answer it holds (see queryServers).
+   */
+  recursive?: boolean;
   /** Number of records dropped as out of bailiwick (spoofing or misconfiguration). */
   scrubbed: number;
   authoritative: boolean;
@@ -42,7 +47,8 @@ const MAX_CHAIN_IN_RESPONSE = 16;
  * @param qtype the type we asked
  * @param zone the zone cut the queried server is authoritative for: its bailiwick
  */
-export function classifyResponse(msg: Message, qname: Name, qtype: number, zone: Name): Classified {
+export function classifyResponse(msg: Message, qname: Name, qtype: number, zone: Name, opts: { acceptRecursive?: boolean } = {}): Classified {
+  const recursive = !msg.flags.aa && msg.flags.ra && opts.acceptRecursive !== true;
   const out: Classified = { kind: 'lame', chain: [], glue: [], scrubbed: 0, authoritative: msg.flags.aa };
   // YXDOMAIN is read on: it answers when a DNAME's substitution would be too long (below).
   if (msg.rcode !== Rcode.NOERROR && msg.rcode !== Rcode.NXDOMAIN && msg.rcode !== Rcode.YXDOMAIN) {
@@ -116,7 +122,7 @@ export function classifyResponse(msg: Message, qname: Name, qtype: number, zone:
     // Without AA and with RA the server is a recursive resolver answering from its cache: lame (as
     // Unbound's REC_LAME). Without both, some load balancers and hosting setups do answer for their
     // zone: taken, at the lower RFC 2181 s5.4.1 rank of non-authoritative answer data.
-    if (!msg.flags.aa && msg.flags.ra) return lame(out, 'recursive answer (RA without AA)');
+    if (recursive) return recursiveLame(out, 'recursive answer (RA without AA)');
     const last = out.chain[out.chain.length - 1]!;
     if (answered || (qtype === RRType.CNAME && last.type === RRType.CNAME && namesEqual(last.name, qname))) {
       out.kind = 'answer';
@@ -137,7 +143,7 @@ export function classifyResponse(msg: Message, qname: Name, qtype: number, zone:
   }
 
   if (msg.rcode === Rcode.NXDOMAIN) {
-    if (!msg.flags.aa && msg.flags.ra && !out.soa) return lame(out, 'recursive NXDOMAIN (RA without AA)');
+    if (recursive && !out.soa) return recursiveLame(out, 'recursive NXDOMAIN (RA without AA)');
     out.kind = 'nxdomain';
     return out;
   }
@@ -176,6 +182,11 @@ function lame(out: Classified, reason: string): Classified {
   out.kind = 'lame';
   out.lameReason = reason;
   return out;
+}
+
+function recursiveLame(out: Classified, reason: string): Classified {
+  out.recursive = true;
+  return lame(out, reason);
 }
 
 /** RFC 6672 s2.2: replace the DNAME owner suffix of `name` by the DNAME target; null when too long. */
