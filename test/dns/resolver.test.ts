@@ -447,6 +447,19 @@ faults('only recursive servers: every name of the zone resolves from their answe
   assert.ok(hx.stack.iterator.stats.lameServers >= 2);
 });
 
+faults('a recursive server beside one that only times out: its answer is taken within a short budget, not lost to retries', async () => {
+  hx = await startHarness({ flags: { 'serve-expired': false } });
+  await hx.h.server('127.53.2.1').setBehaviour('recursive');
+  await hx.h.server('127.53.2.2').setBehaviour('drop');
+  // A policy lookup's budget: enough for one timeout of the silent server (its first RTO), not for
+  // its retry rounds with the backed-off RTO.
+  const started = Date.now();
+  const r = await hx.stack.resolver.resolve('www.example.com', 'A', { deadlineMs: 1200 });
+  assert.is(r.rcode, Rcode.NOERROR, r.failure ?? '');
+  assert.equal(A(r), ['192.0.2.1']);
+  assert.ok(Date.now() - started < 1200, `took ${Date.now() - started} ms`);
+});
+
 faults('an answer without AA from a non-recursive server is taken, below an authoritative one (as Unbound)', async () => {
   hx = await startHarness();
   for (const a of ['127.53.2.1', '127.53.2.2']) await hx.h.server(a).setBehaviour('no-aa');

@@ -191,7 +191,7 @@ export class Iterator {
       if (!dname || !dname.rdatas[0]) continue;
       const target = synthesizeDnameTarget(name, dname.name, rdataNames(RRType.DNAME, dname.rdatas[0])[0] ?? '.');
       if (!target) return { kind: 'negative', rcode: Rcode.YXDOMAIN, records: rrsetRecords(dname, dname.ttlSec), soa: null }; // RFC 6672 s2.2
-      const synthesized: ResourceRecord = { name, type: RRType.CNAME, class: RRClass.IN, ttl: dname.ttlSec, rdata: nameRdata(target) };
+      const synthesized: ResourceRecord = { name, type: RRType.CNAME, class: RRClass.IN, ttl: dname.ttlSec, rdata: nameToWire(target) };
       const records = [...rrsetRecords(dname, dname.ttlSec), synthesized];
       // The synthesized CNAME answers a CNAME query itself, as classifyResponse decides on the wire.
       if (qtype === RRType.CNAME) return { kind: 'answer', records };
@@ -370,6 +370,8 @@ export class Iterator {
     let targetsResolved = cut.fromHints;
     let round = 0;
     for (;;) {
+      // An answer in hand is taken rather than lost to the deadline or the query budget.
+      if (lastResort && (this.deps.clock.nowMs() >= st.deadlineAtMs || st.upstreamQueries >= this.config.limits.maxUpstreamQueries)) return this.takeLastResort(lastResort, cut, name);
       this.checkDeadline(st, name);
       let candidates = this.addressesFor(cut).filter((a) => !tried.has(a));
       if (candidates.length === 0 && !targetsResolved) {
@@ -377,18 +379,15 @@ export class Iterator {
         await this.resolveNsTargets(cut, st);
         candidates = this.addressesFor(cut).filter((a) => !tried.has(a));
       }
-      if (candidates.length === 0 && timedOut.size > 0 && ++round < MAX_SEND_ROUNDS) {
+      if (candidates.length === 0 && timedOut.size > 0 && !lastResort && ++round < MAX_SEND_ROUNDS) {
         // Unbound's outbound-msg-retry: servers that only timed out are asked again, with the
-        // backed-off RTO, while the deadline and the query budget last; lame ones are not.
+        // backed-off RTO, while the deadline and the query budget last; lame ones are not, nor
+        // any once a recursive server's answer is in hand (the rounds would outlast short budgets).
         for (const a of timedOut) tried.delete(a);
         timedOut.clear();
         candidates = this.addressesFor(cut).filter((a) => !tried.has(a));
       }
-      if (candidates.length === 0) {
-        if (!lastResort) return null;
-        this.deps.logger.debug({ server: lastResort.server, zone: cut.zone, qname: name }, 'no authoritative server answered: the answer of a recursive one is taken');
-        return lastResort.classified;
-      }
+      if (candidates.length === 0) return lastResort ? this.takeLastResort(lastResort, cut, name) : null;
       const notLame = candidates.filter((a) => !this.deps.infra.isLame(a, cut.zone));
       const ordered = this.deps.infra.selectOrder(notLame.length > 0 ? notLame : candidates);
       // A server that is down gets one probe per backoff period (isBackedOff takes that slot).
@@ -423,6 +422,11 @@ export class Iterator {
       }
       return c;
     }
+  }
+
+  private takeLastResort(lastResort: { classified: Classified; server: string }, cut: ZoneCut, name: Name): Classified {
+    this.deps.logger.debug({ server: lastResort.server, zone: cut.zone, qname: name }, 'no authoritative server answered: the answer of a recursive one is taken');
+    return lastResort.classified;
   }
 
   /** Usable upstream addresses of a cut's name servers, from the cache (answers or in-bailiwick glue). */
@@ -590,9 +594,3 @@ export class Iterator {
     this.deps.cache.putNegative(kind, name, type, soa, ttl);
   }
 }
-
-/** rdata of a CNAME pointing at target: the uncompressed wire name. */
-function nameRdata(target: Name): Buffer {
-  return nameToWire(target);
-}
-
