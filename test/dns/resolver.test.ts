@@ -437,6 +437,29 @@ faults('an authoritative server is preferred to a recursive one of the same zone
   }
 });
 
+faults('a recursive server\'s NODATA or NXDOMAIN is a last resort too: the authoritative server\'s answer wins', async () => {
+  // The recursive server (127.53.2.1) knows example.com as it was: sub.example.com without TXT,
+  // no only.example.com. The authoritative one (127.53.2.2) serves both names with a TXT record.
+  const spec = standardTree();
+  spec.zones['example.com.']?.records.push('sub 3600 IN A 192.0.2.60');
+  for (const z of ['sub.example.com.', 'only.example.com.']) {
+    spec.zones[z] = { records: [`@ 3600 IN SOA ns1.example.com. hostmaster.example.com. 1 7200 3600 1209600 300`, '@ 3600 IN NS ns1.example.com.', '@ 300 IN TXT "current"'] };
+  }
+  const auth = spec.servers.find((s) => s.address === '127.53.2.2');
+  auth?.zones.push('sub.example.com.', 'only.example.com.');
+  hx = await startHarness({ spec });
+  await hx.h.server('127.53.2.1').setBehaviour('recursive');
+  for (const [name, negative] of [['sub.example.com', 'NODATA'], ['only.example.com', 'NXDOMAIN']] as const) {
+    // The recursive server is the faster one: asked first.
+    hx.stack.infra.recordRtt('127.53.2.1', 1);
+    hx.stack.infra.recordRtt('127.53.2.2', 400);
+    const r = await hx.stack.resolver.resolve(name, 'TXT');
+    assert.is(r.rcode, Rcode.NOERROR, `${name}: not the recursive server's ${negative}`);
+    assert.is(r.records.length, 1, `${name}: the authoritative TXT record, not the recursive server's ${negative}`);
+  }
+  assert.ok(hx.stack.infra.isLame('127.53.2.1', 'example.com.'), 'the recursive server is marked lame');
+});
+
 faults('only recursive servers: every name of the zone resolves from their answers', async () => {
   hx = await startHarness();
   for (const a of ['127.53.2.1', '127.53.2.2']) await hx.h.server(a).setBehaviour('recursive');

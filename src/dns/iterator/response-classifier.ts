@@ -143,7 +143,9 @@ export function classifyResponse(msg: Message, qname: Name, qtype: number, zone:
   }
 
   if (msg.rcode === Rcode.NXDOMAIN) {
-    if (recursive && !out.soa) return recursiveLame(out, 'recursive NXDOMAIN (RA without AA)');
+    // A recursive server's negative answer (with or without an SOA) is lame like its answers: it
+    // speaks from its cache, so the zone's own servers are asked first (Unbound's REC_LAME).
+    if (recursive) return recursiveLame(out, 'recursive NXDOMAIN (RA without AA)');
     out.kind = 'nxdomain';
     return out;
   }
@@ -165,6 +167,7 @@ export function classifyResponse(msg: Message, qname: Name, qtype: number, zone:
     return lame(out, nsSets.some((s) => isSubdomain(qname, s.name)) ? 'upward referral' : 'sideways referral');
   }
   if (msg.flags.aa || out.soa) {
+    if (recursive) return recursiveLame(out, 'recursive NODATA (RA without AA)');
     out.kind = 'nodata';
     out.authorityNs = nsSets.find((s) => isSubdomain(qname, s.name));
     return out;
