@@ -10,6 +10,7 @@ import { standardTree } from '../helpers/fake-hierarchy.js';
 import { capturingLogger } from '../helpers/capturing-logger.js';
 import { HUNG_RESOLUTION_GRACE_MS } from '../../src/dns/resolver.js';
 import { Trust } from '../../src/dns/cache/rrset-cache.js';
+import { nameToWire } from '../../src/dns/wire/name.js';
 
 const A = (r: { records: Array<{ data: unknown }> }): unknown[] => r.records.map((x) => x.data);
 
@@ -458,6 +459,25 @@ faults('a recursive server\'s NODATA or NXDOMAIN is a last resort too: the autho
     assert.is(r.records.length, 1, `${name}: the authoritative TXT record, not the recursive server's ${negative}`);
   }
   assert.ok(hx.stack.infra.isLame('127.53.2.1', 'example.com.'), 'the recursive server is marked lame');
+});
+
+faults('the NS set in a recursive server\'s NODATA is cached below authoritative data', async () => {
+  hx = await startHarness();
+  for (const a of ['127.53.2.1', '127.53.2.2']) await hx.h.server(a).setBehaviour('recursive');
+  // Recursive resolvers may add the zone's NS set (as they cached it) to a negative answer.
+  const inner = hx.counting.query.bind(hx.counting);
+  hx.counting.query = async (target, question, opts) => {
+    const r = await inner(target, question, opts);
+    if (target.address.startsWith('127.53.2.') && r.message.answers.length === 0 && r.message.rcode === Rcode.NOERROR) {
+      r.message.authorities.push({ name: 'example.com.', type: RRType.NS, class: 1, ttl: 3600, rdata: nameToWire('ns.elsewhere.example.com.') });
+    }
+    return r;
+  };
+  const r = await hx.stack.resolver.resolve('www.example.com', 'TXT');
+  assert.is(r.rcode, Rcode.NOERROR, r.failure ?? '');
+  assert.is(r.records.length, 0);
+  const ns = hx.stack.cache.getRRset('example.com.', RRType.NS);
+  assert.ok(ns !== undefined && ns.trust < Trust.AnswerNonAuth, `NS cached at trust ${ns?.trust}: served as an answer, above non-authoritative answer data`);
 });
 
 faults('only recursive servers: every name of the zone resolves from their answers', async () => {

@@ -284,7 +284,7 @@ export class Iterator {
         return { kind: 'answer', records: this.chainRecords(c) };
       case 'nodata':
         this.cacheNegative('nodata', qname, qtype, c.soa);
-        if (c.authorityNs) this.deps.cache.putRRset(c.authorityNs, Trust.AuthorityAuth);
+        if (c.authorityNs) this.deps.cache.putRRset(c.authorityNs, c.authoritative ? Trust.AuthorityAuth : Trust.AuthorityNonAuth);
         return { kind: 'negative', rcode: Rcode.NOERROR, records: [], soa: this.negativeSoa(c.soa) };
       case 'nxdomain':
         this.cacheNegative('nxdomain', qname, qtype, c.soa);
