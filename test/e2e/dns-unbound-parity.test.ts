@@ -5,15 +5,15 @@
 // misses) are in README.md "Migrating from Unbound". Needs a build and the `unbound` peer.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startUnbound, type ResolverInstance } from '../../bench/lib/resolver-instances.js';
+import type { ResolverInstance } from '../../bench/lib/resolver-instances.js';
 import { ResourceRegistry } from '../../bench/lib/managed-process.js';
-import { systemClock } from '../../src/util/clock.js';
 import { spawnDaemon, startSharedPortTree, type RunningDaemon, type SharedPortTree } from '../helpers/daemon.js';
 import { standardTree } from '../helpers/fake-hierarchy.js';
 import { loggedHook } from '../helpers/hook-errors.js';
+import { startTestUnbound, stopSideBySide } from '../helpers/unbound-side-by-side.js';
 import { findPeer, requirePeer } from '../helpers/peers.js';
 import { tcpQuery, udpQuery } from '../dns/server/dns-test-client.js';
 
@@ -166,21 +166,12 @@ s.before(loggedHook(async () => {
   tree = await startSharedPortTree(standardTree());
   daemon = await spawnDaemon({ upstreamPort: tree.port, rootHints: tree.rootHints });
   dir = mkdtempSync(join(tmpdir(), 'mxsentry-unbound-'));
-  const rootHintsFile = join(dir, 'root.hints');
-  writeFileSync(rootHintsFile, tree.rootHints);
+  writeFileSync(join(dir, 'root.hints'), tree.rootHints);
   // Unbound reaches authorities on port 53 only; no case here makes it ask one.
-  unbound = await startUnbound({ dir, rootHintsFile, upstreamPort: 53, cacheBytes: 4 << 20, answerCacheBytes: 4 << 20, soRcvbuf: 0, clock: systemClock }, registry);
+  unbound = await startTestUnbound(dir, registry);
 }));
 
-s.after(async () => {
-  try {
-    await registry.stopAll();
-    await daemon?.dispose();
-  } finally {
-    await tree?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  }
-});
+s.after(() => stopSideBySide({ registry, daemon, tree, dir }));
 
 s('corner-case queries get the same rcode, flags and OPT from mxsentry as from Unbound, over UDP and TCP', async () => {
   if (!requirePeer('unbound', 'Unbound parity') || !requirePeer('unbound-checkconf', 'Unbound parity')) return;

@@ -9,18 +9,19 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { startBenchHierarchy, type BenchHierarchy } from '../../bench/lib/bench-hierarchy.js';
 import { ResourceRegistry } from '../../bench/lib/managed-process.js';
-import { startUnbound, type ResolverInstance } from '../../bench/lib/resolver-instances.js';
+import type { ResolverInstance } from '../../bench/lib/resolver-instances.js';
 import { systemClock } from '../../src/util/clock.js';
 import { spawnDaemon, type RunningDaemon } from '../helpers/daemon.js';
 import type { Behaviour } from '../helpers/fake-authority.js';
 import { standardTree, type HierarchySpec } from '../helpers/fake-hierarchy.js';
 import { loggedHook } from '../helpers/hook-errors.js';
+import { startTestUnbound, stopSideBySide } from '../helpers/unbound-side-by-side.js';
 import { findPeer, requirePeer, requireRoot } from '../helpers/peers.js';
 
 const run = promisify(execFile);
@@ -94,21 +95,12 @@ s.before(loggedHook(async () => {
     return;
   }
   dir = mkdtempSync(join(tmpdir(), 'mxsentry-unbound-rec-'));
-  const rootHintsFile = join(dir, 'root.hints');
-  writeFileSync(rootHintsFile, tree.rootHints);
-  unbound = await startUnbound({ dir, rootHintsFile, upstreamPort: 53, cacheBytes: 4 << 20, answerCacheBytes: 4 << 20, soRcvbuf: 0, clock: systemClock }, registry);
+  writeFileSync(join(dir, 'root.hints'), tree.rootHints);
+  unbound = await startTestUnbound(dir, registry);
   daemon = await spawnDaemon({ upstreamPort: 53, rootHints: tree.rootHints });
 }));
 
-s.after(async () => {
-  try {
-    await registry.stopAll();
-    await daemon?.dispose();
-  } finally {
-    await tree?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  }
-});
+s.after(() => stopSideBySide({ registry, daemon, tree, dir }));
 
 s('zones whose servers misbehave resolve to the same answers in mxsentry as in Unbound', async () => {
   const name = 'misbehaving servers: mxsentry vs Unbound';
