@@ -188,7 +188,6 @@ async function lagFromStore(v: ConfigValues, status: ReplicationStatus): Promise
   }
 }
 
-/** `mxsentry replication status`. Exit 0 when every configured peer is connected, 1 otherwise, 2 on bad config. */
 /** The file's replication settings (undefined: none); false after printing why they are unusable (exit code 2). */
 function settingsOrReport(v: ConfigValues): ReturnType<typeof replicationSettingsOf> | false {
   try {
@@ -200,6 +199,7 @@ function settingsOrReport(v: ConfigValues): ReturnType<typeof replicationSetting
   }
 }
 
+/** `mxsentry replication status`. Exit 0 when every configured peer is connected, 1 otherwise, 2 on bad config. */
 export function replicationCommand(): CommandModule<object, StatusArgs> {
   return {
     command: 'replication <action>',
