@@ -473,9 +473,9 @@ export class DnsServer {
       return;
     }
     const refusal = queryRefusal(query);
-    if (refusal) {
-      if (refusal.formerr) this.counters.formerr++;
-      if (refusal.rcode !== Rcode.BADVERS) return this.sendError(raw, refusal.rcode, send);
+    if (refusal !== null) {
+      if (refusal === Rcode.FORMERR) this.counters.formerr++;
+      if (refusal !== Rcode.BADVERS) return this.sendError(raw, refusal, send);
       this.sendResponse(query, { rcode: Rcode.BADVERS, answers: [], authorities: [], additionals: [] }, false, transport, send);
       return;
     }

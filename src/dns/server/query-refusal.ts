@@ -7,26 +7,26 @@ import { Opcode, Rcode, RRClass, RRType, type Message } from '../wire/types.js';
 const TYPE_TKEY = 249;
 const TYPE_TSIG = 250;
 
-/** The error a query gets (formerr: counted as FORMERR by the server), or null when it may be answered. */
-export function queryRefusal(query: Message): { rcode: number; formerr: boolean } | null {
-  if (query.flags.opcode !== Opcode.QUERY) return { rcode: Rcode.NOTIMP, formerr: false };
+/** The rcode of the error a query gets, or null when it may be answered. */
+export function queryRefusal(query: Message): number | null {
+  if (query.flags.opcode !== Opcode.QUERY) return Rcode.NOTIMP;
   const question = query.questions[0];
-  if (query.questions.length !== 1 || question === undefined) return { rcode: Rcode.FORMERR, formerr: true };
+  if (query.questions.length !== 1 || question === undefined) return Rcode.FORMERR;
   // RFC 6891 s6.1.3: BADVERS (sent with an OPT of the highest version supported, 0).
-  if (query.edns && query.edns.version > 0) return { rcode: Rcode.BADVERS, formerr: false };
-  if (question.class !== RRClass.IN) return { rcode: Rcode.REFUSED, formerr: false };
+  if (query.edns && query.edns.version > 0) return Rcode.BADVERS;
+  if (question.class !== RRClass.IN) return Rcode.REFUSED;
   const qtype = question.type;
   // OPT (RFC 6891 s6.1.1) and TSIG (RFC 8945 s4.1, s5.1) are meta-RRs of the additional section,
   // never a question (Unbound and BIND answer FORMERR too).
-  if (qtype === RRType.OPT || qtype === TYPE_TSIG) return { rcode: Rcode.FORMERR, formerr: true };
+  if (qtype === RRType.OPT || qtype === TYPE_TSIG) return Rcode.FORMERR;
   // Zone transfers are for authoritative servers: a refusal on either transport, as Unbound's.
   // Not FORMERR over UDP: IXFR over UDP is well-formed (RFC 1995 s2).
-  if (qtype === RRType.AXFR || qtype === RRType.IXFR) return { rcode: Rcode.REFUSED, formerr: false };
+  if (qtype === RRType.AXFR || qtype === RRType.IXFR) return Rcode.REFUSED;
   // RFC 6895 s3.1: meta-types, only meaningful in a query to the server that defines them; never
   // sent upstream (Unbound answers these FORMERR too).
-  if (qtype >= 128 && qtype <= 248) return { rcode: Rcode.FORMERR, formerr: true };
+  if (qtype >= 128 && qtype <= 248) return Rcode.FORMERR;
   // MAILA/MAILB are obsolete (RFC 2505); a TKEY query (RFC 2930) negotiates keys this server has
   // no use for. NOTIMP, as BIND answers these.
-  if (qtype === RRType.MAILA || qtype === RRType.MAILB || qtype === TYPE_TKEY) return { rcode: Rcode.NOTIMP, formerr: false };
+  if (qtype === RRType.MAILA || qtype === RRType.MAILB || qtype === TYPE_TKEY) return Rcode.NOTIMP;
   return null;
 }
