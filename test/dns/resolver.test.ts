@@ -661,6 +661,44 @@ faults('0x20 randomises the case of upstream query names', async () => {
   assert.ok(names.some((n) => n !== n.toLowerCase()), `some upper case seen in ${names.slice(0, 3).join(',')}`);
 });
 
+faults('NODATA with neither AA nor an SOA is the last resort (as Unbound): taken, not cached; an upward referral stays lame', async () => {
+  hx = await startHarness();
+  for (const a of ['127.53.2.1', '127.53.2.2']) await hx.h.server(a).setBehaviour(['no-aa', 'no-soa']);
+  // Unbound 1.17 answers NOERROR without records here (the e2e parity test compares the two).
+  const r = await hx.stack.resolver.resolve('www.example.com', 'TXT');
+  assert.is(r.rcode, Rcode.NOERROR, r.failure ?? '');
+  assert.is(r.records.length, 0);
+  assert.ok(hx.stack.iterator.stats.lameServers >= 1);
+  // RFC 2308 s5: a negative answer without an SOA is not cached, so the next query asks again.
+  const before = hx.counting.total;
+  const again = await hx.stack.resolver.resolve('www.example.com', 'TXT');
+  assert.is(again.rcode, Rcode.NOERROR, again.failure ?? '');
+  assert.ok(hx.counting.total > before, 'asked upstream again');
+  // An upward referral is still plain lame, not an empty answer: its out-of-bailiwick NS are scrubbed first.
+  await hx.h.server('127.53.2.1').setBehaviour('upward-referral');
+  await hx.h.server('127.53.2.2').setBehaviour('upward-referral');
+  const up = await hx.stack.resolver.resolve('up.example.com', 'TXT');
+  assert.is(up.rcode, Rcode.SERVFAIL);
+});
+
+faults('a server giving bare non-authoritative NODATA loses to the zone\'s authoritative server', async () => {
+  // The broken server (127.53.2.1) knows example.com as it was: sub.example.com without TXT. The
+  // authoritative one (127.53.2.2) serves sub.example.com with a TXT record.
+  const spec = standardTree();
+  spec.zones['example.com.']?.records.push('sub 3600 IN A 192.0.2.60');
+  spec.zones['sub.example.com.'] = { records: ['@ 3600 IN SOA ns1.example.com. hostmaster.example.com. 1 7200 3600 1209600 300', '@ 3600 IN NS ns1.example.com.', '@ 300 IN TXT "current"'] };
+  spec.servers.find((x) => x.address === '127.53.2.2')?.zones.push('sub.example.com.');
+  hx = await startHarness({ spec });
+  await hx.h.server('127.53.2.1').setBehaviour(['no-aa', 'no-soa']);
+  // The broken server is the faster one: asked first.
+  hx.stack.infra.recordRtt('127.53.2.1', 1);
+  hx.stack.infra.recordRtt('127.53.2.2', 400);
+  const r = await hx.stack.resolver.resolve('sub.example.com', 'TXT');
+  assert.is(r.rcode, Rcode.NOERROR, r.failure ?? '');
+  assert.is(r.records.length, 1, 'the authoritative TXT record, not the bare NODATA');
+  assert.ok(hx.stack.infra.isLame('127.53.2.1', 'example.com.'), 'the server giving bare NODATA is marked lame');
+});
+
 faults.run();
 
 const time = suite('resolver: cache expiry, serve-stale, limits (virtual time)');

@@ -1,5 +1,5 @@
 // End-to-end: the built daemon and a real Unbound resolve the same names through the same fake
-// tree, in which each of ten zones has two misbehaving name servers (REFUSED, SERVFAIL, TC over
+// tree, in which each of eleven zones has two misbehaving name servers (REFUSED, SERVFAIL, TC over
 // UDP, EDNS-intolerant, no AA, recursive resolvers, upward referrals, 0x20-breaking, poisoning, ...),
 // and must give the same answers (rcode and records, TTLs aside). Unbound only asks port 53, so the
 // tree listens on port 53 of 127.53.x.y: needs root and the `unbound` peer (a skip is printed
@@ -28,7 +28,7 @@ const run = promisify(execFile);
 const s = suite('e2e/dns-unbound-recursion-parity');
 
 /** Each behaviour gets a zone <label>.com. whose two servers (127.53.20.<2k>, .<2k+1>) both show it. */
-const CASES: readonly { label: string; behaviour: Behaviour }[] = [
+const CASES: readonly { label: string; behaviour: Behaviour | Behaviour[] }[] = [
   { label: 'refused', behaviour: 'refused' },
   { label: 'servfail', behaviour: 'servfail' },
   { label: 'truncate-udp', behaviour: 'truncate-udp' },
@@ -39,6 +39,17 @@ const CASES: readonly { label: string; behaviour: Behaviour }[] = [
   { label: 'upward-referral', behaviour: 'upward-referral' },
   { label: 'case-mismatch', behaviour: 'case-mismatch' },
   { label: 'out-of-bailiwick', behaviour: 'out-of-bailiwick' },
+  // Negative answers with neither AA nor an SOA: Unbound takes them as answers (RFC 2308 type 3).
+  { label: 'bare-negative', behaviour: ['no-aa', 'no-soa'] },
+];
+
+/** What each zone is asked: an answer, NXDOMAIN, an apex answer, a CNAME, NODATA. */
+const QUESTIONS = (label: string): ReadonlyArray<readonly [string, string]> => [
+  [`www.${label}.com`, 'A'],
+  [`nothing.${label}.com`, 'A'],
+  [`${label}.com`, 'MX'],
+  [`alias.${label}.com`, 'A'],
+  [`mail.${label}.com`, 'TXT'],
 ];
 
 /** The standard tree plus one delegated zone per case, each with its misbehaving pair of servers. */
@@ -114,14 +125,14 @@ s('zones whose servers misbehave resolve to the same answers in mxsentry as in U
   const differences: string[] = [];
   let compared = 0;
   for (const { label } of CASES) {
-    for (const [qname, qtype] of [[`www.${label}.com`, 'A'], [`nothing.${label}.com`, 'A'], [`${label}.com`, 'MX'], [`alias.${label}.com`, 'A']] as const) {
+    for (const [qname, qtype] of QUESTIONS(label)) {
       const [u, m] = await Promise.all([ask(unbound.port, qname, qtype), ask(daemon.port, qname, qtype)]);
       compared++;
       if (process.env.PARITY_DEBUG) console.log(`${qname} ${qtype}: ${u} // ${m}`);
       if (u !== m) differences.push(`${qname} ${qtype}: Unbound ${u} / mxsentry ${m}`);
     }
   }
-  assert.is(compared, CASES.length * 4);
+  assert.is(compared, CASES.length * QUESTIONS('x').length);
   assert.equal(differences, [], differences.join('\n'));
   // The cases are not all alike: some zones answer, some cannot (both servers REFUSED, SERVFAIL).
   assert.match(await ask(daemon.port, 'www.recursive.com', 'A'), /^NOERROR \| www\.recursive\.com\. A 192\.0\.2\.106$/);

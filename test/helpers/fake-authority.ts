@@ -27,6 +27,7 @@ import { ZoneIndex, canonical, isUnder, lookupInZone, parseFakeZone, toPacket, t
  * - 'out-of-bailiwick': adds poisoned A records for names outside the server's zones in the
  *   authority and additional sections (see POISON_ADDRESS).
  * - 'nxdomain-ent': NXDOMAIN for empty non-terminals, as rbldnsd does.
+ * - 'no-soa': negative answers (NXDOMAIN, NODATA) without the SOA in the authority section.
  * - { delayMs }: answers after that many milliseconds (real time).
  */
 export type Behaviour =
@@ -47,6 +48,7 @@ export type Behaviour =
   | 'case-mismatch'
   | 'out-of-bailiwick'
   | 'nxdomain-ent'
+  | 'no-soa'
   | { delayMs: number };
 
 export interface FakeServerSpec {
@@ -340,6 +342,7 @@ export class FakeAuthority {
       }
     }
     if (this.has('no-aa') || this.has('recursive')) aa = false;
+    if (this.has('no-soa') && result.answers.length === 0) result.authorities = result.authorities.filter((r) => r.type !== 'SOA');
     if (this.has('out-of-bailiwick') && rcode === 0) {
       const outside = this.poison.filter((p) => !this.zones.some((z) => isUnder(p.key, z.origin)));
       result.authorities = [...result.authorities, ...outside.map((p) => toPacket(p))];

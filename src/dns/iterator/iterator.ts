@@ -357,11 +357,12 @@ export class Iterator {
   /**
    * Asks the servers of one zone cut in SRTT order until one gives a non-lame answer; null when none
    * does. A recursive resolver named as the zone's server (RA without AA: Unbound's REC_LAME) is
-   * lame, but when no server of the zone gives anything better its answer is taken as a last
-   * resort, as Unbound does, at the rank of non-authoritative answer data.
+   * lame, and so is NODATA with neither AA nor an SOA, but when no server of the zone gives
+   * anything better such an answer is taken as a last resort, as Unbound does, at the rank of
+   * non-authoritative answer data.
    */
   private async queryServers(cut: ZoneCut, name: Name, type: number, st: ResolutionState): Promise<Classified | null> {
-    let lastResort: { classified: Classified; server: string } | undefined;
+    let lastResort: { classified: Classified; server: string; reason: string } | undefined;
     const tried = new Set<string>();
     const timedOut = new Set<string>();
     // The root hints carry their own addresses: resolving the root server names would need the root
@@ -382,7 +383,7 @@ export class Iterator {
       if (candidates.length === 0 && timedOut.size > 0 && !lastResort && ++round < MAX_SEND_ROUNDS) {
         // Unbound's outbound-msg-retry: servers that only timed out are asked again, with the
         // backed-off RTO, while the deadline and the query budget last; lame ones are not, nor
-        // any once a recursive server's answer is in hand (the rounds would outlast short budgets).
+        // any once a last-resort answer is in hand (the rounds would outlast short budgets).
         for (const a of timedOut) tried.delete(a);
         timedOut.clear();
         candidates = this.addressesFor(cut).filter((a) => !tried.has(a));
@@ -414,9 +415,9 @@ export class Iterator {
         this.stats.lameServers++;
         this.deps.infra.markLame(address, cut.zone);
         this.deps.logger.debug({ server: address, zone: cut.zone, qname: name, reason: c.lameReason }, 'lame server');
-        if (c.recursive && !lastResort) {
-          const taken = classifyResponse(msg, name, type, cut.zone, { acceptRecursive: true });
-          if (taken.kind !== 'lame') lastResort = { classified: taken, server: address };
+        if (c.lastResort && !lastResort) {
+          const taken = classifyResponse(msg, name, type, cut.zone, { acceptLastResort: true });
+          if (taken.kind !== 'lame') lastResort = { classified: taken, server: address, reason: c.lameReason ?? 'lame' };
         }
         continue;
       }
@@ -424,8 +425,8 @@ export class Iterator {
     }
   }
 
-  private takeLastResort(lastResort: { classified: Classified; server: string }, cut: ZoneCut, name: Name): Classified {
-    this.deps.logger.debug({ server: lastResort.server, zone: cut.zone, qname: name }, 'no authoritative server answered: the answer of a recursive one is taken');
+  private takeLastResort(lastResort: { classified: Classified; server: string; reason: string }, cut: ZoneCut, name: Name): Classified {
+    this.deps.logger.debug({ server: lastResort.server, zone: cut.zone, qname: name, reason: lastResort.reason }, 'no server of the zone answered better: a last-resort answer is taken');
     return lastResort.classified;
   }
 

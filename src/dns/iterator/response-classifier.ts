@@ -30,10 +30,12 @@ export interface Classified {
   /** For 'lame': why. */
   lameReason?: string;
   /**
-   * For 'lame': a recursive resolver answered (RA without AA); classifyResponse with
-   * `acceptRecursive` reads the same response as the answer it holds (see queryServers).
+   * For 'lame': an answer to keep as a last resort, taken when no other server of the zone gives a
+   * better one: a recursive resolver's (RA without AA, Unbound's REC_LAME), or NODATA with neither
+   * AA nor an SOA. classifyResponse with `acceptLastResort` reads the same response as the answer
+   * it holds (see queryServers).
    */
-  recursive?: boolean;
+  lastResort?: boolean;
   /** Number of records dropped as out of bailiwick (spoofing or misconfiguration). */
   scrubbed: number;
   authoritative: boolean;
@@ -47,8 +49,8 @@ const MAX_CHAIN_IN_RESPONSE = 16;
  * @param qtype the type we asked
  * @param zone the zone cut the queried server is authoritative for: its bailiwick
  */
-export function classifyResponse(msg: Message, qname: Name, qtype: number, zone: Name, opts: { acceptRecursive?: boolean } = {}): Classified {
-  const recursive = !msg.flags.aa && msg.flags.ra && opts.acceptRecursive !== true;
+export function classifyResponse(msg: Message, qname: Name, qtype: number, zone: Name, opts: { acceptLastResort?: boolean } = {}): Classified {
+  const recursive = !msg.flags.aa && msg.flags.ra && opts.acceptLastResort !== true;
   const out: Classified = { kind: 'lame', chain: [], glue: [], scrubbed: 0, authoritative: msg.flags.aa };
   // YXDOMAIN is read on: it answers when a DNAME's substitution would be too long (below).
   if (msg.rcode !== Rcode.NOERROR && msg.rcode !== Rcode.NXDOMAIN && msg.rcode !== Rcode.YXDOMAIN) {
@@ -122,7 +124,7 @@ export function classifyResponse(msg: Message, qname: Name, qtype: number, zone:
     // Without AA and with RA the server is a recursive resolver answering from its cache: lame (as
     // Unbound's REC_LAME). Without both, some load balancers and hosting setups do answer for their
     // zone: taken, at the lower RFC 2181 s5.4.1 rank of non-authoritative answer data.
-    if (recursive) return recursiveLame(out, 'recursive answer (RA without AA)');
+    if (recursive) return lastResortLame(out, 'recursive answer (RA without AA)');
     const last = out.chain[out.chain.length - 1]!;
     if (answered || (qtype === RRType.CNAME && last.type === RRType.CNAME && namesEqual(last.name, qname))) {
       out.kind = 'answer';
@@ -145,7 +147,7 @@ export function classifyResponse(msg: Message, qname: Name, qtype: number, zone:
   if (msg.rcode === Rcode.NXDOMAIN) {
     // A recursive server's negative answer (with or without an SOA) is lame like its answers: it
     // speaks from its cache, so the zone's own servers are asked first (Unbound's REC_LAME).
-    if (recursive) return recursiveLame(out, 'recursive NXDOMAIN (RA without AA)');
+    if (recursive) return lastResortLame(out, 'recursive NXDOMAIN (RA without AA)');
     out.kind = 'nxdomain';
     return out;
   }
@@ -167,12 +169,19 @@ export function classifyResponse(msg: Message, qname: Name, qtype: number, zone:
     return lame(out, nsSets.some((s) => isSubdomain(qname, s.name)) ? 'upward referral' : 'sideways referral');
   }
   if (msg.flags.aa || out.soa) {
-    if (recursive) return recursiveLame(out, 'recursive NODATA (RA without AA)');
+    if (recursive) return lastResortLame(out, 'recursive NODATA (RA without AA)');
     out.kind = 'nodata';
     out.authorityNs = nsSets.find((s) => isSubdomain(qname, s.name));
     return out;
   }
-  return lame(out, 'non-authoritative empty answer');
+  // An authority section that held only out-of-bailiwick records (an upward or sideways referral
+  // scrubbed above), or answer records that answer nothing: lame.
+  if (msg.authorities.length > 0 || answers.length > 0) return lame(out, 'non-authoritative response without an answer');
+  // Bare NODATA, with neither AA nor an SOA (RFC 2308 s2.2, type 3): Unbound takes it as an answer.
+  // A server that answers with authority is asked first; this answer is the last resort.
+  if (opts.acceptLastResort !== true) return lastResortLame(out, 'non-authoritative NODATA without SOA');
+  out.kind = 'nodata';
+  return out;
 }
 
 /** A/AAAA RRsets from `additional` whose owners are targets of the NS set. */
@@ -187,8 +196,8 @@ function lame(out: Classified, reason: string): Classified {
   return out;
 }
 
-function recursiveLame(out: Classified, reason: string): Classified {
-  out.recursive = true;
+function lastResortLame(out: Classified, reason: string): Classified {
+  out.lastResort = true;
   return lame(out, reason);
 }
 
