@@ -2,13 +2,14 @@
 // the daemon, and handles signals: SIGTERM/SIGINT drain and exit 0, SIGHUP reloads. Start-up errors
 // are printed plainly to stderr: configuration problems exit 2 (as `config check`), anything else
 // (a port in use, data-dir not writable) exits 1; nothing here runs per request.
-import { accessSync, constants as fsConstants, mkdirSync } from 'node:fs';
+import { accessSync, constants as fsConstants } from 'node:fs';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { loadConfig, placeConfigError } from '../config/load.js';
 import { systemClock } from '../util/clock.js';
 import { ConfigError, MxError, describeError } from '../util/errors.js';
 import { lockDataDir, type InstanceLock } from '../util/instance-lock.js';
 import { createRootLogger, type LogLevel, type Logger } from '../util/logger.js';
+import { makeDirs } from '../util/make-dirs.js';
 import type { CliDeps } from './cli.js';
 import { checkStartSettings, isConfigurationError } from './config-check.js';
 import { addConfigFlags, collectConfigFlags, printConfigErrors } from './config-flags.js';
@@ -92,7 +93,7 @@ export function serveCommand(deps: CliDeps): CommandModule<object, ServeArgs> {
       logger = log;
       const dataDir = v['data-dir'] as string;
       try {
-        mkdirSync(dataDir, { recursive: true });
+        makeDirs(dataDir);
       } catch (err) {
         process.stderr.write(`mxsentry: cannot create data-dir ${dataDir}: ${describeError(err)}\n`);
         process.exit(EXIT_FAILED);

@@ -6,12 +6,13 @@
 // main thread, so no policy decision waits for a disk flush. The last batch survives a process crash
 // (the OS has the pages) and at most the last unflushed batch is lost on power loss. noSync is never
 // used: it risks a corrupt file. flush() waits for the disk at shutdown.
-import { accessSync, closeSync, constants as fsConstants, fstatSync, mkdirSync, openSync, readSync, statSync, type Stats } from 'node:fs';
+import { accessSync, closeSync, constants as fsConstants, fstatSync, openSync, readSync, statSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { StoreError } from '../util/errors.js';
 import { settledWithin } from '../util/settled-within.js';
 import type { Logger } from '../util/logger.js';
+import { makeDirs } from '../util/make-dirs.js';
 import { encodeMetaValue } from './record-codec.js';
 import { probeEnvironment } from './integrity-probe.js';
 import { StoreErrorCode } from './store-error-code.js';
@@ -205,7 +206,7 @@ export class LmdbEnv {
     const path = join(opts.dataDir, 'greylist');
     if (opts.create === false) checkEnvExists(path);
     try {
-      mkdirSync(path, { recursive: true, mode: 0o700 });
+      makeDirs(path, 0o700);
       accessSync(path, fsConstants.W_OK | fsConstants.R_OK | fsConstants.X_OK);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? 'error';

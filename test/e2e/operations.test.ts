@@ -307,6 +307,24 @@ s('serve with a data-dir it cannot write: exit 1 naming the data dir, before any
   assert.not.match(result.stderr, 'control socket');
 });
 
+s('serve with a data-dir that can never be made (under /proc): exit 1 naming it, no endless loop', async () => {
+  if (!existsSync('/proc/self')) {
+    console.log('  SKIP data-dir under /proc: no /proc on this system');
+    return;
+  }
+  const data = `/proc/mxsentry-test-${process.pid}/data`;
+  const args = ['serve', '--data-dir', data, '--dns-listen', '127.0.0.1:0', '--policy-listen', '127.0.0.1:0'];
+  // SIGKILL at the timeout: the endless mkdir loop this guards against ignores SIGTERM.
+  const result = await new Promise<CliResult>((done) => {
+    execFile(process.execPath, [MXSENTRY_BIN, ...args], { timeout: 15_000, killSignal: 'SIGKILL', cwd: '/' }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : -1) : 0;
+      done({ code, stdout, stderr });
+    });
+  });
+  assert.is(result.code, 1, result.stderr);
+  assert.match(result.stderr, `mxsentry: cannot create data-dir ${data}: `);
+});
+
 s('SIGHUP reload keeps the cache and applies the new ACL; a broken file is rejected', async () => {
   assert.equal(await ask('mail.example.com.'), { rcode: 0, addresses: ['192.0.2.25'] });
   assert.is((await ask('mail.example.com.', '127.0.0.2'))?.rcode, 0, '127.0.0.2 allowed before');
