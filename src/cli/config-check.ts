@@ -16,18 +16,22 @@ import { replicationProblemsOf } from '../store/replication/replication-settings
 import { ConfigError, MxError } from '../util/errors.js';
 import { zonesFile } from '../util/paths.js';
 
+/** The keys the replication settings are derived from (replicationProblemsOf). */
+const REPLICATION_KEYS = ['peer', 'replication-listen', 'node-name', 'replication-key', 'replication-key-file'];
+
 /**
  * Every problem `serve` would meet at start in valid values, each a ConfigError naming its key,
  * placed at the file line or flag that set it, after loading's own errors (loaded.errors): so one
- * run lists a bad value and a missing file together. A key that failed to load holds its default,
- * so its file is not checked, nor are the replication settings (derived from several keys) while
- * any value failed. An empty list means `serve` would start with these values.
+ * run lists a bad value, a missing file and a bad peer line together. A key that failed to load
+ * holds its default, so its file is not checked, nor are the replication settings (derived from
+ * several keys) while one of their keys failed. An empty list means `serve` would start with these values.
  */
 export async function checkStartSettings(loaded: LoadResult): Promise<ConfigError[]> {
   const failed = new Set(loaded.errors.map((e) => e.key));
   const unreadFile = loaded.errors.some((e) => e.code === 'CONFIG_ERR_READ');
+  const replicationLoaded = !unreadFile && !REPLICATION_KEYS.some((k) => failed.has(k));
   const derived = [
-    ...(loaded.errors.length === 0 ? replicationProblemsOf(loaded.values) : []),
+    ...(replicationLoaded ? replicationProblemsOf(loaded.values) : []),
     ...(unreadFile ? [] : await checkReferencedFiles(loaded.values, failed)),
   ];
   return [...loaded.errors, ...derived.map((p) => placeConfigError(loaded, p))];

@@ -110,6 +110,17 @@ s('relative paths set in the file are warnings at their line; absolute ones, def
   assert.equal(relativePathWarningsOf(loadConfig({})), [], 'the default data-dir ./data is not the file\'s');
 });
 
+s('a bad value and a bad peer line are reported in one run; replication waits for its own keys only', async () => {
+  const file = join(dir, 'mxsentry.conf');
+  writeFileSync(file, ['delay: sixty', 'peer: mx1=192.0.2.1'].join('\n'));
+  const found = await checkStartSettings(loadConfig({ file }));
+  assert.equal(found.map((e) => [e.key, e.line]).slice(0, 2), [['delay', 1], ['peer', 2]], found.map((e) => e.message).join('\n'));
+  // A replication key that failed to load holds its default: the settings derived from it are not checked.
+  writeFileSync(file, ['replication-listen: nowhere', 'peer: mx1=192.0.2.1'].join('\n'));
+  const listenFailed = await checkStartSettings(loadConfig({ file }));
+  assert.equal(listenFailed.map((e) => e.key), ['replication-listen'], listenFailed.map((e) => e.message).join('\n'));
+});
+
 s('a bad value and a missing file are reported in one run; replication waits for valid values', async () => {
   const file = join(dir, 'mxsentry.conf');
   writeFileSync(file, ['delay: -5', `recipients-file: ${join(dir, 'no-such-table')}`, 'node-name: mx 1'].join('\n'));
