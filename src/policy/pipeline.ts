@@ -3,8 +3,10 @@
 // `mxsentry check` CLI (record: false). It never throws and never answers anything but a check's
 // verdict or DUNNO: a failing check, a blown budget or a non-RCPT request all fail open.
 import type { Clock } from '../util/clock.js';
+import { parseAddress } from '../util/cidr.js';
 import { PolicyError, describeError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
+import { RateLimitedLog } from '../util/rate-limited-log.js';
 import type { Check, CheckContext, CheckResult, Decision, PolicyRequest } from './types.js';
 
 /** Schedules `callback` after `delayMs`; returns a cancel function. Injected in tests. */
@@ -98,6 +100,7 @@ export class PolicyPipeline {
   private decisions = 0;
   private budgetExceeded = 0;
   private checkErrors = 0;
+  private readonly malformedLog: RateLimitedLog;
 
   /** Throws PolicyError POLICY_ERR_PIPELINE when steps are not strictly ascending within 1-10. */
   constructor(
@@ -117,6 +120,7 @@ export class PolicyPipeline {
     this.budgetMs = options.budgetMs ?? 3000;
     if (!(this.budgetMs > 0)) throw new PolicyError('POLICY_ERR_PIPELINE', `budgetMs must be positive, got ${this.budgetMs}`);
     this.schedule = options.schedule ?? defaultSchedule;
+    this.malformedLog = new RateLimitedLog(logger, clock);
   }
 
   /** Decides one request; never rejects. */
@@ -131,6 +135,17 @@ export class PolicyPipeline {
         step: STEP_NOT_RCPT,
         stepName: 'not-rcpt',
         reason: `protocol_state ${state === '' ? '(missing)' : state} is not judged`,
+      });
+    }
+    // Postfix always sends the client's address: a request without a usable one is malformed, and
+    // no check judges it (none may turn a broken request into a 5xx, not even the HELO checks).
+    if (parseAddress(request.client_address ?? '') === null) {
+      this.malformedLog.log('warn', { clientAddress: request.client_address ?? null, queueId: request.queue_id ?? null }, 'policy request without a usable client_address (Postfix always sends one): DUNNO');
+      return this.finish(request, startMs, {
+        action: 'DUNNO',
+        step: STEP_NOT_RCPT,
+        stepName: 'malformed',
+        reason: `client_address ${request.client_address === undefined ? '(missing)' : JSON.stringify(request.client_address)} is not an IP address`,
       });
     }
     const ctx: CheckContext = {

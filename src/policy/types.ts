@@ -14,7 +14,7 @@ export interface CheckResult {
 /** Everything a step may look at; built once per request by the pipeline. */
 export interface CheckContext {
   request: PolicyRequest;
-  /** client_address as sent by Postfix (may be empty for local submissions). */
+  /** client_address as sent by Postfix: an IP address (the pipeline answers DUNNO before any step when it is not). */
   clientAddress: string;
   /** Absolute time (Clock ms) by which the whole decision must be done. */
   deadlineAtMs: number;

@@ -114,6 +114,28 @@ s('non-RCPT states get DUNNO at step 0 without running any check', async () => {
   assert.is((await p.decide(postfixRequest({ protocol_state: 'rcpt' }))).action, 'REJECT', 'state compared case-insensitively');
 });
 
+s('a request without a usable client_address is malformed: DUNNO at step 0, no check runs, one warning', async () => {
+  const trace: string[] = [];
+  const { logger, lines } = capturingLogger();
+  // A REJECT in step 1 (as the HELO checks give a client that sent no HELO) must not answer a broken request.
+  const p = new PolicyPipeline([fake(1, 'helo', { action: 'REJECT 5.5.1 send HELO/EHLO first', reason: 'x' }, trace)], new ManualClock(), logger, { schedule: new ManualTimers().schedule });
+  const missing: Record<string, string> = { ...postfixRequest({ helo_name: '' }) };
+  delete missing['client_address'];
+  for (const [label, request] of [['missing', missing], ['empty', postfixRequest({ client_address: '' })], ['not an address', postfixRequest({ client_address: '999.1.1.1' })]] as const) {
+    const d = await p.decide(request);
+    assert.is(d.action, 'DUNNO', label);
+    assert.is(d.step, 0, label);
+    assert.is(d.stepName, 'malformed', label);
+    assert.match(d.reason, /client_address .* is not an IP address/, label);
+  }
+  await new Promise((r) => setTimeout(r, 20)); // pino's async destination
+  assert.equal(trace, []);
+  assert.is(lines.filter((l) => l['level'] === 'warn' && String(l['msg']).includes('without a usable client_address')).length, 3);
+  for (const address of ['192.0.2.1', '2001:db8::1']) {
+    assert.is((await p.decide(postfixRequest({ client_address: address }))).stepName, 'helo', address);
+  }
+});
+
 s('a throwing check fails open: DUNNO with its step and the error in the reason', async () => {
   const trace: string[] = [];
   const p = new PolicyPipeline(
