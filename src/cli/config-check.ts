@@ -5,7 +5,7 @@
 // It only reads files; it binds nothing, writes nothing and never exits the process.
 import { readFileSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
-import { placeConfigError, type ConfigValues, type LoadResult } from '../config/load.js';
+import { inLineOrder, placeConfigError, type ConfigValues, type LoadResult } from '../config/load.js';
 import { SCHEMA, TABLE_FILE_KEYS, type TableFileKey } from '../config/schema.js';
 import { createLocalZones } from '../dns/server/configured-local-zones.js';
 import { parseZoneText } from '../dns/wire/zone-text.js';
@@ -34,7 +34,7 @@ export async function checkStartSettings(loaded: LoadResult): Promise<ConfigErro
     ...(replicationLoaded ? replicationProblemsOf(loaded.values) : []),
     ...(unreadFile ? [] : await checkReferencedFiles(loaded.values, failed)),
   ];
-  return [...loaded.errors, ...derived.map((p) => placeConfigError(loaded, p))];
+  return inLineOrder([...loaded.errors, ...derived.map((p) => placeConfigError(loaded, p))]);
 }
 
 /**

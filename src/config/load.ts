@@ -72,6 +72,12 @@ function stripComment(line: string): string {
   return line;
 }
 
+/** Problems of the file in its line order, then those of flags and of the environment (stable). */
+export function inLineOrder<T extends ConfigError>(errors: readonly T[]): T[] {
+  const lineOf = (e: T): number => e.line ?? Infinity;
+  return errors.map((e, i) => ({ e, i })).sort((a, b) => lineOf(a.e) - lineOf(b.e) || a.i - b.i).map((x) => x.e);
+}
+
 /**
  * Builds the configuration from an optional file and flag values (already split by yargs:
  * arrays for repeatable keys). Every problem is reported; values fall back to defaults only
@@ -140,7 +146,7 @@ export function loadConfig(opts: { file?: string; flags?: Record<string, unknown
     values[def.key] = def.list ? parsed : parsed[0] ?? normaliseDefault(def);
   }
   checkRetryWindow(values, origins, errors);
-  return { values, errors, origins, ...(opts.file ? { file: opts.file } : {}) };
+  return { values, errors: inLineOrder(errors), origins, ...(opts.file ? { file: opts.file } : {}) };
 }
 
 /**
@@ -244,7 +250,8 @@ export function parseValue(def: KeyDef, text: string): unknown {
       return parseEndpoint(v);
     case 'duration': {
       const m = /^(\d+)\s*([smhd]?)$/i.exec(v);
-      if (!m) throw new Error(`"${v}" is not a duration (e.g. 60, 90s, 12h, 2d)`);
+      // The examples in the key's own unit: a bare number is seconds for delay, days for max-age.
+      if (!m) throw new Error(def.unit === 'd' ? `"${v}" is not a duration (e.g. 35 for days, 12h, 2d)` : `"${v}" is not a duration (e.g. 60 for seconds, 90s, 12h, 2d)`);
       const unit = (m[2] || def.unit || 's').toLowerCase() as 's' | 'm' | 'h' | 'd';
       // A bare number is in the key's unit: say which, so "172800" on a day-unit key reads as days.
       const written = m[2] ? v : `${m[1]} ${unit === 'd' ? 'day' : 'second'}${m[1] === '1' ? '' : 's'}`;

@@ -71,12 +71,12 @@ s('named files: each value with its own line; flags named as flags', async () =>
   assert.equal(
     text.map((t) => t.replace(/: (ENOENT|expected).*/, '')),
     [
-      'mxsentry.conf:7: local-zones-file: cannot read local zones file /nonexistent/zones',
       'mxsentry.conf:1: recipients-file: recipients:2',
       'mxsentry.conf:2: recipients-file: cannot read recipient table /nonexistent/recipients',
       'mxsentry.conf:3: known-networks-file: cannot read CIDR table /nonexistent/networks',
       'mxsentry.conf:4: whitelist-clients: cannot read whitelist /nonexistent/clients',
       'mxsentry.conf:6: whitelist-recipients: cannot read whitelist /nonexistent/recipients-wl',
+      'mxsentry.conf:7: local-zones-file: cannot read local zones file /nonexistent/zones',
     ],
   );
   const flagged = await checkStartSettings(loadConfig({ flags: { 'recipients-file': ['/nonexistent/r'], peer: ['mx2'], 'replication-key': 'ab'.repeat(32) } }));

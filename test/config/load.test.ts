@@ -103,16 +103,24 @@ s('metrics-listen and replication-listen may be empty ("empty: off"), in the fil
   assert.match(messages(loadText('metrics-listen: 127.0.0.1\n')).join('\n'), 'is not ADDRESS:PORT');
 });
 
-s('range errors show the value as written and the limit in the key\'s unit', () => {
+s('range errors show the value as written and the limit in the key\'s unit, in the file\'s line order', () => {
   const r = loadText(['retry-window: 172800', 'max-age: 0', 'delay: 2d', 'cache-size: 512k', 'so-rcvbuf: 2g', 'upstream-port: 70000', 'replication-timeout: 1h'].join('\n'));
   assert.equal(messages(r), [
-    'mxsentry.conf:6: upstream-port: 70000 is above the maximum 65535',
-    'mxsentry.conf:4: cache-size: 512k is below the minimum 1m',
-    'mxsentry.conf:5: so-rcvbuf: 2g is above the maximum 1g',
-    'mxsentry.conf:3: delay: 2d is above the maximum 86400 seconds',
     'mxsentry.conf:1: retry-window: 172800 days is above the maximum 30d',
     'mxsentry.conf:2: max-age: 0 days is below the minimum 1d',
+    'mxsentry.conf:3: delay: 2d is above the maximum 86400 seconds',
+    'mxsentry.conf:4: cache-size: 512k is below the minimum 1m',
+    'mxsentry.conf:5: so-rcvbuf: 2g is above the maximum 1g',
+    'mxsentry.conf:6: upstream-port: 70000 is above the maximum 65535',
     'mxsentry.conf:7: replication-timeout: 1h is above the maximum 600 seconds',
+  ]);
+});
+
+s('a value that is no duration is shown examples in its key\'s unit (bare numbers: seconds or days)', () => {
+  const r = loadText(['delay: sixty', 'max-age: x'].join('\n'));
+  assert.equal(messages(r).sort(), [
+    'mxsentry.conf:1: delay: "sixty" is not a duration (e.g. 60 for seconds, 90s, 12h, 2d)',
+    'mxsentry.conf:2: max-age: "x" is not a duration (e.g. 35 for days, 12h, 2d)',
   ]);
 });
 
@@ -178,8 +186,8 @@ s('a key set twice is one problem, placed at the second occurrence (file line or
 
 s('a key set twice with bad values: the repetition and each bad value are reported at once', () => {
   assert.equal(messages(loadText('greylist-action: 550\ndelay: 5\ngreylist-action: 421\n')), [
-    'mxsentry.conf:3: "greylist-action" is set more than once (line 1, line 3)',
     'mxsentry.conf:1: greylist-action: "550" is not DEFER_IF_PERMIT, DEFER_IF_REJECT, DEFER or a 4NN reply code other than 421 (greylisting defers mail: it never rejects it, nor drops the connection)',
+    'mxsentry.conf:3: "greylist-action" is set more than once (line 1, line 3)',
     'mxsentry.conf:3: greylist-action: "421" is not DEFER_IF_PERMIT, DEFER_IF_REJECT, DEFER or a 4NN reply code other than 421 (greylisting defers mail: it never rejects it, nor drops the connection)',
   ]);
 });

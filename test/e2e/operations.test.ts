@@ -227,6 +227,9 @@ s('CLI without a daemon: exit 3 and a clear message; config check exit codes', a
   // The named file is checked although other values are broken: one run lists every problem.
   assert.match(r.stderr, /broken\.conf:5: recipients-file: .*\/nonexistent\/recipients/);
   assert.match(r.stderr, /5 problem\(s\)/);
+  // In the file's line order.
+  const lines = [...r.stderr.matchAll(/broken\.conf:(\d+):/g)].map((x) => Number(x[1]));
+  assert.equal(lines, [1, 2, 3, 4, 5]);
   // Values all valid, a named file missing: still exit 2, naming the file.
   const missing = join(configDir, 'missing.conf');
   writeFileSync(missing, 'recipients-file: /nonexistent/recipients\n');
