@@ -8,7 +8,7 @@ import { LmdbGreylistStore } from '../store/lmdb-greylist-store.js';
 import { isStoreError, StoreErrorCode } from '../store/store-error-code.js';
 import { systemClock } from '../util/clock.js';
 import { describeError } from '../util/errors.js';
-import type { Logger } from '../util/logger.js';
+import { createRootLogger, LOG_LEVELS, type Logger, type LogLevel } from '../util/logger.js';
 import { collectConfigFlags, COMMAND_NOT_RUN, printConfigErrors } from './config-flags.js';
 import { DEFAULT_CONFIG_FILE, EXIT_FAILED, EXIT_USAGE, SYSTEMD_CONTROL_SOCKET, SYSTEMD_DATA_DIR } from './control-cli.js';
 
@@ -104,4 +104,16 @@ export async function openDaemonStore(cfg: DaemonConfig, logger: Logger, unit: U
     process.exitCode = missing ? EXIT_USAGE : EXIT_FAILED;
     return null;
   }
+}
+
+/**
+ * The logger of an offline command, on stderr: `--log-level` given on its command line (checked by
+ * loadDaemonConfig with the other flags), else MXSENTRY_LOG_LEVEL, else warn. The level of the
+ * daemon's file is not taken: it is the daemon's, and would make every command as chatty.
+ */
+export function commandLogger(argv: Record<string, unknown>): Logger {
+  const flag = argv['log-level'];
+  const env = process.env.MXSENTRY_LOG_LEVEL;
+  const level = typeof flag === 'string' && (LOG_LEVELS as readonly string[]).includes(flag) ? flag : env !== undefined && (LOG_LEVELS as readonly string[]).includes(env) ? env : 'warn';
+  return createRootLogger(level as LogLevel, process.stderr);
 }

@@ -9,10 +9,9 @@ import { typeFromString } from '../dns/wire/rdata.js';
 import { systemClock } from '../util/clock.js';
 import { describeError } from '../util/errors.js';
 import { usageError } from './control-cli.js';
-import { createRootLogger, type LogLevel } from '../util/logger.js';
 import type { CliDeps } from './cli.js';
 import { addConfigFlags } from './config-flags.js';
-import { loadDaemonConfig } from './daemon-config.js';
+import { commandLogger, loadDaemonConfig } from './daemon-config.js';
 import { formatRecord, rcodeToString } from './output.js';
 
 interface LookupArgs {
@@ -51,7 +50,7 @@ export function lookupCommand(deps: CliDeps): CommandModule<object, LookupArgs> 
       const cfg = loadDaemonConfig(argv as Record<string, unknown>);
       if (!cfg) return;
       const values = cfg.values;
-      const logger = createRootLogger((process.env.MXSENTRY_LOG_LEVEL as LogLevel | undefined) ?? 'warn', process.stderr);
+      const logger = commandLogger(argv as Record<string, unknown>);
       const stack = deps.createDnsStack(values, logger, systemClock, { listZones: deps.listZonesOf(values) });
       // yargs formats its help text synchronously once a handler has returned its promise (~100-250 ms
       // for serve's flags): let that happen first, so the time printed is the resolution's alone.

@@ -9,7 +9,6 @@ import type { KeyedRecord, ListOptions } from '../store/lmdb-greylist-store.js';
 import { totalPasses, type GreylistStore } from '../store/greylist-types.js';
 import { systemClock } from '../util/clock.js';
 import { describeError } from '../util/errors.js';
-import { createRootLogger, type LogLevel, type Logger } from '../util/logger.js';
 import type { CliDeps } from './cli.js';
 import { formatDuration } from '../config/format-value.js';
 import { parseValue } from '../config/load.js';
@@ -18,11 +17,7 @@ import { parseAddress } from '../util/cidr.js';
 import type { DnsListTier, DnsListTierResult } from '../policy/dns-lists.js';
 import { addConfigFlags } from './config-flags.js';
 import { EXIT_FAILED, usageError } from './control-cli.js';
-import { loadDaemonConfig, openDaemonStore } from './daemon-config.js';
-
-function cliLogger(): Logger {
-  return createRootLogger((process.env.MXSENTRY_LOG_LEVEL as LogLevel | undefined) ?? 'warn', process.stderr);
-}
+import { commandLogger, loadDaemonConfig, openDaemonStore } from './daemon-config.js';
 
 interface CheckArgs {
   'client-address': string;
@@ -56,7 +51,7 @@ export function checkCommand(deps: CliDeps): CommandModule<object, CheckArgs> {
       const cfg = loadDaemonConfig(argv as Record<string, unknown>);
       if (!cfg) return;
       const v = cfg.values;
-      const logger = cliLogger();
+      const logger = commandLogger(argv as Record<string, unknown>);
       const settings = deps.policySettings(v);
       // Answering from no store (or a new empty one) would show every triplet as new: refuse instead.
       const store = settings.greylist ? await openDaemonStore(cfg, logger) : null;
@@ -123,7 +118,7 @@ export function rblCommand(deps: CliDeps): CommandModule<object, RblArgs> {
       // as clean. Known from the configuration alone, before a resolver is built.
       const listZones = deps.listZonesOf(v);
       if (listZones.length === 0) return usageError('no DNSBL/DNSWL configured (dnsbl, dnswl-trusted, dnswl): nothing to look the address up in');
-      const logger = cliLogger();
+      const logger = commandLogger(argv as Record<string, unknown>);
       const dns = deps.createDnsStack(v, logger, systemClock, { listZones });
       const policy = await createPolicyService({ ...deps.policySettings(v), greylist: false }, { resolve: dns.resolver.resolve, store: unavailableStore('unused'), clock: systemClock, logger, nodeId: 'cli', version: deps.version() });
       const tiers = await policy.dnsLists.lookupAll(argv.ip);
@@ -232,7 +227,7 @@ export function greylistCommand(): CommandModule<object, GreylistArgs> {
       const cfg = loadDaemonConfig(argv as Record<string, unknown>);
       if (!cfg) return;
       const v = cfg.values;
-      const store = await openDaemonStore(cfg, cliLogger());
+      const store = await openDaemonStore(cfg, commandLogger(argv as Record<string, unknown>));
       if (!store) return;
       const out = (x: unknown, text: string): void => {
         process.stdout.write(argv.json ? `${JSON.stringify(x, null, 2)}\n` : text);

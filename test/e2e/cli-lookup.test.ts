@@ -40,6 +40,14 @@ s('an A record: answer, source and exit 0', async () => {
   assert.match(r.stdout, /www\.example\.com\.\s+300\s+IN\s+A\s+192\.0\.2\.1/);
 });
 
+s('--log-level sets what the lookup logs on stderr (default: warnings only)', async () => {
+  const quiet = await lookup('www.example.com', 'A');
+  assert.not.match(quiet.stderr, /root priming done/);
+  const told = await lookup('www.example.com', 'A', '--log-level', 'info');
+  assert.is(told.code, 0, told.stderr);
+  assert.match(told.stderr, /root priming done/);
+});
+
 s('MX through a CNAME-free zone, JSON output', async () => {
   const r = await lookup('example.com', 'MX', '--json');
   assert.is(r.code, 0, r.stderr);
