@@ -215,7 +215,7 @@ export function greylistCommand(): CommandModule<object, GreylistArgs> {
           .option('prefix', { type: 'string', describe: 'Only keys starting with this (list, clients)' })
           .option('older-than', { type: 'string', describe: 'purge: records unseen this long (e.g. 12h, 7d; a bare number is days) instead of max-age' })
           .option('limit', { type: 'number', default: DEFAULT_LIST_ROWS, describe: 'At most this many rows (list, clients); a note on stderr says when there are more' })
-          .option('json', { type: 'boolean' }),
+          .option('json', { type: 'boolean', describe: 'Print JSON (one object, or one array for list and clients)' }),
         { listed: false },
       ) as unknown as Argv<GreylistArgs>,
     handler: async (argv: ArgumentsCamelCase<GreylistArgs>) => {
@@ -315,6 +315,8 @@ export function greylistTargetProblem(action: string, target: string | undefined
     if (!parseAddress(target)) return `greylist whitelist takes an IP address, got "${target}"`;
   }
   if (action === 'delete' && !target) return 'greylist delete needs a triplet key, as greylist list prints it: mxsentry greylist delete KEY';
+  // CLIENT-NETWORK/SENDER/RECIPIENT (the sender may be empty, or hold slashes of its own).
+  if (action === 'delete' && target && target.split('/').length < 3) return `"${target}" is not a triplet key: CLIENT-NETWORK/SENDER/RECIPIENT, as greylist list prints it`;
   return undefined;
 }
 

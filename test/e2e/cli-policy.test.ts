@@ -188,6 +188,7 @@ s('greylist whitelist and delete without a usable target are bad usage (exit 2),
     [['greylist', 'whitelist'], /greylist whitelist needs the client's IP address/],
     [['greylist', 'whitelist', 'mail.example.org'], /greylist whitelist takes an IP address, got "mail\.example\.org"/],
     [['greylist', 'delete'], /greylist delete needs a triplet key/],
+    [['greylist', 'delete', 'nonsense'], /"nonsense" is not a triplet key: CLIENT-NETWORK\/SENDER\/RECIPIENT/],
   ];
   for (const [args, message] of cases) {
     const r = await cli(...args);
@@ -234,7 +235,7 @@ s('no store where the daemon keeps none: every command fails (exit 2) naming the
   }
   const empty = mkdtempSync(join(hints.dir, 'cwd-'));
   try {
-    for (const args of [['greylist', 'list'], ['greylist', 'clients'], ['greylist', 'stats'], ['greylist', 'purge'], ['greylist', 'whitelist', '192.0.2.55'], ['greylist', 'delete', 'x'], ['check', '--client-address', '192.0.2.44', ...envelope]]) {
+    for (const args of [['greylist', 'list'], ['greylist', 'clients'], ['greylist', 'stats'], ['greylist', 'purge'], ['greylist', 'whitelist', '192.0.2.55'], ['greylist', 'delete', '192.0.2/a@b.example/c@d.example'], ['check', '--client-address', '192.0.2.44', ...envelope]]) {
       const r = await cliIn(empty, ...args);
       assert.is(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
       assert.is(r.stdout, '', args.join(' '));
