@@ -44,8 +44,10 @@ export function keygenText(key: string, opts: { name: string; address: string | 
   const advertised = opts.address ?? 'THIS-HOST-ADDRESS';
   // replication-listen takes an IP address only, while a peer line may name the host: for a host
   // name this node listens on every address (narrow it to the one the name resolves to).
+  // Without --address the admin picks the address (the line is refused until then), rather than
+  // every interface by default.
   const isIp = opts.address !== undefined && parseAddress(opts.address) !== null;
-  const listenHost = isIp ? (opts.address!.includes(':') ? `[${opts.address}]` : opts.address) : '0.0.0.0';
+  const listenHost = isIp ? (opts.address!.includes(':') ? `[${opts.address}]` : opts.address) : opts.address === undefined ? 'THIS-HOST-ADDRESS' : '0.0.0.0';
   return [
     '# mxsentry replication: a new cluster key. It lets a host join the cluster: keep it secret.',
     '# 1. Put the SAME key on EVERY node, in a file only root can read (not in mxsentry.conf, which the',
@@ -63,6 +65,7 @@ export function keygenText(key: string, opts: { name: string; address: string | 
     `# 2. On this node (${opts.name}):`,
     `node-name: ${opts.name}`,
     ...(opts.address !== undefined && !isIp ? [`# ${opts.address} is a name: replication-listen takes an address (this one listens on all of them).`] : []),
+    ...(opts.address === undefined ? ['# THIS-HOST-ADDRESS: the address the other nodes reach this node at (or 0.0.0.0 for every interface; the key guards the port).'] : []),
     `replication-listen: ${listenHost}:${opts.port}`,
     '',
     '# 3. On every OTHER node, one peer line for this node (and here, one per other node):',

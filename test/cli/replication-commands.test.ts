@@ -42,6 +42,16 @@ s('keygen output pasted as a config file is a valid replication configuration, t
   assert.match(printed, /^peer: mx1=\[2001:db8::1\]:7410$/m);
 });
 
+s('keygen without --address: the admin fills in the address; no listener on every interface by default', () => {
+  const text = keygenText('ab'.repeat(32), { name: 'mx1', address: undefined, port: 7410 });
+  assert.match(text, /^replication-listen: THIS-HOST-ADDRESS:7410$/m);
+  assert.match(text, /^peer: mx1=THIS-HOST-ADDRESS:7410$/m);
+  assert.match(text, /^# THIS-HOST-ADDRESS: the address the other nodes reach this node at/m);
+  assert.not.match(text, /^replication-listen: 0\.0\.0\.0/m);
+  // Pasted unedited, the line is refused: nothing listens on an address nobody chose.
+  assert.ok(loadConfig({ flags: { 'replication-listen': 'THIS-HOST-ADDRESS:7410' } }).errors.length > 0);
+});
+
 s('keygen --address with a host name: the peer line names the host, replication-listen an address the daemon accepts', () => {
   const text = keygenText('ef'.repeat(32), { name: 'mx1', address: 'mx1.example.org', port: 7410 });
   assert.match(text, /^peer: mx1=mx1\.example\.org:7410$/m);
