@@ -3,6 +3,7 @@
 // retries and never waits longer than its timeout; connection errors become ControlErrors whose
 // codes tell "not running" from "permission denied".
 import net from 'node:net';
+import { resolve } from 'node:path';
 import { describeError } from '../util/errors.js';
 import { ControlError } from './control-error.js';
 import type { ControlRequest, ControlResponse } from './control-server.js';
@@ -62,7 +63,8 @@ function connectError(path: string, err: NodeJS.ErrnoException): ControlError {
   switch (err.code) {
     case 'ENOENT':
     case 'ECONNREFUSED':
-      return new ControlError('CONTROL_ERR_NOT_RUNNING', `mxsentry is not running (nothing listens on ${path}); start it with "systemctl start mxsentry", or give the right --control-socket`, { cause: err });
+      // The full path: a relative one (./data/control.sock) does not say where it was looked for.
+      return new ControlError('CONTROL_ERR_NOT_RUNNING', `mxsentry is not running (nothing listens on ${resolve(path)}); start it ("systemctl start mxsentry", or "mxsentry serve"), or name its data dir with --data-dir or its socket with --control-socket`, { cause: err });
     case 'EACCES':
     case 'EPERM':
       return new ControlError('CONTROL_ERR_PERMISSION', `permission denied on ${path}: run as root or as a member of the daemon's group`, { cause: err });

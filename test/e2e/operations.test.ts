@@ -213,6 +213,14 @@ s('CLI without a daemon: exit 3 and a clear message; config check exit codes', a
   const none = await cli(['stats', '--control-socket', join(configDir, 'nothing.sock')]);
   assert.is(none.code, 3);
   assert.match(none.stderr, /mxsentry is not running/);
+  // A relative socket path is shown in full: where it was looked for.
+  const relative = await new Promise<CliResult>((done) => {
+    execFile(process.execPath, [MXSENTRY_BIN, 'stats', '--data-dir', 'nowhere-data'], { timeout: 15_000, cwd: configDir }, (err, stdout, stderr) => {
+      done({ code: err ? ((err as { code?: number }).code ?? -1) : 0, stdout, stderr });
+    });
+  });
+  assert.is(relative.code, 3, relative.stderr);
+  assert.match(relative.stderr, `nothing listens on ${join(configDir, 'nowhere-data', 'control.sock')}`);
   const good = await cli(['config', 'check', configFile]);
   assert.is(good.code, 0, good.stderr);
   assert.match(good.stdout, /: OK$/m);
