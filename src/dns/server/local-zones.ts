@@ -66,7 +66,7 @@ interface Zone {
   isDefault: boolean;
   /** canonical owner -> type -> records */
   data: Map<Name, Map<number, ResourceRecord[]>>;
-  /** Canonical proper ancestors of data names inside the zone (empty non-terminals). */
+  /** Canonical ancestors of data names inside the zone, the apex included (empty non-terminals: NODATA, as Unbound). */
   ents: Set<Name>;
 }
 
@@ -466,7 +466,7 @@ function addEnts(zone: Zone, owner: Name): void {
   const starts = labelStarts(owner);
   for (let i = 1; i < starts.length; i++) {
     const ancestor = owner.slice(starts[i] as number);
-    if (ancestor.length <= zone.name.length) break;
+    if (ancestor.length < zone.name.length) break;
     zone.ents.add(ancestor);
   }
 }

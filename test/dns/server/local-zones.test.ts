@@ -140,10 +140,20 @@ s('static zone with data: data, NODATA for other types and empty non-terminals, 
   assert.is(nx?.rcode, Rcode.NXDOMAIN);
   assert.equal(nx?.authorities, [], 'no SOA data, no SOA in the authority section (as Unbound)');
   const apexSoa = z.lookup('corp.example.', RRType.SOA);
+  // The apex holds names below it: NODATA, as Unbound answers it, never NXDOMAIN (RFC 8020).
+  assert.is(apexSoa?.rcode, Rcode.NOERROR);
+  assert.is(z.lookup('corp.example.', RRType.A)?.rcode, Rcode.NOERROR);
   assert.equal(apexSoa?.answers, []);
   assert.equal(apexSoa?.authorities, [], 'no SOA at the apex, and none made up for the negative answer');
   assert.equal(rdataToData(RRType.TXT, z.lookup('a.b.corp.example.', RRType.TXT)?.answers[0]?.rdata as Buffer), ['hello world']);
   assert.is(z.lookup('www.corp.example.', RRType.ANY)?.answers.length, 2);
+});
+
+s('a static zone without any data: its apex is NXDOMAIN too (as Unbound)', () => {
+  const z = new LocalZones({ defaults: false });
+  z.addZone('empty.example.', 'static');
+  assert.is(z.lookup('empty.example.', RRType.A)?.rcode, Rcode.NXDOMAIN);
+  assert.is(z.lookup('x.empty.example.', RRType.A)?.rcode, Rcode.NXDOMAIN);
 });
 
 s('an admin SOA gives the negative TTL min(TTL, MINIMUM) (RFC 2308 s3)', () => {
