@@ -2,6 +2,7 @@
 // mail rejected?". They run the same pipeline, resolver and store code as the daemon, in-process, on
 // the daemon's configuration and store (daemon-config.ts); they never create a store, and `check`
 // never writes to it. LMDB allows this next to a running daemon.
+import { hostname } from 'node:os';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { createPolicyService } from '../policy/policy-service.js';
 import { clientKey } from '../policy/greylist.js';
@@ -65,6 +66,8 @@ export function checkCommand(deps: CliDeps): CommandModule<object, CheckArgs> {
         logger,
         nodeId: store?.getNodeId() ?? 'cli',
         version: deps.version(),
+        // As the daemon on this host: its X-Greylist header names the host.
+        hostname: hostname(),
       });
       const request: Record<string, string> = {
         request: 'smtpd_access_policy',

@@ -1,6 +1,7 @@
 // `mxsentry check`, `rbl` and `greylist` as an admin runs them: the built CLI on a temp data dir
 // holding the daemon's store and the fake tree's DNSBL. `check` must decide without writing to the
 // greylist store, and no command may create a store where the daemon has none.
+import { hostname } from 'node:os';
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -63,6 +64,14 @@ s('check: a new triplet would be greylisted (exit 3), and nothing is recorded', 
   const list = await cli('greylist', 'list');
   assert.is(list.stdout.trim(), '', 'the store holds no triplet');
   assert.match(list.stderr, /^no triplets in /, 'and says so on stderr');
+});
+
+s('check: a first pass shows the daemon\'s X-Greylist header, this host\'s name included', async () => {
+  // With no delay a new triplet passes at once: its first pass carries the header.
+  const r = await cli('check', '--client-address', '192.0.2.45', ...envelope, '--delay', '0');
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stdout, `action=PREPEND X-Greylist: delayed 0 seconds by mxsentry-`);
+  assert.match(r.stdout, ` at ${hostname()}; `);
 });
 
 s('check: "<>" is the null sender and <addr> an address, as in Postfix\'s MAIL FROM / RCPT TO and logs', async () => {
