@@ -213,7 +213,9 @@ export class LocalZones {
     try {
       rr = parseRecordLine(text, { defaultTtl: LOCAL_DATA_DEFAULT_TTL_SEC });
     } catch (err) {
-      throw new DnsError('DNS_ERR_ZONE_SYNTAX', `bad local-data "${text}": ${describeError(err)}`, { cause: err });
+      // The reason alone: the record parser's code and its position in a one-line text add nothing.
+      const reason = err instanceof Error ? err.message.replace(/^<record>:\d+: /, '') : describeError(err);
+      throw new DnsError('DNS_ERR_ZONE_SYNTAX', `bad local-data "${text}": ${reason}`, { cause: err });
     }
     this.addRecord(rr);
   }

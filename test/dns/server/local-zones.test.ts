@@ -245,6 +245,19 @@ s('CNAME beside other data is rejected; a CNAME answers other types unchased', (
   expectSyntax(() => z.addData('alias.corp.example. A 192.0.2.1'), 'CNAME');
 });
 
+s('a bad local-data record is named with the reason alone, without a nested code or position', () => {
+  const z = new LocalZones({ defaults: false });
+  z.addZone('corp.example.', 'static');
+  try {
+    z.addData('bogus.corp.example. 300 IN A 999.1.1.1');
+    assert.unreachable('accepted 999.1.1.1');
+  } catch (err) {
+    assert.instance(err, DnsError);
+    assert.match((err as DnsError).message, /^bad local-data "bogus\.corp\.example\. 300 IN A 999\.1\.1\.1": \S/);
+    assert.not.match((err as DnsError).message, /DNS_ERR_|<record>/);
+  }
+});
+
 s('loadFile: comments, server: header, quotes, order-independent, errors with file:line', () => {
   const dir = mkdtempSync(join(tmpdir(), 'mxsentry-lz-'));
   try {
