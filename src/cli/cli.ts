@@ -41,9 +41,12 @@ export async function runCli(argv: string[], deps: CliDeps): Promise<void> {
       // yargs reports its own parse errors (a flag without its value) with a YError; anything
       // else thrown is the handler's.
       if (err && err.name !== 'YError') throw err;
-      const problem = msg || (err?.message ?? '');
+      let problem = msg || (err?.message ?? '');
       const first = hideBin(argv).find((a) => !a.startsWith('-'));
       const command = first !== undefined && names.includes(first) ? first : undefined;
+      // yargs' "Not enough non-option arguments: got 0, need at least 1" names no argument: show
+      // the command's form instead ("missing argument: mxsentry cache <command>").
+      if (command && /^Not enough non-option arguments/.test(problem)) problem = `missing argument: mxsentry ${String(commands[names.indexOf(command)]?.command)}`;
       process.stderr.write(`mxsentry: ${problem}\nRun \`mxsentry ${command ? `${command} ` : ''}--help\` for the options.\n`);
       process.exit(2);
     })

@@ -172,13 +172,15 @@ async function writeLines(lines: string[]): Promise<void> {
 }
 
 function describeFlush(r: FlushResult): string {
+  const count = (n: number | undefined, one: string, many: string): string => `${n ?? 0} ${(n ?? 0) === 1 ? one : many}`;
+  const what = `${count(r.rrsets, 'RRset or negative entry', 'RRsets and negative entries')}, ${count(r.packets, 'ready answer', 'ready answers')}`;
   switch (r.scope) {
     case 'infra':
-      return `flushed upstream server data (${r.hosts ?? 0} servers)`;
+      return `flushed upstream server data (${count(r.hosts, 'server', 'servers')})`;
     case 'all':
-      return `flushed the whole cache (${r.rrsets ?? 0} entries, ${r.packets ?? 0} answers)`;
+      return `flushed the whole cache (${what})`;
     default:
-      return `flushed ${r.scope} ${r.target ?? ''} (${r.rrsets ?? 0} entries, ${r.packets ?? 0} answers)`;
+      return `flushed ${r.scope} ${r.target ?? ''} (${what})`;
   }
 }
 

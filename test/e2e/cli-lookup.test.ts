@@ -107,6 +107,12 @@ s('a usage error is one short message naming the command\'s --help (exit 2), not
   const noZone = await run(process.execPath, [MXSENTRY_BIN, 'cache', 'flush', '--zone']).then(() => null, (e: { code: number; stderr: string }) => e);
   assert.is(noZone?.code, 2);
   assert.match(noZone?.stderr ?? '', /^mxsentry: Not enough arguments following: zone\nRun `mxsentry cache --help`/);
+  // A missing positional argument is named by the command's form, not yargs' count of arguments.
+  for (const [args, form] of [[['cache'], 'cache <command>'], [['lookup'], 'lookup <name> [type]'], [['peer'], 'peer <action>']] as const) {
+    const r = await run(process.execPath, [MXSENTRY_BIN, ...args]).then(() => null, (e: { code: number; stderr: string }) => e);
+    assert.is(r?.code, 2, args.join(' '));
+    assert.is(r?.stderr, `mxsentry: missing argument: mxsentry ${form}\nRun \`mxsentry ${args[0]} --help\` for the options.\n`);
+  }
 });
 
 s.run();
