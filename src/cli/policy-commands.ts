@@ -259,7 +259,8 @@ export function greylistCommand(): CommandModule<object, GreylistArgs> {
           }
           case 'stats': {
             const c = await store.count();
-            out(c, `store ${cfg.dataDir}\ntriplets ${c.triplets}\nclients ${c.clients}\nreplication log ${c.replogEntries}\nbytes used ${c.usedBytes} of ${c.limitBytes}\n`);
+            // Deleted triplets stay as tombstones (for the peers) until max-age: counted here, not listed.
+            out(c, `store ${cfg.dataDir}\ntriplets ${c.triplets} (deleted ones included until they expire)\nclients ${c.clients}\nreplication log ${c.replogEntries}\nbytes used ${c.usedBytes} of ${c.limitBytes}\n`);
             break;
           }
           case 'purge': {

@@ -330,6 +330,8 @@ s('greylist delete: the triplet leaves the listing (its tombstone stays for the 
   const again = await run('delete', '192.0.2/b@a.example/r@b.example');
   assert.is(again.code, 1);
   assert.is(again.stdout, 'no such triplet\n');
+  // The tombstone is counted (it is a record the peers need), and the count says so.
+  assert.match((await run('stats')).stdout, /^triplets 3 \(deleted ones included until they expire\)$/m);
 });
 
 s.run();
