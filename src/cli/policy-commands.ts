@@ -158,7 +158,9 @@ const TIER_OUTCOME: Record<DnsListTier, string> = {
  */
 export function tierSummary(t: DnsListTierResult, passedAtStep7 = false): string {
   const outcome = !t.reached ? 'below the threshold' : passedAtStep7 && t.tier !== 'trusted' ? `${TIER_OUTCOME[t.tier]}, but step 7 passed it first` : TIER_OUTCOME[t.tier];
-  return `${t.tier.padEnd(8)} score ${t.score} (threshold ${t.threshold}): ${outcome}`;
+  // Only step 8's threshold is a setting; the DNSWL tiers act on a total weight of 1 or more.
+  const threshold = t.tier === 'block' ? `dnsbl-threshold ${t.threshold}` : `acts at ${t.threshold}`;
+  return `${t.tier.padEnd(8)} score ${t.score} (${threshold}): ${outcome}`;
 }
 
 interface GreylistArgs {

@@ -120,11 +120,11 @@ s('rbl: raw answers, TXT and verdict per list', async () => {
   assert.match(r.stdout, /answers: 127\.0\.0\.2/);
   assert.match(r.stdout, /txt:\s+Listed: test entry/);
   assert.match(r.stdout, /verdict: listed/);
-  assert.match(r.stdout, /^block    score 1 \(threshold 1\): step 8 rejects the client$/m);
+  assert.match(r.stdout, /^block    score 1 \(dnsbl-threshold 1\): step 8 rejects the client$/m);
   const clean = await cli('rbl', '127.0.0.1');
   assert.is(clean.code, 0);
   assert.match(clean.stdout, /verdict: not-listed/);
-  assert.match(clean.stdout, /^block    score 0 \(threshold 1\): below the threshold$/m);
+  assert.match(clean.stdout, /^block    score 0 \(dnsbl-threshold 1\): below the threshold$/m);
 });
 
 s('rbl: exit 1 only when step 8 would reject: the weights against dnsbl-threshold, as postscreen', async () => {
@@ -132,22 +132,22 @@ s('rbl: exit 1 only when step 8 would reject: the weights against dnsbl-threshol
   const below = await cli('rbl', '127.0.0.2', '--dnsbl-threshold', '2');
   assert.is(below.code, 0, below.stdout);
   assert.match(below.stdout, /verdict: listed/);
-  assert.match(below.stdout, /^block    score 1 \(threshold 2\): below the threshold$/m);
+  assert.match(below.stdout, /^block    score 1 \(dnsbl-threshold 2\): below the threshold$/m);
   const check = await cli('check', '--client-address', '127.0.0.2', ...envelope, '--dnsbl-threshold', '2');
   assert.not.match(check.stdout, /step: 8/, 'check agrees: no reject at step 8');
   // A postscreen allowlist entry (negative weight) in the same tier cancels the listing (the
   // resolver flags add dnsbl.example.net=127.0.0.[2..11] after it).
   const offset = await cli('rbl', '127.0.0.2', '--dnsbl', 'dnsbl.example.net=127.0.0.2*-1');
   assert.is(offset.code, 0, offset.stdout);
-  assert.match(offset.stdout, /^block    score 0 \(threshold 1\): below the threshold$/m);
+  assert.match(offset.stdout, /^block    score 0 \(dnsbl-threshold 1\): below the threshold$/m);
 });
 
 s('rbl: a client a trusted DNSWL passes at step 7 exits 0, though it is also on a DNSBL (as check decides)', async () => {
   const trusted = ['--dnswl-trusted', 'dnsbl.example.net=127.0.0.2'];
   const r = await cli('rbl', '127.0.0.2', ...trusted);
   assert.is(r.code, 0, r.stdout + r.stderr);
-  assert.match(r.stdout, /^trusted  score 1 \(threshold 1\): step 7 passes the client$/m);
-  assert.match(r.stdout, /^block    score 1 \(threshold 1\): step 8 rejects the client, but step 7 passed it first$/m);
+  assert.match(r.stdout, /^trusted  score 1 \(acts at 1\): step 7 passes the client$/m);
+  assert.match(r.stdout, /^block    score 1 \(dnsbl-threshold 1\): step 8 rejects the client, but step 7 passed it first$/m);
   const check = await cli('check', '--client-address', '127.0.0.2', ...envelope, ...trusted);
   assert.is(check.code, 0, check.stdout);
   assert.match(check.stdout, /step: 7 /);
