@@ -58,10 +58,14 @@ export function lookupCommand(deps: CliDeps): CommandModule<object, LookupArgs> 
       const started = Date.now();
       const r = await stack.resolver.resolve(argv.name, argv.type);
       const ms = Date.now() - started;
+      // What the servers did, for a failure: this process asked nothing else, so the counts are this lookup's.
+      const it = stack.iterator.stats;
+      const upstream = { queries: it.upstreamQueries, timeouts: it.upstreamTimeouts, lame: it.lameServers };
       if (argv.json) {
-        process.stdout.write(`${JSON.stringify({ rcode: rcodeToString(r.rcode), source: r.source, ms, failure: r.failure, records: r.records }, null, 2)}\n`);
+        process.stdout.write(`${JSON.stringify({ rcode: rcodeToString(r.rcode), source: r.source, ms, failure: r.failure, records: r.records, ...(r.failure ? { upstream } : {}) }, null, 2)}\n`);
       } else {
         process.stdout.write(`;; ${argv.name} ${argv.type.toUpperCase()}: ${rcodeToString(r.rcode)}, from ${r.source}, ${ms} ms${r.failure ? `, failure: ${r.failure}` : ''}\n`);
+        if (r.failure) process.stdout.write(`;; upstream: ${failureSummary(upstream)}\n`);
         for (const rr of r.answers) process.stdout.write(`${formatRecord(rr)}\n`);
         if (r.answers.length === 0) for (const rr of r.authorities) process.stdout.write(`;; authority: ${formatRecord(rr)}\n`);
       }
@@ -69,4 +73,16 @@ export function lookupCommand(deps: CliDeps): CommandModule<object, LookupArgs> 
       process.exitCode = r.rcode === 2 ? 3 : r.rcode === 0 && r.records.length > 0 ? 0 : r.rcode === 0 || r.rcode === 3 ? 1 : 3;
     },
   };
+}
+
+/**
+ * The upstream side of a failed lookup in one line, with the likely cause when every query timed out
+ * (nothing reachable on port 53) or every answer was lame (e.g. a network that intercepts DNS). The
+ * details are in the log: --log-level debug.
+ */
+export function failureSummary(u: { queries: number; timeouts: number; lame: number }): string {
+  const counts = `${u.queries} ${u.queries === 1 ? 'query' : 'queries'} sent, ${u.timeouts} unanswered, ${u.lame} lame ${u.lame === 1 ? 'answer' : 'answers'}`;
+  if (u.queries > 0 && u.timeouts === u.queries) return `${counts}: no server answered; can this host reach port 53 (UDP and TCP) of the Internet's name servers?`;
+  if (u.lame > 0 && u.timeouts + u.lame >= u.queries) return `${counts}: no server answered with authority (does something on the path answer DNS in their place?); --log-level debug shows each`;
+  return `${counts}; --log-level debug shows each`;
 }

@@ -48,6 +48,19 @@ s('--log-level sets what the lookup logs on stderr (default: warnings only)', as
   assert.match(told.stderr, /root priming done/);
 });
 
+s('a failed lookup says what the servers did: nothing listens at the root hints -> "no server answered"', async () => {
+  const dead = writeTempFile('root.hints', '.  3600000 IN NS a.dead-root.\na.dead-root.  3600000 IN A 127.53.250.250\n');
+  try {
+    const all = [MXSENTRY_BIN, 'lookup', 'www.example.com', 'A', '--root-hints', dead.file, '--query-loopback', '--upstream-port', String(tree.port), '--data-dir', `${dead.dir}/data`, '--client-deadline-ms', '1500'];
+    const r = await run(process.execPath, all, { timeout: 15_000 }).then(() => null, (e: { code: number; stdout: string; stderr: string }) => e);
+    assert.is(r?.code, 3, r?.stderr);
+    assert.match(r?.stdout ?? '', /SERVFAIL, from recursion, \d+ ms, failure: /);
+    assert.match(r?.stdout ?? '', /^;; upstream: (\d+) quer(?:y|ies) sent, \1 unanswered, 0 lame answers: no server answered; can this host reach port 53/m);
+  } finally {
+    removeTempDir(dead.dir);
+  }
+});
+
 s('MX through a CNAME-free zone, JSON output', async () => {
   const r = await lookup('example.com', 'MX', '--json');
   assert.is(r.code, 0, r.stderr);
