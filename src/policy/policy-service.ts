@@ -69,7 +69,8 @@ export async function createPolicyService(s: PolicySettings, deps: PolicyDeps): 
   const recipientTables = s.recipientFiles.length > 0 ? [await RecipientTable.load(s.recipientFiles)] : [];
   const inline = CidrTable.parse(s.knownNetworks.map((c) => `${c} OK`).join('\n'), 'known-network');
   const fromFiles = s.knownNetworkFiles.length > 0 ? await CidrTable.load(s.knownNetworkFiles) : null;
-  const known = fromFiles ? CidrTable.parse([...inline.list(), ...fromFiles.list()].map((e) => `${e.cidr.text} ${e.action}`).join('\n'), 'known-networks') : inline;
+  // One table, inline values first, each entry keeping its own source and line for the log.
+  const known = fromFiles ? new CidrTable([...inline.list(), ...fromFiles.list()]) : inline;
 
   const lookupBudgetMs = Math.min(s.dnsListBudgetMs, Math.max(50, s.budgetMs - 100));
   const dnsLists = new DnsListChecker({

@@ -112,6 +112,21 @@ s('a known network passes at step 5 and SASL at step 6; no HELO is rejected at s
   assert.match(noHelo.action, /^REJECT/);
 });
 
+s('a known network from a file is named by its file and line, beside the inline ones', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mxsentry-known-'));
+  try {
+    const file = join(dir, 'known.cidr');
+    writeFileSync(file, '# backup MXs\n192.0.2.25/32 OK\n');
+    const { svc } = await build({ knownNetworkFiles: [file] });
+    const d = await svc.pipeline.decide(request('192.0.2.25'));
+    assert.is(d.step, 5);
+    assert.is(d.reason, `known network 192.0.2.25/32 (${file}:2)`);
+    assert.is((await svc.pipeline.decide(request('127.0.0.1'))).reason, 'known network 127.0.0.1/32 (known-network:1)');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 s('DNSBL answers come from the resolver cache the second time (in-process, no second cache)', async () => {
   const { svc } = await build();
   await svc.pipeline.decide(request('127.0.0.4'));
