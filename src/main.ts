@@ -169,6 +169,7 @@ export function policySettings(v: ConfigValues): PolicySettings {
   return {
     budgetMs: v['policy-budget-ms'] as number,
     heloMustResolve: v['helo-must-resolve'] as boolean,
+    heloRequireFqdn: v['helo-require-fqdn'] as boolean,
     recipientFiles: v['recipients-file'] as string[],
     recipientDelimiter: v['recipient-delimiter'] as string,
     knownNetworks: v['known-network'] as string[],

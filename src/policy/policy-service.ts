@@ -24,6 +24,8 @@ import type { Check } from './types.js';
 export interface PolicySettings {
   budgetMs: number;
   heloMustResolve: boolean;
+  /** Step 2 rejects single-label HELO names (Postfix reject_non_fqdn_helo_hostname). */
+  heloRequireFqdn: boolean;
   recipientFiles: string[];
   recipientDelimiter: string;
   knownNetworks: string[];
@@ -103,7 +105,7 @@ export async function createPolicyService(s: PolicySettings, deps: PolicyDeps): 
     : null;
   const checks: Check[] = [
     // The HELO lookup runs beside the DNS lists (both start in prepare) and within the same budget.
-    ...createHeloChecks({ mustResolve: s.heloMustResolve, resolve: deps.resolve, logger: log('policy.helo'), lookupBudgetMs }),
+    ...createHeloChecks({ mustResolve: s.heloMustResolve, requireFqdn: s.heloRequireFqdn, resolve: deps.resolve, logger: log('policy.helo'), lookupBudgetMs }),
     new SenderCheck(),
     new RecipientCheck(recipientTables, { delimiter: s.recipientDelimiter }),
     new KnownNetworksCheck(known),

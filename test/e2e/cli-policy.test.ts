@@ -54,6 +54,16 @@ async function cliIn(cwd: string | undefined, ...args: string[]): Promise<{ code
 
 const envelope = ['--helo', 'mx.example.org', '--sender', 'a@example.org', '--recipient', 'b@example.com'];
 
+s('check: a single-label HELO is rejected at step 2 unless helo-require-fqdn is off', async () => {
+  const exch = ['--helo', 'EXCH01', '--sender', 'a@example.org', '--recipient', 'b@example.com'];
+  const strict = await cli('check', '--client-address', '192.0.2.46', ...exch);
+  assert.is(strict.code, 1, strict.stderr);
+  assert.match(strict.stdout, /action=REJECT 5\.5\.2 <EXCH01>: Helo command rejected: need fully-qualified hostname/);
+  const relaxed = await cli('check', '--client-address', '192.0.2.46', ...exch, '--helo-require-fqdn', 'no');
+  assert.is(relaxed.code, 3, relaxed.stderr);
+  assert.match(relaxed.stdout, /step: 10 \(greylist\)/);
+});
+
 s('check: a new triplet would be greylisted (exit 3), and nothing is recorded', async () => {
   const r = await cli('check', '--client-address', '192.0.2.44', ...envelope);
   assert.is(r.code, 3, r.stderr);

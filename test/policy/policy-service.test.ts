@@ -21,7 +21,7 @@ let hx: Harness;
 
 function settings(over: Partial<PolicySettings> = {}): PolicySettings {
   return {
-    budgetMs: 2000, heloMustResolve: false, recipientFiles: [], recipientDelimiter: '+',
+    budgetMs: 2000, heloMustResolve: false, heloRequireFqdn: true, recipientFiles: [], recipientDelimiter: '+',
     knownNetworks: ['127.0.0.1/32'], knownNetworkFiles: [],
     dnswlTrusted: ['trusted.example.net=127.0.[0..255].[2..3]'], dnsbl: ['dnsbl.example.net=127.0.0.[2..11]', 'dead.example.net'], dnsblThreshold: 1,
     dnswl: ['dnswl.example.net'], dnsListBudgetMs: 600,

@@ -132,6 +132,11 @@ export class HeloRequiredCheck implements Check {
 export interface HeloHostnameOptions {
   /** Also require the name to exist in DNS (A/AAAA lookup); NXDOMAIN rejects. Default false. */
   mustResolve?: boolean;
+  /**
+   * Reject a single-label name ("localhost", "EXCH01") as Postfix's reject_non_fqdn_helo_hostname
+   * does. Default true; false leaves only malformed names rejected (reject_invalid_helo_hostname).
+   */
+  requireFqdn?: boolean;
   /** Required when mustResolve is set. */
   resolve?: ResolveFn;
   /** Logs lookup failures (fail open). */
@@ -159,6 +164,7 @@ export class HeloHostnameCheck implements Check {
   readonly step = 2;
   readonly name = 'helo-hostname';
   private readonly mustResolve: boolean;
+  private readonly requireFqdn: boolean;
   private readonly resolve: ResolveFn | undefined;
   private readonly logger: Logger | undefined;
   private readonly lookupBudgetMs: number;
@@ -166,6 +172,7 @@ export class HeloHostnameCheck implements Check {
   /** Throws PolicyError POLICY_ERR_CONFIG when mustResolve is set without a resolve function. */
   constructor(options: HeloHostnameOptions = {}) {
     this.mustResolve = options.mustResolve ?? false;
+    this.requireFqdn = options.requireFqdn ?? true;
     this.resolve = options.resolve;
     this.logger = options.logger;
     this.lookupBudgetMs = options.lookupBudgetMs ?? DEFAULT_HELO_LOOKUP_BUDGET_MS;
@@ -178,14 +185,20 @@ export class HeloHostnameCheck implements Check {
   /** Starts the DNS lookup early so it overlaps with other steps' work. */
   prepare(ctx: CheckContext): void {
     const helo = ctx.request.helo_name ?? '';
-    if (!this.mustResolve || helo === '' || heloNameProblem(helo) !== undefined || helo.startsWith('[')) return;
+    if (!this.mustResolve || helo === '' || this.verdictProblem(helo) !== undefined || helo.startsWith('[')) return;
     ctx.memo.set(MEMO_KEY, this.lookup(helo, ctx));
+  }
+
+  /** heloNameProblem, less 'not-fqdn' when single-label names are accepted. */
+  private verdictProblem(helo: string): 'invalid' | 'not-fqdn' | undefined {
+    const problem = heloNameProblem(helo);
+    return problem === 'not-fqdn' && !this.requireFqdn ? undefined : problem;
   }
 
   async run(ctx: CheckContext): Promise<CheckResult | null> {
     const helo = ctx.request.helo_name ?? '';
     if (helo === '') return null; // step 1's business
-    const problem = heloNameProblem(helo);
+    const problem = this.verdictProblem(helo);
     if (problem === 'not-fqdn') {
       return { action: `REJECT 5.5.2 <${helo}>: Helo command rejected: need fully-qualified hostname`, reason: `HELO ${helo} is not fully qualified` };
     }

@@ -85,6 +85,25 @@ s('invalid HELO names are rejected with Postfix-like texts', async () => {
   }
 });
 
+s('helo-require-fqdn off: a single-label name passes, a malformed one is still rejected; must-resolve still asks', async () => {
+  const check = new HeloHostnameCheck({ requireFqdn: false });
+  for (const [helo, kind] of INVALID) {
+    const r = await check.run(contextFor({ helo_name: helo }));
+    if (kind === 'not-fqdn') assert.is(r, null, helo);
+    else assert.match(r?.action ?? '', /Helo command rejected: Invalid name$/, helo);
+  }
+  // With must-resolve, the single label is looked up like any name: NXDOMAIN rejects.
+  const asked: string[] = [];
+  const resolve: ResolveFn = async (name) => {
+    asked.push(name);
+    return { rcode: 3, records: [], answers: [], authorities: [], ttlSec: 0, source: 'recursion' } as unknown as ResolveResult;
+  };
+  const strict = new HeloHostnameCheck({ requireFqdn: false, mustResolve: true, resolve });
+  const r = await strict.run(contextFor({ helo_name: 'EXCH01' }));
+  assert.match(r?.action ?? '', /Host not found$/);
+  assert.ok(asked.some((n) => /^exch01\.?$/i.test(n)), asked.join(','));
+});
+
 s('reply text never carries control characters from the client', async () => {
   const r = await new HeloHostnameCheck().run(contextFor({ helo_name: 'bad\tname\x01.example' }));
   assert.is(r?.action, 'REJECT 5.5.2 <bad?name?.example>: Helo command rejected: Invalid name');
