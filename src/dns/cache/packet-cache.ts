@@ -143,12 +143,13 @@ export class PacketCache {
    */
   answer(raw: Uint8Array, query: QueryKey, maxUdpSize: number): Buffer | null {
     const key = query.cacheKey;
-    const p = this.lru.peek(key);
+    const held = this.lru.entry(key);
     const now = this.clock.nowMs();
-    if (p === undefined) {
+    if (held === undefined) {
       this.missCount++;
       return null;
     }
+    const p = held.value;
     if (now >= p.expiresAtMs) {
       this.lru.delete(key);
       this.missCount++;
@@ -160,7 +161,7 @@ export class PacketCache {
       this.missCount++;
       return null;
     }
-    this.lru.get(key);
+    this.lru.touch(held);
     this.hitCount++;
     p.hits++;
 
