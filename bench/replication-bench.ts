@@ -14,7 +14,7 @@ import { generateReplicationKey } from '../src/store/replication/replication-set
 import { systemClock } from '../src/util/clock.js';
 import { createSilentLogger } from '../src/util/logger.js';
 import { PolicyClient, startCluster, type Cluster } from '../test/helpers/replication-cluster.js';
-import { processCpuMicros } from './lib/process-cpu.js';
+import { processCpuMicros, threadCpuMicros, type ThreadCpu } from './lib/process-cpu.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sendControlRequest } from '../src/control/control-client.js';
@@ -227,6 +227,22 @@ interface Throughput {
   cpuMicrosPerWrite: number;
   /** Share of the machine's CPU time left idle during the measurement (0..1): near 0 means saturated. */
   idle: number;
+  /** Daemon CPU per write by thread kind (all nodes), microseconds: where the time goes. */
+  byThread: Record<string, ThreadCpu>;
+}
+
+/** Per-thread-kind CPU of every node, summed. */
+function clusterThreadCpu(cluster: Cluster): Map<string, ThreadCpu> {
+  const sum = new Map<string, ThreadCpu>();
+  for (const n of cluster.nodes) {
+    for (const [kind, t] of threadCpuMicros(n.proc!.pid!)) {
+      const s = sum.get(kind) ?? { user: 0, system: 0 };
+      s.user += t.user;
+      s.system += t.system;
+      sum.set(kind, s);
+    }
+  }
+  return sum;
 }
 
 /** Total and idle jiffies of all CPUs (proc(5): the "cpu" line of /proc/stat; idle includes iowait). */
@@ -268,10 +284,12 @@ async function measureThroughput(o: Options, names: string[], replication: boole
       counting = true;
       const start = performance.now();
       const cpuStart = cpu();
+      const threadsStart = clusterThreadCpu(cluster);
       const machineStart = machineCpuTicks();
       await sleep(o.throughputSeconds * 1000);
       counting = false;
       const cpuUsed = cpu() - cpuStart;
+      const threadsEnd = clusterThreadCpu(cluster);
       const machineEnd = machineCpuTicks();
       const writes = done;
       const rate = writes / ((performance.now() - start) / 1000);
@@ -279,7 +297,12 @@ async function measureThroughput(o: Options, names: string[], replication: boole
       await Promise.allSettled(workers);
       for (const c of conns) c.close();
       const idle = (machineEnd.idle - machineStart.idle) / Math.max(1, machineEnd.total - machineStart.total);
-      levels.push({ connections, rate, cpuMicrosPerWrite: cpuUsed / Math.max(1, writes), idle });
+      const byThread: Record<string, ThreadCpu> = {};
+      for (const [kind, end] of threadsEnd) {
+        const start = threadsStart.get(kind) ?? { user: 0, system: 0 };
+        byThread[kind] = { user: (end.user - start.user) / Math.max(1, writes), system: (end.system - start.system) / Math.max(1, writes) };
+      }
+      levels.push({ connections, rate, cpuMicrosPerWrite: cpuUsed / Math.max(1, writes), idle, byThread });
     }
     return levels;
   } finally {
@@ -313,6 +336,11 @@ async function main(): Promise<void> {
     const b = best(levels);
     const each = levels.map((l) => `${l.connections}: ${l.rate.toFixed(0)}/s ${(l.idle * 100).toFixed(0)}% idle`).join(', ');
     console.log(`    ${label.padEnd(26)}${b.rate.toFixed(0).padStart(7)} writes/s ${b.cpuMicrosPerWrite.toFixed(0).padStart(5)} us CPU/write   (${each})`);
+    const threads = Object.entries(b.byThread)
+      .filter(([, t]) => t.user + t.system >= 0.5)
+      .sort((x, y) => y[1].user + y[1].system - (x[1].user + x[1].system))
+      .map(([kind, t]) => `${kind} ${(t.user + t.system).toFixed(1)} (sys ${t.system.toFixed(1)})`);
+    console.log(`    ${''.padEnd(26)}us CPU/write by thread: ${threads.join(', ')}`);
   };
   for (let r = 0; r < o.rounds; r++) {
     console.log(`  round ${r + 1}:`);
