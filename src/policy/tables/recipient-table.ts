@@ -86,7 +86,14 @@ export class RecipientTable {
 
 function recipientKeyProblem(key: string): string | undefined {
   const at = key.lastIndexOf('@');
-  if (at < 0) return 'expected "user@domain" or "@domain" (a bare domain or user name is not supported)';
+  // A virtual(5) table declares a virtual alias domain with a bare "domain anything" line: it makes
+  // no address of the domain valid, so it has no place in a recipient list (nor does "@domain",
+  // which would accept every address).
+  if (at < 0) {
+    return key.includes('.')
+      ? 'expected "user@domain" or "@domain"; a bare domain is not a recipient (in a copy of a virtual(5) table, delete its domain lines)'
+      : 'expected "user@domain" or "@domain" (a bare user name is not supported)';
+  }
   if (at === key.length - 1) return 'expected "user@domain" or "@domain" ("user@" keys are not supported)';
   const domain = key.slice(at + 1);
   if (/^\.|\.\.|\.$/.test(domain)) return 'bad domain in key';

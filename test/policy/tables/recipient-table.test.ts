@@ -48,7 +48,10 @@ s('plain one-address-per-line lists and CRLF files', () => {
 });
 
 s('bad keys fail the load with source:line', () => {
-  assert.match(errorOf(() => RecipientTable.fromText('a@example.org\nexample.org OK\n', 'virtual')).message, /^virtual:2: .*bare domain/);
+  const domainLine = errorOf(() => RecipientTable.fromText('a@example.org\nexample.org anything\n', 'virtual')).message;
+  assert.match(domainLine, /^virtual:2: .*a bare domain is not a recipient/);
+  assert.match(domainLine, /virtual\(5\) table, delete its domain lines/);
+  assert.match(errorOf(() => RecipientTable.fromText('alice\n', 'list')).message, /^list:1: .*bare user name/);
   assert.is(errorOf(() => RecipientTable.fromText('user@\n', 't')).code, 'POLICY_ERR_TABLE_SYNTAX');
   assert.match(errorOf(() => RecipientTable.fromText('\n\nuser@example..org\n', 't')).message, /^t:3: bad domain/);
 });
