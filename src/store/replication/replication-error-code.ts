@@ -20,6 +20,8 @@ export const ReplicationErrorCode = {
   NOT_A_PEER: 'STORE_ERR_REPL_NOT_A_PEER',
   /** The peer is this node itself (same store node id), e.g. its own address in the peer list. */
   SELF: 'STORE_ERR_REPL_SELF',
+  /** Another node (another store id) already has a session under the same node name: a copied config or a duplicate host name. */
+  DUPLICATE_NAME: 'STORE_ERR_REPL_DUPLICATE_NAME',
   /** The peer reported an error and closed the session. */
   REMOTE: 'STORE_ERR_REPL_REMOTE',
   /** The replication settings are unusable (bad key, bad peer line). */

@@ -20,6 +20,7 @@ import { TimerScheduler, type ScheduledTask, type Scheduler } from '../scheduler
 import { computeDigest, DEFAULT_DIGEST_BUCKETS, diffDigests, type BucketDigest, type DigestWindow } from './bucket-digest.js';
 import { PROTOCOL_VERSION, serializeEntry, type WireEntry, type WireRecord } from './frame-codec.js';
 import { ReplicationErrorCode } from './replication-error-code.js';
+import { checkInboundHello, notAPeer } from './inbound-admission.js';
 import { classifySocketError, identityOf, pskServerOptions, ReplicationConnection } from './replication-connection.js';
 import type { ReplicationSettings } from './replication-settings.js';
 import { PeerLink, expect, stopped, toWire } from './peer-link.js';
@@ -96,11 +97,6 @@ const DEFAULTS = {
  */
 const WIRE = Symbol('mxsentry.replication.wire');
 type CachedEntry = ReplogEntry & { [WIRE]?: string };
-
-/** The refusal of a node that holds the key but has no peer line here. */
-function notAPeer(name: string, nodeName: string): StoreError {
-  return new StoreError(ReplicationErrorCode.NOT_A_PEER, `${name} is not in the peer list of ${nodeName} (no "peer: ${name}=..." line there): its changes are refused; add that line there, or remove ${nodeName} from the peer lines of ${name}`);
-}
 
 /** How long one computed digest serves further rounds of this node's links. */
 const DIGEST_REUSE_MS = 60_000;
@@ -471,7 +467,7 @@ export class Replicator {
       (err: unknown) => {
         const e = err instanceof StoreError ? err : new StoreError(ReplicationErrorCode.PROTOCOL, describeError(err), { cause: err });
         if (this.isStopped) return;
-        if (e.code === ReplicationErrorCode.AUTH || e.code === ReplicationErrorCode.VERSION || e.code === ReplicationErrorCode.SELF || e.code === ReplicationErrorCode.NOT_A_PEER) {
+        if (e.code === ReplicationErrorCode.AUTH || e.code === ReplicationErrorCode.VERSION || e.code === ReplicationErrorCode.SELF || e.code === ReplicationErrorCode.NOT_A_PEER || e.code === ReplicationErrorCode.DUPLICATE_NAME) {
           this.refused++;
           this.refusedLog.log('warn', { code: e.code, identity, remote, err: e.message }, 'replication connection refused');
         } else if (e.code === ReplicationErrorCode.PROTOCOL || e.code === ReplicationErrorCode.FRAME_TOO_LARGE) {
@@ -488,21 +484,14 @@ export class Replicator {
   private async receiveSession(conn: ReplicationConnection, identity: string): Promise<void> {
     const settings = this.current!;
     const hello = await expect(conn, 'hello', identity);
-    if (hello.version !== PROTOCOL_VERSION) {
-      throw new StoreError(ReplicationErrorCode.VERSION, `${identity} speaks replication protocol ${hello.version}, this node ${PROTOCOL_VERSION}: upgrade both to the same mxsentry version`);
-    }
-    if (hello.name !== identity) {
-      throw new StoreError(ReplicationErrorCode.AUTH, `peer authenticated as "${identity}" but introduced itself as "${hello.name}"`);
-    }
     const store = this.currentStore();
-    // Holding the key is not enough: only a node listed in a peer line writes into this store, so a
-    // retired node (its line removed) that still runs, or a new one not yet added here, is refused.
-    if (hello.nodeId !== store.getNodeId() && !settings.peers.some((p) => p.name === hello.name)) throw notAPeer(hello.name, settings.nodeName);
+    const known = this.inbound.get(hello.name);
+    checkInboundHello(hello, identity, store.getNodeId(), settings, known);
     // HELLO goes out before the self check, so the dialling side (this same node) sees its own id and
     // reports the misconfiguration on its link, where the admin looks for it.
     conn.send({ type: 'hello', version: PROTOCOL_VERSION, nodeId: store.getNodeId(), name: settings.nodeName });
     if (hello.nodeId === store.getNodeId()) throw new StoreError(ReplicationErrorCode.SELF, 'a node connected to itself (its own address is in its peer list)');
-    const state = this.inbound.get(hello.name) ?? { nodeId: hello.nodeId, sessions: 0, receivedEntries: 0 };
+    const state = known ?? { nodeId: hello.nodeId, sessions: 0, receivedEntries: 0 };
     state.nodeId = hello.nodeId;
     state.sessions++;
     this.inbound.set(hello.name, state);

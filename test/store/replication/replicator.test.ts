@@ -340,6 +340,27 @@ s('a node that holds the key but has no peer line is refused, and its open sessi
   await waitFor('b1 at a', async () => (await a.store.listTriplets()).some((t) => t.key === 'b1'));
 });
 
+s('a second node under a name that already has a session is refused and says why; the first keeps replicating', async () => {
+  const ports = [await freeLoopbackPort(), await freeLoopbackPort(), await freeLoopbackPort()];
+  const a = await startNode({ name: 'a', port: ports[0]!, peers: [peer('b', ports[1]!)] });
+  const b = await startNode({ name: 'b', port: ports[1]!, peers: [peer('a', ports[0]!)] });
+  await write(b, 'b1', rec(1));
+  await waitFor('b1 at a', async () => (await a.store.listTriplets()).some((t) => t.key === 'b1'));
+  // A copy of b's configuration on another host: same name, its own store (another store id).
+  const copy = await startNode({ name: 'b', port: ports[2]!, peers: [peer('a', ports[0]!)] });
+  await write(copy, 'copy1', rec(2));
+  await waitFor('the copy sees the refusal', async () => (await copy.repl.status()).peers[0]!.lastError?.includes(ReplicationErrorCode.DUPLICATE_NAME) ?? false);
+  const status = await copy.repl.status();
+  assert.is(status.peers[0]!.connected, false, 'the copy does not look healthy');
+  assert.match(status.peers[0]!.lastError ?? '', /two nodes share the name/);
+  assert.ok(a.logs().some((l) => l.code === ReplicationErrorCode.DUPLICATE_NAME && l.level === 'warn'), 'a logs the refusal');
+  await new Promise((r) => setTimeout(r, 300));
+  assert.not.ok((await a.store.listTriplets()).some((t) => t.key === 'copy1'), 'nothing of the copy is applied');
+  // The real b is undisturbed.
+  await write(b, 'b2', rec(3));
+  await waitFor('b2 at a', async () => (await a.store.listTriplets()).some((t) => t.key === 'b2'));
+});
+
 s('reconfigure with a new cluster key: links authenticate again; a node on the old key is refused until it changes too', async () => {
   const [a, b] = await cluster(['a', 'b']);
   await write(a!, 'k1', rec(1));

@@ -1,0 +1,40 @@
+// Who may open a replication session here: the checks of an inbound peer's HELLO that refuse it
+// before anything of it is applied. Used by replicator.ts (receiveSession, and a reload that closes
+// the sessions of removed peers). Pure: it reads the settings and the inbound state it is given.
+import { StoreError } from '../../util/errors.js';
+import { PROTOCOL_VERSION, type ReplicationMessage } from './frame-codec.js';
+import { ReplicationErrorCode } from './replication-error-code.js';
+import type { ReplicationSettings } from './replication-settings.js';
+import type { InboundState } from './replication-status.js';
+
+/** The refusal of a node that holds the key but has no peer line here. */
+export function notAPeer(name: string, nodeName: string): StoreError {
+  return new StoreError(ReplicationErrorCode.NOT_A_PEER, `${name} is not in the peer list of ${nodeName} (no "peer: ${name}=..." line there): its changes are refused; add that line there, or remove ${nodeName} from the peer lines of ${name}`);
+}
+
+/**
+ * Throws the StoreError that refuses an inbound HELLO: another protocol version, a name other than
+ * the TLS-PSK identity, a node without a peer line here (unless it is this node itself: the caller
+ * reports that after answering HELLO), or a second node under a name that has a live session with
+ * another store id. Returns normally when the session may go on.
+ */
+export function checkInboundHello(hello: Extract<ReplicationMessage, { type: 'hello' }>, identity: string, ownNodeId: string, settings: ReplicationSettings, known: InboundState | undefined): void {
+  if (hello.version !== PROTOCOL_VERSION) {
+    throw new StoreError(ReplicationErrorCode.VERSION, `${identity} speaks replication protocol ${hello.version}, this node ${PROTOCOL_VERSION}: upgrade both to the same mxsentry version`);
+  }
+  if (hello.name !== identity) {
+    throw new StoreError(ReplicationErrorCode.AUTH, `peer authenticated as "${identity}" but introduced itself as "${hello.name}"`);
+  }
+  if (hello.nodeId === ownNodeId) return;
+  // Holding the key is not enough: only a node listed in a peer line writes into this store, so a
+  // retired node (its line removed) that still runs, or a new one not yet added here, is refused.
+  if (!settings.peers.some((p) => p.name === hello.name)) throw notAPeer(hello.name, settings.nodeName);
+  if (known && known.sessions > 0 && known.nodeId !== hello.nodeId) {
+    // Two running nodes under one name (a copied config, two hosts with one short host name) would
+    // both look healthy while each missed the other's changes. The first keeps its session.
+    throw new StoreError(
+      ReplicationErrorCode.DUPLICATE_NAME,
+      `another node is already connected as "${hello.name}" (store id ${known.nodeId}, this one ${hello.nodeId}): two nodes share the name; give each its own node-name (a node whose store was re-created gets in once its old session times out)`,
+    );
+  }
+}
