@@ -72,11 +72,22 @@ export function hostnameByLabels(name: string, options: HostnameSyntaxOptions = 
 export function heloNameProblem(name: string): 'invalid' | 'not-fqdn' | undefined {
   if (name.startsWith('[')) return isValidAddressLiteral(name) ? undefined : 'invalid';
   if (isValidHostname(name, { allowUnderscore: true })) return undefined;
+  // A bare address ("192.0.2.1", "2001:db8::1") is no hostname, yet Postfix's reject_invalid_hostname
+  // lets it through ("XXX back compat": valid_hostaddr) and reject_non_fqdn_hostname rejects it as
+  // not fully qualified: the same two verdicts here.
+  if (isBareAddress(name)) return 'not-fqdn';
   const n = name.endsWith('.') ? name.slice(0, -1) : name;
   // A single well-formed label ("localhost", "mailserver") is a syntactically fine name that is
   // just not fully qualified; Postfix reports it separately (reject_non_fqdn_helo_hostname).
   if (n.length > 0 && n.length <= 63 && !n.includes('.') && isValidLabel(n, { allowUnderscore: true }) && !/^\d+$/.test(n)) return 'not-fqdn';
   return 'invalid';
+}
+
+/** A dotted-quad IPv4 or an IPv6 address without the brackets of an address literal. */
+export function isBareAddress(name: string): boolean {
+  if (name.includes(':')) return !name.includes('%') && isIPv6(name);
+  const parts = name.split('.');
+  return parts.length === 4 && parts.every((p) => /^\d{1,3}$/.test(p) && Number(p) <= 255);
 }
 
 /**
@@ -185,7 +196,7 @@ export class HeloHostnameCheck implements Check {
   /** Starts the DNS lookup early so it overlaps with other steps' work. */
   prepare(ctx: CheckContext): void {
     const helo = ctx.request.helo_name ?? '';
-    if (!this.mustResolve || helo === '' || this.verdictProblem(helo) !== undefined || helo.startsWith('[')) return;
+    if (!this.mustResolve || helo === '' || this.verdictProblem(helo) !== undefined || helo.startsWith('[') || isBareAddress(helo)) return;
     ctx.memo.set(MEMO_KEY, this.lookup(helo, ctx));
   }
 
@@ -205,7 +216,8 @@ export class HeloHostnameCheck implements Check {
     if (problem === 'invalid') {
       return { action: `REJECT 5.5.2 <${printable(helo)}>: Helo command rejected: Invalid name`, reason: `HELO ${printable(helo)} is not a valid hostname or address literal` };
     }
-    if (!this.mustResolve || helo.startsWith('[')) return null;
+    // An address (literal or, accepted by helo-require-fqdn: no, bare) names no host to look up.
+    if (!this.mustResolve || helo.startsWith('[') || isBareAddress(helo)) return null;
     const pending = ctx.memo.get(MEMO_KEY) as Promise<LookupOutcome> | undefined;
     const outcome = await (pending ?? this.lookup(helo, ctx));
     if (outcome === 'nxdomain') {

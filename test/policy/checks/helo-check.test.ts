@@ -42,7 +42,12 @@ const VALID = [
 const INVALID: Array<[string, 'invalid' | 'not-fqdn']> = [
   ['localhost', 'not-fqdn'],
   ['mailserver', 'not-fqdn'],
-  ['192.0.2.1', 'invalid'], // a bare address must be written as a literal
+  // A bare address: Postfix's reject_invalid_hostname accepts it (valid_hostaddr, "back compat"),
+  // reject_non_fqdn_hostname rejects it as not fully qualified.
+  ['192.0.2.1', 'not-fqdn'],
+  ['2001:db8::1', 'not-fqdn'],
+  ['192.0.2.256', 'invalid'],
+  ['fe80::1%eth0', 'invalid'],
   ['mail.example.123', 'invalid'],
   ['-mail.example.com', 'invalid'],
   ['mail-.example.com', 'invalid'],
@@ -102,6 +107,11 @@ s('helo-require-fqdn off: a single-label name passes, a malformed one is still r
   const r = await strict.run(contextFor({ helo_name: 'EXCH01' }));
   assert.match(r?.action ?? '', /Host not found$/);
   assert.ok(asked.some((n) => /^exch01\.?$/i.test(n)), asked.join(','));
+  // A bare address names no host: accepted without a lookup, as an address literal is.
+  asked.length = 0;
+  assert.is(await strict.run(contextFor({ helo_name: '192.0.2.3' })), null);
+  assert.is(await strict.run(contextFor({ helo_name: '2001:db8::1' })), null);
+  assert.equal(asked, []);
 });
 
 s('reply text never carries control characters from the client', async () => {
