@@ -218,7 +218,7 @@ export function greylistCommand(): CommandModule<object, GreylistArgs> {
           .positional('action', { type: 'string', choices: ['list', 'clients', 'stats', 'purge', 'whitelist', 'delete'], demandOption: true })
           .positional('target', { type: 'string', describe: 'IP for whitelist, key for delete' })
           .option('prefix', { type: 'string', describe: 'Only keys starting with this (list, clients)' })
-          .option('older-than', { type: 'string', describe: 'purge: records unseen this long (e.g. 12h, 7d; a bare number is days) instead of max-age' })
+          .option('older-than', { type: 'string', describe: 'purge: also records unseen this long (e.g. 12h, 7d; a bare number is days), when shorter than max-age' })
           .option('limit', { type: 'number', default: DEFAULT_LIST_ROWS, describe: 'At most this many rows (list, clients); a note on stderr says when there are more' })
           .option('json', { type: 'boolean', describe: 'Print JSON (one object, or one array for list and clients)' }),
         { listed: false },
@@ -271,7 +271,8 @@ export function greylistCommand(): CommandModule<object, GreylistArgs> {
             const olderThan = argv['older-than'];
             if (olderThan !== undefined) {
               try {
-                ageSec = parseValue(OLDER_THAN, String(olderThan)) as number;
+                // Also, never instead: a value above max-age must not spare what max-age expires.
+                ageSec = Math.min(ageSec, parseValue(OLDER_THAN, String(olderThan)) as number);
               } catch (err) {
                 usageError(`--older-than: ${describeError(err)}`);
                 break;

@@ -233,13 +233,15 @@ s('a broken configuration file: the offline commands list its problems and say t
   }
 });
 
-s('greylist purge --older-than: a shorter age than max-age (records seen within it stay); a bad one exits 2', async () => {
+s('greylist purge --older-than: a shorter age than max-age (records seen within it stay), a longer one is max-age; a bad one exits 2', async () => {
   const r = await cli('greylist', 'purge', '--older-than', '1h');
   assert.is(r.code, 0, r.stderr);
   assert.match(r.stdout, /^purged 0 triplets, 0 clients \(0 corrupt records\) unseen for 1h, or never passed and unseen for 2d$/m, r.stdout);
   assert.match((await cli('greylist', 'stats')).stdout, /clients 2/, 'the clients whitelisted just now stay');
   const days = await cli('greylist', 'purge');
   assert.match(days.stdout, /unseen for 35d/, 'max-age by default');
+  // Longer than max-age: max-age still applies (the option only ever removes more).
+  assert.match((await cli('greylist', 'purge', '--older-than', '60d')).stdout, /unseen for 35d/);
   for (const bad of ['30s', 'soon']) {
     const b = await cli('greylist', 'purge', '--older-than', bad);
     assert.is(b.code, 2, bad);
