@@ -1,4 +1,4 @@
-// `mxsentry config check FILE` and `mxsentry config example`. check validates a file the way `serve`
+// `mxsentry config check [FILE]` and `mxsentry config example`. check validates a file the way `serve`
 // would at start (every key, every value, the replication settings, plus the files it names: root
 // hints, local zones, tables, whitelists) without opening a socket or the store; exit 0 valid, 2
 // problems. example prints the commented example configuration generated from the schema (shipped
@@ -7,7 +7,7 @@ import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { renderExampleConfig } from '../config/example-config.js';
 import { loadConfig } from '../config/load.js';
 import { checkStartSettings, relativePathWarningsOf, whitelistWarningsOf } from './config-check.js';
-import { EXIT_OK, EXIT_USAGE } from './control-cli.js';
+import { DEFAULT_CONFIG_FILE, EXIT_OK, EXIT_USAGE, usageError } from './control-cli.js';
 
 interface CheckArgs {
   file: string;
@@ -21,10 +21,15 @@ export function configCommand(): CommandModule<object, object> {
     builder: (y: Argv) =>
       y
         .command({
-          command: 'check <file>',
-          describe: 'Validate FILE like `serve` does at start, without starting (exit 0: valid, 2: problems)',
-          builder: (yy: Argv) => yy.positional('file', { type: 'string', demandOption: true, describe: 'Configuration file' }) as unknown as Argv<CheckArgs>,
+          // Without a file, the packaged unit's, as unbound-checkconf checks the default unbound.conf.
+          command: 'check [file]',
+          describe: `Validate FILE (default ${DEFAULT_CONFIG_FILE}) like \`serve\` does at start, without starting (exit 0: valid, 2: problems)`,
+          builder: (yy: Argv) => yy.positional('file', { type: 'string', default: DEFAULT_CONFIG_FILE, describe: 'Configuration file' }) as unknown as Argv<CheckArgs>,
           handler: async (argv: ArgumentsCamelCase<CheckArgs>) => {
+            if (argv.file === '') {
+              usageError('config check: the file name is empty');
+              return;
+            }
             const loaded = loadConfig({ file: argv.file });
             const problems = (await checkStartSettings(loaded)).map((e) => e.message);
             // Printed either way: a relative path is often why a named file was not found.

@@ -146,6 +146,7 @@ export function loadConfig(opts: { file?: string; flags?: Record<string, unknown
     values[def.key] = def.list ? parsed : parsed[0] ?? normaliseDefault(def);
   }
   checkRetryWindow(values, origins, errors);
+  checkListenerClashes(values, origins, errors);
   return { values, errors: inLineOrder(errors), origins, ...(opts.file ? { file: opts.file } : {}) };
 }
 
@@ -167,6 +168,44 @@ function checkRetryWindow(values: ConfigValues, origins: Record<string, ValueOri
     `${at}: ${formatValue(windowDef, window)} is shorter than delay (${formatLimit(keyDef('delay') as KeyDef, delay)}): a sender retrying after the delay would start over every time, so no mail could ever pass greylisting`,
     { key: 'retry-window', ...(origin?.line !== undefined ? { line: origin.line } : {}) },
   ));
+}
+
+/** The keys whose addresses the daemon listens on: one address and port can serve only one of them. */
+const LISTEN_KEYS = ['dns-listen', 'policy-listen', 'metrics-listen', 'replication-listen'] as const;
+
+/**
+ * Two listeners on one address and port (the same line twice, or two keys given one address, or a
+ * wildcard 0.0.0.0 / :: beside an address of its family) would fail at start with "address in use",
+ * which reads as another program holding the port. Reported at the later value; port 0 (any free
+ * port) never clashes.
+ */
+function checkListenerClashes(values: ConfigValues, origins: Record<string, ValueOrigin[]>, errors: ConfigError[]): void {
+  const seen: Array<{ key: string; index: number; ep: Endpoint }> = [];
+  for (const key of LISTEN_KEYS) {
+    const v = values[key];
+    const list = (Array.isArray(v) ? v : [v]).filter((e): e is Endpoint => typeof e === 'object' && e !== null && 'port' in e);
+    list.forEach((ep, index) => {
+      if (ep.port === 0) return;
+      const other = seen.find((o) => o.ep.port === ep.port && addressesOverlap(o.ep.address, ep.address));
+      seen.push({ key, index, ep });
+      if (!other) return;
+      const origin = origins[key]?.[index];
+      const otherOrigin = origins[other.key]?.[other.index];
+      const at = origin ? placeOf(keyDef(key) as KeyDef, { key, value: '', ...origin }) : key;
+      const where = otherOrigin?.line !== undefined ? ` (line ${otherOrigin.line})` : otherOrigin ? ` (${otherOrigin.source})` : ' (its default)';
+      const what = other.key === key ? `given twice${where}` : `also ${other.key}${where}${other.ep.text === ep.text ? '' : `, ${other.ep.text}`}`;
+      errors.push(new ConfigError('CONFIG_ERR_VALUE', `${at}: ${ep.text} is ${what}; each listener needs its own address:port`, { key, index, ...(origin?.line !== undefined ? { line: origin.line } : {}) }));
+    });
+  }
+}
+
+/** True when listening on both would collide: the same address, or a wildcard and an address of its family. */
+function addressesOverlap(a: string, b: string): boolean {
+  if (a === b) return true;
+  const family = isIP(a);
+  if (family !== isIP(b)) return false;
+  const wildcard = family === 4 ? '0.0.0.0' : '::';
+  return a === wildcard || b === wildcard;
 }
 
 /**
@@ -277,7 +316,7 @@ function checkRange(def: KeyDef, n: number, written = String(n)): number {
 /** "127.0.0.1:53", "[::1]:53", "[2001:db8::1]:5353". */
 export function parseEndpoint(text: string): Endpoint {
   const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:[\]]+):(\d+)$/.exec(text);
-  if (!m) throw new Error(`"${text}" is not ADDRESS:PORT (IPv6 as [::1]:53)`);
+  if (!m) throw new Error(`"${text}" is not ADDRESS:PORT (IPv6 in brackets, as [::1]:PORT)`);
   const address = m[1]!;
   const port = Number(m[2]);
   if (isIP(address) === 0) throw new Error(`"${address}" is not an IP address`);

@@ -158,6 +158,23 @@ s('a retry-window shorter than the delay is refused: every retry after the delay
   assert.equal(messages(loadText('delay: 300\nretry-window: 2\n')), []);
 });
 
+s('two listeners on one address and port are refused at the later line: the same line twice, two keys, a wildcard', () => {
+  const each = 'each listener needs its own address:port';
+  assert.equal(messages(loadText('dns-listen: 127.0.0.1:5399\npolicy-listen: 127.0.0.1:5399\nmetrics-listen: 127.0.0.1:5399\n')), [
+    `mxsentry.conf:2: policy-listen: 127.0.0.1:5399 is also dns-listen (line 1); ${each}`,
+    `mxsentry.conf:3: metrics-listen: 127.0.0.1:5399 is also dns-listen (line 1); ${each}`,
+  ]);
+  assert.equal(messages(loadText('dns-listen: [::1]:5353\ndns-listen: [::1]:5353\n')), [`mxsentry.conf:2: dns-listen: [::1]:5353 is given twice (line 1); ${each}`]);
+  assert.equal(messages(loadText('policy-listen: 0.0.0.0:10023\nreplication-listen: 127.0.0.1:10023\n')), [
+    `mxsentry.conf:2: replication-listen: 127.0.0.1:10023 is also policy-listen (line 1), 0.0.0.0:10023; ${each}`,
+  ]);
+  // Against a default, and from a flag.
+  assert.equal(messages(loadText('policy-listen: 127.0.0.1:53\n')), [`mxsentry.conf:1: policy-listen: 127.0.0.1:53 is also dns-listen (its default); ${each}`]);
+  assert.equal(messages(loadConfig({ flags: { 'metrics-listen': '127.0.0.1:10023' } })), [`--metrics-listen: 127.0.0.1:10023 is also policy-listen (its default); ${each}`]);
+  // Other ports, other addresses, the other family's wildcard and port 0 (any free port) are fine.
+  assert.equal(messages(loadText('dns-listen: 127.0.0.1:5353\ndns-listen: [::]:5353\npolicy-listen: 127.0.0.2:5353\nmetrics-listen: 127.0.0.1:0\nreplication-listen: 127.0.0.1:0\n')), []);
+});
+
 s('stored values keep their units: durations in seconds, sizes in bytes', () => {
   const r = loadText('retry-window: 12h\nmax-age: 35\ndelay: 5m\ncache-size: 128m\n');
   assert.equal(r.errors, []);

@@ -224,6 +224,13 @@ s('CLI without a daemon: exit 3 and a clear message; config check exit codes', a
   const good = await cli(['config', 'check', configFile]);
   assert.is(good.code, 0, good.stderr);
   assert.match(good.stdout, /: OK$/m);
+  // Without a file: the packaged one, as unbound-checkconf checks the default unbound.conf.
+  const packaged = await cli(['config', 'check']);
+  assert.match(packaged.stdout + packaged.stderr, /\/etc\/mxsentry\/mxsentry\.conf/);
+  if (!existsSync('/etc/mxsentry/mxsentry.conf')) {
+    assert.is(packaged.code, 2, packaged.stderr);
+    assert.match(packaged.stderr, /cannot read config file \/etc\/mxsentry\/mxsentry\.conf/);
+  }
   const broken = join(configDir, 'broken.conf');
   writeFileSync(broken, 'dns-listen: 127.0.0.1:99999\nqname-minimisation: sometimes\nno such line\ndelay: 90x\nrecipients-file: /nonexistent/recipients\n');
   const r = await cli(['config', 'check', broken]);
