@@ -262,7 +262,10 @@ export function greylistCommand(): CommandModule<object, GreylistArgs> {
           case 'stats': {
             const c = await store.count();
             // Deleted triplets stay as tombstones (for the peers) until max-age: counted here, not listed.
-            out(c, `store ${cfg.dataDir}\ntriplets ${c.triplets} (deleted ones included until they expire)\nclients ${c.clients}\nreplication log ${c.replogEntries}\nbytes used ${c.usedBytes} of ${c.limitBytes}\n`);
+            // The limit is store-map-size as this command read it; a daemon started with another
+            // value (a flag, another file) enforces its own, which `mxsentry stats` shows.
+            const limitFrom = argv['store-map-size'] !== undefined ? '--store-map-size' : cfg.file ?? 'the default';
+            out(c, `store ${cfg.dataDir}\ntriplets ${c.triplets} (deleted ones included until they expire)\nclients ${c.clients}\nreplication log ${c.replogEntries}\nbytes used ${c.usedBytes} of ${c.limitBytes} (store-map-size of ${limitFrom}; the running daemon's own limit: mxsentry stats)\n`);
             break;
           }
           case 'purge': {
