@@ -435,7 +435,7 @@ export class LmdbEnv {
   private fullError(usedPages: number): StoreError {
     return new StoreError(
       StoreErrorCode.FULL,
-      `greylist store is full: ${usedPages * this.pageSize} bytes in use would exceed the limit of ${this.limitBytes} bytes (raise store-map-size and restart, or free room with 'mxsentry greylist purge --older-than 7d': a plain purge frees only records older than max-age)`,
+      `greylist store is full: ${usedPages * this.pageSize} bytes in use would exceed the limit of ${this.limitBytes} bytes (raise store-map-size and restart, or free room with 'mxsentry greylist purge --older-than 1d', which also removes records unseen for a day; 'mxsentry greylist stats' shows what the store holds)`,
     );
   }
 }
