@@ -5,7 +5,7 @@
 import { hostname } from 'node:os';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { createPolicyService } from '../policy/policy-service.js';
-import { clientKey } from '../policy/greylist.js';
+import { clientKey, tripletKey } from '../policy/greylist.js';
 import type { KeyedRecord, ListOptions } from '../store/lmdb-greylist-store.js';
 import { totalPasses, type GreylistStore } from '../store/greylist-types.js';
 import { systemClock } from '../util/clock.js';
@@ -296,13 +296,25 @@ export function greylistCommand(): CommandModule<object, GreylistArgs> {
               usageError('auto-whitelist-clients is 0 (off), so a client record whitelists nothing; list the client in a whitelist-clients file instead');
               break;
             }
-            const rec = await store.whitelistClient(clientKey(target), threshold);
-            out(rec, `client ${target} whitelisted (${totalPasses(rec.passes)} passes, auto-whitelist-clients ${threshold}; kept while it sends mail at least every max-age)\n`);
+            const ck = clientKey(target);
+            const rec = await store.whitelistClient(ck, threshold);
+            out(rec, `client ${ck} whitelisted (${totalPasses(rec.passes)} passes, auto-whitelist-clients ${threshold}; kept while it sends mail at least every max-age)\n`);
             break;
           }
           case 'delete': {
-            const gone = await store.deleteTriplet(argv.target as string);
-            out({ deleted: gone }, gone ? 'deleted\n' : 'no such triplet\n');
+            const given = argv.target as string;
+            let key = given;
+            let gone = await store.deleteTriplet(key);
+            // Not stored as typed: try the key the daemon builds from those parts (the client's
+            // network, lower case, the sender without its extension), as a key copied from a mail
+            // log line (client address, mixed case) or from list's output (a trailing tab) reads.
+            const built = gone ? undefined : keyAsDaemonBuilds(given, v);
+            if (built !== undefined && built !== given) {
+              key = built;
+              gone = await store.deleteTriplet(key);
+            }
+            const which = key === given ? '' : ` (stored as ${key})`;
+            out({ deleted: gone, key }, gone ? `deleted${which}\n` : `no such triplet${built !== undefined && built !== given ? ` (looked for ${given} and ${built})` : ''}; 'mxsentry greylist list --prefix CLIENT-NETWORK' shows the stored keys\n`);
             if (!gone) process.exitCode = EXIT_FAILED;
             break;
           }
@@ -328,6 +340,24 @@ export function greylistTargetProblem(action: string, target: string | undefined
   // CLIENT-NETWORK/SENDER/RECIPIENT (the sender may be empty, or hold slashes of its own).
   if (action === 'delete' && target && target.split('/').length < 3) return `"${target}" is not a triplet key: CLIENT-NETWORK/SENDER/RECIPIENT, as greylist list prints it`;
   return undefined;
+}
+
+/**
+ * The triplet key the daemon would store for a typed CLIENT/SENDER/RECIPIENT (tripletKey with the
+ * configuration's lookup-by-host and prefixes), or undefined when its client part is no address.
+ */
+export function keyAsDaemonBuilds(typed: string, v: Record<string, unknown>): string | undefined {
+  const text = typed.trim();
+  const first = text.indexOf('/');
+  const last = text.lastIndexOf('/');
+  if (first < 0 || last === first) return undefined;
+  const client = text.slice(0, first);
+  if (!parseAddress(client)) return undefined;
+  return tripletKey(client, text.slice(first + 1, last), text.slice(last + 1), {
+    lookupByHost: v['lookup-by-host'] as boolean,
+    ipv4Prefix: v['ipv4cidr'] as number,
+    ipv6Prefix: v['ipv6cidr'] as number,
+  });
 }
 
 function iso(ms: number): string {
