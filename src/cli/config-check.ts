@@ -12,6 +12,7 @@ import { parseZoneText } from '../dns/wire/zone-text.js';
 import { CidrTable } from '../policy/tables/cidr-table.js';
 import { PostgreyWhitelist } from '../policy/tables/postgrey-whitelist.js';
 import { RecipientTable } from '../policy/tables/recipient-table.js';
+import { TableSyntaxError } from '../policy/tables/table-syntax-error.js';
 import { replicationProblemsOf } from '../store/replication/replication-settings.js';
 import { ConfigError, MxError } from '../util/errors.js';
 import { zonesFile } from '../util/paths.js';
@@ -109,9 +110,10 @@ async function checkReferencedFiles(v: ConfigValues, skip: ReadonlySet<string | 
     try {
       await fn();
     } catch (err) {
-      // The typed error's code is for programs; the admin reads the key, the file and what is wrong.
-      const text = err instanceof Error ? err.message : String(err);
-      problems.push(new ConfigError('CONFIG_ERR_FILE', `${key}: ${text}`, { key, ...(index === undefined ? {} : { index }), cause: err }));
+      // The typed error's code is for programs; the admin reads the key, the file and what is wrong:
+      // every bad line of a table, each a problem of its own.
+      const texts = err instanceof TableSyntaxError ? err.problems : [err instanceof Error ? err.message : String(err)];
+      for (const text of texts) problems.push(new ConfigError('CONFIG_ERR_FILE', `${key}: ${text}`, { key, ...(index === undefined ? {} : { index }), cause: err }));
     }
   };
   const hints = (v['root-hints'] as string) || zonesFile('named.root');

@@ -54,7 +54,7 @@ s('a missing key file, and a listener without a key', async () => {
 
 s('named files: each value with its own line; flags named as flags', async () => {
   const recipients = join(dir, 'recipients');
-  writeFileSync(recipients, 'user@example.com OK\nnot-an-address OK\n');
+  writeFileSync(recipients, 'user@example.com OK\nnot-an-address OK\nalso-not OK\n');
   const text = await problems(
     loadText(
       [
@@ -71,7 +71,9 @@ s('named files: each value with its own line; flags named as flags', async () =>
   assert.equal(
     text.map((t) => t.replace(/: (ENOENT|expected).*/, '')),
     [
+      // Every bad line of a table, each a problem of its own.
       'mxsentry.conf:1: recipients-file: recipients:2',
+      'mxsentry.conf:1: recipients-file: recipients:3',
       'mxsentry.conf:2: recipients-file: cannot read recipient table /nonexistent/recipients',
       'mxsentry.conf:3: known-networks-file: cannot read CIDR table /nonexistent/networks',
       'mxsentry.conf:4: whitelist-clients: cannot read whitelist /nonexistent/clients',

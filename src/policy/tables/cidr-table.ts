@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { cidrHostBitsProblem, parseAddress, parseCidr, type Cidr } from '../../util/cidr.js';
 import { CidrIndex } from '../../util/cidr-index.js';
 import { PolicyError, describeError } from '../../util/errors.js';
+import { LineProblems } from './table-syntax-error.js';
 
 /** One table line. */
 export interface CidrTableEntry {
@@ -61,13 +62,15 @@ export class CidrTable {
    * may be written in brackets; blank lines and lines whose first non-blank character is "#" are
    * comments; a line starting with whitespace continues the previous result. As in Postfix, a
    * network with host bits set ("192.0.2.1/24") is an error. `if`/`endif` blocks are refused
-   * with a clear error rather than misread. Throws PolicyError POLICY_ERR_TABLE_SYNTAX with
-   * source:line.
+   * with a clear error rather than misread. Throws TableSyntaxError (POLICY_ERR_TABLE_SYNTAX)
+   * with source:line of every bad line.
    */
   static parse(text: string, source = '(inline)', options: CidrTableParseOptions = {}): CidrTable {
     const defaultAction = options.defaultAction ?? 'OK';
     const entries: CidrTableEntry[] = [];
+    const problems = new LineProblems();
     const lines = text.split('\n');
+    // A bad line is noted and the next one read: every problem of the file is reported at once.
     for (let i = 0; i < lines.length; i++) {
       const raw = (lines[i] ?? '').replace(/\r$/, '');
       const trimmed = raw.trim();
@@ -75,26 +78,33 @@ export class CidrTable {
       if (trimmed === '' || trimmed.startsWith('#')) continue;
       if (/^\s/.test(raw)) {
         const last = entries[entries.length - 1];
-        if (!last) throw new PolicyError('POLICY_ERR_TABLE_SYNTAX', `${where}: continuation line without a preceding entry`);
-        last.action = `${last.action} ${trimmed}`.trim();
+        if (!last) problems.add(`${where}: continuation line without a preceding entry`);
+        else last.action = `${last.action} ${trimmed}`.trim();
         continue;
       }
       const match = /^(\S+)(?:\s+(.*))?$/.exec(trimmed);
       const pattern = match?.[1] ?? '';
       const result = (match?.[2] ?? '').trim();
       if (/^(if|endif)$/i.test(pattern) || pattern.startsWith('!')) {
-        throw new PolicyError('POLICY_ERR_TABLE_SYNTAX', `${where}: "${pattern}" blocks/negation are not supported; list the networks explicitly`);
+        problems.add(`${where}: "${pattern}" blocks/negation are not supported; list the networks explicitly`);
+        continue;
       }
       let cidr: Cidr;
       try {
         cidr = parseCidr(pattern);
       } catch (err) {
-        throw new PolicyError('POLICY_ERR_TABLE_SYNTAX', `${where}: ${describeError(err)}`, { cause: err });
+        // The text alone: the admin reads what is wrong, the code belongs to the table's own error.
+        problems.add(`${where}: ${err instanceof Error ? err.message : describeError(err)}`);
+        continue;
       }
       const hostBits = cidrHostBitsProblem(pattern);
-      if (hostBits) throw new PolicyError('POLICY_ERR_TABLE_SYNTAX', `${where}: ${hostBits}`);
+      if (hostBits) {
+        problems.add(`${where}: ${hostBits}`);
+        continue;
+      }
       entries.push({ cidr, action: result === '' ? defaultAction : result, source, line: i + 1 });
     }
+    problems.throwIfAny(source);
     return new CidrTable(entries);
   }
 

@@ -4,6 +4,7 @@
 // load (never a half-loaded table).
 import { readFile } from 'node:fs/promises';
 import { PolicyError, describeError } from '../../util/errors.js';
+import { LineProblems } from './table-syntax-error.js';
 
 /** Where a key came from, for log lines and `mxsentry check`. */
 export interface RecipientTableMatch {
@@ -30,11 +31,13 @@ export class RecipientTable {
   /**
    * Parses table text. Lines: `key [value]`; blank lines and lines whose first non-blank
    * character is "#" are comments; a line starting with whitespace continues the previous logical
-   * line (Postfix table syntax) and so adds no key. Throws PolicyError POLICY_ERR_TABLE_SYNTAX with
-   * source:line for a key that is neither "user@domain" nor "@domain".
+   * line (Postfix table syntax) and so adds no key. Throws TableSyntaxError (POLICY_ERR_TABLE_SYNTAX)
+   * with source:line of every key that is neither "user@domain" nor "@domain".
    */
   addText(text: string, source: string): void {
     const lines = text.split('\n');
+    const problems = new LineProblems();
+    const keys: Array<[string, number]> = [];
     for (let i = 0; i < lines.length; i++) {
       const raw = (lines[i] ?? '').replace(/\r$/, '');
       const trimmed = raw.trim();
@@ -42,11 +45,12 @@ export class RecipientTable {
       if (/^\s/.test(raw)) continue; // continuation of the previous entry's value
       const key = trimmed.split(/\s+/, 1)[0] ?? '';
       const problem = recipientKeyProblem(key);
-      if (problem) {
-        throw new PolicyError('POLICY_ERR_TABLE_SYNTAX', `${source}:${i + 1}: ${problem}: "${key.slice(0, 100)}"`);
-      }
-      this.add(key, source, i + 1);
+      if (problem) problems.add(`${source}:${i + 1}: ${problem}: "${key.slice(0, 100)}"`);
+      else keys.push([key, i + 1]);
     }
+    // Every bad line at once, and nothing of a file that has one (never a half-loaded table).
+    problems.throwIfAny(source);
+    for (const [key, line] of keys) this.add(key, source, line);
   }
 
   /** Exact key lookup (lower-cased), no extension or domain fallback. */

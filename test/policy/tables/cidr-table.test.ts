@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CidrTable } from '../../../src/policy/tables/cidr-table.js';
 import { PolicyError } from '../../../src/util/errors.js';
+import { MAX_REPORTED_LINES, TableSyntaxError } from '../../../src/policy/tables/table-syntax-error.js';
 
 const s = suite('policy/tables/cidr-table');
 
@@ -73,6 +74,30 @@ s('errors name source:line', () => {
   assert.match(syntaxError('if 10.0.0.0/8\n10.1.0.0/16 OK\nendif\n'), /^tbl:1: "if" blocks/);
   assert.match(syntaxError('   OK\n'), /^tbl:1: continuation line without a preceding entry/);
   assert.match(syntaxError('example.com OK\n'), /^tbl:1: /);
+  assert.not.match(syntaxError('10.0.0.0/33 OK\n'), /UTIL_ERR/, 'the text, without an internal code');
+});
+
+s('every bad line is reported at once (bounded), and a file with one loads nothing', () => {
+  let caught: unknown;
+  try {
+    CidrTable.parse('192.0.2.0/33 OK\n10.0.0.1/8 OK\n10.0.0.0/8 OK\nnot-a-cidr OK\n', 'kn');
+  } catch (err) {
+    caught = err;
+  }
+  assert.instance(caught, TableSyntaxError);
+  assert.equal((caught as TableSyntaxError).problems.map((p) => p.split(':', 2).join(':')), ['kn:1', 'kn:2', 'kn:4']);
+  assert.is((caught as TableSyntaxError).message.split('\n').length, 3);
+  const many = Array.from({ length: MAX_REPORTED_LINES + 7 }, (_, i) => `bad${i} OK`).join('\n');
+  const problems = (() => {
+    try {
+      CidrTable.parse(many, 'big');
+    } catch (err) {
+      return (err as TableSyntaxError).problems;
+    }
+    return [];
+  })();
+  assert.is(problems.length, MAX_REPORTED_LINES + 1);
+  assert.is(problems[problems.length - 1], 'big: 7 more bad line(s) not shown');
 });
 
 s('load() takes a table of 200000 entries (a country block list)', async () => {

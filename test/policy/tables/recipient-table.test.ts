@@ -54,6 +54,9 @@ s('bad keys fail the load with source:line', () => {
   assert.match(errorOf(() => RecipientTable.fromText('alice\n', 'list')).message, /^list:1: .*bare user name/);
   assert.is(errorOf(() => RecipientTable.fromText('user@\n', 't')).code, 'POLICY_ERR_TABLE_SYNTAX');
   assert.match(errorOf(() => RecipientTable.fromText('\n\nuser@example..org\n', 't')).message, /^t:3: bad domain/);
+  // Every bad line in one error, one per line of its message.
+  const all = errorOf(() => RecipientTable.fromText('a@example.org\nexample.org x\nb@example.org\nalice\n', 'virtual')).message.split('\n');
+  assert.equal(all.map((l) => l.split(':', 2).join(':')), ['virtual:2', 'virtual:4']);
 });
 
 s('load() merges files in order; a missing file names its path', async () => {
