@@ -167,7 +167,7 @@ interface GreylistArgs {
   action: string;
   target?: string;
   prefix?: string;
-  limit?: number;
+  limit?: string;
   'older-than'?: string;
   json?: boolean;
 }
@@ -219,13 +219,15 @@ export function greylistCommand(): CommandModule<object, GreylistArgs> {
           .positional('target', { type: 'string', describe: 'IP for whitelist, key for delete' })
           .option('prefix', { type: 'string', describe: 'Only keys starting with this (list, clients)' })
           .option('older-than', { type: 'string', describe: 'purge: also records unseen this long (e.g. 12h, 7d; a bare number is days), when shorter than max-age' })
-          .option('limit', { type: 'number', default: DEFAULT_LIST_ROWS, describe: 'At most this many rows (list, clients); a note on stderr says when there are more' })
+          .option('limit', { type: 'string', default: String(DEFAULT_LIST_ROWS), describe: 'At most this many rows (list, clients); a note on stderr says when there are more' })
           .option('json', { type: 'boolean', describe: 'Print JSON (one object, or one array for list and clients)' }),
         { listed: false },
       ) as unknown as Argv<GreylistArgs>,
     handler: async (argv: ArgumentsCamelCase<GreylistArgs>) => {
-      const limit = argv.limit ?? DEFAULT_LIST_ROWS;
-      if (!(Number.isSafeInteger(limit) && limit >= 1)) return usageError(`--limit must be a whole number of 1 or more, got ${String(argv.limit)}`);
+      // A string, so a bad value is shown as typed ("abc", not yargs' NaN).
+      const limitText = String(argv.limit ?? DEFAULT_LIST_ROWS).trim();
+      const limit = /^\d+$/.test(limitText) ? Number(limitText) : NaN;
+      if (!(Number.isSafeInteger(limit) && limit >= 1)) return usageError(`--limit must be a whole number of 1 or more, got "${limitText}"`);
       // A missing or unusable target is bad usage (exit 2), found before the store is opened.
       const targetProblem = greylistTargetProblem(argv.action, argv.target);
       if (targetProblem) return usageError(targetProblem);

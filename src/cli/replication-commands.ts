@@ -17,6 +17,7 @@ import { systemClock } from '../util/clock.js';
 import { parseAddress } from '../util/cidr.js';
 import { describeError } from '../util/errors.js';
 import { createRootLogger } from '../util/logger.js';
+import { isNodeId } from '../store/record-codec.js';
 import { addConfigFlags } from './config-flags.js';
 import { loadDaemonConfig } from './daemon-config.js';
 
@@ -27,7 +28,7 @@ interface KeygenArgs {
   action: string;
   name?: string;
   address?: string;
-  port?: number;
+  port?: string;
   'key-file'?: string;
 }
 
@@ -86,11 +87,23 @@ export function peerCommand(): CommandModule<object, KeygenArgs> {
         .positional('action', { type: 'string', choices: ['keygen'], demandOption: true })
         .option('name', { type: 'string', describe: 'This node\'s node-name (default: the host name)' })
         .option('address', { type: 'string', describe: 'Address the other nodes reach this node at (for their peer line)' })
-        .option('port', { type: 'number', default: DEFAULT_REPLICATION_PORT, describe: 'Replication port' })
+        .option('port', { type: 'string', default: String(DEFAULT_REPLICATION_PORT), describe: 'Replication port' })
         .option('key-file', { type: 'string', describe: `Write the key to this new file (mode 0600) instead of printing it (e.g. ${DEFAULT_KEY_FILE})` }) as unknown as Argv<KeygenArgs>,
     handler: (argv: ArgumentsCamelCase<KeygenArgs>) => {
       const name = argv.name ?? defaultNodeName();
-      const port = argv.port ?? DEFAULT_REPLICATION_PORT;
+      const portText = String(argv.port ?? DEFAULT_REPLICATION_PORT).trim();
+      const port = /^\d{1,5}$/.test(portText) ? Number(portText) : NaN;
+      // Each flag on its own first: the combined peer line would blame "vm=127.0.0.1:NaN".
+      if (!(port >= 1 && port <= 65535)) {
+        process.stderr.write(`mxsentry: --port must be a port number 1-65535, got "${portText}"\n`);
+        process.exitCode = 2;
+        return;
+      }
+      if (!isNodeId(name)) {
+        process.stderr.write(`mxsentry: --name "${name}" must be 1-64 characters of A-Z a-z 0-9 _ . -\n`);
+        process.exitCode = 2;
+        return;
+      }
       try {
         // Validates name, address and port the way the daemon will read the peer line.
         parsePeerSpec(`${name}=${argv.address && argv.address.includes(':') ? `[${argv.address}]` : argv.address ?? '127.0.0.1'}:${port}`);

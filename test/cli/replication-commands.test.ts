@@ -1,5 +1,6 @@
 // Tests for the replication CLI's output: `peer keygen` prints a fresh key and config lines the
 // daemon accepts as they are, and `replication status` renders peers, lag and errors as a table.
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +10,7 @@ import { DEFAULT_KEY_FILE, formatReplicationStatus, keygenText } from '../../src
 import { loadConfig, parseConfigText } from '../../src/config/load.js';
 import type { ReplicationStatus } from '../../src/store/replication/replication-status.js';
 import { KEY_CREDENTIAL, replicationSettingsOf } from '../../src/store/replication/replication-settings.js';
+import { MXSENTRY_BIN } from '../helpers/daemon.js';
 
 const s = suite('cli/replication-commands');
 
@@ -96,6 +98,25 @@ s('status is a table with each peer, connected or not, its lag and last error', 
   // After the connection came up, an error is current.
   const fresh = { ...healed, lastErrorAtMs: now - 1000 };
   assert.match(formatReplicationStatus({ ...status, peers: [fresh] }, { kind: 'daemon' }, now), /ECONNREFUSED \(1s ago\)$/m);
+});
+
+s('keygen names the bad flag itself: a port, a name, a mistyped address (exit 2)', async () => {
+  const cases: Array<[string[], RegExp]> = [
+    [['--port', 'abc'], /^mxsentry: --port must be a port number 1-65535, got "abc"\n$/],
+    [['--port', '70000'], /^mxsentry: --port must be a port number 1-65535, got "70000"\n$/],
+    [['--name', 'mx=1', '--address', '127.0.0.1'], /^mxsentry: --name "mx=1" must be 1-64 characters/],
+    [['--address', '999.1.1.1'], /^mxsentry: "999\.1\.1\.1" is neither an IP address nor a host name\n$/],
+  ];
+  for (const [args, message] of cases) {
+    const r = await new Promise<{ code: number; stdout: string; stderr: string }>((done) => {
+      execFile(process.execPath, [MXSENTRY_BIN, 'peer', 'keygen', ...args], { timeout: 15_000 }, (err, stdout, stderr) => {
+        done({ code: err ? ((err as { code?: number }).code ?? -1) : 0, stdout, stderr });
+      });
+    });
+    assert.is(r.code, 2, args.join(' '));
+    assert.match(r.stderr, message, args.join(' '));
+    assert.is(r.stdout, '', 'no key printed');
+  }
 });
 
 s.run();

@@ -80,7 +80,8 @@ export function parsePeerSpec(text: string): PeerSpec {
   if (!isNodeId(name)) throw new Error(`peer name "${name}" must be 1-64 characters of A-Z a-z 0-9 _ . -`);
   const host = m[2] ?? m[3]!;
   if (m[2] !== undefined && isIP(host) !== 6) throw new Error(`"${host}" in brackets is not an IPv6 address`);
-  if (m[3] !== undefined && isIP(host) === 0 && !/^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$/.test(host)) {
+  // A host name's last label is never all digits (RFC 1123 s2.1): "999.1.1.1" is a mistyped address.
+  if (m[3] !== undefined && isIP(host) === 0 && (!/^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$/.test(host) || /(^|\.)\d+\.?$/.test(host))) {
     throw new Error(`"${host}" is neither an IP address nor a host name`);
   }
   const port = Number(m[4]);

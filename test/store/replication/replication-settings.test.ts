@@ -50,6 +50,11 @@ s('peer lines: addresses, host names, IPv6 in brackets', () => {
   for (const bad of ['mx2', 'mx2=192.0.2.2', '=1.2.3.4:5', 'mx 2=1.2.3.4:5', 'mx2=1.2.3.4:0', 'mx2=1.2.3.4:70000', 'mx2=[1.2.3.4]:5', 'mx2=bad_host!:5']) {
     assert.throws(() => parsePeerSpec(bad), undefined, bad);
   }
+  // A mistyped address is not taken for a host name: a last label is never all digits.
+  assert.throws(() => parsePeerSpec('mx2=999.1.1.1:7410'), /"999\.1\.1\.1" is neither an IP address nor a host name/);
+  assert.throws(() => parsePeerSpec('mx2=10.1.1:7410'), /neither an IP address nor a host name/);
+  assert.is(parsePeerSpec('mx2=mx2.example.org.:7410').host, 'mx2.example.org.');
+  assert.is(parsePeerSpec('mx2=0mx.example:7410').host, '0mx.example');
 });
 
 s('cluster keys: 64 hex digits or base64 of 32 bytes; anything else is refused', () => {
