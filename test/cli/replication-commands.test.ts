@@ -60,7 +60,9 @@ s('keygen --address with a host name: the peer line names the host, replication-
   const lines = parseConfigText(text, 'pasted', []);
   const flags: Record<string, unknown> = { 'replication-key': 'ef'.repeat(32) };
   // This node lists another; the key goes in as a value (no key file here).
-  for (const l of lines) if (l.key !== 'replication-key-file') flags[l.key] = l.key === 'peer' ? ['mx2=192.0.2.2:7410'] : l.value;
+  // (On port 7411: under the wildcard listener on 7410, an address this test machine happens to hold
+  // would be this node itself.)
+  for (const l of lines) if (l.key !== 'replication-key-file') flags[l.key] = l.key === 'peer' ? ['mx2=192.0.2.2:7411'] : l.value;
   const loaded = loadConfig({ flags });
   assert.equal(loaded.errors.map((e) => e.message), []);
   assert.is(replicationSettingsOf(loaded.values)!.listen?.text, '0.0.0.0:7410');

@@ -3,7 +3,7 @@
 // (`peer keygen`, `replication status`). It opens no sockets; every problem is a ConfigError naming the key.
 import { createHmac, randomBytes } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
-import { hostname } from 'node:os';
+import { hostname, networkInterfaces } from 'node:os';
 import { isIP } from 'node:net';
 import type { ConfigValues, Endpoint } from '../../config/load.js';
 import { ConfigError, describeError } from '../../util/errors.js';
@@ -174,6 +174,14 @@ export function replicationProblemsOf(v: ConfigValues): ConfigError[] {
   return checkReplication(v).problems;
 }
 
+/** True when a peer line points at this node's own listener: its address, or one of this host's under a wildcard. */
+function isOwnListener(listen: Endpoint, peer: PeerSpec): boolean {
+  if (peer.port !== listen.port || listen.port === 0) return false;
+  if (peer.host === listen.address) return true;
+  if (listen.address !== '0.0.0.0' && listen.address !== '::') return false;
+  return Object.values(networkInterfaces()).some((list) => list?.some((a) => a.address === peer.host && (listen.address === '::' || a.family === 'IPv4')));
+}
+
 function checkReplication(v: ConfigValues): { settings: ReplicationSettings | undefined; problems: ConfigError[] } {
   const listenValue = v['replication-listen'];
   const listen = typeof listenValue === 'object' && listenValue !== null ? (listenValue as Endpoint) : undefined;
@@ -199,8 +207,11 @@ function checkReplication(v: ConfigValues): { settings: ReplicationSettings | un
       problems.push(configError('peer', describeError(err), err, index));
       return;
     }
+    const sameAddress = peers.find((p) => p.port === spec.port && p.host.toLowerCase() === spec.host.toLowerCase());
     if (spec.name === nodeName) problems.push(configError('peer', `"${spec.text}" names this node itself (node-name ${nodeName})`, undefined, index));
     else if (peers.some((p) => p.name === spec.name)) problems.push(configError('peer', `peer name "${spec.name}" is listed twice`, undefined, index));
+    else if (sameAddress) problems.push(configError('peer', `"${spec.text}" has the address of peer ${sameAddress.name} (${sameAddress.text}): each node listens on its own`, undefined, index));
+    else if (listen && isOwnListener(listen, spec)) problems.push(configError('peer', `"${spec.text}" is this node's own replication-listen (${listen.text}): a node has no peer line for itself`, undefined, index));
     else peers.push(spec);
   });
   const clusterKey = collect(() => clusterKeyOf(v));

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { loadConfig } from '../../../src/config/load.js';
+import { loadConfig, parseEndpoint } from '../../../src/config/load.js';
 import { ConfigError } from '../../../src/util/errors.js';
 import {
   clusterKeyOf,
@@ -55,6 +55,21 @@ s('peer lines: addresses, host names, IPv6 in brackets', () => {
   assert.throws(() => parsePeerSpec('mx2=10.1.1:7410'), /neither an IP address nor a host name/);
   assert.is(parsePeerSpec('mx2=mx2.example.org.:7410').host, 'mx2.example.org.');
   assert.is(parsePeerSpec('mx2=0mx.example:7410').host, '0mx.example');
+});
+
+s('peer lines: two with one address, or one pointing at this node\'s own listener, are refused at their line index', () => {
+  const base = { 'node-name': 'mx1', 'replication-key': 'ab'.repeat(32) };
+  const twice = replicationProblemsOf({ ...base, 'replication-listen': parseEndpoint('127.0.0.1:7411'), peer: ['mx2=127.0.0.1:7413', 'mx3=127.0.0.1:7413'] });
+  assert.equal(twice.map((e) => [e.key, e.index]), [['peer', 1]]);
+  assert.match(twice[0]!.message, /"mx3=127\.0\.0\.1:7413" has the address of peer mx2/);
+  const own = replicationProblemsOf({ ...base, 'replication-listen': parseEndpoint('127.0.0.1:7411'), peer: ['mx2=127.0.0.1:7413', 'mx4=127.0.0.1:7411'] });
+  assert.equal(own.map((e) => e.index), [1]);
+  assert.match(own[0]!.message, /is this node's own replication-listen \(127\.0\.0\.1:7411\)/);
+  // Under a wildcard listener, an address of this host on its port is this node too.
+  const wildcard = replicationProblemsOf({ ...base, 'replication-listen': parseEndpoint('0.0.0.0:7411'), peer: ['mx4=127.0.0.1:7411'] });
+  assert.match(wildcard[0]?.message ?? '', /own replication-listen \(0\.0\.0\.0:7411\)/);
+  // Other ports, or the same port on another host, are peers.
+  assert.equal(replicationProblemsOf({ ...base, 'replication-listen': parseEndpoint('127.0.0.1:7411'), peer: ['mx2=127.0.0.1:7412', 'mx3=192.0.2.3:7411'] }), []);
 });
 
 s('cluster keys: 64 hex digits or base64 of 32 bytes; anything else is refused', () => {
