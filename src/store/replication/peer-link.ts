@@ -151,6 +151,13 @@ class PeerLink {
         },
       ).finally(() => {
         if (this.state.connected) this.r.opts.logger.info({ peer: this.spec.name }, 'replication peer disconnected (outbound)');
+        // Stopped while up: an error from before this connection was healed by it, and the status a
+        // stopped node leaves (its status file) must not show it as the link's last word.
+        const { lastErrorAtMs, connectedSinceMs } = this.state;
+        if (this.halted && this.state.connected && lastErrorAtMs !== null && connectedSinceMs !== null && lastErrorAtMs <= connectedSinceMs) {
+          this.state.lastError = null;
+          this.state.lastErrorAtMs = null;
+        }
         this.state.connected = false;
         this.state.connectedSinceMs = null;
         this.conn = undefined;

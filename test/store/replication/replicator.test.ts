@@ -191,6 +191,21 @@ s('three nodes converge under random writes at random nodes, including merges of
   assert.ok(keys > 80 && keys <= 120, `${keys} keys`);
 });
 
+s('a node stopped while its link is up leaves no error that the connection had healed', async () => {
+  const ports = [await freeLoopbackPort(), await freeLoopbackPort()];
+  // b starts first: its link to a fails until a is up.
+  const b = await startNode({ name: 'b', port: ports[1]!, peers: [peer('a', ports[0]!)] });
+  await waitFor('b fails to reach a', async () => (await b.repl.status()).peers[0]!.lastError !== null);
+  const a = await startNode({ name: 'a', port: ports[0]!, peers: [peer('b', ports[1]!)] });
+  await waitFor('b connected', async () => (await b.repl.status()).peers[0]!.connected);
+  assert.ok((await b.repl.status()).peers[0]!.lastError !== null, 'while up, the earlier error is kept (shown as before this connection)');
+  await stopNode(b);
+  const after = (await b.repl.status()).peers[0]!;
+  assert.is(after.connected, false);
+  assert.is(after.lastError, null);
+  await stopNode(a);
+});
+
 s('a restarted node resumes from its cursor and gets what was written while it was down', async () => {
   const ports = [await freeLoopbackPort(), await freeLoopbackPort()];
   const a = await startNode({ name: 'a', port: ports[0]!, peers: [peer('b', ports[1]!)] });
