@@ -116,7 +116,8 @@ export function classify(outcome: ZoneOutcome): Classified {
   const r = outcome.result;
   base.rcode = r.rcode;
   if (r.rcode === 3) return { ...base, emptyReason: 'NXDOMAIN' };
-  if (r.rcode === 2) return { ...base, noAnswer: `no answer in time (SERVFAIL${r.failure ? `: ${r.failure}` : ''})`, noAnswerKind: 'timeout' };
+  // Counted with the timeouts (no usable answer), but said as what it was: the resolver gave up.
+  if (r.rcode === 2) return { ...base, noAnswer: `no usable answer: SERVFAIL${r.failure ? ` (${r.failure})` : ''}`, noAnswerKind: 'timeout' };
   if (r.rcode !== 0) return { ...base, noAnswer: `unexpected rcode ${r.rcode}`, noAnswerKind: 'error' };
   for (const rec of r.records) {
     if (rec.type !== 'A' || typeof rec.data !== 'string') continue;

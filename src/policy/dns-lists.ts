@@ -491,7 +491,7 @@ export class DnsListChecker {
     if (r.verdict === 'error') {
       this.logThrottled('warn', `${tier}:${r.list.text}:error`, { list: r.list.name, tier, clientAddress, detail: r.detail }, `DNS list ${r.list.zone} answered with an error: not a listing`);
     } else if (r.verdict === 'timeout') {
-      this.logThrottled('info', `${tier}:${r.list.text}:timeout`, { list: r.list.name, tier, clientAddress, detail: r.detail }, `DNS list ${r.list.zone}: no answer in time, treated as not listed`);
+      this.logThrottled('info', `${tier}:${r.list.text}:timeout`, { list: r.list.name, tier, clientAddress, detail: r.detail }, `DNS list ${r.list.zone}: ${r.detail}, treated as not listed`);
     }
   }
 

@@ -107,7 +107,8 @@ s('SERVFAIL and exceptions are not listings; SERVFAIL counts as a timeout and is
   assert.equal(t.results.map((r) => r.verdict), ['timeout', 'error']);
   assert.equal(checker.stats().map((x) => [x.timeouts, x.errors]), [[1, 0], [0, 1]]);
   const info = cap.lines.find((l) => l['level'] === 'info');
-  assert.match(String(info?.['msg']), /no answer in time/);
+  assert.match(String(info?.['msg']), /^DNS list sf\.example: no usable answer: SERVFAIL \(no-servers\), treated as not listed$/);
+  assert.is(t.results[0]!.detail, 'no usable answer: SERVFAIL (no-servers)');
 });
 
 s('weights and threshold: postscreen-style sums, negative weights subtract', async () => {
