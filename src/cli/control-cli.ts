@@ -2,7 +2,7 @@
 // RUNNING daemon through its control socket (src/control/). They never open the store or the caches
 // themselves. Exit codes (README "Exit codes"): 0 done, 1 the daemon reported a failure, 2 bad usage
 // or config, 3 the daemon is not running, 4 permission denied on the socket.
-import { existsSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { loadConfig } from '../config/load.js';
@@ -212,10 +212,24 @@ export function reloadCommand(): CommandModule<object, SocketArgs> {
         return;
       }
       process.stdout.write(`reloaded ${r.file ?? '(no file: flags and defaults)'}; changed: ${r.applied.join(', ') || 'nothing'}\n`);
+      // --config finds the daemon; the daemon re-reads the file it was started with, never another.
+      if (argv.config !== undefined && !sameFile(argv.config, r.file)) {
+        process.stderr.write(`mxsentry: note: the daemon re-read ${r.file ?? 'no file (it was started without --config)'}, not ${argv.config}; ${argv.config} was used only to find its control socket (to run on another file, restart it with --config)\n`);
+      }
       if (r.reread && r.reread.length > 0) process.stdout.write(`re-read: ${r.reread.join(', ')}\n`);
       if (r.restartNeeded.length > 0) process.stdout.write(`needs a restart to take effect: ${r.restartNeeded.join(', ')}\n`);
     },
   };
+}
+
+/** True when both paths name one file (symlinks followed); false when either is missing. */
+function sameFile(a: string, b: string | null | undefined): boolean {
+  if (b === undefined || b === null) return false;
+  try {
+    return realpathSync(a) === realpathSync(b);
+  } catch {
+    return resolve(a) === resolve(b);
+  }
 }
 
 function pct(x: number): string {

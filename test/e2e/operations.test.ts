@@ -377,6 +377,16 @@ s('SIGHUP reload keeps the cache and applies the new ACL; a broken file is rejec
   assert.is(ok.code, 0, ok.stderr);
   assert.equal((JSON.parse(ok.stdout) as { applied: string[] }).applied, ['allow']);
   assert.is((await ask('mail.example.com.', '127.0.0.2'))?.rcode, 0);
+  // Another file named by --config only finds the daemon: it re-reads its own, and says so.
+  const other = join(configDir, 'other.conf');
+  writeFileSync(other, 'allow: 127.0.0.1/32\n');
+  const elsewhere = await cli(['reload', '--config', other, '--control-socket', socketPath()]);
+  assert.is(elsewhere.code, 0, elsewhere.stderr);
+  assert.match(elsewhere.stderr, /note: the daemon re-read .*mxsentry\.conf, not .*other\.conf; .*used only to find its control socket/);
+  assert.is((await ask('mail.example.com.', '127.0.0.2'))?.rcode, 0, 'the other file was not applied');
+  const same = await cli(['reload', '--config', configFile, '--control-socket', socketPath()]);
+  assert.is(same.code, 0, same.stderr);
+  assert.not.match(same.stderr, /note:/);
 });
 
 s('the Prometheus endpoint exposes DNS, cache, upstream RTT, policy and store series', async () => {
