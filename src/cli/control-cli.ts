@@ -276,7 +276,7 @@ export function formatStats(s: StatsSnapshot): string {
     `           SERVFAIL causes: ${pairs(d.resolver.failures)}`,
     `Cache      RRsets ${d.cache.entries} entries, ${mib(d.cache.bytes)} of ${mib(d.cache.maxBytes)}, hit ratio ${pct(d.cache.hitRatio)}, stale served ${d.resolver.staleServed}`,
     `           packets ${d.packetCache.entries} answers, ${mib(d.packetCache.bytes)} of ${mib(d.packetCache.maxBytes)}, hit ratio ${pct(d.packetCache.hitRatio)}`,
-    `Upstream   ${d.iterator.upstreamQueries} queries, ${d.iterator.upstreamTimeouts} timeouts, ${d.iterator.tcpRetries} TCP retries, ${d.infra.hosts} servers known`,
+    `Upstream   ${d.iterator.upstreamQueries} queries, ${d.iterator.upstreamTimeouts} unanswered (timeouts, network errors), ${d.iterator.tcpRetries} TCP retries, ${d.infra.hosts} servers known`,
   ];
   if (d.upstreamRtt) {
     out.push(`           RTT udp median ${histogramQuantile(d.upstreamRtt.udp, 0.5)}, p90 ${histogramQuantile(d.upstreamRtt.udp, 0.9)} (${d.upstreamRtt.udp.count} answers); tcp ${d.upstreamRtt.tcp.count} answers`);

@@ -550,6 +550,20 @@ faults('a query that fails at its deadline is one SERVFAIL log line and one coun
   assert.equal(hx.stack.resolver.stats.failures, { deadline: 1 });
 });
 
+faults('servers this host cannot reach (port closed: ICMP unreachable) are not asked again within the resolution: SERVFAIL no-servers, at once', async () => {
+  hx = await startHarness({ flags: { 'client-deadline-ms': 3000, 'serve-expired': false } });
+  await hx.stack.resolver.resolve('example.com', 'NS'); // the cut is known; now both of its servers' ports close
+  for (const a of ['127.53.2.1', '127.53.2.2']) await hx.h.server(a).setBehaviour('closed');
+  const before = ['127.53.2.1', '127.53.2.2'].map((a) => hx.counting.countFor(a));
+  const started = Date.now();
+  const r = await hx.stack.resolver.resolve('mail.example.com', 'A');
+  assert.is(r.rcode, Rcode.SERVFAIL);
+  assert.is(r.failure, 'no-servers', 'not limit-queries: the servers were unreachable, not many');
+  assert.ok(Date.now() - started < 1000, `took ${Date.now() - started} ms`);
+  // Each of the two addresses once, not round after round up to the query budget.
+  assert.equal(['127.53.2.1', '127.53.2.2'].map((a, i) => hx.counting.countFor(a) - before[i]!), [1, 1]);
+});
+
 faults('servers that only time out are asked again (outbound-msg-retry): a transient outage is survived', async () => {
   hx = await startHarness({ flags: { 'client-deadline-ms': 4000, 'serve-expired': false } });
   await hx.stack.resolver.resolve('example.com', 'NS'); // the cut is known; now both of its servers go silent

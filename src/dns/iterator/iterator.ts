@@ -38,6 +38,8 @@ export interface ResolutionState {
    * resolution started right after chainFromCache missed at that first link already knows.
    */
   bypassCacheFor?: string;
+  /** Servers this host could not send to or connect to (no route, refused): not asked again in this resolution. */
+  unreachable?: Set<string>;
 }
 
 /** Result of a chain resolution: the rcode plus answer and authority records, TTLs as remaining. */
@@ -384,7 +386,7 @@ export class Iterator {
         // Unbound's outbound-msg-retry: servers that only timed out are asked again, with the
         // backed-off RTO, while the deadline and the query budget last; lame ones are not, nor
         // any once a last-resort answer is in hand (the rounds would outlast short budgets).
-        for (const a of timedOut) tried.delete(a);
+        for (const a of timedOut) if (!st.unreachable?.has(a)) tried.delete(a);
         timedOut.clear();
         candidates = this.addressesFor(cut).filter((a) => !tried.has(a));
       }
@@ -544,6 +546,7 @@ export class Iterator {
         }
         if (code === 'DNS_ERR_TIMEOUT' || code === 'DNS_ERR_NETWORK') {
           this.stats.upstreamTimeouts++;
+          if (code === 'DNS_ERR_NETWORK') (st.unreachable ??= new Set()).add(address);
           // A query cut short by the client deadline says nothing about the server.
           if (code === 'DNS_ERR_NETWORK' || timeoutMs >= rto) infra.recordTimeout(address, rto);
           return null;
