@@ -103,7 +103,7 @@ export function dumpCache(t: ControlTarget): DumpResult {
   for (const n of negative) lines.push(n);
   lines.push(';; upstream servers: address srtt_ms rto_ms timeouts backed_off edns lame_zones');
   for (const h of t.infra.dump()) {
-    lines.push(`; ${h.address}\t${h.srttMs}\t${h.rtoMs}\t${h.timeouts}\t${h.backedOff ? 'yes' : 'no'}\t${h.edns}\t${h.lameZones.join(',') || '-'}`);
+    lines.push(`; ${h.address}\t${h.srttMs}\t${h.rtoMs}\t${h.timeouts}\t${h.backedOff ? `yes (${h.downTypes.join(',')})` : 'no'}\t${h.edns}\t${h.lameZones.join(',') || '-'}`);
   }
   return { lines };
 }

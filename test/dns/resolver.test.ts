@@ -550,6 +550,26 @@ faults('a query that fails at its deadline is one SERVFAIL log line and one coun
   assert.equal(hx.stack.resolver.stats.failures, { deadline: 1 });
 });
 
+faults('a server that drops AAAA queries is down for AAAA only: A queries of its zone keep resolving (as Unbound)', async () => {
+  // A deadline long enough for each server's third timeout (RTO 376, 752, 1504 ms): one cut short
+  // by the deadline says nothing about the server.
+  hx = await startHarness({ flags: { 'client-deadline-ms': 6000, 'serve-expired': false } });
+  await hx.stack.resolver.resolve('example.com', 'NS');
+  for (const a of ['127.53.2.1', '127.53.2.2']) await hx.h.server(a).setBehaviour('drop-aaaa');
+  // AAAA queries until both servers are down for AAAA (bounded).
+  const downFor = (): string[][] => [...hx.stack.infra.dump()].filter((r) => r.address.startsWith('127.53.2.')).map((r) => r.downTypes);
+  for (let i = 0; i < 10 && !(downFor().length === 2 && downFor().every((d) => d.includes('AAAA'))); i++) {
+    assert.is((await hx.stack.resolver.resolve(`v6-${i}.example.com`, 'AAAA')).rcode, Rcode.SERVFAIL);
+  }
+  assert.equal(downFor(), [['AAAA'], ['AAAA']], 'both down for AAAA, and for AAAA only');
+  const started = Date.now();
+  const a = await hx.stack.resolver.resolve('mail.example.com', 'A');
+  assert.is(a.rcode, Rcode.NOERROR, `failure: ${a.failure ?? ''}`);
+  assert.equal(A(a), ['192.0.2.25']);
+  assert.is((await hx.stack.resolver.resolve('nothere.example.com', 'A')).rcode, Rcode.NXDOMAIN);
+  assert.ok(Date.now() - started < 1000, `took ${Date.now() - started} ms`);
+});
+
 faults('servers this host cannot reach (port closed: ICMP unreachable) are not asked again within the resolution: SERVFAIL no-servers, at once', async () => {
   hx = await startHarness({ flags: { 'client-deadline-ms': 3000, 'serve-expired': false } });
   await hx.stack.resolver.resolve('example.com', 'NS'); // the cut is known; now both of its servers' ports close

@@ -14,6 +14,7 @@ import { ZoneIndex, canonical, isUnder, lookupInZone, parseFakeZone, toPacket, t
  * - 'normal': RFC 1034 section 4.3.2 authoritative answers.
  * - 'refused' / 'servfail': that rcode to every query.
  * - 'drop': never answers (the query is still logged).
+ * - 'drop-aaaa': never answers AAAA queries, answers the rest (a broken middlebox in front of it).
  * - 'closed': the port is not listening: UDP gets ICMP port unreachable, TCP a RST.
  * - 'truncate-udp': TC=1 with no records over UDP, the full answer over TCP.
  * - 'formerr-edns' / 'notimp-edns': FORMERR / NOTIMP, without OPT, to any query carrying an OPT.
@@ -35,6 +36,7 @@ export type Behaviour =
   | 'refused'
   | 'servfail'
   | 'drop'
+  | 'drop-aaaa'
   | 'closed'
   | 'truncate-udp'
   | 'formerr-edns'
@@ -314,7 +316,7 @@ export class FakeAuthority {
     this.queries.push({
       name: qname, type: q.type, tcp, edns: opt !== undefined, at: this.clock.nowMs(), id: query.id ?? 0, rd: rd === 1, clientAddress, clientPort,
     });
-    if (this.has('drop')) return null;
+    if (this.has('drop') || (this.has('drop-aaaa') && q.type === 'AAAA')) return null;
 
     let rcode = 0;
     let aa = false;

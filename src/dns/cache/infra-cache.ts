@@ -1,5 +1,6 @@
 // Per upstream server facts for the iterator, like Unbound's infra cache: smoothed RTT and RTO
-// (RFC 6298), timeouts with exponential backoff, down/probe state, lameness per zone, EDNS support.
+// (RFC 6298), timeouts with exponential backoff, down/probe state per query-type class (A, AAAA,
+// the rest: Unbound's timeout_A, timeout_AAAA, timeout_other), lameness per zone, EDNS support.
 // The iterator asks it which server to try first and with what timeout, and reports every outcome.
 // It does no I/O and reads time only from the injected Clock; randomness only from the injected source.
 import type { Clock } from '../../util/clock.js';
@@ -40,9 +41,11 @@ export interface InfraDumpRow {
   /** Smoothed RTT; -1 when never measured. */
   srttMs: number;
   rtoMs: number;
-  /** Consecutive timeouts since the last answer. */
+  /** Consecutive timeouts since the last answer, of the type class with the most. */
   timeouts: number;
   backedOff: boolean;
+  /** The type classes the server is down for and not yet due a probe ('A', 'AAAA', 'other'). */
+  downTypes: string[];
   edns: 'unknown' | 'ok' | 'noedns';
   lameZones: Name[];
 }
@@ -55,14 +58,28 @@ interface Host {
   rttvarMs: number;
   measured: boolean;
   rtoMs: number;
-  timeouts: number;
-  down: boolean;
-  probeIntervalMs: number;
-  nextProbeAtMs: number;
+  /** Timeouts and down state per type class (TYPE_CLASSES): a server that drops AAAA queries still answers A. */
+  byType: [TypeState, TypeState, TypeState];
   edns: 'ok' | 'noedns' | null;
   ednsExpiresAtMs: number;
   /** canonical zone -> expiry */
   lame: Map<Name, number>;
+}
+
+/** Consecutive timeouts and the down/probe state of one type class at one server. */
+interface TypeState {
+  timeouts: number;
+  down: boolean;
+  probeIntervalMs: number;
+  nextProbeAtMs: number;
+}
+
+/** Names of the type classes, by index: A, AAAA, every other type. */
+const TYPE_CLASSES = ['A', 'AAAA', 'other'] as const;
+
+/** The type class index of a query type (1: A, 28: AAAA); a missing type counts as 'other'. */
+function classOf(qtype: number | undefined): 0 | 1 | 2 {
+  return qtype === 1 ? 0 : qtype === 28 ? 1 : 2;
 }
 
 /** RFC 6298 s2 gains. */
@@ -107,8 +124,8 @@ export class InfraCache {
     return h === undefined ? UNKNOWN_SERVER_RTO_MS : h.rtoMs;
   }
 
-  /** Records an answer received after rttMs. Clears timeouts and any down state. */
-  recordRtt(address: string, rttMs: number): void {
+  /** Records an answer to a query of `qtype` received after rttMs. Clears that type class's timeouts and down state. */
+  recordRtt(address: string, rttMs: number, qtype?: number): void {
     const h = this.touch(address);
     const r = Math.max(0, rttMs);
     if (!h.measured) {
@@ -122,47 +139,50 @@ export class InfraCache {
       h.srttMs = (1 - ALPHA) * h.srttMs + ALPHA * r;
     }
     h.rtoMs = clampRto(h.srttMs + 4 * h.rttvarMs);
-    h.timeouts = 0;
-    h.down = false;
-    h.probeIntervalMs = this.probeMinMs;
-    h.nextProbeAtMs = 0;
+    const t = h.byType[classOf(qtype)];
+    t.timeouts = 0;
+    t.down = false;
+    t.probeIntervalMs = this.probeMinMs;
+    t.nextProbeAtMs = 0;
   }
 
   /**
-   * Records a query that got no answer within its RTO (`rtoUsedMs`: the RTO it was sent with, when
-   * known): the RTO doubles (RFC 6298 s5.5), and after
-   * downAfterTimeouts consecutive timeouts the server is down until its next probe slot; each
-   * failed probe doubles the probe interval up to probeMaxMs.
+   * Records a query of `qtype` that got no answer within its RTO (`rtoUsedMs`: the RTO it was sent
+   * with, when known): the RTO doubles (RFC 6298 s5.5), and after downAfterTimeouts consecutive
+   * timeouts of its type class the server is down for that class until its next probe slot; each
+   * failed probe doubles the probe interval up to probeMaxMs. Other classes are not affected.
    */
-  recordTimeout(address: string, rtoUsedMs?: number): void {
+  recordTimeout(address: string, rtoUsedMs?: number, qtype?: number): void {
     const now = this.clock.nowMs();
     const h = this.touch(address);
     // Unbound's rtt_lost: back off only if the RTO is still the one the lost query was sent with,
     // so a burst of concurrent queries timing out together doubles the RTO and counts once.
     if (rtoUsedMs !== undefined && h.rtoMs > rtoUsedMs) return;
     h.rtoMs = clampRto(h.rtoMs * 2);
-    h.timeouts++;
-    if (h.timeouts < this.downAfter) return;
-    if (h.down) h.probeIntervalMs = Math.min(this.probeMaxMs, h.probeIntervalMs * 2);
+    const t = h.byType[classOf(qtype)];
+    t.timeouts++;
+    if (t.timeouts < this.downAfter) return;
+    if (t.down) t.probeIntervalMs = Math.min(this.probeMaxMs, t.probeIntervalMs * 2);
     else {
-      h.down = true;
-      h.probeIntervalMs = this.probeMinMs;
+      t.down = true;
+      t.probeIntervalMs = this.probeMinMs;
     }
-    h.nextProbeAtMs = now + h.probeIntervalMs;
+    t.nextProbeAtMs = now + t.probeIntervalMs;
   }
 
   /**
-   * True while the server is down and its probe slot is not due. When the slot is due this returns
+   * True while the server is down for qtype's class and its probe slot is not due. When the slot is due this returns
    * false once and claims the slot (the next one opens a probe interval later), so call it only
    * right before sending: exactly one query per interval goes to a down server. An answer
    * (recordRtt) clears the down state; a timeout of the probe lengthens the interval.
    */
-  isBackedOff(address: string): boolean {
+  isBackedOff(address: string, qtype?: number): boolean {
     const now = this.clock.nowMs();
     const h = this.liveRtt(address, now);
-    if (h === undefined || !h.down) return false;
-    if (now < h.nextProbeAtMs) return true;
-    h.nextProbeAtMs = now + h.probeIntervalMs;
+    const t = h?.byType[classOf(qtype)];
+    if (t === undefined || !t.down) return false;
+    if (now < t.nextProbeAtMs) return true;
+    t.nextProbeAtMs = now + t.probeIntervalMs;
     return false;
   }
 
@@ -171,9 +191,10 @@ export class InfraCache {
    * is within 400 ms of the fastest come first in random order (unknown servers count as 376 ms so
    * they get measured), then the slower ones by RTO, then down servers (those with a due probe slot
    * first). With probeProbability one slower or due-for-probe server is moved to the front to be
-   * re-measured. Duplicates are removed. Does not claim probe slots.
+   * re-measured. Duplicates are removed. Does not claim probe slots. Down means down for qtype's class.
    */
-  selectOrder(addresses: string[]): string[] {
+  selectOrder(addresses: string[], qtype?: number): string[] {
+    const cls = classOf(qtype);
     const now = this.clock.nowMs();
     const up: { address: string; rto: number }[] = [];
     const downDue: { address: string; at: number }[] = [];
@@ -183,8 +204,9 @@ export class InfraCache {
       if (seen.has(address)) continue;
       seen.add(address);
       const h = this.liveRtt(address, now);
-      if (h !== undefined && h.down) {
-        (now >= h.nextProbeAtMs ? downDue : downWaiting).push({ address, at: h.nextProbeAtMs });
+      const t = h?.byType[cls];
+      if (t !== undefined && t.down) {
+        (now >= t.nextProbeAtMs ? downDue : downWaiting).push({ address, at: t.nextProbeAtMs });
       } else {
         up.push({ address, rto: h === undefined ? UNKNOWN_SERVER_RTO_MS : h.rtoMs });
       }
@@ -262,8 +284,9 @@ export class InfraCache {
         address,
         srttMs: rttLive && h.measured ? Math.round(h.srttMs) : -1,
         rtoMs: rttLive ? h.rtoMs : UNKNOWN_SERVER_RTO_MS,
-        timeouts: rttLive ? h.timeouts : 0,
-        backedOff: rttLive && h.down && now < h.nextProbeAtMs,
+        timeouts: rttLive ? Math.max(...h.byType.map((t) => t.timeouts)) : 0,
+        backedOff: rttLive && h.byType.some((t) => t.down && now < t.nextProbeAtMs),
+        downTypes: rttLive ? TYPE_CLASSES.filter((_, i) => h.byType[i]!.down && now < h.byType[i]!.nextProbeAtMs) : [],
         edns: h.edns !== null && now < h.ednsExpiresAtMs ? h.edns : 'unknown',
         lameZones,
       };
@@ -276,8 +299,8 @@ export class InfraCache {
     let h = this.hosts.get(address);
     if (h === undefined) {
       h = {
-        rttExpiresAtMs: 0, srttMs: 0, rttvarMs: 0, measured: false, rtoMs: UNKNOWN_SERVER_RTO_MS, timeouts: 0,
-        down: false, probeIntervalMs: this.probeMinMs, nextProbeAtMs: 0, edns: null, ednsExpiresAtMs: 0,
+        rttExpiresAtMs: 0, srttMs: 0, rttvarMs: 0, measured: false, rtoMs: UNKNOWN_SERVER_RTO_MS,
+        byType: [this.freshTypeState(), this.freshTypeState(), this.freshTypeState()], edns: null, ednsExpiresAtMs: 0,
         lame: new Map(),
       };
       // Initialised before insertion: an unset epoch would look forgotten to the eviction scan.
@@ -295,10 +318,11 @@ export class InfraCache {
     h.rttvarMs = 0;
     h.measured = false;
     h.rtoMs = UNKNOWN_SERVER_RTO_MS;
-    h.timeouts = 0;
-    h.down = false;
-    h.probeIntervalMs = this.probeMinMs;
-    h.nextProbeAtMs = 0;
+    h.byType = [this.freshTypeState(), this.freshTypeState(), this.freshTypeState()];
+  }
+
+  private freshTypeState(): TypeState {
+    return { timeouts: 0, down: false, probeIntervalMs: this.probeMinMs, nextProbeAtMs: 0 };
   }
 
   /** The host when its RTT facts are still current (a host with only lame/EDNS facts counts as unmeasured). */

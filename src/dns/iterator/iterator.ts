@@ -392,9 +392,9 @@ export class Iterator {
       }
       if (candidates.length === 0) return lastResort ? this.takeLastResort(lastResort, cut, name) : null;
       const notLame = candidates.filter((a) => !this.deps.infra.isLame(a, cut.zone));
-      const ordered = this.deps.infra.selectOrder(notLame.length > 0 ? notLame : candidates);
+      const ordered = this.deps.infra.selectOrder(notLame.length > 0 ? notLame : candidates, type);
       // A server that is down gets one probe per backoff period (isBackedOff takes that slot).
-      const address = ordered.find((a) => !this.deps.infra.isBackedOff(a));
+      const address = ordered.find((a) => !this.deps.infra.isBackedOff(a, type));
       if (!address) {
         for (const a of ordered) tried.add(a);
         continue;
@@ -520,7 +520,7 @@ export class Iterator {
       const timeoutMs = Math.max(1, Math.min(tcp ? Math.max(rto * 2, 1000) : rto, remaining));
       try {
         const r = await transport.query({ address, port: this.config.upstreamPort }, { name: sent, type, class: RRClass.IN }, { tcp, edns, timeoutMs });
-        infra.recordRtt(address, r.rttMs);
+        infra.recordRtt(address, r.rttMs, type);
         const m = r.message;
         if (m.flags.tc && !tcp) {
           this.stats.tcpRetries++;
@@ -548,7 +548,7 @@ export class Iterator {
           this.stats.upstreamTimeouts++;
           if (code === 'DNS_ERR_NETWORK') (st.unreachable ??= new Set()).add(address);
           // A query cut short by the client deadline says nothing about the server.
-          if (code === 'DNS_ERR_NETWORK' || timeoutMs >= rto) infra.recordTimeout(address, rto);
+          if (code === 'DNS_ERR_NETWORK' || timeoutMs >= rto) infra.recordTimeout(address, rto, type);
           return null;
         }
         this.deps.logger.debug({ server: address, qname: name, err: describeError(err) }, 'upstream query failed');

@@ -202,4 +202,21 @@ s('maxHosts bounds the table; flush empties it; dump shows state', () => {
   assert.equal([...infra.dump()], []);
 });
 
+s('down per type class (A, AAAA, the rest, as Unbound): AAAA timeouts leave A and MX queries going; an answer clears its own class only', () => {
+  const clock = new ManualClock();
+  const infra = new InfraCache({ clock, random: () => 0.5 });
+  for (let i = 0; i < 3; i++) infra.recordTimeout('192.0.2.1', undefined, 28);
+  assert.ok(infra.isBackedOff('192.0.2.1', 28), 'down for AAAA');
+  assert.not.ok(infra.isBackedOff('192.0.2.1', 1), 'not for A');
+  assert.not.ok(infra.isBackedOff('192.0.2.1', 15), 'not for MX');
+  assert.equal(infra.selectOrder(['192.0.2.1', '192.0.2.2'], 28), ['192.0.2.2', '192.0.2.1'], 'last for AAAA');
+  assert.equal([...infra.dump()][0]?.downTypes, ['AAAA']);
+  // An answer to an A query does not bring AAAA back; one to AAAA (a due probe) does.
+  infra.recordRtt('192.0.2.1', 10, 1);
+  assert.ok(infra.isBackedOff('192.0.2.1', 28));
+  infra.recordRtt('192.0.2.1', 10, 28);
+  assert.not.ok(infra.isBackedOff('192.0.2.1', 28));
+  assert.equal([...infra.dump()][0]?.downTypes, []);
+});
+
 s.run();
