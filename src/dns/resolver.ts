@@ -46,6 +46,11 @@ interface Outcome {
   authorities: ResourceRecord[];
   source: AnswerSource;
   failure?: string;
+  /**
+   * Set on a resolution's SERVFAIL: counts and logs it, once however many callers share it. A
+   * caller calls it when it answers that SERVFAIL, not when it answers stale instead (RFC 8767).
+   */
+  report?: () => void;
 }
 
 /** What resolve() asks before recursing: the local zones the DNS server answers from (LocalZones). */
@@ -256,20 +261,24 @@ export class Resolver implements Recursor {
   }
 
   /**
-   * SERVFAIL for a caller whose deadline passed before the resolution it waits on ended. That
-   * resolution logs and counts its own failure (it runs under the same deadline, or the longer one
-   * it was started with); only when it ends without SERVFAIL after all is the caller's counted here,
-   * so a query that fails is one log line and one count, not two.
+   * SERVFAIL for a caller whose deadline passed before the resolution it waits on ended. When that
+   * resolution fails too (it runs under the same deadline, or the longer one it was started with),
+   * its own failure is the one counted and logged; only when it ends without SERVFAIL after all is
+   * the caller's counted here, so a query that fails is one log line and one count, not two.
    */
   private callerDeadline(shared: Promise<Outcome>, qname: Name, qtype: number): Outcome {
     void shared.then((out) => {
       if (out.rcode !== Rcode.SERVFAIL) this.fail('deadline', qname, qtype);
+      else out.report?.();
     });
     return { rcode: Rcode.SERVFAIL, answers: [], authorities: [], source: 'recursion', failure: 'deadline' };
   }
 
+  /** The resolution's outcome, or a stale answer in place of its SERVFAIL; a SERVFAIL answered is reported. */
   private orStale(out: Outcome, staleOk: boolean, qname: Name, qtype: number): Outcome {
-    if (out.rcode === Rcode.SERVFAIL && staleOk) return this.staleAnswer(qname, qtype) ?? out;
+    const stale = out.rcode === Rcode.SERVFAIL && staleOk ? this.staleAnswer(qname, qtype) : undefined;
+    if (stale) return stale;
+    out.report?.();
     return out;
   }
 
@@ -283,7 +292,15 @@ export class Resolver implements Recursor {
     } catch (err) {
       const reason = err instanceof ResolutionFailure ? err.reason : 'internal';
       if (!(err instanceof ResolutionFailure)) this.logger.error({ qname, qtype, err: describeError(err) }, 'resolver error');
-      return this.fail(reason, qname, qtype, err);
+      // Counted and logged only by a caller that answers this SERVFAIL (orStale, callerDeadline):
+      // one that answers stale instead has not failed.
+      let reported = false;
+      const report = (): void => {
+        if (reported) return;
+        reported = true;
+        this.fail(reason, qname, qtype, err);
+      };
+      return { rcode: Rcode.SERVFAIL, answers: [], authorities: [], source: 'recursion', failure: reason, report };
     }
   }
 

@@ -768,6 +768,12 @@ time('serve-stale: fresh resolution first, the stale answer only on failure, TTL
   assert.is(r.source, 'stale');
   assert.is(r.ttlSec, 30);
   assert.equal(A(r), ['192.0.2.1']);
+  // The client got an answer: no SERVFAIL counted (stats, metrics) for it.
+  assert.is(hx.stack.resolver.stats.servfail, 0);
+  assert.equal(hx.stack.resolver.stats.failures, {});
+  // A name with nothing stale to give does count.
+  assert.is((await hx.stack.resolver.resolve('mail.example.com', 'A')).rcode, Rcode.SERVFAIL);
+  assert.is(hx.stack.resolver.stats.servfail, 1);
 });
 
 time('serve-stale is bounded by serve-expired-ttl', async () => {
