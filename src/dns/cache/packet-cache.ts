@@ -46,6 +46,8 @@ export interface PacketCacheStats {
 
 interface Packet {
   canonQname: Name;
+  /** Other owner names in the answer section (a CNAME/DNAME chain's links), canonical: flushed with them. */
+  chainOwners: Name[] | undefined;
   qtype: number;
   qclass: number;
   bytes: Buffer;
@@ -117,8 +119,14 @@ export class PacketCache {
     if (encoded.truncated) return;
     const now = this.clock.nowMs();
     const key = query.cacheKey;
+    let chainOwners: Name[] | undefined;
+    for (const rr of response.answers) {
+      const owner = canonicalName(rr.name);
+      if (owner !== canonQname && !chainOwners?.includes(owner)) (chainOwners ??= []).push(owner);
+    }
     const packet: Packet = {
       canonQname,
+      chainOwners,
       qtype: q.type,
       qclass: q.class,
       bytes: encoded.bytes,
@@ -130,7 +138,7 @@ export class PacketCache {
       hits: 0,
       prefetchFired: false,
     };
-    const cost = ENTRY_OVERHEAD_BYTES + encoded.bytes.length + encoded.ttlOffsets.length * 8 + key.length + canonQname.length;
+    const cost = ENTRY_OVERHEAD_BYTES + encoded.bytes.length + encoded.ttlOffsets.length * 8 + key.length + canonQname.length + (chainOwners?.join('').length ?? 0);
     this.lru.set(key, packet, cost);
   }
 
@@ -186,16 +194,19 @@ export class PacketCache {
     return out;
   }
 
-  /** Removes every answer whose qname is exactly `name`; returns how many. */
+  /**
+   * Removes every answer whose qname is exactly `name`, or whose CNAME/DNAME chain passes through it
+   * (as unbound-control flush, after which an alias is answered with the fresh target); returns how many.
+   */
   flushName(name: Name): number {
     const canon = canonicalName(name);
-    return this.removeWhere((p) => p.canonQname === canon);
+    return this.removeWhere((p) => p.canonQname === canon || (p.chainOwners?.includes(canon) ?? false));
   }
 
-  /** Removes every answer whose qname is at or below `zone`; returns how many. */
+  /** Removes every answer whose qname, or a link of whose chain, is at or below `zone`; returns how many. */
   flushZone(zone: Name): number {
     const canon = canonicalName(zone);
-    return this.removeWhere((p) => isSubdomain(p.canonQname, canon));
+    return this.removeWhere((p) => isSubdomain(p.canonQname, canon) || (p.chainOwners?.some((o) => isSubdomain(o, canon)) ?? false));
   }
 
   flushAll(): void {

@@ -247,6 +247,26 @@ s('flushName, flushZone, flushAll', () => {
   assert.is(cache.stats().bytes, 0);
 });
 
+s('a flush of a name or zone takes the answers whose CNAME chain passes through it (as unbound-control flush)', () => {
+  const wireName = (n: string): Buffer => Buffer.concat([...n.split('.').filter(Boolean).map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)])), Buffer.from([0])]);
+  const cname = (owner: string, target: string): ResourceRecord => ({ name: owner, type: 5, class: 1, ttl: 300, rdata: wireName(target) });
+  const cache = new PacketCache({ clock: new ManualClock(), maxBytes: 100_000 });
+  const chain = (): void => {
+    cache.store(query('alias.example.').key, response('alias.example.', { answers: [cname('alias.example.', 'alias2.example.'), cname('alias2.example.', 'www.other.'), a('www.other.', 300, 1)] }));
+    cache.store(query('plain.example.').key, response('plain.example.'));
+  };
+  chain();
+  assert.is(cache.flushName('WWW.other.'), 1, 'the alias whose chain ends at the flushed name');
+  assert.is(cache.stats().entries, 1);
+  chain();
+  assert.is(cache.flushName('alias2.example.'), 1, 'a link in the middle');
+  chain();
+  assert.is(cache.flushZone('other.'), 1, 'a zone the chain leads into');
+  assert.is(cache.flushZone('nowhere.'), 0);
+  const q = query('plain.example.');
+  assert.ok(cache.answer(q.raw, q.key, 512), 'answers without such a link stay');
+});
+
 s('byte budget: old answers evicted, total stays within budget', () => {
   const cache = new PacketCache({ clock: new ManualClock(), maxBytes: 5000 });
   for (let i = 0; i < 200; i++) {
