@@ -318,7 +318,8 @@ export class Resolver implements Recursor {
     const ttl = this.config.serveExpiredReplyTtlSec;
     const answers: ResourceRecord[] = [];
     let name = qname;
-    for (let i = 0; i <= 8; i++) {
+    // The chain limit holds here too: a chain refused as too long is not served as stale data.
+    for (let i = 0; i <= this.iterator.config.limits.maxCnameChain; i++) {
       const hit = this.cache.getRRset(name, qtype, RRClass.IN, { allowStale: true });
       if (hit && hit.trust >= Trust.AnswerNonAuth) {
         answers.push(...rrsetRecords(hit, hit.stale ? ttl : hit.ttlSec));

@@ -878,6 +878,21 @@ time('CNAME chain limit', async () => {
   assert.is(r.failure, 'limit-cname');
 });
 
+time('the CNAME limit counts links, not responses: one server answering a whole in-zone chain, cold or cached, is judged alike', async () => {
+  const spec = standardTree();
+  for (let i = 1; i <= 8; i++) spec.zones['example.com.']!.records.push(`long${i} 300 IN CNAME ${i === 8 ? 'www' : `long${i + 1}`}`);
+  for (let i = 1; i <= 5; i++) spec.zones['example.com.']!.records.push(`short${i} 300 IN CNAME ${i === 5 ? 'www' : `short${i + 1}`}`);
+  hx = await startHarness({ clock, spec, flags: { 'max-cname-chain': 5 } });
+  for (const round of ['cold', 'cached']) {
+    const long = await hx.stack.resolver.resolve('long1.example.com', 'A');
+    assert.is(long.rcode, Rcode.SERVFAIL, `8 links, ${round}`);
+    assert.is(long.failure, 'limit-cname', round);
+    const short = await hx.stack.resolver.resolve('short1.example.com', 'A');
+    assert.is(short.rcode, Rcode.NOERROR, `5 links, ${round}: ${short.failure ?? ''}`);
+    assert.equal(A(short), ['192.0.2.1'], round);
+  }
+});
+
 time('upstream query limit per client query', async () => {
   hx = await startHarness({ clock, flags: { 'max-upstream-queries': 2 } });
   const r = await hx.stack.resolver.resolve('www.example.com', 'A');

@@ -13,7 +13,7 @@ import { rdataNames, soaMinimum } from '../wire/rdata.js';
 import { RRClass, RRType, Rcode, type Message, type Name, type ResourceRecord } from '../wire/types.js';
 import type { IteratorConfig } from './iterator-config.js';
 import { classifyResponse, restoreCase, synthesizeDnameTarget, type Classified } from './response-classifier.js';
-import { rrsetRecords } from './rrset.js';
+import { aliasCount, rrsetRecords } from './rrset.js';
 import { addCutAddress, addressFromRdata, nsTargets, pushFamilies, type ZoneCut } from './zone-cut.js';
 
 /** Why a resolution ended in SERVFAIL; becomes ResolveResult.failure and a log line. */
@@ -77,15 +77,8 @@ export interface IteratorDeps {
 
 /** Counters exported as metrics. */
 export interface IteratorStats {
-  upstreamQueries: number;
-  upstreamTimeouts: number;
-  caseMismatches: number;
-  tcpRetries: number;
-  ednsFallbacks: number;
-  lameServers: number;
-  scrubbedRecords: number;
-  mergedUpstream: number;
-  primings: number;
+  upstreamQueries: number; upstreamTimeouts: number; caseMismatches: number; tcpRetries: number; ednsFallbacks: number;
+  lameServers: number; scrubbedRecords: number; mergedUpstream: number; primings: number;
 }
 
 export class Iterator {
@@ -133,6 +126,8 @@ export class Iterator {
       const bypass = restarts === 0 && st.bypassCacheFor === `${key}|${qtype}`;
       const step = (bypass ? undefined : this.fromCache(name, qtype)) ?? (await this.iterate(name, qtype, st));
       chain.push(...step.records);
+      // The limit is on CNAME links, however many arrived in one response (as Unbound counts them).
+      if (aliasCount(chain) > this.config.limits.maxCnameChain) break;
       if (step.kind === 'answer') return { rcode: Rcode.NOERROR, answers: chain, authorities: [] };
       if (step.kind === 'negative') {
         return { rcode: step.rcode, answers: chain, authorities: step.soa ? [step.soa] : [] };
@@ -161,6 +156,7 @@ export class Iterator {
         return undefined;
       }
       answers.push(...step.records);
+      if (aliasCount(answers) > this.config.limits.maxCnameChain) return undefined; // the resolution reports it
       if (step.kind === 'answer') return { rcode: Rcode.NOERROR, answers, authorities: [] };
       if (step.kind === 'negative') return { rcode: step.rcode, answers, authorities: step.soa ? [step.soa] : [] };
       name = step.target;

@@ -2,7 +2,7 @@
 // type form one set and share one TTL, the smallest seen). Used by the iterator when scrubbing
 // and caching a response. Pure.
 import { canonicalName } from '../wire/name.js';
-import type { Name, ResourceRecord } from '../wire/types.js';
+import { RRType, type Name, type ResourceRecord } from '../wire/types.js';
 
 export interface RRset {
   name: Name;
@@ -32,4 +32,11 @@ export function groupRRsets(records: readonly ResourceRecord[]): RRset[] {
 /** Expands an RRset back into records, all with the set's TTL. */
 export function rrsetRecords(set: Omit<RRset, 'ttl'> & { ttl?: number }, ttl = set.ttl ?? 0): ResourceRecord[] {
   return set.rdatas.map((rdata) => ({ name: set.name, type: set.type, class: set.class, ttl, rdata }));
+}
+
+/** CNAME records in a chain (a DNAME link counts by its synthesised CNAME). */
+export function aliasCount(records: readonly ResourceRecord[]): number {
+  let n = 0;
+  for (const rr of records) if (rr.type === RRType.CNAME) n++;
+  return n;
 }
