@@ -16,7 +16,8 @@ import { formatRecord, rcodeToString } from './output.js';
 
 interface LookupArgs {
   name: string;
-  type: string;
+  type?: string;
+  x?: boolean;
   json?: boolean;
   config?: string;
 }
@@ -29,17 +30,22 @@ export function lookupCommand(deps: CliDeps): CommandModule<object, LookupArgs> 
       addConfigFlags(
         y
           .positional('name', { type: 'string', demandOption: true, describe: 'Domain name' })
-          .positional('type', { type: 'string', default: 'A', describe: 'Record type (A, AAAA, MX, TXT, ...); for an IP address: PTR of its reverse name' })
+          .positional('type', { type: 'string', describe: 'Record type (A, AAAA, MX, TXT, ...; default A); for an IP address without a type: PTR of its reverse name' })
+          .option('x', { type: 'boolean', describe: 'Reverse lookup, as dig -x: the PTR record of the address NAME' })
           .option('json', { type: 'boolean', describe: 'Print the result as JSON' }),
         { listed: false },
       ) as unknown as Argv<LookupArgs>,
     handler: async (argv: ArgumentsCamelCase<LookupArgs>) => {
-      // An address asks for its PTR record, as `host ADDR` and `dig -x ADDR` do.
+      // An address without a type (or with -x) asks for its PTR record, as `host ADDR` and
+      // `dig -x ADDR` do; with a type it is looked up as the name it is written as, as dig does.
       const address = parseAddress(argv.name);
-      if (address && argv.type.toUpperCase() === 'A') {
+      if (argv.x && !address) return usageError(`-x takes an IP address, got "${argv.name}"`);
+      if (address && (argv.x || argv.type === undefined)) {
+        if (argv.x && argv.type !== undefined && argv.type.toUpperCase() !== 'PTR') return usageError(`-x looks up the PTR record; leave out "${argv.type}"`);
         argv.name = reverseName(address.family, address.bytes).slice(0, -1); // printed as typed: no final dot
         argv.type = 'PTR';
       }
+      argv.type ??= 'A';
       // A bad name or type is the admin's typo, not a DNS failure: usage error (exit 2), no lookup.
       try {
         parseName(argv.name);

@@ -104,6 +104,15 @@ s('an address asks for its PTR record, as host and dig -x do (IPv4 and IPv6)', a
   // An explicit type is taken as asked.
   const asked = await lookup('127.0.0.1', 'TXT');
   assert.match(asked.stdout, /^;; 127\.0\.0\.1 TXT:/m);
+  // A too, as dig does with a name that looks like an address.
+  assert.match((await lookup('127.0.0.1', 'A')).stdout, /^;; 127\.0\.0\.1 A:/m);
+  // -x, as dig -x.
+  const x = await lookup('-x', '127.0.0.1');
+  assert.is(x.code, 0, x.stderr);
+  assert.match(x.stdout, /^;; 1\.0\.0\.127\.in-addr\.arpa PTR: NOERROR, from local/m);
+  const notAddress = await lookup('-x', 'localhost');
+  assert.is(notAddress.code, 2);
+  assert.match(notAddress.stderr, /-x takes an IP address, got "localhost"/);
 });
 
 s('a usage error is one short message naming the command\'s --help (exit 2), not the whole help', async () => {
