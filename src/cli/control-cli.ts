@@ -270,7 +270,7 @@ export function formatStats(s: StatsSnapshot): string {
   const q = d.server.queries;
   const out = [
     `mxsentry ${s.version}, up ${duration(s.uptimeSec)}`,
-    `DNS        ${q.udp + q.tcp} queries (udp ${q.udp}, tcp ${q.tcp}); refused by allow ${d.server.refused}, formerr ${d.server.formerr}, overloaded ${d.server.overloaded}`,
+    `DNS        ${q.udp + q.tcp} queries (udp ${q.udp}, tcp ${q.tcp}); refused by allow ${d.server.refused}, formerr ${d.server.formerr}, overloaded ${d.server.overloaded}, dropped ${d.server.dropped}`,
     `           answers by source: ${pairs(d.server.sources as unknown as Record<string, number>)}`,
     `           rcodes: ${pairs(d.server.rcodes)}`,
     `           SERVFAIL causes: ${pairs(d.resolver.failures)}`,
