@@ -3,7 +3,11 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { loadConfig } from '../../../src/config/load.js';
-import { dnsListenEndpoints, hostHasIpv6Loopback } from '../../../src/main.js';
+import { createDnsStack, dnsListenEndpoints, hostHasIpv6Loopback } from '../../../src/main.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ManualClock } from '../../../src/util/clock.js';
 import { capturingLogger } from '../../helpers/capturing-logger.js';
 
 const s = suite('dns listen defaults');
@@ -48,6 +52,26 @@ s('IPv6 loopback is detected without netlink, from /proc/net/if_inet6', () => {
   };
   assert.is(hostHasIpv6Loopback(refused, noFile), false);
   assert.is(hostHasIpv6Loopback(() => ({ lo: [{ address: '::1', netmask: 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff', family: 'IPv6', mac: '00:00:00:00:00:00', internal: true, cidr: '::1/128', scopeid: 0 }] }), noFile), true);
+});
+
+s('root hints all on loopback without query-loopback: a warning that those servers are never asked', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mxsentry-hints-'));
+  try {
+    const hints = join(dir, 'hints');
+    writeFileSync(hints, '. 3600000 NS a.root-servers.net.\na.root-servers.net. 3600000 A 127.9.9.9\n');
+    const warned = (flags: Record<string, unknown>): string[] => {
+      const { logger, lines } = capturingLogger();
+      createDnsStack(loadConfig({ flags: { 'root-hints': hints, ...flags } }).values, logger, new ManualClock());
+      return lines().filter((l) => l.level === 'warn').map((l) => String(l.msg));
+    };
+    assert.equal(warned({}).length, 1);
+    assert.match(warned({})[0]!, /every root hint address is on loopback and query-loopback is off/);
+    assert.equal(warned({ 'query-loopback': true }), []);
+    // The shipped hints: no warning.
+    assert.equal(warned({ 'root-hints': '' }), []);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 s.run();
