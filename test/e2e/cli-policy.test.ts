@@ -58,7 +58,7 @@ s('check: a single-label HELO is rejected at step 2 unless helo-require-fqdn is 
   const exch = ['--helo', 'EXCH01', '--sender', 'a@example.org', '--recipient', 'b@example.com'];
   const strict = await cli('check', '--client-address', '192.0.2.46', ...exch);
   assert.is(strict.code, 1, strict.stderr);
-  assert.match(strict.stdout, /action=REJECT 5\.5\.2 <EXCH01>: Helo command rejected: need fully-qualified hostname/);
+  assert.match(strict.stdout, /action=504 5\.5\.2 <EXCH01>: Helo command rejected: need fully-qualified hostname/);
   const relaxed = await cli('check', '--client-address', '192.0.2.46', ...exch, '--helo-require-fqdn', 'no');
   assert.is(relaxed.code, 3, relaxed.stderr);
   assert.match(relaxed.stdout, /step: 10 \(greylist\)/);

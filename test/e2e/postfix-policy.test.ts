@@ -35,6 +35,7 @@ const NULL_SENDER_CLIENT = '127.0.0.11';
 const UNKNOWN_RCPT_CLIENT = '127.0.0.12';
 const NO_HELO_CLIENT = '127.0.0.13';
 const FAIL_OPEN_CLIENT = '127.0.0.14';
+const SENDER_CLIENT = '127.0.0.16';
 
 /**
  * standardTree() plus dnswl.example.net (ns.dnswl.example.net 127.53.4.3, rbldnsd-like), listing
@@ -228,6 +229,18 @@ s('an unknown recipient gets 550 5.1.1 before any greylisting', async () => {
   assert.match(r.rcpt?.text ?? '', /^5\.1\.1 <nobody@example\.com>: Recipient address rejected: User unknown/, show(r));
 });
 
+s('a sender that is not fully qualified gets Postfix\'s own 504 5.5.2; one Postfix accepts (underscore, trailing dot) goes on to greylisting', async () => {
+  const env = ready('sender 504');
+  if (!env) return;
+  const bad = await send(env.postfix.port, SENDER_CLIENT, 'root@localhost', KNOWN_RECIPIENT);
+  assert.is(bad.rcpt?.code, 504, show(bad));
+  assert.match(bad.rcpt?.text ?? '', /^5\.5\.2 <user@example\.com>: Recipient address rejected: <root@localhost>: Sender address rejected: need fully-qualified address$/, show(bad));
+  for (const sender of ['bounce@mail_out.sender.example', 'frank@sender.example.']) {
+    const ok = await send(env.postfix.port, SENDER_CLIENT, sender, KNOWN_RECIPIENT);
+    assert.is(ok.rcpt?.code, 450, show(ok));
+  }
+});
+
 s('a client that never said HELO/EHLO is rejected at RCPT', async () => {
   const env = ready('no HELO');
   if (!env) return;
@@ -240,9 +253,9 @@ s('a client that never said HELO/EHLO is rejected at RCPT', async () => {
   assert.is(replies[0]?.code, 220, text);
   assert.is(replies[1]?.code, 250, `Postfix itself does not require HELO here: ${text}`);
   assert.is(replies[2]?.command, `RCPT TO:<${KNOWN_RECIPIENT}>`);
-  // A policy REJECT is answered with access_map_reject_code (554); the text's 5.5.1 is kept.
-  assert.is(replies[2]?.code, 554, text);
-  assert.match(replies[2]?.text ?? '', /^5\.5\.1 <user@example\.com>: Recipient address rejected: Helo command rejected/, text);
+  // Postfix's own reply to a missing HELO (503 5.5.1), not access_map_reject_code's 554.
+  assert.is(replies[2]?.code, 503, text);
+  assert.match(replies[2]?.text ?? '', /^5\.5\.1 <user@example\.com>: Recipient address rejected: Error: send HELO\/EHLO first$/, text);
 });
 
 s('a retry after the delay is accepted and delivered, the null sender included', async () => {

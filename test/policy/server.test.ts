@@ -484,9 +484,9 @@ s('server + pipeline + steps 1-6 over one connection', async () => {
   const c = await Client.open(port);
   try {
     const cases: Array<[Record<string, string>, string]> = [
-      [{ helo_name: '' }, 'REJECT 5.5.1 Helo command rejected: send HELO/EHLO first'],
-      [{ helo_name: 'localhost' }, 'REJECT 5.5.2 <localhost>: Helo command rejected: need fully-qualified hostname'],
-      [{ sender: 'root@localhost' }, 'REJECT 5.1.7 <root@localhost>: Sender address rejected: not in user@domain.tld form'],
+      [{ helo_name: '' }, '503 5.5.1 Error: send HELO/EHLO first'],
+      [{ helo_name: 'localhost' }, '504 5.5.2 <localhost>: Helo command rejected: need fully-qualified hostname'],
+      [{ sender: 'root@localhost' }, '504 5.5.2 <root@localhost>: Sender address rejected: need fully-qualified address'],
       [{ recipient: 'bob@example.com' }, '550 5.1.1 User unknown'],
       [{ sender: '', client_address: '192.0.2.10' }, 'DUNNO'],
       [{ client_address: '203.0.113.1', sasl_username: 'alice' }, 'DUNNO'],

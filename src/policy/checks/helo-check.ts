@@ -21,9 +21,10 @@ export interface HostnameSyntaxOptions {
 
 /**
  * True for a syntactically valid fully-qualified hostname (RFC 1123 s2.1, RFC 5321 s4.1.2): LDH
- * labels of 1-63 characters not starting or ending with "-", at least two labels, a TLD that is
- * not all-numeric (so a bare IPv4 address is not a hostname), at most 253 characters. One
- * trailing dot is accepted.
+ * labels of 1-63 characters not starting or ending with "-", at least two labels, not all digits
+ * (so a bare IPv4 address is not a hostname; like Postfix's valid_hostname(), which accepts
+ * "mail.123" and refuses only a name with no letter or hyphen at all), at most 253 characters.
+ * One trailing dot is accepted.
  */
 export function isValidHostname(name: string, options: HostnameSyntaxOptions = {}): boolean {
   // Every decision checks the HELO name and the sender's domain: an ASCII name is read one
@@ -41,10 +42,7 @@ export function isValidHostname(name: string, options: HostnameSyntaxOptions = {
       const len = i - labelStart;
       if (len === 0 || len > 63 || name.charCodeAt(labelStart) === 0x2d || name.charCodeAt(i - 1) === 0x2d) return false;
       labels++;
-      if (i < n) {
-        labelStart = i + 1;
-        allDigits = true;
-      }
+      if (i < n) labelStart = i + 1;
     } else if (c >= 0x30 && c <= 0x39) {
       // a digit keeps a label all-numeric
     } else if ((c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || c === 0x2d || (c === 0x5f && options.allowUnderscore === true)) {
@@ -65,7 +63,7 @@ export function hostnameByLabels(name: string, options: HostnameSyntaxOptions = 
   const labels = n.split('.');
   if (labels.length < 2) return false;
   for (const label of labels) if (!isValidLabel(label, options)) return false;
-  return !/^\d+$/.test(labels[labels.length - 1] ?? '');
+  return !labels.every((l) => /^\d+$/.test(l));
 }
 
 /** Why `name` is not a valid HELO name, or undefined when it is one (hostname or address literal). */
@@ -136,7 +134,8 @@ export class HeloRequiredCheck implements Check {
 
   run(ctx: CheckContext): CheckResult | null {
     if ((ctx.request.helo_name ?? '') !== '') return null;
-    return { action: 'REJECT 5.5.1 Helo command rejected: send HELO/EHLO first', reason: 'no HELO/EHLO' };
+    // Postfix's own reply (smtpd_helo_required): 503 5.5.1, not access_map_reject_code's 554.
+    return { action: '503 5.5.1 Error: send HELO/EHLO first', reason: 'no HELO/EHLO' };
   }
 }
 
@@ -211,10 +210,12 @@ export class HeloHostnameCheck implements Check {
     if (helo === '') return null; // step 1's business
     const problem = this.verdictProblem(helo);
     if (problem === 'not-fqdn') {
-      return { action: `REJECT 5.5.2 <${helo}>: Helo command rejected: need fully-qualified hostname`, reason: `HELO ${helo} is not fully qualified` };
+      // The codes of Postfix's reject_non_fqdn_helo_hostname (non_fqdn_reject_code 504) and
+      // reject_invalid_helo_hostname (invalid_hostname_reject_code 501), not REJECT's 554.
+      return { action: `504 5.5.2 <${helo}>: Helo command rejected: need fully-qualified hostname`, reason: `HELO ${helo} is not fully qualified` };
     }
     if (problem === 'invalid') {
-      return { action: `REJECT 5.5.2 <${printable(helo)}>: Helo command rejected: Invalid name`, reason: `HELO ${printable(helo)} is not a valid hostname or address literal` };
+      return { action: `501 5.5.2 <${printable(helo)}>: Helo command rejected: Invalid name`, reason: `HELO ${printable(helo)} is not a valid hostname or address literal` };
     }
     // An address (literal or, accepted by helo-require-fqdn: no, bare) names no host to look up.
     if (!this.mustResolve || helo.startsWith('[') || isBareAddress(helo)) return null;

@@ -53,9 +53,15 @@ export function isValidMailbox(address: string): boolean {
   const domain = address.slice(at + 1);
   if (!(isDotString(local) || isQuotedString(local) || isInternalLocalPart(local))) return false;
   if (domain.startsWith('[')) return isValidAddressLiteral(domain);
-  // RFC 5321 Domain has no trailing dot (that is a HELO/DNS habit).
-  if (domain.endsWith('.')) return false;
-  return isValidHostname(domain, { allowUtf8: true });
+  return isFqdnDomain(domain);
+}
+
+/**
+ * The domain test of Postfix's reject_non_fqdn_sender: valid_hostname() (underscores accepted)
+ * with a trailing dot stripped, and a dot inside; U-labels allowed for SMTPUTF8.
+ */
+function isFqdnDomain(domain: string): boolean {
+  return isValidHostname(domain, { allowUtf8: true, allowUnderscore: true });
 }
 
 /** The unquoted content of a Quoted-string: printable ASCII and space, or UTF-8 beyond ASCII. */
@@ -72,8 +78,10 @@ function isTextChar(c: number): boolean {
 
 /**
  * Step 3: the null sender (empty `sender=`) passes; any other sender that is not a valid Mailbox is
- * rejected the way Postfix words sender rejections. Postfix maps the 5.1.7 status to the recipient
- * equivalent (smtpd_dsn_fix) when the policy service runs in smtpd_recipient_restrictions.
+ * rejected as Postfix's reject_non_fqdn_sender rejects it: 504 5.5.2 "need fully-qualified
+ * address" (a local part Postfix let through but that is no mailbox: 501 5.5.2). Not REJECT 5.1.7:
+ * REJECT takes access_map_reject_code (554), and smtpd_dsn_fix turns 5.1.7 into the recipient's
+ * 5.1.3 in smtpd_recipient_restrictions, blaming the recipient address in the bounce.
  */
 export class SenderCheck implements Check {
   readonly step = 3;
@@ -83,10 +91,12 @@ export class SenderCheck implements Check {
     const sender = ctx.request.sender ?? '';
     if (sender === '' || isValidMailbox(sender)) return null;
     const shown = printableAddress(sender);
-    return {
-      action: `REJECT 5.1.7 <${shown}>: Sender address rejected: not in user@domain.tld form`,
-      reason: `sender ${shown} is not in user@domain.tld form`,
-    };
+    const at = sender.lastIndexOf('@');
+    const domain = at > 0 ? sender.slice(at + 1) : '';
+    if (at <= 0 || domain === '' || (!domain.startsWith('[') && !isFqdnDomain(domain))) {
+      return { action: `504 5.5.2 <${shown}>: Sender address rejected: need fully-qualified address`, reason: `sender ${shown} is not a fully-qualified address` };
+    }
+    return { action: `501 5.5.2 <${shown}>: Sender address rejected: bad address syntax`, reason: `sender ${shown} is not a valid address` };
   }
 }
 
