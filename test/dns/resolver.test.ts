@@ -550,6 +550,15 @@ faults('a query that fails at its deadline is one SERVFAIL log line and one coun
   assert.equal(hx.stack.resolver.stats.failures, { deadline: 1 });
 });
 
+faults('root servers this host cannot reach: the priming and the query itself ask each once, then SERVFAIL no-servers', async () => {
+  hx = await startHarness({ flags: { 'client-deadline-ms': 3000, 'serve-expired': false } });
+  for (const a of ['127.53.0.1', '127.53.0.2']) await hx.h.server(a).setBehaviour('closed');
+  const r = await hx.stack.resolver.resolve('www.example.com', 'A');
+  assert.is(r.rcode, Rcode.SERVFAIL);
+  assert.is(r.failure, 'no-servers', 'not limit-queries');
+  assert.equal(['127.53.0.1', '127.53.0.2'].map((a) => hx.counting.countFor(a)), [1, 1]);
+});
+
 faults('a server that drops AAAA queries is down for AAAA only: A queries of its zone keep resolving (as Unbound)', async () => {
   // A deadline long enough for each server's third timeout (RTO 376, 752, 1504 ms): one cut short
   // by the deadline says nothing about the server.

@@ -361,7 +361,7 @@ export class Iterator {
    */
   private async queryServers(cut: ZoneCut, name: Name, type: number, st: ResolutionState): Promise<Classified | null> {
     let lastResort: { classified: Classified; server: string; reason: string } | undefined;
-    const tried = new Set<string>();
+    const tried = new Set<string>(st.unreachable); // unreachable ones stay out (the priming's included)
     const timedOut = new Set<string>();
     // The root hints carry their own addresses: resolving the root server names would need the root
     // itself, and during priming it would await the very priming in progress (a deadlock that kept
