@@ -19,8 +19,7 @@ import type { LocalZones } from './dns/server/local-zones.js';
 import { NetTransport, type Transport } from './dns/transport/transport.js';
 import { parseZoneText } from './dns/wire/zone-text.js';
 import { RttObservingTransport } from './metrics/rtt-transport.js';
-import { RRType, type Name, type ResourceRecord } from './dns/wire/types.js';
-import { addressFromRdata } from './dns/iterator/zone-cut.js';
+import type { Name, ResourceRecord } from './dns/wire/types.js';
 import { CidrSet } from './util/cidr.js';
 import type { Clock } from './util/clock.js';
 import { DnsError, describeError } from './util/errors.js';
@@ -142,12 +141,6 @@ export function dnsListenEndpoints(v: ConfigValues, logger: Logger, hasIpv6Loopb
 export function createDnsStack(v: ConfigValues, logger: Logger, clock: Clock, extras: DnsStackExtras = {}): DnsStack {
   const listZones = extras.listZones ?? [];
   const rootHints = extras.rootHints ?? loadRootHints((v['root-hints'] as string) || zonesFile('named.root'));
-  // Unbound's do-not-query-localhost: hints that are all on loopback are never asked, and every
-  // lookup beyond the local zones would fail with "no server answered" and no query sent.
-  const hintAddresses = rootHints.filter((rr) => rr.type === RRType.A || rr.type === RRType.AAAA).map((rr) => addressFromRdata(rr.type, rr.rdata));
-  if (!(v['query-loopback'] as boolean) && hintAddresses.length > 0 && hintAddresses.every((a) => a.startsWith('127.') || a === '::1')) {
-    logger.warn({ rootHints: (v['root-hints'] as string) || zonesFile('named.root') }, 'every root hint address is on loopback and query-loopback is off: those servers are never asked (set query-loopback: yes, or --query-loopback, to ask them)');
-  }
   const cache = new RRsetCache({
     clock,
     maxBytes: v['cache-size'] as number,

@@ -14,7 +14,7 @@ import { RRClass, RRType, Rcode, type Message, type Name, type ResourceRecord } 
 import type { IteratorConfig } from './iterator-config.js';
 import { classifyResponse, restoreCase, synthesizeDnameTarget, type Classified } from './response-classifier.js';
 import { aliasCount, rrsetRecords } from './rrset.js';
-import { addCutAddress, addressFromRdata, nsTargets, pushFamilies, type ZoneCut } from './zone-cut.js';
+import { addCutAddress, addressFromRdata, isLoopbackAddress, nsTargets, pushFamilies, type ZoneCut } from './zone-cut.js';
 
 /** Why a resolution ended in SERVFAIL; becomes ResolveResult.failure and a log line. */
 export class ResolutionFailure extends MxError {
@@ -105,6 +105,10 @@ export class Iterator {
       }
     }
     if (this.hintNs.length === 0) throw new MxError('DNS_ERR_ROOT_HINTS', 'root hints contain no NS records for "."');
+    const hintAddresses = [...this.hintAddrs.values()].flat();
+    if (!deps.config.queryLoopback && hintAddresses.length > 0 && hintAddresses.every(isLoopbackAddress)) {
+      deps.logger.warn('every root hint address is on loopback and query-loopback is off: those servers are never asked (set query-loopback: yes, or --query-loopback, to ask them)');
+    }
   }
 
   get config(): IteratorConfig {
@@ -451,7 +455,7 @@ export class Iterator {
   /** Unbound's do-not-query-address defaults: loopback unless allowed, and unspecified addresses. */
   private isQueryable(address: string): boolean {
     if (address === '0.0.0.0' || address === '::' || address.startsWith('0.')) return false;
-    if (!this.config.queryLoopback && (address.startsWith('127.') || address === '::1')) return false;
+    if (!this.config.queryLoopback && isLoopbackAddress(address)) return false;
     return true;
   }
 

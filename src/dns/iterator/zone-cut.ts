@@ -33,6 +33,11 @@ export function nsTargets(ns: { rdatas: Buffer[] }): Name[] {
   return ns.rdatas.map((d) => rdataNames(RRType.NS, d)[0]).filter((n): n is Name => n !== undefined);
 }
 
+/** 127.0.0.0/8 or ::1 (as text from addressFromRdata): asked only with query-loopback (Unbound's do-not-query-localhost). */
+export function isLoopbackAddress(address: string): boolean {
+  return address.startsWith('127.') || address === '::1';
+}
+
 /**
  * The text of a cached A/AAAA rdata, formatted once per rdata buffer: addressesFor runs for every
  * upstream query and the cache keeps the same buffers until the RRset is replaced.
