@@ -5,7 +5,7 @@
 // It does no I/O and reads time only from the injected Clock; randomness only from the injected source.
 import type { Clock } from '../../util/clock.js';
 import { canonicalName } from '../wire/name.js';
-import type { Name } from '../wire/types.js';
+import { RRType, type Name } from '../wire/types.js';
 import { LruBudget } from './lru-budget.js';
 
 /** RTO assumed for a server never measured (Unbound's UNKNOWN_SERVER_NICENESS). */
@@ -77,9 +77,9 @@ interface TypeState {
 /** Names of the type classes, by index: A, AAAA, every other type. */
 const TYPE_CLASSES = ['A', 'AAAA', 'other'] as const;
 
-/** The type class index of a query type (1: A, 28: AAAA); a missing type counts as 'other'. */
+/** The type class index of a query type; a missing type counts as 'other'. */
 function classOf(qtype: number | undefined): 0 | 1 | 2 {
-  return qtype === 1 ? 0 : qtype === 28 ? 1 : 2;
+  return qtype === RRType.A ? 0 : qtype === RRType.AAAA ? 1 : 2;
 }
 
 /** RFC 6298 s2 gains. */
@@ -300,7 +300,7 @@ export class InfraCache {
     if (h === undefined) {
       h = {
         rttExpiresAtMs: 0, srttMs: 0, rttvarMs: 0, measured: false, rtoMs: UNKNOWN_SERVER_RTO_MS,
-        byType: [this.freshTypeState(), this.freshTypeState(), this.freshTypeState()], edns: null, ednsExpiresAtMs: 0,
+        byType: this.freshTypeStates(), edns: null, ednsExpiresAtMs: 0,
         lame: new Map(),
       };
       // Initialised before insertion: an unset epoch would look forgotten to the eviction scan.
@@ -318,11 +318,12 @@ export class InfraCache {
     h.rttvarMs = 0;
     h.measured = false;
     h.rtoMs = UNKNOWN_SERVER_RTO_MS;
-    h.byType = [this.freshTypeState(), this.freshTypeState(), this.freshTypeState()];
+    h.byType = this.freshTypeStates();
   }
 
-  private freshTypeState(): TypeState {
-    return { timeouts: 0, down: false, probeIntervalMs: this.probeMinMs, nextProbeAtMs: 0 };
+  private freshTypeStates(): Host['byType'] {
+    const fresh = (): TypeState => ({ timeouts: 0, down: false, probeIntervalMs: this.probeMinMs, nextProbeAtMs: 0 });
+    return [fresh(), fresh(), fresh()];
   }
 
   /** The host when its RTT facts are still current (a host with only lame/EDNS facts counts as unmeasured). */

@@ -120,9 +120,12 @@ export class PacketCache {
     const now = this.clock.nowMs();
     const key = query.cacheKey;
     let chainOwners: Name[] | undefined;
+    let chainOwnerChars = 0;
     for (const rr of response.answers) {
       const owner = canonicalName(rr.name);
-      if (owner !== canonQname && !chainOwners?.includes(owner)) (chainOwners ??= []).push(owner);
+      if (owner === canonQname || chainOwners?.includes(owner)) continue;
+      (chainOwners ??= []).push(owner);
+      chainOwnerChars += owner.length;
     }
     const packet: Packet = {
       canonQname,
@@ -138,7 +141,7 @@ export class PacketCache {
       hits: 0,
       prefetchFired: false,
     };
-    const cost = ENTRY_OVERHEAD_BYTES + encoded.bytes.length + encoded.ttlOffsets.length * 8 + key.length + canonQname.length + (chainOwners?.join('').length ?? 0);
+    const cost = ENTRY_OVERHEAD_BYTES + encoded.bytes.length + encoded.ttlOffsets.length * 8 + key.length + canonQname.length + chainOwnerChars;
     this.lru.set(key, packet, cost);
   }
 
