@@ -83,9 +83,18 @@ export function heloNameProblem(name: string): 'invalid' | 'not-fqdn' | undefine
 
 /** A dotted-quad IPv4 or an IPv6 address without the brackets of an address literal. */
 export function isBareAddress(name: string): boolean {
-  if (name.includes(':')) return !name.includes('%') && isIPv6(name);
-  const parts = name.split('.');
+  return name.includes(':') ? isPlainIPv6(name) : isDottedQuad(name);
+}
+
+/** RFC 5321 IPv4-address-literal content: four Snum (1*3DIGIT, 0 through 255; leading zeros allowed). */
+function isDottedQuad(text: string): boolean {
+  const parts = text.split('.');
   return parts.length === 4 && parts.every((p) => /^\d{1,3}$/.test(p) && Number(p) <= 255);
+}
+
+/** An IPv6 address without a zone index ("%eth0"). */
+function isPlainIPv6(text: string): boolean {
+  return !text.includes('%') && isIPv6(text);
 }
 
 /**
@@ -96,13 +105,7 @@ export function isBareAddress(name: string): boolean {
 export function isValidAddressLiteral(text: string): boolean {
   if (text.length < 3 || !text.startsWith('[') || !text.endsWith(']')) return false;
   const inner = text.slice(1, -1);
-  if (/^ipv6:/i.test(inner)) {
-    const addr = inner.slice(5);
-    return !addr.includes('%') && isIPv6(addr);
-  }
-  // Snum = 1*3DIGIT representing a decimal integer value in the range 0 through 255.
-  const parts = inner.split('.');
-  return parts.length === 4 && parts.every((p) => /^\d{1,3}$/.test(p) && Number(p) <= 255);
+  return /^ipv6:/i.test(inner) ? isPlainIPv6(inner.slice(5)) : isDottedQuad(inner);
 }
 
 function isValidLabel(label: string, options: HostnameSyntaxOptions): boolean {

@@ -46,14 +46,24 @@ export function isQuotedString(local: string): boolean {
  * part may itself contain one.
  */
 export function isValidMailbox(address: string): boolean {
-  if (Buffer.byteLength(address, 'utf8') > MAX_ADDRESS_OCTETS) return false;
+  return mailboxProblem(address) === undefined;
+}
+
+/**
+ * What makes `address` no Mailbox (see isValidMailbox), or undefined: 'not-fqdn' when it has no
+ * domain or its domain is not fully qualified (Postfix's reject_non_fqdn_sender), else 'syntax'
+ * (too long, a bad local part, a bad address literal).
+ */
+export function mailboxProblem(address: string): 'not-fqdn' | 'syntax' | undefined {
   const at = address.lastIndexOf('@');
-  if (at <= 0 || at === address.length - 1) return false;
-  const local = address.slice(0, at);
+  if (at <= 0 || at === address.length - 1) return 'not-fqdn';
   const domain = address.slice(at + 1);
-  if (!(isDotString(local) || isQuotedString(local) || isInternalLocalPart(local))) return false;
-  if (domain.startsWith('[')) return isValidAddressLiteral(domain);
-  return isFqdnDomain(domain);
+  const literal = domain.startsWith('[');
+  if (!literal && !isFqdnDomain(domain)) return 'not-fqdn';
+  if (Buffer.byteLength(address, 'utf8') > MAX_ADDRESS_OCTETS) return 'syntax';
+  const local = address.slice(0, at);
+  if (!(isDotString(local) || isQuotedString(local) || isInternalLocalPart(local))) return 'syntax';
+  return literal && !isValidAddressLiteral(domain) ? 'syntax' : undefined;
 }
 
 /**
@@ -89,11 +99,10 @@ export class SenderCheck implements Check {
 
   run(ctx: CheckContext): CheckResult | null {
     const sender = ctx.request.sender ?? '';
-    if (sender === '' || isValidMailbox(sender)) return null;
+    const problem = sender === '' ? undefined : mailboxProblem(sender);
+    if (problem === undefined) return null;
     const shown = printableAddress(sender);
-    const at = sender.lastIndexOf('@');
-    const domain = at > 0 ? sender.slice(at + 1) : '';
-    if (at <= 0 || domain === '' || (!domain.startsWith('[') && !isFqdnDomain(domain))) {
+    if (problem === 'not-fqdn') {
       return { action: `504 5.5.2 <${shown}>: Sender address rejected: need fully-qualified address`, reason: `sender ${shown} is not a fully-qualified address` };
     }
     return { action: `501 5.5.2 <${shown}>: Sender address rejected: bad address syntax`, reason: `sender ${shown} is not a valid address` };
