@@ -316,7 +316,8 @@ export function greylistCommand(): CommandModule<object, GreylistArgs> {
               gone = await store.deleteTriplet(key);
             }
             const which = key === given ? '' : ` (stored as ${key})`;
-            out({ deleted: gone, key }, gone ? `deleted${which}\n` : `no such triplet${built !== undefined && built !== given ? ` (looked for ${given} and ${built})` : ''}; 'mxsentry greylist list --prefix CLIENT-NETWORK' shows the stored keys\n`);
+            const looked = key === given ? '' : ` (looked for ${given} and ${key})`;
+            out({ deleted: gone, key }, gone ? `deleted${which}\n` : `no such triplet${looked}; 'mxsentry greylist list --prefix CLIENT-NETWORK' shows the stored keys\n`);
             if (!gone) process.exitCode = EXIT_FAILED;
             break;
           }

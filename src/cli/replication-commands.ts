@@ -12,7 +12,7 @@ import { ControlError } from '../control/control-error.js';
 import { controlSocketPath } from '../control/operations.js';
 import { LmdbGreylistStore } from '../store/lmdb-greylist-store.js';
 import { peerStatus, readStatusFile, type PeerStatus, type ReplicationStatus } from '../store/replication/replication-status.js';
-import { defaultNodeName, generateReplicationKey, KEY_CREDENTIAL, parsePeerSpec, replicationSettingsOf } from '../store/replication/replication-settings.js';
+import { defaultNodeName, generateReplicationKey, KEY_CREDENTIAL, NODE_NAME_RULE, parsePeerSpec, replicationSettingsOf } from '../store/replication/replication-settings.js';
 import { systemClock } from '../util/clock.js';
 import { parseAddress } from '../util/cidr.js';
 import { describeError } from '../util/errors.js';
@@ -100,7 +100,7 @@ export function peerCommand(): CommandModule<object, KeygenArgs> {
         return;
       }
       if (!isNodeId(name)) {
-        process.stderr.write(`mxsentry: --name "${name}" must be 1-64 characters of A-Z a-z 0-9 _ . -\n`);
+        process.stderr.write(`mxsentry: --name "${name}" ${NODE_NAME_RULE}\n`);
         process.exitCode = 2;
         return;
       }

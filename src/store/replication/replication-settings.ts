@@ -72,12 +72,15 @@ export function derivePsk(clusterKey: Buffer): Buffer {
   return createHmac('sha256', clusterKey).update('mxsentry replication TLS-PSK v1').digest();
 }
 
+/** What a node name (node-name, a peer's name) may be, as isNodeId checks it. */
+export const NODE_NAME_RULE = 'must be 1-64 characters of A-Z a-z 0-9 _ . -';
+
 /** Parses `name=host:port` (IPv6 as `name=[2001:db8::2]:7410`). Throws Error with what is expected. */
 export function parsePeerSpec(text: string): PeerSpec {
   const m = /^([^=\s]+)=(?:\[([^\]]+)\]|([^:[\]\s]+)):(\d{1,5})$/.exec(text.trim());
   if (!m) throw new Error(`"${text}" is not NAME=HOST:PORT (e.g. mx2=192.0.2.2:7410, IPv6 as mx2=[2001:db8::2]:7410)`);
   const name = m[1]!;
-  if (!isNodeId(name)) throw new Error(`peer name "${name}" must be 1-64 characters of A-Z a-z 0-9 _ . -`);
+  if (!isNodeId(name)) throw new Error(`peer name "${name}" ${NODE_NAME_RULE}`);
   const host = m[2] ?? m[3]!;
   if (m[2] !== undefined && isIP(host) !== 6) throw new Error(`"${host}" in brackets is not an IPv6 address`);
   // A host name's last label is never all digits (RFC 1123 s2.1): "999.1.1.1" is a mistyped address.
@@ -104,7 +107,7 @@ function configError(key: string, message: string, cause?: unknown, index?: numb
 export function nodeNameOf(v: ConfigValues): string {
   const configured = (v['node-name'] as string | undefined) ?? '';
   const name = configured === '' ? defaultNodeName() : configured;
-  if (!isNodeId(name)) throw configError('node-name', `"${name}" must be 1-64 characters of A-Z a-z 0-9 _ . -`);
+  if (!isNodeId(name)) throw configError('node-name', `"${name}" ${NODE_NAME_RULE}`);
   return name;
 }
 
