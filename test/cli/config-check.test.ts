@@ -88,6 +88,16 @@ s('named files: each value with its own line; flags named as flags', async () =>
   );
 });
 
+s('a local zones file: each bad line a problem of its own, at the line naming the file', async () => {
+  const zones = join(dir, 'zones');
+  writeFileSync(zones, 'local-zone: "a.example." staticc\nlocal-zone: "b.example." static\nlocal-data: "b.example. IN A x"\n');
+  const text = await problems(loadText(['delay: 300', `local-zones-file: ${zones}`].join('\n')));
+  assert.equal(
+    text.map((t) => t.split(`${dir}/`).join('').replace(/(zones:\d+): .*/, '$1')),
+    ['mxsentry.conf:2: local-zones-file: zones:1', 'mxsentry.conf:2: local-zones-file: zones:3'],
+  );
+});
+
 s('whitelist lines serve would skip are warnings placed at the line naming the file', async () => {
   const clients = join(dir, 'whitelist_clients');
   writeFileSync(clients, '# postgrey format\nmail.example.org\nmx example.org\n');

@@ -5,6 +5,7 @@
 // anything and never follows a CNAME: the answer is what is configured, or null (resolve normally).
 import { readTextFileSync } from '../../util/read-text-file.js';
 import { DnsError, describeError } from '../../util/errors.js';
+import { LineProblems, type LineProblemsError } from '../../util/line-problems.js';
 import { parseAddress } from '../../util/cidr.js';
 import { canonicalName, labelStarts, nameToWire, parseName, isSubdomain } from '../wire/name.js';
 import { parseRecordLine } from '../wire/zone-text.js';
@@ -287,7 +288,7 @@ export class LocalZones {
    * Reads an Unbound-style file: `local-zone:`, `local-data:`, `local-data-ptr:` lines, `#`
    * comments, blank lines and a `server:` header tolerated. All zones are applied before any data,
    * so line order does not matter (as in Unbound).
-   * @throws DnsError DNS_ERR_ZONE_SYNTAX naming file:line; DNS_ERR_ZONE_FILE when unreadable.
+   * @throws ZoneSyntaxError (DNS_ERR_ZONE_SYNTAX) naming file:line of each bad line; DnsError DNS_ERR_ZONE_FILE when unreadable.
    */
   loadFile(path: string): void {
     let text: string;
@@ -299,35 +300,43 @@ export class LocalZones {
     this.loadText(text, path);
   }
 
-  /** As loadFile, from text; `file` names the source in error messages. */
+  /**
+   * As loadFile, from text; `file` names the source in error messages. Every bad line is reported
+   * (ZoneSyntaxError), not only the first; zones and data of the good lines are applied first.
+   */
   loadText(text: string, file = '<text>'): void {
     const zones: Array<{ line: number; name: string; type: string }> = [];
     const data: Array<{ line: number; kind: 'data' | 'ptr'; value: string }> = [];
+    const problems = new LineProblems();
     const lines = text.split(/\r?\n/);
     for (let i = 0; i < lines.length; i++) {
       const lineNo = i + 1;
       const where = `${file}:${lineNo}`;
-      const line = stripComment(lines[i] as string, where).trim();
-      if (line === '' || line === 'server:') continue;
-      const m = /^([a-z-]+):\s*(.*)$/.exec(line);
-      if (!m) throw syntax(where, `expected "local-zone:", "local-data:" or "local-data-ptr:", got "${line}"`);
-      const key = m[1] as string;
-      const rest = m[2] as string;
-      if (key === 'local-zone') {
-        const z = /^(?:"([^"]*)"|'([^']*)'|(\S+))\s+(\S+)$/.exec(rest);
-        if (!z) throw syntax(where, `local-zone wants "NAME" TYPE, got "${rest}"`);
-        zones.push({ line: lineNo, name: (z[1] ?? z[2] ?? z[3]) as string, type: z[4] as string });
-      } else if (key === 'local-data' || key === 'local-data-ptr') {
-        data.push({ line: lineNo, kind: key === 'local-data' ? 'data' : 'ptr', value: unquote(rest, where) });
-      } else {
-        throw syntax(where, `unknown key "${key}:" (this file holds only local-zone, local-data and local-data-ptr)`);
+      try {
+        const line = stripComment(lines[i] as string, where).trim();
+        if (line === '' || line === 'server:') continue;
+        const m = /^([a-z-]+):\s*(.*)$/.exec(line);
+        if (!m) throw syntax(where, `expected "local-zone:", "local-data:" or "local-data-ptr:", got "${line}"`);
+        const key = m[1] as string;
+        const rest = m[2] as string;
+        if (key === 'local-zone') {
+          const z = /^(?:"([^"]*)"|'([^']*)'|(\S+))\s+(\S+)$/.exec(rest);
+          if (!z) throw syntax(where, `local-zone wants "NAME" TYPE, got "${rest}"`);
+          zones.push({ line: lineNo, name: (z[1] ?? z[2] ?? z[3]) as string, type: z[4] as string });
+        } else if (key === 'local-data' || key === 'local-data-ptr') {
+          data.push({ line: lineNo, kind: key === 'local-data' ? 'data' : 'ptr', value: unquote(rest, where) });
+        } else {
+          throw syntax(where, `unknown key "${key}:" (this file holds only local-zone, local-data and local-data-ptr)`);
+        }
+      } catch (err) {
+        problems.add(reason(err));
       }
     }
     for (const z of zones) {
       try {
         this.addZone(z.name, z.type);
       } catch (err) {
-        throw syntax(`${file}:${z.line}`, reason(err), err);
+        problems.add(`${file}:${z.line}: ${reason(err)}`);
       }
     }
     for (const d of data) {
@@ -335,9 +344,10 @@ export class LocalZones {
         if (d.kind === 'data') this.addData(d.value);
         else this.addDataPtr(d.value);
       } catch (err) {
-        throw syntax(`${file}:${d.line}`, reason(err), err);
+        problems.add(`${file}:${d.line}: ${reason(err)}`);
       }
     }
+    problems.throwIfAny(file, (p) => new ZoneSyntaxError(p));
   }
 
   /** The configured zones, deepest names last within each branch (sorted by name). */
@@ -533,6 +543,13 @@ function unquote(value: string, where: string): string {
 function reason(err: unknown): string {
   if (err instanceof DnsError && err.code === 'DNS_ERR_ZONE_SYNTAX') return err.message;
   return describeError(err);
+}
+
+/** DNS_ERR_ZONE_SYNTAX listing every bad line of a local zones file, one per line of the message. */
+export class ZoneSyntaxError extends DnsError implements LineProblemsError {
+  constructor(readonly problems: readonly string[]) {
+    super('DNS_ERR_ZONE_SYNTAX', problems.join('\n'));
+  }
 }
 
 function syntax(where: string, message: string, cause?: unknown): DnsError {

@@ -6,7 +6,8 @@ import { readFile } from 'node:fs/promises';
 import { cidrHostBitsProblem, parseAddress, parseCidr, type Cidr } from '../../util/cidr.js';
 import { CidrIndex } from '../../util/cidr-index.js';
 import { PolicyError, describeError } from '../../util/errors.js';
-import { LineProblems } from './table-syntax-error.js';
+import { LineProblems } from '../../util/line-problems.js';
+import { TableSyntaxError } from './table-syntax-error.js';
 
 /** One table line. */
 export interface CidrTableEntry {
@@ -104,7 +105,7 @@ export class CidrTable {
       }
       entries.push({ cidr, action: result === '' ? defaultAction : result, source, line: i + 1 });
     }
-    problems.throwIfAny(source);
+    problems.throwIfAny(source, (p) => new TableSyntaxError(p));
     return new CidrTable(entries);
   }
 

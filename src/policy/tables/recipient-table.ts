@@ -4,7 +4,8 @@
 // load (never a half-loaded table).
 import { readFile } from 'node:fs/promises';
 import { PolicyError, describeError } from '../../util/errors.js';
-import { LineProblems } from './table-syntax-error.js';
+import { LineProblems } from '../../util/line-problems.js';
+import { TableSyntaxError } from './table-syntax-error.js';
 
 /** Where a key came from, for log lines and `mxsentry check`. */
 export interface RecipientTableMatch {
@@ -49,7 +50,7 @@ export class RecipientTable {
       else keys.push([key, i + 1]);
     }
     // Every bad line at once, and nothing of a file that has one (never a half-loaded table).
-    problems.throwIfAny(source);
+    problems.throwIfAny(source, (p) => new TableSyntaxError(p));
     for (const [key, line] of keys) this.add(key, source, line);
   }
 

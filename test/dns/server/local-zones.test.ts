@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_ZONE_NAMES, LocalZones, reverseName } from '../../../src/dns/server/local-zones.js';
+import { DEFAULT_ZONE_NAMES, LocalZones, ZoneSyntaxError, reverseName } from '../../../src/dns/server/local-zones.js';
 import { rdataToData } from '../../../src/dns/wire/rdata.js';
 import { Rcode, RRType } from '../../../src/dns/wire/types.js';
 import { DnsError } from '../../../src/util/errors.js';
@@ -289,6 +289,27 @@ s('loadFile: comments, server: header, quotes, order-independent, errors with fi
     expectSyntax(() => new LocalZones().loadFile(bad), `${bad}:1`);
     writeFileSync(bad, 'local-data: "unterminated\n');
     expectSyntax(() => new LocalZones().loadFile(bad), `${bad}:1`);
+    // Every bad line at once (syntax, zone and data problems), the good lines still read.
+    writeFileSync(bad, [
+      'local-zone: "good.example." static',
+      'local-zone: "x.example." staticc',
+      'local-data: "www.good.example. IN A 192.0.2.1"',
+      'local-data: "www.good.example. IN A not-an-address"',
+      'forward-zone:',
+      'local-data: "unterminated',
+      '',
+    ].join('\n'));
+    try {
+      new LocalZones().loadFile(bad);
+      assert.unreachable('bad lines');
+    } catch (err) {
+      assert.instance(err, ZoneSyntaxError);
+      const problems = (err as ZoneSyntaxError).problems;
+      assert.equal(problems.map((p) => /:(\d+): /.exec(p)?.[1]).sort(), ['2', '4', '5', '6'], problems.join('\n'));
+      assert.is((err as ZoneSyntaxError).code, 'DNS_ERR_ZONE_SYNTAX');
+      assert.match((err as Error).message, 'staticc');
+      assert.match((err as Error).message, 'unterminated');
+    }
     try {
       new LocalZones().loadFile(join(dir, 'missing.conf'));
       assert.unreachable('missing file');

@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CidrTable } from '../../../src/policy/tables/cidr-table.js';
 import { PolicyError } from '../../../src/util/errors.js';
-import { MAX_REPORTED_LINES, TableSyntaxError } from '../../../src/policy/tables/table-syntax-error.js';
+import { TableSyntaxError } from '../../../src/policy/tables/table-syntax-error.js';
+import { MAX_REPORTED_LINES } from '../../../src/util/line-problems.js';
 
 const s = suite('policy/tables/cidr-table');
 
