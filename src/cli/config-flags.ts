@@ -56,14 +56,16 @@ export function normaliseSwitchFlags(args: readonly string[]): string[] {
 
 /**
  * Adds one option per schema key to a yargs command. `serve` lists them all in its help; the other
- * commands (which accept them to read the daemon's configuration) list only --config and say so.
+ * commands (which accept them to read the daemon's configuration) list --config and the keys in
+ * `shown` (those an admin typically gives such a command, e.g. --data-dir), and say so.
  */
-export function addConfigFlags<T>(y: Argv<T>, opts: { listed: boolean } = { listed: true }): Argv<T> {
+export function addConfigFlags<T>(y: Argv<T>, opts: { listed: boolean; shown?: readonly string[] } = { listed: true }): Argv<T> {
   let out = y.option('config', { type: 'string', requiresArg: true, describe: 'Configuration file (key: value lines)', group: 'General:' });
-  const hidden = !opts.listed;
-  if (hidden) out = out.epilog('It reads the configuration serve reads: --config FILE, and every option of `mxsentry serve --help`, which override the file as they do for serve.');
+  if (!opts.listed) out = out.epilog('It reads the configuration serve reads: --config FILE, and every option of `mxsentry serve --help`, which override the file as they do for serve.');
   for (const def of SCHEMA) {
-    const group = `${def.group[0]!.toUpperCase()}${def.group.slice(1)}:`;
+    const shown = opts.shown?.includes(def.key) ?? false;
+    const hidden = !opts.listed && !shown;
+    const group = shown ? 'General:' : `${def.group[0]!.toUpperCase()}${def.group.slice(1)}:`;
     // Defaults as the example file writes them (2d, 64m, yes), so a copied default means the same in the file.
     const describe = `${def.description} [default: ${defaultLines(def).join(', ') || 'none'}]`;
     // No yargs type for switches: normaliseSwitchFlags hands every form over as `--KEY=WORD`, and

@@ -33,7 +33,7 @@ export function lookupCommand(deps: CliDeps): CommandModule<object, LookupArgs> 
           .positional('type', { type: 'string', describe: 'Record type (A, AAAA, MX, TXT, ...; default A); for an IP address without a type: PTR of its reverse name' })
           .option('x', { type: 'boolean', describe: 'Reverse lookup, as dig -x: the PTR record of the address NAME' })
           .option('json', { type: 'boolean', describe: 'Print the result as JSON' }),
-        { listed: false },
+        { listed: false, shown: ['root-hints', 'query-loopback'] },
       ) as unknown as Argv<LookupArgs>,
     handler: async (argv: ArgumentsCamelCase<LookupArgs>) => {
       // An address without a type (or with -x) asks for its PTR record, as `host ADDR` and

@@ -44,7 +44,7 @@ export function checkCommand(deps: CliDeps): CommandModule<object, CheckArgs> {
           .option('client-name', { type: 'string', describe: 'Reverse DNS name of the client (for whitelists)' })
           .option('sasl-username', { type: 'string', describe: 'SASL login name, if authenticated' })
           .option('json', { type: 'boolean', describe: 'Print JSON' }),
-        { listed: false },
+        { listed: false, shown: ['data-dir', 'root-hints', 'query-loopback'] },
       ) as unknown as Argv<CheckArgs>,
     handler: async (argv: ArgumentsCamelCase<CheckArgs>) => {
       // Postfix always sends an address; anything else would skip the DNS lists and greylisting.
@@ -111,7 +111,7 @@ export function rblCommand(deps: CliDeps): CommandModule<object, RblArgs> {
     command: 'rbl <ip>',
     describe: 'Look an address up in every configured DNSWL/DNSBL: raw answers, TXT reason and verdict per list, score per tier',
     builder: (y: Argv) =>
-      addConfigFlags(y.positional('ip', { type: 'string', demandOption: true, describe: 'The client IP address to look up' }).option('json', { type: 'boolean', describe: 'Print every list\'s result as JSON' }), { listed: false }) as unknown as Argv<RblArgs>,
+      addConfigFlags(y.positional('ip', { type: 'string', demandOption: true, describe: 'The client IP address to look up' }).option('json', { type: 'boolean', describe: 'Print every list\'s result as JSON' }), { listed: false, shown: ['root-hints', 'query-loopback'] }) as unknown as Argv<RblArgs>,
     handler: async (argv: ArgumentsCamelCase<RblArgs>) => {
       if (!parseAddress(argv.ip)) return usageError(`rbl takes an IP address, got "${argv.ip}"`);
       const cfg = loadDaemonConfig(argv as Record<string, unknown>);
@@ -221,7 +221,7 @@ export function greylistCommand(): CommandModule<object, GreylistArgs> {
           .option('older-than', { type: 'string', describe: 'purge: also records unseen this long (e.g. 12h, 7d; a bare number is days), when shorter than max-age' })
           .option('limit', { type: 'string', default: String(DEFAULT_LIST_ROWS), describe: 'At most this many rows (list, clients); a note on stderr says when there are more' })
           .option('json', { type: 'boolean', describe: 'Print JSON (one object, or one array for list and clients)' }),
-        { listed: false },
+        { listed: false, shown: ['data-dir', 'control-socket'] },
       ) as unknown as Argv<GreylistArgs>,
     handler: async (argv: ArgumentsCamelCase<GreylistArgs>) => {
       // A string, so a bad value is shown as typed ("abc", not yargs' NaN).

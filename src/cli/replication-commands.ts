@@ -223,7 +223,7 @@ export function replicationCommand(): CommandModule<object, StatusArgs> {
     builder: (y: Argv) =>
       addConfigFlags(
         y.positional('action', { type: 'string', choices: ['status'], demandOption: true }).option('json', { type: 'boolean', describe: 'Print JSON' }),
-        { listed: false },
+        { listed: false, shown: ['data-dir', 'control-socket'] },
       ) as unknown as Argv<StatusArgs>,
     handler: async (argv: ArgumentsCamelCase<StatusArgs>) => {
       const cfg = loadDaemonConfig(argv as Record<string, unknown>);

@@ -87,6 +87,14 @@ s('commands other than serve list only --config and point at serve --help, yet t
   assert.match(await helpText(), /--dnsbl /, 'serve still lists them');
 });
 
+s('a command lists the keys it names in `shown` beside --config (greylist: --data-dir)', async () => {
+  const help = await addConfigFlags(yargs([]), { listed: false, shown: ['data-dir', 'control-socket'] }).wrap(null).getHelp();
+  const general = help.slice(help.indexOf('General:'));
+  assert.match(general, /--data-dir +Folder for the LMDB greylist store/);
+  assert.match(general, /--control-socket /);
+  assert.not.match(help, /--dnsbl|--max-age/);
+});
+
 s('every switch: --KEY, --KEY yes|no|true|false|on|off, --KEY=WORD and --no-KEY', async () => {
   const keys = SCHEMA.filter((d) => d.kind === 'bool').map((d) => d.key);
   assert.ok(keys.length >= 10);
