@@ -6,7 +6,8 @@ import * as assert from 'uvu/assert';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { CountingTransport, NetTransport, TransportStats, type QueryOptions, type UpstreamTarget } from '../../../src/dns/transport/transport.js';
+import { buildQuery, CountingTransport, EDNS_UDP_SIZE, NetTransport, TransportStats, type QueryOptions, type UpstreamTarget } from '../../../src/dns/transport/transport.js';
+import { encodeMessage } from '../../../src/dns/wire/message.js';
 import { RRType, RRClass, Rcode, type Question } from '../../../src/dns/wire/types.js';
 import { DnsError } from '../../../src/util/errors.js';
 import { FakeAuthority } from '../../helpers/fake-authority.js';
@@ -426,6 +427,29 @@ s('CountingTransport counts per address and per (address, qname, qtype), case-in
   counting.reset();
   assert.is(counting.total, 0);
   assert.is(counting.countFor(ADDR), 0);
+});
+
+s('buildQuery writes the bytes encodeMessage writes for the same query', () => {
+  const names = ['.', 'com.', 'ExAmPle.CoM.', 'a\\.b.example.', 'sp\\032ace.example.', `${'x'.repeat(63)}.${'y'.repeat(63)}.${'z'.repeat(63)}.${'w'.repeat(61)}.`, '_dmarc.mail.example.org.'];
+  for (const name of names) {
+    for (const type of [RRType.A, RRType.AAAA, RRType.NS, RRType.TXT, 65535]) {
+      for (const edns of [true, false]) {
+        const id = (name.length * 7919 + type) & 0xffff;
+        const expected = encodeMessage({
+          id,
+          flags: { qr: false, opcode: 0, aa: false, tc: false, rd: false, ra: false, z: false, ad: false, cd: false },
+          rcode: 0,
+          questions: [{ name, type, class: RRClass.IN }],
+          answers: [],
+          authorities: [],
+          additionals: [],
+          edns: edns ? { udpSize: EDNS_UDP_SIZE, version: 0, dnssecOk: false, options: Buffer.alloc(0) } : null,
+        }).bytes;
+        assert.equal(buildQuery(id, { name, type, class: RRClass.IN }, edns).toString('hex'), expected.toString('hex'), `${name} ${type} edns=${edns}`);
+      }
+    }
+  }
+  assert.throws(() => buildQuery(1, { name: `${'x'.repeat(64)}.example.`, type: RRType.A, class: RRClass.IN }, true), (e: unknown) => e instanceof DnsError && e.code === 'DNS_ERR_BAD_NAME');
 });
 
 s.run();
