@@ -39,6 +39,8 @@ export interface ControlServerOptions {
 export const CONTROL_SOCKET_MODE = 0o660;
 const STALE_PROBE_TIMEOUT_MS = 1000;
 const CLOSE_GRACE_MS = 1000;
+/** How long a refused connection may take to receive its refusal before it is closed. */
+const REFUSAL_TIMEOUT_MS = 5000;
 
 /**
  * Checks that `path` may hold the control socket and clears a stale socket left by a crash.
@@ -166,6 +168,11 @@ export class ControlServer {
 
   private accept(socket: net.Socket): void {
     if (this.closing || this.conns.size >= this.maxConnections) {
+      // A client that closes without reading the refusal resets the connection: that error is
+      // the client's, and an unhandled one would end the daemon. One that never reads it is
+      // not waited for.
+      socket.on('error', (err) => this.opts.logger.debug({ err: describeError(err) }, 'refused control connection error'));
+      socket.setTimeout(REFUSAL_TIMEOUT_MS, () => socket.destroy());
       socket.end(`${JSON.stringify(errorResponse(new ControlError('CONTROL_ERR_IO', 'too many control connections or shutting down')))}\n`);
       return;
     }

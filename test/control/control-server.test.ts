@@ -103,6 +103,32 @@ s('an over-long request line is refused and the connection closed', async () => 
   }
 });
 
+s('a connection over the cap that the client resets unread does not take the server down', async () => {
+  const path = join(dir, 'c.sock');
+  const srv = new ControlServer({ path, logger, handlers: { echo: (req) => ({ got: req.arg ?? null }) }, maxConnections: 1 });
+  await srv.listen();
+  const holder = net.connect({ path });
+  holder.on('error', () => undefined);
+  try {
+    await new Promise<void>((resolve) => holder.on('connect', () => resolve()));
+    await new Promise((r) => setTimeout(r, 50));
+    // Over the cap: the server writes its refusal; the client closes without reading it (a reset).
+    // Paused before it connects: the refusal stays unread in the kernel's buffer and the close resets.
+    const extra = net.connect({ path }).pause();
+    extra.on('error', () => undefined);
+    await new Promise<void>((resolve) => extra.on('connect', () => resolve()));
+    await new Promise((r) => setTimeout(r, 100));
+    extra.destroy();
+    await new Promise((r) => setTimeout(r, 100));
+    holder.destroy();
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(await sendControlRequest(path, { command: 'echo', arg: 'still here' }), { got: 'still here' });
+  } finally {
+    holder.destroy();
+    await srv.close();
+  }
+});
+
 s('a client that pipelines requests and reads nothing is not read further, and its queue dies with it', async () => {
   // Every line was queued as it arrived while the answers waited for the client to read:
   // memory grew by ~100 MB/s and, once the client went away, the server ran every queued command.
