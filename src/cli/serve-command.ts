@@ -80,6 +80,11 @@ export function serveCommand(deps: CliDeps): CommandModule<object, ServeArgs> {
       process.on('SIGTERM', () => stop('SIGTERM'));
       process.on('SIGINT', () => stop('SIGINT'));
       process.on('SIGHUP', reload);
+      // Node's defaults: SIGUSR1 opens the inspector on 127.0.0.1:9229 (code execution for any local
+      // user), SIGUSR2 ends the process. A log rotation script's signal must do neither.
+      for (const signal of ['SIGUSR1', 'SIGUSR2'] as const) {
+        process.on(signal, () => logger?.info({ signal }, 'signal ignored (SIGHUP reloads, SIGTERM stops)'));
+      }
       const configInput = { ...(typeof argv.config === 'string' ? { file: argv.config } : {}), flags: collectConfigFlags(argv as Record<string, unknown>) };
       const loaded = loadConfig(configInput);
       // Derived settings and named files are checked before anything listens, every problem listed.

@@ -18,6 +18,8 @@ interface Started {
   dir: string;
   fifo: string;
   lines(): DaemonLogLine[];
+  /** What the process wrote to stderr so far. */
+  stderr(): string;
   /** Resolves once the process ended and its output was read to the end. */
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
@@ -35,10 +37,11 @@ async function startBlocked(): Promise<Started> {
   const child = spawn(process.execPath, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr?.resume();
+  let err = '';
+  child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('close', (code, signal) => r({ code, signal })));
   const lines = (): DaemonLogLine[] => out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as DaemonLogLine);
-  return { child, dir, fifo, lines, exited };
+  return { child, dir, fifo, lines, stderr: () => err, exited };
 }
 
 /** Waits until the daemon opens the FIFO for reading (it is then inside its start), writes one file. */
@@ -82,6 +85,30 @@ s('a SIGHUP during the start does not end the daemon; it reloads once started', 
     feeding = false;
     if (d.child.exitCode === null && d.child.signalCode === null) d.child.kill('SIGKILL');
     // Unblock a feeder waiting for a reader that will not come.
+    await open(d.fifo, 'r+').then((h) => h.close()).catch(() => undefined);
+    rmSync(d.dir, { recursive: true, force: true });
+  }
+});
+
+s('SIGUSR1 and SIGUSR2 are logged and ignored: no inspector, no exit', async () => {
+  const d = await startBlocked();
+  let feeding = true;
+  try {
+    void (async () => {
+      while (feeding) await feed(d.fifo).catch(() => undefined);
+    })();
+    await until('mxsentry started', () => d.lines().some((l) => l.msg === 'mxsentry started') || d.child.exitCode !== null);
+    d.child.kill('SIGUSR1');
+    d.child.kill('SIGUSR2');
+    await until('both signals logged', () => d.lines().filter((l) => l.msg === 'signal ignored (SIGHUP reloads, SIGTERM stops)').length === 2);
+    assert.is(d.child.exitCode, null, 'still running');
+    assert.is(d.child.signalCode, null, 'not ended by SIGUSR2');
+    d.child.kill('SIGTERM');
+    assert.equal(await d.exited, { code: 0, signal: null });
+    assert.not.match(d.stderr(), /Debugger listening/);
+  } finally {
+    feeding = false;
+    if (d.child.exitCode === null && d.child.signalCode === null) d.child.kill('SIGKILL');
     await open(d.fifo, 'r+').then((h) => h.close()).catch(() => undefined);
     rmSync(d.dir, { recursive: true, force: true });
   }
