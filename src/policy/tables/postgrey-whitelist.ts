@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { CidrSet, parseCidr, type Cidr } from '../../util/cidr.js';
 import { PolicyError } from '../../util/errors.js';
+import { nestedRepetition } from './regex-risk.js';
 import { endsWithIgnoringCase, requiredSuffix } from './regex-suffix.js';
 
 /** A line postgrey would also have skipped, with where it was. */
@@ -123,6 +124,15 @@ export class PostgreyWhitelist {
       const index = this.nextIndex++;
       if (rx) {
         const re = compileRegex(rx[1] ?? '', source, line);
+        const risk = nestedRepetition(re.source);
+        if (risk !== undefined) {
+          this.warnings.push({
+            source,
+            line,
+            message: `${entry} repeats a group that itself repeats ("${risk}"): one client name can make it run for seconds or for ever, stalling every DNS answer and decision; rewrite it without the nested repetition (e.g. [a-z0-9.-]* for (\\w+\\.)*)`,
+          });
+          return;
+        }
         this.clientNames.push({ re, suffix: requiredSuffix(re), entry, index });
       } else if (/^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?:\/\d{1,2})?$/.test(entry)) {
         this.addNet(entry, entry, source, line);

@@ -101,6 +101,16 @@ s('a regex that does not compile is an error naming file and line', () => {
   );
 });
 
+s('a pattern that repeats a repeating group is skipped with a warning, and does not stall a match', () => {
+  const w = PostgreyWhitelist.fromText([{ source: 'wl', text: '/^(a+)+$/\n/^mx\\d+\\.ok\\.example$/\n' }], []);
+  assert.equal(w.warnings.map((x) => [x.source, x.line]), [['wl', 1]]);
+  assert.match(w.warnings[0]?.message ?? '', '"(a+)+"');
+  assert.is(w.size.clients, 1);
+  // 80 letters and a dot: for ever for /^(a+)+$/; with the entry skipped, no regex runs on it long.
+  assert.is(w.matchClient(`${'a'.repeat(80)}b.example.net`, '192.0.2.1'), undefined);
+  assert.is(w.matchClient('mx7.ok.example', '192.0.2.1'), '/^mx\\d+\\.ok\\.example$/');
+});
+
 s('Perl anchors and POSIX classes in a pattern match as they do in postgrey', () => {
   const text = '/\\Amx\\d+\\.anchored\\.example\\z/\n/^relay[[:digit:]]+\\.posix\\.example\\Z/\n/^[]x]+\\.bracket\\.example$/\n';
   const w = PostgreyWhitelist.fromText([{ source: 'wl', text }], [{ source: 'wr', text: '/^list-[[:alnum:]]+@lists\\.example\\z/\n' }]);
