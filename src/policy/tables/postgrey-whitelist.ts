@@ -124,15 +124,7 @@ export class PostgreyWhitelist {
       const index = this.nextIndex++;
       if (rx) {
         const re = compileRegex(rx[1] ?? '', source, line);
-        const risk = nestedRepetition(re.source);
-        if (risk !== undefined) {
-          this.warnings.push({
-            source,
-            line,
-            message: `${entry} repeats a group that itself repeats ("${risk}"): one client name can make it run for seconds or for ever, stalling every DNS answer and decision; rewrite it without the nested repetition (e.g. [a-z0-9.-]* for (\\w+\\.)*)`,
-          });
-          return;
-        }
+        if (this.refusedAsRisky(re, entry, source, line)) return;
         this.clientNames.push({ re, suffix: requiredSuffix(re), entry, index });
       } else if (/^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?:\/\d{1,2})?$/.test(entry)) {
         this.addNet(entry, entry, source, line);
@@ -166,11 +158,27 @@ export class PostgreyWhitelist {
     this.clientNetEntries.set(cidr, entry);
   }
 
+  /**
+   * True, with a warning, for a `/regex/` entry that repeats a repeating group (regex-risk.ts): a
+   * client name or recipient (the sender chooses it) could make it run for ever on this thread.
+   */
+  private refusedAsRisky(re: RegExp, entry: string, source: string, line: number): boolean {
+    const risk = nestedRepetition(re.source);
+    if (risk === undefined) return false;
+    this.warnings.push({
+      source,
+      line,
+      message: `${entry} repeats a group that itself repeats ("${risk}"): one name can make it run for seconds or for ever, stalling every DNS answer and decision; rewrite it without the nested repetition (e.g. [a-z0-9.-]* for (\\w+\\.)*)`,
+    });
+    return true;
+  }
+
   private addRecipients(text: string, source: string): void {
     forEachEntry(text, (entry, line) => {
       const rx = /^\/(\S+)\/$/.exec(entry);
       if (rx) {
-        this.recipients.push({ re: compileRegex(rx[1] ?? '', source, line), entry });
+        const re = compileRegex(rx[1] ?? '', source, line);
+        if (!this.refusedAsRisky(re, entry, source, line)) this.recipients.push({ re, entry });
         return;
       }
       if (!/^\S+$/.test(entry)) {

@@ -102,8 +102,10 @@ s('a regex that does not compile is an error naming file and line', () => {
 });
 
 s('a pattern that repeats a repeating group is skipped with a warning, and does not stall a match', () => {
-  const w = PostgreyWhitelist.fromText([{ source: 'wl', text: '/^(a+)+$/\n/^mx\\d+\\.ok\\.example$/\n' }], []);
-  assert.equal(w.warnings.map((x) => [x.source, x.line]), [['wl', 1]]);
+  const w = PostgreyWhitelist.fromText([{ source: 'wl', text: '/^(a+)+$/\n/^mx\\d+\\.ok\\.example$/\n' }], [{ source: 'wr', text: '/^(\\w+-?)+@lists\\.example$/\n' }]);
+  assert.equal(w.warnings.map((x) => [x.source, x.line]), [['wl', 1], ['wr', 1]]);
+  assert.is(w.size.recipients, 0);
+  assert.is(w.matchRecipient(`${'a'.repeat(80)}!@lists.example`), undefined);
   assert.match(w.warnings[0]?.message ?? '', '"(a+)+"');
   assert.is(w.size.clients, 1);
   // 80 letters and a dot: for ever for /^(a+)+$/; with the entry skipped, no regex runs on it long.
