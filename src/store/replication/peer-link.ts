@@ -15,6 +15,8 @@ import type { Replicator } from './replicator.js';
 
 /** Longest wait after connecting before the first digest round when the log never runs empty. */
 const FIRST_DIGEST_GRACE_MS = 30_000;
+/** How long after the settle time of the first round's window the second round starts. */
+const SETTLED_MARGIN_MS = 1000;
 /** Records per REPAIR frame. */
 const REPAIR_BATCH = 500;
 
@@ -237,6 +239,7 @@ class PeerLink {
     // write load, when the log never runs empty); later rounds every digest interval, load or not.
     let digestDueMs = this.r.opts.clock.nowMs() + Math.min(settings.digestIntervalMs, FIRST_DIGEST_GRACE_MS);
     let drainedOnce = false;
+    let rounds = 0;
     for (;;) {
       if (this.halted) throw stopped();
       // Closed under the session (by the peer, a timeout): say why, not "stopping".
@@ -245,8 +248,14 @@ class PeerLink {
       if (this.r.opts.clock.nowMs() >= digestDueMs) {
         await this.digestRound(conn);
         this.attempts = 0;
+        rounds++;
         // The interval in force now, not the session's: a reload may change it while the link runs.
-        digestDueMs = this.r.opts.clock.nowMs() + (this.r.settings ?? settings).digestIntervalMs;
+        const intervalMs = (this.r.settings ?? settings).digestIntervalMs;
+        // A round leaves out the records changed in the last digestSettleMs (the log carries
+        // them), but the log carries only a node's own changes: records this node holds of the
+        // peer's own recent changes (a peer that lost its store) are compared by a second round
+        // once they have settled, not an interval later.
+        digestDueMs = this.r.opts.clock.nowMs() + (rounds === 1 ? Math.min(intervalMs, this.r.options.digestSettleMs + SETTLED_MARGIN_MS) : intervalMs);
         continue;
       }
       const entries = await this.r.track(store.readLog(cursor, batchMaxEntries));

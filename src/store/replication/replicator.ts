@@ -99,7 +99,7 @@ const WIRE = Symbol('mxsentry.replication.wire');
 type CachedEntry = ReplogEntry & { [WIRE]?: string };
 
 /** How long one computed digest serves further rounds of this node's links. */
-const DIGEST_REUSE_MS = 60_000;
+const DIGEST_REUSE_MS = 5_000;
 /** Inbound connections accepted at once (authenticated or not). */
 const MAX_INBOUND_CONNECTIONS = 64;
 
@@ -434,7 +434,8 @@ export class Replicator {
    * @internal This node's digest for a round starting now. One computation serves every link for up
    * to DIGEST_REUSE_MS (the links of a node run their rounds at about the same time): a record changed
    * since has a lastSeenMs past the window's end on both sides, so reusing it causes at most a
-   * spurious difference, never a missed one.
+   * spurious difference, never a missed one. Kept short, so that a later round (a session's second,
+   * a short digest interval) compares a window that ends later, not the same one again.
    */
   localDigest(): Promise<{ window: DigestWindow; digest: BucketDigest }> {
     const now = this.opts.clock.nowMs();

@@ -270,6 +270,26 @@ s('digest repair fills a brand-new node from a peer whose log was trimmed', asyn
   assert.ok(st.lastDigestDiffBuckets! > 0);
 });
 
+s('a node that lost its store gets back its own recent changes from the second digest round, not an interval later', async () => {
+  const ports = [await freeLoopbackPort(), await freeLoopbackPort()];
+  const extra = { digestSettleMs: 30_000 };
+  const a = await startNode({ name: 'a', port: ports[0]!, peers: [peer('b', ports[1]!)], extra });
+  const b = await startNode({ name: 'b', port: ports[1]!, peers: [peer('a', ports[0]!)], clock: a.clock, extra });
+  await write(b, 'x', rec(0, { lastSeenMs: T0 }));
+  await waitFor('sync', () => converged([a, b]));
+  // b loses its store (moved aside as the README says) and starts empty a moment later: its
+  // change of T0 is too recent for the first round's window, and a's log carries only a's own.
+  await stopNode(b);
+  a.clock.advanceMs(1000);
+  const b2 = await startNode({ name: 'b', port: ports[1]!, peers: [peer('a', ports[0]!)], clock: a.clock, extra });
+  await waitFor('first round', async () => (await a.repl.status()).peers[0]!.lastDigestAtMs === T0 + 1000);
+  assert.is((await b2.store.listTriplets()).length, 0, 'not in the first round: still settling');
+  a.clock.advanceMs(31_500);
+  a.repl.notify();
+  await waitFor('second round repair', () => converged([a, b2]));
+  assert.is((await b2.store.listTriplets()).length, 1);
+});
+
 s('the digest repairs a record that differs although both logs were acknowledged', async () => {
   const [a, b] = await cluster(['a', 'b']);
   await write(a!, 'x', rec(1));
