@@ -82,8 +82,8 @@ s('status is a table with each peer, connected or not, its lag and last error', 
     clampedRecords: 0,
     atMs: now,
     peers: [
-      { name: 'mx2', address: '192.0.2.2:7410', nodeId: 'bbbb', connected: true, inbound: true, ackedSeq: 120, lagRecords: 0, lagSec: 0, lastError: null, lastErrorAtMs: null, connectedSinceMs: now - 5000, lastDigestAtMs: now - 30_000, lastDigestDiffBuckets: 0, repairedRecords: 0, sentEntries: 9, receivedEntries: 4 },
-      { name: 'mx3', address: '192.0.2.3:7410', nodeId: null, connected: false, inbound: false, ackedSeq: null, lagRecords: null, lagSec: null, lastError: 'STORE_ERR_REPL_AUTH: wrong key', lastErrorAtMs: now - 3000, connectedSinceMs: null, lastDigestAtMs: null, lastDigestDiffBuckets: null, repairedRecords: 0, sentEntries: 0, receivedEntries: 0 },
+      { name: 'mx2', address: '192.0.2.2:7410', nodeId: 'bbbb', connected: true, inbound: true, ackedSeq: 120, lagRecords: 0, lagSec: 0, lastError: null, lastErrorAtMs: null, connectedSinceMs: now - 5000, clockOffsetMs: 1200, lastDigestAtMs: now - 30_000, lastDigestDiffBuckets: 0, repairedRecords: 0, sentEntries: 9, receivedEntries: 4 },
+      { name: 'mx3', address: '192.0.2.3:7410', nodeId: null, connected: false, inbound: false, ackedSeq: null, lagRecords: null, lagSec: null, lastError: 'STORE_ERR_REPL_AUTH: wrong key', lastErrorAtMs: now - 3000, connectedSinceMs: null, clockOffsetMs: null, lastDigestAtMs: null, lastDigestDiffBuckets: null, repairedRecords: 0, sentEntries: 0, receivedEntries: 0 },
     ],
   };
   const out = formatReplicationStatus(status, { kind: 'daemon' }, now);
@@ -91,6 +91,9 @@ s('status is a table with each peer, connected or not, its lag and last error', 
   assert.match(out, /^mx2\s+192\.0\.2\.2:7410\s+yes\s+yes\s+0\s+0\.0\s+30s ago\s+-$/m);
   assert.match(out, /^mx3\s+192\.0\.2\.3:7410\s+no\s+no\s+\?\s+\?\s+-\s+STORE_ERR_REPL_AUTH: wrong key \(3s ago\)$/m);
   assert.match(out, /refused inbound connections since start: 2/);
+  assert.not.match(out, /clock/, 'a peer 1.2 s off is no warning');
+  const skewed = formatReplicationStatus({ ...status, peers: [{ ...status.peers[0]!, clockOffsetMs: -3_600_400 }] }, { kind: 'daemon' }, now);
+  assert.match(skewed, /^WARNING: the clock of mx2 is 3600 s behind this node's: greylisting across nodes needs synchronised clocks \(run NTP on every node\)$/m);
   assert.match(formatReplicationStatus(status, { kind: 'file', writtenAtMs: now - 60_000, pid: 42 }, now), /pid 42 60s ago/);
   assert.match(formatReplicationStatus({ ...status, enabled: false }, { kind: 'daemon' }, now), /not configured/);
   // An error from before the current connection (the peer was not up yet at start) is marked so.

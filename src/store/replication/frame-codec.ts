@@ -33,7 +33,7 @@ export type WireEntry = WireRecord & { originNode: string; atMs: number };
 /** Every message of protocol version 1. */
 export type ReplicationMessage =
   /** First frame of each side: who is speaking. The receiver checks `name` against the TLS-PSK identity. */
-  | { type: 'hello'; version: number; nodeId: string; name: string }
+  | { type: 'hello'; version: number; nodeId: string; name: string; nowMs?: number }
   /** Log entries after the receiver's cursor; `upTo` is the last sequence covered (entries may be skipped). */
   | { type: 'push'; upTo: number; entries: WireEntry[] }
   /** Everything up to `upTo` is applied and committed by the receiver. */
@@ -122,7 +122,7 @@ function entryToWire(e: WireEntry): unknown[] {
 function toBody(msg: ReplicationMessage): unknown {
   switch (msg.type) {
     case 'hello':
-      return { v: msg.version, node: msg.nodeId, name: msg.name };
+      return { v: msg.version, node: msg.nodeId, name: msg.name, ...(msg.nowMs === undefined ? {} : { now: msg.nowMs }) };
     case 'push':
       return { upTo: msg.upTo, entries: msg.entries.map(entryToWire) };
     case 'ack':
@@ -221,7 +221,9 @@ export function decodeBody(typeCode: number, body: Buffer): ReplicationMessage {
       if (!Number.isSafeInteger(version) || (version as number) < 1) throw protocolError('hello has no protocol version');
       if (!isNodeId(b.node)) throw protocolError('hello has an invalid node id');
       if (!isNodeId(b.name)) throw protocolError('hello has an invalid node name');
-      return { type, version: version as number, nodeId: b.node, name: b.name };
+      // The sender's clock (absent from older nodes; not trusted for anything but the skew warning).
+      const nowMs = typeof b.now === 'number' && Number.isSafeInteger(b.now) && b.now >= 0 ? b.now : undefined;
+      return { type, version: version as number, nodeId: b.node, name: b.name, ...(nowMs === undefined ? {} : { nowMs }) };
     }
     case 'push': {
       const upTo = seqOf(b.upTo, 'push upTo');

@@ -12,6 +12,7 @@ import { ReplicationErrorCode } from './replication-error-code.js';
 import { classifySocketError, pskClientOptions, ReplicationConnection } from './replication-connection.js';
 import type { PeerSpec } from './replication-settings.js';
 import type { Replicator } from './replicator.js';
+import { CLOCK_SKEW_WARN_MS } from './replication-status.js';
 
 /** Longest wait after connecting before the first digest round when the log never runs empty. */
 const FIRST_DIGEST_GRACE_MS = 30_000;
@@ -25,6 +26,8 @@ export interface LinkState {
   nodeId: string | null;
   connected: boolean;
   connectedSinceMs: number | null;
+  /** The peer's clock minus ours at the last HELLO (halfway through the exchange); null when not told. */
+  clockOffsetMs: number | null;
   lastError: StoreError | null;
   lastErrorAtMs: number | null;
   ackedSeq: number | null;
@@ -61,6 +64,7 @@ class PeerLink {
     nodeId: null,
     connected: false,
     connectedSinceMs: null,
+    clockOffsetMs: null,
     lastError: null,
     lastErrorAtMs: null,
     ackedSeq: null,
@@ -94,6 +98,26 @@ class PeerLink {
     w?.();
   }
 
+
+  /**
+   * Records the peer's clock offset from its HELLO, and warns when it exceeds CLOCK_SKEW_WARN_MS:
+   * greylisting compares times written by different nodes (first seen at one, the retry at
+   * another), so a node whose clock runs ahead passes a triplet early and one behind delays it.
+   */
+  private checkClock(peerNowMs: number | undefined, sentAtMs: number): void {
+    if (peerNowMs === undefined) {
+      this.state.clockOffsetMs = null;
+      return;
+    }
+    const offsetMs = Math.round(peerNowMs - (sentAtMs + this.r.opts.clock.nowMs()) / 2);
+    this.state.clockOffsetMs = offsetMs;
+    if (Math.abs(offsetMs) > CLOCK_SKEW_WARN_MS) {
+      this.r.opts.logger.warn(
+        { peer: this.spec.name, clockOffsetSec: Math.round(offsetMs / 1000) },
+        `the clock of ${this.spec.name} differs from this node's by ${Math.round(offsetMs / 1000)} s: greylisting across nodes needs synchronised clocks (run NTP on every node)`,
+      );
+    }
+  }
   /**
    * The peer just opened a session to this node, so it is up: a link waiting out its backoff dials
    * now instead (a restarted node gets its peers' changes at once, not after up to retryMaxMs). The
@@ -209,8 +233,10 @@ class PeerLink {
     const store = this.r.currentStore();
     const settings = this.r.settings!;
     const self = store.getNodeId();
-    conn.send({ type: 'hello', version: PROTOCOL_VERSION, nodeId: self, name: settings.nodeName });
+    const sentAtMs = this.r.opts.clock.nowMs();
+    conn.send({ type: 'hello', version: PROTOCOL_VERSION, nodeId: self, name: settings.nodeName, nowMs: sentAtMs });
     const hello = await expect(conn, 'hello', this.spec.name);
+    this.checkClock(hello.nowMs, sentAtMs);
     if (hello.version !== PROTOCOL_VERSION) {
       throw new StoreError(ReplicationErrorCode.VERSION, `${this.spec.name} speaks replication protocol ${hello.version}, this node ${PROTOCOL_VERSION}`);
     }

@@ -36,6 +36,8 @@ export interface PeerStatus {
   lastError: string | null;
   lastErrorAtMs: number | null;
   connectedSinceMs: number | null;
+  /** Its clock minus ours, seen at the last connection; null when not known. */
+  clockOffsetMs: number | null;
   lastDigestAtMs: number | null;
   /** Buckets that differed in the last digest round, and records sent to repair them in total. */
   lastDigestDiffBuckets: number | null;
@@ -44,6 +46,9 @@ export interface PeerStatus {
   sentEntries: number;
   receivedEntries: number;
 }
+
+/** A peer clock further off than this is logged and shown by `replication status`. */
+export const CLOCK_SKEW_WARN_MS = 10_000;
 
 /** The whole replication state of this node. */
 export interface ReplicationStatus {
@@ -132,6 +137,7 @@ export async function peerStatus(p: PeerStatusInput): Promise<PeerStatus> {
     lastError: state?.lastError ? `${state.lastError.code}: ${state.lastError.message}` : null,
     lastErrorAtMs: state?.lastErrorAtMs ?? null,
     connectedSinceMs: state?.connectedSinceMs ?? null,
+    clockOffsetMs: state?.clockOffsetMs ?? null,
     lastDigestAtMs: state?.lastDigestAtMs ?? null,
     lastDigestDiffBuckets: state?.lastDigestDiffBuckets ?? null,
     repairedRecords: state?.repairedRecords ?? 0,

@@ -490,7 +490,7 @@ export class Replicator {
     checkInboundHello(hello, identity, store.getNodeId(), settings, known);
     // HELLO goes out before the self check, so the dialling side (this same node) sees its own id and
     // reports the misconfiguration on its link, where the admin looks for it.
-    conn.send({ type: 'hello', version: PROTOCOL_VERSION, nodeId: store.getNodeId(), name: settings.nodeName });
+    conn.send({ type: 'hello', version: PROTOCOL_VERSION, nodeId: store.getNodeId(), name: settings.nodeName, nowMs: this.opts.clock.nowMs() });
     if (hello.nodeId === store.getNodeId()) throw new StoreError(ReplicationErrorCode.SELF, 'a node connected to itself (its own address is in its peer list)');
     const state = known ?? { nodeId: hello.nodeId, sessions: 0, receivedEntries: 0 };
     state.nodeId = hello.nodeId;

@@ -469,6 +469,22 @@ s('malformed and oversized frames close the link without touching the store; goo
   await waitFor('replication still works', () => converged([a!, b!]));
 });
 
+s('a peer whose clock is off by more than 10 s is logged and shown with its offset; one in step is not', async () => {
+  const ports = [await freeLoopbackPort(), await freeLoopbackPort()];
+  const a = await startNode({ name: 'a', port: ports[0]!, peers: [peer('b', ports[1]!)] });
+  const b = await startNode({ name: 'b', port: ports[1]!, peers: [peer('a', ports[0]!)], clock: new ManualClock(T0 + 3_600_000) });
+  await waitFor('both links up', async () => (await a.repl.status()).peers[0]!.connected && (await b.repl.status()).peers[0]!.connected);
+  assert.is((await a.repl.status()).peers[0]!.clockOffsetMs, 3_600_000);
+  assert.is((await b.repl.status()).peers[0]!.clockOffsetMs, -3_600_000);
+  assert.ok(a.logs().some((l) => l.level === 'warn' && String(l.msg).includes('the clock of b differs from this node\'s by 3600 s')), 'a warns');
+  assert.ok(b.logs().some((l) => l.level === 'warn' && String(l.msg).includes('by -3600 s')), 'b warns too');
+  const [c, d] = await cluster(['c', 'd']);
+  await waitFor('c linked', async () => (await c!.repl.status()).peers[0]!.connected);
+  assert.is((await c!.repl.status()).peers[0]!.clockOffsetMs, 0);
+  assert.not.ok(c!.logs().some((l) => String(l.msg).includes('clock')));
+  assert.ok(d);
+});
+
 s('times from the future are clamped to now plus the allowed skew', async () => {
   const ports = [await freeLoopbackPort(), await freeLoopbackPort()];
   const a = await startNode({ name: 'a', port: ports[0]!, peers: [peer('b', ports[1]!)], extra: { maxFutureSkewMs: 1000 } });
