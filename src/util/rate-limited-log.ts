@@ -1,18 +1,27 @@
 // Log lines that can be triggered from the network (SERVFAIL causes, malformed packets) go through
 // a per-second budget so an attack cannot flood the journal; suppressed lines are counted and
-// reported in the next line that gets through.
+// reported in the next line that gets through, or, when none comes, in a summary line a little
+// after the burst (so the count of a burst that simply stopped is not lost).
 import type { Clock } from './clock.js';
 import type { Logger } from './logger.js';
+
+/** How long after the first suppressed line of a burst its count is logged if no line carried it. */
+export const SUPPRESSED_SUMMARY_DELAY_MS = 2000;
+
+type Level = 'info' | 'warn' | 'debug';
 
 export class RateLimitedLog {
   private windowStartMs = 0;
   private inWindow = 0;
   private suppressed = 0;
+  /** The level and message of the last suppressed line, for the summary. */
+  private last: { level: Level; msg: string } | undefined;
+  private summaryTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly logger: Logger, private readonly clock: Clock, private readonly perSecond = 20) {}
 
   /** Logs at `level` unless this second's budget is spent. */
-  log(level: 'info' | 'warn' | 'debug', fields: Record<string, unknown>, msg: string): void {
+  log(level: Level, fields: Record<string, unknown>, msg: string): void {
     const now = this.clock.nowMs();
     if (now - this.windowStartMs >= 1000) {
       this.windowStartMs = now;
@@ -20,6 +29,11 @@ export class RateLimitedLog {
     }
     if (this.inWindow >= this.perSecond) {
       this.suppressed++;
+      this.last = { level, msg };
+      if (this.summaryTimer === undefined) {
+        this.summaryTimer = setTimeout(() => this.summarise(), SUPPRESSED_SUMMARY_DELAY_MS);
+        this.summaryTimer.unref();
+      }
       return;
     }
     this.inWindow++;
@@ -29,5 +43,13 @@ export class RateLimitedLog {
     } else {
       this.logger[level](fields, msg);
     }
+  }
+
+  /** The count of lines suppressed since the last line that got through, if any. */
+  private summarise(): void {
+    this.summaryTimer = undefined;
+    if (this.suppressed === 0 || this.last === undefined) return;
+    this.logger[this.last.level]({ suppressed: this.suppressed, last: this.last.msg }, 'log lines suppressed by the rate limit');
+    this.suppressed = 0;
   }
 }
