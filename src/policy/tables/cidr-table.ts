@@ -2,7 +2,7 @@
 // order) and plain network lists (one CIDR or address per line), for the known-networks step.
 // Loaded by main.ts at start and on SIGHUP; CIDR arithmetic is util/cidr.ts. Errors name file:line
 // and fail the whole load; lookups never throw.
-import { readFile } from 'node:fs/promises';
+import { readTextFile } from '../../util/read-text-file.js';
 import { cidrHostBitsProblem, parseAddress, parseCidr, type Cidr } from '../../util/cidr.js';
 import { CidrIndex } from '../../util/cidr-index.js';
 import { PolicyError, describeError } from '../../util/errors.js';
@@ -118,7 +118,7 @@ export class CidrTable {
     for (const path of paths) {
       let text: string;
       try {
-        text = await readFile(path, 'utf8');
+        text = await readTextFile(path);
       } catch (err) {
         throw new PolicyError('POLICY_ERR_TABLE_READ', `cannot read CIDR table ${path}: ${describeError(err)}`, { cause: err });
       }

@@ -3,7 +3,7 @@
 // on SIGHUP by the wiring; consulted by the greylist check (step 10) before the store.
 // Parsing follows postgrey 1.37's read_clients_whitelists / read_recipients_whitelists; it must not
 // touch the network (client names come from Postfix's reverse lookup, never from us).
-import { readFile } from 'node:fs/promises';
+import { readTextFile } from '../../util/read-text-file.js';
 import { CidrSet, parseCidr, type Cidr } from '../../util/cidr.js';
 import { PolicyError } from '../../util/errors.js';
 import { nestedRepetition } from './regex-risk.js';
@@ -68,7 +68,7 @@ export class PostgreyWhitelist {
       const out: { source: string; text: string }[] = [];
       for (const source of files) {
         try {
-          out.push({ source, text: await readFile(source, 'utf8') });
+          out.push({ source, text: await readTextFile(source) });
         } catch (err) {
           if (source.endsWith('.local') && (err as NodeJS.ErrnoException).code === 'ENOENT') continue;
           throw new PolicyError('POLICY_ERR_BAD_WHITELIST', `cannot read whitelist ${source}: ${(err as Error).message}`, { cause: err });

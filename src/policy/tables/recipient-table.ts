@@ -2,7 +2,7 @@
 // one-address-per-line lists. Loaded by main.ts at start and on SIGHUP; queried by
 // checks/recipient-check.ts. Read-only after loading; a syntax error names file:line and fails the
 // load (never a half-loaded table).
-import { readFile } from 'node:fs/promises';
+import { readTextFile } from '../../util/read-text-file.js';
 import { PolicyError, describeError } from '../../util/errors.js';
 import { LineProblems } from '../../util/line-problems.js';
 import { TableSyntaxError } from './table-syntax-error.js';
@@ -79,7 +79,7 @@ export class RecipientTable {
     for (const path of paths) {
       let text: string;
       try {
-        text = await readFile(path, 'utf8');
+        text = await readTextFile(path);
       } catch (err) {
         throw new PolicyError('POLICY_ERR_TABLE_READ', `cannot read recipient table ${path}: ${describeError(err)}`, { cause: err });
       }
