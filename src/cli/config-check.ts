@@ -13,7 +13,7 @@ import { CidrTable } from '../policy/tables/cidr-table.js';
 import { PostgreyWhitelist } from '../policy/tables/postgrey-whitelist.js';
 import { RecipientTable } from '../policy/tables/recipient-table.js';
 import { isLineProblemsError } from '../util/line-problems.js';
-import { replicationProblemsOf } from '../store/replication/replication-settings.js';
+import { NO_LISTEN_WARNING, replicationProblemsOf } from '../store/replication/replication-settings.js';
 import { ConfigError, MxError } from '../util/errors.js';
 import { zonesFile } from '../util/paths.js';
 
@@ -81,6 +81,13 @@ export function relativePathWarningsOf(loaded: LoadResult): string[] {
     });
   }
   return out;
+}
+
+/** A configuration that replicates one way only: peers, but no replication-listen (placed at the first peer line). */
+export function replicationWarningsOf(loaded: LoadResult): string[] {
+  const peers = loaded.values['peer'] as string[];
+  if (peers.length === 0 || loaded.values['replication-listen']) return [];
+  return [placeConfigError(loaded, new ConfigError('CONFIG_ERR_VALUE', `peer: ${NO_LISTEN_WARNING}`, { key: 'peer', index: 0 })).message];
 }
 
 /**

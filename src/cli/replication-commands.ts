@@ -157,7 +157,7 @@ function lastErrorCell(p: PeerStatus, nowMs: number): string {
 export function formatReplicationStatus(s: ReplicationStatus, source: StatusSource, nowMs: number): string {
   const lines: string[] = [];
   if (!s.enabled) return 'replication is not configured on this node (no peer, no replication-listen)\n';
-  lines.push(`node ${s.nodeName ?? '?'} (store id ${s.nodeId ?? '?'}), listening ${s.listen ?? 'nowhere (push only)'}, log at sequence ${s.lastSeq}`);
+  lines.push(`node ${s.nodeName ?? '?'} (store id ${s.nodeId ?? '?'}), listening ${s.listen ?? 'nowhere (sends only: set replication-listen to receive the peers\' changes)'}, log at sequence ${s.lastSeq}`);
   if (source.kind === 'file') {
     lines.push(`NOTE: no daemon answered on the control socket; connection state as last written by pid ${source.pid} ${fmtAge(source.writtenAtMs, nowMs)}; lag from the store now.`);
   }
@@ -220,7 +220,7 @@ function settingsOrReport(v: ConfigValues): ReturnType<typeof replicationSetting
   }
 }
 
-/** `mxsentry replication status`. Exit 0 when every configured peer is connected, 1 otherwise, 2 on bad config. */
+/** `mxsentry replication status`. Exit 0 when every configured peer is connected both ways, 1 otherwise, 2 on bad config. */
 export function replicationCommand(): CommandModule<object, StatusArgs> {
   return {
     command: 'replication <action>',
@@ -299,7 +299,8 @@ export function replicationCommand(): CommandModule<object, StatusArgs> {
       }
       if (argv.json) process.stdout.write(`${JSON.stringify({ source: source.kind, ...status }, null, 2)}\n`);
       else process.stdout.write(formatReplicationStatus(status, source, systemClock.nowMs()));
-      process.exitCode = status.enabled && status.peers.some((p) => p.address !== null && !p.connected) ? 1 : 0;
+      // Both directions count: a peer whose link to this node is down sends us none of its changes.
+      process.exitCode = status.enabled && status.peers.some((p) => p.address !== null && (!p.connected || !p.inbound)) ? 1 : 0;
     },
   };
 }

@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { checkStartSettings, isConfigurationError, relativePathWarningsOf, whitelistWarningsOf } from '../../src/cli/config-check.js';
+import { checkStartSettings, isConfigurationError, relativePathWarningsOf, replicationWarningsOf, whitelistWarningsOf } from '../../src/cli/config-check.js';
 import { loadConfig, type LoadResult } from '../../src/config/load.js';
 import { ConfigError, DnsError, PolicyError, StoreError } from '../../src/util/errors.js';
 import { loggedHook } from '../helpers/hook-errors.js';
@@ -96,6 +96,15 @@ s('a local zones file: each bad line a problem of its own, at the line naming th
     text.map((t) => t.split(`${dir}/`).join('').replace(/(zones:\d+): .*/, '$1')),
     ['mxsentry.conf:2: local-zones-file: zones:1', 'mxsentry.conf:2: local-zones-file: zones:3'],
   );
+});
+
+s('peers without replication-listen: a warning at the first peer line (this node would never receive)', () => {
+  const key = `replication-key: ${'ab'.repeat(32)}`;
+  const oneWay = replicationWarningsOf(loadText([key, 'node-name: mx1', 'peer: mx2=192.0.2.2:7410', 'peer: mx3=192.0.2.3:7410'].join('\n')));
+  assert.equal(oneWay.length, 1);
+  assert.match(oneWay[0]!, /mxsentry\.conf:3: peer: peers are configured but replication-listen is not: .* never receives theirs/);
+  assert.equal(replicationWarningsOf(loadText([key, 'node-name: mx1', 'replication-listen: 192.0.2.1:7410', 'peer: mx2=192.0.2.2:7410'].join('\n'))), []);
+  assert.equal(replicationWarningsOf(loadText('delay: 300')), []);
 });
 
 s('whitelist lines serve would skip are warnings placed at the line naming the file', async () => {

@@ -10,6 +10,10 @@ import { ConfigError, describeError } from '../../util/errors.js';
 import { credentialPath } from '../../util/systemd.js';
 import { isNodeId } from '../record-codec.js';
 
+/** Said at start (and by config check) for peers without replication-listen. */
+export const NO_LISTEN_WARNING =
+  'peers are configured but replication-listen is not: this node sends its changes, but its peers have nowhere to connect, so it never receives theirs; set replication-listen';
+
 /**
  * Name of the systemd credential holding the cluster key. The shipped unit runs mxsentry as a
  * DynamicUser, which cannot open a root-only key file; `LoadCredential=replication-key:FILE`

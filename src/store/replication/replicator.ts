@@ -22,7 +22,7 @@ import { PROTOCOL_VERSION, serializeEntry, type WireEntry, type WireRecord } fro
 import { ReplicationErrorCode } from './replication-error-code.js';
 import { checkInboundHello, notAPeer } from './inbound-admission.js';
 import { classifySocketError, identityOf, pskServerOptions, ReplicationConnection } from './replication-connection.js';
-import type { ReplicationSettings } from './replication-settings.js';
+import { NO_LISTEN_WARNING, type ReplicationSettings } from './replication-settings.js';
 import { PeerLink, expect, stopped, toWire } from './peer-link.js';
 import { clampFutureTimes } from './clamp-future-times.js';
 import { peerStatus, readStatusFile, writeStatusFile, type InboundState, type PeerStatus, type ReplicationStatus } from './replication-status.js';
@@ -254,6 +254,7 @@ export class Replicator {
     if (this.opts.statusFile) this.scheduleStatusFile(0);
     if (this.current) {
       this.opts.logger.info({ node: this.current.nodeName, nodeId: store.getNodeId(), peers: this.current.peers.map((p) => p.text) }, 'replication started');
+      if (this.current.peers.length > 0 && !this.current.listen) this.opts.logger.warn({ node: this.current.nodeName }, NO_LISTEN_WARNING);
     }
   }
 
