@@ -163,6 +163,28 @@ s('rbl: a client a trusted DNSWL passes at step 7 exits 0, though it is also on 
   assert.match(check.stdout, /step: 7 /);
 });
 
+s('check and rbl ignore a list that lists the test point 127.0.0.1, as the daemon does', async () => {
+  // A list that answers every query: 127.0.0.1 and the client listed alike.
+  const spec = standardTree();
+  spec.zones['dnsbl.example.net.']!.records.push('1.0.0.127 300 IN A 127.0.0.2', '70.2.0.192 300 IN A 127.0.0.2');
+  const listsAll = await startSharedPortTree(spec);
+  const allHints = writeTempFile('root.hints', listsAll.rootHints);
+  try {
+    const flags = ['--root-hints', allHints.file, '--query-loopback', '--upstream-port', String(listsAll.port), '--dnsbl', 'dnsbl.example.net=127.0.0.[2..11]', '--data-dir', `${hints.dir}/data`];
+    const call = async (...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> =>
+      run(process.execPath, [MXSENTRY_BIN, ...args, ...flags], { timeout: 20_000 }).then((r) => ({ code: 0, ...r }), (e: { code: number; stdout: string; stderr: string }) => e);
+    const rbl = await call('rbl', '192.0.2.70');
+    assert.is(rbl.code, 3, rbl.stdout + rbl.stderr);
+    assert.match(rbl.stdout, /verdict: error \(list suspended: its self test found 127\.0\.0\.1 listed/);
+    const check = await call('check', '--client-address', '192.0.2.70', ...envelope);
+    assert.not.match(check.stdout, /step: 8/, check.stdout);
+    assert.is(check.code, 3, 'greylisted, as by the daemon');
+  } finally {
+    await listsAll.stop();
+    removeTempDir(allHints.dir);
+  }
+});
+
 s('rbl: exit 3 when no list could be asked (the list servers do not answer), never "clean"', async () => {
   // The same lists, with upstream queries sent to a loopback port nobody answers on.
   const dead = await freeLoopbackPort();
