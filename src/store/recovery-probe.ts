@@ -2,12 +2,14 @@
 // lmdb-greylist-store.ts (and expiry.ts, for its probe write): the policy service stops writing to an
 // unhealthy store, and a node without peers may have no log left to trim, so without this probe only
 // the hourly expiry sweep would notice that writes work again. It never decides or writes records.
+import { statfsSync } from 'node:fs';
 import type { Clock } from '../util/clock.js';
-import { describeError } from '../util/errors.js';
+import { describeError, StoreError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import type { LmdbEnv } from './lmdb-env.js';
 import { encodeMetaValue } from './record-codec.js';
 import type { ScheduledTask, Scheduler } from './scheduler.js';
+import { StoreErrorCode } from './store-error-code.js';
 
 /** First probe after a failure; each failed probe doubles the wait, up to RECOVERY_PROBE_MAX_MS. */
 export const RECOVERY_PROBE_MIN_MS = 1000;
@@ -28,6 +30,26 @@ export interface RecoveryProbeDeps {
   tracked<T>(p: Promise<T>): Promise<T>;
   /** Upper bound of the pages one decision writes: a store still too full for one stays unhealthy. */
   decisionPages: number;
+  /** Free bytes of the filesystem holding a path (default: statfs); undefined when it cannot be told. */
+  freeBytes?: (path: string) => number | undefined;
+}
+
+/**
+ * Free space the filesystem of the store must have before a probe may restore health. A probe's
+ * small write reuses pages the file already has, so it commits on a full disk while every
+ * decision that needs a new page fails: without this the store flapped between "failure" and
+ * "healthy again" every second while the disk stayed full.
+ */
+export const RECOVERY_MIN_FREE_BYTES = 1024 * 1024;
+
+/** Free bytes for unprivileged writers on the filesystem holding `path` (statfs), or undefined. */
+export function filesystemFreeBytes(path: string): number | undefined {
+  try {
+    const st = statfsSync(path);
+    return st.bavail * st.bsize;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -77,6 +99,10 @@ export class RecoveryProbe {
       env.checkFits(this.deps.decisionPages);
     } catch (err) {
       return Promise.reject(err);
+    }
+    const free = (this.deps.freeBytes ?? filesystemFreeBytes)(env.path);
+    if (free !== undefined && free < RECOVERY_MIN_FREE_BYTES) {
+      return Promise.reject(new StoreError(StoreErrorCode.FULL, `the filesystem holding ${env.path} has ${Math.floor(free / 1024)} KiB free: the store stays failed (open) until there is room`));
     }
     return this.deps.tracked(writeProbeStamp(env, this.deps.clock.nowMs()));
   }

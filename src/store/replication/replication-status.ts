@@ -3,7 +3,7 @@
 // the status file the daemon writes and the CLI reads. Called by replicator.ts and the CLI; it
 // never talks to peers.
 import { readFileSync } from 'node:fs';
-import { rename, writeFile } from 'node:fs/promises';
+import { rename, unlink, writeFile } from 'node:fs/promises';
 import { describeError } from '../../util/errors.js';
 import type { Logger } from '../../util/logger.js';
 import type { ReplogEntry } from '../record-codec.js';
@@ -150,6 +150,12 @@ export async function peerStatus(p: PeerStatusInput): Promise<PeerStatus> {
 export async function writeStatusFile(file: string, status: ReplicationStatus, nowMs: number): Promise<void> {
   const body: ReplicationStatusFile = { ...status, pid: process.pid, writtenAtMs: nowMs };
   const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile(tmp, `${JSON.stringify(body, null, 2)}\n`, { mode: 0o600 });
-  await rename(tmp, file);
+  try {
+    await writeFile(tmp, `${JSON.stringify(body, null, 2)}\n`, { mode: 0o600 });
+    await rename(tmp, file);
+  } catch (err) {
+    // A full disk fails the write after creating the file: leave no empty temp file behind.
+    await unlink(tmp).catch(() => undefined);
+    throw err;
+  }
 }

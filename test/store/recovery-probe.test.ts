@@ -1,0 +1,58 @@
+// Tests for RecoveryProbe: after a store failure it restores health by a small committed write,
+// but not while the filesystem holding the store is (nearly) full, where that write would commit
+// (it reuses pages the file has) while every decision needing a new page still fails.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { LmdbEnv } from '../../src/store/lmdb-env.js';
+import { filesystemFreeBytes, RECOVERY_MIN_FREE_BYTES, RecoveryProbe } from '../../src/store/recovery-probe.js';
+import { ManualScheduler } from '../../src/store/scheduler.js';
+import { ManualClock } from '../../src/util/clock.js';
+import { capturingLogger } from '../helpers/capturing-logger.js';
+
+const s = suite('store/recovery-probe');
+
+s('no health back while the filesystem has less than 1 MiB free; back once it has room', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mxsentry-probe-'));
+  const { logger, lines } = capturingLogger();
+  const env = await LmdbEnv.open({ dataDir: dir, logger });
+  try {
+    const clock = new ManualClock(1_700_000_000_000);
+    const scheduler = new ManualScheduler(clock);
+    let healthy = false;
+    let free = 200 * 1024;
+    const probe = new RecoveryProbe({
+      env, clock, scheduler, logger, decisionPages: 8,
+      isDone: () => healthy,
+      tracked: (p) => p.then((v) => ((healthy = true), v)),
+      freeBytes: () => free,
+    });
+    probe.start();
+    for (let i = 0; i < 4; i++) {
+      scheduler.advanceMs(30_000);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.not.ok(healthy, 'a full disk keeps it failed');
+    assert.ok(lines().some((l) => String(l['err']).includes('has 200 KiB free')), JSON.stringify(lines()));
+    free = RECOVERY_MIN_FREE_BYTES * 10;
+    for (let i = 0; i < 4 && !healthy; i++) {
+      scheduler.advanceMs(30_000);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.ok(healthy, 'room again: the probe write restores health');
+    probe.stop();
+  } finally {
+    await env.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+s('filesystemFreeBytes reads statfs; undefined for a path that is not there', () => {
+  const free = filesystemFreeBytes(tmpdir());
+  assert.ok(free !== undefined && free > 0);
+  assert.is(filesystemFreeBytes('/nonexistent/mxsentry'), undefined);
+});
+
+s.run();
