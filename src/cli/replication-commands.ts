@@ -135,7 +135,22 @@ interface StatusArgs {
 }
 
 /** Where the status came from, for the first line of the output. */
-type StatusSource = { kind: 'daemon' } | { kind: 'file'; writtenAtMs: number; pid: number };
+type StatusSource = { kind: 'daemon' } | { kind: 'file'; writtenAtMs: number; pid: number; running?: boolean };
+
+/**
+ * Whether the daemon that wrote the status file still runs: its process exists and it wrote the
+ * file lately (it rewrites it every few seconds; an old file's pid may have been reused).
+ */
+function isRecentWriterAlive(pid: number, writtenAtMs: number, nowMs: number): boolean {
+  if (nowMs - writtenAtMs > 60_000) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it exists, under another user (the systemd unit's DynamicUser).
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
 
 function fmtAge(ms: number | null, nowMs: number): string {
   if (ms === null) return '-';
@@ -158,7 +173,9 @@ export function formatReplicationStatus(s: ReplicationStatus, source: StatusSour
   const lines: string[] = [];
   if (!s.enabled) return 'replication is not configured on this node (no peer, no replication-listen)\n';
   lines.push(`node ${s.nodeName ?? '?'} (store id ${s.nodeId ?? '?'}), listening ${s.listen ?? 'nowhere (sends only: set replication-listen to receive the peers\' changes)'}, log at sequence ${s.lastSeq}`);
-  if (source.kind === 'file') {
+  if (source.kind === 'file' && source.running) {
+    lines.push(`NOTE: the daemon (pid ${source.pid}) runs but did not answer on the control socket named here; connection state as it wrote it ${fmtAge(source.writtenAtMs, nowMs)}; lag from the store now.`);
+  } else if (source.kind === 'file') {
     lines.push(`NOTE: no daemon answered on the control socket; connection state as last written by pid ${source.pid} ${fmtAge(source.writtenAtMs, nowMs)}; lag from the store now.`);
   }
   const header = ['PEER', 'ADDRESS', 'CONNECTED', 'INBOUND', 'LAG(ENTRIES)', 'LAG(S)', 'LAST DIGEST', 'LAST ERROR'];
@@ -267,9 +284,13 @@ export function replicationCommand(): CommandModule<object, StatusArgs> {
           process.exitCode = 1;
           return;
         }
-        source = { kind: 'file', writtenAtMs: saved.writtenAtMs, pid: saved.pid };
-        // The daemon is not running, so nothing is connected whatever the file last said.
-        status = { ...saved, peers: saved.peers.map((p) => ({ ...p, connected: false, inbound: false })) };
+        const running = isRecentWriterAlive(saved.pid, saved.writtenAtMs, systemClock.nowMs());
+        source = { kind: 'file', writtenAtMs: saved.writtenAtMs, pid: saved.pid, running };
+        if (running) {
+          process.stderr.write(`mxsentry: the daemon (pid ${saved.pid}) is running but does not answer on ${controlSocketPath(v)}: its control socket is elsewhere; name it with --control-socket or --config\n`);
+        }
+        // A daemon that is not running has nothing connected, whatever the file last said.
+        status = running ? saved : { ...saved, peers: saved.peers.map((p) => ({ ...p, connected: false, inbound: false })) };
         if (!saved.enabled) {
           // The daemon last ran without replication; the file may be older than the configuration.
           const settings = settingsOrReport(v);
@@ -300,7 +321,9 @@ export function replicationCommand(): CommandModule<object, StatusArgs> {
       if (argv.json) process.stdout.write(`${JSON.stringify({ source: source.kind, ...status }, null, 2)}\n`);
       else process.stdout.write(formatReplicationStatus(status, source, systemClock.nowMs()));
       // Both directions count: a peer whose link to this node is down sends us none of its changes.
-      process.exitCode = status.enabled && status.peers.some((p) => p.address !== null && (!p.connected || !p.inbound)) ? 1 : 0;
+      // Not asked (a daemon whose socket is elsewhere): its last written state is no all-clear.
+      const unverified = source.kind === 'file' && source.running === true;
+      process.exitCode = unverified || (status.enabled && status.peers.some((p) => p.address !== null && (!p.connected || !p.inbound))) ? 1 : 0;
     },
   };
 }

@@ -2,7 +2,7 @@
 // a file from a run without replication must not hide the replication the configuration now sets up;
 // nor must a running daemon that started without it (a stand-in answers on its control socket).
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -36,6 +36,7 @@ s('a status file from a run without replication: the configured peers are shown,
     await store.close();
     const now = Date.now();
     await writeStatusFile(join(dir, 'replication-status.json'), { enabled: false, nodeName: null, nodeId: null, listen: null, lastSeq: 0, peers: [], refusedConnections: 0, clampedRecords: 0, atMs: now }, now);
+    writtenByGonePid(join(dir, 'replication-status.json'));
     const without = await status(dir, []);
     assert.is(without.code, 0, without.stderr);
     assert.match(without.stdout, /not configured/);
@@ -45,6 +46,34 @@ s('a status file from a run without replication: the configured peers are shown,
     assert.match(withRepl.stderr, /last ran without replication/);
     assert.match(withRepl.stdout, /^node n1 .*listening 127\.0\.0\.1:28410/m);
     assert.match(withRepl.stdout, /^n2\s+127\.0\.0\.1:28411\s+no\s+no/m);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** Makes a status file look written by a process that no longer exists (pids never reach 2^31 - 1). */
+function writtenByGonePid(file: string): void {
+  writeFileSync(file, JSON.stringify({ ...(JSON.parse(readFileSync(file, 'utf8')) as object), pid: 2 ** 31 - 1 }));
+}
+
+s('a daemon that runs but answers on another control socket is said to run, with its last written state (exit 1)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mxsentry-rstatus-'));
+  try {
+    const store = await LmdbGreylistStore.open({ dataDir: dir, clock: systemClock, logger: createSilentLogger() });
+    await store.close();
+    const now = Date.now();
+    // Written by this (running) process a moment ago, as the daemon rewrites it every few seconds.
+    const peer = { name: 'n2', address: '127.0.0.1:28411', nodeId: null, connected: true, inbound: true, ackedSeq: null, lagRecords: null, lagSec: null, lastError: null, lastErrorAtMs: null, connectedSinceMs: now - 5000, clockOffsetMs: 0, lastDigestAtMs: null, lastDigestDiffBuckets: null, repairedRecords: 0, sentEntries: 0, receivedEntries: 0 };
+    await writeStatusFile(join(dir, 'replication-status.json'), { enabled: true, nodeName: 'n1', nodeId: null, listen: '127.0.0.1:28410', lastSeq: 0, peers: [peer], refusedConnections: 0, clampedRecords: 0, atMs: now }, now);
+    const r = await status(dir, ['--node-name', 'n1', '--replication-listen', '127.0.0.1:28410', '--replication-key', generateReplicationKey(), '--peer', 'n2=127.0.0.1:28411']);
+    assert.is(r.code, 1, r.stderr);
+    assert.match(r.stderr, new RegExp(`the daemon \\(pid ${process.pid}\\) is running but does not answer on .*control\\.sock: its control socket is elsewhere`));
+    assert.match(r.stdout, /NOTE: the daemon \(pid \d+\) runs but did not answer/);
+    assert.match(r.stdout, /^n2\s+127\.0\.0\.1:28411\s+yes\s+yes/m);
+    writtenByGonePid(join(dir, 'replication-status.json'));
+    const gone = await status(dir, ['--node-name', 'n1', '--replication-listen', '127.0.0.1:28410', '--replication-key', generateReplicationKey(), '--peer', 'n2=127.0.0.1:28411']);
+    assert.match(gone.stdout, /NOTE: no daemon answered/);
+    assert.match(gone.stdout, /^n2\s+127\.0\.0\.1:28411\s+no\s+no/m);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
