@@ -241,13 +241,19 @@ function settingsOrReport(v: ConfigValues): ReturnType<typeof replicationSetting
 export function replicationCommand(): CommandModule<object, StatusArgs> {
   return {
     command: 'replication <action>',
-    describe: 'Greylist replication: status shows each peer, connected or not, lag in entries and seconds, last error',
+    describe: 'Greylist replication: status shows each peer, connected or not, lag in entries and seconds, last error (a cluster key: mxsentry peer keygen)',
     builder: (y: Argv) =>
       addConfigFlags(
-        y.positional('action', { type: 'string', choices: ['status'], demandOption: true }).option('json', { type: 'boolean', describe: 'Print JSON' }),
+        // "keygen" is taken only to point at `peer keygen`, where an admin looking here expects it.
+        y.positional('action', { type: 'string', choices: ['status', 'keygen'], demandOption: true }).option('json', { type: 'boolean', describe: 'Print JSON' }),
         { listed: false, shown: ['data-dir', 'control-socket'] },
       ) as unknown as Argv<StatusArgs>,
     handler: async (argv: ArgumentsCamelCase<StatusArgs>) => {
+      if (argv.action === 'keygen') {
+        process.stderr.write('mxsentry: the cluster key and the peer lines are made by `mxsentry peer keygen` (see --help there)\n');
+        process.exitCode = 2;
+        return;
+      }
       const cfg = loadDaemonConfig(argv as Record<string, unknown>);
       if (!cfg) return;
       const v = cfg.values;
@@ -312,6 +318,8 @@ export function replicationCommand(): CommandModule<object, StatusArgs> {
           status = await lagFromStore(v, status);
         } catch (storeErr) {
           process.stderr.write(`mxsentry: cannot read the greylist store for lag: ${describeError(storeErr)}\n`);
+          // Not known: the file's figures are the daemon's at its last write, not "from the store now".
+          status = { ...status, peers: status.peers.map((p) => ({ ...p, lagRecords: null, lagSec: null })) };
         }
       }
       if (!status) {

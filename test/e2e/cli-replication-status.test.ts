@@ -79,6 +79,25 @@ s('a daemon that runs but answers on another control socket is said to run, with
   }
 });
 
+s('replication keygen points at peer keygen (exit 2); a store that cannot be read shows lag as unknown', async () => {
+  const keygen = await run(process.execPath, [MXSENTRY_BIN, 'replication', 'keygen']).then((r) => ({ code: 0, ...r }), (e: { code: number; stdout: string; stderr: string }) => e);
+  assert.is(keygen.code, 2);
+  assert.match(keygen.stderr, /made by `mxsentry peer keygen`/);
+  const dir = mkdtempSync(join(tmpdir(), 'mxsentry-rstatus-'));
+  try {
+    const now = Date.now();
+    const peer = { name: 'n2', address: '127.0.0.1:28411', nodeId: 'bbbb', connected: true, inbound: true, ackedSeq: 5, lagRecords: 0, lagSec: 0, lastError: null, lastErrorAtMs: null, connectedSinceMs: now - 5000, clockOffsetMs: 0, lastDigestAtMs: null, lastDigestDiffBuckets: null, repairedRecords: 0, sentEntries: 0, receivedEntries: 0 };
+    await writeStatusFile(join(dir, 'replication-status.json'), { enabled: true, nodeName: 'n1', nodeId: 'aaaa', listen: '127.0.0.1:28410', lastSeq: 5, peers: [peer], refusedConnections: 0, clampedRecords: 0, atMs: now }, now);
+    writtenByGonePid(join(dir, 'replication-status.json'));
+    // No store in the folder: the lag cannot be read now, so it is not shown as the file's 0.
+    const r = await status(dir, ['--node-name', 'n1', '--replication-listen', '127.0.0.1:28410', '--replication-key', generateReplicationKey(), '--peer', 'n2=127.0.0.1:28411']);
+    assert.match(r.stderr, /cannot read the greylist store for lag/);
+    assert.match(r.stdout, /^n2\s+127\.0\.0\.1:28411\s+no\s+no\s+\?\s+\?/m);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 /** A control socket answering every request as a daemon running without replication does. */
 async function daemonWithoutReplication(path: string): Promise<net.Server> {
   const server = net.createServer((socket) => {
