@@ -54,6 +54,10 @@ function nameArg(req: ControlRequest, key: string): Name | undefined {
 export function flushCache(t: ControlTarget, req: ControlRequest): FlushResult {
   const name = nameArg(req, 'name');
   const zone = nameArg(req, 'zone');
+  if (req.infra !== undefined && typeof req.infra !== 'boolean') {
+    // A wrong type must not fall through to "flush everything".
+    throw new ControlError('CONTROL_ERR_BAD_REQUEST', `infra must be true or false, got ${JSON.stringify(req.infra)}`);
+  }
   const infra = req.infra === true;
   if ([name !== undefined, zone !== undefined, infra].filter(Boolean).length > 1) {
     throw new ControlError('CONTROL_ERR_BAD_REQUEST', 'give one of a name, --zone or --infra');

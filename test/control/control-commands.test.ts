@@ -95,7 +95,7 @@ s('flush all empties both caches; flush infra forgets servers only', () => {
 
 s('bad arguments are CONTROL_ERR_BAD_REQUEST', () => {
   const { t } = target();
-  for (const args of [{ name: 'a.example.', zone: 'example.' }, { name: 5 }, { zone: '' }, { name: 'x'.repeat(70) + '.example.' }]) {
+  for (const args of [{ name: 'a.example.', zone: 'example.' }, { name: 5 }, { zone: '' }, { name: 'x'.repeat(70) + '.example.' }, { infra: 'yes' }, { infra: 1 }]) {
     try {
       flushCache(t, req(args));
       assert.unreachable(`accepted ${JSON.stringify(args)}`);
