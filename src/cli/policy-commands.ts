@@ -222,7 +222,7 @@ export function greylistCommand(): CommandModule<object, GreylistArgs> {
           .positional('action', { type: 'string', choices: ['list', 'clients', 'stats', 'purge', 'whitelist', 'delete'], demandOption: true })
           .positional('target', { type: 'string', describe: 'IP for whitelist, key for delete' })
           .option('prefix', { type: 'string', describe: 'Only keys starting with this (list, clients)' })
-          .option('older-than', { type: 'string', describe: 'purge: also records unseen this long (e.g. 12h, 7d; a bare number is days), when shorter than max-age' })
+          .option('older-than', { type: 'string', nargs: 1, describe: 'purge: also records unseen this long (e.g. 12h, 7d; a bare number is days), when shorter than max-age' })
           .option('limit', { type: 'string', default: String(DEFAULT_LIST_ROWS), describe: 'At most this many rows (list, clients); a note on stderr says when there are more' })
           .option('json', { type: 'boolean', describe: 'Print JSON (one object, or one array for list and clients)' }),
         { listed: false, shown: ['data-dir', 'control-socket'] },

@@ -264,7 +264,7 @@ s('greylist purge --older-than: a shorter age than max-age (records seen within 
   assert.match(days.stdout, /unseen for 35d/, 'max-age by default');
   // Longer than max-age: max-age still applies (the option only ever removes more).
   assert.match((await cli('greylist', 'purge', '--older-than', '60d')).stdout, /unseen for 35d/);
-  for (const bad of ['30s', 'soon']) {
+  for (const bad of ['30s', 'soon', '-5d']) {
     const b = await cli('greylist', 'purge', '--older-than', bad);
     assert.is(b.code, 2, bad);
     assert.match(b.stderr, /--older-than/);
