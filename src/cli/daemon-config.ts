@@ -9,6 +9,7 @@ import { isStoreError, StoreErrorCode } from '../store/store-error-code.js';
 import { systemClock } from '../util/clock.js';
 import { describeError } from '../util/errors.js';
 import { createRootLogger, LOG_LEVELS, type Logger, type LogLevel } from '../util/logger.js';
+import { isConfigurationError } from './config-check.js';
 import { collectConfigFlags, COMMAND_NOT_RUN, printConfigErrors } from './config-flags.js';
 import { DEFAULT_CONFIG_FILE, EXIT_FAILED, EXIT_USAGE, SYSTEMD_CONTROL_SOCKET, SYSTEMD_DATA_DIR } from './control-cli.js';
 
@@ -116,4 +117,20 @@ export function commandLogger(argv: Record<string, unknown>): Logger {
   const env = process.env.MXSENTRY_LOG_LEVEL;
   const level = typeof flag === 'string' && (LOG_LEVELS as readonly string[]).includes(flag) ? flag : env !== undefined && (LOG_LEVELS as readonly string[]).includes(env) ? env : 'warn';
   return createRootLogger(level as LogLevel, process.stderr);
+}
+
+/**
+ * Builds an offline command's resolver (lookup, check, rbl): null, with the problem printed and
+ * exit 2, when a file the configuration names cannot be used (root hints, local zones), as `serve`
+ * counts it a configuration problem; anything else is thrown.
+ */
+export function offlineDnsStack<T>(build: () => T): T | null {
+  try {
+    return build();
+  } catch (err) {
+    if (!isConfigurationError(err)) throw err;
+    printConfigErrors([err as Error], COMMAND_NOT_RUN);
+    process.exitCode = EXIT_USAGE;
+    return null;
+  }
 }

@@ -11,7 +11,7 @@ import { describeError } from '../util/errors.js';
 import { usageError } from './control-cli.js';
 import type { CliDeps } from './cli.js';
 import { addConfigFlags } from './config-flags.js';
-import { commandLogger, loadDaemonConfig } from './daemon-config.js';
+import { commandLogger, loadDaemonConfig, offlineDnsStack } from './daemon-config.js';
 import { formatRecord, rcodeToString } from './output.js';
 
 interface LookupArgs {
@@ -57,7 +57,8 @@ export function lookupCommand(deps: CliDeps): CommandModule<object, LookupArgs> 
       if (!cfg) return;
       const values = cfg.values;
       const logger = commandLogger(argv as Record<string, unknown>);
-      const stack = deps.createDnsStack(values, logger, systemClock, { listZones: deps.listZonesOf(values) });
+      const stack = offlineDnsStack(() => deps.createDnsStack(values, logger, systemClock, { listZones: deps.listZonesOf(values) }));
+      if (!stack) return;
       // yargs formats its help text synchronously once a handler has returned its promise (~100-250 ms
       // for serve's flags): let that happen first, so the time printed is the resolution's alone.
       await new Promise((resolve) => setImmediate(resolve));

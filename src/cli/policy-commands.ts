@@ -18,7 +18,7 @@ import { parseAddress } from '../util/cidr.js';
 import type { DnsListTier, DnsListTierResult } from '../policy/dns-lists.js';
 import { addConfigFlags } from './config-flags.js';
 import { EXIT_FAILED, usageError } from './control-cli.js';
-import { commandLogger, loadDaemonConfig, openDaemonStore } from './daemon-config.js';
+import { commandLogger, loadDaemonConfig, offlineDnsStack, openDaemonStore } from './daemon-config.js';
 
 interface CheckArgs {
   'client-address': string;
@@ -57,7 +57,11 @@ export function checkCommand(deps: CliDeps): CommandModule<object, CheckArgs> {
       // Answering from no store (or a new empty one) would show every triplet as new: refuse instead.
       const store = settings.greylist ? await openDaemonStore(cfg, logger) : null;
       if (settings.greylist && !store) return;
-      const dns = deps.createDnsStack(v, logger, systemClock, { listZones: deps.listZonesOf(v) });
+      const dns = offlineDnsStack(() => deps.createDnsStack(v, logger, systemClock, { listZones: deps.listZonesOf(v) }));
+      if (!dns) {
+        await store?.close();
+        return;
+      }
       const policy = await createPolicyService(settings, {
         resolve: dns.resolver.resolve,
         resolveCached: dns.resolver.resolveCached,
@@ -124,7 +128,8 @@ export function rblCommand(deps: CliDeps): CommandModule<object, RblArgs> {
       const listZones = deps.listZonesOf(v);
       if (listZones.length === 0) return usageError('no DNSBL/DNSWL configured (dnsbl, dnswl-trusted, dnswl): nothing to look the address up in');
       const logger = commandLogger(argv as Record<string, unknown>);
-      const dns = deps.createDnsStack(v, logger, systemClock, { listZones });
+      const dns = offlineDnsStack(() => deps.createDnsStack(v, logger, systemClock, { listZones }));
+      if (!dns) return;
       const policy = await createPolicyService({ ...deps.policySettings(v), greylist: false }, { resolve: dns.resolver.resolve, store: unavailableStore('unused'), clock: systemClock, logger, nodeId: 'cli', version: deps.version() });
       // As the daemon: a list whose self test finds 127.0.0.1 listed is suspended (its answers ignored).
       await policy.dnsLists.selfTest();

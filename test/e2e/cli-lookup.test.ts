@@ -82,6 +82,15 @@ s('a bad config value exits 2 naming the key', async () => {
   assert.match(r.stderr, /cache-size/);
 });
 
+s('a root hints file that cannot be read is a configuration problem: exit 2, as for serve', async () => {
+  const r = await run(process.execPath, [MXSENTRY_BIN, 'lookup', 'localhost', '--root-hints', '/nonexistent/named.root', '--data-dir', `${hints.dir}/data`], { timeout: 15_000 }).then(
+    (x) => ({ code: 0, ...x }),
+    (e: { code: number; stdout: string; stderr: string }) => e,
+  );
+  assert.is(r.code, 2, r.stderr);
+  assert.match(r.stderr, /config error: .*\/nonexistent\/named\.root/);
+});
+
 s('a bad name or type is a usage error (exit 2), not a DNS failure; a local name is answered locally', async () => {
   const badName = await lookup('a..b.test');
   assert.is(badName.code, 2);
