@@ -237,7 +237,7 @@ export class Iterator {
               minimise = false; // RFC 9156 s3: fall back to the full name when minimised queries fail
               break;
             }
-            throw new ResolutionFailure('no-servers', `no server for ${cut.zone} answered ${qname}`);
+            throw new ResolutionFailure('no-servers', `no server for ${cut.zone} answered ${qname} (each timed out, was unreachable or lame, or is held back after recent timeouts)`);
           }
           state = IterState.Classify;
           break;
