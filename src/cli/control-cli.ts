@@ -295,6 +295,7 @@ export function formatStats(s: StatsSnapshot): string {
   out.push(c
     ? `Store      ${s.store.healthy ? 'healthy' : 'NOT HEALTHY'}; ${c.triplets} triplets, ${c.clients} client records (auto-whitelist counts), ${mib(c.usedBytes)} of ${mib(c.limitBytes)}`
     : `Store      ${s.store.healthy ? 'healthy' : 'NOT HEALTHY'}${s.store.error ? `: ${s.store.error}` : ''}`);
+  if (s.store.dataFileProblem) out.push(`           WARNING: ${s.store.dataFileProblem}`);
   if (!s.replication.configured) out.push('Replication not configured');
   else if (s.replication.peers.length === 0) out.push('Replication configured, no peer reported');
   for (const r of s.replication.peers) {

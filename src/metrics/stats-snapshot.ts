@@ -61,8 +61,11 @@ export interface StatsSources {
   /** The live policy service's counters plus those of instances retired by reloads. */
   policy(): PolicyCounters;
   policyServer: { stats(): PolicyServerStats };
-  /** `error`: why an unhealthy store is so (e.g. it never opened), for the snapshot. */
-  store(): { healthy: boolean; counts(): Promise<StoreCounts> | undefined; error?: string };
+  /**
+   * `error`: why an unhealthy store is so (e.g. it never opened); `dataFileProblem`: the data file
+   * removed or replaced under the open store (it still works, but is lost at the next stop).
+   */
+  store(): { healthy: boolean; counts(): Promise<StoreCounts> | undefined; error?: string; dataFileProblem?: string };
   /** Replication state; undefined when replication is not configured. */
   replication?: () => unknown;
 }
@@ -81,7 +84,7 @@ export interface StatsSnapshot {
     upstreamRtt: { udp: HistogramSnapshot; tcp: HistogramSnapshot } | null;
   };
   policy: PolicyCounters & { server: PolicyServerStats };
-  store: { healthy: boolean; counts: StoreCounts | null; error?: string };
+  store: { healthy: boolean; counts: StoreCounts | null; error?: string; dataFileProblem?: string };
   replication: { configured: boolean; peers: ReplicationPeerLag[]; refusedConnections?: number; clampedRecords?: number; status?: unknown };
 }
 
@@ -126,7 +129,7 @@ export async function collectStats(src: StatsSources): Promise<StatsSnapshot> {
       upstreamRtt: rtt ?? null,
     },
     policy: { ...src.policy(), server: src.policyServer.stats() },
-    store: { healthy: store.healthy, counts, ...(storeError ? { error: storeError } : {}) },
+    store: { healthy: store.healthy, counts, ...(storeError ? { error: storeError } : {}), ...(store.dataFileProblem ? { dataFileProblem: store.dataFileProblem } : {}) },
     replication: {
       configured: src.replication !== undefined && replicationStatus !== undefined,
       peers: peersOf(replicationStatus),

@@ -5,6 +5,7 @@ import * as assert from 'uvu/assert';
 import { PolicyCounterCarry, collectStats, peersOf, type PolicyCounters } from '../../src/metrics/stats-snapshot.js';
 import { fakeSources } from '../helpers/stats-sources.js';
 import { formatStats } from '../../src/cli/control-cli.js';
+import { renderPrometheus } from '../../src/metrics/prometheus-text.js';
 
 const s = suite('metrics/stats-snapshot');
 
@@ -30,6 +31,18 @@ s('a store that never opened says why (its last failure), and the stats text sho
   assert.is(snap.store.counts, null);
   assert.is(snap.store.error, 'STORE_ERR_OPEN: data.mdb is not a usable LMDB data file');
   assert.match(formatStats(snap), /^Store\s+NOT HEALTHY: STORE_ERR_OPEN: data\.mdb is not a usable LMDB data file$/m);
+});
+
+s('a data file removed under the running store: still healthy, but stats and metrics warn', async () => {
+  const problem = '/var/lib/mxsentry/greylist/data.mdb was removed while mxsentry runs';
+  const counts = () => Promise.resolve({ triplets: 3, clients: 0, replogEntries: 0, peers: 0, usedBytes: 65536, limitBytes: 1 << 30, corruptRecords: 0 });
+  const snap = await collectStats(fakeSources({ store: () => ({ healthy: true, counts, dataFileProblem: problem }) }));
+  assert.is(snap.store.dataFileProblem, problem);
+  assert.match(formatStats(snap), /^Store\s+healthy; 3 triplets.*\n\s+WARNING: \/var\/lib\/mxsentry\/greylist\/data\.mdb was removed while mxsentry runs$/m);
+  assert.match(renderPrometheus(snap), /^mxsentry_store_data_file_problem 1$/m);
+  const fine = await collectStats(fakeSources());
+  assert.match(renderPrometheus(fine), /^mxsentry_store_data_file_problem 0$/m);
+  assert.not.match(formatStats(fine), /WARNING/);
 });
 
 s('replication peers are read from the status, whatever its extra fields', async () => {
