@@ -69,6 +69,10 @@ s('greylist-action must defer (never reject); greylist-text is one printable lin
   assert.match(flag.errors.map((e) => e.message).join('\n'), 'printable ASCII');
   assert.equal([loadText('ipv4cidr: 16\n').values['ipv4cidr'], loadText('ipv6cidr: 48\n').values['ipv6cidr']], [16, 48]);
   assert.match(messages(loadText('ipv4cidr: 33\n')).join('\n'), 'above the maximum');
+  // Sizes past any host's memory (and past exact integers) are refused, not taken.
+  assert.match(messages(loadText('cache-size: 99999999999g\n')).join('\n'), 'cache-size: 99999999999g is above the maximum 64g');
+  assert.match(messages(loadText('store-map-size: 2048g\n')).join('\n'), 'above the maximum 1024g');
+  assert.is(loadText('cache-size: 4g\n').values['cache-size'], 4 * 1024 ** 3);
 });
 
 s('a list key given one empty value is the empty list (a flag clears the file\'s lines); an empty item among others is an error', () => {
