@@ -244,6 +244,16 @@ s('one info line per decision with the documented fields', async () => {
   }
 });
 
+s('over-long request values are logged clipped to 300 characters and a count', async () => {
+  const { logger, lines } = capturingLogger();
+  const p = new PolicyPipeline([fake(3, 'sender-syntax', { action: 'REJECT 5.1.7 bad', reason: 'bad sender' })], new ManualClock(), logger, { schedule: new ManualTimers().schedule });
+  await p.decide(postfixRequest({ sender: 's'.repeat(3000), helo_name: 'h'.repeat(300) }));
+  await new Promise((r) => setTimeout(r, 20));
+  const line = lines.find((l) => l.msg === 'policy decision')!;
+  assert.is(line.sender, `${'s'.repeat(300)}...(2700 more characters)`);
+  assert.is(line.helo, 'h'.repeat(300), 'a value at the limit is kept whole');
+});
+
 s('stats count decisions by step and verdict', async () => {
   let n = 0;
   const alternating = fake(4, 'rcpt', () => (n++ % 2 === 0 ? { action: '550 5.1.1 User unknown', reason: 'x' } : null));
