@@ -72,11 +72,14 @@ s('messages arrive in order; ping is answered inside, pong is swallowed', async 
 s('an idle link sends pings; a silent one is closed with STORE_ERR_REPL_TIMEOUT', async () => {
   const p = await pair(3000);
   try {
-    p.scheduler.advanceMs(1000);
+    p.scheduler.advanceMs(900);
     await tick();
-    assert.equal(p.rawFrames, [{ type: 'ping' }], 'ping after a third of the timeout idle');
+    assert.equal(p.rawFrames, [], 'no ping before a third of the timeout idle');
+    p.scheduler.advanceMs(300);
+    await tick();
+    assert.equal(p.rawFrames, [{ type: 'ping' }], 'ping after a third of the timeout idle, at the next check');
     const pending = p.conn.receive();
-    p.scheduler.advanceMs(2000);
+    p.scheduler.advanceMs(1800);
     const err = await pending.then(
       () => undefined,
       (e: unknown) => e,
@@ -84,6 +87,25 @@ s('an idle link sends pings; a silent one is closed with STORE_ERR_REPL_TIMEOUT'
     assert.instance(err, StoreError);
     assert.is((err as StoreError).code, ReplicationErrorCode.TIMEOUT);
     assert.not.ok(p.conn.isOpen());
+    assert.is((await p.conn.closed()).code, ReplicationErrorCode.TIMEOUT);
+  } finally {
+    await p.close();
+  }
+});
+
+s('a silent peer is closed within 1.1 timeouts of its last frame, whenever that came', async () => {
+  const p = await pair(3000);
+  try {
+    p.scheduler.advanceMs(500);
+    p.raw.write(encodeFrame({ type: 'ack', upTo: 1 }));
+    assert.equal(await p.conn.receive(), { type: 'ack', upTo: 1 });
+    // Last frame at +500: not closed before +3500, closed by +3800 (a check every 300 ms).
+    p.scheduler.advanceMs(2800);
+    await tick();
+    assert.ok(p.conn.isOpen(), 'open before the timeout');
+    p.scheduler.advanceMs(500);
+    await tick();
+    assert.not.ok(p.conn.isOpen(), 'closed within a tenth of the timeout after it');
     assert.is((await p.conn.closed()).code, ReplicationErrorCode.TIMEOUT);
   } finally {
     await p.close();
