@@ -274,6 +274,10 @@ export async function startDaemon(v: ConfigValues, logger: Logger, clock: Clock,
     maxAgeMs: greylistSettings.greylistConfig.maxAgeSec * 1000,
     retryWindowMs: greylistSettings.greylistConfig.retryWindowSec * 1000,
     statusFile: join(v['data-dir'] as string, 'replication-status.json'),
+    storeProblem: () => {
+      const err = store.lastError();
+      return err ? `${err.code}: ${err.message}` : undefined;
+    },
   });
   const storeLogger = moduleLogger(logger, 'store');
   const store = ResilientGreylistStore.start({

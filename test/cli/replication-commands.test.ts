@@ -92,6 +92,7 @@ s('status is a table with each peer, connected or not, its lag and last error', 
   assert.match(out, /^mx3\s+192\.0\.2\.3:7410\s+no\s+no\s+\?\s+\?\s+-\s+STORE_ERR_REPL_AUTH: wrong key \(3s ago\)$/m);
   assert.match(out, /refused inbound connections since start: 2/);
   assert.not.match(out, /clock/, 'a peer 1.2 s off is no warning');
+  assert.match(formatReplicationStatus({ ...status, storeProblem: 'STORE_ERR_OPEN: damaged' }, { kind: 'daemon' }, now), /^WARNING: this node's greylist store is not open \(STORE_ERR_OPEN: damaged\): nothing is replicated until it is$/m);
   const skewed = formatReplicationStatus({ ...status, peers: [{ ...status.peers[0]!, clockOffsetMs: -3_600_400 }] }, { kind: 'daemon' }, now);
   assert.match(skewed, /^WARNING: the clock of mx2 is 3600 s behind this node's: greylisting across nodes needs synchronised clocks \(run NTP on every node\)$/m);
   assert.match(formatReplicationStatus(status, { kind: 'file', writtenAtMs: now - 60_000, pid: 42 }, now), /pid 42 60s ago/);

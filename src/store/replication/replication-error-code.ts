@@ -22,6 +22,8 @@ export const ReplicationErrorCode = {
   SELF: 'STORE_ERR_REPL_SELF',
   /** Another node (another store id) already has a session under the same node name: a copied config or a duplicate host name. */
   DUPLICATE_NAME: 'STORE_ERR_REPL_DUPLICATE_NAME',
+  /** This node's greylist store is not open (damaged, unreadable, still opening): nothing can be exchanged. */
+  STORE_UNAVAILABLE: 'STORE_ERR_REPL_STORE_UNAVAILABLE',
   /** The peer reported an error and closed the session. */
   REMOTE: 'STORE_ERR_REPL_REMOTE',
   /** The replication settings are unusable (bad key, bad peer line). */

@@ -63,6 +63,8 @@ export interface ReplicationStatus {
   refusedConnections: number;
   /** Incoming records whose times lay too far in the future and were clamped, since start. */
   clampedRecords: number;
+  /** Why this node's greylist store is not open, when it is not: replication waits for it. */
+  storeProblem?: string;
   atMs: number;
 }
 

@@ -65,6 +65,8 @@ export interface ReplicatorOptions {
   trimIntervalMs?: number;
   /** Where the status snapshot is written for `mxsentry replication status`; undefined: not written. */
   statusFile?: string;
+  /** Why the greylist store is not open (its last failure), told to peers and shown by the status. */
+  storeProblem?: () => string | undefined;
   /** How often the status snapshot is written (default 5 s). */
   statusFileIntervalMs?: number;
   /** Incoming times later than now + this are clamped to it (default 60 s of clock skew allowed). */
@@ -188,7 +190,7 @@ export class Replicator {
 
   /** @internal the attached store; throws when not attached. */
   currentStore(): ReplicationStore {
-    if (!this.store) throw new StoreError(ReplicationErrorCode.CONNECTION, 'the greylist store is not open yet');
+    if (!this.store) throw new StoreError(ReplicationErrorCode.STORE_UNAVAILABLE, `the greylist store of ${this.current?.nodeName ?? 'this node'} is not open: ${this.opts.storeProblem?.() ?? 'not yet'}`);
     return this.store;
   }
 
@@ -385,6 +387,7 @@ export class Replicator {
       refusedConnections: this.refused,
       clampedRecords: this.clamped,
       atMs: now,
+      ...(store ? {} : { storeProblem: this.opts.storeProblem?.() ?? 'not open yet' }),
     };
   }
 

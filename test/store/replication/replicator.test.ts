@@ -485,6 +485,27 @@ s('a peer whose clock is off by more than 10 s is logged and shown with its offs
   assert.ok(d);
 });
 
+s('a node whose store is not open tells its peers why, and its own status says so', async () => {
+  const ports = [await freeLoopbackPort(), await freeLoopbackPort()];
+  const a = await startNode({ name: 'a', port: ports[0]!, peers: [peer('b', ports[1]!)] });
+  // b: replication up, its store never opened (as a damaged data file leaves it).
+  const { logger } = capturingLogger();
+  const b = new Replicator({
+    settings: { nodeName: 'b', listen: { address: '127.0.0.1', port: ports[1]!, text: `127.0.0.1:${ports[1]}` }, peers: [peer('a', ports[0]!)], psk: KEY, digestIntervalMs: 3_600_000, timeoutMs: 5000, logMaxEntries: 1000 },
+    clock: a.clock, logger, maxAgeMs: 35 * DAY_MS, pollIntervalMs: 10, retryMinMs: 20, retryMaxMs: 200,
+    storeProblem: () => 'STORE_ERR_OPEN: data.mdb is not a usable LMDB data file',
+  });
+  await b.listen();
+  try {
+    await waitFor('a told why', async () => /STORE_ERR_REPL_STORE_UNAVAILABLE: the greylist store of b is not open: STORE_ERR_OPEN: data\.mdb is not a usable/.test((await a.repl.status()).peers[0]!.lastError ?? ''));
+    const own = await b.status();
+    assert.is(own.storeProblem, 'STORE_ERR_OPEN: data.mdb is not a usable LMDB data file');
+    assert.not.ok('storeProblem' in (await a.repl.status()), 'an open store has no problem to show');
+  } finally {
+    await b.stop();
+  }
+});
+
 s('times from the future are clamped to now plus the allowed skew', async () => {
   const ports = [await freeLoopbackPort(), await freeLoopbackPort()];
   const a = await startNode({ name: 'a', port: ports[0]!, peers: [peer('b', ports[1]!)], extra: { maxFutureSkewMs: 1000 } });
