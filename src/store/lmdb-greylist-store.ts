@@ -535,7 +535,7 @@ export class LmdbGreylistStore implements GreylistStore {
   private tracked<T>(p: Promise<T>): Promise<T> {
     return p.then(
       (value) => {
-        if (!this.healthy) {
+        if (!this.healthy && this.recovery.roomProblem() === undefined) {
           this.healthy = true;
           this.logger.info('greylist store healthy again');
         }

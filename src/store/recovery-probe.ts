@@ -42,11 +42,14 @@ export interface RecoveryProbeDeps {
  */
 export const RECOVERY_MIN_FREE_BYTES = 1024 * 1024;
 
-/** Free bytes for unprivileged writers on the filesystem holding `path` (statfs), or undefined. */
+/**
+ * Free bytes this process may write on the filesystem holding `path` (statfs: the blocks reserved
+ * for root count when running as root), or undefined when it cannot be told.
+ */
 export function filesystemFreeBytes(path: string): number | undefined {
   try {
     const st = statfsSync(path);
-    return st.bavail * st.bsize;
+    return (process.getuid?.() === 0 ? st.bfree : st.bavail) * st.bsize;
   } catch {
     return undefined;
   }
@@ -92,6 +95,18 @@ export class RecoveryProbe {
     });
   }
 
+  /**
+   * Why health may not come back now (the store's filesystem under RECOVERY_MIN_FREE_BYTES free),
+   * or undefined. Asked by the probe and by the store before any committed write restores health
+   * (a peer's merge or the expiry sweep also reuses pages and commits on a full disk).
+   */
+  roomProblem(): string | undefined {
+    const path = this.deps.env.path;
+    const free = (this.deps.freeBytes ?? filesystemFreeBytes)(path);
+    if (free === undefined || free >= RECOVERY_MIN_FREE_BYTES) return undefined;
+    return `the filesystem holding ${path} has ${Math.floor(free / 1024)} KiB free: the store stays failed (open) until there is room`;
+  }
+
   private probe(): Promise<unknown> {
     const { env } = this.deps;
     try {
@@ -100,10 +115,8 @@ export class RecoveryProbe {
     } catch (err) {
       return Promise.reject(err);
     }
-    const free = (this.deps.freeBytes ?? filesystemFreeBytes)(env.path);
-    if (free !== undefined && free < RECOVERY_MIN_FREE_BYTES) {
-      return Promise.reject(new StoreError(StoreErrorCode.FULL, `the filesystem holding ${env.path} has ${Math.floor(free / 1024)} KiB free: the store stays failed (open) until there is room`));
-    }
+    const short = this.roomProblem();
+    if (short !== undefined) return Promise.reject(new StoreError(StoreErrorCode.FULL, short));
     return this.deps.tracked(writeProbeStamp(env, this.deps.clock.nowMs()));
   }
 }

@@ -35,6 +35,8 @@ s('no health back while the filesystem has less than 1 MiB free; back once it ha
       await new Promise((r) => setTimeout(r, 20));
     }
     assert.not.ok(healthy, 'a full disk keeps it failed');
+    // What the store asks before any other committed write (a peer's merge, the sweep) restores health.
+    assert.match(probe.roomProblem() ?? '', /has 200 KiB free: the store stays failed \(open\) until there is room/);
     assert.ok(lines().some((l) => String(l['err']).includes('has 200 KiB free')), JSON.stringify(lines()));
     free = RECOVERY_MIN_FREE_BYTES * 10;
     for (let i = 0; i < 4 && !healthy; i++) {
@@ -42,6 +44,7 @@ s('no health back while the filesystem has less than 1 MiB free; back once it ha
       await new Promise((r) => setTimeout(r, 20));
     }
     assert.ok(healthy, 'room again: the probe write restores health');
+    assert.is(probe.roomProblem(), undefined);
     probe.stop();
   } finally {
     await env.close();
