@@ -159,7 +159,7 @@ export class PostgreyWhitelist {
   }
 
   /**
-   * True, with a warning, for a `/regex/` entry that repeats a repeating group (regex-risk.ts): a
+   * True, with a warning, for a `/regex/` entry that repeats an ambiguous group (regex-risk.ts): a
    * client name or recipient (the sender chooses it) could make it run for ever on this thread.
    */
   private refusedAsRisky(re: RegExp, entry: string, source: string, line: number): boolean {
@@ -168,7 +168,7 @@ export class PostgreyWhitelist {
     this.warnings.push({
       source,
       line,
-      message: `${entry} repeats a group that itself repeats ("${risk}"): one name can make it run for seconds or for ever, stalling every DNS answer and decision; rewrite it without the nested repetition (e.g. [a-z0-9.-]* for (\\w+\\.)*)`,
+      message: `${entry} repeats a group that can match a name in several ways ("${risk}"): one name can make it run for seconds or for ever, stalling every DNS answer and decision; rewrite that part (e.g. [a-z0-9.-]* for (.*\\.)*, or end each repetition at a dot: (\\w+\\.)*)`,
     });
     return true;
   }
