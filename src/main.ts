@@ -23,6 +23,7 @@ import type { Name, ResourceRecord } from './dns/wire/types.js';
 import { CidrSet } from './util/cidr.js';
 import type { Clock } from './util/clock.js';
 import { DnsError, describeError } from './util/errors.js';
+import { readTextFileSync } from './util/read-text-file.js';
 import { moduleLogger, type Logger } from './util/logger.js';
 import { packageRoot, zonesFile } from './util/paths.js';
 import { listenFds } from './util/systemd.js';
@@ -60,7 +61,7 @@ export interface DnsStackExtras {
 export function loadRootHints(path: string): ResourceRecord[] {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readTextFileSync(path);
   } catch (err) {
     throw new DnsError('DNS_ERR_ROOT_HINTS', `cannot read root hints ${path}: ${describeError(err)}`, { cause: err });
   }

@@ -3,7 +3,6 @@
 // hints, local zones, recipient and CIDR tables, postgrey whitelists). Shared by `config check` and by
 // `serve` before it opens a socket or the store, so both report the same problems in the same words.
 // It only reads files; it binds nothing, writes nothing and never exits the process.
-import { readFileSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { inLineOrder, placeConfigError, type ConfigValues, type LoadResult } from '../config/load.js';
 import { SCHEMA, TABLE_FILE_KEYS, type TableFileKey } from '../config/schema.js';
@@ -16,6 +15,7 @@ import { isLineProblemsError } from '../util/line-problems.js';
 import { NO_LISTEN_WARNING, replicationProblemsOf } from '../store/replication/replication-settings.js';
 import { ConfigError, MxError } from '../util/errors.js';
 import { zonesFile } from '../util/paths.js';
+import { readTextFileSync } from '../util/read-text-file.js';
 
 /** The keys the replication settings are derived from (replicationProblemsOf). */
 const REPLICATION_KEYS = ['peer', 'replication-listen', 'node-name', 'replication-key', 'replication-key-file'];
@@ -125,7 +125,7 @@ async function checkReferencedFiles(v: ConfigValues, skip: ReadonlySet<string | 
   };
   const hints = (v['root-hints'] as string) || zonesFile('named.root');
   await attempt('root-hints', undefined, () => {
-    const records = parseZoneText(readFileSync(hints, 'utf8'), { origin: '.', file: hints });
+    const records = parseZoneText(readTextFileSync(hints), { origin: '.', file: hints });
     if (!records.some((r) => r.name === '.' && r.type === 2)) throw new Error(`${hints} holds no NS records for "."`);
   });
   await attempt('local-zones-file', undefined, () => createLocalZones(v));

@@ -1,4 +1,4 @@
-// Reads the text files the daemon reads synchronously (the config file, the local zones file),
+// Reads the text files the daemon reads synchronously (the config file, the local zones file, the root hints),
 // refusing anything that is not a regular file before reading a byte: a FIFO or a device named by
 // mistake would otherwise block the whole event loop (DNS included) for good. The asynchronous
 // readers (tables, whitelists) only hold up their own load on such a file. Both refuse a file over
@@ -52,7 +52,8 @@ export async function readTextFile(path: string): Promise<string> {
       if (bytesRead === 0) break;
       total += bytesRead;
       if (total > MAX_TEXT_FILE_BYTES) throw tooLarge(path);
-      chunks.push(buf.subarray(0, bytesRead));
+      // A pipe hands over 64 KiB at a time: keep a copy of what was read, not the whole buffer.
+      chunks.push(bytesRead < buf.length ? Buffer.from(buf.subarray(0, bytesRead)) : buf);
     }
     return Buffer.concat(chunks, total).toString('utf8');
   } finally {

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { loadConfig } from '../../src/config/load.js';
+import { loadRootHints } from '../../src/main.js';
 import { MAX_TEXT_FILE_BYTES, readTextFile, readTextFileSync } from '../../src/util/read-text-file.js';
 import { RecipientTable } from '../../src/policy/tables/recipient-table.js';
 
@@ -29,6 +30,8 @@ s('a FIFO without a writer, a directory and a device are refused at once', () =>
   for (const [path, kind] of [[fifo, /is a FIFO, not a regular file/], [dir, /is a directory/], ['/dev/zero', /is a device/]] as const) {
     assert.throws(() => readTextFileSync(path), kind);
   }
+  // The root hints too (config check and every start used to block on a FIFO there).
+  assert.throws(() => loadRootHints(fifo), /is a FIFO, not a regular file/);
   const loaded = loadConfig({ file: fifo });
   assert.equal(loaded.errors.map((e) => e.code), ['CONFIG_ERR_READ']);
   assert.match(loaded.errors[0]?.message ?? '', /cannot read config file .*fifo.*FIFO/);
