@@ -303,7 +303,11 @@ export function replicationCommand(): CommandModule<object, StatusArgs> {
           const settings = settingsOrReport(v);
           if (settings === false) return;
           if (settings) {
-            process.stderr.write('mxsentry: no daemon is running, and it last ran without replication: the configured peers are shown, none connected\n');
+            process.stderr.write(
+              running
+                ? 'mxsentry: the running daemon started without replication, which the configuration now sets up: restart mxsentry (turning replication on needs a restart); the configured peers are shown, none connected\n'
+                : 'mxsentry: no daemon is running, and it last ran without replication: the configured peers are shown, none connected\n',
+            );
             const common = { nodeId: null, state: undefined, inbound: undefined, store: undefined, logger: createRootLogger('warn', process.stderr), lastSeq: saved.lastSeq, firstEntry: async () => undefined, now: systemClock.nowMs() };
             status = {
               ...saved,
@@ -327,7 +331,8 @@ export function replicationCommand(): CommandModule<object, StatusArgs> {
         process.exitCode = 1;
         return;
       }
-      if (argv.json) process.stdout.write(`${JSON.stringify({ source: source.kind, ...status }, null, 2)}\n`);
+      // `running`: the state is the file's, written by a daemon that still runs (its socket is elsewhere).
+      if (argv.json) process.stdout.write(`${JSON.stringify({ source: source.kind, ...(source.kind === 'file' ? { running: source.running === true } : {}), ...status }, null, 2)}\n`);
       else process.stdout.write(formatReplicationStatus(status, source, systemClock.nowMs()));
       // Both directions count: a peer whose link to this node is down sends us none of its changes.
       // Not asked (a daemon whose socket is elsewhere): its last written state is no all-clear.

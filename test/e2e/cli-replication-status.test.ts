@@ -70,8 +70,16 @@ s('a daemon that runs but answers on another control socket is said to run, with
     assert.match(r.stderr, new RegExp(`the daemon \\(pid ${process.pid}\\) is running but does not answer on .*control\\.sock: its control socket is elsewhere`));
     assert.match(r.stdout, /NOTE: the daemon \(pid \d+\) runs but did not answer/);
     assert.match(r.stdout, /^n2\s+127\.0\.0\.1:28411\s+yes\s+yes/m);
+    const json = await status(dir, ['--json', '--node-name', 'n1', '--replication-listen', '127.0.0.1:28410', '--replication-key', generateReplicationKey(), '--peer', 'n2=127.0.0.1:28411']);
+    assert.is((JSON.parse(json.stdout) as { running: boolean }).running, true);
+    // The running daemon started without replication, which the file now sets up: restart it.
+    await writeStatusFile(join(dir, 'replication-status.json'), { enabled: false, nodeName: null, nodeId: null, listen: null, lastSeq: 0, peers: [], refusedConnections: 0, clampedRecords: 0, atMs: now }, now);
+    const off = await status(dir, ['--node-name', 'n1', '--replication-listen', '127.0.0.1:28410', '--replication-key', generateReplicationKey(), '--peer', 'n2=127.0.0.1:28411']);
+    assert.match(off.stderr, /the running daemon started without replication, .*restart mxsentry/);
+    assert.not.match(off.stderr, /no daemon is running/);
     writtenByGonePid(join(dir, 'replication-status.json'));
     const gone = await status(dir, ['--node-name', 'n1', '--replication-listen', '127.0.0.1:28410', '--replication-key', generateReplicationKey(), '--peer', 'n2=127.0.0.1:28411']);
+    assert.match(gone.stderr, /no daemon is running, and it last ran without replication/);
     assert.match(gone.stdout, /NOTE: no daemon answered/);
     assert.match(gone.stdout, /^n2\s+127\.0\.0\.1:28411\s+no\s+no/m);
   } finally {
