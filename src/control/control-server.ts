@@ -98,6 +98,8 @@ function isLive(path: string): Promise<boolean> {
 export class ControlServer {
   private server: net.Server | null = null;
   private readonly conns = new Set<net.Socket>();
+  /** Connections refused over the cap, until their refusal is taken (shutdown ends them too). */
+  private readonly refused = new Set<net.Socket>();
   private closing: Promise<void> | null = null;
   private readonly maxConnections: number;
   private readonly maxLineBytes: number;
@@ -153,6 +155,7 @@ export class ControlServer {
     if (!server) return;
     const closed = new Promise<void>((done) => server.close(() => done()));
     for (const c of this.conns) c.end();
+    for (const c of this.refused) c.destroy();
     const timer = setTimeout(() => {
       for (const c of this.conns) c.destroy();
     }, CLOSE_GRACE_MS);
@@ -173,6 +176,8 @@ export class ControlServer {
       // not waited for.
       socket.on('error', (err) => this.opts.logger.debug({ err: describeError(err) }, 'refused control connection error'));
       socket.setTimeout(REFUSAL_TIMEOUT_MS, () => socket.destroy());
+      this.refused.add(socket);
+      socket.on('close', () => this.refused.delete(socket));
       socket.end(`${JSON.stringify(errorResponse(new ControlError('CONTROL_ERR_IO', 'too many control connections or shutting down')))}\n`);
       return;
     }

@@ -123,6 +123,18 @@ s('a connection over the cap that the client resets unread does not take the ser
     holder.destroy();
     await new Promise((r) => setTimeout(r, 50));
     assert.equal(await sendControlRequest(path, { command: 'echo', arg: 'still here' }), { got: 'still here' });
+    // A refused client that never reads does not hold up a shutdown for the refusal timeout.
+    const holder2 = net.connect({ path });
+    holder2.on('error', () => undefined);
+    await new Promise((r) => setTimeout(r, 50));
+    const stuck = net.connect({ path }).pause();
+    stuck.on('error', () => undefined);
+    await new Promise((r) => setTimeout(r, 100));
+    const t0 = Date.now();
+    await srv.close();
+    assert.ok(Date.now() - t0 < 2000, `closed in ${Date.now() - t0} ms`);
+    stuck.destroy();
+    holder2.destroy();
   } finally {
     holder.destroy();
     await srv.close();
