@@ -8,6 +8,7 @@ import { PolicyError, describeError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { RateLimitedLog } from '../util/rate-limited-log.js';
 import type { Check, CheckContext, CheckResult, Decision, PolicyRequest } from './types.js';
+import { clipLogValue } from '../util/log-value.js';
 
 /** Schedules `callback` after `delayMs`; returns a cancel function. Injected in tests. */
 export type ScheduleFn = (callback: () => void, delayMs: number) => () => void;
@@ -140,7 +141,7 @@ export class PolicyPipeline {
     // Postfix always sends the client's address: a request without a usable one is malformed, and
     // no check judges it (none may turn a broken request into a 5xx, not even the HELO checks).
     if (parseAddress(request.client_address ?? '') === null) {
-      this.malformedLog.log('warn', { clientAddress: clip(request.client_address) ?? null, queueId: clip(request.queue_id) ?? null }, 'policy request without a usable client_address (Postfix always sends one): DUNNO');
+      this.malformedLog.log('warn', { clientAddress: clipLogValue(request.client_address) ?? null, queueId: clipLogValue(request.queue_id) ?? null }, 'policy request without a usable client_address (Postfix always sends one): DUNNO');
       return this.finish(request, startMs, {
         action: 'DUNNO',
         step: STEP_NOT_RCPT,
@@ -269,14 +270,14 @@ export class PolicyPipeline {
     else byVerdict.set(verdict, { step: decision.step, stepName: decision.stepName, verdict, count: 1 });
     this.logger.info(
       {
-        client: clip(request.client_address ?? ''),
+        client: clipLogValue(request.client_address ?? ''),
         // Postfix's verified client name ("unknown" without a matching PTR), as postgrey logs it.
-        clientName: clip(request.client_name) || undefined,
-        helo: clip(request.helo_name ?? ''),
-        sender: clip(request.sender ?? ''),
-        recipient: clip(request.recipient ?? ''),
-        queueId: clip(request.queue_id) || undefined,
-        state: clip(request.protocol_state ?? ''),
+        clientName: clipLogValue(request.client_name) || undefined,
+        helo: clipLogValue(request.helo_name ?? ''),
+        sender: clipLogValue(request.sender ?? ''),
+        recipient: clipLogValue(request.recipient ?? ''),
+        queueId: clipLogValue(request.queue_id) || undefined,
+        state: clipLogValue(request.protocol_state ?? ''),
         step: decision.step,
         stepName: decision.stepName,
         action: decision.action,
@@ -297,15 +298,3 @@ function stepOutcome(check: Check, result: CheckResult | null | undefined): Outc
   }
   return { kind: 'verdict', check, result };
 }
-
-/**
- * A request value as logged: at most LOGGED_VALUE_CHARS characters and a count of the rest. Postfix's
- * own values fit (an address path is at most 256 octets, a host name 255); a client sending 4 KB
- * attributes must not make every decision line 16 KB.
- */
-function clip(value: string | undefined): string | undefined {
-  if (value === undefined || value.length <= LOGGED_VALUE_CHARS) return value;
-  return `${value.slice(0, LOGGED_VALUE_CHARS)}...(${value.length - LOGGED_VALUE_CHARS} more characters)`;
-}
-
-const LOGGED_VALUE_CHARS = 300;

@@ -10,6 +10,7 @@ import type { Logger } from '../util/logger.js';
 import { RateLimitedLog } from '../util/rate-limited-log.js';
 import { PolicyRequestParser, formatReply, malformedReason, type PolicyParserLimits } from './protocol.js';
 import type { Decision, PolicyRequest } from './types.js';
+import { clipLogValue } from '../util/log-value.js';
 
 /** Decides one request. Should not throw; if it does, the connection is closed without a reply. */
 export type DecideFn = (request: PolicyRequest) => Promise<Decision>;
@@ -477,7 +478,7 @@ class PolicyConnection {
       this.deps.counters.malformed++;
       this.deps.malformedLog.log(
         'warn',
-        { conn: this.id, peer: this.peer, problem, state: request.protocol_state, client: request.client_address, queueId: request.queue_id },
+        { conn: this.id, peer: this.peer, problem, state: clipLogValue(request.protocol_state), client: clipLogValue(request.client_address), queueId: clipLogValue(request.queue_id) },
         'malformed policy request; answering DUNNO',
       );
       return formatReply('DUNNO');
@@ -487,7 +488,7 @@ class PolicyConnection {
       return formatReply(decision.action);
     } catch (err) {
       this.deps.counters.internalErrors++;
-      this.log.error({ err: describeError(err), client: request.client_address, queueId: request.queue_id }, 'policy decision failed; closing connection without reply');
+      this.log.error({ err: describeError(err), client: clipLogValue(request.client_address), queueId: clipLogValue(request.queue_id) }, 'policy decision failed; closing connection without reply');
       return null;
     }
   }

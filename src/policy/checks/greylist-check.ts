@@ -12,6 +12,7 @@ import type { Decided, GreylistStore } from '../../store/greylist-types.js';
 import type { Check, CheckContext, CheckResult } from '../types.js';
 import { clientKey, decideGreylist, tripletKey, type GreylistConfig, type GreylistDecision } from '../greylist.js';
 import { PostgreyWhitelist } from '../tables/postgrey-whitelist.js';
+import { clipLogValue } from '../../util/log-value.js';
 
 export interface GreylistCheckOptions {
   store: GreylistStore;
@@ -115,7 +116,7 @@ export function createGreylistCheck(opts: GreylistCheckOptions): GreylistCheck {
       const sender = req['sender'] ?? '';
       if (!parseAddress(ctx.clientAddress)) {
         stats.skipped++;
-        badClientLog.log('warn', { clientAddress: req['client_address'] ?? null, queueId: req['queue_id'] ?? null }, 'policy request without a usable client_address (Postfix always sends one): greylisting skipped, DUNNO');
+        badClientLog.log('warn', { clientAddress: clipLogValue(req['client_address']) ?? null, queueId: clipLogValue(req['queue_id']) ?? null }, 'policy request without a usable client_address (Postfix always sends one): greylisting skipped, DUNNO');
         return { action: 'DUNNO', reason: 'greylisting skipped: no client IP address' };
       }
       if (recipient === '') {
