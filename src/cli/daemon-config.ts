@@ -9,6 +9,7 @@ import { isStoreError, StoreErrorCode } from '../store/store-error-code.js';
 import { systemClock } from '../util/clock.js';
 import { describeError } from '../util/errors.js';
 import { createRootLogger, LOG_LEVELS, type Logger, type LogLevel } from '../util/logger.js';
+import { isLineProblemsError } from '../util/line-problems.js';
 import { isConfigurationError } from './config-check.js';
 import { collectConfigFlags, COMMAND_NOT_RUN, printConfigErrors } from './config-flags.js';
 import { DEFAULT_CONFIG_FILE, EXIT_FAILED, EXIT_USAGE, SYSTEMD_CONTROL_SOCKET, SYSTEMD_DATA_DIR } from './control-cli.js';
@@ -129,7 +130,8 @@ export function offlineDnsStack<T>(build: () => T): T | null {
     return build();
   } catch (err) {
     if (!isConfigurationError(err)) throw err;
-    printConfigErrors([err as Error], COMMAND_NOT_RUN);
+    // A file with several bad lines: each its own problem, as config check lists them.
+    printConfigErrors(isLineProblemsError(err) ? err.problems.map((p) => new Error(p)) : [err as Error], COMMAND_NOT_RUN);
     process.exitCode = EXIT_USAGE;
     return null;
   }

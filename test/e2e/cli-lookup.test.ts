@@ -89,6 +89,19 @@ s('a root hints file that cannot be read is a configuration problem: exit 2, as 
   );
   assert.is(r.code, 2, r.stderr);
   assert.match(r.stderr, /config error: .*\/nonexistent\/named\.root/);
+  // A local zones file with two bad lines: two problems, each on a config error line of its own.
+  const zones = writeTempFile('local.conf', 'local-zone: "a.example." staticc\nlocal-data: "b.example. IN A x"\n');
+  try {
+    const z = await run(process.execPath, [MXSENTRY_BIN, 'lookup', 'localhost', '--local-zones-file', zones.file, '--data-dir', `${hints.dir}/data`], { timeout: 15_000 }).then(
+      (x) => ({ code: 0, ...x }),
+      (e: { code: number; stdout: string; stderr: string }) => e,
+    );
+    assert.is(z.code, 2, z.stderr);
+    assert.equal(z.stderr.split('\n').filter((l) => l.startsWith('mxsentry: config error: ')).length, 2, z.stderr);
+    assert.match(z.stderr, /2 problem\(s\) in the configuration/);
+  } finally {
+    removeTempDir(zones.dir);
+  }
 });
 
 s('a bad name or type is a usage error (exit 2), not a DNS failure; a local name is answered locally', async () => {
