@@ -9,6 +9,7 @@ import type { Logger } from './logger.js';
 export const SUPPRESSED_SUMMARY_DELAY_MS = 2000;
 
 type Level = 'info' | 'warn' | 'debug';
+const LEVEL_RANK: Readonly<Record<Level, number>> = { debug: 0, info: 1, warn: 2 };
 
 export class RateLimitedLog {
   private windowStartMs = 0;
@@ -29,7 +30,10 @@ export class RateLimitedLog {
     }
     if (this.inWindow >= this.perSecond) {
       this.suppressed++;
-      this.last = { level, msg };
+      // The summary goes out at the most severe level of the burst, so a warn burst ending in a
+      // debug line is not summarised where nobody looks.
+      const level2 = this.last && LEVEL_RANK[this.last.level] > LEVEL_RANK[level] ? this.last.level : level;
+      this.last = { level: level2, msg };
       if (this.summaryTimer === undefined) {
         this.summaryTimer = setTimeout(() => this.summarise(), SUPPRESSED_SUMMARY_DELAY_MS);
         this.summaryTimer.unref();
@@ -40,6 +44,7 @@ export class RateLimitedLog {
     if (this.suppressed > 0) {
       this.logger[level]({ ...fields, suppressed: this.suppressed }, msg);
       this.suppressed = 0;
+      this.last = undefined;
     } else {
       this.logger[level](fields, msg);
     }
@@ -51,5 +56,6 @@ export class RateLimitedLog {
     if (this.suppressed === 0 || this.last === undefined) return;
     this.logger[this.last.level]({ suppressed: this.suppressed, last: this.last.msg }, 'log lines suppressed by the rate limit');
     this.suppressed = 0;
+    this.last = undefined;
   }
 }

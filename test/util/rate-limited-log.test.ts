@@ -34,4 +34,15 @@ s('a burst that stops has its count logged in a summary line, once', async () =>
   assert.is(lines().at(-1)?.['suppressed'], undefined);
 });
 
+s('the summary goes out at the most severe level of the burst', async () => {
+  const clock = new ManualClock(1_000_000);
+  const { logger, lines } = capturingLogger();
+  const log = new RateLimitedLog(logger, clock, 1);
+  log.log('warn', {}, 'first');
+  log.log('warn', {}, 'refused');
+  log.log('debug', {}, 'detail');
+  await new Promise((r) => setTimeout(r, SUPPRESSED_SUMMARY_DELAY_MS + 200));
+  assert.equal(lines().slice(1).map((l) => [l['level'], l['suppressed'], l['last']]), [['warn', 2, 'detail']]);
+});
+
 s.run();
