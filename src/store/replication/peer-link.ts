@@ -236,7 +236,6 @@ class PeerLink {
     const sentAtMs = this.r.opts.clock.nowMs();
     conn.send({ type: 'hello', version: PROTOCOL_VERSION, nodeId: self, name: settings.nodeName, nowMs: sentAtMs });
     const hello = await expect(conn, 'hello', this.spec.name);
-    this.checkClock(hello.nowMs, sentAtMs);
     if (hello.version !== PROTOCOL_VERSION) {
       throw new StoreError(ReplicationErrorCode.VERSION, `${this.spec.name} speaks replication protocol ${hello.version}, this node ${PROTOCOL_VERSION}`);
     }
@@ -244,6 +243,8 @@ class PeerLink {
     if (hello.name !== this.spec.name) {
       throw new StoreError(ReplicationErrorCode.CONFIG, `the node at ${this.spec.host}:${this.spec.port} is "${hello.name}", configured as "${this.spec.name}": fix the peer line`);
     }
+    // Once the peer is known to be the configured one (a wrong node's clock is not this peer's).
+    this.checkClock(hello.nowMs, sentAtMs);
     const peer = hello.nodeId;
     if (this.state.nodeId !== null && this.state.nodeId !== peer) {
       this.r.opts.logger.warn({ peer: this.spec.name, previous: this.state.nodeId, nodeId: peer }, 'peer has a new store (new node id): sending it everything');
