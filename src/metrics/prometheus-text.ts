@@ -144,7 +144,7 @@ export function renderPrometheus(s: StatsSnapshot): string {
   }
 
   w.each('mxsentry_store_healthy', 'gauge', '1 when the LMDB greylist store is open and writable.', [[{}, s.store.healthy ? 1 : 0]]);
-  w.each('mxsentry_store_data_file_problem', 'gauge', '1 when the data file was removed or replaced under the running daemon: the store still works, but what it holds is lost at the next stop.', [[{}, s.store.dataFileProblem ? 1 : 0]]);
+  w.each('mxsentry_store_data_file_problem', 'gauge', '1 when the data file was removed or replaced, or its folder made unusable, under the running daemon: the store still works, but what it holds is lost at the next stop (or the next start cannot open it).', [[{}, s.store.dataFileProblem ? 1 : 0]]);
   if (s.store.counts) {
     w.each('mxsentry_greylist_triplets', 'gauge', 'Greylist triplets in the store.', [[{}, s.store.counts.triplets]]);
     w.each('mxsentry_greylist_clients', 'gauge', 'Auto-whitelisted client records in the store.', [[{}, s.store.counts.clients]]);
