@@ -32,8 +32,8 @@ export class RateLimitedLog {
       this.suppressed++;
       // The summary goes out at the most severe level of the burst, so a warn burst ending in a
       // debug line is not summarised where nobody looks.
-      const level2 = this.last && LEVEL_RANK[this.last.level] > LEVEL_RANK[level] ? this.last.level : level;
-      this.last = { level: level2, msg };
+      const severest = this.last && LEVEL_RANK[this.last.level] > LEVEL_RANK[level] ? this.last.level : level;
+      this.last = { level: severest, msg };
       if (this.summaryTimer === undefined) {
         this.summaryTimer = setTimeout(() => this.summarise(), SUPPRESSED_SUMMARY_DELAY_MS);
         this.summaryTimer.unref();

@@ -98,7 +98,6 @@ class PeerLink {
     w?.();
   }
 
-
   /**
    * Records the peer's clock offset from its HELLO, and warns when it exceeds CLOCK_SKEW_WARN_MS:
    * greylisting compares times written by different nodes (first seen at one, the retry at
@@ -118,6 +117,7 @@ class PeerLink {
       );
     }
   }
+
   /**
    * The peer just opened a session to this node, so it is up: a link waiting out its backoff dials
    * now instead (a restarted node gets its peers' changes at once, not after up to retryMaxMs). The
