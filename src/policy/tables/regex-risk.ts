@@ -5,7 +5,7 @@
 // (28 letters for /^(a+)+$/: 1.5 s; 80: for ever) would stall every DNS answer and policy
 // decision. postgrey-whitelist.ts skips these entries with a warning. Pure; called when a table is
 // built. It reads the structure only, erring on the side of flagging, except for one common safe
-// shape: a body that ends in a required separator its repeated parts cannot match, as in
+// shape: a body that ends (or starts) with a required separator its repeated parts cannot match, as in
 // /^(\w+\.)*example\.com$/ or /^([a-z0-9-]+\.)+example\.com$/, where each repetition ends at a
 // separator and so splits the text one way only.
 
@@ -131,23 +131,33 @@ function canMatch(atom: Atom, ch: string, ignoreCase: boolean): boolean {
   return fold(s) === fold(ch);
 }
 
+/** The character an unquantified literal or escaped-literal atom requires, or undefined. */
+function separatorOf(atom: Atom | undefined): string | undefined {
+  if (!atom || atom.q || atom.group) return undefined;
+  const escaped = atom.src.startsWith('\\');
+  const sep = escaped ? atom.src.slice(1) : atom.src;
+  if (sep.length !== 1 || (escaped && /[A-Za-z0-9]/.test(sep)) || (!escaped && /[.[(|^$]/.test(sep))) return undefined;
+  return sep;
+}
+
 /**
- * Whether a repeated group's body splits a text one way only: it ends in one required character
- * (a literal or an escaped one) that no repeated atom of the body can match, and holds no group.
+ * Whether a repeated group's body splits a text one way only: it holds no group, and it ends (or
+ * starts) with one required character that no quantified atom of the body can match, so every
+ * repetition ends (or starts) at such a character: (\w+\.)*, (\.\w+)+.
  */
-function endsInSeparator(atoms: Atom[], ignoreCase: boolean): boolean {
-  const last = atoms[atoms.length - 1];
-  if (!last || last.q || last.group) return false;
-  const sep = last.src.startsWith('\\') ? last.src.slice(1) : last.src;
-  const escaped = last.src.startsWith('\\');
-  if (sep.length !== 1 || (escaped && /[A-Za-z0-9]/.test(sep)) || (!escaped && /[.[(|^$]/.test(sep))) return false;
-  return atoms.slice(0, -1).every((a) => !a.group && (a.q === null || a.q.max <= 1 || !canMatch(a, sep, ignoreCase)));
+function splitsOneWay(atoms: Atom[], ignoreCase: boolean): boolean {
+  if (atoms.some((a) => a.group)) return false;
+  for (const edge of [atoms[atoms.length - 1], atoms[0]]) {
+    const sep = separatorOf(edge);
+    if (sep !== undefined && atoms.every((a) => a === edge || a.q === null || !canMatch(a, sep, ignoreCase))) return true;
+  }
+  return false;
 }
 
 /**
  * The first part of a pattern that repeats (without a small bound) a group whose body can match
  * one text in several ways: a repetition inside it ("(a+)+", "(a{1,2})+", "(.*\.)*") or an
- * alternation ("(a|aa)+"), unless the body ends in a separator as described above. Undefined when
+ * alternation ("(a|aa)+"), unless the body ends or starts with a separator as described above. Undefined when
  * there is none.
  */
 export function nestedRepetition(src: string, ignoreCase = true): string | undefined {
@@ -160,7 +170,7 @@ export function nestedRepetition(src: string, ignoreCase = true): string | undef
       if (q && q.max > MAX_BOUNDED_REPEAT) {
         const atoms = atomsOf(body);
         const ambiguous = atoms === null || atoms.some((a) => a.group || (a.q !== null && a.q.max > 1));
-        if (ambiguous && (atoms === null || !endsInSeparator(atoms, ignoreCase))) return src.slice(i, end + q.length);
+        if (ambiguous && (atoms === null || !splitsOneWay(atoms, ignoreCase))) return src.slice(i, end + q.length);
       }
       // Look inside too: "(x(a+)+)" holds the risky part one level down.
       const inner = nestedRepetition(body.replace(/^\?(?::|=|!|<=|<!|<[A-Za-z]\w*>)/, ''), ignoreCase);

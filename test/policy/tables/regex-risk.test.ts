@@ -21,6 +21,8 @@ s('ambiguous repeated groups are found, with the part that repeats', () => {
     ['^(a|aa)+$', '(a|aa)+'],
     ['^(\\w|\\d)+$', '(\\w|\\d)+'],
     ['^mx\\.(?:(b+)+)\\.example$', '(b+)+'],
+    // A separator that an optional atom can also match leaves the split open: "." or ".." each time.
+    ['^(\\.\\w*\\.?)+$', '(\\.\\w*\\.?)+'],
   ];
   for (const [src, part] of risky) assert.is(nestedRepetition(src), part, src);
   // They are the real thing: a short failing input already takes long (bounded: 22 characters).
@@ -37,6 +39,9 @@ s('single repetitions, small bounds, separators and Debian\'s patterns are not',
     '^([^.]+\\.)+example\\.com$',
     '^(?:[a-z]+-)+mx\\.example$',
     '^([A-Z]+\\.)+example$',
+    // Or starts at one: (\.\w+)+ splits ".a.b" one way only.
+    '^mail(\\.\\w+)+$',
+    '^(-[a-z0-9]+)*\\.example$',
     // Small outer bounds are polynomial at worst.
     '^(\\d+\\.){3}\\d+$',
     '^(a{1,100}){2}$',
