@@ -8,6 +8,10 @@
 // shape: a body that ends (or starts) with a required separator its repeated parts cannot match, as in
 // /^(\w+\.)*example\.com$/ or /^([a-z0-9-]+\.)+example\.com$/, where each repetition ends at a
 // separator and so splits the text one way only.
+import { classEnd } from './regex-suffix.js';
+
+/** What opens a group body after its '(' other than the body itself: ?:, lookarounds, a name. */
+const GROUP_PREFIX = /^\?(?::|=|!|<=|<!|<[A-Za-z]\w*>)/;
 
 /** An outer repetition up to this many times is small enough to leave alone ({2}, {1,3}). */
 const MAX_BOUNDED_REPEAT = 16;
@@ -49,13 +53,7 @@ interface Atom {
 function atomEnd(src: string, i: number): number {
   const c = src[i];
   if (c === '\\') return i + 2;
-  if (c === '[') {
-    let j = i + 1;
-    if (src[j] === '^') j++;
-    if (src[j] === ']') j++;
-    while (j < src.length && src[j] !== ']') j += src[j] === '\\' ? 2 : 1;
-    return j + 1;
-  }
+  if (c === '[') return classEnd(src, i);
   if (c === '(') {
     let depth = 0;
     let j = i;
@@ -73,7 +71,7 @@ function atomEnd(src: string, i: number): number {
 /** The atoms of a group body (between its parentheses, a "(?:" prefix left out), or null when it has a top-level '|'. */
 function atomsOf(body: string): Atom[] | null {
   const atoms: Atom[] = [];
-  let i = /^\?(?::|=|!|<=|<!|<[A-Za-z]\w*>)/.exec(body)?.[0].length ?? 0;
+  let i = GROUP_PREFIX.exec(body)?.[0].length ?? 0;
   while (i < body.length) {
     if (body[i] === '|') return null;
     const end = atomEnd(body, i);
@@ -173,7 +171,7 @@ export function nestedRepetition(src: string, ignoreCase = true): string | undef
         if (ambiguous && (atoms === null || !splitsOneWay(atoms, ignoreCase))) return src.slice(i, end + q.length);
       }
       // Look inside too: "(x(a+)+)" holds the risky part one level down.
-      const inner = nestedRepetition(body.replace(/^\?(?::|=|!|<=|<!|<[A-Za-z]\w*>)/, ''), ignoreCase);
+      const inner = nestedRepetition(body.replace(GROUP_PREFIX, ''), ignoreCase);
       if (inner !== undefined) return inner;
       i = end + (q?.length ?? 0);
       continue;

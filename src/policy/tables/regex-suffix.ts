@@ -106,7 +106,7 @@ function skipWhile(src: string, from: number, re: RegExp, max: number): number {
 }
 
 /** The index after the `]` closing the class that opens at `open` (the end of src when unclosed). */
-function classEnd(src: string, open: number): number {
+export function classEnd(src: string, open: number): number {
   let i = open + 1;
   if (src[i] === '^') i++;
   // The source is JavaScript's: '[]' (nothing) and '[^]' (any character) end at that ']'; a
