@@ -135,7 +135,7 @@ interface StatusArgs {
 }
 
 /** Where the status came from, for the first line of the output. */
-type StatusSource = { kind: 'daemon' } | { kind: 'file'; writtenAtMs: number; pid: number; running?: boolean };
+type StatusSource = { kind: 'daemon' } | { kind: 'file'; writtenAtMs: number; pid: number; running: boolean };
 
 /**
  * Whether the daemon that wrote the status file still runs: its process exists and it wrote the
@@ -332,11 +332,11 @@ export function replicationCommand(): CommandModule<object, StatusArgs> {
         return;
       }
       // `running`: the state is the file's, written by a daemon that still runs (its socket is elsewhere).
-      if (argv.json) process.stdout.write(`${JSON.stringify({ source: source.kind, ...(source.kind === 'file' ? { running: source.running === true } : {}), ...status }, null, 2)}\n`);
+      if (argv.json) process.stdout.write(`${JSON.stringify({ source: source.kind, ...(source.kind === 'file' ? { running: source.running } : {}), ...status }, null, 2)}\n`);
       else process.stdout.write(formatReplicationStatus(status, source, systemClock.nowMs()));
       // Both directions count: a peer whose link to this node is down sends us none of its changes.
       // Not asked (a daemon whose socket is elsewhere): its last written state is no all-clear.
-      const unverified = source.kind === 'file' && source.running === true;
+      const unverified = source.kind === 'file' && source.running;
       process.exitCode = unverified || (status.enabled && status.peers.some((p) => p.address !== null && (!p.connected || !p.inbound))) ? 1 : 0;
     },
   };

@@ -95,7 +95,7 @@ s('status is a table with each peer, connected or not, its lag and last error', 
   assert.match(formatReplicationStatus({ ...status, storeProblem: 'STORE_ERR_OPEN: damaged' }, { kind: 'daemon' }, now), /^WARNING: this node's greylist store is not open \(STORE_ERR_OPEN: damaged\): nothing is replicated until it is$/m);
   const skewed = formatReplicationStatus({ ...status, peers: [{ ...status.peers[0]!, clockOffsetMs: -3_600_400 }] }, { kind: 'daemon' }, now);
   assert.match(skewed, /^WARNING: the clock of mx2 is 3600 s behind this node's: greylisting across nodes needs synchronised clocks \(run NTP on every node\)$/m);
-  assert.match(formatReplicationStatus(status, { kind: 'file', writtenAtMs: now - 60_000, pid: 42 }, now), /pid 42 60s ago/);
+  assert.match(formatReplicationStatus(status, { kind: 'file', writtenAtMs: now - 60_000, pid: 42, running: false }, now), /pid 42 60s ago/);
   assert.match(formatReplicationStatus({ ...status, enabled: false }, { kind: 'daemon' }, now), /not configured/);
   // An error from before the current connection (the peer was not up yet at start) is marked so.
   const healed = { ...status.peers[0]!, lastError: 'STORE_ERR_REPL_CONNECTION: ECONNREFUSED', lastErrorAtMs: now - 34_000, connectedSinceMs: now - 30_000 };
