@@ -12,7 +12,7 @@ import { ReplicationErrorCode } from './replication-error-code.js';
 import { classifySocketError, pskClientOptions, ReplicationConnection } from './replication-connection.js';
 import type { PeerSpec } from './replication-settings.js';
 import type { Replicator } from './replicator.js';
-import { CLOCK_SKEW_WARN_MS } from './replication-status.js';
+import { CLOCK_SKEW_ADVICE, CLOCK_SKEW_WARN_MS } from './replication-status.js';
 
 /** Longest wait after connecting before the first digest round when the log never runs empty. */
 const FIRST_DIGEST_GRACE_MS = 30_000;
@@ -113,7 +113,7 @@ class PeerLink {
     if (Math.abs(offsetMs) > CLOCK_SKEW_WARN_MS) {
       this.r.opts.logger.warn(
         { peer: this.spec.name, clockOffsetSec: Math.round(offsetMs / 1000) },
-        `the clock of ${this.spec.name} differs from this node's by ${Math.round(offsetMs / 1000)} s: greylisting across nodes needs synchronised clocks (run NTP on every node)`,
+        `the clock of ${this.spec.name} differs from this node's by ${Math.round(offsetMs / 1000)} s: ${CLOCK_SKEW_ADVICE}`,
       );
     }
   }

@@ -49,6 +49,8 @@ export interface PeerStatus {
 
 /** A peer clock further off than this is logged and shown by `replication status`. */
 export const CLOCK_SKEW_WARN_MS = 10_000;
+/** What the log line and the status say after a peer's clock offset. */
+export const CLOCK_SKEW_ADVICE = 'greylisting across nodes needs synchronised clocks (run NTP on every node)';
 
 /** The whole replication state of this node. */
 export interface ReplicationStatus {
