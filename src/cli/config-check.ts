@@ -11,7 +11,7 @@ import { parseZoneText } from '../dns/wire/zone-text.js';
 import { CidrTable } from '../policy/tables/cidr-table.js';
 import { PostgreyWhitelist } from '../policy/tables/postgrey-whitelist.js';
 import { RecipientTable } from '../policy/tables/recipient-table.js';
-import { isLineProblemsError } from '../util/line-problems.js';
+import { problemsOf } from '../util/line-problems.js';
 import { NO_LISTEN_WARNING, replicationProblemsOf } from '../store/replication/replication-settings.js';
 import { ConfigError, MxError } from '../util/errors.js';
 import { zonesFile } from '../util/paths.js';
@@ -119,7 +119,7 @@ async function checkReferencedFiles(v: ConfigValues, skip: ReadonlySet<string | 
     } catch (err) {
       // The typed error's code is for programs; the admin reads the key, the file and what is wrong:
       // every bad line of a table, each a problem of its own.
-      const texts = isLineProblemsError(err) ? err.problems : [err instanceof Error ? err.message : String(err)];
+      const texts = problemsOf(err);
       for (const text of texts) problems.push(new ConfigError('CONFIG_ERR_FILE', `${key}: ${text}`, { key, ...(index === undefined ? {} : { index }), cause: err }));
     }
   };

@@ -9,7 +9,7 @@ import { isStoreError, StoreErrorCode } from '../store/store-error-code.js';
 import { systemClock } from '../util/clock.js';
 import { describeError } from '../util/errors.js';
 import { createRootLogger, LOG_LEVELS, type Logger, type LogLevel } from '../util/logger.js';
-import { isLineProblemsError } from '../util/line-problems.js';
+import { problemsOf } from '../util/line-problems.js';
 import { isConfigurationError } from './config-check.js';
 import { collectConfigFlags, COMMAND_NOT_RUN, printConfigErrors } from './config-flags.js';
 import { DEFAULT_CONFIG_FILE, EXIT_FAILED, EXIT_USAGE, SYSTEMD_CONTROL_SOCKET, SYSTEMD_DATA_DIR } from './control-cli.js';
@@ -131,7 +131,7 @@ export function offlineDnsStack<T>(build: () => T): T | null {
   } catch (err) {
     if (!isConfigurationError(err)) throw err;
     // A file with several bad lines: each its own problem, as config check lists them.
-    printConfigErrors(isLineProblemsError(err) ? err.problems.map((p) => new Error(p)) : [err as Error], COMMAND_NOT_RUN);
+    printConfigErrors(problemsOf(err).map((p) => new Error(p)), COMMAND_NOT_RUN);
     process.exitCode = EXIT_USAGE;
     return null;
   }

@@ -16,6 +16,11 @@ export function isLineProblemsError(err: unknown): err is LineProblemsError {
   return err instanceof Error && Array.isArray((err as Partial<LineProblemsError>).problems);
 }
 
+/** An error's problems one by one: each bad line of a LineProblemsError, else its one message. */
+export function problemsOf(err: unknown): readonly string[] {
+  return isLineProblemsError(err) ? err.problems : [err instanceof Error ? err.message : String(err)];
+}
+
 /** Collects the problems of one parse and throws them together at the end. */
 export class LineProblems {
   private readonly problems: string[] = [];
