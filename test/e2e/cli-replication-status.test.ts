@@ -29,11 +29,17 @@ async function status(dataDir: string, extra: string[]): Promise<{ code: number;
   }
 }
 
-s('a status file from a run without replication: the configured peers are shown, none connected (exit 1)', async () => {
+/** A new data folder holding an empty greylist store, as a daemon's first start leaves it. */
+async function dataDirWithStore(): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'mxsentry-rstatus-'));
+  const store = await LmdbGreylistStore.open({ dataDir: dir, clock: systemClock, logger: createSilentLogger() });
+  await store.close();
+  return dir;
+}
+
+s('a status file from a run without replication: the configured peers are shown, none connected (exit 1)', async () => {
+  const dir = await dataDirWithStore();
   try {
-    const store = await LmdbGreylistStore.open({ dataDir: dir, clock: systemClock, logger: createSilentLogger() });
-    await store.close();
     const now = Date.now();
     await writeStatusFile(join(dir, 'replication-status.json'), { enabled: false, nodeName: null, nodeId: null, listen: null, lastSeq: 0, peers: [], refusedConnections: 0, clampedRecords: 0, atMs: now }, now);
     writtenByGonePid(join(dir, 'replication-status.json'));
@@ -57,10 +63,8 @@ function writtenByGonePid(file: string): void {
 }
 
 s('a daemon that runs but answers on another control socket is said to run, with its last written state (exit 1)', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'mxsentry-rstatus-'));
+  const dir = await dataDirWithStore();
   try {
-    const store = await LmdbGreylistStore.open({ dataDir: dir, clock: systemClock, logger: createSilentLogger() });
-    await store.close();
     const now = Date.now();
     // Written by this (running) process a moment ago, as the daemon rewrites it every few seconds.
     const peer = { name: 'n2', address: '127.0.0.1:28411', nodeId: null, connected: true, inbound: true, ackedSeq: null, lagRecords: null, lagSec: null, lastError: null, lastErrorAtMs: null, connectedSinceMs: now - 5000, clockOffsetMs: 0, lastDigestAtMs: null, lastDigestDiffBuckets: null, repairedRecords: 0, sentEntries: 0, receivedEntries: 0 };
