@@ -57,9 +57,11 @@ export async function expect<T extends ReplicationMessage['type']>(conn: Replica
   throw new StoreError(ReplicationErrorCode.PROTOCOL, `${peer} sent ${msg.type} where ${type} was expected`);
 }
 
-/** The link to one configured peer. */
-export /** The outgoing push link to one configured peer, redialled with backoff until stop(). */
-class PeerLink {
+/** How long a link stays quiet about an unchanged clock offset it has warned about. */
+const CLOCK_SKEW_REWARN_MS = 3_600_000;
+
+/** The outgoing push link to one configured peer, redialled with backoff until stop(). */
+export class PeerLink {
   readonly state: LinkState = {
     nodeId: null,
     connected: false,
@@ -82,6 +84,8 @@ class PeerLink {
   private running: Promise<void> | undefined;
   private lastLogged = '';
   private digestId = 0;
+  /** The last clock-skew warning logged (see checkClock); cleared once the clocks agree again. */
+  private skewWarned: { atMs: number; offsetMs: number } | undefined;
 
   constructor(
     private readonly r: Replicator,
@@ -110,7 +114,16 @@ class PeerLink {
     }
     const offsetMs = Math.round(peerNowMs - (sentAtMs + this.r.opts.clock.nowMs()) / 2);
     this.state.clockOffsetMs = offsetMs;
-    if (Math.abs(offsetMs) > CLOCK_SKEW_WARN_MS) {
+    if (Math.abs(offsetMs) <= CLOCK_SKEW_WARN_MS) {
+      this.skewWarned = undefined;
+      return;
+    }
+    // Once per session would repeat the same line on every reconnect of a flapping link: again only
+    // after an hour, or when the offset moved by more than the warning threshold since the last one.
+    const now = this.r.opts.clock.nowMs();
+    const last = this.skewWarned;
+    if (!last || now - last.atMs >= CLOCK_SKEW_REWARN_MS || Math.abs(offsetMs - last.offsetMs) > CLOCK_SKEW_WARN_MS) {
+      this.skewWarned = { atMs: now, offsetMs };
       this.r.opts.logger.warn(
         { peer: this.spec.name, clockOffsetSec: Math.round(offsetMs / 1000) },
         `the clock of ${this.spec.name} differs from this node's by ${Math.round(offsetMs / 1000)} s: ${CLOCK_SKEW_ADVICE}`,
