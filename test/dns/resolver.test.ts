@@ -579,6 +579,43 @@ faults('a server that drops AAAA queries is down for AAAA only: A queries of its
   assert.ok(Date.now() - started < 1000, `took ${Date.now() - started} ms`);
 });
 
+/**
+ * Fast answers until example.com's in-bailiwick server (127.53.2.1, the one asked first) is
+ * measured with the 50 ms floor RTO (bounded); then the other one's port is closed, so every
+ * query of the zone goes to 127.53.2.1 alone.
+ */
+async function warmToFloor(): Promise<void> {
+  const rto = (): number | undefined => [...hx.stack.infra.dump()].find((r) => r.address === '127.53.2.1')?.rtoMs;
+  for (let i = 0; i < 50 && rto() !== 50; i++) await hx.stack.resolver.resolve(`warm${i}.example.com`, 'A');
+  assert.is(rto(), 50);
+  await hx.h.server('127.53.2.2').setBehaviour('closed');
+}
+
+faults('a name the zone\'s servers ignore does not take them down: other names of the zone resolve at once (as Unbound)', async () => {
+  hx = await startHarness({ flags: { 'client-deadline-ms': 2000, 'serve-expired': false } });
+  await warmToFloor();
+  await hx.h.server('127.53.2.1').setBehaviour({ namePrefix: 'ignored' });
+  const ignored = await hx.stack.resolver.resolve('ignored1.example.com', 'A');
+  assert.is(ignored.rcode, Rcode.SERVFAIL);
+  assert.is(hx.counting.countForName('ignored1.example.com.', RRType.A), 6, '5 rounds at 127.53.2.1 (RTO 50 to 800 ms), 1 query to the closed port');
+  const started = Date.now();
+  const a = await hx.stack.resolver.resolve('mail.example.com', 'A');
+  assert.is(a.rcode, Rcode.NOERROR, `failure: ${a.failure ?? ''}`);
+  assert.equal(A(a), ['192.0.2.25']);
+  assert.is((await hx.stack.resolver.resolve('nothere.example.com', 'A')).rcode, Rcode.NXDOMAIN);
+  assert.ok(Date.now() - started < 500, `took ${Date.now() - started} ms`);
+  assert.equal([...hx.stack.infra.dump()].find((r) => r.address === '127.53.2.1')?.downTypes, []);
+});
+
+faults('an answer 0.7 s late, after the servers\' RTO fell to 50 ms, is waited for within the deadline', async () => {
+  hx = await startHarness({ flags: { 'client-deadline-ms': 4000, 'serve-expired': false } });
+  await warmToFloor();
+  await hx.h.server('127.53.2.1').setBehaviour({ namePrefix: 'slow', delayMs: 700 });
+  const r = await hx.stack.resolver.resolve('slow1.example.com', 'A');
+  assert.is(r.rcode, Rcode.NXDOMAIN, `failure: ${r.failure ?? ''}`);
+  assert.is((await hx.stack.resolver.resolve('mail.example.com', 'A')).rcode, Rcode.NOERROR);
+});
+
 faults('servers this host cannot reach (port closed: ICMP unreachable) are not asked again within the resolution: SERVFAIL no-servers, at once', async () => {
   hx = await startHarness({ flags: { 'client-deadline-ms': 3000, 'serve-expired': false } });
   await hx.stack.resolver.resolve('example.com', 'NS'); // the cut is known; now both of its servers' ports close

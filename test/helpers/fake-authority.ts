@@ -30,6 +30,9 @@ import { ZoneIndex, canonical, isUnder, lookupInZone, parseFakeZone, toPacket, t
  * - 'nxdomain-ent': NXDOMAIN for empty non-terminals, as rbldnsd does.
  * - 'no-soa': negative answers (NXDOMAIN, NODATA) without the SOA in the authority section.
  * - { delayMs }: answers after that many milliseconds (real time).
+ * - { namePrefix, delayMs? }: queries whose first label starts with namePrefix (any case) are
+ *   answered delayMs late, or never when delayMs is absent; the rest as the other behaviours say
+ *   (an authority with a slow backend for some names, or one that ignores some names).
  */
 export type Behaviour =
   | 'normal'
@@ -51,7 +54,8 @@ export type Behaviour =
   | 'out-of-bailiwick'
   | 'nxdomain-ent'
   | 'no-soa'
-  | { delayMs: number };
+  | { delayMs: number }
+  | { namePrefix: string; delayMs?: number };
 
 export interface FakeServerSpec {
   /** 127.x.y.z (or ::1); each server binds its own address. */
@@ -114,6 +118,8 @@ export class FakeAuthority {
   private readonly poison: FakeRecord[];
   private readonly clock: Clock;
   private behaviours: Behaviour[];
+  /** Replies held back by a { namePrefix, delayMs } behaviour, and by how long. */
+  private readonly replyDelays = new WeakMap<Buffer, number>();
   private portNumber: number;
   private udp: dgram.Socket | null = null;
   private altUdp: dgram.Socket | null = null;
@@ -185,8 +191,17 @@ export class FakeAuthority {
 
   private delayMs(): number {
     let ms = 0;
-    for (const b of this.behaviours) if (typeof b === 'object') ms = Math.max(ms, b.delayMs);
+    for (const b of this.behaviours) if (typeof b === 'object' && !('namePrefix' in b)) ms = Math.max(ms, b.delayMs);
     return ms;
+  }
+
+  /** The { namePrefix } behaviour matching qname: its delay, 'drop', or undefined when none matches. */
+  private byName(qname: string): number | 'drop' | undefined {
+    const first = (qname.split('.')[0] ?? '').toLowerCase();
+    for (const b of this.behaviours) {
+      if (typeof b === 'object' && 'namePrefix' in b && first.startsWith(b.namePrefix.toLowerCase())) return b.delayMs ?? 'drop';
+    }
+    return undefined;
   }
 
   private async openListeners(port: number): Promise<void> {
@@ -250,7 +265,7 @@ export class FakeAuthority {
     const reply = this.handle(msg, false, rinfo.address, rinfo.port);
     if (!reply) return;
     const from = this.has('wrong-port') && this.altUdp ? this.altUdp : socket;
-    this.later(() => {
+    this.later(reply, () => {
       if (this.udp === null) return;
       from.send(reply, rinfo.port, rinfo.address);
     });
@@ -274,16 +289,16 @@ export class FakeAuthority {
         const reply = this.handle(query, true, sock.remoteAddress ?? '', sock.remotePort ?? 0);
         if (!reply) continue;
         const framed = Buffer.concat([Buffer.from([reply.length >> 8, reply.length & 0xff]), reply]);
-        this.later(() => {
+        this.later(reply, () => {
           if (!sock.destroyed) sock.write(framed);
         });
       }
     });
   }
 
-  /** Runs fn now or after the configured delay; the timer is cancelled by stop(). */
-  private later(fn: () => void): void {
-    const ms = this.delayMs();
+  /** Runs fn now or after the configured delay (of the server, or of the reply's name); the timer is cancelled by stop(). */
+  private later(reply: Buffer, fn: () => void): void {
+    const ms = Math.max(this.delayMs(), this.replyDelays.get(reply) ?? 0);
     if (ms <= 0) {
       fn();
       return;
@@ -317,6 +332,15 @@ export class FakeAuthority {
       name: qname, type: q.type, tcp, edns: opt !== undefined, at: this.clock.nowMs(), id: query.id ?? 0, rd: rd === 1, clientAddress, clientPort,
     });
     if (this.has('drop') || (this.has('drop-aaaa') && q.type === 'AAAA')) return null;
+    const nameDelay = this.byName(qname);
+    if (nameDelay === 'drop') return null;
+    const reply = this.answer(query, q, qname, opt, tcp);
+    if (nameDelay !== undefined) this.replyDelays.set(reply, nameDelay);
+    return reply;
+  }
+
+  /** The reply to a decoded query that is answered. */
+  private answer(query: dnsPacket.Packet, q: dnsPacket.Question, qname: string, opt: dnsPacket.OptAnswer | undefined, tcp: boolean): Buffer {
 
     let rcode = 0;
     let aa = false;
@@ -357,6 +381,7 @@ export class FakeAuthority {
     let id = query.id ?? 0;
     if (this.has('wrong-id')) id = (id + 1) & 0xffff;
 
+    const rd = ((query.flags ?? 0) >> 8) & 1;
     const ra = this.has('recursive') ? 1 : 0;
     const flagsFor = (tc: boolean): number => (1 << 15) | (aa ? 1 << 10 : 0) | (tc ? 1 << 9 : 0) | (rd << 8) | (ra << 7) | (rcode & 15);
     const optRecord = (): PacketRecord[] =>

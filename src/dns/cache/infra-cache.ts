@@ -23,8 +23,16 @@ export interface InfraCacheOptions {
   maxHosts?: number;
   /** How long measurements, lameness and EDNS facts are kept. Default 900 (Unbound infra-host-ttl). */
   hostTtlSec?: number;
-  /** Consecutive timeouts after which a server counts as down. Default 3. */
+  /** Consecutive timeouts of a type class after which a server that has gone silent counts as down for it. Default 3. */
   downAfterTimeouts?: number;
+  /**
+   * How long a server must have given no answer at all (to any query) before it counts as down.
+   * A server that still answers other names or types is not down, however many timeouts one name
+   * or type collects. Default 5000: a client's deadline (4.5 s) is not enough for one resolution
+   * to take a server down; Unbound holds a server back only at its top RTO, after about 12 s of
+   * timeouts.
+   */
+  downMinSilenceMs?: number;
   /** First probe interval of a down server; doubles after each failed probe. Default 5000. */
   probeMinMs?: number;
   /** Cap of the probe interval. Default 120000. */
@@ -60,6 +68,8 @@ interface Host {
   rtoMs: number;
   /** Timeouts and down state per type class (TYPE_CLASSES): a server that drops AAAA queries still answers A. */
   byType: [TypeState, TypeState, TypeState];
+  /** When the query behind the first timeout since the server's last answer was sent; null after an answer. */
+  silentSinceMs: number | null;
   edns: 'ok' | 'noedns' | null;
   ednsExpiresAtMs: number;
   /** canonical zone -> expiry */
@@ -94,6 +104,7 @@ export class InfraCache {
   private readonly clock: Clock;
   private readonly hostTtlMs: number;
   private readonly downAfter: number;
+  private readonly downMinSilenceMs: number;
   private readonly probeMinMs: number;
   private readonly probeMaxMs: number;
   private readonly probeProbability: number;
@@ -104,6 +115,7 @@ export class InfraCache {
     this.clock = opts.clock;
     this.hostTtlMs = Math.max(1, Math.floor(opts.hostTtlSec ?? 900)) * 1000;
     this.downAfter = Math.max(1, Math.floor(opts.downAfterTimeouts ?? 3));
+    this.downMinSilenceMs = Math.max(0, opts.downMinSilenceMs ?? 5000);
     this.probeMinMs = Math.max(1, opts.probeMinMs ?? 5_000);
     this.probeMaxMs = Math.max(this.probeMinMs, opts.probeMaxMs ?? 120_000);
     this.probeProbability = Math.min(1, Math.max(0, opts.probeProbability ?? 0.02));
@@ -124,7 +136,11 @@ export class InfraCache {
     return h === undefined ? UNKNOWN_SERVER_RTO_MS : h.rtoMs;
   }
 
-  /** Records an answer to a query of `qtype` received after rttMs. Clears that type class's timeouts and down state. */
+  /**
+   * Records an answer to a query of `qtype` received after rttMs. Clears that type class's timeouts,
+   * and the down state of every class: a server that answers is up (Unbound likewise resets the
+   * backed-off RTO on any answer, and holds back only a server at its top RTO).
+   */
   recordRtt(address: string, rttMs: number, qtype?: number): void {
     const h = this.touch(address);
     const r = Math.max(0, rttMs);
@@ -139,18 +155,22 @@ export class InfraCache {
       h.srttMs = (1 - ALPHA) * h.srttMs + ALPHA * r;
     }
     h.rtoMs = clampRto(h.srttMs + 4 * h.rttvarMs);
-    const t = h.byType[classOf(qtype)];
-    t.timeouts = 0;
-    t.down = false;
-    t.probeIntervalMs = this.probeMinMs;
-    t.nextProbeAtMs = 0;
+    h.silentSinceMs = null;
+    h.byType[classOf(qtype)].timeouts = 0;
+    for (const t of h.byType) {
+      t.down = false;
+      t.probeIntervalMs = this.probeMinMs;
+      t.nextProbeAtMs = 0;
+    }
   }
 
   /**
    * Records a query of `qtype` that got no answer within its RTO (`rtoUsedMs`: the RTO it was sent
-   * with, when known): the RTO doubles (RFC 6298 s5.5), and after downAfterTimeouts consecutive
-   * timeouts of its type class the server is down for that class until its next probe slot; each
-   * failed probe doubles the probe interval up to probeMaxMs. Other classes are not affected.
+   * with, when known): the RTO doubles (RFC 6298 s5.5). After downAfterTimeouts consecutive
+   * timeouts of its type class, once the server has answered nothing at all for downMinSilenceMs,
+   * it is down for that class until its next probe slot; each failed probe doubles the probe
+   * interval up to probeMaxMs. Other classes are not affected. One name or type that a server
+   * ignores (or answers late) does not take the server down while it answers the rest.
    */
   recordTimeout(address: string, rtoUsedMs?: number, qtype?: number): void {
     const now = this.clock.nowMs();
@@ -159,9 +179,10 @@ export class InfraCache {
     // so a burst of concurrent queries timing out together doubles the RTO and counts once.
     if (rtoUsedMs !== undefined && h.rtoMs > rtoUsedMs) return;
     h.rtoMs = clampRto(h.rtoMs * 2);
+    h.silentSinceMs ??= now - (rtoUsedMs ?? 0);
     const t = h.byType[classOf(qtype)];
     t.timeouts++;
-    if (t.timeouts < this.downAfter) return;
+    if (t.timeouts < this.downAfter || now - h.silentSinceMs < this.downMinSilenceMs) return;
     if (t.down) t.probeIntervalMs = Math.min(this.probeMaxMs, t.probeIntervalMs * 2);
     else {
       t.down = true;
@@ -300,7 +321,7 @@ export class InfraCache {
     if (h === undefined) {
       h = {
         rttExpiresAtMs: 0, srttMs: 0, rttvarMs: 0, measured: false, rtoMs: UNKNOWN_SERVER_RTO_MS,
-        byType: this.freshTypeStates(), edns: null, ednsExpiresAtMs: 0,
+        byType: this.freshTypeStates(), silentSinceMs: null, edns: null, ednsExpiresAtMs: 0,
         lame: new Map(),
       };
       // Initialised before insertion: an unset epoch would look forgotten to the eviction scan.
@@ -319,6 +340,7 @@ export class InfraCache {
     h.measured = false;
     h.rtoMs = UNKNOWN_SERVER_RTO_MS;
     h.byType = this.freshTypeStates();
+    h.silentSinceMs = null;
   }
 
   private freshTypeStates(): Host['byType'] {

@@ -48,20 +48,24 @@ s('each timeout doubles the RTO up to the cap; an answer restores it', () => {
 });
 
 s('a burst of concurrent timeouts sent with the same RTO backs off once (Unbound rtt_lost)', () => {
-  const infra = new InfraCache({ clock: new ManualClock() });
+  const clock = new ManualClock();
+  const infra = new InfraCache({ clock, downMinSilenceMs: 0 });
   infra.recordRtt('a', 10);
   const rto = infra.rtoMs('a');
+  clock.advanceMs(rto);
   for (let i = 0; i < 100; i++) infra.recordTimeout('a', rto);
   assert.is(infra.rtoMs('a'), rto * 2, 'doubled once');
   assert.not.ok(infra.isBackedOff('a'), 'one burst does not make the server down');
+  clock.advanceMs(rto * 2);
   infra.recordTimeout('a', rto * 2);
+  clock.advanceMs(rto * 4);
   infra.recordTimeout('a', rto * 4);
   assert.ok(infra.isBackedOff('a'), 'three sequential backoffs do');
 });
 
 s('down after 3 consecutive timeouts; one probe per growing interval; success recovers', () => {
   const clock = new ManualClock();
-  const infra = new InfraCache({ clock, probeMinMs: 5000, probeMaxMs: 20_000 });
+  const infra = new InfraCache({ clock, probeMinMs: 5000, probeMaxMs: 20_000, downMinSilenceMs: 0 });
   infra.recordTimeout('a');
   infra.recordTimeout('a');
   assert.not.ok(infra.isBackedOff('a'), 'two timeouts: not yet down');
@@ -94,7 +98,7 @@ s('down after 3 consecutive timeouts; one probe per growing interval; success re
 
 s('measurements are forgotten after the host TTL (recovery of a long-dead server)', () => {
   const clock = new ManualClock();
-  const infra = new InfraCache({ clock, hostTtlSec: 900 });
+  const infra = new InfraCache({ clock, hostTtlSec: 900, downMinSilenceMs: 0 });
   for (let i = 0; i < 3; i++) infra.recordTimeout('a');
   assert.ok(infra.isBackedOff('a'));
   clock.advanceSec(900);
@@ -104,7 +108,7 @@ s('measurements are forgotten after the host TTL (recovery of a long-dead server
 });
 
 s('selectOrder: fast band first in random order, then slower, then down servers last', () => {
-  const infra = new InfraCache({ clock: new ManualClock(), random: seededRandom(1), probeProbability: 0 });
+  const infra = new InfraCache({ clock: new ManualClock(), random: seededRandom(1), probeProbability: 0, downMinSilenceMs: 0 });
   infra.recordRtt('fast', 20); // RTO 60
   infra.recordRtt('near', 100); // RTO 300, within 400 of 60
   infra.recordRtt('slow', 1000); // RTO 3000
@@ -134,7 +138,7 @@ s('selectOrder: the same seed gives the same order', () => {
 
 s('selectOrder: occasional probe puts a slower or due-for-probe server first', () => {
   const clock = new ManualClock();
-  const infra = new InfraCache({ clock, random: seededRandom(7), probeProbability: 1, probeMinMs: 1000 });
+  const infra = new InfraCache({ clock, random: seededRandom(7), probeProbability: 1, probeMinMs: 1000, downMinSilenceMs: 0 });
   infra.recordRtt('fast', 20);
   infra.recordRtt('slow', 2000);
   assert.is(infra.selectOrder(['fast', 'slow'])[0], 'slow');
@@ -155,7 +159,7 @@ s('selectOrder: occasional probe puts a slower or due-for-probe server first', (
 
 s('all servers down: ordered by the next probe slot', () => {
   const clock = new ManualClock();
-  const infra = new InfraCache({ clock, probeProbability: 0, probeMinMs: 1000 });
+  const infra = new InfraCache({ clock, probeProbability: 0, probeMinMs: 1000, downMinSilenceMs: 0 });
   for (let i = 0; i < 3; i++) infra.recordTimeout('b');
   clock.advanceMs(100);
   for (let i = 0; i < 3; i++) infra.recordTimeout('a');
@@ -189,7 +193,7 @@ s('EDNS status is remembered for the host TTL', () => {
 });
 
 s('maxHosts bounds the table; flush empties it; dump shows state', () => {
-  const infra = new InfraCache({ clock: new ManualClock(), maxHosts: 3 });
+  const infra = new InfraCache({ clock: new ManualClock(), maxHosts: 3, downMinSilenceMs: 0 });
   for (const a of ['a', 'b', 'c', 'd']) infra.recordRtt(a, 50);
   assert.is(infra.stats().hosts, 3);
   assert.is(infra.rtoMs('a'), 376, 'the least recently used host was dropped');
@@ -202,21 +206,71 @@ s('maxHosts bounds the table; flush empties it; dump shows state', () => {
   assert.equal([...infra.dump()], []);
 });
 
-s('down per type class (A, AAAA, the rest, as Unbound): AAAA timeouts leave A and MX queries going; an answer clears its own class only', () => {
+s('down per type class (A, AAAA, the rest, as Unbound): AAAA timeouts leave A and MX queries going; any answer ends the outage', () => {
   const clock = new ManualClock();
-  const infra = new InfraCache({ clock, random: () => 0.5 });
+  const infra = new InfraCache({ clock, random: () => 0.5, downMinSilenceMs: 0 });
   for (let i = 0; i < 3; i++) infra.recordTimeout('192.0.2.1', undefined, 28);
   assert.ok(infra.isBackedOff('192.0.2.1', 28), 'down for AAAA');
   assert.not.ok(infra.isBackedOff('192.0.2.1', 1), 'not for A');
   assert.not.ok(infra.isBackedOff('192.0.2.1', 15), 'not for MX');
   assert.equal(infra.selectOrder(['192.0.2.1', '192.0.2.2'], 28), ['192.0.2.2', '192.0.2.1'], 'last for AAAA');
   assert.equal([...infra.dump()][0]?.downTypes, ['AAAA']);
-  // An answer to an A query does not bring AAAA back; one to AAAA (a due probe) does.
+  // An answer (here to an A query) shows the server is up: AAAA is tried again. Its count of
+  // timeouts is kept, so after a new silence of its own it is down again at the next timeout.
   infra.recordRtt('192.0.2.1', 10, 1);
+  assert.not.ok(infra.isBackedOff('192.0.2.1', 28));
+  assert.equal([...infra.dump()][0]?.downTypes, []);
+  infra.recordTimeout('192.0.2.1', undefined, 28);
   assert.ok(infra.isBackedOff('192.0.2.1', 28));
   infra.recordRtt('192.0.2.1', 10, 28);
   assert.not.ok(infra.isBackedOff('192.0.2.1', 28));
-  assert.equal([...infra.dump()][0]?.downTypes, []);
+  assert.is([...infra.dump()][0]?.timeouts, 0, 'an AAAA answer clears the AAAA count');
+});
+
+s('a server that still answers is not down, however many timeouts one name or type collects (Unbound holds back only a silent server)', () => {
+  const clock = new ManualClock();
+  const infra = new InfraCache({ clock });
+  infra.recordRtt('192.0.2.1', 1, 1);
+  // A name the server ignores (or answers after every timeout): 50, 100, 200, 400, 800 ms, while
+  // other names' answers keep arriving in between.
+  for (const rto of [50, 100, 200, 400, 800]) {
+    clock.advanceMs(rto);
+    infra.recordTimeout('192.0.2.1', infra.rtoMs('192.0.2.1'), 1);
+    infra.recordRtt('192.0.2.1', 1, 1);
+  }
+  assert.not.ok(infra.isBackedOff('192.0.2.1', 1), 'A queries still go');
+  // TLSA (type class "other") queries ignored three times in a row, nothing else asked meanwhile:
+  // 350 ms of silence is not an outage.
+  for (const rto of [50, 100, 200]) {
+    clock.advanceMs(rto);
+    infra.recordTimeout('192.0.2.1', infra.rtoMs('192.0.2.1'), 52);
+  }
+  assert.not.ok(infra.isBackedOff('192.0.2.1', 16), 'TXT queries still go');
+  assert.not.ok(infra.isBackedOff('192.0.2.1', 52));
+  // Still nothing 400, 800, 1600 ms later: 2.95 s of silence is not an outage either.
+  for (const rto of [400, 800, 1600]) {
+    clock.advanceMs(rto);
+    infra.recordTimeout('192.0.2.1', infra.rtoMs('192.0.2.1'), 52);
+  }
+  assert.not.ok(infra.isBackedOff('192.0.2.1', 16));
+  // Nor 3.2 s later: 6.15 s without an answer. Now it is down for that class.
+  clock.advanceMs(3200);
+  infra.recordTimeout('192.0.2.1', infra.rtoMs('192.0.2.1'), 52);
+  assert.ok(infra.isBackedOff('192.0.2.1', 16), 'down for the other types after 5 s and more without an answer');
+  assert.not.ok(infra.isBackedOff('192.0.2.1', 1), 'A never timed out in this silence: not down');
+});
+
+s('a dead server (never answered) is down once it has 3 timeouts and 5 s without an answer', () => {
+  const clock = new ManualClock();
+  const infra = new InfraCache({ clock });
+  for (const [i, rto] of [376, 752, 1504].entries()) {
+    clock.advanceMs(rto);
+    infra.recordTimeout('192.0.2.9', infra.rtoMs('192.0.2.9'), 1);
+    assert.not.ok(infra.isBackedOff('192.0.2.9', 1), `after timeout ${i + 1} (${clock.nowMs()} ms)`);
+  }
+  clock.advanceMs(3008);
+  infra.recordTimeout('192.0.2.9', infra.rtoMs('192.0.2.9'), 1);
+  assert.ok(infra.isBackedOff('192.0.2.9', 1), 'down after the fourth, 5.6 s after the first query');
 });
 
 s.run();
