@@ -22,6 +22,7 @@ export interface CliDeps {
 
 /** Parses argv and runs the chosen command. */
 export async function runCli(argv: string[], deps: CliDeps): Promise<void> {
+  ignoreClosedReader(process.stdout);
   const commands = [
     serveCommand(deps), lookupCommand(deps), checkCommand(deps), rblCommand(deps), greylistCommand(), peerCommand(),
     replicationCommand(), cacheCommand(), statsCommand(), reloadCommand(), configCommand(),
@@ -55,4 +56,17 @@ export async function runCli(argv: string[], deps: CliDeps): Promise<void> {
     .version(deps.version())
     .wrap(Math.min(120, process.stdout.columns || 100))
     .parseAsync();
+}
+
+/**
+ * A reader that stops early (`mxsentry reload | head -1`) makes writes fail with EPIPE, which Node
+ * raises as an 'error' event: without a listener, an uncaught exception and exit 1 after the
+ * command had done its work. The rest of the output is dropped and the command ends with its own
+ * exit code, as a C program killed quietly by SIGPIPE would not, but as a script needs.
+ */
+export function ignoreClosedReader(stream: NodeJS.WriteStream): void {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE' || err.code === 'ERR_STREAM_DESTROYED') return;
+    throw err;
+  });
 }

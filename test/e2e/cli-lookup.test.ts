@@ -1,6 +1,7 @@
 // `mxsentry lookup` as a user runs it: the built CLI resolving through the same resolver code
-// against the fake tree, printing the answer and where it came from, with scriptable exit codes.
-import { execFile } from 'node:child_process';
+// against the fake tree, printing the answer and where it came from, with scriptable exit codes;
+// and the CLI's usage errors and its output to a reader that stops early.
+import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -157,6 +158,17 @@ s('a usage error is one short message naming the command\'s --help (exit 2), not
     assert.is(r?.code, 2, args.join(' '));
     assert.is(r?.stderr, `mxsentry: missing argument: mxsentry ${form}\nRun \`mxsentry ${args[0]} --help\` for the options.\n`);
   }
+});
+
+s('a reader that stops early (| head -1) ends the output quietly: the command\'s own exit code, no EPIPE trace', async () => {
+  // The pipe's read end is closed before the command writes, so its writes fail with EPIPE.
+  const child = spawn(process.execPath, [MXSENTRY_BIN, 'config', 'example'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout.destroy();
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c)));
+  assert.is(code, 0, stderr);
+  assert.is(stderr, '');
 });
 
 s.run();
