@@ -6,6 +6,7 @@
 import { readTextFile } from '../../util/read-text-file.js';
 import { CidrSet, parseCidr, type Cidr } from '../../util/cidr.js';
 import { PolicyError } from '../../util/errors.js';
+import { LineProblems, type LineProblemsError } from '../../util/line-problems.js';
 import { nestedRepetition } from './regex-risk.js';
 import { endsWithIgnoringCase, requiredSuffix } from './regex-suffix.js';
 
@@ -26,6 +27,13 @@ interface NamedPattern {
   index?: number;
 }
 
+/** POLICY_ERR_BAD_WHITELIST with every `/regex/` line that does not compile, over all the files read together. */
+export class WhitelistSyntaxError extends PolicyError implements LineProblemsError {
+  constructor(readonly problems: readonly string[]) {
+    super('POLICY_ERR_BAD_WHITELIST', problems.join('\n'));
+  }
+}
+
 /** Parsed whitelists; immutable once built. */
 export class PostgreyWhitelist {
   /** `/regex/` client entries, in file order. */
@@ -42,6 +50,8 @@ export class PostgreyWhitelist {
   private readonly recipients: NamedPattern[] = [];
   /** Lines skipped while parsing (postgrey warns and goes on). */
   readonly warnings: WhitelistWarning[] = [];
+  /** `/regex/` lines that do not compile, thrown together once every file is read (fromText). */
+  private readonly errors = new LineProblems();
 
   /** An empty whitelist (nothing matches). */
   static empty(): PostgreyWhitelist {
@@ -49,13 +59,14 @@ export class PostgreyWhitelist {
   }
 
   /**
-   * Builds a whitelist from file contents. Throws PolicyError POLICY_ERR_BAD_WHITELIST naming the
-   * source and line for a `/regex/` that does not compile; other odd lines become warnings.
+   * Builds a whitelist from file contents. Throws WhitelistSyntaxError (POLICY_ERR_BAD_WHITELIST)
+   * naming the source and line of every `/regex/` that does not compile; other odd lines become warnings.
    */
   static fromText(clients: readonly { source: string; text: string }[], recipients: readonly { source: string; text: string }[]): PostgreyWhitelist {
     const w = new PostgreyWhitelist();
     for (const c of clients) w.addClients(c.text, c.source);
     for (const r of recipients) w.addRecipients(r.text, r.source);
+    w.errors.throwIfAny([...clients, ...recipients].map((f) => f.source).join(', '), (problems) => new WhitelistSyntaxError(problems));
     return w;
   }
 
@@ -123,8 +134,8 @@ export class PostgreyWhitelist {
       const rx = /^\/(\S+)\/$/.exec(entry);
       const index = this.nextIndex++;
       if (rx) {
-        const re = compileRegex(rx[1] ?? '', source, line);
-        if (this.refusedAsRisky(re, entry, source, line)) return;
+        const re = this.compileRegex(rx[1] ?? '', source, line);
+        if (!re || this.refusedAsRisky(re, entry, source, line)) return;
         this.clientNames.push({ re, suffix: requiredSuffix(re), entry, index });
       } else if (/^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?:\/\d{1,2})?$/.test(entry)) {
         this.addNet(entry, entry, source, line);
@@ -173,12 +184,30 @@ export class PostgreyWhitelist {
     return true;
   }
 
+  /** The `/regex/` entry's body compiled, or undefined with its problem noted (thrown with the others by fromText). */
+  private compileRegex(body: string, source: string, line: number): RegExp | undefined {
+    let pattern: string;
+    try {
+      pattern = perlToJsPattern(body);
+    } catch (err) {
+      this.errors.add(`${source} line ${line}: regular expression /${body}/: ${(err as Error).message}`);
+      return undefined;
+    }
+    try {
+      // postgrey compiles these with Perl's qr{...}i; perlToJsPattern maps what reads differently.
+      return new RegExp(pattern, 'i');
+    } catch (err) {
+      this.errors.add(`${source} line ${line}: bad regular expression /${body}/: ${(err as Error).message}`);
+      return undefined;
+    }
+  }
+
   private addRecipients(text: string, source: string): void {
     forEachEntry(text, (entry, line) => {
       const rx = /^\/(\S+)\/$/.exec(entry);
       if (rx) {
-        const re = compileRegex(rx[1] ?? '', source, line);
-        if (!this.refusedAsRisky(re, entry, source, line)) this.recipients.push({ re, entry });
+        const re = this.compileRegex(rx[1] ?? '', source, line);
+        if (re && !this.refusedAsRisky(re, entry, source, line)) this.recipients.push({ re, entry });
         return;
       }
       if (!/^\S+$/.test(entry)) {
@@ -218,20 +247,6 @@ function forEachEntry(text: string, fn: (entry: string, line: number) => void): 
   });
 }
 
-function compileRegex(body: string, source: string, line: number): RegExp {
-  let pattern: string;
-  try {
-    pattern = perlToJsPattern(body);
-  } catch (err) {
-    throw new PolicyError('POLICY_ERR_BAD_WHITELIST', `${source} line ${line}: regular expression /${body}/: ${(err as Error).message}`, { cause: err });
-  }
-  try {
-    // postgrey compiles these with Perl's qr{...}i; perlToJsPattern maps what reads differently.
-    return new RegExp(pattern, 'i');
-  } catch (err) {
-    throw new PolicyError('POLICY_ERR_BAD_WHITELIST', `${source} line ${line}: bad regular expression /${body}/: ${(err as Error).message}`, { cause: err });
-  }
-}
 
 /** POSIX bracket classes ("[[:digit:]]") as JavaScript class contents. */
 const POSIX_CLASSES: Readonly<Record<string, string>> = {
@@ -251,8 +266,10 @@ const PERL_ONLY_ESCAPES = new Set(['Q', 'E', 'G', 'K', 'R', 'X', 'N', 'C', 'L', 
  * addresses. The two syntaxes agree except where JavaScript reads Perl syntax as something else
  * without an error: the anchors \A, \z and \Z (JavaScript: the letters) become ^ and $; POSIX
  * classes inside brackets become ranges; a "]" first in a class is a literal, as in Perl. Perl
- * escapes without a JavaScript equivalent throw an Error saying which one. Constructs JavaScript
- * rejects (possessive quantifiers, "(?#...)", inline modifiers) are left for RegExp to refuse.
+ * escapes without a JavaScript equivalent throw an Error saying which one. The inline modifiers
+ * (?i), (?m), (?s), (?x) and their (?i:...) forms are dropped (the match is case-insensitive
+ * already; entries hold no newline or blank); one that turns a flag off, such as (?-i), throws. Constructs JavaScript rejects (possessive quantifiers, "(?#...)") are left
+ * for RegExp to refuse.
  */
 export function perlToJsPattern(body: string): string {
   let out = '';
@@ -282,6 +299,19 @@ export function perlToJsPattern(body: string): string {
       if (c === ']') inClass = false;
       out += c;
       continue;
+    }
+    if (c === '(' && body[i + 1] === '?') {
+      const modifier = /^\(\?([a-zA-Z]*)(?:-([a-zA-Z]*))?([:)])/.exec(body.slice(i));
+      if (modifier && (modifier[1] !== '' || modifier[2] !== undefined)) {
+        if (!/^[imsx]+$/.test(modifier[1] ?? '') || modifier[2] !== undefined) {
+          throw new Error(`inline modifier ${modifier[0]} has no equivalent here (mxsentry reads postgrey's Perl patterns as JavaScript ones, always case-insensitive); write the pattern without it`);
+        }
+        // (?i) alone goes; (?i:...) becomes a plain group. So do m, s and x: an entry holds no
+        // newline and no blank, so they change nothing.
+        if (modifier[3] === ':') out += '(?:';
+        i += modifier[0].length - 1;
+        continue;
+      }
     }
     if (c === '[') {
       inClass = true;

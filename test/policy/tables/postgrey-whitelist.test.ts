@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PostgreyWhitelist } from '../../../src/policy/tables/postgrey-whitelist.js';
+import { PostgreyWhitelist, WhitelistSyntaxError } from '../../../src/policy/tables/postgrey-whitelist.js';
 
 const s = suite('policy/tables/postgrey-whitelist');
 
@@ -98,6 +98,29 @@ s('a regex that does not compile is an error naming file and line', () => {
   assert.throws(
     () => PostgreyWhitelist.fromText([{ source: 'wl', text: 'ok.example\n/mail(\\d+/\n' }], []),
     (err: unknown) => (err as { code?: string }).code === 'POLICY_ERR_BAD_WHITELIST' && /wl line 2/.test((err as Error).message),
+  );
+});
+
+s('every bad regex of every file is reported at once, each with its file and line', () => {
+  try {
+    PostgreyWhitelist.fromText([{ source: 'wl', text: '/[bad1/\n/^(a+)+$/\n/[bad2/\nok.example\n' }], [{ source: 'wr', text: '/(bad3/\n' }]);
+    assert.unreachable();
+  } catch (err) {
+    assert.instance(err, WhitelistSyntaxError);
+    assert.is((err as WhitelistSyntaxError).code, 'POLICY_ERR_BAD_WHITELIST');
+    assert.equal((err as WhitelistSyntaxError).problems.map((p) => p.split(':')[0]), ['wl line 1', 'wl line 3', 'wr line 1']);
+  }
+});
+
+s('inline modifiers: (?i) and the others that change nothing on a name are dropped; one that turns a flag off is refused', () => {
+  const w = PostgreyWhitelist.fromText([{ source: 'wl', text: '/(?i)^mx\\d+\\.mod\\.example$/\n/^(?i:relay)\\.mod\\.example$/\n/(?s)^a\\.mod\\.example$/\n' }], []);
+  assert.is(w.matchClient('MX7.mod.example', '192.0.2.1'), '/(?i)^mx\\d+\\.mod\\.example$/');
+  assert.is(w.matchClient('relay.mod.example', '192.0.2.1'), '/^(?i:relay)\\.mod\\.example$/');
+  assert.is(w.matchClient('a.mod.example', '192.0.2.1'), '/(?s)^a\\.mod\\.example$/');
+  assert.is(w.matchClient('xrelay.mod.example', '192.0.2.1'), undefined);
+  assert.throws(
+    () => PostgreyWhitelist.fromText([{ source: 'wl', text: '/(?-i)^mx\\.example$/\n' }], []),
+    (err: unknown) => /wl line 1: regular expression .*inline modifier \(\?-i\) has no equivalent/.test((err as Error).message),
   );
 });
 
