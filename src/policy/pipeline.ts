@@ -138,10 +138,11 @@ export class PolicyPipeline {
         reason: `protocol_state ${state === '' ? '(missing)' : state} is not judged`,
       });
     }
-    // Postfix always sends the client's address: a request without a usable one is malformed, and
-    // no check judges it (none may turn a broken request into a 5xx, not even the HELO checks).
+    // Without the client's IP address (missing, malformed, or Postfix's "unknown" when an XCLIENT
+    // or proxy client withheld it) no check judges the request (none may turn it into a 5xx, not
+    // even the HELO checks).
     if (parseAddress(request.client_address ?? '') === null) {
-      this.malformedLog.log('warn', { clientAddress: clipLogValue(request.client_address) ?? null, queueId: clipLogValue(request.queue_id) ?? null }, 'policy request without a usable client_address (Postfix always sends one): DUNNO');
+      this.malformedLog.log('warn', { clientAddress: clipLogValue(request.client_address) ?? null, queueId: clipLogValue(request.queue_id) ?? null }, 'policy request whose client_address is not an IP address (Postfix sends "unknown" when an XCLIENT or proxy client withheld it): DUNNO');
       return this.finish(request, startMs, {
         action: 'DUNNO',
         step: STEP_NOT_RCPT,

@@ -116,7 +116,7 @@ export function createGreylistCheck(opts: GreylistCheckOptions): GreylistCheck {
       const sender = req['sender'] ?? '';
       if (!parseAddress(ctx.clientAddress)) {
         stats.skipped++;
-        badClientLog.log('warn', { clientAddress: clipLogValue(req['client_address']) ?? null, queueId: clipLogValue(req['queue_id']) ?? null }, 'policy request without a usable client_address (Postfix always sends one): greylisting skipped, DUNNO');
+        badClientLog.log('warn', { clientAddress: clipLogValue(req['client_address']) ?? null, queueId: clipLogValue(req['queue_id']) ?? null }, 'policy request whose client_address is not an IP address (Postfix sends "unknown" when an XCLIENT or proxy client withheld it): greylisting skipped, DUNNO');
         return { action: 'DUNNO', reason: 'greylisting skipped: no client IP address' };
       }
       if (recipient === '') {
