@@ -1,11 +1,14 @@
 // `mxsentry lookup NAME [TYPE]`: resolves through the same resolver code the daemon runs (a private
 // in-process instance with the daemon's settings, see daemon-config.ts) and prints the answer and
 // where it came from.
+import { domainToASCII } from 'node:url';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { parseName } from '../dns/wire/name.js';
 import { reverseName } from '../dns/server/local-zones.js';
+import { qtypeRefusal } from '../dns/server/query-refusal.js';
+import type { ResourceRecord } from '../dns/wire/types.js';
 import { parseAddress } from '../util/cidr.js';
-import { typeFromString } from '../dns/wire/rdata.js';
+import { rdataToText, typeFromString, typeToString } from '../dns/wire/rdata.js';
 import { systemClock } from '../util/clock.js';
 import { describeError } from '../util/errors.js';
 import { usageError } from './control-cli.js';
@@ -46,10 +49,18 @@ export function lookupCommand(deps: CliDeps): CommandModule<object, LookupArgs> 
         argv.type = 'PTR';
       }
       argv.type ??= 'A';
+      // An internationalised name is asked in its ASCII (IDNA, "xn--") form, as dig asks it.
+      if (/[^\x00-\x7f]/.test(argv.name)) {
+        const ascii = domainToASCII(argv.name);
+        if (ascii === '') return usageError(`"${argv.name}" is not a valid internationalised domain name`);
+        argv.name = ascii;
+      }
       // A bad name or type is the admin's typo, not a DNS failure: usage error (exit 2), no lookup.
       try {
         parseName(argv.name);
-        typeFromString(argv.type);
+        const qtype = typeFromString(argv.type);
+        const refusal = qtypeRefusal(qtype);
+        if (refusal !== null) return usageError(`${typeToString(qtype)} is not a type a resolver looks up (the DNS server answers it ${rcodeToString(refusal)})`);
       } catch (err) {
         return usageError(describeError(err));
       }
@@ -69,17 +80,29 @@ export function lookupCommand(deps: CliDeps): CommandModule<object, LookupArgs> 
       const it = stack.iterator.stats;
       const upstream = { queries: it.upstreamQueries, timeouts: it.upstreamTimeouts, lame: it.lameServers };
       if (argv.json) {
-        process.stdout.write(`${JSON.stringify({ rcode: rcodeToString(r.rcode), source: r.source, ms, failure: r.failure, records: r.records, ...(r.failure ? { upstream } : {}) }, null, 2)}\n`);
+        const json = {
+          name: argv.name, type: argv.type.toUpperCase(), rcode: rcodeToString(r.rcode), source: r.source, ms, failure: r.failure,
+          // The asked type's records at the end of any CNAME/DNAME chain, typed; then both sections as dig shows them.
+          records: r.records, answers: r.answers.map(presentation), authorities: r.authorities.map(presentation),
+          ...(r.failure ? { upstream } : {}),
+        };
+        process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
       } else {
         process.stdout.write(`;; ${argv.name} ${argv.type.toUpperCase()}: ${rcodeToString(r.rcode)}, from ${r.source}, ${ms} ms${r.failure ? `, failure: ${r.failure}` : ''}\n`);
         if (r.failure) process.stdout.write(`;; upstream: ${failureSummary(upstream)}\n`);
         for (const rr of r.answers) process.stdout.write(`${formatRecord(rr)}\n`);
-        if (r.answers.length === 0) for (const rr of r.authorities) process.stdout.write(`;; authority: ${formatRecord(rr)}\n`);
+        // As dig's AUTHORITY section: also after a CNAME chain that ends in NXDOMAIN or NODATA.
+        for (const rr of r.authorities) process.stdout.write(`;; authority: ${formatRecord(rr)}\n`);
       }
       // Exit codes: 0 answer, 1 NXDOMAIN/NODATA, 2 usage/config, 3 SERVFAIL.
       process.exitCode = r.rcode === 2 ? 3 : r.rcode === 0 && r.records.length > 0 ? 0 : r.rcode === 0 || r.rcode === 3 ? 1 : 3;
     },
   };
+}
+
+/** A record as JSON: name, TTL, type and the data in presentation form (as dig prints it). */
+function presentation(rr: ResourceRecord): { name: string; ttl: number; type: string; data: string } {
+  return { name: rr.name, ttl: rr.ttl, type: typeToString(rr.type), data: rdataToText(rr.type, rr.rdata) };
 }
 
 /**

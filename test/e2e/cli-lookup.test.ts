@@ -70,6 +70,31 @@ s('MX through a CNAME-free zone, JSON output', async () => {
   assert.equal(j.records[0]?.data, { preference: 10, exchange: 'mail.example.com.' });
 });
 
+s('a CNAME chain that ends in NODATA: the chain and the SOA, in text and in JSON', async () => {
+  const text = await lookup('alias.example.com', 'MX');
+  assert.is(text.code, 1, text.stderr);
+  assert.match(text.stdout, /alias\.example\.com\.\s+\d+\s+IN\s+CNAME\s+alias2\.example\.com\.\n/);
+  assert.match(text.stdout, /alias2\.example\.com\.\s+\d+\s+IN\s+CNAME\s+www\.example\.com\.\n/);
+  assert.match(text.stdout, /authority: example\.com\.\s+\d+\s+IN\s+SOA/);
+  const json = await lookup('alias.example.com', 'MX', '--json');
+  const j = JSON.parse(json.stdout) as { rcode: string; records: unknown[]; answers: Array<{ name: string; type: string; data: string }>; authorities: Array<{ type: string }> };
+  assert.is(j.rcode, 'NOERROR');
+  assert.equal(j.records, []);
+  assert.equal(j.answers.map((a) => [a.name, a.type, a.data]), [['alias.example.com.', 'CNAME', 'alias2.example.com.'], ['alias2.example.com.', 'CNAME', 'www.example.com.']]);
+  assert.equal(j.authorities.map((a) => a.type), ['SOA']);
+});
+
+s('types no resolver looks up (zone transfers, meta-types) are a usage error, as the DNS server refuses them; an IDN is asked in its xn-- form', async () => {
+  for (const [type, rcode] of [['AXFR', 'REFUSED'], ['IXFR', 'REFUSED'], ['OPT', 'FORMERR'], ['TSIG', 'FORMERR'], ['MAILA', 'NOTIMP'], ['TYPE128', 'FORMERR']]) {
+    const r = await lookup('www.example.com', type!);
+    assert.is(r.code, 2, `${type}: ${r.stdout}`);
+    assert.is(r.stderr.split('\n')[0], `mxsentry: ${type} is not a type a resolver looks up (the DNS server answers it ${rcode})`);
+  }
+  const idn = await lookup('bücher.example.com');
+  assert.is(idn.code, 1, idn.stderr);
+  assert.match(idn.stdout, /^;; xn--bcher-kva\.example\.com A: NXDOMAIN/);
+});
+
 s('NXDOMAIN exits 1 and shows the SOA', async () => {
   const r = await lookup('nope.example.com');
   assert.is(r.code, 1);

@@ -24,7 +24,14 @@ export function queryRefusal(query: Message): number | null {
   // was not told to take notifies from.
   if (opcode === Opcode.NOTIFY) return Rcode.REFUSED;
   if (question.class !== RRClass.IN) return Rcode.REFUSED;
-  const qtype = question.type;
+  return qtypeRefusal(question.type);
+}
+
+/**
+ * The rcode of the error a question of this type gets whatever its name (zone transfers, meta and
+ * obsolete types), or null for a type a resolver looks up. Also used by `mxsentry lookup`.
+ */
+export function qtypeRefusal(qtype: number): number | null {
   // OPT (RFC 6891 s6.1.1) and TSIG (RFC 8945 s4.1, s5.1) are meta-RRs of the additional section,
   // never a question (Unbound and BIND answer FORMERR too).
   if (qtype === RRType.OPT || qtype === TYPE_TSIG) return Rcode.FORMERR;
