@@ -52,6 +52,8 @@ interface Packet {
   qclass: number;
   bytes: Buffer;
   ttlOffsets: number[];
+  /** Answer RRsets of 2+ records (EncodedMessage.rrsetRuns), rotated on each hit; undefined when none. */
+  rrsetRuns: number[][] | undefined;
   /** Where the qname sits: from byte 12 to qnameEnd. */
   qnameEnd: number;
   storedAtMs: number;
@@ -115,7 +117,7 @@ export class PacketCache {
     }
     if (!Number.isFinite(minTtl) || minTtl <= 0) return;
 
-    const encoded = encodeMessage({ ...response, id: 0, questions: [{ name: canonQname, type: q.type, class: q.class }] });
+    const encoded = encodeMessage({ ...response, id: 0, questions: [{ name: canonQname, type: q.type, class: q.class }] }, { rotatable: true });
     if (encoded.truncated) return;
     const now = this.clock.nowMs();
     const key = query.cacheKey;
@@ -134,6 +136,7 @@ export class PacketCache {
       qclass: q.class,
       bytes: encoded.bytes,
       ttlOffsets: encoded.ttlOffsets,
+      rrsetRuns: encoded.rrsetRuns !== undefined && encoded.rrsetRuns.length > 0 ? encoded.rrsetRuns : undefined,
       qnameEnd: HEADER + wireLength(canonQname),
       storedAtMs: now,
       expiresAtMs: now + minTtl * 1000,
@@ -141,7 +144,8 @@ export class PacketCache {
       hits: 0,
       prefetchFired: false,
     };
-    const cost = ENTRY_OVERHEAD_BYTES + encoded.bytes.length + encoded.ttlOffsets.length * 8 + key.length + canonQname.length + chainOwnerChars;
+    const runOffsets = packet.rrsetRuns?.reduce((n, run) => n + run.length, 0) ?? 0;
+    const cost = ENTRY_OVERHEAD_BYTES + encoded.bytes.length + (encoded.ttlOffsets.length + runOffsets) * 8 + key.length + canonQname.length + chainOwnerChars;
     this.lru.set(key, packet, cost);
   }
 
@@ -150,7 +154,8 @@ export class PacketCache {
    * or larger than maxUdpSize). Copies the stored bytes, sets the client's ID, copies the RD and CD
    * bits from the query, overwrites the qname bytes with the client's bytes (so the client's
    * letter case comes back, RFC 1035 s7.3 / 0x20 clients), and lowers every TTL by the seconds
-   * elapsed since storing. No full decode.
+   * elapsed since storing. No full decode. Each answer RRset of several records starts one record
+   * later than on the previous hit (Unbound's rrset-roundrobin, on by default since 1.17).
    */
   answer(raw: Uint8Array, query: QueryKey, maxUdpSize: number): Buffer | null {
     const key = query.cacheKey;
@@ -187,6 +192,7 @@ export class PacketCache {
         out.writeUInt32BE(Math.max(0, p.bytes.readUInt32BE(off) - elapsedSec), off);
       }
     }
+    if (p.rrsetRuns !== undefined) rotateRuns(out, p.rrsetRuns, p.hits);
 
     const remainingMs = p.expiresAtMs - now;
     if (!p.prefetchFired && p.hits >= 2 && this.onNearExpiry !== undefined &&
@@ -247,6 +253,23 @@ export class PacketCache {
     for (const [key, p] of this.lru.entries()) if (pred(p)) doomed.push(key);
     for (const key of doomed) this.lru.delete(key);
     return doomed.length;
+  }
+}
+
+/**
+ * Rotates each RRset run of an answer (start offsets of its records, then its end) so that record
+ * `turn mod count` comes first; the TTLs already patched move with their records.
+ */
+function rotateRuns(out: Buffer, runs: readonly number[][], turn: number): void {
+  for (const run of runs) {
+    const count = run.length - 1;
+    const first = run[turn % count] as number;
+    const start = run[0] as number;
+    if (first === start) continue;
+    const end = run[count] as number;
+    const head = Buffer.from(out.subarray(start, first));
+    out.copy(out, start, first, end);
+    head.copy(out, start + (end - first));
   }
 }
 

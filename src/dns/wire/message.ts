@@ -351,7 +351,7 @@ class Writer {
    * Writes rdata. Name-bearing types are walked so their names can be compressed (RFC 1035
    * types only) or at least be pointer targets; anything else is copied verbatim.
    */
-  writeRdata(type: number, rdata: Buffer): void {
+  writeRdata(type: number, rdata: Buffer, register = true): void {
     const layout = COMPRESSIBLE_RDATA.has(type) ? NAME_LAYOUTS.get(type) : undefined;
     if (!layout) {
       this.bytes(rdata);
@@ -386,7 +386,7 @@ class Writer {
       const field = layout[i] as 'n' | number;
       if (field === 'n') {
         const name = names[i] as Name;
-        this.writeName(name, true, true);
+        this.writeName(name, true, register);
         pos += wireLength(name);
       } else {
         this.bytes(rdata.subarray(pos, pos + field));
@@ -405,9 +405,11 @@ function checkedWireLength(name: Name): number {
 interface EncodeParts {
   withAdditional: boolean;
   withRecords: boolean;
+  /** See encodeMessage's `rotatable`. */
+  rotatable?: boolean;
 }
 
-function encodeParts(msg: Message, parts: EncodeParts, tc: boolean): { bytes: Buffer; ttlOffsets: number[] } {
+function encodeParts(msg: Message, parts: EncodeParts, tc: boolean): Omit<EncodedMessage, 'truncated'> {
   const answers = parts.withRecords ? msg.answers : [];
   const authorities = parts.withRecords ? msg.authorities : [];
   const additionals = parts.withRecords && parts.withAdditional ? msg.additionals : [];
@@ -439,20 +441,30 @@ function encodeParts(msg: Message, parts: EncodeParts, tc: boolean): { bytes: Bu
     w.u16(q.class);
   }
   const ttlOffsets: number[] = [];
+  const runs: number[][] = [];
   for (const list of [answers, authorities, additionals]) {
-    for (const rr of list) {
-      w.writeName(rr.name, true, true);
+    for (let i = 0; i < list.length; i++) {
+      const rr = list[i] as ResourceRecord;
+      // An answer RRset of 2+ records, for rotation: its names point out of it, never into it.
+      const inRun = parts.rotatable === true && list === answers && (sameRRset(rr, list[i - 1]) || sameRRset(rr, list[i + 1]));
+      if (inRun) {
+        if (!sameRRset(rr, list[i - 1])) runs.push([]);
+        runs[runs.length - 1]?.push(w.off);
+      }
+      w.writeName(rr.name, true, !inRun);
       w.u16(rr.type);
       w.u16(rr.class);
       ttlOffsets.push(w.off);
+      const rdataRegisters = !inRun;
       // RFC 2181 section 8: TTLs are 0..2^31-1.
       w.u32(Math.min(Math.max(Math.floor(rr.ttl), 0), 0x7fffffff));
       const lenAt = w.off;
       w.off += 2;
-      w.writeRdata(rr.type, rr.rdata);
+      w.writeRdata(rr.type, rr.rdata, rdataRegisters);
       const rdlen = w.off - lenAt - 2;
       if (rdlen > 0xffff) throw new DnsError('DNS_ERR_TOO_BIG', `rdata of ${rdlen} bytes`);
       w.buf.writeUInt16BE(rdlen, lenAt);
+      if (inRun && !sameRRset(rr, list[i + 1])) runs[runs.length - 1]?.push(w.off);
     }
   }
   if (msg.edns) {
@@ -465,19 +477,24 @@ function encodeParts(msg: Message, parts: EncodeParts, tc: boolean): { bytes: Bu
     w.u16(e.options.length);
     w.bytes(e.options);
   }
-  return { bytes: Buffer.from(w.buf.subarray(0, w.off)), ttlOffsets };
+  return { bytes: Buffer.from(w.buf.subarray(0, w.off)), ttlOffsets, ...(parts.rotatable ? { rrsetRuns: runs } : {}) };
+}
+
+function sameRRset(a: ResourceRecord, b: ResourceRecord | undefined): boolean {
+  return b !== undefined && a.type === b.type && a.class === b.class && canonicalName(a.name) === canonicalName(b.name);
 }
 
 /**
  * Encodes a message with name compression. With `maxSize` (and always at 65535), an oversized
  * message first loses its additional section (OPT kept, no TC, RFC 2181 section 9); if still
- * too big, only header, question and OPT remain and TC is set.
+ * too big, only header, question and OPT remain and TC is set. With `rotatable`, names inside an
+ * answer RRset of 2+ records are not compression targets, and rrsetRuns says where those RRsets are.
  * @throws DnsError DNS_ERR_BAD_NAME (unencodable name), DNS_ERR_TOO_BIG (section over 65535
  *   records), DNS_ERR_BAD_RCODE (rcode > 15 without EDNS).
  */
-export function encodeMessage(msg: Message, opts?: { maxSize?: number }): EncodedMessage {
+export function encodeMessage(msg: Message, opts?: { maxSize?: number; rotatable?: boolean }): EncodedMessage {
   const maxSize = Math.min(opts?.maxSize ?? MAX_MESSAGE, MAX_MESSAGE);
-  const full = encodeParts(msg, { withAdditional: true, withRecords: true }, false);
+  const full = encodeParts(msg, { withAdditional: true, withRecords: true, rotatable: opts?.rotatable }, false);
   if (full.bytes.length <= maxSize) return { ...full, truncated: false };
   if (msg.additionals.length > 0) {
     const lean = encodeParts(msg, { withAdditional: false, withRecords: true }, false);

@@ -86,6 +86,12 @@ export interface EncodedMessage {
   ttlOffsets: number[];
   /** True when the message had to be cut to fit maxSize and TC was set. */
   truncated: boolean;
+  /**
+   * With encodeMessage's `rotatable`: each answer RRset of 2+ records as its records' start
+   * offsets and then its end. No compression pointer points into one, so its records can be
+   * reordered byte-wise (rrset-roundrobin on the packet cache's copies).
+   */
+  rrsetRuns?: number[][];
 }
 
 /** Fast read of a query's question and EDNS facts from raw bytes, without a full decode. */

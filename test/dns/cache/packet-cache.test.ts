@@ -76,8 +76,9 @@ s('hit: client ID, qname case, RD bit and TTLs decremented by elapsed seconds', 
   assert.is(m.flags.qr, true);
   assert.is(m.flags.ra, true);
   assert.is(m.questions[0]?.name, 'WwW.ExAmPlE.cOm.', 'client case echoed (0x20)');
-  assert.equal(m.answers.map((r) => r.ttl), [200, 500]);
-  assert.equal(m.answers.map((r) => r.rdata[3]), [1, 2]);
+  // The first hit starts the RRset one record later (rrset-roundrobin); each TTL stays with its record.
+  assert.equal(m.answers.map((r) => r.ttl), [500, 200]);
+  assert.equal(m.answers.map((r) => r.rdata[3]), [2, 1]);
 
   const again = query('www.example.com.', { id: 1, rd: true });
   const m2 = decodeMessage(cache.answer(again.raw, again.key, 512) as Buffer);
@@ -96,7 +97,41 @@ s('the stored bytes are never modified by answering', () => {
   const plain = query('a.example.', { id: 10 });
   const m = decodeMessage(cache.answer(plain.raw, plain.key, 512) as Buffer);
   assert.is(m.questions[0]?.name, 'a.example.');
-  assert.equal(m.answers.map((r) => r.ttl), [290, 590]);
+  assert.equal(m.answers.map((r) => r.ttl), [290, 590], 'the second hit: the stored order again');
+});
+
+s('rrset-roundrobin: each hit starts every answer RRset one record later; chains, names in rdata and the other sections stay intact', () => {
+  const wireName = (n: string): Buffer => Buffer.concat([...n.split('.').filter(Boolean).map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)])), Buffer.from([0])]);
+  const mx = (owner: string, pref: number, target: string): ResourceRecord => ({ name: owner, type: 15, class: 1, ttl: 300, rdata: Buffer.concat([Buffer.from([0, pref]), wireName(target)]) });
+  const cache = new PacketCache({ clock: new ManualClock(), maxBytes: 100_000 });
+  // A CNAME, then three A records of its target (owner compressed to the CNAME's data).
+  const chain: ResourceRecord[] = [{ name: 'alias.example.', type: 5, class: 1, ttl: 300, rdata: wireName('www.example.') }, a('www.example.', 300, 1), a('www.example.', 300, 2), a('www.example.', 300, 3)];
+  cache.store(query('alias.example.').key, response('alias.example.', { answers: chain }));
+  const seen: number[][] = [];
+  for (let i = 0; i < 4; i++) {
+    const q = query('alias.example.', { id: i });
+    const m = decodeMessage(cache.answer(q.raw, q.key, 512) as Buffer);
+    assert.equal(m.answers[0], { ...chain[0], name: 'alias.example.' }, 'the CNAME stays first');
+    assert.ok(m.answers.slice(1).every((r) => r.name === 'www.example.' && r.type === 1));
+    seen.push(m.answers.slice(1).map((r) => r.rdata[3] as number));
+  }
+  assert.equal(seen, [[2, 3, 1], [3, 1, 2], [1, 2, 3], [2, 3, 1]]);
+
+  // MX records whose names share suffixes with each other, and an authority section after them.
+  const mxs = [mx('example.', 10, 'mx1.mail.example.'), mx('example.', 20, 'mx2.mail.example.'), mx('example.', 30, 'mail.example.')];
+  const ns: ResourceRecord = { name: 'example.', type: 2, class: 1, ttl: 300, rdata: wireName('ns.mail.example.') };
+  cache.store(query('example.', { type: 15 }).key, { ...response('example.', { answers: mxs, type: 15 }), authorities: [ns] });
+  for (let i = 0; i < 3; i++) {
+    const q = query('example.', { type: 15, id: i });
+    const m = decodeMessage(cache.answer(q.raw, q.key, 512) as Buffer);
+    const expected = [...mxs.slice((i + 1) % 3), ...mxs.slice(0, (i + 1) % 3)];
+    assert.equal(m.answers, expected);
+    assert.equal(m.authorities, [ns]);
+  }
+  // A single record, and an answer of two RRsets of one record each: nothing to rotate.
+  cache.store(query('one.example.').key, response('one.example.', { answers: [a('one.example.', 300, 9)] }));
+  const one = query('one.example.');
+  assert.equal(decodeMessage(cache.answer(one.raw, one.key, 512) as Buffer).answers.map((r) => r.rdata[3]), [9]);
 });
 
 s('miss when larger than the client UDP size; hit with a larger one', () => {
@@ -119,7 +154,7 @@ s('expiry at the smallest TTL', () => {
   cache.store(q.key, response('x.example.'));
   clock.advanceMs(299_999);
   const out = cache.answer(q.raw, q.key, 512);
-  assert.equal(decodeMessage(out as Buffer).answers.map((r) => r.ttl), [1, 301]);
+  assert.equal(decodeMessage(out as Buffer).answers.map((r) => r.ttl), [301, 1], 'rotated: the first hit starts with the second record');
   clock.advanceMs(1);
   assert.is(cache.answer(q.raw, q.key, 512), null);
   assert.is(cache.stats().entries, 0, 'expired entry dropped on access');
