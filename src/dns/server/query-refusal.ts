@@ -11,13 +11,14 @@ const TYPE_TSIG = 250;
 export function queryRefusal(query: Message): number | null {
   const { opcode } = query.flags;
   // Unbound's worker_check_request, in its order: TC set in a query; an opcode other than QUERY
-  // and NOTIFY; not one question; records in the answer (but for NOTIFY) or authority section;
-  // anything in the additional section but the one OPT (decodeMessage keeps that apart).
+  // and NOTIFY; not one question; records in the answer section (a NOTIFY may carry one SOA) or
+  // the authority section; anything in the additional section but the one OPT (decodeMessage
+  // keeps that apart).
   if (query.flags.tc) return Rcode.FORMERR;
   if (opcode !== Opcode.QUERY && opcode !== Opcode.NOTIFY) return Rcode.NOTIMP;
   const question = query.questions[0];
   if (query.questions.length !== 1 || question === undefined) return Rcode.FORMERR;
-  if ((query.answers.length > 0 && opcode !== Opcode.NOTIFY) || query.authorities.length > 0 || query.additionals.length > 0) return Rcode.FORMERR;
+  if (query.answers.length > (opcode === Opcode.NOTIFY ? 1 : 0) || query.authorities.length > 0 || query.additionals.length > 0) return Rcode.FORMERR;
   // RFC 6891 s6.1.3: BADVERS (sent with an OPT of the highest version supported, 0).
   if (query.edns && query.edns.version > 0) return Rcode.BADVERS;
   // NOTIFY (RFC 1996) is for secondary servers: refused, as Unbound refuses it from clients it

@@ -25,7 +25,7 @@ function writeDecimal(out: Buffer, at: number, v: number): number {
 
 /**
  * The packet-cache hot path: reads the question of a plain query without a full decode. Null for
- * anything the slow path must handle: QR=1, opcode not QUERY, counts other than qd=1 an=0 ns=0
+ * anything the slow path must handle: QR=1, opcode not QUERY, TC=1 (FORMERR there), counts other than qd=1 an=0 ns=0
  * ar<=1, a compressed or malformed qname, trailing bytes, or an OPT that is not well-formed,
  * not directly after the question, not the end of the packet, or not EDNS version 0.
  */
@@ -33,8 +33,8 @@ export function readQueryKey(buf: Uint8Array): QueryKey | null {
   const len = buf.length;
   if (len < HEADER + 5) return null;
   const b2 = buf[2] as number;
-  // QR=0 and opcode QUERY(0): the top five bits of byte 2 are zero.
-  if ((b2 & 0xf8) !== 0) return null;
+  // QR=0, opcode QUERY(0) and TC=0: the top five bits and bit 1 of byte 2 are zero.
+  if ((b2 & 0xfa) !== 0) return null;
   if (buf[4] !== 0 || buf[5] !== 1 || buf[6] !== 0 || buf[7] !== 0 || buf[8] !== 0 || buf[9] !== 0 || buf[10] !== 0) return null;
   const arcount = buf[11] as number;
   if (arcount > 1) return null;

@@ -320,6 +320,12 @@ s('packet cache: a repeated query is served without the recursor, in the client 
     // EDNS queries have their own entries.
     decodeReply(await udpQuery(c.port, buildQuery('www.example', 'A', { edns: 1232 })));
     assert.is(c.recursor.calls, 2);
+    // A query with TC set is FORMERR, cached answer or not (the fast path leaves it to the slow one).
+    const tc = Buffer.from(buildQuery('www.example', 'A', { id: 4 }));
+    tc[2] = tc[2]! | 0x02;
+    const refused = decodeReply(await udpQuery(c.port, tc));
+    assert.is(refused.rcode, Rcode.FORMERR);
+    assert.is(refused.answers.length, 0);
   } finally {
     await c.server.close();
   }

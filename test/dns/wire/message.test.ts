@@ -404,6 +404,8 @@ s('readQueryKey returns null for what the slow path must handle', () => {
   assert.ok(readQueryKey(base));
   assert.is(readQueryKey(mod((b) => (b[2] = b[2]! | 0x80))), null, 'QR=1');
   assert.is(readQueryKey(mod((b) => (b[2] = b[2]! | 0x08))), null, 'opcode IQUERY');
+  assert.is(readQueryKey(mod((b) => (b[2] = b[2]! | 0x02))), null, 'TC=1');
+  assert.ok(readQueryKey(mod((b) => (b[2] = b[2]! | 0x04))), 'AA=1 in a query is ignored, as Unbound does');
   assert.is(readQueryKey(mod((b) => b.writeUInt16BE(2, 4))), null, 'qdcount 2');
   assert.is(readQueryKey(mod((b) => b.writeUInt16BE(1, 6))), null, 'ancount 1');
   assert.is(readQueryKey(mod((b) => b.writeUInt16BE(1, 8))), null, 'nscount 1');
