@@ -559,7 +559,7 @@ faults('root servers this host cannot reach: the priming and the query itself as
   assert.equal(['127.53.0.1', '127.53.0.2'].map((a) => hx.counting.countFor(a)), [1, 1]);
 });
 
-faults('a server that drops AAAA queries is down for AAAA only: A queries of its zone keep resolving (as Unbound)', async () => {
+faults('a server that drops AAAA queries, asked nothing else for a while, is held back for AAAA only: A queries of its zone keep resolving', async () => {
   // A deadline long enough for each server's third timeout (RTO 376, 752, 1504 ms): one cut short
   // by the deadline says nothing about the server.
   hx = await startHarness({ flags: { 'client-deadline-ms': 6000, 'serve-expired': false } });

@@ -13,6 +13,8 @@ export const UNKNOWN_SERVER_RTO_MS = 376;
 /** Lower and upper clamp of any RTO. */
 export const MIN_RTO_MS = 50;
 export const MAX_RTO_MS = 12_000;
+/** A query cut short by the caller's deadline after at least this long counts toward an outage (recordTimeout). */
+export const CUT_SHORT_EVIDENCE_MS = 500;
 /** Servers whose RTO is within this of the fastest are chosen among at random (Unbound's RTT band). */
 export const RTT_BAND_MS = 400;
 
@@ -166,20 +168,27 @@ export class InfraCache {
 
   /**
    * Records a query of `qtype` that got no answer within its RTO (`rtoUsedMs`: the RTO it was sent
-   * with, when known): the RTO doubles (RFC 6298 s5.5). After downAfterTimeouts consecutive
+   * with, when known; `waitedMs`: how long it waited, default the RTO): the RTO doubles (RFC 6298
+   * s5.5). One the caller's deadline cut short (`cut`) does not back the RTO off, and says nothing
+   * when it waited less than CUT_SHORT_EVIDENCE_MS; one that waited longer counts toward an outage
+   * like any timeout, or a dead server behind a budget shorter than its RTO (a DNS list lookup)
+   * would never be held back, nor its failed probes spaced out. After downAfterTimeouts consecutive
    * timeouts of its type class, once the server has answered nothing at all for downMinSilenceMs,
    * it is down for that class until its next probe slot; each failed probe doubles the probe
    * interval up to probeMaxMs. Other classes are not affected. One name or type that a server
    * ignores (or answers late) does not take the server down while it answers the rest.
    */
-  recordTimeout(address: string, rtoUsedMs?: number, qtype?: number): void {
+  recordTimeout(address: string, rtoUsedMs?: number, qtype?: number, waitedMs?: number, cut = false): void {
+    if (cut && (waitedMs ?? 0) < CUT_SHORT_EVIDENCE_MS) return;
     const now = this.clock.nowMs();
     const h = this.touch(address);
-    // Unbound's rtt_lost: back off only if the RTO is still the one the lost query was sent with,
-    // so a burst of concurrent queries timing out together doubles the RTO and counts once.
-    if (rtoUsedMs !== undefined && h.rtoMs > rtoUsedMs) return;
-    h.rtoMs = clampRto(h.rtoMs * 2);
-    h.silentSinceMs ??= now - (rtoUsedMs ?? 0);
+    if (!cut) {
+      // Unbound's rtt_lost: back off only if the RTO is still the one the lost query was sent with,
+      // so a burst of concurrent queries timing out together doubles the RTO and counts once.
+      if (rtoUsedMs !== undefined && h.rtoMs > rtoUsedMs) return;
+      h.rtoMs = clampRto(h.rtoMs * 2);
+    }
+    h.silentSinceMs ??= now - (waitedMs ?? rtoUsedMs ?? 0);
     const t = h.byType[classOf(qtype)];
     t.timeouts++;
     if (t.timeouts < this.downAfter || now - h.silentSinceMs < this.downMinSilenceMs) return;

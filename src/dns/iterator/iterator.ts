@@ -342,8 +342,7 @@ export class Iterator {
           this.deps.logger.info({ servers: c.chain[0]?.rdatas.length ?? 0 }, 'root priming done');
           this.primingFailing = false;
         } else {
-          // While the roots are unreachable every client query primes again: warn once per outage,
-          // not once per query (the "root priming done" line says when it is over).
+          // Unreachable roots: every client query primes again; warn once per outage, not per query.
           const level = this.primingFailing ? 'debug' : 'warn';
           this.deps.logger[level]({ result: c?.kind ?? 'no answer' }, 'root priming failed; using the root hints as they are');
           this.primingFailing = true;
@@ -367,9 +366,8 @@ export class Iterator {
     let lastResort: { classified: Classified; server: string; reason: string } | undefined;
     const tried = new Set<string>(st.unreachable); // unreachable ones stay out (the priming's included)
     const timedOut = new Set<string>();
-    // The root hints carry their own addresses: resolving the root server names would need the root
-    // itself, and during priming it would await the very priming in progress (a deadlock that kept
-    // every later resolution waiting after one failed priming).
+    // The root hints carry their own addresses: resolving the root server names would need the root,
+    // and during priming would await the priming in progress (a deadlock after a failed priming).
     let targetsResolved = cut.fromHints;
     let round = 0;
     for (;;) {
@@ -517,7 +515,9 @@ export class Iterator {
       st.wentUpstream = true;
       this.stats.upstreamQueries++;
       const rto = infra.rtoMs(address);
-      const timeoutMs = Math.max(1, Math.min(tcp ? Math.max(rto * 2, 1000) : rto, remaining));
+      const intended = tcp ? Math.max(rto * 2, 1000) : rto;
+      const timeoutMs = Math.max(1, Math.min(intended, remaining));
+      const sentAt = clock.nowMs();
       try {
         const r = await transport.query({ address, port: this.config.upstreamPort }, { name: sent, type, class: RRClass.IN }, { tcp, edns, timeoutMs });
         infra.recordRtt(address, r.rttMs, type);
@@ -547,8 +547,8 @@ export class Iterator {
         if (code === 'DNS_ERR_TIMEOUT' || code === 'DNS_ERR_NETWORK') {
           this.stats.upstreamTimeouts++;
           if (code === 'DNS_ERR_NETWORK') (st.unreachable ??= new Set()).add(address);
-          // A query cut short by the client deadline says nothing about the server.
-          if (code === 'DNS_ERR_NETWORK' || timeoutMs >= rto) infra.recordTimeout(address, rto, type);
+          // One cut short by the client deadline does not back the RTO off (see recordTimeout).
+          infra.recordTimeout(address, rto, type, clock.nowMs() - sentAt, code === 'DNS_ERR_TIMEOUT' && timeoutMs < intended);
           return null;
         }
         this.deps.logger.debug({ server: address, qname: name, err: describeError(err) }, 'upstream query failed');

@@ -260,6 +260,41 @@ s('a server that still answers is not down, however many timeouts one name or ty
   assert.not.ok(infra.isBackedOff('192.0.2.1', 1), 'A never timed out in this silence: not down');
 });
 
+s('a query the deadline cut short: under 0.5 s it says nothing; longer, it counts toward an outage without backing the RTO off', () => {
+  const clock = new ManualClock();
+  const infra = new InfraCache({ clock, probeMinMs: 5000 });
+  infra.recordRtt('192.0.2.7', 10, 1);
+  const rto = infra.rtoMs('192.0.2.7');
+  clock.advanceMs(400);
+  infra.recordTimeout('192.0.2.7', 3000, 1, 400, true);
+  assert.is([...infra.dump()][0]?.timeouts, 0, '0.4 s: no evidence');
+  for (let i = 0; i < 4; i++) {
+    clock.advanceMs(1500);
+    infra.recordTimeout('192.0.2.7', 3000, 1, 1500, true);
+  }
+  assert.is(infra.rtoMs('192.0.2.7'), rto, 'the RTO is not backed off');
+  assert.ok(infra.isBackedOff('192.0.2.7', 1), '4 cut-short timeouts over 6 s without an answer: down');
+  // A probe cut short after 1.5 s failed too: the next one waits twice as long.
+  clock.advanceMs(5000);
+  assert.not.ok(infra.isBackedOff('192.0.2.7', 1), 'the probe slot');
+  clock.advanceMs(1500);
+  infra.recordTimeout('192.0.2.7', 3000, 1, 1500, true);
+  clock.advanceMs(9999);
+  assert.ok(infra.isBackedOff('192.0.2.7', 1), 'the interval doubled to 10 s');
+});
+
+s('an ICMP error (at once) counts as a failure but not as silence back to when the query was sent', () => {
+  const clock = new ManualClock();
+  const infra = new InfraCache({ clock });
+  infra.recordRtt('192.0.2.8', 3000, 1); // a far server: RTO 9 s
+  for (let i = 0; i < 3; i++) {
+    clock.advanceMs(1);
+    infra.recordTimeout('192.0.2.8', infra.rtoMs('192.0.2.8'), 1, 1);
+  }
+  assert.is(infra.rtoMs('192.0.2.8'), 12_000, 'backed off as a timeout');
+  assert.not.ok(infra.isBackedOff('192.0.2.8', 1), '3 ms of silence is not an outage (not 9 s counted back from the RTO)');
+});
+
 s('a dead server (never answered) is down once it has 3 timeouts and 5 s without an answer', () => {
   const clock = new ManualClock();
   const infra = new InfraCache({ clock });

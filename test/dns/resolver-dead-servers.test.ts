@@ -1,0 +1,84 @@
+// Dead servers in virtual time: the real DNS stack (createDnsStack: caches, infra, iterator) over
+// the fake tree, with example.com's two servers made silent by a transport wrapper that advances a
+// ManualClock by each query's timeout instead of waiting. Shows how soon lookups stop paying their
+// whole budget for a zone whose servers are all dead (a DNS list's, behind the policy service's
+// short budget, or a client's, behind the 4.5 s deadline). Loopback only; bounded lookups.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { loadConfig } from '../../src/config/load.js';
+import { createDnsStack } from '../../src/main.js';
+import type { Transport } from '../../src/dns/transport/transport.js';
+import { NetTransport } from '../../src/dns/transport/transport.js';
+import { parseZoneText } from '../../src/dns/wire/zone-text.js';
+import { Rcode } from '../../src/dns/wire/types.js';
+import { ManualClock } from '../../src/util/clock.js';
+import { DnsError } from '../../src/util/errors.js';
+import { createSilentLogger } from '../../src/util/logger.js';
+import { startHierarchy, standardTree, type FakeHierarchy } from '../helpers/fake-hierarchy.js';
+
+const s = suite('dns/resolver: dead servers in virtual time');
+let tree: FakeHierarchy;
+s.before(async () => {
+  tree = await startHierarchy(standardTree());
+});
+s.after(async () => {
+  await tree.stop();
+});
+
+const DEAD = ['127.53.2.1', '127.53.2.2'];
+
+/** A stack whose queries to DEAD time out at once in virtual time (the clock moves by the timeout). */
+async function stackWithDeadZone(): Promise<{ clock: ManualClock; resolve: (name: string, deadlineMs: number) => Promise<{ rcode: number; tookMs: number }> }> {
+  const clock = new ManualClock(Date.now());
+  const net = new NetTransport({ portFor: tree.portFor });
+  const dead = new Set<string>();
+  const transport: Transport = {
+    query: async (target, question, opts) => {
+      if (!dead.has(target.address)) return net.query(target, question, opts);
+      clock.advanceMs(opts.timeoutMs);
+      throw new DnsError('DNS_ERR_TIMEOUT', `no answer from ${target.address} (virtual)`);
+    },
+  };
+  const loaded = loadConfig({ flags: { 'query-loopback': true, 'do-ip6': false, 'serve-expired': false } });
+  const stack = createDnsStack(loaded.values, createSilentLogger(), clock, { transport, rootHints: parseZoneText(tree.rootHints, { origin: '.' }) });
+  // Both servers' addresses known (ns2 is out of bailiwick), then both go silent.
+  await stack.resolver.resolve('example.com', 'NS');
+  await stack.resolver.resolve('ns2.example.net', 'A');
+  for (const a of DEAD) dead.add(a);
+  return {
+    clock,
+    resolve: async (name, deadlineMs) => {
+      const start = clock.nowMs();
+      const r = await stack.resolver.resolve(name, 'A', { deadlineMs, allowStale: false });
+      return { rcode: r.rcode, tookMs: clock.nowMs() - start };
+    },
+  };
+}
+
+s('a dead list behind a 1.5 s budget, asked once a second: held back after 5 s, then lookups fail at once', async () => {
+  const { clock, resolve } = await stackWithDeadZone();
+  const took: number[] = [];
+  for (let i = 0; i < 8; i++) {
+    const r = await resolve(`2.0.0.${i}.example.com`, 1500);
+    assert.is(r.rcode, Rcode.SERVFAIL);
+    took.push(r.tookMs);
+    clock.advanceMs(1000);
+  }
+  const firstFast = took.findIndex((ms) => ms === 0);
+  assert.ok(firstFast >= 1 && firstFast <= 4, `took ${took.join(', ')} ms`);
+  assert.ok(took.slice(firstFast, firstFast + 4).every((ms) => ms === 0), `no waiting once held back: ${took.join(', ')} ms`);
+});
+
+s('a dead zone behind the 4.5 s client deadline: the second lookup ends early, the third fails at once', async () => {
+  const { clock, resolve } = await stackWithDeadZone();
+  const took: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    took.push((await resolve(`host${i}.example.com`, 4500)).tookMs);
+    clock.advanceMs(1000);
+  }
+  assert.is(took[0], 4500);
+  assert.ok(took[1]! < 4500, `took ${took.join(', ')} ms`);
+  assert.is(took[2], 0, `took ${took.join(', ')} ms`);
+});
+
+s.run();
