@@ -5,10 +5,11 @@
 //   -> fast path when readQueryKey reads a plain query: the packet cache (ready bytes, client's ID
 //      and letter case; recursion's answers only, emptied when the local zones change) -> send on
 //      a hit; then the local zones (canonical qname), whose answer the slow path sends
-//   -> else decodeMessage (FORMERR on a throw) -> TC set: FORMERR; opcode other than QUERY and
-//      NOTIFY: NOTIMP; qdcount != 1, answer (but NOTIFY) or authority records, additional records
-//      other than the OPT: FORMERR; EDNS version > 0: BADVERS; NOTIFY: REFUSED; class other than IN (CH, HS, ...): REFUSED; AXFR/IXFR: REFUSED
-//      on both transports; OPT, TSIG and meta-types 128-248: FORMERR; TKEY, MAILA, MAILB: NOTIMP;
+//   -> else decodeMessage (FORMERR on a throw) -> query-refusal.ts: TC set: FORMERR; opcode other
+//      than QUERY and NOTIFY: NOTIMP; qdcount != 1, answer records (NOTIFY: more than one),
+//      authority records, additional records other than the OPT: FORMERR; EDNS version > 0:
+//      BADVERS; NOTIFY: REFUSED; class other than IN (CH, HS, ...): REFUSED; AXFR/IXFR: REFUSED on
+//      both transports; OPT, TSIG and meta-types 128-248: FORMERR; TKEY, MAILA, MAILB: NOTIMP;
 //      ANY goes to the recursor like any type (not RFC 8482 minimal)
 //   -> local zones -> recursor.answerQuery (RD=0: cache only) -> response (ID, RD, CD copied, QR, RA set, AA only
 //      for local zones, the question as the client sent it, OPT udp 1232 when the client sent OPT)
