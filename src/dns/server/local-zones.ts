@@ -45,7 +45,7 @@ export interface LocalAnswer {
   answers: ResourceRecord[];
   authorities: ResourceRecord[];
   additionals: ResourceRecord[];
-  /** AA bit: true for data and negative answers from the zone, false for REFUSED. */
+  /** AA bit: set on every answer from a local zone, REFUSED from a refuse zone included (as Unbound sets it). */
   authoritative: boolean;
   /** deny / always_deny: no reply at all (Unbound drops these queries). */
   drop: boolean;
@@ -434,7 +434,7 @@ export class LocalZones {
   }
 
   private refused(zone: Zone): LocalAnswer {
-    return { rcode: Rcode.REFUSED, answers: [], authorities: [], additionals: [], authoritative: false, drop: false, zone: zone.name };
+    return { rcode: Rcode.REFUSED, answers: [], authorities: [], additionals: [], authoritative: true, drop: false, zone: zone.name };
   }
 
   private dropped(zone: Zone): LocalAnswer {

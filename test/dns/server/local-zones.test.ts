@@ -185,7 +185,7 @@ s('transparent, typetransparent, refuse, deny, always_* and redirect', () => {
   assert.ok(z.lookup('h.r.example.', RRType.A)?.answers.length === 1, 'refuse: data still answers');
   const ref = z.lookup('x.r.example.', RRType.A);
   assert.is(ref?.rcode, Rcode.REFUSED);
-  assert.is(ref?.authoritative, false);
+  assert.is(ref?.authoritative, true, 'AA set, as Unbound does');
   assert.is(z.lookup('x.d.example.', RRType.A)?.drop, true);
   assert.is(z.lookup('h.an.example.', RRType.A)?.rcode, Rcode.NXDOMAIN, 'always_nxdomain ignores data');
   assert.is(z.lookup('x.ar.example.', RRType.A)?.rcode, Rcode.REFUSED);
