@@ -95,8 +95,8 @@ function ask(name: string, source = DAEMON_ADDRESS, timeoutMs = 3000): Promise<{
       const addresses: string[] = [];
       const ancount = msg.readUInt16BE(6);
       let off = 12;
-      while (msg[off] !== 0) off += msg[off]! + 1;
-      off += 5;
+      // The question, when the reply carries one (a REFUSED to a client outside `allow` does not).
+      if (msg.readUInt16BE(4) > 0) off += skipName(msg, off) + 4;
       for (let i = 0; i < ancount; i++) {
         off += (msg[off]! & 0xc0) === 0xc0 ? 2 : skipName(msg, off);
         const type = msg.readUInt16BE(off);

@@ -1,7 +1,7 @@
 // The downstream DNS server: UDP and TCP listeners for stub resolvers (Postfix, the host's libc),
 // created by main.ts with the resolver behind the Recursor interface. Flow per query (DESIGN.md s1):
 //   datagram / TCP frame -> peekHeader (unreadable: drop; QR=1: drop, never answer a response)
-//   -> ACL on the client address (outside `allow`: REFUSED, counted)
+//   -> ACL on the client address (outside `allow`: REFUSED, the query's header alone, counted)
 //   -> fast path when readQueryKey reads a plain query: the packet cache (ready bytes, client's ID
 //      and letter case; recursion's answers only, emptied when the local zones change) -> send on
 //      a hit; then the local zones (canonical qname), whose answer the slow path sends
@@ -434,8 +434,15 @@ export class DnsServer {
         return undefined;
       }
       if (!this.isAllowed(client)) {
+        // As Unbound's access-control refuse: the query's header alone with QR and REFUSED set, no
+        // question, no OPT, so a spoofed source gets back no more than 12 bytes.
         this.counters.refused++;
-        this.sendError(raw, Rcode.REFUSED, send, false);
+        const reply = Buffer.from(raw.subarray(0, 12));
+        reply[2] = (reply[2] as number) | 0x80;
+        reply[3] = ((reply[3] as number) & 0xf0) | Rcode.REFUSED;
+        reply.fill(0, 4, 12);
+        this.countRcode(Rcode.REFUSED);
+        send(reply);
         return undefined;
       }
       const key = readQueryKey(raw);
