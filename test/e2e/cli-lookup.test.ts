@@ -57,6 +57,10 @@ s('a failed lookup says what the servers did: nothing listens at the root hints 
     assert.is(r?.code, 3, r?.stderr);
     assert.match(r?.stdout ?? '', /SERVFAIL, from recursion, \d+ ms, failure: /);
     assert.match(r?.stdout ?? '', /^;; upstream: (\d+) quer(?:y|ies) sent, \1 unanswered, 0 lame answers: no server answered; can this host reach port 53/m);
+    // --log-level debug names each query that got no answer, as the troubleshooting section says.
+    const debug = await run(process.execPath, [...all, '--log-level', 'debug'], { timeout: 15_000 }).then(() => null, (e: { stderr: string }) => e);
+    const unanswered = (debug?.stderr ?? '').split('\n').filter((l) => l.includes('"msg":"upstream query got no answer"'));
+    assert.ok(unanswered.length > 0 && unanswered.every((l) => l.includes('"server":"127.53.250.250"')), debug?.stderr);
   } finally {
     removeTempDir(dead.dir);
   }

@@ -366,8 +366,7 @@ export class Iterator {
     let lastResort: { classified: Classified; server: string; reason: string } | undefined;
     const tried = new Set<string>(st.unreachable); // unreachable ones stay out (the priming's included)
     const timedOut = new Set<string>();
-    // The root hints carry their own addresses: resolving the root server names would need the root,
-    // and during priming would await the priming in progress (a deadlock after a failed priming).
+    // Root hints carry their addresses: resolving root server names would await the priming in progress.
     let targetsResolved = cut.fromHints;
     let round = 0;
     for (;;) {
@@ -381,9 +380,8 @@ export class Iterator {
         candidates = this.addressesFor(cut).filter((a) => !tried.has(a));
       }
       if (candidates.length === 0 && timedOut.size > 0 && !lastResort && ++round < MAX_SEND_ROUNDS) {
-        // Unbound's outbound-msg-retry: servers that only timed out are asked again, with the
-        // backed-off RTO, while the deadline and the query budget last; lame ones are not, nor
-        // any once a last-resort answer is in hand (the rounds would outlast short budgets).
+        // Unbound's outbound-msg-retry: servers that only timed out are asked again (backed-off RTO) while deadline
+        // and budget last; lame ones are not, nor any once a last-resort answer is in hand (rounds outlast budgets).
         for (const a of timedOut) if (!st.unreachable?.has(a)) tried.delete(a);
         timedOut.clear();
         candidates = this.addressesFor(cut).filter((a) => !tried.has(a));
@@ -547,8 +545,10 @@ export class Iterator {
         if (code === 'DNS_ERR_TIMEOUT' || code === 'DNS_ERR_NETWORK') {
           this.stats.upstreamTimeouts++;
           if (code === 'DNS_ERR_NETWORK') (st.unreachable ??= new Set()).add(address);
+          const waitedMs = clock.nowMs() - sentAt;
+          this.deps.logger.debug({ server: address, qname: name, qtype: type, tcp, waitedMs, err: code }, 'upstream query got no answer');
           // One cut short by the client deadline does not back the RTO off (see recordTimeout).
-          infra.recordTimeout(address, rto, type, clock.nowMs() - sentAt, code === 'DNS_ERR_TIMEOUT' && timeoutMs < intended);
+          infra.recordTimeout(address, rto, type, waitedMs, code === 'DNS_ERR_TIMEOUT' && timeoutMs < intended);
           return null;
         }
         this.deps.logger.debug({ server: address, qname: name, err: describeError(err) }, 'upstream query failed');
