@@ -287,6 +287,13 @@ export function replicationCommand(): CommandModule<object, StatusArgs> {
           process.stderr.write(`mxsentry: ${file}: ${describeError(readErr)}\n`);
         }
         if (!saved) {
+          // Nothing to report on: fine when the configuration sets up no replication (exit 0, as documented).
+          const settings = settingsOrReport(v);
+          if (settings === false) return;
+          if (!settings) {
+            process.stdout.write(argv.json ? `${JSON.stringify({ enabled: false, configured: false })}\n` : 'replication is not configured (no peer, no replication-listen)\n');
+            return;
+          }
           process.stderr.write(`mxsentry: no daemon is running (control socket ${controlSocketPath(v)}) and it never wrote ${file}\n`);
           process.exitCode = 1;
           return;

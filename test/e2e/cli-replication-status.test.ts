@@ -37,6 +37,22 @@ async function dataDirWithStore(): Promise<string> {
   return dir;
 }
 
+s('no daemon and no status file: exit 0 when the configuration sets up no replication, 1 when it does', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mxsentry-rstatus-'));
+  try {
+    const none = await status(join(dir, 'data'), []);
+    assert.is(none.code, 0, none.stderr);
+    assert.is(none.stdout, 'replication is not configured (no peer, no replication-listen)\n');
+    const keyFile = join(dir, 'cluster.key');
+    writeFileSync(keyFile, `${generateReplicationKey()}\n`, { mode: 0o600 });
+    const some = await status(join(dir, 'data'), ['--peer', 'mx2=127.0.0.1:10999', '--replication-key-file', keyFile]);
+    assert.is(some.code, 1, some.stdout);
+    assert.match(some.stderr, /no daemon is running .* and it never wrote /);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 s('a status file from a run without replication: the configured peers are shown, none connected (exit 1)', async () => {
   const dir = await dataDirWithStore();
   try {
