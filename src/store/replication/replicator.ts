@@ -7,7 +7,7 @@
 // Link life cycle (one per configured peer):  dial (TLS-PSK) -> HELLO both ways -> [push batch ->
 // ack -> persist cursor]* with a digest round after the first catch-up and every digest interval ->
 // idle: poll the log -> on any failure close, record the error, redial after a capped backoff.
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import tls from 'node:tls';
 import type { Clock } from '../../util/clock.js';
 import { describeError, StoreError } from '../../util/errors.js';
@@ -121,6 +121,8 @@ export class Replicator {
   private readonly inbound = new Map<string, InboundState>();
   /** Inbound sessions, with the peer name once its HELLO was accepted (a reload closes removed peers'). */
   private readonly inboundConns = new Map<ReplicationConnection, string | undefined>();
+  /** Every accepted socket, in or before its session: stop() ends them all, or the listener never closes. */
+  private readonly acceptedSockets = new Set<Socket>();
   private readonly inflight = new Set<Promise<unknown>>();
   /** Last node id seen per peer name (restored from the status file at attach). */
   readonly knownNodeIds = new Map<string, string>();
@@ -209,6 +211,7 @@ export class Replicator {
     // The key is looked up per handshake, so a reload that changes it applies to the next connection.
     const server = tls.createServer(pskServerOptions(() => this.current!.psk, settings.timeoutMs), (socket) => this.onInbound(socket));
     server.maxConnections = MAX_INBOUND_CONNECTIONS;
+    server.on('connection', (s: Socket) => this.acceptedSockets.add(s.once('close', () => this.acceptedSockets.delete(s))));
     server.on('tlsClientError', (err, socket) => {
       this.refused++;
       const e = classifySocketError(err, 'inbound replication handshake');
@@ -334,6 +337,7 @@ export class Replicator {
       ? new Promise<void>((resolve) => this.server!.close(() => resolve()))
       : Promise.resolve();
     for (const conn of this.inboundConns.keys()) conn.close(stopped());
+    for (const s of this.acceptedSockets) s.destroy(); // e.g. a handshake that ends after the loop above
     await Promise.all(this.links.map((l) => l.stop()));
     await Promise.allSettled([...this.inflight]);
     await serverClosed;
@@ -462,6 +466,7 @@ export class Replicator {
   }
 
   private onInbound(socket: tls.TLSSocket): void {
+    if (this.isStopped) return void socket.destroy();
     const settings = this.current!;
     const identity = identityOf(socket) ?? '';
     const remote = socket.remoteAddress ?? null;
@@ -471,7 +476,7 @@ export class Replicator {
       () => undefined,
       (err: unknown) => {
         const e = err instanceof StoreError ? err : new StoreError(ReplicationErrorCode.PROTOCOL, describeError(err), { cause: err });
-        if (this.isStopped) return;
+        if (this.isStopped) return conn.close(e);
         if (e.code === ReplicationErrorCode.AUTH || e.code === ReplicationErrorCode.VERSION || e.code === ReplicationErrorCode.SELF || e.code === ReplicationErrorCode.NOT_A_PEER || e.code === ReplicationErrorCode.DUPLICATE_NAME) {
           this.refused++;
           this.refusedLog.log('warn', { code: e.code, identity, remote, err: e.message }, 'replication connection refused');

@@ -5,6 +5,7 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import net from 'node:net';
 import tls from 'node:tls';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -504,6 +505,20 @@ s('a peer whose clock is off by more than 10 s is logged (again only after an ho
   assert.is((await c!.repl.status()).peers[0]!.clockOffsetMs, 0);
   assert.not.ok(c!.logs().some((l) => String(l.msg).includes('clock')));
   assert.ok(d);
+});
+
+s('stop() does not wait for a connection still in its TLS handshake (the listener closes at once)', async () => {
+  const port = await freeLoopbackPort();
+  const a = await startNode({ name: 'a', port, peers: [] });
+  // A TCP connection that never starts TLS: before, stop() waited for the handshake timeout (5 s here).
+  const raw = net.connect({ host: '127.0.0.1', port });
+  raw.on('error', () => undefined);
+  await new Promise<void>((resolve) => raw.once('connect', () => resolve()));
+  await new Promise((r) => setTimeout(r, 50));
+  const started = Date.now();
+  await stopNode(a);
+  assert.ok(Date.now() - started < 1000, `stop took ${Date.now() - started} ms`);
+  raw.destroy();
 });
 
 s('a node whose store is not open tells its peers why, and its own status says so', async () => {
