@@ -55,10 +55,10 @@ async function stackWithDeadZone(): Promise<{ clock: ManualClock; resolve: (name
   };
 }
 
-s('a dead list behind a 1.5 s budget, asked once a second: held back after 5 s, then lookups fail at once', async () => {
+s('a dead list behind a 1.5 s budget, asked once a second: held back after about 5 s, then most lookups fail at once', async () => {
   const { clock, resolve } = await stackWithDeadZone();
   const took: number[] = [];
-  for (let i = 0; i < 8; i++) {
+  for (let i = 0; i < 12; i++) {
     const r = await resolve(`2.0.0.${i}.example.com`, 1500);
     assert.is(r.rcode, Rcode.SERVFAIL);
     took.push(r.tookMs);
@@ -66,7 +66,11 @@ s('a dead list behind a 1.5 s budget, asked once a second: held back after 5 s, 
   }
   const firstFast = took.findIndex((ms) => ms === 0);
   assert.ok(firstFast >= 1 && firstFast <= 4, `took ${took.join(', ')} ms`);
-  assert.ok(took.slice(firstFast, firstFast + 4).every((ms) => ms === 0), `no waiting once held back: ${took.join(', ')} ms`);
+  // Held back, each server still gets one probe per interval (5 s, then 10 s), which may wait the
+  // budget; the other lookups fail at once. Before, every lookup waited the whole 1.5 s.
+  const after = took.slice(firstFast);
+  const meanMs = after.reduce((a, b) => a + b, 0) / after.length;
+  assert.ok(meanMs < 600 && after.filter((ms) => ms === 0).length >= after.length / 2, `took ${took.join(', ')} ms`);
 });
 
 s('a dead zone behind the 4.5 s client deadline: the second lookup ends early, the third fails at once', async () => {
