@@ -446,25 +446,27 @@ function encodeParts(msg: Message, parts: EncodeParts, tc: boolean): Omit<Encode
     for (let i = 0; i < list.length; i++) {
       const rr = list[i] as ResourceRecord;
       // An answer RRset of 2+ records, for rotation: its names point out of it, never into it.
-      const inRun = parts.rotatable === true && list === answers && (sameRRset(rr, list[i - 1]) || sameRRset(rr, list[i + 1]));
+      const rotating = parts.rotatable === true && list === answers;
+      const joinsPrev = rotating && sameRRset(rr, list[i - 1]);
+      const joinsNext = rotating && sameRRset(rr, list[i + 1]);
+      const inRun = joinsPrev || joinsNext;
       if (inRun) {
-        if (!sameRRset(rr, list[i - 1])) runs.push([]);
+        if (!joinsPrev) runs.push([]);
         runs[runs.length - 1]?.push(w.off);
       }
       w.writeName(rr.name, true, !inRun);
       w.u16(rr.type);
       w.u16(rr.class);
       ttlOffsets.push(w.off);
-      const rdataRegisters = !inRun;
       // RFC 2181 section 8: TTLs are 0..2^31-1.
       w.u32(Math.min(Math.max(Math.floor(rr.ttl), 0), 0x7fffffff));
       const lenAt = w.off;
       w.off += 2;
-      w.writeRdata(rr.type, rr.rdata, rdataRegisters);
+      w.writeRdata(rr.type, rr.rdata, !inRun);
       const rdlen = w.off - lenAt - 2;
       if (rdlen > 0xffff) throw new DnsError('DNS_ERR_TOO_BIG', `rdata of ${rdlen} bytes`);
       w.buf.writeUInt16BE(rdlen, lenAt);
-      if (inRun && !sameRRset(rr, list[i + 1])) runs[runs.length - 1]?.push(w.off);
+      if (inRun && !joinsNext) runs[runs.length - 1]?.push(w.off);
     }
   }
   if (msg.edns) {
