@@ -6,16 +6,15 @@ import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { parseName } from '../dns/wire/name.js';
 import { reverseName } from '../dns/server/local-zones.js';
 import { qtypeRefusal } from '../dns/server/query-refusal.js';
-import type { ResourceRecord } from '../dns/wire/types.js';
 import { parseAddress } from '../util/cidr.js';
-import { rdataToText, typeFromString, typeToString } from '../dns/wire/rdata.js';
+import { typeFromString, typeToString } from '../dns/wire/rdata.js';
 import { systemClock } from '../util/clock.js';
 import { describeError } from '../util/errors.js';
 import { usageError } from './control-cli.js';
 import type { CliDeps } from './cli.js';
 import { addConfigFlags } from './config-flags.js';
 import { commandLogger, loadDaemonConfig, offlineDnsStack } from './daemon-config.js';
-import { formatRecord, rcodeToString } from './output.js';
+import { formatRecord, rcodeToString, recordJson } from './output.js';
 
 interface LookupArgs {
   name: string;
@@ -83,7 +82,7 @@ export function lookupCommand(deps: CliDeps): CommandModule<object, LookupArgs> 
         const json = {
           name: argv.name, type: argv.type.toUpperCase(), rcode: rcodeToString(r.rcode), source: r.source, ms, failure: r.failure,
           // The asked type's records at the end of any CNAME/DNAME chain, typed; then both sections as dig shows them.
-          records: r.records, answers: r.answers.map(presentation), authorities: r.authorities.map(presentation),
+          records: r.records, answers: r.answers.map(recordJson), authorities: r.authorities.map(recordJson),
           ...(r.failure ? { upstream } : {}),
         };
         process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
@@ -98,11 +97,6 @@ export function lookupCommand(deps: CliDeps): CommandModule<object, LookupArgs> 
       process.exitCode = r.rcode === 2 ? 3 : r.rcode === 0 && r.records.length > 0 ? 0 : r.rcode === 0 || r.rcode === 3 ? 1 : 3;
     },
   };
-}
-
-/** A record as JSON: name, TTL, type and the data in presentation form (as dig prints it). */
-function presentation(rr: ResourceRecord): { name: string; ttl: number; type: string; data: string } {
-  return { name: rr.name, ttl: rr.ttl, type: typeToString(rr.type), data: rdataToText(rr.type, rr.rdata) };
 }
 
 /**

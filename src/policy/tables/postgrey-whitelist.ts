@@ -247,7 +247,6 @@ function forEachEntry(text: string, fn: (entry: string, line: number) => void): 
   });
 }
 
-
 /** POSIX bracket classes ("[[:digit:]]") as JavaScript class contents. */
 const POSIX_CLASSES: Readonly<Record<string, string>> = {
   alpha: 'a-zA-Z', digit: '0-9', alnum: 'a-zA-Z0-9', upper: 'A-Z', lower: 'a-z', xdigit: '0-9A-Fa-f',
@@ -268,8 +267,8 @@ const PERL_ONLY_ESCAPES = new Set(['Q', 'E', 'G', 'K', 'R', 'X', 'N', 'C', 'L', 
  * classes inside brackets become ranges; a "]" first in a class is a literal, as in Perl. Perl
  * escapes without a JavaScript equivalent throw an Error saying which one. The inline modifiers
  * (?i), (?m), (?s), (?x) and their (?i:...) forms are dropped (the match is case-insensitive
- * already; entries hold no newline or blank); one that turns a flag off, such as (?-i), throws. Constructs JavaScript rejects (possessive quantifiers, "(?#...)") are left
- * for RegExp to refuse.
+ * already; entries hold no newline or blank); one that turns a flag off, such as (?-i), throws.
+ * Constructs JavaScript rejects (possessive quantifiers, "(?#...)") are left for RegExp to refuse.
  */
 export function perlToJsPattern(body: string): string {
   let out = '';
