@@ -28,10 +28,7 @@ import { clampFutureTimes } from './clamp-future-times.js';
 import { peerStatus, readStatusFile, writeStatusFile, type InboundState, type PeerStatus, type ReplicationStatus } from './replication-status.js';
 
 /** The store operations replication uses (LmdbGreylistStore implements them). */
-export type ReplicationStore = Pick<
-  LmdbGreylistStore,
-  'getNodeId' | 'readLog' | 'getLastSeq' | 'getCursor' | 'setCursor' | 'trimLog' | 'applyRemoteBatch' | 'listTriplets' | 'listClients' | 'count'
->;
+export type ReplicationStore = Pick<LmdbGreylistStore, 'getNodeId' | 'readLog' | 'getLastSeq' | 'getCursor' | 'setCursor' | 'trimLog' | 'applyRemoteBatch' | 'listTriplets' | 'listClients' | 'count'>;
 
 /** What reconfigure() changed. */
 export interface ReplicationChange {
@@ -213,6 +210,8 @@ export class Replicator {
     server.maxConnections = MAX_INBOUND_CONNECTIONS;
     server.on('connection', (s: Socket) => this.acceptedSockets.add(s.once('close', () => this.acceptedSockets.delete(s))));
     server.on('tlsClientError', (err, socket) => {
+      // Node closes no failed or timed-out handshake's socket: 64 silent ones held every slot.
+      socket.destroy();
       this.refused++;
       const e = classifySocketError(err, 'inbound replication handshake');
       const fields = { code: e.code, identity: identityOf(socket) ?? null, remote: socket.remoteAddress ?? null, err: describeError(err) };

@@ -53,6 +53,8 @@ interface NodeOpts {
   clock?: ManualClock;
   extra?: Partial<ReplicatorOptions>;
   logMaxEntries?: number;
+  /** replication-timeout (also the TLS handshake timeout), ms; default 5000. */
+  timeoutMs?: number;
 }
 
 async function startNode(o: NodeOpts): Promise<Node> {
@@ -68,7 +70,7 @@ async function startNode(o: NodeOpts): Promise<Node> {
       peers: o.peers,
       psk: o.psk ?? KEY,
       digestIntervalMs: 3_600_000,
-      timeoutMs: 5000,
+      timeoutMs: o.timeoutMs ?? 5000,
       logMaxEntries: o.logMaxEntries ?? 1_000_000,
     },
     clock,
@@ -519,6 +521,36 @@ s('stop() does not wait for a connection still in its TLS handshake (the listene
   await stopNode(a);
   assert.ok(Date.now() - started < 1000, `stop took ${Date.now() - started} ms`);
   raw.destroy();
+});
+
+s('a connection that fails or never finishes the TLS handshake is closed, so it cannot hold an inbound slot', async () => {
+  const port = await freeLoopbackPort();
+  const a = await startNode({ name: 'a', port, peers: [], timeoutMs: 300 });
+  try {
+    // One silent (times out), one speaking garbage (fails at once). Node closes neither by itself:
+    // before, both stayed open for good, and 64 of them locked every real peer out.
+    const silent = net.connect({ host: '127.0.0.1', port });
+    const garbage = net.connect({ host: '127.0.0.1', port });
+    const closedAt = (sock: net.Socket): Promise<number> =>
+      new Promise((resolve) => {
+        sock.on('error', () => undefined);
+        sock.once('close', () => resolve(Date.now()));
+      });
+    const started = Date.now();
+    const closed = [closedAt(silent), closedAt(garbage)];
+    garbage.once('connect', () => garbage.write('GET / HTTP/1.0\r\n\r\n'));
+    const watchdog = setTimeout(() => {
+      silent.destroy();
+      garbage.destroy();
+    }, 5000);
+    const [silentAt, garbageAt] = await Promise.all(closed);
+    clearTimeout(watchdog);
+    assert.ok(silentAt! - started < 3000, `the silent connection was closed after ${silentAt! - started} ms (handshake timeout 300 ms)`);
+    assert.ok(garbageAt! - started < 3000, `the garbage connection was closed after ${garbageAt! - started} ms`);
+    assert.ok((await a.repl.status()).refusedConnections >= 2);
+  } finally {
+    await stopNode(a);
+  }
 });
 
 s('a node whose store is not open tells its peers why, and its own status says so', async () => {
