@@ -97,6 +97,7 @@ export interface PolicyServerStats {
   protocolErrors: number;
   /** decide() threw or produced an unusable action; connection closed without reply. */
   internalErrors: number;
+  /** Connections closed idle: by the idle timeout, or the longest idle one when the cap was reached. */
   idleTimeouts: number;
   /** Connections closed because a request was not finished within requestTimeoutMs. */
   requestTimeouts: number;
@@ -137,6 +138,8 @@ export function parseListenTarget(text: string): { host: string; port: number } 
 export class PolicyServer {
   private readonly servers: Server[] = [];
   private readonly connections = new Set<PolicyConnection>();
+  /** Connections closed to make room, until their 'close' arrives. */
+  private readonly evicting = new Set<PolicyConnection>();
   private readonly opts: ServerOpts;
   private readonly malformedLog: RateLimitedLog;
   private readonly turnEnd = new TurnEnd();
@@ -263,7 +266,8 @@ export class PolicyServer {
 
   private accept(socket: Socket): void {
     const peer = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
-    if (this.closing || this.connections.size >= this.opts.maxConnections) {
+    if (!this.closing && this.connections.size >= this.opts.maxConnections) this.evictLongestIdle(peer);
+    if (this.closing || this.connections.size - this.evicting.size >= this.opts.maxConnections) {
       this.counters.connectionsRefused++;
       // Log the first refusal and then every 100th, so a connection flood cannot flood the log.
       if (this.counters.connectionsRefused % 100 === 1) {
@@ -286,7 +290,29 @@ export class PolicyServer {
       counters: this.counters,
     });
     this.connections.add(conn);
-    void conn.closed.then(() => this.connections.delete(conn));
+    void conn.closed.then(() => {
+      this.connections.delete(conn);
+      this.evicting.delete(conn);
+    });
+  }
+
+  /**
+   * At the cap, the connection idle the longest (no request begun or in flight) is closed to make
+   * room, as the DNS server's TCP side does: otherwise connections that never send a request hold
+   * every slot for the whole idle timeout and lock Postfix out. Postfix reconnects (and retries the
+   * request once) when it finds a cached policy connection closed.
+   */
+  private evictLongestIdle(peer: string): void {
+    let oldest: PolicyConnection | undefined;
+    for (const c of this.connections) {
+      if (this.evicting.has(c) || !c.isIdle()) continue;
+      if (!oldest || c.lastActive < oldest.lastActive) oldest = c;
+    }
+    if (!oldest) return;
+    this.evicting.add(oldest);
+    this.counters.idleTimeouts++;
+    this.logger.info({ peer, evicted: oldest.peerName, maxConnections: this.opts.maxConnections }, 'policy-max-connections reached: closed the connection idle the longest');
+    oldest.destroy();
   }
 }
 
@@ -298,6 +324,9 @@ interface ConnectionDeps {
   opts: ServerOpts;
   counters: Omit<PolicyServerStats, 'connectionsOpen'>;
 }
+
+/** Orders connections by their last activity (a counter, not a clock: only the order matters). */
+let activityTick = 0;
 
 /** One client connection: parser, a FIFO of parsed requests, and one decision at a time. */
 class PolicyConnection {
@@ -316,6 +345,8 @@ class PolicyConnection {
   /** Runs while a request is begun but not finished (requestTimeoutMs). */
   private requestTimer: NodeJS.Timeout | undefined;
   private readonly log: Logger;
+  /** activityTick at the last bytes received (or at accept): the smallest is idle the longest. */
+  lastActive = ++activityTick;
 
   constructor(
     private readonly socket: Socket,
@@ -344,6 +375,15 @@ class PolicyConnection {
     return this.busy;
   }
 
+  /** No request begun, queued or in flight, and nothing unread or unsent. */
+  isIdle(): boolean {
+    return !this.busy && !this.stopping && !this.awaitingDrain && this.queue.length === 0 && this.unparsed.length === 0 && !this.parser.hasPartialRequest();
+  }
+
+  get peerName(): string {
+    return this.peer;
+  }
+
   /** Close once the in-flight decision (if any) has been answered. */
   shutdown(): void {
     this.stopping = true;
@@ -357,6 +397,7 @@ class PolicyConnection {
 
   private onData(chunk: Buffer): void {
     if (this.stopping) return;
+    this.lastActive = ++activityTick;
     this.unparsed = this.unparsed.length === 0 ? chunk : Buffer.concat([this.unparsed, chunk]);
     this.parseSome();
     if (this.queue.length > 0) void this.pump();

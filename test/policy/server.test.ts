@@ -252,18 +252,67 @@ s('pipelined requests by the thousand do not hold the event loop: other work run
   }
 });
 
-s('connection cap: beyond maxConnections new connections are closed at once', async () => {
-  const { server, port } = await start(echoRecipient, { maxConnections: 2 });
+s('connection cap: an idle connection makes room for a new one, the longest idle first; one mid-request is kept', async () => {
+  const { server, port } = await start(echoRecipient, { maxConnections: 3 });
+  const a = await Client.open(port);
+  const b = await Client.open(port);
+  const c = await Client.open(port);
+  try {
+    // a: used, then idle the longest. b: connected and silent since (idle, but active later than
+    // a). c: half a request sent, so not idle.
+    a.send(encodeRequest(postfixRequest()));
+    await a.replies(1);
+    b.send(encodeRequest(postfixRequest()));
+    await b.replies(1);
+    c.send('request=smtpd_access_policy\n');
+    for (let i = 0; i < 100 && server.stats().connectionsOpen < 3; i++) await new Promise((r) => setTimeout(r, 5));
+    // Before, d was refused: three connections that sent nothing more held every slot for the
+    // whole idle timeout (10 minutes by default).
+    const d = await Client.open(port);
+    d.send(encodeRequest(postfixRequest({ recipient: 'd@example.org' })));
+    assert.equal(await d.replies(1), ['DUNNO d@example.org']);
+    await a.closedP;
+    assert.not.ok(b.closed, 'b was active after a');
+    assert.not.ok(c.closed, 'c is mid-request');
+    assert.is(server.stats().connectionsRefused, 0);
+    // The next newcomer takes b's slot; c finishes its request and is answered.
+    const e = await Client.open(port);
+    e.send(encodeRequest(postfixRequest({ recipient: 'e@example.org' })));
+    assert.equal(await e.replies(1), ['DUNNO e@example.org']);
+    await b.closedP;
+    c.send(encodeRequest(postfixRequest({ recipient: 'c@example.org' })).replace('request=smtpd_access_policy\n', ''));
+    assert.equal(await c.replies(1), ['DUNNO c@example.org']);
+    d.end();
+    e.end();
+  } finally {
+    c.end();
+    await server.close();
+  }
+});
+
+s('connection cap: with every connection busy, new connections are closed at once', async () => {
+  // Decisions wait for release(): a and b each have a request in flight, so neither is idle.
+  let release = (): void => undefined;
+  const gate = new Promise<void>((r) => {
+    release = r;
+  });
+  const held: DecideFn = async (req) => {
+    if (req.recipient === 'hold@example.org') await gate;
+    return decision(`DUNNO ${req.recipient ?? ''}`);
+  };
+  const { server, port } = await start(held, { maxConnections: 2 });
   const a = await Client.open(port);
   const b = await Client.open(port);
   try {
-    a.send(encodeRequest(postfixRequest()));
-    b.send(encodeRequest(postfixRequest()));
-    await a.replies(1);
-    await b.replies(1);
+    a.send(encodeRequest(postfixRequest({ recipient: 'hold@example.org' })));
+    b.send(encodeRequest(postfixRequest({ recipient: 'hold@example.org' })));
+    for (let i = 0; i < 100 && server.stats().requests < 2; i++) await new Promise((r) => setTimeout(r, 5));
     const c = await Client.open(port);
     assert.is(await c.waitClosed(), '');
     assert.is(server.stats().connectionsRefused, 1);
+    release();
+    await a.replies(1);
+    await b.replies(1);
     a.end();
     await a.closedP;
     // The slot is free again once the server has seen the close.
