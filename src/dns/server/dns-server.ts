@@ -20,7 +20,6 @@
 // is wrapped: an unexpected exception becomes SERVFAIL and one rate-limited log line) and never
 // answers a client outside the allow list with anything but REFUSED (without RA; errors to allowed
 // clients carry RA, as Unbound's do).
-import dgram from 'node:dgram';
 import net from 'node:net';
 import type { AnswerSource, QueryAnswer, Recursor } from '../resolver-api.js';
 import type { CidrSet } from '../../util/cidr.js';
@@ -31,7 +30,8 @@ import { decodeMessage, encodeErrorResponse, encodeMessage, peekHeader } from '.
 import { readQueryKey } from '../wire/query-key.js';
 import { rcodeToString } from '../wire/rdata.js';
 import { Opcode, RRClass, Rcode, type Message, type QueryKey, type ResourceRecord } from '../wire/types.js';
-import { adoptUdpFd, bindUdpSocket, closeUdp, fmtAddr, listenTcpServer, setUdpBuffers, type UdpBufferSizes } from './listen-sockets.js';
+import { fmtAddr, listenTcpServer, setUdpBuffers, type UdpBufferSizes } from './listen-sockets.js';
+import { adoptUdpEndpoint, nativeUdp, openUdpEndpoint, type UdpEndpoint } from './udp-endpoint.js';
 import type { LocalAnswer, LocalZones } from './local-zones.js';
 import { queryRefusal } from './query-refusal.js';
 import { TcpConnections } from './tcp-connections.js';
@@ -125,8 +125,8 @@ const FLUSH_ON_CLOSE_MS = 1000;
 
 interface UdpListener {
   kind: 'udp';
-  socket: dgram.Socket;
-  /** Set when close starts; replies after it are dropped (dgram throws on a closed socket). */
+  endpoint: UdpEndpoint;
+  /** Set when close starts; replies after it are dropped. */
   closed: boolean;
 }
 interface TcpListener {
@@ -214,6 +214,12 @@ export class DnsServer {
       await this.closeListeners();
       throw err;
     }
+    const udp = this.listeners.find((l): l is UdpListener => l.kind === 'udp');
+    if (udp) {
+      const { problem } = nativeUdp();
+      if (udp.endpoint.io === 'native') this.logger.info({ io: 'native' }, 'DNS UDP listeners use the native I/O module (recvmmsg batches)');
+      else this.logger.info({ io: 'dgram', why: problem ?? null }, `DNS UDP listeners use node:dgram (more CPU per answer): the native I/O module is ${problem ?? 'not used'}`);
+    }
     if (!this.sweepTimer && this.listeners.some((l) => l.kind === 'tcp')) {
       const everyMs = Math.max(50, Math.min(1000, Math.floor(this.limits.tcpIdleTimeoutMs / 2)));
       this.sweepTimer = setInterval(() => this.sweepIdleConnections(), everyMs);
@@ -252,7 +258,7 @@ export class DnsServer {
   addresses(): BoundAddress[] {
     const out: BoundAddress[] = [];
     for (const l of this.listeners) {
-      const a = l.kind === 'udp' ? l.socket.address() : l.server.address();
+      const a = l.kind === 'udp' ? l.endpoint.address() : l.server.address();
       if (a === null || typeof a === 'string') continue;
       out.push({ transport: l.kind, address: a.address, port: a.port, family: a.family === 'IPv6' ? 6 : 4 });
     }
@@ -316,36 +322,38 @@ export class DnsServer {
     const attempts = port === 0 ? 5 : 1;
     for (let i = 1; ; i++) {
       const udp = await this.bindUdp(address, port, family === 6 ? 6 : 4);
-      const udpPort = udp.socket.address().port;
+      const udpPort = udp.endpoint.address().port;
       try {
         const tcp = await this.listenTcp({ host: address, port: udpPort, ipv6Only: address === '::' }, `${fmtAddr(address, udpPort)}/tcp`);
         this.listeners.push(udp, tcp);
         return;
       } catch (err) {
-        await closeUdp(udp.socket);
+        await udp.endpoint.close();
         if (i >= attempts || !(err instanceof DnsError) || err.code !== 'DNS_ERR_BIND_IN_USE') throw err;
       }
     }
   }
 
   private async bindUdp(address: string, port: number, family: 4 | 6): Promise<UdpListener> {
-    return this.attachUdp(await bindUdpSocket(address, port, family));
+    return this.attachUdp(await openUdpEndpoint(address, port, family));
   }
 
   private async bindUdpFd(fd: number): Promise<UdpListener> {
-    return this.attachUdp(await adoptUdpFd(fd));
+    return this.attachUdp(await adoptUdpEndpoint(fd));
   }
 
-  private attachUdp(socket: dgram.Socket): UdpListener {
-    for (const b of setUdpBuffers(socket, this.udpBuffers)) {
-      const { address, port } = socket.address();
+  private attachUdp(endpoint: UdpEndpoint): UdpListener {
+    const { address, port } = endpoint.address();
+    for (const b of setUdpBuffers(endpoint.buffers, this.udpBuffers)) {
       const fields = { listen: fmtAddr(address, port), option: b.option, requested: b.requested, got: b.got };
       if (b.problem) this.logger.warn(fields, `DNS UDP listener: ${b.option} ${b.requested} not granted: ${b.problem}`);
       else this.logger.debug(fields, `DNS UDP listener: ${b.option} set`);
     }
-    const listener: UdpListener = { kind: 'udp', socket, closed: false };
-    socket.on('message', (msg, rinfo) => this.onDatagram(listener, msg, rinfo));
-    socket.on('error', (err) => this.logLimited('udp-socket', 'warn', { err: describeError(err) }, 'DNS UDP socket error'));
+    const listener: UdpListener = { kind: 'udp', endpoint, closed: false };
+    endpoint.start(
+      (msg, client, reply) => this.onDatagram(listener, msg, client, reply),
+      (err) => this.logLimited('udp-socket', 'warn', { err: describeError(err) }, 'DNS UDP socket error'),
+    );
     return listener;
   }
 
@@ -371,7 +379,7 @@ export class DnsServer {
     return Promise.all(
       udp.map((l) => {
         l.closed = true;
-        return closeUdp(l.socket);
+        return l.endpoint.close();
       }),
     ).then(() => undefined);
   }
@@ -392,7 +400,7 @@ export class DnsServer {
 
   // ---- UDP ---------------------------------------------------------------------------------
 
-  private onDatagram(listener: UdpListener, msg: Buffer, rinfo: dgram.RemoteInfo): void {
+  private onDatagram(listener: UdpListener, msg: Buffer, client: string, reply: (bytes: Buffer) => void): void {
     if (this.closing) {
       this.counters.dropped++;
       return;
@@ -403,11 +411,10 @@ export class DnsServer {
         this.counters.dropped++;
         return;
       }
-      // No completion callback: it costs a callback into JS per answer; a failed send is emitted
-      // as the socket's 'error' and logged there (rate-limited).
-      listener.socket.send(bytes, rinfo.port, rinfo.address);
+      // A failed send is reported to the endpoint's error handler (rate-limited log line).
+      reply(bytes);
     };
-    const p = this.processQuery(msg, rinfo.address, 'udp', send);
+    const p = this.processQuery(msg, client, 'udp', send);
     if (p) this.track(p);
   }
 

@@ -1,52 +1,8 @@
-// Socket plumbing of the DNS server: creating, binding and adopting (systemd) UDP and TCP
-// listeners, and turning bind errors into messages that tell the admin what to do. Called only by
-// dns-server.ts; it knows nothing of DNS messages.
-import dgram from 'node:dgram';
+// Socket plumbing of the DNS server: TCP listeners (an address or a systemd fd), UDP buffer sizes,
+// and bind errors turned into messages that tell the admin what to do. Called by dns-server.ts and
+// udp-endpoint.ts (which binds and adopts the UDP sockets); it knows nothing of DNS messages.
 import net from 'node:net';
 import { DnsError, describeError } from '../../util/errors.js';
-import { socketFamily } from '../../util/systemd.js';
-
-/** Binds a UDP socket on address:port (exclusively, so a second daemon cannot share the port). */
-export function bindUdpSocket(address: string, port: number, family: 4 | 6): Promise<dgram.Socket> {
-  const socket = dgram.createSocket({ type: family === 6 ? 'udp6' : 'udp4', ipv6Only: address === '::', lookup: literalLookup(family) });
-  return new Promise((resolve, reject) => {
-    const onError = (err: Error): void => {
-      socket.close();
-      reject(bindError(err, `${fmtAddr(address, port)}/udp`, port));
-    };
-    socket.once('error', onError);
-    socket.bind({ address, port, exclusive: true }, () => {
-      socket.off('error', onError);
-      resolve(socket);
-    });
-  });
-}
-
-/** Adopts a UDP socket passed by systemd (LISTEN_FDS). */
-export function adoptUdpFd(fd: number): Promise<dgram.Socket> {
-  // The dgram type must match the socket's family or replies fail with EINVAL (see socketFamily).
-  const family = socketFamily(fd, 'udp');
-  if (family === null) {
-    return Promise.reject(new DnsError('DNS_ERR_BIND', `inherited fd ${fd} is not a UDP socket of this process (check the socket unit's ListenDatagram= and FileDescriptorName=)`));
-  }
-  const socket = dgram.createSocket({ type: family === 6 ? 'udp6' : 'udp4', lookup: literalLookup(family) });
-  return new Promise((resolve, reject) => {
-    const onError = (err: Error): void => {
-      socket.close();
-      reject(bindError(err, `fd ${fd}/udp`, 0));
-    };
-    socket.once('error', onError);
-    try {
-      socket.bind({ fd }, () => {
-        socket.off('error', onError);
-        resolve(socket);
-      });
-    } catch (err) {
-      socket.off('error', onError);
-      reject(new DnsError('DNS_ERR_BIND', `cannot adopt inherited fd ${fd} as a UDP socket: ${describeError(err)}`, { cause: err }));
-    }
-  });
-}
 
 /** Listens for TCP on an address or an inherited fd; `what` names it in errors. */
 export function listenTcpServer(opts: net.ListenOptions | { fd: number }, what: string, onConnection: (s: net.Socket) => void): Promise<net.Server> {
@@ -75,6 +31,14 @@ export interface UdpBufferSizes {
   sendBytes: number;
 }
 
+/** What setUdpBuffers needs of a socket: a dgram.Socket has it, and so has a native endpoint (udp-endpoint.ts). */
+export interface BufferSizeSocket {
+  setRecvBufferSize(bytes: number): void;
+  getRecvBufferSize(): number;
+  setSendBufferSize(bytes: number): void;
+  getSendBufferSize(): number;
+}
+
 /** What setUdpBuffers asked for and what the kernel reports (Linux reports twice the granted value). */
 export interface UdpBufferOutcome {
   option: 'so-rcvbuf' | 'so-sndbuf';
@@ -91,7 +55,7 @@ export interface UdpBufferOutcome {
  * SO_RCVBUFFORCE, so the kernel caps the request at net.core.rmem_max (wmem_max); the outcome says
  * when it gave less than asked, for the caller to log. Never throws.
  */
-export function setUdpBuffers(socket: dgram.Socket, sizes: UdpBufferSizes): UdpBufferOutcome[] {
+export function setUdpBuffers(socket: BufferSizeSocket, sizes: UdpBufferSizes): UdpBufferOutcome[] {
   const out: UdpBufferOutcome[] = [];
   const apply = (option: UdpBufferOutcome['option'], requested: number, set: (n: number) => void, get: () => number, sysctl: string): void => {
     if (requested <= 0) return;
@@ -114,28 +78,8 @@ export function setUdpBuffers(socket: dgram.Socket, sizes: UdpBufferSizes): UdpB
   return out;
 }
 
-/**
- * Replies go to the client's IP literal from rinfo: skip the dns.lookup() round dgram.send()
- * would otherwise schedule for every datagram (measurable on the cache-hit path).
- */
-function literalLookup(family: 4 | 6): (host: string, opts: unknown, cb: (err: Error | null, address: string, family: number) => void) => void {
-  return (host, _opts, cb) => cb(null, host, family);
-}
-
 export function fmtAddr(address: string, port: number): string {
   return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
-}
-
-export function closeUdp(socket: dgram.Socket): Promise<void> {
-  return new Promise((resolve) => {
-    try {
-      socket.close(() => resolve());
-    } catch (err) {
-      // ERR_SOCKET_DGRAM_NOT_RUNNING: already closed, which is the goal.
-      if ((err as NodeJS.ErrnoException).code !== 'ERR_SOCKET_DGRAM_NOT_RUNNING') throw err;
-      resolve();
-    }
-  });
 }
 
 /**
