@@ -1,10 +1,14 @@
-// Native UDP I/O for the DNS server's listeners (src/dns/server/udp-endpoint.ts is its only caller).
+// Native UDP I/O for the DNS server's listeners and the resolver's upstream queries (loaded by
+// src/native/native-udp.ts; used by src/dns/server/udp-endpoint.ts and src/dns/transport/transport.ts).
 // Node's dgram costs about 30 us of CPU per query answered (a Buffer, an rinfo object and an event
 // per datagram, a lookup and a request object per send), more than Unbound spends on a whole cached
 // answer. Here libuv polls the socket, recvmmsg(2) takes up to BATCH datagrams per wakeup into one
 // shared buffer, JavaScript is entered once per batch, and each reply is one sendto(2) from the
 // caller's Buffer. It never parses DNS, keeps no state between batches, and never blocks: a full
 // send buffer drops the reply (EAGAIN to the caller), as Unbound does.
+// Upstream queries (src/dns/transport/transport.ts): udpQuery opens a fresh socket per query,
+// connects it (the kernel picks a random ephemeral port and drops datagrams from anyone else),
+// sends, and hands each datagram that arrives to a callback until the caller closes it.
 // Built by src/native/build.ts with the system C compiler against Node's own headers (N-API, libuv).
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -72,6 +76,12 @@ static napi_value throw_errno(napi_env env, int err, const char *syscall) {
     case ENFILE: code = "ENFILE"; break;
     case ENOBUFS: code = "ENOBUFS"; break;
     case ENOMEM: code = "ENOMEM"; break;
+    case EAGAIN: code = "EAGAIN"; break;
+    case EMSGSIZE: code = "EMSGSIZE"; break;
+    case ENETDOWN: code = "ENETDOWN"; break;
+    case ENETUNREACH: code = "ENETUNREACH"; break;
+    case EHOSTUNREACH: code = "EHOSTUNREACH"; break;
+    case ECONNREFUSED: code = "ECONNREFUSED"; break;
   }
   char msg[160];
   snprintf(msg, sizeof msg, "%s %s (%s)", syscall, code, strerror(err));
@@ -464,6 +474,195 @@ static napi_value udp_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* ---- upstream queries ------------------------------------------------------------------------ */
+
+typedef struct {
+  int fd;
+  bool closed;
+  bool finalized;
+  bool poll_done;
+  uv_poll_t poll;
+  napi_env env;
+  napi_ref callback;
+} query_t;
+
+/** One async context for every query's callbacks (async hooks see them as one resource). */
+static napi_async_context query_context;
+static napi_ref query_resource;
+/** Receive buffer of the answer being read (one thread: the event loop's). */
+static uint8_t answer_buf[SLOT_BYTES];
+
+static void query_free_if_done(query_t *q) {
+  if (q->finalized && q->poll_done) free(q);
+}
+
+static void on_query_poll_closed(uv_handle_t *handle) {
+  query_t *q = handle->data;
+  q->poll_done = true;
+  query_free_if_done(q);
+}
+
+static void query_close(napi_env env, query_t *q) {
+  if (q->closed) return;
+  q->closed = true;
+  if (!q->poll_done) uv_close((uv_handle_t *)&q->poll, on_query_poll_closed);
+  close(q->fd);
+  q->fd = -1;
+  if (q->callback) napi_delete_reference(env, q->callback);
+  q->callback = NULL;
+}
+
+static void query_finalize(napi_env env, void *data, void *hint) {
+  (void)hint;
+  query_t *q = data;
+  q->finalized = true;
+  query_close(env, q); /* collected open: a bug of the caller; do not leak the socket */
+  query_free_if_done(q);
+}
+
+/** Calls the query's callback with (errno, answer | undefined). */
+static void deliver(query_t *q, int err, const uint8_t *bytes, size_t len) {
+  napi_env env = q->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value cb, recv, argv[2], result;
+  napi_get_reference_value(env, q->callback, &cb);
+  napi_get_reference_value(env, query_resource, &recv);
+  napi_create_int32(env, err, &argv[0]);
+  if (bytes) {
+    void *dst = NULL;
+    napi_create_buffer_copy(env, len, bytes, &dst, &argv[1]);
+  } else {
+    napi_get_undefined(env, &argv[1]);
+  }
+  napi_status st = napi_make_callback(env, query_context, recv, cb, 2, argv, &result);
+  if (st == napi_pending_exception) {
+    napi_value e;
+    napi_get_and_clear_last_exception(env, &e);
+    napi_fatal_exception(env, e);
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+static void on_answer(uv_poll_t *handle, int status, int events) {
+  (void)events;
+  query_t *q = handle->data;
+  if (status < 0) {
+    deliver(q, -status, NULL, 0);
+    return;
+  }
+  /* A few datagrams per wakeup: a forged or stray one must not hide the real answer behind it. */
+  for (int i = 0; i < 8 && !q->closed; i++) {
+    ssize_t n = recv(q->fd, answer_buf, sizeof answer_buf, MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
+      deliver(q, errno, NULL, 0); /* ECONNREFUSED and the like: ICMP errors on a connected socket */
+      return;
+    }
+    deliver(q, 0, answer_buf, (size_t)n);
+  }
+}
+
+/**
+ * udpQuery(family: 4 | 6, address: string, port: number, query: Buffer, onDatagram(errno, buf?)) -> handle:
+ * a fresh socket connected to address:port, the query sent. Throws (errno code) when socket,
+ * connect or send fails. Each datagram, or receive error, calls onDatagram until udpQueryClose.
+ */
+static napi_value udp_query(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t family = 0, port = 0;
+  char text[INET6_ADDRSTRLEN + 1];
+  size_t tl = 0;
+  void *buf = NULL;
+  size_t len = 0;
+  CHECK(napi_get_value_int32(env, argv[0], &family));
+  CHECK(napi_get_value_string_latin1(env, argv[1], text, sizeof text, &tl));
+  CHECK(napi_get_value_int32(env, argv[2], &port));
+  CHECK(napi_get_buffer_info(env, argv[3], &buf, &len));
+  if (query_context == NULL) {
+    napi_value resource, name;
+    CHECK(napi_create_object(env, &resource));
+    CHECK(napi_create_string_utf8(env, "mxsentry.udpQuery", NAPI_AUTO_LENGTH, &name));
+    CHECK(napi_async_init(env, resource, name, &query_context));
+    CHECK(napi_create_reference(env, resource, 1, &query_resource));
+  }
+  struct sockaddr_storage ss;
+  memset(&ss, 0, sizeof ss);
+  socklen_t sslen;
+  if (family == 6) {
+    struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET6, text, &a->sin6_addr) != 1) return throw_errno(env, EINVAL, "inet_pton");
+    sslen = sizeof *a;
+  } else {
+    struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+    a->sin_family = AF_INET;
+    a->sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, text, &a->sin_addr) != 1) return throw_errno(env, EINVAL, "inet_pton");
+    sslen = sizeof *a;
+  }
+  int fd = socket(family == 6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return throw_errno(env, errno, "socket");
+  /* connect binds to a random ephemeral port (Linux randomises within ip_local_port_range). */
+  if (connect(fd, (struct sockaddr *)&ss, sslen) < 0) {
+    int e = errno;
+    close(fd);
+    return throw_errno(env, e, "connect");
+  }
+  if (send(fd, buf, len, MSG_DONTWAIT) < 0) {
+    int e = errno;
+    close(fd);
+    return throw_errno(env, e, "send");
+  }
+  query_t *q = calloc(1, sizeof *q);
+  if (q == NULL) {
+    close(fd);
+    return throw_errno(env, ENOMEM, "calloc");
+  }
+  q->fd = fd;
+  q->env = env;
+  q->poll_done = true;
+  napi_value ext;
+  if (napi_create_external(env, q, query_finalize, NULL, &ext) != napi_ok || napi_create_reference(env, argv[4], 1, &q->callback) != napi_ok) {
+    close(fd);
+    free(q);
+    napi_throw_error(env, "ERR_UDP_IO", "udp-io: cannot create a query handle");
+    return NULL;
+  }
+  uv_loop_t *loop = NULL;
+  CHECK(napi_get_uv_event_loop(env, &loop));
+  int r = uv_poll_init_socket(loop, &q->poll, fd);
+  if (r < 0) {
+    query_close(env, q);
+    return throw_errno(env, -r, "uv_poll_init");
+  }
+  q->poll.data = q;
+  q->poll_done = false;
+  r = uv_poll_start(&q->poll, UV_READABLE, on_answer);
+  if (r < 0) {
+    query_close(env, q);
+    return throw_errno(env, -r, "uv_poll_start");
+  }
+  return ext;
+}
+
+/** udpQueryClose(handle): closes the query's socket; no callback follows. Safe to call twice. */
+static napi_value udp_query_close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  void *p = NULL;
+  if (napi_get_value_external(env, argv[0], &p) != napi_ok || p == NULL) {
+    napi_throw_type_error(env, "ERR_UDP_IO", "udp-io: not a query handle");
+    return NULL;
+  }
+  query_close(env, p);
+  return NULL;
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
     {"udpOpen", NULL, udp_open, NULL, NULL, NULL, napi_default, NULL},
@@ -474,6 +673,8 @@ NAPI_MODULE_INIT() {
     {"udpLocal", NULL, udp_local, NULL, NULL, NULL, napi_default, NULL},
     {"udpBuffer", NULL, udp_buffer, NULL, NULL, NULL, napi_default, NULL},
     {"udpClose", NULL, udp_close, NULL, NULL, NULL, napi_default, NULL},
+    {"udpQuery", NULL, udp_query, NULL, NULL, NULL, napi_default, NULL},
+    {"udpQueryClose", NULL, udp_query_close, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_value slot_bytes, batch, meta_words;
   napi_create_int32(env, SLOT_BYTES, &slot_bytes);

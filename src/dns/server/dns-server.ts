@@ -31,7 +31,8 @@ import { readQueryKey } from '../wire/query-key.js';
 import { rcodeToString } from '../wire/rdata.js';
 import { Opcode, RRClass, Rcode, type Message, type QueryKey, type ResourceRecord } from '../wire/types.js';
 import { fmtAddr, listenTcpServer, setUdpBuffers, type UdpBufferSizes } from './listen-sockets.js';
-import { adoptUdpEndpoint, nativeUdp, openUdpEndpoint, type UdpEndpoint } from './udp-endpoint.js';
+import { nativeUdp } from '../../native/native-udp.js';
+import { adoptUdpEndpoint, openUdpEndpoint, type UdpEndpoint } from './udp-endpoint.js';
 import type { LocalAnswer, LocalZones } from './local-zones.js';
 import { queryRefusal } from './query-refusal.js';
 import { TcpConnections } from './tcp-connections.js';
@@ -215,11 +216,8 @@ export class DnsServer {
       throw err;
     }
     const udp = this.listeners.find((l): l is UdpListener => l.kind === 'udp');
-    if (udp) {
-      const { problem } = nativeUdp();
-      if (udp.endpoint.io === 'native') this.logger.info({ io: 'native' }, 'DNS UDP listeners use the native I/O module (recvmmsg batches)');
-      else this.logger.info({ io: 'dgram', why: problem ?? null }, `DNS UDP listeners use node:dgram (more CPU per answer): the native I/O module is ${problem ?? 'not used'}`);
-    }
+    if (udp?.endpoint.io === 'native') this.logger.info({ io: 'native' }, 'DNS UDP listeners use the native I/O module (recvmmsg batches)');
+    else if (udp) this.logger.info({ io: 'dgram', why: nativeUdp().problem ?? null }, `DNS UDP listeners use node:dgram (more CPU per answer): the native I/O module is ${nativeUdp().problem ?? 'not used'}`);
     if (!this.sweepTimer && this.listeners.some((l) => l.kind === 'tcp')) {
       const everyMs = Math.max(50, Math.min(1000, Math.floor(this.limits.tcpIdleTimeoutMs / 2)));
       this.sweepTimer = setInterval(() => this.sweepIdleConnections(), everyMs);

@@ -3,9 +3,9 @@
 // it was built, else node:dgram. Both deliver each datagram as a Buffer the receiver may keep, with
 // the client's address as Node's rinfo writes it. Called only by dns-server.ts; knows nothing of DNS.
 import dgram from 'node:dgram';
-import { createRequire } from 'node:module';
 import { DnsError, describeError } from '../../util/errors.js';
 import { socketFamily } from '../../util/systemd.js';
+import { errnoError, nativeUdp, type NativeUdp } from '../../native/native-udp.js';
 import { bindError, fmtAddr, type BufferSizeSocket } from './listen-sockets.js';
 
 /** A datagram's handler: `reply` sends to its source. */
@@ -22,44 +22,6 @@ export interface UdpEndpoint {
   start(onDatagram: DatagramHandler, onError: (err: Error) => void): void;
   /** Stops receiving and closes the socket; later replies are dropped. */
   close(): Promise<void>;
-}
-
-/** The native module's surface (src/native/udp-io.c). */
-interface NativeUdp {
-  BATCH: number;
-  SLOT_BYTES: number;
-  META_WORDS: number;
-  udpOpen(family: 4 | 6, address: string, port: number, v6only: boolean): object;
-  udpAdopt(fd: number): object;
-  udpStart(h: object, onBatch: (n: number) => void): { data: Buffer; meta: Int32Array };
-  udpSend(h: object, bytes: Buffer, family: number, port: number, w0: number, w1: number, w2: number, w3: number): number;
-  udpAddressText(family: number, w0: number, w1: number, w2: number, w3: number): string;
-  udpLocal(h: object): { address: string; port: number; family: string };
-  udpBuffer(h: object, which: 'recv' | 'send', bytes?: number): number;
-  udpClose(h: object): void;
-}
-
-let loaded: { module: NativeUdp | undefined; problem: string | undefined } | undefined;
-
-/**
- * The native module, loaded once: undefined when it was not built (npm run build says why), or
- * when MXSENTRY_UDP_IO=dgram asks for node:dgram (a way around a suspected fault of the module).
- */
-export function nativeUdp(): { module: NativeUdp | undefined; problem: string | undefined } {
-  if (loaded) return loaded;
-  if (process.env.MXSENTRY_UDP_IO === 'dgram') {
-    loaded = { module: undefined, problem: 'MXSENTRY_UDP_IO=dgram' };
-    return loaded;
-  }
-  try {
-    // dist/src/dns/server/udp-endpoint.js -> dist/native/udp-io.node
-    const module = createRequire(import.meta.url)('../../../native/udp-io.node') as NativeUdp;
-    loaded = { module, problem: undefined };
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    loaded = { module: undefined, problem: code === 'MODULE_NOT_FOUND' ? 'not built (no C compiler at npm run build?)' : `cannot be loaded: ${describeError(err)}` };
-  }
-  return loaded;
 }
 
 /** Which path a new endpoint takes: the native module when it loads, unless the caller (a test) names one. */
@@ -222,18 +184,6 @@ class NativeEndpoint implements UdpEndpoint {
     return Promise.resolve();
   }
 }
-
-/** An Error as Node's socket errors look: code (EAGAIN, ...), errno, syscall. */
-function errnoError(errno: number, syscall: string, peer?: string): Error {
-  const code = ERRNO_NAMES[errno] ?? `errno ${errno}`;
-  return Object.assign(new Error(`${syscall} ${code}${peer ? ` ${peer}` : ''}`), { code, errno: -errno, syscall });
-}
-
-/** Linux errno names a UDP socket reports (asm-generic/errno*.h). */
-const ERRNO_NAMES: Record<number, string> = {
-  1: 'EPERM', 9: 'EBADF', 11: 'EAGAIN', 12: 'ENOMEM', 13: 'EACCES', 22: 'EINVAL', 90: 'EMSGSIZE', 97: 'EAFNOSUPPORT',
-  99: 'EADDRNOTAVAIL', 101: 'ENETUNREACH', 105: 'ENOBUFS', 111: 'ECONNREFUSED', 113: 'EHOSTUNREACH',
-};
 
 function bindDgram(address: string, port: number, family: 4 | 6): Promise<dgram.Socket> {
   const socket = dgram.createSocket({ type: family === 6 ? 'udp6' : 'udp4', ipv6Only: address === '::', lookup: literalLookup(family) });

@@ -3,6 +3,7 @@
 // question. Called by the iterator (wrapped by CountingTransport in tests and the benchmark). It never
 // retries, never picks servers and never caches (the iterator's job), and never leaves a socket or timer behind.
 import dgram from 'node:dgram';
+import { errnoError, nativeUdp, type NativeUdp } from '../../native/native-udp.js';
 import { secureRandomUint16 } from '../../util/random-pool.js';
 import net from 'node:net';
 import { systemClock, type Clock } from '../../util/clock.js';
@@ -84,16 +85,21 @@ export interface NetTransportOptions {
   /** Maps a target to the port really used; tests map glue/hint addresses to fake servers' ports. */
   portFor?: (address: string, port: number) => number;
   stats?: TransportStats;
+  /** UDP over the native module when it is built (default), or node:dgram; tests choose. */
+  udpIo?: 'native' | 'dgram';
 }
 
-/** The real network transport (node:dgram and node:net). */
+/** The real network transport (native UDP or node:dgram, and node:net). */
 export class NetTransport implements Transport {
   readonly stats: TransportStats;
   private readonly clock: Clock;
   private readonly portFor: ((address: string, port: number) => number) | undefined;
   private readonly normalised = new Map<string, string>();
+  private readonly native: NativeUdp | undefined;
 
   constructor(opts: NetTransportOptions = {}) {
+    this.native = opts.udpIo === 'dgram' ? undefined : nativeUdp().module;
+    if (opts.udpIo === 'native' && !this.native) throw new DnsError('DNS_ERR_NETWORK', `the native UDP I/O module is ${nativeUdp().problem ?? 'unavailable'}`);
     this.clock = opts.clock ?? systemClock;
     this.portFor = opts.portFor;
     this.stats = opts.stats ?? new TransportStats();
@@ -116,7 +122,8 @@ export class NetTransport implements Transport {
       return Promise.reject(err);
     }
     const exchange = new Exchange(this.stats, this.clock, peer, id, question, query, opts);
-    return opts.tcp ? exchange.runTcp() : exchange.runUdp();
+    if (opts.tcp) return exchange.runTcp();
+    return this.native ? exchange.runNativeUdp(this.native) : exchange.runUdp();
   }
 
   private resolvePeer(target: UpstreamTarget): Peer {
@@ -261,6 +268,33 @@ class Exchange {
         socket.send(this.query);
       });
       socket.connect(this.peer.port, this.peer.address);
+    });
+  }
+
+  /**
+   * runUdp over the native module: the same fresh socket per query, connected to the server (so the
+   * kernel picks a random port, drops other sources and reports ICMP errors), without dgram's
+   * per-socket objects, events and lookups; each datagram that arrives goes to onPacket.
+   */
+  runNativeUdp(native: NativeUdp): Promise<UpstreamResponse> {
+    return this.start(false, () => {
+      const { family, address, port } = this.peer;
+      let handle: object | undefined;
+      this.cleanup = () => {
+        if (handle) native.udpQueryClose(handle);
+      };
+      this.sentAt = this.clock.nowMs();
+      handle = native.udpQuery(family, address, port, this.query, (errno, answer) => {
+        if (this.settled) return;
+        if (answer) {
+          this.onPacket(answer, false);
+          return;
+        }
+        this.stats.networkErrors++;
+        this.fail(networkError(this.peer, errnoError(errno, 'recv'), false));
+      });
+      // Counted once it is sent: a failed connect or send threw above and is a network error.
+      this.stats.sent++;
     });
   }
 

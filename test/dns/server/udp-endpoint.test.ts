@@ -7,7 +7,8 @@ import * as assert from 'uvu/assert';
 import dgram from 'node:dgram';
 import { DnsError } from '../../../src/util/errors.js';
 import { setUdpBuffers } from '../../../src/dns/server/listen-sockets.js';
-import { nativeUdp, openUdpEndpoint, type UdpEndpoint, type UdpIo } from '../../../src/dns/server/udp-endpoint.js';
+import { nativeUdp } from '../../../src/native/native-udp.js';
+import { openUdpEndpoint, type UdpEndpoint, type UdpIo } from '../../../src/dns/server/udp-endpoint.js';
 import { skipTest } from '../../helpers/peers.js';
 import { LOOPBACK } from './dns-test-client.js';
 

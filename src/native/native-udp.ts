@@ -1,0 +1,57 @@
+// Loads the native UDP I/O module (udp-io.c, built by build.ts into dist/native/udp-io.node) once,
+// for the DNS server's listeners (dns/server/udp-endpoint.ts) and the upstream transport
+// (dns/transport/transport.ts), and turns its errno numbers into Node-style errors. It does no I/O.
+import { createRequire } from 'node:module';
+import { describeError } from '../util/errors.js';
+
+/** The module's surface (see udp-io.c for each function's contract). */
+export interface NativeUdp {
+  BATCH: number;
+  SLOT_BYTES: number;
+  META_WORDS: number;
+  udpOpen(family: 4 | 6, address: string, port: number, v6only: boolean): object;
+  udpAdopt(fd: number): object;
+  udpStart(h: object, onBatch: (n: number) => void): { data: Buffer; meta: Int32Array };
+  udpSend(h: object, bytes: Buffer, family: number, port: number, w0: number, w1: number, w2: number, w3: number): number;
+  udpAddressText(family: number, w0: number, w1: number, w2: number, w3: number): string;
+  udpLocal(h: object): { address: string; port: number; family: string };
+  udpBuffer(h: object, which: 'recv' | 'send', bytes?: number): number;
+  udpClose(h: object): void;
+  udpQuery(family: 4 | 6, address: string, port: number, query: Buffer, onDatagram: (errno: number, answer: Buffer | undefined) => void): object;
+  udpQueryClose(h: object): void;
+}
+
+let loaded: { module: NativeUdp | undefined; problem: string | undefined } | undefined;
+
+/**
+ * The native module: undefined when it was not built (npm run build says why), or when
+ * MXSENTRY_UDP_IO=dgram asks for node:dgram (a way around a suspected fault of the module).
+ */
+export function nativeUdp(): { module: NativeUdp | undefined; problem: string | undefined } {
+  if (loaded) return loaded;
+  if (process.env.MXSENTRY_UDP_IO === 'dgram') {
+    loaded = { module: undefined, problem: 'MXSENTRY_UDP_IO=dgram' };
+    return loaded;
+  }
+  try {
+    // dist/src/native/native-udp.js -> dist/native/udp-io.node
+    const module = createRequire(import.meta.url)('../../native/udp-io.node') as NativeUdp;
+    loaded = { module, problem: undefined };
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    loaded = { module: undefined, problem: code === 'MODULE_NOT_FOUND' ? 'not built (no C compiler at npm run build?)' : `cannot be loaded: ${describeError(err)}` };
+  }
+  return loaded;
+}
+
+/** An Error as Node's socket errors look: code (EAGAIN, ...), errno, syscall. */
+export function errnoError(errno: number, syscall: string, peer?: string): Error {
+  const code = ERRNO_NAMES[errno] ?? `errno ${errno}`;
+  return Object.assign(new Error(`${syscall} ${code}${peer ? ` ${peer}` : ''}`), { code, errno: -errno, syscall });
+}
+
+/** Linux errno names a UDP socket reports (asm-generic/errno*.h). */
+const ERRNO_NAMES: Record<number, string> = {
+  1: 'EPERM', 9: 'EBADF', 11: 'EAGAIN', 12: 'ENOMEM', 13: 'EACCES', 22: 'EINVAL', 24: 'EMFILE', 90: 'EMSGSIZE', 97: 'EAFNOSUPPORT',
+  99: 'EADDRNOTAVAIL', 100: 'ENETDOWN', 101: 'ENETUNREACH', 105: 'ENOBUFS', 111: 'ECONNREFUSED', 113: 'EHOSTUNREACH',
+};
