@@ -136,9 +136,9 @@ export interface DnsBenchReport {
   comparisons: Comparison[];
   details: { mxsentry: ResolverDetail; unbound: ResolverDetail };
   /**
-   * The Node.js runtime floor: CPU per packet of a responder that only receives, copies, sets QR
-   * and sends (lib/udp-floor-echo.ts), in the same fixed-rate phase. What no Node.js resolver can
-   * go below with node:dgram, next to Unbound's full cache-hit answer.
+   * The node:dgram floor: CPU per packet of a dgram responder that only receives, copies, sets QR
+   * and sends (lib/udp-floor-echo.ts), in the same fixed-rate phase. What no resolver on node:dgram
+   * can go below (mxsentry's native UDP module is not on dgram), next to Unbound's full answer.
    */
   nodeUdpFloor: { cpuMicrosPerPacket: number; ratioToUnbound: number };
   /**

@@ -77,9 +77,9 @@ function printReport(report: DnsBenchReport): void {
   row('cold: fake authorities us per query', (d) => f(d.cold.authorityMicrosPerQuery));
   row('cold: fake authorities CPU % of a core', (d) => f(d.cold.authorityCorePct));
   const fl = report.nodeUdpFloor;
-  console.log(`\nNode.js UDP floor (receive + copy + send, no DNS work) at the fixed rate: ${f(fl.cpuMicrosPerPacket)} us per packet = ${f(fl.ratioToUnbound)}x Unbound's whole cache-hit answer`);
+  console.log(`\nnode:dgram UDP floor (receive + copy + send, no DNS work) at the fixed rate: ${f(fl.cpuMicrosPerPacket)} us per packet = ${f(fl.ratioToUnbound)}x Unbound's whole cache-hit answer (mxsentry's native UDP module is not bound by it)`);
   const cf = report.nodeColdFloor;
-  console.log(`Node.js cold floor (a fresh connected UDP socket per name, query forwarded and reply relayed, no DNS work): ${f(cf.resolvedPerSec)}/s at -q ${cf.outstanding} (${f(cf.cpuCorePct)}% of a core) = ${f(cf.ratioToUnbound)}x Unbound's cold rate`);
+  console.log(`node:dgram cold floor (a fresh connected dgram socket per name, query forwarded and reply relayed, no DNS work): ${f(cf.resolvedPerSec)}/s at -q ${cf.outstanding} (${f(cf.cpuCorePct)}% of a core) = ${f(cf.ratioToUnbound)}x Unbound's cold rate`);
   if (report.warnings.length > 0) {
     console.log('\nwarnings:');
     for (const w of report.warnings) console.log(`  - ${w}`);
