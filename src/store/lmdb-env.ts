@@ -15,6 +15,7 @@ import type { Logger } from '../util/logger.js';
 import { makeDirs } from '../util/make-dirs.js';
 import { encodeMetaValue } from './record-codec.js';
 import { probeEnvironment } from './integrity-probe.js';
+import { checkRoomToCreate, filesystemFreeBytes } from './recovery-probe.js';
 import { StoreErrorCode } from './store-error-code.js';
 import { initMeta, STORE_SCHEMA_VERSION } from './store-meta.js';
 
@@ -69,6 +70,8 @@ export interface LmdbEnvOptions {
    * false; the daemon and the admin's commands set it). Costs a process start plus a full read.
    */
   verify?: boolean;
+  /** Free bytes on the filesystem of a path (default: statfs); tests stand in a full disk. */
+  freeBytes?: (path: string) => number | undefined;
 }
 
 /** How long the integrity check of `verify` may take before the open goes on without it. */
@@ -217,6 +220,7 @@ export class LmdbEnv {
     const dataFile = join(path, 'data.mdb');
     checkLockFile(join(path, 'lock.mdb'));
     const { bytes: dataBytes, shortOf, empty } = checkDataFile(dataFile);
+    checkRoomToCreate(path, dataBytes === 0, opts.freeBytes ?? filesystemFreeBytes);
     // A file shorter than the last page its newest transaction counts must be read through: LMDB does
     // not write pages freed in the transaction that took them, so a sound file can end before that
     // page, and a file cut short (a full disk, a bad copy) makes LMDB read past its end (SIGBUS, this

@@ -2,7 +2,9 @@
 // lmdb-greylist-store.ts (and expiry.ts, for its probe write): the policy service stops writing to an
 // unhealthy store, and a node without peers may have no log left to trim, so without this probe only
 // the hourly expiry sweep would notice that writes work again. It never decides or writes records.
-import { statfsSync } from 'node:fs';
+// Also the free-space checks: roomProblem here, checkRoomToCreate before lmdb-env.ts opens a store.
+import { statfsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Clock } from '../util/clock.js';
 import { describeError, StoreError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
@@ -128,4 +130,28 @@ export class RecoveryProbe {
 export function writeProbeStamp(env: LmdbEnv, nowMs: number): Promise<unknown> {
   const stamp = encodeMetaValue(nowMs);
   return env.write('probing the store', (tx) => tx.put(env.meta, PROBE_KEY, stamp), { grows: false });
+}
+
+/**
+ * LMDB makes its lock file (and a new data file's first pages) as sparse files and writes them
+ * through its memory map: on a full filesystem that write is a SIGBUS that ends the process (DNS
+ * with it), not an error. So a store whose lock file is absent or unwritten, or whose data file is new,
+ * is not opened with less than RECOVERY_MIN_FREE_BYTES free; the daemon fails open and tries again.
+ */
+export function checkRoomToCreate(path: string, dataIsNew: boolean, freeBytes: (path: string) => number | undefined): void {
+  let lockSparse = true;
+  try {
+    const st = statSync(join(path, 'lock.mdb'));
+    // LMDB writes the header of its lock file at once: a used one has blocks (a crash mid-create has none).
+    lockSparse = st.size === 0 || st.blocks === 0;
+  } catch {
+    // absent: LMDB creates it
+  }
+  if (!lockSparse && !dataIsNew) return;
+  const free = freeBytes(path);
+  if (free === undefined || free >= RECOVERY_MIN_FREE_BYTES) return;
+  throw new StoreError(
+    StoreErrorCode.OPEN,
+    `the filesystem holding ${path} has ${Math.floor(free / 1024)} KiB free: LMDB cannot create its ${dataIsNew ? 'data and lock files' : 'lock file'} there without a fault; free some space (the store opens on its next attempt)`,
+  );
 }

@@ -96,6 +96,26 @@ s('open creates <dataDir>/greylist (mkdir -p) and keeps the node id', async () =
   assert.is(again.nodeId, id);
 });
 
+s('a full filesystem: a new store (or a missing lock file) is refused with a message, not a SIGBUS; an existing one opens', async () => {
+  const dataDir = tempDir();
+  const full = (): number => 200 * 1024;
+  // LMDB would map a sparse lock file and fault on its first write: refused before that, with the cause.
+  const err = await rejectsWith(LmdbEnv.open({ dataDir, logger, freeBytes: full }), 'STORE_ERR_OPEN');
+  assert.match(err.message, 'has 200 KiB free');
+  assert.match(err.message, 'data and lock files');
+  assert.not.ok(existsSync(join(dataDir, 'greylist', 'data.mdb')), 'nothing was made');
+  // A store made while there was room opens on the full disk (its lock file has its blocks).
+  await closedStoreWith(dataDir, ONE_RECORD);
+  const env = await LmdbEnv.open({ dataDir, logger, freeBytes: full });
+  envs.push(env);
+  assert.ok(env.triplets.get('k'));
+  await env.close();
+  // Its lock file moved aside: LMDB would make a new sparse one, so it is refused again.
+  rmSync(join(dataDir, 'greylist', 'lock.mdb'));
+  assert.match((await rejectsWith(LmdbEnv.open({ dataDir, logger, freeBytes: full }), 'STORE_ERR_OPEN')).message, 'its lock file');
+  assert.ok(await LmdbEnv.open({ dataDir, logger, freeBytes: () => 10 << 20 }).then((e) => (envs.push(e), true)));
+});
+
 s('create: false opens an existing environment but never makes one (STORE_ERR_NOT_FOUND, nothing on disk)', async () => {
   const dataDir = join(tempDir(), 'data');
   const err = await rejectsWith(LmdbEnv.open({ dataDir, logger, create: false }), 'STORE_ERR_NOT_FOUND');
