@@ -30,11 +30,20 @@ const REPLICATION_KEYS = ['peer', 'replication-listen', 'node-name', 'replicatio
 export async function checkStartSettings(loaded: LoadResult): Promise<ConfigError[]> {
   const failed = new Set(loaded.errors.map((e) => e.key));
   const unreadFile = loaded.errors.some((e) => e.code === 'CONFIG_ERR_READ');
+  const files = unreadFile ? [] : await checkReferencedFiles(loaded.values, failed);
+  return inLineOrder([...lineProblemsOf(loaded), ...files.map((p) => placeConfigError(loaded, p))]);
+}
+
+/**
+ * The problems of the file's own lines, without reading the files it names: loading's errors and
+ * the replication settings' (peer lines, the key). What `reload --config FILE` checks before it asks
+ * the daemon (whose answer to the same file would be a rejection).
+ */
+export function lineProblemsOf(loaded: LoadResult): ConfigError[] {
+  const failed = new Set(loaded.errors.map((e) => e.key));
+  const unreadFile = loaded.errors.some((e) => e.code === 'CONFIG_ERR_READ');
   const replicationLoaded = !unreadFile && !REPLICATION_KEYS.some((k) => failed.has(k));
-  const derived = [
-    ...(replicationLoaded ? replicationProblemsOf(loaded.values) : []),
-    ...(unreadFile ? [] : await checkReferencedFiles(loaded.values, failed)),
-  ];
+  const derived = replicationLoaded ? replicationProblemsOf(loaded.values) : [];
   return inLineOrder([...loaded.errors, ...derived.map((p) => placeConfigError(loaded, p))]);
 }
 

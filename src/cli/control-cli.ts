@@ -14,6 +14,7 @@ import type { ReloadReport } from '../control/reload.js';
 import type { HistogramSnapshot } from '../metrics/histogram.js';
 import type { StatsSnapshot } from '../metrics/stats-snapshot.js';
 import { describeError } from '../util/errors.js';
+import { lineProblemsOf } from './config-check.js';
 import { COMMAND_NOT_RUN, printConfigErrors } from './config-flags.js';
 
 /** Exit codes scripts can rely on. */
@@ -66,8 +67,9 @@ export function resolveControlSocket(
   const dataDir = argv['data-dir'];
   const fromFile = (file: string): string | null => {
     const loaded = loadConfig({ file, ...(dataDir ? { flags: { 'data-dir': dataDir } } : {}) });
-    if (loaded.errors.length > 0) {
-      printConfigErrors(loaded.errors, COMMAND_NOT_RUN);
+    const problems = lineProblemsOf(loaded);
+    if (problems.length > 0) {
+      printConfigErrors(problems, COMMAND_NOT_RUN);
       process.exitCode = EXIT_USAGE;
       return null;
     }

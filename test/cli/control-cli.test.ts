@@ -46,6 +46,28 @@ s('--config naming the unit\'s file finds the unit\'s socket (its ExecStart over
   }
 });
 
+s('a bad peer line in --config FILE is found before asking the daemon: listed at its line, exit 2', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mxsentry-sock-'));
+  const writes: string[] = [];
+  const write = process.stderr.write.bind(process.stderr);
+  const exitBefore = process.exitCode;
+  try {
+    const conf = join(dir, 'ra.conf');
+    writeFileSync(conf, `data-dir: ${join(dir, 'data')}\nnode-name: mxa\nreplication-key: ${'ab'.repeat(32)}\npeer: mxd=nonsense\n`);
+    process.stderr.write = ((chunk: string | Uint8Array) => (writes.push(String(chunk)), true)) as typeof process.stderr.write;
+    // Before, only the schema was checked here: the daemon was asked and rejected it (exit 1).
+    assert.is(resolveControlSocket({ config: conf }, { configFile: join(dir, 'unit.conf'), controlSocket: join(dir, 'unit.sock') }), null);
+    process.stderr.write = write;
+    assert.is(process.exitCode, EXIT_USAGE);
+    assert.match(writes.join(''), `${conf}:4`);
+    assert.match(writes.join(''), 'mxd=nonsense');
+  } finally {
+    process.stderr.write = write;
+    process.exitCode = exitBefore;
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 s('--data-dir names the daemon\'s data folder: its control.sock, unless --config sets control-socket', () => {
   const dir = mkdtempSync(join(tmpdir(), 'mxsentry-sock-'));
   try {
