@@ -82,9 +82,13 @@ export function loadDaemonConfig(argv: Record<string, unknown>, unit: UnitPaths 
 /**
  * Opens the daemon's existing store, never creating one. On failure prints what went wrong and how
  * to point at the right store, sets the exit code (2 when there is no store there: a usage or config
- * problem; 1 otherwise) and returns null.
+ * problem; 1 otherwise) and returns null. With `failOpen` (check), a store that is there but cannot
+ * be opened (damaged, a full disk) is what the daemon answers without: its reason is returned, with
+ * no exit code set; a missing or unreadable one (the wrong store, or not ours to read) exits 2.
  */
-export async function openDaemonStore(cfg: DaemonConfig, logger: Logger, unit: UnitPaths = UNIT_PATHS): Promise<LmdbGreylistStore | null> {
+export async function openDaemonStore(cfg: DaemonConfig, logger: Logger, unit?: UnitPaths): Promise<LmdbGreylistStore | null>;
+export async function openDaemonStore(cfg: DaemonConfig, logger: Logger, unit: UnitPaths | undefined, opts: { failOpen: true }): Promise<LmdbGreylistStore | { failedOpen: string } | null>;
+export async function openDaemonStore(cfg: DaemonConfig, logger: Logger, unit: UnitPaths = UNIT_PATHS, opts: { failOpen?: boolean } = {}): Promise<LmdbGreylistStore | { failedOpen: string } | null> {
   try {
     return await LmdbGreylistStore.open({
       dataDir: cfg.dataDir,
@@ -96,14 +100,19 @@ export async function openDaemonStore(cfg: DaemonConfig, logger: Logger, unit: U
     });
   } catch (err) {
     const missing = isStoreError(err, StoreErrorCode.NOT_FOUND);
+    const denied = /\b(EACCES|EPERM)\b/.test(describeError(err));
+    if (opts.failOpen && !missing && !denied) {
+      process.stderr.write(`mxsentry: cannot open the greylist store under ${cfg.dataDir}: ${describeError(err)}\nmxsentry: the daemon fails open on it: greylisting is skipped, as in the answer below\n`);
+      return { failedOpen: describeError(err) };
+    }
     const what = missing ? `no greylist store at ${join(cfg.dataDir, 'greylist')}, nothing was created` : `cannot open the greylist store under ${cfg.dataDir}: ${describeError(err)}`;
     process.stderr.write(`mxsentry: ${what}\nmxsentry: the data dir came from ${cfg.dataDirFrom}\n`);
     // Where to look instead helps when this may be the wrong store (none there, or not ours to
     // read); a damaged store is the right one, and its error already says what to do.
-    if (missing || /\b(EACCES|EPERM)\b/.test(describeError(err))) {
+    if (missing || denied) {
       process.stderr.write(`mxsentry: point at the daemon's store with --data-dir DIR, or at its configuration with --config FILE (under the systemd unit: ${unit.dataDir}, as root)\n`);
     }
-    process.exitCode = missing ? EXIT_USAGE : EXIT_FAILED;
+    process.exitCode = missing || (opts.failOpen && denied) ? EXIT_USAGE : EXIT_FAILED;
     return null;
   }
 }

@@ -2,6 +2,7 @@
 // mail rejected?". They run the same pipeline, resolver and store code as the daemon, in-process, on
 // the daemon's configuration and store (daemon-config.ts); they never create a store, and `check`
 // never writes to it. LMDB allows this next to a running daemon.
+import type { LmdbGreylistStore } from '../store/lmdb-greylist-store.js';
 import { hostname } from 'node:os';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { createPolicyService } from '../policy/policy-service.js';
@@ -55,8 +56,11 @@ export function checkCommand(deps: CliDeps): CommandModule<object, CheckArgs> {
       const logger = commandLogger(argv as Record<string, unknown>);
       const settings = deps.policySettings(v);
       // Answering from no store (or a new empty one) would show every triplet as new: refuse instead.
-      const store = settings.greylist ? await openDaemonStore(cfg, logger) : null;
-      if (settings.greylist && !store) return;
+      // One that is there but cannot be opened is answered as the daemon does: failing open.
+      const opened = settings.greylist ? await openDaemonStore(cfg, logger, undefined, { failOpen: true }) : null;
+      if (settings.greylist && !opened) return;
+      const storeProblem = opened !== null && 'failedOpen' in opened ? (opened as { failedOpen: string }).failedOpen : undefined;
+      const store = storeProblem === undefined ? (opened as LmdbGreylistStore | null) : null;
       const dns = offlineDnsStack(() => deps.createDnsStack(v, logger, systemClock, { listZones: deps.listZonesOf(v) }));
       if (!dns) {
         await store?.close();
@@ -65,7 +69,7 @@ export function checkCommand(deps: CliDeps): CommandModule<object, CheckArgs> {
       const policy = await createPolicyService(settings, {
         resolve: dns.resolver.resolve,
         resolveCached: dns.resolver.resolveCached,
-        store: store ?? unavailableStore('greylisting is off'),
+        store: store ?? unavailableStore(storeProblem ?? 'greylisting is off'),
         clock: systemClock,
         logger,
         nodeId: store?.getNodeId() ?? 'cli',

@@ -300,7 +300,7 @@ s('no store where the daemon keeps none: every command fails (exit 2) naming the
   }
 });
 
-s('a damaged store: exit 1 with the store\'s own advice, not a hint to look elsewhere', async () => {
+s('a damaged store: exit 1 with the store\'s own advice, not a hint to look elsewhere; check answers failing open', async () => {
   const dataDir = mkdtempSync(join(hints.dir, 'damaged-'));
   const store = await LmdbGreylistStore.open({ dataDir, clock: systemClock, logger: createSilentLogger() });
   await store.close();
@@ -313,6 +313,13 @@ s('a damaged store: exit 1 with the store\'s own advice, not a hint to look else
   assert.match(r.stderr, 'is not a usable LMDB data file');
   assert.match(r.stderr, 'restore it or move it away');
   assert.not.match(r.stderr, '--data-dir DIR');
+  // check answers as the daemon does on such a store: greylisting skipped (fail open), so the new
+  // triplet is accepted: exit 0, not the 1 of a reject it used to give.
+  const c = await cliIn(undefined, 'check', '--client-address', '192.0.2.47', ...envelope, '--data-dir', dataDir);
+  assert.is(c.code, 0, c.stderr);
+  assert.match(c.stdout, /^action=DUNNO/m);
+  assert.match(c.stderr, 'is not a usable LMDB data file');
+  assert.match(c.stderr, 'the daemon fails open on it');
 });
 
 s('greylist list says on stderr when it stopped at --limit, and refuses a limit below 1', async () => {
