@@ -51,7 +51,7 @@ export interface OperationsOptions {
   /** Installs a new policy service: the PolicyServer's decide() must call it from now on. */
   installPolicy(next: PolicyService, v: ConfigValues): void;
   setLocalZones(z: LocalZones): void;
-  store: { isHealthy(): boolean; lastError?(): Error | undefined; current(): { count(): Promise<StoreCounts>; startExpiry(intervalMs: number, maxAgeMs: number, retryWindowMs: number): unknown; dataFileProblem(): string | undefined | null } | undefined };
+  store: { isHealthy(): boolean; lastError?(): Error | undefined; failure?(): Error | undefined; current(): { count(): Promise<StoreCounts>; startExpiry(intervalMs: number, maxAgeMs: number, retryWindowMs: number): unknown; dataFileProblem(): string | undefined | null } | undefined };
   /** Interval of the greylist expiry sweep, for a max-age change. */
   expiryIntervalMs: number;
   builders: Pick<ReloadParts, 'listZonesOf' | 'iteratorConfig' | 'resolverConfig' | 'createLocalZones' | 'createPolicy' | 'replicationSettingsOf' | 'localZonesFileOf'>;
@@ -110,7 +110,7 @@ export async function startOperations(o: OperationsOptions): Promise<Operations>
       policy: () => carry.total(countersOf(o.getPolicy())),
       policyServer: o.policyServer,
       store: () => {
-        const failure = o.store.isHealthy() ? undefined : o.store.lastError?.();
+        const failure = o.store.isHealthy() ? undefined : (o.store.failure?.() ?? o.store.lastError?.());
         const dataFileProblem = o.store.current()?.dataFileProblem() ?? undefined;
         return { healthy: o.store.isHealthy(), counts: () => o.store.current()?.count(), ...(failure ? { error: describeError(failure) } : {}), ...(dataFileProblem ? { dataFileProblem } : {}) };
       },

@@ -162,3 +162,31 @@ function mergeCounters(a: Record<string, number>, b: Record<string, number>): Re
   for (const [node, n] of Object.entries(b)) out[node] = Math.max(out[node] ?? 0, n);
   return out;
 }
+
+/** Last-seen moves smaller than this are not written (see LmdbGreylistStore.transact). */
+export const LAST_SEEN_REFRESH_MS = 60_000;
+
+/**
+ * True when `next` is absent, or differs from `current` only by a last-seen time less than
+ * LAST_SEEN_REFRESH_MS later: writing it would change nothing that any decision depends on.
+ */
+export function isRefreshOnly<R extends TripletRecord | ClientRecord>(current: R | undefined, next: R | undefined): boolean {
+  if (next === undefined) return true;
+  if (current === undefined) return false;
+  if (next.lastSeenMs - current.lastSeenMs >= LAST_SEEN_REFRESH_MS) return false;
+  const a = current as Partial<TripletRecord & ClientRecord>;
+  const b = next as Partial<TripletRecord & ClientRecord>;
+  return (
+    a.firstSeenMs === b.firstSeenMs &&
+    a.passedAtMs === b.passedAtMs &&
+    a.lastCountedMs === b.lastCountedMs &&
+    (a.epoch ?? 0) === (b.epoch ?? 0) &&
+    sameCounters(current.passes, next.passes)
+  );
+}
+
+function sameCounters(a: Record<string, number>, b: Record<string, number>): boolean {
+  const ka = Object.keys(a);
+  if (ka.length !== Object.keys(b).length) return false;
+  return ka.every((k) => a[k] === b[k]);
+}

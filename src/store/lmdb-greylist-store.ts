@@ -7,6 +7,7 @@ import { describeError, StoreError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import {
   isDeletedTriplet,
+  isRefreshOnly,
   totalPasses,
   type ClientRecord,
   type Decided,
@@ -114,6 +115,8 @@ const MAX_READ_LIMIT = 100_000;
  */
 export class LmdbGreylistStore implements GreylistStore {
   private healthy = true;
+  /** The failure that made the store unhealthy, until it is healthy again. */
+  private failure: StoreError | undefined;
   private corruptSeen = 0;
   /** Decisions' and peers' records waiting for their batched write transaction. */
   private readonly writes: WriteQueue;
@@ -232,6 +235,11 @@ export class LmdbGreylistStore implements GreylistStore {
   /** False after a store failure (map full, I/O error) until a write (or the recovery probe's) commits. */
   isHealthy(): boolean {
     return this.healthy && !this.env.isClosed();
+  }
+
+  /** Why the store is unhealthy (the failure that made it so), for stats; undefined while healthy. */
+  lastFailure(): StoreError | undefined {
+    return this.isHealthy() ? undefined : this.failure;
   }
 
   /** See LmdbEnv.dataFileProblem (the data file removed or replaced under the open store); null once closed. */
@@ -537,6 +545,7 @@ export class LmdbGreylistStore implements GreylistStore {
       (value) => {
         if (!this.healthy && this.recovery.roomProblem() === undefined) {
           this.healthy = true;
+          this.failure = undefined;
           this.logger.info('greylist store healthy again');
         }
         return value;
@@ -555,6 +564,7 @@ export class LmdbGreylistStore implements GreylistStore {
     if (err instanceof StoreError && err.code !== StoreErrorCode.INVALID && err.code !== StoreErrorCode.CLOSED) {
       if (this.healthy) this.logger.error({ code: err.code, err: err.message }, 'greylist store failure: failing open until it recovers');
       this.healthy = false;
+      this.failure = err;
       this.recovery.start(); // decisions stop writing now: the probe notices when writes work again
     }
   }
@@ -567,32 +577,4 @@ function entryCount(db: { getStats(): unknown }): number {
 
 function byteCompare(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
-}
-
-/** Last-seen moves smaller than this are not written (see transact). */
-export const LAST_SEEN_REFRESH_MS = 60_000;
-
-/**
- * True when `next` is absent, or differs from `current` only by a last-seen time less than
- * LAST_SEEN_REFRESH_MS later: writing it would change nothing that any decision depends on.
- */
-function isRefreshOnly<R extends TripletRecord | ClientRecord>(current: R | undefined, next: R | undefined): boolean {
-  if (next === undefined) return true;
-  if (current === undefined) return false;
-  if (next.lastSeenMs - current.lastSeenMs >= LAST_SEEN_REFRESH_MS) return false;
-  const a = current as Partial<TripletRecord & ClientRecord>;
-  const b = next as Partial<TripletRecord & ClientRecord>;
-  return (
-    a.firstSeenMs === b.firstSeenMs &&
-    a.passedAtMs === b.passedAtMs &&
-    a.lastCountedMs === b.lastCountedMs &&
-    (a.epoch ?? 0) === (b.epoch ?? 0) &&
-    sameCounters(current.passes, next.passes)
-  );
-}
-
-function sameCounters(a: Record<string, number>, b: Record<string, number>): boolean {
-  const ka = Object.keys(a);
-  if (ka.length !== Object.keys(b).length) return false;
-  return ka.every((k) => a[k] === b[k]);
 }

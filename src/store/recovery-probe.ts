@@ -65,6 +65,8 @@ export class RecoveryProbe {
   private task: ScheduledTask | undefined;
   private running = false;
   private delayMs = RECOVERY_PROBE_MIN_MS;
+  /** The reason of the last failed probe that was logged at info. */
+  private lastReason: string | undefined;
 
   constructor(private readonly deps: RecoveryProbeDeps) {}
 
@@ -72,6 +74,7 @@ export class RecoveryProbe {
   start(): void {
     if (this.task || this.running) return;
     this.delayMs = RECOVERY_PROBE_MIN_MS;
+    this.lastReason = undefined;
     this.schedule();
   }
 
@@ -87,7 +90,14 @@ export class RecoveryProbe {
       if (this.deps.isDone()) return;
       this.running = true;
       this.probe()
-        .catch((err: unknown) => this.deps.logger.debug({ err: describeError(err), retryInMs: this.delayMs * 2 }, 'greylist store still failing'))
+        .catch((err: unknown) => {
+          // Said once per reason at info (a full filesystem, which purging does not fix, reads
+          // differently from a full store), then at debug for every retry.
+          const why = describeError(err);
+          const level = why === this.lastReason ? 'debug' : 'info';
+          this.lastReason = why;
+          this.deps.logger[level]({ err: why, retryInMs: this.delayMs * 2 }, 'greylist store still failing');
+        })
         .finally(() => {
           this.running = false;
           if (this.deps.isDone()) return;

@@ -103,6 +103,11 @@ export class ResilientGreylistStore implements GreylistStore {
     return this.inner ? undefined : this.lastFailure;
   }
 
+  /** Why the store is not usable now: opening failed, or the open store failed (a full disk, EIO). */
+  failure(): StoreError | undefined {
+    return this.inner ? this.inner.lastFailure() : this.lastFailure;
+  }
+
   /** Resolves with the store once it is open; rejects with STORE_ERR_CLOSED if closed first. */
   whenOpen(): Promise<LmdbGreylistStore> {
     if (this.inner) return Promise.resolve(this.inner);

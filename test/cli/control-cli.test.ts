@@ -133,4 +133,11 @@ s('human stats say when Postfix was refused a policy connection or one was close
   assert.match(text, /connections refused 7 \(policy-max-connections or shutdown\), closed for protocol errors 2, unfinished requests 1, failed decisions 0/);
 });
 
+s('human stats give the reason of an open store that failed (a full disk), beside its counts', async () => {
+  const counts = { triplets: 2, clients: 0, replogEntries: 2, peers: 0, usedBytes: 65536, limitBytes: 1 << 30, corruptRecords: 0 };
+  const store = () => ({ healthy: false, counts: () => Promise.resolve(counts), error: 'STORE_ERR_FULL: greylist decisions: No space left on device' });
+  const text = formatStats(await collectStats(fakeSources({ store })));
+  assert.match(text, /^Store {6}NOT HEALTHY \(STORE_ERR_FULL: greylist decisions: No space left on device\); 2 triplets/m);
+});
+
 s.run();

@@ -570,6 +570,8 @@ s('size limit: writes fail with STORE_ERR_FULL, reads still work, purge recovers
   assert.is(full!.code, 'STORE_ERR_FULL');
   assert.ok(written > 10, `some writes fit first (${written})`);
   assert.not.ok(store.isHealthy());
+  // Why, for stats (it used to say NOT HEALTHY with no reason while the store was open).
+  assert.is(store.lastFailure()?.code, 'STORE_ERR_FULL');
   const counts = await store.count();
   assert.is(counts.triplets, written, 'the failed transaction wrote nothing');
   assert.ok(counts.usedBytes <= 64 * 1024);
@@ -588,6 +590,7 @@ s('size limit: writes fail with STORE_ERR_FULL, reads still work, purge recovers
   assert.is(purged.triplets, written);
   await store.trimLog(Number.MAX_SAFE_INTEGER);
   assert.ok(store.isHealthy(), 'a committed purge transaction restores health');
+  assert.is(store.lastFailure(), undefined);
   const now = clock.nowMs();
   await store.transact('after-purge', 'client', () => ({ update: { triplet: newTriplet(now) }, result: 0 }));
   assert.ok(store.isHealthy());

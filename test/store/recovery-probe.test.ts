@@ -38,6 +38,10 @@ s('no health back while the filesystem has less than 1 MiB free; back once it ha
     // What the store asks before any other committed write (a peer's merge, the sweep) restores health.
     assert.match(probe.roomProblem() ?? '', /has 200 KiB free: the store stays failed \(open\) until there is room/);
     assert.ok(lines().some((l) => String(l['err']).includes('has 200 KiB free')), JSON.stringify(lines()));
+    // The reason is said once at info (it used to be debug only: nothing told the admin why), then at debug.
+    const failing = lines().filter((l) => l['msg'] === 'greylist store still failing');
+    assert.ok(failing.length >= 3, JSON.stringify(failing));
+    assert.equal(failing.map((l) => l['level']), ['info', ...failing.slice(1).map(() => 'debug')]);
     free = RECOVERY_MIN_FREE_BYTES * 10;
     for (let i = 0; i < 4 && !healthy; i++) {
       scheduler.advanceMs(30_000);
