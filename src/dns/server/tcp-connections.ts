@@ -156,7 +156,9 @@ export class TcpConnections {
 
   private onData(conn: TcpConn, chunk: Buffer): void {
     if (conn.closed) return;
-    conn.lastActiveMs = this.d.clock.nowMs();
+    // Activity is a frame begun (or a query answered), not every byte: a client trickling one byte
+    // a second would otherwise never be idle, and hold its slot and its assembly buffer for ever.
+    if (conn.asm === null && conn.buf.length === 0) conn.lastActiveMs = this.d.clock.nowMs();
     if (conn.asm) {
       const n = Math.min(chunk.length, conn.asm.length - conn.asmFill);
       chunk.copy(conn.asm, conn.asmFill, 0, n);
@@ -198,6 +200,7 @@ export class TcpConnections {
       const frame = Buffer.from(conn.buf.subarray(2, 2 + len));
       conn.buf = conn.buf.length === 2 + len ? EMPTY : conn.buf.subarray(2 + len);
       d.counters.queries.tcp++;
+      conn.lastActiveMs = d.clock.nowMs();
       const send = (bytes: Buffer): void => this.writeFrame(conn, bytes);
       const p = d.query(frame, conn.remote, send);
       if (p) {

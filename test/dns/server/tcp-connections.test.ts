@@ -78,6 +78,29 @@ s('TCP: an idle connection is closed after tcpIdleTimeoutMs (by the injected clo
   }
 });
 
+s('TCP: a frame trickled a byte at a time does not keep the connection from being idle', async () => {
+  const c = await startServer({ limits: { tcpIdleTimeoutMs: 10_000 } });
+  const client = await TcpClient.connect(c.port);
+  try {
+    const query = buildQuery('www.example');
+    const frame = Buffer.alloc(2 + query.length);
+    frame.writeUInt16BE(query.length, 0);
+    query.copy(frame, 2);
+    // One byte every 3 s of the clock: before, each byte counted as activity and the sweep never
+    // closed it (a review held one open this way for as long as it liked).
+    for (let i = 0; i < 4; i++) {
+      client.socket.write(frame.subarray(i, i + 1));
+      await new Promise((r) => setTimeout(r, 20));
+      c.clock.advanceMs(3_000);
+      assert.is(c.server.sweepIdleConnections(), i < 3 ? 0 : 1, `after byte ${i + 1}`);
+    }
+    await client.waitClosed();
+  } finally {
+    client.close();
+    await c.server.close();
+  }
+});
+
 s('TCP: a connection with a query in flight is not idle', async () => {
   const c = await startServer({ limits: { tcpIdleTimeoutMs: 1000 } });
   const release = c.recursor.holdName('slow.example.');
