@@ -98,6 +98,32 @@ static napi_value throw_errno(napi_env env, int err, const char *syscall) {
   return NULL;
 }
 
+/** ss for a family (4 or 6), raw address bytes (network order, as udpStart's meta holds them) and a port. */
+static void sockaddr_from_bytes(int family, const void *addr, int port, struct sockaddr_storage *ss, socklen_t *len) {
+  memset(ss, 0, sizeof *ss);
+  if (family == 6) {
+    struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons((uint16_t)port);
+    memcpy(&a->sin6_addr, addr, 16);
+    *len = sizeof *a;
+  } else {
+    struct sockaddr_in *a = (struct sockaddr_in *)ss;
+    a->sin_family = AF_INET;
+    a->sin_port = htons((uint16_t)port);
+    memcpy(&a->sin_addr, addr, 4);
+    *len = sizeof *a;
+  }
+}
+
+/** The same from an address literal; false when it does not parse as the family's. */
+static bool sockaddr_from_text(int family, const char *text, int port, struct sockaddr_storage *ss, socklen_t *len) {
+  unsigned char addr[16];
+  if (inet_pton(family == 6 ? AF_INET6 : AF_INET, text, addr) != 1) return false;
+  sockaddr_from_bytes(family, addr, port, ss, len);
+  return true;
+}
+
 static void free_if_done(endpoint_t *ep) {
   if (ep->finalized && ep->poll_done) free(ep);
 }
@@ -169,21 +195,8 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
   CHECK(napi_get_value_int32(env, argv[2], &port));
   CHECK(napi_get_value_bool(env, argv[3], &v6only));
   struct sockaddr_storage ss;
-  memset(&ss, 0, sizeof ss);
   socklen_t sslen;
-  if (family == 6) {
-    struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-    a->sin6_family = AF_INET6;
-    a->sin6_port = htons((uint16_t)port);
-    if (inet_pton(AF_INET6, text, &a->sin6_addr) != 1) return throw_errno(env, EINVAL, "inet_pton");
-    sslen = sizeof *a;
-  } else {
-    struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-    a->sin_family = AF_INET;
-    a->sin_port = htons((uint16_t)port);
-    if (inet_pton(AF_INET, text, &a->sin_addr) != 1) return throw_errno(env, EINVAL, "inet_pton");
-    sslen = sizeof *a;
-  }
+  if (!sockaddr_from_text(family, text, port, &ss, &sslen)) return throw_errno(env, EINVAL, "inet_pton");
   int fd = socket(family == 6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return throw_errno(env, errno, "socket");
   if (family == 6) {
@@ -342,21 +355,8 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
     err = EBADF;
   } else {
     struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof ss);
     socklen_t sslen;
-    if (family == 6) {
-      struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-      a->sin6_family = AF_INET6;
-      a->sin6_port = htons((uint16_t)port);
-      memcpy(&a->sin6_addr, w, 16);
-      sslen = sizeof *a;
-    } else {
-      struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-      a->sin_family = AF_INET;
-      a->sin_port = htons((uint16_t)port);
-      memcpy(&a->sin_addr, w, 4);
-      sslen = sizeof *a;
-    }
+    sockaddr_from_bytes(family, w, port, &ss, &sslen);
     ssize_t sent;
     do {
       sent = sendto(ep->fd, buf, len, MSG_DONTWAIT, (struct sockaddr *)&ss, sslen);
@@ -589,21 +589,8 @@ static napi_value udp_query(napi_env env, napi_callback_info info) {
     CHECK(napi_create_reference(env, resource, 1, &query_resource));
   }
   struct sockaddr_storage ss;
-  memset(&ss, 0, sizeof ss);
   socklen_t sslen;
-  if (family == 6) {
-    struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-    a->sin6_family = AF_INET6;
-    a->sin6_port = htons((uint16_t)port);
-    if (inet_pton(AF_INET6, text, &a->sin6_addr) != 1) return throw_errno(env, EINVAL, "inet_pton");
-    sslen = sizeof *a;
-  } else {
-    struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-    a->sin_family = AF_INET;
-    a->sin_port = htons((uint16_t)port);
-    if (inet_pton(AF_INET, text, &a->sin_addr) != 1) return throw_errno(env, EINVAL, "inet_pton");
-    sslen = sizeof *a;
-  }
+  if (!sockaddr_from_text(family, text, port, &ss, &sslen)) return throw_errno(env, EINVAL, "inet_pton");
   int fd = socket(family == 6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return throw_errno(env, errno, "socket");
   /* connect binds to a random ephemeral port (Linux randomises within ip_local_port_range). */
