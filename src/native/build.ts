@@ -39,10 +39,15 @@ function main(): void {
   if (process.platform !== 'linux') fail(`it uses Linux system calls (recvmmsg), and this is ${process.platform}`);
   const include = headerDir();
   if (!include) fail(`no Node.js headers (node_api.h, uv.h) beside ${process.execPath} or in /usr/include/node; set MXSENTRY_NODE_HEADERS to their folder`);
-  const cc = process.env.CC || 'cc';
+  // CC may carry arguments (CC="ccache gcc"), as make's does.
+  const [cc = 'cc', ...ccArgs] = (process.env.CC || 'cc').trim().split(/\s+/);
   mkdirSync(dirname(output), { recursive: true });
   rmSync(output, { force: true });
-  const args = ['-O2', '-Wall', '-Wextra', '-std=gnu11', '-shared', '-fPIC', '-fvisibility=hidden', '-I', include, source, '-o', output];
+  const args = [
+    ...ccArgs, '-O2', '-Wall', '-Wextra', '-std=gnu11', '-shared', '-fPIC', '-fvisibility=hidden',
+    // Never unloaded: a worker's teardown unloads addons while uv_close callbacks into this code are pending.
+    '-Wl,-z,nodelete', '-I', include, source, '-o', output,
+  ];
   const r = spawnSync(cc, args, { encoding: 'utf8' });
   if (r.error) fail(`${cc}: ${(r.error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no C compiler on PATH' : r.error.message}`);
   if (r.status !== 0) fail(`${cc} ${args.join(' ')} exited ${String(r.status)}:\n${r.stderr.trim()}`);

@@ -12,8 +12,8 @@ export interface NativeUdp {
   udpOpen(family: 4 | 6, address: string, port: number, v6only: boolean): object;
   udpAdopt(fd: number): object;
   udpStart(h: object, onBatch: (n: number) => void): { data: Buffer; meta: Int32Array };
-  udpSend(h: object, bytes: Buffer, family: number, port: number, w0: number, w1: number, w2: number, w3: number): number;
-  udpAddressText(family: number, w0: number, w1: number, w2: number, w3: number): string;
+  udpSend(h: object, bytes: Buffer, family: number, port: number, w0: number, w1: number, w2: number, w3: number, scope: number): number;
+  udpAddressText(family: number, w0: number, w1: number, w2: number, w3: number, scope?: number): string;
   udpLocal(h: object): { address: string; port: number; family: string };
   udpBuffer(h: object, which: 'recv' | 'send', bytes?: number): number;
   udpClose(h: object): void;

@@ -14,10 +14,12 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <node_api.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -27,7 +29,7 @@
 /** Datagrams taken per recvmmsg(2) call, and bytes per slot (any UDP payload fits: no truncation). */
 #define BATCH 16
 #define SLOT_BYTES 65536
-/** int32 words of per-slot metadata: length, family (4 or 6), port, 4 words of raw address. */
+/** int32 words of per-slot metadata: length, family (4 or 6), port, 4 words of raw address, IPv6 scope id. */
 #define META_WORDS 8
 /** Batches taken per wakeup before other events get their turn (level-triggered: it fires again). */
 #define MAX_ROUNDS 4
@@ -134,22 +136,34 @@ static void on_poll_closed(uv_handle_t *handle) {
   free_if_done(ep);
 }
 
+/** Stops polling, closes the socket and releases what udpStart held. Safe to call twice. */
+static void endpoint_close(napi_env env, endpoint_t *ep) {
+  if (ep->closed) return;
+  ep->closed = true;
+  if (ep->polling) {
+    ep->polling = false;
+    /* uv_close removes the fd from epoll at once; only then may the fd number be reused. The
+       memory goes when libuv is done with the poll handle (on_poll_closed). */
+    uv_close((uv_handle_t *)&ep->poll, on_poll_closed);
+  }
+  if (ep->fd >= 0) close(ep->fd);
+  ep->fd = -1;
+  if (ep->callback) napi_delete_reference(env, ep->callback);
+  if (ep->resource) napi_delete_reference(env, ep->resource);
+  if (ep->data_ref) napi_delete_reference(env, ep->data_ref);
+  if (ep->meta_ref) napi_delete_reference(env, ep->meta_ref);
+  if (ep->async_context) napi_async_destroy(env, ep->async_context);
+  ep->callback = ep->resource = ep->data_ref = ep->meta_ref = NULL;
+  ep->async_context = NULL;
+  ep->data = NULL;
+  ep->meta = NULL;
+}
+
 static void finalize(napi_env env, void *data, void *hint) {
-  (void)env;
   (void)hint;
   endpoint_t *ep = data;
   ep->finalized = true;
-  if (!ep->closed && ep->fd >= 0) {
-    /* Collected without udpClose (a bug of the caller): do not leak the socket. The memory goes
-       when libuv is done with the poll handle (on_poll_closed). */
-    ep->closed = true;
-    if (ep->polling) {
-      ep->polling = false;
-      uv_close((uv_handle_t *)&ep->poll, on_poll_closed);
-    }
-    close(ep->fd);
-    ep->fd = -1;
-  }
+  endpoint_close(env, ep); /* collected without udpClose (a bug of the caller): no leak */
   free_if_done(ep);
 }
 
@@ -225,7 +239,8 @@ static napi_value udp_adopt(napi_env env, napi_callback_info info) {
   CHECK(napi_get_value_int32(env, argv[0], &fd));
   int type = 0;
   socklen_t tl = sizeof type;
-  if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0) return throw_errno(env, errno ? errno : EBADF, "getsockopt");
+  if (fd < 0) return throw_errno(env, EBADF, "getsockopt");
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0) return throw_errno(env, errno, "getsockopt");
   if (type != SOCK_DGRAM) return throw_errno(env, ENOTSOCK, "getsockopt");
   /* Owned from here on, as dgram's bind({ fd }) owns it: udpClose closes it. */
   int flags = fcntl(fd, F_GETFL);
@@ -240,8 +255,23 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
   for (int round = 0; round < MAX_ROUNDS && ep->polling; round++) {
     int n;
     if (status < 0) {
-      n = status; /* a libuv error code (negative errno) */
+      /* EPOLLERR: libuv reports UV_EBADF and has stopped the poll. Take the pending error and drain
+         the error queue (IP_RECVERR on an inherited socket), report it once, and resume polling,
+         or the listener would stay deaf for good. */
+      int soerr = 0;
+      socklen_t sl = sizeof soerr;
+      if (getsockopt(ep->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0) soerr = 0;
+      for (int i = 0; i < 64; i++) {
+        char control[512];
+        struct msghdr mh;
+        memset(&mh, 0, sizeof mh);
+        mh.msg_control = control;
+        mh.msg_controllen = sizeof control;
+        if (recvmsg(ep->fd, &mh, MSG_ERRQUEUE | MSG_DONTWAIT) < 0) break;
+      }
+      n = soerr != 0 ? -soerr : status;
       status = 0;
+      if (uv_poll_start(&ep->poll, UV_READABLE, on_readable) < 0) ep->polling = false;
     } else {
       for (int i = 0; i < BATCH; i++) {
         ep->iov[i].iov_base = ep->data + (size_t)i * SLOT_BYTES;
@@ -268,6 +298,7 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
           m[1] = 6;
           m[2] = ntohs(a->sin6_port);
           memcpy(m + 3, &a->sin6_addr, 16);
+          m[7] = (int32_t)a->sin6_scope_id; /* a link-local client's interface, for the reply */
         } else {
           struct sockaddr_in *a = (struct sockaddr_in *)&ep->addrs[i];
           m[1] = 4;
@@ -336,10 +367,10 @@ static napi_value udp_start(napi_env env, napi_callback_info info) {
   return out;
 }
 
-/** udpSend(handle, buf, family, port, w0, w1, w2, w3) -> 0, or the errno of sendto(2) (EAGAIN: dropped). */
+/** udpSend(handle, buf, family, port, w0, w1, w2, w3, scope) -> 0, or the errno of sendto(2) (EAGAIN: dropped). */
 static napi_value udp_send(napi_env env, napi_callback_info info) {
-  size_t argc = 8;
-  napi_value argv[8];
+  size_t argc = 9;
+  napi_value argv[9];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   endpoint_t *ep = get_endpoint(env, argv[0]);
   if (ep == NULL) return NULL;
@@ -350,6 +381,8 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
   CHECK(napi_get_value_int32(env, argv[2], &family));
   CHECK(napi_get_value_int32(env, argv[3], &port));
   for (int i = 0; i < 4; i++) CHECK(napi_get_value_int32(env, argv[4 + i], &w[i]));
+  int32_t scope = 0;
+  if (argc >= 9) CHECK(napi_get_value_int32(env, argv[8], &scope));
   int err = 0;
   if (ep->closed) {
     err = EBADF;
@@ -357,6 +390,7 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
     struct sockaddr_storage ss;
     socklen_t sslen;
     sockaddr_from_bytes(family, w, port, &ss, &sslen);
+    if (family == 6) ((struct sockaddr_in6 *)&ss)->sin6_scope_id = (uint32_t)scope;
     ssize_t sent;
     do {
       sent = sendto(ep->fd, buf, len, MSG_DONTWAIT, (struct sockaddr *)&ss, sslen);
@@ -368,16 +402,23 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
   return out;
 }
 
-/** udpAddressText(family, w0, w1, w2, w3) -> the address as inet_ntop(3) writes it (as Node's rinfo). */
+/** udpAddressText(family, w0, w1, w2, w3, scope?) -> the address as Node's rinfo writes it (fe80::1%eth0 with a scope). */
 static napi_value udp_address_text(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
+  size_t argc = 6;
+  napi_value argv[6];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  int32_t family = 0, w[4] = {0, 0, 0, 0};
+  int32_t family = 0, w[4] = {0, 0, 0, 0}, scope = 0;
   CHECK(napi_get_value_int32(env, argv[0], &family));
   for (int i = 0; i < 4; i++) CHECK(napi_get_value_int32(env, argv[1 + i], &w[i]));
-  char text[INET6_ADDRSTRLEN];
-  if (inet_ntop(family == 6 ? AF_INET6 : AF_INET, w, text, sizeof text) == NULL) return throw_errno(env, errno, "inet_ntop");
+  if (argc >= 6) CHECK(napi_get_value_int32(env, argv[5], &scope));
+  char text[INET6_ADDRSTRLEN + IF_NAMESIZE + 1];
+  if (inet_ntop(family == 6 ? AF_INET6 : AF_INET, w, text, INET6_ADDRSTRLEN) == NULL) return throw_errno(env, errno, "inet_ntop");
+  if (family == 6 && scope != 0) {
+    /* The interface name, or its index when it has none. */
+    size_t l = strlen(text);
+    text[l++] = '%';
+    if (if_indextoname((unsigned)scope, text + l) == NULL) snprintf(text + l, sizeof text - l, "%u", (unsigned)scope);
+  }
   napi_value out;
   CHECK(napi_create_string_latin1(env, text, NAPI_AUTO_LENGTH, &out));
   return out;
@@ -453,24 +494,7 @@ static napi_value udp_close(napi_env env, napi_callback_info info) {
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   endpoint_t *ep = get_endpoint(env, argv[0]);
   if (ep == NULL) return NULL;
-  if (ep->closed) return NULL;
-  ep->closed = true;
-  if (ep->polling) {
-    ep->polling = false;
-    /* uv_close removes the fd from epoll at once; only then may the fd number be reused. */
-    uv_close((uv_handle_t *)&ep->poll, on_poll_closed);
-  }
-  close(ep->fd);
-  ep->fd = -1;
-  if (ep->callback) napi_delete_reference(env, ep->callback);
-  if (ep->resource) napi_delete_reference(env, ep->resource);
-  if (ep->data_ref) napi_delete_reference(env, ep->data_ref);
-  if (ep->meta_ref) napi_delete_reference(env, ep->meta_ref);
-  if (ep->async_context) napi_async_destroy(env, ep->async_context);
-  ep->callback = ep->resource = ep->data_ref = ep->meta_ref = NULL;
-  ep->async_context = NULL;
-  ep->data = NULL;
-  ep->meta = NULL;
+  endpoint_close(env, ep);
   return NULL;
 }
 
@@ -486,11 +510,27 @@ typedef struct {
   napi_ref callback;
 } query_t;
 
-/** One async context for every query's callbacks (async hooks see them as one resource). */
-static napi_async_context query_context;
-static napi_ref query_resource;
-/** Receive buffer of the answer being read (one thread: the event loop's). */
-static uint8_t answer_buf[SLOT_BYTES];
+/** Per napi_env (the main thread, each worker): one async context for every query's callbacks. */
+typedef struct {
+  napi_async_context query_context;
+  napi_ref query_resource;
+} instance_t;
+/** Receive buffer of the answer being read (one per thread: each env has its own loop thread). */
+static _Thread_local uint8_t answer_buf[SLOT_BYTES];
+
+static void instance_free(napi_env env, void *data, void *hint) {
+  (void)hint;
+  instance_t *in = data;
+  if (in->query_resource) napi_delete_reference(env, in->query_resource);
+  if (in->query_context) napi_async_destroy(env, in->query_context);
+  free(in);
+}
+
+static instance_t *instance(napi_env env) {
+  void *p = NULL;
+  napi_get_instance_data(env, &p);
+  return p;
+}
 
 static void query_free_if_done(query_t *q) {
   if (q->finalized && q->poll_done) free(q);
@@ -526,16 +566,18 @@ static void deliver(query_t *q, int err, const uint8_t *bytes, size_t len) {
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
   napi_value cb, recv, argv[2], result;
-  napi_get_reference_value(env, q->callback, &cb);
-  napi_get_reference_value(env, query_resource, &recv);
-  napi_create_int32(env, err, &argv[0]);
-  if (bytes) {
-    void *dst = NULL;
-    napi_create_buffer_copy(env, len, bytes, &dst, &argv[1]);
-  } else {
-    napi_get_undefined(env, &argv[1]);
+  instance_t *in = instance(env);
+  void *dst = NULL;
+  bool ok = in != NULL && napi_get_reference_value(env, q->callback, &cb) == napi_ok && cb != NULL &&
+            napi_get_reference_value(env, in->query_resource, &recv) == napi_ok && recv != NULL &&
+            napi_create_int32(env, err, &argv[0]) == napi_ok &&
+            (bytes ? napi_create_buffer_copy(env, len, bytes, &dst, &argv[1]) : napi_get_undefined(env, &argv[1])) == napi_ok;
+  if (!ok) {
+    /* Out of memory or an exception pending: nothing sane to call with; the caller's timer ends the query. */
+    napi_close_handle_scope(env, scope);
+    return;
   }
-  napi_status st = napi_make_callback(env, query_context, recv, cb, 2, argv, &result);
+  napi_status st = napi_make_callback(env, in->query_context, recv, cb, 2, argv, &result);
   if (st == napi_pending_exception) {
     napi_value e;
     napi_get_and_clear_last_exception(env, &e);
@@ -548,7 +590,13 @@ static void on_answer(uv_poll_t *handle, int status, int events) {
   (void)events;
   query_t *q = handle->data;
   if (status < 0) {
-    deliver(q, -status, NULL, 0);
+    /* libuv turns EPOLLERR into UV_EBADF and stops the poll; the socket's own error (ECONNREFUSED,
+       EHOSTUNREACH, ...) is what the caller needs. Reading SO_ERROR also clears it. */
+    int soerr = 0;
+    socklen_t sl = sizeof soerr;
+    int err = getsockopt(q->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 && soerr != 0 ? soerr : -status;
+    deliver(q, err, NULL, 0);
+    if (!q->closed) uv_poll_start(&q->poll, UV_READABLE, on_answer);
     return;
   }
   /* A few datagrams per wakeup: a forged or stray one must not hide the real answer behind it. */
@@ -581,12 +629,17 @@ static napi_value udp_query(napi_env env, napi_callback_info info) {
   CHECK(napi_get_value_string_latin1(env, argv[1], text, sizeof text, &tl));
   CHECK(napi_get_value_int32(env, argv[2], &port));
   CHECK(napi_get_buffer_info(env, argv[3], &buf, &len));
-  if (query_context == NULL) {
+  instance_t *in = instance(env);
+  if (in == NULL) {
+    napi_throw_error(env, "ERR_UDP_IO", "udp-io: no instance data");
+    return NULL;
+  }
+  if (in->query_context == NULL) {
     napi_value resource, name;
     CHECK(napi_create_object(env, &resource));
     CHECK(napi_create_string_utf8(env, "mxsentry.udpQuery", NAPI_AUTO_LENGTH, &name));
-    CHECK(napi_async_init(env, resource, name, &query_context));
-    CHECK(napi_create_reference(env, resource, 1, &query_resource));
+    if (in->query_resource == NULL) CHECK(napi_create_reference(env, resource, 1, &in->query_resource));
+    CHECK(napi_async_init(env, resource, name, &in->query_context));
   }
   struct sockaddr_storage ss;
   socklen_t sslen;
@@ -598,6 +651,10 @@ static napi_value udp_query(napi_env env, napi_callback_info info) {
     int e = errno;
     close(fd);
     return throw_errno(env, e, "connect");
+  }
+  /* A datagram that reached the port between its bind and the connect inside connect(2) is from
+     anyone: drop it (the dgram path checked every datagram's source in JavaScript). */
+  while (recv(fd, answer_buf, 1, MSG_DONTWAIT | MSG_TRUNC) >= 0) {
   }
   if (send(fd, buf, len, MSG_DONTWAIT) < 0) {
     int e = errno;
@@ -613,12 +670,22 @@ static napi_value udp_query(napi_env env, napi_callback_info info) {
   q->env = env;
   q->poll_done = true;
   napi_value ext;
-  if (napi_create_external(env, q, query_finalize, NULL, &ext) != napi_ok || napi_create_reference(env, argv[4], 1, &q->callback) != napi_ok) {
+  napi_ref callback = NULL;
+  /* The reference first: once the external exists, its finalizer owns q and the fd. */
+  if (napi_create_reference(env, argv[4], 1, &callback) != napi_ok) {
     close(fd);
     free(q);
     napi_throw_error(env, "ERR_UDP_IO", "udp-io: cannot create a query handle");
     return NULL;
   }
+  if (napi_create_external(env, q, query_finalize, NULL, &ext) != napi_ok) {
+    napi_delete_reference(env, callback);
+    close(fd);
+    free(q);
+    napi_throw_error(env, "ERR_UDP_IO", "udp-io: cannot create a query handle");
+    return NULL;
+  }
+  q->callback = callback;
   uv_loop_t *loop = NULL;
   CHECK(napi_get_uv_event_loop(env, &loop));
   int r = uv_poll_init_socket(loop, &q->poll, fd);
@@ -663,6 +730,12 @@ NAPI_MODULE_INIT() {
     {"udpQuery", NULL, udp_query, NULL, NULL, NULL, napi_default, NULL},
     {"udpQueryClose", NULL, udp_query_close, NULL, NULL, NULL, napi_default, NULL},
   };
+  instance_t *in = calloc(1, sizeof *in);
+  if (in == NULL || napi_set_instance_data(env, in, instance_free, NULL) != napi_ok) {
+    free(in);
+    napi_throw_error(env, "ERR_UDP_IO", "udp-io: cannot set instance data");
+    return NULL;
+  }
   napi_value slot_bytes, batch, meta_words;
   napi_create_int32(env, SLOT_BYTES, &slot_bytes);
   napi_create_int32(env, BATCH, &batch);

@@ -147,13 +147,15 @@ class NativeEndpoint implements UdpEndpoint {
         const w1 = meta![m + 4]!;
         const w2 = meta![m + 5]!;
         const w3 = meta![m + 6]!;
+        // A link-local client's interface: the reply must leave through it.
+        const scope = meta![m + 7]!;
         // A copy: the slot is overwritten by the next batch, and the slow path keeps the query.
         const msg = Buffer.allocUnsafe(len);
         data!.copy(msg, 0, i * slot, i * slot + len);
-        const client = family === 4 ? this.textV4(w0) : native.udpAddressText(6, w0, w1, w2, w3);
+        const client = family === 4 ? this.textV4(w0) : native.udpAddressText(6, w0, w1, w2, w3, scope);
         const reply = (bytes: Buffer): void => {
           if (this.closed) return;
-          const err = native.udpSend(handle, bytes, family, port, w0, w1, w2, w3);
+          const err = native.udpSend(handle, bytes, family, port, w0, w1, w2, w3, scope);
           if (err !== 0) onError(errnoError(err, 'sendto', `${client}:${port}`));
         };
         try {

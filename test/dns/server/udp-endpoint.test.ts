@@ -5,6 +5,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import dgram from 'node:dgram';
+import { Worker } from 'node:worker_threads';
 import { DnsError } from '../../../src/util/errors.js';
 import { setUdpBuffers } from '../../../src/dns/server/listen-sockets.js';
 import { nativeUdp } from '../../../src/native/native-udp.js';
@@ -151,6 +152,49 @@ s('bind errors are the admin\'s messages; buffer sizes are set and read back; re
     later!(Buffer.from('late'));
     assert.equal(errors, [], `${io}: a reply after close is dropped quietly`);
     c.close();
+  }
+});
+
+s('the native module in a worker thread: its own query context, and terminating the worker leaves this process running', async () => {
+  const { module, problem } = nativeUdp();
+  if (!module) return skipTest('udp-endpoint worker', `the native UDP I/O module is ${problem ?? 'unavailable'}`);
+  const target = await clientSocket('udp4', LOOPBACK);
+  target.on('message', (m, r) => target.send(m, r.port, r.address));
+  const modulePath = new URL('../../../native/udp-io.node', import.meta.url).pathname;
+  // Before: the query context was one static of the process, so a worker's callback aborted the
+  // process (HandleScope), and the module unloaded with the worker under a pending uv_close (SIGSEGV).
+  const code = `
+    const { parentPort, workerData } = require('node:worker_threads');
+    const m = require(workerData.modulePath);
+    const h = m.udpOpen(4, '127.0.0.1', 0, false);
+    m.udpStart(h, () => {});
+    const q = m.udpQuery(4, '127.0.0.1', workerData.port, Buffer.from('ping'), (errno, answer) => {
+      parentPort.postMessage(String(answer));
+      m.udpQueryClose(q);
+    });
+  `;
+  try {
+    for (let i = 0; i < 3; i++) {
+      const w = new Worker(code, { eval: true, workerData: { modulePath, port: target.address().port } });
+      const answer = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`worker ${i}: no answer within 5 s`)), 5000);
+        w.once('message', (m: string) => (clearTimeout(timer), resolve(m)));
+        w.once('error', (e) => (clearTimeout(timer), reject(e)));
+        w.once('exit', (c) => (clearTimeout(timer), reject(new Error(`worker ${i} exited ${c} before answering`))));
+      });
+      assert.is(answer, 'ping');
+      await w.terminate();
+    }
+    // This thread's own queries still work after the workers went.
+    const back = await new Promise<string>((resolve) => {
+      const q = module.udpQuery(4, LOOPBACK, target.address().port, Buffer.from('pong'), (_e, a) => {
+        module.udpQueryClose(q);
+        resolve(String(a));
+      });
+    });
+    assert.is(back, 'pong');
+  } finally {
+    target.close();
   }
 });
 

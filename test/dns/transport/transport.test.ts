@@ -160,6 +160,8 @@ for (const io of udpPaths()) {
     const t0 = performance.now();
     const udpErr = await rejection(ctx.transport.query(ctx.target, q('www.example.com.'), { ...UDP, timeoutMs: 5000 }));
     assert.is(udpErr.code, 'DNS_ERR_NETWORK');
+    // The socket's own error, as dgram reports it (the native path once said EBADF, libuv's word for it).
+    assert.match(udpErr.message, 'ECONNREFUSED');
     const tcpErr = await rejection(ctx.transport.query(ctx.target, q('www.example.com.'), { ...TCP, timeoutMs: 5000 }));
     assert.is(tcpErr.code, 'DNS_ERR_NETWORK');
     assert.ok(performance.now() - t0 < 1000);
