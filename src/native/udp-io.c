@@ -34,13 +34,32 @@
 /** Batches taken per wakeup before other events get their turn (level-triggered: it fires again). */
 #define MAX_ROUNDS 4
 
+/**
+ * When a handle's memory may go: once its JS object was collected (finalized) and libuv is done
+ * with its poll handle (poll_done: the close callback ran, or polling never started). The first
+ * member of endpoint_t and query_t, so one pointer frees either.
+ */
 typedef struct {
+  bool finalized;
+  bool poll_done;
+  uv_poll_t poll;
+} lifetime_t;
+
+static void lifetime_free_if_done(lifetime_t *life) {
+  if (life->finalized && life->poll_done) free(life);
+}
+
+static void on_poll_closed(uv_handle_t *handle) {
+  lifetime_t *life = handle->data; /* the handle struct, whose first member is its lifetime_t */
+  life->poll_done = true;
+  lifetime_free_if_done(life);
+}
+
+typedef struct {
+  lifetime_t life; /* first: its free() frees the endpoint */
   int fd;
   bool polling;   /* uv_poll started and not yet closed */
   bool closed;    /* udpClose ran: sends fail with EBADF */
-  bool finalized; /* the JS handle was collected */
-  bool poll_done; /* the uv_poll handle's close callback ran (or it never started) */
-  uv_poll_t poll;
   napi_env env;
   napi_ref callback;
   napi_ref resource;
@@ -126,16 +145,6 @@ static bool sockaddr_from_text(int family, const char *text, int port, struct so
   return true;
 }
 
-static void free_if_done(endpoint_t *ep) {
-  if (ep->finalized && ep->poll_done) free(ep);
-}
-
-static void on_poll_closed(uv_handle_t *handle) {
-  endpoint_t *ep = handle->data;
-  ep->poll_done = true;
-  free_if_done(ep);
-}
-
 /** Stops polling, closes the socket and releases what udpStart held. Safe to call twice. */
 static void endpoint_close(napi_env env, endpoint_t *ep) {
   if (ep->closed) return;
@@ -144,7 +153,7 @@ static void endpoint_close(napi_env env, endpoint_t *ep) {
     ep->polling = false;
     /* uv_close removes the fd from epoll at once; only then may the fd number be reused. The
        memory goes when libuv is done with the poll handle (on_poll_closed). */
-    uv_close((uv_handle_t *)&ep->poll, on_poll_closed);
+    uv_close((uv_handle_t *)&ep->life.poll, on_poll_closed);
   }
   if (ep->fd >= 0) close(ep->fd);
   ep->fd = -1;
@@ -162,9 +171,9 @@ static void endpoint_close(napi_env env, endpoint_t *ep) {
 static void finalize(napi_env env, void *data, void *hint) {
   (void)hint;
   endpoint_t *ep = data;
-  ep->finalized = true;
+  ep->life.finalized = true;
   endpoint_close(env, ep); /* collected without udpClose (a bug of the caller): no leak */
-  free_if_done(ep);
+  lifetime_free_if_done(&ep->life);
 }
 
 static endpoint_t *get_endpoint(napi_env env, napi_value v) {
@@ -184,7 +193,7 @@ static napi_value wrap_fd(napi_env env, int fd) {
   }
   ep->fd = fd;
   ep->env = env;
-  ep->poll_done = true;
+  ep->life.poll_done = true;
   napi_value ext;
   if (napi_create_external(env, ep, finalize, NULL, &ext) != napi_ok) {
     close(fd);
@@ -271,7 +280,7 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
       }
       n = soerr != 0 ? -soerr : status;
       status = 0;
-      if (uv_poll_start(&ep->poll, UV_READABLE, on_readable) < 0) ep->polling = false;
+      if (uv_poll_start(&ep->life.poll, UV_READABLE, on_readable) < 0) ep->polling = false;
     } else {
       for (int i = 0; i < BATCH; i++) {
         ep->iov[i].iov_base = ep->data + (size_t)i * SLOT_BYTES;
@@ -354,12 +363,12 @@ static napi_value udp_start(napi_env env, napi_callback_info info) {
   ep->meta = mp;
   uv_loop_t *loop = NULL;
   CHECK(napi_get_uv_event_loop(env, &loop));
-  int r = uv_poll_init_socket(loop, &ep->poll, ep->fd);
+  int r = uv_poll_init_socket(loop, &ep->life.poll, ep->fd);
   if (r < 0) return throw_errno(env, -r, "uv_poll_init");
-  ep->poll.data = ep;
-  ep->poll_done = false;
+  ep->life.poll.data = ep;
+  ep->life.poll_done = false;
   ep->polling = true;
-  r = uv_poll_start(&ep->poll, UV_READABLE, on_readable);
+  r = uv_poll_start(&ep->life.poll, UV_READABLE, on_readable);
   if (r < 0) return throw_errno(env, -r, "uv_poll_start");
   CHECK(napi_create_object(env, &out));
   CHECK(napi_set_named_property(env, out, "data", data));
@@ -501,11 +510,9 @@ static napi_value udp_close(napi_env env, napi_callback_info info) {
 /* ---- upstream queries ------------------------------------------------------------------------ */
 
 typedef struct {
+  lifetime_t life; /* first: its free() frees the query */
   int fd;
   bool closed;
-  bool finalized;
-  bool poll_done;
-  uv_poll_t poll;
   napi_env env;
   napi_ref callback;
 } query_t;
@@ -532,20 +539,10 @@ static instance_t *instance(napi_env env) {
   return p;
 }
 
-static void query_free_if_done(query_t *q) {
-  if (q->finalized && q->poll_done) free(q);
-}
-
-static void on_query_poll_closed(uv_handle_t *handle) {
-  query_t *q = handle->data;
-  q->poll_done = true;
-  query_free_if_done(q);
-}
-
 static void query_close(napi_env env, query_t *q) {
   if (q->closed) return;
   q->closed = true;
-  if (!q->poll_done) uv_close((uv_handle_t *)&q->poll, on_query_poll_closed);
+  if (!q->life.poll_done) uv_close((uv_handle_t *)&q->life.poll, on_poll_closed);
   close(q->fd);
   q->fd = -1;
   if (q->callback) napi_delete_reference(env, q->callback);
@@ -555,9 +552,9 @@ static void query_close(napi_env env, query_t *q) {
 static void query_finalize(napi_env env, void *data, void *hint) {
   (void)hint;
   query_t *q = data;
-  q->finalized = true;
+  q->life.finalized = true;
   query_close(env, q); /* collected open: a bug of the caller; do not leak the socket */
-  query_free_if_done(q);
+  lifetime_free_if_done(&q->life);
 }
 
 /** Calls the query's callback with (errno, answer | undefined). */
@@ -596,7 +593,7 @@ static void on_answer(uv_poll_t *handle, int status, int events) {
     socklen_t sl = sizeof soerr;
     int err = getsockopt(q->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 && soerr != 0 ? soerr : -status;
     deliver(q, err, NULL, 0);
-    if (!q->closed) uv_poll_start(&q->poll, UV_READABLE, on_answer);
+    if (!q->closed) uv_poll_start(&q->life.poll, UV_READABLE, on_answer);
     return;
   }
   /* A few datagrams per wakeup: a forged or stray one must not hide the real answer behind it. */
@@ -668,7 +665,7 @@ static napi_value udp_query(napi_env env, napi_callback_info info) {
   }
   q->fd = fd;
   q->env = env;
-  q->poll_done = true;
+  q->life.poll_done = true;
   napi_value ext;
   napi_ref callback = NULL;
   /* The reference first: once the external exists, its finalizer owns q and the fd. */
@@ -688,14 +685,14 @@ static napi_value udp_query(napi_env env, napi_callback_info info) {
   q->callback = callback;
   uv_loop_t *loop = NULL;
   CHECK(napi_get_uv_event_loop(env, &loop));
-  int r = uv_poll_init_socket(loop, &q->poll, fd);
+  int r = uv_poll_init_socket(loop, &q->life.poll, fd);
   if (r < 0) {
     query_close(env, q);
     return throw_errno(env, -r, "uv_poll_init");
   }
-  q->poll.data = q;
-  q->poll_done = false;
-  r = uv_poll_start(&q->poll, UV_READABLE, on_answer);
+  q->life.poll.data = q;
+  q->life.poll_done = false;
+  r = uv_poll_start(&q->life.poll, UV_READABLE, on_answer);
   if (r < 0) {
     query_close(env, q);
     return throw_errno(env, -r, "uv_poll_start");
