@@ -279,6 +279,10 @@ export async function startDaemon(v: ConfigValues, logger: Logger, clock: Clock,
       const err = store.lastError();
       return err ? `${err.code}: ${err.message}` : undefined;
     },
+    storeFailure: () => {
+      const err = store.current() ? store.failure() : undefined;
+      return err ? `${err.code}: ${err.message}` : undefined;
+    },
   });
   const storeLogger = moduleLogger(logger, 'store');
   const store = ResilientGreylistStore.start({

@@ -194,6 +194,7 @@ export function formatReplicationStatus(s: ReplicationStatus, source: StatusSour
   lines.push(fmt(header), ...rows.map(fmt));
   if (s.refusedConnections > 0) lines.push(`refused inbound connections since start: ${s.refusedConnections}`);
   if (s.storeProblem) lines.push(`WARNING: this node's greylist store is not open (${s.storeProblem}): nothing is replicated until it is`);
+  if (s.storeFailure) lines.push(`WARNING: this node's greylist store is failing (${s.storeFailure}): peers' records are not merged until it recovers`);
   if (s.clampedRecords > 0) lines.push(`records with future times clamped since start: ${s.clampedRecords}`);
   for (const p of s.peers) {
     if (p.clockOffsetMs !== null && Math.abs(p.clockOffsetMs) > CLOCK_SKEW_WARN_MS) {

@@ -93,6 +93,11 @@ s('status is a table with each peer, connected or not, its lag and last error', 
   assert.match(out, /refused inbound connections since start: 2/);
   assert.not.match(out, /clock/, 'a peer 1.2 s off is no warning');
   assert.match(formatReplicationStatus({ ...status, storeProblem: 'STORE_ERR_OPEN: damaged' }, { kind: 'daemon' }, now), /^WARNING: this node's greylist store is not open \(STORE_ERR_OPEN: damaged\): nothing is replicated until it is$/m);
+  // An open store that fails (a full disk): said here too, not only at the peer that cannot push to it.
+  assert.match(
+    formatReplicationStatus({ ...status, storeFailure: 'STORE_ERR_FULL: No space left on device' }, { kind: 'daemon' }, now),
+    /^WARNING: this node's greylist store is failing \(STORE_ERR_FULL: No space left on device\): peers' records are not merged until it recovers$/m,
+  );
   const skewed = formatReplicationStatus({ ...status, peers: [{ ...status.peers[0]!, clockOffsetMs: -3_600_400 }] }, { kind: 'daemon' }, now);
   assert.match(skewed, /^WARNING: the clock of mx2 is 3600 s behind this node's: greylisting across nodes needs synchronised clocks \(run NTP on every node\)$/m);
   assert.match(formatReplicationStatus(status, { kind: 'file', writtenAtMs: now - 60_000, pid: 42, running: false }, now), /pid 42 60s ago/);

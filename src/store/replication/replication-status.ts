@@ -67,6 +67,8 @@ export interface ReplicationStatus {
   clampedRecords: number;
   /** Why this node's greylist store is not open, when it is not: replication waits for it. */
   storeProblem?: string;
+  /** Why this node's open greylist store is failing (a full disk, EIO): peers' records wait for it. */
+  storeFailure?: string;
   atMs: number;
 }
 

@@ -3,7 +3,6 @@
 // the peer merges each batch of records (applyRemoteBatch) and acknowledges. A periodic per-bucket digest comparison
 // repairs whatever the log no longer holds. Started by main.ts; `status()` feeds the CLI and metrics.
 // It is never on the SMTP request path and never decides greylisting; it reaches LMDB only via the store.
-//
 // Link life cycle (one per configured peer):  dial (TLS-PSK) -> HELLO both ways -> [push batch ->
 // ack -> persist cursor]* with a digest round after the first catch-up and every digest interval ->
 // idle: poll the log -> on any failure close, record the error, redial after a capped backoff.
@@ -64,6 +63,8 @@ export interface ReplicatorOptions {
   statusFile?: string;
   /** Why the greylist store is not open (its last failure), told to peers and shown by the status. */
   storeProblem?: () => string | undefined;
+  /** Why the open store is failing (it takes no writes), for the status; undefined while it works. */
+  storeFailure?: () => string | undefined;
   /** How often the status snapshot is written (default 5 s). */
   statusFileIntervalMs?: number;
   /** Incoming times later than now + this are clamped to it (default 60 s of clock skew allowed). */
@@ -391,6 +392,7 @@ export class Replicator {
       clampedRecords: this.clamped,
       atMs: now,
       ...(store ? {} : { storeProblem: this.opts.storeProblem?.() ?? 'not open yet' }),
+      ...(store && this.opts.storeFailure?.() ? { storeFailure: this.opts.storeFailure() } : {}),
     };
   }
 

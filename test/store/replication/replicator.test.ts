@@ -569,8 +569,22 @@ s('a node whose store is not open tells its peers why, and its own status says s
     const own = await b.status();
     assert.is(own.storeProblem, 'STORE_ERR_OPEN: data.mdb is not a usable LMDB data file');
     assert.not.ok('storeProblem' in (await a.repl.status()), 'an open store has no problem to show');
+    assert.not.ok('storeFailure' in (await a.repl.status()), 'nor a failure while it works');
   } finally {
     await b.stop();
+  }
+});
+
+s('an open store that fails (a full disk) is in the node\'s own status, not only at its peers', async () => {
+  const port = await freeLoopbackPort();
+  let failure: string | undefined;
+  const a = await startNode({ name: 'a', port, peers: [], extra: { storeFailure: () => failure } });
+  try {
+    assert.not.ok('storeFailure' in (await a.repl.status()));
+    failure = 'STORE_ERR_FULL: greylist decisions: No space left on device';
+    assert.is((await a.repl.status()).storeFailure, failure);
+  } finally {
+    await stopNode(a);
   }
 });
 
