@@ -1,15 +1,17 @@
-// Native UDP I/O for the DNS server's listeners and the resolver's upstream queries (loaded by
-// src/native/native-udp.ts; used by src/dns/server/udp-endpoint.ts and src/dns/transport/transport.ts).
-// Node's dgram costs about 30 us of CPU per query answered (a Buffer, an rinfo object and an event
-// per datagram, a lookup and a request object per send), more than Unbound spends on a whole cached
-// answer. Here libuv polls the socket, recvmmsg(2) takes up to BATCH datagrams per wakeup into one
-// shared buffer, JavaScript is entered once per batch, and each reply is one sendto(2) from the
-// caller's Buffer. It never parses DNS, keeps no state between batches, and never blocks: a full
-// send buffer drops the reply (EAGAIN to the caller), as Unbound does.
-// Upstream queries (src/dns/transport/transport.ts): udpQuery opens a fresh socket per query,
-// connects it (the kernel picks a random ephemeral port and drops datagrams from anyone else),
-// sends, and hands each datagram that arrives to a callback until the caller closes it.
-// Built by src/native/build.ts with the system C compiler against Node's own headers (N-API, libuv).
+// Native UDP I/O, loaded by src/native/native-udp.ts: the DNS listeners (dns/server/udp-endpoint.ts)
+// and the resolver's upstream queries (dns/transport/transport.ts). It never parses DNS and never
+// blocks: a full send buffer drops the reply (EAGAIN to the caller), as Unbound does. Built by
+// src/native/build.ts with the system C compiler against Node's own headers (N-API, libuv).
+
+/*
+ * Why: Node's dgram costs about 30 us of CPU per query answered (a Buffer, an rinfo object and an
+ * event per datagram, a lookup and a request object per send), more than Unbound spends on a whole
+ * cached answer. Here libuv polls the socket, recvmmsg(2) takes up to BATCH datagrams per wakeup
+ * into one shared buffer, JavaScript is entered once per batch, and each reply is one sendto(2) from
+ * the caller's Buffer. udpQuery opens a fresh socket per upstream query and connects it (the kernel
+ * picks a random ephemeral port and drops datagrams from anyone else), sends, and hands each
+ * datagram that arrives to a callback until the caller closes it.
+ */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
