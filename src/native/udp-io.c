@@ -481,14 +481,21 @@ static napi_value udp_buffer(napi_env env, napi_callback_info info) {
   char which[8];
   size_t wl = 0;
   CHECK(napi_get_value_string_latin1(env, argv[1], which, sizeof which, &wl));
-  int opt = strcmp(which, "send") == 0 ? SO_SNDBUF : SO_RCVBUF;
+  bool send_side = strcmp(which, "send") == 0;
+  int opt = send_side ? SO_SNDBUF : SO_RCVBUF;
   if (ep->closed) return throw_errno(env, EBADF, "setsockopt");
   napi_valuetype t = napi_undefined;
   if (argc >= 3) CHECK(napi_typeof(env, argv[2], &t));
   if (t == napi_number) {
     int32_t bytes = 0;
     CHECK(napi_get_value_int32(env, argv[2], &bytes));
-    if (setsockopt(ep->fd, SOL_SOCKET, opt, &bytes, sizeof bytes) < 0) return throw_errno(env, errno, "setsockopt");
+    /* As Unbound: the FORCE variant passes net.core.rmem_max / wmem_max where the process may
+       (CAP_NET_ADMIN, e.g. root); elsewhere it fails with EPERM and the capped request is made. */
+    int force = send_side ? SO_SNDBUFFORCE : SO_RCVBUFFORCE;
+    if (setsockopt(ep->fd, SOL_SOCKET, force, &bytes, sizeof bytes) < 0 &&
+        setsockopt(ep->fd, SOL_SOCKET, opt, &bytes, sizeof bytes) < 0) {
+      return throw_errno(env, errno, "setsockopt");
+    }
   }
   int got = 0;
   socklen_t gl = sizeof got;
