@@ -2,6 +2,7 @@
 // for the DNS server's listeners (dns/server/udp-endpoint.ts) and the upstream transport
 // (dns/transport/transport.ts), and turns its errno numbers into Node-style errors. It does no I/O.
 import { createRequire } from 'node:module';
+import { getSystemErrorName } from 'node:util';
 import { describeError } from '../util/errors.js';
 
 /** The module's surface (see udp-io.c for each function's contract). */
@@ -46,12 +47,6 @@ export function nativeUdp(): { module: NativeUdp | undefined; problem: string | 
 
 /** An Error as Node's socket errors look: code (EAGAIN, ...), errno, syscall. */
 export function errnoError(errno: number, syscall: string, peer?: string): Error {
-  const code = ERRNO_NAMES[errno] ?? `errno ${errno}`;
+  const code = getSystemErrorName(-errno);
   return Object.assign(new Error(`${syscall} ${code}${peer ? ` ${peer}` : ''}`), { code, errno: -errno, syscall });
 }
-
-/** Linux errno names a UDP socket reports (asm-generic/errno*.h). */
-const ERRNO_NAMES: Record<number, string> = {
-  1: 'EPERM', 9: 'EBADF', 11: 'EAGAIN', 12: 'ENOMEM', 13: 'EACCES', 22: 'EINVAL', 24: 'EMFILE', 90: 'EMSGSIZE', 97: 'EAFNOSUPPORT',
-  99: 'EADDRNOTAVAIL', 100: 'ENETDOWN', 101: 'ENETUNREACH', 105: 'ENOBUFS', 111: 'ECONNREFUSED', 113: 'EHOSTUNREACH',
-};

@@ -85,27 +85,8 @@ typedef struct {
 
 /** Throws an Error whose code is the errno name (EADDRINUSE, ...), as Node's own socket errors. */
 static napi_value throw_errno(napi_env env, int err, const char *syscall) {
-  const char *code = "EUNKNOWN";
-  switch (err) {
-    case EACCES: code = "EACCES"; break;
-    case EPERM: code = "EPERM"; break;
-    case EADDRINUSE: code = "EADDRINUSE"; break;
-    case EADDRNOTAVAIL: code = "EADDRNOTAVAIL"; break;
-    case EAFNOSUPPORT: code = "EAFNOSUPPORT"; break;
-    case EINVAL: code = "EINVAL"; break;
-    case EBADF: code = "EBADF"; break;
-    case ENOTSOCK: code = "ENOTSOCK"; break;
-    case EMFILE: code = "EMFILE"; break;
-    case ENFILE: code = "ENFILE"; break;
-    case ENOBUFS: code = "ENOBUFS"; break;
-    case ENOMEM: code = "ENOMEM"; break;
-    case EAGAIN: code = "EAGAIN"; break;
-    case EMSGSIZE: code = "EMSGSIZE"; break;
-    case ENETDOWN: code = "ENETDOWN"; break;
-    case ENETUNREACH: code = "ENETUNREACH"; break;
-    case EHOSTUNREACH: code = "EHOSTUNREACH"; break;
-    case ECONNREFUSED: code = "ECONNREFUSED"; break;
-  }
+  char code[32];
+  uv_err_name_r(-err, code, sizeof code); /* libuv's names are Node's error codes: EADDRINUSE, ... */
   char msg[160];
   snprintf(msg, sizeof msg, "%s %s (%s)", syscall, code, strerror(err));
   napi_value m, c, e, s;
