@@ -3,7 +3,7 @@
 // (dns/transport/transport.ts), and turns its errno numbers into Node-style errors. It does no I/O.
 import { createRequire } from 'node:module';
 import { getSystemErrorName } from 'node:util';
-import { describeError } from '../util/errors.js';
+import { DnsError, describeError } from '../util/errors.js';
 
 /** The module's surface (see udp-io.c for each function's contract). */
 export interface NativeUdp {
@@ -43,6 +43,21 @@ export function nativeUdp(): { module: NativeUdp | undefined; problem: string | 
     loaded = { module: undefined, problem: code === 'MODULE_NOT_FOUND' ? 'not built (no C compiler at npm run build?)' : `cannot be loaded: ${describeError(err)}` };
   }
   return loaded;
+}
+
+/** A UDP I/O path: the native module, or node:dgram. */
+export type UdpIo = 'native' | 'dgram';
+
+/**
+ * The module for a caller's choice of path: undefined for 'dgram', or when it is not there and no
+ * path was named (the default falls back to dgram); a caller (a test) that names 'native' gets a
+ * DnsError with `code` when it is not there.
+ */
+export function nativeUdpFor(io: UdpIo | undefined, code: string): NativeUdp | undefined {
+  if (io === 'dgram') return undefined;
+  const { module, problem } = nativeUdp();
+  if (!module && io === 'native') throw new DnsError(code, `the native UDP I/O module is ${problem ?? 'unavailable'}`);
+  return module;
 }
 
 /** An Error as Node's socket errors look: code (EAGAIN, ...), errno, syscall. */

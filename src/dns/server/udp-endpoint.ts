@@ -5,7 +5,7 @@
 import dgram from 'node:dgram';
 import { DnsError, describeError } from '../../util/errors.js';
 import { socketFamily } from '../../util/systemd.js';
-import { errnoError, nativeUdp, type NativeUdp } from '../../native/native-udp.js';
+import { errnoError, nativeUdpFor, type NativeUdp, type UdpIo } from '../../native/native-udp.js';
 import { bindError, fmtAddr, type BufferSizeSocket } from './listen-sockets.js';
 
 /** A datagram's handler: `reply` sends to its source. */
@@ -24,19 +24,9 @@ export interface UdpEndpoint {
   close(): Promise<void>;
 }
 
-/** Which path a new endpoint takes: the native module when it loads, unless the caller (a test) names one. */
-export type UdpIo = 'native' | 'dgram';
-
-function pick(io: UdpIo | undefined): NativeUdp | undefined {
-  if (io === 'dgram') return undefined;
-  const { module, problem } = nativeUdp();
-  if (!module && io === 'native') throw new DnsError('DNS_ERR_BIND', `the native UDP I/O module is ${problem ?? 'unavailable'}`);
-  return module;
-}
-
 /** Binds a UDP socket on address:port, exclusively (a second daemon cannot share the port). */
 export async function openUdpEndpoint(address: string, port: number, family: 4 | 6, io?: UdpIo): Promise<UdpEndpoint> {
-  const native = pick(io);
+  const native = nativeUdpFor(io, 'DNS_ERR_BIND');
   if (!native) return new DgramEndpoint(await bindDgram(address, port, family));
   try {
     return new NativeEndpoint(native, native.udpOpen(family, address, port, address === '::'));
@@ -53,7 +43,7 @@ export async function adoptUdpEndpoint(fd: number, io?: UdpIo): Promise<UdpEndpo
   if (family === null) {
     throw new DnsError('DNS_ERR_BIND', `inherited fd ${fd} is not a UDP socket of this process (check the socket unit's ListenDatagram= and FileDescriptorName=)`);
   }
-  const native = pick(io);
+  const native = nativeUdpFor(io, 'DNS_ERR_BIND');
   if (!native) return new DgramEndpoint(await adoptDgram(fd, family));
   try {
     return new NativeEndpoint(native, native.udpAdopt(fd));

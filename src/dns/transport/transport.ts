@@ -3,7 +3,7 @@
 // question. Called by the iterator (wrapped by CountingTransport in tests and the benchmark). It never
 // retries, never picks servers and never caches (the iterator's job), and never leaves a socket or timer behind.
 import dgram from 'node:dgram';
-import { errnoError, nativeUdp, type NativeUdp } from '../../native/native-udp.js';
+import { errnoError, nativeUdpFor, type NativeUdp, type UdpIo } from '../../native/native-udp.js';
 import { secureRandomUint16 } from '../../util/random-pool.js';
 import net from 'node:net';
 import { systemClock, type Clock } from '../../util/clock.js';
@@ -86,7 +86,7 @@ export interface NetTransportOptions {
   portFor?: (address: string, port: number) => number;
   stats?: TransportStats;
   /** UDP over the native module when it is built (default), or node:dgram; tests choose. */
-  udpIo?: 'native' | 'dgram';
+  udpIo?: UdpIo;
 }
 
 /** The real network transport (native UDP or node:dgram, and node:net). */
@@ -98,8 +98,7 @@ export class NetTransport implements Transport {
   private readonly native: NativeUdp | undefined;
 
   constructor(opts: NetTransportOptions = {}) {
-    this.native = opts.udpIo === 'dgram' ? undefined : nativeUdp().module;
-    if (opts.udpIo === 'native' && !this.native) throw new DnsError('DNS_ERR_NETWORK', `the native UDP I/O module is ${nativeUdp().problem ?? 'unavailable'}`);
+    this.native = nativeUdpFor(opts.udpIo, 'DNS_ERR_NETWORK');
     this.clock = opts.clock ?? systemClock;
     this.portFor = opts.portFor;
     this.stats = opts.stats ?? new TransportStats();

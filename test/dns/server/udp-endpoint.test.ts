@@ -8,8 +8,8 @@ import dgram from 'node:dgram';
 import { Worker } from 'node:worker_threads';
 import { DnsError } from '../../../src/util/errors.js';
 import { setUdpBuffers } from '../../../src/dns/server/listen-sockets.js';
-import { nativeUdp } from '../../../src/native/native-udp.js';
-import { openUdpEndpoint, type UdpEndpoint, type UdpIo } from '../../../src/dns/server/udp-endpoint.js';
+import { nativeUdp, type UdpIo } from '../../../src/native/native-udp.js';
+import { openUdpEndpoint, type UdpEndpoint } from '../../../src/dns/server/udp-endpoint.js';
 import { skipTest } from '../../helpers/peers.js';
 import { LOOPBACK, rmemMax } from './dns-test-client.js';
 
