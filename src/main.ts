@@ -277,11 +277,11 @@ export async function startDaemon(v: ConfigValues, logger: Logger, clock: Clock,
     statusFile: join(v['data-dir'] as string, 'replication-status.json'),
     storeProblem: () => {
       const err = store.lastError();
-      return err ? `${err.code}: ${err.message}` : undefined;
+      return err ? describeError(err) : undefined;
     },
     storeFailure: () => {
       const err = store.current() ? store.failure() : undefined;
-      return err ? `${err.code}: ${err.message}` : undefined;
+      return err ? describeError(err) : undefined;
     },
   });
   const storeLogger = moduleLogger(logger, 'store');

@@ -28,8 +28,7 @@ const REPLICATION_KEYS = ['peer', 'replication-listen', 'node-name', 'replicatio
  * several keys) while one of their keys failed. An empty list means `serve` would start with these values.
  */
 export async function checkStartSettings(loaded: LoadResult): Promise<ConfigError[]> {
-  const failed = new Set(loaded.errors.map((e) => e.key));
-  const unreadFile = loaded.errors.some((e) => e.code === 'CONFIG_ERR_READ');
+  const { failed, unreadFile } = loadFailures(loaded);
   const files = unreadFile ? [] : await checkReferencedFiles(loaded.values, failed);
   return inLineOrder([...lineProblemsOf(loaded), ...files.map((p) => placeConfigError(loaded, p))]);
 }
@@ -40,11 +39,15 @@ export async function checkStartSettings(loaded: LoadResult): Promise<ConfigErro
  * the daemon (whose answer to the same file would be a rejection).
  */
 export function lineProblemsOf(loaded: LoadResult): ConfigError[] {
-  const failed = new Set(loaded.errors.map((e) => e.key));
-  const unreadFile = loaded.errors.some((e) => e.code === 'CONFIG_ERR_READ');
+  const { failed, unreadFile } = loadFailures(loaded);
   const replicationLoaded = !unreadFile && !REPLICATION_KEYS.some((k) => failed.has(k));
   const derived = replicationLoaded ? replicationProblemsOf(loaded.values) : [];
   return inLineOrder([...loaded.errors, ...derived.map((p) => placeConfigError(loaded, p))]);
+}
+
+/** The keys that failed to load (they hold their defaults), and whether the file could not be read at all. */
+function loadFailures(loaded: LoadResult): { failed: Set<string | undefined>; unreadFile: boolean } {
+  return { failed: new Set(loaded.errors.map((e) => e.key)), unreadFile: loaded.errors.some((e) => e.code === 'CONFIG_ERR_READ') };
 }
 
 /**

@@ -149,15 +149,15 @@ export function writeProbeStamp(env: LmdbEnv, nowMs: number): Promise<unknown> {
  * is not opened with less than RECOVERY_MIN_FREE_BYTES free; the daemon fails open and tries again.
  */
 export function checkRoomToCreate(path: string, dataIsNew: boolean, freeBytes: (path: string) => number | undefined): void {
-  let lockSparse = true;
+  let lockUnwritten = true;
   try {
     const st = statSync(join(path, 'lock.mdb'));
     // LMDB writes the header of its lock file at once: a used one has blocks (a crash mid-create has none).
-    lockSparse = st.size === 0 || st.blocks === 0;
+    lockUnwritten = st.size === 0 || st.blocks === 0;
   } catch {
     // absent: LMDB creates it
   }
-  if (!lockSparse && !dataIsNew) return;
+  if (!lockUnwritten && !dataIsNew) return;
   const free = freeBytes(path);
   if (free === undefined || free >= RECOVERY_MIN_FREE_BYTES) return;
   throw new StoreError(

@@ -216,8 +216,9 @@ export class DnsServer {
       throw err;
     }
     const udp = this.listeners.find((l): l is UdpListener => l.kind === 'udp');
+    const why = nativeUdp().problem ?? null;
     if (udp?.endpoint.io === 'native') this.logger.info({ io: 'native' }, 'DNS UDP listeners use the native I/O module (recvmmsg batches)');
-    else if (udp) this.logger.info({ io: 'dgram', why: nativeUdp().problem ?? null }, `DNS UDP listeners use node:dgram (more CPU per answer): the native I/O module is ${nativeUdp().problem ?? 'not used'}`);
+    else if (udp) this.logger.info({ io: 'dgram', why }, `DNS UDP listeners use node:dgram (more CPU per answer): the native I/O module is ${why ?? 'not used'}`);
     if (!this.sweepTimer && this.listeners.some((l) => l.kind === 'tcp')) {
       const everyMs = Math.max(50, Math.min(1000, Math.floor(this.limits.tcpIdleTimeoutMs / 2)));
       this.sweepTimer = setInterval(() => this.sweepIdleConnections(), everyMs);

@@ -51,9 +51,10 @@ export interface UdpBufferOutcome {
 
 /**
  * Sets SO_RCVBUF / SO_SNDBUF on a bound UDP listener (Unbound's so-rcvbuf / so-sndbuf): room for a
- * burst of queries while the event loop is busy, instead of kernel drops. Node cannot use
- * SO_RCVBUFFORCE, so the kernel caps the request at net.core.rmem_max (wmem_max); the outcome says
- * when it gave less than asked, for the caller to log. Never throws.
+ * burst of queries while the event loop is busy, instead of kernel drops. The native endpoint forces
+ * the size where the process may (SO_RCVBUFFORCE, as Unbound); dgram cannot, and without the
+ * privilege the kernel caps the request at net.core.rmem_max (wmem_max). The outcome says when it
+ * gave less than asked, for the caller to log. Never throws.
  */
 export function setUdpBuffers(socket: BufferSizeSocket, sizes: UdpBufferSizes): UdpBufferOutcome[] {
   const out: UdpBufferOutcome[] = [];
