@@ -368,8 +368,7 @@ export class Replicator {
       const nodeId = link.state.nodeId ?? this.knownNodeIds.get(name) ?? null;
       peers.push(await peerStatus({ ...common, name, address: `${link.spec.host}:${link.spec.port}`, nodeId, state: link.state, inbound: this.inbound.get(name) }));
     }
-    // A node whose peer line a reload just removed: listed while its session is closing, then
-    // forgotten (nodes without a peer line are refused at their HELLO).
+    // A peer line a reload just removed: listed while its session closes, then forgotten (HELLO refuses it).
     for (const [name, inbound] of this.inbound) {
       if (seen.has(name)) continue;
       if (inbound.sessions <= 0) {
@@ -380,6 +379,7 @@ export class Replicator {
       peers.push({ ...row, connected: true });
     }
     const listen = this.address();
+    const storeFailure = store ? this.opts.storeFailure?.() : undefined;
     return {
       enabled: settings !== undefined,
       nodeName: settings?.nodeName ?? null,
@@ -392,7 +392,7 @@ export class Replicator {
       clampedRecords: this.clamped,
       atMs: now,
       ...(store ? {} : { storeProblem: this.opts.storeProblem?.() ?? 'not open yet' }),
-      ...(store && this.opts.storeFailure?.() ? { storeFailure: this.opts.storeFailure() } : {}),
+      ...(storeFailure ? { storeFailure } : {}),
     };
   }
 
