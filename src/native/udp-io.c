@@ -10,7 +10,8 @@
  * into one shared buffer, JavaScript is entered once per batch, and each reply is one sendto(2) from
  * the caller's Buffer. udpQuery opens a fresh socket per upstream query and connects it (the kernel
  * picks a random ephemeral port and drops datagrams from anyone else), sends, and hands each
- * datagram that arrives to a callback until the caller closes it.
+ * datagram that arrives to a callback until the caller closes it; the query sockets share one
+ * epoll set, which libuv polls as one handle.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -24,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
@@ -39,7 +41,7 @@
 /**
  * When a handle's memory may go: once its JS object was collected (finalized) and libuv is done
  * with its poll handle (poll_done: the close callback ran, or polling never started). The first
- * member of endpoint_t and query_t, so one pointer frees either.
+ * member of endpoint_t, so one pointer frees both.
  */
 typedef struct {
   bool finalized;
@@ -499,27 +501,75 @@ static napi_value udp_close(napi_env env, napi_callback_info info) {
 
 /* ---- upstream queries ------------------------------------------------------------------------ */
 
+/*
+ * Every upstream socket of an env sits in one epoll set of its own, and libuv polls that set's fd
+ * as one handle. A query then costs socket, connect, send, one epoll_ctl and close: a uv_poll_t per
+ * socket would add three more epoll_ctl calls and an ioctl (its fd check, its start, its close).
+ * Events carry a slot index and that slot's generation, never a pointer: a socket a child process
+ * still holds between fork and exec stays in the set after our close, and its stale event must find
+ * a changed generation, not freed memory.
+ */
 typedef struct {
-  lifetime_t life; /* first: its free() frees the query */
   int fd;
   bool closed;
+  bool finalized;
+  uint32_t slot;
   napi_env env;
   napi_ref callback;
+  struct sockaddr_storage peer; /* where the query went: datagrams from anywhere else are dropped */
+  socklen_t peer_len;
 } query_t;
+
+typedef struct {
+  query_t *q; /* NULL: free */
+  uint32_t gen;
+} slot_t;
+
+/** One epoll set per env (heap: libuv may still hold its poll handle after the env's data is gone). */
+typedef struct {
+  int epfd;
+  uv_poll_t poll;
+  slot_t *slots;
+  uint32_t nslots;
+  uint32_t *free_slots; /* stack of free slot indexes */
+  uint32_t nfree;
+  int dispatching;  /* >0 while answers are handed out: queries finalized then are freed after */
+  query_t **deferred;
+  uint32_t ndeferred, cap_deferred;
+} qset_t;
 
 /** Per napi_env (the main thread, each worker): one async context for every query's callbacks. */
 typedef struct {
   napi_async_context query_context;
   napi_ref query_resource;
+  qset_t *qs;
 } instance_t;
 /** Receive buffer of the answer being read (one per thread: each env has its own loop thread). */
 static _Thread_local uint8_t answer_buf[SLOT_BYTES];
+
+static void qset_closed(uv_handle_t *handle) {
+  qset_t *qs = handle->data;
+  free(qs->slots);
+  free(qs->free_slots);
+  free(qs->deferred);
+  free(qs);
+}
 
 static void instance_free(napi_env env, void *data, void *hint) {
   (void)hint;
   instance_t *in = data;
   if (in->query_resource) napi_delete_reference(env, in->query_resource);
   if (in->query_context) napi_async_destroy(env, in->query_context);
+  if (in->qs) {
+    /* uv_close takes the set's fd out of the loop at once; its memory goes in the close callback.
+       Queries still open keep their sockets until their finalizers close them; they no longer
+       point at the set (the finalizer frees them straight away once it is gone). */
+    for (uint32_t i = 0; i < in->qs->nslots; i++) {
+      if (in->qs->slots[i].q) in->qs->slots[i].q->slot = UINT32_MAX;
+    }
+    uv_close((uv_handle_t *)&in->qs->poll, qset_closed);
+    close(in->qs->epfd);
+  }
   free(in);
 }
 
@@ -532,9 +582,18 @@ static instance_t *instance(napi_env env) {
 static void query_close(napi_env env, query_t *q) {
   if (q->closed) return;
   q->closed = true;
-  if (!q->life.poll_done) uv_close((uv_handle_t *)&q->life.poll, on_poll_closed);
-  close(q->fd);
+  close(q->fd); /* leaves the epoll set with it (unless a child holds a copy: see above) */
   q->fd = -1;
+  instance_t *in = instance(env);
+  if (in && in->qs && q->slot != UINT32_MAX) {
+    qset_t *qs = in->qs;
+    slot_t *s = &qs->slots[q->slot];
+    s->q = NULL;
+    s->gen++;
+    qs->free_slots[qs->nfree++] = q->slot;
+    q->slot = UINT32_MAX;
+    if (qs->nfree == qs->nslots) uv_unref((uv_handle_t *)&qs->poll);
+  }
   if (q->callback) napi_delete_reference(env, q->callback);
   q->callback = NULL;
 }
@@ -542,9 +601,23 @@ static void query_close(napi_env env, query_t *q) {
 static void query_finalize(napi_env env, void *data, void *hint) {
   (void)hint;
   query_t *q = data;
-  q->life.finalized = true;
   query_close(env, q); /* collected open: a bug of the caller; do not leak the socket */
-  lifetime_free_if_done(&q->life);
+  q->finalized = true;
+  instance_t *in = instance(env);
+  qset_t *qs = in ? in->qs : NULL;
+  if (qs && qs->dispatching > 0) {
+    /* The batch being handed out may still name it: freed once the batch is done. */
+    if (qs->ndeferred == qs->cap_deferred) {
+      uint32_t cap = qs->cap_deferred ? qs->cap_deferred * 2 : 64;
+      query_t **d = realloc(qs->deferred, cap * sizeof *d);
+      if (d == NULL) return; /* out of memory: leak this one rather than risk a dangling pointer */
+      qs->deferred = d;
+      qs->cap_deferred = cap;
+    }
+    qs->deferred[qs->ndeferred++] = q;
+    return;
+  }
+  free(q);
 }
 
 /** Calls the query's callback with (errno, answer | undefined). */
@@ -573,29 +646,116 @@ static void deliver(query_t *q, int err, const uint8_t *bytes, size_t len) {
   napi_close_handle_scope(env, scope);
 }
 
-static void on_answer(uv_poll_t *handle, int status, int events) {
-  (void)events;
-  query_t *q = handle->data;
-  if (status < 0) {
-    /* libuv turns EPOLLERR into UV_EBADF and stops the poll; the socket's own error (ECONNREFUSED,
-       EHOSTUNREACH, ...) is what the caller needs. Reading SO_ERROR also clears it. */
-    int soerr = 0;
-    socklen_t sl = sizeof soerr;
-    int err = getsockopt(q->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 && soerr != 0 ? soerr : -status;
-    deliver(q, err, NULL, 0);
-    if (!q->closed) uv_poll_start(&q->life.poll, UV_READABLE, on_answer);
-    return;
+static bool same_peer(const query_t *q, const struct sockaddr_storage *from, socklen_t len) {
+  if (from->ss_family != q->peer.ss_family) return false;
+  if (from->ss_family == AF_INET6) {
+    const struct sockaddr_in6 *a = (const void *)from, *b = (const void *)&q->peer;
+    return len >= sizeof *a && a->sin6_port == b->sin6_port && memcmp(&a->sin6_addr, &b->sin6_addr, 16) == 0;
   }
+  const struct sockaddr_in *a = (const void *)from, *b = (const void *)&q->peer;
+  return len >= sizeof *a && a->sin_port == b->sin_port && a->sin_addr.s_addr == b->sin_addr.s_addr;
+}
+
+/** Reads what one query's socket holds: answers and receive errors (ICMP: ECONNREFUSED, ...). */
+static void query_readable(query_t *q) {
   /* A few datagrams per wakeup: a forged or stray one must not hide the real answer behind it. */
   for (int i = 0; i < 8 && !q->closed; i++) {
-    ssize_t n = recv(q->fd, answer_buf, sizeof answer_buf, MSG_DONTWAIT);
+    struct sockaddr_storage from;
+    socklen_t fl = sizeof from;
+    ssize_t n = recvfrom(q->fd, answer_buf, sizeof answer_buf, MSG_DONTWAIT, (struct sockaddr *)&from, &fl);
     if (n < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
-      deliver(q, errno, NULL, 0); /* ECONNREFUSED and the like: ICMP errors on a connected socket */
-      return;
+      deliver(q, errno, NULL, 0); /* ICMP errors on a connected socket; reading clears them */
+      continue;
     }
+    /* Connected, the kernel filters sources; a datagram that reached the port between its bind and
+       the connect inside connect(2) did not pass that filter, so the source is checked here. */
+    if (!same_peer(q, &from, fl)) continue;
     deliver(q, 0, answer_buf, (size_t)n);
   }
+}
+
+#define EVENTS_PER_WAIT 64
+
+static void on_qset(uv_poll_t *handle, int status, int events) {
+  (void)events;
+  (void)status; /* an epoll fd does not fail; were it to, epoll_wait says so below and returns */
+  qset_t *qs = handle->data;
+  struct epoll_event ev[EVENTS_PER_WAIT];
+  int n = epoll_wait(qs->epfd, ev, EVENTS_PER_WAIT, 0);
+  if (n <= 0) return;
+  qs->dispatching++;
+  for (int i = 0; i < n; i++) {
+    uint32_t idx = (uint32_t)ev[i].data.u64;
+    uint32_t gen = (uint32_t)(ev[i].data.u64 >> 32);
+    if (idx >= qs->nslots || qs->slots[idx].gen != gen) continue; /* closed since: a stale event */
+    query_t *q = qs->slots[idx].q;
+    if (q && !q->closed) query_readable(q);
+  }
+  if (--qs->dispatching == 0) {
+    for (uint32_t i = 0; i < qs->ndeferred; i++) free(qs->deferred[i]);
+    qs->ndeferred = 0;
+  }
+}
+
+/** The env's epoll set, made on first use; NULL with errno set when it cannot be. */
+static qset_t *qset_of(napi_env env, instance_t *in) {
+  if (in->qs) return in->qs;
+  qset_t *qs = calloc(1, sizeof *qs);
+  if (qs == NULL) return NULL;
+  qs->epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (qs->epfd < 0) {
+    int e = errno;
+    free(qs);
+    errno = e;
+    return NULL;
+  }
+  uv_loop_t *loop = NULL;
+  int r = napi_get_uv_event_loop(env, &loop) == napi_ok ? uv_poll_init(loop, &qs->poll, qs->epfd) : UV_EINVAL;
+  if (r == 0) {
+    qs->poll.data = qs;
+    r = uv_poll_start(&qs->poll, UV_READABLE, on_qset);
+    if (r < 0) {
+      uv_close((uv_handle_t *)&qs->poll, qset_closed);
+      close(qs->epfd);
+      errno = -r;
+      return NULL;
+    }
+    uv_unref((uv_handle_t *)&qs->poll); /* referenced while a query is open (qset_take_slot) */
+  } else {
+    close(qs->epfd);
+    free(qs);
+    errno = -r;
+    return NULL;
+  }
+  in->qs = qs;
+  return qs;
+}
+
+/** A free slot of the set for q, the tables grown as needed; false when out of memory. */
+static bool qset_take_slot(qset_t *qs, query_t *q) {
+  if (qs->nfree == 0) {
+    uint32_t grow = qs->nslots ? qs->nslots : 256;
+    slot_t *slots = realloc(qs->slots, (size_t)(qs->nslots + grow) * sizeof *slots);
+    if (slots == NULL) return false;
+    qs->slots = slots;
+    uint32_t *fs = realloc(qs->free_slots, (size_t)(qs->nslots + grow) * sizeof *fs);
+    if (fs == NULL) return false;
+    qs->free_slots = fs;
+    for (uint32_t i = 0; i < grow; i++) {
+      uint32_t idx = qs->nslots + grow - 1 - i; /* lowest index on top */
+      qs->slots[idx].q = NULL;
+      qs->slots[idx].gen = 0;
+      qs->free_slots[qs->nfree++] = idx;
+    }
+    qs->nslots += grow;
+  }
+  /* An open query keeps the loop alive, as a socket of its own would. */
+  if (qs->nfree == qs->nslots) uv_ref((uv_handle_t *)&qs->poll);
+  uint32_t idx = qs->free_slots[--qs->nfree];
+  qs->slots[idx].q = q;
+  q->slot = idx;
+  return true;
 }
 
 /**
@@ -628,65 +788,63 @@ static napi_value udp_query(napi_env env, napi_callback_info info) {
     if (in->query_resource == NULL) CHECK(napi_create_reference(env, resource, 1, &in->query_resource));
     CHECK(napi_async_init(env, resource, name, &in->query_context));
   }
-  struct sockaddr_storage ss;
-  socklen_t sslen;
-  if (!sockaddr_from_text(family, text, port, &ss, &sslen)) return throw_errno(env, EINVAL, "inet_pton");
-  int fd = socket(family == 6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return throw_errno(env, errno, "socket");
-  /* connect binds to a random ephemeral port (Linux randomises within ip_local_port_range). */
-  if (connect(fd, (struct sockaddr *)&ss, sslen) < 0) {
-    int e = errno;
-    close(fd);
-    return throw_errno(env, e, "connect");
-  }
-  /* A datagram that reached the port between its bind and the connect inside connect(2) is from
-     anyone: drop it (the dgram path checked every datagram's source in JavaScript). */
-  while (recv(fd, answer_buf, 1, MSG_DONTWAIT | MSG_TRUNC) >= 0) {
-  }
-  if (send(fd, buf, len, MSG_DONTWAIT) < 0) {
-    int e = errno;
-    close(fd);
-    return throw_errno(env, e, "send");
-  }
+  qset_t *qs = qset_of(env, in);
+  if (qs == NULL) return throw_errno(env, errno, "epoll_create1");
   query_t *q = calloc(1, sizeof *q);
-  if (q == NULL) {
+  if (q == NULL) return throw_errno(env, ENOMEM, "calloc");
+  q->slot = UINT32_MAX;
+  q->fd = -1;
+  q->env = env;
+  if (!sockaddr_from_text(family, text, port, &q->peer, &q->peer_len)) {
+    free(q);
+    return throw_errno(env, EINVAL, "inet_pton");
+  }
+  int fd = socket(family == 6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    int e = errno;
+    free(q);
+    return throw_errno(env, e, "socket");
+  }
+  /* connect binds to a random ephemeral port (Linux randomises within ip_local_port_range). */
+  const char *failed = NULL;
+  if (connect(fd, (struct sockaddr *)&q->peer, q->peer_len) < 0) failed = "connect";
+  else if (send(fd, buf, len, MSG_DONTWAIT) < 0) failed = "send";
+  if (failed) {
+    int e = errno;
     close(fd);
-    return throw_errno(env, ENOMEM, "calloc");
+    free(q);
+    return throw_errno(env, e, failed);
   }
   q->fd = fd;
-  q->env = env;
-  q->life.poll_done = true;
+  if (!qset_take_slot(qs, q)) {
+    close(fd);
+    free(q);
+    return throw_errno(env, ENOMEM, "realloc");
+  }
+  struct epoll_event ev = {.events = EPOLLIN, .data.u64 = ((uint64_t)qs->slots[q->slot].gen << 32) | q->slot};
+  if (epoll_ctl(qs->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+    int e = errno;
+    query_close(env, q);
+    free(q);
+    return throw_errno(env, e, "epoll_ctl");
+  }
   napi_value ext;
   napi_ref callback = NULL;
   /* The reference first: once the external exists, its finalizer owns q and the fd. */
   if (napi_create_reference(env, argv[4], 1, &callback) != napi_ok) {
-    close(fd);
+    query_close(env, q);
     free(q);
     napi_throw_error(env, "ERR_UDP_IO", "udp-io: cannot create a query handle");
     return NULL;
   }
   if (napi_create_external(env, q, query_finalize, NULL, &ext) != napi_ok) {
     napi_delete_reference(env, callback);
-    close(fd);
+    query_close(env, q);
     free(q);
     napi_throw_error(env, "ERR_UDP_IO", "udp-io: cannot create a query handle");
     return NULL;
   }
   q->callback = callback;
-  uv_loop_t *loop = NULL;
-  CHECK(napi_get_uv_event_loop(env, &loop));
-  int r = uv_poll_init_socket(loop, &q->life.poll, fd);
-  if (r < 0) {
-    query_close(env, q);
-    return throw_errno(env, -r, "uv_poll_init");
-  }
-  q->life.poll.data = q;
-  q->life.poll_done = false;
-  r = uv_poll_start(&q->life.poll, UV_READABLE, on_answer);
-  if (r < 0) {
-    query_close(env, q);
-    return throw_errno(env, -r, "uv_poll_start");
-  }
   return ext;
 }
 
