@@ -103,22 +103,38 @@ export class PacketCache {
    * the other way round (RFC 6891 s7: OPT only in reply to OPT).
    */
   store(query: QueryKey, response: Message): void {
-    if (response.rcode !== Rcode.NOERROR && response.rcode !== Rcode.NXDOMAIN) return;
-    if (response.flags.tc) return;
-    if ((query.ednsUdpSize !== null) !== (response.edns !== null)) return;
+    this.put(query, response);
+  }
+
+  /**
+   * store(), then the answer for the client whose query this response answers, made from the
+   * stored bytes as a hit makes it (ID, RD and CD, the qname's case), so a fresh answer is encoded
+   * once, not once for the client and again for the cache. Not counted as a hit. Null when nothing
+   * was stored or the answer is larger than maxUdpSize: the caller encodes the response itself.
+   */
+  storeAndAnswer(raw: Uint8Array, query: QueryKey, response: Message, maxUdpSize: number): Buffer | null {
+    const p = this.put(query, response);
+    if (p === undefined || p.bytes.length > maxUdpSize || p.qnameEnd !== query.qnameEnd || raw.length < query.qnameEnd) return null;
+    return render(p, raw, query, 0);
+  }
+
+  private put(query: QueryKey, response: Message): Packet | undefined {
+    if (response.rcode !== Rcode.NOERROR && response.rcode !== Rcode.NXDOMAIN) return undefined;
+    if (response.flags.tc) return undefined;
+    if ((query.ednsUdpSize !== null) !== (response.edns !== null)) return undefined;
     const q = response.questions[0];
-    if (q === undefined || response.questions.length !== 1) return;
+    if (q === undefined || response.questions.length !== 1) return undefined;
     const canonQname = canonicalName(q.name);
-    if (`${canonQname}|${q.type}|${q.class}` !== query.key) return;
+    if (`${canonQname}|${q.type}|${q.class}` !== query.key) return undefined;
 
     let minTtl = Infinity;
     for (const list of [response.answers, response.authorities, response.additionals]) {
       for (const rr of list) minTtl = Math.min(minTtl, wireTtl(rr.ttl));
     }
-    if (!Number.isFinite(minTtl) || minTtl <= 0) return;
+    if (!Number.isFinite(minTtl) || minTtl <= 0) return undefined;
 
     const encoded = encodeMessage({ ...response, id: 0, questions: [{ name: canonQname, type: q.type, class: q.class }] }, { rotatable: true });
-    if (encoded.truncated) return;
+    if (encoded.truncated) return undefined;
     const now = this.clock.nowMs();
     const key = query.cacheKey;
     let chainOwners: Name[] | undefined;
@@ -147,6 +163,7 @@ export class PacketCache {
     const runOffsets = packet.rrsetRuns?.reduce((n, run) => n + run.length, 0) ?? 0;
     const cost = ENTRY_OVERHEAD_BYTES + encoded.bytes.length + (encoded.ttlOffsets.length + runOffsets) * 8 + key.length + canonQname.length + chainOwnerChars;
     this.lru.set(key, packet, cost);
+    return packet;
   }
 
   /**
@@ -181,18 +198,7 @@ export class PacketCache {
     this.hitCount++;
     p.hits++;
 
-    const out = Buffer.from(p.bytes);
-    out.writeUInt16BE(query.id, 0);
-    out[2] = ((out[2] as number) & ~0x01) | (query.rd ? 0x01 : 0);
-    out[3] = ((out[3] as number) & ~0x10) | (query.cd ? 0x10 : 0);
-    out.set(raw.subarray(HEADER, query.qnameEnd), HEADER);
-    const elapsedSec = Math.floor((now - p.storedAtMs) / 1000);
-    if (elapsedSec > 0) {
-      for (const off of p.ttlOffsets) {
-        out.writeUInt32BE(Math.max(0, p.bytes.readUInt32BE(off) - elapsedSec), off);
-      }
-    }
-    if (p.rrsetRuns !== undefined) rotateRuns(out, p.rrsetRuns, p.hits);
+    const out = render(p, raw, query, Math.floor((now - p.storedAtMs) / 1000));
 
     const remainingMs = p.expiresAtMs - now;
     if (!p.prefetchFired && p.hits >= 2 && this.onNearExpiry !== undefined &&
@@ -254,6 +260,26 @@ export class PacketCache {
     for (const key of doomed) this.lru.delete(key);
     return doomed.length;
   }
+}
+
+/**
+ * A client's answer from a stored packet: a copy with the client's ID, RD and CD bits and qname
+ * bytes (its letter case), every TTL lowered by elapsedSec (the whole seconds it was stored), and each
+ * answer RRset of several records rotated by the packet's hit count.
+ */
+function render(p: Packet, raw: Uint8Array, query: QueryKey, elapsedSec: number): Buffer {
+  const out = Buffer.from(p.bytes);
+  out.writeUInt16BE(query.id, 0);
+  out[2] = ((out[2] as number) & ~0x01) | (query.rd ? 0x01 : 0);
+  out[3] = ((out[3] as number) & ~0x10) | (query.cd ? 0x10 : 0);
+  out.set(raw.subarray(HEADER, query.qnameEnd), HEADER);
+  if (elapsedSec > 0) {
+    for (const off of p.ttlOffsets) {
+      out.writeUInt32BE(Math.max(0, p.bytes.readUInt32BE(off) - elapsedSec), off);
+    }
+  }
+  if (p.rrsetRuns !== undefined) rotateRuns(out, p.rrsetRuns, p.hits);
+  return out;
 }
 
 /**

@@ -13,9 +13,11 @@
 //      ANY goes to the recursor like any type (not RFC 8482 minimal)
 //   -> local zones -> recursor.answerQuery (RD=0: cache only) -> response (ID, RD, CD copied, QR, RA set, AA only
 //      for local zones, the question as the client sent it, OPT udp 1232 when the client sent OPT)
-//   -> encode within the client's size (UDP: its EDNS size clamped to 512..1232, else 512; TCP:
-//      65535), TC when cut -> send -> packet cache store when cacheable, the query had a key and
-//      the local zones were not replaced while it was resolved.
+//   -> when cacheable (the query had a key and the local zones were not replaced while it was
+//      resolved): packet cache store, and the answer made from the stored bytes as a hit would be
+//      (one encoding, not two); otherwise, or when that is larger than the client takes: encode
+//      within the client's size (UDP: its EDNS size clamped to 512..1232, else 512; TCP: 65535),
+//      TC when cut -> send.
 // It never resolves anything itself, never lets one query's failure end the process (every handler
 // is wrapped: an unexpected exception becomes SERVFAIL and one rate-limited log line) and never
 // answers a client outside the allow list with anything but REFUSED (without RA; errors to allowed
@@ -29,17 +31,19 @@ import type { Logger } from '../../util/logger.js';
 import { decodeMessage, encodeErrorResponse, encodeMessage, peekHeader } from '../wire/message.js';
 import { readQueryKey } from '../wire/query-key.js';
 import { rcodeToString } from '../wire/rdata.js';
-import { Opcode, RRClass, Rcode, type Message, type QueryKey, type ResourceRecord } from '../wire/types.js';
+import { RRClass, Rcode, type Message, type QueryKey } from '../wire/types.js';
 import { fmtAddr, listenTcpServer, setUdpBuffers, type UdpBufferSizes } from './listen-sockets.js';
 import { nativeUdp } from '../../native/native-udp.js';
 import { adoptUdpEndpoint, openUdpEndpoint, type UdpEndpoint } from './udp-endpoint.js';
 import type { LocalAnswer, LocalZones } from './local-zones.js';
 import { queryRefusal } from './query-refusal.js';
+import { answerSizeLimit, buildResponse, type ResponseBody, type ServerTransport } from './responses.js';
 import { TcpConnections } from './tcp-connections.js';
 
 /** The part of the packet cache the server uses (src/dns/cache/packet-cache.ts implements it). */
 export interface ServerPacketCache {
   store(query: QueryKey, response: Message): void;
+  storeAndAnswer(raw: Uint8Array, query: QueryKey, response: Message, maxUdpSize: number): Buffer | null;
   answer(raw: Uint8Array, query: QueryKey, maxUdpSize: number): Buffer | null;
   flushAll(): void;
 }
@@ -112,13 +116,8 @@ export interface DnsServerStats {
   tcp: { open: number; accepted: number; rejected: number; idleClosed: number; evicted: number };
 }
 
-type Transport = 'udp' | 'tcp';
+type Transport = ServerTransport;
 
-/** The most bytes a UDP answer may have: the client's EDNS size clamped (RFC 6891 s6.2.5, DNS flag day 2020). */
-const EDNS_UDP_SIZE = 1232;
-const PLAIN_UDP_SIZE = 512;
-const TCP_MAX_MESSAGE = 65535;
-const EMPTY = Buffer.alloc(0);
 /** One log line per kind of trouble per this interval; the rest are counted into the next line. */
 const LOG_INTERVAL_MS = 10_000;
 /** How long close() lets ending TCP connections flush their last replies. */
@@ -458,7 +457,7 @@ export class DnsServer {
         // The packet cache first: it only holds recursion's answers to questions the local zones
         // did not answer, and setLocalZones empties it, so a hit is what the slow path would send.
         if (this.packetCache) {
-          const maxSize = transport === 'udp' ? udpLimit(key.ednsUdpSize) : TCP_MAX_MESSAGE;
+          const maxSize = answerSizeLimit(key.ednsUdpSize, transport);
           const hit = this.packetCache.answer(raw, key, maxSize);
           if (hit) {
             this.counters.sources['packet-cache']++;
@@ -522,35 +521,31 @@ export class DnsServer {
       this.inflight--;
     }
     this.counters.sources[answer.source]++;
-    const response = this.sendResponse(query, answer, false, transport, send);
-    if (answer.cacheable && key && this.packetCache && response && zones === this.localZones) this.packetCache.store(key, response);
+    if (answer.cacheable && key && this.packetCache && zones === this.localZones) {
+      // Stored first, then answered from the stored bytes: one encoding instead of two.
+      const response = buildResponse(query, answer, false);
+      const bytes = this.packetCache.storeAndAnswer(raw, key, response, answerSizeLimit(key.ednsUdpSize, transport));
+      if (bytes) {
+        this.countRcode(response.rcode);
+        send(bytes);
+        return;
+      }
+    }
+    this.sendResponse(query, answer, false, transport, send);
   }
 
-  /** Builds, encodes within the transport's size and sends a response; returns the full message. */
+  /** Builds, encodes within the transport's size and sends a response. */
   private sendResponse(
     query: Message,
-    body: { rcode: number; answers: ResourceRecord[]; authorities: ResourceRecord[]; additionals: ResourceRecord[] },
+    body: ResponseBody,
     authoritative: boolean,
     transport: Transport,
     send: (b: Buffer) => void,
-  ): Message | null {
-    // An extended rcode cannot be expressed without an OPT record.
-    const rcode = body.rcode > 0xf && !query.edns ? Rcode.SERVFAIL : body.rcode;
-    const response: Message = {
-      id: query.id,
-      flags: { qr: true, opcode: Opcode.QUERY, aa: authoritative, tc: false, rd: query.flags.rd, ra: true, z: false, ad: false, cd: query.flags.cd },
-      rcode,
-      questions: query.questions,
-      answers: body.answers,
-      authorities: body.authorities,
-      additionals: body.additionals,
-      edns: query.edns ? { udpSize: EDNS_UDP_SIZE, version: 0, dnssecOk: query.edns.dnssecOk, options: EMPTY } : null,
-    };
-    const maxSize = transport === 'udp' ? udpLimit(query.edns ? query.edns.udpSize : null) : TCP_MAX_MESSAGE;
-    const encoded = encodeMessage(response, { maxSize });
-    this.countRcode(rcode);
+  ): void {
+    const response = buildResponse(query, body, authoritative);
+    const encoded = encodeMessage(response, { maxSize: answerSizeLimit(query.edns?.udpSize ?? null, transport) });
+    this.countRcode(response.rcode);
     send(encoded.bytes);
-    return response;
   }
 
   private sendError(raw: Buffer, rcode: number, send: (b: Buffer) => void, ra = true): void {
@@ -590,10 +585,4 @@ export class DnsServer {
     this.logState.set(kind, { lastMs: now, suppressed: 0 });
     this.logger[level](suppressed > 0 ? { ...fields, suppressed } : fields, msg);
   }
-}
-
-/** UDP answer size: the client's EDNS size clamped to 512..1232, or 512 without EDNS (RFC 1035 s4.2.1). */
-function udpLimit(ednsUdpSize: number | null): number {
-  if (ednsUdpSize === null) return PLAIN_UDP_SIZE;
-  return Math.min(EDNS_UDP_SIZE, Math.max(PLAIN_UDP_SIZE, ednsUdpSize));
 }

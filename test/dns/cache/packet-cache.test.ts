@@ -87,6 +87,35 @@ s('hit: client ID, qname case, RD bit and TTLs decremented by elapsed seconds', 
   assert.equal(cache.stats().hits, 2);
 });
 
+s('storeAndAnswer: the fresh answer is the direct encoding of the response, stored once, not counted as a hit', () => {
+  const clock = new ManualClock();
+  const cache = new PacketCache({ clock, maxBytes: 100_000 });
+  const client = query('WwW.ExAmPlE.cOm.', { id: 0xbeef, rd: true, edns: EDNS });
+  const res: Message = { ...response('WwW.ExAmPlE.cOm.', { edns: EDNS }), id: 0xbeef, flags: flags({ qr: true, ra: true, rd: true }) };
+  const out = cache.storeAndAnswer(client.raw, client.key, res, 1232);
+  assert.ok(out);
+  assert.equal(out, encodeMessage(res).bytes, 'byte for byte what the server encoded itself: ID, flags, case, record order');
+  assert.equal(cache.stats(), { entries: 1, bytes: cache.stats().bytes, maxBytes: 100_000, hits: 0, misses: 0 });
+  // The next client is a hit on the stored packet (rotated, as every hit).
+  const next = query('www.example.com.', { id: 7, edns: EDNS });
+  const m = decodeMessage(cache.answer(next.raw, next.key, 1232) as Buffer);
+  assert.is(m.id, 7);
+  assert.equal(m.answers.map((r) => r.rdata[3]), [2, 1]);
+  assert.is(cache.stats().hits, 1);
+});
+
+s('storeAndAnswer: null when larger than the client takes (stored all the same) or not storable', () => {
+  const clock = new ManualClock();
+  const cache = new PacketCache({ clock, maxBytes: 100_000 });
+  const many = Array.from({ length: 40 }, (_, i) => a('big.example.', 300, i));
+  const big = query('big.example.');
+  assert.is(cache.storeAndAnswer(big.raw, big.key, response('big.example.', { answers: many }), 512), null, 'too big for 512 bytes');
+  assert.is(cache.stats().entries, 1, 'stored: a TCP or EDNS client gets it from the cache');
+  const fail = query('fail.example.');
+  assert.is(cache.storeAndAnswer(fail.raw, fail.key, response('fail.example.', { rcode: 2 }), 512), null, 'SERVFAIL is not stored');
+  assert.is(cache.stats().entries, 1);
+});
+
 s('the stored bytes are never modified by answering', () => {
   const clock = new ManualClock();
   const cache = new PacketCache({ clock, maxBytes: 100_000 });
