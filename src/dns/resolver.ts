@@ -75,7 +75,10 @@ export class Resolver implements Recursor {
     resolutions: 0, merged: 0, servfail: 0, staleServed: 0, prefetches: 0, prefetchDropped: 0,
     concurrencyRejected: 0, inFlight: 0, failures: {},
   };
-  private readonly inflight = new Map<string, Promise<Outcome>>();
+  /** Resolutions in flight by "name|type", which identical client queries join. */
+  private readonly inflight = new Map<string, InflightResolution>();
+  /** Runs while resolutions are in flight: releases one that hangs past its deadline (see run()). */
+  private hungSweep: NodeJS.Timeout | undefined;
   private readonly prefetching = new Set<string>();
   private prefetchWindowMs = 0;
   private prefetchInWindow = 0;
@@ -214,7 +217,7 @@ export class Resolver implements Recursor {
     if (cached) return { ...cached, source: 'cache' };
     const staleOk = callerAllowsStale && this.config.serveExpired && !this.config.noStaleZones.some((z) => isSubdomain(qname, z));
     const key = `${canonicalName(qname)}|${qtype}`;
-    let shared = this.inflight.get(key);
+    let shared = this.inflight.get(key)?.promise;
     if (shared) {
       this.stats.merged++;
     } else {
@@ -226,25 +229,14 @@ export class Resolver implements Recursor {
       // Started in this same turn: the cache cannot have changed since the miss above.
       const mine = this.resolveNow(qname, qtype, deadlineMs, miss.atFirstLink ? key : undefined);
       shared = mine;
-      this.inflight.set(key, mine);
+      // The iterator ends every resolution by its deadline; should one ever hang (a bug), the sweep
+      // releases it some time after, so later queries for the name neither join it nor count it
+      // against the concurrency limit for ever. One interval timer for all, not one timer each.
+      const entry: InflightResolution = { promise: mine, releaseAtMs: performance.now() + deadlineMs + HUNG_RESOLUTION_GRACE_MS, qname, qtype, deadlineMs, released: false };
+      this.inflight.set(key, entry);
       this.stats.inFlight++;
-      // The iterator ends every resolution by its deadline; should one ever hang (a bug), it is
-      // released some time after, so later queries for the name neither join it nor count it
-      // against the concurrency limit for ever.
-      let released = false;
-      const release = (): void => {
-        if (released) return;
-        released = true;
-        clearTimeout(guard);
-        if (this.inflight.get(key) === mine) this.inflight.delete(key);
-        this.stats.inFlight--;
-      };
-      const guard = setTimeout(() => {
-        this.failLog.log('warn', { qname, qtype, deadlineMs }, 'a resolution did not end by its deadline: released (a bug; please report it)');
-        release();
-      }, deadlineMs + HUNG_RESOLUTION_GRACE_MS);
-      guard.unref();
-      void mine.finally(release);
+      this.hungSweep ??= setInterval(() => this.sweepHung(), HUNG_SWEEP_INTERVAL_MS).unref();
+      void mine.finally(() => this.release(key, entry));
     }
 
     const staleTimerMs = staleOk && this.config.serveExpiredClientTimeoutMs > 0 ? this.config.serveExpiredClientTimeoutMs : 0;
@@ -258,6 +250,26 @@ export class Resolver implements Recursor {
     }
     if (first === 'deadline') return (staleOk && this.staleAnswer(qname, qtype)) || this.callerDeadline(shared, qname, qtype);
     return this.orStale(first, staleOk, qname, qtype);
+  }
+
+  private release(key: string, entry: InflightResolution): void {
+    if (entry.released) return;
+    entry.released = true;
+    if (this.inflight.get(key) === entry) this.inflight.delete(key);
+    this.stats.inFlight--;
+    if (this.inflight.size === 0 && this.hungSweep) {
+      clearInterval(this.hungSweep);
+      this.hungSweep = undefined;
+    }
+  }
+
+  private sweepHung(): void {
+    const now = performance.now();
+    for (const [key, entry] of this.inflight) {
+      if (now < entry.releaseAtMs) continue;
+      this.failLog.log('warn', { qname: entry.qname, qtype: entry.qtype, deadlineMs: entry.deadlineMs }, 'a resolution did not end by its deadline: released (a bug; please report it)');
+      this.release(key, entry);
+    }
   }
 
   /**
@@ -354,17 +366,28 @@ export class Resolver implements Recursor {
   }
 }
 
-/** How long after its deadline a resolution that has not ended is released (see run()). */
+/** How long after its deadline a resolution that has not ended is released (see run()), give or take the sweep interval. */
 export const HUNG_RESOLUTION_GRACE_MS = 1000;
+const HUNG_SWEEP_INTERVAL_MS = 250;
 
-/** Waits for the promise, a deadline, and optionally an earlier "stale" timer; timers are always cleared. */
+/** One resolution in flight; releaseAtMs on performance.now()'s scale (the sweep is a real timer). */
+interface InflightResolution {
+  promise: Promise<Outcome>;
+  releaseAtMs: number;
+  qname: Name;
+  qtype: number;
+  deadlineMs: number;
+  released: boolean;
+}
+
+/** Waits for the promise, or a deadline, or an earlier "stale" timer when one is given; the timer is always cleared. */
 function raceWithTimers<T>(p: Promise<T>, deadlineMs: number, staleMs: number): Promise<T | 'deadline' | 'stale-timer'> {
   return new Promise((resolve) => {
-    const deadline = setTimeout(() => done('deadline'), deadlineMs);
-    const stale = staleMs > 0 && staleMs < deadlineMs ? setTimeout(() => done('stale-timer'), staleMs) : null;
+    // One timer: the stale timer comes first when there is one, and its caller races the rest of
+    // the deadline anew, so a deadline timer beside it would never fire first.
+    const timer = staleMs > 0 && staleMs < deadlineMs ? setTimeout(() => done('stale-timer'), staleMs) : setTimeout(() => done('deadline'), deadlineMs);
     function done(v: T | 'deadline' | 'stale-timer'): void {
-      clearTimeout(deadline);
-      if (stale) clearTimeout(stale);
+      clearTimeout(timer);
       resolve(v);
     }
     p.then(done, () => done('deadline'));

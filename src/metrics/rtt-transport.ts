@@ -12,9 +12,13 @@ export class RttObservingTransport implements Transport {
 
   constructor(readonly inner: Transport) {}
 
-  async query(target: UpstreamTarget, question: Question, opts: QueryOptions): Promise<UpstreamResponse> {
-    const r = await this.inner.query(target, question, opts);
+  query(target: UpstreamTarget, question: Question, opts: QueryOptions): Promise<UpstreamResponse> {
+    // A plain then, not an async function: one promise less per upstream query on the cold path.
+    return this.inner.query(target, question, opts).then(this.observe);
+  }
+
+  private readonly observe = (r: UpstreamResponse): UpstreamResponse => {
     (r.tcp ? this.tcpRtt : this.udpRtt).observe(r.rttMs / 1000);
     return r;
-  }
+  };
 }

@@ -151,6 +151,8 @@ export class RRsetCache {
   private missCount = 0;
   private evictionCount = 0;
   private staleServedCount = 0;
+  /** DNAME RRsets stored since the cache was made or last flushed whole (evicted ones still count). */
+  private dnameStores = 0;
 
   constructor(opts: RRsetCacheOptions) {
     this.clock = opts.clock;
@@ -186,6 +188,7 @@ export class RRsetCache {
     if (old !== undefined && now < old.expiresAtMs && trust < old.trust) return false;
 
     const rdatas = uniqueRdatas(rr.rdatas);
+    if (rr.type === RRType.DNAME) this.dnameStores++;
     const clamped = Math.min(this.maxTtlSec, Math.max(this.minTtlSec, ttl));
     const refresh = old !== undefined && old.trust === trust && sameRdatas(old.rdatas, rdatas);
     const entry: RRsetEntry = {
@@ -229,6 +232,15 @@ export class RRsetCache {
    */
   negativeTtl(soa: ResourceRecord): number {
     return Math.min(normaliseTtl(soa.ttl), normaliseTtl(soaMinimum(soa.rdata)), this.maxNegativeTtlSec);
+  }
+
+  /**
+   * False when no DNAME RRset was stored since the cache was made or flushed whole: then no
+   * ancestor of a name needs a DNAME lookup (a cold name's miss would cost one per label). True
+   * may be out of date (the DNAMEs evicted since), which costs only those lookups.
+   */
+  mayHoldDname(): boolean {
+    return this.dnameStores > 0;
   }
 
   /**
@@ -356,6 +368,7 @@ export class RRsetCache {
 
   flushAll(): void {
     this.lru.clear();
+    this.dnameStores = 0;
   }
 
   /** Changes the memory budget (config reload) without dropping what fits. */

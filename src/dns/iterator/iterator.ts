@@ -14,7 +14,7 @@ import { RRClass, RRType, Rcode, type Message, type Name, type ResourceRecord } 
 import type { IteratorConfig } from './iterator-config.js';
 import { classifyResponse, restoreCase, synthesizeDnameTarget, type Classified } from './response-classifier.js';
 import { aliasCount, rrsetRecords } from './rrset.js';
-import { addCutAddress, addressFromRdata, isLoopbackAddress, nsTargets, pushFamilies, type ZoneCut } from './zone-cut.js';
+import { addCutAddress, addressFromRdata, isLoopbackAddress, isQueryable, nsTargets, pushFamilies, type ZoneCut } from './zone-cut.js';
 
 /** Why a resolution ended in SERVFAIL; becomes ResolveResult.failure and a log line. */
 export class ResolutionFailure extends MxError {
@@ -188,6 +188,7 @@ export class Iterator {
       }
     }
     // A cached DNAME at an ancestor redirects the whole subtree (RFC 6672 s3.2).
+    if (!cache.mayHoldDname()) return undefined;
     for (let anc = parentName(name); anc && anc !== '.'; anc = parentName(anc)) {
       const dname = cache.getRRset(anc, RRType.DNAME);
       if (!dname || !dname.rdatas[0]) continue;
@@ -445,14 +446,7 @@ export class Iterator {
       if (!found) found = pushFamilies(out, cut.addrs?.get(canonicalName(ns)), doIp4, doIp6);
       if (!found && cut.zone === '.') pushFamilies(out, this.hintAddrs.get(canonicalName(ns)), doIp4, doIp6);
     }
-    return [...new Set(out)].filter((a) => this.isQueryable(a));
-  }
-
-  /** Unbound's do-not-query-address defaults: loopback unless allowed, and unspecified addresses. */
-  private isQueryable(address: string): boolean {
-    if (address === '0.0.0.0' || address === '::' || address.startsWith('0.')) return false;
-    if (!this.config.queryLoopback && isLoopbackAddress(address)) return false;
-    return true;
+    return [...new Set(out)].filter((a) => isQueryable(a, this.config.queryLoopback));
   }
 
   /** Resolves addresses for NS names without any (out-of-bailiwick NS names): sub-queries with loop detection. */
@@ -496,8 +490,13 @@ export class Iterator {
       this.stats.mergedUpstream++;
       return pending;
     }
-    const p = this.sendWithFallbacks(address, name, type, st).finally(() => this.inflight.delete(key));
+    const p = this.sendWithFallbacks(address, name, type, st);
     this.inflight.set(key, p);
+    // then, not finally: one promise per exchange instead of three (finally's own, its callback's, its value's).
+    const forget = (): void => {
+      if (this.inflight.get(key) === p) this.inflight.delete(key);
+    };
+    p.then(forget, forget);
     return p;
   }
 

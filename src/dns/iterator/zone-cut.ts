@@ -38,6 +38,12 @@ export function isLoopbackAddress(address: string): boolean {
   return address.startsWith('127.') || address === '::1';
 }
 
+/** Unbound's do-not-query-address defaults: loopback unless allowed, and unspecified addresses. */
+export function isQueryable(address: string, queryLoopback: boolean): boolean {
+  if (address === '0.0.0.0' || address === '::' || address.startsWith('0.')) return false;
+  return queryLoopback || !isLoopbackAddress(address);
+}
+
 /**
  * The text of a cached A/AAAA rdata, formatted once per rdata buffer: addressesFor runs for every
  * upstream query and the cache keeps the same buffers until the RRset is replaced.
