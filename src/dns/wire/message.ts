@@ -4,10 +4,12 @@
 // Must never allocate from header counts, never throw anything but DnsError on network input, and
 // never compress names inside rdata of types other than the RFC 1035 ones (RFC 3597 section 4).
 import { DnsError } from '../../util/errors.js';
-import { canonicalName, labelStarts, readWireName, wireLength } from './name.js';
+import { canonicalName, readWireName, wireLength } from './name.js';
 import type { EncodedMessage, Flags, Message, Name, Question, ResourceRecord } from './types.js';
 
 const HEADER = 12;
+const BACKSLASH = 0x5c;
+const DOT = 0x2e;
 const TYPE_OPT = 41;
 const MAX_MESSAGE = 65535;
 /** Compression pointers carry 14 bits of offset. */
@@ -274,7 +276,16 @@ export function decodeMessage(buf: Uint8Array): Message {
 /** Output buffer with name compression state (canonical suffix -> offset). */
 class Writer {
   off = 0;
-  private readonly comp = new Map<string, number>();
+  /**
+   * Compression targets: hash of a canonical wire suffix -> offset where it was first written
+   * (RFC 1035 section 4.1.4). Numbers, not strings, as keys: a name costs no substring or string
+   * hash per label. A hash collision only leaves a suffix out (a lookup checks the bytes), so
+   * compression may miss, never point wrong.
+   */
+  private readonly comp = new Map<number, number>();
+  /** Scratch of the name being written: where each label starts, and each suffix's hash. */
+  private readonly labelAt: number[] = [];
+  private readonly suffixHash: number[] = [];
   constructor(readonly buf: Buffer) {}
 
   u8(v: number): void {
@@ -294,42 +305,29 @@ class Writer {
   }
 
   /**
-   * Writes an escaped Name. With `compress`, the longest already-written suffix (matched on the
+   * Writes an escaped Name. With `compress`, the longest already-written suffix (equal in
    * canonical form, RFC 1035 section 4.1.4 and RFC 4343) becomes a pointer; with `register`,
    * suffixes written here become pointer targets.
    */
   writeName(name: Name, compress: boolean, register: boolean): void {
+    const labels = this.labelAt;
+    labels.length = 0;
     if (name === '.') {
       this.u8(0);
       return;
     }
-    const starts = labelStarts(name);
-    const canon = compress || register ? canonicalName(name) : name;
-    for (let li = 0; li < starts.length; li++) {
-      const start = starts[li] as number;
-      if (compress || register) {
-        const suffix = canon.slice(start);
-        if (compress) {
-          const target = this.comp.get(suffix);
-          if (target !== undefined) {
-            this.u16(0xc000 | target);
-            return;
-          }
-        }
-        if (register && this.off <= MAX_POINTER_TARGET && !this.comp.has(suffix)) this.comp.set(suffix, this.off);
-      }
-      const stop = li + 1 < starts.length ? (starts[li + 1] as number) - 1 : name.length - 1;
-      this.writeLabel(name, start, stop);
-    }
-    this.u8(0);
-  }
-
-  /** Writes one escaped label (name[start, stop)) as length + bytes. */
-  private writeLabel(name: Name, start: number, stop: number): void {
-    const lenAt = this.off++;
-    for (let i = start; i < stop; i++) {
+    // The name goes out uncompressed first; finishName then cuts it at the longest known suffix.
+    let lenAt = this.off++;
+    labels.push(lenAt);
+    const last = name.length - 1;
+    for (let i = 0; i <= last; i++) {
       const c = name.charCodeAt(i);
-      if (c === 0x5c) {
+      if (c === DOT) {
+        this.closeLabel(name, lenAt);
+        if (i === last) break;
+        lenAt = this.off++;
+        labels.push(lenAt);
+      } else if (c === BACKSLASH) {
         const next = name.charCodeAt(i + 1);
         if (next >= 0x30 && next <= 0x39) {
           this.buf[this.off++] = Number(name.slice(i + 1, i + 4));
@@ -338,13 +336,91 @@ class Writer {
           this.buf[this.off++] = next;
           i += 1;
         }
+        if (i >= last) this.closeLabel(name, lenAt); // a name without its final dot
       } else {
         this.buf[this.off++] = c;
+        if (i === last) this.closeLabel(name, lenAt);
       }
     }
+    this.buf[this.off++] = 0;
+    this.finishName(compress, register);
+  }
+
+  private closeLabel(name: Name, lenAt: number): void {
     const len = this.off - lenAt - 1;
     if (len === 0 || len > 63) throw new DnsError('DNS_ERR_BAD_NAME', `cannot encode name ${JSON.stringify(name)}: label of ${len} bytes`);
     this.buf[lenAt] = len;
+  }
+
+  /**
+   * Copies an uncompressed wire name from rdata (checked by wireNameEnd) and compresses it as
+   * writeName does; returns the offset in `src` after it.
+   */
+  writeWireName(src: Uint8Array, pos: number, register: boolean): number {
+    const labels = this.labelAt;
+    labels.length = 0;
+    for (;;) {
+      const len = src[pos] as number;
+      if (len === 0) break;
+      labels.push(this.off);
+      this.buf.set(src.subarray(pos, pos + 1 + len), this.off);
+      this.off += 1 + len;
+      pos += 1 + len;
+    }
+    this.buf[this.off++] = 0;
+    this.finishName(true, register);
+    return pos + 1;
+  }
+
+  /**
+   * The name whose labels start at labelAt is written uncompressed up to `off`. Replaces its longest
+   * suffix already written elsewhere by a pointer there (when `compress`), and registers the
+   * suffixes left in place (when `register`, and a pointer can reach them).
+   */
+  private finishName(compress: boolean, register: boolean): void {
+    if (!compress && !register) return;
+    const labels = this.labelAt;
+    const hashes = this.suffixHash;
+    const buf = this.buf;
+    const n = labels.length;
+    // Suffix hashes right to left, over the canonical (lower-case ASCII) bytes with length bytes.
+    let h = 0x811c9dc5;
+    for (let li = n - 1; li >= 0; li--) {
+      const at = labels[li] as number;
+      const end = at + 1 + (buf[at] as number);
+      for (let k = at; k < end; k++) {
+        let b = buf[k] as number;
+        if (b >= 0x41 && b <= 0x5a) b |= 0x20;
+        h = Math.imul(h ^ b, 16777619);
+      }
+      hashes[li] = h & 0x3fffffff;
+    }
+    let cut = n;
+    let pointTo = 0;
+    if (compress) {
+      for (let li = 0; li < n; li++) {
+        const target = this.comp.get(hashes[li] as number);
+        if (target !== undefined && sameWireSuffix(buf, labels[li] as number, target)) {
+          cut = li;
+          pointTo = target;
+          break;
+        }
+      }
+    }
+    if (register) {
+      for (let li = 0; li < cut; li++) {
+        const at = labels[li] as number;
+        if (at > MAX_POINTER_TARGET) break;
+        const key = hashes[li] as number;
+        if (!this.comp.has(key)) this.comp.set(key, at);
+      }
+    }
+    if (cut < n) {
+      const at = labels[cut] as number;
+      buf[at] = 0xc0 | (pointTo >> 8);
+      buf[at + 1] = pointTo & 0xff;
+      this.off = at + 2;
+    }
   }
 
   /**
@@ -353,47 +429,68 @@ class Writer {
    */
   writeRdata(type: number, rdata: Buffer, register = true): void {
     const layout = COMPRESSIBLE_RDATA.has(type) ? NAME_LAYOUTS.get(type) : undefined;
-    if (!layout) {
+    // rdata that does not have its type's structure cannot be compressed: it goes out verbatim,
+    // exactly as it came in (the decoder never produces such rdata).
+    if (!layout || !fitsLayout(rdata, layout)) {
       this.bytes(rdata);
       return;
     }
-    const names: (Name | null)[] = [];
     let pos = 0;
-    try {
-      for (const field of layout) {
-        if (field === 'n') {
-          const r = readWireName(rdata, pos, { allowPointers: false });
-          names.push(r.name);
-          pos = r.end;
-        } else {
-          names.push(null);
-          pos += field;
-        }
-      }
-    } catch (err) {
-      // rdata that does not have its type's structure cannot be compressed: it goes out
-      // verbatim, exactly as it came in (the decoder never produces such rdata).
-      if (!(err instanceof DnsError)) throw err;
-      this.bytes(rdata);
-      return;
-    }
-    if (pos !== rdata.length) {
-      this.bytes(rdata);
-      return;
-    }
-    pos = 0;
-    for (let i = 0; i < layout.length; i++) {
-      const field = layout[i] as 'n' | number;
+    for (const field of layout) {
       if (field === 'n') {
-        const name = names[i] as Name;
-        this.writeName(name, true, register);
-        pos += wireLength(name);
+        pos = this.writeWireName(rdata, pos, register);
       } else {
         this.bytes(rdata.subarray(pos, pos + field));
         pos += field;
       }
     }
   }
+}
+
+/** Whether the uncompressed name at `a` equals (ASCII case-insensitively) the name at `b`, whose labels may end in a pointer. */
+function sameWireSuffix(buf: Uint8Array, a: number, b: number): boolean {
+  for (let hops = 0; ; ) {
+    let lb = buf[b] as number;
+    while ((lb & 0xc0) === 0xc0) {
+      if (++hops > 127) return false;
+      b = ((lb & 0x3f) << 8) | (buf[b + 1] as number);
+      lb = buf[b] as number;
+    }
+    const la = buf[a] as number;
+    if (la !== lb) return false;
+    if (la === 0) return true;
+    for (let k = 1; k <= la; k++) {
+      let x = buf[a + k] as number;
+      let y = buf[b + k] as number;
+      if (x >= 0x41 && x <= 0x5a) x |= 0x20;
+      if (y >= 0x41 && y <= 0x5a) y |= 0x20;
+      if (x !== y) return false;
+    }
+    a += la + 1;
+    b += lb + 1;
+  }
+}
+
+/** Whether rdata is exactly its layout: fixed fields, and uncompressed names (labels <= 63 bytes, <= 255 in all). */
+function fitsLayout(rdata: Uint8Array, layout: readonly ('n' | number)[]): boolean {
+  let pos = 0;
+  for (const field of layout) {
+    if (field !== 'n') {
+      pos += field;
+      if (pos > rdata.length) return false;
+      continue;
+    }
+    const start = pos;
+    for (;;) {
+      if (pos >= rdata.length) return false;
+      const len = rdata[pos] as number;
+      if (len > 63) return false; // a pointer or an extended label type: not an uncompressed name
+      pos += 1 + len;
+      if (pos - start > 255) return false;
+      if (len === 0) break;
+    }
+  }
+  return pos === rdata.length;
 }
 
 function checkedWireLength(name: Name): number {

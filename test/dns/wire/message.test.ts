@@ -138,6 +138,34 @@ s('compression matches case-insensitively; SRV rdata names are never compressed'
   assert.is(d.answers[0]?.name, 'EXAMPLE.com.');
 });
 
+s('compression over 1000 distinct MX targets: exact round trip, shared suffixes become pointers, none points past 0x3fff', () => {
+  const answers = Array.from({ length: 1000 }, (_, i) => rr('Big.Example.', 15, `${i % 50} mx${i}.MAIL.example.`));
+  const msg: Message = { ...query('big.example.', 15), flags: { ...NOFLAGS, qr: true }, answers };
+  const enc = encodeMessage(msg);
+  assert.ok(enc.bytes.length > 0x4000, `${enc.bytes.length} bytes: names beyond pointer reach exist`);
+  const d = decodeMessage(enc.bytes);
+  assert.equal(d.answers.map((r) => r.rdata), answers.map((r) => r.rdata), 'every MX rdata back byte for byte');
+  assert.ok(d.answers.every((r) => r.name === 'big.example.'), 'owners point at the question (its spelling)');
+  // Per record: owner pointer, type, class, TTL, rdlength, preference, the "mxN" label and a
+  // pointer to "MAIL.example." (written once, its "example." a pointer into the question).
+  const perRecords = answers.reduce((n, _r, i) => n + 2 + 10 + 2 + 1 + `mx${i}`.length + 2, 0);
+  const limit = 12 + wireLength('big.example.') + 4 + perRecords + 1 + 'MAIL'.length;
+  assert.is(enc.bytes.length, limit, 'every shared suffix compressed');
+  assert.equal(encodeMessage(d).bytes, enc.bytes, 'decode then encode gives the same bytes');
+  // Names first written past 0x3fff, asked again later: written again, never pointed at (14 bits).
+  const late = answers.map((r, i) => (i < 900 ? r : rr('big.example.', 15, `1 mx${i - 100}.MAIL.example.`)));
+  const again = decodeMessage(encodeMessage({ ...msg, answers: late }).bytes);
+  assert.equal(again.answers.map((r) => r.rdata), late.map((r) => r.rdata));
+});
+
+s('name-bearing rdata that is not its type\'s structure is written verbatim, never reinterpreted', () => {
+  const bad = Buffer.from([0, 10, 0xc0, 0x0c]); // an MX whose exchange is a pointer: stored rdata never has one
+  const msg: Message = { ...query('example.', 15), flags: { ...NOFLAGS, qr: true }, answers: [{ name: 'example.', type: 15, class: 1, ttl: 60, rdata: bad }] };
+  const enc = encodeMessage(msg);
+  assert.ok(enc.bytes.subarray(enc.bytes.length - 4).equals(bad));
+  assert.is(enc.bytes.readUInt16BE(enc.bytes.length - 6), 4, 'rdlength of the verbatim rdata');
+});
+
 s('decode expands compressed rdata names and validates name-bearing rdata structure', () => {
   // Hand-built response: question example.com MX, answer MX 10 -> "mail" + pointer to the qname.
   const q = nameToWire('example.com.');
