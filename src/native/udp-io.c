@@ -509,11 +509,14 @@ static napi_value udp_close(napi_env env, napi_callback_info info) {
  * still holds between fork and exec stays in the set after our close, and its stale event must find
  * a changed generation, not freed memory.
  */
+typedef struct qset qset_t;
+
 typedef struct {
   int fd;
   bool closed;
   bool finalized;
   uint32_t slot;
+  qset_t *qs; /* its env's set, held (qs->refs) until the query is freed */
   napi_env env;
   napi_ref callback;
   struct sockaddr_storage peer; /* where the query went: datagrams from anywhere else are dropped */
@@ -525,9 +528,15 @@ typedef struct {
   uint32_t gen;
 } slot_t;
 
-/** One epoll set per env (heap: libuv may still hold its poll handle after the env's data is gone). */
-typedef struct {
+/**
+ * One epoll set per env. Its memory outlives the env's instance data for as long as libuv holds its
+ * poll handle or a query (collected after the env's data, in whatever order teardown runs) holds it.
+ */
+struct qset {
   int epfd;
+  uint32_t refs;    /* queries not yet freed */
+  bool gone;        /* the env's instance data was freed: no slot bookkeeping, no dispatch any more */
+  bool poll_closed; /* libuv's close callback ran */
   uv_poll_t poll;
   slot_t *slots;
   uint32_t nslots;
@@ -536,7 +545,7 @@ typedef struct {
   int dispatching;  /* >0 while answers are handed out: queries finalized then are freed after */
   query_t **deferred;
   uint32_t ndeferred, cap_deferred;
-} qset_t;
+};
 
 /** Per napi_env (the main thread, each worker): one async context for every query's callbacks. */
 typedef struct {
@@ -547,12 +556,27 @@ typedef struct {
 /** Receive buffer of the answer being read (one per thread: each env has its own loop thread). */
 static _Thread_local uint8_t answer_buf[SLOT_BYTES];
 
-static void qset_closed(uv_handle_t *handle) {
-  qset_t *qs = handle->data;
+static void qset_free_if_done(qset_t *qs) {
+  if (!qs->poll_closed || qs->refs > 0) return;
   free(qs->slots);
   free(qs->free_slots);
   free(qs->deferred);
   free(qs);
+}
+
+static void qset_closed(uv_handle_t *handle) {
+  qset_t *qs = handle->data;
+  qs->poll_closed = true;
+  qset_free_if_done(qs);
+}
+
+static void query_free(query_t *q) {
+  qset_t *qs = q->qs;
+  free(q);
+  if (qs) {
+    qs->refs--;
+    qset_free_if_done(qs);
+  }
 }
 
 static void instance_free(napi_env env, void *data, void *hint) {
@@ -561,12 +585,9 @@ static void instance_free(napi_env env, void *data, void *hint) {
   if (in->query_resource) napi_delete_reference(env, in->query_resource);
   if (in->query_context) napi_async_destroy(env, in->query_context);
   if (in->qs) {
-    /* uv_close takes the set's fd out of the loop at once; its memory goes in the close callback.
-       Queries still open keep their sockets until their finalizers close them; they no longer
-       point at the set (the finalizer frees them straight away once it is gone). */
-    for (uint32_t i = 0; i < in->qs->nslots; i++) {
-      if (in->qs->slots[i].q) in->qs->slots[i].q->slot = UINT32_MAX;
-    }
+    /* uv_close takes the set's fd out of the loop at once. Queries still open keep their sockets
+       until their finalizers close them, and the set's memory until they are freed. */
+    in->qs->gone = true;
     uv_close((uv_handle_t *)&in->qs->poll, qset_closed);
     close(in->qs->epfd);
   }
@@ -584,9 +605,8 @@ static void query_close(napi_env env, query_t *q) {
   q->closed = true;
   close(q->fd); /* leaves the epoll set with it (unless a child holds a copy: see above) */
   q->fd = -1;
-  instance_t *in = instance(env);
-  if (in && in->qs && q->slot != UINT32_MAX) {
-    qset_t *qs = in->qs;
+  qset_t *qs = q->qs;
+  if (qs && !qs->gone && q->slot != UINT32_MAX) {
     slot_t *s = &qs->slots[q->slot];
     s->q = NULL;
     s->gen++;
@@ -603,8 +623,7 @@ static void query_finalize(napi_env env, void *data, void *hint) {
   query_t *q = data;
   query_close(env, q); /* collected open: a bug of the caller; do not leak the socket */
   q->finalized = true;
-  instance_t *in = instance(env);
-  qset_t *qs = in ? in->qs : NULL;
+  qset_t *qs = q->qs;
   if (qs && qs->dispatching > 0) {
     /* The batch being handed out may still name it: freed once the batch is done. */
     if (qs->ndeferred == qs->cap_deferred) {
@@ -617,7 +636,7 @@ static void query_finalize(napi_env env, void *data, void *hint) {
     qs->deferred[qs->ndeferred++] = q;
     return;
   }
-  free(q);
+  query_free(q);
 }
 
 /** Calls the query's callback with (errno, answer | undefined). */
@@ -693,7 +712,8 @@ static void on_qset(uv_poll_t *handle, int status, int events) {
     if (q && !q->closed) query_readable(q);
   }
   if (--qs->dispatching == 0) {
-    for (uint32_t i = 0; i < qs->ndeferred; i++) free(qs->deferred[i]);
+    /* Each holds a reference to qs, which the set's own poll handle outlives here (it is running). */
+    for (uint32_t i = 0; i < qs->ndeferred; i++) query_free(qs->deferred[i]);
     qs->ndeferred = 0;
   }
 }
@@ -792,17 +812,19 @@ static napi_value udp_query(napi_env env, napi_callback_info info) {
   if (qs == NULL) return throw_errno(env, errno, "epoll_create1");
   query_t *q = calloc(1, sizeof *q);
   if (q == NULL) return throw_errno(env, ENOMEM, "calloc");
+  q->qs = qs;
+  qs->refs++;
   q->slot = UINT32_MAX;
   q->fd = -1;
   q->env = env;
   if (!sockaddr_from_text(family, text, port, &q->peer, &q->peer_len)) {
-    free(q);
+    query_free(q);
     return throw_errno(env, EINVAL, "inet_pton");
   }
   int fd = socket(family == 6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     int e = errno;
-    free(q);
+    query_free(q);
     return throw_errno(env, e, "socket");
   }
   /* connect binds to a random ephemeral port (Linux randomises within ip_local_port_range). */
@@ -812,20 +834,20 @@ static napi_value udp_query(napi_env env, napi_callback_info info) {
   if (failed) {
     int e = errno;
     close(fd);
-    free(q);
+    query_free(q);
     return throw_errno(env, e, failed);
   }
   q->fd = fd;
   if (!qset_take_slot(qs, q)) {
     close(fd);
-    free(q);
+    query_free(q);
     return throw_errno(env, ENOMEM, "realloc");
   }
   struct epoll_event ev = {.events = EPOLLIN, .data.u64 = ((uint64_t)qs->slots[q->slot].gen << 32) | q->slot};
   if (epoll_ctl(qs->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
     int e = errno;
     query_close(env, q);
-    free(q);
+    query_free(q);
     return throw_errno(env, e, "epoll_ctl");
   }
   napi_value ext;
@@ -833,14 +855,14 @@ static napi_value udp_query(napi_env env, napi_callback_info info) {
   /* The reference first: once the external exists, its finalizer owns q and the fd. */
   if (napi_create_reference(env, argv[4], 1, &callback) != napi_ok) {
     query_close(env, q);
-    free(q);
+    query_free(q);
     napi_throw_error(env, "ERR_UDP_IO", "udp-io: cannot create a query handle");
     return NULL;
   }
   if (napi_create_external(env, q, query_finalize, NULL, &ext) != napi_ok) {
     napi_delete_reference(env, callback);
     query_close(env, q);
-    free(q);
+    query_free(q);
     napi_throw_error(env, "ERR_UDP_IO", "udp-io: cannot create a query handle");
     return NULL;
   }
