@@ -3,6 +3,7 @@
 // cache's fast query key is query-key.ts). Called by dns/server, dns/transport, dns/cache and dns/iterator.
 // Must never allocate from header counts, never throw anything but DnsError on network input, and
 // never compress names inside rdata of types other than the RFC 1035 ones (RFC 3597 section 4).
+import { randomInt } from 'node:crypto';
 import { DnsError } from '../../util/errors.js';
 import { canonicalName, readWireName, wireLength } from './name.js';
 import type { EncodedMessage, Flags, Message, Name, Question, ResourceRecord } from './types.js';
@@ -10,6 +11,8 @@ import type { EncodedMessage, Flags, Message, Name, Question, ResourceRecord } f
 const HEADER = 12;
 const BACKSLASH = 0x5c;
 const DOT = 0x2e;
+/** FNV-1a basis xor a per-process random value: suffix hashes cannot be chosen to collide offline. */
+const SUFFIX_HASH_SEED = (0x811c9dc5 ^ randomInt(0x40000000)) >>> 0;
 const TYPE_OPT = 41;
 const MAX_MESSAGE = 65535;
 /** Compression pointers carry 14 bits of offset. */
@@ -279,10 +282,11 @@ class Writer {
   /**
    * Compression targets: hash of a canonical wire suffix -> offset where it was first written
    * (RFC 1035 section 4.1.4). Numbers, not strings, as keys: a name costs no substring or string
-   * hash per label. A hash collision only leaves a suffix out (a lookup checks the bytes), so
-   * compression may miss, never point wrong.
+   * hash per label. A lookup always compares the bytes; suffixes whose hashes collide share a key,
+   * the later ones kept in `collided`, so a collision costs a comparison, never compression.
    */
   private readonly comp = new Map<number, number>();
+  private collided: Map<number, number[]> | undefined;
   /** Scratch of the name being written: where each label starts, and each suffix's hash. */
   private readonly labelAt: number[] = [];
   private readonly suffixHash: number[] = [];
@@ -320,11 +324,15 @@ class Writer {
     let lenAt = this.off++;
     labels.push(lenAt);
     const last = name.length - 1;
+    let absolute = false;
     for (let i = 0; i <= last; i++) {
       const c = name.charCodeAt(i);
       if (c === DOT) {
         this.closeLabel(name, lenAt);
-        if (i === last) break;
+        if (i === last) {
+          absolute = true;
+          break;
+        }
         lenAt = this.off++;
         labels.push(lenAt);
       } else if (c === BACKSLASH) {
@@ -336,12 +344,12 @@ class Writer {
           this.buf[this.off++] = next;
           i += 1;
         }
-        if (i >= last) this.closeLabel(name, lenAt); // a name without its final dot
       } else {
         this.buf[this.off++] = c;
-        if (i === last) this.closeLabel(name, lenAt);
       }
     }
+    // A Name is absolute: '' or 'a.b' (no final, unescaped dot) is a caller's bug, not a name.
+    if (!absolute) throw new DnsError('DNS_ERR_BAD_NAME', `cannot encode name ${JSON.stringify(name)}: not an absolute name (no final dot)`);
     this.buf[this.off++] = 0;
     this.finishName(compress, register);
   }
@@ -384,7 +392,7 @@ class Writer {
     const buf = this.buf;
     const n = labels.length;
     // Suffix hashes right to left, over the canonical (lower-case ASCII) bytes with length bytes.
-    let h = 0x811c9dc5;
+    let h = SUFFIX_HASH_SEED;
     for (let li = n - 1; li >= 0; li--) {
       const at = labels[li] as number;
       const end = at + 1 + (buf[at] as number);
@@ -399,8 +407,8 @@ class Writer {
     let pointTo = 0;
     if (compress) {
       for (let li = 0; li < n; li++) {
-        const target = this.comp.get(hashes[li] as number);
-        if (target !== undefined && sameWireSuffix(buf, labels[li] as number, target)) {
+        const target = this.target(hashes[li] as number, labels[li] as number);
+        if (target >= 0) {
           cut = li;
           pointTo = target;
           break;
@@ -412,7 +420,15 @@ class Writer {
         const at = labels[li] as number;
         if (at > MAX_POINTER_TARGET) break;
         const key = hashes[li] as number;
-        if (!this.comp.has(key)) this.comp.set(key, at);
+        if (!this.comp.has(key)) {
+          this.comp.set(key, at);
+        } else if (compress || this.target(key, at) < 0) {
+          // Not a target yet (the search above found none, or this check): another suffix with this
+          // hash. First writer wins for equal suffixes; colliding ones are kept beside it.
+          const others = (this.collided ??= new Map<number, number[]>()).get(key);
+          if (others) others.push(at);
+          else this.collided.set(key, [at]);
+        }
       }
     }
     if (cut < n) {
@@ -421,6 +437,15 @@ class Writer {
       buf[at + 1] = pointTo & 0xff;
       this.off = at + 2;
     }
+  }
+
+  /** Where the suffix at `at` (hashed `key`) was written before, or -1. */
+  private target(key: number, at: number): number {
+    const first = this.comp.get(key);
+    if (first === undefined) return -1;
+    if (sameWireSuffix(this.buf, at, first)) return first;
+    for (const other of this.collided?.get(key) ?? []) if (sameWireSuffix(this.buf, at, other)) return other;
+    return -1;
   }
 
   /**

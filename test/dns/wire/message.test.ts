@@ -281,6 +281,9 @@ s('encodeMessage refuses names it cannot put on the wire', () => {
   const long = Array.from({ length: 5 }, () => 'x'.repeat(63)).join('.') + '.';
   throwsCode(() => encodeMessage(query(long, 1)), 'DNS_ERR_BAD_NAME', /bytes in wire form/);
   throwsCode(() => encodeMessage(query('x'.repeat(64) + '.', 1)), 'DNS_ERR_BAD_NAME', /label of 64/);
+  throwsCode(() => encodeMessage(query('a..b.', 1)), 'DNS_ERR_BAD_NAME', /label of 0/);
+  // Names are absolute: without the final dot (or with it escaped) it is not a name to encode.
+  for (const relative of ['', 'a.b', 'a\\.']) throwsCode(() => encodeMessage(query(relative, 1)), 'DNS_ERR_BAD_NAME', /not an absolute name/);
 });
 
 s('maxSize: drop additional without TC, then cut to the question with TC', () => {
