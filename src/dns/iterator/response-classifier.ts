@@ -4,6 +4,7 @@
 // undoes the 0x20 case of a response's names. Pure: no cache, no I/O.
 // RFC 1034 s5.3.3, RFC 2181 s5.4.1, RFC 2308, RFC 6672.
 import { rdataCaseRestorer } from '../wire/message.js';
+import { NAME_LAYOUTS } from '../wire/message-writer.js';
 import { canonicalName, isSubdomain, labelCount, nameLabels, namesEqual, nameToWire, wireLength } from '../wire/name.js';
 import { rdataNames } from '../wire/rdata.js';
 import { Rcode, RRType, type Message, type Name, type ResourceRecord } from '../wire/types.js';
@@ -42,6 +43,7 @@ export interface Classified {
 }
 
 const MAX_CHAIN_IN_RESPONSE = 16;
+const DOT_CODE = 0x2e;
 
 /**
  * @param msg the decoded response (already matched to our query by the transport)
@@ -234,9 +236,17 @@ function cnameRdata(target: Name): Buffer {
 export function restoreCase(msg: Message, original: Name, sent: Name): void {
   const labels = nameLabels(original);
   const sentLabels = nameLabels(sent);
-  const restoreRdata = rdataCaseRestorer(nameToWire(sent), nameToWire(original));
+  let restorer: ((type: number, rdata: Buffer) => void) | undefined;
   const fix = (rr: ResourceRecord): void => {
-    restoreRdata(rr.type, rr.rdata);
+    // Only types with names in their rdata need the wire forms (most answers are A/AAAA alone).
+    if (NAME_LAYOUTS.has(rr.type)) (restorer ??= rdataCaseRestorer(nameToWire(sent), nameToWire(original)))(rr.type, rr.rdata);
+    // The usual owner: the query name, or an ancestor, in the case we sent (a pointer to our
+    // question). The same offsets of the original then hold it in the original case.
+    const tail = sent.length - rr.name.length;
+    if (tail >= 0 && sent.endsWith(rr.name) && (tail === 0 || sent.charCodeAt(tail - 1) === DOT_CODE)) {
+      rr.name = tail === 0 ? original : original.slice(tail);
+      return;
+    }
     if (!isSubdomain(original, rr.name)) {
       rr.name = withSuffixCase(rr.name, sentLabels, labels);
       return;

@@ -47,6 +47,30 @@ s('rdata and owner names compressed against the randomised question get the orig
   assert.is(msg.questions[0]!.name, ORIGINAL);
 });
 
+s('owner names: the query name and its ancestors in the sent case, in the server\'s own case, and others', () => {
+  const a = (name: string): ResourceRecord => ({ name, type: RRType.A, class: RRClass.IN, ttl: 300, rdata: Buffer.from([192, 0, 2, 1]) });
+  const msg: Message = {
+    id: 7,
+    flags: { qr: true, opcode: 0, aa: true, tc: false, rd: false, ra: false, z: false, ad: false, cd: false },
+    rcode: 0,
+    questions: [{ name: SENT, type: RRType.A, class: RRClass.IN }],
+    answers: [a(SENT), a('ExAmPle.cOm.'), a('cOm.'), a('EXAMPLE.COM.'), a('Ww.ExAmPle.cOm.'), a('mail.ExAmPle.cOm.'), a('.')],
+    authorities: [],
+    additionals: [],
+    edns: null,
+  };
+  restoreCase(msg, ORIGINAL, SENT);
+  assert.equal(msg.answers.map((r) => r.name), [
+    ORIGINAL, // the query name as sent
+    'example.com.', // ancestors as sent
+    'com.',
+    'example.com.', // an ancestor in the server's own case: the original case too
+    'Ww.example.com.', // a suffix of the sent string, but not at a label boundary: its first label is its own
+    'mail.example.com.', // below an ancestor: the randomised labels restored
+    '.',
+  ]);
+});
+
 s('restoreRdataCase: only labels equal to the randomised ones change; other types and the server\'s own case stay', () => {
   const own = mx('x.', 'MAIL.EXAMPLE.COM.').rdata;
   restoreRdataCase(RRType.MX, own, nameToWire(SENT), nameToWire(ORIGINAL));
