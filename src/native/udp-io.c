@@ -514,7 +514,6 @@ typedef struct qset qset_t;
 typedef struct {
   int fd;
   bool closed;
-  bool finalized;
   uint32_t slot;
   qset_t *qs; /* its env's set, held (qs->refs) until the query is freed */
   napi_env env;
@@ -622,7 +621,6 @@ static void query_finalize(napi_env env, void *data, void *hint) {
   (void)hint;
   query_t *q = data;
   query_close(env, q); /* collected open: a bug of the caller; do not leak the socket */
-  q->finalized = true;
   qset_t *qs = q->qs;
   if (qs && qs->dispatching > 0) {
     /* The batch being handed out may still name it: freed once the batch is done. */

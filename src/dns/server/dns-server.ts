@@ -37,7 +37,7 @@ import { nativeUdp } from '../../native/native-udp.js';
 import { adoptUdpEndpoint, openUdpEndpoint, type UdpEndpoint } from './udp-endpoint.js';
 import type { LocalAnswer, LocalZones } from './local-zones.js';
 import { queryRefusal } from './query-refusal.js';
-import { answerSizeLimit, buildResponse, type ResponseBody, type ServerTransport } from './responses.js';
+import { answerSizeLimit, buildResponse, type ResponseBody, type ServerTransport as Transport } from './responses.js';
 import { TcpConnections } from './tcp-connections.js';
 
 /** The part of the packet cache the server uses (src/dns/cache/packet-cache.ts implements it). */
@@ -115,8 +115,6 @@ export interface DnsServerStats {
   internalErrors: number;
   tcp: { open: number; accepted: number; rejected: number; idleClosed: number; evicted: number };
 }
-
-type Transport = ServerTransport;
 
 /** One log line per kind of trouble per this interval; the rest are counted into the next line. */
 const LOG_INTERVAL_MS = 10_000;

@@ -13,9 +13,9 @@ export interface ResponseBody {
 }
 
 /** The most bytes a UDP answer may have: the client's EDNS size clamped (RFC 6891 s6.2.5, DNS flag day 2020). */
-export const EDNS_UDP_SIZE = 1232;
+const EDNS_UDP_SIZE = 1232;
 const PLAIN_UDP_SIZE = 512;
-export const TCP_MAX_MESSAGE = 65535;
+const TCP_MAX_MESSAGE = 65535;
 const EMPTY = Buffer.alloc(0);
 
 /**

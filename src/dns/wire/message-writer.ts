@@ -128,7 +128,7 @@ export class Writer {
   }
 
   /**
-   * Copies an uncompressed wire name from rdata (checked by wireNameEnd) and compresses it as
+   * Copies an uncompressed wire name from rdata (checked by fitsLayout) and compresses it as
    * writeName does; returns the offset in `src` after it.
    */
   writeWireName(src: Uint8Array, pos: number, register: boolean): number {
