@@ -254,20 +254,22 @@ interface EncodeParts {
   rotatable?: boolean;
 }
 
-function encodeParts(msg: Message, parts: EncodeParts, tc: boolean): Omit<EncodedMessage, 'truncated'> {
-  const answers = parts.withRecords ? msg.answers : [];
-  const authorities = parts.withRecords ? msg.authorities : [];
-  const additionals = parts.withRecords && parts.withAdditional ? msg.additionals : [];
+function encodeParts(msg: Message, parts: EncodeParts, tc: boolean): EncodedMessage {
+  const answers = parts.withRecords ? msg.answers : NO_RECORDS;
+  const authorities = parts.withRecords ? msg.authorities : NO_RECORDS;
+  const additionals = parts.withRecords && parts.withAdditional ? msg.additionals : NO_RECORDS;
+  const sections = [answers, authorities, additionals];
   let bound = HEADER;
   for (const q of msg.questions) bound += checkedWireLength(q.name) + 4;
-  for (const list of [answers, authorities, additionals]) {
+  for (const list of sections) {
     for (const rr of list) bound += checkedWireLength(rr.name) + 10 + rr.rdata.length;
   }
   if (msg.edns) bound += 11 + msg.edns.options.length;
   const arcount = additionals.length + (msg.edns ? 1 : 0);
-  for (const [what, n] of [['questions', msg.questions.length], ['answers', answers.length], ['authorities', authorities.length], ['additionals', arcount]] as const) {
-    if (n > 0xffff) throw new DnsError('DNS_ERR_TOO_BIG', `cannot encode ${n} ${what} (at most 65535)`);
-  }
+  checkCount('questions', msg.questions.length);
+  checkCount('answers', answers.length);
+  checkCount('authorities', authorities.length);
+  checkCount('additionals', arcount);
   if (msg.rcode > 0xf && !msg.edns) {
     throw new DnsError('DNS_ERR_BAD_RCODE', `rcode ${msg.rcode} needs EDNS (RFC 6891 extended rcode) but the message has none`);
   }
@@ -275,7 +277,7 @@ function encodeParts(msg: Message, parts: EncodeParts, tc: boolean): Omit<Encode
 
   const w = new Writer(Buffer.allocUnsafe(bound));
   w.u16(msg.id);
-  w.u16(flagsToWord({ ...msg.flags, tc: msg.flags.tc || tc }, msg.rcode));
+  w.u16(flagsToWord(msg.flags, msg.rcode) | (tc ? 0x0200 : 0));
   w.u16(msg.questions.length);
   w.u16(answers.length);
   w.u16(authorities.length);
@@ -287,7 +289,7 @@ function encodeParts(msg: Message, parts: EncodeParts, tc: boolean): Omit<Encode
   }
   const ttlOffsets: number[] = [];
   const runs: number[][] = [];
-  for (const list of [answers, authorities, additionals]) {
+  for (const list of sections) {
     for (let i = 0; i < list.length; i++) {
       const rr = list[i] as ResourceRecord;
       // An answer RRset of 2+ records, for rotation: its names point out of it, never into it.
@@ -324,7 +326,15 @@ function encodeParts(msg: Message, parts: EncodeParts, tc: boolean): Omit<Encode
     w.u16(e.options.length);
     w.bytes(e.options);
   }
-  return { bytes: Buffer.from(w.buf.subarray(0, w.off)), ttlOffsets, ...(parts.rotatable ? { rrsetRuns: runs } : {}) };
+  const out: EncodedMessage = { bytes: Buffer.from(w.buf.subarray(0, w.off)), ttlOffsets, truncated: tc };
+  if (parts.rotatable) out.rrsetRuns = runs;
+  return out;
+}
+
+const NO_RECORDS: readonly ResourceRecord[] = [];
+
+function checkCount(what: string, n: number): void {
+  if (n > 0xffff) throw new DnsError('DNS_ERR_TOO_BIG', `cannot encode ${n} ${what} (at most 65535)`);
 }
 
 function sameRRset(a: ResourceRecord, b: ResourceRecord | undefined): boolean {
@@ -342,13 +352,12 @@ function sameRRset(a: ResourceRecord, b: ResourceRecord | undefined): boolean {
 export function encodeMessage(msg: Message, opts?: { maxSize?: number; rotatable?: boolean }): EncodedMessage {
   const maxSize = Math.min(opts?.maxSize ?? MAX_MESSAGE, MAX_MESSAGE);
   const full = encodeParts(msg, { withAdditional: true, withRecords: true, rotatable: opts?.rotatable }, false);
-  if (full.bytes.length <= maxSize) return { ...full, truncated: false };
+  if (full.bytes.length <= maxSize) return full;
   if (msg.additionals.length > 0) {
     const lean = encodeParts(msg, { withAdditional: false, withRecords: true }, false);
-    if (lean.bytes.length <= maxSize) return { ...lean, truncated: false };
+    if (lean.bytes.length <= maxSize) return lean;
   }
-  const cut = encodeParts(msg, { withAdditional: false, withRecords: false }, true);
-  return { ...cut, truncated: true };
+  return encodeParts(msg, { withAdditional: false, withRecords: false }, true);
 }
 
 /**
