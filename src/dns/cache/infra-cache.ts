@@ -78,6 +78,13 @@ interface Host {
   lame: Map<Name, number>;
 }
 
+/** A server that is down for the query's type class, in selectOrder. */
+interface DownServer {
+  address: string;
+  at: number;
+  due: boolean;
+}
+
 /** Consecutive timeouts and the down/probe state of one type class at one server. */
 interface TypeState {
   timeouts: number;
@@ -226,36 +233,48 @@ export class InfraCache {
   selectOrder(addresses: string[], qtype?: number): string[] {
     const cls = classOf(qtype);
     const now = this.clock.nowMs();
-    const up: { address: string; rto: number }[] = [];
-    const downDue: { address: string; at: number }[] = [];
-    const downWaiting: { address: string; at: number }[] = [];
-    const seen = new Set<string>();
+    // Up servers by RTO (a stable insertion: equal RTOs keep their order), in parallel arrays: this
+    // runs for every upstream query, over a zone's handful of servers, so no object per server.
+    const order: string[] = [];
+    const rtos: number[] = [];
+    let down: DownServer[] | undefined;
     for (const address of addresses) {
-      if (seen.has(address)) continue;
-      seen.add(address);
+      if (order.includes(address) || down?.some((d) => d.address === address)) continue;
       const h = this.liveRtt(address, now);
       const t = h?.byType[cls];
       if (t !== undefined && t.down) {
-        (now >= t.nextProbeAtMs ? downDue : downWaiting).push({ address, at: t.nextProbeAtMs });
-      } else {
-        up.push({ address, rto: h === undefined ? UNKNOWN_SERVER_RTO_MS : h.rtoMs });
+        (down ??= []).push({ address, at: t.nextProbeAtMs, due: now >= t.nextProbeAtMs });
+        continue;
+      }
+      const rto = h === undefined ? UNKNOWN_SERVER_RTO_MS : h.rtoMs;
+      order.push(address);
+      rtos.push(rto);
+      for (let i = rtos.length - 1; i > 0 && (rtos[i - 1] as number) > rto; i--) {
+        rtos[i] = rtos[i - 1] as number;
+        order[i] = order[i - 1] as string;
+        rtos[i - 1] = rto;
+        order[i - 1] = address;
       }
     }
-    up.sort((a, b) => a.rto - b.rto);
-    const fastest = up[0]?.rto ?? 0;
+    const fastest = rtos[0] ?? 0;
     let bandEnd = 0;
-    while (bandEnd < up.length && (up[bandEnd]?.rto ?? Infinity) <= fastest + RTT_BAND_MS) bandEnd++;
-    const band = up.slice(0, bandEnd).map((s) => s.address);
-    this.shuffle(band);
-    const slower = up.slice(bandEnd).map((s) => s.address);
-    downDue.sort((a, b) => a.at - b.at);
-    downWaiting.sort((a, b) => a.at - b.at);
-    const order = [...band, ...slower, ...downDue.map((s) => s.address), ...downWaiting.map((s) => s.address)];
+    while (bandEnd < rtos.length && (rtos[bandEnd] as number) <= fastest + RTT_BAND_MS) bandEnd++;
+    this.shuffle(order, bandEnd);
+    const slower = order.length - bandEnd;
+    let downDue = 0;
+    if (down) {
+      // Due probes first, then the waiting ones, each by its probe time.
+      for (const due of [true, false]) {
+        const group = down.filter((d) => d.due === due).sort((a, b) => a.at - b.at);
+        if (due) downDue = group.length;
+        for (const d of group) order.push(d.address);
+      }
+    }
 
-    const probeCandidates = slower.length + downDue.length;
-    if (probeCandidates > 0 && band.length > 0 && this.random() < this.probeProbability) {
+    const probeCandidates = slower + downDue;
+    if (probeCandidates > 0 && bandEnd > 0 && this.random() < this.probeProbability) {
       const pick = Math.min(probeCandidates - 1, Math.floor(this.random() * probeCandidates));
-      const from = band.length + pick;
+      const from = bandEnd + pick;
       const [probe] = order.splice(from, 1);
       if (probe !== undefined) order.unshift(probe);
     }
@@ -370,8 +389,9 @@ export class InfraCache {
   }
 
   /** Fisher-Yates with the injected random source. */
-  private shuffle(list: string[]): void {
-    for (let i = list.length - 1; i > 0; i--) {
+  /** Shuffles the first `n` entries of `list` in place (Fisher-Yates). */
+  private shuffle(list: string[], n: number): void {
+    for (let i = n - 1; i > 0; i--) {
       const j = Math.min(i, Math.floor(this.random() * (i + 1)));
       const a = list[i] as string;
       list[i] = list[j] as string;

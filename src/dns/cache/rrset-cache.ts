@@ -343,10 +343,10 @@ export class RRsetCache {
     const now = this.clock.nowMs();
     let canon: Name | null = canonicalName(name);
     while (canon !== null) {
-      const key = rrsetKey(canon, RRType.NS, RRClass.IN);
-      const entry = this.lru.peek(key);
+      const held = this.lru.entry(rrsetKey(canon, RRType.NS, RRClass.IN));
+      const entry = held?.value;
       if (entry?.kind === 'rrset' && now < entry.expiresAtMs) {
-        this.lru.get(key);
+        this.lru.touch(held!);
         return { zone: entry.name, ns: viewRRset(entry, remainingSec(entry.expiresAtMs, now), false) };
       }
       canon = parentName(canon);
@@ -415,8 +415,11 @@ export class RRsetCache {
 
 // Keys: the canonical name always ends with '.', and the fields after it are numbers or a fixed
 // word, so reading a key from its right end is unambiguous even when a label contains '|'.
+/** "|type|1" by type: a class IN key is one concatenation, not a template of two numbers. */
+const IN_KEY_SUFFIXES: string[] = [];
 function rrsetKey(canon: Name, type: number, cls: number): string {
-  return `${canon}|${type}|${cls}`;
+  if (cls !== RRClass.IN) return `${canon}|${type}|${cls}`;
+  return canon + (IN_KEY_SUFFIXES[type] ??= `|${type}|${cls}`);
 }
 function nodataKey(canon: Name, type: number): string {
   return `${canon}|${type}|nodata`;

@@ -14,7 +14,7 @@ import { RRClass, RRType, Rcode, type Message, type Name, type ResourceRecord } 
 import type { IteratorConfig } from './iterator-config.js';
 import { classifyResponse, restoreCase, synthesizeDnameTarget, type Classified } from './response-classifier.js';
 import { aliasCount, rrsetRecords } from './rrset.js';
-import { addCutAddress, addressFromRdata, isLoopbackAddress, isQueryable, nsTargets, pushFamilies, type ZoneCut } from './zone-cut.js';
+import { addCutAddress, addressFromRdata, dropTried, isLoopbackAddress, keepQueryableOnce, nsTargets, pushFamilies, type ZoneCut } from './zone-cut.js';
 
 /** Why a resolution ended in SERVFAIL; becomes ResolveResult.failure and a log line. */
 export class ResolutionFailure extends MxError {
@@ -374,18 +374,18 @@ export class Iterator {
       // An answer in hand is taken rather than lost to the deadline or the query budget.
       if (lastResort && (this.deps.clock.nowMs() >= st.deadlineAtMs || st.upstreamQueries >= this.config.limits.maxUpstreamQueries)) return this.takeLastResort(lastResort, cut, name);
       this.checkDeadline(st, name);
-      let candidates = this.addressesFor(cut).filter((a) => !tried.has(a));
+      let candidates = dropTried(this.addressesFor(cut), tried);
       if (candidates.length === 0 && !targetsResolved) {
         targetsResolved = true;
         await this.resolveNsTargets(cut, st);
-        candidates = this.addressesFor(cut).filter((a) => !tried.has(a));
+        candidates = dropTried(this.addressesFor(cut), tried);
       }
       if (candidates.length === 0 && timedOut.size > 0 && !lastResort && ++round < MAX_SEND_ROUNDS) {
         // Unbound's outbound-msg-retry: servers that only timed out are asked again (backed-off RTO) while deadline
         // and budget last; lame ones are not, nor any once a last-resort answer is in hand (rounds outlast budgets).
         for (const a of timedOut) if (!st.unreachable?.has(a)) tried.delete(a);
         timedOut.clear();
-        candidates = this.addressesFor(cut).filter((a) => !tried.has(a));
+        candidates = dropTried(this.addressesFor(cut), tried);
       }
       if (candidates.length === 0) return lastResort ? this.takeLastResort(lastResort, cut, name) : null;
       const notLame = candidates.filter((a) => !this.deps.infra.isLame(a, cut.zone));
@@ -431,22 +431,22 @@ export class Iterator {
 
   /** Usable upstream addresses of a cut's name servers, from the cache (answers or in-bailiwick glue). */
   private addressesFor(cut: ZoneCut): string[] {
-    const out: string[] = [];
+    const found: string[] = [];
     const { doIp4, doIp6 } = this.config;
     for (const ns of cut.nsNames) {
-      let found = false;
-      for (const type of [RRType.A, RRType.AAAA]) {
-        if ((type === RRType.A && !doIp4) || (type === RRType.AAAA && !doIp6)) continue;
-        const set = this.deps.cache.getRRset(ns, type);
-        for (const rdata of set?.rdatas ?? []) {
-          found = true;
-          out.push(addressFromRdata(type, rdata));
-        }
-      }
-      if (!found) found = pushFamilies(out, cut.addrs?.get(canonicalName(ns)), doIp4, doIp6);
-      if (!found && cut.zone === '.') pushFamilies(out, this.hintAddrs.get(canonicalName(ns)), doIp4, doIp6);
+      const before = found.length;
+      if (doIp4) this.pushCached(found, ns, RRType.A);
+      if (doIp6) this.pushCached(found, ns, RRType.AAAA);
+      // Nothing cached: the cut's own glue, and for the root the hints.
+      if (found.length === before && !pushFamilies(found, cut.addrs?.get(canonicalName(ns)), doIp4, doIp6) && cut.zone === '.') pushFamilies(found, this.hintAddrs.get(canonicalName(ns)), doIp4, doIp6);
     }
-    return [...new Set(out)].filter((a) => isQueryable(a, this.config.queryLoopback));
+    return keepQueryableOnce(found, this.config.queryLoopback);
+  }
+
+  /** Appends the addresses of a cached A or AAAA RRset of `ns`. */
+  private pushCached(out: string[], ns: Name, type: number): void {
+    const set = this.deps.cache.getRRset(ns, type);
+    if (set) for (const rdata of set.rdatas) out.push(addressFromRdata(type, rdata));
   }
 
   /** Resolves addresses for NS names without any (out-of-bailiwick NS names): sub-queries with loop detection. */
@@ -597,3 +597,4 @@ export class Iterator {
     this.deps.cache.putNegative(kind, name, type, soa, ttl);
   }
 }
+

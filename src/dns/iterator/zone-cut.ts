@@ -28,9 +28,23 @@ export function addCutAddress(cut: ZoneCut, ns: Name, address: string): void {
   else if (!list.includes(address)) list.push(address);
 }
 
-/** NS target names of an NS RRset. */
+/**
+ * NS target names of an NS RRset. Each rdata's name is decoded once per buffer (the cache keeps the
+ * same buffers until the RRset is replaced), so every resolution below a cut gets the same strings.
+ */
+const nsTargetTexts = new WeakMap<Buffer, Name>();
 export function nsTargets(ns: { rdatas: Buffer[] }): Name[] {
-  return ns.rdatas.map((d) => rdataNames(RRType.NS, d)[0]).filter((n): n is Name => n !== undefined);
+  const out: Name[] = [];
+  for (const d of ns.rdatas) {
+    let name = nsTargetTexts.get(d);
+    if (name === undefined) {
+      name = rdataNames(RRType.NS, d)[0];
+      if (name === undefined) continue;
+      nsTargetTexts.set(d, name);
+    }
+    out.push(name);
+  }
+  return out;
 }
 
 /** 127.0.0.0/8 or ::1 (as text from addressFromRdata): asked only with query-loopback (Unbound's do-not-query-localhost). */
@@ -42,6 +56,38 @@ export function isLoopbackAddress(address: string): boolean {
 export function isQueryable(address: string, queryLoopback: boolean): boolean {
   if (address === '0.0.0.0' || address === '::' || address.startsWith('0.')) return false;
   return queryLoopback || !isLoopbackAddress(address);
+}
+
+/**
+ * Drops, in place, the addresses never to be queried (isQueryable) and the repeats of one (two NS
+ * names on one address), keeping the first of each in order; returns the same array. Runs for
+ * every upstream query over a zone's handful of addresses: no Set, no copies.
+ */
+export function keepQueryableOnce(addresses: string[], queryLoopback: boolean): string[] {
+  let n = 0;
+  for (let i = 0; i < addresses.length; i++) {
+    const a = addresses[i] as string;
+    if (isQueryable(a, queryLoopback) && !includedBefore(addresses, a, n)) addresses[n++] = a;
+  }
+  addresses.length = n;
+  return addresses;
+}
+
+/** Drops, in place, the addresses already tried; returns the same array (the iterator's own copy). */
+export function dropTried(addresses: string[], tried: ReadonlySet<string>): string[] {
+  let n = 0;
+  for (let i = 0; i < addresses.length; i++) {
+    const a = addresses[i] as string;
+    if (!tried.has(a)) addresses[n++] = a;
+  }
+  addresses.length = n;
+  return addresses;
+}
+
+/** Whether `a` is among the first `n` entries of `list`. */
+function includedBefore(list: readonly string[], a: string, n: number): boolean {
+  for (let i = 0; i < n; i++) if (list[i] === a) return true;
+  return false;
 }
 
 /**
