@@ -234,8 +234,9 @@ function cnameRdata(target: Name): Buffer {
  * our question) get it where their trailing labels are the randomised ones, byte for byte.
  */
 export function restoreCase(msg: Message, original: Name, sent: Name): void {
-  const labels = nameLabels(original);
-  const sentLabels = nameLabels(sent);
+  // Labels only for the rarer owners below (most owners are the query name or an ancestor).
+  let labels: string[] | undefined;
+  let sentLabels: string[] | undefined;
   let restorer: ((type: number, rdata: Buffer) => void) | undefined;
   const fix = (rr: ResourceRecord): void => {
     // Only types with names in their rdata need the wire forms (most answers are A/AAAA alone).
@@ -247,8 +248,9 @@ export function restoreCase(msg: Message, original: Name, sent: Name): void {
       rr.name = tail === 0 ? original : original.slice(tail);
       return;
     }
+    labels ??= nameLabels(original);
     if (!isSubdomain(original, rr.name)) {
-      rr.name = withSuffixCase(rr.name, sentLabels, labels);
+      rr.name = withSuffixCase(rr.name, (sentLabels ??= nameLabels(sent)), labels);
       return;
     }
     const n = labelCount(rr.name);

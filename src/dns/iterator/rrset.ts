@@ -13,20 +13,39 @@ export interface RRset {
   rdatas: Buffer[];
 }
 
+/** Sections up to this many records are grouped by a scan of the sets so far, larger ones by a Map. */
+const SCAN_LIMIT = 16;
+
 /** Groups records into RRsets in first-seen order; duplicate rdata is dropped. */
 export function groupRRsets(records: readonly ResourceRecord[]): RRset[] {
-  const byKey = new Map<string, RRset>();
+  const sets: RRset[] = [];
+  // A section of a few records (most responses) costs no key strings and no Map.
+  const byKey = records.length > SCAN_LIMIT ? new Map<string, RRset>() : undefined;
   for (const rr of records) {
-    const key = `${canonicalName(rr.name)}|${rr.type}|${rr.class}`;
-    let set = byKey.get(key);
+    const key = byKey ? `${canonicalName(rr.name)}|${rr.type}|${rr.class}` : '';
+    let set = byKey ? byKey.get(key) : findSet(sets, rr);
     if (!set) {
       set = { name: rr.name, type: rr.type, class: rr.class, ttl: rr.ttl, rdatas: [] };
-      byKey.set(key, set);
+      sets.push(set);
+      byKey?.set(key, set);
     }
     set.ttl = Math.min(set.ttl, rr.ttl);
-    if (!set.rdatas.some((d) => d.equals(rr.rdata))) set.rdatas.push(rr.rdata);
+    if (!hasRdata(set.rdatas, rr.rdata)) set.rdatas.push(rr.rdata);
   }
-  return [...byKey.values()];
+  return sets;
+}
+
+/** The set of rr's owner (case-insensitively, as canonicalName), type and class, if any. */
+function findSet(sets: readonly RRset[], rr: ResourceRecord): RRset | undefined {
+  for (const s of sets) {
+    if (s.type === rr.type && s.class === rr.class && (s.name === rr.name || (s.name.length === rr.name.length && canonicalName(s.name) === canonicalName(rr.name)))) return s;
+  }
+  return undefined;
+}
+
+function hasRdata(rdatas: readonly Buffer[], rdata: Buffer): boolean {
+  for (const d of rdatas) if (d.equals(rdata)) return true;
+  return false;
 }
 
 /** Expands an RRset back into records, all with the set's TTL. */

@@ -138,9 +138,11 @@ export class Writer {
       const len = src[pos] as number;
       if (len === 0) break;
       labels.push(this.off);
-      this.buf.set(src.subarray(pos, pos + 1 + len), this.off);
-      this.off += 1 + len;
-      pos += 1 + len;
+      // Byte by byte: a subarray per label would cost an object each, for a few bytes.
+      const buf = this.buf;
+      let off = this.off;
+      for (let end = pos + 1 + len; pos < end; pos++) buf[off++] = src[pos] as number;
+      this.off = off;
     }
     this.buf[this.off++] = 0;
     this.finishName(true, register);

@@ -379,6 +379,25 @@ export function namesEqual(a: Name, b: Name): boolean {
  */
 export function randomizeCase(name: Name): Name {
   const bits = secureRandomBytes((name.length >> 3) + 1);
+  // Into a scratch buffer and out as one string: a string per character costs two objects each.
+  const scratch = name.length <= CASE_SCRATCH.length ? CASE_SCRATCH : Buffer.allocUnsafe(name.length);
+  for (let i = 0; i < name.length; i++) {
+    let c = name.charCodeAt(i);
+    // Names are ASCII text (parseName escapes every other byte as \DDD); anything else is kept as is.
+    if (c > 0x7f) return randomizeCaseSlow(name, bits);
+    const lower = c | 0x20;
+    if (lower >= 0x61 && lower <= 0x7a) {
+      const upper = (((bits[i >> 3] as number) >> (i & 7)) & 1) === 1;
+      c = upper ? lower & ~0x20 : lower;
+    }
+    scratch[i] = c;
+  }
+  return scratch.toString('latin1', 0, name.length);
+}
+
+const CASE_SCRATCH = Buffer.allocUnsafe(1024);
+
+function randomizeCaseSlow(name: Name, bits: Uint8Array): Name {
   let out = '';
   for (let i = 0; i < name.length; i++) {
     let c = name.charCodeAt(i);

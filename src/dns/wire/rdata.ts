@@ -145,9 +145,29 @@ export function soaFields(rdata: Buffer): SoaData {
   };
 }
 
-/** The SOA MINIMUM field, the negative-caching TTL cap of RFC 2308 section 5. */
+/**
+ * The SOA MINIMUM field, the negative-caching TTL cap of RFC 2308 section 5. Checks the rdata as
+ * soaFields does, but steps over the two names without making strings of them: every negative
+ * answer reads it several times.
+ */
 export function soaMinimum(rdata: Buffer): number {
-  return soaFields(rdata).minimum;
+  const end = skipRdName(6, rdata, skipRdName(6, rdata, 0));
+  need(6, rdata, end, 20);
+  done(6, rdata, end + 20);
+  return rdata.readUInt32BE(end + 16);
+}
+
+/** The end of the uncompressed name at `pos` in rdata; the checks of rdName (readWireName) without the string. */
+function skipRdName(type: number, rdata: Buffer, pos: number): number {
+  const start = pos;
+  for (;;) {
+    if (pos >= rdata.length) throw badRdata(type, 'name runs past the rdata');
+    const len = rdata[pos] as number;
+    if (len === 0) return pos + 1;
+    if (len > 63) throw badRdata(type, `label length byte 0x${len.toString(16)} (no compression inside rdata)`);
+    pos += 1 + len;
+    if (pos - start + 1 > 255) throw badRdata(type, 'name longer than 255 bytes');
+  }
 }
 
 function readU16Name(type: number, rdata: Buffer): { n: number; name: Name } {

@@ -220,4 +220,18 @@ s('randomizeCase keeps the name modulo case, varies letters, keeps escapes', () 
   assert.is(randomizeCase('.'), '.');
 });
 
+s('randomizeCase: non-ASCII characters and every non-letter come back unchanged', () => {
+  // A name with a character above 0x7f (not from parseName, which escapes such bytes) takes the
+  // slow path; digits, hyphens, escapes and dots never change case.
+  for (const name of ['caf\u00e9.example.', 'a-1_b.c0m.', '\\046\\.\\\\.x.', `${'ab.'.repeat(400)}`]) {
+    const r = randomizeCase(name);
+    assert.is(r.length, name.length);
+    for (let i = 0; i < name.length; i++) {
+      const c = name[i]!;
+      if (/[a-z]/i.test(c)) assert.is(r[i]!.toLowerCase(), c.toLowerCase());
+      else assert.is(r[i], c, `position ${i} of ${name}`);
+    }
+  }
+});
+
 s.run();

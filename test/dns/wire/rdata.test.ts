@@ -70,6 +70,15 @@ s('rdataToData / rdataToText reject malformed rdata with DNS_ERR_FORMERR', () =>
   throwsCode(() => rdataToText(6, nameToWire('a.')), 'DNS_ERR_FORMERR');
   throwsCode(() => rdataToText(13, Buffer.from([1, 0x61])), 'DNS_ERR_FORMERR', /two/);
   throwsCode(() => soaMinimum(Buffer.concat([nameToWire('a.'), nameToWire('b.'), Buffer.alloc(19)])), 'DNS_ERR_FORMERR');
+  // soaMinimum steps over the names without reading them, with soaFields' checks: no pointers,
+  // no name past the rdata or longer than 255 bytes, no trailing bytes.
+  throwsCode(() => soaMinimum(Buffer.concat([Buffer.from([0xc0, 0x0c]), nameToWire('b.'), Buffer.alloc(20)])), 'DNS_ERR_FORMERR');
+  throwsCode(() => soaMinimum(Buffer.from([3, 0x61])), 'DNS_ERR_FORMERR', /past the rdata/);
+  throwsCode(() => soaMinimum(Buffer.concat([Buffer.alloc(0), ...Array.from({ length: 5 }, () => Buffer.concat([Buffer.from([63]), Buffer.alloc(63, 0x61)])), Buffer.from([0]), nameToWire('b.'), Buffer.alloc(20)])), 'DNS_ERR_FORMERR', /255/);
+  throwsCode(() => soaMinimum(Buffer.concat([nameToWire('a.'), nameToWire('b.'), Buffer.alloc(21)])), 'DNS_ERR_FORMERR', /trailing/);
+  const soa = Buffer.concat([nameToWire('a.'), nameToWire('b.'), Buffer.alloc(16), Buffer.from([0, 0, 0x0e, 0x10])]);
+  assert.is(soaMinimum(soa), 3600);
+  assert.is(soaMinimum(soa), soaFields(soa).minimum);
 });
 
 s('text round trips for the zone-file types', () => {
