@@ -236,7 +236,9 @@ export class Resolver implements Recursor {
       this.inflight.set(key, entry);
       this.stats.inFlight++;
       this.hungSweep ??= setInterval(() => this.sweepHung(), HUNG_SWEEP_INTERVAL_MS).unref();
-      void mine.finally(() => this.release(key, entry));
+      // then, not finally: one promise instead of three, and mine never rejects (resolveNow catches).
+      const release = (): void => this.release(key, entry);
+      void mine.then(release, release);
     }
 
     const staleTimerMs = staleOk && this.config.serveExpiredClientTimeoutMs > 0 ? this.config.serveExpiredClientTimeoutMs : 0;
