@@ -14,6 +14,7 @@ import { RRClass, RRType, Rcode, type Message, type Name, type ResourceRecord } 
 import type { IteratorConfig } from './iterator-config.js';
 import { classifyResponse, restoreCase, synthesizeDnameTarget, type Classified } from './response-classifier.js';
 import { aliasCount, rrsetRecords } from './rrset.js';
+import { valueWithin } from '../../util/settled-within.js';
 import { addCutAddress, addressFromRdata, dropTried, isLoopbackAddress, keepQueryableOnce, nsTargets, pushFamilies, type ZoneCut } from './zone-cut.js';
 
 /** Why a resolution ended in SERVFAIL; becomes ResolveResult.failure and a log line. */
@@ -488,14 +489,13 @@ export class Iterator {
     const pending = this.inflight.get(key);
     if (pending) {
       this.stats.mergedUpstream++;
-      return pending;
+      // It runs on its first asker's deadline: one with a shorter deadline stops waiting at its own (null: no answer).
+      return valueWithin(pending, st.deadlineAtMs - this.deps.clock.nowMs(), null);
     }
     const p = this.sendWithFallbacks(address, name, type, st);
     this.inflight.set(key, p);
     // then, not finally: one promise per exchange instead of three (finally's own, its callback's, its value's).
-    const forget = (): void => {
-      if (this.inflight.get(key) === p) this.inflight.delete(key);
-    };
+    const forget = (): void => void (this.inflight.get(key) === p && this.inflight.delete(key));
     p.then(forget, forget);
     return p;
   }
