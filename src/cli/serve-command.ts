@@ -3,6 +3,7 @@
 // are printed plainly to stderr: configuration problems exit 2 (as `config check`), anything else
 // (a port in use, data-dir not writable) exits 1; nothing here runs per request.
 import { accessSync, constants as fsConstants } from 'node:fs';
+import { resolve as resolvePath } from 'node:path';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { loadConfig, placeConfigError } from '../config/load.js';
 import { systemClock } from '../util/clock.js';
@@ -85,7 +86,10 @@ export function serveCommand(deps: CliDeps): CommandModule<object, ServeArgs> {
       for (const signal of ['SIGUSR1', 'SIGUSR2'] as const) {
         process.on(signal, () => logger?.info({ signal }, 'signal ignored (SIGHUP reloads, SIGTERM stops)'));
       }
-      const configInput = { ...(typeof argv.config === 'string' ? { file: argv.config } : {}), flags: collectConfigFlags(argv as Record<string, unknown>) };
+      // The file as an absolute path: reload and status name it, and a CLI in another folder compares its own --config with it.
+      // An empty name stays empty: loadConfig refuses it (an unset variable in `--config "$CONF"`).
+      const configFile = typeof argv.config === 'string' && argv.config !== '' ? resolvePath(argv.config) : argv.config;
+      const configInput = { ...(typeof configFile === 'string' ? { file: configFile } : {}), flags: collectConfigFlags(argv as Record<string, unknown>) };
       const loaded = loadConfig(configInput);
       // Derived settings and named files are checked before anything listens, every problem listed.
       const problems = await checkStartSettings(loaded);
