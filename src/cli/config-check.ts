@@ -80,7 +80,8 @@ export async function whitelistWarningsOf(loaded: LoadResult): Promise<string[]>
 export function relativePathWarningsOf(loaded: LoadResult): string[] {
   const out: string[] = [];
   for (const def of SCHEMA) {
-    if (def.kind !== 'path') continue;
+    // A key whose value was refused holds its default now: its error says enough.
+    if (def.kind !== 'path' || loaded.errors.some((e) => e.key === def.key)) continue;
     const values = def.list ? (loaded.values[def.key] as string[]) : [loaded.values[def.key] as string];
     values.forEach((value, index) => {
       if (value === '' || isAbsolute(value) || loaded.origins?.[def.key]?.[index]?.line === undefined) return;

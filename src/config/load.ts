@@ -262,6 +262,7 @@ export function parseValue(def: KeyDef, text: string): unknown {
       parseDnsListSpec(v); // throws with a precise message; the text is kept as written
       return v;
     case 'path':
+      if (v === '' && def.nonEmptyPath) throw new Error(`empty value: name a folder, or leave the key out for the default ${String(def.default)}`);
       return v;
     case 'int': {
       if (!/^-?\d+$/.test(v)) throw new Error(`"${v}" is not a whole number`);

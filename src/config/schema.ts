@@ -24,6 +24,8 @@ export interface KeyDef {
   nonEmptyList?: boolean;
   /** For 'string': an empty value is valid (written `key: ""` in the file, `--key ''` as a flag). */
   emptyAllowed?: boolean;
+  /** For 'path': an empty value is refused (the key has no "empty means the default" reading). */
+  nonEmptyPath?: boolean;
   /** For 'string': the value must match; `patternHint` completes "... is not <hint>" in the error. */
   pattern?: RegExp;
   patternHint?: string;
@@ -35,7 +37,7 @@ export interface KeyDef {
 
 /** The schema. Order here is the order of the example file and of `--help`. */
 export const SCHEMA: readonly KeyDef[] = [
-  { key: 'data-dir', kind: 'path', default: './data', group: 'general', description: 'Folder for the LMDB greylist store and other state.' },
+  { key: 'data-dir', kind: 'path', nonEmptyPath: true, default: './data', group: 'general', description: 'Folder for the LMDB greylist store and other state.' },
   { key: 'log-level', kind: 'enum', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info', group: 'general', description: 'Log level of the JSON log on stdout.' },
   { key: 'control-socket', kind: 'path', default: '', group: 'general', description: 'Unix socket of the local control channel used by `mxsentry cache|stats|...` (mode 0660, owner and group of the daemon); empty: <data-dir>/control.sock.' },
   { key: 'metrics-listen', kind: 'endpoint', default: '', group: 'general', description: 'Address:port of the Prometheus text endpoint (GET /metrics), e.g. 127.0.0.1:9153; empty: off.' },

@@ -107,6 +107,15 @@ s('metrics-listen and replication-listen may be empty ("empty: off"), in the fil
   assert.match(messages(loadText('metrics-listen: 127.0.0.1\n')).join('\n'), 'is not ADDRESS:PORT');
 });
 
+s('an empty data-dir is a configuration error (config check and serve agree), in the file and as a flag', () => {
+  for (const text of ['data-dir:\n', 'data-dir: ""\n']) {
+    assert.equal(messages(loadText(text)), [`mxsentry.conf:1: data-dir: empty value: name a folder, or leave the key out for the default ./data`], text);
+  }
+  assert.match(messages(loadConfig({ flags: { 'data-dir': '' } })).join('\n'), /--data-dir: empty value/);
+  // Other path keys keep "empty: the default" (root-hints: the shipped zones/named.root).
+  assert.equal(loadText('root-hints:\ncontrol-socket:\n').errors, []);
+});
+
 s('range errors show the value as written and the limit in the key\'s unit, in the file\'s line order', () => {
   const r = loadText(['retry-window: 172800', 'max-age: 0', 'delay: 2d', 'cache-size: 512k', 'so-rcvbuf: 2g', 'upstream-port: 70000', 'replication-timeout: 1h'].join('\n'));
   assert.equal(messages(r), [
