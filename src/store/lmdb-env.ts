@@ -15,7 +15,7 @@ import type { Logger } from '../util/logger.js';
 import { makeDirs } from '../util/make-dirs.js';
 import { encodeMetaValue } from './record-codec.js';
 import { probeEnvironment } from './integrity-probe.js';
-import { checkRoomToCreate, filesystemFreeBytes } from './recovery-probe.js';
+import { checkRoomToCreate, explainCommitFailure, filesystemFreeBytes } from './recovery-probe.js';
 import { StoreErrorCode } from './store-error-code.js';
 import { initMeta, STORE_SCHEMA_VERSION } from './store-meta.js';
 
@@ -311,7 +311,8 @@ export class LmdbEnv {
       },
       async (err: unknown) => {
         if (err instanceof CallerError) throw err.original;
-        throw translateLmdbError(await commitFailureReason(err), operation);
+        const reason = await commitFailureReason(err);
+        throw translateLmdbError(reason === err ? explainCommitFailure(err, this.path) : reason, operation);
       },
     );
     this.inflight.add(settled);

@@ -3,7 +3,7 @@
 // unhealthy store, and a node without peers may have no log left to trim, so without this probe only
 // the hourly expiry sweep would notice that writes work again. It never decides or writes records.
 // Also the free-space checks: roomProblem here, checkRoomToCreate before lmdb-env.ts opens a store.
-import { statfsSync, statSync } from 'node:fs';
+import { accessSync, constants as fsConstants, statfsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Clock } from '../util/clock.js';
 import { describeError, StoreError } from '../util/errors.js';
@@ -164,4 +164,29 @@ export function checkRoomToCreate(path: string, dataIsNew: boolean, freeBytes: (
     StoreErrorCode.OPEN,
     `the filesystem holding ${path} has ${Math.floor(free / 1024)} KiB free: LMDB cannot create its ${dataIsNew ? 'data and lock files' : 'lock file'} there without a fault; free some space (the store opens on its next attempt)`,
   );
+}
+
+/**
+ * lmdb-js fails a batch whose commit the system refused with "Commit failed (see commitError for
+ * details)", and its commitError need never settle: the system's reason reaches only stderr (LMDB's
+ * "Write error: ..." line). This tells the likely cause from the environment itself, for the log,
+ * `stats` and the status: the data file that cannot be written (EPERM of an immutable file, EROFS,
+ * EACCES), or a full filesystem (as ENOSPC, so it counts as a full store). Any other error, or a
+ * generic one with neither cause found, is returned as it is.
+ */
+export function explainCommitFailure(err: unknown, envPath: string, freeBytes: (path: string) => number | undefined = filesystemFreeBytes): unknown {
+  const message = err instanceof Error ? err.message : String(err);
+  if (!/^Commit failed/.test(message)) return err;
+  const file = join(envPath, 'data.mdb');
+  try {
+    accessSync(file, fsConstants.R_OK | fsConstants.W_OK);
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code ?? 'error';
+    return Object.assign(new Error(`the commit failed: ${file} cannot be written (${code}${code === 'EPERM' ? ': an immutable or append-only file? see lsattr' : ''})`, { cause }), { code });
+  }
+  const free = freeBytes(envPath);
+  if (free !== undefined && free < RECOVERY_MIN_FREE_BYTES) {
+    return Object.assign(new Error(`the commit failed: the filesystem holding ${envPath} is full (${free} bytes free)`, { cause: err }), { code: 'ENOSPC' });
+  }
+  return Object.assign(new Error(`the commit failed (an I/O error: LMDB's "Write error" line on the daemon's stderr names it)`, { cause: err }), { code: (err as { code?: unknown }).code });
 }

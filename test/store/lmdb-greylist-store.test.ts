@@ -688,7 +688,10 @@ s('after a failed write the store probes until writes work again, without waitin
   const undo = makeImmutable(join(dir, 'greylist', 'data.mdb'), 'store: probing after a failed write');
   if (!undo) return;
   try {
-    await rejectsWith(store.transact('during', 'c', () => ({ update: { triplet: newTriplet(T0) }, result: 0 })), 'STORE_ERR_IO');
+    const err = await rejectsWith(store.transact('during', 'c', () => ({ update: { triplet: newTriplet(T0) }, result: 0 })), 'STORE_ERR_IO');
+    // lmdb-js says only "Commit failed"; the store names the file and the system's refusal.
+    assert.match(err.message, /the commit failed: .*data\.mdb cannot be written \(EPERM/);
+    assert.match(store.lastFailure()?.message ?? '', /cannot be written \(EPERM/);
     assert.not.ok(store.isHealthy());
     await advanceUntilHealthy(15_000, 5000);
     assert.not.ok(store.isHealthy(), 'probes fail while the file cannot be written');

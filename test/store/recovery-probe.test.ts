@@ -1,13 +1,14 @@
 // Tests for RecoveryProbe: after a store failure it restores health by a small committed write,
 // but not while the filesystem holding the store is (nearly) full, where that write would commit
 // (it reuses pages the file has) while every decision needing a new page still fails.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { LmdbEnv } from '../../src/store/lmdb-env.js';
-import { filesystemFreeBytes, RECOVERY_MIN_FREE_BYTES, RecoveryProbe } from '../../src/store/recovery-probe.js';
+import { explainCommitFailure, filesystemFreeBytes, RECOVERY_MIN_FREE_BYTES, RecoveryProbe } from '../../src/store/recovery-probe.js';
+import { translateLmdbError } from '../../src/store/lmdb-env.js';
 import { ManualScheduler } from '../../src/store/scheduler.js';
 import { ManualClock } from '../../src/util/clock.js';
 import { capturingLogger } from '../helpers/capturing-logger.js';
@@ -60,6 +61,27 @@ s('filesystemFreeBytes reads statfs; undefined for a path that is not there', ()
   const free = filesystemFreeBytes(tmpdir());
   assert.ok(free !== undefined && free > 0);
   assert.is(filesystemFreeBytes('/nonexistent/mxsentry'), undefined);
+});
+
+s('lmdb-js\'s bare "Commit failed" gets its likely cause: a full filesystem, else the pointer to LMDB\'s stderr line', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mxsentry-explain-'));
+  try {
+    const bare = new Error('Commit failed (see commitError for details)');
+    // The data file missing: it cannot be written (ENOENT), said with the file's path.
+    assert.match(String((explainCommitFailure(bare, dir, () => 1 << 30) as Error).message), /data\.mdb cannot be written \(ENOENT\)/);
+    writeFileSync(join(dir, 'data.mdb'), '');
+    const full = explainCommitFailure(bare, dir, () => 4096);
+    assert.is(translateLmdbError(full, 'greylist decisions').code, 'STORE_ERR_FULL', 'a full filesystem is a full store');
+    assert.match((full as Error).message, /filesystem holding .* is full \(4096 bytes free\)/);
+    const other = explainCommitFailure(bare, dir, () => 1 << 30) as Error;
+    assert.is(translateLmdbError(other, 'greylist decisions').code, 'STORE_ERR_IO');
+    assert.match(other.message, /LMDB's "Write error" line on the daemon's stderr/);
+    // Errors with a reason of their own pass unchanged.
+    const specific = Object.assign(new Error('MDB_MAP_FULL: Environment mapsize limit reached'), { code: -30792 });
+    assert.is(explainCommitFailure(specific, dir, () => 0), specific);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 s.run();
