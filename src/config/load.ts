@@ -256,6 +256,10 @@ export function parseValue(def: KeyDef, text: string): unknown {
   switch (def.kind) {
     case 'string':
       if (v === '' && !def.emptyAllowed) throw new Error('empty value');
+      if (def.problemOf) {
+        const problem = def.problemOf(v);
+        if (problem !== undefined) throw new Error(`"${v}" ${problem}`);
+      }
       if (def.pattern && !def.pattern.test(v)) throw new Error(`"${v}" is not ${def.patternHint ?? `of the form ${String(def.pattern)}`}`);
       return v;
     case 'list-spec':

@@ -26,6 +26,8 @@ export interface KeyDef {
   emptyAllowed?: boolean;
   /** For 'path': an empty value is refused (the key has no "empty means the default" reading). */
   nonEmptyPath?: boolean;
+  /** For 'string': what is wrong with a value, said for that value; undefined when it is valid. */
+  problemOf?: (value: string) => string | undefined;
   /** For 'string': the value must match; `patternHint` completes "... is not <hint>" in the error. */
   pattern?: RegExp;
   patternHint?: string;
@@ -113,9 +115,7 @@ export const SCHEMA: readonly KeyDef[] = [
   },
   {
     key: 'greylist-text', kind: 'string', default: 'Greylisted by mxsentry, try again in %s seconds', group: 'greylist',
-    // A leading status code must be a temporary one (4.X.X): "451 5.7.1 ..." would contradict itself.
-    pattern: /^(?=[\x20-\x7e]{1,400}$)(?:4\.[0-9]{1,3}\.[0-9]{1,3}(?: |$)|[^0-9])/,
-    patternHint: 'printable ASCII on one line, at most 400 characters (it is sent in an SMTP reply), either with a 4.X.X status code first or not starting with a digit',
+    problemOf: greylistTextProblem,
     description: 'Text of the greylisting reply (postgrey --greylist-text): %s becomes the seconds left, %r the recipient\'s domain; "4.2.0 " goes first unless the text starts with a digit (its own status code).',
   },
   { key: 'whitelist-clients', kind: 'path', list: true, default: [], group: 'greylist', description: 'postgrey whitelist_clients files (hostnames, domains, /regex/, addresses, CIDR). Repeatable.' },
@@ -174,4 +174,23 @@ function levenshtein(a: string, b: string): number {
     }
   }
   return row[b.length]!;
+}
+
+/**
+ * greylist-text goes into an SMTP reply after Postfix's own reply code: printable ASCII on one line,
+ * at most 400 characters, and a leading status code must be a temporary one (4.X.X). A reply code
+ * ("450 ...") or a permanent status ("5.7.1 ...") would contradict the deferral Postfix sends.
+ */
+function greylistTextProblem(text: string): string | undefined {
+  const bad = /[^\x20-\x7e]/.exec(text);
+  if (bad) return `holds ${JSON.stringify(bad[0])} at character ${bad.index + 1}: it must be printable ASCII on one line (it is sent in an SMTP reply)`;
+  if (text.length > 400) return `is ${text.length} characters long; at most 400 fit an SMTP reply`;
+  if (/^[0-9]/.test(text) && !/^4\.[0-9]{1,3}\.[0-9]{1,3}(?: |$)/.test(text)) {
+    const first = text.split(' ', 1)[0];
+    const rest = text.slice(4);
+    return /^[0-9]{3}$/.test(first ?? '')
+      ? `starts with the reply code ${first}: Postfix sends the reply code itself (greylist-action); the text may start with a 4.X.X status code, e.g. "${/^4\.[0-9]{1,3}\.[0-9]{1,3} /.test(rest) ? rest : `4.7.1 ${rest}`}"`
+      : `starts with "${first}": a text that starts with a digit must start with a temporary status code (4.X.X), as greylisting defers mail`;
+  }
+  return undefined;
 }

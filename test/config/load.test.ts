@@ -59,12 +59,14 @@ s('greylist-action must defer (never reject); greylist-text is one printable lin
     assert.match(messages(loadText(`greylist-action: ${bad}\n`)).join('\n'), 'is not DEFER_IF_PERMIT, DEFER_IF_REJECT, DEFER or a 4NN reply code', bad);
   }
   assert.is(loadText('greylist-text: "Greylisted, see https://mx.example/help/%r.html"\n').values['greylist-text'], 'Greylisted, see https://mx.example/help/%r.html');
-  assert.match(messages(loadText(`greylist-text: ${'x'.repeat(401)}\n`)).join('\n'), 'printable ASCII on one line, at most 400 characters');
-  assert.match(messages(loadText('greylist-text: caf\u00e9\n')).join('\n'), 'printable ASCII');
+  assert.match(messages(loadText(`greylist-text: ${'x'.repeat(401)}\n`)).join('\n'), 'is 401 characters long; at most 400 fit an SMTP reply');
+  assert.match(messages(loadText('greylist-text: caf\u00e9\n')).join('\n'), 'holds "\u00e9" at character 4: it must be printable ASCII on one line');
   assert.is(loadText('greylist-text: 4.7.1 Greylisted, retry in %s s\n').values['greylist-text'], '4.7.1 Greylisted, retry in %s s');
   for (const bad of ['5.7.1 Go away', '2.0.0 fine', '%s seconds'.replace('%s', '30')]) {
-    assert.match(messages(loadText(`greylist-text: ${bad}\n`)).join('\n'), 'either with a 4.X.X status code first', bad);
+    assert.match(messages(loadText(`greylist-text: ${bad}\n`)).join('\n'), 'a text that starts with a digit must start with a temporary status code (4.X.X)', bad);
   }
+  // A reply code first (as in "450 4.7.1 ..."): the message says Postfix sends that itself.
+  assert.match(messages(loadText('greylist-text: 450 4.7.1 wait %s\n')).join('\n'), 'starts with the reply code 450: Postfix sends the reply code itself (greylist-action); the text may start with a 4.X.X status code, e.g. "4.7.1 wait %s"');
   const flag = loadConfig({ flags: { 'greylist-text': 'a\tb' } });
   assert.match(flag.errors.map((e) => e.message).join('\n'), 'printable ASCII');
   assert.equal([loadText('ipv4cidr: 16\n').values['ipv4cidr'], loadText('ipv6cidr: 48\n').values['ipv6cidr']], [16, 48]);
