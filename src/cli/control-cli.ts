@@ -67,7 +67,9 @@ export function resolveControlSocket(
   const dataDir = argv['data-dir'];
   const fromFile = (file: string): string | null => {
     const loaded = loadConfig({ file, ...(dataDir ? { flags: { 'data-dir': dataDir } } : {}) });
-    const problems = lineProblemsOf(loaded);
+    // The cluster key file is root's (mode 0600): a user allowed on the socket need not read it to
+    // find the socket, and the daemon checks the key itself when it re-reads the file.
+    const problems = lineProblemsOf(loaded).filter((p) => !(p.key === 'replication-key-file' && isPermissionDenied(p.cause)));
     if (problems.length > 0) {
       printConfigErrors(problems, COMMAND_NOT_RUN);
       process.exitCode = EXIT_USAGE;
@@ -304,4 +306,13 @@ export function formatStats(s: StatsSnapshot): string {
     out.push(`Peer       ${r.peer}: ${r.connected === undefined ? '' : r.connected ? 'connected, ' : 'DISCONNECTED, '}lag ${r.lagRecords ?? '?'} changes${r.lagSec !== undefined ? `, ${r.lagSec} s` : ''}`);
   }
   return `${out.join('\n')}\n`;
+}
+
+/** Whether an error, or one of its causes (a placed ConfigError wraps the file's error), is EACCES or EPERM. */
+function isPermissionDenied(err: unknown): boolean {
+  for (let e = err, depth = 0; e !== undefined && e !== null && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM') return true;
+  }
+  return false;
 }
