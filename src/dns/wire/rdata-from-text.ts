@@ -119,6 +119,20 @@ function u16(v: number): Buffer {
   return b;
 }
 
+/** Hex data written in one or more unquoted tokens (zone files may split long digests); at least one byte. */
+function hexField(type: number, text: string, toks: Token[]): Buffer {
+  const hexText = toks.map((t) => (t.quoted ? '!' : t.raw)).join('');
+  if (!/^([0-9a-fA-F]{2})+$/.test(hexText)) throw badText(type, text, 'expected hex data (an even number of hex digits)');
+  return Buffer.from(hexText, 'hex');
+}
+
+/** Character-strings, each at most 255 bytes. */
+function charStrings(type: number, text: string, toks: Token[]): Buffer {
+  const strings = toks.map((t) => charStringBytes(type, text, t.raw));
+  if (strings.some((b) => b.length > 255)) throw badText(type, text, 'character-string longer than 255 bytes');
+  return Buffer.concat(strings.flatMap((b) => [Buffer.from([b.length]), b]));
+}
+
 function expectCount(type: number, text: string, toks: Token[], n: number): void {
   if (toks.length !== n) throw badText(type, text, `expected ${n} fields, got ${toks.length}`);
 }
@@ -126,7 +140,7 @@ function expectCount(type: number, text: string, toks: Token[], n: number): void
 /**
  * Rdata wire form from presentation text, for zone files and local data: A, AAAA, NS, CNAME,
  * DNAME, PTR, MX, TXT/SPF ("quoted" or bare strings), SOA (timers may use 1h/1d units), SRV, CAA,
- * and RFC 3597 "\# len hex" for any type. Relative names get `origin` appended; "@" is the origin;
+ * HINFO, NAPTR, DS/CDS, DNSKEY/CDNSKEY, SSHFP, TLSA/SMIMEA, and RFC 3597 "\# len hex" for any type. Relative names get `origin` appended; "@" is the origin;
  * without an origin every name is taken as absolute.
  * @throws DnsError DNS_ERR_BAD_RDATA with the reason.
  */
@@ -191,6 +205,41 @@ export function rdataFromText(type: number, text: string, origin?: Name): Buffer
       const value = charStringBytes(type, text, (toks[2] as Token).raw);
       return Buffer.concat([Buffer.from([flags, tag.length]), Buffer.from(tag, 'latin1'), value]);
     }
+    case 13:
+      // HINFO (RFC 1035 section 3.3.2): CPU and OS, two character-strings.
+      expectCount(type, text, toks, 2);
+      return charStrings(type, text, toks);
+    case 35: {
+      // NAPTR (RFC 3403 section 4.1): order, preference, flags, services, regexp, replacement.
+      expectCount(type, text, toks, 6);
+      const head = Buffer.concat([u16(textUint(type, text, toks[0], 0xffff, 'order')), u16(textUint(type, text, toks[1], 0xffff, 'preference'))]);
+      return Buffer.concat([head, charStrings(type, text, toks.slice(2, 5)), textName(type, text, toks[5], origin)]);
+    }
+    case 43: case 59: case 32769: {
+      // DS, CDS, DLV (RFC 4034 section 5.3): key tag, algorithm, digest type, digest in hex (may be split).
+      if (toks.length < 4) throw badText(type, text, 'expected key tag, algorithm, digest type and digest');
+      const head = Buffer.concat([u16(textUint(type, text, toks[0], 0xffff, 'key tag')), Buffer.from([textUint(type, text, toks[1], 255, 'algorithm'), textUint(type, text, toks[2], 255, 'digest type')])]);
+      return Buffer.concat([head, hexField(type, text, toks.slice(3))]);
+    }
+    case 48: case 60: {
+      // DNSKEY, CDNSKEY (RFC 4034 section 2.2): flags, protocol, algorithm, public key in base64 (may be split).
+      if (toks.length < 4) throw badText(type, text, 'expected flags, protocol, algorithm and public key');
+      const head = Buffer.concat([u16(textUint(type, text, toks[0], 0xffff, 'flags')), Buffer.from([textUint(type, text, toks[1], 255, 'protocol'), textUint(type, text, toks[2], 255, 'algorithm')])]);
+      const b64 = toks.slice(3).map((t) => t.raw).join('');
+      if (!/^[A-Za-z0-9+/]+={0,2}$/.test(b64) || b64.length % 4 !== 0) throw badText(type, text, 'public key must be base64');
+      return Buffer.concat([head, Buffer.from(b64, 'base64')]);
+    }
+    case 44:
+      // SSHFP (RFC 4255 section 3.2): algorithm, fingerprint type, fingerprint in hex.
+      if (toks.length < 3) throw badText(type, text, 'expected algorithm, fingerprint type and fingerprint');
+      return Buffer.concat([Buffer.from([textUint(type, text, toks[0], 255, 'algorithm'), textUint(type, text, toks[1], 255, 'fingerprint type')]), hexField(type, text, toks.slice(2))]);
+    case 52: case 53:
+      // TLSA (RFC 6698 section 2.2), SMIMEA (RFC 8162): usage, selector, matching type, data in hex.
+      if (toks.length < 4) throw badText(type, text, 'expected usage, selector, matching type and certificate association data');
+      return Buffer.concat([
+        Buffer.from([textUint(type, text, toks[0], 255, 'usage'), textUint(type, text, toks[1], 255, 'selector'), textUint(type, text, toks[2], 255, 'matching type')]),
+        hexField(type, text, toks.slice(3)),
+      ]);
     default:
       throw badText(type, text, `no presentation format for ${typeToString(type)} here; use "\\# len hex"`);
   }

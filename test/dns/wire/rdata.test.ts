@@ -70,6 +70,9 @@ s('rdataToData / rdataToText reject malformed rdata with DNS_ERR_FORMERR', () =>
   throwsCode(() => rdataToText(6, nameToWire('a.')), 'DNS_ERR_FORMERR');
   throwsCode(() => rdataToText(13, Buffer.from([1, 0x61])), 'DNS_ERR_FORMERR', /two/);
   throwsCode(() => soaMinimum(Buffer.concat([nameToWire('a.'), nameToWire('b.'), Buffer.alloc(19)])), 'DNS_ERR_FORMERR');
+  for (const [type, text] of [[52, '3 1 1'], [52, '3 1 1 abc'], [52, '3 1 256 ab'], [52, '3 1 1 "ab"'], [44, '4 2 xy'], [43, '60485 5 1'], [48, '257 3 8 not*base64'], [13, '"one"'], [35, '100 10 "S" "SIP+D2U" ""']] as const) {
+    throwsCode(() => rdataFromText(type, text), 'DNS_ERR_BAD_RDATA');
+  }
   // soaMinimum steps over the names without reading them, with soaFields' checks: no pointers,
   // no name past the rdata or longer than 255 bytes, no trailing bytes.
   throwsCode(() => soaMinimum(Buffer.concat([Buffer.from([0xc0, 0x0c]), nameToWire('b.'), Buffer.alloc(20)])), 'DNS_ERR_FORMERR');
@@ -102,6 +105,16 @@ s('text round trips for the zone-file types', () => {
     [65534, '\\# 3 0A0B0C'],
     [99, '\\# 0'],
     [1, '\\# 4 C0000201', '192.0.2.1'],
+    // DANE and the other types Unbound's local-data takes in presentation form.
+    [52, '3 1 1 0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF'],
+    [52, '3 1 1 0123456789abcdef 0123456789ABCDEF', '3 1 1 0123456789ABCDEF0123456789ABCDEF'],
+    [53, '3 0 1 AABBCC'],
+    [44, '4 2 0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF'],
+    [43, '60485 5 1 2BB183AF5F22588179A53B0A98631FAD1A292118'],
+    [48, '257 3 8 AwEAAag='],
+    [13, '"PC-Intel-700mhz" "NetBSD 1.4"'],
+    [35, '100 10 "S" "SIP+D2U" "" _sip._udp.example.com.'],
+    [35, '100 10 "u" "E2U+sip" "!^.*$!sip:info@example.com!" .'],
   ];
   for (const [type, text, expected] of cases) {
     const wire = rdataFromText(type, text);
@@ -161,7 +174,7 @@ s('rdataFromText rejects bad text with DNS_ERR_BAD_RDATA', () => {
     [6, 'a. b. 1 2 3 4 x', /SOA field/],
     [2, 'a..b.', /domain name/],
     [257, '0 is-sue "x"', /tag/],
-    [48, '257 3 8 AQID', /\\#/],
+    [64, '1 . alpn=h2', /\\#/],
     [65534, '\\# 2 0A', /hex/],
     [65534, '\\# 1 ZZ', /hex/],
   ];
