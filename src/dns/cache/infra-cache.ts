@@ -388,8 +388,7 @@ export class InfraCache {
     return true;
   }
 
-  /** Fisher-Yates with the injected random source. */
-  /** Shuffles the first `n` entries of `list` in place (Fisher-Yates). */
+  /** Shuffles the first `n` entries of `list` in place: Fisher-Yates with the injected random source. */
   private shuffle(list: string[], n: number): void {
     for (let i = n - 1; i > 0; i--) {
       const j = Math.min(i, Math.floor(this.random() * (i + 1)));

@@ -5,6 +5,7 @@
 import type { Clock } from '../../util/clock.js';
 import { MxError, describeError } from '../../util/errors.js';
 import type { Logger } from '../../util/logger.js';
+import { valueWithin } from '../../util/settled-within.js';
 import type { InfraCache } from '../cache/infra-cache.js';
 import { Trust, type RRsetCache } from '../cache/rrset-cache.js';
 import type { Transport } from '../transport/transport.js';
@@ -14,7 +15,6 @@ import { RRClass, RRType, Rcode, type Message, type Name, type ResourceRecord } 
 import type { IteratorConfig } from './iterator-config.js';
 import { classifyResponse, restoreCase, synthesizeDnameTarget, type Classified } from './response-classifier.js';
 import { aliasCount, rrsetRecords } from './rrset.js';
-import { valueWithin } from '../../util/settled-within.js';
 import { addCutAddress, addressFromRdata, dropTried, isLoopbackAddress, keepQueryableOnce, nsTargets, pushFamilies, type ZoneCut } from './zone-cut.js';
 
 /** Why a resolution ended in SERVFAIL; becomes ResolveResult.failure and a log line. */
@@ -597,4 +597,3 @@ export class Iterator {
     this.deps.cache.putNegative(kind, name, type, soa, ttl);
   }
 }
-
