@@ -81,8 +81,9 @@ export function loadDaemonConfig(argv: Record<string, unknown>, unit: UnitPaths 
 
 /**
  * Opens the daemon's existing store, never creating one. On failure prints what went wrong and how
- * to point at the right store, sets the exit code (2 when there is no store there: a usage or config
- * problem; 1 otherwise) and returns null. With `failOpen` (check), a store that is there but cannot
+ * to point at the right store, sets the exit code (2 when there is no store there or this user may
+ * not read it: the wrong store, or not ours to read, a usage problem as for `check`; 1 otherwise)
+ * and returns null. With `failOpen` (check), a store that is there but cannot
  * be opened (damaged, a full disk) is what the daemon answers without: its reason is returned, with
  * no exit code set; a missing or unreadable one (the wrong store, or not ours to read) exits 2.
  */
@@ -112,7 +113,7 @@ export async function openDaemonStore(cfg: DaemonConfig, logger: Logger, unit: U
     if (missing || denied) {
       process.stderr.write(`mxsentry: point at the daemon's store with --data-dir DIR, or at its configuration with --config FILE (under the systemd unit: ${unit.dataDir}, as root)\n`);
     }
-    process.exitCode = missing || (opts.failOpen && denied) ? EXIT_USAGE : EXIT_FAILED;
+    process.exitCode = missing || denied ? EXIT_USAGE : EXIT_FAILED;
     return null;
   }
 }

@@ -1,17 +1,22 @@
-// A user who may not read the cluster key file (root's, mode 0600, as the README asks) runs the
-// control commands with --config: the file only finds the socket, so the unreadable key is no
-// configuration error (exit 2) and the command reaches the socket (here: no daemon, exit 3). Runs
-// the real CLI as the user nobody; needs root (a printed skip otherwise, a failure under CI=true).
+// The CLI run by a user who may not read root's files (the real CLI as the user nobody; needs root:
+// a printed skip otherwise, a failure under CI=true):
+// - the cluster key file (root's, mode 0600, as the README asks) with the control commands and
+//   --config: the file only finds the socket, so the unreadable key is no configuration error
+//   (exit 2) and the command reaches the socket (here: no daemon, exit 3);
+// - a greylist store this user may not read: every offline command exits 2, as `check` does.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFile } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { LmdbGreylistStore } from '../../src/store/lmdb-greylist-store.js';
+import { systemClock } from '../../src/util/clock.js';
+import { createSilentLogger } from '../../src/util/logger.js';
 import { MXSENTRY_BIN } from '../helpers/daemon.js';
 import { requireRoot } from '../helpers/peers.js';
 
-const s = suite('e2e/cli-key-file-user');
+const s = suite('e2e/cli-as-nobody');
 
 function asNobody(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((done) => {
@@ -47,6 +52,30 @@ s('stats and cache flush --config with a key file this user cannot read: no conf
     const bad = await asNobody(['stats', '--config', conf]);
     assert.is(bad.code, 2, bad.stderr);
     assert.match(bad.stderr, /replication-key-file/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+s('greylist list, clients and stats on a store this user may not read: exit 2, naming the store', async () => {
+  if (!requireRoot('greylist commands on an unreadable store')) return;
+  const dir = mkdtempSync(join(tmpdir(), 'mxsentry-keyuser-'));
+  try {
+    chmodSync(dir, 0o755);
+    const data = join(dir, 'data');
+    // A store made by root as serve makes it (its greylist folder is mode 0700), as under the unit.
+    await (await LmdbGreylistStore.open({ dataDir: data, clock: systemClock, logger: createSilentLogger() })).close();
+    chmodSync(data, 0o755);
+    for (const args of [['greylist', 'list'], ['greylist', 'clients'], ['greylist', 'stats']]) {
+      const r = await asNobody([...args, '--data-dir', data]);
+      if (/Cannot find module|EACCES: permission denied, open .*(dist|bin)/.test(r.stderr)) {
+        console.log('  SKIP unreadable store: this checkout is not readable by the user nobody');
+        return;
+      }
+      assert.is(r.code, 2, `${args.join(' ')}: exit ${r.code}: ${r.stderr}`);
+      assert.match(r.stderr, /cannot open the greylist store under .*(EACCES|EPERM)/);
+      assert.match(r.stderr, /--data-dir DIR/);
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
