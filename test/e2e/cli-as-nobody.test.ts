@@ -27,22 +27,33 @@ function asNobody(args: string[]): Promise<{ code: number; stdout: string; stder
   });
 }
 
-s('stats and cache flush --config with a key file this user cannot read: no config error, the socket is asked', async () => {
-  if (!requireRoot('control commands with an unreadable key file')) return;
-  const dir = mkdtempSync(join(tmpdir(), 'mxsentry-keyuser-'));
+/**
+ * Runs `fn` as root with a fresh folder the user nobody may enter (mode 0755), removed after; a printed
+ * skip when not root. `fn` returns false when the checkout itself is not readable by nobody.
+ */
+async function asRootWithFolder(testName: string, fn: (dir: string) => Promise<boolean>): Promise<void> {
+  if (!requireRoot(testName)) return;
+  const dir = mkdtempSync(join(tmpdir(), 'mxsentry-nobody-'));
   try {
     chmodSync(dir, 0o755);
+    // The checkout under a folder nobody cannot read (e.g. /root): nothing of mxsentry to test.
+    if (!(await fn(dir))) console.log(`  SKIP ${testName}: this checkout is not readable by the user nobody`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const checkoutUnreadable = (stderr: string): boolean => /Cannot find module|EACCES: permission denied, open .*(dist|bin)/.test(stderr);
+
+s('stats and cache flush --config with a key file this user cannot read: no config error, the socket is asked', async () => {
+  await asRootWithFolder('control commands with an unreadable key file', async (dir) => {
     const key = join(dir, 'cluster.key');
     writeFileSync(key, `${'ab'.repeat(32)}\n`, { mode: 0o600 });
     const conf = join(dir, 'mx.conf');
     writeFileSync(conf, `data-dir: ${join(dir, 'data')}\nnode-name: mxa\nreplication-listen: 127.0.0.1:7101\npeer: mxb=127.0.0.1:7102\nreplication-key-file: ${key}\n`, { mode: 0o644 });
     for (const args of [['stats', '--config', conf], ['cache', 'flush', '--config', conf]]) {
       const r = await asNobody(args);
-      if (/Cannot find module|EACCES: permission denied, open .*(dist|bin)/.test(r.stderr)) {
-        // The checkout itself is not readable by nobody (e.g. under /root): nothing of mxsentry to test.
-        console.log('  SKIP unreadable key file: this checkout is not readable by the user nobody');
-        return;
-      }
+      if (checkoutUnreadable(r.stderr)) return false;
       assert.not.match(r.stderr, /config error/, `${args.join(' ')}: ${r.stderr}`);
       assert.is(r.code, 3, `${args.join(' ')}: exit ${r.code}: ${r.stderr}`);
     }
@@ -52,33 +63,25 @@ s('stats and cache flush --config with a key file this user cannot read: no conf
     const bad = await asNobody(['stats', '--config', conf]);
     assert.is(bad.code, 2, bad.stderr);
     assert.match(bad.stderr, /replication-key-file/);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+    return true;
+  });
 });
 
 s('greylist list, clients and stats on a store this user may not read: exit 2, naming the store', async () => {
-  if (!requireRoot('greylist commands on an unreadable store')) return;
-  const dir = mkdtempSync(join(tmpdir(), 'mxsentry-keyuser-'));
-  try {
-    chmodSync(dir, 0o755);
+  await asRootWithFolder('greylist commands on an unreadable store', async (dir) => {
     const data = join(dir, 'data');
     // A store made by root as serve makes it (its greylist folder is mode 0700), as under the unit.
     await (await LmdbGreylistStore.open({ dataDir: data, clock: systemClock, logger: createSilentLogger() })).close();
     chmodSync(data, 0o755);
     for (const args of [['greylist', 'list'], ['greylist', 'clients'], ['greylist', 'stats']]) {
       const r = await asNobody([...args, '--data-dir', data]);
-      if (/Cannot find module|EACCES: permission denied, open .*(dist|bin)/.test(r.stderr)) {
-        console.log('  SKIP unreadable store: this checkout is not readable by the user nobody');
-        return;
-      }
+      if (checkoutUnreadable(r.stderr)) return false;
       assert.is(r.code, 2, `${args.join(' ')}: exit ${r.code}: ${r.stderr}`);
       assert.match(r.stderr, /cannot open the greylist store under .*(EACCES|EPERM)/);
       assert.match(r.stderr, /--data-dir DIR/);
     }
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+    return true;
+  });
 });
 
 s.run();
