@@ -4,18 +4,10 @@
 
 /**
  * Resolves true when `p` resolves within `ms`, false when the time runs out first; rejects with
- * `p`'s error when it rejects in time. The timer is cleared either way.
+ * `p`'s error when it rejects in time (valueWithin: at once false when `ms` <= 0).
  */
-export async function settledWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<false>((resolve) => {
-    timer = setTimeout(resolve, ms, false);
-  });
-  try {
-    return await Promise.race([p.then(() => true as const), late]);
-  } finally {
-    clearTimeout(timer);
-  }
+export function settledWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  return valueWithin(p.then(() => true), ms, false);
 }
 
 /**

@@ -171,9 +171,7 @@ export function rdataFromText(type: number, text: string, origin?: Name): Buffer
     case 16:
     case 99: {
       if (toks.length === 0) throw badText(type, text, 'no character-strings');
-      const strings = toks.map((t) => charStringBytes(type, text, t.raw));
-      if (strings.some((s) => s.length > 255)) throw badText(type, text, 'character-string longer than 255 bytes');
-      const wire = codecs.txt.encode(strings).subarray(2);
+      const wire = charStrings(type, text, toks);
       if (wire.length > 0xffff) throw badText(type, text, 'rdata longer than 65535 bytes');
       return wire;
     }
