@@ -30,6 +30,10 @@ export interface LruEntry<V> {
 /** One entry, linked into the recency list (least recently used at the head). */
 interface Slot<V> {
   key: string;
+  /** The entry's sub-key under `key` (0 for containers that use none). */
+  sub: number;
+  /** The next entry of the same key with another sub-key (a short chain, the Map holds its first). */
+  twin: Slot<V> | undefined;
   value: V;
   bytes: number;
   prev: Slot<V> | undefined;
@@ -40,6 +44,12 @@ interface Slot<V> {
  * LRU map with a byte budget. The constructor throws DnsError DNS_ERR_CACHE_SIZE for a negative or
  * non-numeric budget. Iteration order (and `keys()`/`entries()`) is least recently used
  * first. `get` promotes an entry to most recently used; `peek` does not.
+ *
+ * An entry is named by a string key and a numeric sub-key (default 0): the entries of one key share
+ * one Map slot, chained. A caller with several entries per name (the RRset cache: one per type and
+ * per negative answer) passes the same name string to each lookup, so V8 hashes it once (a string
+ * keeps its hash) instead of flattening and hashing a fresh "name|type" string per lookup: about
+ * 0.4 us saved per lookup here, several lookups per resolution.
  */
 export class LruBudget<V> implements Iterable<[string, V]> {
   // Recency is a doubly linked list beside the Map: promoting or replacing an entry relinks nodes
@@ -47,6 +57,7 @@ export class LruBudget<V> implements Iterable<[string, V]> {
   // the next rehash, so a hot key moved by delete + set grows a chain of its own dead copies: 11 us
   // per promotion of 10 hot keys among 40,000 entries, 44 us among 200,000 (0.2 us among 1,000).
   private readonly map = new Map<string, Slot<V>>();
+  private count = 0;
   private head: Slot<V> | undefined;
   private tail: Slot<V> | undefined;
   private totalBytes = 0;
@@ -64,7 +75,7 @@ export class LruBudget<V> implements Iterable<[string, V]> {
 
   /** Number of entries. */
   get size(): number {
-    return this.map.size;
+    return this.count;
   }
 
   /** Sum of the byte costs of all entries. */
@@ -87,24 +98,24 @@ export class LruBudget<V> implements Iterable<[string, V]> {
   }
 
   /** Returns the value and marks it most recently used. */
-  get(key: string): V | undefined {
-    const slot = this.map.get(key);
+  get(key: string, sub = 0): V | undefined {
+    const slot = this.find(key, sub);
     if (slot === undefined) return undefined;
     this.promote(slot);
     return slot.value;
   }
 
   /** Returns the value without changing its recency. */
-  peek(key: string): V | undefined {
-    return this.map.get(key)?.value;
+  peek(key: string, sub = 0): V | undefined {
+    return this.find(key, sub)?.value;
   }
 
   /**
    * The entry of a key without changing its recency, for a caller that looks at the value before
    * it decides to promote it (`touch`): one Map lookup where peek and then get take two.
    */
-  entry(key: string): LruEntry<V> | undefined {
-    return this.map.get(key);
+  entry(key: string, sub = 0): LruEntry<V> | undefined {
+    return this.find(key, sub);
   }
 
   /**
@@ -115,8 +126,8 @@ export class LruBudget<V> implements Iterable<[string, V]> {
     this.promote(entry as Slot<V>);
   }
 
-  has(key: string): boolean {
-    return this.map.has(key);
+  has(key: string, sub = 0): boolean {
+    return this.find(key, sub) !== undefined;
   }
 
   /**
@@ -125,43 +136,66 @@ export class LruBudget<V> implements Iterable<[string, V]> {
    * the key, when the entry alone is larger than the whole budget (or was itself already expired
    * and went in that eviction).
    */
-  set(key: string, value: V, bytes: number): boolean {
+  set(key: string, value: V, bytes: number, sub = 0): boolean {
     const cost = Math.max(0, Math.ceil(bytes));
-    const old = this.map.get(key);
+    const first = this.map.get(key);
+    let old = first;
+    while (old !== undefined && old.sub !== sub) old = old.twin;
     if (cost > this.budget) {
       if (old) this.remove(old);
       return false;
     }
+    let slot: Slot<V>;
     if (old) {
       // Replaced in place: the Map is not touched, so a key stored again and again (a zone's NS
       // set from every answer's authority section) leaves no deleted entries in its hash chain.
+      slot = old;
       this.totalBytes += cost - old.bytes;
       old.value = value;
       old.bytes = cost;
       this.promote(old);
     } else {
-      const slot: Slot<V> = { key, value, bytes: cost, prev: undefined, next: undefined };
-      this.map.set(key, slot);
+      // A new sub-key goes behind the key's first entry: the Map itself is not written again.
+      slot = { key, sub, twin: undefined, value, bytes: cost, prev: undefined, next: undefined };
+      if (first === undefined) this.map.set(key, slot);
+      else {
+        slot.twin = first.twin;
+        first.twin = slot;
+      }
+      this.count++;
       this.append(slot);
       this.totalBytes += cost;
     }
     if (this.totalBytes > this.budget) {
       this.evictToBudget();
-      return this.map.has(key);
+      return this.find(key, sub) === slot;
     }
     return true;
   }
 
   /** Removes an entry; true when it existed. */
-  delete(key: string): boolean {
-    const slot = this.map.get(key);
+  delete(key: string, sub = 0): boolean {
+    const slot = this.find(key, sub);
     if (slot === undefined) return false;
     this.remove(slot);
     return true;
   }
 
+  /** Removes every entry whose value matches, without calling onEvict; returns how many went. */
+  deleteWhere(pred: (value: V) => boolean): number {
+    let removed = 0;
+    for (const slot of this.slots()) {
+      if (pred(slot.value)) {
+        this.remove(slot);
+        removed++;
+      }
+    }
+    return removed;
+  }
+
   /** Removes everything without calling onEvict. */
   clear(): void {
+    this.count = 0;
     this.map.clear();
     this.head = undefined;
     this.tail = undefined;
@@ -210,7 +244,13 @@ export class LruBudget<V> implements Iterable<[string, V]> {
   private *slots(): IterableIterator<Slot<V>> {
     const order: Array<Slot<V>> = [];
     for (let slot = this.head; slot !== undefined; slot = slot.next) order.push(slot);
-    for (const slot of order) if (this.map.get(slot.key) === slot) yield slot;
+    for (const slot of order) if (this.find(slot.key, slot.sub) === slot) yield slot;
+  }
+
+  private find(key: string, sub: number): Slot<V> | undefined {
+    let slot = this.map.get(key);
+    while (slot !== undefined && slot.sub !== sub) slot = slot.twin;
+    return slot;
   }
 
   private evictToBudget(): void {
@@ -228,7 +268,17 @@ export class LruBudget<V> implements Iterable<[string, V]> {
   }
 
   private remove(slot: Slot<V>): void {
-    this.map.delete(slot.key);
+    const first = this.map.get(slot.key);
+    if (first === slot) {
+      if (slot.twin === undefined) this.map.delete(slot.key);
+      else this.map.set(slot.key, slot.twin);
+    } else {
+      let prev = first;
+      while (prev !== undefined && prev.twin !== slot) prev = prev.twin;
+      if (prev !== undefined) prev.twin = slot.twin;
+    }
+    slot.twin = undefined;
+    this.count--;
     this.unlink(slot);
     this.totalBytes -= slot.bytes;
   }

@@ -215,13 +215,13 @@ export class PacketCache {
    */
   flushName(name: Name): number {
     const canon = canonicalName(name);
-    return this.removeWhere((p) => p.canonQname === canon || (p.chainOwners?.includes(canon) ?? false));
+    return this.lru.deleteWhere((p) => p.canonQname === canon || (p.chainOwners?.includes(canon) ?? false));
   }
 
   /** Removes every answer whose qname, or a link of whose chain, is at or below `zone`; returns how many. */
   flushZone(zone: Name): number {
     const canon = canonicalName(zone);
-    return this.removeWhere((p) => isSubdomain(p.canonQname, canon) || (p.chainOwners?.some((o) => isSubdomain(o, canon)) ?? false));
+    return this.lru.deleteWhere((p) => isSubdomain(p.canonQname, canon) || (p.chainOwners?.some((o) => isSubdomain(o, canon)) ?? false));
   }
 
   flushAll(): void {
@@ -252,13 +252,6 @@ export class PacketCache {
       this.hookErrors++;
       this.logger.error({ qname: p.canonQname, qtype: p.qtype, err: describeError(err) }, 'packet cache prefetch hook failed');
     }
-  }
-
-  private removeWhere(pred: (p: Packet) => boolean): number {
-    const doomed: string[] = [];
-    for (const [key, p] of this.lru.entries()) if (pred(p)) doomed.push(key);
-    for (const key of doomed) this.lru.delete(key);
-    return doomed.length;
   }
 }
 

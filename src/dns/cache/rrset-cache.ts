@@ -137,8 +137,9 @@ const NEGATIVE_ENTRY_OVERHEAD_BYTES = 340;
 const RDATA_OVERHEAD_BYTES = 100;
 
 /**
- * Positive RRsets and negative answers under one byte budget. Keys are built from the canonical
- * owner name in one place (`rrsetKey`/`nodataKey`/`nxdomainKey`); stored owners keep their case.
+ * Positive RRsets and negative answers under one byte budget. Each entry is keyed by its canonical
+ * owner name and a numeric sub-key built in one place (`rrsetSub`/`nodataSub`/`NXDOMAIN_SUB`);
+ * stored owners keep their case.
  */
 export class RRsetCache {
   private readonly clock: Clock;
@@ -182,8 +183,8 @@ export class RRsetCache {
     if (ttl === 0 && this.minTtlSec === 0) return true;
     const now = this.clock.nowMs();
     const canon = canonicalName(rr.name);
-    const key = rrsetKey(canon, rr.type, rr.class);
-    const existing = this.lru.peek(key);
+    const sub = rrsetSub(rr.type, rr.class);
+    const existing = this.lru.peek(canon, sub);
     const old = existing?.kind === 'rrset' ? existing : undefined;
     if (old !== undefined && now < old.expiresAtMs && trust < old.trust) return false;
 
@@ -203,13 +204,13 @@ export class RRsetCache {
       expiresAtMs: now + clamped * 1000,
       hits: refresh ? old.hits : 0,
     };
-    let cost = ENTRY_OVERHEAD_BYTES + key.length + rr.name.length + entry.rdatas.length * RDATA_OVERHEAD_BYTES;
+    let cost = ENTRY_OVERHEAD_BYTES + canon.length + rr.name.length + entry.rdatas.length * RDATA_OVERHEAD_BYTES;
     for (const rd of entry.rdatas) cost += rd.length;
-    this.lru.set(key, entry, cost);
+    this.lru.set(canon, entry, cost, sub);
 
     if (trust >= Trust.AnswerNonAuth && rr.class === RRClass.IN) {
-      this.lru.delete(nxdomainKey(canon));
-      this.lru.delete(nodataKey(canon, rr.type));
+      this.lru.delete(canon, NXDOMAIN_SUB);
+      this.lru.delete(canon, nodataSub(rr.type));
     }
     return true;
   }
@@ -248,9 +249,10 @@ export class RRsetCache {
    * serve-stale window, flagged `stale` with ttlSec 0 (RFC 8767 s4); later ones are dropped.
    */
   getRRset(name: Name, type: number, cls: number = RRClass.IN, opts?: { allowStale?: boolean }): CachedRRset | undefined {
-    const key = rrsetKey(canonicalName(name), type, cls);
+    const canon = canonicalName(name);
+    const sub = rrsetSub(type, cls);
     const now = this.clock.nowMs();
-    const held = this.lru.entry(key);
+    const held = this.lru.entry(canon, sub);
     const entry = held?.value;
     if (held === undefined || entry === undefined || entry.kind !== 'rrset') {
       this.missCount++;
@@ -262,7 +264,7 @@ export class RRsetCache {
       entry.hits++;
       return viewRRset(entry, remainingSec(entry.expiresAtMs, now), false);
     }
-    if (this.isUnusable(entry, now)) this.lru.delete(key);
+    if (this.isUnusable(entry, now)) this.lru.delete(canon, sub);
     else if (opts?.allowStale === true) {
       this.hitCount++;
       this.staleServedCount++;
@@ -286,20 +288,20 @@ export class RRsetCache {
     if (ttl === 0) return;
     const now = this.clock.nowMs();
     const canon = canonicalName(name);
-    const key = kind === 'nxdomain' ? nxdomainKey(canon) : nodataKey(canon, type);
+    const sub = kind === 'nxdomain' ? NXDOMAIN_SUB : nodataSub(type);
     const storedSoa: ResourceRecord | null =
       soa === null ? null : { name: soa.name, type: soa.type, class: soa.class, ttl: soa.ttl, rdata: Buffer.from(soa.rdata) };
     const entry: NegativeEntry = {
       kind, canon, name, type, soa: storedSoa, originalTtlSec: ttl, expiresAtMs: now + ttl * 1000,
     };
-    let cost = NEGATIVE_ENTRY_OVERHEAD_BYTES + key.length + name.length;
+    let cost = NEGATIVE_ENTRY_OVERHEAD_BYTES + canon.length + name.length;
     if (storedSoa !== null) cost += RDATA_OVERHEAD_BYTES + storedSoa.name.length + storedSoa.rdata.length;
-    this.lru.set(key, entry, cost);
+    this.lru.set(canon, entry, cost, sub);
 
     if (kind === 'nodata') {
-      const posKey = rrsetKey(canon, type, RRClass.IN);
-      const pos = this.lru.peek(posKey);
-      if (pos?.kind === 'rrset' && pos.trust < Trust.Local) this.lru.delete(posKey);
+      const posSub = rrsetSub(type, RRClass.IN);
+      const pos = this.lru.peek(canon, posSub);
+      if (pos?.kind === 'rrset' && pos.trust < Trust.Local) this.lru.delete(canon, posSub);
     }
   }
 
@@ -312,10 +314,9 @@ export class RRsetCache {
     const canon = canonicalName(name);
     const now = this.clock.nowMs();
     let staleCandidate: NegativeEntry | undefined;
-    // The NODATA key is built only when no NXDOMAIN answers (a DNSBL's usual answer is NXDOMAIN).
     for (let i = 0; i < 2; i++) {
-      const key = i === 0 ? nxdomainKey(canon) : nodataKey(canon, type);
-      const held = this.lru.entry(key);
+      const sub = i === 0 ? NXDOMAIN_SUB : nodataSub(type);
+      const held = this.lru.entry(canon, sub);
       const entry = held?.value;
       if (held === undefined || entry === undefined || entry.kind === 'rrset') continue;
       if (now < entry.expiresAtMs) {
@@ -323,7 +324,7 @@ export class RRsetCache {
         this.hitCount++;
         return viewNegative(entry, remainingSec(entry.expiresAtMs, now), false);
       }
-      if (this.isUnusable(entry, now)) this.lru.delete(key);
+      if (this.isUnusable(entry, now)) this.lru.delete(canon, sub);
       else staleCandidate ??= entry;
     }
     if (staleCandidate !== undefined && opts?.allowStale === true) {
@@ -343,7 +344,7 @@ export class RRsetCache {
     const now = this.clock.nowMs();
     let canon: Name | null = canonicalName(name);
     while (canon !== null) {
-      const held = this.lru.entry(rrsetKey(canon, RRType.NS, RRClass.IN));
+      const held = this.lru.entry(canon, NS_IN_SUB);
       const entry = held?.value;
       if (entry?.kind === 'rrset' && now < entry.expiresAtMs) {
         this.lru.touch(held!);
@@ -357,13 +358,13 @@ export class RRsetCache {
   /** Removes every entry (all types and classes, positive and negative) owned by exactly `name`. */
   flushName(name: Name): number {
     const canon = canonicalName(name);
-    return this.removeWhere((e) => e.canon === canon);
+    return this.lru.deleteWhere((e) => e.canon === canon);
   }
 
   /** Removes every entry at or below `zone`. */
   flushZone(zone: Name): number {
     const canonZone = canonicalName(zone);
-    return this.removeWhere((e) => isSubdomain(e.canon, canonZone));
+    return this.lru.deleteWhere((e) => isSubdomain(e.canon, canonZone));
   }
 
   flushAll(): void {
@@ -391,11 +392,12 @@ export class RRsetCache {
   /** Every entry, least recently used first, expired ones included with ttlSec 0. */
   *dump(): IterableIterator<RRsetCacheDumpRow> {
     const now = this.clock.nowMs();
-    for (const [key, e] of this.lru.entries()) {
+    for (const e of this.lru.values()) {
       const ttlSec = now < e.expiresAtMs ? remainingSec(e.expiresAtMs, now) : 0;
       if (e.kind === 'rrset') {
-        yield { key, name: e.name, type: e.type, kind: 'rrset', ttlSec, trust: e.trust, rdatas: e.rdatas.slice() };
+        yield { key: `${e.canon}|${e.type}|${e.class}`, name: e.name, type: e.type, kind: 'rrset', ttlSec, trust: e.trust, rdatas: e.rdatas.slice() };
       } else {
+        const key = e.kind === 'nxdomain' ? `${e.canon}|nxdomain` : `${e.canon}|${e.type}|nodata`;
         yield { key, name: e.name, type: e.type, kind: e.kind, ttlSec };
       }
     }
@@ -405,27 +407,17 @@ export class RRsetCache {
     return now >= e.expiresAtMs + this.staleMs;
   }
 
-  private removeWhere(pred: (e: Entry) => boolean): number {
-    const doomed: string[] = [];
-    for (const [key, e] of this.lru.entries()) if (pred(e)) doomed.push(key);
-    for (const key of doomed) this.lru.delete(key);
-    return doomed.length;
-  }
 }
 
-// Keys: the canonical name always ends with '.', and the fields after it are numbers or a fixed
-// word, so reading a key from its right end is unambiguous even when a label contains '|'.
-/** "|type|1" by type: a class IN key is one concatenation, not a template of two numbers. */
-const IN_KEY_SUFFIXES: string[] = [];
-function rrsetKey(canon: Name, type: number, cls: number): string {
-  if (cls !== RRClass.IN) return `${canon}|${type}|${cls}`;
-  return canon + (IN_KEY_SUFFIXES[type] ??= `|${type}|${cls}`);
+// Sub-keys under the canonical owner name: an RRset's is class * 65536 + type (never negative);
+// NXDOMAIN is -1 and a type's NODATA -2 - type, so none of them collide.
+function rrsetSub(type: number, cls: number): number {
+  return cls * 65536 + type;
 }
-function nodataKey(canon: Name, type: number): string {
-  return `${canon}|${type}|nodata`;
-}
-function nxdomainKey(canon: Name): string {
-  return `${canon}|nxdomain`;
+const NS_IN_SUB = rrsetSub(RRType.NS, RRClass.IN);
+const NXDOMAIN_SUB = -1;
+function nodataSub(type: number): number {
+  return -2 - type;
 }
 
 // RFC 2181 s8: a TTL with the top bit set is treated as zero; negative or fractional input is

@@ -4,6 +4,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { LruBudget, type EvictReason } from '../../../src/dns/cache/lru-budget.js';
 import { DnsError } from '../../../src/util/errors.js';
+import { seededRandom } from '../../helpers/seeded-random.js';
 
 interface V {
   id: string;
@@ -223,6 +224,74 @@ s('hot keys promoted and replaced many times among many entries stay consistent'
   assert.is(new Set(keys).size, 5_000, 'every entry once in the recency list');
   assert.equal(keys.slice(-10).sort(), Array.from({ length: 10 }, (_, i) => `k${i}`).sort(), 'the hot keys are the most recent');
   assert.is(lru.peek('k9')?.id, 'k9-19999');
+});
+
+s('sub-keys: entries of one key are separate, each removable and evictable on its own', () => {
+  const { lru, evicted } = make(35);
+  lru.set('n', v('n0'), 10);
+  lru.set('n', v('n1'), 10, 1);
+  lru.set('n', v('n-1'), 10, -1);
+  assert.is(lru.size, 3);
+  assert.is(lru.peek('n')?.id, 'n0');
+  assert.is(lru.peek('n', 1)?.id, 'n1');
+  assert.is(lru.peek('n', -1)?.id, 'n-1');
+  assert.is(lru.peek('n', 2), undefined);
+  assert.ok(lru.has('n', 1));
+  // The key's first entry goes: the others stay reachable.
+  assert.ok(lru.delete('n'));
+  assert.is(lru.peek('n', 1)?.id, 'n1');
+  assert.is(lru.peek('n', -1)?.id, 'n-1');
+  assert.is(lru.size, 2);
+  assert.is(lru.bytes, 20);
+  // Replacing a sub-key's value keeps one entry.
+  lru.set('n', v('n1b'), 12, 1);
+  assert.is(lru.size, 2);
+  assert.is(lru.bytes, 22);
+  // Over budget: the least recently used entry (n-1) is evicted, not its key's other entries.
+  lru.set('m', v('m'), 10);
+  lru.set('n', v('n0b'), 5);
+  assert.equal(evicted, [['n', 'lru']]);
+  assert.is(lru.peek('n', -1), undefined);
+  assert.is(lru.peek('n', 1)?.id, 'n1b');
+  assert.is(lru.peek('n')?.id, 'n0b');
+  assert.equal([...lru.values()].map((x) => x.id), ['n1b', 'm', 'n0b']);
+  assert.is(lru.deleteWhere((x) => x.id.startsWith('n')), 2);
+  assert.equal([...lru.keys()], ['m']);
+  assert.is(lru.size, 1);
+  assert.is(lru.bytes, 10);
+});
+
+s('sub-keys: random operations agree with a Map keyed by "key sub"', () => {
+  const rnd = seededRandom(9);
+  const { lru } = make(400);
+  const model = new Map<string, V>();
+  for (let i = 0; i < 20_000; i++) {
+    const key = `k${Math.floor(rnd() * 12)}`;
+    const sub = Math.floor(rnd() * 5) - 2;
+    const op = rnd();
+    const name = `${key} ${sub}`;
+    if (op < 0.5) {
+      const val = v(`${name}#${i}`);
+      lru.set(key, val, 10, sub);
+      model.delete(name);
+      model.set(name, val);
+      // Over budget the least recently used entries went: the model drops its oldest the same way.
+      while (model.size * 10 > 400) model.delete(model.keys().next().value!);
+    } else if (op < 0.8) {
+      assert.is(lru.delete(key, sub), model.delete(name));
+    } else {
+      const got = lru.get(key, sub);
+      const want = model.get(name);
+      assert.is(got, want);
+      if (want) {
+        model.delete(name);
+        model.set(name, want);
+      }
+    }
+    assert.is(lru.size, model.size);
+  }
+  assert.equal([...lru.values()], [...model.values()]);
+  assert.is(lru.bytes, model.size * 10);
 });
 
 s.run();
