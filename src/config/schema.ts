@@ -55,7 +55,7 @@ export const SCHEMA: readonly KeyDef[] = [
   { key: 'do-ip6', kind: 'bool', default: true, group: 'dns', description: 'Use IPv6 for upstream queries.' },
   { key: 'qname-minimisation', kind: 'enum', choices: ['off', 'relaxed', 'strict'], default: 'relaxed', group: 'dns', description: 'RFC 9156 QNAME minimisation; relaxed falls back to the full name when servers break.' },
   { key: 'no-minimisation-zone', kind: 'name', list: true, default: [], group: 'dns', description: 'Zones whose servers get the whole name: names below them are minimised only down to the zone (the DNSBL/DNSWL zones are added automatically). Repeatable.' },
-  { key: 'use-caps-for-id', kind: 'bool', default: true, group: 'dns', description: '0x20 case randomisation of upstream query names, TCP retry on mismatch.' },
+  { key: 'use-caps-for-id', kind: 'bool', default: true, group: 'dns', description: '0x20 case randomisation of upstream query names, TCP retry on mismatch (UDP without 0x20 when TCP fails).' },
   { key: 'upstream-port', kind: 'int', min: 1, max: 65535, default: 53, group: 'dns', description: 'Destination port of upstream queries (for labs and tests; keep 53).' },
   { key: 'cache-size', kind: 'size', min: 1 << 20, max: 64 * 1024 ** 3, default: 64 << 20, group: 'dns', description: 'Byte budget of the RRset and negative cache (suffixes k, m, g).' },
   { key: 'packet-cache-size', kind: 'size', min: 0, max: 64 * 1024 ** 3, default: 16 << 20, group: 'dns', description: 'Byte budget of the encoded-answer cache for the hot path (0 turns it off).' },

@@ -733,6 +733,29 @@ faults('0x20: a reply with the wrong letter case is retried over TCP', async () 
   assert.ok(hx.counting.log.some((q) => q.tcp));
 });
 
+faults('0x20: a server that breaks the case and refuses TCP is asked again without 0x20', async () => {
+  hx = await startHarness({ flags: { 'use-caps-for-id': true } });
+  for (const a of ['127.53.2.1', '127.53.2.2']) await hx.h.server(a).setBehaviour(['case-mismatch', 'no-tcp']);
+  const r = await hx.stack.resolver.resolve('WwW.example.com', 'A');
+  assert.equal(A(r), ['192.0.2.1'], r.failure ?? '');
+  assert.ok(hx.stack.iterator.stats.caseMismatches >= 1);
+  assert.ok(hx.counting.log.some((q) => q.tcp), 'TCP was tried first');
+  // The last UDP query for the name went without 0x20: the name exactly as asked.
+  const udp = hx.h.allQueries().filter((q) => !q.tcp && /^www\.example\.com\.?$/i.test(q.name));
+  assert.is(udp.at(-1)?.name.replace(/\.$/, ''), 'WwW.example.com');
+  const nx = await hx.stack.resolver.resolve('MiXeD.example.com', 'A');
+  assert.is(nx.rcode, Rcode.NXDOMAIN, nx.failure ?? '');
+});
+
+faults('use-caps-for-id off: an answer in another case is accepted over UDP, for a client name in any case', async () => {
+  hx = await startHarness({ flags: { 'use-caps-for-id': false } });
+  for (const a of ['127.53.2.1', '127.53.2.2']) await hx.h.server(a).setBehaviour(['case-mismatch', 'no-tcp']);
+  const r = await hx.stack.resolver.resolve('WWW.Example.COM', 'A');
+  assert.equal(A(r), ['192.0.2.1'], r.failure ?? '');
+  assert.is(hx.stack.iterator.stats.caseMismatches, 0);
+  assert.ok(!hx.counting.log.some((q) => q.tcp), 'no TCP retry');
+});
+
 faults('0x20 randomises the case of upstream query names', async () => {
   hx = await startHarness({ flags: { 'use-caps-for-id': true } });
   for (let i = 0; i < 10; i++) await hx.stack.resolver.resolve(`casetest${i}.example.com`, 'A');

@@ -25,6 +25,7 @@ import { ZoneIndex, canonical, isUnder, lookupInZone, parseFakeZone, toPacket, t
  * - 'wrong-port': the answer comes from another socket (another source port), UDP only.
  * - 'wrong-question': the answer carries another qname.
  * - 'case-mismatch': the question in the reply is lower-cased, over UDP only.
+ * - 'no-tcp': TCP connections are reset at once (a UDP-only server behind a firewall).
  * - 'out-of-bailiwick': adds poisoned A records for names outside the server's zones in the
  *   authority and additional sections (see POISON_ADDRESS).
  * - 'nxdomain-ent': NXDOMAIN for empty non-terminals, as rbldnsd does.
@@ -51,6 +52,7 @@ export type Behaviour =
   | 'wrong-port'
   | 'wrong-question'
   | 'case-mismatch'
+  | 'no-tcp'
   | 'out-of-bailiwick'
   | 'nxdomain-ent'
   | 'no-soa'
@@ -272,6 +274,10 @@ export class FakeAuthority {
   }
 
   private onTcpConnection(sock: net.Socket): void {
+    if (this.has('no-tcp')) {
+      sock.resetAndDestroy();
+      return;
+    }
     this.connections.add(sock);
     sock.on('close', () => this.connections.delete(sock));
     sock.on('error', () => {

@@ -9,11 +9,12 @@ import { valueWithin } from '../../util/settled-within.js';
 import type { InfraCache } from '../cache/infra-cache.js';
 import { Trust, type RRsetCache } from '../cache/rrset-cache.js';
 import type { Transport } from '../transport/transport.js';
-import { canonicalName, isSubdomain, labelCount, nameToWire, parentName, randomizeCase, suffixName } from '../wire/name.js';
+import { canonicalName, isSubdomain, labelCount, nameToWire, parentName, suffixName } from '../wire/name.js';
 import { rdataNames, soaMinimum } from '../wire/rdata.js';
 import { RRClass, RRType, Rcode, type Message, type Name, type ResourceRecord } from '../wire/types.js';
 import type { IteratorConfig } from './iterator-config.js';
-import { classifyResponse, restoreCase, synthesizeDnameTarget, type Classified } from './response-classifier.js';
+import { classifyResponse, synthesizeDnameTarget, type Classified } from './response-classifier.js';
+import { sendWithFallbacks, type UpstreamContext } from './upstream-query.js';
 import { aliasCount, rrsetRecords } from './rrset.js';
 import { addCutAddress, addressFromRdata, dropTried, isLoopbackAddress, keepQueryableOnce, nsTargets, pushFamilies, type ZoneCut } from './zone-cut.js';
 
@@ -93,8 +94,10 @@ export class Iterator {
   private primingFailing = false;
   private readonly hintNs: Name[];
   private readonly hintAddrs = new Map<string, string[]>();
+  private readonly upstream: UpstreamContext;
 
   constructor(private readonly deps: IteratorDeps) {
+    this.upstream = { deps, stats: this.stats };
     this.hintNs = [];
     for (const rr of deps.rootHints) {
       if (rr.type === RRType.NS && rr.name === '.') this.hintNs.push(rdataNames(RRType.NS, rr.rdata)[0] ?? '.');
@@ -492,69 +495,12 @@ export class Iterator {
       // It runs on its first asker's deadline: one with a shorter deadline stops waiting at its own (null: no answer).
       return valueWithin(pending, st.deadlineAtMs - this.deps.clock.nowMs(), null);
     }
-    const p = this.sendWithFallbacks(address, name, type, st);
+    const p = sendWithFallbacks(this.upstream, address, name, type, st);
     this.inflight.set(key, p);
     // then, not finally: one promise per exchange instead of three (finally's own, its callback's, its value's).
     const forget = (): void => void (this.inflight.get(key) === p && this.inflight.delete(key));
     p.then(forget, forget);
     return p;
-  }
-
-  private async sendWithFallbacks(address: string, name: Name, type: number, st: ResolutionState): Promise<Message | null> {
-    const { infra, transport, clock } = this.deps;
-    let edns = infra.ednsStatus(address) !== 'noedns';
-    let tcp = false;
-    const sent = this.config.useCapsForId ? randomizeCase(name) : name;
-    for (let attempt = 0; attempt < 4; attempt++) {
-      const remaining = st.deadlineAtMs - clock.nowMs();
-      if (remaining <= 0 || st.upstreamQueries >= this.config.limits.maxUpstreamQueries) return null;
-      st.upstreamQueries++;
-      st.wentUpstream = true;
-      this.stats.upstreamQueries++;
-      const rto = infra.rtoMs(address);
-      const intended = tcp ? Math.max(rto * 2, 1000) : rto;
-      const timeoutMs = Math.max(1, Math.min(intended, remaining));
-      const sentAt = clock.nowMs();
-      try {
-        const r = await transport.query({ address, port: this.config.upstreamPort }, { name: sent, type, class: RRClass.IN }, { tcp, edns, timeoutMs });
-        infra.recordRtt(address, r.rttMs, type);
-        const m = r.message;
-        if (m.flags.tc && !tcp) {
-          this.stats.tcpRetries++;
-          tcp = true; // RFC 7766 s5: a truncated UDP answer is retried over TCP
-          continue;
-        }
-        if (edns && !m.edns && (m.rcode === Rcode.FORMERR || m.rcode === Rcode.NOTIMP)) {
-          this.stats.ednsFallbacks++;
-          infra.setEdnsStatus(address, 'noedns'); // RFC 6891 s7: retry without EDNS
-          edns = false;
-          continue;
-        }
-        if (edns && m.edns) infra.setEdnsStatus(address, 'ok');
-        if (sent !== name) restoreCase(m, name, sent);
-        return m;
-      } catch (err) {
-        const code = err instanceof MxError ? err.code : '';
-        if (code === 'DNS_ERR_CASE_MISMATCH') {
-          // 0x20: the case did not come back intact; TCP cannot be spoofed off-path.
-          this.stats.caseMismatches++;
-          tcp = true;
-          continue;
-        }
-        if (code === 'DNS_ERR_TIMEOUT' || code === 'DNS_ERR_NETWORK') {
-          this.stats.upstreamTimeouts++;
-          if (code === 'DNS_ERR_NETWORK') (st.unreachable ??= new Set()).add(address);
-          const waitedMs = clock.nowMs() - sentAt;
-          this.deps.logger.debug({ server: address, qname: name, qtype: type, tcp, waitedMs, err: code }, 'upstream query got no answer');
-          // One cut short by the client deadline does not back the RTO off (see recordTimeout).
-          infra.recordTimeout(address, rto, type, waitedMs, code === 'DNS_ERR_TIMEOUT' && timeoutMs < intended);
-          return null;
-        }
-        this.deps.logger.debug({ server: address, qname: name, err: describeError(err) }, 'upstream query failed');
-        return null;
-      }
-    }
-    return null;
   }
 
   /**

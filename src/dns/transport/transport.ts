@@ -27,6 +27,11 @@ export interface QueryOptions {
   timeoutMs: number;
   /** Aborting rejects with DNS_ERR_ABORTED and releases the socket at once. */
   signal?: AbortSignal;
+  /**
+   * The caller did not randomise the name's case (0x20 off, or its fallback): an answer whose name
+   * differs from the question only in case is accepted over UDP too.
+   */
+  anyCase?: boolean;
 }
 
 export interface UpstreamResponse {
@@ -43,8 +48,8 @@ export interface UpstreamResponse {
  * Contract: sends one query (RD=0, fresh cryptographically random ID, the question exactly as given,
  * i.e. with the caller's 0x20 case; EDNS0 OPT with udpSize 1232 when opts.edns) and resolves with a
  * response that came from exactly target.address:target.port, carries the same ID and the same
- * question (name compared byte-exactly, type, class). Anything else arriving on the socket is ignored
- * (counted as a spoof attempt) and the wait goes on. Rejects with DnsError code: DNS_ERR_TIMEOUT (no
+ * question (name compared byte-exactly unless opts.anyCase, type, class). Anything else arriving on the
+ * socket is ignored (counted as a spoof attempt) and the wait goes on. Rejects with DnsError code: DNS_ERR_TIMEOUT (no
  * valid answer in time), DNS_ERR_NETWORK (ICMP unreachable / connection refused / reset),
  * DNS_ERR_BAD_RESPONSE (a response from the right peer with the right ID that does not decode),
  * DNS_ERR_CASE_MISMATCH (right peer, ID, type, class and name equal only case-insensitively: the
@@ -411,8 +416,9 @@ class Exchange {
       return;
     }
     // Same name in another case. Over UDP this breaks 0x20 (draft-vixie-dnsext-dns0x20): the caller
-    // retries over TCP, where spoofing needs the TCP handshake, so there the case is not checked.
-    if (tcp) {
+    // retries over TCP, where spoofing needs the TCP handshake, so there the case is not checked;
+    // nor when the caller sent the name without randomising its case.
+    if (tcp || this.opts.anyCase === true) {
       this.succeed(message, buf.length, tcp);
       return;
     }

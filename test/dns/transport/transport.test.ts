@@ -219,6 +219,10 @@ for (const io of udpPaths()) {
     const res = await ctx.transport.query(ctx.target, q('wWw.eXample.COM.'), TCP);
     assert.is(res.message.answers.length, 1);
     assert.is(res.message.questions[0]?.name, 'wWw.eXample.COM.');
+    // A caller that did not randomise the case takes the answer over UDP; another name is still refused.
+    const anyCase = await ctx.transport.query(ctx.target, q('wWw.eXample.COM.'), { ...UDP, anyCase: true });
+    assert.is(anyCase.message.questions[0]?.name, 'www.example.com.');
+    assert.is(ctx.stats.caseMismatches, 1);
   });
 
   s('truncate-udp: the TC answer is returned, the TCP retry gets the records', async (ctx) => {
