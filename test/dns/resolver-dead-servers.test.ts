@@ -85,4 +85,41 @@ s('a dead zone behind the 4.5 s client deadline: the second lookup ends early, t
   assert.is(took[2], 0, `took ${took.join(', ')} ms`);
 });
 
+s('a shared server that ignores one zone\'s names on a quiet host is not held back for its other zones', async () => {
+  // 127.53.1.1 and .2 serve both com. and net.; they ignore every name under net. that starts with
+  // "zz" (virtual timeouts), and nothing else reaches them, so they go silent long enough to be
+  // held back for net.: com. names must still be asked and answered.
+  const clock = new ManualClock(Date.now());
+  const net = new NetTransport({ portFor: tree.portFor });
+  const tld = new Set(['127.53.1.1', '127.53.1.2']);
+  const transport: Transport = {
+    query: async (target, question, opts) => {
+      if (!tld.has(target.address) || !/^zz.*\.net\.?$/i.test(question.name)) return net.query(target, question, opts);
+      clock.advanceMs(opts.timeoutMs);
+      throw new DnsError('DNS_ERR_TIMEOUT', `no answer from ${target.address} (virtual)`);
+    },
+  };
+  const loaded = loadConfig({ flags: { 'query-loopback': true, 'do-ip6': false, 'serve-expired': false } });
+  const stack = createDnsStack(loaded.values, createSilentLogger(), clock, { transport, rootHints: parseZoneText(tree.rootHints, { origin: '.' }) });
+  await stack.resolver.resolve('com', 'NS');
+  await stack.resolver.resolve('net', 'NS');
+  const ignored = async (i: number): Promise<{ rcode: number; tookMs: number }> => {
+    const start = clock.nowMs();
+    const r = await stack.resolver.resolve(`zz${i}.net`, 'A', { deadlineMs: 4500, allowStale: false });
+    return { rcode: r.rcode, tookMs: clock.nowMs() - start };
+  };
+  const took: number[] = [];
+  for (let i = 0; i < 8; i++) {
+    clock.advanceMs(5000);
+    const r = await ignored(i);
+    assert.is(r.rcode, Rcode.SERVFAIL);
+    took.push(r.tookMs);
+  }
+  // Held back for net. by now: the next ignored name fails at once, without a query.
+  const held = await ignored(8);
+  assert.ok(held.rcode === Rcode.SERVFAIL && held.tookMs === 0, `ignored names took ${took.join(', ')} ms, then ${held.tookMs}`);
+  const other = await stack.resolver.resolve('nothere.com', 'A', { deadlineMs: 4500, allowStale: false });
+  assert.is(other.rcode, Rcode.NXDOMAIN, other.failure ?? '');
+});
+
 s.run();

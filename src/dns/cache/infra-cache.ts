@@ -1,6 +1,7 @@
 // Per upstream server facts for the iterator, like Unbound's infra cache: smoothed RTT and RTO
-// (RFC 6298), timeouts with exponential backoff, down/probe state per query-type class (A, AAAA,
-// the rest: Unbound's timeout_A, timeout_AAAA, timeout_other), lameness per zone, EDNS support.
+// (RFC 6298), timeouts with exponential backoff, down/probe state per zone and query-type class
+// (A, AAAA, the rest: Unbound's timeout_A, timeout_AAAA, timeout_other, kept per server and zone
+// as Unbound keys its infra cache), lameness per zone, EDNS support.
 // The iterator asks it which server to try first and with what timeout, and reports every outcome.
 // It does no I/O and reads time only from the injected Clock; randomness only from the injected source.
 import type { Clock } from '../../util/clock.js';
@@ -51,10 +52,10 @@ export interface InfraDumpRow {
   /** Smoothed RTT; -1 when never measured. */
   srttMs: number;
   rtoMs: number;
-  /** Consecutive timeouts since the last answer, of the type class with the most. */
+  /** Consecutive timeouts since the last answer, of the zone and type class with the most. */
   timeouts: number;
   backedOff: boolean;
-  /** The type classes the server is down for and not yet due a probe ('A', 'AAAA', 'other'). */
+  /** The type classes the server is down for and not yet due a probe ('A', 'AAAA', 'other'), each with its zone ('A example.com.'). */
   downTypes: string[];
   edns: 'unknown' | 'ok' | 'noedns';
   lameZones: Name[];
@@ -68,8 +69,12 @@ interface Host {
   rttvarMs: number;
   measured: boolean;
   rtoMs: number;
-  /** Timeouts and down state per type class (TYPE_CLASSES): a server that drops AAAA queries still answers A. */
-  byType: [TypeState, TypeState, TypeState];
+  /**
+   * Timeouts and down state by zone (canonical; '' for callers that give none), per type class
+   * (TYPE_CLASSES): a server that drops AAAA queries still answers A, and one that ignores the
+   * names of one zone it serves still serves its other zones. Entries are made by timeouts only.
+   */
+  byZone: Map<string, TypeStates>;
   /** When the query behind the first timeout since the server's last answer was sent; null after an answer. */
   silentSinceMs: number | null;
   edns: 'ok' | 'noedns' | null;
@@ -92,6 +97,11 @@ interface TypeState {
   probeIntervalMs: number;
   nextProbeAtMs: number;
 }
+
+type TypeStates = [TypeState, TypeState, TypeState];
+
+/** Zones with timeout state kept per server; beyond it the oldest entry goes (a shared server's many zones). */
+const MAX_ZONES_PER_HOST = 64;
 
 /** Names of the type classes, by index: A, AAAA, every other type. */
 const TYPE_CLASSES = ['A', 'AAAA', 'other'] as const;
@@ -165,11 +175,14 @@ export class InfraCache {
     }
     h.rtoMs = clampRto(h.srttMs + 4 * h.rttvarMs);
     h.silentSinceMs = null;
-    h.byType[classOf(qtype)].timeouts = 0;
-    for (const t of h.byType) {
-      t.down = false;
-      t.probeIntervalMs = this.probeMinMs;
-      t.nextProbeAtMs = 0;
+    const cls = classOf(qtype);
+    for (const states of h.byZone.values()) {
+      states[cls].timeouts = 0;
+      for (const t of states) {
+        t.down = false;
+        t.probeIntervalMs = this.probeMinMs;
+        t.nextProbeAtMs = 0;
+      }
     }
   }
 
@@ -180,12 +193,13 @@ export class InfraCache {
    * when it waited less than CUT_SHORT_EVIDENCE_MS; one that waited longer counts toward an outage
    * like any timeout, or a dead server behind a budget shorter than its RTO (a DNS list lookup)
    * would never be held back, nor its failed probes spaced out. After downAfterTimeouts consecutive
-   * timeouts of its type class, once the server has answered nothing at all for downMinSilenceMs,
-   * it is down for that class until its next probe slot; each failed probe doubles the probe
-   * interval up to probeMaxMs. Other classes are not affected. One name or type that a server
-   * ignores (or answers late) does not take the server down while it answers the rest.
+   * timeouts of its type class in the query's zone, once the server has answered nothing at all for
+   * downMinSilenceMs, it is down for that class in that zone until its next probe slot; each failed
+   * probe doubles the probe interval up to probeMaxMs. Other classes and zones are not affected.
+   * One name or type that a server ignores (or answers late) does not take the server down while it
+   * answers the rest, nor, on a quiet host, for the other zones it serves.
    */
-  recordTimeout(address: string, rtoUsedMs?: number, qtype?: number, waitedMs?: number, cut = false): void {
+  recordTimeout(address: string, rtoUsedMs?: number, qtype?: number, waitedMs?: number, cut = false, zone?: Name): void {
     if (cut && (waitedMs ?? 0) < CUT_SHORT_EVIDENCE_MS) return;
     const now = this.clock.nowMs();
     const h = this.touch(address);
@@ -196,7 +210,7 @@ export class InfraCache {
       h.rtoMs = clampRto(h.rtoMs * 2);
     }
     h.silentSinceMs ??= now - (waitedMs ?? rtoUsedMs ?? 0);
-    const t = h.byType[classOf(qtype)];
+    const t = this.zoneStates(h, zone)[classOf(qtype)];
     t.timeouts++;
     if (t.timeouts < this.downAfter || now - h.silentSinceMs < this.downMinSilenceMs) return;
     if (t.down) t.probeIntervalMs = Math.min(this.probeMaxMs, t.probeIntervalMs * 2);
@@ -208,15 +222,15 @@ export class InfraCache {
   }
 
   /**
-   * True while the server is down for qtype's class and its probe slot is not due. When the slot is due this returns
+   * True while the server is down for qtype's class in the zone and its probe slot is not due. When the slot is due this returns
    * false once and claims the slot (the next one opens a probe interval later), so call it only
    * right before sending: exactly one query per interval goes to a down server. An answer
    * (recordRtt) clears the down state; a timeout of the probe lengthens the interval.
    */
-  isBackedOff(address: string, qtype?: number): boolean {
+  isBackedOff(address: string, qtype?: number, zone?: Name): boolean {
     const now = this.clock.nowMs();
     const h = this.liveRtt(address, now);
-    const t = h?.byType[classOf(qtype)];
+    const t = h?.byZone.get(zoneKey(zone))?.[classOf(qtype)];
     if (t === undefined || !t.down) return false;
     if (now < t.nextProbeAtMs) return true;
     t.nextProbeAtMs = now + t.probeIntervalMs;
@@ -228,10 +242,11 @@ export class InfraCache {
    * is within 400 ms of the fastest come first in random order (unknown servers count as 376 ms so
    * they get measured), then the slower ones by RTO, then down servers (those with a due probe slot
    * first). With probeProbability one slower or due-for-probe server is moved to the front to be
-   * re-measured. Duplicates are removed. Does not claim probe slots. Down means down for qtype's class.
+   * re-measured. Duplicates are removed. Does not claim probe slots. Down means down for qtype's class in the zone.
    */
-  selectOrder(addresses: string[], qtype?: number): string[] {
+  selectOrder(addresses: string[], qtype?: number, zone?: Name): string[] {
     const cls = classOf(qtype);
+    const key = zoneKey(zone);
     const now = this.clock.nowMs();
     // Up servers by RTO (a stable insertion: equal RTOs keep their order), in parallel arrays: this
     // runs for every upstream query, over a zone's handful of servers, so no object per server.
@@ -241,7 +256,7 @@ export class InfraCache {
     for (const address of addresses) {
       if (order.includes(address) || down?.some((d) => d.address === address)) continue;
       const h = this.liveRtt(address, now);
-      const t = h?.byType[cls];
+      const t = h?.byZone.get(key)?.[cls];
       if (t !== undefined && t.down) {
         (down ??= []).push({ address, at: t.nextProbeAtMs, due: now >= t.nextProbeAtMs });
         continue;
@@ -329,13 +344,23 @@ export class InfraCache {
       const rttLive = now < h.rttExpiresAtMs;
       const lameZones: Name[] = [];
       for (const [zone, until] of h.lame) if (now < until) lameZones.push(zone);
+      let timeouts = 0;
+      const downTypes: string[] = [];
+      if (rttLive) {
+        for (const [zone, states] of h.byZone) {
+          states.forEach((t, i) => {
+            timeouts = Math.max(timeouts, t.timeouts);
+            if (t.down && now < t.nextProbeAtMs) downTypes.push(zone === '' ? TYPE_CLASSES[i]! : `${TYPE_CLASSES[i]!} ${zone}`);
+          });
+        }
+      }
       yield {
         address,
         srttMs: rttLive && h.measured ? Math.round(h.srttMs) : -1,
         rtoMs: rttLive ? h.rtoMs : UNKNOWN_SERVER_RTO_MS,
-        timeouts: rttLive ? Math.max(...h.byType.map((t) => t.timeouts)) : 0,
-        backedOff: rttLive && h.byType.some((t) => t.down && now < t.nextProbeAtMs),
-        downTypes: rttLive ? TYPE_CLASSES.filter((_, i) => h.byType[i]!.down && now < h.byType[i]!.nextProbeAtMs) : [],
+        timeouts,
+        backedOff: downTypes.length > 0,
+        downTypes,
         edns: h.edns !== null && now < h.ednsExpiresAtMs ? h.edns : 'unknown',
         lameZones,
       };
@@ -349,7 +374,7 @@ export class InfraCache {
     if (h === undefined) {
       h = {
         rttExpiresAtMs: 0, srttMs: 0, rttvarMs: 0, measured: false, rtoMs: UNKNOWN_SERVER_RTO_MS,
-        byType: this.freshTypeStates(), silentSinceMs: null, edns: null, ednsExpiresAtMs: 0,
+        byZone: new Map(), silentSinceMs: null, edns: null, ednsExpiresAtMs: 0,
         lame: new Map(),
       };
       // Initialised before insertion: an unset epoch would look forgotten to the eviction scan.
@@ -367,13 +392,21 @@ export class InfraCache {
     h.rttvarMs = 0;
     h.measured = false;
     h.rtoMs = UNKNOWN_SERVER_RTO_MS;
-    h.byType = this.freshTypeStates();
+    h.byZone = new Map();
     h.silentSinceMs = null;
   }
 
-  private freshTypeStates(): Host['byType'] {
-    const fresh = (): TypeState => ({ timeouts: 0, down: false, probeIntervalMs: this.probeMinMs, nextProbeAtMs: 0 });
-    return [fresh(), fresh(), fresh()];
+  /** The timeout states of a zone at a host, made when missing (the oldest zone's go beyond MAX_ZONES_PER_HOST). */
+  private zoneStates(h: Host, zone: Name | undefined): TypeStates {
+    const key = zoneKey(zone);
+    let states = h.byZone.get(key);
+    if (states === undefined) {
+      if (h.byZone.size >= MAX_ZONES_PER_HOST) h.byZone.delete(h.byZone.keys().next().value!);
+      const fresh = (): TypeState => ({ timeouts: 0, down: false, probeIntervalMs: this.probeMinMs, nextProbeAtMs: 0 });
+      states = [fresh(), fresh(), fresh()];
+      h.byZone.set(key, states);
+    }
+    return states;
   }
 
   /** The host when its RTT facts are still current (a host with only lame/EDNS facts counts as unmeasured). */
@@ -397,6 +430,10 @@ export class InfraCache {
       list[j] = a;
     }
   }
+}
+
+function zoneKey(zone: Name | undefined): string {
+  return zone === undefined ? '' : canonicalName(zone);
 }
 
 function clampRto(ms: number): number {

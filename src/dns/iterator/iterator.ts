@@ -393,9 +393,9 @@ export class Iterator {
       }
       if (candidates.length === 0) return lastResort ? this.takeLastResort(lastResort, cut, name) : null;
       const notLame = candidates.filter((a) => !this.deps.infra.isLame(a, cut.zone));
-      const ordered = this.deps.infra.selectOrder(notLame.length > 0 ? notLame : candidates, type);
+      const ordered = this.deps.infra.selectOrder(notLame.length > 0 ? notLame : candidates, type, cut.zone);
       // A server that is down gets one probe per backoff period (isBackedOff takes that slot).
-      const address = ordered.find((a) => !this.deps.infra.isBackedOff(a, type));
+      const address = ordered.find((a) => !this.deps.infra.isBackedOff(a, type, cut.zone));
       if (!address) {
         for (const a of ordered) tried.add(a);
         continue;
@@ -404,7 +404,7 @@ export class Iterator {
       if (st.upstreamQueries >= this.config.limits.maxUpstreamQueries) {
         throw new ResolutionFailure('limit-queries', `more than ${this.config.limits.maxUpstreamQueries} upstream queries for one client query`);
       }
-      const msg = await this.exchange(address, name, type, st);
+      const msg = await this.exchange(address, cut.zone, name, type, st);
       if (!msg) {
         timedOut.add(address);
         continue;
@@ -487,7 +487,7 @@ export class Iterator {
   }
 
   /** One upstream exchange with fallbacks; identical in-flight queries (server, name, type) are merged. */
-  private exchange(address: string, name: Name, type: number, st: ResolutionState): Promise<Message | null> {
+  private exchange(address: string, zone: Name, name: Name, type: number, st: ResolutionState): Promise<Message | null> {
     const key = `${address}|${canonicalName(name)}|${type}`;
     const pending = this.inflight.get(key);
     if (pending) {
@@ -495,7 +495,7 @@ export class Iterator {
       // It runs on its first asker's deadline: one with a shorter deadline stops waiting at its own (null: no answer).
       return valueWithin(pending, st.deadlineAtMs - this.deps.clock.nowMs(), null);
     }
-    const p = sendWithFallbacks(this.upstream, address, name, type, st);
+    const p = sendWithFallbacks(this.upstream, address, zone, name, type, st);
     this.inflight.set(key, p);
     // then, not finally: one promise per exchange instead of three (finally's own, its callback's, its value's).
     const forget = (): void => void (this.inflight.get(key) === p && this.inflight.delete(key));

@@ -15,10 +15,10 @@ export interface UpstreamContext {
 }
 
 /**
- * Sends one question to one server, with the fallbacks above, within the resolution's deadline and
+ * Sends one question to one server of `zone` (its timeouts count for that zone), with the fallbacks above, within the resolution's deadline and
  * upstream-query budget; null when the server gave no usable answer (timeout, unreachable, error).
  */
-export async function sendWithFallbacks(ctx: UpstreamContext, address: string, name: Name, type: number, st: ResolutionState): Promise<Message | null> {
+export async function sendWithFallbacks(ctx: UpstreamContext, address: string, zone: Name, name: Name, type: number, st: ResolutionState): Promise<Message | null> {
   const { infra, transport, clock, logger, config } = ctx.deps;
   const stats = ctx.stats;
   let edns = infra.ednsStatus(address) !== 'noedns';
@@ -81,7 +81,7 @@ export async function sendWithFallbacks(ctx: UpstreamContext, address: string, n
         const waitedMs = clock.nowMs() - sentAt;
         logger.debug({ server: address, qname: name, qtype: type, tcp, waitedMs, err: code }, 'upstream query got no answer');
         // One cut short by the client deadline does not back the RTO off (see recordTimeout).
-        infra.recordTimeout(address, rto, type, waitedMs, code === 'DNS_ERR_TIMEOUT' && timeoutMs < intended);
+        infra.recordTimeout(address, rto, type, waitedMs, code === 'DNS_ERR_TIMEOUT' && timeoutMs < intended, zone);
         return null;
       }
       logger.debug({ server: address, qname: name, err: describeError(err) }, 'upstream query failed');

@@ -308,4 +308,23 @@ s('a dead server (never answered) is down once it has 3 timeouts and 5 s without
   assert.ok(infra.isBackedOff('192.0.2.9', 1), 'down after the fourth, 5.6 s after the first query');
 });
 
+s('down per zone (as Unbound keys its infra cache): a server held back for one zone still serves its others', () => {
+  const clock = new ManualClock();
+  const infra = new InfraCache({ clock, random: () => 0.5, downMinSilenceMs: 0 });
+  for (let i = 0; i < 3; i++) infra.recordTimeout('192.0.2.1', undefined, 1, undefined, false, 'Shared.COM.');
+  assert.ok(infra.isBackedOff('192.0.2.1', 1, 'shared.com.'), 'down for A in shared.com.');
+  assert.not.ok(infra.isBackedOff('192.0.2.1', 1, 'edge.com.'), 'not in edge.com.');
+  assert.not.ok(infra.isBackedOff('192.0.2.1', 1), 'nor for a caller without a zone');
+  assert.equal(infra.selectOrder(['192.0.2.1', '192.0.2.2'], 1, 'shared.com.'), ['192.0.2.2', '192.0.2.1'], 'last in shared.com.');
+  assert.equal([...infra.dump()][0]?.downTypes, ['A shared.com.']);
+  // An answer for any zone ends the outage in every zone.
+  infra.recordRtt('192.0.2.1', 10, 1);
+  assert.not.ok(infra.isBackedOff('192.0.2.1', 1, 'shared.com.'));
+  // The zones with timeout state per server are bounded: the oldest goes.
+  for (let z = 0; z < 100; z++) infra.recordTimeout('192.0.2.3', undefined, 1, undefined, false, `z${z}.test.`);
+  for (let i = 0; i < 3; i++) infra.recordTimeout('192.0.2.3', undefined, 1, undefined, false, 'z99.test.');
+  assert.ok(infra.isBackedOff('192.0.2.3', 1, 'z99.test.'));
+  assert.is([...infra.dump()].find((r) => r.address === '192.0.2.3')?.timeouts, 4);
+});
+
 s.run();
