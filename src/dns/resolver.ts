@@ -217,9 +217,20 @@ export class Resolver implements Recursor {
     if (cached) return { ...cached, source: 'cache' };
     const staleOk = callerAllowsStale && this.config.serveExpired && !this.config.noStaleZones.some((z) => isSubdomain(qname, z));
     const key = `${canonicalName(qname)}|${qtype}`;
-    let shared = this.inflight.get(key)?.promise;
-    if (shared) {
+    const joined = this.inflight.get(key);
+    let shared: Promise<Outcome>;
+    if (joined) {
+      shared = joined.promise;
       this.stats.merged++;
+      // The shared resolution runs until the latest deadline of those waiting on it: a client that
+      // asks while a shorter lookup (a DNS list's, a stub's first try) is in flight keeps its own
+      // budget. Each caller still stops waiting at its own deadline (raceWithTimers below).
+      const until = this.clock.nowMs() + deadlineMs;
+      if (until > joined.state.deadlineAtMs) {
+        joined.state.deadlineAtMs = until;
+        joined.releaseAtMs = Math.max(joined.releaseAtMs, performance.now() + deadlineMs + HUNG_RESOLUTION_GRACE_MS);
+        joined.deadlineMs = Math.max(joined.deadlineMs, deadlineMs);
+      }
     } else {
       if (this.stats.inFlight >= this.config.maxConcurrentResolutions) {
         this.stats.concurrencyRejected++;
@@ -227,12 +238,13 @@ export class Resolver implements Recursor {
         return this.fail('limit-concurrency');
       }
       // Started in this same turn: the cache cannot have changed since the miss above.
-      const mine = this.resolveNow(qname, qtype, deadlineMs, miss.atFirstLink ? key : undefined);
+      const state = this.newState(deadlineMs);
+      const mine = this.resolveNow(qname, qtype, state, miss.atFirstLink ? key : undefined);
       shared = mine;
       // The iterator ends every resolution by its deadline; should one ever hang (a bug), the sweep
       // releases it some time after, so later queries for the name neither join it nor count it
       // against the concurrency limit for ever. One interval timer for all, not one timer each.
-      const entry: InflightResolution = { promise: mine, releaseAtMs: performance.now() + deadlineMs + HUNG_RESOLUTION_GRACE_MS, qname, qtype, deadlineMs, released: false };
+      const entry: InflightResolution = { promise: mine, state, releaseAtMs: performance.now() + deadlineMs + HUNG_RESOLUTION_GRACE_MS, qname, qtype, deadlineMs, released: false };
       this.inflight.set(key, entry);
       this.stats.inFlight++;
       this.hungSweep ??= setInterval(() => this.sweepHung(), HUNG_SWEEP_INTERVAL_MS).unref();
@@ -296,9 +308,8 @@ export class Resolver implements Recursor {
     return out;
   }
 
-  private async resolveNow(qname: Name, qtype: number, deadlineMs: number, knownMissKey?: string): Promise<Outcome> {
+  private async resolveNow(qname: Name, qtype: number, st: ResolutionState, knownMissKey?: string): Promise<Outcome> {
     this.stats.resolutions++;
-    const st = this.newState(deadlineMs);
     if (knownMissKey !== undefined) st.bypassCacheFor = knownMissKey;
     try {
       const r = await this.iterator.resolveChain(qname, qtype, st);
@@ -375,6 +386,8 @@ const HUNG_SWEEP_INTERVAL_MS = 250;
 /** One resolution in flight; releaseAtMs on performance.now()'s scale (the sweep is a real timer). */
 interface InflightResolution {
   promise: Promise<Outcome>;
+  /** The resolution's state: a caller joining with a later deadline extends its deadlineAtMs. */
+  state: ResolutionState;
   releaseAtMs: number;
   qname: Name;
   qtype: number;

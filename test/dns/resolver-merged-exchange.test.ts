@@ -1,7 +1,8 @@
 // Identical upstream queries in flight are merged (one packet, RFC 5452 s5), but a resolution that
 // joins another's query keeps its own deadline: a DNS list lookup with a short budget that joins
 // the long query of a client (or of the list's self-test) ends when its budget does, not when the
-// other's query times out. Real fake tree on loopback; bounded waits.
+// other's query times out. And a client that joins a whole resolution in flight with a later
+// deadline than its starter's keeps that later deadline. Real fake tree on loopback; bounded waits.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Rcode } from '../../src/dns/wire/types.js';
@@ -43,6 +44,27 @@ s('a resolution that joins a longer one\'s upstream query ends by its own deadli
   // The first resolution ends by its own deadline too, a moment after its caller's SERVFAIL.
   for (let i = 0; i < 50 && stack.resolver.stats.inFlight > 0; i++) await sleep(20);
   assert.is(stack.resolver.stats.inFlight, 0);
+});
+
+s('a caller that joins a resolution in flight with a later deadline extends it to that deadline', async () => {
+  hx = await startHarness({ flags: { 'serve-expired': false } });
+  const { stack } = hx;
+  // example.com's cut known; then both its servers answer 700 ms late. The first caller's 1 s
+  // budget runs out while the servers' RTOs back off (376 ms, then 752 ms); the second, which
+  // joins at 300 ms with 2.5 s, gets the answer of a later round.
+  await stack.resolver.resolve('example.com', 'NS');
+  for (const a of ['127.53.2.1', '127.53.2.2']) await hx.h.server(a).setBehaviour({ delayMs: 700 });
+  const started = Date.now();
+  const first = stack.resolver.resolve('www.example.com', 'A', { deadlineMs: 1000 });
+  await sleep(300);
+  const merged = stack.resolver.stats.merged;
+  const second = stack.resolver.resolve('www.example.com', 'A', { deadlineMs: 2500 });
+  assert.is(stack.resolver.stats.merged, merged + 1, 'the second caller joined the resolution in flight');
+  const a = await first;
+  assert.is(a.rcode, Rcode.SERVFAIL, 'the first caller stops at its own deadline');
+  const b = await second;
+  assert.is(b.rcode, Rcode.NOERROR, `second caller after ${Date.now() - started} ms: ${b.failure ?? ''}`);
+  assert.equal(b.records.map((r) => r.data), ['192.0.2.1']);
 });
 
 s.run();
