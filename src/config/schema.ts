@@ -74,7 +74,7 @@ export const SCHEMA: readonly KeyDef[] = [
   { key: 'client-deadline-ms', kind: 'int', min: 100, max: 60000, default: 4500, group: 'limits', description: 'Budget of one client query; SERVFAIL after it.' },
   { key: 'max-cname-chain', kind: 'int', min: 1, max: 64, default: 11, group: 'limits', description: 'CNAME/DNAME links followed for one query.' },
   { key: 'max-referrals', kind: 'int', min: 1, max: 256, default: 30, group: 'limits', description: 'Referrals followed for one name.' },
-  { key: 'max-upstream-queries', kind: 'int', min: 1, max: 1024, default: 48, group: 'limits', description: 'Upstream queries for one client query, sub-queries included.' },
+  { key: 'max-upstream-queries', kind: 'int', min: 1, max: 1024, default: 48, group: 'limits', description: 'Upstream queries for each link of a client query\'s CNAME chain, sub-queries included (Unbound\'s max-sent-count also resets on restarts).' },
   { key: 'max-subquery-depth', kind: 'int', min: 0, max: 16, default: 4, group: 'limits', description: 'Nesting of NS-name sub-resolutions.' },
   { key: 'max-subqueries', kind: 'int', min: 0, max: 256, default: 16, group: 'limits', description: 'NS-name sub-resolutions for one client query.' },
   { key: 'max-concurrent-queries', kind: 'int', min: 1, max: 1000000, default: 1000, group: 'limits', description: 'Resolutions in progress at once; beyond it SERVFAIL at once.' },

@@ -972,6 +972,16 @@ time('upstream query limit per client query', async () => {
   assert.ok(hx.counting.total <= 2);
 });
 
+time('the upstream query limit holds per link of a CNAME chain, as Unbound\'s max-sent-count', async () => {
+  // ext.example.com is a CNAME to www.example.net: each link takes 3 queries cold (the TLD's
+  // referral, the zone's referral, the answer) after the priming, 7 in all.
+  hx = await startHarness({ clock, flags: { 'max-upstream-queries': 4 } });
+  const r = await hx.stack.resolver.resolve('ext.example.com', 'A');
+  assert.is(r.rcode, Rcode.NOERROR, r.failure ?? '');
+  assert.equal(A(r), ['192.0.2.20']);
+  assert.ok(hx.counting.total > 4, `${hx.counting.total} queries in all`);
+});
+
 time('referral loop (NS names only resolvable through themselves) ends in SERVFAIL', async () => {
   const spec = standardTree();
   // example.org: NS ns.example.org without glue: unresolvable, must not loop.

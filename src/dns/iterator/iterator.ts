@@ -131,6 +131,11 @@ export class Iterator {
       const key = canonicalName(name);
       if (seen.has(key)) throw new ResolutionFailure('cname-loop', `CNAME/DNAME loop at ${name}`);
       seen.add(key);
+      // Each link of a client query's chain gets the whole upstream budget, sub-queries included,
+      // as Unbound's max-sent-count resets on query restarts: a long CNAME chain across zones whose
+      // name servers need lookups of their own is not cut short. A sub-query's chain stays within
+      // its link's budget. The chain limit and the deadline still bound the whole.
+      if (restarts > 0 && st.depth === 0) st.upstreamQueries = 0;
       const bypass = restarts === 0 && st.bypassCacheFor === `${key}|${qtype}`;
       const step = (bypass ? undefined : this.fromCache(name, qtype)) ?? (await this.iterate(name, qtype, st));
       chain.push(...step.records);
