@@ -179,8 +179,8 @@ function stripBatv(local: string): string {
  *
  * - A client with >= autoWhitelistClients counted passes is 'whitelisted' (its count grows by one
  *   per hour of activity, as postgrey's "for statistics").
- * - A triplet unseen, or not seen for maxAge, or never passed and not seen for retryWindow, starts
- *   over: first = last = now, 'defer'.
+ * - A triplet unseen, or not seen for maxAge, or never passed and first seen (or last seen) more than
+ *   retryWindow ago, starts over: first = last = now, 'defer'.
  * - Otherwise 'defer' while now - first < delay (last updated), and 'pass' once the delay is over.
  *   The first pass of a triplet counts one pass for the client, at most one per hour. A later pass
  *   updates the triplet (last seen, its pass count) at most once per TRIPLET_TOUCH_INTERVAL_MS.
@@ -214,10 +214,12 @@ export function decideGreylist(
   // A triplet an admin deleted is forgotten: the next attempt starts over, in a new epoch.
   if (current && isDeletedTriplet(current)) current = undefined;
   // max-age applies to every triplet; the retry window only to triplets that never passed
-  // (postgrey's maintenance rules, the same the expiry sweep applies). For a never-passed triplet
-  // last - first < delay, so "now - last" equals postgrey's "now - first" test within the delay,
-  // and unlike first-seen it stays meaningful after replicas merge (first = min).
-  if (current && isExpiredRecord('triplet', current, nowMs, maxAgeMs, cfg.retryWindowSec * 1000)) current = undefined;
+  // (postgrey's maintenance rules, the same the expiry sweep applies: "now - last"). A decision
+  // also starts a never-passed triplet over when the retry comes more than the window after it was
+  // first seen, as postgrey decides ("now - first"), however recent its early retries were.
+  const retryWindowMs = cfg.retryWindowSec * 1000;
+  if (current && isExpiredRecord('triplet', current, nowMs, maxAgeMs, retryWindowMs)) current = undefined;
+  if (current && current.passedAtMs === 0 && nowMs - current.firstSeenMs > retryWindowMs) current = undefined;
 
   // Unknown or forgotten: a fresh record, first = last = now; with a zero delay it passes at once.
   const newTriplet = current === undefined;

@@ -149,8 +149,21 @@ s('retry window: a never-passed triplet idle longer than 2 d starts over', () =>
   assert.is(d.verdict, 'defer');
   assert.is(d.retryAfterSec, 60);
   assert.equal(d.update.triplet, { firstSeenMs: now, lastSeenMs: now, passedAtMs: 0, passes: {}, epoch: 1 }, "a new generation starts");
-  // Just inside the window it still passes.
-  assert.is(decideGreylist(t, undefined, T0 + 10 * SEC + 2 * DAY, cfg, 'n1').verdict, 'pass');
+  // Just inside the window from first seen it still passes.
+  assert.is(decideGreylist(t, undefined, T0 + 2 * DAY, cfg, 'n1').verdict, 'pass');
+});
+
+s('retry window counts from first seen, as postgrey: an early retry does not extend it', () => {
+  // Deferred at T0, retried early at T0 + 200 s (last seen), then again just over 2 d after T0:
+  // postgrey starts over ("now - first > retry_window"), though the last retry is recent.
+  const t: TripletRecord = { firstSeenMs: T0, lastSeenMs: T0 + 200 * SEC, passedAtMs: 0, passes: {} };
+  const late = decideGreylist(t, undefined, T0 + 2 * DAY + 100 * SEC, { ...cfg, delaySec: 300 }, 'n1');
+  assert.is(late.verdict, 'defer');
+  assert.is(late.newTriplet, true);
+  assert.is(late.update.triplet?.firstSeenMs, T0 + 2 * DAY + 100 * SEC);
+  // A triplet that passed keeps passing (max-age rules it).
+  const passed: TripletRecord = { ...t, passedAtMs: T0 + 300 * SEC };
+  assert.is(decideGreylist(passed, undefined, T0 + 3 * DAY, cfg, 'n1').verdict, 'pass');
 });
 
 s('a restarted triplet (epoch > 0) keeps its epoch when it passes, so the pass is not lost in the merge', () => {
