@@ -142,8 +142,9 @@ export class PostgreyWhitelist {
       } else if (/^\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(entry)) {
         this.addNet(`${entry}.0/24`, entry, source, line);
       } else if (/^\d{1,3}\.\d{1,3}$/.test(entry)) {
-        // postgrey's comment says /16; its code builds a wrong /24 from "a.b" (inet_aton "a.0.0.b").
-        this.addNet(`${entry}.0.0/16`, entry, source, line);
+        // postgrey's comment says /16, but its code (NetAddr::IP->new("a.b", 24)) whitelists
+        // a.b.0.0/24, and that is what such a line has meant on a postgrey host: kept, not widened.
+        this.addNet(`${entry}.0.0/24`, entry, source, line);
       } else if (/^.*:.*:.*(?:\/\d{1,3})?$/.test(entry)) {
         this.addNet(entry, entry, source, line);
       } else if (/^\S+$/.test(entry)) {
@@ -264,7 +265,8 @@ const PERL_ONLY_ESCAPES = new Set(['Q', 'E', 'G', 'K', 'R', 'X', 'N', 'C', 'L', 
  * A postgrey (Perl) pattern as a JavaScript one with the same meaning on host names and
  * addresses. The two syntaxes agree except where JavaScript reads Perl syntax as something else
  * without an error: the anchors \A, \z and \Z (JavaScript: the letters) become ^ and $; POSIX
- * classes inside brackets become ranges; a "]" first in a class is a literal, as in Perl. Perl
+ * classes inside brackets become ranges; a "]" first in a class is a literal, as in Perl; \x{HH}
+ * becomes \xHH (or \uHHHH) and the quantifier {,n} becomes {0,n}. Perl
  * escapes without a JavaScript equivalent throw an Error saying which one. The inline modifiers
  * (?i), (?m), (?s), (?x) and their (?i:...) forms are dropped (the match is case-insensitive
  * already; entries hold no newline or blank); one that turns a flag off, such as (?-i), throws.
@@ -279,6 +281,15 @@ export function perlToJsPattern(body: string): string {
       const next = body[i + 1];
       if (next === undefined) return out + c; // RegExp reports the trailing backslash
       i++;
+      const hex = next === 'x' ? /^\{([0-9a-fA-F]{1,6})\}/.exec(body.slice(i + 1)) : null;
+      if (hex) {
+        // Perl's \x{41}; JavaScript without the u flag would read "x" repeated 41 times.
+        const code = parseInt(hex[1] as string, 16);
+        if (code > 0xffff) throw new Error(`\\x{${hex[1]}} is beyond what a host name or address can hold; write the pattern without it`);
+        out += code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+        i += hex[0].length;
+        continue;
+      }
       if (!inClass && next === 'A') out += '^';
       // Host names and addresses hold no newline, so Perl's \Z (end, or before a final newline) is $ too.
       else if (!inClass && (next === 'z' || next === 'Z')) out += '$';
@@ -311,6 +322,13 @@ export function perlToJsPattern(body: string): string {
         i += modifier[0].length - 1;
         continue;
       }
+    }
+    // Perl (5.34 and later, Debian 12's) reads {,n} as {0,n}; JavaScript as the literal text.
+    const upTo = c === '{' ? /^\{,(\d+)\}/.exec(body.slice(i)) : null;
+    if (upTo) {
+      out += `{0,${upTo[1] as string}}`;
+      i += upTo[0].length - 1;
+      continue;
     }
     if (c === '[') {
       inClass = true;

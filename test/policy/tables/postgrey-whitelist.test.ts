@@ -15,6 +15,8 @@ debian.org
 Amazon.COM          # trailing comment
 /^ms-smtp.*\\.rr\\.com$/
 /^mail\\d+\\.telekom\\.de$/
+/^a\\x{41}b\\.test$/
+/^c{,2}d\\.test$/
 66.216.126.174
 192.0.2.0/25
 198.51.100
@@ -51,8 +53,16 @@ const clientCases: [string, string, string | undefined][] = [
   ['unknown', '192.0.2.127', '192.0.2.0/25'],
   ['unknown', '192.0.2.128', undefined],
   ['unknown', '198.51.100.77', '198.51.100'],
-  ['unknown', '10.20.200.1', '10.20'],
+  // "a.b" is a.b.0.0/24, as postgrey's NetAddr::IP->new("a.b", 24) reads it (its comment says /16).
+  ['unknown', '10.20.0.9', '10.20'],
+  ['unknown', '10.20.200.1', undefined],
   ['unknown', '10.21.0.1', undefined],
+  // Perl's \x{41} and {,n} (Perl 5.34+: {0,n}) read as postgrey reads them.
+  ['aab.test', '203.0.113.1', '/^a\\x{41}b\\.test$/'],
+  ['axb.test', '203.0.113.1', undefined],
+  ['ccd.test', '203.0.113.1', '/^c{,2}d\\.test$/'],
+  ['d.test', '203.0.113.1', '/^c{,2}d\\.test$/'],
+  ['cccd.test', '203.0.113.1', undefined],
   ['unknown', '2001:db8:5:ffff::1', '2001:db8:5::/48'],
   ['unknown', '2001:db8:9::1', '2001:db8:9::1'],
   ['unknown', '2001:db8:9::2', undefined],
@@ -88,10 +98,10 @@ for (const [rcpt, want] of recipientCases) {
 
 s('odd lines become warnings with file and line, like postgrey', () => {
   const w = wl();
-  assert.equal(w.warnings.map((x) => [x.source, x.line]), [['whitelist_clients', 13], ['whitelist_clients', 14]]);
+  assert.equal(w.warnings.map((x) => [x.source, x.line]), [['whitelist_clients', 15], ['whitelist_clients', 16]]);
   assert.match(w.warnings[0]?.message ?? '', /doesn't look like a hostname/);
   assert.match(w.warnings[1]?.message ?? '', /300\.1\.1\.1/);
-  assert.equal(w.size, { clients: 10, recipients: 6 });
+  assert.equal(w.size, { clients: 12, recipients: 6 });
 });
 
 s('a regex that does not compile is an error naming file and line', () => {
