@@ -937,6 +937,7 @@ time('CNAME loop ends in SERVFAIL', async () => {
   hx = await startHarness({ clock, spec });
   const r = await hx.stack.resolver.resolve('loop1.example.com', 'A');
   assert.is(r.rcode, Rcode.SERVFAIL);
+  assert.is(r.failure, 'cname-loop');
 });
 
 time('CNAME chain limit', async () => {

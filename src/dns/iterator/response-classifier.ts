@@ -107,6 +107,9 @@ export function classifyResponse(msg: Message, qname: Name, qtype: number, zone:
     if (cname && cname.rdatas[0]) {
       out.chain.push(cname);
       current = rdataNames(RRType.CNAME, cname.rdatas[0])[0] ?? current;
+      // A loop inside the response ends the walk at its first repeated name, so the resolution
+      // reports a CNAME loop rather than an overlong chain.
+      if (out.chain.some((set) => set.type === RRType.CNAME && namesEqual(set.name, current))) break;
       continue;
     }
     break;
