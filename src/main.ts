@@ -320,14 +320,17 @@ export async function startDaemon(v: ConfigValues, logger: Logger, clock: Clock,
     policyServer = new PolicyServer((req) => policy.pipeline.decide(req), moduleLogger(logger, 'policy.server'), {
       maxConnections: v['policy-max-connections'] as number,
     });
-    const policyFds = inherited.filter((f) => f.name === 'policy');
-    policyListening = await policyServer.listen(policyFds.length > 0 ? policyFds.map((f) => ({ fd: f.fd })) : (v['policy-listen'] as Endpoint[]).map((e) => ({ host: e.address, port: e.port })));
-    await replicator.listen();
+    // The self tests start before the policy port opens: until the first has finished, no list is
+    // consulted (a list that answers every query must not reject the first mails after a start).
     const interval = v['dns-list-selftest-interval'] as number;
     if (interval > 0 && policy.dnsLists.listsOf('trusted').length + policy.dnsLists.listsOf('block').length + policy.dnsLists.listsOf('allow').length > 0) {
       selfTests = policy.dnsLists.startSelfTests(interval * 1000);
     }
+    const policyFds = inherited.filter((f) => f.name === 'policy');
+    policyListening = await policyServer.listen(policyFds.length > 0 ? policyFds.map((f) => ({ fd: f.fd })) : (v['policy-listen'] as Endpoint[]).map((e) => ({ host: e.address, port: e.port })));
+    await replicator.listen();
   } catch (err) {
+    selfTests?.stop();
     await replicator.stop();
     await dnsServer.close();
     await store.close();
@@ -348,6 +351,8 @@ export async function startDaemon(v: ConfigValues, logger: Logger, clock: Clock,
       getPolicy: () => policy,
       installPolicy: (next, nv) => {
         selfTests?.stop();
+        // What the running checker's self tests found carries over (a suspended list stays so).
+        next.dnsLists.adoptSelfTestState(policy.dnsLists);
         policy = next; // the PolicyServer's decide() reads this variable on every request
         const every = nv['dns-list-selftest-interval'] as number;
         const lists = (['trusted', 'block', 'allow'] as const).reduce((n, t) => n + next.dnsLists.listsOf(t).length, 0);

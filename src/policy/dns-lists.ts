@@ -55,8 +55,9 @@ export interface DnsListSelfTestResult {
   /** Empty when ok; otherwise what went wrong, one line each. */
   problems: string[];
   /**
-   * The zone lists 127.0.0.1, the test point that must never be listed: it answers every query (a
-   * list shut down or turned hostile), so its answers are ignored until a self test passes again.
+   * The zone's answers are ignored: its last conclusive test of 127.0.0.1, the test point that must
+   * never be listed, found it listed (the list answers every query: shut down or turned hostile).
+   * Only a test that gets 127.0.0.1 answered as not listed lifts it; a timeout or error keeps it.
    */
   suspended: boolean;
 }
@@ -144,8 +145,15 @@ export class DnsListChecker {
   private readonly counters = new Map<string, Counters>();
   private readonly throttle = new Map<string, { lastMs: number; suppressed: number }>();
   private lastSelfTestResults: DnsListSelfTestResult[] | undefined;
-  /** Zones whose last self test found 127.0.0.1 listed: their answers count as errors, never listings. */
+  /** Zones whose last conclusive self test found 127.0.0.1 listed: their answers count as errors, never listings. */
   private readonly suspended = new Set<string>();
+  /** Zones whose 127.0.0.1 test point got a conclusive answer (listed or not) at least once. */
+  private readonly tested = new Set<string>();
+  /**
+   * Zones not consulted until the first self test of startSelfTests has finished: a list that
+   * answers every query must not reject mail in the moments after a start or a reload.
+   */
+  private readonly untested = new Set<string>();
 
   constructor(opts: DnsListCheckerOptions) {
     this.resolve = opts.resolve;
@@ -251,11 +259,18 @@ export class DnsListChecker {
           else if (n.valid.length > 0) {
             problems.push(`test point 127.0.0.1 is listed (${n.valid.map((o) => o.join('.')).join(', ')}); the list answers every query: its answers are ignored until it passes again`);
           }
-          return { zone, tiers, ok: problems.length === 0, problems, suspended: n.errors.length === 0 && !n.noAnswer && n.valid.length > 0 };
+          const conclusive = n.errors.length === 0 && !n.noAnswer;
+          if (conclusive) {
+            this.tested.add(zone);
+            this.setSuspended(zone, n.valid.length > 0);
+          } else if (this.suspended.has(zone)) {
+            problems.push('the list stays suspended until 127.0.0.1 is answered as not listed');
+          }
+          this.untested.delete(zone);
+          return { zone, tiers, ok: problems.length === 0, problems, suspended: this.suspended.has(zone) };
         }),
       );
       this.lastSelfTestResults = results;
-      for (const r of results) this.setSuspended(r.zone, r.suspended);
       return results;
     } finally {
       deadline.cancel();
@@ -274,10 +289,23 @@ export class DnsListChecker {
     }
   }
 
-  /** `result` as evaluated, or as an error when its zone is suspended (see setSuspended). */
+  /** `result` as evaluated, or as an error when its zone is suspended (see setSuspended) or not yet self-tested. */
   private unlessSuspended(result: DnsListResult): DnsListResult {
-    if (!this.suspended.has(result.list.zone)) return result;
-    return { ...result, verdict: 'error', matched: [], detail: 'list suspended: its self test found 127.0.0.1 listed (it answers every query)' };
+    const zone = result.list.zone;
+    if (this.suspended.has(zone)) return { ...result, verdict: 'error', matched: [], detail: 'list suspended: its self test found 127.0.0.1 listed (it answers every query)' };
+    if (this.untested.has(zone)) return { ...result, verdict: 'error', matched: [], detail: 'not consulted until its first self test (RFC 5782 test points) has finished' };
+    return result;
+  }
+
+  /**
+   * Takes over what an earlier checker's self tests found (a reload builds a new checker): its
+   * suspended zones stay suspended and its tested zones need no first test before they count.
+   * Call before startSelfTests.
+   */
+  adoptSelfTestState(previous: DnsListChecker): void {
+    const zones = new Set(DNS_LIST_TIERS.flatMap((t) => this.lists[t].map((l) => l.zone)));
+    for (const zone of previous.suspended) if (zones.has(zone)) this.suspended.add(zone);
+    for (const zone of previous.tested) if (zones.has(zone)) this.tested.add(zone);
   }
 
   /** The results of the most recent self test, if any ran. */
@@ -295,6 +323,7 @@ export class DnsListChecker {
     }
     let stopped = false;
     let handle: unknown;
+    for (const tier of DNS_LIST_TIERS) for (const list of this.lists[tier]) if (!this.tested.has(list.zone)) this.untested.add(list.zone);
     const runOnce = (): void => {
       handle = undefined;
       this.selfTest()
@@ -308,6 +337,8 @@ export class DnsListChecker {
           this.logger.error({ err: describeError(err) }, 'DNS list self test failed to run');
         })
         .finally(() => {
+          // Whatever the first test found, no list waits for it any longer.
+          this.untested.clear();
           if (!stopped) handle = this.timers.setTimeout(runOnce, intervalMs);
         });
     };
@@ -488,7 +519,9 @@ export class DnsListChecker {
       else if (r.verdict === 'error') c.errors++;
       else if (r.verdict === 'timeout') c.timeouts++;
     }
-    if (r.verdict === 'error') {
+    if (r.verdict === 'error' && this.untested.has(r.list.zone)) {
+      // Not consulted yet (see untested): nothing to warn about.
+    } else if (r.verdict === 'error') {
       this.logThrottled('warn', `${tier}:${r.list.text}:error`, { list: r.list.name, tier, clientAddress, detail: r.detail }, `DNS list ${r.list.zone} answered with an error: not a listing`);
     } else if (r.verdict === 'timeout') {
       this.logThrottled('info', `${tier}:${r.list.text}:timeout`, { list: r.list.name, tier, clientAddress, detail: r.detail }, `DNS list ${r.list.zone}: ${r.detail}, treated as not listed`);

@@ -335,6 +335,58 @@ s('a list that lists the 127.0.0.1 test point is suspended (its listings ignored
   assert.ok(cap.lines.some((l) => l['level'] === 'warn' && String(l['msg']).includes('count again')));
 });
 
+s('a suspended list stays suspended when a later self test gets no answer for 127.0.0.1; a reload keeps it', async () => {
+  const cap = captureLogger();
+  const { dns, checker, ctx, clock, timers } = setup({ blocklists: ['hostile.example'], logger: cap.logger });
+  for (const ip of ['2.0.0.127', '1.0.0.127', '4.3.2.1']) dns.set(`${ip}.hostile.example.`, 'A', aAnswer('x', '127.0.0.2'));
+  assert.equal((await checker.selfTest()).map((x) => x.suspended), [true]);
+  // The test point now fails (SERVFAIL, then no answer in time): inconclusive, so still suspended.
+  dns.set('1.0.0.127.hostile.example.', 'A', servfail('no-servers'));
+  const failed = await checker.selfTest();
+  assert.equal(failed.map((x) => x.suspended), [true]);
+  assert.match(failed[0]?.problems.join() ?? '', /stays suspended/);
+  dns.set('1.0.0.127.hostile.example.', 'A', 'hang');
+  const hung = checker.selfTest();
+  await timers.advance(5000);
+  assert.equal((await hung).map((x) => x.suspended), [true]);
+  dns.releaseHanging();
+  assert.not.ok((await checker.tier(ctx('1.2.3.4'), 'block')).reached, 'still ignored');
+  assert.not.ok(cap.lines.some((l) => String(l['msg']).includes('count again')), 'no false "count again" line');
+  // A reload builds a new checker: it takes the suspension over, before any self test of its own.
+  const next = new DnsListChecker({ resolve: dns.resolve, clock, timers, logger: createSilentLogger(), lookupBudgetMs: 2000, blocklists: ['hostile.example', 'other.example'] });
+  next.adoptSelfTestState(checker);
+  const ctx2 = { request: { client_address: '1.2.3.4' }, clientAddress: '1.2.3.4', deadlineAtMs: clock.nowMs() + 10_000, nowMs: clock.nowMs(), record: true, memo: new Map() };
+  const t = await next.tier(ctx2, 'block');
+  assert.is(t.results[0]?.verdict, 'error');
+  assert.match(t.results[0]?.detail ?? '', /suspended/);
+  // Only 127.0.0.1 answered as not listed lifts it.
+  dns.set('1.0.0.127.hostile.example.', 'A', nxdomain());
+  assert.equal((await checker.selfTest()).map((x) => x.suspended), [false]);
+});
+
+s('startSelfTests: no list is consulted until the first self test has finished', async () => {
+  const { dns, checker, ctx, timers } = setup({ blocklists: ['hostile.example', 'good.example'] });
+  for (const ip of ['2.0.0.127', '4.3.2.1']) {
+    dns.set(`${ip}.hostile.example.`, 'A', aAnswer('x', '127.0.0.2'));
+    dns.set(`${ip}.good.example.`, 'A', aAnswer('x', '127.0.0.2'));
+  }
+  // The hostile list answers its 127.0.0.1 test point late, listed (it lists every query).
+  let answerTestPoint: () => void = () => undefined;
+  dns.set('1.0.0.127.hostile.example.', 'A', () => new Promise((resolve) => {
+    answerTestPoint = () => resolve(aAnswer('x', '127.0.0.2'));
+  }));
+  const handle = checker.startSelfTests(60_000);
+  const early = await checker.tier(ctx('1.2.3.4'), 'block');
+  assert.not.ok(early.reached, 'a request before the first self test ends rejects nothing');
+  assert.ok(early.results.every((r) => r.verdict === 'error' && /first self test/.test(r.detail ?? '')));
+  answerTestPoint();
+  await flush();
+  await timers.advance(0);
+  const later = await checker.tier(ctx('1.2.3.4'), 'block');
+  assert.equal(later.results.map((r) => r.verdict), ['error', 'listed']);
+  handle.stop();
+});
+
 s('startSelfTests runs now and every interval, never overlapping; stop() ends it', async () => {
   const cap = captureLogger();
   const { dns, checker, timers } = setup({ blocklists: ['empty.example'], logger: cap.logger });
