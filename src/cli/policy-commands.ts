@@ -90,8 +90,9 @@ export function checkCommand(deps: CliDeps): CommandModule<object, CheckArgs> {
         sasl_username: argv['sasl-username'] ?? '',
         instance: 'mxsentry-check',
       };
-      // The daemon's self test at start: a list that lists 127.0.0.1 is ignored there, so here too.
-      await policy.dnsLists.selfTest();
+      // The daemon's self test at start: a list that lists 127.0.0.1 is ignored there, so here too
+      // (and not when the daemon runs none: dns-list-selftest-interval 0).
+      if ((v['dns-list-selftest-interval'] as number) > 0) await policy.dnsLists.selfTest();
       const d = await policy.pipeline.decide(request, { record: false });
       await store?.close();
       if (argv.json) process.stdout.write(`${JSON.stringify(d, null, 2)}\n`);
@@ -135,8 +136,9 @@ export function rblCommand(deps: CliDeps): CommandModule<object, RblArgs> {
       const dns = offlineDnsStack(() => deps.createDnsStack(v, logger, systemClock, { listZones }));
       if (!dns) return;
       const policy = await createPolicyService({ ...deps.policySettings(v), greylist: false }, { resolve: dns.resolver.resolve, store: unavailableStore('unused'), clock: systemClock, logger, nodeId: 'cli', version: deps.version() });
-      // As the daemon: a list whose self test finds 127.0.0.1 listed is suspended (its answers ignored).
-      await policy.dnsLists.selfTest();
+      // As the daemon: a list whose self test finds 127.0.0.1 listed is suspended (its answers
+      // ignored), unless the daemon runs no self tests (dns-list-selftest-interval 0).
+      if ((v['dns-list-selftest-interval'] as number) > 0) await policy.dnsLists.selfTest();
       const tiers = await policy.dnsLists.lookupAll(argv.ip);
       const results = tiers.flatMap((t) => t.results);
       const passedAtStep7 = tiers.some((t) => t.tier === 'trusted' && t.reached);
