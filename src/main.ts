@@ -177,6 +177,7 @@ export function policySettings(v: ConfigValues): PolicySettings {
     knownNetworkFiles: v['known-networks-file'] as string[],
     dnswlTrusted: v['dnswl-trusted'] as string[],
     dnsbl: v['dnsbl'] as string[],
+    dnsblReplyNames: v['dnsbl-reply-name'] as string[],
     dnsblThreshold: v['dnsbl-threshold'] as number,
     dnswl: v['dnswl'] as string[],
     dnsListBudgetMs: v['dns-list-budget-ms'] as number,

@@ -93,6 +93,7 @@ export const SCHEMA: readonly KeyDef[] = [
 
   { key: 'dnswl-trusted', kind: 'list-spec', list: true, default: [], group: 'lists', description: 'Step 7: trusted DNSWL, postscreen dnsbl_sites syntax (list.dnswl.org=127.0.[0..255].[2;3]); listed: pass, skip the rest. Repeatable.' },
   { key: 'dnsbl', kind: 'list-spec', list: true, default: [], group: 'lists', description: 'Step 8: DNSBL with optional reply filter and weight (zen.spamhaus.org=127.0.0.[2..11]*3). Repeatable.' },
+  { key: 'dnsbl-reply-name', kind: 'string', list: true, default: [], group: 'lists', problemOf: replyNameProblem, description: 'Step 8: the name a reject shows for a DNSBL zone, ZONE=SHOWN (as postscreen_dnsbl_reply_map), e.g. KEY.zen.dq.spamhaus.net=zen.spamhaus.org, so a zone holding an access key is never sent to clients. Repeatable.' },
   { key: 'dnsbl-threshold', kind: 'int', min: 1, max: 1000, default: 1, group: 'lists', description: 'Step 8: total weight of listings that rejects.' },
   { key: 'dnswl', kind: 'list-spec', list: true, default: [], group: 'lists', description: 'Step 9: DNSWL of verified SMTP servers; listed: pass without greylisting. Repeatable.' },
   { key: 'dns-list-budget-ms', kind: 'int', min: 50, max: 30000, default: 1500, group: 'lists', description: 'Time for all DNSBL/DNSWL lookups of one decision (in parallel); a list not answering in time counts as not listed.' },
@@ -181,6 +182,17 @@ function levenshtein(a: string, b: string): number {
  * at most 400 characters, and a leading status code must be a temporary one (4.X.X). A reply code
  * ("450 ...") or a permanent status ("5.7.1 ...") would contradict the deferral Postfix sends.
  */
+/** Why a dnsbl-reply-name value is not ZONE=SHOWN with two domain names, or undefined. */
+function replyNameProblem(text: string): string | undefined {
+  const eq = text.indexOf('=');
+  if (eq < 0) return 'is not ZONE=SHOWN (e.g. KEY.zen.dq.spamhaus.net=zen.spamhaus.org)';
+  const domain = /^(?=.{1,253}\.?$)[a-z0-9_](?:[a-z0-9_-]{0,62})(?:\.[a-z0-9_](?:[a-z0-9_-]{0,62}))*\.?$/i;
+  for (const side of [text.slice(0, eq).trim(), text.slice(eq + 1).trim()]) {
+    if (!domain.test(side)) return `is not ZONE=SHOWN: "${side}" is not a domain name`;
+  }
+  return undefined;
+}
+
 function greylistTextProblem(text: string): string | undefined {
   const bad = /[^\x20-\x7e]/.exec(text);
   if (bad) return `holds ${JSON.stringify(bad[0])} at character ${bad.index + 1}: it must be printable ASCII on one line (it is sent in an SMTP reply)`;

@@ -32,6 +32,8 @@ export interface PolicySettings {
   knownNetworkFiles: string[];
   dnswlTrusted: string[];
   dnsbl: string[];
+  /** ZONE=SHOWN: the name a reject shows for a DNSBL zone (postscreen_dnsbl_reply_map). */
+  dnsblReplyNames?: string[];
   dnsblThreshold: number;
   dnswl: string[];
   dnsListBudgetMs: number;
@@ -110,9 +112,20 @@ export async function createPolicyService(s: PolicySettings, deps: PolicyDeps): 
     new RecipientCheck(recipientTables, { delimiter: s.recipientDelimiter }),
     new KnownNetworksCheck(known),
     new SaslCheck(),
-    ...createDnsListChecks(dnsLists),
+    ...createDnsListChecks(dnsLists, replyNames(s.dnsblReplyNames ?? [])),
     ...(greylistCheck ? [greylistCheck] : []),
   ];
   const pipeline = new PolicyPipeline(checks, deps.clock, log('policy'), { budgetMs: s.budgetMs });
   return { pipeline, dnsLists, greylistCheck, checks };
+}
+
+/** dnsbl-reply-name values (validated ZONE=SHOWN) as a map from the canonical zone to the name shown. */
+function replyNames(values: readonly string[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const v of values) {
+    const eq = v.indexOf('=');
+    if (eq < 0) continue;
+    out.set(v.slice(0, eq).trim().toLowerCase().replace(/\.$/, ''), v.slice(eq + 1).trim().replace(/\.$/, ''));
+  }
+  return out;
 }

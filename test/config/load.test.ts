@@ -51,6 +51,14 @@ s('recipient-delimiter may be empty (Postfix recipient_delimiter =, no extension
   assert.match(messages(loadText('greylist-text: ""\n')).join('\n'), 'empty value');
 });
 
+s('dnsbl-reply-name is ZONE=SHOWN with two domain names; repeatable', () => {
+  const ok = loadText('dnsbl-reply-name: AbC123.zen.dq.spamhaus.net=zen.spamhaus.org\ndnsbl-reply-name: key.dbl.dq.spamhaus.net.=dbl.spamhaus.org\n');
+  assert.equal(messages(ok), []);
+  assert.equal(ok.values['dnsbl-reply-name'], ['AbC123.zen.dq.spamhaus.net=zen.spamhaus.org', 'key.dbl.dq.spamhaus.net.=dbl.spamhaus.org']);
+  assert.match(messages(loadText('dnsbl-reply-name: zen.spamhaus.org\n')).join('\n'), 'is not ZONE=SHOWN');
+  assert.match(messages(loadText('dnsbl-reply-name: a.example=not a name\n')).join('\n'), '"not a name" is not a domain name');
+});
+
 s('greylist-action must defer (never reject); greylist-text is one printable line; ipv4cidr/ipv6cidr in range', () => {
   assert.is(loadText('greylist-action: 451\n').values['greylist-action'], '451');
   assert.is(loadText('greylist-action: DEFER\n').values['greylist-action'], 'DEFER');

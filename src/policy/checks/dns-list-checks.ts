@@ -25,8 +25,9 @@ export function createTrustedDnswlCheck(checker: DnsListChecker): Check {
  * reject_rbl_client wording and a 554 reply code ("554 5.7.1 Service unavailable; Client host [ip]
  * blocked using zone; TXT"), naming the listing list with the largest weight, as postscreen names
  * "the DNSBL with largest contribution" (postscreen_dnsbl.c); on a tie the first in configuration order.
+ * A zone named in `replyNames` (dnsbl-reply-name, as postscreen_dnsbl_reply_map) is shown by that name.
  */
-export function createDnsblCheck(checker: DnsListChecker): Check {
+export function createDnsblCheck(checker: DnsListChecker, replyNames: ReadonlyMap<string, string> = new Map()): Check {
   return {
     step: 8,
     name: 'dnsbl',
@@ -36,7 +37,8 @@ export function createDnsblCheck(checker: DnsListChecker): Check {
       return checker.withTier(ctx, 'block', (t) => {
         if (!t.reached) return null;
         const named = largestContribution(t);
-        const zone = named?.list.zone ?? 'DNSBL';
+        // A zone may hold an access key (Spamhaus DQS): the reply shows its configured public name.
+        const zone = named ? (replyNames.get(named.list.zone.toLowerCase().replace(/\.$/, '')) ?? named.list.zone) : 'DNSBL';
         const reason = named?.txt ? `; ${named.txt}` : '';
         return {
           action: `554 5.7.1 Service unavailable; Client host [${ctx.clientAddress}] blocked using ${zone}${reason}`,
@@ -61,8 +63,8 @@ export function createDnswlCheck(checker: DnsListChecker): Check {
 }
 
 /** Steps 7, 8 and 9 in pipeline order. */
-export function createDnsListChecks(checker: DnsListChecker): Check[] {
-  return [createTrustedDnswlCheck(checker), createDnsblCheck(checker), createDnswlCheck(checker)];
+export function createDnsListChecks(checker: DnsListChecker, replyNames: ReadonlyMap<string, string> = new Map()): Check[] {
+  return [createTrustedDnswlCheck(checker), createDnsblCheck(checker, replyNames), createDnswlCheck(checker)];
 }
 
 /** The listing list with the largest weight; the first of equals in configuration order. */

@@ -55,6 +55,15 @@ s('step 8: DNSBL listing rejects 554 in Postfix wording with the TXT reason', as
   assert.match(r?.reason ?? '', /DNSBL zen\.example=127\.0\.0\.\[2\.\.11\] \(127\.0\.0\.4\) \(score 1 >= 1\)/);
 });
 
+s('step 8: a zone with a reply name (dnsbl-reply-name) is shown by that name, never by itself', async () => {
+  const { dns, checker, ctx } = setup({ blocklists: ['S3cretKey.zen.dq.example=127.0.0.[2..11]'] });
+  dns.set('9.2.0.192.s3cretkey.zen.dq.example.', 'A', aAnswer('x', '127.0.0.4'));
+  const step8 = createDnsblCheck(checker, new Map([['s3cretkey.zen.dq.example', 'zen.example.org']]));
+  const r = await step8.run(ctx('192.0.2.9'));
+  assert.is(r?.action, '554 5.7.1 Service unavailable; Client host [192.0.2.9] blocked using zen.example.org');
+  assert.not.match(r?.action ?? '', /cret/i);
+});
+
 s('step 8: without TXT, below threshold, filtered and error answers', async () => {
   const { dns, checker, ctx } = setup({ ...LISTS, blockThreshold: 2 });
   const step8 = createDnsblCheck(checker);
