@@ -124,7 +124,7 @@ interface Counters {
 
 interface BatchMode {
   countStats: boolean;
-  /** Which listings get a TXT lookup: only DNSBL listings (request path) or any A answer (diagnostics). */
+  /** Which listings get a TXT lookup: the listings of a DNSBL tier that rejects (request path) or any A answer (diagnostics). */
   txt: 'block' | 'all';
 }
 
@@ -413,12 +413,21 @@ export class DnsListChecker {
         this.lists[tier].map(async (list) => {
           const queryName = `${prefix}.${list.zone}.`;
           const result = this.unlessSuspended(evaluate(tier, list, queryName, await zoneA(list.zone)));
-          if (wantsTxt(mode, tier, result)) result.txt = await zoneTxt(list.zone);
+          if (mode.txt === 'all' ? result.addresses.length > 0 : this.rejectsAlone(tier, result)) result.txt = await zoneTxt(list.zone);
           if (mode.countStats) this.account(tier, result, address);
           return result;
         }),
       );
-      return combine(tier, this.thresholds[tier], results);
+      const combined = combine(tier, this.thresholds[tier], results);
+      // On the request path only a reject shows a reason: TXT is asked for the DNSBL listings of a
+      // tier that rejects (at once for a listing that rejects alone, above), not for a listing below
+      // the threshold or a DNSWL's: each TXT query is one more for the list operator's quota.
+      if (mode.txt === 'block' && tier === 'block' && combined.reached) {
+        await Promise.all(combined.listed.filter((r) => r.list.weight > 0).map(async (r) => {
+          r.txt = await zoneTxt(r.list.zone);
+        }));
+      }
+      return combined;
     };
     const failOpen = (tier: DnsListTier) => (err: unknown): DnsListTierResult => {
       this.logger.error({ tier, err: describeError(err) }, 'DNS list evaluation failed: treated as not listed');
@@ -453,19 +462,34 @@ export class DnsListChecker {
           byZone.set(list.zone, outcome);
         }
         const result = this.unlessSuspended(evaluate(tier, list, queryName, outcome));
-        if (wantsTxt(mode, tier, result)) {
-          const txt = this.resolveCached(queryName, 'TXT');
-          if (!txt) return undefined;
-          result.txt = txtOf({ kind: 'answer', result: txt });
-        }
+        if ((mode.txt === 'all' ? result.addresses.length > 0 : this.rejectsAlone(tier, result)) && !this.cachedTxt(result, queryName)) return undefined;
         results[tier].push(result);
       }
     }
-    const tier = (t: DnsListTier): DnsListTierResult => {
-      if (mode.countStats) for (const r of results[t]) this.account(t, r, address);
-      return combine(t, this.thresholds[t], results[t]);
+    const combined = {
+      trusted: combine('trusted', this.thresholds.trusted, results.trusted),
+      block: combine('block', this.thresholds.block, results.block),
+      allow: combine('allow', this.thresholds.allow, results.allow),
     };
-    return { trusted: tier('trusted'), block: tier('block'), allow: tier('allow') };
+    // As in the lookups: TXT only for the listings of a DNSBL tier that rejects.
+    if (mode.txt === 'block' && combined.block.reached) {
+      for (const r of combined.block.listed) if (r.list.weight > 0 && r.txt === undefined && !this.cachedTxt(r, `${prefix}.${r.list.zone}.`)) return undefined;
+    }
+    if (mode.countStats) for (const t of DNS_LIST_TIERS) for (const r of results[t]) this.account(t, r, address);
+    return combined;
+  }
+
+  /** A DNSBL listing whose weight alone reaches the threshold: its TXT is asked at once, beside the other lists' A lookups. */
+  private rejectsAlone(tier: DnsListTier, result: DnsListResult): boolean {
+    return tier === 'block' && result.verdict === 'listed' && result.list.weight >= this.thresholds.block;
+  }
+
+  /** Sets result.txt from the resolver's cache; false when the TXT answer is not cached. */
+  private cachedTxt(result: DnsListResult, queryName: string): boolean {
+    const txt = this.resolveCached?.(queryName, 'TXT');
+    if (!txt) return false;
+    result.txt = txtOf({ kind: 'answer', result: txt });
+    return true;
   }
 
   /** One shared deadline per batch: resolves when the budget is spent; cancel() clears the timer. */
@@ -543,11 +567,6 @@ export class DnsListChecker {
 
 function tierOf(batch: Batch, tier: DnsListTier): Promise<DnsListTierResult> {
   return batch.now ? Promise.resolve(batch.now[tier]) : batch.tiers[tier];
-}
-
-/** Whether a list's result gets a TXT lookup: DNSBL listings on the request path, any answer in diagnostics. */
-function wantsTxt(mode: BatchMode, tier: DnsListTier, result: DnsListResult): boolean {
-  return mode.txt === 'all' ? result.addresses.length > 0 : tier === 'block' && result.verdict === 'listed';
 }
 
 function statsKey(tier: DnsListTier, spec: DnsListSpec): string {

@@ -220,7 +220,11 @@ export class PolicyPipeline {
    * returns a promise on, the rest run after it settles.
    */
   private runChecks(ctx: CheckContext, progress: { current: Check | undefined; abandoned: boolean }): Outcome | Promise<Outcome> {
-    for (const check of this.checks) {
+    // Steps after one that decides at once never run: their slow work is not started.
+    let prepared = this.checks.length;
+    for (let i = 0; i < prepared; i++) if ((this.checks[i] as Check).decidesAtOnce?.(ctx) === true) prepared = i;
+    for (let i = 0; i < prepared; i++) {
+      const check = this.checks[i] as Check;
       if (!check.prepare) continue;
       try {
         check.prepare(ctx);

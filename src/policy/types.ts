@@ -33,8 +33,17 @@ export interface CheckContext {
 export interface Check {
   readonly step: number;
   readonly name: string;
-  /** Called for every request before any step runs, so a step can start slow work early (optional). */
+  /**
+   * Called before any step runs, so a step can start slow work early (optional); not called for the
+   * steps after one that decides the request at once (decidesAtOnce).
+   */
   prepare?(ctx: CheckContext): void;
+  /**
+   * True when run() will decide this request without waiting for anything (a known network, an
+   * authenticated client, a malformed HELO or sender): the later steps' prepare() is then skipped,
+   * so a DNS list operator never sees the address of a client the lists cannot matter for.
+   */
+  decidesAtOnce?(ctx: CheckContext): boolean;
   run(ctx: CheckContext): Promise<CheckResult | null> | CheckResult | null;
 }
 

@@ -182,6 +182,23 @@ s('all tiers start in parallel once; a list that never answers delays only its t
   dns.releaseHanging();
 });
 
+s('TXT is asked only for the listings of a DNSBL tier that rejects, never below the threshold or for a DNSWL', async () => {
+  const { dns, checker, ctx } = setup({ blocklists: ['a.example', 'b.example', 'wl.example*-2'], blockThreshold: 2, allowlists: ['dnswl.example'] });
+  for (const z of ['a.example', 'wl.example', 'dnswl.example']) dns.set(`4.3.2.1.${z}.`, 'A', aAnswer('x', '127.0.0.2'));
+  const below = await checker.tier(ctx('1.2.3.4'), 'block');
+  assert.not.ok(below.reached, 'score 1 - 2 < 2');
+  await checker.tier(ctx('1.2.3.4'), 'allow');
+  assert.equal(dns.calls.filter((x) => x.type === 'TXT'), [], 'no TXT for a listing that does not reject');
+  for (const z of ['a.example', 'b.example']) {
+    dns.set(`5.3.2.1.${z}.`, 'A', aAnswer('x', '127.0.0.2'));
+    dns.set(`5.3.2.1.${z}.`, 'TXT', txtAnswer('x', [`listed in ${z}`]));
+  }
+  const rejects = await checker.tier(ctx('1.2.3.5'), 'block');
+  assert.ok(rejects.reached);
+  assert.equal(rejects.listed.map((r) => r.txt), ['listed in a.example', 'listed in b.example']);
+  assert.equal(dns.calls.filter((x) => x.type === 'TXT').map((x) => x.name).sort(), ['5.3.2.1.a.example.', '5.3.2.1.b.example.']);
+});
+
 s('the request deadline caps the budget', async () => {
   const { dns, checker, clock, timers } = setup({ blocklists: ['slow.example'] });
   dns.set('4.3.2.1.slow.example.', 'A', 'hang');

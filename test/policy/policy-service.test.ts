@@ -112,6 +112,20 @@ s('a known network passes at step 5 and SASL at step 6; no HELO is rejected at s
   assert.match(noHelo.action, /^503 5\.5\.1 /);
 });
 
+s('clients decided before the lists (known network, SASL, bad HELO, bad sender) cause no DNS list query', async () => {
+  const { svc } = await build({ knownNetworks: ['127.0.0.41/32'] });
+  const before = hx.counting.log.length;
+  const listQueries = (): string[] => hx.counting.log.slice(before).map((q) => q.name).filter((n) => /\.(trusted|dnsbl|dnswl|dead)\.example\.net\.?$/.test(n));
+  assert.is((await svc.pipeline.decide(request('127.0.0.41'))).step, 5);
+  assert.is((await svc.pipeline.decide(request('127.0.0.42', { sasl_username: 'alice' }))).step, 6);
+  assert.is((await svc.pipeline.decide(request('127.0.0.43', { helo_name: 'localhost' }))).step, 2);
+  assert.is((await svc.pipeline.decide(request('127.0.0.44', { sender: 'no-domain' }))).step, 3);
+  assert.equal(listQueries(), [], 'their addresses never went to a list');
+  // A client the lists matter for is looked up.
+  await svc.pipeline.decide(request('127.0.0.45'));
+  assert.ok(listQueries().some((n) => n.startsWith('45.0.0.127.')), 'an undecided client is looked up');
+});
+
 s('a known network from a file is named by its file and line, beside the inline ones', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'mxsentry-known-'));
   try {

@@ -135,6 +135,10 @@ export class HeloRequiredCheck implements Check {
   readonly step = 1;
   readonly name = 'helo-required';
 
+  decidesAtOnce(ctx: CheckContext): boolean {
+    return this.run(ctx) !== null;
+  }
+
   run(ctx: CheckContext): CheckResult | null {
     if ((ctx.request.helo_name ?? '') !== '') return null;
     // Postfix's own reply (smtpd_helo_required): 503 5.5.1, not access_map_reject_code's 554.
@@ -193,6 +197,12 @@ export class HeloHostnameCheck implements Check {
     if (this.mustResolve && !this.resolve) {
       throw new PolicyError('POLICY_ERR_CONFIG', 'heloMustResolve needs a resolver');
     }
+  }
+
+  /** A name malformed (or single-label when FQDN is required) is rejected at once, without a lookup. */
+  decidesAtOnce(ctx: CheckContext): boolean {
+    const helo = ctx.request.helo_name ?? '';
+    return helo !== '' && this.verdictProblem(helo) !== undefined;
   }
 
   /** Starts the DNS lookup early so it overlaps with other steps' work. */

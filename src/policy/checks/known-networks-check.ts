@@ -28,6 +28,10 @@ export function isPermitAction(action: string): boolean {
 export class KnownNetworksCheck implements Check {
   readonly step = 5;
   readonly name = 'known-networks';
+
+  decidesAtOnce(ctx: CheckContext): boolean {
+    return this.run(ctx) !== null;
+  }
   private table: CidrTable | undefined;
   private readonly action: TrustedAction;
 

@@ -60,6 +60,10 @@ export function stripExtension(local: string, delimiter: string): string {
 export class RecipientCheck implements Check {
   readonly step = 4;
   readonly name = 'recipient-tables';
+
+  decidesAtOnce(ctx: CheckContext): boolean {
+    return this.run(ctx) !== null;
+  }
   private tables: readonly RecipientTable[];
   private readonly delimiter: string;
 

@@ -13,6 +13,10 @@ export interface SaslCheckOptions {
 export class SaslCheck implements Check {
   readonly step = 6;
   readonly name = 'sasl-authenticated';
+
+  decidesAtOnce(ctx: CheckContext): boolean {
+    return this.run(ctx) !== null;
+  }
   private readonly action: TrustedAction;
 
   constructor(options: SaslCheckOptions = {}) {

@@ -97,6 +97,10 @@ export class SenderCheck implements Check {
   readonly step = 3;
   readonly name = 'sender-syntax';
 
+  decidesAtOnce(ctx: CheckContext): boolean {
+    return this.run(ctx) !== null;
+  }
+
   run(ctx: CheckContext): CheckResult | null {
     const sender = ctx.request.sender ?? '';
     const problem = sender === '' ? undefined : mailboxProblem(sender);
