@@ -3,11 +3,13 @@
 // - the cluster key file (root's, mode 0600, as the README asks) with the control commands and
 //   --config: the file only finds the socket, so the unreadable key is no configuration error
 //   (exit 2) and the command reaches the socket (here: no daemon, exit 3);
-// - a greylist store this user may not read: every offline command exits 2, as `check` does.
+// - a greylist store this user may not read: every offline command exits 2, as `check` does;
+// - a store of nobody's opened by root keeps its files nobody's; a lock.mdb nobody may not write is
+//   named as such, not taken for a damaged store.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFile } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LmdbGreylistStore } from '../../src/store/lmdb-greylist-store.js';
@@ -80,6 +82,33 @@ s('greylist list, clients and stats on a store this user may not read: exit 2, n
       assert.match(r.stderr, /cannot open the greylist store under .*(EACCES|EPERM)/);
       assert.match(r.stderr, /--data-dir DIR/);
     }
+    return true;
+  });
+});
+
+s('a store of the daemon user opened by root keeps its files; a lock.mdb that user may not write is named, not called damaged', async () => {
+  await asRootWithFolder('lock.mdb ownership', async (dir) => {
+    const data = join(dir, 'data');
+    mkdirSync(data, { mode: 0o755 });
+    // A store of the daemon's user (nobody here; the unit's DynamicUser in production).
+    await (await LmdbGreylistStore.open({ dataDir: data, clock: systemClock, logger: createSilentLogger() })).close();
+    for (const p of [data, join(data, 'greylist'), join(data, 'greylist', 'data.mdb')]) chownSync(p, 65534, 65534);
+    rmSync(join(data, 'greylist', 'lock.mdb'));
+    const first = await asNobody(['greylist', 'stats', '--data-dir', data]);
+    if (checkoutUnreadable(first.stderr)) return false;
+    assert.is(first.code, 0, first.stderr);
+    // root's command (as the README says to run them) leaves lock.mdb and data.mdb to nobody.
+    rmSync(join(data, 'greylist', 'lock.mdb'));
+    await (await LmdbGreylistStore.open({ dataDir: data, clock: systemClock, logger: createSilentLogger() })).close();
+    for (const f of ['lock.mdb', 'data.mdb']) assert.is(statSync(join(data, 'greylist', f)).uid, 65534, `${f} stays nobody's`);
+    assert.is((await asNobody(['greylist', 'stats', '--data-dir', data])).code, 0);
+    // A root-owned lock.mdb (left by an older command, or a restored backup): named for what it is.
+    chownSync(join(data, 'greylist', 'lock.mdb'), 0, 0);
+    chmodSync(join(data, 'greylist', 'lock.mdb'), 0o644);
+    const r = await asNobody(['greylist', 'stats', '--data-dir', data]);
+    assert.is(r.code, 2, r.stderr);
+    assert.match(r.stderr, /lock\.mdb is not writable by this user \(EACCES; it belongs to uid 0, mode 644, this process runs as uid 65534\)/);
+    assert.match(r.stderr, /is not damaged/);
     return true;
   });
 });
