@@ -20,7 +20,6 @@ import { NetTransport, type Transport } from './dns/transport/transport.js';
 import { parseZoneText } from './dns/wire/zone-text.js';
 import { RttObservingTransport } from './metrics/rtt-transport.js';
 import type { Name, ResourceRecord } from './dns/wire/types.js';
-import { CidrSet } from './util/cidr.js';
 import type { Clock } from './util/clock.js';
 import { DnsError, describeError } from './util/errors.js';
 import { readTextFileSync } from './util/read-text-file.js';
@@ -36,6 +35,7 @@ import { watchDataFile } from './store/data-file-watch.js';
 import { TimerScheduler } from './store/scheduler.js';
 import { Replicator } from './store/replication/replicator.js';
 import { replicationSettingsOf } from './store/replication/replication-settings.js';
+import { dnsAllowSet } from './dns/server/query-refusal.js';
 
 /** Everything the DNS side is made of; shared by `serve`, `lookup` and tests. */
 export interface DnsStack {
@@ -243,7 +243,7 @@ export async function startDaemon(v: ConfigValues, logger: Logger, clock: Clock,
     recursor: dns.resolver,
     packetCache: dns.packetCache,
     localZones: dns.localZones,
-    allow: new CidrSet(v['allow'] as string[]),
+    allow: dnsAllowSet(v['allow'] as string[]),
     logger: moduleLogger(logger, 'dns.server'),
     clock,
     limits: {

@@ -15,6 +15,7 @@ import type { Logger, LogLevel } from '../util/logger.js';
 import type { ReplicationSettings } from '../store/replication/replication-settings.js';
 import type { ReplicationChange } from '../store/replication/replicator.js';
 import { ControlError } from './control-error.js';
+import { dnsAllowSet } from '../dns/server/query-refusal.js';
 
 /** Keys bound to sockets, files or memory maps opened once at start: a change is logged, applied at the next restart. */
 export const RESTART_KEYS: readonly string[] = [
@@ -146,7 +147,7 @@ export async function reloadConfig(current: ConfigValues, parts: ReloadParts): P
   }
   if (changed.includes('cache-size')) parts.cache.resize(next['cache-size'] as number);
   if (changed.includes('packet-cache-size')) parts.packetCache.resize(next['packet-cache-size'] as number);
-  if (changed.includes('allow')) parts.dnsServer.setAllow(new CidrSet(next['allow'] as string[]));
+  if (changed.includes('allow')) parts.dnsServer.setAllow(dnsAllowSet(next['allow'] as string[]));
   parts.dnsServer.setLocalZones(localZones);
   parts.setLocalZones(localZones);
   if (changed.includes('metrics-allow')) parts.setMetricsAllow(new CidrSet(next['metrics-allow'] as string[]));

@@ -387,6 +387,21 @@ s('ACL: with --allow 127.0.0.2/32 a dig from 127.0.0.1 is REFUSED, one from 127.
   }
 });
 
+s('ACL: an --allow line for another network keeps loopback allowed (the host\'s own resolv.conf)', async () => {
+  const digPath = requirePeer('dig', 'dig ACL with a LAN allow line');
+  if (!digPath) return;
+  const { tree } = ctx();
+  const d = await spawnDaemon({ upstreamPort: tree.port, rootHints: tree.rootHints, args: ['--allow', '192.168.1.0/24'] });
+  try {
+    const local = await dig(digPath, d.port, ['-b', '127.0.0.1', 'www.example.com', 'A']);
+    assert.is(local.status, 'NOERROR');
+    assert.equal(local.answer.map((a) => a.data), ['192.0.2.1']);
+    await d.stop();
+  } finally {
+    await d.dispose();
+  }
+});
+
 s('binding a port in use fails with a clear message and a non-zero exit', async () => {
   const { tree, daemon } = ctx();
   const hints = writeTempFile('root.hints', tree.rootHints);

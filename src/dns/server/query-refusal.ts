@@ -1,8 +1,10 @@
 // Which decoded client queries the DNS server answers with an error before any lookup: the
-// opcode, the question count, the EDNS version, the class and the types no resolver asks for.
+// opcode, the question count, the EDNS version, the class and the types no resolver asks for;
+// and which clients may ask at all (dnsAllowSet: loopback and the `allow` networks).
 // Used by dns-server.ts (its slow path); pure, no I/O. The rules follow Unbound's and BIND's
 // answers (test/e2e/dns-unbound-parity.test.ts compares them with a real Unbound).
 import { Opcode, Rcode, RRClass, RRType, type Message } from '../wire/types.js';
+import { CidrSet, parseCidr } from '../../util/cidr.js';
 
 const TYPE_TKEY = 249;
 const TYPE_TSIG = 250;
@@ -46,4 +48,21 @@ export function qtypeRefusal(qtype: number): number | null {
   // no use for. NOTIMP, as BIND answers these.
   if (qtype === RRType.MAILA || qtype === RRType.MAILB || qtype === TYPE_TKEY) return Rcode.NOTIMP;
   return null;
+}
+
+/** Loopback: allowed to query unless the `allow` lines say which loopback clients are (Unbound keeps its localhost default too). */
+const LOOPBACK_NETWORKS = ['127.0.0.0/8', '::1/128'];
+
+/**
+ * The networks allowed recursion: the configured `allow` networks, and loopback unless one of them
+ * is a loopback network (then the admin chose which loopback clients may ask). An `allow` line for a
+ * LAN thus replaces no default, so the host's own resolv.conf (127.0.0.1) keeps working.
+ */
+export function dnsAllowSet(allow: readonly string[]): CidrSet {
+  const set = new CidrSet(allow);
+  const namesLoopback = allow.some((entry) => {
+    const net = parseCidr(entry);
+    return net.family === 4 ? net.bytes[0] === 127 && net.prefix >= 8 : net.text === '::1/128';
+  });
+  return namesLoopback ? set : new CidrSet([...LOOPBACK_NETWORKS, ...allow]);
 }
