@@ -3,7 +3,10 @@
 // hints, local zones, recipient and CIDR tables, postgrey whitelists). Shared by `config check` and by
 // `serve` before it opens a socket or the store, so both report the same problems in the same words.
 // It only reads files; it binds nothing, writes nothing and never exits the process.
-import { isAbsolute } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
+import { controlSocketPath } from '../control/operations.js';
+import { LOCK_SOCKET } from '../util/instance-lock.js';
+import { MAX_UNIX_SOCKET_PATH_BYTES } from '../util/unix-socket.js';
 import { inLineOrder, placeConfigError, type ConfigValues, type LoadResult } from '../config/load.js';
 import { SCHEMA, TABLE_FILE_KEYS, type TableFileKey } from '../config/schema.js';
 import { createLocalZones } from '../dns/server/configured-local-zones.js';
@@ -29,7 +32,7 @@ const REPLICATION_KEYS = ['peer', 'replication-listen', 'node-name', 'replicatio
  */
 export async function checkStartSettings(loaded: LoadResult): Promise<ConfigError[]> {
   const { failed, unreadFile } = loadFailures(loaded);
-  const files = unreadFile ? [] : await checkReferencedFiles(loaded.values, failed);
+  const files = unreadFile ? [] : [...socketPathProblems(loaded.values, failed), ...(await checkReferencedFiles(loaded.values, failed))];
   return inLineOrder([...lineProblemsOf(loaded), ...files.map((p) => placeConfigError(loaded, p))]);
 }
 
@@ -145,6 +148,26 @@ async function checkReferencedFiles(v: ConfigValues, skip: ReadonlySet<string | 
   for (const key of TABLE_FILE_KEYS) {
     const files = v[key] as string[];
     for (let i = 0; i < files.length; i++) await attempt(key, i, () => TABLE_LOADERS[key](files[i]!));
+  }
+  return problems;
+}
+
+/**
+ * The unix sockets serve makes (the data-dir lock, the control socket) must fit the 107-byte limit
+ * of a socket path: said here, as a configuration problem, rather than by a start that fails.
+ */
+function socketPathProblems(v: ConfigValues, skip: ReadonlySet<string | undefined>): ConfigError[] {
+  const problems: ConfigError[] = [];
+  const tooLong = (path: string): boolean => Buffer.byteLength(path) > MAX_UNIX_SOCKET_PATH_BYTES;
+  const dataDir = v['data-dir'] as string;
+  const lock = join(dataDir, LOCK_SOCKET);
+  if (!skip.has('data-dir') && tooLong(lock)) {
+    problems.push(new ConfigError('CONFIG_ERR_VALUE', `data-dir: the lock socket ${lock} would be ${Buffer.byteLength(lock)} bytes, beyond the unix socket limit of ${MAX_UNIX_SOCKET_PATH_BYTES}: use a shorter data-dir`, { key: 'data-dir' }));
+  }
+  const control = resolve(controlSocketPath(v));
+  const key = (v['control-socket'] as string) ? 'control-socket' : 'data-dir';
+  if (!skip.has(key) && tooLong(control)) {
+    problems.push(new ConfigError('CONFIG_ERR_VALUE', `${key}: the control socket ${control} would be ${Buffer.byteLength(control)} bytes, beyond the unix socket limit of ${MAX_UNIX_SOCKET_PATH_BYTES}: ${key === 'control-socket' ? 'name a shorter path' : 'use a shorter data-dir, or set control-socket to a shorter path'}`, { key }));
   }
   return problems;
 }

@@ -3,12 +3,12 @@
 // are printed plainly to stderr: configuration problems exit 2 (as `config check`), anything else
 // (a port in use, data-dir not writable) exits 1; nothing here runs per request.
 import { accessSync, constants as fsConstants } from 'node:fs';
-import { resolve as resolvePath } from 'node:path';
+import { join, resolve as resolvePath } from 'node:path';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { loadConfig, placeConfigError } from '../config/load.js';
 import { systemClock } from '../util/clock.js';
 import { ConfigError, MxError, describeError } from '../util/errors.js';
-import { lockDataDir, type InstanceLock } from '../util/instance-lock.js';
+import { LOCK_SOCKET, lockDataDir, type InstanceLock } from '../util/instance-lock.js';
 import { createRootLogger, type LogLevel, type Logger } from '../util/logger.js';
 import { makeDirs } from '../util/make-dirs.js';
 import type { CliDeps } from './cli.js';
@@ -116,9 +116,10 @@ export function serveCommand(deps: CliDeps): CommandModule<object, ServeArgs> {
         process.stderr.write(`mxsentry: data-dir ${dataDir} is not writable by this user${uid}: ${describeError(err)}; make it the mxsentry user's (chown) or name another with --data-dir\n`);
         process.exit(EXIT_FAILED);
       }
+      // Without the lock a second serve could share the store and its node id: not started.
       const lock = await lockDataDir(dataDir).catch((err: unknown) => {
-        log.warn({ dataDir, err: describeError(err) }, 'could not take the data-dir lock; starting without it');
-        return null;
+        process.stderr.write(`mxsentry: cannot take the data-dir lock ${join(dataDir, LOCK_SOCKET)} (${describeError(err)}), which keeps a second serve off this store: fix that, or give this one its own --data-dir\n`);
+        process.exit(EXIT_FAILED);
       });
       if (lock === 'busy') {
         process.stderr.write(`mxsentry: another mxsentry serve runs on data-dir ${dataDir} (two would share one greylist store and one node id): stop it first, or give this one its own --data-dir\n`);

@@ -28,8 +28,8 @@ export interface InstanceLock {
  * dir can create it (an abstract socket name, with no permissions and listed in /proc/net/unix,
  * could be taken first by any local user). A socket file left by a process that ended without
  * closing it (kill -9) accepts no connection: it is stale, and is replaced (of several takers at
- * once, one wins). Resolves 'busy' when a live process listens on it; rejects on anything else,
- * a path too long for a unix socket included (the caller decides whether to start without it).
+ * once, one wins). Resolves 'busy' when a live process listens on it (or one this user may not
+ * connect to); rejects on anything else, a path too long for a unix socket included.
  */
 export async function lockDataDir(dataDir: string): Promise<InstanceLock | 'busy'> {
   const path = join(dataDir, LOCK_SOCKET);
@@ -43,8 +43,14 @@ export async function lockDataDir(dataDir: string): Promise<InstanceLock | 'busy
     if (server !== 'in-use') return hold(server);
     const probed = identity(path);
     if (probed === undefined) continue;
-    // A live holder (EACCES and other errors reject: the caller starts without the lock).
-    if ((await probeUnixSocket(path, PROBE_TIMEOUT_MS)) === 'live') return 'busy';
+    // A live holder. A socket this user may not connect to (EACCES, EPERM) belongs to another user's
+    // process, most likely a live daemon: busy too. Other errors reject (the caller does not start).
+    const state = await probeUnixSocket(path, PROBE_TIMEOUT_MS).catch((err: unknown) => {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EACCES' || code === 'EPERM') return 'live' as const;
+      throw err;
+    });
+    if (state === 'live') return 'busy';
     // Stale: no one listens. Another starting daemon may have replaced it since the probe, so it is
     // not unlinked by name (that could remove the winner's socket and let both run): it is renamed
     // aside (atomic: each taker moves at most the one entry it finds) and removed only when what was

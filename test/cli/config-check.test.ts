@@ -155,6 +155,18 @@ s('a bad value and a missing file are reported in one run; replication waits for
   assert.equal((await checkStartSettings(unread)).map((e) => e.code), ['CONFIG_ERR_READ']);
 });
 
+s('a data-dir or control-socket too long for a unix socket path is a problem of that key', async () => {
+  const long = `/tmp/${'d'.repeat(100)}`;
+  const found = await problems(loadText(`data-dir: ${long}\n`));
+  assert.equal(found.length, 2, found.join('\n'));
+  assert.match(found[0] ?? '', /data-dir: the lock socket .*serve\.lock would be 116 bytes, beyond the unix socket limit of 107/);
+  assert.match(found[1] ?? '', /data-dir: the control socket .*control\.sock would be 118 bytes/);
+  // A short control-socket leaves only the lock; a long control-socket alone is its own key's problem.
+  assert.equal((await problems(loadText(`data-dir: ${long}\ncontrol-socket: /run/mx.sock\n`))).length, 1);
+  const sock = await problems(loadText(`control-socket: /tmp/${'s'.repeat(110)}.sock\n`));
+  assert.match(sock.join('\n'), /control-socket: the control socket .* name a shorter path/);
+});
+
 s('a valid configuration has no start-up problem', async () => {
   assert.equal(await problems(loadText('delay: 30\n')), []);
 });
