@@ -78,6 +78,9 @@ export function serveCommand(deps: CliDeps): CommandModule<object, ServeArgs> {
         // reload() logs every problem of a rejected file and the keys applied or needing a restart.
         daemon.operations.reload().catch((err: unknown) => log.error({ err: describeError(err) }, 'reload rejected; the running configuration is kept'));
       };
+      // The shim's early handlers (bin/mxsentry) hand over: a SIGHUP they saw is a pending reload.
+      const early = (globalThis as { mxsentryEarlySignals?: { takeOver(): boolean } }).mxsentryEarlySignals;
+      if (early?.takeOver() === true) reloadPending = true;
       process.on('SIGTERM', () => stop('SIGTERM'));
       process.on('SIGINT', () => stop('SIGINT'));
       process.on('SIGHUP', reload);

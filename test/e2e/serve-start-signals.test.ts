@@ -90,6 +90,30 @@ s('a SIGHUP during the start does not end the daemon; it reloads once started', 
   }
 });
 
+s('a SIGHUP while Node is still loading the CLI (before serve runs) does not end it; it reloads once started', async () => {
+  const d = await startBlocked();
+  let feeding = true;
+  try {
+    // Well before the CLI is loaded (most of a second): only the shim's early handlers are there.
+    await new Promise((r) => setTimeout(r, 150));
+    d.child.kill('SIGHUP');
+    d.child.kill('SIGUSR2');
+    void (async () => {
+      while (feeding) await feed(d.fifo).catch(() => undefined);
+    })();
+    await until('mxsentry started', () => d.lines().some((l) => l.msg === 'mxsentry started') || d.child.exitCode !== null || d.child.signalCode !== null);
+    assert.is(d.child.signalCode, null, 'not ended by the early SIGHUP or SIGUSR2');
+    await until('the pending reload', () => d.lines().some((l) => l.msg === 'configuration reloaded'));
+    d.child.kill('SIGTERM');
+    assert.equal(await d.exited, { code: 0, signal: null });
+  } finally {
+    feeding = false;
+    if (d.child.exitCode === null && d.child.signalCode === null) d.child.kill('SIGKILL');
+    await open(d.fifo, 'r+').then((h) => h.close()).catch(() => undefined);
+    rmSync(d.dir, { recursive: true, force: true });
+  }
+});
+
 s('SIGUSR1 and SIGUSR2 are logged and ignored: no inspector, no exit', async () => {
   const d = await startBlocked();
   let feeding = true;
