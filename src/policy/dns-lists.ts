@@ -124,6 +124,11 @@ interface Counters {
 
 interface BatchMode {
   countStats: boolean;
+  /**
+   * Diagnostics (lookupAll) wait longer than the daemon, to show what a slow list answers; an A
+   * answer that came after this many ms is taken as the daemon takes it: no answer in time.
+   */
+  daemonBudgetMs?: number;
   /** Which listings get a TXT lookup: the listings of a DNSBL tier that rejects (request path) or any A answer (diagnostics). */
   txt: 'block' | 'all';
 }
@@ -220,7 +225,7 @@ export class DnsListChecker {
    */
   async lookupAll(ip: string): Promise<DnsListTierResult[]> {
     if (!parseAddress(ip)) throw new PolicyError('POLICY_ERR_BAD_ADDRESS', `not an IP address: "${ip}"`);
-    const batch = this.startBatch(ip, this.clock.nowMs() + this.diagnosticBudgetMs, { countStats: false, txt: 'all' });
+    const batch = this.startBatch(ip, this.clock.nowMs() + this.diagnosticBudgetMs, { countStats: false, txt: 'all', daemonBudgetMs: this.lookupBudgetMs });
     return Promise.all(DNS_LIST_TIERS.map((tier) => tierOf(batch, tier)));
   }
 
@@ -395,7 +400,15 @@ export class DnsListChecker {
     const zoneA = (zone: string): Promise<ZoneOutcome> => {
       let p = aByZone.get(zone);
       if (!p) {
+        const startedMs = this.clock.nowMs();
         p = this.queryZone(`${prefix}.${zone}.`, 'A', budgetEndMs, deadline.promise);
+        const daemonMs = mode.daemonBudgetMs;
+        if (daemonMs !== undefined) {
+          p = p.then((o): ZoneOutcome => {
+            const tookMs = this.clock.nowMs() - startedMs;
+            return o.kind === 'answer' && tookMs > daemonMs ? { kind: 'timeout', failure: `answered after ${tookMs} ms, beyond the daemon's ${daemonMs} ms (dns-list-budget-ms): the daemon takes it as not listed` } : o;
+          });
+        }
         aByZone.set(zone, p);
       }
       return p;

@@ -253,6 +253,23 @@ s('an entry given twice weighs twice but is one stats row (no duplicate metric s
   assert.equal(checker.stats(), [{ tier: 'block', list: 'twice.example', queries: 2, listed: 2, errors: 0, timeouts: 0 }]);
 });
 
+s('lookupAll: a list that answers after the daemon\'s budget is shown as the daemon takes it, not as listed', async () => {
+  const { dns, checker, timers } = setup({ blocklists: ['slow.example', 'fast.example'] });
+  let answer: () => void = () => undefined;
+  dns.set('4.3.2.1.slow.example.', 'A', () => new Promise((resolve) => {
+    answer = () => resolve(aAnswer('x', '127.0.0.2'));
+  }));
+  dns.set('4.3.2.1.fast.example.', 'A', aAnswer('x', '127.0.0.2'));
+  const p = checker.lookupAll('1.2.3.4');
+  await flush(); // the fast list's answer is taken at once
+  await timers.advance(2500); // beyond the 2000 ms lookup budget, within the diagnostic 5000
+  answer();
+  const block = (await p).find((t) => t.tier === 'block');
+  assert.equal(block?.results.map((r) => r.verdict), ['timeout', 'listed']);
+  assert.match(block?.results[0]?.detail ?? '', /answered after 2500 ms, beyond the daemon's 2000 ms/);
+  assert.is(block?.score, 1);
+});
+
 s('lookupAll: every list with raw answers, TXT and verdict; not counted; bad address throws', async () => {
   const { dns, checker } = setup({ trusted: ['wl.example'], blocklists: ['bl.example=127.0.0.4', 'sh.example'] });
   dns.set('2.0.0.127.wl.example.', 'A', aAnswer('x', '127.0.10.0'));
