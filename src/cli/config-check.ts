@@ -99,11 +99,23 @@ export function relativePathWarningsOf(loaded: LoadResult): string[] {
   return out;
 }
 
-/** A configuration that replicates one way only: peers, but no replication-listen (placed at the first peer line). */
-export function replicationWarningsOf(loaded: LoadResult): string[] {
+/** Settings serve accepts but that may not do what was meant: a DNS list budget beyond the decision's, and replication one way only (peers, but no replication-listen: placed at the first peer line). */
+export function settingWarningsOf(loaded: LoadResult): string[] {
+  const out: string[] = [];
+  const budget = listBudgetWarning(loaded.values);
+  if (budget !== undefined) out.push(placeConfigError(loaded, new ConfigError('CONFIG_ERR_VALUE', `dns-list-budget-ms: ${budget}`, { key: 'dns-list-budget-ms' })).message);
   const peers = loaded.values['peer'] as string[];
-  if (peers.length === 0 || loaded.values['replication-listen']) return [];
-  return [placeConfigError(loaded, new ConfigError('CONFIG_ERR_VALUE', `peer: ${NO_LISTEN_WARNING}`, { key: 'peer', index: 0 })).message];
+  if (peers.length === 0 || loaded.values['replication-listen']) return out;
+  return [...out, placeConfigError(loaded, new ConfigError('CONFIG_ERR_VALUE', `peer: ${NO_LISTEN_WARNING}`, { key: 'peer', index: 0 })).message];
+}
+
+/** Why the DNS lists get less than dns-list-budget-ms (the decision's own budget bounds them), or undefined. */
+export function listBudgetWarning(v: ConfigValues): string | undefined {
+  const lists = v['dns-list-budget-ms'] as number;
+  const policy = v['policy-budget-ms'] as number;
+  const effective = Math.min(lists, Math.max(50, policy - 100));
+  if (effective >= lists) return undefined;
+  return `${lists} ms does not fit within policy-budget-ms (${policy} ms, less 100 ms for the rest of the decision): the lists get ${effective} ms; raise policy-budget-ms or lower dns-list-budget-ms`;
 }
 
 /**

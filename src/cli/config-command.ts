@@ -6,7 +6,7 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { renderExampleConfig } from '../config/example-config.js';
 import { loadConfig } from '../config/load.js';
-import { checkStartSettings, relativePathWarningsOf, replicationWarningsOf, whitelistWarningsOf } from './config-check.js';
+import { checkStartSettings, relativePathWarningsOf, settingWarningsOf, whitelistWarningsOf } from './config-check.js';
 import { DEFAULT_CONFIG_FILE, EXIT_OK, EXIT_USAGE, usageError } from './control-cli.js';
 
 interface CheckArgs {
@@ -41,7 +41,7 @@ export function configCommand(): CommandModule<object, object> {
               return;
             }
             // serve starts with these lines skipped (as postgrey does), but the admin should know.
-            for (const w of [...(await whitelistWarningsOf(loaded)), ...replicationWarningsOf(loaded)]) process.stderr.write(`mxsentry: config warning: ${w}\n`);
+            for (const w of [...(await whitelistWarningsOf(loaded)), ...settingWarningsOf(loaded)]) process.stderr.write(`mxsentry: config warning: ${w}\n`);
             process.stdout.write(`${argv.file}: OK\n`);
             process.exitCode = EXIT_OK;
           },

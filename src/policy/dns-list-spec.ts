@@ -57,6 +57,7 @@ export function parseDnsListSpec(input: string): DnsListSpec {
     const w = rest.slice(star + 1);
     if (!/^[+-]?\d{1,6}$/.test(w)) throw bad(text, `weight "${w}" is not an integer`);
     weight = Number(w);
+    if (weight === 0) throw bad(text, 'weight 0 makes the entry count for nothing; remove it, or give it a weight');
     rest = rest.slice(0, star);
   }
 

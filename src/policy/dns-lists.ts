@@ -422,12 +422,17 @@ export class DnsListChecker {
       return p;
     };
     const evaluateTier = async (tier: DnsListTier): Promise<DnsListTierResult> => {
+      // An entry given twice weighs twice (as in postscreen) but is one list: counted once.
+      const counted = new Set<string>();
       const results = await Promise.all(
         this.lists[tier].map(async (list) => {
           const queryName = `${prefix}.${list.zone}.`;
           const result = this.unlessSuspended(evaluate(tier, list, queryName, await zoneA(list.zone)));
           if (mode.txt === 'all' ? result.addresses.length > 0 : this.rejectsAlone(tier, result)) result.txt = await zoneTxt(list.zone);
-          if (mode.countStats) this.account(tier, result, address);
+          if (mode.countStats && !counted.has(list.text)) {
+            counted.add(list.text);
+            this.account(tier, result, address);
+          }
           return result;
         }),
       );
@@ -488,7 +493,16 @@ export class DnsListChecker {
     if (mode.txt === 'block' && combined.block.reached) {
       for (const r of combined.block.listed) if (r.list.weight > 0 && r.txt === undefined && !this.cachedTxt(r, `${prefix}.${r.list.zone}.`)) return undefined;
     }
-    if (mode.countStats) for (const t of DNS_LIST_TIERS) for (const r of results[t]) this.account(t, r, address);
+    if (mode.countStats) {
+      for (const t of DNS_LIST_TIERS) {
+        const counted = new Set<string>();
+        for (const r of results[t]) {
+          if (counted.has(r.list.text)) continue;
+          counted.add(r.list.text);
+          this.account(t, r, address);
+        }
+      }
+    }
     return combined;
   }
 

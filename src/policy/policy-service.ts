@@ -77,6 +77,9 @@ export async function createPolicyService(s: PolicySettings, deps: PolicyDeps): 
   const known = fromFiles ? new CidrTable([...inline.list(), ...fromFiles.list()]) : inline;
 
   const lookupBudgetMs = Math.min(s.dnsListBudgetMs, Math.max(50, s.budgetMs - 100));
+  if (lookupBudgetMs < s.dnsListBudgetMs) {
+    log('policy.dns-lists').warn({ dnsListBudgetMs: s.dnsListBudgetMs, policyBudgetMs: s.budgetMs, effectiveMs: lookupBudgetMs }, 'dns-list-budget-ms does not fit within policy-budget-ms (less 100 ms): the DNS lists get less time');
+  }
   const dnsLists = new DnsListChecker({
     resolve: deps.resolve,
     ...(deps.resolveCached ? { resolveCached: deps.resolveCached } : {}),

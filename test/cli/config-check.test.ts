@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { checkStartSettings, isConfigurationError, relativePathWarningsOf, replicationWarningsOf, whitelistWarningsOf } from '../../src/cli/config-check.js';
+import { checkStartSettings, isConfigurationError, relativePathWarningsOf, settingWarningsOf, whitelistWarningsOf } from '../../src/cli/config-check.js';
 import { loadConfig, type LoadResult } from '../../src/config/load.js';
 import { ConfigError, DnsError, PolicyError, StoreError } from '../../src/util/errors.js';
 import { loggedHook } from '../helpers/hook-errors.js';
@@ -100,11 +100,18 @@ s('a local zones file: each bad line a problem of its own, at the line naming th
 
 s('peers without replication-listen: a warning at the first peer line (this node would never receive)', () => {
   const key = `replication-key: ${'ab'.repeat(32)}`;
-  const oneWay = replicationWarningsOf(loadText([key, 'node-name: mx1', 'peer: mx2=192.0.2.2:7410', 'peer: mx3=192.0.2.3:7410'].join('\n')));
+  const oneWay = settingWarningsOf(loadText([key, 'node-name: mx1', 'peer: mx2=192.0.2.2:7410', 'peer: mx3=192.0.2.3:7410'].join('\n')));
   assert.equal(oneWay.length, 1);
   assert.match(oneWay[0]!, /mxsentry\.conf:3: peer: peers are configured but replication-listen is not: .* never receives theirs/);
-  assert.equal(replicationWarningsOf(loadText([key, 'node-name: mx1', 'replication-listen: 192.0.2.1:7410', 'peer: mx2=192.0.2.2:7410'].join('\n'))), []);
-  assert.equal(replicationWarningsOf(loadText('delay: 300')), []);
+  assert.equal(settingWarningsOf(loadText([key, 'node-name: mx1', 'replication-listen: 192.0.2.1:7410', 'peer: mx2=192.0.2.2:7410'].join('\n'))), []);
+  assert.equal(settingWarningsOf(loadText('delay: 300')), []);
+});
+
+s('a DNS list budget beyond the decision\'s budget is a warning saying what the lists get', () => {
+  const w = settingWarningsOf(loadText('dns-list-budget-ms: 5000\n'));
+  assert.equal(w.length, 1);
+  assert.match(w[0] ?? '', /:1: dns-list-budget-ms: 5000 ms does not fit within policy-budget-ms \(3000 ms, less 100 ms .*\): the lists get 2900 ms/);
+  assert.equal(settingWarningsOf(loadText('dns-list-budget-ms: 2000\n')), []);
 });
 
 s('whitelist lines serve would skip are warnings placed at the line naming the file', async () => {

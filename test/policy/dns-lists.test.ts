@@ -245,12 +245,20 @@ s('stats per list and tier', async () => {
   assert.is(dns.calls.filter((x) => x.type === 'A').length, 1, 'one A lookup per zone and request');
 });
 
-s('an entry given twice weighs twice but is one stats row (no duplicate metric series)', async () => {
+s('an entry given twice weighs twice but is one stats row, counted once per request', async () => {
   const { dns, checker, ctx } = setup({ blocklists: ['twice.example', 'twice.example'], blockThreshold: 2 });
   dns.set('4.3.2.1.twice.example.', 'A', aAnswer('x', '127.0.0.2'));
   const r = await checker.tier(ctx('1.2.3.4'), 'block');
   assert.is(r.score, 2);
-  assert.equal(checker.stats(), [{ tier: 'block', list: 'twice.example', queries: 2, listed: 2, errors: 0, timeouts: 0 }]);
+  assert.equal(checker.stats(), [{ tier: 'block', list: 'twice.example', queries: 1, listed: 1, errors: 0, timeouts: 0 }]);
+  // The same from the cache path (every answer cached): one more query, one more listing.
+  const cached = new DnsListChecker({ resolve: dns.resolve, resolveCached: () => aAnswer('x', '127.0.0.2'), clock: new ManualClock(), logger: createSilentLogger(), lookupBudgetMs: 2000, blocklists: ['twice.example', 'twice.example'], blockThreshold: 2 });
+  assert.ok((await cached.tier(ctx('1.2.3.4'), 'block')).reached);
+  assert.equal(cached.stats().map((x) => [x.queries, x.listed]), [[1, 1]]);
+});
+
+s('a weight of 0 is refused: the entry would count for nothing', () => {
+  assert.throws(() => setup({ blocklists: ['zero.example*0'] }), /weight 0 makes the entry count for nothing/);
 });
 
 s('lookupAll: a list that answers after the daemon\'s budget is shown as the daemon takes it, not as listed', async () => {
