@@ -3,6 +3,7 @@
 // hints, local zones, recipient and CIDR tables, postgrey whitelists). Shared by `config check` and by
 // `serve` before it opens a socket or the store, so both report the same problems in the same words.
 // It only reads files; it binds nothing, writes nothing and never exits the process.
+import { statSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { controlSocketPath } from '../control/operations.js';
 import { LOCK_SOCKET } from '../util/instance-lock.js';
@@ -104,6 +105,14 @@ export function settingWarningsOf(loaded: LoadResult): string[] {
   const out: string[] = [];
   const budget = listBudgetWarning(loaded.values);
   if (budget !== undefined) out.push(placeConfigError(loaded, new ConfigError('CONFIG_ERR_VALUE', `dns-list-budget-ms: ${budget}`, { key: 'dns-list-budget-ms' })).message);
+  // The cluster key written in a file other users may read (a key file of that mode is refused).
+  const fromFile = loaded.origins?.['replication-key']?.some((o) => o.line !== undefined) === true;
+  if (fromFile && loaded.file !== undefined) {
+    const mode = statSync(loaded.file, { throwIfNoEntry: false })?.mode ?? 0;
+    if ((mode & 0o077) !== 0) {
+      out.push(placeConfigError(loaded, new ConfigError('CONFIG_ERR_VALUE', `replication-key: the cluster key is in ${loaded.file}, which other users may read (mode ${(mode & 0o777).toString(8)}): anyone who reads it can join the cluster and read its greylist; chmod 600 the file, or move the key to a replication-key-file of mode 600`, { key: 'replication-key' })).message);
+    }
+  }
   const peers = loaded.values['peer'] as string[];
   if (peers.length === 0 || loaded.values['replication-listen']) return out;
   return [...out, placeConfigError(loaded, new ConfigError('CONFIG_ERR_VALUE', `peer: ${NO_LISTEN_WARNING}`, { key: 'peer', index: 0 })).message];

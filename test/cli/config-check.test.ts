@@ -3,7 +3,7 @@
 // table/zone/config errors thrown at start are recognised as configuration problems (exit 2).
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkStartSettings, isConfigurationError, relativePathWarningsOf, settingWarningsOf, whitelistWarningsOf } from '../../src/cli/config-check.js';
@@ -100,10 +100,16 @@ s('a local zones file: each bad line a problem of its own, at the line naming th
 
 s('peers without replication-listen: a warning at the first peer line (this node would never receive)', () => {
   const key = `replication-key: ${'ab'.repeat(32)}`;
-  const oneWay = settingWarningsOf(loadText([key, 'node-name: mx1', 'peer: mx2=192.0.2.2:7410', 'peer: mx3=192.0.2.3:7410'].join('\n')));
+  // The key in the file is fine here: the file is the admin's alone (mode 600).
+  const private600 = (text: string) => {
+    loadText(text);
+    chmodSync(join(dir, 'mxsentry.conf'), 0o600);
+    return loadConfig({ file: join(dir, 'mxsentry.conf') });
+  };
+  const oneWay = settingWarningsOf(private600([key, 'node-name: mx1', 'peer: mx2=192.0.2.2:7410', 'peer: mx3=192.0.2.3:7410'].join('\n')));
   assert.equal(oneWay.length, 1);
   assert.match(oneWay[0]!, /mxsentry\.conf:3: peer: peers are configured but replication-listen is not: .* never receives theirs/);
-  assert.equal(settingWarningsOf(loadText([key, 'node-name: mx1', 'replication-listen: 192.0.2.1:7410', 'peer: mx2=192.0.2.2:7410'].join('\n'))), []);
+  assert.equal(settingWarningsOf(private600([key, 'node-name: mx1', 'replication-listen: 192.0.2.1:7410', 'peer: mx2=192.0.2.2:7410'].join('\n'))), []);
   assert.equal(settingWarningsOf(loadText('delay: 300')), []);
 });
 
@@ -112,6 +118,21 @@ s('a DNS list budget beyond the decision\'s budget is a warning saying what the 
   assert.equal(w.length, 1);
   assert.match(w[0] ?? '', /:1: dns-list-budget-ms: 5000 ms does not fit within policy-budget-ms \(3000 ms, less 100 ms .*\): the lists get 2900 ms/);
   assert.equal(settingWarningsOf(loadText('dns-list-budget-ms: 2000\n')), []);
+});
+
+s('a cluster key written in a config file other users may read is a warning; mode 600 or a flag is not', () => {
+  const text = `node-name: mx1\nreplication-listen: 127.0.0.1:7410\npeer: mx2=127.0.0.2:7410\nreplication-key: ${'ab'.repeat(32)}\n`;
+  const file = join(dir, 'mxsentry.conf');
+  writeFileSync(file, text);
+  chmodSync(file, 0o644);
+  const open = settingWarningsOf(loadConfig({ file }));
+  assert.equal(open.length, 1);
+  assert.match(open[0] ?? '', /:4: replication-key: the cluster key is in .*which other users may read \(mode 644\)/);
+  chmodSync(file, 0o600);
+  assert.equal(settingWarningsOf(loadConfig({ file })), []);
+  writeFileSync(file, 'node-name: mx1\n');
+  chmodSync(file, 0o644);
+  assert.equal(settingWarningsOf(loadConfig({ file, flags: { 'replication-key': 'ab'.repeat(32) } })), [], 'a key given as a flag is not in the file');
 });
 
 s('whitelist lines serve would skip are warnings placed at the line naming the file', async () => {
