@@ -164,6 +164,8 @@ async function checkReferencedFiles(v: ConfigValues, skip: ReadonlySet<string | 
   await attempt('root-hints', undefined, () => {
     const records = parseZoneText(readTextFileSync(hints), { origin: '.', file: hints });
     if (!records.some((r) => r.name === '.' && r.type === 2)) throw new Error(`${hints} holds no NS records for "."`);
+    // Without an address no root server can be asked: every resolution would fail.
+    if (!records.some((r) => r.type === 1 || r.type === 28)) throw new Error(`${hints} holds no A or AAAA record for its root servers: nothing could be asked`);
   });
   await attempt('local-zones-file', undefined, () => createLocalZones(v));
   for (const key of TABLE_FILE_KEYS) {

@@ -195,6 +195,14 @@ s('a data-dir or control-socket too long for a unix socket path is a problem of 
   assert.match(sock.join('\n'), /control-socket: the control socket .* name a shorter path/);
 });
 
+s('root hints without any address are a problem of root-hints', async () => {
+  const hints = join(dir, 'hints-no-addr');
+  writeFileSync(hints, '. 3600000 NS a.root-servers.net.\n');
+  const found = await problems(loadText(`root-hints: ${hints}\n`));
+  assert.equal(found.length, 1, found.join('\n'));
+  assert.match(found[0] ?? '', /root-hints: .*holds no A or AAAA record for its root servers/);
+});
+
 s('a valid configuration has no start-up problem', async () => {
   assert.equal(await problems(loadText('delay: 30\n')), []);
 });
