@@ -9,7 +9,7 @@ import { loadConfig, placeConfigError } from '../config/load.js';
 import { systemClock } from '../util/clock.js';
 import { ConfigError, MxError, describeError } from '../util/errors.js';
 import { LOCK_SOCKET, lockDataDir, type InstanceLock } from '../util/instance-lock.js';
-import { createRootLogger, type LogLevel, type Logger } from '../util/logger.js';
+import { createRootLogger, routeConsoleToLogger, type LogLevel, type Logger } from '../util/logger.js';
 import { makeDirs } from '../util/make-dirs.js';
 import type { CliDeps } from './cli.js';
 import { checkStartSettings, isConfigurationError } from './config-check.js';
@@ -103,6 +103,7 @@ export function serveCommand(deps: CliDeps): CommandModule<object, ServeArgs> {
       const v = loaded.values;
       const log = createRootLogger(v['log-level'] as LogLevel);
       logger = log;
+      routeConsoleToLogger(log);
       const dataDir = v['data-dir'] as string;
       try {
         makeDirs(dataDir);

@@ -188,5 +188,5 @@ export function explainCommitFailure(err: unknown, envPath: string, freeBytes: (
   if (free !== undefined && free < RECOVERY_MIN_FREE_BYTES) {
     return Object.assign(new Error(`the commit failed: the filesystem holding ${envPath} is full (${free} bytes free)`, { cause: err }), { code: 'ENOSPC' });
   }
-  return Object.assign(new Error(`the commit failed (an I/O error: LMDB's "Write error" line on the daemon's stderr names it)`, { cause: err }), { code: (err as { code?: unknown }).code });
+  return Object.assign(new Error(`the commit failed (an I/O error: LMDB's "Write error" line, logged by the daemon as "a library wrote to the console", names it)`, { cause: err }), { code: (err as { code?: unknown }).code });
 }

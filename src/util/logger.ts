@@ -4,6 +4,7 @@
 // LOG_FLUSH_MS, otherwise with the others of that window in one write, so a busy policy service does
 // not pay a write per decision. Warnings and worse, a full buffer and process exit write at once.
 import { pino, type Logger as PinoLogger, type Level } from 'pino';
+import { formatWithOptions } from 'node:util';
 
 export type Logger = PinoLogger;
 export type LogLevel = Level | 'silent';
@@ -111,4 +112,21 @@ export function createSilentLogger(): Logger {
 /** Child logger for one module, e.g. moduleLogger(root, 'dns.iterator'). */
 export function moduleLogger(parent: Logger, module: string): Logger {
   return parent.child({ module });
+}
+
+/**
+ * Sends what libraries write with console.* into the JSON log, one line each: lmdb-js prints its
+ * write errors (a full disk) with console.error, several lines with a stack, which would break the
+ * one-JSON-object-per-line journal that `journalctl -o cat | jq` reads. For the daemon only.
+ */
+export function routeConsoleToLogger(logger: Logger): void {
+  const log = moduleLogger(logger, 'console');
+  const emit =
+    (level: 'error' | 'warn' | 'info') =>
+    (...args: unknown[]): void =>
+      log[level]({ text: formatWithOptions({ breakLength: Infinity, colors: false }, ...args) }, 'a library wrote to the console');
+  console.error = emit('error');
+  console.warn = emit('warn');
+  console.info = emit('info');
+  console.log = emit('info');
 }

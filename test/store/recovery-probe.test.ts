@@ -63,7 +63,7 @@ s('filesystemFreeBytes reads statfs; undefined for a path that is not there', ()
   assert.is(filesystemFreeBytes('/nonexistent/mxsentry'), undefined);
 });
 
-s('lmdb-js\'s bare "Commit failed" gets its likely cause: a full filesystem, else the pointer to LMDB\'s stderr line', () => {
+s('lmdb-js\'s bare "Commit failed" gets its likely cause: a full filesystem, else the pointer to LMDB\'s logged Write error line', () => {
   const dir = mkdtempSync(join(tmpdir(), 'mxsentry-explain-'));
   try {
     const bare = new Error('Commit failed (see commitError for details)');
@@ -75,7 +75,7 @@ s('lmdb-js\'s bare "Commit failed" gets its likely cause: a full filesystem, els
     assert.match((full as Error).message, /filesystem holding .* is full \(4096 bytes free\)/);
     const other = explainCommitFailure(bare, dir, () => 1 << 30) as Error;
     assert.is(translateLmdbError(other, 'greylist decisions').code, 'STORE_ERR_IO');
-    assert.match(other.message, /LMDB's "Write error" line on the daemon's stderr/);
+    assert.match(other.message, /LMDB's "Write error" line, logged by the daemon as "a library wrote to the console"/);
     // Errors with a reason of their own pass unchanged.
     const specific = Object.assign(new Error('MDB_MAP_FULL: Environment mapsize limit reached'), { code: -30792 });
     assert.is(explainCommitFailure(specific, dir, () => 0), specific);

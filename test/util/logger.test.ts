@@ -2,7 +2,7 @@
 import { Writable } from 'node:stream';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createRootLogger, isoTimeAt, isoTimeField } from '../../src/util/logger.js';
+import { createRootLogger, isoTimeAt, isoTimeField, routeConsoleToLogger } from '../../src/util/logger.js';
 
 const test = suite('util/logger');
 
@@ -55,6 +55,32 @@ test('root logger lines carry the ISO time, the level label and the name', () =>
   assert.is(line.client, '192.0.2.1');
   assert.match(String(line.time), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
   assert.ok(Math.abs(Date.parse(String(line.time)) - before) < 5000);
+});
+
+test('routeConsoleToLogger: a library\'s multi-line console.error becomes one JSON line', () => {
+  const lines: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      lines.push(chunk.toString('utf8'));
+      cb();
+    },
+  });
+  const saved = { error: console.error, warn: console.warn, info: console.info, log: console.log };
+  try {
+    routeConsoleToLogger(createRootLogger('info', sink));
+    console.error(Object.assign(new Error('Write error: No space left on device'), { code: 28 }));
+    console.warn('syncBatchThreshold is no longer supported');
+  } finally {
+    Object.assign(console, saved);
+  }
+  assert.is(lines.length, 2);
+  const [error, warn] = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.is(error?.level, 'error');
+  assert.is(error?.module, 'console');
+  assert.match(String(error?.text), /Error: Write error: No space left on device\n\s+at .*code: 28/s);
+  assert.ok(lines[0]!.trimEnd().split('\n').length === 1, 'one line');
+  assert.is(warn?.level, 'warn');
+  assert.is(warn?.text, 'syncBatchThreshold is no longer supported');
 });
 
 test.run();
