@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import type { ConfigValues } from '../config/load.js';
 import { sendControlRequest } from '../control/control-client.js';
+import { exitCodeOf } from './control-cli.js';
 import { ControlError } from '../control/control-error.js';
 import { controlSocketPath } from '../control/operations.js';
 import { LmdbGreylistStore } from '../store/lmdb-greylist-store.js';
@@ -239,7 +240,7 @@ function settingsOrReport(v: ConfigValues): ReturnType<typeof replicationSetting
   }
 }
 
-/** `mxsentry replication status`. Exit 0 when every configured peer is connected both ways, 1 otherwise, 2 on bad config. */
+/** `mxsentry replication status`. Exit 0 when every configured peer is connected both ways, 1 otherwise, 2 on bad config, 4 when the control socket may not be used. */
 export function replicationCommand(): CommandModule<object, StatusArgs> {
   return {
     command: 'replication <action>',
@@ -277,7 +278,8 @@ export function replicationCommand(): CommandModule<object, StatusArgs> {
       } catch (err) {
         if (!(err instanceof ControlError) || err.code !== 'CONTROL_ERR_NOT_RUNNING') {
           process.stderr.write(`mxsentry: asking the daemon failed: ${describeError(err)}\n`);
-          process.exitCode = 1;
+          // As the other control commands: 4 when this user may not use the control socket.
+          process.exitCode = err instanceof ControlError && err.code === 'CONTROL_ERR_PERMISSION' ? exitCodeOf(err) : 1;
           return;
         }
         const file = join(v['data-dir'] as string, 'replication-status.json');
