@@ -27,20 +27,28 @@ s.after(async () => {
 
 const DEAD = ['127.53.2.1', '127.53.2.2'];
 
-/** A stack whose queries to DEAD time out at once in virtual time (the clock moves by the timeout). */
-async function stackWithDeadZone(): Promise<{ clock: ManualClock; resolve: (name: string, deadlineMs: number) => Promise<{ rcode: number; tookMs: number }> }> {
+/**
+ * The real DNS stack over the fake tree, in virtual time: a query for which `silent` is true times
+ * out at once, the clock moving by its timeout.
+ */
+function virtualStack(silent: (address: string, name: string) => boolean): { clock: ManualClock; stack: ReturnType<typeof createDnsStack> } {
   const clock = new ManualClock(Date.now());
   const net = new NetTransport({ portFor: tree.portFor });
-  const dead = new Set<string>();
   const transport: Transport = {
     query: async (target, question, opts) => {
-      if (!dead.has(target.address)) return net.query(target, question, opts);
+      if (!silent(target.address, question.name)) return net.query(target, question, opts);
       clock.advanceMs(opts.timeoutMs);
       throw new DnsError('DNS_ERR_TIMEOUT', `no answer from ${target.address} (virtual)`);
     },
   };
   const loaded = loadConfig({ flags: { 'query-loopback': true, 'do-ip6': false, 'serve-expired': false } });
-  const stack = createDnsStack(loaded.values, createSilentLogger(), clock, { transport, rootHints: parseZoneText(tree.rootHints, { origin: '.' }) });
+  return { clock, stack: createDnsStack(loaded.values, createSilentLogger(), clock, { transport, rootHints: parseZoneText(tree.rootHints, { origin: '.' }) }) };
+}
+
+/** A stack whose queries to DEAD time out at once in virtual time (the clock moves by the timeout). */
+async function stackWithDeadZone(): Promise<{ clock: ManualClock; resolve: (name: string, deadlineMs: number) => Promise<{ rcode: number; tookMs: number }> }> {
+  const dead = new Set<string>();
+  const { clock, stack } = virtualStack((address) => dead.has(address));
   // Both servers' addresses known (ns2 is out of bailiwick), then both go silent.
   await stack.resolver.resolve('example.com', 'NS');
   await stack.resolver.resolve('ns2.example.net', 'A');
@@ -89,18 +97,8 @@ s('a shared server that ignores one zone\'s names on a quiet host is not held ba
   // 127.53.1.1 and .2 serve both com. and net.; they ignore every name under net. that starts with
   // "zz" (virtual timeouts), and nothing else reaches them, so they go silent long enough to be
   // held back for net.: com. names must still be asked and answered.
-  const clock = new ManualClock(Date.now());
-  const net = new NetTransport({ portFor: tree.portFor });
   const tld = new Set(['127.53.1.1', '127.53.1.2']);
-  const transport: Transport = {
-    query: async (target, question, opts) => {
-      if (!tld.has(target.address) || !/^zz.*\.net\.?$/i.test(question.name)) return net.query(target, question, opts);
-      clock.advanceMs(opts.timeoutMs);
-      throw new DnsError('DNS_ERR_TIMEOUT', `no answer from ${target.address} (virtual)`);
-    },
-  };
-  const loaded = loadConfig({ flags: { 'query-loopback': true, 'do-ip6': false, 'serve-expired': false } });
-  const stack = createDnsStack(loaded.values, createSilentLogger(), clock, { transport, rootHints: parseZoneText(tree.rootHints, { origin: '.' }) });
+  const { clock, stack } = virtualStack((address, name) => tld.has(address) && /^zz.*\.net\.?$/i.test(name));
   await stack.resolver.resolve('com', 'NS');
   await stack.resolver.resolve('net', 'NS');
   const ignored = async (i: number): Promise<{ rcode: number; tookMs: number }> => {

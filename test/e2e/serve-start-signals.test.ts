@@ -63,21 +63,22 @@ async function until(what: string, ok: () => boolean, timeoutMs = 15_000): Promi
   }
 }
 
-s('a SIGHUP during the start does not end the daemon; it reloads once started', async () => {
+/**
+ * Starts a blocked daemon, lets `signalIt` signal it during the start (it may feed the FIFO's first
+ * read itself), then feeds every later read and checks: not ended by the signal, the pending reload
+ * done once started, a clean SIGTERM stop.
+ */
+async function reloadsOnceStarted(signalIt: (d: Started) => Promise<void>, signals: string): Promise<void> {
   const d = await startBlocked();
   let feeding = true;
   try {
-    // The first open is the start's check of the named files: the daemon is starting now.
-    const h = await open(d.fifo, 'w');
-    d.child.kill('SIGHUP');
-    await new Promise((r) => setTimeout(r, 200));
-    await h.writeFile('mail.example.com\n').finally(() => h.close());
+    await signalIt(d);
     // Every later read (the policy service, the reload) gets the same file.
     void (async () => {
       while (feeding) await feed(d.fifo).catch(() => undefined);
     })();
     await until('mxsentry started', () => d.lines().some((l) => l.msg === 'mxsentry started') || d.child.exitCode !== null || d.child.signalCode !== null);
-    assert.is(d.child.signalCode, null, 'not ended by the SIGHUP');
+    assert.is(d.child.signalCode, null, `not ended by ${signals}`);
     await until('the pending reload', () => d.lines().some((l) => l.msg === 'configuration reloaded'));
     d.child.kill('SIGTERM');
     assert.equal(await d.exited, { code: 0, signal: null });
@@ -88,30 +89,25 @@ s('a SIGHUP during the start does not end the daemon; it reloads once started', 
     await open(d.fifo, 'r+').then((h) => h.close()).catch(() => undefined);
     rmSync(d.dir, { recursive: true, force: true });
   }
+}
+
+s('a SIGHUP during the start does not end the daemon; it reloads once started', async () => {
+  await reloadsOnceStarted(async (d) => {
+    // The first open is the start's check of the named files: the daemon is starting now.
+    const h = await open(d.fifo, 'w');
+    d.child.kill('SIGHUP');
+    await new Promise((r) => setTimeout(r, 200));
+    await h.writeFile('mail.example.com\n').finally(() => h.close());
+  }, 'the SIGHUP');
 });
 
 s('a SIGHUP while Node is still loading the CLI (before serve runs) does not end it; it reloads once started', async () => {
-  const d = await startBlocked();
-  let feeding = true;
-  try {
+  await reloadsOnceStarted(async (d) => {
     // Well before the CLI is loaded (most of a second): only the shim's early handlers are there.
     await new Promise((r) => setTimeout(r, 150));
     d.child.kill('SIGHUP');
     d.child.kill('SIGUSR2');
-    void (async () => {
-      while (feeding) await feed(d.fifo).catch(() => undefined);
-    })();
-    await until('mxsentry started', () => d.lines().some((l) => l.msg === 'mxsentry started') || d.child.exitCode !== null || d.child.signalCode !== null);
-    assert.is(d.child.signalCode, null, 'not ended by the early SIGHUP or SIGUSR2');
-    await until('the pending reload', () => d.lines().some((l) => l.msg === 'configuration reloaded'));
-    d.child.kill('SIGTERM');
-    assert.equal(await d.exited, { code: 0, signal: null });
-  } finally {
-    feeding = false;
-    if (d.child.exitCode === null && d.child.signalCode === null) d.child.kill('SIGKILL');
-    await open(d.fifo, 'r+').then((h) => h.close()).catch(() => undefined);
-    rmSync(d.dir, { recursive: true, force: true });
-  }
+  }, 'the early SIGHUP or SIGUSR2');
 });
 
 s('SIGUSR1 and SIGUSR2 are logged and ignored: no inspector, no exit', async () => {

@@ -6,6 +6,18 @@ import { createRootLogger, isoTimeAt, isoTimeField, routeConsoleToLogger } from 
 
 const test = suite('util/logger');
 
+/** A stream that keeps what the logger writes, one string per write. */
+function captureSink(): { lines: string[]; sink: Writable } {
+  const lines: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      lines.push(chunk.toString('utf8'));
+      cb();
+    },
+  });
+  return { lines, sink };
+}
+
 test('isoTimeAt gives what Date#toISOString gives, across seconds, days and years', () => {
   const times = [0, 1, 9, 10, 99, 100, 999, 1000, 1001, -1, -999, -1000, -1001, 951_782_399_999, 951_782_400_000, Date.UTC(2026, 11, 5, 23, 59, 59, 999), Date.UTC(2027, 0, 1)];
   // A walk through consecutive and scattered milliseconds, so the per-second cache is both hit and replaced.
@@ -36,13 +48,7 @@ test('isoTimeField is the pino time field of now', () => {
 });
 
 test('root logger lines carry the ISO time, the level label and the name', () => {
-  const lines: string[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      lines.push(chunk.toString('utf8'));
-      cb();
-    },
-  });
+  const { lines, sink } = captureSink();
   const logger = createRootLogger('info', sink);
   const before = Date.now();
   logger.info({ client: '192.0.2.1' }, 'policy decision');
@@ -58,13 +64,7 @@ test('root logger lines carry the ISO time, the level label and the name', () =>
 });
 
 test('routeConsoleToLogger: a library\'s multi-line console.error becomes one JSON line', () => {
-  const lines: string[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      lines.push(chunk.toString('utf8'));
-      cb();
-    },
-  });
+  const { lines, sink } = captureSink();
   const saved = { error: console.error, warn: console.warn, info: console.info, log: console.log };
   try {
     routeConsoleToLogger(createRootLogger('info', sink));
