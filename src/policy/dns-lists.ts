@@ -12,6 +12,7 @@ import { describeError, PolicyError } from '../util/errors.js';
 import { parseAddress } from '../util/cidr.js';
 import type { CheckContext } from './types.js';
 import { parseDnsListSpec, type DnsListSpec } from './dns-list-spec.js';
+import { realTimers, type Timers } from '../util/timers.js';
 import {
   classify,
   combine,
@@ -61,24 +62,6 @@ export interface DnsListSelfTestResult {
    */
   suspended: boolean;
 }
-
-/** Timer functions, injectable so tests drive deadlines without sleeping. */
-export interface Timers {
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-/** Real timers, unref'd so a pending lookup deadline or self test never keeps the process alive. */
-export const realTimers: Timers = {
-  setTimeout(fn, ms) {
-    const t = setTimeout(fn, ms);
-    t.unref();
-    return t;
-  },
-  clearTimeout(handle) {
-    clearTimeout(handle as ReturnType<typeof setTimeout>);
-  },
-};
 
 export interface DnsListCheckerOptions {
   resolve: ResolveFn;

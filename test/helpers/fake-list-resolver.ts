@@ -2,7 +2,7 @@
 // demand, records every call) and timers driven by a ManualClock, so list deadlines are tested
 // without sleeping. Test-only; src/ must not import it.
 import type { ResolveFn, ResolveOptions, ResolveResult } from '../../src/dns/resolver-api.js';
-import type { Timers } from '../../src/policy/dns-lists.js';
+import type { Timers } from '../../src/util/timers.js';
 import type { ManualClock } from '../../src/util/clock.js';
 import { Writable } from 'node:stream';
 import { createRootLogger, type Logger } from '../../src/util/logger.js';
