@@ -88,8 +88,8 @@ export function resolveControlSocket(
   return controlSocketPath(loadConfig({}).values);
 }
 
-/** Sends one request; on failure prints the message and sets the exit code. */
-async function call(argv: SocketArgs, request: { command: string; [k: string]: unknown }): Promise<unknown> {
+/** Sends one request; on failure prints the message, sets the exit code and hands the error to `failed`. */
+async function call(argv: SocketArgs, request: { command: string; [k: string]: unknown }, failed?: (err: unknown) => void): Promise<unknown> {
   const path = resolveControlSocket(argv);
   if (path === null) return undefined;
   try {
@@ -97,6 +97,7 @@ async function call(argv: SocketArgs, request: { command: string; [k: string]: u
   } catch (err) {
     process.stderr.write(`mxsentry: ${err instanceof ControlError ? err.message : describeError(err)}\n`);
     process.exitCode = exitCodeOf(err);
+    failed?.(err);
     return undefined;
   }
 }
@@ -209,10 +210,14 @@ export function reloadCommand(): CommandModule<object, SocketArgs> {
     describe: 'Re-read the configuration file of the running daemon (like SIGHUP); exit 1 if it is rejected',
     builder: (y: Argv) => socketOptions(y.option('json', { type: 'boolean', describe: 'Print the result as JSON' })) as unknown as Argv<SocketArgs>,
     handler: async (argv: ArgumentsCamelCase<SocketArgs>) => {
-      const r = (await call(argv, { command: 'reload' })) as ReloadReport | undefined;
+      // --json answers in JSON whatever happens: a rejected file is {"reloaded": false, ...} too.
+      const failed = (err: unknown): void => {
+        if (argv.json) process.stdout.write(`${JSON.stringify({ reloaded: false, code: err instanceof ControlError ? err.code : 'error', error: describeError(err) })}\n`);
+      };
+      const r = (await call(argv, { command: 'reload' }, failed)) as ReloadReport | undefined;
       if (r === undefined) return;
       if (argv.json) {
-        process.stdout.write(`${JSON.stringify(r)}\n`);
+        process.stdout.write(`${JSON.stringify({ reloaded: true, ...r })}\n`);
         return;
       }
       process.stdout.write(`reloaded ${r.file ?? '(no file: flags and defaults)'}; changed: ${r.applied.join(', ') || 'nothing'}\n`);

@@ -372,10 +372,16 @@ s('SIGHUP reload keeps the cache and applies the new ACL; a broken file is rejec
   const rejected = await cli(['reload', '--control-socket', socketPath()]);
   assert.is(rejected.code, 1);
   assert.match(rejected.stderr, /configuration rejected/);
+  const rejectedJson = await cli(['reload', '--json', '--control-socket', socketPath()]);
+  assert.is(rejectedJson.code, 1);
+  const answer = JSON.parse(rejectedJson.stdout) as { reloaded: boolean; code: string; error: string };
+  assert.is(answer.reloaded, false);
+  assert.match(answer.error, /configuration rejected/);
   writeFileSync(configFile, 'allow: 127.0.0.0/8\n');
   const ok = await cli(['reload', '--json', '--control-socket', socketPath()]);
   assert.is(ok.code, 0, ok.stderr);
   assert.equal((JSON.parse(ok.stdout) as { applied: string[] }).applied, ['allow']);
+  assert.is((JSON.parse(ok.stdout) as { reloaded: boolean }).reloaded, true);
   assert.is((await ask('mail.example.com.', '127.0.0.2'))?.rcode, 0);
   // Another file named by --config only finds the daemon: it re-reads its own, and says so.
   const other = join(configDir, 'other.conf');
