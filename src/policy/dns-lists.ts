@@ -13,6 +13,7 @@ import { parseAddress } from '../util/cidr.js';
 import type { CheckContext } from './types.js';
 import { parseDnsListSpec, type DnsListSpec } from './dns-list-spec.js';
 import { realTimers, type Timers } from '../util/timers.js';
+import { DnsListSilence } from './dns-list-silence.js';
 import {
   classify,
   combine,
@@ -132,6 +133,7 @@ export class DnsListChecker {
   private readonly diagnosticBudgetMs: number;
   private readonly counters = new Map<string, Counters>();
   private readonly throttle = new Map<string, { lastMs: number; suppressed: number }>();
+  private readonly silence = new DnsListSilence();
   private lastSelfTestResults: DnsListSelfTestResult[] | undefined;
   /** Zones whose last conclusive self test found 127.0.0.1 listed: their answers count as errors, never listings. */
   private readonly suspended = new Set<string>();
@@ -560,6 +562,8 @@ export class DnsListChecker {
     } else if (r.verdict === 'timeout') {
       this.logThrottled('info', `${tier}:${r.list.text}:timeout`, { list: r.list.name, tier, clientAddress, detail: r.detail }, `DNS list ${r.list.zone}: ${r.detail}, treated as not listed`);
     }
+    const silent = this.silence.note(r.list.zone, r.verdict !== 'timeout', this.clock.nowMs());
+    if (silent) this.logThrottled('warn', `${r.list.zone}:silent`, { list: r.list.zone, silentMinutes: Math.floor(silent.silentMs / 60_000), lookups: silent.lookups }, `DNS list ${r.list.zone} has not answered for ${Math.floor(silent.silentMs / 60_000)} minutes: every client counts as not listed there; check that its servers answer this host (an operator may block or rate-limit it)`);
   }
 
   private logThrottled(level: 'warn' | 'info', key: string, fields: Record<string, unknown>, msg: string): void {

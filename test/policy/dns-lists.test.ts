@@ -199,6 +199,25 @@ s('TXT is asked only for the listings of a DNSBL tier that rejects, never below 
   assert.equal(dns.calls.filter((x) => x.type === 'TXT').map((x) => x.name).sort(), ['5.3.2.1.a.example.', '5.3.2.1.b.example.']);
 });
 
+s('a list silent for 5 minutes over 10 lookups is a warning (its lookups alone are info); an answer ends it', async () => {
+  const cap = captureLogger();
+  const { dns, checker, ctx, clock } = setup({ blocklists: ['dead.example'], logger: cap.logger });
+  const silentLines = () => cap.lines.filter((l) => l['level'] === 'warn' && String(l['msg']).includes('has not answered for'));
+  for (let i = 0; i < 12; i++) {
+    dns.set(`${i}.2.0.192.dead.example.`, 'A', servfail('no-servers'));
+    await checker.tier(ctx(`192.0.2.${i}`), 'block');
+    clock.advanceMs(30_000);
+  }
+  assert.is(silentLines().length, 1, 'once, when past 5 minutes and 10 lookups');
+  assert.match(String(silentLines()[0]?.['msg']), /DNS list dead\.example has not answered for 5 minutes/);
+  // It answers again: the count starts over.
+  await checker.tier(ctx('192.0.2.99'), 'block');
+  clock.advanceMs(60_000);
+  dns.set('100.2.0.192.dead.example.', 'A', servfail('no-servers'));
+  await checker.tier(ctx('192.0.2.100'), 'block');
+  assert.is(silentLines().length, 1);
+});
+
 s('the request deadline caps the budget', async () => {
   const { dns, checker, clock, timers } = setup({ blocklists: ['slow.example'] });
   dns.set('4.3.2.1.slow.example.', 'A', 'hang');
