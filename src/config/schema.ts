@@ -46,7 +46,7 @@ export const SCHEMA: readonly KeyDef[] = [
   { key: 'metrics-allow', kind: 'cidr', list: true, default: ['127.0.0.0/8', '::1/128'], group: 'general', description: 'Networks allowed to read the metrics endpoint; everyone else gets 403. Repeatable.' },
 
   { key: 'dns-listen', kind: 'endpoint', list: true, nonEmptyList: true, default: ['127.0.0.1:53', '[::1]:53'], group: 'dns', description: 'Address:port for DNS over UDP and TCP (IPv6 as [::1]:53). Repeatable.' },
-  { key: 'allow', kind: 'cidr', list: true, default: ['127.0.0.0/8', '::1/128'], group: 'dns', description: 'Networks allowed to query (recursion) besides loopback, which is always allowed (as in Unbound, so the host\'s own resolv.conf keeps working); everyone else gets REFUSED. Repeatable.' },
+  { key: 'allow', kind: 'cidr', list: true, default: ['127.0.0.0/8', '::1/128'], group: 'dns', description: 'Networks allowed to query (recursion) besides loopback (127.0.0.0/8, ::1), which stays allowed as in Unbound unless a line names a loopback network of that family; everyone else gets REFUSED. Repeatable.' },
   { key: 'root-hints', kind: 'path', default: '', group: 'dns', description: 'Root hints file (named.root format); empty: zones/named.root shipped with mxsentry.' },
   { key: 'local-zones-file', kind: 'path', default: '', group: 'dns', description: 'Unbound-style local-zone/local-data file; empty: zones/local-zones.conf shipped with mxsentry.' },
   { key: 'no-default-zone', kind: 'name', list: true, default: [], group: 'dns', description: 'Turn off one built-in local zone (e.g. test. or home.arpa.), like Unbound\'s "nodefault". Repeatable.' },

@@ -54,15 +54,15 @@ export function qtypeRefusal(qtype: number): number | null {
 const LOOPBACK_NETWORKS = ['127.0.0.0/8', '::1/128'];
 
 /**
- * The networks allowed recursion: the configured `allow` networks, and loopback unless one of them
- * is a loopback network (then the admin chose which loopback clients may ask). An `allow` line for a
- * LAN thus replaces no default, so the host's own resolv.conf (127.0.0.1) keeps working.
+ * The networks allowed recursion: the configured `allow` networks, and per address family its
+ * loopback unless an `allow` line names a loopback network of that family (then the admin chose
+ * which loopback clients of that family may ask). An `allow` line for a LAN thus replaces no
+ * default, so the host's own resolv.conf (127.0.0.1, ::1) keeps working.
  */
 export function dnsAllowSet(allow: readonly string[]): CidrSet {
-  const set = new CidrSet(allow);
-  const namesLoopback = allow.some((entry) => {
-    const net = parseCidr(entry);
-    return net.family === 4 ? net.bytes[0] === 127 && net.prefix >= 8 : net.text === '::1/128';
-  });
-  return namesLoopback ? set : new CidrSet([...LOOPBACK_NETWORKS, ...allow]);
+  const nets = allow.map((entry) => parseCidr(entry));
+  const names4 = nets.some((n) => n.family === 4 && n.bytes[0] === 127 && n.prefix >= 8);
+  const names6 = nets.some((n) => n.text === '::1/128');
+  const [loop4, loop6] = LOOPBACK_NETWORKS;
+  return new CidrSet([...(names4 ? [] : [loop4!]), ...(names6 ? [] : [loop6!]), ...allow]);
 }
