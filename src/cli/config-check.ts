@@ -12,6 +12,7 @@ import { inLineOrder, placeConfigError, type ConfigValues, type LoadResult } fro
 import { SCHEMA, TABLE_FILE_KEYS, type TableFileKey } from '../config/schema.js';
 import { createLocalZones } from '../dns/server/configured-local-zones.js';
 import { parseZoneText } from '../dns/wire/zone-text.js';
+import { parseDnsListSpec } from '../policy/dns-list-spec.js';
 import { CidrTable } from '../policy/tables/cidr-table.js';
 import { PostgreyWhitelist } from '../policy/tables/postgrey-whitelist.js';
 import { RecipientTable } from '../policy/tables/recipient-table.js';
@@ -33,7 +34,7 @@ const REPLICATION_KEYS = ['peer', 'replication-listen', 'node-name', 'replicatio
  */
 export async function checkStartSettings(loaded: LoadResult): Promise<ConfigError[]> {
   const { failed, unreadFile } = loadFailures(loaded);
-  const files = unreadFile ? [] : [...socketPathProblems(loaded.values, failed), ...(await checkReferencedFiles(loaded.values, failed))];
+  const files = unreadFile ? [] : [...socketPathProblems(loaded.values, failed), ...replyNameProblems(loaded.values, failed), ...(await checkReferencedFiles(loaded.values, failed))];
   return inLineOrder([...lineProblemsOf(loaded), ...files.map((p) => placeConfigError(loaded, p))]);
 }
 
@@ -192,6 +193,24 @@ function socketPathProblems(v: ConfigValues, skip: ReadonlySet<string | undefine
   if (!skip.has(key) && tooLong(control)) {
     problems.push(new ConfigError('CONFIG_ERR_VALUE', `${key}: the control socket ${control} would be ${Buffer.byteLength(control)} bytes, beyond the unix socket limit of ${MAX_UNIX_SOCKET_PATH_BYTES}: ${key === 'control-socket' ? 'name a shorter path' : 'use a shorter data-dir, or set control-socket to a shorter path'}`, { key }));
   }
+  return problems;
+}
+
+/**
+ * A dnsbl-reply-name must name a zone of a dnsbl line: one that names no such zone (a typo) would
+ * leave the real zone, and any access key in it, in every reject.
+ */
+function replyNameProblems(v: ConfigValues, skip: ReadonlySet<string | undefined>): ConfigError[] {
+  if (skip.has('dnsbl-reply-name') || skip.has('dnsbl')) return [];
+  const canon = (zone: string): string => zone.trim().toLowerCase().replace(/\.$/, '');
+  const zones = new Set((v['dnsbl'] as string[]).map((spec) => canon(parseDnsListSpec(spec).zone)));
+  const problems: ConfigError[] = [];
+  (v['dnsbl-reply-name'] as string[]).forEach((value, index) => {
+    const zone = canon(value.slice(0, Math.max(0, value.indexOf('='))));
+    if (!zones.has(zone)) {
+      problems.push(new ConfigError('CONFIG_ERR_VALUE', `dnsbl-reply-name: "${zone}" is not the zone of any dnsbl line${zones.size > 0 ? ` (${[...zones].join(', ')})` : ''}: the reject would show the real zone`, { key: 'dnsbl-reply-name', index }));
+    }
+  });
   return problems;
 }
 

@@ -203,6 +203,13 @@ s('root hints without any address are a problem of root-hints', async () => {
   assert.match(found[0] ?? '', /root-hints: .*holds no A or AAAA record for its root servers/);
 });
 
+s('a dnsbl-reply-name must name the zone of a dnsbl line (a typo would leave the key in rejects)', async () => {
+  const typo = await problems(loadText('dnsbl: KEY.zen.example\ndnsbl-reply-name: KEY.zen.exmaple=zen.example.org\n'));
+  assert.equal(typo.length, 1, typo.join('\n'));
+  assert.match(typo[0] ?? '', /:2: dnsbl-reply-name: "key\.zen\.exmaple" is not the zone of any dnsbl line \(key\.zen\.example\)/);
+  assert.equal(await problems(loadText('dnsbl: KEY.zen.example=127.0.0.[2..11]*2\ndnsbl-reply-name: key.ZEN.example.=zen.example.org\n')), []);
+});
+
 s('a valid configuration has no start-up problem', async () => {
   assert.equal(await problems(loadText('delay: 30\n')), []);
 });
