@@ -12,7 +12,7 @@ import { inLineOrder, placeConfigError, type ConfigValues, type LoadResult } fro
 import { SCHEMA, TABLE_FILE_KEYS, type TableFileKey } from '../config/schema.js';
 import { createLocalZones } from '../dns/server/configured-local-zones.js';
 import { parseZoneText } from '../dns/wire/zone-text.js';
-import { parseDnsListSpec } from '../policy/dns-list-spec.js';
+import { parseDnsListSpec, parseReplyName } from '../policy/dns-list-spec.js';
 import { CidrTable } from '../policy/tables/cidr-table.js';
 import { PostgreyWhitelist } from '../policy/tables/postgrey-whitelist.js';
 import { RecipientTable } from '../policy/tables/recipient-table.js';
@@ -202,11 +202,10 @@ function socketPathProblems(v: ConfigValues, skip: ReadonlySet<string | undefine
  */
 function replyNameProblems(v: ConfigValues, skip: ReadonlySet<string | undefined>): ConfigError[] {
   if (skip.has('dnsbl-reply-name') || skip.has('dnsbl')) return [];
-  const canon = (zone: string): string => zone.trim().toLowerCase().replace(/\.$/, '');
-  const zones = new Set((v['dnsbl'] as string[]).map((spec) => canon(parseDnsListSpec(spec).zone)));
+  const zones = new Set((v['dnsbl'] as string[]).map((spec) => parseDnsListSpec(spec).zone));
   const problems: ConfigError[] = [];
   (v['dnsbl-reply-name'] as string[]).forEach((value, index) => {
-    const zone = canon(value.slice(0, Math.max(0, value.indexOf('='))));
+    const { zone } = parseReplyName(value);
     if (!zones.has(zone)) {
       problems.push(new ConfigError('CONFIG_ERR_VALUE', `dnsbl-reply-name: "${zone}" is not the zone of any dnsbl line${zones.size > 0 ? ` (${[...zones].join(', ')})` : ''}: the reject would show the real zone`, { key: 'dnsbl-reply-name', index }));
     }

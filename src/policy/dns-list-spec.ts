@@ -71,7 +71,7 @@ export function parseDnsListSpec(input: string): DnsListSpec {
     filter = parseFilter(text, filterText);
   }
 
-  const zone = zoneText.toLowerCase().replace(/\.$/, '');
+  const zone = canonicalListZone(zoneText);
   if (zone === '') throw bad(text, 'missing zone name');
   if (zone.length > 253) throw bad(text, 'zone name longer than 253 characters');
   const labels = zone.split('.');
@@ -163,4 +163,18 @@ function octetValue(spec: string, digits: string, pos: number): number {
   const v = Number(digits);
   if (v > 255) throw bad(spec, `octet ${pos} value ${digits} is larger than 255`);
   return v;
+}
+
+/** A list zone as DnsListSpec.zone holds it: lower case, without a final dot. */
+export function canonicalListZone(text: string): string {
+  return text.trim().toLowerCase().replace(/\.$/, '');
+}
+
+/**
+ * A dnsbl-reply-name value ZONE=SHOWN (validated by the config schema) as the canonical zone, to
+ * match DnsListSpec.zone, and the name shown in its place.
+ */
+export function parseReplyName(value: string): { zone: string; shown: string } {
+  const eq = value.indexOf('=');
+  return { zone: canonicalListZone(value.slice(0, Math.max(0, eq))), shown: value.slice(eq + 1).trim().replace(/\.$/, '') };
 }

@@ -20,6 +20,7 @@ import { CidrTable } from './tables/cidr-table.js';
 import { PostgreyWhitelist } from './tables/postgrey-whitelist.js';
 import { RecipientTable } from './tables/recipient-table.js';
 import type { Check } from './types.js';
+import { parseReplyName } from './dns-list-spec.js';
 
 export interface PolicySettings {
   budgetMs: number;
@@ -124,11 +125,8 @@ export async function createPolicyService(s: PolicySettings, deps: PolicyDeps): 
 
 /** dnsbl-reply-name values (validated ZONE=SHOWN) as a map from the canonical zone to the name shown. */
 function replyNames(values: readonly string[]): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const v of values) {
-    const eq = v.indexOf('=');
-    if (eq < 0) continue;
-    out.set(v.slice(0, eq).trim().toLowerCase().replace(/\.$/, ''), v.slice(eq + 1).trim().replace(/\.$/, ''));
-  }
-  return out;
+  return new Map(values.map((v) => {
+    const { zone, shown } = parseReplyName(v);
+    return [zone, shown];
+  }));
 }

@@ -38,7 +38,7 @@ export function createDnsblCheck(checker: DnsListChecker, replyNames: ReadonlyMa
         if (!t.reached) return null;
         const named = largestContribution(t);
         // A zone may hold an access key (Spamhaus DQS): the reply shows its configured public name.
-        const zone = named ? (replyNames.get(named.list.zone.toLowerCase().replace(/\.$/, '')) ?? named.list.zone) : 'DNSBL';
+        const zone = named ? (replyNames.get(named.list.zone) ?? named.list.zone) : 'DNSBL';
         const reason = named?.txt ? `; ${named.txt}` : '';
         return {
           action: `554 5.7.1 Service unavailable; Client host [${ctx.clientAddress}] blocked using ${zone}${reason}`,
