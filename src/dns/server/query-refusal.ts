@@ -50,8 +50,9 @@ export function qtypeRefusal(qtype: number): number | null {
   return null;
 }
 
-/** Loopback: allowed to query unless the `allow` lines say which loopback clients are (Unbound keeps its localhost default too). */
-const LOOPBACK_NETWORKS = ['127.0.0.0/8', '::1/128'];
+/** Loopback, per family: allowed to query unless the `allow` lines say which loopback clients are (Unbound keeps its localhost default too). */
+const LOOPBACK_V4 = '127.0.0.0/8';
+const LOOPBACK_V6 = '::1/128';
 
 /**
  * The networks allowed recursion: the configured `allow` networks, and per address family its
@@ -62,7 +63,6 @@ const LOOPBACK_NETWORKS = ['127.0.0.0/8', '::1/128'];
 export function dnsAllowSet(allow: readonly string[]): CidrSet {
   const nets = allow.map((entry) => parseCidr(entry));
   const names4 = nets.some((n) => n.family === 4 && n.bytes[0] === 127 && n.prefix >= 8);
-  const names6 = nets.some((n) => n.text === '::1/128');
-  const [loop4, loop6] = LOOPBACK_NETWORKS;
-  return new CidrSet([...(names4 ? [] : [loop4!]), ...(names6 ? [] : [loop6!]), ...allow]);
+  const names6 = nets.some((n) => n.text === LOOPBACK_V6);
+  return new CidrSet([...(names4 ? [] : [LOOPBACK_V4]), ...(names6 ? [] : [LOOPBACK_V6]), ...allow]);
 }
