@@ -1,11 +1,13 @@
 // Replication benchmark (issue 4): (1) replication lag, p50/p99, from a committed write at one node
 // (its policy answer) to its visibility in the other nodes' LMDB, at a paced 1,000 new triplets/s on
 // a 3-node loopback cluster; (2) the write rate a 3-node cluster sustains with replication on versus
-// off, and one node alone, with the daemons' CPU per write (robust on a shared box). The rate a
-// configuration sustains is its best over several levels of strictly sequential connections per node
-// (as Postfix's smtpd processes), so neither side is judged below saturation. Run after
-// `npx tsc -p tsconfig.json`: `node dist/bench/replication-bench.js [--seconds N] [--rate N] [--rounds N] [--connections N,N] [--lag-only] [--cpu-prof DIR]`
-// (about 100 s with --rounds 1). Loopback only; every process and temp folder it starts is removed at
+// off, and one node alone, with the daemons' CPU per write (robust on a shared box). The three
+// configurations run side by side and are measured in turns of short windows, so a drift of the
+// machine's speed weighs on each alike. The rate a configuration sustains is its best over several
+// levels of strictly sequential connections per node (as Postfix's smtpd processes), so neither
+// side is judged below saturation. Run after `npx tsc -p tsconfig.json`:
+// `node dist/bench/replication-bench.js [--seconds N] [--rate N] [--throughput-seconds N] [--rounds N] [--warm-seconds N] [--connections N,N] [--lag-only] [--cpu-prof DIR]`
+// (about 2.5 minutes with the defaults). Loopback only; every process and temp folder it starts is removed at
 // the end, on error and on Ctrl-C. It reuses the e2e cluster helper (test/helpers/replication-cluster.ts).
 import { randomInt } from 'node:crypto';
 import { clientKey, tripletKey } from '../src/policy/greylist.js';
@@ -22,6 +24,7 @@ import { sendControlRequest } from '../src/control/control-client.js';
 interface Options {
   lagSeconds: number;
   rate: number;
+  /** Length of one measured window of the throughput phase, seconds. */
   throughputSeconds: number;
   /** Connections per node of the lag phase (requests pipelined on them). */
   connectionsPerNode: number;
@@ -29,7 +32,10 @@ interface Options {
   depth: number;
   /** Levels of strictly sequential connections per node in the throughput phase; each configuration's best counts. */
   throughputConnections: number[];
+  /** Cycles of windows (one window of each configuration) per level of the throughput phase. */
   rounds: number;
+  /** Load on each cluster before the first window, seconds: the JIT's warm-up is not measured. */
+  warmSeconds: number;
   /** Only the lag phase (quick checks). */
   lagOnly: boolean;
   /** Write a V8 CPU profile of every node of the throughput phases to this folder (a subfolder per phase). */
@@ -50,7 +56,7 @@ process.on('SIGINT', () => {
 
 function parseArgs(argv: string[]): Options {
   const o: Options = {
-    lagSeconds: 10, rate: 1000, throughputSeconds: 6, connectionsPerNode: 4, depth: 8, throughputConnections: [16, 48], rounds: 1, lagOnly: false, cpuProfDir: undefined,
+    lagSeconds: 10, rate: 1000, throughputSeconds: 2, connectionsPerNode: 4, depth: 8, throughputConnections: [16, 48], rounds: 4, warmSeconds: 10, lagOnly: false, cpuProfDir: undefined,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -73,7 +79,8 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--rate' && n > 0) o.rate = n;
     else if (a === '--throughput-seconds' && n > 0) o.throughputSeconds = n;
     else if (a === '--rounds' && n > 0) o.rounds = n;
-    else throw new Error(`usage: node dist/bench/replication-bench.js [--seconds N] [--rate N] [--throughput-seconds N] [--rounds N] [--connections N,N] [--lag-only] [--cpu-prof DIR]; got ${String(a)}`);
+    else if (a === '--warm-seconds' && n >= 0) o.warmSeconds = n;
+    else throw new Error(`usage: node dist/bench/replication-bench.js [--seconds N] [--rate N] [--throughput-seconds N] [--rounds N] [--warm-seconds N] [--connections N,N] [--lag-only] [--cpu-prof DIR]; got ${String(a)}`);
     i++;
   }
   return o;
@@ -114,6 +121,35 @@ async function waitLinksUp(cluster: Cluster): Promise<void> {
     if (performance.now() > deadline) throw new Error('replication links did not come up within 20 s');
     await sleep(100);
   }
+}
+
+/** Each peer's lastDigestAtMs at every node of the cluster (null: no round yet), in a fixed order. */
+async function digestTimes(cluster: Cluster): Promise<Array<number | null>> {
+  const all = await Promise.all(
+    cluster.nodes.map(async (n) => {
+      const r = (await sendControlRequest(join(n.dataDir, 'control.sock'), { command: 'replication-status' }, 2000).catch(() => ({}))) as {
+        status?: { peers: Array<{ lastDigestAtMs: number | null }> };
+      };
+      return r.status?.peers.map((p) => p.lastDigestAtMs) ?? [null];
+    }),
+  );
+  return all.flat();
+}
+
+/**
+ * Waits (bounded, 90 s) until every link has run its digest round after `before` (digestTimes at
+ * start). A link runs one round once it has pushed its backlog, a second about 31 s later (the
+ * settle time), then one an hour. A round reads and hashes every record at both ends, a cost of the
+ * store's size, not of each write: the windows are measured after the second round.
+ */
+async function waitSecondDigest(cluster: Cluster, before: Array<number | null>): Promise<boolean> {
+  const deadline = performance.now() + 90_000;
+  while (performance.now() < deadline) {
+    const now = await digestTimes(cluster);
+    if (now.length === before.length && now.every((t, i) => t !== null && before[i] !== null && t > before[i]!)) return true;
+    await sleep(500);
+  }
+  return false;
 }
 
 /** Phase 1: paced writes, each polled for at the two other nodes until visible. */
@@ -220,7 +256,22 @@ async function measureLag(o: Options): Promise<{ samples: number[]; sent: number
   return { samples: samples.sort((a, b) => a - b), sent, acked, invisible, achievedRate };
 }
 
-/** One measured level: writes per second, daemon CPU (all nodes, all threads) per write, machine idle share. */
+/** Sums over the measured windows of one configuration at one level. */
+interface Totals {
+  writes: number;
+  seconds: number;
+  /** Daemon CPU, all nodes and threads, microseconds. */
+  cpuMicros: number;
+  /** The machine's total and idle jiffies over the windows. */
+  machineTicks: number;
+  idleTicks: number;
+  /** Daemon CPU by thread kind (all nodes), microseconds. */
+  threads: Map<string, ThreadCpu>;
+  /** Each window's rate, in the order measured. */
+  windowRates: number[];
+}
+
+/** One level of one configuration: writes per second, daemon CPU per write, the machine's idle share. */
 interface Throughput {
   connections: number;
   rate: number;
@@ -229,7 +280,10 @@ interface Throughput {
   idle: number;
   /** Daemon CPU per write by thread kind (all nodes), microseconds: where the time goes. */
   byThread: Record<string, ThreadCpu>;
+  windowRates: number[];
 }
+
+type Phase = 'single' | 'off' | 'on';
 
 /** Per-thread-kind CPU of every node, summed. */
 function clusterThreadCpu(cluster: Cluster): Map<string, ThreadCpu> {
@@ -245,6 +299,10 @@ function clusterThreadCpu(cluster: Cluster): Map<string, ThreadCpu> {
   return sum;
 }
 
+function clusterCpu(cluster: Cluster): number {
+  return cluster.nodes.reduce((sum, n) => sum + processCpuMicros(n.proc!.pid!), 0);
+}
+
 /** Total and idle jiffies of all CPUs (proc(5): the "cpu" line of /proc/stat; idle includes iowait). */
 function machineCpuTicks(): { total: number; idle: number } {
   const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
@@ -254,62 +312,157 @@ function machineCpuTicks(): { total: number; idle: number } {
 }
 
 /**
- * Phase 2: closed-loop writes on one cluster, one level after another: `connections` strictly
- * sequential connections per node (one request in flight each, as a Postfix smtpd process), warmed
- * for 1.5 s, then measured for a fixed time.
+ * Waits (bounded, 10 s) until the clusters are quiet: each uses under 5% of a core over 250 ms. A
+ * window starts only after the previous one's work is done (replication still pushing the last
+ * writes, LMDB commits), so no configuration is charged for another's.
  */
-async function measureThroughput(o: Options, names: string[], replication: boolean): Promise<Throughput[]> {
-  const phase = names.length === 1 ? 'single' : replication ? 'on' : 'off';
-  const nodeArgs = o.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${join(o.cpuProfDir, phase)}`] : [];
-  const cluster = await startCluster({ names, key: generateReplicationKey(), logLevel: 'warn', replication, nodeArgs });
-  live.add(cluster);
-  try {
-    if (replication) await waitLinksUp(cluster);
-    const levels: Throughput[] = [];
-    for (const connections of o.throughputConnections) {
-      const conns = (await Promise.all(cluster.nodes.map(async (n) => Promise.all(Array.from({ length: connections }, () => PolicyClient.connect(n.policyPort)))))).flat();
-      let done = 0;
-      let counting = false;
-      let running = true;
-      const worker = async (conn: PolicyClient): Promise<void> => {
-        while (running) {
-          const [client, sender, rcpt] = randomTriplet();
-          const action = await conn.request(client, sender, rcpt);
-          if (counting && /^DEFER_IF_PERMIT/.test(action)) done++;
-        }
-      };
-      const workers = conns.map((c) => worker(c));
-      await sleep(1500);
-      const cpu = (): number => cluster.nodes.reduce((sum, n) => sum + processCpuMicros(n.proc!.pid!), 0);
-      counting = true;
-      const start = performance.now();
-      const cpuStart = cpu();
-      const threadsStart = clusterThreadCpu(cluster);
-      const machineStart = machineCpuTicks();
-      await sleep(o.throughputSeconds * 1000);
-      counting = false;
-      const cpuUsed = cpu() - cpuStart;
-      const threadsEnd = clusterThreadCpu(cluster);
-      const machineEnd = machineCpuTicks();
-      const writes = done;
-      const rate = writes / ((performance.now() - start) / 1000);
-      running = false;
-      await Promise.allSettled(workers);
-      for (const c of conns) c.close();
-      const idle = (machineEnd.idle - machineStart.idle) / Math.max(1, machineEnd.total - machineStart.total);
-      const byThread: Record<string, ThreadCpu> = {};
-      for (const [kind, end] of threadsEnd) {
-        const start = threadsStart.get(kind) ?? { user: 0, system: 0 };
-        byThread[kind] = { user: (end.user - start.user) / Math.max(1, writes), system: (end.system - start.system) / Math.max(1, writes) };
-      }
-      levels.push({ connections, rate, cpuMicrosPerWrite: cpuUsed / Math.max(1, writes), idle, byThread });
+async function quiet(clusters: Cluster[]): Promise<boolean> {
+  const deadline = performance.now() + 10_000;
+  while (performance.now() < deadline) {
+    const before = clusters.map(clusterCpu);
+    const t0 = performance.now();
+    await sleep(250);
+    const micros = (performance.now() - t0) * 1000;
+    if (clusters.every((c, i) => (clusterCpu(c) - before[i]!) / micros < 0.05)) return true;
+  }
+  return false;
+}
+
+/**
+ * One window of closed-loop writes on one cluster: `conns` strictly sequential connections (one
+ * request in flight each, as Postfix's smtpd processes), warmed for 0.5 s, measured for `seconds`.
+ */
+async function measureWindow(cluster: Cluster, conns: PolicyClient[], seconds: number, into: Totals): Promise<void> {
+  let done = 0;
+  let counting = false;
+  let running = true;
+  const worker = async (conn: PolicyClient): Promise<void> => {
+    while (running) {
+      const [client, sender, rcpt] = randomTriplet();
+      const action = await conn.request(client, sender, rcpt);
+      if (counting && /^DEFER_IF_PERMIT/.test(action)) done++;
     }
-    return levels;
+  };
+  const workers = conns.map((c) => worker(c));
+  await sleep(500);
+  counting = true;
+  const start = performance.now();
+  const cpuStart = clusterCpu(cluster);
+  const threadsStart = clusterThreadCpu(cluster);
+  const machineStart = machineCpuTicks();
+  await sleep(seconds * 1000);
+  counting = false;
+  const elapsed = (performance.now() - start) / 1000;
+  const cpuEnd = clusterCpu(cluster);
+  const threadsEnd = clusterThreadCpu(cluster);
+  const machineEnd = machineCpuTicks();
+  running = false;
+  await Promise.all(workers);
+  into.writes += done;
+  into.seconds += elapsed;
+  into.cpuMicros += cpuEnd - cpuStart;
+  into.machineTicks += machineEnd.total - machineStart.total;
+  into.idleTicks += machineEnd.idle - machineStart.idle;
+  for (const [kind, end] of threadsEnd) {
+    const s = threadsStart.get(kind) ?? { user: 0, system: 0 };
+    const t = into.threads.get(kind) ?? { user: 0, system: 0 };
+    t.user += end.user - s.user;
+    t.system += end.system - s.system;
+    into.threads.set(kind, t);
+  }
+  into.windowRates.push(done / elapsed);
+}
+
+function emptyTotals(): Totals {
+  return { writes: 0, seconds: 0, cpuMicros: 0, machineTicks: 0, idleTicks: 0, threads: new Map(), windowRates: [] };
+}
+
+function throughputOf(connections: number, t: Totals): Throughput {
+  const byThread: Record<string, ThreadCpu> = {};
+  for (const [kind, c] of t.threads) byThread[kind] = { user: c.user / Math.max(1, t.writes), system: c.system / Math.max(1, t.writes) };
+  return {
+    connections,
+    rate: t.writes / t.seconds,
+    cpuMicrosPerWrite: t.cpuMicros / Math.max(1, t.writes),
+    idle: t.idleTicks / Math.max(1, t.machineTicks),
+    byThread,
+    windowRates: t.windowRates,
+  };
+}
+
+/**
+ * Phase 2: the three configurations (one node alone; three nodes with replication off; three
+ * with it on) run side by side as three clusters, and are measured in turns of short windows, in
+ * mirrored order (single, off, on, then on, off, single, ...), so that a drift of the machine's
+ * speed during the run (shared cores) weighs on each about equally. Each level of connections per
+ * node is measured in `rounds` such cycles; a configuration's figures are its totals over them.
+ */
+async function measureThroughput(o: Options): Promise<Record<Phase, Throughput[]>> {
+  const clusters = {} as Record<Phase, Cluster>;
+  const specs: Array<[Phase, string[], boolean]> = [['single', ['solo'], false], ['off', ['a', 'b', 'c'], false], ['on', ['a', 'b', 'c'], true]];
+  for (const [phase, names, replication] of specs) {
+    const nodeArgs = o.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${join(o.cpuProfDir, phase)}`] : [];
+    const cluster = await startCluster({ names, key: generateReplicationKey(), logLevel: 'warn', replication, nodeArgs });
+    live.add(cluster);
+    clusters[phase] = cluster;
+  }
+  await waitLinksUp(clusters.on);
+  const firstDigests = await digestTimes(clusters.on);
+  // A fresh process spends its first seconds of load compiling (TurboFan, on background threads:
+  // a fifth of the on cluster's CPU in a 10 s profile), and the on cluster has more code to compile.
+  // Each cluster is loaded alone for warmSeconds before any window, so the windows see the steady
+  // state a long-running daemon is in, not start-up.
+  const most = Math.max(...o.throughputConnections);
+  for (const [phase] of specs) {
+    const conns = (await Promise.all(clusters[phase].nodes.map(async (n) => Promise.all(Array.from({ length: most }, () => PolicyClient.connect(n.policyPort)))))).flat();
+    await quiet(Object.values(clusters));
+    await measureWindow(clusters[phase], conns, o.warmSeconds, emptyTotals());
+    for (const c of conns) c.close();
+  }
+  const cpuBeforeDigest = clusterCpu(clusters.on);
+  const waitStart = performance.now();
+  if (!(await waitSecondDigest(clusters.on, firstDigests))) console.log('  warning: the second digest round of every link did not end within 90 s: one may fall in a window');
+  else {
+    const counts: number[] = [];
+    for (const n of clusters.on.nodes) {
+      const store = await LmdbGreylistStore.open({ dataDir: n.dataDir, clock: systemClock, logger: createSilentLogger() });
+      counts.push((await store.count()).triplets);
+      await store.close();
+    }
+    console.log(
+      `  waited ${((performance.now() - waitStart) / 1000).toFixed(1)} s for every link's second digest round (the on cluster used ${((clusterCpu(clusters.on) - cpuBeforeDigest) / 1000).toFixed(0)} ms of CPU meanwhile; ` +
+        `triplets per node: ${counts.join(', ')})`,
+    );
+  }
+  const out: Record<Phase, Throughput[]> = { single: [], off: [], on: [] };
+  try {
+    for (const connections of o.throughputConnections) {
+      const conns = {} as Record<Phase, PolicyClient[]>;
+      const totals = {} as Record<Phase, Totals>;
+      for (const [phase] of specs) {
+        conns[phase] = (await Promise.all(clusters[phase].nodes.map(async (n) => Promise.all(Array.from({ length: connections }, () => PolicyClient.connect(n.policyPort)))))).flat();
+        totals[phase] = emptyTotals();
+      }
+      for (let cycle = 0; cycle < o.rounds; cycle++) {
+        const order: Phase[] = cycle % 2 === 0 ? ['single', 'off', 'on'] : ['on', 'off', 'single'];
+        for (const phase of order) {
+          if (!(await quiet(Object.values(clusters)))) console.log('  warning: a cluster was still busy 10 s after the last window');
+          await measureWindow(clusters[phase], conns[phase], o.throughputSeconds, totals[phase]);
+        }
+      }
+      for (const [phase] of specs) {
+        for (const c of conns[phase]) c.close();
+        out[phase].push(throughputOf(connections, totals[phase]));
+      }
+    }
+    return out;
   } finally {
-    // A profile is written at a clean exit only: SIGTERM first (cluster.stop() kills).
-    if (o.cpuProfDir) await Promise.all(cluster.nodes.map((n) => n.stop()));
-    await cluster.stop();
-    live.delete(cluster);
+    for (const cluster of Object.values(clusters)) {
+      // A profile is written at a clean exit only: SIGTERM first (cluster.stop() kills).
+      if (o.cpuProfDir) await Promise.all(cluster.nodes.map((n) => n.stop()));
+      await cluster.stop();
+      live.delete(cluster);
+    }
   }
 }
 
@@ -329,57 +482,40 @@ async function main(): Promise<void> {
   console.log(`  replication lag: p50 ${p50.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms, max ${max.toFixed(1)} ms   (target p99 < 1000 ms: ${p99 < 1000 ? 'met' : 'MISSED'})`);
   if (o.lagOnly) return;
 
-  console.log(`\nwrite throughput, closed loop, strictly sequential connections per node at levels ${o.throughputConnections.join(', ')} (each configuration's best level counts), ${o.throughputSeconds} s each, ${o.rounds} rounds:`);
-  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  const runs: Record<'single' | 'off' | 'on', Throughput[][]> = { single: [], off: [], on: [] };
+  console.log(
+    `\nwrite throughput, closed loop, strictly sequential connections per node at levels ${o.throughputConnections.join(', ')} (each configuration's best level counts); ` +
+      `the three configurations run side by side and are measured in turns, ${o.rounds} cycles of ${o.throughputSeconds} s windows per level:`,
+  );
+  const runs = await measureThroughput(o);
   const show = (label: string, levels: Throughput[]): void => {
     const b = best(levels);
     const each = levels.map((l) => `${l.connections}: ${l.rate.toFixed(0)}/s ${(l.idle * 100).toFixed(0)}% idle`).join(', ');
-    console.log(`    ${label.padEnd(26)}${b.rate.toFixed(0).padStart(7)} writes/s ${b.cpuMicrosPerWrite.toFixed(0).padStart(5)} us CPU/write   (${each})`);
+    console.log(`  ${label.padEnd(28)}${b.rate.toFixed(0).padStart(7)} writes/s ${b.cpuMicrosPerWrite.toFixed(0).padStart(5)} us daemon CPU/write (all nodes)   (${each})`);
+    console.log(`  ${''.padEnd(28)}windows of the best level: ${b.windowRates.map((r) => r.toFixed(0)).join(', ')} writes/s`);
     const threads = Object.entries(b.byThread)
       .filter(([, t]) => t.user + t.system >= 0.5)
       .sort((x, y) => y[1].user + y[1].system - (x[1].user + x[1].system))
       .map(([kind, t]) => `${kind} ${(t.user + t.system).toFixed(1)} (sys ${t.system.toFixed(1)})`);
-    console.log(`    ${''.padEnd(26)}us CPU/write by thread: ${threads.join(', ')}`);
+    console.log(`  ${''.padEnd(28)}us CPU/write by thread: ${threads.join(', ')}`);
   };
-  for (let r = 0; r < o.rounds; r++) {
-    console.log(`  round ${r + 1}:`);
-    runs.single.push(await measureThroughput(o, ['solo'], false));
-    show('1 node', runs.single[r]!);
-    // Alternating which of the pair runs first, so neither side always gets the later machine.
-    const pair: Array<'off' | 'on'> = r % 2 === 0 ? ['off', 'on'] : ['on', 'off'];
-    for (const k of pair) {
-      runs[k].push(await measureThroughput(o, ['a', 'b', 'c'], k === 'on'));
-      show(`3 nodes, replication ${k}`, runs[k][r]!);
-    }
-  }
-  const m = (k: keyof typeof runs): { rate: number; cpuMicrosPerWrite: number } => ({
-    rate: median(runs[k].map((x) => best(x).rate)),
-    cpuMicrosPerWrite: median(runs[k].map((x) => best(x).cpuMicrosPerWrite)),
-  });
-  const single = m('single');
-  const off = m('off');
-  const on = m('on');
-  const line = (label: string, t: { rate: number; cpuMicrosPerWrite: number }): void => console.log(`  ${label.padEnd(28)}${t.rate.toFixed(0).padStart(7)} writes/s   ${t.cpuMicrosPerWrite.toFixed(0).padStart(6)} us daemon CPU per write (all nodes)`);
-  console.log('  medians over the rounds:');
-  line('1 node, replication off', single);
-  line('3 nodes, replication off', off);
-  line('3 nodes, replication on', on);
-  // Each round measures off and on back to back, so each round's pair saw the same machine; the
-  // machine's speed drifts between rounds (shared cores), so the cost is the median of the rounds'
-  // paired costs rather than a ratio of medians taken from different rounds.
-  const pairedCosts = runs.on.map((r, i) => 1 - best(r).rate / best(runs.off[i]!).rate);
-  const pairedCpuCosts = runs.on.map((r, i) => 1 - best(runs.off[i]!).cpuMicrosPerWrite / best(r).cpuMicrosPerWrite);
-  const cost = median(pairedCosts);
+  show('1 node, replication off', runs.single);
+  show('3 nodes, replication off', runs.off);
+  show('3 nodes, replication on', runs.on);
+  const single = best(runs.single);
+  const off = best(runs.off);
+  const on = best(runs.on);
+  const cost = 1 - on.rate / off.rate;
   // On a shared 2-core box the three nodes compete for the same CPU, so the robust figure is the CPU
   // a write costs the whole cluster: with replication each write is also merged at two peers.
-  const cpuCost = median(pairedCpuCosts);
+  const cpuCost = 1 - off.cpuMicrosPerWrite / on.cpuMicrosPerWrite;
+  // The spread: the cost from each pair of neighbouring windows (off and on measured back to back).
+  const pairedCosts = on.windowRates.map((r, i) => 1 - r / (off.windowRates[i] ?? NaN));
   const pct = (xs: number[]): string => xs.map((x) => `${(x * 100).toFixed(1)}%`).join(', ');
-  console.log(`  throughput cost of replication: ${(cost * 100).toFixed(1)}% of the 3-node rate without it, median of the rounds' pairs (${pct(pairedCosts)}) (target < 20%: ${cost < 0.2 ? 'met' : 'MISSED'})`);
-  console.log(`  CPU cost of replication: ${(cpuCost * 100).toFixed(1)}% of the cluster's CPU per write goes to replication (rounds: ${pct(pairedCpuCosts)})`);
-  const saturated = [...runs.off, ...runs.on].every((levels) => best(levels).idle < 0.1);
-  if (!saturated) console.log('  warning: the machine had 10% or more idle CPU at some best level: that rate was limited by concurrency, not CPU; add a higher --connections level');
-  const json = { lagP50Ms: p50, lagP99Ms: p99, lagMaxMs: max, offeredRate: o.rate, achievedRate: lag.achievedRate, invisible: lag.invisible, single, off, on, cost, cpuCost, pairedCosts, pairedCpuCosts, runs };
+  console.log(`  throughput cost of replication: ${(cost * 100).toFixed(1)}% of the 3-node rate without it (target < 20%: ${cost < 0.2 ? 'met' : 'MISSED'}); per pair of windows: ${pct(pairedCosts)}`);
+  console.log(`  CPU cost of replication: ${(cpuCost * 100).toFixed(1)}% of the cluster's CPU per write goes to replication`);
+  const saturated = [off, on].every((t) => t.idle < 0.1);
+  if (!saturated) console.log('  warning: the machine had 10% or more idle CPU at a best level: that rate was limited by concurrency, not CPU; add a higher --connections level');
+  const json = { lagP50Ms: p50, lagP99Ms: p99, lagMaxMs: max, offeredRate: o.rate, achievedRate: lag.achievedRate, invisible: lag.invisible, single, off, on, cost, cpuCost, pairedCosts, runs };
   console.log(`\n${JSON.stringify(json)}`);
 }
 
