@@ -42,6 +42,14 @@ export interface DnsBenchOptions {
   coldMaxSeconds: number;
   /** Short unmeasured load before the measured phases (JIT, caches, sockets), seconds. */
   warmupSeconds: number;
+  /**
+   * Sets of `coldNames` fresh names each resolver (and the cold floor) resolves, unmeasured, before
+   * the rounds. A fresh Node.js process compiles its cold path over its first ~20,000 cold names
+   * (V8 optimises functions as they get hot, and the cache-hit phases deoptimise some it shares):
+   * measured on a fresh process, a cold run spent as much CPU on background compiling threads as
+   * on resolving. A resolver of a mail host runs for weeks: the steady state is what counts.
+   */
+  coldWarmupSets: number;
   /** Port of the fake authorities; Unbound needs 53. */
   upstreamPort: number;
   /** Fast replay fronts before the fake authorities (bench/lib/answer-replay-front.ts). */
@@ -58,7 +66,7 @@ export interface DnsBenchOptions {
   log: (line: string) => void;
 }
 
-/** Defaults sized for a 2-core machine: about three minutes in total. */
+/** Defaults sized for a 2-core machine: about five minutes in total. */
 export const DEFAULT_DNS_BENCH_OPTIONS: Omit<DnsBenchOptions, 'clock' | 'log'> = {
   rounds: 3,
   fixedQps: 5000,
@@ -71,6 +79,7 @@ export const DEFAULT_DNS_BENCH_OPTIONS: Omit<DnsBenchOptions, 'clock' | 'log'> =
   coldOutstanding: [100, 300],
   coldMaxSeconds: 60,
   warmupSeconds: 3,
+  coldWarmupSets: 4,
   upstreamPort: 53,
   replayFront: true,
   cacheBytes: 64 << 20,
@@ -126,6 +135,8 @@ export interface ResolverDetail {
    * over all cold runs (a query the resolver dropped unanswered is not a name it resolved).
    */
   coldByOutstanding: Record<string, number>;
+  /** Median resolver CPU (% of a core) of the cold runs per outstanding level: below ~85% a level is bound by latency, not CPU. */
+  coldCpuByOutstanding: Record<string, number>;
   upstreamPerColdName: number;
   /** Warm-up answers per hot query, as 'RCODE/answer count'. */
   probeAnswers: Record<string, string>;
@@ -174,7 +185,8 @@ export async function runDnsBench(options: DnsBenchOptions, registry: ResourceRe
   registry.add(`remove ${dir}`, () => rm(dir, { recursive: true, force: true }));
 
   const levels = options.coldOutstanding;
-  const nameSets = options.rounds * levels.length;
+  // The warm-up's sets come after the measured ones.
+  const nameSets = options.rounds * levels.length + options.coldWarmupSets;
   const existingPerRound = Math.ceil(options.coldNames / 2);
   const tree = withBenchHosts(standardTree(), existingPerRound * nameSets);
   log(`starting the fake tree on 127.53.x.y:${options.upstreamPort} (${existingPerRound * nameSets} extra hosts in ${COLD_ZONE})`);
@@ -238,6 +250,18 @@ export async function runDnsBench(options: DnsBenchOptions, registry: ResourceRe
 
   type Fixed = ResolverDetail['fixedRate'];
   type Peak = ResolverDetail['peak'];
+  const warmLevel = Math.max(...levels);
+  for (let set = 0; set < options.coldWarmupSets; set++) {
+    const names = coldNamesOf(options.rounds * levels.length + set);
+    for (const r of [...resolvers, coldFloor]) {
+      const file = join(dir, `cold-warmup-${r.name}-${set}.txt`);
+      writeQueryFile(file, names);
+      log(`cold warm-up ${set + 1}/${options.coldWarmupSets}: ${r.name}, ${names.length} fresh names (unmeasured)`);
+      await runDnsperf({ server: r.server, port: r.port, dataFile: file, seconds: options.coldMaxSeconds, maxRuns: 1, clients: options.coldClients, outstanding: warmLevel }, registry);
+      await settle(hierarchy, options.clock);
+    }
+  }
+
   type Cold = ResolverDetail['cold'];
   const fixed: Record<string, Fixed[]> = { mxsentry: [], unbound: [] };
   const peak: Record<string, Peak[]> = { mxsentry: [], unbound: [] };
@@ -304,6 +328,7 @@ export async function runDnsBench(options: DnsBenchOptions, registry: ResourceRe
       peak: medianOf(peak[name] ?? []),
       cold: best,
       coldByOutstanding: Object.fromEntries(byLevel.map((c) => [String(c.outstanding), c.resolvedPerSec])),
+      coldCpuByOutstanding: Object.fromEntries(byLevel.map((c) => [String(c.outstanding), c.cpuCorePct])),
       upstreamPerColdName: all.reduce((n, c) => n + c.upstreamQueries, 0) / all.reduce((n, c) => n + c.answered, 0),
       probeAnswers: probeAnswers[name],
     };

@@ -11,10 +11,12 @@ import { ResourceRegistry } from './lib/managed-process.js';
 import { formatComparisonTable, formatNumber } from './lib/results-table.js';
 import { POLICY_BENCH_USAGE, formatPolicyReport, mergeBenchResults, parsePolicyBenchArgs, runPolicyBench, type PolicyBenchOptions } from './policy-bench.js';
 
-const USAGE = `usage: node dist/bench/run.js [--only dns|policy] [--quick] [--rounds N] [--cold-names N] [--cold-outstanding N,N] [--fixed-qps N] [--no-replay-front] [--so-rcvbuf BYTES] [--cpu-prof DIR]
+const USAGE = `usage: node dist/bench/run.js [--only dns|policy] [--quick] [--rounds N] [--cold-names N] [--cold-warmup-sets N] [--cold-outstanding N,N] [--fixed-qps N] [--no-replay-front] [--so-rcvbuf BYTES] [--cpu-prof DIR]
   --quick         one round with shorter phases (about a minute), for checking the setup
   --rounds N      measurement rounds per phase, medians reported (default ${DEFAULT_DNS_BENCH_OPTIONS.rounds})
   --cold-names N  fresh names per cold round (default ${DEFAULT_DNS_BENCH_OPTIONS.coldNames})
+  --cold-warmup-sets N  sets of cold names each resolver resolves unmeasured before the rounds, so that
+                  mxsentry's cold path is compiled (default ${DEFAULT_DNS_BENCH_OPTIONS.coldWarmupSets}; 0: none)
   --cold-outstanding N[,N..]  cold queries in flight (dnsperf -q); each resolver's best level counts
                   (default ${DEFAULT_DNS_BENCH_OPTIONS.coldOutstanding.join(',')})
   --fixed-qps N   offered load of the CPU-per-answer phase (default ${DEFAULT_DNS_BENCH_OPTIONS.fixedQps})
@@ -36,9 +38,14 @@ function parseBenchArgs(argv: readonly string[]): Omit<DnsBenchOptions, 'clock' 
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
-    if (a === '--quick') Object.assign(o, { rounds: 1, fixedSeconds: 5, peakSeconds: 5, coldNames: 2000, warmupSeconds: 2 });
+    if (a === '--quick') Object.assign(o, { rounds: 1, fixedSeconds: 5, peakSeconds: 5, coldNames: 2000, warmupSeconds: 2, coldWarmupSets: 2 });
     else if (a === '--rounds') o.rounds = positiveInt(a, argv[++i]);
     else if (a === '--cold-names') o.coldNames = positiveInt(a, argv[++i]);
+    else if (a === '--cold-warmup-sets') {
+      const n = Number(argv[++i]);
+      if (!Number.isInteger(n) || n < 0) throw new Error(`${a} needs a whole number, not '${argv[i] ?? ''}'\n${USAGE}`);
+      o.coldWarmupSets = n;
+    }
     else if (a === '--fixed-qps') o.fixedQps = positiveInt(a, argv[++i]);
     else if (a === '--cold-outstanding') o.coldOutstanding = (argv[++i] ?? '').split(',').map((v) => positiveInt(a, v));
     else if (a === '--no-replay-front') o.replayFront = false;
@@ -65,6 +72,7 @@ function printReport(report: DnsBenchReport): void {
   row('peak: resolver CPU % of a core', (d) => f(d.peak.cpuCorePct));
   row('peak: average latency ms', (d) => f(d.peak.avgLatencyMs));
   row('cold: resolutions/s by -q', (d) => Object.entries(d.coldByOutstanding).map(([q, v]) => `${q}:${Math.round(v)}`).join(' '));
+  row('cold: resolver CPU % of a core by -q', (d) => Object.entries(d.coldCpuByOutstanding).map(([q, v]) => `${q}:${Math.round(v)}`).join(' '));
   row('cold, best -q: outstanding', (d) => f(d.cold.outstanding));
   row('cold: names asked / answered', (d) => `${d.cold.names}/${d.cold.answered}`);
   row('cold: NOERROR / NXDOMAIN', (d) => `${d.cold.noerror}/${d.cold.nxdomain}`);
