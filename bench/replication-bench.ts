@@ -56,7 +56,7 @@ process.on('SIGINT', () => {
 
 function parseArgs(argv: string[]): Options {
   const o: Options = {
-    lagSeconds: 10, rate: 1000, throughputSeconds: 2, connectionsPerNode: 4, depth: 8, throughputConnections: [16, 48], rounds: 4, warmSeconds: 10, lagOnly: false, cpuProfDir: undefined,
+    lagSeconds: 10, rate: 1000, throughputSeconds: 2, connectionsPerNode: 4, depth: 8, throughputConnections: [48, 96], rounds: 4, warmSeconds: 10, lagOnly: false, cpuProfDir: undefined,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
