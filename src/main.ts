@@ -227,6 +227,8 @@ export interface Daemon {
 export interface DaemonOptions {
   /** Re-reads the configuration (file + start flags) on reload; default: the start values again. */
   loadConfig?: () => LoadResult;
+  /** Warnings about the file a reload read, as config check gives them (logged and reported). */
+  settingWarnings?: (loaded: LoadResult) => string[];
 }
 
 /** Starts every part of the daemon from validated config values (resolver, store, policy service). */
@@ -376,6 +378,7 @@ export async function startDaemon(v: ConfigValues, logger: Logger, clock: Clock,
       },
       replication: replicator,
       ...(options.loadConfig ? { loadConfig: options.loadConfig } : {}),
+      ...(options.settingWarnings ? { settingWarnings: options.settingWarnings } : {}),
     });
   } catch (err) {
     selfTests?.stop();

@@ -103,6 +103,18 @@ export function relativePathWarningsOf(loaded: LoadResult): string[] {
 
 /** Settings serve accepts but that may not do what was meant: a DNS list budget beyond the decision's, and replication one way only (peers, but no replication-listen: placed at the first peer line). */
 export function settingWarningsOf(loaded: LoadResult): string[] {
+  const out = fileSettingWarningsOf(loaded);
+  const peers = loaded.values['peer'] as string[];
+  if (peers.length === 0 || loaded.values['replication-listen']) return out;
+  return [...out, placeConfigError(loaded, new ConfigError('CONFIG_ERR_VALUE', `peer: ${NO_LISTEN_WARNING}`, { key: 'peer', index: 0 })).message];
+}
+
+/**
+ * The warnings of settingWarningsOf that the daemon logs at start and on reload too: a list budget
+ * the decision's budget cuts short, a cluster key in a file other users may read. (The replicator
+ * itself logs the one about peers without a listener.)
+ */
+export function fileSettingWarningsOf(loaded: LoadResult): string[] {
   const out: string[] = [];
   const budget = listBudgetWarning(loaded.values);
   if (budget !== undefined) out.push(placeConfigError(loaded, new ConfigError('CONFIG_ERR_VALUE', `dns-list-budget-ms: ${budget}`, { key: 'dns-list-budget-ms' })).message);
@@ -114,9 +126,7 @@ export function settingWarningsOf(loaded: LoadResult): string[] {
       out.push(placeConfigError(loaded, new ConfigError('CONFIG_ERR_VALUE', `replication-key: the cluster key is in ${loaded.file}, which other users may read (mode ${(mode & 0o777).toString(8)}): anyone who reads it can join the cluster and read its greylist; chmod 600 the file, or move the key to a replication-key-file of mode 600`, { key: 'replication-key' })).message);
     }
   }
-  const peers = loaded.values['peer'] as string[];
-  if (peers.length === 0 || loaded.values['replication-listen']) return out;
-  return [...out, placeConfigError(loaded, new ConfigError('CONFIG_ERR_VALUE', `peer: ${NO_LISTEN_WARNING}`, { key: 'peer', index: 0 })).message];
+  return out;
 }
 
 /** Why the DNS lists get less than dns-list-budget-ms (the decision's own budget bounds them), or undefined. */

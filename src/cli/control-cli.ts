@@ -227,6 +227,8 @@ export function reloadCommand(): CommandModule<object, SocketArgs> {
       }
       if (r.reread && r.reread.length > 0) process.stdout.write(`re-read: ${r.reread.join(', ')}\n`);
       if (r.restartNeeded.length > 0) process.stdout.write(`needs a restart to take effect: ${r.restartNeeded.join(', ')}\n`);
+      for (const w of r.warnings ?? []) process.stderr.write(`mxsentry: config warning: ${w}\n`);
+      for (const n of r.notes ?? []) process.stdout.write(`note: ${n}\n`);
     },
   };
 }

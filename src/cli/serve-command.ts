@@ -12,7 +12,7 @@ import { LOCK_SOCKET, lockDataDir, type InstanceLock } from '../util/instance-lo
 import { createRootLogger, routeConsoleToLogger, type LogLevel, type Logger } from '../util/logger.js';
 import { makeDirs } from '../util/make-dirs.js';
 import type { CliDeps } from './cli.js';
-import { checkStartSettings, isConfigurationError } from './config-check.js';
+import { checkStartSettings, fileSettingWarningsOf, isConfigurationError } from './config-check.js';
 import { addConfigFlags, collectConfigFlags, printConfigErrors } from './config-flags.js';
 import { EXIT_FAILED, EXIT_USAGE } from './control-cli.js';
 import { sdNotify, startWatchdog } from '../control/sd-notify.js';
@@ -104,6 +104,8 @@ export function serveCommand(deps: CliDeps): CommandModule<object, ServeArgs> {
       const log = createRootLogger(v['log-level'] as LogLevel);
       logger = log;
       routeConsoleToLogger(log);
+      // What config check warns about, said in the log too (not refused: the daemon starts).
+      for (const w of fileSettingWarningsOf(loaded)) log.warn({ file: loaded.file }, `configuration: ${w}`);
       const dataDir = v['data-dir'] as string;
       try {
         makeDirs(dataDir);
@@ -133,7 +135,7 @@ export function serveCommand(deps: CliDeps): CommandModule<object, ServeArgs> {
       let started: RunningDaemon;
       try {
         // A reload re-reads the same file with the same flags on top (flags keep overriding it).
-        started = await deps.startDaemon(v, log, systemClock, {}, { loadConfig: () => loadConfig(configInput) });
+        started = await deps.startDaemon(v, log, systemClock, {}, { loadConfig: () => loadConfig(configInput), settingWarnings: fileSettingWarningsOf });
       } catch (err) {
         log.fatal({ err: describeError(err) }, 'start-up failed');
         log.flush();

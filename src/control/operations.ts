@@ -59,6 +59,8 @@ export interface OperationsOptions {
   replication: ReloadParts['replication'];
   /** Re-reads the configuration (file + start flags); default: the start values again (no file). */
   loadConfig?: () => LoadResult;
+  /** Warnings about a file read on reload, as config check gives them. */
+  settingWarnings?: (loaded: LoadResult) => string[];
   /** Replication status for `replication-status` and lag metrics; absent: not configured. */
   replicationStatus?: () => unknown;
 }
@@ -120,6 +122,7 @@ export async function startOperations(o: OperationsOptions): Promise<Operations>
   const reloadParts: ReloadParts = {
     ...o.builders,
     loadConfig: o.loadConfig ?? (() => ({ values: o.values, errors: [] })),
+    ...(o.settingWarnings ? { settingWarnings: o.settingWarnings } : {}),
     logger: o.logger,
     iterator: o.dns.iterator,
     resolver: o.dns.resolver,

@@ -12,7 +12,7 @@ import type { PolicyService } from '../policy/policy-service.js';
 import { CidrSet } from '../util/cidr.js';
 import { ConfigError, describeError } from '../util/errors.js';
 import type { Logger, LogLevel } from '../util/logger.js';
-import type { ReplicationSettings } from '../store/replication/replication-settings.js';
+import { KEY_CREDENTIAL, type ReplicationSettings } from '../store/replication/replication-settings.js';
 import type { ReplicationChange } from '../store/replication/replicator.js';
 import { ControlError } from './control-error.js';
 import { dnsAllowSet } from '../dns/server/query-refusal.js';
@@ -47,6 +47,10 @@ export interface ReloadReport {
   restartNeeded: string[];
   /** Files read again whatever changed (local zones, tables, whitelists), so a change inside them applied. */
   reread?: string[];
+  /** What config check would warn about in the file read (a cluster key other users may read, ...). */
+  warnings?: string[];
+  /** What the admin may expect to have changed but did not (a new key in a systemd credential's source). */
+  notes?: string[];
 }
 
 /** The files a reload reads again even when no key changed. */
@@ -81,6 +85,8 @@ export interface ReloadParts {
   localZonesFileOf?(v: ConfigValues): string | undefined;
   /** Replication settings of a configuration (reads the key file); throws ConfigError. */
   replicationSettingsOf(v: ConfigValues): ReplicationSettings | undefined;
+  /** Warnings about the file read that config check gives too (logged and reported, not refused). */
+  settingWarnings?: (loaded: LoadResult) => string[];
   /** The running replication: its settings in force (undefined: off) and how to change them. */
   replication: { readonly settings: ReplicationSettings | undefined; reconfigure(next: ReplicationSettings): ReplicationChange; setExpiry(maxAgeMs: number, retryWindowMs: number): void };
 }
@@ -164,6 +170,15 @@ export async function reloadConfig(current: ConfigValues, parts: ReloadParts): P
   const reread = rereadFiles(next, parts.localZonesFileOf?.(next));
   const report: ReloadReport = { file, applied, restartNeeded, reread };
   parts.logger.info({ file, applied, restartNeeded, reread }, 'configuration reloaded');
+  const warnings = parts.settingWarnings?.(loaded) ?? [];
+  for (const w of warnings) parts.logger.warn({ file }, `reload: ${w}`);
+  if (warnings.length > 0) report.warnings = warnings;
+  if (replication?.keyFromCredential) {
+    // systemd copied the key when the service started; the reload read that copy again.
+    const note = `the replication key comes from the systemd credential ${KEY_CREDENTIAL}, which systemd reads only when the service starts: a new key in its source file takes effect after systemctl restart mxsentry`;
+    parts.logger.info(note);
+    report.notes = [note];
+  }
   if (restartNeeded.length > 0) {
     parts.logger.warn({ keys: restartNeeded }, 'reload: these settings take effect only after a restart (systemctl restart mxsentry)');
   }

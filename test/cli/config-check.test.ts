@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { checkStartSettings, isConfigurationError, relativePathWarningsOf, settingWarningsOf, whitelistWarningsOf } from '../../src/cli/config-check.js';
+import { checkStartSettings, fileSettingWarningsOf, isConfigurationError, relativePathWarningsOf, settingWarningsOf, whitelistWarningsOf } from '../../src/cli/config-check.js';
 import { loadConfig, type LoadResult } from '../../src/config/load.js';
 import { ConfigError, DnsError, PolicyError, StoreError } from '../../src/util/errors.js';
 import { loggedHook } from '../helpers/hook-errors.js';
@@ -109,6 +109,7 @@ s('peers without replication-listen: a warning at the first peer line (this node
   const oneWay = settingWarningsOf(private600([key, 'node-name: mx1', 'peer: mx2=192.0.2.2:7410', 'peer: mx3=192.0.2.3:7410'].join('\n')));
   assert.equal(oneWay.length, 1);
   assert.match(oneWay[0]!, /mxsentry\.conf:3: peer: peers are configured but replication-listen is not: .* never receives theirs/);
+  assert.equal(fileSettingWarningsOf(private600([key, 'node-name: mx1', 'peer: mx2=192.0.2.2:7410'].join('\n'))), [], 'the daemon logs this one itself (the replicator), not as a file warning');
   assert.equal(settingWarningsOf(private600([key, 'node-name: mx1', 'replication-listen: 192.0.2.1:7410', 'peer: mx2=192.0.2.2:7410'].join('\n'))), []);
   assert.equal(settingWarningsOf(loadText('delay: 300')), []);
 });
@@ -127,6 +128,7 @@ s('a cluster key written in a config file other users may read is a warning; mod
   chmodSync(file, 0o644);
   const open = settingWarningsOf(loadConfig({ file }));
   assert.equal(open.length, 1);
+  assert.equal(fileSettingWarningsOf(loadConfig({ file })), open, 'serve logs it at start and reload reports it');
   assert.match(open[0] ?? '', /:4: replication-key: the cluster key is in .*which other users may read \(mode 644\)/);
   chmodSync(file, 0o600);
   assert.equal(settingWarningsOf(loadConfig({ file })), []);

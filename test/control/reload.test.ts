@@ -3,7 +3,7 @@
 // listener changes are reported as needing a restart and stay reported until one happens.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, type ConfigValues } from '../../src/config/load.js';
@@ -22,6 +22,7 @@ import { parseName } from '../../src/dns/wire/name.js';
 import { RRType, Rcode } from '../../src/dns/wire/types.js';
 import { generateReplicationKey, replicationSettingsOf, type ReplicationSettings } from '../../src/store/replication/replication-settings.js';
 import type { ReplicationChange } from '../../src/store/replication/replicator.js';
+import { fileSettingWarningsOf } from '../../src/cli/config-check.js';
 
 const s = suite('control/reload');
 let dir = '';
@@ -271,6 +272,46 @@ s('the README names every key a reload leaves to the next restart', () => {
   for (const key of [...RESTART_KEYS, ...REPLICATION_RESTART_KEYS]) {
     const named = groups[key] ?? `\`${key}\``;
     assert.ok(paragraph.includes(named), `the README's Reload paragraph does not name ${key} (as ${named})`);
+  }
+});
+
+s('a cluster key in a file other users may read is warned about on reload, and a key from a systemd credential gets a note', async () => {
+  const file = join(dir, 'mx.conf');
+  const key = generateReplicationKey();
+  const base = ['node-name: mx1', 'replication-listen: 127.0.0.1:7410', 'peer: mx2=192.0.2.2:7410'];
+  writeFileSync(file, `${[...base, `replication-key: ${key}`].join('\n')}\n`);
+  chmodSync(file, 0o600);
+  const current = start(file);
+  const running = replicationSettingsOf(current)!;
+  const quiet = recorder(file, { replication: running });
+  quiet.parts.settingWarnings = fileSettingWarningsOf;
+  const clean = await reloadConfig(current, quiet.parts);
+  assert.is(clean.report.warnings, undefined, 'mode 600: nothing to say');
+  assert.is(clean.report.notes, undefined, 'a key from the file itself: no note');
+
+  chmodSync(file, 0o644);
+  const open = recorder(file, { replication: running });
+  open.parts.settingWarnings = fileSettingWarningsOf;
+  const warned = await reloadConfig(clean.values, open.parts);
+  assert.equal(warned.report.warnings?.length, 1);
+  assert.match(warned.report.warnings?.[0] ?? '', /mx\.conf:4: replication-key: the cluster key is in .* which other users may read \(mode 644\)/);
+  assert.equal(warned.report.applied, [], 'a warning, not a refusal: the reload went through');
+
+  // Under the unit the key comes from the credential systemd copied at start.
+  writeFileSync(file, `${base.join('\n')}\n`);
+  const credentials = join(dir, 'credentials');
+  mkdirSync(credentials);
+  writeFileSync(join(credentials, 'replication-key'), `${key}\n`, { mode: 0o600 });
+  const saved = process.env.CREDENTIALS_DIRECTORY;
+  process.env.CREDENTIALS_DIRECTORY = credentials;
+  try {
+    const viaUnit = recorder(file, { replication: running });
+    const { report } = await reloadConfig(warned.values, viaUnit.parts);
+    assert.equal(report.notes?.length, 1);
+    assert.match(report.notes?.[0] ?? '', /systemd credential replication-key, which systemd reads only when the service starts: .*systemctl restart mxsentry/);
+  } finally {
+    if (saved === undefined) delete process.env.CREDENTIALS_DIRECTORY;
+    else process.env.CREDENTIALS_DIRECTORY = saved;
   }
 });
 

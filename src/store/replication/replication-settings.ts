@@ -50,6 +50,11 @@ export interface ReplicationSettings {
   timeoutMs: number;
   /** Log entries kept even when a peer has not acknowledged them; beyond it the digest repairs. */
   logMaxEntries: number;
+  /**
+   * The key was read from the systemd credential, a copy systemd makes when the service starts: a
+   * reload reads that copy again, so a new key in its source file needs a restart.
+   */
+  keyFromCredential?: boolean;
 }
 
 /** A fresh random cluster key, as the hex text `replication-key` takes. */
@@ -232,6 +237,7 @@ function checkReplication(v: ConfigValues): { settings: ReplicationSettings | un
       digestIntervalMs: ((v['replication-digest-interval'] as number | undefined) ?? 3600) * 1000,
       timeoutMs: ((v['replication-timeout'] as number | undefined) ?? 15) * 1000,
       logMaxEntries: (v['replication-log-max'] as number | undefined) ?? 1_000_000,
+      keyFromCredential: credentialPath(KEY_CREDENTIAL, process.env) !== undefined,
     },
     problems,
   };
