@@ -34,7 +34,7 @@ import { ResilientGreylistStore } from './store/resilient-greylist-store.js';
 import { watchDataFile } from './store/data-file-watch.js';
 import { TimerScheduler } from './store/scheduler.js';
 import { Replicator } from './store/replication/replicator.js';
-import { replicationSettingsOf } from './store/replication/replication-settings.js';
+import { greylistKeyingOf, replicationSettingsOf } from './store/replication/replication-settings.js';
 import { dnsAllowSet } from './dns/server/query-refusal.js';
 
 /** Everything the DNS side is made of; shared by `serve`, `lookup` and tests. */
@@ -277,6 +277,7 @@ export async function startDaemon(v: ConfigValues, logger: Logger, clock: Clock,
     logger: moduleLogger(logger, 'replication'),
     maxAgeMs: greylistSettings.greylistConfig.maxAgeSec * 1000,
     retryWindowMs: greylistSettings.greylistConfig.retryWindowSec * 1000,
+    keying: greylistKeyingOf(v),
     statusFile: join(v['data-dir'] as string, 'replication-status.json'),
     storeProblem: () => {
       const err = store.lastError();
@@ -357,6 +358,7 @@ export async function startDaemon(v: ConfigValues, logger: Logger, clock: Clock,
         // What the running checker's self tests found carries over (a suspended list stays so).
         next.dnsLists.adoptSelfTestState(policy.dnsLists);
         policy = next; // the PolicyServer's decide() reads this variable on every request
+        replicator.keying = greylistKeyingOf(nv); // told to peers at the next connection
         const every = nv['dns-list-selftest-interval'] as number;
         const lists = (['trusted', 'block', 'allow'] as const).reduce((n, t) => n + next.dnsLists.listsOf(t).length, 0);
         selfTests = every > 0 && lists > 0 ? next.dnsLists.startSelfTests(every * 1000) : null;

@@ -12,7 +12,7 @@ import { exitCodeOf } from './control-cli.js';
 import { ControlError } from '../control/control-error.js';
 import { controlSocketPath } from '../control/operations.js';
 import { LmdbGreylistStore } from '../store/lmdb-greylist-store.js';
-import { CLOCK_SKEW_ADVICE, CLOCK_SKEW_WARN_MS, peerStatus, readStatusFile, type PeerStatus, type ReplicationStatus } from '../store/replication/replication-status.js';
+import { CLOCK_SKEW_ADVICE, CLOCK_SKEW_WARN_MS, SETTINGS_ADVICE, peerStatus, readStatusFile, type PeerStatus, type ReplicationStatus } from '../store/replication/replication-status.js';
 import { defaultNodeName, generateReplicationKey, KEY_CREDENTIAL, NODE_NAME_RULE, parsePeerSpec, replicationSettingsOf } from '../store/replication/replication-settings.js';
 import { systemClock } from '../util/clock.js';
 import { parseAddress } from '../util/cidr.js';
@@ -198,6 +198,7 @@ export function formatReplicationStatus(s: ReplicationStatus, source: StatusSour
   if (s.storeFailure) lines.push(`WARNING: this node's greylist store is failing (${s.storeFailure}): peers' records are not merged until it recovers`);
   if (s.clampedRecords > 0) lines.push(`records with future times clamped since start: ${s.clampedRecords}`);
   for (const p of s.peers) {
+    if (p.settingsDiffer) lines.push(`WARNING: the greylist settings of ${p.name} differ from this node's (${p.settingsDiffer}): ${SETTINGS_ADVICE}`);
     if (p.clockOffsetMs !== null && Math.abs(p.clockOffsetMs) > CLOCK_SKEW_WARN_MS) {
       lines.push(`WARNING: the clock of ${p.name} is ${Math.abs(Math.round(p.clockOffsetMs / 1000))} s ${p.clockOffsetMs > 0 ? 'ahead of' : 'behind'} this node's: ${CLOCK_SKEW_ADVICE}`);
     }

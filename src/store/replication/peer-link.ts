@@ -12,7 +12,16 @@ import { ReplicationErrorCode } from './replication-error-code.js';
 import { classifySocketError, pskClientOptions, ReplicationConnection } from './replication-connection.js';
 import type { PeerSpec } from './replication-settings.js';
 import type { Replicator } from './replicator.js';
-import { CLOCK_SKEW_ADVICE, CLOCK_SKEW_WARN_MS } from './replication-status.js';
+import { CLOCK_SKEW_ADVICE, CLOCK_SKEW_WARN_MS, SETTINGS_ADVICE } from './replication-status.js';
+
+/** "max-age: 3024000s here, 86400s at the peer; ...": the settings of two keying lines that differ. */
+export function settingsDifference(mine: string, theirs: string): string {
+  const parse = (line: string): Map<string, string> => new Map(line.split(' ').map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+  const a = parse(mine);
+  const b = parse(theirs);
+  const keys = [...new Set([...a.keys(), ...b.keys()])].filter((k) => a.get(k) !== b.get(k));
+  return keys.map((k) => `${k}: ${a.get(k) ?? 'not told'} here, ${b.get(k) ?? 'not told'} at the peer`).join('; ');
+}
 
 /** Longest wait after connecting before the first digest round when the log never runs empty. */
 const FIRST_DIGEST_GRACE_MS = 30_000;
@@ -28,6 +37,8 @@ export interface LinkState {
   connectedSinceMs: number | null;
   /** The peer's clock minus ours at the last HELLO (halfway through the exchange); null when not told. */
   clockOffsetMs: number | null;
+  /** How the peer's greylist settings differ from this node's (greylistKeyingOf), at the last HELLO; null when they match or it did not say. */
+  settingsDiffer: string | null;
   lastError: StoreError | null;
   lastErrorAtMs: number | null;
   ackedSeq: number | null;
@@ -67,6 +78,7 @@ export class PeerLink {
     connected: false,
     connectedSinceMs: null,
     clockOffsetMs: null,
+    settingsDiffer: null,
     lastError: null,
     lastErrorAtMs: null,
     ackedSeq: null,
@@ -86,6 +98,8 @@ export class PeerLink {
   private digestId = 0;
   /** The last clock-skew warning logged (see checkClock); cleared once the clocks agree again. */
   private skewWarned: { atMs: number; offsetMs: number } | undefined;
+  /** The settings difference last warned about (see checkKeying): one line per change, not per reconnect. */
+  private keyingWarned: string | null = null;
 
   constructor(
     private readonly r: Replicator,
@@ -129,6 +143,26 @@ export class PeerLink {
         `the clock of ${this.spec.name} differs from this node's by ${Math.round(offsetMs / 1000)} s: ${CLOCK_SKEW_ADVICE}`,
       );
     }
+  }
+
+  /**
+   * Compares the peer's greylist settings from its HELLO with this node's and warns once per change
+   * when they differ: nodes that key triplets differently greylist a retry that another node has
+   * seen again, and a record one expires earlier comes back from the other.
+   */
+  private checkKeying(peerKeying: string | undefined): void {
+    const mine = this.r.keying;
+    const differ = peerKeying === undefined || mine === undefined || peerKeying === mine ? null : settingsDifference(mine, peerKeying);
+    this.state.settingsDiffer = differ;
+    if (differ === null || differ === this.keyingWarned) {
+      this.keyingWarned = differ;
+      return;
+    }
+    this.keyingWarned = differ;
+    this.r.opts.logger.warn(
+      { peer: this.spec.name, differ },
+      `the greylist settings of ${this.spec.name} differ from this node's (${differ}): ${SETTINGS_ADVICE}`,
+    );
   }
 
   /**
@@ -247,7 +281,8 @@ export class PeerLink {
     const settings = this.r.settings!;
     const self = store.getNodeId();
     const sentAtMs = this.r.opts.clock.nowMs();
-    conn.send({ type: 'hello', version: PROTOCOL_VERSION, nodeId: self, name: settings.nodeName, nowMs: sentAtMs });
+    const keying = this.r.keying;
+    conn.send({ type: 'hello', version: PROTOCOL_VERSION, nodeId: self, name: settings.nodeName, nowMs: sentAtMs, ...(keying === undefined ? {} : { keying }) });
     const hello = await expect(conn, 'hello', this.spec.name);
     if (hello.version !== PROTOCOL_VERSION) {
       throw new StoreError(ReplicationErrorCode.VERSION, `${this.spec.name} speaks replication protocol ${hello.version}, this node ${PROTOCOL_VERSION}`);
@@ -258,6 +293,7 @@ export class PeerLink {
     }
     // Once the peer is known to be the configured one (a wrong node's clock is not this peer's).
     this.checkClock(hello.nowMs, sentAtMs);
+    this.checkKeying(hello.keying);
     const peer = hello.nodeId;
     if (this.state.nodeId !== null && this.state.nodeId !== peer) {
       this.r.opts.logger.warn({ peer: this.spec.name, previous: this.state.nodeId, nodeId: peer }, 'peer has a new store (new node id): sending it everything');

@@ -57,6 +57,15 @@ export interface ReplicationSettings {
   keyFromCredential?: boolean;
 }
 
+/**
+ * The greylist settings every node of a cluster must share, as one line told to peers in HELLO:
+ * those that shape a triplet's key (nodes that differ each greylist the same retry again) and its
+ * expiry (a record one node expires comes back from another).
+ */
+export function greylistKeyingOf(v: ConfigValues): string {
+  return `lookup-by-host=${v['lookup-by-host'] === true ? 'yes' : 'no'} ipv4cidr=${String(v['ipv4cidr'])} ipv6cidr=${String(v['ipv6cidr'])} max-age=${String(v['max-age'])}s retry-window=${String(v['retry-window'])}s`;
+}
+
 /** A fresh random cluster key, as the hex text `replication-key` takes. */
 export function generateReplicationKey(): string {
   return randomBytes(REPLICATION_KEY_BYTES).toString('hex');

@@ -38,6 +38,8 @@ export interface PeerStatus {
   connectedSinceMs: number | null;
   /** Its clock minus ours, seen at the last connection; null when not known. */
   clockOffsetMs: number | null;
+  /** How its greylist settings differ from ours, seen at the last connection; null when they match or are not known. */
+  settingsDiffer?: string | null;
   lastDigestAtMs: number | null;
   /** Buckets that differed in the last digest round, and records sent to repair them in total. */
   lastDigestDiffBuckets: number | null;
@@ -46,6 +48,9 @@ export interface PeerStatus {
   sentEntries: number;
   receivedEntries: number;
 }
+
+/** What to do about a peer whose greylist settings differ (said in the log and by `replication status`). */
+export const SETTINGS_ADVICE = 'a retry another node has seen may be greylisted again, and records one node expires come back from the other; set lookup-by-host, ipv4cidr, ipv6cidr, max-age and retry-window alike on every node';
 
 /** A peer clock further off than this is logged and shown by `replication status`. */
 export const CLOCK_SKEW_WARN_MS = 10_000;
@@ -144,6 +149,7 @@ export async function peerStatus(p: PeerStatusInput): Promise<PeerStatus> {
     lastErrorAtMs: state?.lastErrorAtMs ?? null,
     connectedSinceMs: state?.connectedSinceMs ?? null,
     clockOffsetMs: state?.clockOffsetMs ?? null,
+    settingsDiffer: state?.settingsDiffer ?? null,
     lastDigestAtMs: state?.lastDigestAtMs ?? null,
     lastDigestDiffBuckets: state?.lastDigestDiffBuckets ?? null,
     repairedRecords: state?.repairedRecords ?? 0,

@@ -50,6 +50,8 @@ export interface ReplicatorOptions {
   maxAgeMs: number;
   /** Greylist retry window: triplets that never passed and were not seen within it are expired too (default: no such rule). */
   retryWindowMs?: number;
+  /** The greylist settings every node must share (greylistKeyingOf), told to peers, who warn when theirs differ. */
+  keying?: string;
   /** Timers (default: unref'd Node timers). */
   scheduler?: Scheduler;
   /** How often an idle link looks for new log entries (default 50 ms). */
@@ -79,15 +81,8 @@ export interface ReplicatorOptions {
 }
 
 const DEFAULTS = {
-  pollIntervalMs: 50,
-  retryMinMs: 500,
-  retryMaxMs: 30_000,
-  trimIntervalMs: 60_000,
-  statusFileIntervalMs: 5_000,
-  maxFutureSkewMs: 60_000,
-  digestSettleMs: 30_000,
-  batchMaxEntries: 1000,
-  batchMaxBytes: 1024 * 1024,
+  pollIntervalMs: 50, retryMinMs: 500, retryMaxMs: 30_000, trimIntervalMs: 60_000, statusFileIntervalMs: 5_000,
+  maxFutureSkewMs: 60_000, digestSettleMs: 30_000, batchMaxEntries: 1000, batchMaxBytes: 1024 * 1024,
 };
 
 /**
@@ -136,11 +131,14 @@ export class Replicator {
   /** The greylist max-age and retry window in force: the options' until a setExpiry(). */
   private maxAgeMs: number;
   private retryWindowMs: number;
+  /** The keying in force (options.keying, replaced by a reload), sent in every HELLO from then on. */
+  keying: string | undefined;
 
   constructor(readonly opts: ReplicatorOptions) {
     this.current = opts.settings;
     this.maxAgeMs = opts.maxAgeMs;
     this.retryWindowMs = opts.retryWindowMs ?? Infinity;
+    this.keying = opts.keying;
     this.scheduler = opts.scheduler ?? new TimerScheduler();
     this.o = {
       pollIntervalMs: opts.pollIntervalMs ?? DEFAULTS.pollIntervalMs,
@@ -500,7 +498,7 @@ export class Replicator {
     checkInboundHello(hello, identity, store.getNodeId(), settings, known);
     // HELLO goes out before the self check, so the dialling side (this same node) sees its own id and
     // reports the misconfiguration on its link, where the admin looks for it.
-    conn.send({ type: 'hello', version: PROTOCOL_VERSION, nodeId: store.getNodeId(), name: settings.nodeName, nowMs: this.opts.clock.nowMs() });
+    conn.send({ type: 'hello', version: PROTOCOL_VERSION, nodeId: store.getNodeId(), name: settings.nodeName, nowMs: this.opts.clock.nowMs(), ...(this.keying === undefined ? {} : { keying: this.keying }) });
     if (hello.nodeId === store.getNodeId()) throw new StoreError(ReplicationErrorCode.SELF, 'a node connected to itself (its own address is in its peer list)');
     const state = known ?? { nodeId: hello.nodeId, sessions: 0, receivedEntries: 0 };
     state.nodeId = hello.nodeId;

@@ -37,6 +37,7 @@ const clientEntry: WireEntry = {
 
 const samples: ReplicationMessage[] = [
   { type: 'hello', version: PROTOCOL_VERSION, nodeId: 'abcdef0123456789', name: 'mx1' },
+  { type: 'hello', version: PROTOCOL_VERSION, nodeId: 'abcdef0123456789', name: 'mx1', nowMs: 5, keying: 'lookup-by-host=no ipv4cidr=24' },
   { type: 'push', upTo: 42, entries: [entry, clientEntry] },
   { type: 'push', upTo: 7, entries: [] },
   { type: 'ack', upTo: 42 },
@@ -161,6 +162,12 @@ s('error frames are cut to a bounded size and never throw for odd fields', () =>
     assert.is(msg.code, 'unknown');
     assert.is(msg.message.length, 500);
   }
+});
+
+s('a HELLO keying that is not a short line of printable ASCII is left out, not refused (it is only compared)', () => {
+  const hello = (k: unknown): ReplicationMessage => decodeBody(1, Buffer.from(JSON.stringify({ v: 1, node: 'abcdef0123456789', name: 'mx1', k })));
+  assert.is((hello('ipv4cidr=24') as { keying?: string }).keying, 'ipv4cidr=24');
+  for (const bad of [42, '', 'x'.repeat(301), 'a\nb', 'caf\u00e9']) assert.is((hello(bad) as { keying?: string }).keying, undefined, JSON.stringify(bad));
 });
 
 s.run();

@@ -11,6 +11,7 @@ import {
   clusterKeyOf,
   derivePsk,
   generateReplicationKey,
+  greylistKeyingOf,
   KEY_CREDENTIAL,
   parsePeerSpec,
   parseReplicationKey,
@@ -162,6 +163,15 @@ s('the systemd credential replication-key stands for replication-key-file, whate
   const bad = configError(() => clusterKeyOf(values({ peer: ['mx2=127.0.0.2:1'] }), env));
   assert.is(bad.key, 'replication-key-file');
   assert.match(bad.message, 'systemd credential');
+});
+
+s('the keying line names the settings that shape triplet keys and expiry, and changes with each', () => {
+  const base = greylistKeyingOf(loadConfig({}).values);
+  assert.is(base, 'lookup-by-host=no ipv4cidr=24 ipv6cidr=64 max-age=3024000s retry-window=172800s');
+  for (const flags of [{ 'lookup-by-host': true }, { ipv4cidr: 16 }, { ipv6cidr: 48 }, { 'max-age': '10' }, { 'retry-window': '12h' }]) {
+    assert.is.not(greylistKeyingOf(loadConfig({ flags }).values), base, JSON.stringify(flags));
+  }
+  assert.is(greylistKeyingOf(loadConfig({ flags: { delay: 300 } }).values), base, 'the delay may differ: a retry is judged against the first sight, wherever it was');
 });
 
 s.run();

@@ -472,6 +472,47 @@ s('malformed and oversized frames close the link without touching the store; goo
   await waitFor('replication still works', () => converged([a!, b!]));
 });
 
+s('a peer whose greylist settings differ is logged once per difference and shown; peers that agree, or do not say, are not', async () => {
+  const mine = 'lookup-by-host=no ipv4cidr=24 ipv6cidr=64 max-age=3024000s retry-window=172800s';
+  const theirs = 'lookup-by-host=yes ipv4cidr=24 ipv6cidr=64 max-age=3024000s retry-window=172800s';
+  const ports = [await freeLoopbackPort(), await freeLoopbackPort()];
+  const a = await startNode({ name: 'a', port: ports[0]!, peers: [peer('b', ports[1]!)], extra: { keying: mine } });
+  const b = await startNode({ name: 'b', port: ports[1]!, peers: [peer('a', ports[0]!)], extra: { keying: theirs } });
+  await waitFor('both links up', async () => (await a.repl.status()).peers[0]!.connected && (await b.repl.status()).peers[0]!.connected);
+  assert.is((await a.repl.status()).peers[0]!.settingsDiffer, 'lookup-by-host: no here, yes at the peer');
+  assert.is((await b.repl.status()).peers[0]!.settingsDiffer, 'lookup-by-host: yes here, no at the peer');
+  const warnings = (n: typeof a): number => n.logs().filter((l) => l.level === 'warn' && String(l.msg).includes('greylist settings of')).length;
+  assert.is(warnings(a), 1);
+  assert.match(String(a.logs().find((l) => String(l.msg).includes('greylist settings of'))?.msg), /the greylist settings of b differ from this node's \(lookup-by-host: no here, yes at the peer\): .*set lookup-by-host, ipv4cidr, ipv6cidr, max-age and retry-window alike/);
+  // The same difference after a reconnect is not logged again.
+  const before = (await a.repl.status()).peers[0]!.connectedSinceMs;
+  await stopNode(b);
+  a.clock.advanceMs(1000);
+  const b2 = await startNode({ name: 'b', port: ports[1]!, dir: b.dir, peers: [peer('a', ports[0]!)], extra: { keying: theirs } });
+  await waitFor('a reconnected to b', async () => {
+    const p = (await a.repl.status()).peers[0]!;
+    return p.connected && p.connectedSinceMs !== before;
+  });
+  assert.is(warnings(a), 1, 'no second line for the same difference');
+  // Once b agrees (its reload), the next connection clears it.
+  b2.repl.keying = mine;
+  await stopNode(b2);
+  const before2 = (await a.repl.status()).peers[0]!.connectedSinceMs;
+  a.clock.advanceMs(1000);
+  await startNode({ name: 'b', port: ports[1]!, dir: b.dir, peers: [peer('a', ports[0]!)], extra: { keying: mine } });
+  await waitFor('a reconnected to b again', async () => {
+    const p = (await a.repl.status()).peers[0]!;
+    return p.connected && p.connectedSinceMs !== before2;
+  });
+  assert.is((await a.repl.status()).peers[0]!.settingsDiffer, null);
+  // A node that says nothing (an older version) is not compared.
+  const [c, d] = await cluster(['c', 'd']);
+  await waitFor('c linked', async () => (await c!.repl.status()).peers[0]!.connected);
+  assert.is((await c!.repl.status()).peers[0]!.settingsDiffer, null);
+  assert.not.ok(c!.logs().some((l) => String(l.msg).includes('greylist settings')));
+  assert.ok(d);
+});
+
 s('a peer whose clock is off by more than 10 s is logged (again only after an hour or a change) and shown with its offset; one in step is not', async () => {
   const ports = [await freeLoopbackPort(), await freeLoopbackPort()];
   const a = await startNode({ name: 'a', port: ports[0]!, peers: [peer('b', ports[1]!)] });
