@@ -165,8 +165,11 @@ function fmtAge(ms: number | null, nowMs: number): string {
  */
 function lastErrorCell(p: PeerStatus, nowMs: number): string {
   if (!p.lastError) return '-';
-  const healed = p.connected && p.connectedSinceMs !== null && p.lastErrorAtMs !== null && p.lastErrorAtMs <= p.connectedSinceMs;
-  return healed ? `- (before this connection: ${p.lastError}, ${fmtAge(p.lastErrorAtMs, nowMs)})` : `${p.lastError} (${fmtAge(p.lastErrorAtMs, nowMs)})`;
+  // A running daemon clears connectedSinceMs when a link drops; a stopped one's file keeps its last
+  // connection, and an error from before it was already healed then.
+  const healed = p.connectedSinceMs !== null && p.lastErrorAtMs !== null && p.lastErrorAtMs <= p.connectedSinceMs;
+  if (!healed) return `${p.lastError} (${fmtAge(p.lastErrorAtMs, nowMs)})`;
+  return `- (before ${p.connected ? 'this' : 'its last'} connection: ${p.lastError}, ${fmtAge(p.lastErrorAtMs, nowMs)})`;
 }
 
 /** Renders the status as the table `replication status` prints. */

@@ -106,6 +106,9 @@ s('status is a table with each peer, connected or not, its lag and last error', 
   const healed = { ...status.peers[0]!, lastError: 'STORE_ERR_REPL_CONNECTION: ECONNREFUSED', lastErrorAtMs: now - 34_000, connectedSinceMs: now - 30_000 };
   const out2 = formatReplicationStatus({ ...status, peers: [healed] }, { kind: 'daemon' }, now);
   assert.match(out2, /^mx2\s+.*\s+- \(before this connection: STORE_ERR_REPL_CONNECTION: ECONNREFUSED, 34s ago\)$/m);
+  // The daemon stopped (the CLI reads its file and marks nothing connected): the error had been healed.
+  const stopped = formatReplicationStatus({ ...status, peers: [{ ...healed, connected: false, inbound: false }] }, { kind: 'file', writtenAtMs: now - 10_000, pid: 42, running: false }, now);
+  assert.match(stopped, /^mx2\s+.*\s+- \(before its last connection: STORE_ERR_REPL_CONNECTION: ECONNREFUSED, 34s ago\)$/m);
   // After the connection came up, an error is current.
   const fresh = { ...healed, lastErrorAtMs: now - 1000 };
   assert.match(formatReplicationStatus({ ...status, peers: [fresh] }, { kind: 'daemon' }, now), /ECONNREFUSED \(1s ago\)$/m);
