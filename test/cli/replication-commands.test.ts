@@ -79,6 +79,7 @@ s('status is a table with each peer, connected or not, its lag and last error', 
     listen: '0.0.0.0:7410',
     lastSeq: 120,
     refusedConnections: 2,
+    lastRefused: { text: 'mx3 from 192.0.2.3: STORE_ERR_REPL_DUPLICATE_NAME: another node is already connected as "mx3"', atMs: now - 7000 },
     clampedRecords: 0,
     atMs: now,
     peers: [
@@ -90,7 +91,7 @@ s('status is a table with each peer, connected or not, its lag and last error', 
   assert.match(out, /^node mx1 \(store id aaaa\), listening 0\.0\.0\.0:7410, log at sequence 120$/m);
   assert.match(out, /^mx2\s+192\.0\.2\.2:7410\s+yes\s+yes\s+0\s+0\.0\s+30s ago\s+-$/m);
   assert.match(out, /^mx3\s+192\.0\.2\.3:7410\s+no\s+no\s+\?\s+\?\s+-\s+STORE_ERR_REPL_AUTH: wrong key \(3s ago\)$/m);
-  assert.match(out, /refused inbound connections since start: 2/);
+  assert.match(out, /^refused inbound connections since start: 2 \(the last 7s ago: mx3 from 192\.0\.2\.3: STORE_ERR_REPL_DUPLICATE_NAME: another node is already connected as "mx3"\)$/m);
   assert.not.match(out, /clock/, 'a peer 1.2 s off is no warning');
   assert.match(formatReplicationStatus({ ...status, storeProblem: 'STORE_ERR_OPEN: damaged' }, { kind: 'daemon' }, now), /^WARNING: this node's greylist store is not open \(STORE_ERR_OPEN: damaged\): nothing is replicated until it is$/m);
   // An open store that fails (a full disk): said here too, not only at the peer that cannot push to it.

@@ -38,3 +38,14 @@ export function checkInboundHello(hello: Extract<ReplicationMessage, { type: 'he
     );
   }
 }
+
+/** Inbound connections refused since start, and the last one: who, from where, why and when. */
+export class InboundRefusals {
+  count = 0;
+  last: { text: string; atMs: number } | null = null;
+
+  note(code: string, identity: string | null, remote: string | null, message: string, atMs: number): void {
+    this.count++;
+    this.last = { text: `${identity || 'no identity'} from ${remote ?? 'an unknown address'}: ${code}: ${message}`, atMs };
+  }
+}

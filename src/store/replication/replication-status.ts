@@ -68,6 +68,8 @@ export interface ReplicationStatus {
   peers: PeerStatus[];
   /** Inbound connections refused (failed authentication, bad HELLO) since start. */
   refusedConnections: number;
+  /** The last of them: who (TLS-PSK identity) from where, why; absent in the files of older versions. */
+  lastRefused?: { text: string; atMs: number } | null;
   /** Incoming records whose times lay too far in the future and were clamped, since start. */
   clampedRecords: number;
   /** Why this node's greylist store is not open, when it is not: replication waits for it. */

@@ -19,7 +19,7 @@ import { TimerScheduler, type ScheduledTask, type Scheduler } from '../scheduler
 import { computeDigest, DEFAULT_DIGEST_BUCKETS, diffDigests, type BucketDigest, type DigestWindow } from './bucket-digest.js';
 import { PROTOCOL_VERSION, serializeEntry, type WireEntry, type WireRecord } from './frame-codec.js';
 import { ReplicationErrorCode } from './replication-error-code.js';
-import { checkInboundHello, notAPeer } from './inbound-admission.js';
+import { checkInboundHello, InboundRefusals, notAPeer } from './inbound-admission.js';
 import { classifySocketError, identityOf, pskServerOptions, ReplicationConnection } from './replication-connection.js';
 import { NO_LISTEN_WARNING, type ReplicationSettings } from './replication-settings.js';
 import { PeerLink, expect, stopped, toWire } from './peer-link.js';
@@ -122,7 +122,7 @@ export class Replicator {
   private trimTask: ScheduledTask | undefined;
   private statusTask: ScheduledTask | undefined;
   private isStopped = false;
-  private refused = 0;
+  private readonly refusals = new InboundRefusals();
   private clamped = 0;
   private readonly refusedLog: RateLimitedLog;
   private digestCache: { atMs: number; result: Promise<{ window: DigestWindow; digest: BucketDigest }> } | undefined;
@@ -211,8 +211,8 @@ export class Replicator {
     server.on('tlsClientError', (err, socket) => {
       // Node closes no failed or timed-out handshake's socket: 64 silent ones held every slot.
       socket.destroy();
-      this.refused++;
       const e = classifySocketError(err, 'inbound replication handshake');
+      this.refusals.note(e.code, identityOf(socket) ?? null, socket.remoteAddress ?? null, e.message, this.opts.clock.nowMs());
       const fields = { code: e.code, identity: identityOf(socket) ?? null, remote: socket.remoteAddress ?? null, err: describeError(err) };
       if (e.code === ReplicationErrorCode.AUTH) {
         this.refusedLog.log('warn', fields, 'replication connection refused: TLS-PSK authentication failed (the client holds another replication-key)');
@@ -386,7 +386,8 @@ export class Replicator {
       listen: listen ? (listen.family === 'IPv6' ? `[${listen.address}]:${listen.port}` : `${listen.address}:${listen.port}`) : (settings?.listen?.text ?? null),
       lastSeq,
       peers,
-      refusedConnections: this.refused,
+      refusedConnections: this.refusals.count,
+      lastRefused: this.refusals.last,
       clampedRecords: this.clamped,
       atMs: now,
       ...(store ? {} : { storeProblem: this.opts.storeProblem?.() ?? 'not open yet' }),
@@ -477,7 +478,7 @@ export class Replicator {
         const e = err instanceof StoreError ? err : new StoreError(ReplicationErrorCode.PROTOCOL, describeError(err), { cause: err });
         if (this.isStopped) return conn.close(e);
         if (e.code === ReplicationErrorCode.AUTH || e.code === ReplicationErrorCode.VERSION || e.code === ReplicationErrorCode.SELF || e.code === ReplicationErrorCode.NOT_A_PEER || e.code === ReplicationErrorCode.DUPLICATE_NAME) {
-          this.refused++;
+          this.refusals.note(e.code, identity, remote, e.message, this.opts.clock.nowMs());
           this.refusedLog.log('warn', { code: e.code, identity, remote, err: e.message }, 'replication connection refused');
         } else if (e.code === ReplicationErrorCode.PROTOCOL || e.code === ReplicationErrorCode.FRAME_TOO_LARGE) {
           this.refusedLog.log('warn', { code: e.code, peer: identity, remote, err: e.message }, 'replication peer broke the protocol: connection closed, nothing applied from the bad frame');

@@ -369,6 +369,7 @@ s('a node that holds the key but has no peer line is refused, and its open sessi
   await write(c, 'c2', rec(2));
   await waitFor('c sees the refusal', async () => (await c.repl.status()).peers[0]!.lastError?.includes(ReplicationErrorCode.NOT_A_PEER) ?? false);
   await waitFor('a counts it', async () => (await a.repl.status()).refusedConnections > 0);
+  assert.match((await a.repl.status()).lastRefused?.text ?? '', /^c from 127\.0\.0\.1: STORE_ERR_REPL_NOT_A_PEER: c is not in the peer list of a/, 'who, from where and why');
   await new Promise((r) => setTimeout(r, 300));
   assert.not.ok((await a.store.listTriplets()).some((t) => t.key === 'c2'), 'the retired node pushed a record after its removal');
   assert.ok(a.logs().some((l) => l.code === ReplicationErrorCode.NOT_A_PEER && l.level === 'warn'));
@@ -392,6 +393,7 @@ s('a second node under a name that already has a session is refused and says why
   assert.is(status.peers[0]!.connected, false, 'the copy does not look healthy');
   assert.match(status.peers[0]!.lastError ?? '', /two nodes share the name/);
   assert.ok(a.logs().some((l) => l.code === ReplicationErrorCode.DUPLICATE_NAME && l.level === 'warn'), 'a logs the refusal');
+  assert.match((await a.repl.status()).lastRefused?.text ?? '', /STORE_ERR_REPL_DUPLICATE_NAME: another node is already connected as/, 'and its status names it');
   await new Promise((r) => setTimeout(r, 300));
   assert.not.ok((await a.store.listTriplets()).some((t) => t.key === 'copy1'), 'nothing of the copy is applied');
   // The real b is undisturbed.
