@@ -15,7 +15,7 @@ import type { Replicator } from './replicator.js';
 import { CLOCK_SKEW_ADVICE, CLOCK_SKEW_WARN_MS, SETTINGS_ADVICE } from './replication-status.js';
 
 /** "max-age: 3024000s here, 86400s at the peer; ...": the settings of two keying lines that differ. */
-export function settingsDifference(mine: string, theirs: string): string {
+function settingsDifference(mine: string, theirs: string): string {
   const parse = (line: string): Map<string, string> => new Map(line.split(' ').map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
   const a = parse(mine);
   const b = parse(theirs);
