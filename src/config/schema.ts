@@ -177,11 +177,6 @@ function levenshtein(a: string, b: string): number {
   return row[b.length]!;
 }
 
-/**
- * greylist-text goes into an SMTP reply after Postfix's own reply code: printable ASCII on one line,
- * at most 400 characters, and a leading status code must be a temporary one (4.X.X). A reply code
- * ("450 ...") or a permanent status ("5.7.1 ...") would contradict the deferral Postfix sends.
- */
 /** Why a dnsbl-reply-name value is not ZONE=SHOWN with two domain names, or undefined. */
 function replyNameProblem(text: string): string | undefined {
   const eq = text.indexOf('=');
@@ -193,6 +188,11 @@ function replyNameProblem(text: string): string | undefined {
   return undefined;
 }
 
+/**
+ * greylist-text goes into an SMTP reply after Postfix's own reply code: printable ASCII on one line,
+ * at most 400 characters, and a leading status code must be a temporary one (4.X.X). A reply code
+ * ("450 ...") or a permanent status ("5.7.1 ...") would contradict the deferral Postfix sends.
+ */
 function greylistTextProblem(text: string): string | undefined {
   const bad = /[^\x20-\x7e]/.exec(text);
   if (bad) return `holds ${JSON.stringify(bad[0])} at character ${bad.index + 1}: it must be printable ASCII on one line (it is sent in an SMTP reply)`;
