@@ -407,20 +407,15 @@ export class DnsListChecker {
       return p;
     };
     const evaluateTier = async (tier: DnsListTier): Promise<DnsListTierResult> => {
-      // An entry given twice weighs twice (as in postscreen) but is one list: counted once.
-      const counted = new Set<string>();
       const results = await Promise.all(
         this.lists[tier].map(async (list) => {
           const queryName = `${prefix}.${list.zone}.`;
           const result = this.unlessSuspended(evaluate(tier, list, queryName, await zoneA(list.zone)));
-          if (mode.txt === 'all' ? result.addresses.length > 0 : this.rejectsAlone(tier, result)) result.txt = await zoneTxt(list.zone);
-          if (mode.countStats && !counted.has(list.text)) {
-            counted.add(list.text);
-            this.account(tier, result, address);
-          }
+          if (this.wantsTxtAtOnce(mode, tier, result)) result.txt = await zoneTxt(list.zone);
           return result;
         }),
       );
+      if (mode.countStats) this.accountTier(tier, results, address);
       const combined = combine(tier, this.thresholds[tier], results);
       // On the request path only a reject shows a reason: TXT is asked for the DNSBL listings of a
       // tier that rejects (at once for a listing that rejects alone, above), not for a listing below
@@ -465,7 +460,7 @@ export class DnsListChecker {
           byZone.set(list.zone, outcome);
         }
         const result = this.unlessSuspended(evaluate(tier, list, queryName, outcome));
-        if ((mode.txt === 'all' ? result.addresses.length > 0 : this.rejectsAlone(tier, result)) && !this.cachedTxt(result, queryName)) return undefined;
+        if (this.wantsTxtAtOnce(mode, tier, result) && !this.cachedTxt(result, queryName)) return undefined;
         results[tier].push(result);
       }
     }
@@ -478,22 +473,27 @@ export class DnsListChecker {
     if (mode.txt === 'block' && combined.block.reached) {
       for (const r of combined.block.listed) if (r.list.weight > 0 && r.txt === undefined && !this.cachedTxt(r, `${prefix}.${r.list.zone}.`)) return undefined;
     }
-    if (mode.countStats) {
-      for (const t of DNS_LIST_TIERS) {
-        const counted = new Set<string>();
-        for (const r of results[t]) {
-          if (counted.has(r.list.text)) continue;
-          counted.add(r.list.text);
-          this.account(t, r, address);
-        }
-      }
-    }
+    if (mode.countStats) for (const t of DNS_LIST_TIERS) this.accountTier(t, results[t], address);
     return combined;
   }
 
-  /** A DNSBL listing whose weight alone reaches the threshold: its TXT is asked at once, beside the other lists' A lookups. */
-  private rejectsAlone(tier: DnsListTier, result: DnsListResult): boolean {
+  /**
+   * Whether a result gets its TXT lookup at once, beside the other lists' A lookups: any A answer in
+   * diagnostics; on the request path a DNSBL listing whose weight alone reaches the threshold.
+   */
+  private wantsTxtAtOnce(mode: BatchMode, tier: DnsListTier, result: DnsListResult): boolean {
+    if (mode.txt === 'all') return result.addresses.length > 0;
     return tier === 'block' && result.verdict === 'listed' && result.list.weight >= this.thresholds.block;
+  }
+
+  /** Counts a tier's results; an entry given twice weighs twice (as in postscreen) but is one list: counted once. */
+  private accountTier(tier: DnsListTier, results: readonly DnsListResult[], clientAddress: string): void {
+    const counted = new Set<string>();
+    for (const r of results) {
+      if (counted.has(r.list.text)) continue;
+      counted.add(r.list.text);
+      this.account(tier, r, clientAddress);
+    }
   }
 
   /** Sets result.txt from the resolver's cache; false when the TXT answer is not cached. */
