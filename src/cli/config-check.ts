@@ -13,6 +13,7 @@ import { SCHEMA, TABLE_FILE_KEYS, type TableFileKey } from '../config/schema.js'
 import { createLocalZones } from '../dns/server/configured-local-zones.js';
 import { parseZoneText } from '../dns/wire/zone-text.js';
 import { parseDnsListSpec, parseReplyName } from '../policy/dns-list-spec.js';
+import { effectiveListBudgetMs } from '../policy/policy-service.js';
 import { CidrTable } from '../policy/tables/cidr-table.js';
 import { PostgreyWhitelist } from '../policy/tables/postgrey-whitelist.js';
 import { RecipientTable } from '../policy/tables/recipient-table.js';
@@ -101,23 +102,28 @@ export function relativePathWarningsOf(loaded: LoadResult): string[] {
   return out;
 }
 
-/** Settings serve accepts but that may not do what was meant: a DNS list budget beyond the decision's, and replication one way only (peers, but no replication-listen: placed at the first peer line). */
+/**
+ * Settings serve accepts but that may not do what was meant: a DNS list budget beyond the
+ * decision's, a cluster key other users may read, and replication one way only (peers, but no
+ * replication-listen: placed at the first peer line).
+ */
 export function settingWarningsOf(loaded: LoadResult): string[] {
-  const out = fileSettingWarningsOf(loaded);
+  const out: string[] = [];
+  const budget = listBudgetWarning(loaded.values);
+  if (budget !== undefined) out.push(placeConfigError(loaded, new ConfigError('CONFIG_ERR_VALUE', `dns-list-budget-ms: ${budget}`, { key: 'dns-list-budget-ms' })).message);
+  out.push(...fileSettingWarningsOf(loaded));
   const peers = loaded.values['peer'] as string[];
   if (peers.length === 0 || loaded.values['replication-listen']) return out;
   return [...out, placeConfigError(loaded, new ConfigError('CONFIG_ERR_VALUE', `peer: ${NO_LISTEN_WARNING}`, { key: 'peer', index: 0 })).message];
 }
 
 /**
- * The warnings of settingWarningsOf that the daemon logs at start and on reload too: a list budget
- * the decision's budget cuts short, a cluster key in a file other users may read. (The replicator
- * itself logs the one about peers without a listener.)
+ * The warning of settingWarningsOf that only the file read can show, which the daemon logs at start
+ * and on reload too: a cluster key in a file other users may read. (The policy service logs the DNS
+ * list budget itself, and the replicator the peers without a listener.)
  */
 export function fileSettingWarningsOf(loaded: LoadResult): string[] {
   const out: string[] = [];
-  const budget = listBudgetWarning(loaded.values);
-  if (budget !== undefined) out.push(placeConfigError(loaded, new ConfigError('CONFIG_ERR_VALUE', `dns-list-budget-ms: ${budget}`, { key: 'dns-list-budget-ms' })).message);
   // The cluster key written in a file other users may read (a key file of that mode is refused).
   const fromFile = loaded.origins?.['replication-key']?.some((o) => o.line !== undefined) === true;
   if (fromFile && loaded.file !== undefined) {
@@ -133,7 +139,7 @@ export function fileSettingWarningsOf(loaded: LoadResult): string[] {
 export function listBudgetWarning(v: ConfigValues): string | undefined {
   const lists = v['dns-list-budget-ms'] as number;
   const policy = v['policy-budget-ms'] as number;
-  const effective = Math.min(lists, Math.max(50, policy - 100));
+  const effective = effectiveListBudgetMs(lists, policy);
   if (effective >= lists) return undefined;
   return `${lists} ms does not fit within policy-budget-ms (${policy} ms, less 100 ms for the rest of the decision): the lists get ${effective} ms; raise policy-budget-ms or lower dns-list-budget-ms`;
 }

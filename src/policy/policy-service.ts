@@ -77,7 +77,7 @@ export async function createPolicyService(s: PolicySettings, deps: PolicyDeps): 
   // One table, inline values first, each entry keeping its own source and line for the log.
   const known = fromFiles ? new CidrTable([...inline.list(), ...fromFiles.list()]) : inline;
 
-  const lookupBudgetMs = Math.min(s.dnsListBudgetMs, Math.max(50, s.budgetMs - 100));
+  const lookupBudgetMs = effectiveListBudgetMs(s.dnsListBudgetMs, s.budgetMs);
   if (lookupBudgetMs < s.dnsListBudgetMs) {
     log('policy.dns-lists').warn({ dnsListBudgetMs: s.dnsListBudgetMs, policyBudgetMs: s.budgetMs, effectiveMs: lookupBudgetMs }, 'dns-list-budget-ms does not fit within policy-budget-ms (less 100 ms): the DNS lists get less time');
   }
@@ -121,6 +121,11 @@ export async function createPolicyService(s: PolicySettings, deps: PolicyDeps): 
   ];
   const pipeline = new PolicyPipeline(checks, deps.clock, log('policy'), { budgetMs: s.budgetMs });
   return { pipeline, dnsLists, greylistCheck, checks };
+}
+
+/** The time the DNS lists get: dns-list-budget-ms, within the decision's budget less 100 ms for the rest of it (at least 50 ms). */
+export function effectiveListBudgetMs(listBudgetMs: number, policyBudgetMs: number): number {
+  return Math.min(listBudgetMs, Math.max(50, policyBudgetMs - 100));
 }
 
 /** dnsbl-reply-name values (validated ZONE=SHOWN) as a map from the canonical zone to the name shown. */
