@@ -133,7 +133,17 @@ export class PacketCache {
     }
     if (!Number.isFinite(minTtl) || minTtl <= 0) return undefined;
 
-    const encoded = encodeMessage({ ...response, id: 0, questions: [{ name: canonQname, type: q.type, class: q.class }] }, { rotatable: true });
+    const stored: Message = {
+      id: 0,
+      flags: response.flags,
+      rcode: response.rcode,
+      questions: [{ name: canonQname, type: q.type, class: q.class }],
+      answers: response.answers,
+      authorities: response.authorities,
+      additionals: response.additionals,
+      edns: response.edns,
+    };
+    const encoded = encodeMessage(stored, { rotatable: true });
     if (encoded.truncated) return undefined;
     const now = this.clock.nowMs();
     const key = query.cacheKey;

@@ -15,7 +15,7 @@ import { RRClass, RRType, Rcode, type Message, type Name, type ResourceRecord } 
 import type { IteratorConfig } from './iterator-config.js';
 import { classifyResponse, synthesizeDnameTarget, type Classified } from './response-classifier.js';
 import { sendWithFallbacks, type UpstreamContext } from './upstream-query.js';
-import { aliasCount, rrsetRecords } from './rrset.js';
+import { aliasCount, rrsetRecords, withTtl } from './rrset.js';
 import { addCutAddress, addressFromRdata, dropTried, isLoopbackAddress, keepQueryableOnce, nsTargets, pushFamilies, type ZoneCut } from './zone-cut.js';
 
 /** Why a resolution ended in SERVFAIL; becomes ResolveResult.failure and a log line. */
@@ -186,7 +186,7 @@ export class Iterator {
     if (hit && hit.trust >= Trust.AnswerNonAuth) return { kind: 'answer', records: rrsetRecords(hit, hit.ttlSec) };
     const neg = cache.getNegative(name, qtype);
     if (neg) {
-      const soa = neg.soa ? { ...neg.soa, ttl: Math.max(STALE_NEG_TTL_FLOOR_SEC, neg.ttlSec) } : null;
+      const soa = neg.soa ? withTtl(neg.soa, Math.max(STALE_NEG_TTL_FLOOR_SEC, neg.ttlSec)) : null;
       return { kind: 'negative', rcode: neg.kind === 'nxdomain' ? Rcode.NXDOMAIN : Rcode.NOERROR, records: [], soa };
     }
     // A cached CNAME is followed, except for the types it answers itself (CNAME; ANY matches it).
@@ -327,7 +327,7 @@ export class Iterator {
 
   /** The SOA of a fresh negative answer, with the negative TTL (RFC 2308 s3 and s5, cache-max-negative-ttl). */
   private negativeSoa(soa: ResourceRecord | undefined): ResourceRecord | null {
-    return soa ? { ...soa, ttl: this.deps.cache.negativeTtl(soa) } : null;
+    return soa ? withTtl(soa, this.deps.cache.negativeTtl(soa)) : null;
   }
 
   /** Deepest cached zone cut at or above qname; primes the root when nothing is cached. */

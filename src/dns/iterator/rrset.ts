@@ -53,6 +53,14 @@ export function rrsetRecords(set: Omit<RRset, 'ttl'> & { ttl?: number }, ttl = s
   return set.rdatas.map((rdata) => ({ name: set.name, type: set.type, class: set.class, ttl, rdata }));
 }
 
+/**
+ * A copy of a record with another TTL. Built field by field, not by spread: a spread copy of a
+ * record in the resolution path made V8 define a new hidden class on every call (seen in perf).
+ */
+export function withTtl(rr: ResourceRecord, ttl: number): ResourceRecord {
+  return { name: rr.name, type: rr.type, class: rr.class, ttl, rdata: rr.rdata };
+}
+
 /** CNAME records in a chain (a DNAME link counts by its synthesised CNAME). */
 export function aliasCount(records: readonly ResourceRecord[]): number {
   let n = 0;
