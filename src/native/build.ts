@@ -1,4 +1,4 @@
-// Builds the native UDP I/O module (src/native/udp-io.c) into dist/native/udp-io.node with the
+// Builds the native UDP I/O module (src/native/udp-io.c, with socket-keeper.c) into dist/native/udp-io.node with the
 // system C compiler and the N-API and libuv headers Node.js ships. Run by `npm run build` after tsc.
 // Without a compiler or the headers it says so and exits 0: the DNS server then uses node:dgram
 // (correct, slower per answer). MXSENTRY_NATIVE=required (set by .ci/run) makes that a failure.
@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 
 /** The project root, from dist/src/native/build.js. */
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const source = join(root, 'src', 'native', 'udp-io.c');
+const sources = ['udp-io.c', 'socket-keeper.c'].map((f) => join(root, 'src', 'native', f));
 const output = join(root, 'dist', 'native', 'udp-io.node');
 
 /** Where Node.js keeps node_api.h and uv.h: beside its binary (official tarballs, NodeSource), or the system's. */
@@ -44,9 +44,9 @@ function main(): void {
   mkdirSync(dirname(output), { recursive: true });
   rmSync(output, { force: true });
   const args = [
-    ...ccArgs, '-O2', '-Wall', '-Wextra', '-std=gnu11', '-shared', '-fPIC', '-fvisibility=hidden',
+    ...ccArgs, '-O2', '-Wall', '-Wextra', '-std=gnu11', '-shared', '-fPIC', '-fvisibility=hidden', '-pthread',
     // Never unloaded: a worker's teardown unloads addons while uv_close callbacks into this code are pending.
-    '-Wl,-z,nodelete', '-I', include, source, '-o', output,
+    '-Wl,-z,nodelete', '-I', include, ...sources, '-o', output,
   ];
   const r = spawnSync(cc, args, { encoding: 'utf8' });
   if (r.error) fail(`${cc}: ${(r.error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no C compiler on PATH' : r.error.message}`);

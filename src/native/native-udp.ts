@@ -20,6 +20,7 @@ export interface NativeUdp {
   udpClose(h: object): void;
   udpQuery(family: 4 | 6, address: string, port: number, query: Buffer, onDatagram: (errno: number, answer: Buffer | undefined) => void): object;
   udpQueryClose(h: object): void;
+  udpQuerySockets(): number;
 }
 
 let loaded: { module: NativeUdp | undefined; problem: string | undefined } | undefined;

@@ -30,6 +30,8 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "socket-keeper.h"
+
 /** Datagrams taken per recvmmsg(2) call, and bytes per slot (any UDP payload fits: no truncation). */
 #define BATCH 16
 #define SLOT_BYTES 65536
@@ -503,29 +505,24 @@ static napi_value udp_close(napi_env env, napi_callback_info info) {
 
 /*
  * Every upstream socket of an env sits in one epoll set of its own, and libuv polls that set's fd
- * as one handle. A query then costs socket, connect, send, one epoll_ctl and close: a uv_poll_t per
- * socket would add three more epoll_ctl calls and an ioctl (its fd check, its start, its close).
- * Events carry a slot index and that slot's generation, never a pointer: a socket a child process
- * still holds between fork and exec stays in the set after our close, and its stale event must find
- * a changed generation, not freed memory.
+ * as one handle. Its sockets come from the set's keeper (socket-keeper.c), which makes them, puts
+ * them in the set and closes them on a thread of its own, so a query costs this thread a connect
+ * and a send. Events are edge-triggered and carry the socket's descriptor, looked up in a table of
+ * open queries: a socket handed back to the keeper (or held by a child process between fork and
+ * exec) is no longer in the table, so its late events find nothing, or the query that now owns
+ * the same descriptor number, whose socket is then read early and harmlessly.
  */
 typedef struct qset qset_t;
 
 typedef struct {
   int fd;
   bool closed;
-  uint32_t slot;
   qset_t *qs; /* its env's set, held (qs->refs) until the query is freed */
   napi_env env;
   napi_ref callback;
   struct sockaddr_storage peer; /* where the query went: datagrams from anywhere else are dropped */
   socklen_t peer_len;
 } query_t;
-
-typedef struct {
-  query_t *q; /* NULL: free */
-  uint32_t gen;
-} slot_t;
 
 /**
  * One epoll set per env. Its memory outlives the env's instance data for as long as libuv holds its
@@ -534,13 +531,13 @@ typedef struct {
 struct qset {
   int epfd;
   uint32_t refs;    /* queries not yet freed */
-  bool gone;        /* the env's instance data was freed: no slot bookkeeping, no dispatch any more */
+  bool gone;        /* the env's instance data was freed: no table, no keeper, no dispatch any more */
   bool poll_closed; /* libuv's close callback ran */
   uv_poll_t poll;
-  slot_t *slots;
-  uint32_t nslots;
-  uint32_t *free_slots; /* stack of free slot indexes */
-  uint32_t nfree;
+  keeper_t *keeper; /* NULL when its thread could not start: sockets are made and closed here */
+  query_t **by_fd;  /* open queries by socket descriptor */
+  uint32_t nfd;
+  uint32_t open;    /* open queries: the loop is kept alive while there are any */
   int dispatching;  /* >0 while answers are handed out: queries finalized then are freed after */
   query_t **deferred;
   uint32_t ndeferred, cap_deferred;
@@ -557,8 +554,7 @@ static _Thread_local uint8_t answer_buf[SLOT_BYTES];
 
 static void qset_free_if_done(qset_t *qs) {
   if (!qs->poll_closed || qs->refs > 0) return;
-  free(qs->slots);
-  free(qs->free_slots);
+  free(qs->by_fd);
   free(qs->deferred);
   free(qs);
 }
@@ -587,6 +583,8 @@ static void instance_free(napi_env env, void *data, void *hint) {
     /* uv_close takes the set's fd out of the loop at once. Queries still open keep their sockets
        until their finalizers close them, and the set's memory until they are freed. */
     in->qs->gone = true;
+    if (in->qs->keeper) keeper_stop(in->qs->keeper);
+    in->qs->keeper = NULL;
     uv_close((uv_handle_t *)&in->qs->poll, qset_closed);
     close(in->qs->epfd);
   }
@@ -599,24 +597,27 @@ static instance_t *instance(napi_env env) {
   return p;
 }
 
+/** Gives a socket back: to the keeper, which closes it (and so takes it out of the set), or closed here. */
+static void socket_done(qset_t *qs, int fd) {
+  if (qs && !qs->gone && qs->keeper) keeper_give(qs->keeper, fd);
+  else close(fd);
+}
+
 static void query_close(napi_env env, query_t *q) {
   if (q->closed) return;
   q->closed = true;
-  close(q->fd); /* leaves the epoll set with it (unless a child holds a copy: see above) */
-  q->fd = -1;
   qset_t *qs = q->qs;
-  if (qs && !qs->gone && q->slot != UINT32_MAX) {
-    slot_t *s = &qs->slots[q->slot];
-    s->q = NULL;
-    s->gen++;
-    qs->free_slots[qs->nfree++] = q->slot;
-    q->slot = UINT32_MAX;
-    if (qs->nfree == qs->nslots) uv_unref((uv_handle_t *)&qs->poll);
+  if (q->fd >= 0) {
+    if (qs && !qs->gone) {
+      if ((uint32_t)q->fd < qs->nfd && qs->by_fd[q->fd] == q) qs->by_fd[q->fd] = NULL;
+      if (--qs->open == 0) uv_unref((uv_handle_t *)&qs->poll);
+    }
+    socket_done(qs, q->fd);
+    q->fd = -1;
   }
   if (q->callback) napi_delete_reference(env, q->callback);
   q->callback = NULL;
 }
-
 static void query_finalize(napi_env env, void *data, void *hint) {
   (void)hint;
   query_t *q = data;
@@ -673,15 +674,18 @@ static bool same_peer(const query_t *q, const struct sockaddr_storage *from, soc
   return len >= sizeof *a && a->sin_port == b->sin_port && a->sin_addr.s_addr == b->sin_addr.s_addr;
 }
 
-/** Reads what one query's socket holds: answers and receive errors (ICMP: ECONNREFUSED, ...). */
+/**
+ * Reads what one query's socket holds: answers and receive errors (ICMP: ECONNREFUSED, ...). Its
+ * events are edge-triggered, so it reads until the socket is empty or the query is closed.
+ */
 static void query_readable(query_t *q) {
-  /* A few datagrams per wakeup: a forged or stray one must not hide the real answer behind it. */
-  for (int i = 0; i < 8 && !q->closed; i++) {
+  while (!q->closed) {
     struct sockaddr_storage from;
     socklen_t fl = sizeof from;
     ssize_t n = recvfrom(q->fd, answer_buf, sizeof answer_buf, MSG_DONTWAIT, (struct sockaddr *)&from, &fl);
     if (n < 0) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
       deliver(q, errno, NULL, 0); /* ICMP errors on a connected socket; reading clears them */
       continue;
     }
@@ -702,11 +706,9 @@ static void on_qset(uv_poll_t *handle, int status, int events) {
   int n = epoll_wait(qs->epfd, ev, EVENTS_PER_WAIT, 0);
   if (n <= 0) return;
   qs->dispatching++;
-  for (int i = 0; i < n; i++) {
-    uint32_t idx = (uint32_t)ev[i].data.u64;
-    uint32_t gen = (uint32_t)(ev[i].data.u64 >> 32);
-    if (idx >= qs->nslots || qs->slots[idx].gen != gen) continue; /* closed since: a stale event */
-    query_t *q = qs->slots[idx].q;
+  for (int i = 0; i < n && !qs->gone; i++) {
+    uint32_t fd = (uint32_t)ev[i].data.fd;
+    query_t *q = fd < qs->nfd ? qs->by_fd[fd] : NULL; /* NULL: closed since, a stale event */
     if (q && !q->closed) query_readable(q);
   }
   if (--qs->dispatching == 0) {
@@ -716,7 +718,7 @@ static void on_qset(uv_poll_t *handle, int status, int events) {
   }
 }
 
-/** The env's epoll set, made on first use; NULL with errno set when it cannot be. */
+/** The env's epoll set and its keeper, made on first use; NULL with errno set when the set cannot be. */
 static qset_t *qset_of(napi_env env, instance_t *in) {
   if (in->qs) return in->qs;
   qset_t *qs = calloc(1, sizeof *qs);
@@ -739,40 +741,33 @@ static qset_t *qset_of(napi_env env, instance_t *in) {
       errno = -r;
       return NULL;
     }
-    uv_unref((uv_handle_t *)&qs->poll); /* referenced while a query is open (qset_take_slot) */
+    uv_unref((uv_handle_t *)&qs->poll); /* referenced while a query is open (qset_register) */
   } else {
     close(qs->epfd);
     free(qs);
     errno = -r;
     return NULL;
   }
+  qs->keeper = keeper_start(qs->epfd); /* NULL: no thread; queries then make their own sockets */
   in->qs = qs;
   return qs;
 }
 
-/** A free slot of the set for q, the tables grown as needed; false when out of memory. */
-static bool qset_take_slot(qset_t *qs, query_t *q) {
-  if (qs->nfree == 0) {
-    uint32_t grow = qs->nslots ? qs->nslots : 256;
-    slot_t *slots = realloc(qs->slots, (size_t)(qs->nslots + grow) * sizeof *slots);
-    if (slots == NULL) return false;
-    qs->slots = slots;
-    uint32_t *fs = realloc(qs->free_slots, (size_t)(qs->nslots + grow) * sizeof *fs);
-    if (fs == NULL) return false;
-    qs->free_slots = fs;
-    for (uint32_t i = 0; i < grow; i++) {
-      uint32_t idx = qs->nslots + grow - 1 - i; /* lowest index on top */
-      qs->slots[idx].q = NULL;
-      qs->slots[idx].gen = 0;
-      qs->free_slots[qs->nfree++] = idx;
-    }
-    qs->nslots += grow;
+/** Enters an open query in the table, grown as needed; false when out of memory. */
+static bool qset_register(qset_t *qs, query_t *q) {
+  uint32_t fd = (uint32_t)q->fd;
+  if (fd >= qs->nfd) {
+    uint32_t n = qs->nfd ? qs->nfd : 256;
+    while (n <= fd) n *= 2;
+    query_t **t = realloc(qs->by_fd, (size_t)n * sizeof *t);
+    if (t == NULL) return false;
+    memset(t + qs->nfd, 0, (size_t)(n - qs->nfd) * sizeof *t);
+    qs->by_fd = t;
+    qs->nfd = n;
   }
+  qs->by_fd[fd] = q;
   /* An open query keeps the loop alive, as a socket of its own would. */
-  if (qs->nfree == qs->nslots) uv_ref((uv_handle_t *)&qs->poll);
-  uint32_t idx = qs->free_slots[--qs->nfree];
-  qs->slots[idx].q = q;
-  q->slot = idx;
+  if (qs->open++ == 0) uv_ref((uv_handle_t *)&qs->poll);
   return true;
 }
 
@@ -812,14 +807,16 @@ static napi_value udp_query(napi_env env, napi_callback_info info) {
   if (q == NULL) return throw_errno(env, ENOMEM, "calloc");
   q->qs = qs;
   qs->refs++;
-  q->slot = UINT32_MAX;
   q->fd = -1;
   q->env = env;
   if (!sockaddr_from_text(family, text, port, &q->peer, &q->peer_len)) {
     query_free(q);
     return throw_errno(env, EINVAL, "inet_pton");
   }
-  int fd = socket(family == 6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  /* A ready socket from the keeper is already in the set; one made here goes in after the send. */
+  int fd = qs->keeper ? keeper_take(qs->keeper, family) : -1;
+  bool in_set = fd >= 0;
+  if (fd < 0) fd = socket(family == 6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     int e = errno;
     query_free(q);
@@ -829,24 +826,23 @@ static napi_value udp_query(napi_env env, napi_callback_info info) {
   const char *failed = NULL;
   if (connect(fd, (struct sockaddr *)&q->peer, q->peer_len) < 0) failed = "connect";
   else if (send(fd, buf, len, MSG_DONTWAIT) < 0) failed = "send";
+  if (!failed && !in_set) {
+    /* Added after the send: an answer already there is reported at once (epoll checks on ADD). */
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.fd = fd};
+    if (epoll_ctl(qs->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) failed = "epoll_ctl";
+  }
   if (failed) {
     int e = errno;
-    close(fd);
+    socket_done(qs, fd);
     query_free(q);
     return throw_errno(env, e, failed);
   }
   q->fd = fd;
-  if (!qset_take_slot(qs, q)) {
-    close(fd);
+  if (!qset_register(qs, q)) {
+    q->fd = -1;
+    socket_done(qs, fd);
     query_free(q);
     return throw_errno(env, ENOMEM, "realloc");
-  }
-  struct epoll_event ev = {.events = EPOLLIN, .data.u64 = ((uint64_t)qs->slots[q->slot].gen << 32) | q->slot};
-  if (epoll_ctl(qs->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-    int e = errno;
-    query_close(env, q);
-    query_free(q);
-    return throw_errno(env, e, "epoll_ctl");
   }
   napi_value ext;
   napi_ref callback = NULL;
@@ -882,6 +878,16 @@ static napi_value udp_query_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/** udpQuerySockets() -> number: sockets the env's keeper holds (ready, or waiting to be closed). */
+static napi_value udp_query_sockets(napi_env env, napi_callback_info info) {
+  (void)info;
+  instance_t *in = instance(env);
+  int n = in && in->qs && in->qs->keeper ? keeper_held(in->qs->keeper) : 0;
+  napi_value out;
+  CHECK(napi_create_int32(env, n, &out));
+  return out;
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
     {"udpOpen", NULL, udp_open, NULL, NULL, NULL, napi_default, NULL},
@@ -894,6 +900,7 @@ NAPI_MODULE_INIT() {
     {"udpClose", NULL, udp_close, NULL, NULL, NULL, napi_default, NULL},
     {"udpQuery", NULL, udp_query, NULL, NULL, NULL, napi_default, NULL},
     {"udpQueryClose", NULL, udp_query_close, NULL, NULL, NULL, napi_default, NULL},
+    {"udpQuerySockets", NULL, udp_query_sockets, NULL, NULL, NULL, napi_default, NULL},
   };
   instance_t *in = calloc(1, sizeof *in);
   if (in == NULL || napi_set_instance_data(env, in, instance_free, NULL) != napi_ok) {
