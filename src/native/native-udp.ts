@@ -18,7 +18,7 @@ export interface NativeUdp {
   udpLocal(h: object): { address: string; port: number; family: string };
   udpBuffer(h: object, which: 'recv' | 'send', bytes?: number): number;
   udpClose(h: object): void;
-  udpQuery(family: 4 | 6, address: string, port: number, query: Buffer, onDatagram: (errno: number, answer: Buffer | undefined) => void): object;
+  udpQuery(family: 4 | 6, address: string, port: number, query: Buffer, onDatagram: (errno: number, answer: Buffer | undefined, syscall: string | undefined) => void): object;
   udpQueryClose(h: object): void;
   udpQuerySockets(): number;
 }

@@ -1,21 +1,22 @@
 // The socket keeper (socket-keeper.h): one thread per epoll set of upstream queries.
 //
 // Why: every upstream query gets a socket of its own (a random port per query, RFC 5452), and
-// making one (socket(2), its epoll_ctl) and closing it cost the kernel more than connecting it and
-// sending: under perf, 15% of the event loop thread's time on the cold path, against 4% for
-// connect(2). Here a thread keeps up to SPARES fresh sockets per address family ready in the
-// epoll set and closes used ones in batches. A ready socket is only created: it gets its random
-// port when the query connects it, so taking it from the pool is the same as making it then.
-// The sockets are never read or written here.
+// making one (socket(2), its epoll_ctl), connecting it, sending on it and closing it cost the
+// kernel more than everything else a cold resolution does on the event loop's thread: under perf,
+// socket, close and epoll_ctl were 15% of that thread's time and connect and send (which on
+// loopback also runs the receiver's side of the stack) about a third of what was left. Here a
+// thread keeps up to SPARES fresh sockets per address family ready in the epoll set, connects
+// and sends the queries handed to it, and closes used sockets in batches. A ready socket is only
+// created: it gets its random port when its query is connected, so taking it from the pool is
+// the same as making it then. Answers are never read here: the event loop's thread reads them.
 #define _GNU_SOURCE
 #include "socket-keeper.h"
 
 #include <errno.h>
 #include <pthread.h>
-#include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -26,20 +27,60 @@
 #define CLOSE_BATCH 64
 #define LINGER_MS 20
 
+typedef struct {
+  int fd;
+  uint64_t seq;
+  struct sockaddr_storage peer;
+  socklen_t peer_len;
+  uint16_t len;
+  uint8_t bytes[KEEPER_QUERY_MAX];
+} submission_t;
+
+/** Growable arrays. */
+typedef struct {
+  submission_t *at;
+  int n, cap;
+} submission_list_t;
+typedef struct {
+  int *at;
+  int n, cap;
+} fd_list_t;
+typedef struct {
+  keeper_failure_t *at;
+  int n, cap;
+} failure_list_t;
+
 struct keeper {
   pthread_t thread;
   pthread_mutex_t mu;
   pthread_cond_t cv;
   int epfd;
+  void (*notify)(void *arg);
+  void *notify_arg;
   int spares[2][SPARES]; /* [0] IPv4, [1] IPv6 */
   int nspare[2];
   bool wanted[2]; /* a family is kept ready once a query used it */
-  int *closing;
-  int nclosing, capclosing;
+  submission_list_t queries;
+  submission_list_t reuse; /* the array of the last batch sent, for the next one */
+  fd_list_t closing;
+  failure_list_t failed;
   bool idle;   /* the thread waits with nothing to do: the next handover wakes it */
   bool kicked; /* woken since it last took its work: no need to wake it again */
   bool stop;
 };
+
+/** Room for one more element; false when out of memory. */
+#define LIST_GROW(l, first)                                                  \
+  ((l).n < (l).cap || list_grow((void **)&(l).at, &(l).cap, sizeof *(l).at, (first)))
+
+static bool list_grow(void **at, int *cap, size_t size, int first) {
+  int n = *cap ? *cap * 2 : first;
+  void *p = realloc(*at, (size_t)n * size);
+  if (p == NULL) return false;
+  *at = p;
+  *cap = n;
+  return true;
+}
 
 static int family_index(int family) { return family == 6 ? 1 : 0; }
 
@@ -64,6 +105,17 @@ static void make_spares(keeper_t *k, int f, int want, int *out, int *made) {
   }
 }
 
+/** Connects and sends each query; failures are added to `failed` (thread-local until handed over). */
+static void send_queries(const submission_t *q, int n, keeper_failure_t *failed, int *nfailed) {
+  for (int i = 0; i < n; i++) {
+    const char *syscall = NULL;
+    /* connect binds to a random ephemeral port (Linux randomises within ip_local_port_range). */
+    if (connect(q[i].fd, (const struct sockaddr *)&q[i].peer, q[i].peer_len) < 0) syscall = "connect";
+    else if (send(q[i].fd, q[i].bytes, q[i].len, MSG_DONTWAIT) < 0) syscall = "send";
+    if (syscall) failed[(*nfailed)++] = (keeper_failure_t){.fd = q[i].fd, .seq = q[i].seq, .err = errno, .syscall = syscall};
+  }
+}
+
 static void *keeper_main(void *arg) {
   keeper_t *k = arg;
   pthread_setname_np(pthread_self(), "mx-sockets"); /* as top -H and /proc show it */
@@ -71,34 +123,64 @@ static void *keeper_main(void *arg) {
   while (!k->stop) {
     int need[2];
     for (int f = 0; f < 2; f++) need[f] = k->wanted[f] ? SPARES - k->nspare[f] : 0;
-    if (k->nclosing == 0 && need[0] == 0 && need[1] == 0) {
+    if (k->queries.n == 0 && k->closing.n == 0 && need[0] == 0 && need[1] == 0) {
       k->idle = true;
       k->kicked = false;
       pthread_cond_wait(&k->cv, &k->mu);
       k->idle = false;
       continue;
     }
-    int *closing = k->closing;
-    int nclosing = k->nclosing;
-    k->closing = NULL;
-    k->nclosing = k->capclosing = 0;
+    /* Everything handed over so far: queries first, then closes (a socket is never closed before its query went). */
+    submission_t *queries = k->queries.at;
+    int nqueries = k->queries.n, capqueries = k->queries.cap;
+    k->queries = k->reuse;
+    k->reuse.at = NULL;
+    k->reuse.n = k->reuse.cap = 0;
+    int *closing = k->closing.at;
+    int nclosing = k->closing.n;
+    k->closing.at = NULL;
+    k->closing.n = k->closing.cap = 0;
     k->kicked = false;
     pthread_mutex_unlock(&k->mu);
 
+    keeper_failure_t *failed = nqueries > 0 ? malloc((size_t)nqueries * sizeof *failed) : NULL;
+    int nfailed = 0;
+    if (nqueries > 0 && failed == NULL) {
+      /* Out of memory for the report: the queries are still sent; a failure then ends in a timeout. */
+      keeper_failure_t dropped[16];
+      for (int i = 0; i < nqueries; i += 16) {
+        int nd = 0;
+        send_queries(queries + i, nqueries - i < 16 ? nqueries - i : 16, dropped, &nd);
+      }
+    } else {
+      send_queries(queries, nqueries, failed, &nfailed);
+    }
     for (int i = 0; i < nclosing; i++) close(closing[i]); /* leaves the epoll set with it */
     free(closing);
     int made[2][SPARES], nmade[2];
     for (int f = 0; f < 2; f++) make_spares(k, f, need[f], made[f], &nmade[f]);
 
     pthread_mutex_lock(&k->mu);
+    if (k->reuse.at == NULL) {
+      k->reuse.at = queries;
+      k->reuse.cap = capqueries;
+      k->reuse.n = 0;
+    } else {
+      free(queries);
+    }
     for (int f = 0; f < 2; f++) {
       for (int i = 0; i < nmade[f]; i++) {
         if (k->nspare[f] < SPARES) k->spares[f][k->nspare[f]++] = made[f][i];
         else close(made[f][i]);
       }
     }
+    int handed = 0;
+    for (; handed < nfailed && LIST_GROW(k->failed, 16); handed++) k->failed.at[k->failed.n++] = failed[handed];
+    free(failed);
+    if (handed > 0) k->notify(k->notify_arg);
     if (k->stop) break;
-    /* Lets used sockets gather for a batch; a handover of CLOSE_BATCH or a low pool wakes it sooner. */
+    if (k->queries.n > 0 || k->kicked) continue; /* more came meanwhile */
+    /* Lets used sockets gather for a batch; a query, CLOSE_BATCH of them or a low pool wake it sooner. */
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_nsec += LINGER_MS * 1000000L;
@@ -106,16 +188,18 @@ static void *keeper_main(void *arg) {
       until.tv_sec++;
       until.tv_nsec -= 1000000000L;
     }
-    if (!k->kicked) pthread_cond_timedwait(&k->cv, &k->mu, &until);
+    pthread_cond_timedwait(&k->cv, &k->mu, &until);
   }
   pthread_mutex_unlock(&k->mu);
   return NULL;
 }
 
-keeper_t *keeper_start(int epfd) {
+keeper_t *keeper_start(int epfd, void (*notify)(void *arg), void *arg) {
   keeper_t *k = calloc(1, sizeof *k);
   if (k == NULL) return NULL;
   k->epfd = epfd;
+  k->notify = notify;
+  k->notify_arg = arg;
   pthread_mutex_init(&k->mu, NULL);
   pthread_cond_init(&k->cv, NULL);
   int r = pthread_create(&k->thread, NULL, keeper_main, k);
@@ -143,27 +227,50 @@ int keeper_take(keeper_t *k, int family) {
   return fd;
 }
 
+bool keeper_submit(keeper_t *k, int fd, uint64_t seq, const struct sockaddr_storage *peer, socklen_t peer_len, const void *bytes, size_t len) {
+  if (len > KEEPER_QUERY_MAX) return false;
+  pthread_mutex_lock(&k->mu);
+  if (!LIST_GROW(k->queries, 64)) {
+    pthread_mutex_unlock(&k->mu);
+    return false;
+  }
+  submission_t *q = &k->queries.at[k->queries.n++];
+  q->fd = fd;
+  q->seq = seq;
+  memcpy(&q->peer, peer, peer_len);
+  q->peer_len = peer_len;
+  q->len = (uint16_t)len;
+  memcpy(q->bytes, bytes, len);
+  kick(k);
+  pthread_mutex_unlock(&k->mu);
+  return true;
+}
+
+int keeper_failures(keeper_t *k, keeper_failure_t *out, int max) {
+  pthread_mutex_lock(&k->mu);
+  int n = k->failed.n < max ? k->failed.n : max;
+  memcpy(out, k->failed.at, (size_t)n * sizeof *out);
+  memmove(k->failed.at, k->failed.at + n, (size_t)(k->failed.n - n) * sizeof *out);
+  k->failed.n -= n;
+  pthread_mutex_unlock(&k->mu);
+  return n;
+}
+
 void keeper_give(keeper_t *k, int fd) {
   pthread_mutex_lock(&k->mu);
-  if (k->nclosing == k->capclosing) {
-    int cap = k->capclosing ? k->capclosing * 2 : CLOSE_BATCH;
-    int *c = realloc(k->closing, (size_t)cap * sizeof *c);
-    if (c == NULL) {
-      pthread_mutex_unlock(&k->mu);
-      close(fd); /* out of memory: closed here rather than leaked */
-      return;
-    }
-    k->closing = c;
-    k->capclosing = cap;
+  if (!LIST_GROW(k->closing, CLOSE_BATCH)) {
+    pthread_mutex_unlock(&k->mu);
+    close(fd); /* out of memory: closed here rather than leaked */
+    return;
   }
-  k->closing[k->nclosing++] = fd;
-  if (k->idle || k->nclosing >= CLOSE_BATCH) kick(k);
+  k->closing.at[k->closing.n++] = fd;
+  if (k->idle || k->closing.n >= CLOSE_BATCH) kick(k);
   pthread_mutex_unlock(&k->mu);
 }
 
 int keeper_held(keeper_t *k) {
   pthread_mutex_lock(&k->mu);
-  int n = k->nspare[0] + k->nspare[1] + k->nclosing;
+  int n = k->nspare[0] + k->nspare[1] + k->closing.n;
   pthread_mutex_unlock(&k->mu);
   return n;
 }
@@ -176,8 +283,12 @@ void keeper_stop(keeper_t *k) {
   pthread_join(k->thread, NULL);
   for (int f = 0; f < 2; f++)
     for (int i = 0; i < k->nspare[f]; i++) close(k->spares[f][i]);
-  for (int i = 0; i < k->nclosing; i++) close(k->closing[i]);
-  free(k->closing);
+  /* Queries not sent yet are dropped (their env is going away); their sockets are the caller's. */
+  for (int i = 0; i < k->closing.n; i++) close(k->closing.at[i]);
+  free(k->closing.at);
+  free(k->queries.at);
+  free(k->reuse.at);
+  free(k->failed.at);
   pthread_cond_destroy(&k->cv);
   pthread_mutex_destroy(&k->mu);
   free(k);

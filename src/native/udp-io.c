@@ -506,8 +506,9 @@ static napi_value udp_close(napi_env env, napi_callback_info info) {
 /*
  * Every upstream socket of an env sits in one epoll set of its own, and libuv polls that set's fd
  * as one handle. Its sockets come from the set's keeper (socket-keeper.c), which makes them, puts
- * them in the set and closes them on a thread of its own, so a query costs this thread a connect
- * and a send. Events are edge-triggered and carry the socket's descriptor, looked up in a table of
+ * them in the set, connects them, sends the queries and closes them on a thread of its own, so a
+ * query costs this thread a table entry and a copy of its bytes, and a failed connect or send
+ * comes back through a uv_async handle. Events are edge-triggered and carry the socket's descriptor, looked up in a table of
  * open queries: a socket handed back to the keeper (or held by a child process between fork and
  * exec) is no longer in the table, so its late events find nothing, or the query that now owns
  * the same descriptor number, whose socket is then read early and harmlessly.
@@ -517,6 +518,7 @@ typedef struct qset qset_t;
 typedef struct {
   int fd;
   bool closed;
+  uint64_t seq; /* tells a keeper's failure report for this query from one for an earlier owner of fd */
   qset_t *qs; /* its env's set, held (qs->refs) until the query is freed */
   napi_env env;
   napi_ref callback;
@@ -534,6 +536,9 @@ struct qset {
   bool gone;        /* the env's instance data was freed: no table, no keeper, no dispatch any more */
   bool poll_closed; /* libuv's close callback ran */
   uv_poll_t poll;
+  bool async_closed; /* the same for `failed` */
+  uv_async_t failed; /* the keeper's failure reports are waiting */
+  uint64_t next_seq;
   keeper_t *keeper; /* NULL when its thread could not start: sockets are made and closed here */
   query_t **by_fd;  /* open queries by socket descriptor */
   uint32_t nfd;
@@ -553,7 +558,7 @@ typedef struct {
 static _Thread_local uint8_t answer_buf[SLOT_BYTES];
 
 static void qset_free_if_done(qset_t *qs) {
-  if (!qs->poll_closed || qs->refs > 0) return;
+  if (!qs->poll_closed || !qs->async_closed || qs->refs > 0) return;
   free(qs->by_fd);
   free(qs->deferred);
   free(qs);
@@ -562,6 +567,12 @@ static void qset_free_if_done(qset_t *qs) {
 static void qset_closed(uv_handle_t *handle) {
   qset_t *qs = handle->data;
   qs->poll_closed = true;
+  qset_free_if_done(qs);
+}
+
+static void qset_async_closed(uv_handle_t *handle) {
+  qset_t *qs = handle->data;
+  qs->async_closed = true;
   qset_free_if_done(qs);
 }
 
@@ -583,9 +594,10 @@ static void instance_free(napi_env env, void *data, void *hint) {
     /* uv_close takes the set's fd out of the loop at once. Queries still open keep their sockets
        until their finalizers close them, and the set's memory until they are freed. */
     in->qs->gone = true;
-    if (in->qs->keeper) keeper_stop(in->qs->keeper);
+    if (in->qs->keeper) keeper_stop(in->qs->keeper); /* its thread notifies `failed` no more */
     in->qs->keeper = NULL;
     uv_close((uv_handle_t *)&in->qs->poll, qset_closed);
+    uv_close((uv_handle_t *)&in->qs->failed, qset_async_closed);
     close(in->qs->epfd);
   }
   free(in);
@@ -638,24 +650,25 @@ static void query_finalize(napi_env env, void *data, void *hint) {
   query_free(q);
 }
 
-/** Calls the query's callback with (errno, answer | undefined). */
-static void deliver(query_t *q, int err, const uint8_t *bytes, size_t len) {
+/** Calls the query's callback with (errno, answer | undefined, syscall | undefined). */
+static void deliver(query_t *q, int err, const uint8_t *bytes, size_t len, const char *syscall) {
   napi_env env = q->env;
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
-  napi_value cb, recv, argv[2], result;
+  napi_value cb, recv, argv[3], result;
   instance_t *in = instance(env);
   void *dst = NULL;
   bool ok = in != NULL && napi_get_reference_value(env, q->callback, &cb) == napi_ok && cb != NULL &&
             napi_get_reference_value(env, in->query_resource, &recv) == napi_ok && recv != NULL &&
             napi_create_int32(env, err, &argv[0]) == napi_ok &&
-            (bytes ? napi_create_buffer_copy(env, len, bytes, &dst, &argv[1]) : napi_get_undefined(env, &argv[1])) == napi_ok;
+            (bytes ? napi_create_buffer_copy(env, len, bytes, &dst, &argv[1]) : napi_get_undefined(env, &argv[1])) == napi_ok &&
+            (syscall ? napi_create_string_latin1(env, syscall, NAPI_AUTO_LENGTH, &argv[2]) : napi_get_undefined(env, &argv[2])) == napi_ok;
   if (!ok) {
     /* Out of memory or an exception pending: nothing sane to call with; the caller's timer ends the query. */
     napi_close_handle_scope(env, scope);
     return;
   }
-  napi_status st = napi_make_callback(env, in->query_context, recv, cb, 2, argv, &result);
+  napi_status st = napi_make_callback(env, in->query_context, recv, cb, 3, argv, &result);
   if (st == napi_pending_exception) {
     napi_value e;
     napi_get_and_clear_last_exception(env, &e);
@@ -686,13 +699,13 @@ static void query_readable(query_t *q) {
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) return;
-      deliver(q, errno, NULL, 0); /* ICMP errors on a connected socket; reading clears them */
+      deliver(q, errno, NULL, 0, "recv"); /* ICMP errors on a connected socket; reading clears them */
       continue;
     }
     /* Connected, the kernel filters sources; a datagram that reached the port between its bind and
        the connect inside connect(2) did not pass that filter, so the source is checked here. */
     if (!same_peer(q, &from, fl)) continue;
-    deliver(q, 0, answer_buf, (size_t)n);
+    deliver(q, 0, answer_buf, (size_t)n, NULL);
   }
 }
 
@@ -713,6 +726,32 @@ static void on_qset(uv_poll_t *handle, int status, int events) {
   }
   if (--qs->dispatching == 0) {
     /* Each holds a reference to qs, which the set's own poll handle outlives here (it is running). */
+    for (uint32_t i = 0; i < qs->ndeferred; i++) query_free(qs->deferred[i]);
+    qs->ndeferred = 0;
+  }
+}
+
+/** The keeper's thread: failure reports are waiting (uv_async_send is safe from any thread). */
+static void notify_failed(void *arg) {
+  qset_t *qs = arg;
+  uv_async_send(&qs->failed);
+}
+
+/** Hands each failed connect or send to its query, unless the query was closed since. */
+static void on_failed(uv_async_t *handle) {
+  qset_t *qs = handle->data;
+  if (qs->gone || qs->keeper == NULL) return;
+  keeper_failure_t f[EVENTS_PER_WAIT];
+  int n;
+  qs->dispatching++;
+  while (!qs->gone && qs->keeper && (n = keeper_failures(qs->keeper, f, EVENTS_PER_WAIT)) > 0) {
+    for (int i = 0; i < n && !qs->gone; i++) {
+      uint32_t fd = (uint32_t)f[i].fd;
+      query_t *q = fd < qs->nfd ? qs->by_fd[fd] : NULL;
+      if (q && !q->closed && q->seq == f[i].seq) deliver(q, f[i].err, NULL, 0, f[i].syscall);
+    }
+  }
+  if (--qs->dispatching == 0) {
     for (uint32_t i = 0; i < qs->ndeferred; i++) query_free(qs->deferred[i]);
     qs->ndeferred = 0;
   }
@@ -742,13 +781,24 @@ static qset_t *qset_of(napi_env env, instance_t *in) {
       return NULL;
     }
     uv_unref((uv_handle_t *)&qs->poll); /* referenced while a query is open (qset_register) */
+    r = uv_async_init(loop, &qs->failed, on_failed);
+    if (r < 0) {
+      /* The poll handle's close callback frees qs once this flag says the async one needs none. */
+      qs->async_closed = true;
+      uv_close((uv_handle_t *)&qs->poll, qset_closed);
+      close(qs->epfd);
+      errno = -r;
+      return NULL;
+    }
+    qs->failed.data = qs;
+    uv_unref((uv_handle_t *)&qs->failed); /* open queries keep the loop alive through the poll handle */
   } else {
     close(qs->epfd);
     free(qs);
     errno = -r;
     return NULL;
   }
-  qs->keeper = keeper_start(qs->epfd); /* NULL: no thread; queries then make their own sockets */
+  qs->keeper = keeper_start(qs->epfd, notify_failed, qs); /* NULL: no thread; queries then do it all here */
   in->qs = qs;
   return qs;
 }
@@ -771,10 +821,13 @@ static bool qset_register(qset_t *qs, query_t *q) {
   return true;
 }
 
+static napi_value query_handle(napi_env env, query_t *q, napi_value cb);
+
 /**
- * udpQuery(family: 4 | 6, address: string, port: number, query: Buffer, onDatagram(errno, buf?)) -> handle:
- * a fresh socket connected to address:port, the query sent. Throws (errno code) when socket,
- * connect or send fails. Each datagram, or receive error, calls onDatagram until udpQueryClose.
+ * udpQuery(family: 4 | 6, address: string, port: number, query: Buffer, onDatagram(errno, buf?, syscall?)) -> handle:
+ * a fresh socket connected to address:port, the query sent (by the keeper's thread, soon, or here).
+ * Throws (errno code) when a socket cannot be had, or when connect or send fails here; the
+ * keeper's failures, each datagram and each receive error call onDatagram until udpQueryClose.
  */
 static napi_value udp_query(napi_env env, napi_callback_info info) {
   size_t argc = 5;
@@ -816,6 +869,23 @@ static napi_value udp_query(napi_env env, napi_callback_info info) {
   /* A ready socket from the keeper is already in the set; one made here goes in after the send. */
   int fd = qs->keeper ? keeper_take(qs->keeper, family) : -1;
   bool in_set = fd >= 0;
+  if (in_set && len <= KEEPER_QUERY_MAX) {
+    /* In the table first: the answer, or the keeper's failure report, finds the query there. */
+    q->fd = fd;
+    q->seq = ++qs->next_seq;
+    if (!qset_register(qs, q)) {
+      q->fd = -1;
+      socket_done(qs, fd);
+      query_free(q);
+      return throw_errno(env, ENOMEM, "realloc");
+    }
+    if (!keeper_submit(qs->keeper, fd, q->seq, &q->peer, q->peer_len, buf, len)) {
+      query_close(env, q);
+      query_free(q);
+      return throw_errno(env, ENOMEM, "realloc");
+    }
+    return query_handle(env, q, argv[4]);
+  }
   if (fd < 0) fd = socket(family == 6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     int e = errno;
@@ -838,16 +908,22 @@ static napi_value udp_query(napi_env env, napi_callback_info info) {
     return throw_errno(env, e, failed);
   }
   q->fd = fd;
+  q->seq = ++qs->next_seq;
   if (!qset_register(qs, q)) {
     q->fd = -1;
     socket_done(qs, fd);
     query_free(q);
     return throw_errno(env, ENOMEM, "realloc");
   }
+  return query_handle(env, q, argv[4]);
+}
+
+/** The JS handle of an open query, whose callback is `cb`; throws (and closes q) when it cannot be made. */
+static napi_value query_handle(napi_env env, query_t *q, napi_value cb) {
   napi_value ext;
   napi_ref callback = NULL;
   /* The reference first: once the external exists, its finalizer owns q and the fd. */
-  if (napi_create_reference(env, argv[4], 1, &callback) != napi_ok) {
+  if (napi_create_reference(env, cb, 1, &callback) != napi_ok) {
     query_close(env, q);
     query_free(q);
     napi_throw_error(env, "ERR_UDP_IO", "udp-io: cannot create a query handle");

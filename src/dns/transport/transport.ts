@@ -288,16 +288,17 @@ class Exchange {
         if (handle) native.udpQueryClose(handle);
       };
       this.sentAt = this.clock.nowMs();
-      handle = native.udpQuery(family, address, port, this.query, (errno, answer) => {
+      handle = native.udpQuery(family, address, port, this.query, (errno, answer, syscall) => {
         if (this.settled) return;
         if (answer) {
           this.onPacket(answer, false);
           return;
         }
         this.stats.networkErrors++;
-        this.fail(networkError(this.peer, errnoError(errno, 'recv'), false));
+        this.fail(networkError(this.peer, errnoError(errno, syscall ?? 'recv'), false));
       });
-      // Counted once it is sent: a failed connect or send threw above and is a network error.
+      // Counted once handed over: a connect or send that failed at once threw above; one that
+      // failed on the module's sending thread comes back through the callback, a network error too.
       this.stats.sent++;
     });
   }

@@ -155,6 +155,19 @@ for (const io of udpPaths()) {
     assert.is(errTcp.code, 'DNS_ERR_TIMEOUT');
   });
 
+  s('a connect the kernel refuses (broadcast): DNS_ERR_NETWORK at once, naming connect', async (ctx) => {
+    // connect(2) fails before anything is sent: EACCES without SO_BROADCAST, or ENETUNREACH where
+    // loopback is the only interface. On the native path the module's sending thread reports it
+    // back (its ready sockets exist after the earlier tests' queries).
+    for (let i = 0; i < 3; i++) {
+      const t0 = performance.now();
+      const err = await rejection(ctx.transport.query({ address: '255.255.255.255', port: 53 }, q('www.example.com.'), { ...UDP, timeoutMs: 5000 }));
+      assert.is(err.code, 'DNS_ERR_NETWORK');
+      assert.match(err.message, /connect (EACCES|ENETUNREACH)/);
+      assert.ok(performance.now() - t0 < 1000);
+    }
+  });
+
   s('closed port: DNS_ERR_NETWORK fast over UDP (ICMP) and TCP (RST)', async (ctx) => {
     await ctx.server.setBehaviour('closed');
     const t0 = performance.now();
