@@ -866,52 +866,46 @@ static napi_value udp_query(napi_env env, napi_callback_info info) {
     query_free(q);
     return throw_errno(env, EINVAL, "inet_pton");
   }
-  /* A ready socket from the keeper is already in the set; one made here goes in after the send. */
+  /* A ready socket from the keeper is already in the set, and the keeper sends on it; one made
+     here (none was ready, or the query is too large to hand over) is sent on here and goes in
+     the set after the send. */
   int fd = qs->keeper ? keeper_take(qs->keeper, family) : -1;
   bool in_set = fd >= 0;
-  if (in_set && len <= KEEPER_QUERY_MAX) {
-    /* In the table first: the answer, or the keeper's failure report, finds the query there. */
-    q->fd = fd;
-    q->seq = ++qs->next_seq;
-    if (!qset_register(qs, q)) {
-      q->fd = -1;
+  bool by_keeper = in_set && len <= KEEPER_QUERY_MAX;
+  if (!by_keeper) {
+    if (fd < 0) fd = socket(family == 6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      int e = errno;
+      query_free(q);
+      return throw_errno(env, e, "socket");
+    }
+    /* connect binds to a random ephemeral port (Linux randomises within ip_local_port_range). */
+    const char *failed = NULL;
+    if (connect(fd, (struct sockaddr *)&q->peer, q->peer_len) < 0) failed = "connect";
+    else if (send(fd, buf, len, MSG_DONTWAIT) < 0) failed = "send";
+    if (!failed && !in_set) {
+      /* Added after the send: an answer already there is reported at once (epoll checks on ADD). */
+      struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.fd = fd};
+      if (epoll_ctl(qs->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) failed = "epoll_ctl";
+    }
+    if (failed) {
+      int e = errno;
       socket_done(qs, fd);
       query_free(q);
-      return throw_errno(env, ENOMEM, "realloc");
+      return throw_errno(env, e, failed);
     }
-    if (!keeper_submit(qs->keeper, fd, q->seq, &q->peer, q->peer_len, buf, len)) {
-      query_close(env, q);
-      query_free(q);
-      return throw_errno(env, ENOMEM, "realloc");
-    }
-    return query_handle(env, q, argv[4]);
   }
-  if (fd < 0) fd = socket(family == 6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    int e = errno;
-    query_free(q);
-    return throw_errno(env, e, "socket");
-  }
-  /* connect binds to a random ephemeral port (Linux randomises within ip_local_port_range). */
-  const char *failed = NULL;
-  if (connect(fd, (struct sockaddr *)&q->peer, q->peer_len) < 0) failed = "connect";
-  else if (send(fd, buf, len, MSG_DONTWAIT) < 0) failed = "send";
-  if (!failed && !in_set) {
-    /* Added after the send: an answer already there is reported at once (epoll checks on ADD). */
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.fd = fd};
-    if (epoll_ctl(qs->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) failed = "epoll_ctl";
-  }
-  if (failed) {
-    int e = errno;
-    socket_done(qs, fd);
-    query_free(q);
-    return throw_errno(env, e, failed);
-  }
+  /* In the table before the keeper sends: the answer, or its failure report, finds the query there. */
   q->fd = fd;
   q->seq = ++qs->next_seq;
   if (!qset_register(qs, q)) {
     q->fd = -1;
     socket_done(qs, fd);
+    query_free(q);
+    return throw_errno(env, ENOMEM, "realloc");
+  }
+  if (by_keeper && !keeper_submit(qs->keeper, fd, q->seq, &q->peer, q->peer_len, buf, len)) {
+    query_close(env, q);
     query_free(q);
     return throw_errno(env, ENOMEM, "realloc");
   }

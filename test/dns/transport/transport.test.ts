@@ -74,6 +74,22 @@ function replyHeader(query: Buffer, flagsWord: number, counts: [number, number, 
   return out;
 }
 
+/** Sockets the native module's keeper holds: ready ones, and used ones it closes within 20 ms. */
+const keptSockets = (): number => nativeUdp().module?.udpQuerySockets() ?? 0;
+
+/** Open file descriptors less the keeper's: the native path's sockets are no Node handles. */
+const openDescriptors = (): number => readdirSync('/proc/self/fd').length - keptSockets();
+
+/** Polls `read` every 10 ms, for at most a second, until it gives `want`; the last value read. */
+async function pollUntil<T>(read: () => T, want: T): Promise<T> {
+  let now = read();
+  for (let i = 0; i < 100 && now !== want; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+    now = read();
+  }
+  return now;
+}
+
 /** Both UDP paths: the native module (when built; CI builds it) and node:dgram. */
 function udpPaths(): Array<'native' | 'dgram'> {
   const { module, problem } = nativeUdp();
@@ -405,16 +421,8 @@ for (const io of udpPaths()) {
     // own accepted TCP sockets close a few ticks after the client's FIN, so the count is polled back.
     // The native path's sockets are no Node handles: open file descriptors count them, less the
     // ready sockets of its keeper (and used ones it has yet to close: it closes them within 20 ms).
-    const kept = (): number => nativeUdp().module?.udpQuerySockets() ?? 0;
-    const resources = (): string => `${process.getActiveResourcesInfo().filter((r) => r !== 'TTYWrap').sort().join(',')} fds=${readdirSync('/proc/self/fd').length - kept()}`;
-    const settle = async (want: string): Promise<string> => {
-      let now = resources();
-      for (let i = 0; i < 100 && now !== want; i++) {
-        await new Promise((r) => setTimeout(r, 10));
-        now = resources();
-      }
-      return now;
-    };
+    const resources = (): string => `${process.getActiveResourcesInfo().filter((r) => r !== 'TTYWrap').sort().join(',')} fds=${openDescriptors()}`;
+    const settle = (want: string): Promise<string> => pollUntil(resources, want);
     await ctx.transport.query(ctx.target, q('www.example.com.'), TCP);
     let before = resources();
     for (let stable = 0, i = 0; stable < 3 && i < 100; i++) {
@@ -446,32 +454,27 @@ for (const io of udpPaths()) {
   });
 
   s('600 UDP queries, 100 at a time: each answered on a socket of its own, none left behind', async (ctx) => {
-    const kept = (): number => nativeUdp().module?.udpQuerySockets() ?? 0;
-    const open = (): number => readdirSync('/proc/self/fd').length - kept();
-    const settle = async (want: number): Promise<number> => {
-      let now = open();
-      for (let i = 0; i < 100 && now !== want; i++) {
-        await new Promise((r) => setTimeout(r, 10));
-        now = open();
-      }
-      return now;
-    };
     await ctx.transport.query(ctx.target, q('www.example.com.'), UDP);
-    const before = await settle(-1).then(() => open());
+    // Two equal reads 10 ms apart: the keeper is not making sockets between the two counts.
+    let before = openDescriptors();
+    for (let i = 0, now = NaN; i < 100 && now !== before; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+      [before, now] = [openDescriptors(), before];
+    }
     const sentBefore = ctx.stats.sent;
     for (let round = 0; round < 6; round++) {
       const answers = await Promise.all(Array.from({ length: 100 }, () => ctx.transport.query(ctx.target, q('www.example.com.'), UDP)));
       assert.ok(answers.every((a) => a.message.rcode === Rcode.NOERROR && a.message.answers.length === 1));
     }
     assert.is(ctx.stats.sent - sentBefore, 600);
-    assert.is(await settle(before), before);
+    assert.is(await pollUntil(openDescriptors, before), before);
     if (io === 'native') {
       // The keeper made the sockets ahead, and closes used ones within about 20 ms: then it holds
       // only ready ones, at most 128 per family (earlier tests of the suite used IPv6 too).
-      let held = kept();
+      let held = keptSockets();
       for (let i = 0; i < 100 && held > 256; i++) {
         await new Promise((r) => setTimeout(r, 10));
-        held = kept();
+        held = keptSockets();
       }
       assert.ok(held > 0 && held <= 256, `keeper holds ${held}`);
     }
