@@ -25,7 +25,9 @@ typedef struct {
 /**
  * Starts a keeper whose sockets go into the epoll set `epfd` (EPOLLIN | EPOLLET, data.fd = the
  * socket); `notify(arg)` is called on its thread when failures are waiting (keeper_failures).
- * NULL with errno set when its thread cannot start: the caller then does all of it itself.
+ * It keeps at most 128 ready sockets per family, and a 32nd of the descriptor limit when that is
+ * less. NULL with errno set when its thread cannot start, or the limit is too low to keep even 4:
+ * the caller then does all of it itself.
  */
 keeper_t *keeper_start(int epfd, void (*notify)(void *arg), void *arg);
 

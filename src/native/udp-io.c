@@ -775,6 +775,7 @@ static qset_t *qset_of(napi_env env, instance_t *in) {
     qs->poll.data = qs;
     r = uv_poll_start(&qs->poll, UV_READABLE, on_qset);
     if (r < 0) {
+      qs->async_closed = true; /* never initialised: the poll handle's close callback frees qs */
       uv_close((uv_handle_t *)&qs->poll, qset_closed);
       close(qs->epfd);
       errno = -r;

@@ -1,0 +1,38 @@
+// The native UDP module's socket keeper under a descriptor limit: it keeps at most a 32nd of the
+// limit ready per family (and none below 4), so the rest of the process keeps its descriptors,
+// and queries are answered either way. Each case runs a child under `prlimit --nofile`.
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { nativeUdp } from '../../../src/native/native-udp.js';
+import { requirePeer, skipTest } from '../../helpers/peers.js';
+
+const s = suite('dns/transport: socket keeper and the descriptor limit');
+const child = fileURLToPath(new URL('../../helpers/keeper-limit-child.js', import.meta.url));
+
+function runUnder(limit: number): { answered: number; held: number } {
+  const r = spawnSync('prlimit', [`--nofile=${limit}:${limit}`, process.execPath, child], { encoding: 'utf8', timeout: 30_000 });
+  assert.is(r.status, 0, `child exited ${String(r.status)}: ${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as { answered: number; held: number };
+}
+
+s('a limit of 640: at most 20 ready sockets (a 32nd), every query answered', () => {
+  const name = 'socket keeper under --nofile=640';
+  if (!nativeUdp().module) return skipTest(name, 'the native UDP module is not built');
+  if (!requirePeer('prlimit', name)) return;
+  const { answered, held } = runUnder(640);
+  assert.is(answered, 300);
+  assert.ok(held > 0 && held <= 20, `keeper holds ${held}`);
+});
+
+s('a limit of 100: no keeper (it would keep 3), every query answered on sockets of its own', () => {
+  const name = 'socket keeper under --nofile=100';
+  if (!nativeUdp().module) return skipTest(name, 'the native UDP module is not built');
+  if (!requirePeer('prlimit', name)) return;
+  const { answered, held } = runUnder(100);
+  assert.is(answered, 300);
+  assert.is(held, 0);
+});
+
+s.run();
