@@ -11,7 +11,7 @@ import { ResourceRegistry } from './lib/managed-process.js';
 import { formatComparisonTable, formatNumber } from './lib/results-table.js';
 import { POLICY_BENCH_USAGE, formatPolicyReport, mergeBenchResults, parsePolicyBenchArgs, runPolicyBench, type PolicyBenchOptions } from './policy-bench.js';
 
-const USAGE = `usage: node dist/bench/run.js [--only dns|policy] [--quick] [--rounds N] [--cold-names N] [--cold-warmup-sets N] [--cold-outstanding N,N] [--fixed-qps N] [--no-replay-front] [--so-rcvbuf BYTES] [--cpu-prof DIR]
+const USAGE = `usage: node dist/bench/run.js [--only dns|policy] [--quick] [--rounds N] [--cold-names N] [--cold-warmup-sets N] [--cold-outstanding N,N] [--fixed-qps N] [--fixed-chunks N] [--no-replay-front] [--so-rcvbuf BYTES] [--cpu-prof DIR]
   --quick         one round with shorter phases (about a minute), for checking the setup
   --rounds N      measurement rounds per phase, medians reported (default ${DEFAULT_DNS_BENCH_OPTIONS.rounds})
   --cold-names N  fresh names per cold round (default ${DEFAULT_DNS_BENCH_OPTIONS.coldNames})
@@ -20,6 +20,7 @@ const USAGE = `usage: node dist/bench/run.js [--only dns|policy] [--quick] [--ro
   --cold-outstanding N[,N..]  cold queries in flight (dnsperf -q); each resolver's best level counts
                   (default ${DEFAULT_DNS_BENCH_OPTIONS.coldOutstanding.join(',')})
   --fixed-qps N   offered load of the CPU-per-answer phase (default ${DEFAULT_DNS_BENCH_OPTIONS.fixedQps})
+  --fixed-chunks N  pieces that phase is cut into, the resolvers taking turns (default ${DEFAULT_DNS_BENCH_OPTIONS.fixedChunks})
   --no-replay-front  let the fake authorities answer every query themselves (slower fakes)
   --so-rcvbuf BYTES  receive buffer of both resolvers' listening UDP sockets (mxsentry --so-rcvbuf,
                   Unbound so-rcvbuf; default 0: the OS default)
@@ -47,6 +48,7 @@ function parseBenchArgs(argv: readonly string[]): Omit<DnsBenchOptions, 'clock' 
       o.coldWarmupSets = n;
     }
     else if (a === '--fixed-qps') o.fixedQps = positiveInt(a, argv[++i]);
+    else if (a === '--fixed-chunks') o.fixedChunks = positiveInt(a, argv[++i]);
     else if (a === '--cold-outstanding') o.coldOutstanding = (argv[++i] ?? '').split(',').map((v) => positiveInt(a, v));
     else if (a === '--no-replay-front') o.replayFront = false;
     else if (a === '--so-rcvbuf') o.soRcvbuf = positiveInt(a, argv[++i]);
