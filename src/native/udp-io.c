@@ -508,10 +508,11 @@ static napi_value udp_close(napi_env env, napi_callback_info info) {
  * as one handle. Its sockets come from the set's keeper (socket-keeper.c), which makes them, puts
  * them in the set, connects them, sends the queries and closes them on a thread of its own, so a
  * query costs this thread a table entry and a copy of its bytes, and a failed connect or send
- * comes back through a uv_async handle. Events are edge-triggered and carry the socket's descriptor, looked up in a table of
- * open queries: a socket handed back to the keeper (or held by a child process between fork and
- * exec) is no longer in the table, so its late events find nothing, or the query that now owns
- * the same descriptor number, whose socket is then read early and harmlessly.
+ * comes back through a uv_async handle. Events are edge-triggered and carry the socket's
+ * descriptor, looked up in a table of open queries: a socket handed back to the keeper (or held
+ * by a child process between fork and exec) is no longer in the table, so its late events find
+ * nothing, or the query that now owns the same descriptor number, whose socket is then read
+ * early and harmlessly.
  */
 typedef struct qset qset_t;
 
@@ -630,6 +631,7 @@ static void query_close(napi_env env, query_t *q) {
   if (q->callback) napi_delete_reference(env, q->callback);
   q->callback = NULL;
 }
+
 static void query_finalize(napi_env env, void *data, void *hint) {
   (void)hint;
   query_t *q = data;
@@ -687,12 +689,22 @@ static bool same_peer(const query_t *q, const struct sockaddr_storage *from, soc
   return len >= sizeof *a && a->sin_port == b->sin_port && a->sin_addr.s_addr == b->sin_addr.s_addr;
 }
 
+/** Datagrams read from one query's socket per event: a flood of forged ones cannot hold the loop. */
+#define READS_PER_EVENT 64
+
 /**
  * Reads what one query's socket holds: answers and receive errors (ICMP: ECONNREFUSED, ...). Its
- * events are edge-triggered, so it reads until the socket is empty or the query is closed.
+ * events are edge-triggered, so it reads until the socket is empty or the query is closed, or
+ * after READS_PER_EVENT datagrams re-arms the socket in the set so that what is left is reported
+ * again on a later turn of the loop.
  */
 static void query_readable(query_t *q) {
-  while (!q->closed) {
+  for (int reads = 0; !q->closed; reads++) {
+    if (reads == READS_PER_EVENT) {
+      struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.fd = q->fd};
+      if (q->qs && !q->qs->gone) epoll_ctl(q->qs->epfd, EPOLL_CTL_MOD, q->fd, &ev); /* MOD reports it again while readable */
+      return;
+    }
     struct sockaddr_storage from;
     socklen_t fl = sizeof from;
     ssize_t n = recvfrom(q->fd, answer_buf, sizeof answer_buf, MSG_DONTWAIT, (struct sockaddr *)&from, &fl);

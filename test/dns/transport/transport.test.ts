@@ -241,6 +241,26 @@ for (const io of udpPaths()) {
     }
   });
 
+  s('200 forged packets from the right port, then the answer: the answer is still taken', async (ctx) => {
+    // More than the native path reads per event (64): the rest must be reported again, not lost.
+    const seq = dgram.createSocket('udp4');
+    seq.on('message', (query, rinfo) => {
+      const wrongId = replyHeader(query, 0x8400, [1, 0, 0, 0]);
+      wrongId.writeUInt16BE((query.readUInt16BE(0) + 1) & 0xffff, 0);
+      for (let i = 0; i < 200; i++) seq.send(wrongId, rinfo.port, rinfo.address);
+      seq.send(replyHeader(query, 0x8400, [1, 0, 0, 0]), rinfo.port, rinfo.address);
+    });
+    await new Promise<void>((resolve) => seq.bind(0, RAW_ADDR, () => resolve()));
+    try {
+      const before = ctx.stats.spoofAttempts;
+      const res = await ctx.transport.query({ address: RAW_ADDR, port: seq.address().port }, q('www.example.com.'), { ...UDP, timeoutMs: 5000 });
+      assert.is(res.message.questions[0]?.name, 'www.example.com.');
+      assert.is(ctx.stats.spoofAttempts, before + 200);
+    } finally {
+      await new Promise<void>((resolve) => seq.close(() => resolve()));
+    }
+  });
+
   s('case-mismatch: DNS_ERR_CASE_MISMATCH over UDP, accepted over TCP', async (ctx) => {
     await ctx.server.setBehaviour('case-mismatch');
     const err = await rejection(ctx.transport.query(ctx.target, q('wWw.eXample.COM.'), UDP));
