@@ -135,14 +135,17 @@ static bool make_spares(keeper_t *k, int f, int want, int *out, int *made) {
   return true;
 }
 
-/** Connects and sends each query; failures are added to `failed` (thread-local until handed over). */
+/**
+ * Connects and sends each query; failures are added to `failed` (thread-local until handed over),
+ * or not recorded when it is NULL (out of memory: such a query then ends in its timeout).
+ */
 static void send_queries(const submission_t *q, int n, keeper_failure_t *failed, int *nfailed) {
   for (int i = 0; i < n; i++) {
     const char *syscall = NULL;
     /* connect binds to a random ephemeral port (Linux randomises within ip_local_port_range). */
     if (connect(q[i].fd, (const struct sockaddr *)&q[i].peer, q[i].peer_len) < 0) syscall = "connect";
     else if (send(q[i].fd, q[i].bytes, q[i].len, MSG_DONTWAIT) < 0) syscall = "send";
-    if (syscall) failed[(*nfailed)++] = (keeper_failure_t){.fd = q[i].fd, .seq = q[i].seq, .err = errno, .syscall = syscall};
+    if (syscall && failed) failed[(*nfailed)++] = (keeper_failure_t){.fd = q[i].fd, .seq = q[i].seq, .err = errno, .syscall = syscall};
   }
 }
 
@@ -180,16 +183,7 @@ static void *keeper_main(void *arg) {
 
     keeper_failure_t *failed = nqueries > 0 ? malloc((size_t)nqueries * sizeof *failed) : NULL;
     int nfailed = 0;
-    if (nqueries > 0 && failed == NULL) {
-      /* Out of memory for the report: the queries are still sent; a failure then ends in a timeout. */
-      keeper_failure_t dropped[16];
-      for (int i = 0; i < nqueries; i += 16) {
-        int nd = 0;
-        send_queries(queries + i, nqueries - i < 16 ? nqueries - i : 16, dropped, &nd);
-      }
-    } else {
-      send_queries(queries, nqueries, failed, &nfailed);
-    }
+    send_queries(queries, nqueries, failed, &nfailed);
     for (int i = 0; i < nclosing; i++) close(closing[i]); /* leaves the epoll set with it */
     for (int i = 0; i < noverflow; i++) close(overflow[i]);
     free(closing);
