@@ -723,6 +723,17 @@ static void query_readable(query_t *q) {
 
 #define EVENTS_PER_WAIT 64
 
+/**
+ * Ends a hand-out of answers or failures (qs->dispatching was raised for it): the queries finalized
+ * meanwhile are freed once no hand-out is running. Each holds a reference to qs, which the handle
+ * being run outlives here.
+ */
+static void dispatch_end(qset_t *qs) {
+  if (--qs->dispatching > 0) return;
+  for (uint32_t i = 0; i < qs->ndeferred; i++) query_free(qs->deferred[i]);
+  qs->ndeferred = 0;
+}
+
 static void on_qset(uv_poll_t *handle, int status, int events) {
   (void)events;
   (void)status; /* an epoll fd does not fail; were it to, epoll_wait says so below and returns */
@@ -736,11 +747,7 @@ static void on_qset(uv_poll_t *handle, int status, int events) {
     query_t *q = fd < qs->nfd ? qs->by_fd[fd] : NULL; /* NULL: closed since, a stale event */
     if (q && !q->closed) query_readable(q);
   }
-  if (--qs->dispatching == 0) {
-    /* Each holds a reference to qs, which the set's own poll handle outlives here (it is running). */
-    for (uint32_t i = 0; i < qs->ndeferred; i++) query_free(qs->deferred[i]);
-    qs->ndeferred = 0;
-  }
+  dispatch_end(qs);
 }
 
 /** The keeper's thread: failure reports are waiting (uv_async_send is safe from any thread). */
@@ -763,10 +770,7 @@ static void on_failed(uv_async_t *handle) {
       if (q && !q->closed && q->seq == f[i].seq) deliver(q, f[i].err, NULL, 0, f[i].syscall);
     }
   }
-  if (--qs->dispatching == 0) {
-    for (uint32_t i = 0; i < qs->ndeferred; i++) query_free(qs->deferred[i]);
-    qs->ndeferred = 0;
-  }
+  dispatch_end(qs);
 }
 
 /** The env's epoll set and its keeper, made on first use; NULL with errno set when the set cannot be. */
