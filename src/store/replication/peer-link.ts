@@ -154,11 +154,9 @@ export class PeerLink {
     const mine = this.r.keying;
     const differ = peerKeying === undefined || mine === undefined || peerKeying === mine ? null : settingsDifference(mine, peerKeying);
     this.state.settingsDiffer = differ;
-    if (differ === null || differ === this.keyingWarned) {
-      this.keyingWarned = differ;
-      return;
-    }
+    const news = differ !== null && differ !== this.keyingWarned;
     this.keyingWarned = differ;
+    if (!news) return;
     this.r.opts.logger.warn(
       { peer: this.spec.name, differ },
       `the greylist settings of ${this.spec.name} differ from this node's (${differ}): ${SETTINGS_ADVICE}`,
