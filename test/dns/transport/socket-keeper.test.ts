@@ -11,28 +11,31 @@ import { requirePeer, skipTest } from '../../helpers/peers.js';
 const s = suite('dns/transport: socket keeper and the descriptor limit');
 const child = fileURLToPath(new URL('../../helpers/keeper-limit-child.js', import.meta.url));
 
-function runUnder(limit: number): { answered: number; held: number } {
+/** The child's report under `prlimit --nofile=limit`, or null after a printed skip (no native module, no prlimit). */
+function runUnder(limit: number): { answered: number; held: number } | null {
+  const name = `socket keeper under --nofile=${limit}`;
+  if (!nativeUdp().module) {
+    skipTest(name, 'the native UDP module is not built');
+    return null;
+  }
+  if (!requirePeer('prlimit', name)) return null;
   const r = spawnSync('prlimit', [`--nofile=${limit}:${limit}`, process.execPath, child], { encoding: 'utf8', timeout: 30_000 });
   assert.is(r.status, 0, `child exited ${String(r.status)}: ${r.stderr}`);
   return JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as { answered: number; held: number };
 }
 
 s('a limit of 640: at most 20 ready sockets (a 32nd), every query answered', () => {
-  const name = 'socket keeper under --nofile=640';
-  if (!nativeUdp().module) return skipTest(name, 'the native UDP module is not built');
-  if (!requirePeer('prlimit', name)) return;
-  const { answered, held } = runUnder(640);
-  assert.is(answered, 300);
-  assert.ok(held > 0 && held <= 20, `keeper holds ${held}`);
+  const report = runUnder(640);
+  if (!report) return;
+  assert.is(report.answered, 300);
+  assert.ok(report.held > 0 && report.held <= 20, `keeper holds ${report.held}`);
 });
 
 s('a limit of 100: no keeper (it would keep 3), every query answered on sockets of its own', () => {
-  const name = 'socket keeper under --nofile=100';
-  if (!nativeUdp().module) return skipTest(name, 'the native UDP module is not built');
-  if (!requirePeer('prlimit', name)) return;
-  const { answered, held } = runUnder(100);
-  assert.is(answered, 300);
-  assert.is(held, 0);
+  const report = runUnder(100);
+  if (!report) return;
+  assert.is(report.answered, 300);
+  assert.is(report.held, 0);
 });
 
 s.run();
