@@ -64,11 +64,21 @@ async function isPortFree(address: string, port: number): Promise<boolean> {
   return tcpOk;
 }
 
+/**
+ * Ports handed out lately by freeLoopbackPort: a caller that asks for two before binding either
+ * (a daemon's DNS and policy listeners, a cluster's nodes) must not get the same one twice.
+ */
+const recentPorts: number[] = [];
+const RECENT_PORTS = 256;
+
 /** A port free for both UDP and TCP on a loopback address (free when checked; a race stays possible). */
 export async function freeLoopbackPort(address = DAEMON_ADDRESS): Promise<number> {
   for (let i = 0; i < PORT_ATTEMPTS; i++) {
     const port = randomPort();
-    if (await isPortFree(address, port)) return port;
+    if (recentPorts.includes(port) || !(await isPortFree(address, port))) continue;
+    recentPorts.push(port);
+    if (recentPorts.length > RECENT_PORTS) recentPorts.shift();
+    return port;
   }
   throw new Error(`no free port on ${address} after ${PORT_ATTEMPTS} attempts`);
 }
