@@ -267,6 +267,8 @@ interface Totals {
   idleTicks: number;
   /** Daemon CPU by thread kind (all nodes), microseconds. */
   threads: Map<string, ThreadCpu>;
+  /** Daemon CPU of the cluster's first node alone, microseconds. */
+  firstNodeCpuMicros: number;
   /** Each window's rate, in the order measured. */
   windowRates: number[];
 }
@@ -276,6 +278,8 @@ interface Throughput {
   connections: number;
   rate: number;
   cpuMicrosPerWrite: number;
+  /** The CPU per write of the cluster's first node alone (the primary of `primary`), microseconds. */
+  firstNodeCpuMicrosPerWrite: number;
   /** Share of the machine's CPU time left idle during the measurement (0..1): near 0 means saturated. */
   idle: number;
   /** Daemon CPU per write by thread kind (all nodes), microseconds: where the time goes. */
@@ -283,7 +287,8 @@ interface Throughput {
   windowRates: number[];
 }
 
-type Phase = 'single' | 'off' | 'on';
+/** `primary`: the `on` cluster with every write at its first node (a primary MX and two backups). */
+type Phase = 'single' | 'off' | 'on' | 'primary';
 
 /** Per-thread-kind CPU of every node, summed. */
 function clusterThreadCpu(cluster: Cluster): Map<string, ThreadCpu> {
@@ -348,12 +353,14 @@ async function measureWindow(cluster: Cluster, conns: PolicyClient[], seconds: n
   counting = true;
   const start = performance.now();
   const cpuStart = clusterCpu(cluster);
+  const firstStart = processCpuMicros(cluster.nodes[0]!.proc!.pid!);
   const threadsStart = clusterThreadCpu(cluster);
   const machineStart = machineCpuTicks();
   await sleep(seconds * 1000);
   counting = false;
   const elapsed = (performance.now() - start) / 1000;
   const cpuEnd = clusterCpu(cluster);
+  const firstEnd = processCpuMicros(cluster.nodes[0]!.proc!.pid!);
   const threadsEnd = clusterThreadCpu(cluster);
   const machineEnd = machineCpuTicks();
   running = false;
@@ -361,6 +368,7 @@ async function measureWindow(cluster: Cluster, conns: PolicyClient[], seconds: n
   into.writes += done;
   into.seconds += elapsed;
   into.cpuMicros += cpuEnd - cpuStart;
+  into.firstNodeCpuMicros += firstEnd - firstStart;
   into.machineTicks += machineEnd.total - machineStart.total;
   into.idleTicks += machineEnd.idle - machineStart.idle;
   for (const [kind, end] of threadsEnd) {
@@ -374,7 +382,7 @@ async function measureWindow(cluster: Cluster, conns: PolicyClient[], seconds: n
 }
 
 function emptyTotals(): Totals {
-  return { writes: 0, seconds: 0, cpuMicros: 0, machineTicks: 0, idleTicks: 0, threads: new Map(), windowRates: [] };
+  return { writes: 0, seconds: 0, cpuMicros: 0, machineTicks: 0, idleTicks: 0, threads: new Map(), firstNodeCpuMicros: 0, windowRates: [] };
 }
 
 function throughputOf(connections: number, t: Totals): Throughput {
@@ -384,6 +392,7 @@ function throughputOf(connections: number, t: Totals): Throughput {
     connections,
     rate: t.writes / t.seconds,
     cpuMicrosPerWrite: t.cpuMicros / Math.max(1, t.writes),
+    firstNodeCpuMicrosPerWrite: t.firstNodeCpuMicros / Math.max(1, t.writes),
     idle: t.idleTicks / Math.max(1, t.machineTicks),
     byThread,
     windowRates: t.windowRates,
@@ -391,21 +400,25 @@ function throughputOf(connections: number, t: Totals): Throughput {
 }
 
 /**
- * Phase 2: the three configurations (one node alone; three nodes with replication off; three
- * with it on) run side by side as three clusters, and are measured in turns of short windows, in
- * mirrored order (single, off, on, then on, off, single, ...), so that a drift of the machine's
+ * Phase 2: four configurations (one node alone; three nodes with replication off; three with it
+ * on; the same three with every write at the first node, as at a primary MX with two backups) run
+ * as three clusters side by side, and are measured in turns of short windows, in mirrored order
+ * (single, off, on, primary, then primary, on, off, single, ...), so that a drift of the machine's
  * speed during the run (shared cores) weighs on each about equally. Each level of connections per
  * node is measured in `rounds` such cycles; a configuration's figures are its totals over them.
  */
 async function measureThroughput(o: Options): Promise<Record<Phase, Throughput[]>> {
   const clusters = {} as Record<Phase, Cluster>;
   const specs: Array<[Phase, string[], boolean]> = [['single', ['solo'], false], ['off', ['a', 'b', 'c'], false], ['on', ['a', 'b', 'c'], true]];
+  // Where each configuration's connections go: `primary` loads the first node of the `on` cluster only.
+  const targets = (phase: Phase): Cluster['nodes'] => (phase === 'primary' ? clusters.on.nodes.slice(0, 1) : clusters[phase].nodes);
   for (const [phase, names, replication] of specs) {
     const nodeArgs = o.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${join(o.cpuProfDir, phase)}`] : [];
     const cluster = await startCluster({ names, key: generateReplicationKey(), logLevel: 'warn', replication, nodeArgs });
     live.add(cluster);
     clusters[phase] = cluster;
   }
+  clusters.primary = clusters.on;
   await waitLinksUp(clusters.on);
   const firstDigests = await digestTimes(clusters.on);
   // A fresh process spends its first seconds of load compiling (TurboFan, on background threads:
@@ -413,9 +426,10 @@ async function measureThroughput(o: Options): Promise<Record<Phase, Throughput[]
   // Each cluster is loaded alone for warmSeconds before any window, so the windows see the steady
   // state a long-running daemon is in, not start-up.
   const most = Math.max(...o.throughputConnections);
+  const allClusters = specs.map(([phase]) => clusters[phase]);
   for (const [phase] of specs) {
     const conns = (await Promise.all(clusters[phase].nodes.map(async (n) => Promise.all(Array.from({ length: most }, () => PolicyClient.connect(n.policyPort)))))).flat();
-    await quiet(Object.values(clusters));
+    await quiet(allClusters);
     await measureWindow(clusters[phase], conns, o.warmSeconds, emptyTotals());
     for (const c of conns) c.close();
   }
@@ -434,30 +448,31 @@ async function measureThroughput(o: Options): Promise<Record<Phase, Throughput[]
         `triplets per node: ${counts.join(', ')})`,
     );
   }
-  const out: Record<Phase, Throughput[]> = { single: [], off: [], on: [] };
+  const out: Record<Phase, Throughput[]> = { single: [], off: [], on: [], primary: [] };
+  const phases: Phase[] = ['single', 'off', 'on', 'primary'];
   try {
     for (const connections of o.throughputConnections) {
       const conns = {} as Record<Phase, PolicyClient[]>;
       const totals = {} as Record<Phase, Totals>;
-      for (const [phase] of specs) {
-        conns[phase] = (await Promise.all(clusters[phase].nodes.map(async (n) => Promise.all(Array.from({ length: connections }, () => PolicyClient.connect(n.policyPort)))))).flat();
+      for (const phase of phases) {
+        conns[phase] = (await Promise.all(targets(phase).map(async (n) => Promise.all(Array.from({ length: connections }, () => PolicyClient.connect(n.policyPort)))))).flat();
         totals[phase] = emptyTotals();
       }
       for (let cycle = 0; cycle < o.rounds; cycle++) {
-        const order: Phase[] = cycle % 2 === 0 ? ['single', 'off', 'on'] : ['on', 'off', 'single'];
+        const order: Phase[] = cycle % 2 === 0 ? phases : [...phases].reverse();
         for (const phase of order) {
-          if (!(await quiet(Object.values(clusters)))) console.log('  warning: a cluster was still busy 10 s after the last window');
+          if (!(await quiet(allClusters))) console.log('  warning: a cluster was still busy 10 s after the last window');
           await measureWindow(clusters[phase], conns[phase], o.throughputSeconds, totals[phase]);
         }
       }
-      for (const [phase] of specs) {
+      for (const phase of phases) {
         for (const c of conns[phase]) c.close();
         out[phase].push(throughputOf(connections, totals[phase]));
       }
     }
     return out;
   } finally {
-    for (const cluster of Object.values(clusters)) {
+    for (const cluster of allClusters) {
       // A profile is written at a clean exit only: SIGTERM first (cluster.stop() kills).
       if (o.cpuProfDir) await Promise.all(cluster.nodes.map((n) => n.stop()));
       await cluster.stop();
@@ -484,7 +499,7 @@ async function main(): Promise<void> {
 
   console.log(
     `\nwrite throughput, closed loop, strictly sequential connections per node at levels ${o.throughputConnections.join(', ')} (each configuration's best level counts); ` +
-      `the three configurations run side by side and are measured in turns, ${o.rounds} cycles of ${o.throughputSeconds} s windows per level:`,
+      `the four configurations run side by side and are measured in turns, ${o.rounds} cycles of ${o.throughputSeconds} s windows per level:`,
   );
   const runs = await measureThroughput(o);
   const show = (label: string, levels: Throughput[]): void => {
@@ -501,9 +516,11 @@ async function main(): Promise<void> {
   show('1 node, replication off', runs.single);
   show('3 nodes, replication off', runs.off);
   show('3 nodes, replication on', runs.on);
+  show('3 nodes on, writes at one', runs.primary);
   const single = best(runs.single);
   const off = best(runs.off);
   const on = best(runs.on);
+  const primary = best(runs.primary);
   const cost = 1 - on.rate / off.rate;
   // On a shared 2-core box the three nodes compete for the same CPU, so the robust figure is the CPU
   // a write costs the whole cluster: with replication each write is also merged at two peers.
@@ -513,9 +530,16 @@ async function main(): Promise<void> {
   const pct = (xs: number[]): string => xs.map((x) => `${(x * 100).toFixed(1)}%`).join(', ');
   console.log(`  throughput cost of replication: ${(cost * 100).toFixed(1)}% of the 3-node rate without it (target < 20%: ${cost < 0.2 ? 'met' : 'MISSED'}); per pair of windows: ${pct(pairedCosts)}`);
   console.log(`  CPU cost of replication: ${(cpuCost * 100).toFixed(1)}% of the cluster's CPU per write goes to replication`);
+  // A primary MX with two backups: every write at one node, which pushes it to both. On machines of
+  // their own the primary pays only its own CPU; here the backups' merging shares its cores.
+  const primaryCost = 1 - single.cpuMicrosPerWrite / primary.firstNodeCpuMicrosPerWrite;
+  console.log(
+    `  writes at one node of the replicating three (a primary and two backups): the primary spends ${primary.firstNodeCpuMicrosPerWrite.toFixed(0)} us of CPU per write, ` +
+      `a lone node ${single.cpuMicrosPerWrite.toFixed(0)} us (${(primaryCost * 100).toFixed(1)}% of the primary's CPU goes to replication); each backup ${((primary.cpuMicrosPerWrite - primary.firstNodeCpuMicrosPerWrite) / 2).toFixed(0)} us per write merged`,
+  );
   const saturated = [off, on].every((t) => t.idle < 0.1);
   if (!saturated) console.log('  warning: the machine had 10% or more idle CPU at a best level: that rate was limited by concurrency, not CPU; add a higher --connections level');
-  const json = { lagP50Ms: p50, lagP99Ms: p99, lagMaxMs: max, offeredRate: o.rate, achievedRate: lag.achievedRate, invisible: lag.invisible, single, off, on, cost, cpuCost, pairedCosts, runs };
+  const json = { lagP50Ms: p50, lagP99Ms: p99, lagMaxMs: max, offeredRate: o.rate, achievedRate: lag.achievedRate, invisible: lag.invisible, single, off, on, primary, cost, cpuCost, primaryCost, pairedCosts, runs };
   console.log(`\n${JSON.stringify(json)}`);
 }
 
