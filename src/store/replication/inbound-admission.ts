@@ -15,10 +15,18 @@ export function notAPeer(name: string, nodeName: string): StoreError {
 /**
  * Throws the StoreError that refuses an inbound HELLO: another protocol version, a name other than
  * the TLS-PSK identity, a node without a peer line here (unless it is this node itself: the caller
- * reports that after answering HELLO), or a second node under a name that has a live session with
- * another store id. Returns normally when the session may go on.
+ * reports that after answering HELLO), a store id other than the one this node's connected link
+ * (`dialled`) finds at the peer's configured address, or a second node under a name that has a
+ * live session with another store id. Returns normally when the session may go on.
  */
-export function checkInboundHello(hello: Extract<ReplicationMessage, { type: 'hello' }>, identity: string, ownNodeId: string, settings: ReplicationSettings, known: InboundState | undefined): void {
+export function checkInboundHello(
+  hello: Extract<ReplicationMessage, { type: 'hello' }>,
+  identity: string,
+  ownNodeId: string,
+  settings: ReplicationSettings,
+  known: InboundState | undefined,
+  dialled: { nodeId: string; address: string } | undefined,
+): void {
   if (hello.version !== PROTOCOL_VERSION) {
     throw new StoreError(ReplicationErrorCode.VERSION, `${identity} speaks replication protocol ${hello.version}, this node ${PROTOCOL_VERSION}: upgrade both to the same mxsentry version`);
   }
@@ -29,14 +37,23 @@ export function checkInboundHello(hello: Extract<ReplicationMessage, { type: 'he
   // Holding the key is not enough: only a node listed in a peer line writes into this store, so a
   // retired node (its line removed) that still runs, or a new one not yet added here, is refused.
   if (!settings.peers.some((p) => p.name === hello.name)) throw notAPeer(hello.name, settings.nodeName);
+  if (dialled && dialled.nodeId !== hello.nodeId) {
+    // This node's own link to the peer's configured address reaches another store under that name.
+    throw duplicateName(hello.name, `the node at ${dialled.address} (the address of "${hello.name}") has store id ${dialled.nodeId}, this one ${hello.nodeId}`);
+  }
   if (known && known.sessions > 0 && known.nodeId !== hello.nodeId) {
     // Two running nodes under one name (a copied config, two hosts with one short host name) would
     // both look healthy while each missed the other's changes. The first keeps its session.
-    throw new StoreError(
-      ReplicationErrorCode.DUPLICATE_NAME,
-      `another node is already connected as "${hello.name}" (store id ${known.nodeId}, this one ${hello.nodeId}): two nodes share the name; give each its own node-name (a node whose store was re-created gets in once its old session times out)`,
-    );
+    throw duplicateName(hello.name, `another node is already connected as "${hello.name}" (store id ${known.nodeId}, this one ${hello.nodeId})`);
   }
+}
+
+/** Two running nodes use one node-name: the refusal (or the closing of the other's session). */
+export function duplicateName(name: string, what: string): StoreError {
+  return new StoreError(
+    ReplicationErrorCode.DUPLICATE_NAME,
+    `${what}: two nodes share the name "${name}"; give each its own node-name (a node whose store was re-created gets in once its old session times out or this node's link reconnects to it)`,
+  );
 }
 
 /** Inbound connections refused since start, and the last one: who, from where, why and when. */

@@ -17,12 +17,12 @@ import type { LmdbGreylistStore, RemoteRecord } from '../lmdb-greylist-store.js'
 import type { RecordKind, ReplogEntry } from '../record-codec.js';
 import { TimerScheduler, type ScheduledTask, type Scheduler } from '../scheduler.js';
 import { computeDigest, DEFAULT_DIGEST_BUCKETS, diffDigests, type BucketDigest, type DigestWindow } from './bucket-digest.js';
-import { PROTOCOL_VERSION, serializeEntry, type WireEntry, type WireRecord } from './frame-codec.js';
+import { PROTOCOL_VERSION, type WireEntry, type WireRecord } from './frame-codec.js';
 import { ReplicationErrorCode } from './replication-error-code.js';
-import { checkInboundHello, InboundRefusals, notAPeer } from './inbound-admission.js';
+import { checkInboundHello, duplicateName, InboundRefusals, notAPeer } from './inbound-admission.js';
 import { classifySocketError, identityOf, pskServerOptions, ReplicationConnection } from './replication-connection.js';
 import { NO_LISTEN_WARNING, type ReplicationSettings } from './replication-settings.js';
-import { PeerLink, expect, stopped, toWire } from './peer-link.js';
+import { PeerLink, expect, stopped } from './peer-link.js';
 import { clampFutureTimes } from './clamp-future-times.js';
 import { peerStatus, readStatusFile, writeStatusFile, type InboundState, type PeerStatus, type ReplicationStatus } from './replication-status.js';
 
@@ -85,13 +85,6 @@ const DEFAULTS = {
   maxFutureSkewMs: 60_000, digestSettleMs: 30_000, batchMaxEntries: 1000, batchMaxBytes: 1024 * 1024,
 };
 
-/**
- * serialized(): a log entry's PUSH serialisation, kept on the entry object itself for as long as the
- * entry lives (a symbol key: invisible to JSON and to the entry's readers). A WeakMap cost about
- * 2 us per lookup here, once per entry and link (CPU profile of the replication bench).
- */
-const WIRE = Symbol('mxsentry.replication.wire');
-type CachedEntry = ReplogEntry & { [WIRE]?: string };
 
 /** How long one computed digest serves further rounds of this node's links. */
 const DIGEST_REUSE_MS = 5_000;
@@ -395,28 +388,24 @@ export class Replicator {
     };
   }
 
+  /**
+   * @internal The link to `name` found the store `nodeId` at the peer's address: an inbound session
+   * under that name from another store (a copied node-name that got in first) is closed as
+   * DUPLICATE_NAME, so the configured node's own session gets in.
+   */
+  closeImpostors(name: string, nodeId: string, address: string): void {
+    const other = this.inbound.get(name)?.nodeId;
+    if (other === undefined || other === nodeId) return;
+    const e = duplicateName(name, `the node at ${address} (the address of "${name}") has store id ${nodeId}, the one connected as "${name}" ${other}`);
+    for (const [conn, n] of this.inboundConns) if (n === name) conn.close(e, true);
+  }
+
   /** @internal keeps `p` from being cut off by stop(). */
   track<T>(p: Promise<T>): Promise<T> {
     this.inflight.add(p);
-    const forget = (): void => {
-      this.inflight.delete(p);
-    };
+    const forget = (): void => void this.inflight.delete(p);
     p.then(forget, forget);
     return p;
-  }
-
-  /**
-   * @internal A log entry as serialised into PUSH frames. The store hands every link the same entry
-   * objects for what it committed lately (LogTail), so the links of a node serialise each once.
-   */
-  serialized(e: ReplogEntry): string {
-    const cached = e as CachedEntry;
-    let w = cached[WIRE];
-    if (w === undefined) {
-      w = serializeEntry(toWire(e));
-      cached[WIRE] = w;
-    }
-    return w;
   }
 
   /**
@@ -496,7 +485,9 @@ export class Replicator {
     const hello = await expect(conn, 'hello', identity);
     const store = this.currentStore();
     const known = this.inbound.get(hello.name);
-    checkInboundHello(hello, identity, store.getNodeId(), settings, known);
+    const link = this.links.find((l) => l.spec.name === hello.name);
+    const dialled = link?.state.connected && link.state.nodeId ? { nodeId: link.state.nodeId, address: `${link.spec.host}:${link.spec.port}` } : undefined;
+    checkInboundHello(hello, identity, store.getNodeId(), settings, known, dialled);
     // HELLO goes out before the self check, so the dialling side (this same node) sees its own id and
     // reports the misconfiguration on its link, where the admin looks for it.
     conn.send({ type: 'hello', version: PROTOCOL_VERSION, nodeId: store.getNodeId(), name: settings.nodeName, nowMs: this.opts.clock.nowMs(), ...(this.keying === undefined ? {} : { keying: this.keying }) });

@@ -393,12 +393,33 @@ s('a second node under a name that already has a session is refused and says why
   assert.is(status.peers[0]!.connected, false, 'the copy does not look healthy');
   assert.match(status.peers[0]!.lastError ?? '', /two nodes share the name/);
   assert.ok(a.logs().some((l) => l.code === ReplicationErrorCode.DUPLICATE_NAME && l.level === 'warn'), 'a logs the refusal');
-  assert.match((await a.repl.status()).lastRefused?.text ?? '', /STORE_ERR_REPL_DUPLICATE_NAME: another node is already connected as/, 'and its status names it');
+  // a's own link to b's address reaches the real b, so the copy's store id is the wrong one there.
+  assert.match((await a.repl.status()).lastRefused?.text ?? '', /STORE_ERR_REPL_DUPLICATE_NAME: the node at 127\.0\.0\.1:\d+ \(the address of "b"\) has store id [0-9a-f]{16}, this one [0-9a-f]{16}/, 'and its status names it');
   await new Promise((r) => setTimeout(r, 300));
   assert.not.ok((await a.store.listTriplets()).some((t) => t.key === 'copy1'), 'nothing of the copy is applied');
   // The real b is undisturbed.
   await write(b, 'b2', rec(3));
   await waitFor('b2 at a', async () => (await a.store.listTriplets()).some((t) => t.key === 'b2'));
+});
+
+s('a copy under a peer\'s name that got in while the peer was down is shut out once the real peer is back', async () => {
+  const ports = [await freeLoopbackPort(), await freeLoopbackPort(), await freeLoopbackPort()];
+  const a = await startNode({ name: 'a', port: ports[0]!, peers: [peer('b', ports[1]!)] });
+  // The real b is down; a copy of its configuration on another address connects to a as "b".
+  const copy = await startNode({ name: 'b', port: ports[2]!, peers: [peer('a', ports[0]!)] });
+  await write(copy, 'copy1', rec(1));
+  await waitFor('the copy got in', async () => (await a.store.listTriplets()).some((t) => t.key === 'copy1'));
+  const b = await startNode({ name: 'b', port: ports[1]!, peers: [peer('a', ports[0]!)] });
+  await write(b, 'b1', rec(2));
+  await waitFor('the real b\'s change at a', async () => (await a.store.listTriplets()).some((t) => t.key === 'b1'));
+  await waitFor('the copy sees the refusal', async () => (await copy.repl.status()).peers[0]!.lastError?.includes(ReplicationErrorCode.DUPLICATE_NAME) ?? false);
+  assert.is((await copy.repl.status()).peers[0]!.connected, false, 'the copy does not look healthy');
+  const row = (await a.repl.status()).peers.find((p) => p.name === 'b')!;
+  assert.is(row.nodeId, b.store.getNodeId(), 'a shows the real b');
+  assert.ok(a.logs().some((l) => l.code === ReplicationErrorCode.DUPLICATE_NAME && l.level === 'warn'), 'a logs the duplicate');
+  await write(copy, 'copy2', rec(3));
+  await new Promise((r) => setTimeout(r, 300));
+  assert.not.ok((await a.store.listTriplets()).some((t) => t.key === 'copy2'), 'nothing more of the copy is applied');
 });
 
 s('reconfigure with a new cluster key: links authenticate again; a node on the old key is refused until it changes too', async () => {
