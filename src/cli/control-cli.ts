@@ -304,7 +304,7 @@ export function formatStats(s: StatsSnapshot): string {
   if (p.greylist) out.push(`Greylist   ${pairs(p.greylist as unknown as Record<string, number>)}`);
   const c = s.store.counts;
   out.push(c
-    ? `Store      ${s.store.healthy ? 'healthy' : `NOT HEALTHY${s.store.error ? ` (${s.store.error})` : ''}`}; ${c.triplets} triplets, ${c.clients} client records (auto-whitelist counts), ${mib(c.usedBytes)} of ${mib(c.limitBytes)}`
+    ? `Store      ${s.store.healthy ? 'healthy' : `NOT HEALTHY${s.store.error ? ` (${s.store.error})` : ''}`}; ${c.triplets} triplets (deleted ones included until they expire), ${c.clients} client records (auto-whitelist counts), ${mib(c.usedBytes)} of ${mib(c.limitBytes)}`
     : `Store      ${s.store.healthy ? 'healthy' : 'NOT HEALTHY'}${s.store.error ? `: ${s.store.error}` : ''}`);
   if (s.store.dataFileProblem) out.push(`           WARNING: ${s.store.dataFileProblem}`);
   if (!s.replication.configured) out.push('Replication not configured');

@@ -236,7 +236,8 @@ export function greylistCommand(): CommandModule<object, GreylistArgs> {
           .option('older-than', { type: 'string', nargs: 1, describe: 'purge: also records unseen this long (e.g. 12h, 7d; a bare number is days), when shorter than max-age' })
           .option('limit', { type: 'string', default: String(DEFAULT_LIST_ROWS), describe: 'At most this many rows (list, clients); a note on stderr says when there are more' })
           .option('json', { type: 'boolean', describe: 'Print JSON (one object, or one array for list and clients)' }),
-        { listed: false, shown: ['data-dir', 'control-socket'] },
+        // The store is opened in its data folder, not reached through the daemon's control socket.
+        { listed: false, shown: ['data-dir'] },
       ) as unknown as Argv<GreylistArgs>,
     handler: async (argv: ArgumentsCamelCase<GreylistArgs>) => {
       // A string, so a bad value is shown as typed ("abc", not yargs' NaN).

@@ -254,13 +254,19 @@ export function replicationCommand(): CommandModule<object, StatusArgs> {
     describe: 'Greylist replication: status shows each peer, connected or not, lag in entries and seconds, last error (a cluster key: mxsentry peer keygen)',
     builder: (y: Argv) =>
       addConfigFlags(
-        // "keygen" is taken only to point at `peer keygen`, where an admin looking here expects it.
-        y.positional('action', { type: 'string', choices: ['status', 'keygen'], demandOption: true }).option('json', { type: 'boolean', describe: 'Print JSON' }),
+        // No `choices`: "keygen" is taken only to point at `peer keygen`, where an admin looking here
+        // expects it, and a choices list would offer it as an action of its own.
+        y.positional('action', { type: 'string', describe: 'status (a cluster key and the peer lines: mxsentry peer keygen)', demandOption: true }).option('json', { type: 'boolean', describe: 'Print JSON' }),
         { listed: false, shown: ['data-dir', 'control-socket'] },
       ) as unknown as Argv<StatusArgs>,
     handler: async (argv: ArgumentsCamelCase<StatusArgs>) => {
       if (argv.action === 'keygen') {
         process.stderr.write('mxsentry: the cluster key and the peer lines are made by `mxsentry peer keygen` (see --help there)\n');
+        process.exitCode = 2;
+        return;
+      }
+      if (argv.action !== 'status') {
+        process.stderr.write(`mxsentry: unknown replication action "${String(argv.action)}": the one action is status (mxsentry replication --help)\n`);
         process.exitCode = 2;
         return;
       }
