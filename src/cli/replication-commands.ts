@@ -275,6 +275,7 @@ export function replicationCommand(): CommandModule<object, StatusArgs> {
       const v = cfg.values;
       let status: ReplicationStatus | undefined;
       let source: StatusSource = { kind: 'daemon' };
+      let hung = false;
       try {
         const answer = (await sendControlRequest(controlSocketPath(v), { command: 'replication-status' }, 10_000)) as { configured?: boolean; status?: ReplicationStatus };
         status = answer.configured && answer.status ? answer.status : undefined;
@@ -289,7 +290,9 @@ export function replicationCommand(): CommandModule<object, StatusArgs> {
           return;
         }
       } catch (err) {
-        if (!(err instanceof ControlError) || err.code !== 'CONTROL_ERR_NOT_RUNNING') {
+        // A daemon that hangs (or is overloaded) still left its last saved status: shown, with a note.
+        hung = err instanceof ControlError && err.code === 'CONTROL_ERR_TIMEOUT';
+        if (!(err instanceof ControlError) || (err.code !== 'CONTROL_ERR_NOT_RUNNING' && !hung)) {
           process.stderr.write(`mxsentry: asking the daemon failed: ${describeError(err)}\n`);
           // As the other control commands: 4 when this user may not use the control socket.
           process.exitCode = err instanceof ControlError && err.code === 'CONTROL_ERR_PERMISSION' ? exitCodeOf(err) : 1;
@@ -301,6 +304,11 @@ export function replicationCommand(): CommandModule<object, StatusArgs> {
           saved = readStatusFile(file);
         } catch (readErr) {
           process.stderr.write(`mxsentry: ${file}: ${describeError(readErr)}\n`);
+        }
+        if (!saved && hung) {
+          process.stderr.write(`mxsentry: ${describeError(err)}: the daemon hangs or is overloaded, and it never saved its status to ${file}\n`);
+          process.exitCode = 1;
+          return;
         }
         if (!saved) {
           // Nothing to report on: fine when the configuration sets up no replication (exit 0, as documented).
@@ -316,7 +324,9 @@ export function replicationCommand(): CommandModule<object, StatusArgs> {
         }
         const running = isRecentWriterAlive(saved.pid, saved.writtenAtMs, systemClock.nowMs());
         source = { kind: 'file', writtenAtMs: saved.writtenAtMs, pid: saved.pid, running };
-        if (running) {
+        if (hung) {
+          process.stderr.write(`mxsentry: ${describeError(err)}: the daemon hangs or is overloaded; its status as it last saved it follows\n`);
+        } else if (running) {
           process.stderr.write(`mxsentry: the daemon (pid ${saved.pid}) is running but does not answer on ${controlSocketPath(v)}: its control socket is elsewhere; name it with --control-socket or --config\n`);
         }
         // A daemon that is not running has nothing connected, whatever the file last said.
@@ -360,7 +370,7 @@ export function replicationCommand(): CommandModule<object, StatusArgs> {
       // Both directions count: a peer whose link to this node is down sends us none of its changes.
       // Not asked (a daemon whose socket is elsewhere): its last written state is no all-clear.
       const unverified = source.kind === 'file' && source.running;
-      process.exitCode = unverified || (status.enabled && status.peers.some((p) => p.address !== null && (!p.connected || !p.inbound))) ? 1 : 0;
+      process.exitCode = hung || unverified || (status.enabled && status.peers.some((p) => p.address !== null && (!p.connected || !p.inbound))) ? 1 : 0;
     },
   };
 }

@@ -16,8 +16,9 @@ const MAX_RESPONSE_BYTES = 512 * 1024 * 1024;
 /**
  * Sends `request` to the daemon at `path` and returns the command's result.
  * @throws ControlError CONTROL_ERR_NOT_RUNNING (no socket, or nobody listening),
- *   CONTROL_ERR_PERMISSION (EACCES/EPERM: not root and not in the daemon's group), CONTROL_ERR_IO
- *   (timeout, cut connection, unreadable answer), or the daemon's own error code for a failed command.
+ *   CONTROL_ERR_PERMISSION (EACCES/EPERM: not root and not in the daemon's group), CONTROL_ERR_TIMEOUT
+ *   (no answer within timeoutMs), CONTROL_ERR_IO (cut connection, unreadable answer), or the daemon's
+ *   own error code for a failed command.
  */
 export function sendControlRequest(path: string, request: ControlRequest, timeoutMs = DEFAULT_CONTROL_TIMEOUT_MS): Promise<unknown> {
   return new Promise((resolve, reject) => {
@@ -33,7 +34,7 @@ export function sendControlRequest(path: string, request: ControlRequest, timeou
       if (err) reject(err);
       else resolve(value);
     };
-    const timer = setTimeout(() => finish(new ControlError('CONTROL_ERR_IO', `no answer from the daemon on ${path} within ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(() => finish(new ControlError('CONTROL_ERR_TIMEOUT', `no answer from the daemon on ${path} within ${timeoutMs} ms`)), timeoutMs);
     socket.once('connect', () => socket.write(`${JSON.stringify(request)}\n`));
     socket.on('error', (err: NodeJS.ErrnoException) => finish(connectError(path, err)));
     socket.on('data', (chunk: Buffer) => {
@@ -73,7 +74,7 @@ function connectError(path: string, err: NodeJS.ErrnoException): ControlError {
   }
 }
 
-const KNOWN_CODES = new Set<string>(['CONTROL_ERR_NOT_RUNNING', 'CONTROL_ERR_PERMISSION', 'CONTROL_ERR_UNSAFE_PATH', 'CONTROL_ERR_IN_USE', 'CONTROL_ERR_BAD_REQUEST', 'CONTROL_ERR_FAILED', 'CONTROL_ERR_IO']);
+const KNOWN_CODES = new Set<string>(['CONTROL_ERR_NOT_RUNNING', 'CONTROL_ERR_PERMISSION', 'CONTROL_ERR_UNSAFE_PATH', 'CONTROL_ERR_IN_USE', 'CONTROL_ERR_BAD_REQUEST', 'CONTROL_ERR_FAILED', 'CONTROL_ERR_TIMEOUT', 'CONTROL_ERR_IO']);
 
 function asCode(code: string): ConstructorParameters<typeof ControlError>[0] {
   return KNOWN_CODES.has(code) ? (code as ConstructorParameters<typeof ControlError>[0]) : 'CONTROL_ERR_FAILED';

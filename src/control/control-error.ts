@@ -17,7 +17,9 @@ export type ControlErrorCode =
   | 'CONTROL_ERR_BAD_REQUEST'
   /** The command ran and failed (e.g. a reload rejected by validation). */
   | 'CONTROL_ERR_FAILED'
-  /** No answer in time, connection cut, or an unreadable answer. */
+  /** No answer in time: the daemon accepted the connection but hangs or is overloaded. */
+  | 'CONTROL_ERR_TIMEOUT'
+  /** Connection cut, or an unreadable answer. */
   | 'CONTROL_ERR_IO';
 
 /** An error of the control channel with a stable code. */

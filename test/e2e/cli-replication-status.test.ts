@@ -107,6 +107,37 @@ s('a daemon that runs but answers on another control socket is said to run, with
   }
 });
 
+s('a daemon that accepts on its control socket but never answers: its last saved status, with why (exit 1)', async () => {
+  const dir = await dataDirWithStore();
+  const empty = await dataDirWithStore();
+  const sockets: net.Socket[] = [];
+  const hang = (path: string): Promise<net.Server> =>
+    new Promise((resolve) => {
+      const server = net.createServer((socket) => void sockets.push(socket));
+      server.listen(path, () => resolve(server));
+    });
+  const servers = [await hang(join(dir, 'control.sock')), await hang(join(empty, 'control.sock'))];
+  try {
+    const now = Date.now();
+    const peer = { name: 'n2', address: '127.0.0.1:28411', nodeId: null, connected: true, inbound: true, ackedSeq: null, lagRecords: null, lagSec: null, lastError: null, lastErrorAtMs: null, connectedSinceMs: now - 5000, clockOffsetMs: 0, lastDigestAtMs: null, lastDigestDiffBuckets: null, repairedRecords: 0, sentEntries: 0, receivedEntries: 0 };
+    await writeStatusFile(join(dir, 'replication-status.json'), { enabled: true, nodeName: 'n1', nodeId: null, listen: '127.0.0.1:28410', lastSeq: 0, peers: [peer], refusedConnections: 0, clampedRecords: 0, atMs: now }, now);
+    const args = ['--node-name', 'n1', '--replication-listen', '127.0.0.1:28410', '--replication-key', generateReplicationKey(), '--peer', 'n2=127.0.0.1:28411'];
+    // Both wait out the 10 s answer timeout at once.
+    const [saved, never] = await Promise.all([status(dir, args), status(empty, args)]);
+    assert.is(saved.code, 1, saved.stderr);
+    assert.match(saved.stderr, /CONTROL_ERR_TIMEOUT: no answer from the daemon on .*control\.sock within 10000 ms: the daemon hangs or is overloaded; its status as it last saved it follows/);
+    assert.match(saved.stdout, /^n2\s+127\.0\.0\.1:28411\s+yes\s+yes/m);
+    assert.is(never.code, 1, never.stderr);
+    assert.match(never.stderr, /hangs or is overloaded, and it never saved its status to /);
+    assert.is(never.stdout, '');
+  } finally {
+    for (const socket of sockets) socket.destroy();
+    for (const server of servers) server.close();
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(empty, { recursive: true, force: true });
+  }
+});
+
 s('replication keygen points at peer keygen (exit 2); a store that cannot be read shows lag as unknown', async () => {
   const keygen = await run(process.execPath, [MXSENTRY_BIN, 'replication', 'keygen']).then((r) => ({ code: 0, ...r }), (e: { code: number; stdout: string; stderr: string }) => e);
   assert.is(keygen.code, 2);
