@@ -14,13 +14,23 @@ import type { PeerSpec } from './replication-settings.js';
 import type { Replicator } from './replicator.js';
 import { CLOCK_SKEW_ADVICE, CLOCK_SKEW_WARN_MS, SETTINGS_ADVICE } from './replication-status.js';
 
-/** "max-age: 3024000s here, 86400s at the peer; ...": the settings of two keying lines that differ. */
-function settingsDifference(mine: string, theirs: string): string {
+/** @internal "max-age: 35d here, 1d at the peer; ...": the settings of two keying lines that differ. */
+export function settingsDifference(mine: string, theirs: string): string {
   const parse = (line: string): Map<string, string> => new Map(line.split(' ').map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
   const a = parse(mine);
   const b = parse(theirs);
   const keys = [...new Set([...a.keys(), ...b.keys()])].filter((k) => a.get(k) !== b.get(k));
-  return keys.map((k) => `${k}: ${a.get(k) ?? 'not told'} here, ${b.get(k) ?? 'not told'} at the peer`).join('; ');
+  return keys.map((k) => `${k}: ${readable(a.get(k)) ?? 'not told'} here, ${readable(b.get(k)) ?? 'not told'} at the peer`).join('; ');
+}
+
+/** "3024000s" as the admin writes it in the config: "35d"; anything else as told. */
+function readable(value: string | undefined): string | undefined {
+  const m = value === undefined ? null : /^(\d+)s$/.exec(value);
+  if (!m) return value;
+  const n = Number(m[1]);
+  if (n > 0 && n % 86_400 === 0) return `${n / 86_400}d`;
+  if (n > 0 && n % 3_600 === 0) return `${n / 3_600}h`;
+  return value;
 }
 
 /** Longest wait after connecting before the first digest round when the log never runs empty. */

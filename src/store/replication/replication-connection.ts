@@ -86,6 +86,11 @@ export function classifySocketError(err: unknown, during: string): StoreError {
   if (code === 'ETIMEDOUT' || code === 'ERR_TLS_HANDSHAKE_TIMEOUT') {
     return new StoreError(ReplicationErrorCode.TIMEOUT, `${during}: ${code || message}`, { cause: err });
   }
+  // The other end answered the TLS hello with something else, or closed before any TLS: not a
+  // replication listener (a peer line pointing at the peer's policy or DNS port, say).
+  if (code === 'ERR_SSL_WRONG_VERSION_NUMBER' || /before secure TLS connection was established/.test(message)) {
+    return new StoreError(ReplicationErrorCode.CONNECTION, `${during}: ${code ? `${code} ` : ''}the other end does not speak replication's TLS: is that address the peer's replication-listen (not its policy or DNS port)?`, { cause: err });
+  }
   return new StoreError(ReplicationErrorCode.CONNECTION, `${during}: ${code ? `${code} ` : ''}${message}`.trim(), { cause: err });
 }
 

@@ -1,14 +1,17 @@
 // Tests for one replication link over a loopback socket pair (plain TCP stands in for TLS here; the
 // TLS-PSK handshake is covered by the replicator tests): ordered delivery, ping/pong kept internal,
-// idle pings and the silence timeout on virtual time, the unread-queue bound, error classification.
-import net from 'node:net';
+// idle pings and the silence timeout on virtual time, the unread-queue bound, error classification
+// (with a real TLS-PSK client against a server that is no replication listener).
+import net, { type AddressInfo } from 'node:net';
+import tls from 'node:tls';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ManualClock } from '../../../src/util/clock.js';
 import { StoreError } from '../../../src/util/errors.js';
 import { ManualScheduler } from '../../../src/store/scheduler.js';
 import { encodeFrame, FrameDecoder, type ReplicationMessage } from '../../../src/store/replication/frame-codec.js';
-import { classifySocketError, ReplicationConnection } from '../../../src/store/replication/replication-connection.js';
+import { classifySocketError, pskClientOptions, ReplicationConnection } from '../../../src/store/replication/replication-connection.js';
+import { derivePsk } from '../../../src/store/replication/replication-settings.js';
 import { ReplicationErrorCode } from '../../../src/store/replication/replication-error-code.js';
 
 const s = suite('store/replication/replication-connection');
@@ -161,6 +164,31 @@ s('TLS errors of a wrong key are classified as authentication failures', () => {
   // A plain TLS client offers no PSK suite: not a peer with another key, so no key warning.
   const plain = Object.assign(new Error('no shared cipher'), { code: 'ERR_SSL_NO_SHARED_CIPHER' });
   assert.is(classifySocketError(plain, 'x').code, ReplicationErrorCode.CONNECTION);
+});
+
+s('a peer address that is no replication listener says so: a plain server that answers text, or closes', async () => {
+  // Every other connection: closed at once, or answered with a line of text (a policy or SMTP port).
+  let n = 0;
+  const server = net.createServer((socket) => {
+    const close = n++ % 2 === 0;
+    socket.once('data', () => (close ? socket.destroy() : socket.end('500 not a replication listener\r\n')));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  try {
+    for (let i = 0; i < 4; i++) {
+      const err = await new Promise<unknown>((resolve) => {
+        const socket = tls.connect(pskClientOptions('127.0.0.1', port, derivePsk(Buffer.alloc(32, 7)), 'a'));
+        socket.on('error', resolve);
+        socket.on('secureConnect', () => resolve(new Error('connected')));
+      });
+      const e = classifySocketError(err, 'connecting to b=127.0.0.1');
+      assert.is(e.code, ReplicationErrorCode.CONNECTION);
+      assert.match(e.message, /does not speak replication's TLS: is that address the peer's replication-listen/, String(err));
+    }
+  } finally {
+    server.close();
+  }
 });
 
 s.run();

@@ -20,6 +20,7 @@ import { ReplicationErrorCode } from '../../../src/store/replication/replication
 import { derivePsk, parseReplicationKey, type PeerSpec } from '../../../src/store/replication/replication-settings.js';
 import { Replicator, type ReplicatorOptions } from '../../../src/store/replication/replicator.js';
 import { peersOf } from '../../../src/metrics/stats-snapshot.js';
+import { settingsDifference } from '../../../src/store/replication/peer-link.js';
 import { freeLoopbackPort } from '../../helpers/daemon.js';
 import { makeImmutable } from '../../helpers/immutable-file.js';
 import { capturingLogger } from '../../helpers/capturing-logger.js';
@@ -493,6 +494,13 @@ s('malformed and oversized frames close the link without touching the store; goo
   assert.ok(a!.logs().some((l) => l.code === ReplicationErrorCode.PROTOCOL));
   await write(b!, 'after', rec(2));
   await waitFor('replication still works', () => converged([a!, b!]));
+});
+
+s('settings differences read as the config writes them: days and hours, not seconds', () => {
+  const mine = 'lookup-by-host=no ipv4cidr=24 ipv6cidr=64 max-age=1728000s retry-window=172800s';
+  const theirs = 'lookup-by-host=no ipv4cidr=32 ipv6cidr=64 max-age=3024000s retry-window=43200s';
+  assert.is(settingsDifference(mine, theirs), 'ipv4cidr: 24 here, 32 at the peer; max-age: 20d here, 35d at the peer; retry-window: 2d here, 12h at the peer');
+  assert.is(settingsDifference('max-age=90s', 'max-age=86401s'), 'max-age: 90s here, 86401s at the peer');
 });
 
 s('a peer whose greylist settings differ is logged once per difference and shown; peers that agree, or do not say, are not', async () => {
