@@ -358,7 +358,7 @@ export async function startDaemon(v: ConfigValues, logger: Logger, clock: Clock,
         // What the running checker's self tests found carries over (a suspended list stays so).
         next.dnsLists.adoptSelfTestState(policy.dnsLists);
         policy = next; // the PolicyServer's decide() reads this variable on every request
-        replicator.keying = greylistKeyingOf(nv); // told to peers at the next connection
+        replicator.setKeying(greylistKeyingOf(nv)); // compared again by every link at once
         const every = nv['dns-list-selftest-interval'] as number;
         const lists = (['trusted', 'block', 'allow'] as const).reduce((n, t) => n + next.dnsLists.listsOf(t).length, 0);
         selfTests = every > 0 && lists > 0 ? next.dnsLists.startSelfTests(every * 1000) : null;

@@ -129,6 +129,8 @@ export class PeerLink {
   private skewWarned: { atMs: number; offsetMs: number } | undefined;
   /** The settings difference last warned about (see checkKeying): one line per change, not per reconnect. */
   private keyingWarned: string | null = null;
+  /** The peer's greylist settings at its last HELLO (undefined: not told). */
+  private peerKeying: string | undefined;
 
   constructor(
     private readonly r: Replicator,
@@ -179,6 +181,11 @@ export class PeerLink {
    * when they differ: nodes that key triplets differently greylist a retry that another node has
    * seen again, and a record one expires earlier comes back from the other.
    */
+  /** This node's settings changed (a reload): compared again with what the peer told at its HELLO. */
+  recheckKeying(): void {
+    if (this.state.connected) this.checkKeying(this.peerKeying);
+  }
+
   private checkKeying(peerKeying: string | undefined): void {
     const mine = this.r.keying;
     const differ = peerKeying === undefined || mine === undefined || peerKeying === mine ? null : settingsDifference(mine, peerKeying);
@@ -320,6 +327,7 @@ export class PeerLink {
     }
     // Once the peer is known to be the configured one (a wrong node's clock is not this peer's).
     this.checkClock(hello.nowMs, sentAtMs);
+    this.peerKeying = hello.keying;
     this.checkKeying(hello.keying);
     const peer = hello.nodeId;
     if (this.state.nodeId !== null && this.state.nodeId !== peer) {

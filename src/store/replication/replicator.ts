@@ -124,7 +124,7 @@ export class Replicator {
   /** The greylist max-age and retry window in force: the options' until a setExpiry(). */
   private maxAgeMs: number;
   private retryWindowMs: number;
-  /** The keying in force (options.keying, replaced by a reload), sent in every HELLO from then on. */
+  /** The keying in force (options.keying, replaced by setKeying), sent in every HELLO. */
   keying: string | undefined;
 
   constructor(readonly opts: ReplicatorOptions) {
@@ -133,18 +133,9 @@ export class Replicator {
     this.retryWindowMs = opts.retryWindowMs ?? Infinity;
     this.keying = opts.keying;
     this.scheduler = opts.scheduler ?? new TimerScheduler();
-    this.o = {
-      pollIntervalMs: opts.pollIntervalMs ?? DEFAULTS.pollIntervalMs,
-      retryMinMs: opts.retryMinMs ?? DEFAULTS.retryMinMs,
-      retryMaxMs: opts.retryMaxMs ?? DEFAULTS.retryMaxMs,
-      trimIntervalMs: opts.trimIntervalMs ?? DEFAULTS.trimIntervalMs,
-      statusFileIntervalMs: opts.statusFileIntervalMs ?? DEFAULTS.statusFileIntervalMs,
-      maxFutureSkewMs: opts.maxFutureSkewMs ?? DEFAULTS.maxFutureSkewMs,
-      digestSettleMs: opts.digestSettleMs ?? DEFAULTS.digestSettleMs,
-      batchMaxEntries: opts.batchMaxEntries ?? DEFAULTS.batchMaxEntries,
-      batchMaxBytes: opts.batchMaxBytes ?? DEFAULTS.batchMaxBytes,
-      digestBuckets: opts.digestBuckets ?? DEFAULT_DIGEST_BUCKETS,
-    };
+    // Each tunable: the option when given, else its default.
+    this.o = { ...DEFAULTS, digestBuckets: DEFAULT_DIGEST_BUCKETS };
+    for (const k of Object.keys(this.o) as Array<keyof typeof this.o>) this.o[k] = opts[k] ?? this.o[k];
     this.refusedLog = new RateLimitedLog(opts.logger, opts.clock, 5);
     for (const spec of opts.settings?.peers ?? []) this.links.push(new PeerLink(this, spec));
   }
@@ -398,6 +389,19 @@ export class Replicator {
     if (other === undefined || other === nodeId) return;
     const e = duplicateName(name, `the node at ${address} (the address of "${name}") has store id ${nodeId}, the one connected as "${name}" ${other}`);
     for (const [conn, n] of this.inboundConns) if (n === name) conn.close(e, true);
+  }
+
+  /**
+   * A reload changed the greylist settings peers compare (greylistKeyingOf): this node's links
+   * compare them with what each peer told at once, and the inbound sessions are closed, so that
+   * every peer's link reconnects within a second and compares them too.
+   */
+  setKeying(next: string): void {
+    if (next === this.keying) return;
+    this.keying = next;
+    for (const link of this.links) link.recheckKeying();
+    const e = new StoreError(ReplicationErrorCode.CONNECTION, 'greylist settings changed here: session reopened so that the peer compares them');
+    for (const conn of this.inboundConns.keys()) conn.close(e);
   }
 
   /** @internal keeps `p` from being cut off by stop(). */

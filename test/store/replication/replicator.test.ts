@@ -503,6 +503,20 @@ s('settings differences read as the config writes them: days and hours, not seco
   assert.is(settingsDifference('max-age=90s', 'max-age=86401s'), 'max-age: 90s here, 86401s at the peer');
 });
 
+s('a reload that changes the greylist settings is compared at once: here at once, at the peer after its link reconnects', async () => {
+  const same = 'lookup-by-host=no ipv4cidr=24 ipv6cidr=64 max-age=3024000s retry-window=172800s';
+  const ports = [await freeLoopbackPort(), await freeLoopbackPort()];
+  const a = await startNode({ name: 'a', port: ports[0]!, peers: [peer('b', ports[1]!)], extra: { keying: same } });
+  const b = await startNode({ name: 'b', port: ports[1]!, peers: [peer('a', ports[0]!)], extra: { keying: same } });
+  await waitFor('both links up', async () => (await a.repl.status()).peers[0]!.connected && (await b.repl.status()).peers[0]!.connected);
+  assert.is((await b.repl.status()).peers[0]!.settingsDiffer, null);
+  a.repl.setKeying(same.replace('ipv4cidr=24', 'ipv4cidr=32'));
+  assert.is((await a.repl.status()).peers[0]!.settingsDiffer, 'ipv4cidr: 32 here, 24 at the peer', 'this node compares at once');
+  await waitFor('b compares the new settings', async () => (await b.repl.status()).peers[0]!.settingsDiffer === 'ipv4cidr: 24 here, 32 at the peer');
+  await write(a, 'after', rec(1));
+  await waitFor('replication goes on', () => converged([a, b]));
+});
+
 s('a peer whose greylist settings differ is logged once per difference and shown; peers that agree, or do not say, are not', async () => {
   const mine = 'lookup-by-host=no ipv4cidr=24 ipv6cidr=64 max-age=3024000s retry-window=172800s';
   const theirs = 'lookup-by-host=yes ipv4cidr=24 ipv6cidr=64 max-age=3024000s retry-window=172800s';
