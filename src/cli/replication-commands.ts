@@ -316,6 +316,8 @@ export function replicationCommand(): CommandModule<object, StatusArgs> {
           if (settings === false) return;
           if (!settings) {
             process.stdout.write(argv.json ? `${JSON.stringify({ enabled: false, configured: false })}\n` : 'replication is not configured (no peer, no replication-listen)\n');
+            // Where it looked, on stderr: stdout stays the one line scripts read.
+            if (!argv.json) process.stderr.write(`mxsentry: looked in ${cfg.file ?? 'no configuration file (defaults and flags only)'}, and found no daemon answering on ${controlSocketPath(v)}\n`);
             return;
           }
           process.stderr.write(`mxsentry: no daemon is running (control socket ${controlSocketPath(v)}) and it never wrote ${file}\n`);

@@ -43,6 +43,7 @@ s('no daemon and no status file: exit 0 when the configuration sets up no replic
     const none = await status(join(dir, 'data'), []);
     assert.is(none.code, 0, none.stderr);
     assert.is(none.stdout, 'replication is not configured (no peer, no replication-listen)\n');
+    assert.match(none.stderr, /looked in no configuration file \(defaults and flags only\), and found no daemon answering on .*control\.sock/);
     const keyFile = join(dir, 'cluster.key');
     writeFileSync(keyFile, `${generateReplicationKey()}\n`, { mode: 0o600 });
     const some = await status(join(dir, 'data'), ['--peer', 'mx2=127.0.0.1:10999', '--replication-key-file', keyFile]);
