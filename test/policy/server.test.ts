@@ -522,7 +522,7 @@ s('server + pipeline + steps 1-6 over one connection', async () => {
     [
       ...createHeloChecks(),
       new SenderCheck(),
-      new RecipientCheck([RecipientTable.fromText('@example.org\n')]),
+      new RecipientCheck([RecipientTable.fromText('@example.org\nalice@example.com\n')]),
       new KnownNetworksCheck(CidrTable.parse('192.0.2.0/24\n')),
       new SaslCheck(),
     ],

@@ -1,4 +1,5 @@
-// Pipeline step 4: reject recipients that are in none of the configured recipient tables. Built by
+// Pipeline step 4: reject recipients that are in none of the configured recipient tables, in the
+// domains those tables list (a recipient in another domain is not judged). Built by
 // main.ts (tables loaded from files, swapped on SIGHUP), run by policy/pipeline.ts. Skipped when no
 // table is configured. No I/O at decision time.
 import type { RecipientTable, RecipientTableMatch } from '../tables/recipient-table.js';
@@ -84,6 +85,10 @@ export class RecipientCheck implements Check {
     // RFC 5321 s4.5.1: "postmaster" must always be accepted; Postfix accepts the bare form itself.
     const local = recipient.slice(0, Math.max(0, recipient.lastIndexOf('@'))) || recipient;
     if (local.toLowerCase() === 'postmaster') return null;
+    // Only the domains the tables list are judged, as Postfix's reject_unlisted_recipient judges only
+    // its own domains: a backup MX relaying for another domain leaves that domain's users to it.
+    const at = recipient.lastIndexOf('@');
+    if (at >= 0 && !this.tables.some((t) => t.coversDomain(recipient.slice(at + 1)))) return null;
     if (lookupRecipient(this.tables, recipient, this.delimiter)) return null;
     return { action: '550 5.1.1 User unknown', reason: `recipient ${recipient.replace(/[\x00-\x1f\x7f]/g, '?')} not in recipient tables` };
   }

@@ -22,11 +22,20 @@ export interface RecipientTableMatch {
  */
 export class RecipientTable {
   private readonly keys = new Map<string, RecipientTableMatch>();
+  /** The domains the keys name: the recipients the table speaks for. */
+  private readonly domainSet = new Set<string>();
 
   /** Adds one key; the first definition wins (like postmap, which warns on duplicates). */
   add(key: string, source = '(inline)', line = 0): void {
     const k = key.toLowerCase();
     if (!this.keys.has(k)) this.keys.set(k, { key: k, source, line });
+    const at = k.lastIndexOf('@');
+    if (at >= 0) this.domainSet.add(k.slice(at + 1));
+  }
+
+  /** True when some key is in this domain ("user@domain" or "@domain"), lower-case. */
+  coversDomain(domain: string): boolean {
+    return this.domainSet.has(domain.toLowerCase());
   }
 
   /**

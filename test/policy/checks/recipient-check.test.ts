@@ -29,7 +29,7 @@ s('table-driven: known, +extension, whole domain, unknown', () => {
     ['postmaster@example.org', true], // RFC 5321 s4.5.1
     ['Postmaster', true],
     ['carol@example.org', false],
-    ['alice@example.net', false],
+    ['alice@example.net', true], // a domain no table lists is not judged
     ['alice-x@example.org', false], // "-" is not the delimiter by default
     ['+alice@example.org', false], // a leading delimiter is not an extension
   ];
@@ -38,6 +38,16 @@ s('table-driven: known, +extension, whole domain, unknown', () => {
     if (known) assert.is(r, null, recipient);
     else assert.equal(r?.action, '550 5.1.1 User unknown', recipient);
   }
+});
+
+s('only the domains the tables list are judged: another domain passes, a listed one is checked', () => {
+  const check = new RecipientCheck([users, domains]);
+  assert.is(check.run(contextFor({ recipient: 'someone@relayed-for.example' })), null, 'a domain in no table');
+  assert.is(check.run(contextFor({ recipient: 'someone@sub.example.org' })), null, 'a subdomain is another domain');
+  assert.equal(check.run(contextFor({ recipient: 'carol@EXAMPLE.org' }))?.action, '550 5.1.1 User unknown', 'a domain listed by user entries only');
+  assert.ok(RecipientTable.fromText('@catchall.example\n', 't').coversDomain('CatchAll.Example'));
+  // A recipient without a domain (bare local part) is still judged.
+  assert.equal(check.run(contextFor({ recipient: 'carol' }))?.action, '550 5.1.1 User unknown');
 });
 
 s('configurable delimiter: several characters, or none', () => {
@@ -80,9 +90,10 @@ s('lookup order: full address, then without extension, then @domain', () => {
 
 s('setTables swaps tables (reload) and can turn the step off', () => {
   const check = new RecipientCheck([users]);
-  assert.ok(check.run(contextFor({ recipient: 'x@catchall.example' })));
+  assert.ok(check.run(contextFor({ recipient: 'carol@example.org' })));
   check.setTables([domains]);
   assert.is(check.run(contextFor({ recipient: 'x@catchall.example' })), null);
+  assert.is(check.run(contextFor({ recipient: 'carol@example.org' })), null, 'example.org is no longer listed');
   check.setTables([]);
   assert.is(check.run(contextFor({ recipient: 'nobody@nowhere.example' })), null);
   assert.equal([check.step, check.name], [4, 'recipient-tables']);
