@@ -299,7 +299,8 @@ export function formatStats(s: StatsSnapshot): string {
   if (sv.connectionsRefused + sv.protocolErrors + sv.requestTimeouts + sv.internalErrors > 0) {
     out.push(`           connections refused ${sv.connectionsRefused} (policy-max-connections or shutdown), closed for protocol errors ${sv.protocolErrors}, unfinished requests ${sv.requestTimeouts}, failed decisions ${sv.internalErrors}`);
   }
-  for (const c of p.pipeline.byStep) out.push(`           step ${String(c.step).padStart(2)} ${c.stepName.padEnd(16)} ${c.verdict.padEnd(16)} ${c.count}`);
+  const nameWidth = Math.max(16, ...p.pipeline.byStep.map((c) => c.stepName.length));
+  for (const c of p.pipeline.byStep) out.push(`           step ${String(c.step).padStart(2)} ${c.stepName.padEnd(nameWidth)} ${c.verdict.padEnd(16)} ${c.count}`);
   for (const l of p.dnsLists) out.push(`List       ${l.list} (${l.tier}): ${l.queries} queries, ${l.listed} listed, ${l.errors} errors, ${l.timeouts} timeouts`);
   if (p.greylist) out.push(`Greylist   ${pairs(p.greylist as unknown as Record<string, number>)}`);
   const c = s.store.counts;
