@@ -176,16 +176,16 @@ export class PeerLink {
     }
   }
 
-  /**
-   * Compares the peer's greylist settings from its HELLO with this node's and warns once per change
-   * when they differ: nodes that key triplets differently greylist a retry that another node has
-   * seen again, and a record one expires earlier comes back from the other.
-   */
   /** This node's settings changed (a reload): compared again with what the peer told at its HELLO. */
   recheckKeying(): void {
     if (this.state.connected) this.checkKeying(this.peerKeying);
   }
 
+  /**
+   * Compares the peer's greylist settings from its HELLO with this node's and warns once per change
+   * when they differ: nodes that key triplets differently greylist a retry that another node has
+   * seen again, and a record one expires earlier comes back from the other.
+   */
   private checkKeying(peerKeying: string | undefined): void {
     const mine = this.r.keying;
     const differ = peerKeying === undefined || mine === undefined || peerKeying === mine ? null : settingsDifference(mine, peerKeying);

@@ -85,7 +85,6 @@ const DEFAULTS = {
   maxFutureSkewMs: 60_000, digestSettleMs: 30_000, batchMaxEntries: 1000, batchMaxBytes: 1024 * 1024,
 };
 
-
 /** How long one computed digest serves further rounds of this node's links. */
 const DIGEST_REUSE_MS = 5_000;
 /** Inbound connections accepted at once (authenticated or not). */
