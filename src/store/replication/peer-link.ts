@@ -3,6 +3,8 @@
 // that repair what the log no longer holds, and redials with a capped backoff after any failure.
 // Owned and driven by the Replicator (replicator.ts); it reaches the store only through it.
 import tls from 'node:tls';
+import { formatDuration } from '../../config/format-value.js';
+import { keyDef } from '../../config/schema.js';
 import { describeError, StoreError } from '../../util/errors.js';
 import type { ReplogEntry } from '../record-codec.js';
 import type { ScheduledTask } from '../scheduler.js';
@@ -20,17 +22,14 @@ export function settingsDifference(mine: string, theirs: string): string {
   const a = parse(mine);
   const b = parse(theirs);
   const keys = [...new Set([...a.keys(), ...b.keys()])].filter((k) => a.get(k) !== b.get(k));
-  return keys.map((k) => `${k}: ${readable(a.get(k)) ?? 'not told'} here, ${readable(b.get(k)) ?? 'not told'} at the peer`).join('; ');
+  return keys.map((k) => `${k}: ${readable(k, a.get(k)) ?? 'not told'} here, ${readable(k, b.get(k)) ?? 'not told'} at the peer`).join('; ');
 }
 
-/** "3024000s" as the admin writes it in the config: "35d"; anything else as told. */
-function readable(value: string | undefined): string | undefined {
+/** A duration key's "3024000s" as the config writes it ("35d", formatDuration); anything else as told. */
+function readable(key: string, value: string | undefined): string | undefined {
   const m = value === undefined ? null : /^(\d+)s$/.exec(value);
-  if (!m) return value;
-  const n = Number(m[1]);
-  if (n > 0 && n % 86_400 === 0) return `${n / 86_400}d`;
-  if (n > 0 && n % 3_600 === 0) return `${n / 3_600}h`;
-  return value;
+  const def = keyDef(key);
+  return m && def?.kind === 'duration' ? formatDuration(def, Number(m[1])) : value;
 }
 
 /** Longest wait after connecting before the first digest round when the log never runs empty. */
