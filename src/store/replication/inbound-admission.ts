@@ -39,7 +39,7 @@ export function checkInboundHello(
   if (!settings.peers.some((p) => p.name === hello.name)) throw notAPeer(hello.name, settings.nodeName);
   if (dialled && dialled.nodeId !== hello.nodeId) {
     // This node's own link to the peer's configured address reaches another store under that name.
-    throw duplicateName(hello.name, `the node at ${dialled.address} (the address of "${hello.name}") has store id ${dialled.nodeId}, this one ${hello.nodeId}`);
+    throw notAtPeerAddress(hello.name, dialled, `this one ${hello.nodeId}`);
   }
   if (known && known.sessions > 0 && known.nodeId !== hello.nodeId) {
     // Two running nodes under one name (a copied config, two hosts with one short host name) would
@@ -54,6 +54,14 @@ export function duplicateName(name: string, what: string): StoreError {
     ReplicationErrorCode.DUPLICATE_NAME,
     `${what}: two nodes share the name "${name}"; give each its own node-name (a node whose store was re-created gets in once its old session times out or this node's link reconnects to it)`,
   );
+}
+
+/**
+ * A session under `name` from another store than the one this node's link finds at the peer's
+ * configured address (`dialled`): `other` says which (the refused HELLO, or an open session).
+ */
+export function notAtPeerAddress(name: string, dialled: { nodeId: string; address: string }, other: string): StoreError {
+  return duplicateName(name, `the node at ${dialled.address} (the address of "${name}") has store id ${dialled.nodeId}, ${other}`);
 }
 
 /** Inbound connections refused since start, and the last one: who, from where, why and when. */

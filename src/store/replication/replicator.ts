@@ -19,7 +19,7 @@ import { TimerScheduler, type ScheduledTask, type Scheduler } from '../scheduler
 import { computeDigest, DEFAULT_DIGEST_BUCKETS, diffDigests, type BucketDigest, type DigestWindow } from './bucket-digest.js';
 import { PROTOCOL_VERSION, type WireEntry, type WireRecord } from './frame-codec.js';
 import { ReplicationErrorCode } from './replication-error-code.js';
-import { checkInboundHello, duplicateName, InboundRefusals, notAPeer } from './inbound-admission.js';
+import { checkInboundHello, InboundRefusals, notAPeer, notAtPeerAddress } from './inbound-admission.js';
 import { classifySocketError, identityOf, pskServerOptions, ReplicationConnection } from './replication-connection.js';
 import { NO_LISTEN_WARNING, type ReplicationSettings } from './replication-settings.js';
 import { PeerLink, expect, stopped } from './peer-link.js';
@@ -386,7 +386,7 @@ export class Replicator {
   closeImpostors(name: string, nodeId: string, address: string): void {
     const other = this.inbound.get(name)?.nodeId;
     if (other === undefined || other === nodeId) return;
-    const e = duplicateName(name, `the node at ${address} (the address of "${name}") has store id ${nodeId}, the one connected as "${name}" ${other}`);
+    const e = notAtPeerAddress(name, { nodeId, address }, `the one connected as "${name}" ${other}`);
     for (const [conn, n] of this.inboundConns) if (n === name) conn.close(e, true);
   }
 
