@@ -82,12 +82,12 @@ export class RecipientCheck implements Check {
     if (this.tables.length === 0) return null;
     const recipient = ctx.request.recipient ?? '';
     if (recipient === '') return null;
+    const at = recipient.lastIndexOf('@');
     // RFC 5321 s4.5.1: "postmaster" must always be accepted; Postfix accepts the bare form itself.
-    const local = recipient.slice(0, Math.max(0, recipient.lastIndexOf('@'))) || recipient;
+    const local = recipient.slice(0, Math.max(0, at)) || recipient;
     if (local.toLowerCase() === 'postmaster') return null;
     // Only the domains the tables list are judged, as Postfix's reject_unlisted_recipient judges only
     // its own domains: a backup MX relaying for another domain leaves that domain's users to it.
-    const at = recipient.lastIndexOf('@');
     if (at >= 0 && !this.tables.some((t) => t.coversDomain(recipient.slice(at + 1)))) return null;
     if (lookupRecipient(this.tables, recipient, this.delimiter)) return null;
     return { action: '550 5.1.1 User unknown', reason: `recipient ${recipient.replace(/[\x00-\x1f\x7f]/g, '?')} not in recipient tables` };
