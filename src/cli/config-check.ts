@@ -1,10 +1,12 @@
 // What `serve` derives at start from parsed configuration values, checked without starting anything:
 // the replication settings (node name, peer lines, cluster key) and the files the values name (root
 // hints, local zones, recipient and CIDR tables, postgrey whitelists). Shared by `config check` and by
-// `serve` before it opens a socket or the store, so both report the same problems in the same words.
-// It only reads files; it binds nothing, writes nothing and never exits the process.
+// `serve` before it opens a socket or the store, so both report the same problems in the same words;
+// the control socket's folder is judged by the control server's own check. It only reads files and
+// stats folders; it binds nothing, writes nothing and never exits the process.
 import { statSync } from 'node:fs';
-import { isAbsolute, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { controlFolderProblem } from '../control/control-server.js';
 import { controlSocketPath } from '../control/operations.js';
 import { LOCK_SOCKET } from '../util/instance-lock.js';
 import { MAX_UNIX_SOCKET_PATH_BYTES } from '../util/unix-socket.js';
@@ -32,10 +34,12 @@ const REPLICATION_KEYS = ['peer', 'replication-listen', 'node-name', 'replicatio
  * run lists a bad value, a missing file and a bad peer line together. A key that failed to load
  * holds its default, so its file is not checked, nor are the replication settings (derived from
  * several keys) while one of their keys failed. An empty list means `serve` would start with these values.
+ * `serve`: called by serve itself, which knows the user it runs as (see controlFolderCheck).
  */
-export async function checkStartSettings(loaded: LoadResult): Promise<ConfigError[]> {
+export async function checkStartSettings(loaded: LoadResult, opts: { serve?: boolean } = {}): Promise<ConfigError[]> {
   const { failed, unreadFile } = loadFailures(loaded);
-  const files = unreadFile ? [] : [...socketPathProblems(loaded.values, failed), ...replyNameProblems(loaded.values, failed), ...(await checkReferencedFiles(loaded.values, failed))];
+  const folder = controlFolderCheck(loaded.values, failed, opts.serve === true).problem;
+  const files = unreadFile ? [] : [...socketPathProblems(loaded.values, failed), ...(folder ? [folder] : []), ...replyNameProblems(loaded.values, failed), ...(await checkReferencedFiles(loaded.values, failed))];
   return inLineOrder([...lineProblemsOf(loaded), ...files.map((p) => placeConfigError(loaded, p))]);
 }
 
@@ -104,14 +108,17 @@ export function relativePathWarningsOf(loaded: LoadResult): string[] {
 
 /**
  * Settings serve accepts but that may not do what was meant: a DNS list budget beyond the
- * decision's, a cluster key other users may read, and replication one way only (peers, but no
- * replication-listen: placed at the first peer line).
+ * decision's, a cluster key other users may read, a control socket folder of another user seen by
+ * root (controlFolderCheck), and replication one way only (peers, but no replication-listen: placed
+ * at the first peer line).
  */
 export function settingWarningsOf(loaded: LoadResult): string[] {
   const out: string[] = [];
   const budget = listBudgetWarning(loaded.values);
   if (budget !== undefined) out.push(placeConfigError(loaded, new ConfigError('CONFIG_ERR_VALUE', `dns-list-budget-ms: ${budget}`, { key: 'dns-list-budget-ms' })).message);
   out.push(...fileSettingWarningsOf(loaded));
+  const folder = controlFolderCheck(loaded.values, new Set(loaded.errors.map((e) => e.key))).rootWarning;
+  if (folder) out.push(placeConfigError(loaded, folder).message);
   const peers = loaded.values['peer'] as string[];
   if (peers.length === 0 || loaded.values['replication-listen']) return out;
   return [...out, placeConfigError(loaded, new ConfigError('CONFIG_ERR_VALUE', `peer: ${NO_LISTEN_WARNING}`, { key: 'peer', index: 0 })).message];
@@ -210,6 +217,29 @@ function socketPathProblems(v: ConfigValues, skip: ReadonlySet<string | undefine
     problems.push(new ConfigError('CONFIG_ERR_VALUE', `${key}: the control socket ${control} would be ${Buffer.byteLength(control)} bytes, beyond the unix socket limit of ${MAX_UNIX_SOCKET_PATH_BYTES}: ${key === 'control-socket' ? 'name a shorter path' : 'use a shorter data-dir, or set control-socket to a shorter path'}`, { key }));
   }
   return problems;
+}
+
+/**
+ * The folder of the control socket as serve judges it when it starts listening (controlFolderProblem,
+ * the same words): refused when writable by everyone, not a directory, or another non-root user's.
+ * A folder not there yet is not judged: serve makes its data-dir, and systemd a RuntimeDirectory, at
+ * start. Another user's folder is a problem for serve and for a non-root user's check, but only a
+ * warning for root's check: root cannot tell which user serve will run as (the unit's DynamicUser, a
+ * User= line), and serve run as the folder's owner takes it.
+ */
+function controlFolderCheck(v: ConfigValues, skip: ReadonlySet<string | undefined>, serve = false): { problem?: ConfigError; rootWarning?: ConfigError } {
+  const control = resolve(controlSocketPath(v));
+  const key = (v['control-socket'] as string) ? 'control-socket' : 'data-dir';
+  // Too long: socketPathProblems says so, and serve refuses that before it looks at the folder.
+  if (skip.has(key) || Buffer.byteLength(control) > MAX_UNIX_SOCKET_PATH_BYTES) return {};
+  const uid = process.getuid?.();
+  const found = controlFolderProblem(dirname(control), uid);
+  if (!found || (found.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') return {};
+  if (found.kind === 'owner' && uid === 0 && !serve) {
+    const text = `${key}: control socket folder ${dirname(control)} belongs to uid ${found.ownerUid}: serve takes it only when run as that user (run as root, it refuses it); this check runs as root and cannot tell which user serve will run as`;
+    return { rootWarning: new ConfigError('CONFIG_ERR_VALUE', text, { key }) };
+  }
+  return { problem: new ConfigError('CONFIG_ERR_VALUE', `${key}: ${found.message}`, { key }) };
 }
 
 /**

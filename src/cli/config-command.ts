@@ -1,7 +1,7 @@
 // `mxsentry config check [FILE]` and `mxsentry config example`. check validates a file the way `serve`
 // would at start (every key, every value, the replication settings, plus the files it names: root
-// hints, local zones, tables, whitelists) without opening a socket or the store; exit 0 valid, 2
-// problems. example prints the commented example configuration generated from the schema (shipped
+// hints, local zones, tables, whitelists, and the control socket's folder) without opening a socket
+// or the store; exit 0 valid, 2 problems. example prints the commented example configuration generated from the schema (shipped
 // as mxsentry.conf.example).
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { renderExampleConfig } from '../config/example-config.js';

@@ -94,8 +94,9 @@ export function serveCommand(deps: CliDeps): CommandModule<object, ServeArgs> {
       const configFile = typeof argv.config === 'string' && argv.config !== '' ? resolvePath(argv.config) : argv.config;
       const configInput = { ...(typeof configFile === 'string' ? { file: configFile } : {}), flags: collectConfigFlags(argv as Record<string, unknown>) };
       const loaded = loadConfig(configInput);
-      // Derived settings and named files are checked before anything listens, every problem listed.
-      const problems = await checkStartSettings(loaded);
+      // Derived settings, named files and the control socket folder are checked before anything
+      // listens, every problem listed.
+      const problems = await checkStartSettings(loaded, { serve: true });
       if (problems.length > 0) {
         printConfigErrors(problems);
         process.exit(EXIT_USAGE);

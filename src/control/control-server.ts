@@ -54,21 +54,8 @@ export async function prepareControlSocketPath(path: string): Promise<string> {
     throw new ControlError('CONTROL_ERR_UNSAFE_PATH', `control socket path ${abs} is longer than ${MAX_UNIX_SOCKET_PATH_BYTES} bytes (unix socket limit); set control-socket to a shorter path`);
   }
   const parent = dirname(abs);
-  let dir;
-  try {
-    dir = statSync(parent);
-  } catch (err) {
-    throw new ControlError('CONTROL_ERR_UNSAFE_PATH', `control socket folder ${parent} is not usable: ${describeError(err)}`, { cause: err });
-  }
-  if (!dir.isDirectory()) throw new ControlError('CONTROL_ERR_UNSAFE_PATH', `control socket folder ${parent} is not a directory`);
-  // Anyone who may write to the folder could swap the socket for their own and read our answers.
-  if ((dir.mode & 0o002) !== 0 && (dir.mode & 0o1000) === 0) {
-    throw new ControlError('CONTROL_ERR_UNSAFE_PATH', `control socket folder ${parent} is writable by everyone (mode ${(dir.mode & 0o7777).toString(8)}); use a private folder`);
-  }
-  const uid = process.getuid?.();
-  if (uid !== undefined && dir.uid !== uid && dir.uid !== 0) {
-    throw new ControlError('CONTROL_ERR_UNSAFE_PATH', `control socket folder ${parent} belongs to uid ${dir.uid}, not to this daemon (uid ${uid}) or root`);
-  }
+  const problem = controlFolderProblem(parent, process.getuid?.());
+  if (problem) throw new ControlError('CONTROL_ERR_UNSAFE_PATH', problem.message, problem.cause === undefined ? {} : { cause: problem.cause });
   let existing;
   try {
     existing = lstatSync(abs);
@@ -84,6 +71,39 @@ export async function prepareControlSocketPath(path: string): Promise<string> {
   // A socket nobody listens on: left behind by a crash (a clean stop removes it).
   unlinkSync(abs);
   return abs;
+}
+
+/** Why a folder may not hold the control socket (controlFolderProblem). */
+export interface ControlFolderProblem {
+  /** unusable: missing or not a directory; open: writable by everyone; owner: another non-root user's. */
+  kind: 'unusable' | 'open' | 'owner';
+  message: string;
+  /** The folder's owner (kind owner). */
+  ownerUid?: number;
+  cause?: unknown;
+}
+
+/**
+ * Why `folder` may not hold the control socket of a process running as `uid`, or undefined when it
+ * may. The one judgement of serve (prepareControlSocketPath) and `config check`, so the check names
+ * what serve refuses, in its words. It only stats the folder.
+ */
+export function controlFolderProblem(folder: string, uid: number | undefined): ControlFolderProblem | undefined {
+  let dir;
+  try {
+    dir = statSync(folder);
+  } catch (err) {
+    return { kind: 'unusable', message: `control socket folder ${folder} is not usable: ${describeError(err)}`, cause: err };
+  }
+  if (!dir.isDirectory()) return { kind: 'unusable', message: `control socket folder ${folder} is not a directory` };
+  // Anyone who may write to the folder could swap the socket for their own and read our answers.
+  if ((dir.mode & 0o002) !== 0 && (dir.mode & 0o1000) === 0) {
+    return { kind: 'open', message: `control socket folder ${folder} is writable by everyone (mode ${(dir.mode & 0o7777).toString(8)}); use a private folder (chmod 750 or 700)` };
+  }
+  if (uid !== undefined && dir.uid !== uid && dir.uid !== 0) {
+    return { kind: 'owner', ownerUid: dir.uid, message: `control socket folder ${folder} belongs to uid ${dir.uid}, not to this user (uid ${uid}) or root; run serve as its owner, or use a folder of this user's` };
+  }
+  return undefined;
 }
 
 /** A socket someone may still own counts as live: only a refused or vanished one is stale. */

@@ -3,13 +3,15 @@
 // table/zone/config errors thrown at start are recognised as configuration problems (exit 2).
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkStartSettings, fileSettingWarningsOf, isConfigurationError, relativePathWarningsOf, settingWarningsOf, whitelistWarningsOf } from '../../src/cli/config-check.js';
 import { loadConfig, type LoadResult } from '../../src/config/load.js';
+import { prepareControlSocketPath } from '../../src/control/control-server.js';
 import { ConfigError, DnsError, PolicyError, StoreError } from '../../src/util/errors.js';
 import { loggedHook } from '../helpers/hook-errors.js';
+import { requireRoot } from '../helpers/peers.js';
 
 const s = suite('cli/config-check');
 
@@ -195,6 +197,53 @@ s('a data-dir or control-socket too long for a unix socket path is a problem of 
   assert.equal((await problems(loadText(`data-dir: ${long}\ncontrol-socket: /run/mx.sock\n`))).length, 1);
   const sock = await problems(loadText(`control-socket: /tmp/${'s'.repeat(110)}.sock\n`));
   assert.match(sock.join('\n'), /control-socket: the control socket .* name a shorter path/);
+});
+
+/** What serve's control server says when it refuses the socket path (its ControlError message). */
+async function serveRefusal(socket: string): Promise<string> {
+  try {
+    await prepareControlSocketPath(socket);
+  } catch (err) {
+    return (err as Error).message;
+  }
+  throw new Error(`serve would take ${socket}`);
+}
+
+s('a control socket folder serve refuses is a problem of its key, in serve\'s words; a missing one is left to serve', async () => {
+  const open = join(dir, 'open-data');
+  mkdirSync(open);
+  chmodSync(open, 0o777);
+  const refusal = await serveRefusal(join(open, 'control.sock'));
+  assert.match(refusal, /writable by everyone \(mode 777\)/);
+  assert.equal(await problems(loadText(`log-level: info\ndata-dir: ${open}\n`)), [`mxsentry.conf:2: data-dir: ${refusal.split(`${dir}/`).join('')}`]);
+  // serve's own check (before it opens anything) is the same list.
+  const asServe = await checkStartSettings(loadText(`data-dir: ${open}\n`), { serve: true });
+  assert.equal(asServe.map((e) => e.key), ['data-dir']);
+  // The socket elsewhere: that folder is judged, under its own key.
+  const sock = await problems(loadText(`data-dir: ${open}\ncontrol-socket: ${join(open, 'c.sock')}\n`));
+  assert.equal(sock.map((t) => t.replace(/ folder .*/, '')), ['mxsentry.conf:2: control-socket: control socket']);
+  const own = join(dir, 'own-data');
+  mkdirSync(own, { mode: 0o750 });
+  assert.equal(await problems(loadText(`data-dir: ${open}\ncontrol-socket: ${join(own, 'c.sock')}\n`)), []);
+  // A sticky folder (as /tmp) is accepted by serve, so here too; a data-dir serve will make is not judged.
+  chmodSync(open, 0o1777);
+  assert.equal(await problems(loadText(`data-dir: ${open}\n`)), []);
+  assert.equal(await problems(loadText(`data-dir: ${join(dir, 'not-yet')}\n`)), []);
+});
+
+s('a control socket folder of another user: a problem for serve, a warning for root\'s check (serve may run as that user)', async () => {
+  if (!requireRoot('control socket folder of another user')) return;
+  const theirs = join(dir, 'their-data');
+  mkdirSync(theirs, { mode: 0o750 });
+  chownSync(theirs, 1, 1);
+  const loaded = loadText(`data-dir: ${theirs}\n`);
+  const refusal = await serveRefusal(join(theirs, 'control.sock'));
+  assert.match(refusal, /belongs to uid 1, not to this user \(uid 0\) or root/);
+  assert.equal((await checkStartSettings(loaded, { serve: true })).map((e) => e.message), [`${join(dir, 'mxsentry.conf')}:1: data-dir: ${refusal}`]);
+  assert.equal(await checkStartSettings(loaded), []);
+  const warnings = settingWarningsOf(loaded);
+  assert.equal(warnings.length, 1, warnings.join('\n'));
+  assert.match(warnings[0]!, /^.*mxsentry\.conf:1: data-dir: control socket folder .*their-data belongs to uid 1: serve takes it only when run as that user \(run as root, it refuses it\)/);
 });
 
 s('root hints without any address are a problem of root-hints', async () => {

@@ -5,7 +5,9 @@
 //   (exit 2) and the command reaches the socket (here: no daemon, exit 3);
 // - a greylist store this user may not read: every offline command exits 2, as `check` does;
 // - a store of nobody's opened by root keeps its files nobody's; a lock.mdb nobody may not write is
-//   named as such, not taken for a damaged store.
+//   named as such, not taken for a damaged store;
+// - `config check` as a user other than root: a data-dir of another user is refused, as serve
+//   run by that user refuses it.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFile } from 'node:child_process';
@@ -109,6 +111,21 @@ s('a store of the daemon user opened by root keeps its files; a lock.mdb that us
     assert.is(r.code, 2, r.stderr);
     assert.match(r.stderr, /lock\.mdb is not writable by this user \(EACCES; it belongs to uid 0, mode 644, this process runs as uid 65534\)/);
     assert.match(r.stderr, /is not damaged/);
+    return true;
+  });
+});
+
+s('config check by a non-root user: a data-dir of another user is a problem (exit 2), in serve\'s words', async () => {
+  await asRootWithFolder('config check of another user\'s data-dir', async (dir) => {
+    const data = join(dir, 'data');
+    mkdirSync(data, { mode: 0o755 });
+    chownSync(data, 1, 1);
+    const conf = join(dir, 'mx.conf');
+    writeFileSync(conf, `data-dir: ${data}\n`, { mode: 0o644 });
+    const r = await asNobody(['config', 'check', conf]);
+    if (checkoutUnreadable(r.stderr)) return false;
+    assert.is(r.code, 2, r.stderr);
+    assert.match(r.stderr, new RegExp(`config error: ${conf}:1: data-dir: control socket folder ${data} belongs to uid 1, not to this user \\(uid 65534\\) or root`));
     return true;
   });
 });
