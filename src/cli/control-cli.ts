@@ -13,7 +13,8 @@ import { controlSocketPath } from '../control/operations.js';
 import type { ReloadReport } from '../control/reload.js';
 import type { HistogramSnapshot } from '../metrics/histogram.js';
 import type { StatsSnapshot } from '../metrics/stats-snapshot.js';
-import { describeError } from '../util/errors.js';
+import { suggestKey } from '../config/schema.js';
+import { describeError, type ConfigError } from '../util/errors.js';
 import { lineProblemsOf } from './config-check.js';
 import { COMMAND_NOT_RUN, printConfigErrors } from './config-flags.js';
 
@@ -44,10 +45,35 @@ interface SocketArgs {
   json?: boolean;
 }
 
-function socketOptions<T>(y: Argv<T>): Argv<T & SocketArgs> {
+/** The keys the control socket's path comes from (controlSocketPath). */
+const SOCKET_KEYS: ReadonlySet<string> = new Set(['control-socket', 'data-dir']);
+
+/**
+ * Whether a problem of the file may put the control socket somewhere else than its values say: a
+ * problem of control-socket or data-dir, an unknown key that looks like one of them (a typo), a
+ * line that is no "key: value", or a file that could not be read. Any other problem leaves the
+ * socket where it is, so the running daemon (started before the file broke) can still be asked.
+ */
+export function mayMoveSocket(problem: ConfigError): boolean {
+  if (problem.key === undefined || SOCKET_KEYS.has(problem.key)) return true;
+  return problem.code === 'CONFIG_ERR_UNKNOWN_KEY' && SOCKET_KEYS.has(suggestKey(problem.key) ?? '');
+}
+
+/** printConfigErrors' outcome when the file's problems may have moved the socket. */
+export const SOCKET_NOT_FOUND = 'the daemon was not asked: its control socket depends on them (fix them, or name the socket with --control-socket PATH)';
+
+/** printConfigErrors' outcome when the daemon is asked despite the file's problems. */
+export function askedDespiteProblems(socket: string): string {
+  return `asking the daemon on ${socket} all the same (none of them is in control-socket or data-dir, which place its socket); serve and reload refuse the file until they are fixed`;
+}
+
+function socketOptions<T>(y: Argv<T>, opts: { strict?: boolean } = {}): Argv<T & SocketArgs> {
+  const config = opts.strict
+    ? 'Configuration file of the running daemon (its control-socket or data-dir); a problem in it is listed and nothing is asked'
+    : 'Configuration file of the running daemon (its control-socket or data-dir); problems in other keys are listed, and the daemon is asked all the same';
   return y
-    .option('control-socket', { type: 'string', requiresArg: true, describe: `Control socket of the running daemon [default: from --config, else ${SYSTEMD_CONTROL_SOCKET} when present, else from ${DEFAULT_CONFIG_FILE}, else ./data/control.sock]` })
-    .option('config', { type: 'string', requiresArg: true, describe: 'Configuration file of the running daemon (its control-socket or data-dir)' })
+    .option('control-socket', { type: 'string', requiresArg: true, describe: `Control socket of the running daemon, without reading any configuration file [default: from --config, else ${SYSTEMD_CONTROL_SOCKET} when present, else from ${DEFAULT_CONFIG_FILE}, else ./data/control.sock]` })
+    .option('config', { type: 'string', requiresArg: true, describe: config })
     .option('data-dir', { type: 'string', requiresArg: true, describe: `Data folder of the running daemon (its --data-dir): the socket is DIR/control.sock unless --config sets control-socket (${SYSTEMD_DATA_DIR}: the unit's socket when present)` }) as Argv<T & SocketArgs>;
 }
 
@@ -57,11 +83,14 @@ function socketOptions<T>(y: Argv<T>): Argv<T & SocketArgs> {
  * unless the two name another daemon's; else the one of --config (with
  * --data-dir in place of the file's data-dir, as the daemon's flag would be); else DIR/control.sock
  * of --data-dir; else the systemd unit's; else the one of /etc/mxsentry/mxsentry.conf; else the
- * default config's. Null after printing config errors (exit code 2 set). `unit` is for tests.
+ * default config's. A file's problems are printed; the socket is still found when none of them may
+ * move it (mayMoveSocket), unless `strict` (reload: the daemon would refuse the file anyway). Null
+ * after printing config errors (exit code 2 set). `unit` is for tests.
  */
 export function resolveControlSocket(
   argv: SocketArgs,
   unit: { configFile: string; controlSocket: string; dataDir?: string } = { configFile: DEFAULT_CONFIG_FILE, controlSocket: SYSTEMD_CONTROL_SOCKET, dataDir: SYSTEMD_DATA_DIR },
+  opts: { strict?: boolean } = {},
 ): string | null {
   if (argv['control-socket']) return argv['control-socket'];
   const dataDir = argv['data-dir'];
@@ -70,12 +99,15 @@ export function resolveControlSocket(
     // The cluster key file is root's (mode 0600): a user allowed on the socket need not read it to
     // find the socket, and the daemon checks the key itself when it re-reads the file.
     const problems = lineProblemsOf(loaded).filter((p) => !(p.key === 'replication-key-file' && isPermissionDenied(p.cause)));
-    if (problems.length > 0) {
-      printConfigErrors(problems, COMMAND_NOT_RUN);
+    const socket = controlSocketPath(loaded.values);
+    if (problems.length === 0) return socket;
+    if (opts.strict || problems.some(mayMoveSocket)) {
+      printConfigErrors(problems, opts.strict ? COMMAND_NOT_RUN : SOCKET_NOT_FOUND);
       process.exitCode = EXIT_USAGE;
       return null;
     }
-    return controlSocketPath(loaded.values);
+    printConfigErrors(problems, askedDespiteProblems(socket));
+    return socket;
   };
   // The unit's own file or state folder: its ExecStart passes --control-socket, which overrides the file's value.
   const unitConfig = argv.config === undefined || resolve(argv.config) === unit.configFile;
@@ -90,7 +122,8 @@ export function resolveControlSocket(
 
 /** Sends one request; on failure prints the message, sets the exit code and hands the error to `failed`. */
 async function call(argv: SocketArgs, request: { command: string; [k: string]: unknown }, failed?: (err: unknown) => void): Promise<unknown> {
-  const path = resolveControlSocket(argv);
+  // A reload makes the daemon re-read its file: one with problems would be refused, so it is not asked.
+  const path = resolveControlSocket(argv, undefined, { strict: request.command === 'reload' });
   if (path === null) return undefined;
   try {
     return await sendControlRequest(path, request);
@@ -208,7 +241,7 @@ export function reloadCommand(): CommandModule<object, SocketArgs> {
   return {
     command: 'reload',
     describe: 'Re-read the configuration file of the running daemon (like SIGHUP); exit 1 if it is rejected',
-    builder: (y: Argv) => socketOptions(y.option('json', { type: 'boolean', describe: 'Print the result as JSON' })) as unknown as Argv<SocketArgs>,
+    builder: (y: Argv) => socketOptions(y.option('json', { type: 'boolean', describe: 'Print the result as JSON' }), { strict: true }) as unknown as Argv<SocketArgs>,
     handler: async (argv: ArgumentsCamelCase<SocketArgs>) => {
       // --json answers in JSON whatever happens: a rejected file is {"reloaded": false, ...} too.
       const failed = (err: unknown): void => {

@@ -7,7 +7,7 @@ import { loadConfig, type ConfigValues } from '../config/load.js';
 import { LmdbGreylistStore } from '../store/lmdb-greylist-store.js';
 import { isStoreError, StoreErrorCode } from '../store/store-error-code.js';
 import { systemClock } from '../util/clock.js';
-import { describeError } from '../util/errors.js';
+import { describeError, type ConfigError } from '../util/errors.js';
 import { createRootLogger, LOG_LEVELS, type Logger, type LogLevel } from '../util/logger.js';
 import { problemsOf } from '../util/line-problems.js';
 import { isConfigurationError } from './config-check.js';
@@ -33,6 +33,8 @@ export interface DaemonConfig {
   /** Absolute path of the data dir, and where it came from (for messages). */
   dataDir: string;
   dataDirFrom: string;
+  /** The file's and flags' problems, when the caller asked to keep them (their keys hold defaults). */
+  problems: ConfigError[];
 }
 
 /**
@@ -55,12 +57,13 @@ function pathExists(path: string): boolean {
  * none (flags and defaults). The data dir: `--data-dir`; else, for the unit's file once the unit
  * made its state directory, the unit's `--data-dir` (flags override the file in the daemon too);
  * else the file's `data-dir` (default ./data). On config errors prints them all, sets exit code 2
- * and returns null.
+ * and returns null; with `keepProblems` returns them instead (`replication status` still asks a
+ * running daemon when they leave its socket where it is).
  */
-export function loadDaemonConfig(argv: Record<string, unknown>, unit: UnitPaths = UNIT_PATHS): DaemonConfig | null {
+export function loadDaemonConfig(argv: Record<string, unknown>, unit: UnitPaths = UNIT_PATHS, opts: { keepProblems?: boolean } = {}): DaemonConfig | null {
   const file = typeof argv.config === 'string' ? argv.config : pathExists(unit.configFile) ? unit.configFile : undefined;
   const loaded = loadConfig({ ...(file !== undefined ? { file } : {}), flags: collectConfigFlags(argv) });
-  if (loaded.errors.length > 0) {
+  if (loaded.errors.length > 0 && opts.keepProblems !== true) {
     printConfigErrors(loaded.errors, COMMAND_NOT_RUN);
     process.exitCode = EXIT_USAGE;
     return null;
@@ -76,7 +79,8 @@ export function loadDaemonConfig(argv: Record<string, unknown>, unit: UnitPaths 
   } else {
     dataDirFrom = file !== undefined ? `data-dir in ${file}` : `the default ./data (no --config given, no ${unit.configFile})`;
   }
-  return { values, file, dataDir: resolve(values['data-dir'] as string), dataDirFrom };
+  // A data-dir set twice has no value (only with keepProblems): the default, as controlSocketPath takes it.
+  return { values, file, dataDir: resolve((values['data-dir'] as string | undefined) ?? './data'), dataDirFrom, problems: loaded.errors };
 }
 
 /**

@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import type { ConfigValues } from '../config/load.js';
 import { sendControlRequest } from '../control/control-client.js';
-import { exitCodeOf } from './control-cli.js';
+import { askedDespiteProblems, exitCodeOf, mayMoveSocket, SOCKET_NOT_FOUND } from './control-cli.js';
 import { ControlError } from '../control/control-error.js';
 import { controlSocketPath } from '../control/operations.js';
 import { LmdbGreylistStore } from '../store/lmdb-greylist-store.js';
@@ -19,8 +19,8 @@ import { parseAddress } from '../util/cidr.js';
 import { describeError } from '../util/errors.js';
 import { createRootLogger } from '../util/logger.js';
 import { isNodeId } from '../store/record-codec.js';
-import { addConfigFlags } from './config-flags.js';
-import { loadDaemonConfig } from './daemon-config.js';
+import { addConfigFlags, COMMAND_NOT_RUN, printConfigErrors } from './config-flags.js';
+import { loadDaemonConfig, type DaemonConfig } from './daemon-config.js';
 
 /** Default replication port suggested by keygen (unassigned by IANA, next to postgrey's 10023 in spirit). */
 export const DEFAULT_REPLICATION_PORT = 7410;
@@ -258,7 +258,7 @@ export function replicationCommand(): CommandModule<object, StatusArgs> {
         // expects it, and a choices list would offer it as an action of its own.
         y.positional('action', { type: 'string', describe: 'status (a cluster key and the peer lines: mxsentry peer keygen)', demandOption: true }).option('json', { type: 'boolean', describe: 'Print JSON' }),
         { listed: false, shown: ['data-dir', 'control-socket'] },
-      ) as unknown as Argv<StatusArgs>,
+      ).epilog('A configuration with problems outside control-socket and data-dir (a key set twice since the daemon started) still reaches the running daemon: the problems are listed, and its status shown.') as unknown as Argv<StatusArgs>,
     handler: async (argv: ArgumentsCamelCase<StatusArgs>) => {
       if (argv.action === 'keygen') {
         process.stderr.write('mxsentry: the cluster key and the peer lines are made by `mxsentry peer keygen` (see --help there)\n');
@@ -270,8 +270,12 @@ export function replicationCommand(): CommandModule<object, StatusArgs> {
         process.exitCode = 2;
         return;
       }
-      const cfg = loadDaemonConfig(argv as Record<string, unknown>);
+      const cfg = loadDaemonConfig(argv as Record<string, unknown>, undefined, { keepProblems: true });
       if (!cfg) return;
+      if (cfg.problems.length > 0) {
+        await statusDespiteProblems(cfg, argv);
+        return;
+      }
       const v = cfg.values;
       let status: ReplicationStatus | undefined;
       let source: StatusSource = { kind: 'daemon' };
@@ -366,13 +370,48 @@ export function replicationCommand(): CommandModule<object, StatusArgs> {
         process.exitCode = 1;
         return;
       }
-      // `running`: the state is the file's, written by a daemon that still runs (its socket is elsewhere).
-      if (argv.json) process.stdout.write(`${JSON.stringify({ source: source.kind, ...(source.kind === 'file' ? { running: source.running } : {}), ...status }, null, 2)}\n`);
-      else process.stdout.write(formatReplicationStatus(status, source, systemClock.nowMs()));
-      // Both directions count: a peer whose link to this node is down sends us none of its changes.
-      // Not asked (a daemon whose socket is elsewhere): its last written state is no all-clear.
-      const unverified = source.kind === 'file' && source.running;
-      process.exitCode = hung || unverified || (status.enabled && status.peers.some((p) => p.address !== null && (!p.connected || !p.inbound))) ? 1 : 0;
+      printStatus(status, source, hung, argv);
     },
   };
+}
+
+/** Prints the status (table or --json) and sets the exit code: 0 only when every peer is connected both ways. */
+function printStatus(status: ReplicationStatus, source: StatusSource, hung: boolean, argv: { json?: boolean }): void {
+  // `running`: the state is the file's, written by a daemon that still runs (its socket is elsewhere).
+  if (argv.json) process.stdout.write(`${JSON.stringify({ source: source.kind, ...(source.kind === 'file' ? { running: source.running } : {}), ...status }, null, 2)}\n`);
+  else process.stdout.write(formatReplicationStatus(status, source, systemClock.nowMs()));
+  // Both directions count: a peer whose link to this node is down sends us none of its changes.
+  // Not asked (a daemon whose socket is elsewhere): its last written state is no all-clear.
+  const unverified = source.kind === 'file' && source.running;
+  process.exitCode = hung || unverified || (status.enabled && status.peers.some((p) => p.address !== null && (!p.connected || !p.inbound))) ? 1 : 0;
+}
+
+/**
+ * `replication status` on a configuration with problems (e.g. a key set twice after the daemon
+ * started): the running daemon is still asked when none of them may move its control socket (or
+ * --control-socket names it), and its status is shown after the problems. Everything else (no
+ * daemon, or one without replication) would need the file's values, which cannot be trusted: the
+ * problems are listed, with what the daemon said, and exit 2.
+ */
+async function statusDespiteProblems(cfg: DaemonConfig, argv: { json?: boolean; 'control-socket'?: unknown }): Promise<void> {
+  const socket = controlSocketPath(cfg.values);
+  if (typeof argv['control-socket'] !== 'string' && cfg.problems.some(mayMoveSocket)) {
+    printConfigErrors(cfg.problems, SOCKET_NOT_FOUND);
+    process.exitCode = 2;
+    return;
+  }
+  let said: string;
+  try {
+    const answer = (await sendControlRequest(socket, { command: 'replication-status' }, 10_000)) as { configured?: boolean; status?: ReplicationStatus };
+    if (answer.configured && answer.status) {
+      printConfigErrors(cfg.problems, askedDespiteProblems(socket));
+      printStatus(answer.status, { kind: 'daemon' }, false, argv);
+      return;
+    }
+    said = `the daemon on ${socket} runs without replication`;
+  } catch (err) {
+    said = `asking the daemon on ${socket}: ${describeError(err)}`;
+  }
+  printConfigErrors(cfg.problems, `${COMMAND_NOT_RUN}; ${said}`);
+  process.exitCode = 2;
 }

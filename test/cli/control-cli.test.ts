@@ -46,7 +46,7 @@ s('--config naming the unit\'s file finds the unit\'s socket (its ExecStart over
   }
 });
 
-s('a bad peer line in --config FILE is found before asking the daemon: listed at its line, exit 2', () => {
+s('reload: a bad peer line in --config FILE is found before asking the daemon: listed at its line, exit 2', () => {
   const dir = mkdtempSync(join(tmpdir(), 'mxsentry-sock-'));
   const writes: string[] = [];
   const write = process.stderr.write.bind(process.stderr);
@@ -56,11 +56,51 @@ s('a bad peer line in --config FILE is found before asking the daemon: listed at
     writeFileSync(conf, `data-dir: ${join(dir, 'data')}\nnode-name: mxa\nreplication-key: ${'ab'.repeat(32)}\npeer: mxd=nonsense\n`);
     process.stderr.write = ((chunk: string | Uint8Array) => (writes.push(String(chunk)), true)) as typeof process.stderr.write;
     // Before, only the schema was checked here: the daemon was asked and rejected it (exit 1).
-    assert.is(resolveControlSocket({ config: conf }, { configFile: join(dir, 'unit.conf'), controlSocket: join(dir, 'unit.sock') }), null);
+    assert.is(resolveControlSocket({ config: conf }, { configFile: join(dir, 'unit.conf'), controlSocket: join(dir, 'unit.sock') }, { strict: true }), null);
     process.stderr.write = write;
     assert.is(process.exitCode, EXIT_USAGE);
     assert.match(writes.join(''), `${conf}:4`);
     assert.match(writes.join(''), 'mxd=nonsense');
+  } finally {
+    process.stderr.write = write;
+    process.exitCode = exitBefore;
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+s('stats and cache: problems outside control-socket and data-dir are listed, and the socket found all the same', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mxsentry-sock-'));
+  const writes: string[] = [];
+  const write = process.stderr.write.bind(process.stderr);
+  const exitBefore = process.exitCode;
+  const unit = { configFile: join(dir, 'unit.conf'), controlSocket: join(dir, 'unit.sock') };
+  const conf = join(dir, 'mx.conf');
+  const found = (text: string): { socket: string | null; stderr: string; exitCode: typeof process.exitCode } => {
+    writeFileSync(conf, text);
+    writes.length = 0;
+    process.exitCode = undefined;
+    process.stderr.write = ((chunk: string | Uint8Array) => (writes.push(String(chunk)), true)) as typeof process.stderr.write;
+    try {
+      return { socket: resolveControlSocket({ config: conf }, unit), stderr: writes.join(''), exitCode: process.exitCode };
+    } finally {
+      process.stderr.write = write;
+    }
+  };
+  try {
+    const data = join(dir, 'data');
+    const twice = found(`data-dir: ${data}\nlog-level: info\nlog-level: warn\npeer: mxd=nonsense\nno-such-key: 1\n`);
+    assert.is(twice.socket, join(data, 'control.sock'));
+    assert.is(twice.exitCode, undefined);
+    assert.match(twice.stderr, `${conf}:3: "log-level" is set more than once`);
+    assert.match(twice.stderr, 'mxd=nonsense');
+    assert.match(twice.stderr, `4 problem(s) in the configuration; asking the daemon on ${join(data, 'control.sock')} all the same`);
+    // Lines that may place the socket elsewhere: not guessed.
+    for (const text of [`data-dir: ${data}\ndata-dir: /elsewhere\n`, `data-dir: ${data}\ncontrol-socket: relative/../x\ncontrol-socket: /y\n`, `data-dir: ${data}\ncontrol_socket: /run/x.sock\n`, `data-dir ${data}\n`]) {
+      const r = found(text);
+      assert.is(r.socket, null, text);
+      assert.is(r.exitCode, EXIT_USAGE, text);
+      assert.match(r.stderr, 'the daemon was not asked: its control socket depends on them (fix them, or name the socket with --control-socket PATH)');
+    }
   } finally {
     process.stderr.write = write;
     process.exitCode = exitBefore;

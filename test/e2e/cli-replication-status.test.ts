@@ -1,6 +1,8 @@
 // `mxsentry replication status` with no daemon running, from the status file it left and the store:
 // a file from a run without replication must not hide the replication the configuration now sets up;
-// nor must a running daemon that started without it (a stand-in answers on its control socket).
+// nor must a running daemon that started without it (a stand-in answers on its control socket). A
+// configuration file broken after the daemon started still reaches the daemon, unless the broken
+// lines may move its control socket.
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -187,6 +189,58 @@ s('a running daemon started without replication, whose configuration now sets it
   } finally {
     await new Promise<void>((resolve) => server.close(() => resolve()));
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** A control socket answering every request as a daemon replicating with one connected peer does. */
+async function replicatingDaemon(path: string): Promise<net.Server> {
+  const now = Date.now();
+  const peer = { name: 'n2', address: '127.0.0.1:28411', nodeId: null, connected: true, inbound: true, ackedSeq: 0, lagRecords: 0, lagSec: 0, lastError: null, lastErrorAtMs: null, connectedSinceMs: now - 5000, clockOffsetMs: 0, lastDigestAtMs: null, lastDigestDiffBuckets: null, repairedRecords: 0, sentEntries: 0, receivedEntries: 0 };
+  const status = { enabled: true, nodeName: 'n1', nodeId: 'aaaa', listen: '127.0.0.1:28410', lastSeq: 0, peers: [peer], refusedConnections: 0, clampedRecords: 0, atMs: now };
+  const server = net.createServer((socket) => {
+    socket.once('data', () => socket.end(`${JSON.stringify({ ok: true, result: { configured: true, status } })}\n`));
+  });
+  await new Promise<void>((resolve) => server.listen(path, resolve));
+  return server;
+}
+
+s('a file broken after the daemon started (a key set twice): the daemon is still asked unless the socket may have moved', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mxsentry-rstatus-'));
+  const sock = join(dir, 'control.sock');
+  const server = await replicatingDaemon(sock);
+  const conf = join(dir, 'mx.conf');
+  const statusOf = (extra: string[]): Promise<{ code: number; stdout: string; stderr: string }> =>
+    run(process.execPath, [MXSENTRY_BIN, 'replication', 'status', '--config', conf, ...extra], { timeout: 15_000 }).then((r) => ({ code: 0, ...r }), (e: { code: number; stdout: string; stderr: string }) => e);
+  try {
+    writeFileSync(conf, `data-dir: ${dir}\nlog-level: info\nlog-level: warn\n`);
+    const r = await statusOf([]);
+    assert.is(r.code, 0, r.stderr);
+    assert.match(r.stderr, /config error: .*mx\.conf:3: "log-level" is set more than once/);
+    assert.match(r.stderr, new RegExp(`asking the daemon on ${sock} all the same`));
+    assert.match(r.stdout, /^n2\s+127\.0\.0\.1:28411\s+yes\s+yes/m);
+    assert.is((JSON.parse((await statusOf(['--json'])).stdout) as { source: string }).source, 'daemon');
+    // data-dir set twice may have moved the socket: not asked, and told how to name it.
+    writeFileSync(conf, `data-dir: ${dir}\ndata-dir: ${join(dir, 'other')}\n`);
+    const moved = await statusOf([]);
+    assert.is(moved.code, 2, moved.stderr);
+    assert.is(moved.stdout, '');
+    assert.match(moved.stderr, /the daemon was not asked: its control socket depends on them .*--control-socket PATH/);
+    const named = await statusOf(['--control-socket', sock]);
+    assert.is(named.code, 0, named.stderr);
+    assert.match(named.stdout, /^n2\s+127\.0\.0\.1:28411\s+yes\s+yes/m);
+  } finally {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    rmSync(dir, { recursive: true, force: true });
+  }
+  // No daemon: the status file and the store would come from the broken file's values: exit 2.
+  const gone = mkdtempSync(join(tmpdir(), 'mxsentry-rstatus-'));
+  try {
+    writeFileSync(join(gone, 'mx.conf'), `data-dir: ${gone}\nlog-level: info\nlog-level: warn\n`);
+    const r = await run(process.execPath, [MXSENTRY_BIN, 'replication', 'status', '--config', join(gone, 'mx.conf')], { timeout: 15_000 }).then((x) => ({ code: 0, ...x }), (e: { code: number; stdout: string; stderr: string }) => e);
+    assert.is(r.code, 2, r.stderr);
+    assert.match(r.stderr, /the command did nothing .*; asking the daemon on .*control\.sock: CONTROL_ERR_NOT_RUNNING/);
+  } finally {
+    rmSync(gone, { recursive: true, force: true });
   }
 });
 
