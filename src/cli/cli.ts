@@ -4,7 +4,7 @@ import yargs, { type CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import type { createDnsStack, listZonesOf, policySettings, startDaemon, version } from '../main.js';
 import { configCommand } from './config-command.js';
-import { CLI_PARSER_CONFIGURATION, normaliseSwitchFlags } from './config-flags.js';
+import { CLI_PARSER_CONFIGURATION, explainSwitchWords, normaliseSwitchFlags } from './config-flags.js';
 import { cacheCommand, reloadCommand, statsCommand } from './control-cli.js';
 import { lookupCommand } from './lookup-command.js';
 import { checkCommand, greylistCommand, rblCommand } from './policy-commands.js';
@@ -43,6 +43,8 @@ export async function runCli(argv: string[], deps: CliDeps): Promise<void> {
       // else thrown is the handler's.
       if (err && err.name !== 'YError') throw err;
       let problem = msg || (err?.message ?? '');
+      // `--greylist maybe`: yargs only sees an unknown "maybe"; the switch and its words are named instead.
+      problem = explainSwitchWords(hideBin(argv), problem) ?? problem;
       const first = hideBin(argv).find((a) => !a.startsWith('-'));
       const command = first !== undefined && names.includes(first) ? first : undefined;
       // yargs' "Not enough non-option arguments: got 0, need at least 1" names no argument: show

@@ -55,6 +55,32 @@ export function normaliseSwitchFlags(args: readonly string[]): string[] {
 }
 
 /**
+ * The usage message for a switch given a word that is none of SWITCH_WORDS (`--greylist maybe`):
+ * normaliseSwitchFlags reads the switch as `--greylist=yes` and leaves the word as an argument of
+ * its own, which yargs calls "Unknown argument: maybe", naming neither the switch nor its words.
+ * Returns `message` with each such word explained as the loader says it of `--greylist=maybe`, or
+ * undefined when no word following a bare switch is in `message` (yargs' text for `args`).
+ */
+export function explainSwitchWords(args: readonly string[], message: string): string | undefined {
+  const problems: string[] = [];
+  const words: string[] = [];
+  for (let i = 0; i + 1 < args.length; i++) {
+    const bare = /^--([a-z0-9-]+)$/.exec(args[i]!);
+    const next = args[i + 1]!;
+    if (args[i] === '--') break;
+    if (!bare || !SWITCH_KEYS.has(bare[1]!) || next.startsWith('-') || SWITCH_WORDS.has(next.toLowerCase()) || !message.includes(next)) continue;
+    const key = bare[1]!;
+    words.push(next);
+    problems.push(`--${key}: "${next}" is not yes/no (a switch: --${key}, --${key} yes|no, --${key}=yes|no, or --no-${key})`);
+  }
+  if (problems.length === 0) return undefined;
+  // yargs' own line adds nothing when it only lists those words; otherwise it stays, after them.
+  const unknown = /^Unknown arguments?: (.*)$/.exec(message.trim());
+  const onlyThose = unknown !== null && unknown[1]!.split(', ').every((w) => words.includes(w));
+  return onlyThose ? problems.join('\n') : [...problems, message].join('\n');
+}
+
+/**
  * Adds one option per schema key to a yargs command. `serve` lists them all in its help; the other
  * commands (which accept them to read the daemon's configuration) list --config and the keys in
  * `shown` (those an admin typically gives such a command, e.g. --data-dir), and say so.

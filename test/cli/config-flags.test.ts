@@ -5,7 +5,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import yargs from 'yargs';
-import { CLI_PARSER_CONFIGURATION, addConfigFlags, collectConfigFlags, normaliseSwitchFlags } from '../../src/cli/config-flags.js';
+import { CLI_PARSER_CONFIGURATION, addConfigFlags, collectConfigFlags, explainSwitchWords, normaliseSwitchFlags } from '../../src/cli/config-flags.js';
 import { loadConfig, type LoadResult } from '../../src/config/load.js';
 import { SCHEMA } from '../../src/config/schema.js';
 
@@ -134,6 +134,19 @@ s('keys named no-... are not negations; a bad switch word is a config error', as
 
 s('normaliseSwitchFlags leaves everything after -- alone', () => {
   assert.equal(normaliseSwitchFlags(['serve', '--greylist', '--', '--no-prefetch']), ['serve', '--greylist=yes', '--', '--no-prefetch']);
+});
+
+s('a switch followed by a word that is none of its words is explained when yargs reports that word', () => {
+  const named = '--greylist: "maybe" is not yes/no (a switch: --greylist, --greylist yes|no, --greylist=yes|no, or --no-greylist)';
+  assert.is(explainSwitchWords(['check', '--greylist', 'maybe'], 'Unknown argument: maybe'), named);
+  // Other unknown words stay in yargs' line, after the explanation; several switches each get one.
+  assert.is(explainSwitchWords(['check', '--greylist', 'maybe', '--bogus'], 'Unknown arguments: bogus, maybe'), `${named}\nUnknown arguments: bogus, maybe`);
+  assert.equal(explainSwitchWords(['serve', '--prefetch', 'nope', '--do-ip6', 'ja'], 'Unknown arguments: nope, ja')?.split('\n').map((l) => l.split(':')[0]), ['--prefetch', '--do-ip6']);
+  // Not a switch's word: a switch word, a flag, a word yargs did not report (a positional), after --.
+  assert.is(explainSwitchWords(['check', '--greylist', 'no', 'x'], 'Unknown argument: x'), undefined);
+  assert.is(explainSwitchWords(['rbl', '--query-loopback', '127.0.0.2', '--bogus'], 'Unknown argument: bogus'), undefined);
+  assert.is(explainSwitchWords(['check', '--delay', 'maybe'], 'Unknown argument: maybe'), undefined);
+  assert.is(explainSwitchWords(['lookup', '--', '--greylist', 'maybe'], 'Unknown argument: maybe'), undefined);
 });
 
 s.run();
