@@ -1,7 +1,7 @@
 // Which configuration and which greylist store the admin's offline commands (`check`, `rbl`,
 // `lookup`, `greylist ...`, `replication status`) use: the daemon's, found the way the control
 // commands find the daemon. Called by the command handlers; it opens no store and creates nothing.
-import { lstatSync } from 'node:fs';
+import { lstatSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { loadConfig, type ConfigValues } from '../config/load.js';
 import { LmdbGreylistStore } from '../store/lmdb-greylist-store.js';
@@ -84,12 +84,12 @@ export function loadDaemonConfig(argv: Record<string, unknown>, unit: UnitPaths 
 }
 
 /**
- * Opens the daemon's existing store, never creating one. On failure prints what went wrong and how
- * to point at the right store, sets the exit code (2 when there is no store there or this user may
- * not read it: the wrong store, or not ours to read, a usage problem as for `check`; 1 otherwise)
- * and returns null. With `failOpen` (check), a store that is there but cannot
- * be opened (damaged, a full disk) is what the daemon answers without: its reason is returned, with
- * no exit code set; a missing or unreadable one (the wrong store, or not ours to read) exits 2.
+ * Opens the daemon's existing store, never creating one. On failure prints what went wrong and what
+ * to do, sets the exit code (2 when there is no store there or this user may not open it: the
+ * wrong store, or not ours to open, a usage problem as for `check`; 1 otherwise) and returns null.
+ * With `failOpen` (check), a store that is there but cannot be opened (damaged, a full disk) is
+ * what the daemon answers without: its reason is returned, with no exit code set; a missing one or
+ * one this user may not open (the daemon, as the store's owner, opens it) exits 2.
  */
 export async function openDaemonStore(cfg: DaemonConfig, logger: Logger, unit?: UnitPaths): Promise<LmdbGreylistStore | null>;
 export async function openDaemonStore(cfg: DaemonConfig, logger: Logger, unit: UnitPaths | undefined, opts: { failOpen: true }): Promise<LmdbGreylistStore | { failedOpen: string } | null>;
@@ -105,20 +105,49 @@ export async function openDaemonStore(cfg: DaemonConfig, logger: Logger, unit: U
     });
   } catch (err) {
     const missing = isStoreError(err, StoreErrorCode.NOT_FOUND);
-    const denied = /\b(EACCES|EPERM)\b/.test(describeError(err));
+    // LMDB's own text for EACCES/EPERM is strerror's ("Permission denied: Attempting to open ...").
+    const denied = /\b(EACCES|EPERM)\b|Permission denied|Operation not permitted/.test(describeError(err));
     if (opts.failOpen && !missing && !denied) {
       process.stderr.write(`mxsentry: cannot open the greylist store under ${cfg.dataDir}: ${describeError(err)}\nmxsentry: the daemon fails open on it: greylisting is skipped, as in the answer below\n`);
       return { failedOpen: describeError(err) };
     }
     const what = missing ? `no greylist store at ${join(cfg.dataDir, 'greylist')}, nothing was created` : `cannot open the greylist store under ${cfg.dataDir}: ${describeError(err)}`;
     process.stderr.write(`mxsentry: ${what}\nmxsentry: the data dir came from ${cfg.dataDirFrom}\n`);
-    // Where to look instead helps when this may be the wrong store (none there, or not ours to
-    // read); a damaged store is the right one, and its error already says what to do.
-    if (missing || denied) {
+    // Where to look instead helps when there is no store there. A store this user may not open is
+    // there (the daemon's, most likely, run as its owner): who may open it helps. A damaged store
+    // is the right one, and its error already says what to do.
+    if (missing) {
       process.stderr.write(`mxsentry: point at the daemon's store with --data-dir DIR, or at its configuration with --config FILE (under the systemd unit: ${unit.dataDir}, as root)\n`);
+    } else if (denied) {
+      process.stderr.write(`mxsentry: ${deniedAdvice(cfg.dataDir, opts.failOpen === true)}\n`);
     }
     process.exitCode = missing || denied ? EXIT_USAGE : EXIT_FAILED;
     return null;
+  }
+}
+
+/**
+ * What to do about a store this user may not open: run as root or as the store's owner (the owner
+ * of its greylist folder, else of the data dir, when this user may see it); `check` can also leave
+ * the store out with --no-greylist.
+ */
+function deniedAdvice(dataDir: string, canSkipStore: boolean): string {
+  const uid = process.getuid?.();
+  const owner = [join(dataDir, 'greylist'), dataDir].map(ownerUid).find((u) => u !== undefined);
+  const ofOwner = owner === undefined ? '' : ` (it belongs to uid ${owner})`;
+  const as = owner === undefined || owner === 0 ? 'as root' : `as root or as uid ${owner}`;
+  const skip = canSkipStore ? '; or add --no-greylist to run the other steps without the store (step 10, greylisting, left out)' : '';
+  return `this user${uid === undefined ? '' : ` (uid ${uid})`} may not open the store${ofOwner}: run the command ${as}${skip}`;
+}
+
+/** The owner of `path`, or undefined when this user may not see it (the advice then says root). */
+function ownerUid(path: string): number | undefined {
+  try {
+    return statSync(path).uid;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM' || code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    throw err;
   }
 }
 

@@ -3,7 +3,7 @@
 // pages are sound (lmdb-js crashes the process on a damaged one), and after a root open, that the
 // files LMDB made belong to the store folder's owner.
 import { accessSync, chownSync, closeSync, constants as fsConstants, fstatSync, openSync, readSync, statSync, type Stats } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { StoreError } from '../util/errors.js';
 import { StoreErrorCode } from './store-error-code.js';
 
@@ -64,7 +64,7 @@ export function checkLockFile(file: string): void {
 /**
  * LMDB writes its lock file to open a store, and a lock file this user may not write makes it fail
  * in ways that look like a damaged data file (the check process dies). Said for what it is: a
- * lock.mdb left by a command run as another user (root).
+ * lock.mdb left by a command run as another user (root), or a store of another user altogether.
  */
 function checkLockFileAccess(file: string, st: Stats): void {
   try {
@@ -72,9 +72,13 @@ function checkLockFileAccess(file: string, st: Stats): void {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? 'error';
     const uid = process.getuid?.();
+    // A lock file of the store folder's owner is no stray: the whole store is that user's (a command
+    // run as another user than the daemon's), and giving the lock file away would not help.
+    const folderUid = statSync(dirname(file), { throwIfNoEntry: false })?.uid;
+    const fix = folderUid === st.uid ? `the store is uid ${st.uid}'s: open it as that user, or as root` : 'give lock.mdb to the mxsentry user (chown), or remove it while nothing uses the store';
     throw new StoreError(
       StoreErrorCode.OPEN,
-      `${file} is not writable by this user (${code}; it belongs to uid ${st.uid}, mode ${(st.mode & 0o777).toString(8)}${uid === undefined ? '' : `, this process runs as uid ${uid}`}): LMDB must write it to open the store. The greylist (data.mdb) is not damaged: give lock.mdb to the mxsentry user (chown), or remove it while nothing uses the store`,
+      `${file} is not writable by this user (${code}; it belongs to uid ${st.uid}, mode ${(st.mode & 0o777).toString(8)}${uid === undefined ? '' : `, this process runs as uid ${uid}`}): LMDB must write it to open the store. The greylist (data.mdb) is not damaged: ${fix}`,
       { cause: err },
     );
   }

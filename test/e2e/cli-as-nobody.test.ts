@@ -4,7 +4,8 @@
 //   --config: the file only finds the socket, so the unreadable key is no configuration error
 //   (exit 2) and the command reaches the socket (here: no daemon, exit 3); a wrong key is listed,
 //   and the socket asked all the same;
-// - a greylist store this user may not read: every offline command exits 2, as `check` does;
+// - a greylist store this user may not read: every offline command exits 2, as `check` does, and
+//   says to run it as root or the store's owner (check: or without the store, --no-greylist);
 // - a store of nobody's opened by root keeps its files nobody's; a lock.mdb nobody may not write is
 //   named as such, not taken for a damaged store;
 // - `config check` as a user other than root: a data-dir of another user is refused, as serve
@@ -74,7 +75,7 @@ s('stats and cache flush --config with a key file this user cannot read: no conf
   });
 });
 
-s('greylist list, clients and stats on a store this user may not read: exit 2, naming the store', async () => {
+s('greylist list, clients and stats on a store this user may not read: exit 2, naming the store and who may open it', async () => {
   await asRootWithFolder('greylist commands on an unreadable store', async (dir) => {
     const data = join(dir, 'data');
     // A store made by root as serve makes it (its greylist folder is mode 0700), as under the unit.
@@ -85,8 +86,36 @@ s('greylist list, clients and stats on a store this user may not read: exit 2, n
       if (checkoutUnreadable(r.stderr)) return false;
       assert.is(r.code, 2, `${args.join(' ')}: exit ${r.code}: ${r.stderr}`);
       assert.match(r.stderr, /cannot open the greylist store under .*(EACCES|EPERM)/);
-      assert.match(r.stderr, /--data-dir DIR/);
+      // It is the daemon's store: who may open it, not where another one is.
+      assert.match(r.stderr, /this user \(uid 65534\) may not open the store \(it belongs to uid 0\): run the command as root\n/);
+      assert.not.match(r.stderr, /--data-dir DIR/);
     }
+    return true;
+  });
+});
+
+s('check on root\'s store, which this user may not open: exit 2, run as root or without the store (--no-greylist)', async () => {
+  await asRootWithFolder('check on an unreadable store', async (dir) => {
+    const data = join(dir, 'data');
+    await (await LmdbGreylistStore.open({ dataDir: data, clock: systemClock, logger: createSilentLogger() })).close();
+    chmodSync(data, 0o755);
+    const envelope = ['--client-address', '192.0.2.1', '--helo', 'mx.example.org', '--sender', 'a@example.org', '--recipient', 'b@example.com', '--data-dir', data];
+    const advice = /this user \(uid 65534\) may not open the store \(it belongs to uid 0\): run the command as root; or add --no-greylist to run the other steps without the store/;
+    // The greylist folder root's (mode 0700, as serve makes it), then open to all but with root's lock.mdb.
+    for (const mode of [0o700, 0o777]) {
+      chmodSync(join(data, 'greylist'), mode);
+      const r = await asNobody(['check', ...envelope]);
+      if (checkoutUnreadable(r.stderr)) return false;
+      assert.is(r.code, 2, `mode ${mode.toString(8)}: ${r.stderr}`);
+      assert.match(r.stderr, advice);
+      assert.not.match(r.stderr, /--data-dir DIR|fails open/);
+    }
+    // The lock file is root's as the whole store is: not called a stray to chown.
+    const lock = await asNobody(['check', ...envelope]);
+    assert.match(lock.stderr, /lock\.mdb is not writable by this user .*: the store is uid 0's: open it as that user, or as root/);
+    const without = await asNobody(['check', ...envelope, '--no-greylist']);
+    assert.is(without.code, 0, without.stderr);
+    assert.match(without.stdout, /^action=DUNNO\nstep: 11 /);
     return true;
   });
 });
