@@ -89,11 +89,12 @@ export function loadDaemonConfig(argv: Record<string, unknown>, unit: UnitPaths 
  * wrong store, or not ours to open, a usage problem as for `check`; 1 otherwise) and returns null.
  * With `failOpen` (check), a store that is there but cannot be opened (damaged, a full disk) is
  * what the daemon answers without: its reason is returned, with no exit code set; a missing one or
- * one this user may not open (the daemon, as the store's owner, opens it) exits 2.
+ * one this user may not open (the daemon, as the store's owner, opens it) exits 2. `readOnly`: for
+ * a command that only reads (LmdbEnvOptions.readOnly).
  */
-export async function openDaemonStore(cfg: DaemonConfig, logger: Logger, unit?: UnitPaths): Promise<LmdbGreylistStore | null>;
-export async function openDaemonStore(cfg: DaemonConfig, logger: Logger, unit: UnitPaths | undefined, opts: { failOpen: true }): Promise<LmdbGreylistStore | { failedOpen: string } | null>;
-export async function openDaemonStore(cfg: DaemonConfig, logger: Logger, unit: UnitPaths = UNIT_PATHS, opts: { failOpen?: boolean } = {}): Promise<LmdbGreylistStore | { failedOpen: string } | null> {
+export async function openDaemonStore(cfg: DaemonConfig, logger: Logger, unit?: UnitPaths, opts?: { readOnly?: boolean }): Promise<LmdbGreylistStore | null>;
+export async function openDaemonStore(cfg: DaemonConfig, logger: Logger, unit: UnitPaths | undefined, opts: { failOpen: true; readOnly?: boolean }): Promise<LmdbGreylistStore | { failedOpen: string } | null>;
+export async function openDaemonStore(cfg: DaemonConfig, logger: Logger, unit: UnitPaths = UNIT_PATHS, opts: { failOpen?: boolean; readOnly?: boolean } = {}): Promise<LmdbGreylistStore | { failedOpen: string } | null> {
   try {
     return await LmdbGreylistStore.open({
       dataDir: cfg.dataDir,
@@ -102,6 +103,8 @@ export async function openDaemonStore(cfg: DaemonConfig, logger: Logger, unit: U
       mapSizeBytes: cfg.values['store-map-size'] as number,
       create: false,
       verify: true,
+      // A command that only reads leaves data.mdb as it was (a backup's mtime, the daemon's file).
+      ...(opts.readOnly ? { readOnly: true } : {}),
     });
   } catch (err) {
     const missing = isStoreError(err, StoreErrorCode.NOT_FOUND);

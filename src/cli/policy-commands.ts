@@ -57,7 +57,7 @@ export function checkCommand(deps: CliDeps): CommandModule<object, CheckArgs> {
       const settings = deps.policySettings(v);
       // Answering from no store (or a new empty one) would show every triplet as new: refuse instead.
       // One that is there but cannot be opened is answered as the daemon does: failing open.
-      const opened = settings.greylist ? await openDaemonStore(cfg, logger, undefined, { failOpen: true }) : null;
+      const opened = settings.greylist ? await openDaemonStore(cfg, logger, undefined, { failOpen: true, readOnly: true }) : null;
       if (settings.greylist && !opened) return;
       const storeProblem = opened !== null && 'failedOpen' in opened ? (opened as { failedOpen: string }).failedOpen : undefined;
       const store = storeProblem === undefined ? (opened as LmdbGreylistStore | null) : null;
@@ -250,7 +250,9 @@ export function greylistCommand(): CommandModule<object, GreylistArgs> {
       const cfg = loadDaemonConfig(argv as Record<string, unknown>);
       if (!cfg) return;
       const v = cfg.values;
-      const store = await openDaemonStore(cfg, commandLogger(argv as Record<string, unknown>));
+      // list, clients and stats only read: the store is opened read-only, data.mdb left as it was.
+      const readOnly = ['list', 'clients', 'stats'].includes(argv.action);
+      const store = await openDaemonStore(cfg, commandLogger(argv as Record<string, unknown>), undefined, { readOnly });
       if (!store) return;
       const out = (x: unknown, text: string): void => {
         process.stdout.write(argv.json ? `${JSON.stringify(x, null, 2)}\n` : text);

@@ -215,7 +215,7 @@ export function formatReplicationStatus(s: ReplicationStatus, source: StatusSour
 /** Recomputes each peer's lag from the cursors in LMDB (the daemon may be down; LMDB allows a second reader). */
 async function lagFromStore(v: ConfigValues, status: ReplicationStatus): Promise<ReplicationStatus> {
   const logger = createRootLogger('warn', process.stderr);
-  const store = await LmdbGreylistStore.open({ dataDir: v['data-dir'] as string, clock: systemClock, logger, mapSizeBytes: v['store-map-size'] as number, create: false });
+  const store = await LmdbGreylistStore.open({ dataDir: v['data-dir'] as string, clock: systemClock, logger, mapSizeBytes: v['store-map-size'] as number, create: false, readOnly: true });
   try {
     const lastSeq = await store.getLastSeq();
     const now = systemClock.nowMs();

@@ -9,6 +9,9 @@ import { StoreErrorCode } from './store-error-code.js';
 
 const CHILD = fileURLToPath(new URL('./integrity-probe-child.js', import.meta.url));
 
+/** The child's argument for a read-only check (integrity-probe-child.ts). */
+export const READ_ONLY_ARG = '--read-only';
+
 /** LMDB errors that mean the file's pages are wrong (not permissions or space). */
 const DAMAGE_ERRORS = /MDB_(CORRUPTED|PAGE_NOTFOUND|BAD_TXN|INVALID|VERSION_MISMATCH|BAD_VALSIZE)/;
 
@@ -21,10 +24,12 @@ export type ProbeOutcome = { ok: true } | { ok: false; reason: string };
  * reported damage (MDB_CORRUPTED, MDB_PAGE_NOTFOUND, ...).
  * Resolves `{ ok: false }` when it could not tell (a JavaScript error in the child, e.g. permissions,
  * or no answer within `timeoutMs`): the caller's own open then proceeds and reports what it finds.
+ * `readOnly`: for an open that will only read, the child opens read-only and skips its write (which
+ * would commit a transaction, changing data.mdb).
  */
-export function probeEnvironment(path: string, file: string, timeoutMs: number): Promise<ProbeOutcome> {
+export function probeEnvironment(path: string, file: string, timeoutMs: number, opts: { readOnly?: boolean } = {}): Promise<ProbeOutcome> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CHILD, path], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [CHILD, path, ...(opts.readOnly ? [READ_ONLY_ARG] : [])], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.setEncoding('utf8');
     child.stderr.on('data', (chunk: string) => {

@@ -73,6 +73,13 @@ export interface LmdbEnvOptions {
   verify?: boolean;
   /** Free bytes on the filesystem of a path (default: statfs); tests stand in a full disk. */
   freeBytes?: (path: string) => number | undefined;
+  /**
+   * Open with LMDB's read-only flag, for the admin's commands that only read (`check`, `greylist
+   * list`): nothing done here can change data.mdb (lmdb-js gives a read-only database no write
+   * methods, and write() rejects), the integrity probe reads without its write, and a missing node
+   * id is not stored. Implies `create: false`. LMDB still writes lock.mdb (its reader table).
+   */
+  readOnly?: boolean;
 }
 
 /** How long the integrity check of `verify` may take before the open goes on without it. */
@@ -157,6 +164,8 @@ export class LmdbEnv {
     /** The enforced size limit, bytes. */
     readonly limitBytes: number,
     private readonly logger: Logger,
+    /** Opened with LMDB's read-only flag (LmdbEnvOptions.readOnly): write() rejects. */
+    readonly readOnly = false,
   ) {
     const stats = triplets.getStats() as { pageSize?: number };
     this.pageSize = stats.pageSize ?? 4096;
@@ -208,7 +217,8 @@ export class LmdbEnv {
       throw new StoreError(StoreErrorCode.OPEN, `mapSizeBytes must be an integer >= ${MIN_MAP_SIZE_BYTES}, got ${limitBytes}`);
     }
     const path = join(opts.dataDir, 'greylist');
-    if (opts.create === false) checkEnvExists(path);
+    const readOnly = opts.readOnly === true;
+    if (opts.create === false || readOnly) checkEnvExists(path);
     try {
       makeDirs(path, 0o700);
       accessSync(path, fsConstants.W_OK | fsConstants.R_OK | fsConstants.X_OK);
@@ -231,7 +241,7 @@ export class LmdbEnv {
     // its own error says more (and a retry every minute of an unopenable store would repeat it).
     let unverified: string | undefined;
     if (short !== undefined || (opts.verify && dataBytes > 0)) {
-      const probe = await probeEnvironment(path, dataFile, VERIFY_TIMEOUT_MS).catch((err: unknown) => {
+      const probe = await probeEnvironment(path, dataFile, VERIFY_TIMEOUT_MS, { readOnly }).catch((err: unknown) => {
         throw short !== undefined && err instanceof StoreError ? new StoreError(err.code, `${err.message} (truncated: ${short})`, { cause: err }) : err;
       });
       if (!probe.ok && short !== undefined) {
@@ -247,17 +257,18 @@ export class LmdbEnv {
     }
     let root: RootDatabase | undefined;
     try {
-      root = open({ path, maxDbs: 8, mapSize: limitBytes, encoding: 'binary' });
-      const dbs = {
-        triplets: root.openDB<Buffer, string>({ name: 'triplets', encoding: 'binary' }),
-        clients: root.openDB<Buffer, string>({ name: 'clients', encoding: 'binary' }),
-        replog: root.openDB<Buffer, number>({ name: 'replog', encoding: 'binary' }),
-        cursors: root.openDB<Buffer, string>({ name: 'cursors', encoding: 'binary' }),
-        meta: root.openDB<Buffer, string>({ name: 'meta', encoding: 'binary' }),
+      root = open({ path, maxDbs: 8, mapSize: limitBytes, encoding: 'binary', ...(readOnly ? { readOnly: true } : {}) });
+      const opened = root;
+      // Read-write, a missing database is created; read-only, lmdb-js returns none for it.
+      const db = <K extends string | number>(name: DbName): Database<Buffer, K> => {
+        const handle = opened.openDB<Buffer, K>({ name, encoding: 'binary' }) as Database<Buffer, K> | undefined;
+        if (!handle) throw new StoreError(StoreErrorCode.OPEN, `${path} holds no "${name}" database, which every mxsentry store has: opened read-only, nothing was changed; is this an mxsentry greylist store?`);
+        return handle;
       };
+      const dbs = { triplets: db<string>('triplets'), clients: db<string>('clients'), replog: db<number>('replog'), cursors: db<string>('cursors'), meta: db<string>('meta') };
       giveFilesToFolderOwner(path, ['lock.mdb', 'data.mdb']);
-      const { nodeId, markSchema } = initMeta(dbs.meta, path);
-      const env = new LmdbEnv(path, root, dbs.triplets, dbs.clients, dbs.replog, dbs.cursors, dbs.meta, nodeId, limitBytes, opts.logger);
+      const { nodeId, markSchema } = initMeta(dbs.meta, path, readOnly);
+      const env = new LmdbEnv(path, root, dbs.triplets, dbs.clients, dbs.replog, dbs.cursors, dbs.meta, nodeId, limitBytes, opts.logger, readOnly);
       env.schemaMarkPending = markSchema;
       if (unverified !== undefined) opts.logger.warn({ path, reason: unverified }, 'greylist store integrity check did not finish; opened without it');
       // LMDB writes its meta pages when it creates the file, so a store never rests at 0 bytes: it was
@@ -293,6 +304,7 @@ export class LmdbEnv {
    */
   write<T>(operation: string, fn: (tx: WriteScope) => T, opts: { grows: boolean }): Promise<T> {
     if (this.closed) return Promise.reject(new StoreError(StoreErrorCode.CLOSED, `${operation}: the greylist store is closed`));
+    if (this.readOnly) return Promise.reject(new StoreError(StoreErrorCode.INVALID, `${operation}: the greylist store was opened read-only`));
     const scope = new WriteScope(this);
     let pending: Promise<T>;
     try {
@@ -390,7 +402,8 @@ export class LmdbEnv {
 
   /** Resolves when everything written so far is committed and flushed to disk (for shutdown). */
   async flush(): Promise<void> {
-    if (this.closed) return;
+    // Read-only, lmdb-js has no commits to wait for (nor the promises for them).
+    if (this.closed || this.readOnly) return;
     try {
       await Promise.allSettled([...this.inflight]);
       await this.root.committed;
@@ -408,7 +421,8 @@ export class LmdbEnv {
       this.closing = (async () => {
         await Promise.allSettled([...this.inflight]);
         // lmdb-js's flushed (which its close awaits too) never settles after a failed commit: bounded.
-        const closed = this.root.flushed.then(() => this.root.close()).catch((err: unknown) => Promise.reject(translateLmdbError(err, `closing ${this.path}`)));
+        const flushed = this.readOnly ? Promise.resolve() : this.root.flushed;
+        const closed = flushed.then(() => this.root.close()).catch((err: unknown) => Promise.reject(translateLmdbError(err, `closing ${this.path}`)));
         if (!(await settledWithin(closed, CLOSE_WAIT_MS))) throw new StoreError(StoreErrorCode.IO, `closing ${this.path}: not done after ${CLOSE_WAIT_MS} ms (a write had failed); left open, as after a crash: LMDB reopens at the last commit`);
         // The problem says whether what the store held is lost (removed, replaced) or only hard to reopen.
         if (problem) this.logger.error({ path: this.path, problem }, 'greylist store closed with a problem at its data file');

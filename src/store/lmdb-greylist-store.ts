@@ -55,6 +55,8 @@ export interface LmdbGreylistStoreOptions {
   create?: boolean;
   /** Check the existing store in a child process first (default false); see LmdbEnvOptions.verify. */
   verify?: boolean;
+  /** Open an existing store only to read it, changing nothing (default false); see LmdbEnvOptions.readOnly. */
+  readOnly?: boolean;
   /** Timers for the expiry sweep (default: unref'd Node timers). */
   scheduler?: Scheduler;
 }
@@ -155,6 +157,7 @@ export class LmdbGreylistStore implements GreylistStore {
       mapSizeBytes: opts.mapSizeBytes,
       ...(opts.create === undefined ? {} : { create: opts.create }),
       ...(opts.verify === undefined ? {} : { verify: opts.verify }),
+      ...(opts.readOnly === undefined ? {} : { readOnly: opts.readOnly }),
     });
     return new LmdbGreylistStore(env, opts.clock, opts.logger, opts.scheduler ?? new TimerScheduler());
   }

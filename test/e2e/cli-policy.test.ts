@@ -1,9 +1,11 @@
 // `mxsentry check`, `rbl` and `greylist` as an admin runs them: the built CLI on a temp data dir
 // holding the daemon's store and the fake tree's DNSBL. `check` must decide without writing to the
-// greylist store, and no command may create a store where the daemon has none.
+// greylist store, and no command may create a store where the daemon has none; the commands that
+// only read leave its data file as it was (bytes and modification time).
+import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { suite } from 'uvu';
@@ -74,6 +76,30 @@ s('check: a new triplet would be greylisted (exit 3), and nothing is recorded', 
   const list = await cli('greylist', 'list');
   assert.is(list.stdout.trim(), '', 'the store holds no triplet');
   assert.match(list.stderr, /^no triplets in /, 'and says so on stderr');
+});
+
+s('check and greylist list, clients and stats leave data.mdb as it was (bytes, modification time); whitelist writes it', async () => {
+  const file = `${hints.dir}/data/greylist/data.mdb`;
+  const fingerprint = (): string => `${createHash('sha256').update(readFileSync(file)).digest('hex')} ${statSync(file, { bigint: true }).mtimeNs}`;
+  const before = fingerprint();
+  for (const args of [['check', '--client-address', '192.0.2.47', ...envelope], ['greylist', 'list'], ['greylist', 'clients'], ['greylist', 'stats']]) {
+    const r = await cli(...args);
+    assert.ok(r.code === 0 || r.code === 3, `${args.join(' ')}: exit ${r.code}: ${r.stderr}`);
+    assert.is(fingerprint(), before, `${args.join(' ')} changed data.mdb`);
+  }
+  // The store is the one they read: a command that writes does change it.
+  const temp = mkdtempSync(join(hints.dir, 'copy-'));
+  try {
+    const store = await LmdbGreylistStore.open({ dataDir: temp, clock: systemClock, logger: createSilentLogger() });
+    await store.close();
+    const copy = join(temp, 'greylist', 'data.mdb');
+    const copyBefore = readFileSync(copy);
+    const w = await cliIn(undefined, 'greylist', 'whitelist', '192.0.2.48', '--data-dir', temp);
+    assert.is(w.code, 0, w.stderr);
+    assert.not.equal(readFileSync(copy), copyBefore);
+  } finally {
+    rmSync(temp, { recursive: true, force: true });
+  }
 });
 
 s('check: a first pass shows the daemon\'s X-Greylist header, this host\'s name included', async () => {

@@ -476,6 +476,44 @@ s('a write over the size limit is rolled back with STORE_ERR_FULL', async () => 
   assert.ok(env.usedBytes() <= 64 * 1024);
 });
 
+/** What a change to a file shows: its bytes, size and modification time. */
+function fingerprint(file: string): string {
+  const st = statSync(file, { bigint: true });
+  return `${createHash('sha256').update(readFileSync(file)).digest('hex')} ${st.size} ${st.mtimeNs}`;
+}
+
+s('readOnly: a verified store is read and data.mdb left as it was; writes rejected; a missing node id not stored', async () => {
+  const dataDir = tempDir();
+  const file = await closedStoreWith(dataDir, ONE_RECORD);
+  const before = fingerprint(file);
+  const env = await LmdbEnv.open({ dataDir, logger, verify: true, readOnly: true });
+  envs.push(env);
+  assert.equal(env.read('test', () => env.triplets.get('k')), Buffer.from('v'));
+  assert.ok(env.usedBytes() > 0);
+  const refused = await rejectsWith(env.write('test', (tx) => tx.put(env.triplets, 'k2', Buffer.from('w')), { grows: true }), 'STORE_ERR_INVALID');
+  assert.match(refused.message, 'opened read-only');
+  await env.close();
+  assert.is(fingerprint(file), before, 'data.mdb unchanged (bytes, size, mtime)');
+  // Never a new store.
+  const none = join(tempDir(), 'none');
+  await rejectsWith(LmdbEnv.open({ dataDir: none, logger, readOnly: true }), 'STORE_ERR_NOT_FOUND');
+  assert.not.ok(existsSync(none));
+  // A store without a node id (as the first open stores one, only a hand-made one lacks it).
+  const rw = await openEnv(dataDir);
+  await rw.write('test', (tx) => tx.remove(rw.meta, 'nodeId'), { grows: false });
+  await rw.close();
+  const bare = fingerprint(file);
+  const ids: string[] = [];
+  for (let i = 0; i < 2; i++) {
+    const ro = await LmdbEnv.open({ dataDir, logger, verify: true, readOnly: true });
+    ids.push(ro.nodeId);
+    await ro.close();
+  }
+  assert.match(ids[0]!, /^[0-9a-f]{16}$/);
+  assert.is.not(ids[0], ids[1], 'an id for one open only');
+  assert.is(fingerprint(file), bare);
+});
+
 s('after close, writes and reads fail with STORE_ERR_CLOSED without touching lmdb', async () => {
   const env = await openEnv(tempDir());
   await env.close();
