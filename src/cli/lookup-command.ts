@@ -80,14 +80,16 @@ export function lookupCommand(deps: CliDeps): CommandModule<object, LookupArgs> 
       const upstream = { queries: it.upstreamQueries, timeouts: it.upstreamTimeouts, lame: it.lameServers };
       if (argv.json) {
         const json = {
-          name: argv.name, type: argv.type.toUpperCase(), rcode: rcodeToString(r.rcode), source: r.source, ms, failure: r.failure,
+          name: argv.name, type: argv.type.toUpperCase(), rcode: rcodeToString(r.rcode), source: r.source, ms, failure: r.failure, failureDetail: r.failureDetail,
           // The asked type's records at the end of any CNAME/DNAME chain, typed; then both sections as dig shows them.
           records: r.records, answers: r.answers.map(recordJson), authorities: r.authorities.map(recordJson),
           ...(r.failure ? { upstream } : {}),
         };
         process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
       } else {
-        process.stdout.write(`;; ${argv.name} ${argv.type.toUpperCase()}: ${rcodeToString(r.rcode)}, from ${r.source}, ${ms} ms${r.failure ? `, failure: ${r.failure}` : ''}\n`);
+        // The servers' own answers (REFUSED, SERVFAIL, unreachable) when they gave none usable, as dig @server shows them.
+        const failure = r.failure ? `, failure: ${r.failure}${r.failureDetail ? ` (${r.failureDetail})` : ''}` : '';
+        process.stdout.write(`;; ${argv.name} ${argv.type.toUpperCase()}: ${rcodeToString(r.rcode)}, from ${r.source}, ${ms} ms${failure}\n`);
         if (r.failure) process.stdout.write(`;; upstream: ${failureSummary(upstream)}\n`);
         for (const rr of r.answers) process.stdout.write(`${formatRecord(rr)}\n`);
         // As dig's AUTHORITY section: also after a CNAME chain that ends in NXDOMAIN or NODATA.

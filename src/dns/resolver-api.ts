@@ -45,6 +45,11 @@ export interface ResolveResult {
   source: AnswerSource;
   /** Why the answer is SERVFAIL: 'deadline', 'limit-cname', 'limit-referrals', 'limit-queries', 'no-servers', 'lame', ... */
   failure?: string;
+  /**
+   * With failure 'no-servers': what each server of the zone that failed did, as dig would show it
+   * ("127.53.4.1 SERVFAIL; 127.53.4.2 timed out"; also REFUSED, unreachable, lame, held back).
+   */
+  failureDetail?: string;
 }
 
 /** The function shape the policy service depends on. */

@@ -46,6 +46,8 @@ interface Outcome {
   authorities: ResourceRecord[];
   source: AnswerSource;
   failure?: string;
+  /** What the servers did, for a 'no-servers' failure (ResolveResult.failureDetail). */
+  failureDetail?: string;
   /**
    * Set on a resolution's SERVFAIL: counts and logs it, once however many callers share it. A
    * caller calls it when it answers that SERVFAIL, not when it answers stale instead (RFC 8767).
@@ -326,7 +328,9 @@ export class Resolver implements Recursor {
         reported = true;
         this.fail(reason, qname, qtype, err);
       };
-      return { rcode: Rcode.SERVFAIL, answers: [], authorities: [], source: 'recursion', failure: reason, report };
+      const out: Outcome = { rcode: Rcode.SERVFAIL, answers: [], authorities: [], source: 'recursion', failure: reason, report };
+      if (err instanceof ResolutionFailure && err.detail) out.failureDetail = err.detail;
+      return out;
     }
   }
 
@@ -427,6 +431,7 @@ function resultOf(out: Outcome, qtype: number): ResolveResult {
     source: out.source,
   };
   if (out.failure) result.failure = out.failure;
+  if (out.failureDetail) result.failureDetail = out.failureDetail;
   return result;
 }
 

@@ -559,6 +559,23 @@ faults('root servers this host cannot reach: the priming and the query itself as
   assert.equal(['127.53.0.1', '127.53.0.2'].map((a) => hx.counting.countFor(a)), [1, 1]);
 });
 
+faults('a no-servers SERVFAIL says what each server did, as dig would: SERVFAIL, REFUSED, unreachable', async () => {
+  hx = await startHarness({ flags: { 'client-deadline-ms': 1500, 'serve-expired': false } });
+  await hx.stack.resolver.resolve('example.com', 'NS'); // the cut and both servers' addresses are known
+  const fail = async (behaviours: [string, 'servfail' | 'refused' | 'closed'][], name: string): Promise<string[]> => {
+    for (const [a, b] of behaviours) await hx.h.server(a).setBehaviour(b);
+    const r = await hx.stack.resolver.resolve(name, 'A');
+    assert.is(r.rcode, Rcode.SERVFAIL);
+    assert.is(r.failure, 'no-servers', `${name}: the reason code (a metric label) stays`);
+    return (r.failureDetail ?? '').split('; ').sort();
+  };
+  assert.equal(await fail([['127.53.2.1', 'servfail'], ['127.53.2.2', 'servfail']], 'a1.example.com'), ['127.53.2.1 SERVFAIL', '127.53.2.2 SERVFAIL']);
+  assert.equal(await fail([['127.53.2.1', 'refused'], ['127.53.2.2', 'closed']], 'a2.example.com'), ['127.53.2.1 REFUSED', '127.53.2.2 unreachable (network error)']);
+  // An answer carries no detail.
+  for (const a of ['127.53.2.1', '127.53.2.2']) await hx.h.server(a).setBehaviour('normal');
+  assert.is((await hx.stack.resolver.resolve('mail.example.com', 'A')).failureDetail, undefined);
+});
+
 faults('a server that drops AAAA queries, asked nothing else for a while, is held back for AAAA only: A queries of its zone keep resolving', async () => {
   // A deadline long enough for each server's third timeout (RTO 376, 752, 1504 ms).
   hx = await startHarness({ flags: { 'client-deadline-ms': 6000, 'serve-expired': false } });

@@ -66,6 +66,25 @@ s('a failed lookup says what the servers did: nothing listens at the root hints 
   }
 });
 
+s('a zone whose servers refuse: the failure names each server and its answer (REFUSED), in text and in JSON', async () => {
+  const spec = standardTree();
+  spec.servers.find((x) => x.address === '127.53.4.1')!.behaviour = 'refused';
+  const refusing = await startSharedPortTree(spec);
+  const refusingHints = writeTempFile('root.hints', refusing.rootHints);
+  try {
+    const call = (...extra: string[]) => run(process.execPath, [MXSENTRY_BIN, 'lookup', '2.0.0.127.dnsbl.example.net', 'A', ...extra, '--root-hints', refusingHints.file, '--query-loopback', '--upstream-port', String(refusing.port), '--data-dir', `${refusingHints.dir}/data`], { timeout: 15_000 })
+      .then((x) => ({ code: 0, ...x }), (e: { code: number; stdout: string; stderr: string }) => e);
+    const text = await call();
+    assert.is(text.code, 3, text.stderr);
+    assert.match(text.stdout, /SERVFAIL, from recursion, \d+ ms, failure: no-servers \(127\.53\.4\.1 REFUSED\)$/m);
+    const json = JSON.parse((await call('--json')).stdout) as { failure: string; failureDetail: string };
+    assert.equal([json.failure, json.failureDetail], ['no-servers', '127.53.4.1 REFUSED']);
+  } finally {
+    await refusing.stop();
+    removeTempDir(refusingHints.dir);
+  }
+});
+
 s('MX through a CNAME-free zone, JSON output', async () => {
   const r = await lookup('example.com', 'MX', '--json');
   assert.is(r.code, 0, r.stderr);

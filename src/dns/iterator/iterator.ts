@@ -10,7 +10,7 @@ import type { InfraCache } from '../cache/infra-cache.js';
 import { Trust, type RRsetCache } from '../cache/rrset-cache.js';
 import type { Transport } from '../transport/transport.js';
 import { canonicalName, isSubdomain, labelCount, nameToWire, parentName, suffixName } from '../wire/name.js';
-import { rdataNames, soaMinimum } from '../wire/rdata.js';
+import { rcodeToString, rdataNames, soaMinimum } from '../wire/rdata.js';
 import { RRClass, RRType, Rcode, type Message, type Name, type ResourceRecord } from '../wire/types.js';
 import type { IteratorConfig } from './iterator-config.js';
 import { classifyResponse, synthesizeDnameTarget, type Classified } from './response-classifier.js';
@@ -20,8 +20,11 @@ import { addCutAddress, addressFromRdata, dropTried, isLoopbackAddress, keepQuer
 
 /** Why a resolution ended in SERVFAIL; becomes ResolveResult.failure and a log line. */
 export class ResolutionFailure extends MxError {
-  constructor(readonly reason: string, message: string) {
-    super('DNS_ERR_RESOLUTION', message);
+  /** For 'no-servers': what each server of the zone did ("127.53.4.1 REFUSED; 127.53.4.2 timed out"). */
+  readonly detail: string | undefined;
+  constructor(readonly reason: string, message: string, detail?: string) {
+    super('DNS_ERR_RESOLUTION', detail ? `${message}: ${detail}` : message);
+    this.detail = detail;
   }
 }
 
@@ -42,6 +45,8 @@ export interface ResolutionState {
   bypassCacheFor?: string;
   /** Servers this host could not send to or connect to (no route, refused): not asked again in this resolution. */
   unreachable?: Set<string>;
+  /** Set when queryServers gives up: what each server of that zone cut did, for the SERVFAIL's detail. */
+  noServers?: string;
 }
 
 /** Result of a chain resolution: the rcode plus answer and authority records, TTLs as remaining. */
@@ -247,7 +252,7 @@ export class Iterator {
               minimise = false; // RFC 9156 s3: fall back to the full name when minimised queries fail
               break;
             }
-            throw new ResolutionFailure('no-servers', `no server for ${cut.zone} answered ${qname} (each timed out, was unreachable or lame, or is held back after recent timeouts)`);
+            throw new ResolutionFailure('no-servers', `no server for ${cut.zone} answered ${qname}`, st.noServers);
           }
           state = IterState.Classify;
           break;
@@ -376,6 +381,8 @@ export class Iterator {
     let lastResort: { classified: Classified; server: string; reason: string } | undefined;
     const tried = new Set<string>(st.unreachable); // unreachable ones stay out (the priming's included)
     const timedOut = new Set<string>();
+    /** What each server did, in the terms dig would show: a SERVFAIL must say whether they answered REFUSED or nothing. */
+    const outcomes = new Map<string, string>();
     // Root hints carry their addresses: resolving root server names would await the priming in progress.
     let targetsResolved = cut.fromHints;
     let round = 0;
@@ -396,13 +403,16 @@ export class Iterator {
         timedOut.clear();
         candidates = dropTried(this.addressesFor(cut), tried);
       }
-      if (candidates.length === 0) return lastResort ? this.takeLastResort(lastResort, cut, name) : null;
+      if (candidates.length === 0) return lastResort ? this.takeLastResort(lastResort, cut, name) : this.noServers(cut, outcomes, st);
       const notLame = candidates.filter((a) => !this.deps.infra.isLame(a, cut.zone));
       const ordered = this.deps.infra.selectOrder(notLame.length > 0 ? notLame : candidates, type, cut.zone);
       // A server that is down gets one probe per backoff period (isBackedOff takes that slot).
       const address = ordered.find((a) => !this.deps.infra.isBackedOff(a, type, cut.zone));
       if (!address) {
-        for (const a of ordered) tried.add(a);
+        for (const a of ordered) {
+          tried.add(a);
+          if (!outcomes.has(a)) outcomes.set(a, 'held back after recent timeouts');
+        }
         continue;
       }
       tried.add(address);
@@ -412,6 +422,7 @@ export class Iterator {
       const msg = await this.exchange(address, cut.zone, name, type, st);
       if (!msg) {
         timedOut.add(address);
+        outcomes.set(address, st.unreachable?.has(address) ? 'unreachable (network error)' : 'timed out');
         continue;
       }
       const c = classifyResponse(msg, name, type, cut.zone);
@@ -423,6 +434,7 @@ export class Iterator {
         this.stats.lameServers++;
         this.deps.infra.markLame(address, cut.zone);
         this.deps.logger.debug({ server: address, zone: cut.zone, qname: name, reason: c.lameReason }, 'lame server');
+        outcomes.set(address, c.lameReason === rcodeToString(msg.rcode) ? c.lameReason : `lame (${c.lameReason ?? 'no reason'})`);
         if (c.lastResort && !lastResort) {
           const taken = classifyResponse(msg, name, type, cut.zone, { acceptLastResort: true });
           if (taken.kind !== 'lame') lastResort = { classified: taken, server: address, reason: c.lameReason ?? 'lame' };
@@ -431,6 +443,13 @@ export class Iterator {
       }
       return c;
     }
+  }
+
+  /** null for queryServers, with st.noServers saying what each of the cut's servers did (unreachable ones from earlier included). */
+  private noServers(cut: ZoneCut, outcomes: Map<string, string>, st: ResolutionState): null {
+    for (const a of this.addressesFor(cut)) if (!outcomes.has(a) && st.unreachable?.has(a)) outcomes.set(a, 'unreachable (network error)');
+    st.noServers = outcomes.size > 0 ? [...outcomes].map(([a, what]) => `${a} ${what}`).join('; ') : `no address known for a server of ${cut.zone}`;
+    return null;
   }
 
   private takeLastResort(lastResort: { classified: Classified; server: string; reason: string }, cut: ZoneCut, name: Name): Classified {

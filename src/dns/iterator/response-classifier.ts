@@ -6,7 +6,7 @@
 import { rdataCaseRestorer } from '../wire/message.js';
 import { NAME_LAYOUTS } from '../wire/message-writer.js';
 import { canonicalName, isSubdomain, labelCount, nameLabels, namesEqual, nameToWire, wireLength } from '../wire/name.js';
-import { rdataNames } from '../wire/rdata.js';
+import { rcodeToString, rdataNames } from '../wire/rdata.js';
 import { Rcode, RRType, type Message, type Name, type ResourceRecord } from '../wire/types.js';
 import { groupRRsets, type RRset } from './rrset.js';
 
@@ -56,7 +56,7 @@ export function classifyResponse(msg: Message, qname: Name, qtype: number, zone:
   const out: Classified = { kind: 'lame', chain: [], glue: [], scrubbed: 0, authoritative: msg.flags.aa };
   // YXDOMAIN is read on: it answers when a DNAME's substitution would be too long (below).
   if (msg.rcode !== Rcode.NOERROR && msg.rcode !== Rcode.NXDOMAIN && msg.rcode !== Rcode.YXDOMAIN) {
-    out.lameReason = `rcode ${msg.rcode}`;
+    out.lameReason = rcodeToString(msg.rcode); // as dig shows it: SERVFAIL, REFUSED, ...
     return out;
   }
   const inZone = (rr: ResourceRecord): boolean => {
