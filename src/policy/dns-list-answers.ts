@@ -12,8 +12,13 @@ export type DnsListTier = 'trusted' | 'block' | 'allow';
 /** All tiers in pipeline order. */
 export const DNS_LIST_TIERS: readonly DnsListTier[] = ['trusted', 'block', 'allow'];
 
-/** Outcome for one list and one address. Only 'listed' ever influences a decision. */
-export type DnsListVerdict = 'listed' | 'not-listed' | 'error' | 'timeout';
+/**
+ * Outcome for one list and one address. Only 'listed' ever influences a decision. 'error': the list
+ * answered with an error code (127.255.255.x, outside 127.0.0.0/8); 'failed': the lookup got no
+ * answer from the list (SERVFAIL: its servers answered SERVFAIL or REFUSED or could not be
+ * reached; another rcode; an exception); 'timeout': no answer within the budget.
+ */
+export type DnsListVerdict = 'listed' | 'not-listed' | 'error' | 'failed' | 'timeout';
 
 /** What one list said about one address. */
 export interface DnsListResult {
@@ -57,6 +62,8 @@ export type ZoneOutcome =
   | { kind: 'error'; message: string };
 
 const TXT_MAX_CHARS = 250;
+/** The rcodes a list lookup can end with besides NOERROR and NXDOMAIN, by their dig names. */
+const RCODE_NAMES: Readonly<Record<number, string>> = { 1: 'FORMERR', 2: 'SERVFAIL', 4: 'NOTIMP', 5: 'REFUSED', 6: 'YXDOMAIN' };
 
 /**
  * The query-name prefix for an address: IPv4 octets reversed (RFC 5782 s2.1); IPv6 as 32 reversed
@@ -104,7 +111,7 @@ interface Classified {
   errors: string[];
   /** Set when there was no usable answer at all (timeout, SERVFAIL, exception, odd rcode). */
   noAnswer: string | undefined;
-  noAnswerKind: 'timeout' | 'error' | undefined;
+  noAnswerKind: 'timeout' | 'failed' | undefined;
   rcode: number | undefined;
   emptyReason: string;
 }
@@ -112,13 +119,17 @@ interface Classified {
 export function classify(outcome: ZoneOutcome): Classified {
   const base: Classified = { addresses: [], valid: [], errors: [], noAnswer: undefined, noAnswerKind: undefined, rcode: undefined, emptyReason: '' };
   if (outcome.kind === 'timeout') return { ...base, noAnswer: `no answer in time (${outcome.failure})`, noAnswerKind: 'timeout' };
-  if (outcome.kind === 'error') return { ...base, noAnswer: `lookup failed: ${outcome.message}`, noAnswerKind: 'error' };
+  if (outcome.kind === 'error') return { ...base, noAnswer: `lookup failed: ${outcome.message}`, noAnswerKind: 'failed' };
   const r = outcome.result;
   base.rcode = r.rcode;
   if (r.rcode === 3) return { ...base, emptyReason: 'NXDOMAIN' };
-  // Counted with the timeouts (no usable answer), but said as what it was: the resolver gave up.
-  if (r.rcode === 2) return { ...base, noAnswer: `no usable answer: SERVFAIL${r.failure ? ` (${r.failure})` : ''}`, noAnswerKind: 'timeout' };
-  if (r.rcode !== 0) return { ...base, noAnswer: `unexpected rcode ${r.rcode}`, noAnswerKind: 'error' };
+  // Only the resolver's deadline is a timeout; any other SERVFAIL came at once and says what the
+  // list's servers did (SERVFAIL, REFUSED, unreachable), as dig shows it.
+  if (r.rcode === 2 && r.failure === 'deadline') return { ...base, noAnswer: 'no answer in time (SERVFAIL at the resolver\'s deadline)', noAnswerKind: 'timeout' };
+  if (r.rcode !== 0) {
+    const why = [r.failure, r.failureDetail].filter((x) => x !== undefined && x !== '').join(': ');
+    return { ...base, noAnswer: `${RCODE_NAMES[r.rcode] ?? `rcode ${r.rcode}`}${why ? ` (${why})` : ''}`, noAnswerKind: 'failed' };
+  }
   for (const rec of r.records) {
     if (rec.type !== 'A' || typeof rec.data !== 'string') continue;
     base.addresses.push(rec.data);
@@ -137,7 +148,7 @@ export function evaluate(tier: DnsListTier, list: DnsListSpec, queryName: string
     matched: [], errors: c.errors, txt: undefined, detail: '',
   };
   if (c.noAnswer) {
-    result.verdict = c.noAnswerKind === 'timeout' ? 'timeout' : 'error';
+    result.verdict = c.noAnswerKind ?? 'failed';
     result.detail = c.noAnswer;
     return result;
   }

@@ -3,8 +3,8 @@
 // per request, through the injected ResolveFn with allowStale false; each step awaits only its tier.
 // When the resolver's cache holds every answer a request needs (ResolveCachedFn), the tiers are
 // decided at once from it instead: same answers, same verdicts, no timer and no promise.
-// It must not treat list error codes, out-of-range answers, SERVFAIL or a timeout as a listing, and it
-// never throws into the pipeline: every failure is a logged, counted "not listed".
+// It must not treat list error codes, out-of-range answers, a failed lookup (SERVFAIL) or a timeout
+// as a listing, and it never throws into the pipeline: every failure is a logged, counted "not listed".
 import type { ResolveCachedFn, ResolveFn, ResolveResult } from '../dns/resolver-api.js';
 import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/logger.js';
@@ -39,13 +39,15 @@ export {
   type DnsListVerdict,
 } from './dns-list-answers.js';
 
-/** Per-list counters since start. */
+/** Per-list counters since start; each of the request's lookups counts in `queries` and in one verdict's counter at most. */
 export interface DnsListStats {
   tier: DnsListTier;
   list: string;
   queries: number;
   listed: number;
+  /** errors: the list answered an error code (127.255.255.x, outside 127/8); failures: SERVFAIL and the like; timeouts: no answer in budget. */
   errors: number;
+  failures: number;
   timeouts: number;
 }
 
@@ -103,6 +105,7 @@ interface Counters {
   queries: number;
   listed: number;
   errors: number;
+  failures: number;
   timeouts: number;
 }
 
@@ -169,7 +172,7 @@ export class DnsListChecker {
     this.diagnosticBudgetMs = opts.diagnosticBudgetMs ?? 5000;
     for (const tier of DNS_LIST_TIERS) {
       for (const spec of this.lists[tier]) {
-        this.counters.set(statsKey(tier, spec), { queries: 0, listed: 0, errors: 0, timeouts: 0 });
+        this.counters.set(statsKey(tier, spec), { queries: 0, listed: 0, errors: 0, failures: 0, timeouts: 0 });
       }
     }
   }
@@ -352,7 +355,7 @@ export class DnsListChecker {
         const key = statsKey(tier, spec);
         if (seen.has(key)) continue;
         seen.add(key);
-        const c = this.counters.get(key) ?? { queries: 0, listed: 0, errors: 0, timeouts: 0 };
+        const c = this.counters.get(key) ?? { queries: 0, listed: 0, errors: 0, failures: 0, timeouts: 0 };
         out.push({ tier, list: spec.text, ...c });
       }
     }
@@ -553,16 +556,17 @@ export class DnsListChecker {
       c.queries++;
       if (r.verdict === 'listed') c.listed++;
       else if (r.verdict === 'error') c.errors++;
+      else if (r.verdict === 'failed') c.failures++;
       else if (r.verdict === 'timeout') c.timeouts++;
     }
     if (r.verdict === 'error' && this.untested.has(r.list.zone)) {
       // Not consulted yet (see untested): nothing to warn about.
     } else if (r.verdict === 'error') {
       this.logThrottled('warn', `${tier}:${r.list.text}:error`, { list: r.list.name, tier, clientAddress, detail: r.detail }, `DNS list ${r.list.zone} answered with an error: not a listing`);
-    } else if (r.verdict === 'timeout') {
-      this.logThrottled('info', `${tier}:${r.list.text}:timeout`, { list: r.list.name, tier, clientAddress, detail: r.detail }, `DNS list ${r.list.zone}: ${r.detail}, treated as not listed`);
+    } else if (r.verdict === 'timeout' || r.verdict === 'failed') {
+      this.logThrottled('info', `${tier}:${r.list.text}:${r.verdict}`, { list: r.list.name, tier, clientAddress, detail: r.detail }, `DNS list ${r.list.zone}: ${r.detail}, treated as not listed`);
     }
-    const silent = this.silence.note(r.list.zone, r.verdict !== 'timeout', this.clock.nowMs());
+    const silent = this.silence.note(r.list.zone, r.verdict !== 'timeout' && r.verdict !== 'failed', this.clock.nowMs());
     if (silent) this.logThrottled('warn', `${r.list.zone}:silent`, { list: r.list.zone, silentMinutes: Math.floor(silent.silentMs / 60_000), lookups: silent.lookups }, `DNS list ${r.list.zone} has not answered for ${Math.floor(silent.silentMs / 60_000)} minutes: every client counts as not listed there; check that its servers answer this host (an operator may block or rate-limit it)`);
   }
 

@@ -223,7 +223,34 @@ s('rbl: exit 3 when no list could be asked (the list servers do not answer), nev
     r = err as { code: number; stdout: string };
   }
   assert.is(r.code, 3, r.stdout);
-  assert.match(r.stdout, /verdict: (timeout|error)/);
+  // Nothing listens there: the port is unreachable at once, and rbl says so rather than "timeout".
+  assert.match(r.stdout, /verdict: failed \(SERVFAIL \(no-servers: 127\.53\.0\.\d unreachable \(network error\)/);
+});
+
+s('rbl: a list whose servers answer SERVFAIL or REFUSED, or cannot be reached, is a failed lookup saying which, not a timeout', async () => {
+  const cases: Array<['servfail' | 'refused' | 'closed', string]> = [
+    ['servfail', 'SERVFAIL (no-servers: 127.53.4.1 SERVFAIL)'],
+    ['refused', 'SERVFAIL (no-servers: 127.53.4.1 REFUSED)'],
+    ['closed', 'SERVFAIL (no-servers: 127.53.4.1 unreachable (network error))'],
+  ];
+  for (const [behaviour, detail] of cases) {
+    const spec = standardTree();
+    spec.servers.find((x) => x.address === '127.53.4.1')!.behaviour = behaviour;
+    const broken = await startSharedPortTree(spec);
+    const brokenHints = writeTempFile('root.hints', broken.rootHints);
+    try {
+      const flags = ['--root-hints', brokenHints.file, '--query-loopback', '--upstream-port', String(broken.port), '--dnsbl', 'dnsbl.example.net', '--data-dir', `${hints.dir}/data`];
+      const r = await run(process.execPath, [MXSENTRY_BIN, 'rbl', '192.0.2.9', ...flags], { timeout: 20_000 }).then((x) => ({ code: 0, ...x }), (e: { code: number; stdout: string; stderr: string }) => e);
+      assert.is(r.code, 3, `${behaviour}: ${r.stdout}${r.stderr}`);
+      assert.ok(r.stdout.includes(`  verdict: failed (${detail})\n`), `${behaviour}: ${r.stdout}`);
+      assert.not.match(r.stdout, /timeout/, behaviour);
+      const json = await run(process.execPath, [MXSENTRY_BIN, 'rbl', '192.0.2.9', '--json', ...flags], { timeout: 20_000 }).then((x) => x.stdout, (e: { stdout: string }) => e.stdout);
+      assert.equal((JSON.parse(json) as Array<{ verdict: string; rcode: number }>).map((x) => [x.verdict, x.rcode]), [['failed', 2]], behaviour);
+    } finally {
+      await broken.stop();
+      removeTempDir(brokenHints.dir);
+    }
+  }
 });
 
 s('greylist whitelist makes a client pass, visible to check', async () => {

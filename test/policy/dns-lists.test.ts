@@ -98,17 +98,20 @@ s('error answers are logged at warn with the list name, throttled per list', asy
   assert.is(checker.stats()[0]?.errors, 3);
 });
 
-s('SERVFAIL and exceptions are not listings; SERVFAIL counts as a timeout and is logged at info', async () => {
+s('a failed lookup is not a listing, nor a timeout: SERVFAIL says what the list\'s servers did; exceptions fail too; logged at info', async () => {
   const cap = captureLogger();
-  const { dns, checker, ctx } = setup({ blocklists: ['sf.example', 'throw.example'], logger: cap.logger });
-  dns.set('4.3.2.1.sf.example.', 'A', servfail('no-servers'));
+  const { dns, checker, ctx } = setup({ blocklists: ['sf.example', 'throw.example', 'late.example'], logger: cap.logger });
+  dns.set('4.3.2.1.sf.example.', 'A', { ...servfail('no-servers'), failureDetail: '127.53.4.1 REFUSED' });
   dns.set('4.3.2.1.throw.example.', 'A', new Error('boom'));
+  dns.set('4.3.2.1.late.example.', 'A', servfail('deadline'));
   const t = await checker.tier(ctx('1.2.3.4'), 'block');
-  assert.equal(t.results.map((r) => r.verdict), ['timeout', 'error']);
-  assert.equal(checker.stats().map((x) => [x.timeouts, x.errors]), [[1, 0], [0, 1]]);
+  assert.equal(t.results.map((r) => r.verdict), ['failed', 'failed', 'timeout']);
+  assert.equal(checker.stats().map((x) => [x.failures, x.timeouts, x.errors]), [[1, 0, 0], [1, 0, 0], [0, 1, 0]]);
+  assert.is(t.results[0]!.detail, 'SERVFAIL (no-servers: 127.53.4.1 REFUSED)');
+  assert.match(t.results[1]!.detail, /^lookup failed: .*boom/);
+  assert.match(t.results[2]!.detail, /^no answer in time/);
   const info = cap.lines.find((l) => l['level'] === 'info');
-  assert.match(String(info?.['msg']), /^DNS list sf\.example: no usable answer: SERVFAIL \(no-servers\), treated as not listed$/);
-  assert.is(t.results[0]!.detail, 'no usable answer: SERVFAIL (no-servers)');
+  assert.match(String(info?.['msg']), /^DNS list sf\.example: SERVFAIL \(no-servers: 127\.53\.4\.1 REFUSED\), treated as not listed$/);
 });
 
 s('weights and threshold: postscreen-style sums, negative weights subtract', async () => {
@@ -258,8 +261,8 @@ s('stats per list and tier', async () => {
   await checker.tier(c, 'block');
   await checker.tier(c, 'trusted');
   assert.equal(checker.stats(), [
-    { tier: 'trusted', list: 'same.example=127.0.0.9', queries: 1, listed: 0, errors: 0, timeouts: 0 },
-    { tier: 'block', list: 'same.example=127.0.0.2', queries: 1, listed: 1, errors: 0, timeouts: 0 },
+    { tier: 'trusted', list: 'same.example=127.0.0.9', queries: 1, listed: 0, errors: 0, failures: 0, timeouts: 0 },
+    { tier: 'block', list: 'same.example=127.0.0.2', queries: 1, listed: 1, errors: 0, failures: 0, timeouts: 0 },
   ]);
   assert.is(dns.calls.filter((x) => x.type === 'A').length, 1, 'one A lookup per zone and request');
 });
@@ -269,7 +272,7 @@ s('an entry given twice weighs twice but is one stats row, counted once per requ
   dns.set('4.3.2.1.twice.example.', 'A', aAnswer('x', '127.0.0.2'));
   const r = await checker.tier(ctx('1.2.3.4'), 'block');
   assert.is(r.score, 2);
-  assert.equal(checker.stats(), [{ tier: 'block', list: 'twice.example', queries: 1, listed: 1, errors: 0, timeouts: 0 }]);
+  assert.equal(checker.stats(), [{ tier: 'block', list: 'twice.example', queries: 1, listed: 1, errors: 0, failures: 0, timeouts: 0 }]);
   // The same from the cache path (every answer cached): one more query, one more listing.
   const cached = new DnsListChecker({ resolve: dns.resolve, resolveCached: () => aAnswer('x', '127.0.0.2'), clock: new ManualClock(), logger: createSilentLogger(), lookupBudgetMs: 2000, blocklists: ['twice.example', 'twice.example'], blockThreshold: 2 });
   assert.ok((await cached.tier(ctx('1.2.3.4'), 'block')).reached);
