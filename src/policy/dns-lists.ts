@@ -14,6 +14,7 @@ import type { CheckContext } from './types.js';
 import { parseDnsListSpec, type DnsListSpec } from './dns-list-spec.js';
 import { realTimers, type Timers } from '../util/timers.js';
 import { DnsListSilence } from './dns-list-silence.js';
+import { DnsListCounters, type DnsListStats } from './dns-list-counters.js';
 import {
   classify,
   combine,
@@ -28,6 +29,7 @@ import {
   type ZoneOutcome,
 } from './dns-list-answers.js';
 
+export type { DnsListStats } from './dns-list-counters.js';
 export {
   DNS_LIST_TIERS,
   dnsListErrorMeaning,
@@ -38,18 +40,6 @@ export {
   type DnsListTierResult,
   type DnsListVerdict,
 } from './dns-list-answers.js';
-
-/** Per-list counters since start; each of the request's lookups counts in `queries` and in one verdict's counter at most. */
-export interface DnsListStats {
-  tier: DnsListTier;
-  list: string;
-  queries: number;
-  listed: number;
-  /** errors: the list answered an error code (127.255.255.x, outside 127/8); failures: SERVFAIL and the like; timeouts: no answer in budget. */
-  errors: number;
-  failures: number;
-  timeouts: number;
-}
 
 /** RFC 5782 s5 test point outcome for one zone. */
 export interface DnsListSelfTestResult {
@@ -101,14 +91,6 @@ const LOG_THROTTLE_MS = 60_000;
 /** A request's tier results: at once (every answer came from the cache), or as the lookups settle. */
 type Batch = { now: Record<DnsListTier, DnsListTierResult> } | { now?: undefined; tiers: Record<DnsListTier, Promise<DnsListTierResult>> };
 
-interface Counters {
-  queries: number;
-  listed: number;
-  errors: number;
-  failures: number;
-  timeouts: number;
-}
-
 interface BatchMode {
   countStats: boolean;
   /**
@@ -134,7 +116,7 @@ export class DnsListChecker {
   private readonly thresholds: Record<DnsListTier, number>;
   private readonly lookupBudgetMs: number;
   private readonly diagnosticBudgetMs: number;
-  private readonly counters = new Map<string, Counters>();
+  private readonly counters: DnsListCounters;
   private readonly throttle = new Map<string, { lastMs: number; suppressed: number }>();
   private readonly silence = new DnsListSilence();
   private lastSelfTestResults: DnsListSelfTestResult[] | undefined;
@@ -170,11 +152,7 @@ export class DnsListChecker {
     }
     this.lookupBudgetMs = opts.lookupBudgetMs;
     this.diagnosticBudgetMs = opts.diagnosticBudgetMs ?? 5000;
-    for (const tier of DNS_LIST_TIERS) {
-      for (const spec of this.lists[tier]) {
-        this.counters.set(statsKey(tier, spec), { queries: 0, listed: 0, errors: 0, failures: 0, timeouts: 0 });
-      }
-    }
+    this.counters = new DnsListCounters(DNS_LIST_TIERS.map((t) => [t, this.lists[t]] as const));
   }
 
   /** The parsed lists of a tier, in configuration order. */
@@ -347,19 +325,7 @@ export class DnsListChecker {
 
   /** Per-list counters, tiers in pipeline order. */
   stats(): DnsListStats[] {
-    const out: DnsListStats[] = [];
-    const seen = new Set<string>();
-    for (const tier of DNS_LIST_TIERS) {
-      for (const spec of this.lists[tier]) {
-        // An entry given twice (it weighs twice, as in postscreen) shares one counter: one row.
-        const key = statsKey(tier, spec);
-        if (seen.has(key)) continue;
-        seen.add(key);
-        const c = this.counters.get(key) ?? { queries: 0, listed: 0, errors: 0, failures: 0, timeouts: 0 };
-        out.push({ tier, list: spec.text, ...c });
-      }
-    }
-    return out;
+    return this.counters.rows();
   }
 
   private batchFor(ctx: CheckContext): Batch {
@@ -551,14 +517,7 @@ export class DnsListChecker {
   }
 
   private account(tier: DnsListTier, r: DnsListResult, clientAddress: string): void {
-    const c = this.counters.get(statsKey(tier, r.list));
-    if (c) {
-      c.queries++;
-      if (r.verdict === 'listed') c.listed++;
-      else if (r.verdict === 'error') c.errors++;
-      else if (r.verdict === 'failed') c.failures++;
-      else if (r.verdict === 'timeout') c.timeouts++;
-    }
+    this.counters.count(r);
     if (r.verdict === 'error' && this.untested.has(r.list.zone)) {
       // Not consulted yet (see untested): nothing to warn about.
     } else if (r.verdict === 'error') {
@@ -585,10 +544,6 @@ export class DnsListChecker {
 
 function tierOf(batch: Batch, tier: DnsListTier): Promise<DnsListTierResult> {
   return batch.now ? Promise.resolve(batch.now[tier]) : batch.tiers[tier];
-}
-
-function statsKey(tier: DnsListTier, spec: DnsListSpec): string {
-  return `${tier}\u0000${spec.text}`;
 }
 
 function checkThreshold(name: string, v: number): number {
