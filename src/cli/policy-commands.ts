@@ -155,7 +155,7 @@ export function rblCommand(deps: CliDeps): CommandModule<object, RblArgs> {
       // but some list could not be asked (a script must not read that as "clean"); 0: every list
       // answered and step 8 would not reject.
       const rejected = !passedAtStep7 && tiers.some((t) => t.tier === 'block' && t.reached);
-      const unanswered = results.some((r) => r.verdict === 'error' || r.verdict === 'failed' || r.verdict === 'timeout');
+      const unanswered = results.some((r) => r.verdict !== 'listed' && r.verdict !== 'not-listed');
       process.exitCode = rejected ? 1 : unanswered ? 3 : 0;
     },
   };

@@ -203,7 +203,7 @@ function addCounters(a: PolicyCounters, b: PolicyCounters): PolicyCounters {
     const key = `${l.tier}\u0000${l.list}`;
     const prev = lists.get(key);
     lists.set(key, prev
-      ? { ...prev, queries: prev.queries + l.queries, listed: prev.listed + l.listed, errors: prev.errors + l.errors, failures: prev.failures + l.failures, timeouts: prev.timeouts + l.timeouts }
+      ? { ...prev, queries: prev.queries + l.queries, listed: prev.listed + l.listed, errors: prev.errors + l.errors, failures: prev.failures + l.failures, timeouts: prev.timeouts + l.timeouts, skipped: prev.skipped + l.skipped }
       : { ...l });
   }
   let greylist: GreylistCheckStats | null = a.greylist ? { ...a.greylist } : null;

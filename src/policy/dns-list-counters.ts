@@ -1,24 +1,28 @@
 // Per-list counters of the DnsListChecker (dns-lists.ts), read by `mxsentry stats` and the metrics
-// endpoint: one row per tier and entry, each lookup counted once in `queries` and in its verdict's
-// counter. Bookkeeping only: it neither logs nor looks anything up.
+// endpoint: one row per tier and entry, each consulted lookup counted once in `queries` and in its
+// verdict's counter, a list not consulted (suspended) in `skipped` alone. Bookkeeping only: it
+// neither logs nor looks anything up.
 import type { DnsListResult, DnsListTier } from './dns-list-answers.js';
 import type { DnsListSpec } from './dns-list-spec.js';
 
-/** Per-list counters since start; each of the request's lookups counts in `queries` and in one verdict's counter at most. */
+/** Per-list counters since start; a request's lookup counts in `queries` and one verdict's counter at most, or in `skipped` alone. */
 export interface DnsListStats {
   tier: DnsListTier;
   list: string;
+  /** Lookups consulted for a decision. */
   queries: number;
   listed: number;
   /** errors: the list answered an error code (127.255.255.x, outside 127/8); failures: SERVFAIL and the like; timeouts: no answer in budget. */
   errors: number;
   failures: number;
   timeouts: number;
+  /** Requests for which the list was not consulted: suspended by its self test (127.0.0.1 listed), or before its first self test ended. */
+  skipped: number;
 }
 
 type Counts = Omit<DnsListStats, 'tier' | 'list'>;
 
-const zero = (): Counts => ({ queries: 0, listed: 0, errors: 0, failures: 0, timeouts: 0 });
+const zero = (): Counts => ({ queries: 0, listed: 0, errors: 0, failures: 0, timeouts: 0, skipped: 0 });
 
 /** The counters of one checker's lists; an entry given twice (it weighs twice, as in postscreen) shares one row. */
 export class DnsListCounters {
@@ -41,6 +45,10 @@ export class DnsListCounters {
   count(r: DnsListResult): void {
     const c = this.byKey.get(keyOf(r.tier, r.list));
     if (!c) return;
+    if (r.verdict === 'skipped') {
+      c.skipped++;
+      return;
+    }
     c.queries++;
     if (r.verdict === 'listed') c.listed++;
     else if (r.verdict === 'error') c.errors++;

@@ -260,11 +260,14 @@ export class DnsListChecker {
     }
   }
 
-  /** `result` as evaluated, or as an error when its zone is suspended (see setSuspended) or not yet self-tested. */
+  /**
+   * `result` as evaluated, or 'skipped' when its zone is suspended (see setSuspended) or not yet
+   * self-tested: the list was not consulted, which is neither an error answer nor a failed lookup.
+   */
   private unlessSuspended(result: DnsListResult): DnsListResult {
     const zone = result.list.zone;
-    if (this.suspended.has(zone)) return { ...result, verdict: 'error', matched: [], detail: 'list suspended: its self test found 127.0.0.1 listed (it answers every query)' };
-    if (this.untested.has(zone)) return { ...result, verdict: 'error', matched: [], detail: 'not consulted until its first self test (RFC 5782 test points) has finished' };
+    if (this.suspended.has(zone)) return { ...result, verdict: 'skipped', matched: [], detail: 'list suspended: its self test found 127.0.0.1 listed (it answers every query)' };
+    if (this.untested.has(zone)) return { ...result, verdict: 'skipped', matched: [], detail: 'not consulted until its first self test (RFC 5782 test points) has finished' };
     return result;
   }
 
@@ -518,9 +521,9 @@ export class DnsListChecker {
 
   private account(tier: DnsListTier, r: DnsListResult, clientAddress: string): void {
     this.counters.count(r);
-    if (r.verdict === 'error' && this.untested.has(r.list.zone)) {
-      // Not consulted yet (see untested): nothing to warn about.
-    } else if (r.verdict === 'error') {
+    // Not consulted: its suspension was logged once, and its answer says nothing about its servers.
+    if (r.verdict === 'skipped') return;
+    if (r.verdict === 'error') {
       this.logThrottled('warn', `${tier}:${r.list.text}:error`, { list: r.list.name, tier, clientAddress, detail: r.detail }, `DNS list ${r.list.zone} answered with an error: not a listing`);
     } else if (r.verdict === 'timeout' || r.verdict === 'failed') {
       this.logThrottled('info', `${tier}:${r.list.text}:${r.verdict}`, { list: r.list.name, tier, clientAddress, detail: r.detail }, `DNS list ${r.list.zone}: ${r.detail}, treated as not listed`);

@@ -28,7 +28,7 @@ export function fakeSources(over: Partial<StatsSources> = {}): StatsSources {
     rtt: { udp: rtt.snapshot(), tcp: new Histogram().snapshot() },
     policy: () => ({
       pipeline: { decisions: 3, budgetExceeded: 0, checkErrors: 0, byStep: [{ step: 8, stepName: 'dnsbl', verdict: 'REJECT', count: 1 }, { step: 10, stepName: 'greylist', verdict: 'DEFER_IF_PERMIT', count: 2 }] },
-      dnsLists: [{ tier: 'block', list: 'zen.spamhaus.org', queries: 3, listed: 1, errors: 1, failures: 1, timeouts: 0 }],
+      dnsLists: [{ tier: 'block', list: 'zen.spamhaus.org', queries: 3, listed: 1, errors: 1, failures: 1, timeouts: 0, skipped: 2 }],
       greylist: { deferred: 2, passed: 0, autoWhitelisted: 0, whitelisted: 0, skipped: 0, storeFailures: 0 },
     }),
     policyServer: { stats: () => ({ connectionsOpen: 1, connectionsAccepted: 1, connectionsRefused: 0, requests: 3, malformed: 0, protocolErrors: 0, internalErrors: 0, idleTimeouts: 0, requestTimeouts: 0 }) },

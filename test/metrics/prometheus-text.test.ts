@@ -27,6 +27,7 @@ s('renders the required series in valid exposition format', async () => {
   assert.is(m.get('mxsentry_dnslist_errors_total{tier="block",list="zen.spamhaus.org"}'), 1);
   assert.is(m.get('mxsentry_dnslist_failures_total{tier="block",list="zen.spamhaus.org"}'), 1, 'a failed lookup is not an error answer');
   assert.is(m.get('mxsentry_dnslist_timeouts_total{tier="block",list="zen.spamhaus.org"}'), 0);
+  assert.is(m.get('mxsentry_dnslist_skipped_total{tier="block",list="zen.spamhaus.org"}'), 2, 'a suspended list\'s requests are neither queries nor errors');
   assert.is(m.get('mxsentry_greylist_triplets'), 2);
   assert.is(m.get('mxsentry_greylist_outcomes_total{outcome="deferred"}'), 2);
   assert.is(m.get('mxsentry_greylist_outcomes_total{outcome="auto_whitelisted"}'), 0, 'label values in snake_case');

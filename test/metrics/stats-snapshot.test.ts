@@ -58,7 +58,7 @@ s('policy counters carry over a reload', () => {
   const carry = new PolicyCounterCarry();
   const counters = (n: number): PolicyCounters => ({
     pipeline: { decisions: n, budgetExceeded: 0, checkErrors: 1, byStep: [{ step: 10, stepName: 'greylist', verdict: 'DEFER_IF_PERMIT', count: n }] },
-    dnsLists: [{ tier: 'block', list: 'bl.example', queries: n, listed: 0, errors: 0, failures: 1, timeouts: 1 }],
+    dnsLists: [{ tier: 'block', list: 'bl.example', queries: n, listed: 0, errors: 0, failures: 1, timeouts: 1, skipped: n }],
     greylist: { deferred: n, passed: 1, autoWhitelisted: 0, whitelisted: 0, skipped: 0, storeFailures: 0 },
   });
   carry.retire(counters(5));
@@ -66,7 +66,7 @@ s('policy counters carry over a reload', () => {
   assert.is(total.pipeline.decisions, 7);
   assert.is(total.pipeline.checkErrors, 2);
   assert.equal(total.pipeline.byStep, [{ step: 10, stepName: 'greylist', verdict: 'DEFER_IF_PERMIT', count: 7 }]);
-  assert.equal(total.dnsLists, [{ tier: 'block', list: 'bl.example', queries: 7, listed: 0, errors: 0, failures: 2, timeouts: 2 }]);
+  assert.equal(total.dnsLists, [{ tier: 'block', list: 'bl.example', queries: 7, listed: 0, errors: 0, failures: 2, timeouts: 2, skipped: 7 }]);
   assert.is(total.greylist?.deferred, 7);
   assert.is(total.greylist?.passed, 2);
 });

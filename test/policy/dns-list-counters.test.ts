@@ -12,15 +12,15 @@ const result = (tier: DnsListResult['tier'], text: string, verdict: DnsListVerdi
   tier, list: parseDnsListSpec(text), queryName: 'x.', verdict, rcode: 0, addresses: [], matched: [], errors: [], txt: undefined, detail: '',
 });
 
-s('one row per tier and entry, in order; each verdict in its counter', () => {
+s('one row per tier and entry, in order; each verdict in its counter, a skipped list outside queries', () => {
   const a = parseDnsListSpec('a.example');
   const c = new DnsListCounters([['trusted', [parseDnsListSpec('w.example')]], ['block', [a, a, parseDnsListSpec('b.example*2')]], ['allow', []]]);
-  for (const v of ['listed', 'not-listed', 'error', 'failed', 'timeout'] as const) c.count(result('block', 'a.example', v));
+  for (const v of ['listed', 'not-listed', 'error', 'failed', 'timeout', 'skipped'] as const) c.count(result('block', 'a.example', v));
   c.count(result('block', 'unknown.example', 'listed'));
   assert.equal(c.rows(), [
-    { tier: 'trusted', list: 'w.example', queries: 0, listed: 0, errors: 0, failures: 0, timeouts: 0 },
-    { tier: 'block', list: 'a.example', queries: 5, listed: 1, errors: 1, failures: 1, timeouts: 1 },
-    { tier: 'block', list: 'b.example*2', queries: 0, listed: 0, errors: 0, failures: 0, timeouts: 0 },
+    { tier: 'trusted', list: 'w.example', queries: 0, listed: 0, errors: 0, failures: 0, timeouts: 0, skipped: 0 },
+    { tier: 'block', list: 'a.example', queries: 5, listed: 1, errors: 1, failures: 1, timeouts: 1, skipped: 1 },
+    { tier: 'block', list: 'b.example*2', queries: 0, listed: 0, errors: 0, failures: 0, timeouts: 0, skipped: 0 },
   ]);
 });
 

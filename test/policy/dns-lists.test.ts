@@ -261,8 +261,8 @@ s('stats per list and tier', async () => {
   await checker.tier(c, 'block');
   await checker.tier(c, 'trusted');
   assert.equal(checker.stats(), [
-    { tier: 'trusted', list: 'same.example=127.0.0.9', queries: 1, listed: 0, errors: 0, failures: 0, timeouts: 0 },
-    { tier: 'block', list: 'same.example=127.0.0.2', queries: 1, listed: 1, errors: 0, failures: 0, timeouts: 0 },
+    { tier: 'trusted', list: 'same.example=127.0.0.9', queries: 1, listed: 0, errors: 0, failures: 0, timeouts: 0, skipped: 0 },
+    { tier: 'block', list: 'same.example=127.0.0.2', queries: 1, listed: 1, errors: 0, failures: 0, timeouts: 0, skipped: 0 },
   ]);
   assert.is(dns.calls.filter((x) => x.type === 'A').length, 1, 'one A lookup per zone and request');
 });
@@ -272,7 +272,7 @@ s('an entry given twice weighs twice but is one stats row, counted once per requ
   dns.set('4.3.2.1.twice.example.', 'A', aAnswer('x', '127.0.0.2'));
   const r = await checker.tier(ctx('1.2.3.4'), 'block');
   assert.is(r.score, 2);
-  assert.equal(checker.stats(), [{ tier: 'block', list: 'twice.example', queries: 1, listed: 1, errors: 0, failures: 0, timeouts: 0 }]);
+  assert.equal(checker.stats(), [{ tier: 'block', list: 'twice.example', queries: 1, listed: 1, errors: 0, failures: 0, timeouts: 0, skipped: 0 }]);
   // The same from the cache path (every answer cached): one more query, one more listing.
   const cached = new DnsListChecker({ resolve: dns.resolve, resolveCached: () => aAnswer('x', '127.0.0.2'), clock: new ManualClock(), logger: createSilentLogger(), lookupBudgetMs: 2000, blocklists: ['twice.example', 'twice.example'], blockThreshold: 2 });
   assert.ok((await cached.tier(ctx('1.2.3.4'), 'block')).reached);
@@ -385,9 +385,17 @@ s('a list that lists the 127.0.0.1 test point is suspended (its listings ignored
     const t = await checker.tier(ctx('1.2.3.4'), tier);
     assert.not.ok(t.reached, `${tier}: a list that answers everything decides nothing`);
     const dead = t.results.find((x) => x.list.zone === 'dead.example');
-    assert.is(dead?.verdict, 'error');
+    assert.is(dead?.verdict, 'skipped');
     assert.match(dead?.detail ?? '', /suspended/);
   }
+  // Skipped, not an error answer nor a lookup: the admin reading stats sees the list was not consulted.
+  // (One request before the self test, two after it; each request looks every tier up.)
+  assert.equal(checker.stats().map((x) => [x.tier, x.list, x.queries, x.listed, x.errors, x.skipped]), [
+    ['trusted', 'dead.example', 1, 1, 0, 2],
+    ['block', 'dead.example', 1, 1, 0, 2],
+    ['block', 'good.example', 3, 0, 0, 0],
+  ]);
+  assert.not.ok(cap.lines.some((l) => l['level'] === 'warn' && String(l['msg']).includes('answered with an error')), 'no per-request warning for a suspended list');
   await checker.selfTest();
   const suspendedLines = cap.lines.filter((l) => l['level'] === 'error' && String(l['msg']).includes('127.0.0.1'));
   assert.is(suspendedLines.length, 1, 'logged once, not at every self test');
@@ -421,7 +429,7 @@ s('a suspended list stays suspended when a later self test gets no answer for 12
   next.adoptSelfTestState(checker);
   const ctx2 = { request: { client_address: '1.2.3.4' }, clientAddress: '1.2.3.4', deadlineAtMs: clock.nowMs() + 10_000, nowMs: clock.nowMs(), record: true, memo: new Map() };
   const t = await next.tier(ctx2, 'block');
-  assert.is(t.results[0]?.verdict, 'error');
+  assert.is(t.results[0]?.verdict, 'skipped');
   assert.match(t.results[0]?.detail ?? '', /suspended/);
   // Only 127.0.0.1 answered as not listed lifts it.
   dns.set('1.0.0.127.hostile.example.', 'A', nxdomain());
@@ -442,12 +450,13 @@ s('startSelfTests: no list is consulted until the first self test has finished',
   const handle = checker.startSelfTests(60_000);
   const early = await checker.tier(ctx('1.2.3.4'), 'block');
   assert.not.ok(early.reached, 'a request before the first self test ends rejects nothing');
-  assert.ok(early.results.every((r) => r.verdict === 'error' && /first self test/.test(r.detail ?? '')));
+  assert.ok(early.results.every((r) => r.verdict === 'skipped' && /first self test/.test(r.detail ?? '')));
+  assert.equal(checker.stats().map((x) => [x.queries, x.errors, x.skipped]), [[0, 0, 1], [0, 0, 1]]);
   answerTestPoint();
   await flush();
   await timers.advance(0);
   const later = await checker.tier(ctx('1.2.3.4'), 'block');
-  assert.equal(later.results.map((r) => r.verdict), ['error', 'listed']);
+  assert.equal(later.results.map((r) => r.verdict), ['skipped', 'listed']);
   handle.stop();
 });
 
