@@ -49,11 +49,19 @@ interface Outcome {
   /** What the servers did, for a 'no-servers' failure (ResolveResult.failureDetail). */
   failureDetail?: string;
   /**
-   * Set on a resolution's SERVFAIL: counts and logs it, once however many callers share it. A
-   * caller calls it when it answers that SERVFAIL, not when it answers stale instead (RFC 8767).
+   * Set on a resolution's SERVFAIL: counts and logs it, once per origin however many callers of
+   * that origin share it. A caller calls it when it answers that SERVFAIL, not when it answers
+   * stale instead (RFC 8767).
    */
-  report?: () => void;
+  report?: (origin: Origin) => void;
 }
+
+/**
+ * Who asked: a DNS client (answerQuery, through the DNS server) or an in-process caller (resolve:
+ * the policy service's DNS list and HELO lookups, the CLI). Their SERVFAILs are counted apart, so
+ * the causes shown for DNS clients are the clients' own.
+ */
+export type Origin = 'client' | 'in-process';
 
 /** What resolve() asks before recursing: the local zones the DNS server answers from (LocalZones). */
 export interface LocalAnswerSource {
@@ -69,13 +77,16 @@ export interface ResolverStats {
   prefetchDropped: number;
   concurrencyRejected: number;
   inFlight: number;
+  /** SERVFAIL causes of DNS clients' queries (answerQuery). */
   failures: Record<string, number>;
+  /** SERVFAIL causes of in-process lookups (resolve: the policy service's own DNS list and HELO lookups). */
+  inProcessFailures: Record<string, number>;
 }
 
 export class Resolver implements Recursor {
   readonly stats: ResolverStats = {
     resolutions: 0, merged: 0, servfail: 0, staleServed: 0, prefetches: 0, prefetchDropped: 0,
-    concurrencyRejected: 0, inFlight: 0, failures: {},
+    concurrencyRejected: 0, inFlight: 0, failures: {}, inProcessFailures: {},
   };
   /** Resolutions in flight by "name|type", which identical client queries join. */
   private readonly inflight = new Map<string, InflightResolution>();
@@ -126,7 +137,7 @@ export class Resolver implements Recursor {
     }
     const local = this.localAnswer(qname, qtype);
     if (local) return local;
-    const out = await this.run(qname, qtype, opts.deadlineMs ?? this.config.clientDeadlineMs, opts.allowStale ?? true);
+    const out = await this.run(qname, qtype, opts.deadlineMs ?? this.config.clientDeadlineMs, opts.allowStale ?? true, 'in-process');
     if (out.source === 'cache') this.maybePrefetch(qname, qtype);
     return resultOf(out, qtype);
   };
@@ -175,7 +186,7 @@ export class Resolver implements Recursor {
       if (!cached) return { rcode: Rcode.REFUSED, answers: [], authorities: [], additionals: [], source: 'cache', cacheable: false };
       return { rcode: cached.rcode, answers: cached.answers, authorities: cached.authorities, additionals: [], source: 'cache', cacheable: true };
     }
-    const out = await this.run(question.name, question.type, this.config.clientDeadlineMs, true);
+    const out = await this.run(question.name, question.type, this.config.clientDeadlineMs, true, 'client');
     if (out.source === 'cache') this.maybePrefetch(question.name, question.type);
     return {
       rcode: out.rcode,
@@ -213,7 +224,7 @@ export class Resolver implements Recursor {
   }
 
   /** Shared resolution with per-caller deadline and serve-stale. */
-  private async run(qname: Name, qtype: number, deadlineMs: number, callerAllowsStale: boolean): Promise<Outcome> {
+  private async run(qname: Name, qtype: number, deadlineMs: number, callerAllowsStale: boolean, origin: Origin): Promise<Outcome> {
     const miss = { atFirstLink: false };
     const cached = this.iterator.chainFromCache(qname, qtype, miss);
     if (cached) return { rcode: cached.rcode, answers: cached.answers, authorities: cached.authorities, source: 'cache' };
@@ -237,7 +248,7 @@ export class Resolver implements Recursor {
       if (this.stats.inFlight >= this.config.maxConcurrentResolutions) {
         this.stats.concurrencyRejected++;
         this.failLog.log('warn', { qname, qtype, limit: this.config.maxConcurrentResolutions }, 'concurrent resolution limit reached: SERVFAIL');
-        return this.fail('limit-concurrency');
+        return this.fail('limit-concurrency', origin);
       }
       // Started in this same turn: the cache cannot have changed since the miss above.
       const state = this.newState(deadlineMs);
@@ -262,10 +273,10 @@ export class Resolver implements Recursor {
       const stale = this.staleAnswer(qname, qtype);
       if (stale) return stale;
       const later = await raceWithTimers(shared, Math.max(1, deadlineMs - staleTimerMs), 0);
-      return later === 'deadline' || later === 'stale-timer' ? this.callerDeadline(shared, qname, qtype) : this.orStale(later, staleOk, qname, qtype);
+      return later === 'deadline' || later === 'stale-timer' ? this.callerDeadline(shared, qname, qtype, origin) : this.orStale(later, staleOk, qname, qtype, origin);
     }
-    if (first === 'deadline') return (staleOk && this.staleAnswer(qname, qtype)) || this.callerDeadline(shared, qname, qtype);
-    return this.orStale(first, staleOk, qname, qtype);
+    if (first === 'deadline') return (staleOk && this.staleAnswer(qname, qtype)) || this.callerDeadline(shared, qname, qtype, origin);
+    return this.orStale(first, staleOk, qname, qtype, origin);
   }
 
   private release(key: string, entry: InflightResolution): void {
@@ -294,19 +305,19 @@ export class Resolver implements Recursor {
    * its own failure is the one counted and logged; only when it ends without SERVFAIL after all is
    * the caller's counted here, so a query that fails is one log line and one count, not two.
    */
-  private callerDeadline(shared: Promise<Outcome>, qname: Name, qtype: number): Outcome {
+  private callerDeadline(shared: Promise<Outcome>, qname: Name, qtype: number, origin: Origin): Outcome {
     void shared.then((out) => {
-      if (out.rcode !== Rcode.SERVFAIL) this.fail('deadline', qname, qtype);
-      else out.report?.();
+      if (out.rcode !== Rcode.SERVFAIL) this.fail('deadline', origin, qname, qtype);
+      else out.report?.(origin);
     });
     return { rcode: Rcode.SERVFAIL, answers: [], authorities: [], source: 'recursion', failure: 'deadline' };
   }
 
   /** The resolution's outcome, or a stale answer in place of its SERVFAIL; a SERVFAIL answered is reported. */
-  private orStale(out: Outcome, staleOk: boolean, qname: Name, qtype: number): Outcome {
+  private orStale(out: Outcome, staleOk: boolean, qname: Name, qtype: number, origin: Origin): Outcome {
     const stale = out.rcode === Rcode.SERVFAIL && staleOk ? this.staleAnswer(qname, qtype) : undefined;
     if (stale) return stale;
-    out.report?.();
+    out.report?.(origin);
     return out;
   }
 
@@ -322,11 +333,12 @@ export class Resolver implements Recursor {
       if (!(err instanceof ResolutionFailure)) this.logger.error({ qname, qtype, err: describeError(err) }, 'resolver error');
       // Counted and logged only by a caller that answers this SERVFAIL (orStale, callerDeadline):
       // one that answers stale instead has not failed.
-      let reported = false;
-      const report = (): void => {
-        if (reported) return;
-        reported = true;
-        this.fail(reason, qname, qtype, err);
+      // Once per origin (a client and the policy service may share it), logged once.
+      const reported = new Set<Origin>();
+      const report = (origin: Origin): void => {
+        if (reported.has(origin)) return;
+        reported.add(origin);
+        this.fail(reason, origin, reported.size === 1 ? qname : undefined, qtype, err);
       };
       const out: Outcome = { rcode: Rcode.SERVFAIL, answers: [], authorities: [], source: 'recursion', failure: reason, report };
       if (err instanceof ResolutionFailure && err.detail) out.failureDetail = err.detail;
@@ -334,11 +346,13 @@ export class Resolver implements Recursor {
     }
   }
 
-  private fail(reason: string, qname?: Name, qtype?: number, err?: unknown): Outcome {
+  /** Counts a SERVFAIL answered to `origin`, and logs it when qname is given. */
+  private fail(reason: string, origin: Origin, qname?: Name, qtype?: number, err?: unknown): Outcome {
     this.stats.servfail++;
-    this.stats.failures[reason] = (this.stats.failures[reason] ?? 0) + 1;
+    const causes = origin === 'client' ? this.stats.failures : this.stats.inProcessFailures;
+    causes[reason] = (causes[reason] ?? 0) + 1;
     if (qname !== undefined) {
-      this.failLog.log('info', { qname, qtype: typeToString(qtype ?? 0), reason, detail: err ? describeError(err) : undefined }, 'SERVFAIL');
+      this.failLog.log('info', { qname, qtype: typeToString(qtype ?? 0), reason, origin, detail: err ? describeError(err) : undefined }, 'SERVFAIL');
     }
     return { rcode: Rcode.SERVFAIL, answers: [], authorities: [], source: 'recursion', failure: reason };
   }

@@ -96,7 +96,10 @@ export function renderPrometheus(s: StatsSnapshot): string {
 
   w.each('mxsentry_resolver_resolutions_total', 'counter', 'Resolutions started (client queries and in-process lookups, merged ones excluded).', [[{}, d.resolver.resolutions]]);
   w.each('mxsentry_resolver_merged_total', 'counter', 'Resolutions merged into one already in flight.', [[{}, d.resolver.merged]]);
-  w.each('mxsentry_resolver_servfail_total', 'counter', 'Resolutions that ended in SERVFAIL, by cause.', Object.entries(d.resolver.failures).map(([cause, n]) => [{ cause }, n]));
+  w.each('mxsentry_resolver_servfail_total', 'counter', 'Resolutions that ended in SERVFAIL, by cause and by who asked: origin="client" for DNS clients, origin="in_process" for the policy service\'s own DNS list and HELO lookups.', [
+    ...Object.entries(d.resolver.failures).map(([cause, n]): [Labels, number] => [{ cause, origin: 'client' }, n]),
+    ...Object.entries(d.resolver.inProcessFailures ?? {}).map(([cause, n]): [Labels, number] => [{ cause, origin: 'in_process' }, n]),
+  ]);
   w.each('mxsentry_resolver_stale_served_total', 'counter', 'Answers served from expired data (RFC 8767).', [[{}, d.resolver.staleServed]]);
   w.each('mxsentry_resolver_prefetches_total', 'counter', 'Prefetches started.', [[{}, d.resolver.prefetches]]);
   w.each('mxsentry_resolver_in_flight', 'gauge', 'Resolutions in progress.', [[{}, d.resolver.inFlight]]);

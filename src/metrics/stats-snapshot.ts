@@ -120,7 +120,7 @@ export async function collectStats(src: StatsSources): Promise<StatsSnapshot> {
     uptimeSec: Math.max(0, Math.floor((src.clock.nowMs() - src.startedAtMs) / 1000)),
     dns: {
       server: src.dnsServer.stats(),
-      resolver: { ...src.resolver.stats, failures: { ...src.resolver.stats.failures } },
+      resolver: { ...src.resolver.stats, failures: { ...src.resolver.stats.failures }, inProcessFailures: { ...src.resolver.stats.inProcessFailures } },
       iterator: { ...src.iterator.stats },
       cache: { ...cache, hitRatio: ratio(cache.hits, cache.misses) },
       packetCache: { ...packet, hitRatio: ratio(packet.hits, packet.misses) },

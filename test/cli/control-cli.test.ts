@@ -158,7 +158,8 @@ s('human stats name every part', async () => {
   const text = formatStats(await collectStats(fakeSources({ replication: () => ({ peers: [{ name: 'mx2', connected: false, lagRecords: 12, lagSec: 30 }] }) })));
   assert.match(text, /^mxsentry 9\.9\.9, up 1h 2m\n/);
   assert.match(text, /answers by source: local 1, packet-cache 3, cache 2, recursion 6, stale 1/);
-  assert.match(text, /SERVFAIL causes: deadline 1, all-servers-failed 1/);
+  assert.match(text, /SERVFAIL causes \(DNS clients\): deadline 1, all-servers-failed 1$/m);
+  assert.match(text, /SERVFAIL causes \(the policy service's own lookups: DNS lists, HELO\): no-servers 4$/m);
   assert.match(text, /hit ratio 75\.0 %/);
   assert.match(text, /step 10 greylist +DEFER_IF_PERMIT +2/);
   assert.match(text, /List +zen\.spamhaus\.org \(block\): 3 queries, 1 listed, 1 error answers, 1 failed lookups \(SERVFAIL\), 0 timeouts, 2 skipped \(list suspended by its self test\)$/m);

@@ -547,7 +547,26 @@ faults('a query that fails at its deadline is one SERVFAIL log line and one coun
   const lines = log.lines().filter((l) => l['msg'] === 'SERVFAIL');
   assert.is(lines.length, 1, JSON.stringify(lines));
   assert.is(hx.stack.resolver.stats.servfail, 1);
-  assert.equal(hx.stack.resolver.stats.failures, { deadline: 1 });
+  assert.equal(hx.stack.resolver.stats.inProcessFailures, { deadline: 1 });
+  assert.equal(hx.stack.resolver.stats.failures, {}, 'no DNS client asked');
+});
+
+faults('SERVFAIL causes are counted by who asked: DNS clients apart from in-process lookups; a shared failure once for each, logged once', async () => {
+  const log = capturingLogger();
+  hx = await startHarness({ flags: { 'client-deadline-ms': 1500, 'serve-expired': false }, logger: log.logger });
+  await hx.stack.resolver.resolve('example.com', 'NS');
+  for (const a of ['127.53.2.1', '127.53.2.2']) await hx.h.server(a).setBehaviour('refused');
+  const client = (name: string) => hx.stack.resolver.answerQuery({ name, type: RRType.A, class: 1 }, { recursionDesired: true });
+  assert.is((await hx.stack.resolver.resolve('p1.example.com', 'A')).rcode, Rcode.SERVFAIL);
+  assert.equal([hx.stack.resolver.stats.failures, hx.stack.resolver.stats.inProcessFailures], [{}, { 'no-servers': 1 }], 'the policy service\'s lookup is not a DNS client\'s');
+  assert.is((await client('c1.example.com.')).rcode, Rcode.SERVFAIL);
+  assert.equal([hx.stack.resolver.stats.failures, hx.stack.resolver.stats.inProcessFailures], [{ 'no-servers': 1 }, { 'no-servers': 1 }]);
+  // One resolution shared by a client and an in-process caller: one count in each, one log line.
+  const [a, b] = await Promise.all([client('both.example.com.'), hx.stack.resolver.resolve('both.example.com', 'A')]);
+  assert.equal([a.rcode, b.rcode], [Rcode.SERVFAIL, Rcode.SERVFAIL]);
+  assert.equal([hx.stack.resolver.stats.failures, hx.stack.resolver.stats.inProcessFailures], [{ 'no-servers': 2 }, { 'no-servers': 2 }]);
+  const lines = log.lines().filter((l) => l['msg'] === 'SERVFAIL' && String(l['qname']).startsWith('both.'));
+  assert.is(lines.length, 1, JSON.stringify(lines));
 });
 
 faults('root servers this host cannot reach: the priming and the query itself ask each once, then SERVFAIL no-servers', async () => {

@@ -14,7 +14,7 @@ export function fakeSources(over: Partial<StatsSources> = {}): StatsSources {
     clock,
     startedAtMs: 1_000_000 - 3_723_000,
     version: '9.9.9',
-    resolver: { stats: { resolutions: 10, merged: 1, servfail: 2, staleServed: 1, prefetches: 0, prefetchDropped: 0, concurrencyRejected: 0, inFlight: 0, failures: { deadline: 1, 'all-servers-failed': 1 } } },
+    resolver: { stats: { resolutions: 10, merged: 1, servfail: 2, staleServed: 1, prefetches: 0, prefetchDropped: 0, concurrencyRejected: 0, inFlight: 0, failures: { deadline: 1, 'all-servers-failed': 1 }, inProcessFailures: { 'no-servers': 4 } } },
     iterator: { stats: { upstreamQueries: 30, upstreamTimeouts: 2, caseMismatches: 0, tcpRetries: 1, ednsFallbacks: 0, lameServers: 0, scrubbedRecords: 3, mergedUpstream: 0, primings: 1 } },
     cache: { stats: () => ({ entries: 40, bytes: 4000, maxBytes: 1 << 20, hits: 30, misses: 10, evictions: 0, staleServed: 1 }) },
     packetCache: { stats: () => ({ entries: 5, bytes: 500, maxBytes: 1 << 20, hits: 0, misses: 0 }) },

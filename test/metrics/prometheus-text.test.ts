@@ -18,7 +18,9 @@ s('renders the required series in valid exposition format', async () => {
   assert.is(m.get('mxsentry_dns_answers_total{source="recursion"}'), 6);
   assert.is(m.get('mxsentry_cache_hit_ratio{cache="rrset"}'), 0.75);
   assert.is(m.get('mxsentry_cache_entries{cache="packet"}'), 5);
-  assert.is(m.get('mxsentry_resolver_servfail_total{cause="deadline"}'), 1);
+  assert.is(m.get('mxsentry_resolver_servfail_total{cause="deadline",origin="client"}'), 1);
+  assert.is(m.get('mxsentry_resolver_servfail_total{cause="no-servers",origin="in_process"}'), 4, 'the policy service\'s own lookups apart');
+  assert.is(m.get('mxsentry_resolver_servfail_total{cause="no-servers",origin="client"}'), undefined);
   assert.is(m.get('mxsentry_upstream_rtt_seconds_bucket{transport="udp",le="0.005"}'), 1);
   assert.is(m.get('mxsentry_upstream_rtt_seconds_bucket{transport="udp",le="0.05"}'), 2, 'cumulative');
   assert.is(m.get('mxsentry_upstream_rtt_seconds_bucket{transport="udp",le="+Inf"}'), 2);
