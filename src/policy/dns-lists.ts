@@ -382,6 +382,7 @@ export class DnsListChecker {
       const results = await Promise.all(
         this.lists[tier].map(async (list) => {
           const queryName = `${prefix}.${list.zone}.`;
+          if (this.notAsked(mode, list)) return this.unlessSuspended({ ...unqueried(tier, list), queryName });
           const result = this.unlessSuspended(evaluate(tier, list, queryName, await zoneA(list.zone)));
           if (this.wantsTxtAtOnce(mode, tier, result)) result.txt = await zoneTxt(list.zone);
           return result;
@@ -424,6 +425,10 @@ export class DnsListChecker {
     for (const tier of DNS_LIST_TIERS) {
       for (const list of this.lists[tier]) {
         const queryName = `${prefix}.${list.zone}.`;
+        if (this.notAsked(mode, list)) {
+          results[tier].push(this.unlessSuspended({ ...unqueried(tier, list), queryName }));
+          continue;
+        }
         let outcome = byZone.get(list.zone);
         if (!outcome) {
           const answer = this.resolveCached(queryName, 'A');
@@ -447,6 +452,15 @@ export class DnsListChecker {
     }
     if (mode.countStats) for (const t of DNS_LIST_TIERS) this.accountTier(t, results[t], address);
     return combined;
+  }
+
+  /**
+   * A suspended list is not asked on the request path: its answer would be ignored, and a list that
+   * answers every query may be a lapsed domain in other hands, which would learn each client's
+   * address. Diagnostics (lookupAll) still ask it, to show what it answers.
+   */
+  private notAsked(mode: BatchMode, list: DnsListSpec): boolean {
+    return mode.countStats && this.suspended.has(list.zone);
   }
 
   /**

@@ -390,6 +390,7 @@ s('a list that lists the 127.0.0.1 test point is suspended (its listings ignored
   }
   // Skipped, not an error answer nor a lookup: the admin reading stats sees the list was not consulted.
   // (One request before the self test, two after it; each request looks every tier up.)
+  await flush(); // the second request's block tier, which waits on good.example, is counted once it settles
   assert.equal(checker.stats().map((x) => [x.tier, x.list, x.queries, x.listed, x.errors, x.skipped]), [
     ['trusted', 'dead.example', 1, 1, 0, 2],
     ['block', 'dead.example', 1, 1, 0, 2],
@@ -405,6 +406,20 @@ s('a list that lists the 127.0.0.1 test point is suspended (its listings ignored
   assert.equal(again.map((x) => x.suspended), [false, false]);
   assert.ok((await checker.tier(ctx('1.2.3.4'), 'block')).reached);
   assert.ok(cap.lines.some((l) => l['level'] === 'warn' && String(l['msg']).includes('count again')));
+});
+
+s('a suspended list is not asked on the request path (the client\'s address stays here); rbl still shows its answer', async () => {
+  const { dns, checker, ctx } = setup({ blocklists: ['hijacked.example', 'good.example'], resolveCached: () => undefined });
+  for (const ip of ['2.0.0.127', '1.0.0.127', '4.3.2.1']) dns.set(`${ip}.hijacked.example.`, 'A', aAnswer('x', '127.0.0.2'));
+  dns.set('2.0.0.127.good.example.', 'A', aAnswer('x', '127.0.0.2'));
+  assert.equal((await checker.selfTest()).map((x) => x.suspended), [true, false]);
+  const asked = (): string[] => dns.calls.map((c) => c.name).filter((n) => n.startsWith('4.3.2.1.'));
+  const t = await checker.tier(ctx('1.2.3.4'), 'block');
+  assert.equal(t.results.map((r) => r.verdict), ['skipped', 'not-listed']);
+  assert.equal(asked(), ['4.3.2.1.good.example.'], 'only the list that is consulted is asked');
+  const diag = await checker.lookupAll('1.2.3.4');
+  const shown = diag.find((x) => x.tier === 'block')?.results[0];
+  assert.equal([shown?.verdict, shown?.addresses], ['skipped', ['127.0.0.2']], 'diagnostics still show what the suspended list answers');
 });
 
 s('a suspended list stays suspended when a later self test gets no answer for 127.0.0.1; a reload keeps it', async () => {
