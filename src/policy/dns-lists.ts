@@ -378,6 +378,7 @@ export class DnsListChecker {
       }
       return p;
     };
+    const silenceNoted = new Set<string>();
     const evaluateTier = async (tier: DnsListTier): Promise<DnsListTierResult> => {
       const results = await Promise.all(
         this.lists[tier].map(async (list) => {
@@ -388,7 +389,7 @@ export class DnsListChecker {
           return result;
         }),
       );
-      if (mode.countStats) this.accountTier(tier, results, address);
+      if (mode.countStats) this.accountTier(tier, results, address, silenceNoted);
       const combined = combine(tier, this.thresholds[tier], results);
       // On the request path only a reject shows a reason: TXT is asked for the DNSBL listings of a
       // tier that rejects (at once for a listing that rejects alone, above), not for a listing below
@@ -450,7 +451,8 @@ export class DnsListChecker {
     if (mode.txt === 'block' && combined.block.reached) {
       for (const r of combined.block.listed) if (r.list.weight > 0 && r.txt === undefined && !this.cachedTxt(r, `${prefix}.${r.list.zone}.`)) return undefined;
     }
-    if (mode.countStats) for (const t of DNS_LIST_TIERS) this.accountTier(t, results[t], address);
+    const silenceNoted = new Set<string>();
+    if (mode.countStats) for (const t of DNS_LIST_TIERS) this.accountTier(t, results[t], address, silenceNoted);
     return combined;
   }
 
@@ -473,12 +475,12 @@ export class DnsListChecker {
   }
 
   /** Counts a tier's results; an entry given twice weighs twice (as in postscreen) but is one list: counted once. */
-  private accountTier(tier: DnsListTier, results: readonly DnsListResult[], clientAddress: string): void {
+  private accountTier(tier: DnsListTier, results: readonly DnsListResult[], clientAddress: string, silenceNoted: Set<string>): void {
     const counted = new Set<string>();
     for (const r of results) {
       if (counted.has(r.list.text)) continue;
       counted.add(r.list.text);
-      this.account(tier, r, clientAddress);
+      this.account(tier, r, clientAddress, silenceNoted);
     }
   }
 
@@ -533,7 +535,8 @@ export class DnsListChecker {
     return Promise.race([settled, timedOut]);
   }
 
-  private account(tier: DnsListTier, r: DnsListResult, clientAddress: string): void {
+  /** Counts and logs one result; `silenceNoted` holds the zones of this request already noted (one lookup each, however many entries). */
+  private account(tier: DnsListTier, r: DnsListResult, clientAddress: string, silenceNoted: Set<string>): void {
     this.counters.count(r);
     // Not consulted: its suspension was logged once, and its answer says nothing about its servers.
     if (r.verdict === 'skipped') return;
@@ -542,6 +545,8 @@ export class DnsListChecker {
     } else if (r.verdict === 'timeout' || r.verdict === 'failed') {
       this.logThrottled('info', `${tier}:${r.list.text}:${r.verdict}`, { list: r.list.name, tier, clientAddress, detail: r.detail }, `DNS list ${r.list.zone}: ${r.detail}, treated as not listed`);
     }
+    if (silenceNoted.has(r.list.zone)) return;
+    silenceNoted.add(r.list.zone);
     const silent = this.silence.note(r.list.zone, r.verdict !== 'timeout' && r.verdict !== 'failed', this.clock.nowMs());
     if (silent) this.logThrottled('warn', `${r.list.zone}:silent`, { list: r.list.zone, silentMinutes: Math.floor(silent.silentMs / 60_000), lookups: silent.lookups }, `DNS list ${r.list.zone} has not answered for ${Math.floor(silent.silentMs / 60_000)} minutes: every client counts as not listed there; check that its servers answer this host (an operator may block or rate-limit it)`);
   }

@@ -221,6 +221,29 @@ s('a list silent for 5 minutes over 10 lookups is a warning (its lookups alone a
   assert.is(silentLines().length, 1);
 });
 
+s('silence counts lookups, not list entries: a zone given three times (postscreen DNSWL style) and in two tiers is one lookup per request', async () => {
+  const cap = captureLogger();
+  const wl = ['wl.example=127.0.[0..255].0', 'wl.example=127.0.[0..255].1', 'wl.example=127.0.[0..255].[2;3]'];
+  const { dns, checker, ctx, clock } = setup({ trusted: wl, allowlists: ['wl.example'], logger: cap.logger });
+  const silentLines = () => cap.lines.filter((l) => l['level'] === 'warn' && String(l['msg']).includes('has not answered for'));
+  // Six requests over six minutes: six lookups of wl.example, fewer than the ten a warning needs.
+  for (let i = 0; i < 6; i++) {
+    dns.set(`${i}.2.0.192.wl.example.`, 'A', servfail('no-servers'));
+    const c = ctx(`192.0.2.${i}`);
+    await Promise.all([checker.tier(c, 'trusted'), checker.tier(c, 'allow')]);
+    clock.advanceMs(72_000);
+  }
+  assert.is(dns.calls.filter((c) => c.type === 'A').length, 6, 'one A lookup per request');
+  assert.equal(silentLines(), [], 'six lookups are not ten');
+  for (let i = 6; i < 10; i++) {
+    dns.set(`${i}.2.0.192.wl.example.`, 'A', servfail('no-servers'));
+    const c = ctx(`192.0.2.${i}`);
+    await Promise.all([checker.tier(c, 'trusted'), checker.tier(c, 'allow')]);
+  }
+  assert.is(silentLines().length, 1, 'the tenth lookup warns');
+  assert.is(silentLines()[0]?.['lookups'], 10);
+});
+
 s('the request deadline caps the budget', async () => {
   const { dns, checker, clock, timers } = setup({ blocklists: ['slow.example'] });
   dns.set('4.3.2.1.slow.example.', 'A', 'hang');
