@@ -2,7 +2,9 @@
 // the fake tree, with example.com's two servers made silent by a transport wrapper that advances a
 // ManualClock by each query's timeout instead of waiting. Shows how soon lookups stop paying their
 // whole budget for a zone whose servers are all dead (a DNS list's, behind the policy service's
-// short budget, or a client's, behind the 4.5 s deadline). Loopback only; bounded lookups.
+// short budget, or a client's, behind the 4.5 s deadline), and, with overlapping lookups whose
+// silent queries stay in flight until the clock passes their timeout, how soon a zone that comes
+// back is asked again. Loopback only; bounded lookups.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { loadConfig } from '../../src/config/load.js';
@@ -26,6 +28,8 @@ s.after(async () => {
 });
 
 const DEAD = ['127.53.2.1', '127.53.2.2'];
+/** The one server of dnsbl.example.net. */
+const LIST_SERVER = '127.53.4.1';
 
 /**
  * The real DNS stack over the fake tree, in virtual time: a query for which `silent` is true times
@@ -118,6 +122,115 @@ s('a shared server that ignores one zone\'s names on a quiet host is not held ba
   assert.ok(held.rcode === Rcode.SERVFAIL && held.tookMs === 0, `ignored names took ${took.join(', ')} ms, then ${held.tookMs}`);
   const other = await stack.resolver.resolve('nothere.com', 'A', { deadlineMs: 4500, allowStale: false });
   assert.is(other.rcode, Rcode.NXDOMAIN, other.failure ?? '');
+});
+
+/**
+ * The real DNS stack over the fake tree, in virtual time, with queries that overlap as a busy
+ * client's do: a query for which `silent` is true stays in flight until advanceMs moves the clock
+ * past its timeout; the others go to the fake tree over loopback and are waited for before the
+ * clock moves on, so every run takes the same course.
+ */
+function overlappingStack(silent: (address: string, name: string) => boolean): {
+  stack: ReturnType<typeof createDnsStack>;
+  /** Queries sent to a silent server so far. */
+  silentQueries: () => number;
+  advanceMs: (ms: number) => Promise<void>;
+} {
+  const clock = new ManualClock(Date.now());
+  const net = new NetTransport({ portFor: tree.portFor });
+  const parked: Array<{ dueAtMs: number; fail: (err: Error) => void }> = [];
+  let onLoopback = 0;
+  let silentQueries = 0;
+  const transport: Transport = {
+    query: async (target, question, opts) => {
+      if (silent(target.address, question.name)) {
+        silentQueries++;
+        return new Promise((_, reject) => parked.push({ dueAtMs: clock.nowMs() + opts.timeoutMs, fail: reject }));
+      }
+      onLoopback++;
+      try {
+        return await net.query(target, question, opts);
+      } finally {
+        onLoopback--;
+      }
+    },
+  };
+  /** Lets every resolution run until it waits on a parked query or ends (bounded). */
+  const settle = async (): Promise<void> => {
+    for (let turns = 0; turns < 20_000; turns++) {
+      // A few turns even with nothing on loopback: a rejected query's handlers run in later ticks.
+      await new Promise((done) => setImmediate(done));
+      if (onLoopback === 0 && turns >= 2) return;
+    }
+    throw new Error('loopback queries did not settle');
+  };
+  const loaded = loadConfig({ flags: { 'query-loopback': true, 'do-ip6': false, 'serve-expired': false } });
+  return {
+    stack: createDnsStack(loaded.values, createSilentLogger(), clock, { transport, rootHints: parseZoneText(tree.rootHints, { origin: '.' }) }),
+    silentQueries: () => silentQueries,
+    advanceMs: async (ms) => {
+      await settle();
+      for (let step = 0; step < ms; step += 100) {
+        clock.advanceMs(Math.min(100, ms - step));
+        for (let i = parked.length - 1; i >= 0; i--) {
+          const p = parked[i]!;
+          if (p.dueAtMs > clock.nowMs()) continue;
+          parked.splice(i, 1);
+          p.fail(new DnsError('DNS_ERR_TIMEOUT', 'no answer (virtual)'));
+        }
+        await settle();
+      }
+    },
+  };
+}
+
+/**
+ * A client asks a new name of dnsbl.example.net every second (4.5 s deadline, not waiting for
+ * earlier answers) while the zone's one server ignores its names for `outageSec`, then answers
+ * again. Gives the seconds after the outage until the first answer that is not SERVFAIL, and how
+ * many queries the silent server got during the outage.
+ */
+async function recoveryAfterOutage(outageSec: number): Promise<{ recoverySec: number; outageQueries: number; clientQueries: number }> {
+  let outage = false;
+  const { stack, advanceMs, silentQueries } = overlappingStack((address, name) => outage && address === LIST_SERVER && /dnsbl\.example\.net\.?$/i.test(name));
+  await stack.resolver.resolve('dnsbl.example.net', 'NS');
+  outage = true;
+  const pending: Promise<unknown>[] = [];
+  let second = 0;
+  for (; second < outageSec; second++) {
+    pending.push(stack.resolver.resolve(`during${second}.dnsbl.example.net`, 'A', { deadlineMs: 4500, allowStale: false }));
+    await advanceMs(1000);
+  }
+  outage = false;
+  const outageQueries = silentQueries();
+  let recoverySec = -1;
+  for (let after = 0; after < 300 && recoverySec < 0; after++) {
+    const r = stack.resolver.resolve(`after${after}.dnsbl.example.net`, 'A', { deadlineMs: 4500, allowStale: false }).then((res) => {
+      if (res.rcode !== Rcode.SERVFAIL && recoverySec < 0) recoverySec = after;
+    });
+    pending.push(r);
+    await advanceMs(1000);
+  }
+  await advanceMs(5000);
+  await Promise.all(pending);
+  return { recoverySec, outageQueries, clientQueries: outageSec };
+}
+
+s('a zone whose server ignores its names for 10 s is answered again within 10 s of the end, not half a minute later', async () => {
+  // Before: the client queries in flight when the server was held back timed out one after
+  // another, each doubling the probe interval as if a probe had failed (5 s to 80 s), so the
+  // zone stayed held back for 38 s after it came back. Unbound (not yet holding it back after
+  // 10 s) answers at once.
+  const { recoverySec } = await recoveryAfterOutage(10);
+  assert.ok(recoverySec >= 0 && recoverySec <= 10, `answered again ${recoverySec} s after the outage`);
+});
+
+s('a zone silent for 2 minutes is still held back: a few probes, not a query per client query', async () => {
+  const { recoverySec, outageQueries, clientQueries } = await recoveryAfterOutage(120);
+  // Held back after about 5 s; then one probe per interval (5, 10, 20, 40, 80 s).
+  assert.ok(outageQueries < clientQueries / 4, `${outageQueries} queries to the silent server for ${clientQueries} client queries`);
+  // The next probe finds it back: within the 80 s interval reached by then.
+  assert.ok(recoverySec >= 0 && recoverySec <= 85, `answered again ${recoverySec} s after the outage`);
 });
 
 s.run();

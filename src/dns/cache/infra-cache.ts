@@ -96,6 +96,8 @@ interface TypeState {
   down: boolean;
   probeIntervalMs: number;
   nextProbeAtMs: number;
+  /** When the last probe slot was claimed; null once that probe's timeout was counted (or before any). */
+  probeSentAtMs: number | null;
 }
 
 type TypeStates = [TypeState, TypeState, TypeState];
@@ -182,6 +184,7 @@ export class InfraCache {
         t.down = false;
         t.probeIntervalMs = this.probeMinMs;
         t.nextProbeAtMs = 0;
+        t.probeSentAtMs = null;
       }
     }
   }
@@ -195,7 +198,11 @@ export class InfraCache {
    * would never be held back, nor its failed probes spaced out. After downAfterTimeouts consecutive
    * timeouts of its type class in the query's zone, once the server has answered nothing at all for
    * downMinSilenceMs, it is down for that class in that zone until its next probe slot; each failed
-   * probe doubles the probe interval up to probeMaxMs. Other classes and zones are not affected.
+   * probe doubles the probe interval up to probeMaxMs. Only the probe's own timeout does: queries
+   * sent before its slot was claimed (in flight when the server went down) say nothing new, as
+   * Unbound's rtt_lost counts only a loss sent with the current backoff, so a burst of them must
+   * not stretch the interval to minutes and hold a recovered zone back that long. Other classes
+   * and zones are not affected.
    * One name or type that a server ignores (or answers late) does not take the server down while it
    * answers the rest, nor, on a quiet host, for the other zones it serves.
    */
@@ -209,14 +216,19 @@ export class InfraCache {
       if (rtoUsedMs !== undefined && h.rtoMs > rtoUsedMs) return;
       h.rtoMs = clampRto(h.rtoMs * 2);
     }
-    h.silentSinceMs ??= now - (waitedMs ?? rtoUsedMs ?? 0);
+    const sentAtMs = now - (waitedMs ?? rtoUsedMs ?? 0);
+    h.silentSinceMs ??= sentAtMs;
     const t = this.zoneStates(h, zone)[classOf(qtype)];
     t.timeouts++;
     if (t.timeouts < this.downAfter || now - h.silentSinceMs < this.downMinSilenceMs) return;
-    if (t.down) t.probeIntervalMs = Math.min(this.probeMaxMs, t.probeIntervalMs * 2);
-    else {
+    if (!t.down) {
       t.down = true;
       t.probeIntervalMs = this.probeMinMs;
+      t.probeSentAtMs = null;
+    } else {
+      if (t.probeSentAtMs === null || sentAtMs < t.probeSentAtMs) return;
+      t.probeSentAtMs = null;
+      t.probeIntervalMs = Math.min(this.probeMaxMs, t.probeIntervalMs * 2);
     }
     t.nextProbeAtMs = now + t.probeIntervalMs;
   }
@@ -234,6 +246,7 @@ export class InfraCache {
     if (t === undefined || !t.down) return false;
     if (now < t.nextProbeAtMs) return true;
     t.nextProbeAtMs = now + t.probeIntervalMs;
+    t.probeSentAtMs = now;
     return false;
   }
 
@@ -402,7 +415,7 @@ export class InfraCache {
     let states = h.byZone.get(key);
     if (states === undefined) {
       if (h.byZone.size >= MAX_ZONES_PER_HOST) h.byZone.delete(h.byZone.keys().next().value!);
-      const fresh = (): TypeState => ({ timeouts: 0, down: false, probeIntervalMs: this.probeMinMs, nextProbeAtMs: 0 });
+      const fresh = (): TypeState => ({ timeouts: 0, down: false, probeIntervalMs: this.probeMinMs, nextProbeAtMs: 0, probeSentAtMs: null });
       states = [fresh(), fresh(), fresh()];
       h.byZone.set(key, states);
     }

@@ -96,6 +96,35 @@ s('down after 3 consecutive timeouts; one probe per growing interval; success re
   assert.not.ok(infra.isBackedOff('a'), 'the count starts again after recovery');
 });
 
+s('only the probe\'s own timeout lengthens the probe interval, not those of queries in flight when the server went down', () => {
+  const clock = new ManualClock();
+  const infra = new InfraCache({ clock, probeMinMs: 5000 });
+  // Client queries sent each second from 0 ms, each cut short after 3 s: the third timeout, 5 s
+  // into the silence, takes the server down; those sent at 3 and 4 s are still in flight.
+  for (let i = 0; i < 3; i++) {
+    clock.advanceMs(i === 0 ? 3000 : 1000);
+    infra.recordTimeout('192.0.2.5', 3000, 1, 3000, true);
+  }
+  assert.ok(infra.isBackedOff('192.0.2.5', 1), 'down at 5 s');
+  for (let i = 0; i < 2; i++) {
+    clock.advanceMs(1000);
+    infra.recordTimeout('192.0.2.5', 3000, 1, 3000, true);
+  }
+  clock.advanceMs(2999);
+  assert.ok(infra.isBackedOff('192.0.2.5', 1));
+  clock.advanceMs(1);
+  assert.not.ok(infra.isBackedOff('192.0.2.5', 1), 'the first probe, 5 s after the server went down: the late timeouts were no failed probes');
+  clock.advanceMs(3000);
+  infra.recordTimeout('192.0.2.5', 3000, 1, 3000, true);
+  // A query sent before the probe, timing out after it, changes nothing either.
+  clock.advanceMs(500);
+  infra.recordTimeout('192.0.2.5', 3000, 1, 4000, true);
+  clock.advanceMs(9499);
+  assert.ok(infra.isBackedOff('192.0.2.5', 1), 'the failed probe doubled the interval to 10 s');
+  clock.advanceMs(1);
+  assert.not.ok(infra.isBackedOff('192.0.2.5', 1), 'the second probe, 10 s after the first failed');
+});
+
 s('measurements are forgotten after the host TTL (recovery of a long-dead server)', () => {
   const clock = new ManualClock();
   const infra = new InfraCache({ clock, hostTtlSec: 900, downMinSilenceMs: 0 });
