@@ -77,7 +77,8 @@ export interface LmdbEnvOptions {
    * Open with LMDB's read-only flag, for the admin's commands that only read (`check`, `greylist
    * list`): nothing done here can change data.mdb (lmdb-js gives a read-only database no write
    * methods, and write() rejects), the integrity probe reads without its write, and a missing node
-   * id is not stored. Implies `create: false`. LMDB still writes lock.mdb (its reader table).
+   * id is not stored, and a named database the store lacks is read as the empty one a read-write
+   * open would create. Implies `create: false`. LMDB still writes lock.mdb (its reader table).
    */
   readOnly?: boolean;
 }
@@ -259,12 +260,10 @@ export class LmdbEnv {
     try {
       root = open({ path, maxDbs: 8, mapSize: limitBytes, encoding: 'binary', ...(readOnly ? { readOnly: true } : {}) });
       const opened = root;
-      // Read-write, a missing database is created; read-only, lmdb-js returns none for it.
-      const db = <K extends string | number>(name: DbName): Database<Buffer, K> => {
-        const handle = opened.openDB<Buffer, K>({ name, encoding: 'binary' }) as Database<Buffer, K> | undefined;
-        if (!handle) throw new StoreError(StoreErrorCode.OPEN, `${path} holds no "${name}" database, which every mxsentry store has: opened read-only, nothing was changed; is this an mxsentry greylist store?`);
-        return handle;
-      };
+      // Read-write, a missing database is created; read-only, lmdb-js returns none for it: it is read
+      // as the empty one the read-write open would make (a first start killed before making them).
+      const db = <K extends string | number>(name: DbName): Database<Buffer, K> =>
+        (opened.openDB<Buffer, K>({ name, encoding: 'binary' }) as Database<Buffer, K> | undefined) ?? emptyDatabase<K>();
       const dbs = { triplets: db<string>('triplets'), clients: db<string>('clients'), replog: db<number>('replog'), cursors: db<string>('cursors'), meta: db<string>('meta') };
       giveFilesToFolderOwner(path, ['lock.mdb', 'data.mdb']);
       const { nodeId, markSchema } = initMeta(dbs.meta, path, readOnly);
@@ -459,6 +458,16 @@ export class LmdbEnv {
       `greylist store is full: ${usedPages * this.pageSize} bytes in use would exceed the limit of ${this.limitBytes} bytes (raise store-map-size and restart, or free room with 'mxsentry greylist purge --older-than 1d', which also removes records unseen for a day; 'mxsentry greylist stats' shows what the store holds)`,
     );
   }
+}
+
+/**
+ * A named database a read-only open did not find, read as the empty one a read-write open creates:
+ * the reads LmdbEnv's users make (get, getRange, getKeys, getStats) find nothing. Never written:
+ * a read-only environment's write() rejects before any database is touched.
+ */
+function emptyDatabase<K extends string | number>(): Database<Buffer, K> {
+  const none = { get: () => undefined, getRange: () => [], getKeys: () => [], getStats: () => ({ entryCount: 0, treeBranchPageCount: 0, treeLeafPageCount: 0, overflowPages: 0 }) };
+  return none as unknown as Database<Buffer, K>;
 }
 
 interface PageStats {

@@ -4,6 +4,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
+import { open as openLmdb } from 'lmdb';
 import { makeImmutable } from '../helpers/immutable-file.js';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -512,6 +513,36 @@ s('readOnly: a verified store is read and data.mdb left as it was; writes reject
   assert.match(ids[0]!, /^[0-9a-f]{16}$/);
   assert.is.not(ids[0], ids[1], 'an id for one open only');
   assert.is(fingerprint(file), bare);
+});
+
+s('readOnly: a store whose named databases were never all created reads as empty there, as the read-write open did, and is left as it was', async () => {
+  // A first start killed between LMDB's open (which writes data.mdb's meta pages) and the creation
+  // of its databases: the read-write open made them; read-only they are missing. Built with lmdb
+  // itself, since LmdbEnv always makes all five.
+  const none = tempDir();
+  mkdirSync(join(none, 'greylist'), { mode: 0o700 });
+  await openLmdb({ path: join(none, 'greylist'), maxDbs: 8 }).close();
+  // Killed after the first database: it holds a record, the other four are missing.
+  const some = tempDir();
+  mkdirSync(join(some, 'greylist'), { mode: 0o700 });
+  const root = openLmdb({ path: join(some, 'greylist'), maxDbs: 8 });
+  const triplets = root.openDB<Buffer, string>({ name: 'triplets', encoding: 'binary' });
+  await triplets.put('k', Buffer.from('v'));
+  await root.close();
+  for (const [dataDir, records] of [[none, 0], [some, 1]] as const) {
+    const file = join(dataDir, 'greylist', 'data.mdb');
+    const before = fingerprint(file);
+    const env = await LmdbEnv.open({ dataDir, logger, verify: true, readOnly: true });
+    envs.push(env);
+    assert.match(env.nodeId, /^[0-9a-f]{16}$/);
+    assert.is(env.read('test', () => Array.from(env.triplets.getRange({})).length), records);
+    assert.is(env.read('test', () => env.clients.get('x')), undefined);
+    assert.equal(env.read('test', () => Array.from(env.replog.getKeys({ reverse: true, limit: 1 }))), []);
+    assert.ok(env.usedBytes() >= 0);
+    await rejectsWith(env.write('test', (tx) => tx.put(env.meta, 'x', Buffer.from('y')), { grows: false }), 'STORE_ERR_INVALID');
+    await env.close();
+    assert.is(fingerprint(file), before, 'data.mdb unchanged');
+  }
 });
 
 s('after close, writes and reads fail with STORE_ERR_CLOSED without touching lmdb', async () => {
