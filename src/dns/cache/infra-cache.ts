@@ -96,8 +96,11 @@ interface TypeState {
   down: boolean;
   probeIntervalMs: number;
   nextProbeAtMs: number;
-  /** When the last probe slot was claimed; null once that probe's timeout was counted (or before any). */
-  probeSentAtMs: number | null;
+  /**
+   * When the server was held back or its probe interval last lengthened: only a query sent after it
+   * (a probe: nothing else is sent while held back) lengthens the interval, once per such moment.
+   */
+  backoffSinceMs: number;
 }
 
 type TypeStates = [TypeState, TypeState, TypeState];
@@ -184,7 +187,7 @@ export class InfraCache {
         t.down = false;
         t.probeIntervalMs = this.probeMinMs;
         t.nextProbeAtMs = 0;
-        t.probeSentAtMs = null;
+        t.backoffSinceMs = 0;
       }
     }
   }
@@ -198,11 +201,11 @@ export class InfraCache {
    * would never be held back, nor its failed probes spaced out. After downAfterTimeouts consecutive
    * timeouts of its type class in the query's zone, once the server has answered nothing at all for
    * downMinSilenceMs, it is down for that class in that zone until its next probe slot; each failed
-   * probe doubles the probe interval up to probeMaxMs. Only the probe's own timeout does: queries
-   * sent before its slot was claimed (in flight when the server went down) say nothing new, as
-   * Unbound's rtt_lost counts only a loss sent with the current backoff, so a burst of them must
-   * not stretch the interval to minutes and hold a recovered zone back that long. Other classes
-   * and zones are not affected.
+   * probe doubles the probe interval up to probeMaxMs. Only a probe's timeout does, once per
+   * interval: queries sent before the server was held back or its interval last lengthened (in
+   * flight then) say nothing new, as Unbound's rtt_lost counts only a loss sent with the current
+   * backoff, so a burst of them must not stretch the interval to minutes and hold a recovered zone
+   * back that long. Other classes and zones are not affected.
    * One name or type that a server ignores (or answers late) does not take the server down while it
    * answers the rest, nor, on a quiet host, for the other zones it serves.
    */
@@ -224,12 +227,14 @@ export class InfraCache {
     if (!t.down) {
       t.down = true;
       t.probeIntervalMs = this.probeMinMs;
-      t.probeSentAtMs = null;
     } else {
-      if (t.probeSentAtMs === null || sentAtMs < t.probeSentAtMs) return;
-      t.probeSentAtMs = null;
+      // Sent before the hold-back or the last lengthening: in flight then, or a probe of the interval
+      // already lengthened. Not "after the last probe slot": a probe whose RTO outlasts the interval
+      // times out after the next slot is claimed, and the interval would then never lengthen.
+      if (sentAtMs <= t.backoffSinceMs) return;
       t.probeIntervalMs = Math.min(this.probeMaxMs, t.probeIntervalMs * 2);
     }
+    t.backoffSinceMs = now;
     t.nextProbeAtMs = now + t.probeIntervalMs;
   }
 
@@ -246,7 +251,6 @@ export class InfraCache {
     if (t === undefined || !t.down) return false;
     if (now < t.nextProbeAtMs) return true;
     t.nextProbeAtMs = now + t.probeIntervalMs;
-    t.probeSentAtMs = now;
     return false;
   }
 
@@ -415,7 +419,7 @@ export class InfraCache {
     let states = h.byZone.get(key);
     if (states === undefined) {
       if (h.byZone.size >= MAX_ZONES_PER_HOST) h.byZone.delete(h.byZone.keys().next().value!);
-      const fresh = (): TypeState => ({ timeouts: 0, down: false, probeIntervalMs: this.probeMinMs, nextProbeAtMs: 0, probeSentAtMs: null });
+      const fresh = (): TypeState => ({ timeouts: 0, down: false, probeIntervalMs: this.probeMinMs, nextProbeAtMs: 0, backoffSinceMs: 0 });
       states = [fresh(), fresh(), fresh()];
       h.byZone.set(key, states);
     }

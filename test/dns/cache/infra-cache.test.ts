@@ -125,6 +125,35 @@ s('only the probe\'s own timeout lengthens the probe interval, not those of quer
   assert.not.ok(infra.isBackedOff('192.0.2.5', 1), 'the second probe, 10 s after the first failed');
 });
 
+s('probes still lengthen the interval when each times out after the next slot (an RTO above the interval)', () => {
+  const clock = new ManualClock();
+  const infra = new InfraCache({ clock, probeMinMs: 5000 });
+  const server = '192.0.2.6';
+  // Down 5 s into the silence, as in the test above.
+  for (let i = 0; i < 3; i++) {
+    clock.advanceMs(i === 0 ? 3000 : 1000);
+    infra.recordTimeout(server, 3000, 1, 3000, true);
+  }
+  assert.ok(infra.isBackedOff(server, 1));
+  // A busy host asks every second; each probe waits its whole RTO (MAX_RTO_MS, 12 s: a
+  // client-deadline-ms above it) for nothing, so the next probe slot comes before its timeout.
+  const inFlight: number[] = [];
+  let probes = 0;
+  for (let sec = 0; sec < 240; sec++) {
+    clock.advanceMs(1000);
+    while (inFlight.length > 0 && clock.nowMs() - inFlight[0]! >= 12_000) {
+      inFlight.shift();
+      infra.recordTimeout(server, 12_000, 1, 12_000, false);
+    }
+    if (!infra.isBackedOff(server, 1)) {
+      probes++;
+      inFlight.push(clock.nowMs());
+    }
+  }
+  // One probe per interval, 5 s doubling toward 2 min: a handful in 4 minutes, not one every 5 s (48).
+  assert.ok(probes <= 12, `${probes} probes in 4 minutes to a server that never answers`);
+});
+
 s('measurements are forgotten after the host TTL (recovery of a long-dead server)', () => {
   const clock = new ManualClock();
   const infra = new InfraCache({ clock, hostTtlSec: 900, downMinSilenceMs: 0 });
