@@ -220,9 +220,12 @@ export class LmdbEnv {
     const path = join(opts.dataDir, 'greylist');
     const readOnly = opts.readOnly === true;
     if (opts.create === false || readOnly) checkEnvExists(path);
+    // Read-only on a read-only filesystem (a snapshot, a backup mounted ro), LMDB reads without its
+    // lock file, which nothing can need there (no process can write the store): reading suffices.
+    const readOnlyFs = readOnly && isReadOnlyFilesystem(path);
     try {
       makeDirs(path, 0o700);
-      accessSync(path, fsConstants.W_OK | fsConstants.R_OK | fsConstants.X_OK);
+      accessSync(path, (readOnlyFs ? 0 : fsConstants.W_OK) | fsConstants.R_OK | fsConstants.X_OK);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? 'error';
       throw new StoreError(StoreErrorCode.OPEN, `greylist directory ${path} is not usable (${code}): create it writable for the mxsentry user`, {
@@ -230,7 +233,7 @@ export class LmdbEnv {
       });
     }
     const dataFile = join(path, 'data.mdb');
-    checkLockFile(join(path, 'lock.mdb'));
+    checkLockFile(join(path, 'lock.mdb'), { readOnlyFs });
     const { bytes: dataBytes, shortOf, empty } = checkDataFile(dataFile);
     checkRoomToCreate(path, dataBytes === 0, opts.freeBytes ?? filesystemFreeBytes);
     // A file shorter than the last page its newest transaction counts must be read through: LMDB does
@@ -457,6 +460,16 @@ export class LmdbEnv {
       StoreErrorCode.FULL,
       `greylist store is full: ${usedPages * this.pageSize} bytes in use would exceed the limit of ${this.limitBytes} bytes (raise store-map-size and restart, or free room with 'mxsentry greylist purge --older-than 1d', which also removes records unseen for a day; 'mxsentry greylist stats' shows what the store holds)`,
     );
+  }
+}
+
+/** Whether `path` is on a filesystem mounted read-only (access(2) says EROFS for a write). */
+function isReadOnlyFilesystem(path: string): boolean {
+  try {
+    accessSync(path, fsConstants.W_OK);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EROFS';
   }
 }
 

@@ -39,14 +39,16 @@ const META_TXNID_OFFSET = 152;
 /**
  * Refuses a lock.mdb that is not a regular file (LMDB's native code faults on a directory there,
  * which the read-through would report as damage to the sound data file). The lock file holds no
- * greylist data: LMDB rebuilds it when no process has the environment open.
+ * greylist data: LMDB rebuilds it when no process has the environment open. `readOnlyFs`: a
+ * read-only open on a read-only filesystem, which LMDB makes without writing the lock file.
  */
-export function checkLockFile(file: string): void {
+export function checkLockFile(file: string, opts: { readOnlyFs?: boolean } = {}): void {
   let kind: string;
   try {
     const st = statSync(file);
     if (st.isFile()) {
-      checkLockFileAccess(file, st);
+      // On a read-only filesystem a read-only open goes without the lock file (lmdb-env.ts).
+      if (!opts.readOnlyFs) checkLockFileAccess(file, st);
       return;
     }
     kind = nonFileKind(st);

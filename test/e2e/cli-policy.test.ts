@@ -17,6 +17,7 @@ import { createSilentLogger } from '../../src/util/logger.js';
 import { freeLoopbackPort, MXSENTRY_BIN, removeTempDir, startSharedPortTree, writeTempFile, type SharedPortTree } from '../helpers/daemon.js';
 import { standardTree } from '../helpers/fake-hierarchy.js';
 import { loggedHook } from '../helpers/hook-errors.js';
+import { requireRoot, skipTest } from '../helpers/peers.js';
 
 const run = promisify(execFile);
 const s = suite('e2e: mxsentry check / rbl / greylist');
@@ -99,6 +100,35 @@ s('check and greylist list, clients and stats leave data.mdb as it was (bytes, m
     assert.not.equal(readFileSync(copy), copyBefore);
   } finally {
     rmSync(temp, { recursive: true, force: true });
+  }
+});
+
+s('greylist list and stats read a store on a read-only filesystem (a snapshot mounted ro), as read-only LMDB can', async () => {
+  const name = 'read commands on a read-only filesystem';
+  if (!requireRoot(name)) return;
+  const dataDir = mkdtempSync(join(hints.dir, 'ro-'));
+  try {
+    const store = await LmdbGreylistStore.open({ dataDir, clock: systemClock, logger: createSilentLogger() });
+    await store.close();
+    // In a mount namespace of its own, the data dir bound read-only over itself: only that command sees it so.
+    const roCli = (...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> =>
+      run('unshare', ['--mount', 'sh', '-c', 'mount --bind -o ro "$0" "$0" && exec "$@"', dataDir, process.execPath, MXSENTRY_BIN, ...args, '--data-dir', dataDir], { timeout: 20_000 })
+        .then((r) => ({ code: 0, ...r }), (e: { code: number; stdout: string; stderr: string }) => e);
+    const probe = await run('unshare', ['--mount', 'sh', '-c', 'mount --bind -o ro "$0" "$0" && ! touch "$0/x" 2>/dev/null', dataDir]).then(() => true, () => false);
+    if (!probe) {
+      skipTest(name, 'no mount namespace with a read-only bind mount here', { evenInCi: true });
+      return;
+    }
+    for (const args of [['greylist', 'stats'], ['greylist', 'list']]) {
+      const r = await roCli(...args);
+      assert.is(r.code, 0, `${args.join(' ')}: exit ${r.code}: ${r.stderr}`);
+    }
+    // A command that writes still says the folder is not writable.
+    const w = await roCli('greylist', 'whitelist', '192.0.2.49');
+    assert.is.not(w.code, 0);
+    assert.match(w.stderr, /EROFS/);
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
   }
 });
 
