@@ -15,8 +15,9 @@ export const DNS_LIST_TIERS: readonly DnsListTier[] = ['trusted', 'block', 'allo
 /**
  * Outcome for one list and one address. Only 'listed' ever influences a decision. 'error': the list
  * answered with an error code (127.255.255.x, outside 127.0.0.0/8); 'failed': the lookup got no
- * answer from the list (SERVFAIL: its servers answered SERVFAIL or REFUSED or could not be
- * reached; another rcode; an exception); 'timeout': no answer within the budget; 'skipped': the
+ * answer from the list (SERVFAIL: its servers answered SERVFAIL or REFUSED, could not be reached,
+ * or are held back after timing out, as a dead list's are after its first lookups; another rcode;
+ * an exception); 'timeout': no answer within the budget; 'skipped': the
  * list was not consulted (suspended by its self test, or before its first one finished).
  */
 export type DnsListVerdict = 'listed' | 'not-listed' | 'error' | 'failed' | 'timeout' | 'skipped';

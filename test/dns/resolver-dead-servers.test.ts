@@ -16,6 +16,8 @@ import { Rcode } from '../../src/dns/wire/types.js';
 import { ManualClock } from '../../src/util/clock.js';
 import { DnsError } from '../../src/util/errors.js';
 import { createSilentLogger } from '../../src/util/logger.js';
+import { evaluate } from '../../src/policy/dns-list-answers.js';
+import { parseDnsListSpec } from '../../src/policy/dns-list-spec.js';
 import { startHierarchy, standardTree, type FakeHierarchy } from '../helpers/fake-hierarchy.js';
 
 const s = suite('dns/resolver: dead servers in virtual time');
@@ -83,6 +85,32 @@ s('a dead list behind a 1.5 s budget, asked once a second: held back after about
   const after = took.slice(firstFast);
   const meanMs = after.reduce((a, b) => a + b, 0) / after.length;
   assert.ok(meanMs < 600 && after.filter((ms) => ms === 0).length >= after.length / 2, `took ${took.join(', ')} ms`);
+});
+
+s('a dead list\'s verdicts: timeouts until its servers are held back, then failed lookups that say so', async () => {
+  // What `mxsentry stats` and the dnslist_timeouts|failures_total metrics show for a list whose
+  // servers stopped answering: README and the metrics' help must describe this split.
+  const dead = new Set<string>();
+  const { clock, stack } = virtualStack((address) => dead.has(address));
+  await stack.resolver.resolve('example.com', 'NS');
+  await stack.resolver.resolve('ns2.example.net', 'A');
+  for (const a of DEAD) dead.add(a);
+  const list = parseDnsListSpec('example.com');
+  const verdicts: string[] = [];
+  const details: string[] = [];
+  for (let i = 0; i < 12; i++) {
+    const name = `${i}.0.0.2.example.com.`;
+    const r = await stack.resolver.resolve(name, 'A', { deadlineMs: 1500, allowStale: false });
+    const result = evaluate('block', list, name, { kind: 'answer', result: r });
+    verdicts.push(result.verdict);
+    details.push(result.detail);
+    clock.advanceMs(1000);
+  }
+  const timeouts = verdicts.filter((v) => v === 'timeout').length;
+  const failed = verdicts.filter((v) => v === 'failed').length;
+  assert.is(timeouts + failed, 12, verdicts.join(' '));
+  assert.ok(timeouts >= 1 && failed > timeouts, verdicts.join(' '));
+  assert.ok(details.some((d) => /held back after recent timeouts/.test(d)), details.join('\n'));
 });
 
 s('a dead zone behind the 4.5 s client deadline: the second lookup ends early, the third fails at once', async () => {
