@@ -59,25 +59,29 @@ export function normaliseSwitchFlags(args: readonly string[]): string[] {
  * normaliseSwitchFlags reads the switch as `--greylist=yes` and leaves the word as an argument of
  * its own, which yargs calls "Unknown argument: maybe", naming neither the switch nor its words.
  * Returns `message` with each such word explained as the loader says it of `--greylist=maybe`, or
- * undefined when no word following a bare switch is in `message` (yargs' text for `args`).
+ * undefined when no word following a bare switch is one of the words `message` (yargs' "Unknown
+ * argument(s): ..." for `args`) lists.
  */
 export function explainSwitchWords(args: readonly string[], message: string): string | undefined {
+  // The words yargs reports, whole: a positional after a switch (`rbl --do-ip6 192.0.2.1`) is only
+  // a substring of another reported word (192.0.2.10), not one of them.
+  const unknown = /^Unknown arguments?: (.*)$/.exec(message.trim());
+  if (unknown === null) return undefined;
+  const reported = unknown[1]!.split(', ');
   const problems: string[] = [];
   const words: string[] = [];
   for (let i = 0; i + 1 < args.length; i++) {
     const bare = /^--([a-z0-9-]+)$/.exec(args[i]!);
     const next = args[i + 1]!;
     if (args[i] === '--') break;
-    if (!bare || !SWITCH_KEYS.has(bare[1]!) || next.startsWith('-') || SWITCH_WORDS.has(next.toLowerCase()) || !message.includes(next)) continue;
+    if (!bare || !SWITCH_KEYS.has(bare[1]!) || next.startsWith('-') || SWITCH_WORDS.has(next.toLowerCase()) || !reported.includes(next)) continue;
     const key = bare[1]!;
     words.push(next);
     problems.push(`--${key}: "${next}" is not yes/no (a switch: --${key}, --${key} yes|no, --${key}=yes|no, or --no-${key})`);
   }
   if (problems.length === 0) return undefined;
   // yargs' own line adds nothing when it only lists those words; otherwise it stays, after them.
-  const unknown = /^Unknown arguments?: (.*)$/.exec(message.trim());
-  const onlyThose = unknown !== null && unknown[1]!.split(', ').every((w) => words.includes(w));
-  return onlyThose ? problems.join('\n') : [...problems, message].join('\n');
+  return reported.every((w) => words.includes(w)) ? problems.join('\n') : [...problems, message].join('\n');
 }
 
 /**

@@ -147,6 +147,10 @@ s('a switch followed by a word that is none of its words is explained when yargs
   assert.is(explainSwitchWords(['rbl', '--query-loopback', '127.0.0.2', '--bogus'], 'Unknown argument: bogus'), undefined);
   assert.is(explainSwitchWords(['check', '--delay', 'maybe'], 'Unknown argument: maybe'), undefined);
   assert.is(explainSwitchWords(['lookup', '--', '--greylist', 'maybe'], 'Unknown argument: maybe'), undefined);
+  // A positional after a bare switch whose text is only part of a reported word is no switch word:
+  // `rbl --do-ip6 192.0.2.1 192.0.2.10` reports the second address, not the first.
+  assert.is(explainSwitchWords(['rbl', '--do-ip6', '192.0.2.1', '192.0.2.10'], 'Unknown argument: 192.0.2.10'), undefined);
+  assert.is(explainSwitchWords(['lookup', '--prefetch', 'example.com', 'A', 'example.com.au'], 'Unknown argument: example.com.au'), undefined);
 });
 
 s.run();
