@@ -196,9 +196,11 @@ export class LmdbEnv {
       }
       return `${file} can no longer be checked (${code ?? 'error'}): the running store goes on, but the next start may not open it`;
     }
+    // A read-only open needs no writable store (one on a read-only filesystem is read as it is).
+    const write = this.readOnly ? 0 : fsConstants.W_OK;
     try {
-      accessSync(this.path, fsConstants.W_OK | fsConstants.R_OK | fsConstants.X_OK);
-      accessSync(file, fsConstants.W_OK | fsConstants.R_OK);
+      accessSync(this.path, write | fsConstants.R_OK | fsConstants.X_OK);
+      accessSync(file, write | fsConstants.R_OK);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? 'error';
       return `${this.path} is no longer readable and writable (${code}): the running store goes on, but the next start cannot open it (greylisting then fails open)`;
