@@ -50,6 +50,11 @@ export interface ResolveResult {
    * ("127.53.4.1 SERVFAIL; 127.53.4.2 timed out"; also REFUSED, unreachable, lame, held back).
    */
   failureDetail?: string;
+  /**
+   * With failure 'no-servers': every server of that zone timed out or is held back after timing out
+   * (none answered, refused or was unreachable): the zone is silent. A DNS list counts it as a timeout.
+   */
+  serversSilent?: boolean;
 }
 
 /** The function shape the policy service depends on. */

@@ -46,8 +46,9 @@ interface Outcome {
   authorities: ResourceRecord[];
   source: AnswerSource;
   failure?: string;
-  /** What the servers did, for a 'no-servers' failure (ResolveResult.failureDetail). */
+  /** What the servers did, for a 'no-servers' failure (ResolveResult.failureDetail, serversSilent). */
   failureDetail?: string;
+  serversSilent?: boolean;
   /**
    * Set on a resolution's SERVFAIL: counts and logs it, once per origin however many callers of
    * that origin share it. A caller calls it when it answers that SERVFAIL, not when it answers
@@ -341,7 +342,10 @@ export class Resolver implements Recursor {
         this.fail(reason, origin, reported.size === 1 ? qname : undefined, qtype, err);
       };
       const out: Outcome = { rcode: Rcode.SERVFAIL, answers: [], authorities: [], source: 'recursion', failure: reason, report };
-      if (err instanceof ResolutionFailure && err.detail) out.failureDetail = err.detail;
+      if (err instanceof ResolutionFailure && err.detail) {
+        out.failureDetail = err.detail;
+        if (err.silent) out.serversSilent = true;
+      }
       return out;
     }
   }
@@ -446,6 +450,7 @@ function resultOf(out: Outcome, qtype: number): ResolveResult {
   };
   if (out.failure) result.failure = out.failure;
   if (out.failureDetail) result.failureDetail = out.failureDetail;
+  if (out.serversSilent) result.serversSilent = true;
   return result;
 }
 

@@ -141,8 +141,8 @@ export function renderPrometheus(s: StatsSnapshot): string {
   w.each('mxsentry_dnslist_queries_total', 'counter', 'DNSBL/DNSWL lookups consulted for a decision, per list (a suspended list\'s are in mxsentry_dnslist_skipped_total).', p.dnsLists.map((l) => [{ tier: l.tier, list: l.list }, l.queries]));
   w.each('mxsentry_dnslist_listed_total', 'counter', 'DNSBL/DNSWL lookups that found the client listed.', p.dnsLists.map((l) => [{ tier: l.tier, list: l.list }, l.listed]));
   w.each('mxsentry_dnslist_errors_total', 'counter', 'DNSBL/DNSWL error answers (e.g. Spamhaus 127.255.255.x), never counted as listings.', p.dnsLists.map((l) => [{ tier: l.tier, list: l.list }, l.errors]));
-  w.each('mxsentry_dnslist_failures_total', 'counter', 'DNSBL/DNSWL lookups that failed at once without an answer from the list (SERVFAIL: its servers answered SERVFAIL or REFUSED, could not be reached, or are held back after timing out).', p.dnsLists.map((l) => [{ tier: l.tier, list: l.list }, l.failures]));
-  w.each('mxsentry_dnslist_timeouts_total', 'counter', 'DNSBL/DNSWL lookups without an answer in time.', p.dnsLists.map((l) => [{ tier: l.tier, list: l.list }, l.timeouts]));
+  w.each('mxsentry_dnslist_failures_total', 'counter', 'DNSBL/DNSWL lookups that failed without an answer from the list: its servers answered SERVFAIL or REFUSED, or could not be reached.', p.dnsLists.map((l) => [{ tier: l.tier, list: l.list }, l.failures]));
+  w.each('mxsentry_dnslist_timeouts_total', 'counter', 'DNSBL/DNSWL lookups whose list was silent: no answer within the budget, or its servers held back after timing out.', p.dnsLists.map((l) => [{ tier: l.tier, list: l.list }, l.timeouts]));
   w.each('mxsentry_dnslist_skipped_total', 'counter', 'Requests for which a DNSBL/DNSWL was not consulted: suspended because its self test found 127.0.0.1 listed, or before its first self test ended.', p.dnsLists.map((l) => [{ tier: l.tier, list: l.list }, l.skipped]));
   if (p.greylist) {
     w.each('mxsentry_greylist_outcomes_total', 'counter', 'Greylisting outcomes.', Object.entries(p.greylist).map(([outcome, n]) => [{ outcome: snakeCase(outcome) }, n]));

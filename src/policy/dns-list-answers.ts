@@ -15,9 +15,9 @@ export const DNS_LIST_TIERS: readonly DnsListTier[] = ['trusted', 'block', 'allo
 /**
  * Outcome for one list and one address. Only 'listed' ever influences a decision. 'error': the list
  * answered with an error code (127.255.255.x, outside 127.0.0.0/8); 'failed': the lookup got no
- * answer from the list (SERVFAIL: its servers answered SERVFAIL or REFUSED, could not be reached,
- * or are held back after timing out, as a dead list's are after its first lookups; another rcode;
- * an exception); 'timeout': no answer within the budget; 'skipped': the
+ * answer from the list because its servers answered SERVFAIL or REFUSED or could not be reached
+ * (another rcode; an exception); 'timeout': its servers are silent: no answer within the budget,
+ * or, once the resolver holds silent servers back, a SERVFAIL at once that says so; 'skipped': the
  * list was not consulted (suspended by its self test, or before its first one finished).
  */
 export type DnsListVerdict = 'listed' | 'not-listed' | 'error' | 'failed' | 'timeout' | 'skipped';
@@ -125,9 +125,12 @@ export function classify(outcome: ZoneOutcome): Classified {
   const r = outcome.result;
   base.rcode = r.rcode;
   if (r.rcode === 3) return { ...base, emptyReason: 'NXDOMAIN' };
-  // Only the resolver's deadline is a timeout; any other SERVFAIL came at once and says what the
-  // list's servers did (SERVFAIL, REFUSED, unreachable), as dig shows it.
+  // A timeout is a list whose servers are silent: the resolver's deadline, or servers that all
+  // timed out or are held back after timing out (a dead list, after its first lookups: the same
+  // outage, counted the same). Any other SERVFAIL says what the servers did (SERVFAIL, REFUSED,
+  // unreachable), as dig shows it.
   if (r.rcode === 2 && r.failure === 'deadline') return { ...base, noAnswer: 'no answer in time (SERVFAIL at the resolver\'s deadline)', noAnswerKind: 'timeout' };
+  if (r.rcode === 2 && r.serversSilent) return { ...base, noAnswer: `no answer: the list's servers are silent (${r.failureDetail ?? 'no-servers'})`, noAnswerKind: 'timeout' };
   if (r.rcode !== 0) {
     const why = [r.failure, r.failureDetail].filter((x) => x !== undefined && x !== '').join(': ');
     return { ...base, noAnswer: `${RCODE_NAMES[r.rcode] ?? `rcode ${r.rcode}`}${why ? ` (${why})` : ''}`, noAnswerKind: 'failed' };

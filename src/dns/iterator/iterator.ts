@@ -22,11 +22,26 @@ import { addCutAddress, addressFromRdata, dropTried, isLoopbackAddress, keepQuer
 export class ResolutionFailure extends MxError {
   /** For 'no-servers': what each server of the zone did ("127.53.4.1 REFUSED; 127.53.4.2 timed out"). */
   readonly detail: string | undefined;
-  constructor(readonly reason: string, message: string, detail?: string) {
-    super('DNS_ERR_RESOLUTION', detail ? `${message}: ${detail}` : message);
-    this.detail = detail;
+  /** For 'no-servers': every server timed out or was held back after timing out (none answered at all). */
+  readonly silent: boolean;
+  constructor(readonly reason: string, message: string, servers?: NoServers) {
+    super('DNS_ERR_RESOLUTION', servers ? `${message}: ${servers.detail}` : message);
+    this.detail = servers?.detail;
+    this.silent = servers?.silent ?? false;
   }
 }
+
+/** What the servers of a zone cut did when none gave a usable answer (ResolutionFailure 'no-servers'). */
+export interface NoServers {
+  /** Per server, as dig would show it: "127.53.4.1 REFUSED; 127.53.4.2 timed out". */
+  detail: string;
+  /** Every server timed out or is held back after timing out: the zone is silent, not refusing. */
+  silent: boolean;
+}
+
+/** A server's outcome in NoServers.detail when it did not answer in time, or was not asked for that reason. */
+const TIMED_OUT = 'timed out';
+const HELD_BACK = 'held back after recent timeouts';
 
 /** Per-client-query bookkeeping shared by the query and all its sub-queries. */
 export interface ResolutionState {
@@ -46,7 +61,7 @@ export interface ResolutionState {
   /** Servers this host could not send to or connect to (no route, refused): not asked again in this resolution. */
   unreachable?: Set<string>;
   /** Set when queryServers gives up: what each server of that zone cut did, for the SERVFAIL's detail. */
-  noServers?: string;
+  noServers?: NoServers;
 }
 
 /** Result of a chain resolution: the rcode plus answer and authority records, TTLs as remaining. */
@@ -381,8 +396,11 @@ export class Iterator {
     let lastResort: { classified: Classified; server: string; reason: string } | undefined;
     const tried = new Set<string>(st.unreachable); // unreachable ones stay out (the priming's included)
     const timedOut = new Set<string>();
-    /** What each server did, in the terms dig would show: a SERVFAIL must say whether they answered REFUSED or nothing. */
-    const outcomes = new Map<string, string>();
+    /**
+     * What each server did, in the terms dig would show: a SERVFAIL must say whether they answered
+     * REFUSED or nothing. Made at the first failure: most calls end with the first server's answer.
+     */
+    let outcomes: Map<string, string> | undefined;
     // Root hints carry their addresses: resolving root server names would await the priming in progress.
     let targetsResolved = cut.fromHints;
     let round = 0;
@@ -411,7 +429,7 @@ export class Iterator {
       if (!address) {
         for (const a of ordered) {
           tried.add(a);
-          if (!outcomes.has(a)) outcomes.set(a, 'held back after recent timeouts');
+          if (!outcomes?.has(a)) (outcomes ??= new Map()).set(a, HELD_BACK);
         }
         continue;
       }
@@ -422,7 +440,7 @@ export class Iterator {
       const msg = await this.exchange(address, cut.zone, name, type, st);
       if (!msg) {
         timedOut.add(address);
-        outcomes.set(address, st.unreachable?.has(address) ? 'unreachable (network error)' : 'timed out');
+        (outcomes ??= new Map()).set(address, st.unreachable?.has(address) ? 'unreachable (network error)' : TIMED_OUT);
         continue;
       }
       const c = classifyResponse(msg, name, type, cut.zone);
@@ -434,7 +452,7 @@ export class Iterator {
         this.stats.lameServers++;
         this.deps.infra.markLame(address, cut.zone);
         this.deps.logger.debug({ server: address, zone: cut.zone, qname: name, reason: c.lameReason }, 'lame server');
-        outcomes.set(address, c.lameReason === rcodeToString(msg.rcode) ? c.lameReason : `lame (${c.lameReason ?? 'no reason'})`);
+        (outcomes ??= new Map()).set(address, c.lameReason === rcodeToString(msg.rcode) ? c.lameReason : `lame (${c.lameReason ?? 'no reason'})`);
         if (c.lastResort && !lastResort) {
           const taken = classifyResponse(msg, name, type, cut.zone, { acceptLastResort: true });
           if (taken.kind !== 'lame') lastResort = { classified: taken, server: address, reason: c.lameReason ?? 'lame' };
@@ -446,9 +464,15 @@ export class Iterator {
   }
 
   /** null for queryServers, with st.noServers saying what each of the cut's servers did (unreachable ones from earlier included). */
-  private noServers(cut: ZoneCut, outcomes: Map<string, string>, st: ResolutionState): null {
+  private noServers(cut: ZoneCut, found: Map<string, string> | undefined, st: ResolutionState): null {
+    const outcomes = found ?? new Map<string, string>();
     for (const a of this.addressesFor(cut)) if (!outcomes.has(a) && st.unreachable?.has(a)) outcomes.set(a, 'unreachable (network error)');
-    st.noServers = outcomes.size > 0 ? [...outcomes].map(([a, what]) => `${a} ${what}`).join('; ') : `no address known for a server of ${cut.zone}`;
+    if (outcomes.size === 0) {
+      st.noServers = { detail: `no address known for a server of ${cut.zone}`, silent: false };
+      return null;
+    }
+    const silent = [...outcomes.values()].every((what) => what === TIMED_OUT || what === HELD_BACK);
+    st.noServers = { detail: [...outcomes].map(([a, what]) => `${a} ${what}`).join('; '), silent };
     return null;
   }
 
