@@ -457,12 +457,13 @@ export class DnsListChecker {
   }
 
   /**
-   * A suspended list is not asked on the request path: its answer would be ignored, and a list that
-   * answers every query may be a lapsed domain in other hands, which would learn each client's
-   * address. Diagnostics (lookupAll) still ask it, to show what it answers.
+   * A list not consulted (suspended, or before its first self test) is not asked on the request
+   * path: its answer would be ignored, and a list that answers every query may be a lapsed domain
+   * in other hands, which would learn each client's address. Diagnostics (lookupAll) still ask it,
+   * to show what it answers.
    */
   private notAsked(mode: BatchMode, list: DnsListSpec): boolean {
-    return mode.countStats && this.suspended.has(list.zone);
+    return mode.countStats && (this.suspended.has(list.zone) || this.untested.has(list.zone));
   }
 
   /**

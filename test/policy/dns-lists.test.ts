@@ -490,6 +490,7 @@ s('startSelfTests: no list is consulted until the first self test has finished',
   assert.not.ok(early.reached, 'a request before the first self test ends rejects nothing');
   assert.ok(early.results.every((r) => r.verdict === 'skipped' && /first self test/.test(r.detail ?? '')));
   assert.equal(checker.stats().map((x) => [x.queries, x.errors, x.skipped]), [[0, 0, 1], [0, 0, 1]]);
+  assert.equal(dns.calls.filter((c) => c.name.startsWith('4.3.2.1.')), [], 'the client\'s address is asked of no list yet');
   answerTestPoint();
   await flush();
   await timers.advance(0);
