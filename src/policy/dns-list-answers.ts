@@ -65,7 +65,7 @@ export type ZoneOutcome =
 
 const TXT_MAX_CHARS = 250;
 /** The rcodes a list lookup can end with besides NOERROR and NXDOMAIN, by their dig names. */
-const RCODE_NAMES: Readonly<Record<number, string>> = { 1: 'FORMERR', 2: 'SERVFAIL', 4: 'NOTIMP', 5: 'REFUSED', 6: 'YXDOMAIN' };
+export const RCODE_NAMES: Readonly<Record<number, string>> = { 1: 'FORMERR', 2: 'SERVFAIL', 4: 'NOTIMP', 5: 'REFUSED', 6: 'YXDOMAIN' };
 
 /**
  * The query-name prefix for an address: IPv4 octets reversed (RFC 5782 s2.1); IPv6 as 32 reversed

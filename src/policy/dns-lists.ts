@@ -20,6 +20,7 @@ import {
   combine,
   DNS_LIST_TIERS,
   evaluate,
+  RCODE_NAMES,
   reverseName,
   txtOf,
   unqueried,
@@ -363,7 +364,12 @@ export class DnsListChecker {
         if (daemonMs !== undefined) {
           p = p.then((o): ZoneOutcome => {
             const tookMs = this.clock.nowMs() - startedMs;
-            return o.kind === 'answer' && tookMs > daemonMs ? { kind: 'timeout', failure: `answered after ${tookMs} ms, beyond the daemon's ${daemonMs} ms (dns-list-budget-ms): the daemon takes it as not listed` } : o;
+            if (o.kind !== 'answer' || tookMs <= daemonMs) return o;
+            // Only NOERROR and NXDOMAIN are the list's answers; a SERVFAIL is the resolver giving up.
+            const r = o.result;
+            const what = r.rcode === 0 || r.rcode === 3 ? `answered after ${tookMs} ms, beyond the daemon's ${daemonMs} ms (dns-list-budget-ms)`
+              : `${RCODE_NAMES[r.rcode] ?? `rcode ${r.rcode}`} (${[r.failure, r.failureDetail].filter((x) => x).join(': ')}) after ${tookMs} ms, no answer within the daemon's ${daemonMs} ms (dns-list-budget-ms)`;
+            return { kind: 'timeout', failure: `${what}: the daemon takes it as not listed` };
           });
         }
         aByZone.set(zone, p);

@@ -323,6 +323,23 @@ s('lookupAll: a list that answers after the daemon\'s budget is shown as the dae
   assert.is(block?.score, 1);
 });
 
+s('lookupAll: a silent list whose lookup ends in SERVFAIL after the daemon\'s budget is not said to have answered', async () => {
+  // `mxsentry rbl` on a list whose servers drop every query: the resolver gives up (SERVFAIL) after
+  // the daemon's budget. The list never answered; the detail must not say it did.
+  const { dns, checker, timers } = setup({ blocklists: ['dead.example'] });
+  let giveUp: () => void = () => undefined;
+  dns.set('4.3.2.1.dead.example.', 'A', () => new Promise((resolve) => {
+    giveUp = () => resolve({ ...servfail('deadline'), failureDetail: '127.53.6.4 timeout' });
+  }));
+  const p = checker.lookupAll('1.2.3.4');
+  await timers.advance(3000);
+  giveUp();
+  const r = (await p).find((t) => t.tier === 'block')?.results[0];
+  assert.is(r?.verdict, 'timeout');
+  assert.not.match(r?.detail ?? '', /answered after/);
+  assert.match(r?.detail ?? '', /SERVFAIL \(deadline: 127\.53\.6\.4 timeout\) after 3000 ms, no answer within the daemon's 2000 ms \(dns-list-budget-ms\): the daemon takes it as not listed/);
+});
+
 s('lookupAll: every list with raw answers, TXT and verdict; not counted; bad address throws', async () => {
   const { dns, checker } = setup({ trusted: ['wl.example'], blocklists: ['bl.example=127.0.0.4', 'sh.example'] });
   dns.set('2.0.0.127.wl.example.', 'A', aAnswer('x', '127.0.10.0'));
