@@ -335,7 +335,7 @@ export function formatStats(s: StatsSnapshot): string {
   }
   const nameWidth = Math.max(16, ...p.pipeline.byStep.map((c) => c.stepName.length));
   for (const c of p.pipeline.byStep) out.push(`           step ${String(c.step).padStart(2)} ${c.stepName.padEnd(nameWidth)} ${c.verdict.padEnd(16)} ${c.count}`);
-  for (const l of p.dnsLists) out.push(`List       ${l.list} (${l.tier}): ${l.queries} queries, ${l.listed} listed, ${l.errors} error answers, ${l.failures ?? 0} failed lookups (SERVFAIL), ${l.timeouts} timeouts, ${l.skipped ?? 0} skipped (list suspended by its self test)`);
+  for (const l of p.dnsLists) out.push(`List       ${l.list} (${l.tier}): ${l.queries} queries, ${l.listed} listed, ${l.errors} error answers, ${l.failures ?? 0} failed lookups (servers SERVFAIL, REFUSED or unreachable), ${l.timeouts} timeouts, ${l.skipped ?? 0} skipped (not asked: suspended by its self test, or its first self test not done)`);
   if (p.greylist) out.push(`Greylist   ${pairs(p.greylist as unknown as Record<string, number>)}`);
   const c = s.store.counts;
   out.push(c
