@@ -97,7 +97,7 @@ export const SCHEMA: readonly KeyDef[] = [
   { key: 'dnsbl-threshold', kind: 'int', min: 1, max: 1000, default: 1, group: 'lists', description: 'Step 8: total weight of listings that rejects.' },
   { key: 'dnswl', kind: 'list-spec', list: true, default: [], group: 'lists', description: 'Step 9: DNSWL of verified SMTP servers; listed: pass without greylisting. Repeatable.' },
   { key: 'dns-list-budget-ms', kind: 'int', min: 50, max: 30000, default: 1500, group: 'lists', description: 'Time for all DNSBL/DNSWL lookups of one decision (in parallel); a list not answering in time counts as not listed.' },
-  { key: 'dns-list-selftest-interval', kind: 'duration', unit: 's', min: 0, max: 604800, default: 3600, group: 'lists', description: 'RFC 5782 test points (127.0.0.2 listed, 127.0.0.1 not) checked at start and this often (0: never); a list that lists 127.0.0.1 is ignored until it passes.' },
+  { key: 'dns-list-selftest-interval', kind: 'duration', unit: 's', min: 0, max: 604800, default: 3600, group: 'lists', description: 'RFC 5782 test points (127.0.0.2 listed, 127.0.0.1 not) checked at start and this often (0: never); a list that lists 127.0.0.1 is ignored until it passes; after a start a list is asked for clients once its first test has ended.' },
 
   { key: 'greylist', kind: 'bool', default: true, group: 'greylist', description: 'Step 10: greylisting on or off.' },
   { key: 'delay', kind: 'duration', unit: 's', min: 0, max: 86400, default: 60, group: 'greylist', description: 'Seconds a new triplet is deferred (postgrey --delay).' },

@@ -138,7 +138,7 @@ export function renderPrometheus(s: StatsSnapshot): string {
   w.each('mxsentry_policy_protocol_errors_total', 'counter', 'Policy connections closed for an over-long line or request, or binary garbage.', [[{}, p.server.protocolErrors]]);
   w.each('mxsentry_policy_request_timeouts_total', 'counter', 'Policy connections closed because a request was not finished in time.', [[{}, p.server.requestTimeouts]]);
   w.each('mxsentry_policy_internal_errors_total', 'counter', 'Policy requests closed without a reply because the decision failed.', [[{}, p.server.internalErrors]]);
-  w.each('mxsentry_dnslist_queries_total', 'counter', 'DNSBL/DNSWL lookups consulted for a decision, per list (a suspended list\'s are in mxsentry_dnslist_skipped_total).', p.dnsLists.map((l) => [{ tier: l.tier, list: l.list }, l.queries]));
+  w.each('mxsentry_dnslist_queries_total', 'counter', 'DNSBL/DNSWL lookups consulted for a decision, per list (a list not asked, suspended or before its first self test, is counted in mxsentry_dnslist_skipped_total).', p.dnsLists.map((l) => [{ tier: l.tier, list: l.list }, l.queries]));
   w.each('mxsentry_dnslist_listed_total', 'counter', 'DNSBL/DNSWL lookups that found the client listed.', p.dnsLists.map((l) => [{ tier: l.tier, list: l.list }, l.listed]));
   w.each('mxsentry_dnslist_errors_total', 'counter', 'DNSBL/DNSWL error answers (e.g. Spamhaus 127.255.255.x), never counted as listings.', p.dnsLists.map((l) => [{ tier: l.tier, list: l.list }, l.errors]));
   w.each('mxsentry_dnslist_failures_total', 'counter', 'DNSBL/DNSWL lookups that failed without an answer from the list: its servers answered SERVFAIL or REFUSED, or could not be reached.', p.dnsLists.map((l) => [{ tier: l.tier, list: l.list }, l.failures]));
