@@ -546,7 +546,11 @@ export class DnsListChecker {
   private account(tier: DnsListTier, r: DnsListResult, clientAddress: string, silenceNoted: Set<string>): void {
     this.counters.count(r);
     // Not consulted: its suspension was logged once, and its answer says nothing about its servers.
-    if (r.verdict === 'skipped') return;
+    // Before the first self test nothing else says why clients pass unchecked: said once a minute.
+    if (r.verdict === 'skipped') {
+      if (this.untested.has(r.list.zone)) this.logThrottled('info', `${r.list.zone}:untested`, { list: r.list.zone, tier, clientAddress }, `DNS list ${r.list.zone} not consulted: its first self test has not ended`);
+      return;
+    }
     if (r.verdict === 'error') {
       this.logThrottled('warn', `${tier}:${r.list.text}:error`, { list: r.list.name, tier, clientAddress, detail: r.detail }, `DNS list ${r.list.zone} answered with an error: not a listing`);
     } else if (r.verdict === 'timeout' || r.verdict === 'failed') {

@@ -492,7 +492,8 @@ s('a suspended list stays suspended when a later self test gets no answer for 12
 });
 
 s('startSelfTests: no list is consulted until the first self test has finished', async () => {
-  const { dns, checker, ctx, timers } = setup({ blocklists: ['hostile.example', 'good.example'] });
+  const cap = captureLogger();
+  const { dns, checker, ctx, timers } = setup({ blocklists: ['hostile.example', 'good.example'], logger: cap.logger });
   for (const ip of ['2.0.0.127', '4.3.2.1']) {
     dns.set(`${ip}.hostile.example.`, 'A', aAnswer('x', '127.0.0.2'));
     dns.set(`${ip}.good.example.`, 'A', aAnswer('x', '127.0.0.2'));
@@ -508,6 +509,9 @@ s('startSelfTests: no list is consulted until the first self test has finished',
   assert.ok(early.results.every((r) => r.verdict === 'skipped' && /first self test/.test(r.detail ?? '')));
   assert.equal(checker.stats().map((x) => [x.queries, x.errors, x.skipped]), [[0, 0, 1], [0, 0, 1]]);
   assert.equal(dns.calls.filter((c) => c.name.startsWith('4.3.2.1.')), [], 'the client\'s address is asked of no list yet');
+  await checker.tier(ctx('1.2.3.4'), 'block');
+  const untested = cap.lines.filter((l) => /first self test has not ended/.test(String(l['msg'])));
+  assert.equal(untested.map((l) => [l['level'], l['list']]), [['info', 'hostile.example'], ['info', 'good.example']], 'said once per list, not per request');
   answerTestPoint();
   await flush();
   await timers.advance(0);
