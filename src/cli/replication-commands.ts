@@ -281,7 +281,7 @@ export function replicationCommand(): CommandModule<object, StatusArgs> {
       let source: StatusSource = { kind: 'daemon' };
       let hung = false;
       try {
-        const answer = (await sendControlRequest(controlSocketPath(v), { command: 'replication-status' }, 10_000)) as { configured?: boolean; status?: ReplicationStatus };
+        const answer = await askReplicationStatus(controlSocketPath(v));
         status = answer.configured && answer.status ? answer.status : undefined;
         if (!answer.configured) {
           // The file may have turned replication on since the daemon started, which takes a restart:
@@ -375,6 +375,14 @@ export function replicationCommand(): CommandModule<object, StatusArgs> {
   };
 }
 
+/** How long `replication status` waits for the daemon's answer before it counts as hung. */
+const STATUS_ANSWER_TIMEOUT_MS = 10_000;
+
+/** The running daemon's replication status over its control socket (rejects with a ControlError). */
+async function askReplicationStatus(socket: string): Promise<{ configured?: boolean; status?: ReplicationStatus }> {
+  return (await sendControlRequest(socket, { command: 'replication-status' }, STATUS_ANSWER_TIMEOUT_MS)) as { configured?: boolean; status?: ReplicationStatus };
+}
+
 /** Prints the status (table or --json) and sets the exit code: 0 only when every peer is connected both ways. */
 function printStatus(status: ReplicationStatus, source: StatusSource, hung: boolean, argv: { json?: boolean }): void {
   // `running`: the state is the file's, written by a daemon that still runs (its socket is elsewhere).
@@ -402,7 +410,7 @@ async function statusDespiteProblems(cfg: DaemonConfig, argv: { json?: boolean; 
   }
   let said: string;
   try {
-    const answer = (await sendControlRequest(socket, { command: 'replication-status' }, 10_000)) as { configured?: boolean; status?: ReplicationStatus };
+    const answer = await askReplicationStatus(socket);
     if (answer.configured && answer.status) {
       printConfigErrors(cfg.problems, askedDespiteProblems(socket));
       printStatus(answer.status, { kind: 'daemon' }, false, argv);
