@@ -396,22 +396,18 @@ export class Iterator {
     let lastResort: { classified: Classified; server: string; reason: string } | undefined;
     const tried = new Set<string>(st.unreachable); // unreachable ones stay out (the priming's included)
     const timedOut = new Set<string>();
-    /**
-     * What each server did, in the terms dig would show: a SERVFAIL must say whether they answered
-     * REFUSED or nothing. Made at the first failure: most calls end with the first server's answer.
-     */
+    // What each server did, as dig would show it (a SERVFAIL must say whether they answered REFUSED
+    // or nothing); made at the first failure: most calls end with the first server's answer.
     let outcomes: Map<string, string> | undefined;
-    // Root hints carry their addresses: resolving root server names would await the priming in progress.
-    let targetsResolved = cut.fromHints;
+    const lookedUp = new Set<string>(); // NS names looked up in this call ("name|type"), see resolveNsTargets
     let round = 0;
     for (;;) {
       // An answer in hand is taken rather than lost to the deadline or the query budget.
       if (lastResort && (this.deps.clock.nowMs() >= st.deadlineAtMs || st.upstreamQueries >= this.config.limits.maxUpstreamQueries)) return this.takeLastResort(lastResort, cut, name);
       this.checkDeadline(st, name);
       let candidates = dropTried(this.addressesFor(cut), tried);
-      if (candidates.length === 0 && !targetsResolved) {
-        targetsResolved = true;
-        await this.resolveNsTargets(cut, st);
+      // Root hints carry their addresses: resolving root server names would await the priming in progress.
+      while (candidates.length === 0 && !cut.fromHints && (await this.resolveNsTargets(cut, st, lookedUp))) {
         candidates = dropTried(this.addressesFor(cut), tried);
       }
       if (candidates.length === 0 && timedOut.size > 0 && !lastResort && ++round < MAX_SEND_ROUNDS) {
@@ -501,37 +497,47 @@ export class Iterator {
     if (set) for (const rdata of set.rdatas) out.push(addressFromRdata(type, rdata));
   }
 
-  /** Resolves addresses for NS names without any (out-of-bailiwick NS names): sub-queries with loop detection. */
-  private async resolveNsTargets(cut: ZoneCut, st: ResolutionState): Promise<void> {
-    const type = this.config.doIp4 ? RRType.A : RRType.AAAA;
+  /**
+   * Looks up addresses of the cut's NS names without any (out of bailiwick, no glue), A then AAAA as
+   * do-ip4/do-ip6 allow, one name and type not yet in `lookedUp` after another until one yields an
+   * address; false when none is left. Called again when the servers found so far all failed (as
+   * Unbound's target queries go on). Sub-queries have loop detection and limits.
+   */
+  private async resolveNsTargets(cut: ZoneCut, st: ResolutionState, lookedUp: Set<string>): Promise<boolean> {
+    const types = [...(this.config.doIp4 ? [RRType.A] : []), ...(this.config.doIp6 ? [RRType.AAAA] : [])];
     for (const ns of cut.nsNames) {
       // An in-bailiwick NS name without glue can only be found through the very servers we lack.
       if (isSubdomain(ns, cut.zone) && cut.zone !== '.') continue;
-      const key = `${canonicalName(ns)}|${type}`;
-      if (st.active.has(key)) continue; // loop: we are already resolving this name further up
-      if (this.deps.cache.getNegative(ns, type)) continue;
-      if (st.depth >= this.config.limits.maxSubqueryDepth) {
-        this.deps.logger.debug({ ns, zone: cut.zone }, 'sub-query depth limit reached');
-        return;
-      }
-      if (++st.subqueries > this.config.limits.maxSubqueries) {
-        throw new ResolutionFailure('limit-subqueries', `more than ${this.config.limits.maxSubqueries} NS-name sub-queries`);
-      }
-      st.active.add(key);
-      st.depth++;
-      try {
-        const r = await this.resolveChain(ns, type, st);
-        const found = r.answers.filter((rr) => rr.type === type);
-        for (const rr of found) addCutAddress(cut, ns, addressFromRdata(type, rr.rdata));
-        if (found.length > 0) return;
-      } catch (err) {
-        if (err instanceof ResolutionFailure && (err.reason === 'deadline' || err.reason.startsWith('limit-'))) throw err;
-        this.deps.logger.debug({ ns, zone: cut.zone, err: describeError(err) }, 'NS name did not resolve');
-      } finally {
-        st.depth--;
-        st.active.delete(key);
+      for (const type of types) {
+        const key = `${canonicalName(ns)}|${type}`;
+        if (lookedUp.has(key)) continue;
+        lookedUp.add(key);
+        // Active: a loop, we are already resolving this name further up.
+        if (st.active.has(key) || this.deps.cache.getNegative(ns, type)) continue;
+        if (st.depth >= this.config.limits.maxSubqueryDepth) {
+          this.deps.logger.debug({ ns, zone: cut.zone }, 'sub-query depth limit reached');
+          return false;
+        }
+        if (++st.subqueries > this.config.limits.maxSubqueries) {
+          throw new ResolutionFailure('limit-subqueries', `more than ${this.config.limits.maxSubqueries} NS-name sub-queries`);
+        }
+        st.active.add(key);
+        st.depth++;
+        try {
+          const r = await this.resolveChain(ns, type, st);
+          const found = r.answers.filter((rr) => rr.type === type);
+          for (const rr of found) addCutAddress(cut, ns, addressFromRdata(type, rr.rdata));
+          if (found.length > 0) return true;
+        } catch (err) {
+          if (err instanceof ResolutionFailure && (err.reason === 'deadline' || err.reason.startsWith('limit-'))) throw err;
+          this.deps.logger.debug({ ns, zone: cut.zone, err: describeError(err) }, 'NS name did not resolve');
+        } finally {
+          st.depth--;
+          st.active.delete(key);
+        }
       }
     }
+    return false;
   }
 
   /** One upstream exchange with fallbacks; identical in-flight queries (server, name, type) are merged. */
