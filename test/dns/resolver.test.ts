@@ -727,6 +727,22 @@ faults('TC over UDP is retried over TCP', async () => {
   assert.ok(hx.counting.log.some((q) => q.tcp), 'a TCP query was made');
 });
 
+faults('an answer truncated over TCP too is lame, never an answer: the other server answers, or SERVFAIL (as Unbound)', async () => {
+  hx = await startHarness();
+  await hx.h.server('127.53.2.1').setBehaviour('truncate-always');
+  await hx.h.server('127.53.2.2').setBehaviour('truncate-always');
+  const mx = await hx.stack.resolver.resolve('www.example.com', 'MX');
+  assert.is(mx.rcode, Rcode.SERVFAIL, 'a truncated NODATA is not NODATA');
+  const a = await hx.stack.resolver.resolve('www.example.com', 'A');
+  assert.is(a.rcode, Rcode.SERVFAIL, 'a truncated answer is not taken');
+  assert.ok(hx.counting.log.some((q) => q.tcp && q.name === 'www.example.com.'), 'TCP was tried');
+  await hx.h.server('127.53.2.2').setBehaviour('normal');
+  const again = await hx.stack.resolver.resolve('www.example.com', 'MX');
+  assert.is(again.rcode, Rcode.NOERROR);
+  assert.is(again.source, 'recursion', 'nothing was cached from the truncated answers');
+  assert.equal(A(await hx.stack.resolver.resolve('www.example.com', 'A')), ['192.0.2.1']);
+});
+
 faults('an EDNS-intolerant server (FORMERR) is asked again without EDNS', async () => {
   hx = await startHarness();
   for (const a of ['127.53.2.1', '127.53.2.2']) await hx.h.server(a).setBehaviour('formerr-edns');

@@ -17,6 +17,8 @@ import { ZoneIndex, canonical, isUnder, lookupInZone, parseFakeZone, toPacket, t
  * - 'drop-aaaa': never answers AAAA queries, answers the rest (a broken middlebox in front of it).
  * - 'closed': the port is not listening: UDP gets ICMP port unreachable, TCP a RST.
  * - 'truncate-udp': TC=1 with no records over UDP, the full answer over TCP.
+ * - 'truncate-always': TC=1 over UDP and TCP alike, on the full answer (a server that sets TC on
+ *   every answer, so even TCP gives nothing a resolver may rely on).
  * - 'formerr-edns' / 'notimp-edns': FORMERR / NOTIMP, without OPT, to any query carrying an OPT.
  * - 'no-aa': answers without the AA bit.
  * - 'recursive': answers without AA and with RA, as a recursive resolver named as a zone's server does.
@@ -43,6 +45,7 @@ export type Behaviour =
   | 'drop-aaaa'
   | 'closed'
   | 'truncate-udp'
+  | 'truncate-always'
   | 'formerr-edns'
   | 'notimp-edns'
   | 'no-aa'
@@ -401,6 +404,7 @@ export class FakeAuthority {
       id, type: 'response' as const, flags: flagsFor(true), questions: [question], answers: [], authorities: [], additionals: optRecord(),
     };
     if (!tcp && this.has('truncate-udp')) return dnsPacket.encode(truncated);
+    if (this.has('truncate-always')) return dnsPacket.encode({ ...full, flags: flagsFor(true) });
     const bytes = dnsPacket.encode(full);
     if (tcp) return bytes;
     // RFC 6891 section 6.2.5 / RFC 1035 section 4.2.1: fit the client's UDP size or set TC.

@@ -54,6 +54,9 @@ const DOT_CODE = 0x2e;
 export function classifyResponse(msg: Message, qname: Name, qtype: number, zone: Name, opts: { acceptLastResort?: boolean } = {}): Classified {
   const recursive = !msg.flags.aa && msg.flags.ra && opts.acceptLastResort !== true;
   const out: Classified = { kind: 'lame', chain: [], glue: [], scrubbed: 0, authoritative: msg.flags.aa };
+  // A TC answer only gets here over TCP (upstream-query.ts retries UDP truncation over TCP): a server
+  // that truncates even there gives nothing to rely on, not even its NODATA or NXDOMAIN (as Unbound).
+  if (msg.flags.tc) return lame(out, 'truncated (TC) over TCP');
   // YXDOMAIN is read on: it answers when a DNAME's substitution would be too long (below).
   if (msg.rcode !== Rcode.NOERROR && msg.rcode !== Rcode.NXDOMAIN && msg.rcode !== Rcode.YXDOMAIN) {
     out.lameReason = rcodeToString(msg.rcode); // as dig shows it: SERVFAIL, REFUSED, ...
