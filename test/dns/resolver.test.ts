@@ -743,6 +743,22 @@ faults('an answer truncated over TCP too is lame, never an answer: the other ser
   assert.equal(A(await hx.stack.resolver.resolve('www.example.com', 'A')), ['192.0.2.1']);
 });
 
+faults('a referral that also carries the parent\'s own copy of the data, without AA, is followed to the child (as Unbound)', async () => {
+  const spec = standardTree();
+  // example.net. still holds an MX and an A for the delegated dnsbl.example.net.: stale data.
+  spec.zones['example.net.']!.records.push('dnsbl 300 IN MX 10 old.example.net.', 'www.dnsbl 300 IN A 192.0.2.99');
+  spec.zones['dnsbl.example.net.']!.records.push('@ 300 IN MX 10 mx.dnsbl.example.net.', 'www 300 IN A 192.0.2.98');
+  spec.servers.find((x) => x.address === '127.53.3.1')!.behaviour = 'occluded-answers';
+  for (const minimisation of ['relaxed', 'off']) {
+    if (minimisation !== 'relaxed') await hx.stop();
+    hx = await startHarness({ spec, flags: { 'qname-minimisation': minimisation } });
+    const mx = await hx.stack.resolver.resolve('dnsbl.example.net', 'MX');
+    assert.equal(A(mx), [{ preference: 10, exchange: 'mx.dnsbl.example.net.' }], `MX, minimisation ${minimisation}`);
+    assert.equal(A(await hx.stack.resolver.resolve('www.dnsbl.example.net', 'A')), ['192.0.2.98'], `A, minimisation ${minimisation}`);
+    assert.ok(hx.counting.countFor('127.53.4.1') >= 2, 'the child zone\'s server was asked');
+  }
+});
+
 faults('an EDNS-intolerant server (FORMERR) is asked again without EDNS', async () => {
   hx = await startHarness();
   for (const a of ['127.53.2.1', '127.53.2.2']) await hx.h.server(a).setBehaviour('formerr-edns');

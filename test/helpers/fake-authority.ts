@@ -32,6 +32,9 @@ import { ZoneIndex, canonical, isUnder, lookupInZone, parseFakeZone, toPacket, t
  *   authority and additional sections (see POISON_ADDRESS).
  * - 'nxdomain-ent': NXDOMAIN for empty non-terminals, as rbldnsd does.
  * - 'no-soa': negative answers (NXDOMAIN, NODATA) without the SOA in the authority section.
+ * - 'occluded-answers': a referral also carries, in its answer section, the zone's own records of
+ *   the asked name and type below the zone cut (stale data a parent zone file still holds for a
+ *   delegated name), without AA.
  * - { delayMs }: answers after that many milliseconds (real time).
  * - { namePrefix, delayMs? }: queries whose first label starts with namePrefix (any case) are
  *   answered delayMs late, or never when delayMs is absent; the rest as the other behaviours say
@@ -59,6 +62,7 @@ export type Behaviour =
   | 'out-of-bailiwick'
   | 'nxdomain-ent'
   | 'no-soa'
+  | 'occluded-answers'
   | { delayMs: number }
   | { namePrefix: string; delayMs?: number };
 
@@ -374,6 +378,9 @@ export class FakeAuthority {
         result = lookupInZone(zone, qname, q.type, this.has('nxdomain-ent'));
         rcode = result.rcode;
         aa = result.aa;
+        if (this.has('occluded-answers') && !aa && result.answers.length === 0) {
+          result.answers = zone.records(canonical(qname), q.type).map((r) => toPacket(r, qname));
+        }
       }
     }
     if (this.has('no-aa') || this.has('recursive')) aa = false;

@@ -128,6 +128,12 @@ export function classifyResponse(msg: Message, qname: Name, qtype: number, zone:
     return out;
   }
 
+  // A referral: NS for a zone strictly below the server's zone that contains qname.
+  const nsSets = authority.filter((s) => s.type === RRType.NS);
+  const down = nsSets
+    .filter((s) => isSubdomain(qname, s.name) && labelCount(s.name) > labelCount(zone))
+    .sort((a, b) => labelCount(b.name) - labelCount(a.name))[0];
+
   if (out.chain.length > 0) {
     // Without AA and with RA the server is a recursive resolver answering from its cache: lame (as
     // Unbound's REC_LAME). Without both, some load balancers and hosting setups do answer for their
@@ -135,6 +141,9 @@ export function classifyResponse(msg: Message, qname: Name, qtype: number, zone:
     if (recursive) return lastResortLame(out, 'recursive answer (RA without AA)');
     const last = out.chain[out.chain.length - 1]!;
     if (answered || (qtype === RRType.CNAME && last.type === RRType.CNAME && namesEqual(last.name, qname))) {
+      // Without AA beside a referral to a zone below: the parent's copy of the child's data (glue,
+      // or stale records its zone file still holds); the child zone's servers are asked (as Unbound).
+      if (!msg.flags.aa && down) return referral(out, down, additional);
       out.kind = 'answer';
       out.authorityNs = authority.find((s) => s.type === RRType.NS && isSubdomain(qname, s.name));
       // Addresses of the name servers named in an NS answer (an ANY answer may hold one) or the
@@ -160,19 +169,7 @@ export function classifyResponse(msg: Message, qname: Name, qtype: number, zone:
     return out;
   }
 
-  // A referral: NS for a zone strictly below the server's zone that contains qname.
-  const nsSets = authority.filter((s) => s.type === RRType.NS);
-  const down = nsSets
-    .filter((s) => isSubdomain(qname, s.name) && labelCount(s.name) > labelCount(zone))
-    .sort((a, b) => labelCount(b.name) - labelCount(a.name))[0];
-  if (down && !out.soa) {
-    out.kind = 'referral';
-    out.referralZone = down.name;
-    out.ns = down;
-    // Glue only for the NS names themselves, and (scrubbed above) only within the referring server's bailiwick.
-    out.glue = addressesFor(down, additional);
-    return out;
-  }
+  if (down && !out.soa) return referral(out, down, additional);
   if (nsSets.length > 0 && !msg.flags.aa && !out.soa) {
     return lame(out, nsSets.some((s) => isSubdomain(qname, s.name)) ? 'upward referral' : 'sideways referral');
   }
@@ -196,6 +193,17 @@ export function classifyResponse(msg: Message, qname: Name, qtype: number, zone:
 function addressesFor(ns: RRset, additional: RRset[]): RRset[] {
   const targets = new Set(ns.rdatas.map((d) => canonicalName(rdataNames(RRType.NS, d)[0] ?? '.')));
   return additional.filter((s) => (s.type === RRType.A || s.type === RRType.AAAA) && targets.has(canonicalName(s.name)));
+}
+
+/** The response as a referral to the zone of the NS set `down`, with its glue. */
+function referral(out: Classified, down: RRset, additional: RRset[]): Classified {
+  out.kind = 'referral';
+  out.chain = [];
+  out.referralZone = down.name;
+  out.ns = down;
+  // Glue only for the NS names themselves, and (scrubbed above) only within the referring server's bailiwick.
+  out.glue = addressesFor(down, additional);
+  return out;
 }
 
 function lame(out: Classified, reason: string): Classified {
