@@ -768,6 +768,15 @@ faults('an EDNS-intolerant server (FORMERR) is asked again without EDNS', async 
   assert.ok(hx.stack.iterator.stats.ednsFallbacks >= 1);
 });
 
+faults('FORMERR with an OPT to an EDNS query also falls back (as Unbound): the answer comes without EDNS', async () => {
+  hx = await startHarness();
+  for (const a of ['127.53.2.1', '127.53.2.2']) await hx.h.server(a).setBehaviour('formerr-edns-opt');
+  const r = await hx.stack.resolver.resolve('www.example.com', 'A');
+  assert.is(r.rcode, Rcode.NOERROR, r.failure ?? '');
+  assert.equal(A(r), ['192.0.2.1']);
+  assert.ok(hx.counting.log.some((q) => !q.edns && q.name === 'www.example.com.'));
+});
+
 faults('NOTIMP to EDNS also falls back', async () => {
   hx = await startHarness();
   for (const a of ['127.53.2.1', '127.53.2.2']) await hx.h.server(a).setBehaviour('notimp-edns');

@@ -20,6 +20,8 @@ import { ZoneIndex, canonical, isUnder, lookupInZone, parseFakeZone, toPacket, t
  * - 'truncate-always': TC=1 over UDP and TCP alike, on the full answer (a server that sets TC on
  *   every answer, so even TCP gives nothing a resolver may rely on).
  * - 'formerr-edns' / 'notimp-edns': FORMERR / NOTIMP, without OPT, to any query carrying an OPT.
+ * - 'formerr-edns-opt': FORMERR with an OPT to any query carrying an OPT (a server, or a box in
+ *   front of it, that speaks EDNS yet rejects the resolver's OPT).
  * - 'no-aa': answers without the AA bit.
  * - 'recursive': answers without AA and with RA, as a recursive resolver named as a zone's server does.
  * - 'upward-referral': a referral to the root for every query (a lame server).
@@ -50,6 +52,7 @@ export type Behaviour =
   | 'truncate-udp'
   | 'truncate-always'
   | 'formerr-edns'
+  | 'formerr-edns-opt'
   | 'notimp-edns'
   | 'no-aa'
   | 'recursive'
@@ -362,6 +365,8 @@ export class FakeAuthority {
     if (opt && this.has('formerr-edns')) {
       rcode = 1;
       withOpt = false;
+    } else if (opt && this.has('formerr-edns-opt')) {
+      rcode = 1;
     } else if (opt && this.has('notimp-edns')) {
       rcode = 4;
       withOpt = false;

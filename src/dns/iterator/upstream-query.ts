@@ -46,7 +46,9 @@ export async function sendWithFallbacks(ctx: UpstreamContext, address: string, z
         tcp = true; // RFC 7766 s5: a truncated UDP answer is retried over TCP
         continue;
       }
-      if (edns && !m.edns && (m.rcode === Rcode.FORMERR || m.rcode === Rcode.NOTIMP)) {
+      // With or without an OPT in it: some servers (or boxes in front of them) that speak EDNS still
+      // reject an OPT with FORMERR; Unbound asks them again without EDNS too.
+      if (edns && (m.rcode === Rcode.FORMERR || m.rcode === Rcode.NOTIMP)) {
         stats.ednsFallbacks++;
         infra.setEdnsStatus(address, 'noedns'); // RFC 6891 s7: retry without EDNS
         edns = false;
