@@ -184,7 +184,7 @@ const PEER_SERIES: ReadonlyArray<[string, 'counter' | 'gauge', string, (p: Repli
   ['mxsentry_replication_lag_records', 'gauge', 'Greylist changes not yet acknowledged by the peer.', (p) => p.lagRecords],
   ['mxsentry_replication_lag_seconds', 'gauge', 'Age of the oldest change not yet acknowledged by the peer.', (p) => p.lagSec],
   ['mxsentry_replication_peer_inbound', 'gauge', '1 when the peer has a session open to this node (it pushes its changes).', (p) => flag(p.inbound)],
-  ['mxsentry_replication_sent_entries_total', 'counter', 'Log entries pushed to the peer (restarts with a link replaced by a reload).', (p) => p.sentEntries],
+  ['mxsentry_replication_sent_entries_total', 'counter', 'Log entries pushed to the peer (kept when a reload replaces the link).', (p) => p.sentEntries],
   ['mxsentry_replication_received_entries_total', 'counter', 'Log entries received from the peer.', (p) => p.receivedEntries],
   ['mxsentry_replication_repaired_records_total', 'counter', 'Records sent to the peer by digest repair.', (p) => p.repairedRecords],
   ['mxsentry_replication_last_digest_timestamp_seconds', 'gauge', 'Unix time the last digest comparison with the peer finished.',

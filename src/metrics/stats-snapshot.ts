@@ -34,7 +34,7 @@ export interface ReplicationPeerLag {
   lagSec?: number;
   /** A session from the peer to this node is open. */
   inbound?: boolean;
-  /** Log entries pushed to the peer on the current link (a reload that replaces the link starts over). */
+  /** Log entries pushed to the peer since this process started (kept when a reload replaces the link). */
   sentEntries?: number;
   /** Entries received from the peer since this process started. */
   receivedEntries?: number;

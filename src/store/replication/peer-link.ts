@@ -131,10 +131,20 @@ export class PeerLink {
   /** The peer's greylist settings at its last HELLO (undefined: not told). */
   private peerKeying: string | undefined;
 
+  /**
+   * `carried`: the counts of the link this one replaces (a reload with a new key or timeout, or a
+   * new address for the same peer), so the per-peer Prometheus counters never go down.
+   */
   constructor(
     private readonly r: Replicator,
     readonly spec: PeerSpec,
-  ) {}
+    carried?: Pick<LinkState, 'sentEntries' | 'repairedRecords'>,
+  ) {
+    if (carried) {
+      this.state.sentEntries = carried.sentEntries;
+      this.state.repairedRecords = carried.repairedRecords;
+    }
+  }
 
   start(): void {
     this.dial();

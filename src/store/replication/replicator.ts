@@ -277,10 +277,11 @@ export class Replicator {
       this.links.splice(i, 1);
     }
     for (const link of retired) void this.track(link.stop());
+    const carried = new Map(retired.map((l) => [l.spec.name, l.state]));
     const started: PeerLink[] = [];
     for (const spec of next.peers) {
       if (kept.has(spec.text)) continue;
-      const link = new PeerLink(this, spec);
+      const link = new PeerLink(this, spec, carried.get(spec.name));
       this.links.push(link);
       started.push(link);
       if (this.store && !this.isStopped) link.start();

@@ -274,6 +274,31 @@ s('digest repair fills a brand-new node from a peer whose log was trimmed', asyn
   assert.ok(st.lastDigestDiffBuckets! > 0);
 });
 
+s('a reload that replaces a link keeps its sent and repaired counts: Prometheus counters never go down', async () => {
+  const ports = [await freeLoopbackPort(), await freeLoopbackPort()];
+  const a = await startNode({ name: 'a', port: ports[0]!, peers: [peer('b', ports[1]!)] });
+  for (let i = 0; i < 5; i++) await write(a, `old${i}`, rec(i));
+  await a.store.trimLog((await a.store.getLastSeq()) + 1);
+  a.clock.advanceMs(1000);
+  const b = await startNode({ name: 'b', port: ports[1]!, peers: [peer('a', ports[0]!)], clock: a.clock });
+  await waitFor('repair', () => converged([a, b]));
+  await waitFor('repair round done', async () => (await a.repl.status()).peers[0]!.lastDigestAtMs !== null);
+  await write(a, 'pushed', rec(9));
+  await waitFor('pushed at b', async () => (await b.store.listTriplets()).some((t) => t.key === 'pushed'));
+  await waitFor('push counted', async () => (await a.repl.status()).peers[0]!.sentEntries > 0);
+  const before = (await a.repl.status()).peers[0]!;
+  assert.ok(before.repairedRecords > 0, `repaired ${before.repairedRecords}`);
+  // A new link timeout closes the link and dials a new one (as a new key does).
+  const change = a.repl.reconfigure({ ...a.repl.settings!, timeoutMs: 6000 });
+  assert.equal(change.reconnected, ['b']);
+  await waitFor('new link up', async () => (await a.repl.status()).peers[0]!.connected);
+  const after = (await a.repl.status()).peers[0]!;
+  assert.ok(after.sentEntries >= before.sentEntries, `sentEntries ${before.sentEntries} -> ${after.sentEntries}`);
+  assert.ok(after.repairedRecords >= before.repairedRecords, `repairedRecords ${before.repairedRecords} -> ${after.repairedRecords}`);
+  await write(a, 'later', rec(10));
+  await waitFor('later counted', async () => (await a.repl.status()).peers[0]!.sentEntries > before.sentEntries);
+});
+
 s('a node that lost its store gets back its own recent changes from the second digest round, not an interval later', async () => {
   const ports = [await freeLoopbackPort(), await freeLoopbackPort()];
   const extra = { digestSettleMs: 30_000 };
