@@ -79,7 +79,9 @@ export function renderPrometheus(s: StatsSnapshot): string {
   w.each('mxsentry_dns_formerr_total', 'counter', 'Undecodable queries answered FORMERR.', [[{}, d.server.formerr]]);
   w.each('mxsentry_dns_dropped_total', 'counter', 'Packets not answered (unreadable, responses, shutting down).', [[{}, d.server.dropped]]);
   w.each('mxsentry_dns_overloaded_total', 'counter', 'Queries answered SERVFAIL because max-concurrent-queries was reached.', [[{}, d.server.overloaded]]);
+  w.each('mxsentry_dns_internal_errors_total', 'counter', 'Queries answered SERVFAIL after an unexpected error in the daemon (logged).', [[{}, d.server.internalErrors]]);
   w.each('mxsentry_dns_tcp_connections', 'gauge', 'Open downstream DNS TCP connections.', [[{}, d.server.tcp.open]]);
+  w.each('mxsentry_dns_tcp_connections_refused_total', 'counter', 'DNS TCP connections closed at once: max-tcp-connections reached and none idle to close.', [[{}, d.server.tcp.rejected]]);
 
   const caches: Array<[string, { entries: number; bytes: number; maxBytes: number; hits: number; misses: number; hitRatio: number }]> = [
     ['rrset', d.cache],

@@ -70,6 +70,15 @@ s('policy connections Postfix could not use are counted (refused, protocol error
   assert.is(m.get('mxsentry_policy_internal_errors_total'), 4);
 });
 
+s('DNS failures an alert needs: internal errors, and TCP connections refused at max-tcp-connections', async () => {
+  const base = fakeSources().dnsServer.stats();
+  const dns = { ...base, internalErrors: 3, tcp: { ...base.tcp, open: 100, accepted: 140, rejected: 6, evicted: 2 } };
+  const m = parseExposition(renderPrometheus(await collectStats(fakeSources({ dnsServer: { stats: () => dns } }))));
+  assert.is(m.get('mxsentry_dns_internal_errors_total'), 3);
+  assert.is(m.get('mxsentry_dns_tcp_connections_refused_total'), 6);
+  assert.is(m.get('mxsentry_dns_tcp_connections'), 100);
+});
+
 s('label values are escaped', async () => {
   const text = renderPrometheus(await collectStats(fakeSources({ replication: () => ({ peers: [{ name: 'a"b\\c\nd', lagRecords: 1 }] }) })));
   assert.ok(text.includes('mxsentry_replication_lag_records{peer="a\\"b\\\\c\\nd"} 1'), text);
