@@ -1,14 +1,23 @@
-// End-to-end: Prometheus' own checker (`promtool check metrics`) on the /metrics of two built daemons
-// that replicate to each other, after DNS queries over UDP and TCP, DNS list lookups, greylisting and
-// replication, so every family has samples (the RTT histogram, per-list and per-peer series). Any
-// format error or naming lint promtool reports fails it; counters and histogram series must not go
-// down between two scrapes. Needs promtool (Debian package prometheus): a SKIP line without it, a
-// failure under CI=true. Loopback only; both daemons and the fake tree are stopped at the end.
+// End-to-end: Prometheus' own checker (`promtool check metrics`, Debian package prometheus) on the
+// /metrics of two built daemons that replicate to each other, after DNS queries, DNS list lookups and
+// greylisting, so the RTT histogram and the per-list and per-peer families have samples. Any error or
+// lint it reports fails the test, as does a counter that goes down between two scrapes. Without
+// promtool: a SKIP line (a failure under CI=true). Loopback only; everything started is stopped.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import http from 'node:http';
-import { DAEMON_ADDRESS, freeLoopbackPort, spawnDaemon, startSharedPortTree, type RunningDaemon, type SharedPortTree } from '../helpers/daemon.js';
+import {
+  DAEMON_ADDRESS,
+  freeLoopbackPort,
+  removeTempDir,
+  spawnDaemon,
+  startSharedPortTree,
+  writeTempFile,
+  type RunningDaemon,
+  type SharedPortTree,
+} from '../helpers/daemon.js';
 import { standardTree } from '../helpers/fake-hierarchy.js';
 import { requirePeer } from '../helpers/peers.js';
 import { parseExposition } from '../helpers/prometheus.js';
@@ -96,14 +105,16 @@ async function traffic(dnsPort: number, policyPort: number, tag: string): Promis
   }
 }
 
-s(`${TEST_NAME}: two replicating daemons, two scrapes, nothing reported`, async () => {
+s(`${TEST_NAME}: two replicating daemons, two scrapes with a reload between them, nothing reported`, async () => {
   const promtool = requirePeer('promtool', TEST_NAME);
   if (!promtool) return;
   let tree: SharedPortTree | undefined;
   const daemons: RunningDaemon[] = [];
+  // mx-a reads its link timeout from a file, so a reload can change it (which replaces its link).
+  const config = writeTempFile('mxsentry.conf', 'replication-timeout: 15\n');
   try {
     tree = await startSharedPortTree(standardTree());
-    const nodes = [];
+    const nodes: Array<{ name: string; metrics: number; policy: number; repl: number }> = [];
     for (const name of ['mx-a', 'mx-b']) nodes.push({ name, metrics: await freeLoopbackPort(), policy: await freeLoopbackPort(), repl: await freeLoopbackPort() });
     for (const n of nodes) {
       const other = nodes.find((o) => o !== n)!;
@@ -115,10 +126,11 @@ s(`${TEST_NAME}: two replicating daemons, two scrapes, nothing reported`, async 
           '--dnsbl', 'dnsbl.example.net=127.0.0.[2..11]', '--dnswl', 'dnsbl.example.net=127.0.0.4',
           '--node-name', n.name, '--replication-listen', `${DAEMON_ADDRESS}:${n.repl}`, '--replication-key', KEY,
           '--peer', `${other.name}=${DAEMON_ADDRESS}:${other.repl}`,
+          ...(n.name === 'mx-a' ? ['--config', config.file] : []),
         ],
       }));
     }
-    const [a, b] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
+    const [a, b] = [nodes[0]!, nodes[1]!];
     await traffic(daemons[0]!.port, a.policy, '1');
     // The greylist changes of mx-a acknowledged by mx-b: the per-peer series have samples.
     await waitFor('mx-b received mx-a\'s changes', async () => {
@@ -140,15 +152,20 @@ s(`${TEST_NAME}: two replicating daemons, two scrapes, nothing reported`, async 
     await assertPromtoolClean(promtool, 'mx-a, first scrape', first.body);
     await assertPromtoolClean(promtool, 'mx-b', (await scrape(b.metrics)).body);
 
+    writeFileSync(config.file, 'replication-timeout: 20\n');
+    process.kill(daemons[0]!.pid, 'SIGHUP');
+    await waitFor('the reload applied', async () => daemons[0]!.logLines().some((l) => l.msg === 'configuration reloaded'));
+    await waitFor('mx-a\'s new link to mx-b up', async () => parseExposition((await scrape(a.metrics)).body).get('mxsentry_replication_peer_connected{peer="mx-b"}') === 1);
     await traffic(daemons[0]!.port, a.policy, '2');
     const second = await scrape(a.metrics);
     await assertPromtoolClean(promtool, 'mx-a, second scrape', second.body);
-    assert.equal(wentDown(first.body, second.body), [], 'counters and histogram series never go down');
+    assert.equal(wentDown(first.body, second.body), [], 'counters and histogram series never go down, across a reload too');
 
     for (const d of daemons) await d.stop();
   } finally {
     for (const d of daemons) await d.dispose();
     await tree?.stop();
+    removeTempDir(config.dir);
   }
 });
 
