@@ -5,9 +5,9 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { constants as osConstants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DAEMON_ADDRESS, MXSENTRY_BIN, freeLoopbackPort, type DaemonLogLine } from '../helpers/daemon.js';
 
@@ -63,6 +63,20 @@ async function until(what: string, ok: () => boolean, timeoutMs = 15_000): Promi
   }
 }
 
+/** True when /proc says the process catches every one of `signals` (its SigCgt mask). */
+function catches(pid: number, signals: NodeJS.Signals[]): boolean {
+  let status: string;
+  try {
+    status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  } catch {
+    return false;
+  }
+  const mask = /^SigCgt:\s*([0-9a-f]+)$/m.exec(status);
+  if (!mask) return false;
+  const caught = BigInt(`0x${mask[1]}`);
+  return signals.every((sig) => ((caught >> BigInt(osConstants.signals[sig] - 1)) & 1n) === 1n);
+}
+
 /**
  * Starts a blocked daemon, lets `signalIt` signal it during the start (it may feed the FIFO's first
  * read itself), then feeds every later read and checks: not ended by the signal, the pending reload
@@ -103,10 +117,15 @@ s('a SIGHUP during the start does not end the daemon; it reloads once started', 
 
 s('a SIGHUP while Node is still loading the CLI (before serve runs) does not end it; it reloads once started', async () => {
   await reloadsOnceStarted(async (d) => {
-    // Well before the CLI is loaded (most of a second): only the shim's early handlers are there.
-    await new Promise((r) => setTimeout(r, 150));
+    // As soon as the shim's early handlers catch both signals, well before the CLI is loaded (most of
+    // a second). A fixed wait was too short on a loaded machine: Node had not run the shim yet, and
+    // the default SIGHUP action ended it (nothing can catch a signal before Node runs any code).
+    await until('the shim catching SIGHUP and SIGUSR2', () => catches(d.child.pid!, ['SIGHUP', 'SIGUSR2']), 10_000);
+    const held = Date.now();
     d.child.kill('SIGHUP');
     d.child.kill('SIGUSR2');
+    // Still the shim's handlers: serve has not started (it logs its start only after taking over).
+    assert.not.ok(d.lines().some((l) => l.msg === 'mxsentry started'), `signalled ${Date.now() - held} ms after the handlers were seen, before serve started`);
   }, 'the early SIGHUP or SIGUSR2');
 });
 
