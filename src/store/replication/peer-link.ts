@@ -367,7 +367,9 @@ export class PeerLink {
       const closedWith = conn.reason();
       if (closedWith) throw closedWith;
       if (this.r.opts.clock.nowMs() >= digestDueMs) {
-        await this.digestRound(conn);
+        // The second round exists for the records changed just before this session began: its
+        // window must reach the session's start, whatever another link's round computed lately.
+        await this.digestRound(conn, rounds === 1 ? this.state.connectedSinceMs ?? 0 : 0);
         this.attempts = 0;
         rounds++;
         // The interval in force now, not the session's: a reload may change it while the link runs.
@@ -429,10 +431,10 @@ export class PeerLink {
   }
 
   /** Sends our digest, then our records of every bucket the peer reports as different. */
-  private async digestRound(conn: ReplicationConnection): Promise<void> {
+  private async digestRound(conn: ReplicationConnection, coverToMs: number): Promise<void> {
     const store = this.r.currentStore();
     const buckets = this.r.options.digestBuckets;
-    const { window, digest } = await this.r.localDigest();
+    const { window, digest } = await this.r.localDigest(coverToMs);
     const id = ++this.digestId;
     conn.send({ type: 'digest', id, buckets, fromMs: window.fromMs, toMs: window.toMs, triplet: digest.triplet, client: digest.client });
     const diff = await expect(conn, 'diff', this.spec.name);

@@ -117,7 +117,7 @@ export class Replicator {
   private readonly refusals = new InboundRefusals();
   private clamped = 0;
   private readonly refusedLog: RateLimitedLog;
-  private digestCache: { atMs: number; result: Promise<{ window: DigestWindow; digest: BucketDigest }> } | undefined;
+  private digestCache: { atMs: number; toMs: number; result: Promise<{ window: DigestWindow; digest: BucketDigest }> } | undefined;
   /** The settings in force: opts.settings until a reconfigure(). */
   private current: ReplicationSettings | undefined;
   /** The greylist max-age and retry window in force: the options' until a setExpiry(). */
@@ -436,15 +436,17 @@ export class Replicator {
    * to DIGEST_REUSE_MS (the links of a node run their rounds at about the same time): a record changed
    * since has a lastSeenMs past the window's end on both sides, so reusing it causes at most a
    * spurious difference, never a missed one. Kept short, so that a later round (a session's second,
-   * a short digest interval) compares a window that ends later, not the same one again.
+   * a short digest interval) compares a window that ends later, not the same one again. A round that
+   * must cover the records changed before `coverToMs` (a session's second: those before it connected)
+   * reuses only a window that ends there or later.
    */
-  localDigest(): Promise<{ window: DigestWindow; digest: BucketDigest }> {
+  localDigest(coverToMs = 0): Promise<{ window: DigestWindow; digest: BucketDigest }> {
     const now = this.opts.clock.nowMs();
     const cached = this.digestCache;
-    if (cached && now - cached.atMs < DIGEST_REUSE_MS) return cached.result;
+    if (cached && now - cached.atMs < DIGEST_REUSE_MS && cached.toMs >= coverToMs) return cached.result;
     const window = this.digestWindow();
     const result = this.track(computeDigest(this.currentStore(), window, this.o.digestBuckets)).then((digest) => ({ window, digest }));
-    this.digestCache = { atMs: now, result };
+    this.digestCache = { atMs: now, toMs: window.toMs, result };
     // The failure itself reaches the caller through `result`; here the cache only forgets it.
     result.catch(() => {
       if (this.digestCache?.result === result) this.digestCache = undefined;

@@ -319,6 +319,35 @@ s('a node that lost its store gets back its own recent changes from the second d
   assert.is((await b2.store.listTriplets()).length, 1);
 });
 
+s('the second digest round covers the records changed before its link connected, even right after another link\'s round', async () => {
+  const ports = [await freeLoopbackPort(), await freeLoopbackPort(), await freeLoopbackPort()];
+  const extra = { digestSettleMs: 30_000 };
+  // The clock jumps by seconds: a link silent for that long must not time out and start over.
+  const timeoutMs = 3_600_000;
+  const a = await startNode({ name: 'a', port: ports[0]!, peers: [peer('b', ports[1]!), peer('c', ports[2]!)], extra, timeoutMs });
+  const b = await startNode({ name: 'b', port: ports[1]!, peers: [peer('a', ports[0]!)], clock: a.clock, extra, timeoutMs });
+  await startNode({ name: 'c', port: ports[2]!, peers: [peer('a', ports[0]!)], clock: a.clock, extra, timeoutMs });
+  const linkTo = async (name: string): Promise<{ lastDigestAtMs: number | null }> => (await a.repl.status()).peers.find((p) => p.name === name)!;
+  await waitFor('first round to c', async () => (await linkTo('c')).lastDigestAtMs === T0);
+  a.clock.advanceMs(2000);
+  await write(b, 'x', rec(2000, { lastSeenMs: T0 + 2000 }));
+  await waitFor('sync', async () => (await a.store.listTriplets()).length === 1);
+  // b is restored from an old backup (here: an empty store) a second later.
+  await stopNode(b);
+  a.clock.advanceMs(1000);
+  const b2 = await startNode({ name: 'b', port: ports[1]!, peers: [peer('a', ports[0]!)], clock: a.clock, extra, timeoutMs });
+  await waitFor('first round to b', async () => (await linkTo('b')).lastDigestAtMs === T0 + 3000);
+  // The link to c, up since T0, runs its second round first: its window ends at T0 + 1000.
+  a.clock.advanceMs(28_000);
+  a.repl.notify();
+  await waitFor('second round to c', async () => (await linkTo('c')).lastDigestAtMs === T0 + 31_000);
+  // Three seconds later, the second round to b: it must compare what changed before b connected.
+  a.clock.advanceMs(3000);
+  a.repl.notify();
+  await waitFor('second round to b', async () => (await linkTo('b')).lastDigestAtMs === T0 + 34_000);
+  await waitFor('repair of b', async () => (await b2.store.listTriplets()).length === 1, 2000);
+});
+
 s('the digest repairs a record that differs although both logs were acknowledged', async () => {
   const [a, b] = await cluster(['a', 'b']);
   await write(a!, 'x', rec(1));
