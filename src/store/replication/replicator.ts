@@ -24,6 +24,7 @@ import { classifySocketError, identityOf, pskServerOptions, ReplicationConnectio
 import { NO_LISTEN_WARNING, type ReplicationSettings } from './replication-settings.js';
 import { PeerLink, expect, stopped } from './peer-link.js';
 import { clampFutureTimes } from './clamp-future-times.js';
+import { LocalDigest } from './local-digest.js';
 import { peerStatus, readStatusFile, writeStatusFile, type InboundState, type PeerStatus, type ReplicationStatus } from './replication-status.js';
 
 /** The store operations replication uses (LmdbGreylistStore implements them). */
@@ -85,8 +86,6 @@ const DEFAULTS = {
   maxFutureSkewMs: 60_000, digestSettleMs: 30_000, batchMaxEntries: 1000, batchMaxBytes: 1024 * 1024,
 };
 
-/** How long one computed digest serves further rounds of this node's links. */
-const DIGEST_REUSE_MS = 5_000;
 /** Inbound connections accepted at once (authenticated or not). */
 const MAX_INBOUND_CONNECTIONS = 64;
 
@@ -117,7 +116,7 @@ export class Replicator {
   private readonly refusals = new InboundRefusals();
   private clamped = 0;
   private readonly refusedLog: RateLimitedLog;
-  private digestCache: { atMs: number; toMs: number; result: Promise<{ window: DigestWindow; digest: BucketDigest }> } | undefined;
+  private readonly digests: LocalDigest;
   /** The settings in force: opts.settings until a reconfigure(). */
   private current: ReplicationSettings | undefined;
   /** The greylist max-age and retry window in force: the options' until a setExpiry(). */
@@ -136,6 +135,7 @@ export class Replicator {
     this.o = { ...DEFAULTS, digestBuckets: DEFAULT_DIGEST_BUCKETS };
     for (const k of Object.keys(this.o) as Array<keyof typeof this.o>) this.o[k] = opts[k] ?? this.o[k];
     this.refusedLog = new RateLimitedLog(opts.logger, opts.clock, 5);
+    this.digests = new LocalDigest({ clock: opts.clock, buckets: this.o.digestBuckets, source: () => this.currentStore(), window: () => this.digestWindow(), track: (p) => this.track(p) });
     for (const spec of opts.settings?.peers ?? []) this.links.push(new PeerLink(this, spec));
   }
 
@@ -146,7 +146,7 @@ export class Replicator {
   setExpiry(maxAgeMs: number, retryWindowMs: number): void {
     this.maxAgeMs = maxAgeMs;
     this.retryWindowMs = retryWindowMs;
-    this.digestCache = undefined;
+    this.digests.forget();
   }
 
   /** @internal True for a record the expiry sweep deletes (max-age, or a retry-expired triplet): never sent or accepted. */
@@ -431,27 +431,9 @@ export class Replicator {
     return this.track(store.applyRemoteBatch(batch));
   }
 
-  /**
-   * @internal This node's digest for a round starting now. One computation serves every link for up
-   * to DIGEST_REUSE_MS (the links of a node run their rounds at about the same time): a record changed
-   * since has a lastSeenMs past the window's end on both sides, so reusing it causes at most a
-   * spurious difference, never a missed one. Kept short, so that a later round (a session's second,
-   * a short digest interval) compares a window that ends later, not the same one again. A round that
-   * must cover the records changed before `coverToMs` (a session's second: those before it connected)
-   * reuses only a window that ends there or later.
-   */
+  /** @internal This node's digest for a round starting now (see LocalDigest.get). */
   localDigest(coverToMs = 0): Promise<{ window: DigestWindow; digest: BucketDigest }> {
-    const now = this.opts.clock.nowMs();
-    const cached = this.digestCache;
-    if (cached && now - cached.atMs < DIGEST_REUSE_MS && cached.toMs >= coverToMs) return cached.result;
-    const window = this.digestWindow();
-    const result = this.track(computeDigest(this.currentStore(), window, this.o.digestBuckets)).then((digest) => ({ window, digest }));
-    this.digestCache = { atMs: now, toMs: window.toMs, result };
-    // The failure itself reaches the caller through `result`; here the cache only forgets it.
-    result.catch(() => {
-      if (this.digestCache?.result === result) this.digestCache = undefined;
-    });
-    return result;
+    return this.digests.get(coverToMs);
   }
 
   /** @internal the digest window of a round starting now. */
