@@ -17,7 +17,8 @@ export function notAPeer(name: string, nodeName: string): StoreError {
  * the TLS-PSK identity, a node without a peer line here (unless it is this node itself: the caller
  * reports that after answering HELLO), a store id other than the one this node's connected link
  * (`dialled`) finds at the peer's configured address, or a second node under a name that has a
- * live session with another store id. Returns normally when the session may go on.
+ * live session with another store id, or a store id that another peer's live link or session
+ * (`sharing`, its name) has. Returns normally when the session may go on.
  */
 export function checkInboundHello(
   hello: Extract<ReplicationMessage, { type: 'hello' }>,
@@ -26,6 +27,7 @@ export function checkInboundHello(
   settings: ReplicationSettings,
   known: InboundState | undefined,
   dialled: { nodeId: string; address: string } | undefined,
+  sharing: string | undefined,
 ): void {
   if (hello.version !== PROTOCOL_VERSION) {
     throw new StoreError(ReplicationErrorCode.VERSION, `${identity} speaks replication protocol ${hello.version}, this node ${PROTOCOL_VERSION}: upgrade both to the same mxsentry version`);
@@ -37,6 +39,7 @@ export function checkInboundHello(
   // Holding the key is not enough: only a node listed in a peer line writes into this store, so a
   // retired node (its line removed) that still runs, or a new one not yet added here, is refused.
   if (!settings.peers.some((p) => p.name === hello.name)) throw notAPeer(hello.name, settings.nodeName);
+  if (sharing !== undefined) throw duplicateStore(hello.name, sharing, hello.nodeId);
   if (dialled && dialled.nodeId !== hello.nodeId) {
     // This node's own link to the peer's configured address reaches another store under that name.
     throw notAtPeerAddress(hello.name, dialled, `this one ${hello.nodeId}`);
@@ -53,6 +56,19 @@ export function duplicateName(name: string, what: string): StoreError {
   return new StoreError(
     ReplicationErrorCode.DUPLICATE_NAME,
     `${what}: two nodes share the name "${name}"; give each its own node-name (a node whose store was re-created gets in once its old session times out or this node's link reconnects to it)`,
+  );
+}
+
+/**
+ * Two nodes under different names with one store id: the data dir of one is a copy of the other's (a
+ * cloned VM, a backup put on a new host). They would count passes under one id, and every peer would
+ * keep one cursor for both, so each would miss changes: the second to connect is refused. `other` is
+ * the other node's name, or "this node (NAME)".
+ */
+export function duplicateStore(name: string, other: string, nodeId: string): StoreError {
+  return new StoreError(
+    ReplicationErrorCode.DUPLICATE_STORE,
+    `${name} and ${other} have the same store id ${nodeId}: the data dir of one is a copy of the other's (a cloned VM?); on the copy, stop mxsentry, move <data-dir>/greylist aside and start it again: it gets a store id of its own and its peers fill it`,
   );
 }
 

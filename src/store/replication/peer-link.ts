@@ -12,6 +12,7 @@ import { recordsInBuckets } from './bucket-digest.js';
 import { encodePushFrame, PROTOCOL_VERSION, serializeEntry, type ReplicationMessage, type WireEntry } from './frame-codec.js';
 import { ReplicationErrorCode } from './replication-error-code.js';
 import { classifySocketError, pskClientOptions, ReplicationConnection } from './replication-connection.js';
+import { duplicateStore } from './inbound-admission.js';
 import type { PeerSpec } from './replication-settings.js';
 import type { Replicator } from './replicator.js';
 import { CLOCK_SKEW_ADVICE, CLOCK_SKEW_WARN_MS, SETTINGS_ADVICE } from './replication-status.js';
@@ -262,7 +263,7 @@ export class PeerLink {
         (err: unknown) => {
           const e = err instanceof StoreError ? err : new StoreError(ReplicationErrorCode.PROTOCOL, describeError(err), { cause: err });
           if (!this.halted) this.failed(e);
-          const tell = e.code === ReplicationErrorCode.PROTOCOL || e.code === ReplicationErrorCode.SELF || e.code === ReplicationErrorCode.VERSION || e.code === ReplicationErrorCode.CONFIG;
+          const tell = e.code === ReplicationErrorCode.PROTOCOL || e.code === ReplicationErrorCode.SELF || e.code === ReplicationErrorCode.VERSION || e.code === ReplicationErrorCode.CONFIG || e.code === ReplicationErrorCode.DUPLICATE_STORE;
           conn.close(e, tell);
         },
       ).finally(() => {
@@ -291,7 +292,7 @@ export class PeerLink {
     const signature = `${err.code}: ${err.message}`;
     if (signature !== this.lastLogged) {
       this.lastLogged = signature;
-      const level = err.code === ReplicationErrorCode.AUTH || err.code === ReplicationErrorCode.SELF || err.code === ReplicationErrorCode.CONFIG ? 'error' : 'warn';
+      const level = err.code === ReplicationErrorCode.AUTH || err.code === ReplicationErrorCode.SELF || err.code === ReplicationErrorCode.CONFIG || err.code === ReplicationErrorCode.DUPLICATE_STORE ? 'error' : 'warn';
       this.r.opts.logger[level]({ peer: this.spec.name, address: this.spec.text, code: err.code, err: err.message }, 'replication link to peer failed; retrying');
     }
   }
@@ -330,7 +331,10 @@ export class PeerLink {
     if (hello.version !== PROTOCOL_VERSION) {
       throw new StoreError(ReplicationErrorCode.VERSION, `${this.spec.name} speaks replication protocol ${hello.version}, this node ${PROTOCOL_VERSION}`);
     }
-    if (hello.nodeId === self) throw new StoreError(ReplicationErrorCode.SELF, `${this.spec.text} is this node itself`);
+    if (hello.nodeId === self) {
+      if (hello.name !== settings.nodeName) throw duplicateStore(this.spec.name, `this node (${settings.nodeName})`, self);
+      throw new StoreError(ReplicationErrorCode.SELF, `${this.spec.text} is this node itself`);
+    }
     if (hello.name !== this.spec.name) {
       throw new StoreError(ReplicationErrorCode.CONFIG, `the node at ${this.spec.host}:${this.spec.port} is "${hello.name}", configured as "${this.spec.name}": fix the peer line`);
     }
@@ -344,6 +348,8 @@ export class PeerLink {
     }
     this.state.nodeId = peer;
     this.r.knownNodeIds.set(this.spec.name, peer);
+    const sharing = this.r.storeSharedWith(this.spec.name, peer);
+    if (sharing !== undefined) throw duplicateStore(this.spec.name, sharing, peer);
     this.r.closeImpostors(this.spec.name, peer, `${this.spec.host}:${this.spec.port}`);
     let cursor = await store.getCursor(peer);
     this.state.ackedSeq = cursor;

@@ -18,10 +18,12 @@ export const ReplicationErrorCode = {
   CONNECTION: 'STORE_ERR_REPL_CONNECTION',
   /** The node authenticated (it holds the key) but is not in this node's peer list: its changes are refused. */
   NOT_A_PEER: 'STORE_ERR_REPL_NOT_A_PEER',
-  /** The peer is this node itself (same store node id), e.g. its own address in the peer list. */
+  /** The peer is this node itself (same store node id and name), e.g. its own address in the peer list. */
   SELF: 'STORE_ERR_REPL_SELF',
   /** Another node (another store id) already has a session under the same node name: a copied config or a duplicate host name. */
   DUPLICATE_NAME: 'STORE_ERR_REPL_DUPLICATE_NAME',
+  /** Two nodes under different names have one store id: the data dir of one is a copy of the other's (a cloned VM). */
+  DUPLICATE_STORE: 'STORE_ERR_REPL_DUPLICATE_STORE',
   /** This node's greylist store is not open (damaged, unreadable, still opening): nothing can be exchanged. */
   STORE_UNAVAILABLE: 'STORE_ERR_REPL_STORE_UNAVAILABLE',
   /** The peer reported an error and closed the session. */

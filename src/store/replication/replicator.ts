@@ -19,7 +19,7 @@ import { TimerScheduler, type ScheduledTask, type Scheduler } from '../scheduler
 import { computeDigest, DEFAULT_DIGEST_BUCKETS, diffDigests, type BucketDigest, type DigestWindow } from './bucket-digest.js';
 import { PROTOCOL_VERSION, type WireEntry, type WireRecord } from './frame-codec.js';
 import { ReplicationErrorCode } from './replication-error-code.js';
-import { checkInboundHello, InboundRefusals, notAPeer, notAtPeerAddress } from './inbound-admission.js';
+import { checkInboundHello, duplicateStore, InboundRefusals, notAPeer, notAtPeerAddress } from './inbound-admission.js';
 import { classifySocketError, identityOf, pskServerOptions, ReplicationConnection } from './replication-connection.js';
 import { NO_LISTEN_WARNING, type ReplicationSettings } from './replication-settings.js';
 import { PeerLink, expect, stopped } from './peer-link.js';
@@ -391,6 +391,14 @@ export class Replicator {
     for (const [conn, n] of this.inboundConns) if (n === name) conn.close(e, true);
   }
 
+  /** @internal Another peer than `name` whose link or inbound session is up with the store `nodeId`. */
+  storeSharedWith(name: string, nodeId: string): string | undefined {
+    const link = this.links.find((l) => l.spec.name !== name && l.state.connected && l.state.nodeId === nodeId);
+    if (link) return link.spec.name;
+    for (const [other, state] of this.inbound) if (other !== name && state.sessions > 0 && state.nodeId === nodeId) return other;
+    return undefined;
+  }
+
   /**
    * A reload changed the greylist settings peers compare (greylistKeyingOf): this node's links
    * compare them with what each peer told at once, and the inbound sessions are closed, so that
@@ -454,7 +462,7 @@ export class Replicator {
       (err: unknown) => {
         const e = err instanceof StoreError ? err : new StoreError(ReplicationErrorCode.PROTOCOL, describeError(err), { cause: err });
         if (this.isStopped) return conn.close(e);
-        if (e.code === ReplicationErrorCode.AUTH || e.code === ReplicationErrorCode.VERSION || e.code === ReplicationErrorCode.SELF || e.code === ReplicationErrorCode.NOT_A_PEER || e.code === ReplicationErrorCode.DUPLICATE_NAME) {
+        if (e.code === ReplicationErrorCode.AUTH || e.code === ReplicationErrorCode.VERSION || e.code === ReplicationErrorCode.SELF || e.code === ReplicationErrorCode.NOT_A_PEER || e.code === ReplicationErrorCode.DUPLICATE_NAME || e.code === ReplicationErrorCode.DUPLICATE_STORE) {
           this.refusals.note(e.code, identity, remote, e.message, this.opts.clock.nowMs());
           this.refusedLog.log('warn', { code: e.code, identity, remote, err: e.message }, 'replication connection refused');
         } else if (e.code === ReplicationErrorCode.PROTOCOL || e.code === ReplicationErrorCode.FRAME_TOO_LARGE) {
@@ -475,11 +483,14 @@ export class Replicator {
     const known = this.inbound.get(hello.name);
     const link = this.links.find((l) => l.spec.name === hello.name);
     const dialled = link?.state.connected && link.state.nodeId ? { nodeId: link.state.nodeId, address: `${link.spec.host}:${link.spec.port}` } : undefined;
-    checkInboundHello(hello, identity, store.getNodeId(), settings, known, dialled);
+    checkInboundHello(hello, identity, store.getNodeId(), settings, known, dialled, this.storeSharedWith(hello.name, hello.nodeId));
     // HELLO goes out before the self check, so the dialling side (this same node) sees its own id and
     // reports the misconfiguration on its link, where the admin looks for it.
     conn.send({ type: 'hello', version: PROTOCOL_VERSION, nodeId: store.getNodeId(), name: settings.nodeName, nowMs: this.opts.clock.nowMs(), ...(this.keying === undefined ? {} : { keying: this.keying }) });
-    if (hello.nodeId === store.getNodeId()) throw new StoreError(ReplicationErrorCode.SELF, 'a node connected to itself (its own address is in its peer list)');
+    if (hello.nodeId === store.getNodeId()) {
+      if (hello.name !== settings.nodeName) throw duplicateStore(hello.name, `this node (${settings.nodeName})`, hello.nodeId);
+      throw new StoreError(ReplicationErrorCode.SELF, 'a node connected to itself (its own address is in its peer list)');
+    }
     const state = known ?? { nodeId: hello.nodeId, sessions: 0, receivedEntries: 0 };
     state.nodeId = hello.nodeId;
     state.sessions++;

@@ -2,7 +2,7 @@
 // Covers convergence, persisted cursors and resumption after a restart, digest repair of a trimmed
 // log and a brand-new node, the wrong key (refused, logged, nothing changed), malformed and oversized
 // frames, clamping of future times, trimming, and status. Waits are short polls on real sockets.
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
@@ -475,6 +475,42 @@ s('a copy under a peer\'s name that got in while the peer was down is shut out o
   await write(copy, 'copy2', rec(3));
   await new Promise((r) => setTimeout(r, 300));
   assert.not.ok((await a.store.listTriplets()).some((t) => t.key === 'copy2'), 'nothing more of the copy is applied');
+});
+
+s('a node started on a copy of another\'s data dir (a cloned VM) is refused as such, by its original and by a third node', async () => {
+  const ports = [await freeLoopbackPort(), await freeLoopbackPort(), await freeLoopbackPort()];
+  const a = await startNode({ name: 'a', port: ports[0]!, peers: [peer('b', ports[1]!), peer('d', ports[2]!)] });
+  const b = await startNode({ name: 'b', port: ports[1]!, peers: [peer('a', ports[0]!), peer('d', ports[2]!)] });
+  await write(b, 'b1', rec(1));
+  await waitFor('b1 at a', async () => (await a.store.listTriplets()).some((t) => t.key === 'b1'));
+  const linkOf = async (n: Node, name: string): Promise<{ connected: boolean; inbound: boolean; lastError: string | null }> => (await n.repl.status()).peers.find((p) => p.name === name)!;
+  await waitFor('b up at a both ways', async () => {
+    const row = await linkOf(a, 'b');
+    return row.connected && row.inbound;
+  });
+  // d is a copy of b's store (its VM cloned), with a name of its own.
+  await b.store.flush();
+  const dDir = mkdtempSync(join(tmpdir(), 'mxsentry-repl-'));
+  dirs.push(dDir);
+  cpSync(join(b.dir, 'greylist'), join(dDir, 'greylist'), { recursive: true });
+  const d = await startNode({ name: 'd', port: ports[2]!, peers: [peer('a', ports[0]!), peer('b', ports[1]!)], dir: dDir });
+  assert.is(d.store.getNodeId(), b.store.getNodeId());
+  const copyError = /STORE_ERR_REPL_DUPLICATE_STORE: .*have the same store id [0-9a-f]{16}: the data dir of one is a copy of the other's/;
+  await waitFor('b and d tell each other why', async () => copyError.test((await linkOf(b, 'd')).lastError ?? '') && copyError.test((await linkOf(d, 'b')).lastError ?? ''));
+  assert.match((await linkOf(b, 'd')).lastError!, /d and this node \(b\) have the same store id/);
+  assert.not.match((await linkOf(b, 'd')).lastError!, /STORE_ERR_REPL_SELF/);
+  // a already replicates with b under that store id: d is refused both ways, with the reason.
+  await waitFor('a refuses d both ways', async () => copyError.test((await linkOf(a, 'd')).lastError ?? '') && copyError.test((await linkOf(d, 'a')).lastError ?? ''));
+  assert.match((await linkOf(a, 'd')).lastError!, /d and b have the same store id/);
+  assert.is((await linkOf(a, 'd')).connected, false);
+  assert.ok(a.logs().some((l) => l.code === ReplicationErrorCode.DUPLICATE_STORE && l.level === 'error'), 'a logs it as an error');
+  await write(d, 'd1', rec(2));
+  await write(b, 'b2', rec(3));
+  await waitFor('b2 at a', async () => (await a.store.listTriplets()).some((t) => t.key === 'b2'));
+  await new Promise((r) => setTimeout(r, 300));
+  assert.not.ok((await a.store.listTriplets()).some((t) => t.key === 'd1'), 'nothing of the copy is applied');
+  const row = await linkOf(a, 'b');
+  assert.ok(row.connected && row.inbound, 'b keeps replicating with a');
 });
 
 s('reconfigure with a new cluster key: links authenticate again; a node on the old key is refused until it changes too', async () => {
