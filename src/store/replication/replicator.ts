@@ -25,6 +25,7 @@ import { NO_LISTEN_WARNING, type ReplicationSettings } from './replication-setti
 import { PeerLink, expect, stopped } from './peer-link.js';
 import { clampFutureTimes } from './clamp-future-times.js';
 import { LocalDigest } from './local-digest.js';
+import { trimReplicationLog } from './log-trim.js';
 import { peerStatus, readStatusFile, writeStatusFile, type InboundState, type PeerStatus, type ReplicationStatus } from './replication-status.js';
 
 /** The store operations replication uses (LmdbGreylistStore implements them). */
@@ -539,29 +540,10 @@ export class Replicator {
     });
   }
 
-  /**
-   * Deletes log entries every peer acknowledged. A peer whose node id is not known yet holds the log
-   * back; beyond `logMaxEntries` the oldest go anyway (the digest repair covers a peer that missed them).
-   * Without replication the whole log is dropped (the newest entry keeps the sequence number).
-   */
+  /** Deletes log entries every peer acknowledged (see trimReplicationLog); resolves with how many. */
   async trim(): Promise<number> {
-    const store = this.currentStore();
-    const last = await store.getLastSeq();
-    let bound = last;
-    for (const link of this.links) {
-      const nodeId = link.state.nodeId ?? this.knownNodeIds.get(link.spec.name);
-      const acked = nodeId ? await store.getCursor(nodeId) : 0;
-      bound = Math.min(bound, acked);
-    }
-    const max = this.current?.logMaxEntries;
-    if (max !== undefined && last - bound > max) {
-      const { replogEntries } = await store.count();
-      if (replogEntries > max) bound = Math.max(bound, last - max);
-    }
-    if (bound <= 0) return 0;
-    const deleted = await store.trimLog(bound + 1);
-    if (deleted > 0) this.opts.logger.debug({ deleted, upTo: bound }, 'replication log trimmed');
-    return deleted;
+    const peerNodeIds = this.links.map((l) => l.state.nodeId ?? this.knownNodeIds.get(l.spec.name));
+    return trimReplicationLog(this.currentStore(), peerNodeIds, this.current?.logMaxEntries, this.opts.logger);
   }
 
   private scheduleStatusFile(delayMs: number): void {
