@@ -33,7 +33,7 @@ export type WireEntry = WireRecord & { originNode: string; atMs: number };
 /** Every message of protocol version 1. */
 export type ReplicationMessage =
   /** First frame of each side: who is speaking. The receiver checks `name` against the TLS-PSK identity. */
-  | { type: 'hello'; version: number; nodeId: string; name: string; nowMs?: number; keying?: string }
+  | { type: 'hello'; version: number; nodeId: string; name: string; nowMs?: number; keying?: string; instanceId?: string }
   /** Log entries after the receiver's cursor; `upTo` is the last sequence covered (entries may be skipped). */
   | { type: 'push'; upTo: number; entries: WireEntry[] }
   /** Everything up to `upTo` is applied and committed by the receiver. */
@@ -122,7 +122,14 @@ function entryToWire(e: WireEntry): unknown[] {
 function toBody(msg: ReplicationMessage): unknown {
   switch (msg.type) {
     case 'hello':
-      return { v: msg.version, node: msg.nodeId, name: msg.name, ...(msg.nowMs === undefined ? {} : { now: msg.nowMs }), ...(msg.keying === undefined ? {} : { k: msg.keying }) };
+      return {
+        v: msg.version,
+        node: msg.nodeId,
+        name: msg.name,
+        ...(msg.nowMs === undefined ? {} : { now: msg.nowMs }),
+        ...(msg.keying === undefined ? {} : { k: msg.keying }),
+        ...(msg.instanceId === undefined ? {} : { i: msg.instanceId }),
+      };
     case 'push':
       return { upTo: msg.upTo, entries: msg.entries.map(entryToWire) };
     case 'ack':
@@ -225,7 +232,17 @@ export function decodeBody(typeCode: number, body: Buffer): ReplicationMessage {
       const nowMs = typeof b.now === 'number' && Number.isSafeInteger(b.now) && b.now >= 0 ? b.now : undefined;
       // The greylist settings every node must share (absent from older nodes; only compared and shown).
       const keying = typeof b.k === 'string' && /^[\x20-\x7e]{1,300}$/.test(b.k) ? b.k : undefined;
-      return { type, version: version as number, nodeId: b.node, name: b.name, ...(nowMs === undefined ? {} : { nowMs }), ...(keying === undefined ? {} : { keying }) };
+      // The sending process's random id (absent from older nodes): tells a node from a copy of its data dir.
+      const instanceId = typeof b.i === 'string' && /^[0-9a-f]{16}$/.test(b.i) ? b.i : undefined;
+      return {
+        type,
+        version: version as number,
+        nodeId: b.node,
+        name: b.name,
+        ...(nowMs === undefined ? {} : { nowMs }),
+        ...(keying === undefined ? {} : { keying }),
+        ...(instanceId === undefined ? {} : { instanceId }),
+      };
     }
     case 'push': {
       const upTo = seqOf(b.upTo, 'push upTo');

@@ -15,10 +15,12 @@ export function notAPeer(name: string, nodeName: string): StoreError {
 /**
  * Throws the StoreError that refuses an inbound HELLO: another protocol version, a name other than
  * the TLS-PSK identity, a node without a peer line here (unless it is this node itself: the caller
- * reports that after answering HELLO), a store id other than the one this node's connected link
- * (`dialled`) finds at the peer's configured address, or a second node under a name that has a
- * live session with another store id, or a store id that another peer's live link or session
- * (`sharing`, its name) has. Returns normally when the session may go on.
+ * reports that after answering HELLO), a store id that another peer's live link or session has
+ * (`sharing`, that peer's name), a store id other than the one this node's connected link
+ * (`dialled`) finds at the peer's configured address, the same store id from another process than
+ * the one found there (`dialled.instanceId`, set while that link hears from it), or a second node
+ * under a name that has a live session with another store id. Returns normally when the session may
+ * go on.
  */
 export function checkInboundHello(
   hello: Extract<ReplicationMessage, { type: 'hello' }>,
@@ -26,7 +28,7 @@ export function checkInboundHello(
   ownNodeId: string,
   settings: ReplicationSettings,
   known: InboundState | undefined,
-  dialled: { nodeId: string; address: string } | undefined,
+  dialled: { nodeId: string; address: string; instanceId?: string } | undefined,
   sharing: string | undefined,
 ): void {
   if (hello.version !== PROTOCOL_VERSION) {
@@ -43,6 +45,11 @@ export function checkInboundHello(
   if (dialled && dialled.nodeId !== hello.nodeId) {
     // This node's own link to the peer's configured address reaches another store under that name.
     throw notAtPeerAddress(hello.name, dialled, `this one ${hello.nodeId}`);
+  }
+  if (dialled?.instanceId !== undefined && hello.instanceId !== undefined && dialled.nodeId === hello.nodeId && dialled.instanceId !== hello.instanceId) {
+    // The same store under the same name, from another process than the one this node's live link
+    // reaches at the peer's address: a copy of that node's data dir and configuration.
+    throw copyOfNode(hello.name, dialled.address, hello.nodeId);
   }
   if (known && known.sessions > 0 && known.nodeId !== hello.nodeId) {
     // Two running nodes under one name (a copied config, two hosts with one short host name) would
@@ -68,7 +75,18 @@ export function duplicateName(name: string, what: string): StoreError {
 export function duplicateStore(name: string, other: string, nodeId: string): StoreError {
   return new StoreError(
     ReplicationErrorCode.DUPLICATE_STORE,
-    `${name} and ${other} have the same store id ${nodeId}: the data dir of one is a copy of the other's (a cloned VM?); on the copy, stop mxsentry, move <data-dir>/greylist aside and start it again: it gets a store id of its own and its peers fill it`,
+    `${name} and ${other} have the same store id ${nodeId}: the data dir of one is a copy of the other's (a cloned VM?); on the copy, give it a node-name of its own, stop mxsentry, move <data-dir>/greylist aside and start it again: it gets a store id of its own and its peers fill it`,
+  );
+}
+
+/**
+ * A node that connects as `name` with that node's store id, but is another process than the one at
+ * `name`'s configured address: a copy of its data dir and configuration (a cloned VM) running elsewhere.
+ */
+export function copyOfNode(name: string, address: string, nodeId: string): StoreError {
+  return new StoreError(
+    ReplicationErrorCode.DUPLICATE_STORE,
+    `the node connecting as "${name}" (store id ${nodeId}) is not the node at ${address} that replicates as "${name}" with that store: it runs on a copy of its data dir and configuration (a cloned VM?); on the copy, set a node-name of its own, stop mxsentry, move <data-dir>/greylist aside and start it again`,
   );
 }
 

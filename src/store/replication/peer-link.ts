@@ -56,6 +56,8 @@ export interface LinkState {
   lastDigestDiffBuckets: number | null;
   repairedRecords: number;
   sentEntries: number;
+  /** The peer process's random id from its last HELLO (null: not told, an older version). */
+  instanceId: string | null;
 }
 
 /** The error that ends a session because replication is stopping. */
@@ -115,6 +117,7 @@ export class PeerLink {
     lastDigestDiffBuckets: null,
     repairedRecords: 0,
     sentEntries: 0,
+    instanceId: null,
   };
   private conn: ReplicationConnection | undefined;
   private socket: tls.TLSSocket | undefined;
@@ -222,6 +225,13 @@ export class PeerLink {
     this.dial();
   }
 
+  /** The peer process's id while this link is up and hears from it (within half the timeout), else undefined. */
+  liveInstance(): string | undefined {
+    const conn = this.conn;
+    if (!this.state.connected || !conn || this.state.instanceId === null) return undefined;
+    return this.r.isHeard(conn) ? this.state.instanceId : undefined;
+  }
+
   async stop(): Promise<void> {
     this.halted = true;
     this.retryTask?.cancel();
@@ -326,13 +336,16 @@ export class PeerLink {
     const self = store.getNodeId();
     const sentAtMs = this.r.opts.clock.nowMs();
     const keying = this.r.keying;
-    conn.send({ type: 'hello', version: PROTOCOL_VERSION, nodeId: self, name: settings.nodeName, nowMs: sentAtMs, ...(keying === undefined ? {} : { keying }) });
+    conn.send({ type: 'hello', version: PROTOCOL_VERSION, nodeId: self, name: settings.nodeName, nowMs: sentAtMs, instanceId: this.r.instanceId, ...(keying === undefined ? {} : { keying }) });
     const hello = await expect(conn, 'hello', this.spec.name);
     if (hello.version !== PROTOCOL_VERSION) {
       throw new StoreError(ReplicationErrorCode.VERSION, `${this.spec.name} speaks replication protocol ${hello.version}, this node ${PROTOCOL_VERSION}`);
     }
     if (hello.nodeId === self) {
-      if (hello.name !== settings.nodeName) throw duplicateStore(this.spec.name, `this node (${settings.nodeName})`, self);
+      // Another name, or this name from another process: a copy of this node's data dir runs there.
+      if (hello.name !== settings.nodeName || (hello.instanceId !== undefined && hello.instanceId !== this.r.instanceId)) {
+        throw duplicateStore(hello.name === settings.nodeName ? `the node at ${this.spec.text}` : this.spec.name, `this node (${settings.nodeName})`, self);
+      }
       throw new StoreError(ReplicationErrorCode.SELF, `${this.spec.text} is this node itself`);
     }
     if (hello.name !== this.spec.name) {
@@ -350,7 +363,8 @@ export class PeerLink {
     this.r.knownNodeIds.set(this.spec.name, peer);
     const sharing = this.r.storeSharedWith(this.spec.name, peer);
     if (sharing !== undefined) throw duplicateStore(this.spec.name, sharing, peer);
-    this.r.closeImpostors(this.spec.name, peer, `${this.spec.host}:${this.spec.port}`);
+    this.state.instanceId = hello.instanceId ?? null;
+    this.r.closeImpostors(this.spec.name, peer, `${this.spec.host}:${this.spec.port}`, hello.instanceId);
     let cursor = await store.getCursor(peer);
     this.state.ackedSeq = cursor;
     this.state.connected = true;

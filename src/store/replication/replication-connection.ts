@@ -153,6 +153,11 @@ export class ReplicationConnection {
     return this.closeReason;
   }
 
+  /** When the last bytes arrived from the peer (clock ms): a live peer is heard at least every third of the timeout. */
+  lastHeardMs(): number {
+    return this.lastRxMs;
+  }
+
   /** Resolves with the reason once the link is closed (never rejects). */
   closed(): Promise<StoreError> {
     return this.closedPromise;

@@ -22,7 +22,7 @@ export const ReplicationErrorCode = {
   SELF: 'STORE_ERR_REPL_SELF',
   /** Another node (another store id) already has a session under the same node name: a copied config or a duplicate host name. */
   DUPLICATE_NAME: 'STORE_ERR_REPL_DUPLICATE_NAME',
-  /** Two nodes under different names have one store id: the data dir of one is a copy of the other's (a cloned VM). */
+  /** Two running nodes have one store id, the data dir of one being a copy of the other's (a cloned VM): under two names, or one from another process than the configured node. */
   DUPLICATE_STORE: 'STORE_ERR_REPL_DUPLICATE_STORE',
   /** This node's greylist store is not open (damaged, unreadable, still opening): nothing can be exchanged. */
   STORE_UNAVAILABLE: 'STORE_ERR_REPL_STORE_UNAVAILABLE',

@@ -6,6 +6,7 @@
 // Link life cycle (one per configured peer):  dial (TLS-PSK) -> HELLO both ways -> [push batch ->
 // ack -> persist cursor]* with a digest round after the first catch-up and every digest interval ->
 // idle: poll the log -> on any failure close, record the error, redial after a capped backoff.
+import { randomBytes } from 'node:crypto';
 import type { AddressInfo, Socket } from 'node:net';
 import tls from 'node:tls';
 import type { Clock } from '../../util/clock.js';
@@ -19,7 +20,7 @@ import { TimerScheduler, type ScheduledTask, type Scheduler } from '../scheduler
 import { computeDigest, DEFAULT_DIGEST_BUCKETS, diffDigests, type BucketDigest, type DigestWindow } from './bucket-digest.js';
 import { PROTOCOL_VERSION, type WireEntry, type WireRecord } from './frame-codec.js';
 import { ReplicationErrorCode } from './replication-error-code.js';
-import { checkInboundHello, duplicateStore, InboundRefusals, notAPeer, notAtPeerAddress } from './inbound-admission.js';
+import { checkInboundHello, copyOfNode, duplicateStore, InboundRefusals, notAPeer, notAtPeerAddress } from './inbound-admission.js';
 import { classifySocketError, identityOf, pskServerOptions, ReplicationConnection } from './replication-connection.js';
 import { NO_LISTEN_WARNING, type ReplicationSettings } from './replication-settings.js';
 import { PeerLink, expect, stopped } from './peer-link.js';
@@ -106,6 +107,10 @@ export class Replicator {
   private readonly inbound = new Map<string, InboundState>();
   /** Inbound sessions, with the peer name once its HELLO was accepted (a reload closes removed peers'). */
   private readonly inboundConns = new Map<ReplicationConnection, string | undefined>();
+  /** The process id each accepted inbound session's HELLO told (older versions tell none). */
+  private readonly inboundInstances = new Map<ReplicationConnection, string>();
+  /** This process's random id, told in every HELLO: a copy of this node's data dir runs under another. */
+  readonly instanceId = randomBytes(8).toString('hex');
   /** Every accepted socket, in or before its session: stop() ends them all, or the listener never closes. */
   private readonly acceptedSockets = new Set<Socket>();
   private readonly inflight = new Set<Promise<unknown>>();
@@ -381,15 +386,31 @@ export class Replicator {
   }
 
   /**
-   * @internal The link to `name` found the store `nodeId` at the peer's address: an inbound session
-   * under that name from another store (a copied node-name that got in first) is closed as
-   * DUPLICATE_NAME, so the configured node's own session gets in.
+   * @internal The link to `name` found the store `nodeId`, run by the process `instanceId`, at the
+   * peer's address: an inbound session under that name from another store (a copied node-name that
+   * got in first) is closed as DUPLICATE_NAME, one from another process with this store as
+   * DUPLICATE_STORE while it is heard from (a copy of the node's data dir), quietly when silent
+   * (the node's session from before it restarted). So the configured node's own session gets in.
    */
-  closeImpostors(name: string, nodeId: string, address: string): void {
+  closeImpostors(name: string, nodeId: string, address: string, instanceId: string | undefined): void {
     const other = this.inbound.get(name)?.nodeId;
-    if (other === undefined || other === nodeId) return;
-    const e = notAtPeerAddress(name, { nodeId, address }, `the one connected as "${name}" ${other}`);
-    for (const [conn, n] of this.inboundConns) if (n === name) conn.close(e, true);
+    if (other !== undefined && other !== nodeId) {
+      const e = notAtPeerAddress(name, { nodeId, address }, `the one connected as "${name}" ${other}`);
+      for (const [conn, n] of this.inboundConns) if (n === name) conn.close(e, true);
+      return;
+    }
+    if (instanceId === undefined) return;
+    for (const [conn, n] of this.inboundConns) {
+      const theirs = this.inboundInstances.get(conn);
+      if (n !== name || theirs === undefined || theirs === instanceId) continue;
+      if (this.isHeard(conn)) conn.close(copyOfNode(name, address, nodeId), true);
+      else conn.close(new StoreError(ReplicationErrorCode.CONNECTION, `a session of ${name} from before it restarted`));
+    }
+  }
+
+  /** @internal True while `conn` heard from its peer within half the replication timeout (it pings every third). */
+  isHeard(conn: ReplicationConnection): boolean {
+    return this.opts.clock.nowMs() - conn.lastHeardMs() < (this.current?.timeoutMs ?? 0) / 2;
   }
 
   /** @internal Another peer than `name` whose link or inbound session is up with the store `nodeId`. */
@@ -474,7 +495,10 @@ export class Replicator {
         conn.close(e, e.code !== ReplicationErrorCode.CONNECTION && e.code !== ReplicationErrorCode.TIMEOUT);
       },
     );
-    void session.finally(() => this.inboundConns.delete(conn));
+    void session.finally(() => {
+      this.inboundConns.delete(conn);
+      this.inboundInstances.delete(conn);
+    });
   }
 
   private async receiveSession(conn: ReplicationConnection, identity: string): Promise<void> {
@@ -483,13 +507,15 @@ export class Replicator {
     const store = this.currentStore();
     const known = this.inbound.get(hello.name);
     const link = this.links.find((l) => l.spec.name === hello.name);
-    const dialled = link?.state.connected && link.state.nodeId ? { nodeId: link.state.nodeId, address: `${link.spec.host}:${link.spec.port}` } : undefined;
+    const instanceId = link?.liveInstance();
+    const dialled = link?.state.connected && link.state.nodeId ? { nodeId: link.state.nodeId, address: `${link.spec.host}:${link.spec.port}`, ...(instanceId ? { instanceId } : {}) } : undefined;
     checkInboundHello(hello, identity, store.getNodeId(), settings, known, dialled, this.storeSharedWith(hello.name, hello.nodeId));
     // HELLO goes out before the self check, so the dialling side (this same node) sees its own id and
     // reports the misconfiguration on its link, where the admin looks for it.
-    conn.send({ type: 'hello', version: PROTOCOL_VERSION, nodeId: store.getNodeId(), name: settings.nodeName, nowMs: this.opts.clock.nowMs(), ...(this.keying === undefined ? {} : { keying: this.keying }) });
+    conn.send({ type: 'hello', version: PROTOCOL_VERSION, nodeId: store.getNodeId(), name: settings.nodeName, nowMs: this.opts.clock.nowMs(), instanceId: this.instanceId, ...(this.keying === undefined ? {} : { keying: this.keying }) });
     if (hello.nodeId === store.getNodeId()) {
       if (hello.name !== settings.nodeName) throw duplicateStore(hello.name, `this node (${settings.nodeName})`, hello.nodeId);
+      if (hello.instanceId !== undefined && hello.instanceId !== this.instanceId) throw duplicateStore(`the node connecting as "${hello.name}"`, 'this node', hello.nodeId);
       throw new StoreError(ReplicationErrorCode.SELF, 'a node connected to itself (its own address is in its peer list)');
     }
     const state = known ?? { nodeId: hello.nodeId, sessions: 0, receivedEntries: 0 };
@@ -497,6 +523,7 @@ export class Replicator {
     state.sessions++;
     this.inbound.set(hello.name, state);
     this.inboundConns.set(conn, hello.name);
+    if (hello.instanceId !== undefined) this.inboundInstances.set(conn, hello.instanceId);
     this.opts.logger.info({ peer: hello.name, nodeId: hello.nodeId }, 'replication peer connected (inbound)');
     for (const link of this.links) if (link.spec.name === hello.name) link.peerIsUp();
     try {

@@ -38,6 +38,7 @@ const clientEntry: WireEntry = {
 const samples: ReplicationMessage[] = [
   { type: 'hello', version: PROTOCOL_VERSION, nodeId: 'abcdef0123456789', name: 'mx1' },
   { type: 'hello', version: PROTOCOL_VERSION, nodeId: 'abcdef0123456789', name: 'mx1', nowMs: 5, keying: 'lookup-by-host=no ipv4cidr=24' },
+  { type: 'hello', version: PROTOCOL_VERSION, nodeId: 'abcdef0123456789', name: 'mx1', instanceId: '0123456789abcdef' },
   { type: 'push', upTo: 42, entries: [entry, clientEntry] },
   { type: 'push', upTo: 7, entries: [] },
   { type: 'ack', upTo: 42 },
@@ -168,6 +169,12 @@ s('a HELLO keying that is not a short line of printable ASCII is left out, not r
   const hello = (k: unknown): ReplicationMessage => decodeBody(1, Buffer.from(JSON.stringify({ v: 1, node: 'abcdef0123456789', name: 'mx1', k })));
   assert.is((hello('ipv4cidr=24') as { keying?: string }).keying, 'ipv4cidr=24');
   for (const bad of [42, '', 'x'.repeat(301), 'a\nb', 'caf\u00e9']) assert.is((hello(bad) as { keying?: string }).keying, undefined, JSON.stringify(bad));
+});
+
+s('a HELLO process id that is not 16 hex digits is left out, not refused (older nodes send none)', () => {
+  const hello = (i: unknown): ReplicationMessage => decodeBody(1, Buffer.from(JSON.stringify({ v: 1, node: 'abcdef0123456789', name: 'mx1', i })));
+  assert.is((hello('0123456789abcdef') as { instanceId?: string }).instanceId, '0123456789abcdef');
+  for (const bad of [42, '', '0123456789ABCDEF', '0123456789abcdef0', 'x'.repeat(16)]) assert.is((hello(bad) as { instanceId?: string }).instanceId, undefined, JSON.stringify(bad));
 });
 
 s.run();

@@ -513,6 +513,80 @@ s('a node started on a copy of another\'s data dir (a cloned VM) is refused as s
   assert.ok(row.connected && row.inbound, 'b keeps replicating with a');
 });
 
+/** A copy of `n`'s store in a new temp dir (a cloned VM's data dir). */
+async function copyStore(n: Node): Promise<string> {
+  await n.store.flush();
+  const dir = mkdtempSync(join(tmpdir(), 'mxsentry-repl-'));
+  dirs.push(dir);
+  cpSync(join(n.dir, 'greylist'), join(dir, 'greylist'), { recursive: true });
+  return dir;
+}
+
+s('a copy of a node\'s data dir and configuration running elsewhere (same name, same store id) is refused; the node keeps replicating', async () => {
+  const ports = [await freeLoopbackPort(), await freeLoopbackPort(), await freeLoopbackPort()];
+  const a = await startNode({ name: 'a', port: ports[0]!, peers: [peer('b', ports[1]!)] });
+  // The admin meant the copy as a new node "d", and gave b a peer line for it.
+  const b = await startNode({ name: 'b', port: ports[1]!, peers: [peer('a', ports[0]!), peer('d', ports[2]!)] });
+  await write(b, 'b1', rec(1));
+  await waitFor('b up at a both ways', async () => {
+    const row = (await a.repl.status()).peers[0]!;
+    return row.connected && row.inbound && (await a.store.listTriplets()).length === 1;
+  });
+  const copy = await startNode({ name: 'b', port: ports[2]!, peers: [peer('a', ports[0]!)], dir: await copyStore(b) });
+  const copyError = /STORE_ERR_REPL_DUPLICATE_STORE: .*is not the node at 127\.0\.0\.1:\d+.*a copy of its data dir/;
+  await waitFor('the copy is told why', async () => copyError.test((await copy.repl.status()).peers[0]!.lastError ?? ''));
+  assert.match((await a.repl.status()).lastRefused?.text ?? '', copyError);
+  assert.ok(a.logs().some((l) => l.code === ReplicationErrorCode.DUPLICATE_STORE && l.level === 'warn'), 'a logs the refusal');
+  // b's link to d's address reaches a node with b's own name and store id: a copy, not b itself.
+  const bToD = async (): Promise<string> => (await b.repl.status()).peers.find((p) => p.name === 'd')!.lastError ?? '';
+  await waitFor('b says what it found at d', async () => /STORE_ERR_REPL_DUPLICATE_STORE: the node at d=127\.0\.0\.1:\d+ and this node \(b\) have the same store id/.test(await bToD()));
+  assert.match((await copy.repl.status()).lastRefused?.text ?? '', /STORE_ERR_REPL_DUPLICATE_STORE: the node connecting as "b" and this node have the same store id/);
+  await write(copy, 'copy1', rec(2));
+  await write(b, 'b2', rec(3));
+  await waitFor('b2 at a', async () => (await a.store.listTriplets()).some((t) => t.key === 'b2'));
+  await new Promise((r) => setTimeout(r, 300));
+  assert.not.ok((await a.store.listTriplets()).some((t) => t.key === 'copy1'), 'nothing of the copy is applied');
+});
+
+s('such a copy that got in while the node was down is shut out once the node is back', async () => {
+  const ports = [await freeLoopbackPort(), await freeLoopbackPort(), await freeLoopbackPort()];
+  const a = await startNode({ name: 'a', port: ports[0]!, peers: [peer('b', ports[1]!)] });
+  const b = await startNode({ name: 'b', port: ports[1]!, peers: [peer('a', ports[0]!)] });
+  await write(b, 'b1', rec(1));
+  await waitFor('b1 at a', async () => (await a.store.listTriplets()).length === 1);
+  const copyDir = await copyStore(b);
+  await stopNode(b);
+  const copy = await startNode({ name: 'b', port: ports[2]!, peers: [peer('a', ports[0]!)], dir: copyDir });
+  await write(copy, 'copy1', rec(2));
+  await waitFor('the copy got in', async () => (await a.store.listTriplets()).some((t) => t.key === 'copy1'));
+  const b2 = await startNode({ name: 'b', port: ports[1]!, peers: [peer('a', ports[0]!)], dir: b.dir });
+  await waitFor('the copy is shut out', async () => /STORE_ERR_REPL_DUPLICATE_STORE/.test((await copy.repl.status()).peers[0]!.lastError ?? ''));
+  await write(b2, 'b2', rec(3));
+  await waitFor('b2 at a', async () => (await a.store.listTriplets()).some((t) => t.key === 'b2'));
+  await write(copy, 'copy2', rec(4));
+  await new Promise((r) => setTimeout(r, 300));
+  assert.not.ok((await a.store.listTriplets()).some((t) => t.key === 'copy2'), 'nothing more of the copy is applied');
+  const row = (await a.repl.status()).peers[0]!;
+  assert.ok(row.connected && row.inbound, 'b replicates with a');
+});
+
+s('a node restarted at once is let in again, not taken for a copy', async () => {
+  const ports = [await freeLoopbackPort(), await freeLoopbackPort()];
+  const a = await startNode({ name: 'a', port: ports[0]!, peers: [peer('b', ports[1]!)] });
+  let b = await startNode({ name: 'b', port: ports[1]!, peers: [peer('a', ports[0]!)] });
+  for (let i = 0; i < 3; i++) {
+    await waitFor('b up at a both ways', async () => {
+      const row = (await a.repl.status()).peers[0]!;
+      return row.connected && row.inbound;
+    });
+    await stopNode(b);
+    b = await startNode({ name: 'b', port: ports[1]!, peers: [peer('a', ports[0]!)], dir: b.dir });
+    await write(b, `r${i}`, rec(i));
+    await waitFor(`r${i} at a`, async () => (await a.store.listTriplets()).some((t) => t.key === `r${i}`));
+  }
+  assert.not.ok(a.logs().some((l) => l.code === ReplicationErrorCode.DUPLICATE_STORE), 'no copy reported');
+});
+
 s('reconfigure with a new cluster key: links authenticate again; a node on the old key is refused until it changes too', async () => {
   const [a, b] = await cluster(['a', 'b']);
   await write(a!, 'k1', rec(1));
