@@ -477,6 +477,15 @@ s('a copy under a peer\'s name that got in while the peer was down is shut out o
   assert.not.ok((await a.store.listTriplets()).some((t) => t.key === 'copy2'), 'nothing more of the copy is applied');
 });
 
+/** A copy of `n`'s store in a new temp dir (a cloned VM's data dir). */
+async function copyStore(n: Node): Promise<string> {
+  await n.store.flush();
+  const dir = mkdtempSync(join(tmpdir(), 'mxsentry-repl-'));
+  dirs.push(dir);
+  cpSync(join(n.dir, 'greylist'), join(dir, 'greylist'), { recursive: true });
+  return dir;
+}
+
 s('a node started on a copy of another\'s data dir (a cloned VM) is refused as such, by its original and by a third node', async () => {
   const ports = [await freeLoopbackPort(), await freeLoopbackPort(), await freeLoopbackPort()];
   const a = await startNode({ name: 'a', port: ports[0]!, peers: [peer('b', ports[1]!), peer('d', ports[2]!)] });
@@ -489,10 +498,7 @@ s('a node started on a copy of another\'s data dir (a cloned VM) is refused as s
     return row.connected && row.inbound;
   });
   // d is a copy of b's store (its VM cloned), with a name of its own.
-  await b.store.flush();
-  const dDir = mkdtempSync(join(tmpdir(), 'mxsentry-repl-'));
-  dirs.push(dDir);
-  cpSync(join(b.dir, 'greylist'), join(dDir, 'greylist'), { recursive: true });
+  const dDir = await copyStore(b);
   const d = await startNode({ name: 'd', port: ports[2]!, peers: [peer('a', ports[0]!), peer('b', ports[1]!)], dir: dDir });
   assert.is(d.store.getNodeId(), b.store.getNodeId());
   const copyError = /STORE_ERR_REPL_DUPLICATE_STORE: .*have the same store id [0-9a-f]{16}: the data dir of one is a copy of the other's/;
@@ -511,16 +517,17 @@ s('a node started on a copy of another\'s data dir (a cloned VM) is refused as s
   assert.not.ok((await a.store.listTriplets()).some((t) => t.key === 'd1'), 'nothing of the copy is applied');
   const row = await linkOf(a, 'b');
   assert.ok(row.connected && row.inbound, 'b keeps replicating with a');
+  // The README's way out: on the copy, stop, move <data-dir>/greylist aside, start.
+  await stopNode(d);
+  rmSync(join(dDir, 'greylist'), { recursive: true, force: true });
+  const d2 = await startNode({ name: 'd', port: ports[2]!, peers: [peer('a', ports[0]!), peer('b', ports[1]!)], dir: dDir });
+  assert.is.not(d2.store.getNodeId(), b.store.getNodeId());
+  await waitFor('d replicates both ways with a and b', async () => {
+    const rows = [await linkOf(a, 'd'), await linkOf(b, 'd'), await linkOf(d2, 'a'), await linkOf(d2, 'b')];
+    return rows.every((r) => r.connected && r.inbound);
+  });
+  await waitFor('d is filled', async () => (await d2.store.listTriplets()).some((t) => t.key === 'b2'));
 });
-
-/** A copy of `n`'s store in a new temp dir (a cloned VM's data dir). */
-async function copyStore(n: Node): Promise<string> {
-  await n.store.flush();
-  const dir = mkdtempSync(join(tmpdir(), 'mxsentry-repl-'));
-  dirs.push(dir);
-  cpSync(join(n.dir, 'greylist'), join(dir, 'greylist'), { recursive: true });
-  return dir;
-}
 
 s('a copy of a node\'s data dir and configuration running elsewhere (same name, same store id) is refused; the node keeps replicating', async () => {
   const ports = [await freeLoopbackPort(), await freeLoopbackPort(), await freeLoopbackPort()];
