@@ -12,20 +12,11 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { startBenchHierarchy, type BenchHierarchy } from '../../bench/lib/bench-hierarchy.js';
-import { ResourceRegistry } from '../../bench/lib/managed-process.js';
-import type { ResolverInstance } from '../../bench/lib/resolver-instances.js';
-import { systemClock } from '../../src/util/clock.js';
-import { spawnDaemon, type RunningDaemon } from '../helpers/daemon.js';
 import type { Behaviour } from '../helpers/fake-authority.js';
 import { standardTree, type HierarchySpec } from '../helpers/fake-hierarchy.js';
 import { loggedHook } from '../helpers/hook-errors.js';
-import { startTestUnbound, stopSideBySide } from '../helpers/unbound-side-by-side.js';
-import { findPeer, requirePeer, requireRoot } from '../helpers/peers.js';
+import { sideBySideReady, startSideBySide, stopSideBySide, type SideBySide } from '../helpers/unbound-side-by-side.js';
 
 const run = promisify(execFile);
 const s = suite('e2e/dns-unbound-delegation-parity');
@@ -195,54 +186,28 @@ const QUESTIONS: string[][] = [
   ['large.big.com', 'TXT'],
 ];
 
-const registry = new ResourceRegistry();
-let tree: BenchHierarchy | null = null;
-let daemon: RunningDaemon | null = null;
-let unbound: ResolverInstance | null = null;
-let dir: string | null = null;
-let portBusy: string | null = null;
+let sbs: SideBySide | null = null;
 
 s.before(loggedHook(async () => {
-  // Without a peer or root the test body prints the skip (or fails under CI=true); start nothing.
-  if (!findPeer('unbound') || !findPeer('unbound-checkconf') || !findPeer('dig') || process.getuid?.() !== 0) return;
-  try {
-    tree = await startBenchHierarchy(delegationTree(), { port: 53, replayFront: false, clock: systemClock });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' && !/in use/i.test(String(err))) throw err;
-    portBusy = String(err);
-    return;
-  }
-  dir = mkdtempSync(join(tmpdir(), 'mxsentry-unbound-deleg-'));
-  writeFileSync(join(dir, 'root.hints'), tree.rootHints);
-  unbound = await startTestUnbound(dir, registry);
-  daemon = await spawnDaemon({ upstreamPort: 53, rootHints: tree.rootHints });
+  sbs = await startSideBySide(delegationTree(), 'mxsentry-unbound-deleg-');
 }));
 
-s.after(() => stopSideBySide({ registry, daemon, tree, dir }));
-
-/** True when the test may run; prints the skip (or throws under CI=true) otherwise. */
-function ready(name: string): boolean {
-  if (!requirePeer('unbound', name) || !requirePeer('unbound-checkconf', name) || !requirePeer('dig', name) || !requireRoot(name)) return false;
-  if (portBusy !== null) {
-    if (process.env.CI === 'true') throw new Error(`${name}: port 53 of 127.53.x.y is taken (CI=true): ${portBusy}`);
-    console.log(`  SKIP ${name}: port 53 of 127.53.x.y is taken (${portBusy})`);
-    return false;
-  }
-  assert.ok(daemon && unbound, 'both resolvers started');
-  return true;
-}
+s.after(async () => {
+  if (sbs) await stopSideBySide(sbs);
+});
 
 s('odd delegations and answers resolve to the same rcode, flags and records in mxsentry as in Unbound', async () => {
-  if (!ready('odd delegations: mxsentry vs Unbound')) return;
+  if (!sideBySideReady(sbs, 'odd delegations: mxsentry vs Unbound')) return;
+  const { daemon, unbound } = sbs;
   const differences: string[] = [];
   for (const q of QUESTIONS) {
-    const [u, m] = await Promise.all([dig(unbound!.port, q), dig(daemon!.port, q)]);
+    const [u, m] = await Promise.all([dig(unbound.port, q), dig(daemon.port, q)]);
     if (process.env.PARITY_DEBUG) console.log(`${q.join(' ')}:\n  U ${shown(u)}\n  M ${shown(m)}`);
     if (shown(u) !== shown(m)) differences.push(`${q.join(' ')}: Unbound ${shown(u)} / mxsentry ${shown(m)}`);
   }
   assert.equal(differences, [], differences.join('\n'));
   // The cases are not all alike: what must answer answers, what must fail fails.
-  const m = (q: string[]): Promise<Reply> => dig(daemon!.port, q);
+  const m = (q: string[]): Promise<Reply> => dig(daemon.port, q);
   assert.equal((await m(['www.firstlame.com', 'A'])).answer, ['www.firstlame.com. in a 192.0.2.41']);
   assert.equal((await m(['stalechild.com', 'MX'])).answer, ['stalechild.com. in mx 10 mx.stalechild.com.']);
   assert.equal((await m(['www.example.net', 'A'])).answer, ['www.example.net. in a 192.0.2.20'], 'the poisoned glue was not taken');
@@ -253,16 +218,17 @@ s('odd delegations and answers resolve to the same rcode, flags and records in m
 });
 
 s('negative answers: the SOA TTL a client sees, fresh and from the cache, is the same in mxsentry as in Unbound', async () => {
-  if (!ready('negative TTLs: mxsentry vs Unbound')) return;
+  if (!sideBySideReady(sbs, 'negative TTLs: mxsentry vs Unbound')) return;
+  const { daemon, unbound } = sbs;
   for (const q of [['nothing.negttl.com', 'A'], ['www.negttl.com', 'TXT']]) {
-    const [u, m] = await Promise.all([dig(unbound!.port, q), dig(daemon!.port, q)]);
+    const [u, m] = await Promise.all([dig(unbound.port, q), dig(daemon.port, q)]);
     assert.is(shown(m), shown(u), q.join(' '));
     assert.equal(m.ttls, [60], `${q.join(' ')}: min(SOA TTL 60, MINIMUM 600), fresh`);
     assert.equal(u.ttls, [60]);
   }
   await new Promise((done) => setTimeout(done, 2100));
   for (const q of [['nothing.negttl.com', 'A'], ['www.negttl.com', 'TXT']]) {
-    const [u, m] = await Promise.all([dig(unbound!.port, q), dig(daemon!.port, q)]);
+    const [u, m] = await Promise.all([dig(unbound.port, q), dig(daemon.port, q)]);
     assert.is(shown(m), shown(u), q.join(' '));
     const [ut, mt] = [u.ttls[0] ?? -1, m.ttls[0] ?? -1];
     assert.ok(mt >= 55 && mt <= 58 && Math.abs(mt - ut) <= 1, `${q.join(' ')}: from the cache, counting down: mxsentry ${mt}, Unbound ${ut}`);

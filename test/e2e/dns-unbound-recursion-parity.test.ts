@@ -9,20 +9,11 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { startBenchHierarchy, type BenchHierarchy } from '../../bench/lib/bench-hierarchy.js';
-import { ResourceRegistry } from '../../bench/lib/managed-process.js';
-import type { ResolverInstance } from '../../bench/lib/resolver-instances.js';
-import { systemClock } from '../../src/util/clock.js';
-import { spawnDaemon, type RunningDaemon } from '../helpers/daemon.js';
 import type { Behaviour } from '../helpers/fake-authority.js';
 import { standardTree, type HierarchySpec } from '../helpers/fake-hierarchy.js';
 import { loggedHook } from '../helpers/hook-errors.js';
-import { startTestUnbound, stopSideBySide } from '../helpers/unbound-side-by-side.js';
-import { findPeer, requirePeer, requireRoot } from '../helpers/peers.js';
+import { sideBySideReady, startSideBySide, stopSideBySide, type SideBySide } from '../helpers/unbound-side-by-side.js';
 
 const run = promisify(execFile);
 const s = suite('e2e/dns-unbound-recursion-parity');
@@ -88,40 +79,20 @@ async function ask(port: number, name: string, type: string): Promise<string> {
   return [rcode, ...records.sort()].join(' | ');
 }
 
-const registry = new ResourceRegistry();
-let tree: BenchHierarchy | null = null;
-let daemon: RunningDaemon | null = null;
-let unbound: ResolverInstance | null = null;
-let dir: string | null = null;
-let portBusy: string | null = null;
+let sbs: SideBySide | null = null;
 
 s.before(loggedHook(async () => {
-  // Without a peer or root the test body prints the skip (or fails under CI=true); start nothing.
-  if (!findPeer('unbound') || !findPeer('unbound-checkconf') || !findPeer('dig') || process.getuid?.() !== 0) return;
-  try {
-    tree = await startBenchHierarchy(parityTree(), { port: 53, replayFront: false, clock: systemClock });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' && !/in use/i.test(String(err))) throw err;
-    portBusy = String(err);
-    return;
-  }
-  dir = mkdtempSync(join(tmpdir(), 'mxsentry-unbound-rec-'));
-  writeFileSync(join(dir, 'root.hints'), tree.rootHints);
-  unbound = await startTestUnbound(dir, registry);
-  daemon = await spawnDaemon({ upstreamPort: 53, rootHints: tree.rootHints });
+  sbs = await startSideBySide(parityTree(), 'mxsentry-unbound-rec-');
 }));
 
-s.after(() => stopSideBySide({ registry, daemon, tree, dir }));
+s.after(async () => {
+  if (sbs) await stopSideBySide(sbs);
+});
 
 s('zones whose servers misbehave resolve to the same answers in mxsentry as in Unbound', async () => {
   const name = 'misbehaving servers: mxsentry vs Unbound';
-  if (!requirePeer('unbound', name) || !requirePeer('unbound-checkconf', name) || !requirePeer('dig', name) || !requireRoot(name)) return;
-  if (portBusy !== null) {
-    if (process.env.CI === 'true') throw new Error(`${name}: port 53 of 127.53.x.y is taken (CI=true): ${portBusy}`);
-    console.log(`  SKIP ${name}: port 53 of 127.53.x.y is taken (${portBusy})`);
-    return;
-  }
-  assert.ok(daemon && unbound, 'both resolvers started');
+  if (!sideBySideReady(sbs, name)) return;
+  const { daemon, unbound } = sbs;
   const differences: string[] = [];
   let compared = 0;
   for (const { label } of CASES) {
