@@ -12,7 +12,8 @@ import { ZoneIndex, canonical, isUnder, lookupInZone, parseFakeZone, toPacket, t
 /**
  * How the server (mis)behaves. Several can be combined in an array, e.g. ['no-aa', { delayMs: 50 }].
  * - 'normal': RFC 1034 section 4.3.2 authoritative answers.
- * - 'refused' / 'servfail': that rcode to every query.
+ * - 'refused' / 'servfail' / 'formerr': that rcode to every query, with or without EDNS ('formerr':
+ *   a server that rejects a query type it does not know, whatever the OPT).
  * - 'drop': never answers (the query is still logged).
  * - 'drop-aaaa': never answers AAAA queries, answers the rest (a broken middlebox in front of it).
  * - 'closed': the port is not listening: UDP gets ICMP port unreachable, TCP a RST.
@@ -46,6 +47,7 @@ export type Behaviour =
   | 'normal'
   | 'refused'
   | 'servfail'
+  | 'formerr'
   | 'drop'
   | 'drop-aaaa'
   | 'closed'
@@ -372,6 +374,7 @@ export class FakeAuthority {
       withOpt = false;
     } else if (this.has('refused')) rcode = 5;
     else if (this.has('servfail')) rcode = 2;
+    else if (this.has('formerr')) rcode = 1;
     else if ((query.questions?.length ?? 0) !== 1) rcode = 1;
     else if (q.class !== 'IN') rcode = 5;
     else if (this.has('upward-referral')) {

@@ -8,6 +8,9 @@ import { RRClass, Rcode, type Message, type Name } from '../wire/types.js';
 import type { IteratorDeps, IteratorStats, ResolutionState } from './iterator.js';
 import { restoreCase } from './response-classifier.js';
 
+/** Rcodes of a fallback answer that show the server works without EDNS (Unbound's choice). */
+const ANSWER_RCODES = new Set<number>([Rcode.NOERROR, Rcode.NXDOMAIN, Rcode.YXDOMAIN]);
+
 /** What an upstream exchange needs from its iterator. */
 export interface UpstreamContext {
   deps: IteratorDeps;
@@ -27,6 +30,8 @@ export async function sendWithFallbacks(ctx: UpstreamContext, address: string, z
   let anyCase = !config.useCapsForId;
   /** TCP is being tried because the server changed the case of a 0x20 name over UDP. */
   let caseRetry = false;
+  /** Asked again without EDNS after FORMERR or NOTIMP to this exchange's EDNS query. */
+  let fellBack = false;
   for (let attempt = 0; attempt < 4; attempt++) {
     const remaining = st.deadlineAtMs - clock.nowMs();
     if (remaining <= 0 || st.upstreamQueries >= config.limits.maxUpstreamQueries) return null;
@@ -47,13 +52,17 @@ export async function sendWithFallbacks(ctx: UpstreamContext, address: string, z
         continue;
       }
       // With or without an OPT in it: some servers (or boxes in front of them) that speak EDNS still
-      // reject an OPT with FORMERR; Unbound asks them again without EDNS too.
+      // reject an OPT with FORMERR; Unbound asks them again without EDNS too (RFC 6891 s7).
       if (edns && (m.rcode === Rcode.FORMERR || m.rcode === Rcode.NOTIMP)) {
         stats.ednsFallbacks++;
-        infra.setEdnsStatus(address, 'noedns'); // RFC 6891 s7: retry without EDNS
         edns = false;
+        fellBack = true;
         continue;
       }
+      // The server is asked without EDNS from now on (for the infra TTL) only when the fallback got an
+      // answer (as Unbound): not when it fails the same way without EDNS (FORMERR or NOTIMP to the
+      // query itself), nor when EDNS was seen to work with it (a forged or one-off FORMERR).
+      if (fellBack && ANSWER_RCODES.has(m.rcode) && infra.ednsStatus(address) !== 'ok') infra.setEdnsStatus(address, 'noedns');
       if (edns && m.edns) infra.setEdnsStatus(address, 'ok');
       if (sent !== name) restoreCase(m, name, sent);
       return m;
