@@ -759,6 +759,20 @@ faults('a referral that also carries the parent\'s own copy of the data, without
   }
 });
 
+faults('glue that a parent sends without AA in the answer section beside its referral is used to reach the child', async () => {
+  const spec = standardTree();
+  spec.servers.find((x) => x.address === '127.53.3.1')!.behaviour = ['occluded-answers', 'no-repeat-glue'];
+  for (const minimisation of ['off', 'relaxed']) {
+    if (minimisation !== 'off') await hx.stop();
+    hx = await startHarness({ spec, flags: { 'qname-minimisation': minimisation } });
+    // The parent answers ns.dnsbl.example.net A with the glue in the answer section only.
+    const r = await hx.stack.resolver.resolve('ns.dnsbl.example.net', 'A');
+    assert.is(r.rcode, Rcode.NOERROR, `${r.failure ?? ''} (minimisation ${minimisation})`);
+    assert.equal(A(r), ['127.53.4.1']);
+    assert.ok(hx.counting.countFor('127.53.4.1') >= 1, 'the child zone\'s server was asked');
+  }
+});
+
 faults('an EDNS-intolerant server (FORMERR) is asked again without EDNS', async () => {
   hx = await startHarness();
   for (const a of ['127.53.2.1', '127.53.2.2']) await hx.h.server(a).setBehaviour('formerr-edns');

@@ -38,6 +38,8 @@ import { ZoneIndex, canonical, isUnder, lookupInZone, parseFakeZone, toPacket, t
  * - 'occluded-answers': a referral also carries, in its answer section, the zone's own records of
  *   the asked name and type below the zone cut (stale data a parent zone file still holds for a
  *   delegated name), without AA.
+ * - 'no-repeat-glue': with 'occluded-answers', glue asked for and so sent in the answer section is
+ *   not repeated in the additional section.
  * - { delayMs }: answers after that many milliseconds (real time).
  * - { namePrefix, delayMs? }: queries whose first label starts with namePrefix (any case) are
  *   answered delayMs late, or never when delayMs is absent; the rest as the other behaviours say
@@ -68,6 +70,7 @@ export type Behaviour =
   | 'nxdomain-ent'
   | 'no-soa'
   | 'occluded-answers'
+  | 'no-repeat-glue'
   | { delayMs: number }
   | { namePrefix: string; delayMs?: number };
 
@@ -388,6 +391,11 @@ export class FakeAuthority {
         aa = result.aa;
         if (this.has('occluded-answers') && !aa && result.answers.length === 0) {
           result.answers = zone.records(canonical(qname), q.type).map((r) => toPacket(r, qname));
+          // A record in one section only: glue asked for is not repeated in the additional section.
+          if (this.has('no-repeat-glue') && result.answers.length > 0) {
+            const inAnswer = canonical(qname);
+            result.additionals = result.additionals.filter((r) => !(canonical(r.name) === inAnswer && r.type === q.type));
+          }
         }
       }
     }

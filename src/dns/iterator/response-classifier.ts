@@ -143,7 +143,7 @@ export function classifyResponse(msg: Message, qname: Name, qtype: number, zone:
     if (answered || (qtype === RRType.CNAME && last.type === RRType.CNAME && namesEqual(last.name, qname))) {
       // Without AA beside a referral to a zone below: the parent's copy of the child's data (glue,
       // or stale records its zone file still holds); the child zone's servers are asked (as Unbound).
-      if (!msg.flags.aa && down) return referral(out, down, additional);
+      if (!msg.flags.aa && down) return referral(out, down, additional, answers);
       out.kind = 'answer';
       out.authorityNs = authority.find((s) => s.type === RRType.NS && isSubdomain(qname, s.name));
       // Addresses of the name servers named in an NS answer (an ANY answer may hold one) or the
@@ -169,7 +169,7 @@ export function classifyResponse(msg: Message, qname: Name, qtype: number, zone:
     return out;
   }
 
-  if (down && !out.soa) return referral(out, down, additional);
+  if (down && !out.soa) return referral(out, down, additional, answers);
   if (nsSets.length > 0 && !msg.flags.aa && !out.soa) {
     return lame(out, nsSets.some((s) => isSubdomain(qname, s.name)) ? 'upward referral' : 'sideways referral');
   }
@@ -196,13 +196,17 @@ function addressesFor(ns: RRset, additional: RRset[]): RRset[] {
 }
 
 /** The response as a referral to the zone of the NS set `down`, with its glue. */
-function referral(out: Classified, down: RRset, additional: RRset[]): Classified {
+function referral(out: Classified, down: RRset, additional: RRset[], answers: RRset[]): Classified {
   out.kind = 'referral';
   out.chain = [];
   out.referralZone = down.name;
   out.ns = down;
-  // Glue only for the NS names themselves, and (scrubbed above) only within the referring server's bailiwick.
-  out.glue = addressesFor(down, additional);
+  // Glue only for the NS names themselves, and (scrubbed above) only within the referring server's
+  // bailiwick; from the additional section, and from the answer section too (as Unbound's
+  // delegpt_from_message), where a parent puts the glue asked for itself, not repeated below.
+  const key = (s: RRset): string => `${canonicalName(s.name)}|${s.type}`;
+  const inAdditional = new Set(additional.map(key));
+  out.glue = addressesFor(down, [...additional, ...answers.filter((s) => !inAdditional.has(key(s)))]);
   return out;
 }
 
