@@ -106,4 +106,33 @@ s('an NS name with an IPv4 address is not asked for its AAAA record while its se
   assert.is(hx.counting.countForName('ns-v6.host.net.'), 0, 'the second NS name was not needed');
 });
 
+s('a last-resort answer in hand is taken when looking up further NS names reaches the sub-query limit', async () => {
+  // ns-first leads to a recursive resolver: its answer is a last resort. The other NS names do not exist.
+  hx = await startHarness({ spec: tree(['ns-first', 'ns-none1', 'ns-none2'], 'recursive'), flags: { 'max-subqueries': 2 } });
+  const r = await hx.stack.resolver.resolve('www.multi.com', 'A');
+  assert.is(r.rcode, Rcode.NOERROR, r.failure ?? '');
+  assert.equal(A(r), ['192.0.2.90']);
+  assert.is(hx.counting.countForName('ns-none1.host.net.'), 1, 'a further NS name was looked up');
+});
+
+s('a last-resort answer in hand is kept when looking up a further NS name runs into the deadline', async () => {
+  // As above, but the other NS name is in a zone whose only server never answers: its lookup lasts
+  // until the deadline, which this query's caller usually meets first (SERVFAIL); the answer in hand
+  // is then cached for the next query.
+  const spec = tree(['ns-first'], 'recursive');
+  spec.zones['net.']!.records.push('deadhost 172800 IN NS ns.deadhost.net.', 'ns.deadhost 172800 IN A 127.53.31.9');
+  spec.zones['deadhost.net.'] = { records: ['@ 3600 IN SOA ns.deadhost.net. hostmaster.deadhost.net. 1 7200 3600 1209600 300', '@ 3600 IN NS ns.deadhost.net.', 'ns 300 IN A 127.53.31.9', 'ns-x 300 IN A 127.53.31.4'] };
+  spec.zones['com.']!.records.push('multi 172800 IN NS ns-x.deadhost.net.');
+  spec.servers.push({ address: '127.53.31.9', zones: ['deadhost.net.'], behaviour: 'drop' });
+  hx = await startHarness({ spec, flags: { 'client-deadline-ms': 1000 } });
+  const first = await hx.stack.resolver.resolve('www.multi.com', 'A');
+  assert.ok(first.rcode === Rcode.SERVFAIL || A(first)[0] === '192.0.2.90', `rcode ${first.rcode}`);
+  assert.ok(hx.counting.countForName('ns-x.deadhost.net.') >= 1, 'the further NS name was looked up');
+  await new Promise((resolve) => setTimeout(resolve, 200)); // the resolution ends at the same deadline
+  const again = await hx.stack.resolver.resolve('www.multi.com', 'A');
+  assert.is(again.rcode, Rcode.NOERROR, again.failure ?? '');
+  assert.equal(A(again), ['192.0.2.90']);
+  assert.is(again.source, 'cache');
+});
+
 s.run();

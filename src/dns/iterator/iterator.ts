@@ -407,9 +407,9 @@ export class Iterator {
       this.checkDeadline(st, name);
       let candidates = dropTried(this.addressesFor(cut), tried);
       // Root hints carry their addresses: resolving root server names would await the priming in progress.
-      while (candidates.length === 0 && !cut.fromHints && (await this.resolveNsTargets(cut, st, lookedUp))) {
-        candidates = dropTried(this.addressesFor(cut), tried);
-      }
+      // A deadline or limit met looking up further names leaves an answer in hand to be taken (below).
+      const more = (): Promise<boolean> => this.resolveNsTargets(cut, st, lookedUp).catch((err: unknown) => (lastResort && err instanceof ResolutionFailure ? false : Promise.reject(err)));
+      while (candidates.length === 0 && !cut.fromHints && (await more())) candidates = dropTried(this.addressesFor(cut), tried);
       if (candidates.length === 0 && timedOut.size > 0 && !lastResort && ++round < MAX_SEND_ROUNDS) {
         // Unbound's outbound-msg-retry: servers that only timed out are asked again (backed-off RTO) while deadline
         // and budget last; lame ones are not, nor any once a last-resort answer is in hand (rounds outlast budgets).
