@@ -18,9 +18,9 @@ export function notAPeer(name: string, nodeName: string): StoreError {
  * reports that after answering HELLO), a store id that another peer's live link or session has
  * (`sharing`, that peer's name), a store id other than the one this node's connected link
  * (`dialled`) finds at the peer's configured address, the same store id from another process than
- * the one found there (`dialled.instanceId`, set while that link hears from it), or a second node
- * under a name that has a live session with another store id. Returns normally when the session may
- * go on.
+ * the one found there (`dialled.instanceId`, set while the process that link reached answers), or a
+ * second node under a name that has a live session with another store id. Returns normally when the
+ * session may go on.
  */
 export function checkInboundHello(
   hello: Extract<ReplicationMessage, { type: 'hello' }>,

@@ -13,6 +13,7 @@ import { encodePushFrame, PROTOCOL_VERSION, serializeEntry, type ReplicationMess
 import { ReplicationErrorCode } from './replication-error-code.js';
 import { classifySocketError, pskClientOptions, ReplicationConnection } from './replication-connection.js';
 import { duplicateStore } from './inbound-admission.js';
+import { answersPing } from './liveness-probe.js';
 import type { PeerSpec } from './replication-settings.js';
 import type { Replicator } from './replicator.js';
 import { CLOCK_SKEW_ADVICE, CLOCK_SKEW_WARN_MS, SETTINGS_ADVICE } from './replication-status.js';
@@ -225,11 +226,22 @@ export class PeerLink {
     this.dial();
   }
 
-  /** The peer process's id while this link is up and hears from it (within half the timeout), else undefined. */
-  liveInstance(): string | undefined {
+  /**
+   * The id of the peer process this link is connected to, while that process is still there; a
+   * session from `other`, another process under the peer's name and store, is then a copy of it
+   * running elsewhere. Heard from lately is no proof (a node killed and restarted at once leaves
+   * this link half-open), so when `other` differs the peer must answer a ping within a third of the
+   * timeout. When it does not, the link is closed, to redial the peer's address and learn which
+   * process runs there now, and undefined is returned.
+   */
+  async liveInstance(other: string | undefined): Promise<string | undefined> {
     const conn = this.conn;
-    if (!this.state.connected || !conn || this.state.instanceId === null) return undefined;
-    return this.r.isHeard(conn) ? this.state.instanceId : undefined;
+    const mine = this.state.instanceId;
+    if (!this.state.connected || !conn || mine === null) return undefined;
+    if (other === undefined || other === mine) return mine;
+    if (await answersPing(conn, this.r.timers, this.r.settings!.timeoutMs / 3)) return this.conn === conn ? mine : undefined;
+    conn.close(new StoreError(ReplicationErrorCode.CONNECTION, `${this.spec.name} did not answer a ping while another process connected as it with its store (restarted?): redialling`));
+    return undefined;
   }
 
   async stop(): Promise<void> {

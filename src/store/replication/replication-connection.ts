@@ -122,6 +122,7 @@ export class ReplicationConnection {
   private closeReason: StoreError | undefined;
   private lastRxMs: number;
   private lastTxMs: number;
+  private heardWaiters: Array<() => void> = [];
   private watchdog: ScheduledTask | undefined;
   private readonly closedPromise: Promise<StoreError>;
   private resolveClosed!: (reason: StoreError) => void;
@@ -153,9 +154,9 @@ export class ReplicationConnection {
     return this.closeReason;
   }
 
-  /** When the last bytes arrived from the peer (clock ms): a live peer is heard at least every third of the timeout. */
-  lastHeardMs(): number {
-    return this.lastRxMs;
+  /** Resolves when the next bytes arrive from the peer (never, once closed: wait on closed() too). */
+  heardNext(): Promise<void> {
+    return new Promise((resolve) => this.heardWaiters.push(resolve));
   }
 
   /** Resolves with the reason once the link is closed (never rejects). */
@@ -221,6 +222,9 @@ export class ReplicationConnection {
   private onData(chunk: Buffer): void {
     if (this.closeReason) return;
     this.lastRxMs = this.opts.clock.nowMs();
+    const heard = this.heardWaiters;
+    this.heardWaiters = [];
+    for (const w of heard) w();
     let messages: ReplicationMessage[];
     try {
       messages = this.decoder.push(chunk);

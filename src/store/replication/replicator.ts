@@ -26,6 +26,7 @@ import { NO_LISTEN_WARNING, type ReplicationSettings } from './replication-setti
 import { PeerLink, expect, stopped } from './peer-link.js';
 import { clampFutureTimes } from './clamp-future-times.js';
 import { LocalDigest } from './local-digest.js';
+import { answersPing } from './liveness-probe.js';
 import { trimReplicationLog } from './log-trim.js';
 import { peerStatus, readStatusFile, writeStatusFile, type InboundState, type PeerStatus, type ReplicationStatus } from './replication-status.js';
 
@@ -389,8 +390,9 @@ export class Replicator {
    * @internal The link to `name` found the store `nodeId`, run by the process `instanceId`, at the
    * peer's address: an inbound session under that name from another store (a copied node-name that
    * got in first) is closed as DUPLICATE_NAME, one from another process with this store as
-   * DUPLICATE_STORE while it is heard from (a copy of the node's data dir), quietly when silent
-   * (the node's session from before it restarted). So the configured node's own session gets in.
+   * DUPLICATE_STORE when it answers a ping (a copy of the node's data dir), quietly when it does
+   * not (the node's session from before it restarted, maybe half-open). So the configured node's
+   * own session gets in.
    */
   closeImpostors(name: string, nodeId: string, address: string, instanceId: string | undefined): void {
     const other = this.inbound.get(name)?.nodeId;
@@ -403,14 +405,9 @@ export class Replicator {
     for (const [conn, n] of this.inboundConns) {
       const theirs = this.inboundInstances.get(conn);
       if (n !== name || theirs === undefined || theirs === instanceId) continue;
-      if (this.isHeard(conn)) conn.close(copyOfNode(name, address, nodeId), true);
-      else conn.close(new StoreError(ReplicationErrorCode.CONNECTION, `a session of ${name} from before it restarted`));
+      void answersPing(conn, this.scheduler, (this.current?.timeoutMs ?? 0) / 3).then((alive) =>
+        conn.close(alive ? copyOfNode(name, address, nodeId) : new StoreError(ReplicationErrorCode.CONNECTION, `a session of ${name} from before it restarted`), alive));
     }
-  }
-
-  /** @internal True while `conn` heard from its peer within half the replication timeout (it pings every third). */
-  isHeard(conn: ReplicationConnection): boolean {
-    return this.opts.clock.nowMs() - conn.lastHeardMs() < (this.current?.timeoutMs ?? 0) / 2;
   }
 
   /** @internal Another peer than `name` whose link or inbound session is up with the store `nodeId`. */
@@ -504,10 +501,10 @@ export class Replicator {
   private async receiveSession(conn: ReplicationConnection, identity: string): Promise<void> {
     const settings = this.current!;
     const hello = await expect(conn, 'hello', identity);
+    const link = this.links.find((l) => l.spec.name === hello.name);
+    const instanceId = link?.state.nodeId === hello.nodeId ? await link.liveInstance(hello.instanceId) : undefined;
     const store = this.currentStore();
     const known = this.inbound.get(hello.name);
-    const link = this.links.find((l) => l.spec.name === hello.name);
-    const instanceId = link?.liveInstance();
     const dialled = link?.state.connected && link.state.nodeId ? { nodeId: link.state.nodeId, address: `${link.spec.host}:${link.spec.port}`, ...(instanceId ? { instanceId } : {}) } : undefined;
     checkInboundHello(hello, identity, store.getNodeId(), settings, known, dialled, this.storeSharedWith(hello.name, hello.nodeId));
     // HELLO goes out before the self check, so the dialling side (this same node) sees its own id and

@@ -594,6 +594,86 @@ s('a node restarted at once is let in again, not taken for a copy', async () => 
   assert.not.ok(a.logs().some((l) => l.code === ReplicationErrorCode.DUPLICATE_STORE), 'no copy reported');
 });
 
+/**
+ * A TCP relay to a node's port whose open connections can be frozen: no byte and no close goes
+ * through them any more, as when a host dies without FIN; connections made later relay as usual.
+ */
+async function freezableRelay(targetPort: number): Promise<{ port: number; freeze: () => void; stop: () => void }> {
+  const pairs = new Set<{ frozen: boolean; sockets: net.Socket[] }>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect({ host: '127.0.0.1', port: targetPort });
+    const pair = { frozen: false, sockets: [client, upstream] };
+    pairs.add(pair);
+    for (const [from, to] of [[client, upstream], [upstream, client]] as const) {
+      from.on('data', (d) => void (pair.frozen || to.write(d)));
+      from.on('error', () => undefined);
+      from.on('close', () => void (pair.frozen || to.destroy()));
+    }
+  });
+  await new Promise<void>((resolve) => server.listen({ host: '127.0.0.1', port: 0 }, () => resolve()));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    freeze: () => {
+      for (const p of pairs) p.frozen = true;
+    },
+    stop: () => {
+      for (const p of pairs) for (const sk of p.sockets) sk.destroy();
+      server.close();
+    },
+  };
+}
+
+s('a node killed and restarted at once, its peer\'s link to it left half-open, is let in at once, not refused as a copy', async () => {
+  const ports = [await freeLoopbackPort(), await freeLoopbackPort()];
+  const relay = await freezableRelay(ports[1]!);
+  try {
+    // a reaches b through the relay; a's clock stands still, so the old b was "heard just now".
+    const a = await startNode({ name: 'a', port: ports[0]!, peers: [{ ...peer('b', relay.port), text: `b=127.0.0.1:${relay.port}` }] });
+    const b = await startNode({ name: 'b', port: ports[1]!, peers: [peer('a', ports[0]!)] });
+    await waitFor('b up at a both ways', async () => {
+      const row = (await a.repl.status()).peers[0]!;
+      return row.connected && row.inbound;
+    });
+    relay.freeze();
+    await stopNode(b);
+    const b2 = await startNode({ name: 'b', port: ports[1]!, peers: [peer('a', ports[0]!)], dir: b.dir });
+    await write(b2, 'r1', rec(1));
+    await waitFor('r1 at a', async () => (await a.store.listTriplets()).some((t) => t.key === 'r1'));
+    await waitFor('a\'s link reaches the new b', async () => (await a.repl.status()).peers[0]!.connected);
+    const copy = (l: Record<string, unknown>): boolean => l.code === ReplicationErrorCode.DUPLICATE_STORE;
+    assert.not.ok(a.logs().some(copy) || b2.logs().some(copy), 'no copy reported');
+    assert.is((await a.repl.status()).lastRefused, null);
+  } finally {
+    relay.stop();
+  }
+});
+
+s('an old session of a node killed and restarted at once, left half-open, is closed quietly once the link reaches the new one', async () => {
+  const ports = [await freeLoopbackPort(), await freeLoopbackPort()];
+  const relay = await freezableRelay(ports[0]!);
+  try {
+    const a = await startNode({ name: 'a', port: ports[0]!, peers: [peer('b', ports[1]!)] });
+    // b reaches a through the relay: its session at a stays open, silent, after b is gone.
+    const bPeers = [{ ...peer('a', relay.port), text: `a=127.0.0.1:${relay.port}` }];
+    const b = await startNode({ name: 'b', port: ports[1]!, peers: bPeers });
+    await waitFor('b up at a both ways', async () => {
+      const row = (await a.repl.status()).peers[0]!;
+      return row.connected && row.inbound;
+    });
+    relay.freeze();
+    await stopNode(b);
+    const b2 = await startNode({ name: 'b', port: ports[1]!, peers: bPeers, dir: b.dir });
+    await write(b2, 'r1', rec(1));
+    await waitFor('r1 at a', async () => (await a.store.listTriplets()).some((t) => t.key === 'r1'));
+    await waitFor('a\'s link reaches the new b', async () => (await a.repl.status()).peers[0]!.connected);
+    await new Promise((r) => setTimeout(r, 2500));
+    assert.not.ok(a.logs().some((l) => l.code === ReplicationErrorCode.DUPLICATE_STORE), 'b is not called a copy of itself');
+    assert.is((await a.repl.status()).lastRefused, null);
+  } finally {
+    relay.stop();
+  }
+});
+
 s('reconfigure with a new cluster key: links authenticate again; a node on the old key is refused until it changes too', async () => {
   const [a, b] = await cluster(['a', 'b']);
   await write(a!, 'k1', rec(1));
