@@ -70,12 +70,13 @@ export function duplicateName(name: string, what: string): StoreError {
  * Two nodes under different names with one store id: the data dir of one is a copy of the other's (a
  * cloned VM, a backup put on a new host). They would count passes under one id, and every peer would
  * keep one cursor for both, so each would miss changes: the second to connect is refused. `other` is
- * the other node's name, or "this node (NAME)".
+ * the other node's name, or "this node (NAME)"; `sameName` when the copy kept the node-name too (its
+ * whole configuration copied): only then is a new node-name part of the fix.
  */
-export function duplicateStore(name: string, other: string, nodeId: string): StoreError {
+export function duplicateStore(name: string, other: string, nodeId: string, sameName = false): StoreError {
   return new StoreError(
     ReplicationErrorCode.DUPLICATE_STORE,
-    `${name} and ${other} have the same store id ${nodeId}: the data dir of one is a copy of the other's (a cloned VM?); on the copy, give it a node-name of its own, stop mxsentry, move <data-dir>/greylist aside and start it again: it gets a store id of its own and its peers fill it`,
+    `${name} and ${other} have the same store id ${nodeId}: the data dir of one is a copy of the other's (a cloned VM?); on the copy, ${sameName ? 'give it a node-name of its own, ' : ''}stop mxsentry, move <data-dir>/greylist aside and start it again: it gets a store id of its own and its peers fill it`,
   );
 }
 

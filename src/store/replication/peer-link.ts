@@ -356,7 +356,8 @@ export class PeerLink {
     if (hello.nodeId === self) {
       // Another name, or this name from another process: a copy of this node's data dir runs there.
       if (hello.name !== settings.nodeName || (hello.instanceId !== undefined && hello.instanceId !== this.r.instanceId)) {
-        throw duplicateStore(hello.name === settings.nodeName ? `the node at ${this.spec.text}` : this.spec.name, `this node (${settings.nodeName})`, self);
+        const sameName = hello.name === settings.nodeName;
+        throw duplicateStore(sameName ? `the node at ${this.spec.text}` : this.spec.name, `this node (${settings.nodeName})`, self, sameName);
       }
       throw new StoreError(ReplicationErrorCode.SELF, `${this.spec.text} is this node itself`);
     }

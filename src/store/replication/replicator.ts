@@ -512,7 +512,7 @@ export class Replicator {
     conn.send({ type: 'hello', version: PROTOCOL_VERSION, nodeId: store.getNodeId(), name: settings.nodeName, nowMs: this.opts.clock.nowMs(), instanceId: this.instanceId, ...(this.keying === undefined ? {} : { keying: this.keying }) });
     if (hello.nodeId === store.getNodeId()) {
       if (hello.name !== settings.nodeName) throw duplicateStore(hello.name, `this node (${settings.nodeName})`, hello.nodeId);
-      if (hello.instanceId !== undefined && hello.instanceId !== this.instanceId) throw duplicateStore(`the node connecting as "${hello.name}"`, 'this node', hello.nodeId);
+      if (hello.instanceId !== undefined && hello.instanceId !== this.instanceId) throw duplicateStore(`the node connecting as "${hello.name}"`, 'this node', hello.nodeId, true);
       throw new StoreError(ReplicationErrorCode.SELF, 'a node connected to itself (its own address is in its peer list)');
     }
     const state = known ?? { nodeId: hello.nodeId, sessions: 0, receivedEntries: 0 };

@@ -508,6 +508,11 @@ s('a node started on a copy of another\'s data dir (a cloned VM) is refused as s
   // a already replicates with b under that store id: d is refused both ways, with the reason.
   await waitFor('a refuses d both ways', async () => copyError.test((await linkOf(a, 'd')).lastError ?? '') && copyError.test((await linkOf(d, 'a')).lastError ?? ''));
   assert.match((await linkOf(a, 'd')).lastError!, /d and b have the same store id/);
+  // Each already has a node-name of its own: the advice is a store of its own, not a new name.
+  for (const text of [(await linkOf(a, 'd')).lastError!, (await linkOf(b, 'd')).lastError!, (await linkOf(d, 'a')).lastError!]) {
+    assert.match(text, /on the copy, stop mxsentry, move <data-dir>\/greylist aside/);
+    assert.not.match(text, /node-name/);
+  }
   assert.is((await linkOf(a, 'd')).connected, false);
   assert.ok(a.logs().some((l) => l.code === ReplicationErrorCode.DUPLICATE_STORE && l.level === 'error'), 'a logs it as an error');
   await write(d, 'd1', rec(2));
@@ -547,6 +552,7 @@ s('a copy of a node\'s data dir and configuration running elsewhere (same name, 
   // b's link to d's address reaches a node with b's own name and store id: a copy, not b itself.
   const bToD = async (): Promise<string> => (await b.repl.status()).peers.find((p) => p.name === 'd')!.lastError ?? '';
   await waitFor('b says what it found at d', async () => /STORE_ERR_REPL_DUPLICATE_STORE: the node at d=127\.0\.0\.1:\d+ and this node \(b\) have the same store id/.test(await bToD()));
+  assert.match(await bToD(), /on the copy, give it a node-name of its own, stop mxsentry/);
   assert.match((await copy.repl.status()).lastRefused?.text ?? '', /STORE_ERR_REPL_DUPLICATE_STORE: the node connecting as "b" and this node have the same store id/);
   await write(copy, 'copy1', rec(2));
   await write(b, 'b2', rec(3));
