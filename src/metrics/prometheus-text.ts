@@ -170,7 +170,10 @@ export function renderPrometheus(s: StatsSnapshot): string {
   }
   const r = s.replication;
   if (r.refusedConnections !== undefined) {
-    w.each('mxsentry_replication_refused_connections_total', 'counter', 'Replication connections refused (wrong key, name or protocol version, or a node without a peer line here).', [[{}, r.refusedConnections]]);
+    w.each('mxsentry_replication_refused_connections_total', 'counter', 'Replication connections refused (wrong key, name or protocol version, a node without a peer line here, or dropped before authentication).', [[{}, r.refusedConnections]]);
+  }
+  if (r.droppedBeforeAuth !== undefined) {
+    w.each('mxsentry_replication_dropped_connections_total', 'counter', 'Of the refused replication connections, those dropped before authentication (no TLS-PSK client: port checks, scanners).', [[{}, r.droppedBeforeAuth]]);
   }
   if (r.clampedRecords !== undefined) {
     w.each('mxsentry_replication_clamped_records_total', 'counter', "Peers' records whose times lay in the future, clamped to now plus the allowed skew.", [[{}, r.clampedRecords]]);

@@ -85,7 +85,7 @@ export interface StatsSnapshot {
   };
   policy: PolicyCounters & { server: PolicyServerStats };
   store: { healthy: boolean; counts: StoreCounts | null; error?: string; dataFileProblem?: string };
-  replication: { configured: boolean; peers: ReplicationPeerLag[]; refusedConnections?: number; clampedRecords?: number; status?: unknown };
+  replication: { configured: boolean; peers: ReplicationPeerLag[]; refusedConnections?: number; droppedBeforeAuth?: number; clampedRecords?: number; status?: unknown };
 }
 
 function ratio(hits: number, misses: number): number {
@@ -134,6 +134,7 @@ export async function collectStats(src: StatsSources): Promise<StatsSnapshot> {
       configured: src.replication !== undefined && replicationStatus !== undefined,
       peers: peersOf(replicationStatus),
       ...numberField(replicationStatus, 'refusedConnections'),
+      ...numberField(replicationStatus, 'droppedBeforeAuth'),
       ...numberField(replicationStatus, 'clampedRecords'),
       ...(replicationStatus !== undefined ? { status: replicationStatus } : {}),
     },

@@ -92,6 +92,14 @@ s('status is a table with each peer, connected or not, its lag and last error', 
   assert.match(out, /^mx2\s+192\.0\.2\.2:7410\s+yes\s+yes\s+0\s+0\.0\s+30s ago\s+-$/m);
   assert.match(out, /^mx3\s+192\.0\.2\.3:7410\s+no\s+no\s+\?\s+\?\s+-\s+STORE_ERR_REPL_AUTH: wrong key \(3s ago\)$/m);
   assert.match(out, /^refused inbound connections since start: 2 \(the last 7s ago: mx3 from 192\.0\.2\.3: STORE_ERR_REPL_DUPLICATE_NAME: another node is already connected as "mx3"\)$/m);
+  assert.not.match(out, /dropped before authentication/, 'no line for drops when there were none');
+  const withChecks = formatReplicationStatus(
+    { ...status, refusedConnections: 12, droppedBeforeAuth: 10, lastDropped: { text: 'no identity from 192.0.2.9: STORE_ERR_REPL_PROTOCOL: socket hang up', atMs: now - 2000 } },
+    { kind: 'daemon' },
+    now,
+  );
+  assert.match(withChecks, /^refused inbound connections since start: 2 \(the last 7s ago: mx3 from 192\.0\.2\.3: STORE_ERR_REPL_DUPLICATE_NAME/m, 'port checks do not hide the last refused node');
+  assert.match(withChecks, /^inbound connections dropped before authentication \(not TLS-PSK: port checks, scanners\): 10 \(the last 2s ago: no identity from 192\.0\.2\.9: STORE_ERR_REPL_PROTOCOL: socket hang up\)$/m);
   assert.not.match(out, /clock/, 'a peer 1.2 s off is no warning');
   assert.match(formatReplicationStatus({ ...status, storeProblem: 'STORE_ERR_OPEN: damaged' }, { kind: 'daemon' }, now), /^WARNING: this node's greylist store is not open \(STORE_ERR_OPEN: damaged\): nothing is replicated until it is$/m);
   // An open store that fails (a full disk): said here too, not only at the peer that cannot push to it.

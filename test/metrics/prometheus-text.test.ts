@@ -40,7 +40,7 @@ s('renders the required series in valid exposition format', async () => {
 
 s('replication: every per-peer figure of `replication status` and the node-wide refusals are series too', async () => {
   const status = {
-    refusedConnections: 3, clampedRecords: 1,
+    refusedConnections: 3, droppedBeforeAuth: 2, clampedRecords: 1,
     peers: [
       { name: 'mx2', connected: true, inbound: true, lagRecords: 0, lagSec: 0, sentEntries: 120, receivedEntries: 80, repairedRecords: 5, lastDigestAtMs: 1_700_000_000_500 },
       { name: 'mx3', connected: false, inbound: false, lagRecords: 7, lagSec: 30, sentEntries: 0, receivedEntries: 0, repairedRecords: 0, lastDigestAtMs: null },
@@ -57,6 +57,7 @@ s('replication: every per-peer figure of `replication status` and the node-wide 
   // No digest round yet: no sample rather than a misleading 0 (1970).
   assert.is(m.get('mxsentry_replication_last_digest_timestamp_seconds{peer="mx3"}'), undefined);
   assert.is(m.get('mxsentry_replication_refused_connections_total'), 3);
+  assert.is(m.get('mxsentry_replication_dropped_connections_total'), 2, 'port checks among them');
   assert.is(m.get('mxsentry_replication_clamped_records_total'), 1);
 });
 

@@ -99,13 +99,27 @@ export function notAtPeerAddress(name: string, dialled: { nodeId: string; addres
   return duplicateName(name, `the node at ${dialled.address} (the address of "${name}") has store id ${dialled.nodeId}, ${other}`);
 }
 
-/** Inbound connections refused since start, and the last one: who, from where, why and when. */
+/**
+ * Inbound connections refused since start, and the last one: who, from where, why and when. A
+ * connection dropped before authentication (no TLS-PSK client: a monitoring check of the port, a
+ * scanner) counts too, but is kept apart as `lastDropped`, so that such checks every minute do not
+ * hide the last refusal of a node that spoke TLS-PSK (a wrong key, a missing peer line).
+ */
 export class InboundRefusals {
   count = 0;
+  /** Of `count`, those dropped before authentication. */
+  dropped = 0;
   last: { text: string; atMs: number } | null = null;
+  lastDropped: { text: string; atMs: number } | null = null;
 
-  note(code: string, identity: string | null, remote: string | null, message: string, atMs: number): void {
+  note(code: string, identity: string | null, remote: string | null, message: string, atMs: number, beforeAuth = false): void {
     this.count++;
-    this.last = { text: `${identity || 'no identity'} from ${remote ?? 'an unknown address'}: ${code}: ${message}`, atMs };
+    const entry = { text: `${identity || 'no identity'} from ${remote ?? 'an unknown address'}: ${code}: ${message}`, atMs };
+    if (beforeAuth) {
+      this.dropped++;
+      this.lastDropped = entry;
+    } else {
+      this.last = entry;
+    }
   }
 }

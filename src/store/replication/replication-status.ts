@@ -66,10 +66,17 @@ export interface ReplicationStatus {
   /** Highest sequence in this node's log. */
   lastSeq: number;
   peers: PeerStatus[];
-  /** Inbound connections refused (failed authentication, bad HELLO) since start. */
+  /** Inbound connections refused (failed authentication, bad HELLO, dropped before authentication) since start. */
   refusedConnections: number;
-  /** The last of them: who (TLS-PSK identity) from where, why; absent in the files of older versions. */
+  /**
+   * The last of them from a TLS-PSK client (failed authentication, or refused after it): who (its
+   * identity) from where, why; absent in the files of older versions.
+   */
   lastRefused?: { text: string; atMs: number } | null;
+  /** Of refusedConnections, those dropped before authentication (port checks, scanners, not TLS-PSK); absent in older files. */
+  droppedBeforeAuth?: number;
+  /** The last of those. */
+  lastDropped?: { text: string; atMs: number } | null;
   /** Incoming records whose times lay too far in the future and were clamped, since start. */
   clampedRecords: number;
   /** Why this node's greylist store is not open, when it is not: replication waits for it. */

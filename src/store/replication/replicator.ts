@@ -202,7 +202,7 @@ export class Replicator {
       // Node closes no failed or timed-out handshake's socket: 64 silent ones held every slot.
       socket.destroy();
       const e = classifySocketError(err, 'inbound replication handshake');
-      this.refusals.note(e.code, identityOf(socket) ?? null, socket.remoteAddress ?? null, e.message, this.opts.clock.nowMs());
+      this.refusals.note(e.code, identityOf(socket) ?? null, socket.remoteAddress ?? null, e.message, this.opts.clock.nowMs(), e.code !== ReplicationErrorCode.AUTH);
       const fields = { code: e.code, identity: identityOf(socket) ?? null, remote: socket.remoteAddress ?? null, err: describeError(err) };
       if (e.code === ReplicationErrorCode.AUTH) {
         this.refusedLog.log('warn', fields, 'replication connection refused: TLS-PSK authentication failed (the client holds another replication-key)');
@@ -379,6 +379,8 @@ export class Replicator {
       peers,
       refusedConnections: this.refusals.count,
       lastRefused: this.refusals.last,
+      droppedBeforeAuth: this.refusals.dropped,
+      lastDropped: this.refusals.lastDropped,
       clampedRecords: this.clamped,
       atMs: now,
       ...(store ? {} : { storeProblem: this.opts.storeProblem?.() ?? 'not open yet' }),

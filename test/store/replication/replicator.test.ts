@@ -896,6 +896,45 @@ s('a connection that fails or never finishes the TLS handshake is closed, so it 
   }
 });
 
+s('port checks after a wrong-key refusal are counted apart and do not hide it as the last refusal', async () => {
+  const ports = [await freeLoopbackPort(), await freeLoopbackPort()];
+  const a = await startNode({ name: 'a', port: ports[0]!, peers: [] });
+  const evil = await startNode({ name: 'evil', port: ports[1]!, peers: [peer('a', ports[0]!)], psk: OTHER_KEY });
+  let evilRunning = true;
+  try {
+    await waitFor('the wrong key refused', async () => ((await a.repl.status()).lastRefused?.text ?? '').includes(ReplicationErrorCode.AUTH));
+    await stopNode(evil);
+    evilRunning = false;
+    // A handshake of evil's that was in flight when it stopped may still be counted: wait until the
+    // counts stay the same for 300 ms (bounded).
+    let before = await a.repl.status();
+    for (let i = 0; i < 20; i++) {
+      await new Promise((r) => setTimeout(r, 300));
+      const now = await a.repl.status();
+      if (now.refusedConnections === before.refusedConnections) break;
+      before = now;
+    }
+    // Three monitoring checks of the port: connect, then close without a byte.
+    for (let i = 0; i < 3; i++) {
+      const probe = net.connect({ host: '127.0.0.1', port: ports[0]! });
+      probe.on('error', () => undefined);
+      await new Promise<void>((resolve) => probe.once('connect', () => resolve()));
+      probe.end();
+      await new Promise<void>((resolve) => probe.once('close', () => resolve()));
+    }
+    await waitFor('the checks counted', async () => ((await a.repl.status()).droppedBeforeAuth ?? 0) >= 3);
+    const after = await a.repl.status();
+    assert.is(after.refusedConnections, before.refusedConnections + 3, 'each check is still counted as refused');
+    assert.is(after.droppedBeforeAuth, (before.droppedBeforeAuth ?? 0) + 3);
+    assert.ok((after.lastRefused?.text ?? '').includes(`from 127.0.0.1: ${ReplicationErrorCode.AUTH}`), `the wrong key is still the last refusal: ${after.lastRefused?.text}`);
+    assert.ok(after.lastDropped && after.lastDropped.atMs >= (after.lastRefused?.atMs ?? 0), 'the last check is kept apart');
+    assert.not.match(after.lastDropped.text, new RegExp(ReplicationErrorCode.AUTH));
+  } finally {
+    if (evilRunning) await stopNode(evil);
+    await stopNode(a);
+  }
+});
+
 s('a node whose store is not open tells its peers why, and its own status says so', async () => {
   const ports = [await freeLoopbackPort(), await freeLoopbackPort()];
   const a = await startNode({ name: 'a', port: ports[0]!, peers: [peer('b', ports[1]!)] });
