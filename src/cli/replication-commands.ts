@@ -196,14 +196,14 @@ export function formatReplicationStatus(s: ReplicationStatus, source: StatusSour
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const fmt = (r: string[]): string => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ');
   lines.push(fmt(header), ...rows.map(fmt));
-  if (s.refusedConnections > 0) {
-    const dropped = s.droppedBeforeAuth ?? 0;
+  const dropped = s.droppedBeforeAuth ?? 0;
+  if (s.refusedConnections - dropped > 0) {
     const last = s.lastRefused ? ` (the last ${fmtAge(s.lastRefused.atMs, nowMs)}: ${s.lastRefused.text})` : '';
     lines.push(`refused inbound connections since start: ${s.refusedConnections - dropped}${last}`);
-    if (dropped > 0) {
-      const lastDrop = s.lastDropped ? ` (the last ${fmtAge(s.lastDropped.atMs, nowMs)}: ${s.lastDropped.text})` : '';
-      lines.push(`inbound connections dropped before authentication (not TLS-PSK: port checks, scanners): ${dropped}${lastDrop}`);
-    }
+  }
+  if (dropped > 0) {
+    const last = s.lastDropped ? ` (the last ${fmtAge(s.lastDropped.atMs, nowMs)}: ${s.lastDropped.text})` : '';
+    lines.push(`inbound connections dropped before authentication (not TLS-PSK: port checks, scanners): ${dropped}${last}`);
   }
   if (s.storeProblem) lines.push(`WARNING: this node's greylist store is not open (${s.storeProblem}): nothing is replicated until it is`);
   if (s.storeFailure) lines.push(`WARNING: this node's greylist store is failing (${s.storeFailure}): peers' records are not merged until it recovers`);

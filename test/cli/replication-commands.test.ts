@@ -99,6 +99,9 @@ s('status is a table with each peer, connected or not, its lag and last error', 
     now,
   );
   assert.match(withChecks, /^refused inbound connections since start: 2 \(the last 7s ago: mx3 from 192\.0\.2\.3: STORE_ERR_REPL_DUPLICATE_NAME/m, 'port checks do not hide the last refused node');
+  const onlyChecks = formatReplicationStatus({ ...status, refusedConnections: 4, droppedBeforeAuth: 4, lastRefused: null }, { kind: 'daemon' }, now);
+  assert.not.match(onlyChecks, /^refused inbound connections/m, 'no refused line of 0 when every refusal was a port check');
+  assert.match(onlyChecks, /^inbound connections dropped before authentication \(not TLS-PSK: port checks, scanners\): 4$/m);
   assert.match(withChecks, /^inbound connections dropped before authentication \(not TLS-PSK: port checks, scanners\): 10 \(the last 2s ago: no identity from 192\.0\.2\.9: STORE_ERR_REPL_PROTOCOL: socket hang up\)$/m);
   assert.not.match(out, /clock/, 'a peer 1.2 s off is no warning');
   assert.match(formatReplicationStatus({ ...status, storeProblem: 'STORE_ERR_OPEN: damaged' }, { kind: 'daemon' }, now), /^WARNING: this node's greylist store is not open \(STORE_ERR_OPEN: damaged\): nothing is replicated until it is$/m);
