@@ -791,17 +791,21 @@ faults('FORMERR with an OPT to an EDNS query also falls back (as Unbound): the a
   assert.ok(hx.counting.log.some((q) => !q.edns && q.name === 'www.example.com.'));
 });
 
+/** Once example.com's servers behave normally again, the next name is asked of them with EDNS. */
+async function askedWithEdnsOnceNormal(h: Harness): Promise<void> {
+  for (const a of ['127.53.2.1', '127.53.2.2']) await h.h.server(a).setBehaviour('normal');
+  const before = h.counting.log.length;
+  assert.equal(A(await h.stack.resolver.resolve('mail.example.com', 'A')), ['192.0.2.25']);
+  const later = h.counting.log.slice(before).filter((q) => q.name === 'mail.example.com.');
+  assert.ok(later.length > 0 && later.every((q) => q.edns), 'asked with EDNS');
+}
 faults('a server that answers FORMERR without EDNS too is not marked as one without EDNS: its next queries carry an OPT', async () => {
   hx = await startHarness();
   for (const a of ['127.53.2.1', '127.53.2.2']) await hx.h.server(a).setBehaviour('formerr');
   const r = await hx.stack.resolver.resolve('www.example.com', 'A');
   assert.is(r.rcode, Rcode.SERVFAIL);
   assert.ok(hx.counting.log.some((q) => !q.edns && q.name === 'www.example.com.'), 'the fallback was tried');
-  for (const a of ['127.53.2.1', '127.53.2.2']) await hx.h.server(a).setBehaviour('normal');
-  const before = hx.counting.log.length;
-  assert.equal(A(await hx.stack.resolver.resolve('mail.example.com', 'A')), ['192.0.2.25']);
-  const later = hx.counting.log.slice(before).filter((q) => q.name === 'mail.example.com.');
-  assert.ok(later.length > 0 && later.every((q) => q.edns), 'asked with EDNS');
+  await askedWithEdnsOnceNormal(hx);
 });
 
 faults('one FORMERR with an OPT from a server that answered EDNS queries does not take EDNS off it (as Unbound)', async () => {
@@ -811,11 +815,7 @@ faults('one FORMERR with an OPT from a server that answered EDNS queries does no
   const r = await hx.stack.resolver.resolve('www.example.com', 'AAAA');
   assert.is(r.rcode, Rcode.NOERROR, r.failure ?? '');
   assert.ok(hx.counting.log.some((q) => !q.edns && q.name === 'www.example.com.' && q.type === RRType.AAAA), 'that query was asked again without EDNS');
-  for (const a of ['127.53.2.1', '127.53.2.2']) await hx.h.server(a).setBehaviour('normal');
-  const before = hx.counting.log.length;
-  assert.equal(A(await hx.stack.resolver.resolve('mail.example.com', 'A')), ['192.0.2.25']);
-  const later = hx.counting.log.slice(before).filter((q) => q.name === 'mail.example.com.');
-  assert.ok(later.length > 0 && later.every((q) => q.edns), 'asked with EDNS');
+  await askedWithEdnsOnceNormal(hx);
 });
 
 faults('a server that answers only without EDNS is asked without EDNS from then on', async () => {
